@@ -1,0 +1,283 @@
+//! `gaia`: run the server, manage API keys, chat from the terminal, run the mock upstream.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use futures::StreamExt;
+use gaia_core::auth::{Authenticator, JwtKeys};
+use gaia_core::storage::Storage;
+use gaia_core::{cache, Config};
+use gaia_providers::mock::{Fault, MockConfig, MockUpstream};
+use gaia_server::AppState;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "gaia", version, about = "Gaia: an AI platform for games — server, keys, chat, mock LLM")]
+struct Cli {
+    /// Path to a gaia.toml (default: ./gaia.toml when present).
+    #[arg(long, global = true, env = "GAIA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (graceful shutdown on Ctrl-C / SIGTERM).
+    Serve {
+        /// Listen address (overrides server.bind).
+        #[arg(long)]
+        bind: Option<String>,
+    },
+    /// Run the database migrations and exit.
+    Migrate,
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Send a prompt to a running server and stream the answer.
+    Chat(ChatArgs),
+    /// Run the mock LLM upstream (OpenAI and Anthropic wire formats) for tests and demos.
+    MockLlm(MockArgs),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key for a user (created if missing); the key is printed once.
+    Create {
+        /// Owner's email.
+        #[arg(long)]
+        email: String,
+        /// A label for the key.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List keys (prefix, owner, created, last used, revoked).
+    List {
+        /// Only this user's keys.
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Revoke a key by id.
+    Revoke {
+        /// Key id (from `gaia keys list`).
+        id: String,
+    },
+}
+
+#[derive(Args)]
+struct ChatArgs {
+    /// The prompt.
+    prompt: String,
+    /// Model (`id` or `provider/id`).
+    #[arg(long)]
+    model: Option<String>,
+    /// Continue this conversation.
+    #[arg(long)]
+    conversation: Option<String>,
+    /// Server URL.
+    #[arg(long, env = "GAIA_URL", default_value = "http://127.0.0.1:8666")]
+    url: String,
+    /// API key (or a JWT).
+    #[arg(long, env = "GAIA_API_KEY", hide_env_values = true)]
+    api_key: String,
+}
+
+#[derive(Args)]
+struct MockArgs {
+    /// Listen address.
+    #[arg(long, default_value = "127.0.0.1:9100")]
+    bind: SocketAddr,
+    /// Delay before each streamed chunk, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    chunk_delay_ms: u64,
+    /// Number of chunks a reply is split into.
+    #[arg(long, default_value_t = 4)]
+    chunks: usize,
+    /// Fault for every request: disconnect, malformed, slow, or error-NNN.
+    #[arg(long)]
+    fault: Option<String>,
+    /// Require this API key.
+    #[arg(long, hide_env_values = true)]
+    require_key: Option<String>,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Serve { bind } => serve(cli.config, bind).await,
+        Command::Migrate => {
+            let cfg = load(cli.config)?;
+            let storage = Storage::connect(&cfg.database_url).await?;
+            storage.migrate().await?;
+            println!("migrations applied ({})", storage.backend().as_str());
+            Ok(())
+        }
+        Command::Keys { command } => keys(cli.config, command).await,
+        Command::Chat(args) => chat(args).await,
+        Command::MockLlm(args) => mock(args).await,
+    }
+}
+
+fn load(path: Option<PathBuf>) -> Result<Config> {
+    Config::load(path.as_deref()).context("invalid configuration")
+}
+
+async fn serve(path: Option<PathBuf>, bind: Option<String>) -> Result<()> {
+    let mut cfg = load(path)?;
+    if let Some(b) = bind {
+        cfg.server.bind = b;
+        cfg.validate()?;
+    }
+    let addr = cfg.server.bind.clone();
+    let state = AppState::from_config(cfg).await.context("cannot start")?;
+    if state.providers().is_empty() {
+        tracing::warn!("no LLM provider configured: chat answers 503 until OPENAI_API_KEY or ANTHROPIC_API_KEY is set");
+    }
+    let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    gaia_server::serve(listener, state, gaia_server::shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn keys(path: Option<PathBuf>, cmd: KeysCommand) -> Result<()> {
+    let cfg = load(path)?;
+    let storage = Storage::connect(&cfg.database_url).await?;
+    storage.migrate().await?;
+    match cmd {
+        KeysCommand::Create { email, name } => {
+            let user = match storage.get_user_by_email(&email).await? {
+                Some(u) => u,
+                None => storage.create_user(&email, None, None).await?,
+            };
+            let cache = cache::from_config(&cfg).await?;
+            let auth = Authenticator::new(storage, cache, JwtKeys::random(), Duration::from_secs(60));
+            let (rec, key) = auth.create_api_key(&user.id, name.as_deref()).await?;
+            eprintln!("created key {} for {} (shown once; store it now)", rec.id, user.email);
+            println!("{key}");
+        }
+        KeysCommand::List { email } => {
+            let user_id = match &email {
+                Some(e) => Some(storage.get_user_by_email(e).await?.with_context(|| format!("no user {e}"))?.id),
+                None => None,
+            };
+            let keys = storage.list_api_keys(user_id.as_deref()).await?;
+            println!("{:<36}  {:<12}  {:<20}  {:<20}  {:<20}  name", "id", "prefix", "created", "last used", "revoked");
+            for k in keys {
+                let t = |d: Option<chrono::DateTime<chrono::Utc>>| {
+                    d.map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".into())
+                };
+                println!(
+                    "{:<36}  {:<12}  {:<20}  {:<20}  {:<20}  {}",
+                    k.id,
+                    k.prefix,
+                    t(Some(k.created_at)),
+                    t(k.last_used_at),
+                    t(k.revoked_at),
+                    k.name.unwrap_or_default()
+                );
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            // Through the configured cache so a shared (Redis) cache forgets the key at once too.
+            let cache = cache::from_config(&cfg).await?;
+            let auth = Authenticator::new(storage, cache, JwtKeys::random(), Duration::from_secs(60));
+            match auth.revoke_api_key(&id).await? {
+                Some(_) => println!("revoked {id}"),
+                None => bail!("no API key with id {id}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn chat(args: ChatArgs) -> Result<()> {
+    use eventsource_stream::Eventsource;
+    let mut body = serde_json::json!({"message": args.prompt, "stream": true});
+    if let Some(m) = &args.model {
+        body["model"] = m.clone().into();
+    }
+    if let Some(c) = &args.conversation {
+        body["conversation_id"] = c.clone().into();
+    }
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v1/chat", args.url.trim_end_matches('/')))
+        .bearer_auth(&args.api_key)
+        .json(&body)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the server at {}", args.url))?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let v: serde_json::Value = resp.json().await.unwrap_or_default();
+        bail!("{status}: {}", v["detail"].as_str().unwrap_or("request failed"));
+    }
+    let mut events = resp.bytes_stream().eventsource();
+    let mut out = std::io::stdout();
+    let mut conversation = None;
+    while let Some(ev) = events.next().await {
+        let ev = ev.context("the answer stream broke")?;
+        if ev.data == "[DONE]" {
+            break;
+        }
+        let v: serde_json::Value = serde_json::from_str(&ev.data).unwrap_or_default();
+        if v["type"] == "metadata" {
+            conversation = v["conversation_id"].as_str().map(str::to_string);
+        } else if let Some(e) = v.get("error") {
+            writeln!(out)?;
+            bail!("the model failed mid-answer: {}", e["message"].as_str().unwrap_or("unknown error"));
+        } else if let Some(t) = v["choices"][0]["delta"]["content"].as_str() {
+            write!(out, "{t}")?;
+            out.flush()?;
+        }
+    }
+    writeln!(out)?;
+    if let Some(c) = conversation {
+        eprintln!("conversation: {c}");
+    }
+    Ok(())
+}
+
+async fn mock(args: MockArgs) -> Result<()> {
+    let fault = args.fault.as_deref().map(str::parse::<Fault>).transpose().map_err(anyhow::Error::msg)?;
+    let cfg = MockConfig {
+        chunk_delay: Duration::from_millis(args.chunk_delay_ms),
+        chunks: args.chunks.max(1),
+        fault,
+        require_key: args.require_key,
+    };
+    let handle =
+        MockUpstream::start(args.bind, cfg).await.with_context(|| format!("cannot listen on {}", args.bind))?;
+    println!(
+        "mock LLM upstream on {} (OpenAI base URL {}, Anthropic base URL {})",
+        handle.addr(),
+        handle.openai_base_url(),
+        handle.base_url()
+    );
+    gaia_server::shutdown_signal().await;
+    handle.shutdown().await;
+    Ok(())
+}

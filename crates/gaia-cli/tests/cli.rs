@@ -1,0 +1,148 @@
+//! The `gaia` binary end to end: help, keys against a temp SQLite database, mock + serve + chat.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn gaia() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_gaia"));
+    // A clean environment: no vendor keys or Gaia settings from the machine leak into the tests.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("GAIA_") || k.starts_with("OPENAI_") || k.starts_with("ANTHROPIC_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("RUST_LOG", "warn");
+    c
+}
+
+fn run(c: &mut Command) -> (bool, String, String) {
+    let o = c.output().unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_everywhere() {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["migrate", "--help"],
+        vec!["keys", "--help"],
+        vec!["keys", "create", "--help"],
+        vec!["keys", "list", "--help"],
+        vec!["keys", "revoke", "--help"],
+        vec!["chat", "--help"],
+        vec!["mock-llm", "--help"],
+    ] {
+        let (ok, out, err) = run(gaia().args(&args));
+        assert!(ok, "{args:?}: {err}");
+        assert!(out.contains("Usage"), "{args:?}: {out}");
+    }
+}
+
+#[test]
+fn keys_lifecycle_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let (ok, out, err) = run(gaia().env("GAIA_DATABASE_URL", &db).args([
+        "keys",
+        "create",
+        "--email",
+        "npc@example.com",
+        "--name",
+        "game",
+    ]));
+    assert!(ok, "{err}");
+    let key = out.trim();
+    assert!(key.starts_with("gaia_") && key.len() == 45, "{out}");
+    let (ok, out, _) = run(gaia().env("GAIA_DATABASE_URL", &db).args(["keys", "list", "--email", "npc@example.com"]));
+    assert!(ok);
+    assert!(out.contains(&key[..12]) && !out.contains(key), "lists the prefix, never the key: {out}");
+    let id = out.lines().nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let (ok, out, err) = run(gaia().env("GAIA_DATABASE_URL", &db).args(["keys", "revoke", &id]));
+    assert!(ok, "{err}");
+    assert!(out.contains("revoked"));
+    let (ok, _, err) = run(gaia().env("GAIA_DATABASE_URL", &db).args(["keys", "revoke", "no-such-id"]));
+    assert!(!ok && err.contains("no API key"), "{err}");
+    let (ok, out, _) = run(gaia().env("GAIA_DATABASE_URL", &db).arg("migrate"));
+    assert!(ok && out.contains("sqlite"));
+}
+
+#[test]
+fn invalid_config_is_a_clear_error() {
+    let (ok, _, err) = run(gaia().env("GAIA_SERVER__BIND", "nowhere").arg("migrate"));
+    assert!(!ok);
+    assert!(err.contains("server.bind"), "{err}");
+}
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for_port(port: u16) {
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listening on {port}");
+}
+
+#[test]
+fn mock_serve_and_chat_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("e2e.db").display());
+    let (mock_port, server_port) = (free_port(), free_port());
+    let mut m = gaia()
+        .args(["mock-llm", "--bind", &format!("127.0.0.1:{mock_port}"), "--chunks", "3"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let line = BufReader::new(m.stdout.take().unwrap()).lines().next().unwrap().unwrap();
+    assert!(line.contains(&format!("127.0.0.1:{mock_port}")), "{line}");
+    let _mock = Kill(m);
+    let _server = Kill(
+        gaia()
+            .env("GAIA_DATABASE_URL", &db)
+            .env("OPENAI_BASE_URL", format!("http://127.0.0.1:{mock_port}/v1"))
+            .env("OPENAI_API_KEY", "sk-mock")
+            .args(["serve", "--bind", &format!("127.0.0.1:{server_port}")])
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(server_port);
+    let (ok, key, err) = run(gaia().env("GAIA_DATABASE_URL", &db).args(["keys", "create", "--email", "p@example.com"]));
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(gaia().env("GAIA_API_KEY", key.trim()).args([
+        "chat",
+        "Where is the safe house?",
+        "--model",
+        "mock-gpt",
+        "--url",
+        &format!("http://127.0.0.1:{server_port}"),
+    ]));
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "Mock reply to: Where is the safe house?");
+    assert!(err.contains("conversation: "), "{err}");
+    // A bad key is a clear error, not a crash.
+    let (ok, _, err) = run(gaia().env("GAIA_API_KEY", "gaia_wrong").args([
+        "chat",
+        "hi",
+        "--url",
+        &format!("http://127.0.0.1:{server_port}"),
+    ]));
+    assert!(!ok && err.contains("401"), "{err}");
+}

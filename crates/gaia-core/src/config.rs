@@ -1,0 +1,388 @@
+//! Configuration: built-in defaults, overlaid by an optional `gaia.toml`, overlaid by environment variables.
+//!
+//! Environment variables: `GAIA_<KEY>` with `__` between nested keys (`GAIA_SERVER__BIND`,
+//! `GAIA_CACHE__CAPACITY`), plus the short forms `GAIA_BIND`, `GAIA_DATABASE_URL`, `GAIA_REDIS_URL`,
+//! `GAIA_JWT_SECRET`, and the vendors' own `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `ANTHROPIC_API_KEY`,
+//! `ANTHROPIC_BASE_URL`.
+
+use crate::error::{CoreError, Result};
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Value};
+use figment::{Figment, Profile};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::Path;
+
+/// The whole configuration.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// HTTP server settings.
+    pub server: ServerConfig,
+    /// Database URL: `sqlite://PATH` (default `sqlite://gaia.db`) or `postgres://…`.
+    pub database_url: String,
+    /// Redis URL; when set, the cache is shared through Redis.
+    pub redis_url: Option<String>,
+    /// HS256 secret for JWTs. When unset a random one is generated at start (tokens die with the process).
+    pub jwt_secret: Option<String>,
+    /// Lifetime of access tokens, in seconds.
+    pub jwt_ttl_secs: u64,
+    /// Lifetime of refresh tokens, in seconds.
+    pub refresh_ttl_secs: u64,
+    /// Cache settings.
+    pub cache: CacheConfig,
+    /// LLM providers.
+    pub providers: ProvidersConfig,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Listen address.
+    pub bind: String,
+    /// Largest accepted request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// Serve the web UI at `/`.
+    pub ui: bool,
+}
+
+/// Cache settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Most entries kept by the in-process cache.
+    pub capacity: u64,
+    /// Seconds a validated API key stays cached.
+    pub api_key_ttl_secs: u64,
+}
+
+/// Configured LLM providers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProvidersConfig {
+    /// OpenAI or any OpenAI-compatible server.
+    pub openai: Option<OpenAiSection>,
+    /// Anthropic.
+    pub anthropic: Option<AnthropicSection>,
+    /// Model used when a request names none.
+    pub default_model: Option<String>,
+}
+
+/// `[providers.openai]`.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpenAiSection {
+    /// API key (`OPENAI_API_KEY`).
+    pub api_key: Option<String>,
+    /// Base URL including `/v1` (`OPENAI_BASE_URL`).
+    pub base_url: String,
+    /// Models to offer; empty means discover them from `/models`.
+    pub models: Vec<String>,
+}
+
+/// `[providers.anthropic]`.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnthropicSection {
+    /// API key (`ANTHROPIC_API_KEY`).
+    pub api_key: Option<String>,
+    /// Base URL without `/v1` (`ANTHROPIC_BASE_URL`).
+    pub base_url: String,
+    /// Models to offer; empty means discover them from `/v1/models`.
+    pub models: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            database_url: "sqlite://gaia.db".to_string(),
+            redis_url: None,
+            jwt_secret: None,
+            jwt_ttl_secs: 3600,
+            refresh_ttl_secs: 30 * 24 * 3600,
+            cache: CacheConfig::default(),
+            providers: ProvidersConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { bind: "127.0.0.1:8666".to_string(), body_limit_bytes: 2 * 1024 * 1024, ui: true }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig { capacity: 10_000, api_key_ttl_secs: 60 }
+    }
+}
+
+impl Default for OpenAiSection {
+    fn default() -> Self {
+        OpenAiSection { api_key: None, base_url: "https://api.openai.com/v1".to_string(), models: Vec::new() }
+    }
+}
+
+impl Default for AnthropicSection {
+    fn default() -> Self {
+        AnthropicSection { api_key: None, base_url: "https://api.anthropic.com".to_string(), models: Vec::new() }
+    }
+}
+
+fn redact(s: &Option<String>) -> &'static str {
+    if s.is_some() {
+        "<redacted>"
+    } else {
+        "<unset>"
+    }
+}
+
+/// Hides the password part of a URL (`postgres://u:secret@h` → `postgres://u:***@h`).
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((creds, host)) = rest.rsplit_once('@') {
+            if let Some((user, _)) = creds.split_once(':') {
+                return format!("{scheme}://{user}:***@{host}");
+            }
+        }
+    }
+    url.to_string()
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("server", &self.server)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("jwt_secret", &redact(&self.jwt_secret))
+            .field("jwt_ttl_secs", &self.jwt_ttl_secs)
+            .field("refresh_ttl_secs", &self.refresh_ttl_secs)
+            .field("cache", &self.cache)
+            .field("providers", &self.providers)
+            .finish()
+    }
+}
+
+impl fmt::Debug for OpenAiSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenAiSection")
+            .field("api_key", &redact(&self.api_key))
+            .field("base_url", &self.base_url)
+            .field("models", &self.models)
+            .finish()
+    }
+}
+
+impl fmt::Debug for AnthropicSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AnthropicSection")
+            .field("api_key", &redact(&self.api_key))
+            .field("base_url", &self.base_url)
+            .field("models", &self.models)
+            .finish()
+    }
+}
+
+/// Short environment names and the nested key they set.
+const ALIASES: &[(&str, &str)] = &[
+    ("GAIA_BIND", "server.bind"),
+    ("OPENAI_API_KEY", "providers.openai.api_key"),
+    ("OPENAI_BASE_URL", "providers.openai.base_url"),
+    ("ANTHROPIC_API_KEY", "providers.anthropic.api_key"),
+    ("ANTHROPIC_BASE_URL", "providers.anthropic.base_url"),
+];
+
+/// Inserts `value` at the dotted `path` of `dict`, creating tables on the way.
+fn insert_path(dict: &mut Dict, path: &str, value: Value) {
+    let mut parts = path.split('.').peekable();
+    let mut cur = dict;
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            cur.insert(part.to_string(), value);
+            return;
+        }
+        let entry = cur.entry(part.to_string()).or_insert_with(|| Value::from(Dict::new()));
+        if !matches!(entry, Value::Dict(..)) {
+            *entry = Value::from(Dict::new());
+        }
+        match entry {
+            Value::Dict(_, d) => cur = d,
+            _ => return,
+        }
+    }
+}
+
+/// Turns environment variables into a nested dictionary of overrides.
+fn env_overrides(env: impl IntoIterator<Item = (String, String)>) -> Dict {
+    let mut dict = Dict::new();
+    let mut aliases = Vec::new();
+    for (key, value) in env {
+        if let Some((_, path)) = ALIASES.iter().find(|(k, _)| *k == key) {
+            aliases.push((path.to_string(), value));
+        } else if let Some(rest) = key.strip_prefix("GAIA_") {
+            if rest.is_empty() || rest.starts_with("TEST_") || rest == "REQUIRE_SERVICES" || rest == "API_KEY" {
+                continue; // test harness and client variables, not server configuration
+            }
+            let path = rest.to_ascii_lowercase().replace("__", ".");
+            // Values are parsed like TOML scalars (numbers, booleans), falling back to strings.
+            let parsed = value.parse::<Value>().unwrap_or_else(|_| Value::from(value.clone()));
+            let parsed = match parsed {
+                Value::String(..) | Value::Num(..) | Value::Bool(..) => parsed,
+                _ => Value::from(value),
+            };
+            insert_path(&mut dict, &path, parsed);
+        }
+    }
+    // Vendor variables apply on top of GAIA_* ones (they are the vendors' documented way).
+    for (path, value) in aliases {
+        insert_path(&mut dict, &path, Value::from(value));
+    }
+    dict
+}
+
+impl Config {
+    /// Loads the configuration from `path` (or `./gaia.toml` when `None` and present) and the process
+    /// environment.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        Self::load_from(path, std::env::vars())
+    }
+
+    /// Like [`Config::load`] but with an explicit environment (for tests).
+    pub fn load_from(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match path {
+            Some(p) => {
+                if !p.exists() {
+                    return Err(CoreError::Config(format!("config file {} does not exist", p.display())));
+                }
+                fig = fig.merge(Toml::file(p));
+            }
+            None => {
+                let p = Path::new("gaia.toml");
+                if p.exists() {
+                    fig = fig.merge(Toml::file(p));
+                }
+            }
+        }
+        fig = fig.merge(Serialized::from(env_overrides(env), Profile::Default));
+        let cfg: Config = fig.extract().map_err(|e| {
+            let key = e.path.join(".");
+            let msg = e.to_string();
+            if key.is_empty() {
+                CoreError::Config(msg)
+            } else {
+                CoreError::Config(format!("key `{key}`: {msg}"))
+            }
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<()> {
+        if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
+            return Err(CoreError::Config(format!(
+                "key `server.bind`: `{}` is not a socket address like 127.0.0.1:8666",
+                self.server.bind
+            )));
+        }
+        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres")) {
+            return Err(CoreError::Config(format!(
+                "key `database_url`: `{}` must start with sqlite:// or postgres://",
+                redact_url(&self.database_url)
+            )));
+        }
+        if let Some(r) = &self.redis_url {
+            if !(r.starts_with("redis://") || r.starts_with("rediss://")) {
+                return Err(CoreError::Config("key `redis_url`: must start with redis:// or rediss://".into()));
+            }
+        }
+        if let Some(s) = &self.jwt_secret {
+            if s.len() < 16 {
+                return Err(CoreError::Config("key `jwt_secret`: must be at least 16 characters".into()));
+            }
+        }
+        if self.server.body_limit_bytes == 0 {
+            return Err(CoreError::Config("key `server.body_limit_bytes`: must be greater than 0".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::load_from(None, env(&[])).unwrap();
+        assert_eq!(c.server.bind, "127.0.0.1:8666");
+        assert_eq!(c.database_url, "sqlite://gaia.db");
+        assert!(c.providers.openai.is_none());
+    }
+
+    #[test]
+    fn toml_then_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("gaia.toml");
+        std::fs::write(
+            &p,
+            "database_url = \"sqlite://x.db\"\n[server]\nbind = \"127.0.0.1:9000\"\n[providers.anthropic]\nmodels = [\"claude-x\"]\n",
+        )
+        .unwrap();
+        let c = Config::load_from(
+            Some(&p),
+            env(&[
+                ("GAIA_SERVER__BIND", "127.0.0.1:9001"),
+                ("GAIA_CACHE__CAPACITY", "5"),
+                ("ANTHROPIC_API_KEY", "sk-ant-secret"),
+                ("OPENAI_BASE_URL", "http://127.0.0.1:1/v1"),
+                ("GAIA_TEST_DATABASE_URL", "ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.database_url, "sqlite://x.db");
+        assert_eq!(c.server.bind, "127.0.0.1:9001");
+        assert_eq!(c.cache.capacity, 5);
+        let a = c.providers.anthropic.as_ref().unwrap();
+        assert_eq!(a.models, vec!["claude-x".to_string()]);
+        assert_eq!(a.api_key.as_deref(), Some("sk-ant-secret"));
+        assert_eq!(c.providers.openai.as_ref().unwrap().base_url, "http://127.0.0.1:1/v1");
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("sk-ant-secret"), "{dbg}");
+    }
+
+    #[test]
+    fn short_aliases() {
+        let c =
+            Config::load_from(None, env(&[("GAIA_BIND", "0.0.0.0:1"), ("GAIA_DATABASE_URL", "postgres://u:pw@h/db")]))
+                .unwrap();
+        assert_eq!(c.server.bind, "0.0.0.0:1");
+        assert!(!format!("{c:?}").contains("pw@"));
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let e = Config::load_from(None, env(&[("GAIA_SERVER__BODY_LIMIT_BYTES", "abc")])).unwrap_err();
+        assert!(e.to_string().contains("body_limit_bytes"), "{e}");
+        let e = Config::load_from(None, env(&[("GAIA_SERVER__BIND", "nowhere")])).unwrap_err();
+        assert!(e.to_string().contains("server.bind"), "{e}");
+        let e = Config::load_from(None, env(&[("GAIA_DATABASE_URL", "mysql://x")])).unwrap_err();
+        assert!(e.to_string().contains("database_url"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("gaia.toml");
+        std::fs::write(&p, "[server]\nbnid = \"x\"\n").unwrap();
+        let e = Config::load_from(Some(&p), env(&[])).unwrap_err();
+        assert!(e.to_string().contains("bnid"), "{e}");
+        let e = Config::load_from(Some(&dir.path().join("missing.toml")), env(&[])).unwrap_err();
+        assert!(e.to_string().contains("does not exist"), "{e}");
+    }
+}

@@ -1,0 +1,150 @@
+//! Users.
+
+use super::{from_ms, new_id, now_ms, Storage};
+use crate::error::{CoreError, Result};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+/// A user account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    /// Id (UUID text, or the `sub` of an external JWT).
+    pub id: String,
+    /// Email, lowercased.
+    pub email: String,
+    /// Name shown in the UI.
+    pub display_name: Option<String>,
+    /// argon2 hash; `None` for users without a local password.
+    #[serde(skip)]
+    pub password_hash: Option<String>,
+    /// Administrator flag.
+    pub is_admin: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+const COLS: &str = "id, email, display_name, password_hash, is_admin, created_at";
+
+fn row_to_user(r: &AnyRow) -> Result<User> {
+    Ok(User {
+        id: r.try_get("id")?,
+        email: r.try_get("email")?,
+        display_name: r.try_get("display_name")?,
+        password_hash: r.try_get("password_hash")?,
+        is_admin: r.try_get::<i64, _>("is_admin")? != 0,
+        created_at: from_ms(r.try_get("created_at")?),
+    })
+}
+
+fn normalise_email(email: &str) -> Result<String> {
+    let e = email.trim().to_lowercase();
+    if e.is_empty() || e.len() > 320 || !e.contains('@') || e.chars().any(char::is_whitespace) {
+        return Err(CoreError::InvalidInput(format!("`{email}` is not a valid email address")));
+    }
+    Ok(e)
+}
+
+impl Storage {
+    /// Creates a user; `Conflict` when the email is taken.
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password_hash: Option<&str>,
+        display_name: Option<&str>,
+    ) -> Result<User> {
+        let email = normalise_email(email)?;
+        let id = new_id();
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO users (id, email, display_name, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4, 0, $5)",
+        )
+        .bind(&id)
+        .bind(&email)
+        .bind(display_name)
+        .bind(password_hash)
+        .bind(now)
+        .execute(self.pool())
+        .await
+        .map_err(|e| match CoreError::from(e) {
+            CoreError::Conflict(_) => CoreError::Conflict(format!("a user with email {email} already exists")),
+            other => other,
+        })?;
+        Ok(User {
+            id,
+            email,
+            display_name: display_name.map(str::to_string),
+            password_hash: password_hash.map(str::to_string),
+            is_admin: false,
+            created_at: from_ms(now),
+        })
+    }
+
+    /// The user with this id, if any.
+    pub async fn get_user(&self, id: &str) -> Result<Option<User>> {
+        let row = sqlx::query(&format!("SELECT {COLS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(row_to_user).transpose()
+    }
+
+    /// The user with this email (case-insensitive), if any.
+    pub async fn get_user_by_email(&self, email: &str) -> Result<Option<User>> {
+        let row = sqlx::query(&format!("SELECT {COLS} FROM users WHERE email = $1"))
+            .bind(email.trim().to_lowercase())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(row_to_user).transpose()
+    }
+
+    /// The user with this id, created (with `email`, or `<id>@external` when none) if missing.
+    /// Used for external (Supabase-style) JWTs whose subject is not a local user yet.
+    pub async fn ensure_user(&self, id: &str, email: Option<&str>) -> Result<User> {
+        if let Some(u) = self.get_user(id).await? {
+            return Ok(u);
+        }
+        if id.is_empty() || id.len() > 255 {
+            return Err(CoreError::InvalidInput("user id must be 1 to 255 characters".into()));
+        }
+        let email = match email.map(normalise_email) {
+            Some(Ok(e)) => e,
+            _ => format!("{id}@external.invalid").to_lowercase(),
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO users (id, email, display_name, password_hash, is_admin, created_at) VALUES ($1, $2, NULL, NULL, 0, $3)",
+        )
+        .bind(id)
+        .bind(&email)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await;
+        match inserted.map_err(CoreError::from) {
+            Ok(_) | Err(CoreError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.get_user(id)
+            .await?
+            .ok_or_else(|| CoreError::Conflict(format!("email {email} already belongs to another user")))
+    }
+
+    /// Number of users.
+    pub async fn count_users(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM users").fetch_one(self.pool()).await?;
+        Ok(row.try_get::<i64, _>("n")?)
+    }
+
+    /// Sets or clears the administrator flag.
+    pub async fn set_admin(&self, id: &str, admin: bool) -> Result<()> {
+        let r = sqlx::query("UPDATE users SET is_admin = $1 WHERE id = $2")
+            .bind(i64::from(admin))
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(CoreError::NotFound(format!("user {id}")));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,704 @@
+//! A mock LLM upstream speaking OpenAI's and Anthropic's exact wire formats, for tests, benchmarks and
+//! local development (`gaia mock-llm`). It is only ever used when a provider's base URL points at it.
+//!
+//! Routes: `POST /v1/chat/completions` (OpenAI, streaming with `stream_options.include_usage`),
+//! `POST /v1/messages` (Anthropic, streaming events), `GET /v1/models` (OpenAI's list shape, or
+//! Anthropic's when the request carries `anthropic-version`).
+//!
+//! Behaviour, all deterministic:
+//! - The reply text is `Mock reply to: <text of the last user message>` (or `Mock reply.` when there is
+//!   none), streamed in [`MockConfig::chunks`] pieces with [`MockConfig::chunk_delay`] before each.
+//! - When the last message is a tool result the reply is `Tool result received: <result text>`.
+//! - When the request offers tools and the last user message contains `call tool NAME` (NAME one of the
+//!   offered tools), the answer is a call of NAME with arguments `{"query": "<rest of the message>"}`,
+//!   finish reason `tool_calls` / `tool_use`. Several `call tool` phrases give several parallel calls.
+//! - Usage: input tokens = words in all messages (at least 1); output tokens = words in the reply.
+//! - Faults by model name (or for every request through [`MockConfig::fault`]): `mock-error-401`,
+//!   `mock-error-429` (with `retry-after: 1`), `mock-error-500`, `mock-error-503` (any `mock-error-NNN`
+//!   works) answer that status with the vendor's error body; `mock-disconnect` cuts the connection after
+//!   half of the content; `mock-malformed` sends an event that is not JSON; `mock-slow` waits 30 s
+//!   before answering.
+//! - With [`MockConfig::require_key`] a missing or wrong key (`Authorization: Bearer` for OpenAI,
+//!   `x-api-key` for Anthropic) gets a 401 in the vendor's error shape.
+
+// Handlers return early with a ready `Response` as the error value, the usual axum idiom.
+#![allow(clippy::result_large_err)]
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use futures::Stream;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// How long `mock-slow` waits before answering.
+pub const SLOW_DELAY: Duration = Duration::from_secs(30);
+
+/// A fault to inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Answer with this HTTP status and the vendor's error body.
+    Status(u16),
+    /// Cut the connection after half of the content.
+    Disconnect,
+    /// Send an event that is not valid JSON.
+    Malformed,
+    /// Wait [`SLOW_DELAY`] before answering.
+    Slow,
+}
+
+impl FromStr for Fault {
+    type Err = String;
+    /// Parses `disconnect`, `malformed`, `slow`, `error-NNN` or `NNN` (also with a `mock-` prefix).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim().trim_start_matches("mock-");
+        match s {
+            "disconnect" => Ok(Fault::Disconnect),
+            "malformed" => Ok(Fault::Malformed),
+            "slow" => Ok(Fault::Slow),
+            other => {
+                let code = other.trim_start_matches("error-");
+                match code.parse::<u16>() {
+                    Ok(c) if (400..600).contains(&c) => Ok(Fault::Status(c)),
+                    _ => Err(format!(
+                        "unknown fault `{s}`: use disconnect, malformed, slow or error-NNN (an HTTP status 400-599)"
+                    )),
+                }
+            }
+        }
+    }
+}
+
+/// Mock settings.
+#[derive(Debug, Clone)]
+pub struct MockConfig {
+    /// Delay before each content chunk of a streamed answer.
+    pub chunk_delay: Duration,
+    /// Number of content chunks a reply is split into.
+    pub chunks: usize,
+    /// A fault applied to every request (model-name faults still apply too).
+    pub fault: Option<Fault>,
+    /// Key clients must present.
+    pub require_key: Option<String>,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        MockConfig { chunk_delay: Duration::ZERO, chunks: 4, fault: None, require_key: None }
+    }
+}
+
+struct MockState {
+    cfg: MockConfig,
+    counter: AtomicU64,
+    last: Mutex<Option<Value>>,
+}
+
+/// The mock server.
+pub struct MockUpstream;
+
+/// A running mock; stops when dropped or on [`MockHandle::shutdown`].
+pub struct MockHandle {
+    addr: SocketAddr,
+    state: Arc<MockState>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl MockUpstream {
+    /// Binds `bind` (use port 0 for any free port) and serves in a background task.
+    pub async fn start(bind: SocketAddr, cfg: MockConfig) -> std::io::Result<MockHandle> {
+        let listener = tokio::net::TcpListener::bind(bind).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(MockState { cfg, counter: AtomicU64::new(0), last: Mutex::new(None) });
+        let app = router(state.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Ok(MockHandle { addr, state, stop: Some(tx), task: Some(task) })
+    }
+}
+
+impl MockHandle {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    /// `http://ADDR` (Anthropic base URL).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+    /// `http://ADDR/v1` (OpenAI base URL).
+    pub fn openai_base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+    /// Number of chat requests received.
+    pub fn requests(&self) -> u64 {
+        self.state.counter.load(Ordering::Relaxed)
+    }
+    /// The JSON body of the last chat request.
+    pub fn last_request(&self) -> Option<Value> {
+        self.state.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    /// Stops the server and waits for it to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+    /// Waits until the server stops (for the `gaia mock-llm` command).
+    pub async fn wait(mut self) {
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for MockHandle {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn router(state: Arc<MockState>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(openai_chat))
+        .route("/v1/messages", post(anthropic_messages))
+        .route("/v1/models", get(models))
+        .with_state(state)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Vendor {
+    OpenAi,
+    Anthropic,
+}
+
+fn error_response(vendor: Vendor, status: u16, message: &str) -> Response {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = match vendor {
+        Vendor::OpenAi => {
+            let kind = match status {
+                401 => "invalid_request_error",
+                429 => "rate_limit_exceeded",
+                400..=499 => "invalid_request_error",
+                _ => "server_error",
+            };
+            json!({"error": {"message": message, "type": kind, "param": null, "code": null}})
+        }
+        Vendor::Anthropic => {
+            let kind = match status {
+                401 => "authentication_error",
+                403 => "permission_error",
+                404 => "not_found_error",
+                429 => "rate_limit_error",
+                529 => "overloaded_error",
+                400..=499 => "invalid_request_error",
+                _ => "api_error",
+            };
+            json!({"type": "error", "error": {"type": kind, "message": message}})
+        }
+    };
+    let mut resp = (code, axum::Json(body)).into_response();
+    if status == 429 {
+        resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+fn authorised(state: &MockState, vendor: Vendor, headers: &HeaderMap) -> bool {
+    let Some(want) = &state.cfg.require_key else { return true };
+    let got = match vendor {
+        Vendor::OpenAi => headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_string),
+        Vendor::Anthropic => headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::to_string),
+    };
+    got.as_deref() == Some(want.as_str())
+}
+
+async fn models(State(state): State<Arc<MockState>>, headers: HeaderMap) -> Response {
+    let vendor = if headers.contains_key("anthropic-version") { Vendor::Anthropic } else { Vendor::OpenAi };
+    let ok = authorised(&state, vendor, &headers)
+        || (vendor == Vendor::OpenAi && authorised(&state, Vendor::Anthropic, &headers));
+    if !ok {
+        return error_response(vendor, 401, "invalid x-api-key / Authorization");
+    }
+    let ids = ["mock-gpt", "mock-claude"];
+    let body = match vendor {
+        Vendor::OpenAi => json!({
+            "object": "list",
+            "data": ids.iter().map(|id| json!({"id": id, "object": "model", "created": 1700000000, "owned_by": "gaia-mock"})).collect::<Vec<_>>()
+        }),
+        Vendor::Anthropic => json!({
+            "data": ids.iter().map(|id| json!({"type": "model", "id": id, "display_name": id, "created_at": "2024-01-01T00:00:00Z"})).collect::<Vec<_>>(),
+            "has_more": false, "first_id": ids[0], "last_id": ids[ids.len() - 1]
+        }),
+    };
+    axum::Json(body).into_response()
+}
+
+/// What the mock will answer.
+struct Plan {
+    text: String,
+    tool_calls: Vec<(String, String)>,
+    input_tokens: u64,
+    output_tokens: u64,
+}
+
+fn words(s: &str) -> u64 {
+    s.split_whitespace().count() as u64
+}
+
+/// Text of an OpenAI or Anthropic `content` (string, or array of text / tool_result parts).
+fn content_text(c: &Value) -> String {
+    match c {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .map(|p| match p.get("type").and_then(Value::as_str) {
+                Some("text") => p.get("text").and_then(Value::as_str).unwrap_or_default().to_string(),
+                Some("tool_result") => p.get("content").map(content_text).unwrap_or_default(),
+                _ => String::new(),
+            })
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    }
+}
+
+fn is_tool_result(vendor: Vendor, m: &Value) -> bool {
+    match vendor {
+        Vendor::OpenAi => m.get("role").and_then(Value::as_str) == Some("tool"),
+        Vendor::Anthropic => m
+            .get("content")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|p| p.get("type").and_then(Value::as_str) == Some("tool_result"))),
+    }
+}
+
+fn plan(vendor: Vendor, body: &Value) -> Plan {
+    let messages = body.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut input = body.get("system").map(|s| words(&content_text(s))).unwrap_or(0);
+    for m in &messages {
+        input += words(&m.get("content").map(content_text).unwrap_or_default());
+    }
+    let tools: Vec<String> = body
+        .get("tools")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.pointer("/function/name").or_else(|| t.get("name")).and_then(Value::as_str))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let last = messages.last();
+    let mut tool_calls = Vec::new();
+    let text = match last {
+        Some(m) if is_tool_result(vendor, m) => {
+            format!("Tool result received: {}", m.get("content").map(content_text).unwrap_or_default())
+        }
+        _ => {
+            let user = messages
+                .iter()
+                .rev()
+                .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+                .and_then(|m| m.get("content"))
+                .map(content_text);
+            if let Some(u) = &user {
+                for (i, part) in u.split("call tool ").enumerate().skip(1) {
+                    let mut it = part.splitn(2, char::is_whitespace);
+                    let name = it
+                        .next()
+                        .unwrap_or_default()
+                        .trim_matches(|c: char| !c.is_alphanumeric() && c != '_' && c != '-');
+                    let rest = it.next().unwrap_or_default().trim();
+                    let rest = rest.split("call tool ").next().unwrap_or_default().trim();
+                    if tools.iter().any(|t| t == name) {
+                        let _ = i;
+                        tool_calls.push((name.to_string(), json!({"query": rest}).to_string()));
+                    }
+                }
+            }
+            match user {
+                Some(u) => format!("Mock reply to: {u}"),
+                None => "Mock reply.".to_string(),
+            }
+        }
+    };
+    let output =
+        if tool_calls.is_empty() { words(&text) } else { tool_calls.iter().map(|(_, a)| words(a)).sum::<u64>().max(1) };
+    Plan { text, tool_calls, input_tokens: input.max(1), output_tokens: output.max(1) }
+}
+
+/// Splits `text` into at most `n` pieces on char boundaries.
+fn split_chunks(text: &str, n: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let n = n.max(1).min(chars.len().max(1));
+    let size = chars.len().div_ceil(n).max(1);
+    chars.chunks(size).map(|c| c.iter().collect()).collect()
+}
+
+fn parse_request(vendor: Vendor, body: &Bytes) -> Result<Value, Response> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| error_response(vendor, 400, &format!("request body is not valid JSON: {e}")))?;
+    if !v.get("messages").is_some_and(Value::is_array) {
+        return Err(error_response(vendor, 400, "`messages` is required and must be an array"));
+    }
+    if !v.get("model").is_some_and(Value::is_string) {
+        return Err(error_response(vendor, 400, "`model` is required"));
+    }
+    if vendor == Vendor::Anthropic && !v.get("max_tokens").is_some_and(Value::is_u64) {
+        return Err(error_response(vendor, 400, "max_tokens: Field required"));
+    }
+    Ok(v)
+}
+
+/// One frame of a streamed answer, and whether it is content (delayed, counted for disconnects).
+struct Frame {
+    data: String,
+    content: bool,
+}
+
+fn sse_response(frames: Vec<Frame>, delay: Duration, fault: Option<Fault>) -> Response {
+    let body = frame_stream(frames, delay, fault);
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+fn frame_stream(
+    frames: Vec<Frame>,
+    delay: Duration,
+    fault: Option<Fault>,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    let content_total = frames.iter().filter(|f| f.content).count();
+    let cut_after = (content_total / 2).max(1);
+    async_stream::stream! {
+        let mut sent_content = 0;
+        for f in frames {
+            if f.content {
+                if fault == Some(Fault::Disconnect) && sent_content >= cut_after {
+                    // Let the server flush what was sent, so the client sees a cut mid-stream.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    yield Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "mock disconnect"));
+                    return;
+                }
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                sent_content += 1;
+            }
+            yield Ok(Bytes::from(f.data));
+            if f.content && fault == Some(Fault::Malformed) && sent_content == 1 {
+                yield Ok(Bytes::from_static(b"data: {\"this is\": not json\n\n"));
+            }
+        }
+    }
+}
+
+fn fault_for(state: &MockState, model: &str) -> Option<Fault> {
+    if model.starts_with("mock-") {
+        if let Ok(f) = Fault::from_str(model) {
+            return Some(f);
+        }
+    }
+    state.cfg.fault
+}
+
+/// Runs the checks shared by both chat routes; `Ok` carries the parsed body and fault.
+async fn prepare(
+    state: &MockState,
+    vendor: Vendor,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(Value, Option<Fault>, u64), Response> {
+    let n = state.counter.fetch_add(1, Ordering::Relaxed) + 1;
+    if !authorised(state, vendor, headers) {
+        return Err(error_response(vendor, 401, "invalid API key"));
+    }
+    let v = parse_request(vendor, body)?;
+    *state.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(v.clone());
+    let fault = fault_for(state, v["model"].as_str().unwrap_or_default());
+    if fault == Some(Fault::Slow) {
+        tokio::time::sleep(SLOW_DELAY).await;
+    }
+    if let Some(Fault::Status(code)) = fault {
+        return Err(error_response(vendor, code, &format!("mock error {code}")));
+    }
+    Ok((v, fault, n))
+}
+
+fn broken_body(fault: Option<Fault>, full: String) -> Option<Response> {
+    match fault {
+        Some(Fault::Malformed) => Some(
+            Response::builder()
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from("{\"id\": \"broken"))
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+        ),
+        Some(Fault::Disconnect) => {
+            let half = full.len() / 2;
+            let head = Bytes::from(full.into_bytes()).slice(..half);
+            let s = async_stream::stream! {
+                yield Ok::<Bytes, std::io::Error>(head);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                yield Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "mock disconnect"));
+            };
+            Some(
+                Response::builder()
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from_stream(s))
+                    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+            )
+        }
+        _ => None,
+    }
+}
+
+async fn openai_chat(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let (v, fault, n) = match prepare(&state, Vendor::OpenAi, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let model = v["model"].as_str().unwrap_or_default().to_string();
+    let p = plan(Vendor::OpenAi, &v);
+    let id = format!("chatcmpl-mock-{n}");
+    let created = 1_700_000_000u64 + n;
+    let finish = if p.tool_calls.is_empty() { "stop" } else { "tool_calls" };
+    let usage = json!({"prompt_tokens": p.input_tokens, "completion_tokens": p.output_tokens, "total_tokens": p.input_tokens + p.output_tokens});
+    let calls: Vec<Value> = p
+        .tool_calls
+        .iter()
+        .enumerate()
+        .map(|(i, (name, args))| json!({"id": format!("call_mock_{n}_{i}"), "type": "function", "function": {"name": name, "arguments": args}}))
+        .collect();
+
+    if !v.get("stream").and_then(Value::as_bool).unwrap_or(false) {
+        let message = if calls.is_empty() {
+            json!({"role": "assistant", "content": p.text, "refusal": null})
+        } else {
+            json!({"role": "assistant", "content": null, "tool_calls": calls, "refusal": null})
+        };
+        let full = json!({
+            "id": id, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
+            "usage": usage, "system_fingerprint": "fp_gaia_mock"
+        });
+        if let Some(r) = broken_body(fault, full.to_string()) {
+            return r;
+        }
+        return axum::Json(full).into_response();
+    }
+
+    let include_usage = v.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
+    let chunk = |delta: Value, finish: Option<&str>| {
+        let mut c = json!({
+            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "system_fingerprint": "fp_gaia_mock",
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]
+        });
+        if include_usage {
+            c["usage"] = Value::Null;
+        }
+        format!("data: {c}\n\n")
+    };
+    let mut frames = Vec::new();
+    if calls.is_empty() {
+        frames.push(Frame {
+            data: chunk(json!({"role": "assistant", "content": "", "refusal": null}), None),
+            content: false,
+        });
+        for piece in split_chunks(&p.text, state.cfg.chunks) {
+            frames.push(Frame { data: chunk(json!({"content": piece}), None), content: true });
+        }
+    } else {
+        for (i, (name, args)) in p.tool_calls.iter().enumerate() {
+            let head = json!({"tool_calls": [{"index": i, "id": format!("call_mock_{n}_{i}"), "type": "function", "function": {"name": name, "arguments": ""}}]});
+            let head = if i == 0 {
+                let mut h = head;
+                h["role"] = json!("assistant");
+                h["content"] = Value::Null;
+                h
+            } else {
+                head
+            };
+            frames.push(Frame { data: chunk(head, None), content: i == 0 });
+            for frag in split_chunks(args, state.cfg.chunks) {
+                frames.push(Frame {
+                    data: chunk(json!({"tool_calls": [{"index": i, "function": {"arguments": frag}}]}), None),
+                    content: true,
+                });
+            }
+        }
+    }
+    frames.push(Frame { data: chunk(json!({}), Some(finish)), content: false });
+    if include_usage {
+        let u = json!({
+            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "system_fingerprint": "fp_gaia_mock", "choices": [], "usage": usage
+        });
+        frames.push(Frame { data: format!("data: {u}\n\n"), content: false });
+    }
+    frames.push(Frame { data: "data: [DONE]\n\n".to_string(), content: false });
+    sse_response(frames, state.cfg.chunk_delay, fault)
+}
+
+async fn anthropic_messages(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let (v, fault, n) = match prepare(&state, Vendor::Anthropic, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let model = v["model"].as_str().unwrap_or_default().to_string();
+    let p = plan(Vendor::Anthropic, &v);
+    let id = format!("msg_mock_{n}");
+    let stop = if p.tool_calls.is_empty() { "end_turn" } else { "tool_use" };
+
+    if !v.get("stream").and_then(Value::as_bool).unwrap_or(false) {
+        let content: Vec<Value> = if p.tool_calls.is_empty() {
+            vec![json!({"type": "text", "text": p.text})]
+        } else {
+            p.tool_calls
+                .iter()
+                .enumerate()
+                .map(|(i, (name, args))| {
+                    let input: Value = serde_json::from_str(args).unwrap_or_else(|_| json!({}));
+                    json!({"type": "tool_use", "id": format!("toolu_mock_{n}_{i}"), "name": name, "input": input})
+                })
+                .collect()
+        };
+        let full = json!({
+            "id": id, "type": "message", "role": "assistant", "model": model, "content": content,
+            "stop_reason": stop, "stop_sequence": null,
+            "usage": {"input_tokens": p.input_tokens, "output_tokens": p.output_tokens}
+        });
+        if let Some(r) = broken_body(fault, full.to_string()) {
+            return r;
+        }
+        return axum::Json(full).into_response();
+    }
+
+    let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let mut frames = vec![Frame {
+        data: ev(
+            "message_start",
+            json!({"type": "message_start", "message": {
+                "id": id, "type": "message", "role": "assistant", "model": model, "content": [],
+                "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": p.input_tokens, "output_tokens": 1}
+            }}),
+        ),
+        content: false,
+    }];
+    if p.tool_calls.is_empty() {
+        frames.push(Frame {
+            data: ev(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            ),
+            content: false,
+        });
+        frames.push(Frame { data: ev("ping", json!({"type": "ping"})), content: false });
+        for piece in split_chunks(&p.text, state.cfg.chunks) {
+            frames.push(Frame {
+                data: ev(
+                    "content_block_delta",
+                    json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}),
+                ),
+                content: true,
+            });
+        }
+        frames.push(Frame {
+            data: ev("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
+            content: false,
+        });
+    } else {
+        frames.push(Frame { data: ev("ping", json!({"type": "ping"})), content: false });
+        for (i, (name, args)) in p.tool_calls.iter().enumerate() {
+            frames.push(Frame {
+                data: ev(
+                    "content_block_start",
+                    json!({"type": "content_block_start", "index": i, "content_block": {"type": "tool_use", "id": format!("toolu_mock_{n}_{i}"), "name": name, "input": {}}}),
+                ),
+                content: i == 0,
+            });
+            for frag in split_chunks(args, state.cfg.chunks) {
+                frames.push(Frame {
+                    data: ev("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": "input_json_delta", "partial_json": frag}})),
+                    content: true,
+                });
+            }
+            frames.push(Frame {
+                data: ev("content_block_stop", json!({"type": "content_block_stop", "index": i})),
+                content: false,
+            });
+        }
+    }
+    frames.push(Frame {
+        data: ev(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": p.output_tokens}}),
+        ),
+        content: false,
+    });
+    frames.push(Frame { data: ev("message_stop", json!({"type": "message_stop"})), content: false });
+    sse_response(frames, state.cfg.chunk_delay, fault)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_parse() {
+        assert_eq!(Fault::from_str("mock-error-429").unwrap(), Fault::Status(429));
+        assert_eq!(Fault::from_str("503").unwrap(), Fault::Status(503));
+        assert_eq!(Fault::from_str("disconnect").unwrap(), Fault::Disconnect);
+        assert_eq!(Fault::from_str("mock-slow").unwrap(), Fault::Slow);
+        assert!(Fault::from_str("mock-gpt").is_err());
+        assert!(Fault::from_str("error-200").is_err());
+    }
+
+    #[test]
+    fn chunks_cover_text() {
+        let parts = split_chunks("Mock reply to: héllo 霧", 4);
+        assert_eq!(parts.len(), 4);
+        assert_eq!(parts.concat(), "Mock reply to: héllo 霧");
+        assert_eq!(split_chunks("ab", 5), vec!["a", "b"]);
+        assert_eq!(split_chunks("", 3), Vec::<String>::new());
+    }
+
+    #[test]
+    fn plans_tool_calls() {
+        let body = json!({"model": "m", "messages": [{"role": "user", "content": "please call tool lookup fog rules"}],
+            "tools": [{"type": "function", "function": {"name": "lookup", "parameters": {}}}]});
+        let p = plan(Vendor::OpenAi, &body);
+        assert_eq!(p.tool_calls, vec![("lookup".to_string(), r#"{"query":"fog rules"}"#.to_string())]);
+        let body = json!({"model": "m", "messages": [{"role": "user", "content": "call tool unknown x"}]});
+        assert!(plan(Vendor::OpenAi, &body).tool_calls.is_empty());
+    }
+}

@@ -1,0 +1,180 @@
+//! The provider registry: which provider serves which model.
+
+use crate::anthropic::{AnthropicConfig, AnthropicProvider};
+use crate::error::ProviderError;
+use crate::openai::{OpenAiConfig, OpenAiProvider};
+use crate::provider::Provider;
+use crate::types::ProviderHealth;
+use gaia_core::config::ProvidersConfig;
+use gaia_core::types::ModelInfo;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// How long a provider's discovered model list is reused.
+const MODELS_TTL: Duration = Duration::from_secs(60);
+
+/// The message given when chat is asked of an empty registry.
+pub const NOT_CONFIGURED: &str = "No LLM provider is configured. Set OPENAI_API_KEY (and OPENAI_BASE_URL for an \
+OpenAI-compatible server such as Ollama or vLLM) or ANTHROPIC_API_KEY, or add [providers.openai] / \
+[providers.anthropic] to gaia.toml, then restart the server.";
+
+#[derive(Default)]
+struct Inner {
+    providers: Vec<Arc<dyn Provider>>,
+    default_model: Option<String>,
+    models: HashMap<String, (Instant, Vec<ModelInfo>)>,
+}
+
+/// Registered providers; cheap to clone (shared inside).
+#[derive(Clone, Default)]
+pub struct ProviderRegistry {
+    inner: Arc<RwLock<Inner>>,
+}
+
+impl std::fmt::Debug for ProviderRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.providers().iter().map(|p| p.name().to_string()).collect();
+        f.debug_struct("ProviderRegistry").field("providers", &names).finish()
+    }
+}
+
+impl ProviderRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Builds providers from configuration: `[providers.openai]` and `[providers.anthropic]`.
+    pub fn from_config(cfg: &ProvidersConfig) -> Self {
+        let reg = ProviderRegistry::new();
+        if let Some(o) = &cfg.openai {
+            let mut c = OpenAiConfig::new(o.base_url.clone(), o.api_key.clone());
+            c.models = o.models.clone();
+            reg.register(Arc::new(OpenAiProvider::new(c)));
+        }
+        if let Some(a) = &cfg.anthropic {
+            let mut c = AnthropicConfig::new(a.base_url.clone(), a.api_key.clone());
+            c.models = a.models.clone();
+            reg.register(Arc::new(AnthropicProvider::new(c)));
+        }
+        reg.set_default_model(cfg.default_model.clone());
+        reg
+    }
+
+    /// Adds a provider; one with the same name is replaced.
+    pub fn register(&self, provider: Arc<dyn Provider>) {
+        let mut g = self.write();
+        let name = provider.name().to_string();
+        g.providers.retain(|p| p.name() != name);
+        g.models.remove(&name);
+        g.providers.push(provider);
+    }
+
+    /// Removes a provider by name; `true` if it was there.
+    pub fn remove(&self, name: &str) -> bool {
+        let mut g = self.write();
+        let before = g.providers.len();
+        g.providers.retain(|p| p.name() != name);
+        g.models.remove(name);
+        g.providers.len() != before
+    }
+
+    /// The registered providers, in registration order.
+    pub fn providers(&self) -> Vec<Arc<dyn Provider>> {
+        self.read().providers.clone()
+    }
+
+    /// The provider with this name.
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Provider>> {
+        self.read().providers.iter().find(|p| p.name() == name).cloned()
+    }
+
+    /// Whether no provider is registered.
+    pub fn is_empty(&self) -> bool {
+        self.read().providers.is_empty()
+    }
+
+    /// The model used when a request names none.
+    pub fn default_model(&self) -> Option<String> {
+        self.read().default_model.clone()
+    }
+
+    /// Sets the default model.
+    pub fn set_default_model(&self, model: Option<String>) {
+        self.write().default_model = model;
+    }
+
+    async fn models_of(&self, p: &Arc<dyn Provider>) -> Result<Vec<ModelInfo>, ProviderError> {
+        if let Some((at, models)) = self.read().models.get(p.name()) {
+            if at.elapsed() < MODELS_TTL {
+                return Ok(models.clone());
+            }
+        }
+        let models = p.list_models().await?;
+        self.write().models.insert(p.name().to_string(), (Instant::now(), models.clone()));
+        Ok(models)
+    }
+
+    /// Every model of every provider; providers that fail are logged and skipped.
+    pub async fn list_models(&self) -> Vec<ModelInfo> {
+        let mut all = Vec::new();
+        for p in self.providers() {
+            match self.models_of(&p).await {
+                Ok(m) => all.extend(m),
+                Err(e) => tracing::warn!(provider = p.name(), error = %e, "cannot list models"),
+            }
+        }
+        all
+    }
+
+    /// The provider for `model` and the model id to send it: `provider/model` names the provider
+    /// explicitly; otherwise the first provider that lists the model. An empty `model` means the
+    /// default model (or the first model offered).
+    pub async fn resolve(&self, model: &str) -> Result<(Arc<dyn Provider>, String), ProviderError> {
+        if self.is_empty() {
+            return Err(ProviderError::NotConfigured(NOT_CONFIGURED.to_string()));
+        }
+        let model = model.trim();
+        if model.is_empty() {
+            if let Some(d) = self.default_model() {
+                return Box::pin(self.resolve(&d)).await;
+            }
+            let first = self.list_models().await.into_iter().next();
+            return match first {
+                Some(m) => match self.get(&m.provider) {
+                    Some(p) => Ok((p, m.id)),
+                    None => Err(ProviderError::UnknownModel(m.id)),
+                },
+                None => Err(ProviderError::InvalidRequest("no model given and no provider lists any model".into())),
+            };
+        }
+        if let Some((prov, id)) = model.split_once('/') {
+            if let Some(p) = self.get(prov) {
+                return Ok((p, id.to_string()));
+            }
+        }
+        for p in self.providers() {
+            match self.models_of(&p).await {
+                Ok(models) if models.iter().any(|m| m.id == model) => return Ok((p, model.to_string())),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(provider = p.name(), error = %e, "cannot list models"),
+            }
+        }
+        Err(ProviderError::UnknownModel(model.to_string()))
+    }
+
+    /// Probes every provider.
+    pub async fn health(&self) -> Vec<ProviderHealth> {
+        let probes = self.providers().into_iter().map(|p| async move { p.health().await });
+        futures::future::join_all(probes).await
+    }
+}

@@ -1,0 +1,128 @@
+//! # gaia-server
+//!
+//! Gaia's HTTP server on axum. [`router`] returns a plain `axum::Router` you can serve as is or nest
+//! inside your own app; [`serve`] runs it with graceful shutdown.
+//!
+//! ```no_run
+//! use gaia_core::Config;
+//! use gaia_server::{router, serve, AppState};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::load(None)?; // defaults <- gaia.toml <- GAIA_* env
+//! let state = AppState::from_config(config).await?;
+//! // Either serve Gaia alone…
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8666").await?;
+//! serve(listener, state.clone(), gaia_server::shutdown_signal()).await?;
+//! // …or mount it in an existing app.
+//! let app: axum::Router = axum::Router::new().nest("/ai", router(state));
+//! # let _ = app; Ok(()) }
+//! ```
+//!
+//! Routes: `GET /health`; `POST /api/v1/auth/{register,login,refresh,logout,validate}`;
+//! `POST /api/v1/chat`, `POST /api/v0.3/chat`; `GET/POST /api/v1/conversations`,
+//! `GET/DELETE /api/v1/conversations/{id}`, `GET /api/v1/conversations/{id}/messages`;
+//! `GET /api/v1/models`; `GET/POST /api/v1/keys`, `DELETE /api/v1/keys/{id}`.
+//! Errors are JSON `{"detail": "..."}`.
+
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod state;
+
+pub use error::{ApiError, ApiResult};
+pub use extract::{ApiJson, Auth};
+pub use state::AppState;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use std::future::Future;
+use std::time::Duration;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+/// How long in-flight requests (streams included) get to finish after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// All of Gaia's routes with their middleware (tracing, request ids, body limit, JSON 404s).
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/auth/register", post(routes::auth::register))
+        .route("/auth/login", post(routes::auth::login))
+        .route("/auth/refresh", post(routes::auth::refresh))
+        .route("/auth/logout", post(routes::auth::logout))
+        .route("/auth/validate", post(routes::auth::validate))
+        .route("/chat", post(routes::chat::chat_v1))
+        .route("/conversations", get(routes::conversations::list).post(routes::conversations::create))
+        .route("/conversations/{id}", get(routes::conversations::get).delete(routes::conversations::delete))
+        .route("/conversations/{id}/messages", get(routes::conversations::messages))
+        .route("/models", get(routes::models::list))
+        .route("/keys", get(routes::keys::list).post(routes::keys::create))
+        .route("/keys/{id}", delete(routes::keys::revoke));
+    let limit = state.config().server.body_limit_bytes;
+    Router::new()
+        .route("/health", get(routes::health::health))
+        .route("/api/v0.3/chat", post(routes::chat::chat_v03))
+        .nest("/api/v1", api)
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route")
+        })
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Serves [`router`] on `listener` until `shutdown` resolves, then lets in-flight requests (and
+/// streams) finish for up to [`SHUTDOWN_GRACE`] before returning.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "gaia listening");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = tx.send(());
+    });
+    let mut task = tokio::spawn(async move { server.await });
+    tokio::select! {
+        r = &mut task => return r.map_err(std::io::Error::other)?,
+        _ = rx => {}
+    }
+    match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
+        Ok(r) => r.map_err(std::io::Error::other)?,
+        Err(_) => {
+            tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE:?}; closing them");
+            task.abort();
+            Ok(())
+        }
+    }
+}

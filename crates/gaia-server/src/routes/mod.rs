@@ -1,0 +1,8 @@
+//! Route handlers, one module per resource.
+
+pub mod auth;
+pub mod chat;
+pub mod conversations;
+pub mod health;
+pub mod keys;
+pub mod models;

@@ -1,0 +1,106 @@
+//! Application state shared by every handler.
+
+use gaia_core::auth::{Authenticator, JwtKeys};
+use gaia_core::cache::{self, SharedCache};
+use gaia_core::events::EventBus;
+use gaia_core::storage::Storage;
+use gaia_core::{Config, CoreError};
+use gaia_providers::ProviderRegistry;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything a request handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    storage: Storage,
+    cache: SharedCache,
+    auth: Authenticator,
+    providers: ProviderRegistry,
+    events: EventBus,
+    active_streams: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("backend", &self.inner.storage.backend())
+            .field("cache", &self.inner.cache.kind())
+            .field("providers", &self.inner.providers)
+            .finish()
+    }
+}
+
+impl AppState {
+    /// Builds the state from configuration: connects and migrates the database, sets up the cache
+    /// (Redis when configured), the JWT keys and the providers.
+    pub async fn from_config(config: Config) -> Result<AppState, CoreError> {
+        let storage = Storage::connect(&config.database_url).await?;
+        storage.migrate().await?;
+        let cache = cache::from_config(&config).await?;
+        let providers = ProviderRegistry::from_config(&config.providers);
+        Ok(Self::new(config, storage, cache, providers))
+    }
+
+    /// Builds the state from parts (for embedding and tests). The JWT secret comes from
+    /// `config.jwt_secret`, or is random when unset.
+    pub fn new(config: Config, storage: Storage, cache: SharedCache, providers: ProviderRegistry) -> AppState {
+        let jwt = match &config.jwt_secret {
+            Some(s) => JwtKeys::new(s.as_bytes()),
+            None => {
+                tracing::warn!("GAIA_JWT_SECRET is not set: using a random secret; tokens will not survive a restart");
+                JwtKeys::random()
+            }
+        };
+        let auth =
+            Authenticator::new(storage.clone(), cache.clone(), jwt, Duration::from_secs(config.cache.api_key_ttl_secs));
+        AppState {
+            inner: Arc::new(Inner {
+                config,
+                storage,
+                cache,
+                auth,
+                providers,
+                events: EventBus::default(),
+                active_streams: Arc::new(AtomicUsize::new(0)),
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+    /// The database.
+    pub fn storage(&self) -> &Storage {
+        &self.inner.storage
+    }
+    /// The cache.
+    pub fn cache(&self) -> &SharedCache {
+        &self.inner.cache
+    }
+    /// The authenticator.
+    pub fn auth(&self) -> &Authenticator {
+        &self.inner.auth
+    }
+    /// The provider registry.
+    pub fn providers(&self) -> &ProviderRegistry {
+        &self.inner.providers
+    }
+    /// The event bus.
+    pub fn events(&self) -> &EventBus {
+        &self.inner.events
+    }
+    /// Number of chat streams currently being served.
+    pub fn active_streams(&self) -> usize {
+        self.inner.active_streams.load(Ordering::SeqCst)
+    }
+    pub(crate) fn stream_gauge(&self) -> Arc<AtomicUsize> {
+        self.inner.active_streams.clone()
+    }
+}

@@ -1,0 +1,137 @@
+//! A real server and mock upstream on loopback ports, for the integration tests.
+#![allow(dead_code)]
+
+use gaia_core::cache::MemoryCache;
+use gaia_core::storage::Storage;
+use gaia_core::testing::TestDb;
+use gaia_core::Config;
+use gaia_providers::mock::{MockConfig, MockHandle, MockUpstream};
+use gaia_providers::{AnthropicConfig, AnthropicProvider, OpenAiConfig, OpenAiProvider, ProviderRegistry};
+use gaia_server::AppState;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct TestServer {
+    pub url: String,
+    pub state: AppState,
+    pub mock: Option<MockHandle>,
+    pub http: reqwest::Client,
+    pub backend: &'static str,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _db: TestDb,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// Starts the server on `db`, with OpenAI and Anthropic providers on a mock upstream when `mock` is given.
+pub async fn start(db: TestDb, mock: Option<MockConfig>) -> TestServer {
+    let storage = Storage::connect(&db.url).await.unwrap();
+    storage.migrate().await.unwrap();
+    let registry = ProviderRegistry::new();
+    let mock = match mock {
+        Some(cfg) => {
+            let m = MockUpstream::start("127.0.0.1:0".parse().unwrap(), cfg).await.unwrap();
+            let mut o = OpenAiConfig::new(m.openai_base_url(), Some("sk-test".into()));
+            o.timeout = Duration::from_secs(5);
+            registry.register(Arc::new(OpenAiProvider::new(o)));
+            let mut a = AnthropicConfig::new(m.base_url(), Some("sk-ant-test".into()));
+            a.timeout = Duration::from_secs(5);
+            registry.register(Arc::new(AnthropicProvider::new(a)));
+            Some(m)
+        }
+        None => None,
+    };
+    let config = Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Config::default() };
+    let state = AppState::new(config, storage, Arc::new(MemoryCache::new(1000)), registry);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let st = state.clone();
+    tokio::spawn(async move {
+        gaia_server::serve(listener, st, async move {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    TestServer { url, state, mock, http: reqwest::Client::new(), backend: db.backend, stop: Some(tx), _db: db }
+}
+
+impl TestServer {
+    /// Sends the shutdown signal (as Ctrl-C / SIGTERM would).
+    pub fn shutdown(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+
+    /// Registers a user and returns (access token, refresh token, user id).
+    pub async fn register(&self, email: &str) -> (String, String, String) {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/auth/register", self.url))
+            .json(&json!({"email": email, "password": "correct horse battery"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        let v: Value = r.json().await.unwrap();
+        (
+            v["access_token"].as_str().unwrap().to_string(),
+            v["refresh_token"].as_str().unwrap().to_string(),
+            v["user"]["id"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// Creates an API key through the API for the holder of `token`.
+    pub async fn api_key(&self, token: &str) -> (String, String) {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/keys", self.url))
+            .bearer_auth(token)
+            .json(&json!({"name": "t"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let v: Value = r.json().await.unwrap();
+        (v["key"].as_str().unwrap().to_string(), v["id"].as_str().unwrap().to_string())
+    }
+
+    pub fn post(&self, path: &str, key: &str) -> reqwest::RequestBuilder {
+        self.http.post(format!("{}{path}", self.url)).header("X-API-Key", key)
+    }
+
+    pub fn get(&self, path: &str, key: &str) -> reqwest::RequestBuilder {
+        self.http.get(format!("{}{path}", self.url)).header("X-API-Key", key)
+    }
+}
+
+/// The `data:` payloads of an SSE body.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|block| {
+            let lines: Vec<&str> =
+                block.lines().filter_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:"))).collect();
+            (!lines.is_empty()).then(|| lines.join("\n"))
+        })
+        .collect()
+}
+
+/// Polls `cond` up to ~5 s.
+pub async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    for _ in 0..250 {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cond()
+}
