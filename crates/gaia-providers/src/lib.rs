@@ -31,6 +31,7 @@
 //! ```
 
 pub mod anthropic;
+pub mod compat;
 pub mod error;
 mod http;
 pub mod mock;

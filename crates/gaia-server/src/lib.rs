@@ -21,7 +21,9 @@
 //! Routes: `GET /health`; `POST /api/v1/auth/{register,login,refresh,logout,validate}`;
 //! `POST /api/v1/chat`, `POST /api/v0.3/chat`; `GET/POST /api/v1/conversations`,
 //! `GET/DELETE /api/v1/conversations/{id}`, `GET /api/v1/conversations/{id}/messages`;
-//! `GET /api/v1/models`; `GET/POST /api/v1/keys`, `DELETE /api/v1/keys/{id}`.
+//! `GET /api/v1/models`; `GET/POST /api/v1/keys`, `DELETE /api/v1/keys/{id}`; and the wire-compatible
+//! `POST /v1/chat/completions`, `GET /v1/models`, `GET /v1/models/{id}` (OpenAI) and `POST /v1/messages`
+//! (Anthropic), whose errors come in those APIs' own shapes.
 //! Errors are JSON `{"detail": "..."}`.
 
 pub mod error;
@@ -63,6 +65,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(routes::health::health))
         .route("/api/v0.3/chat", post(routes::chat::chat_v03))
+        .route("/v1/chat/completions", post(routes::compat::chat_completions))
+        .route("/v1/messages", post(routes::compat::messages))
+        .route("/v1/models", get(routes::compat::list_models))
+        .route("/v1/models/{*id}", get(routes::compat::get_model))
         .nest("/api/v1", api)
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {

@@ -100,7 +100,18 @@ impl AppState {
     pub fn active_streams(&self) -> usize {
         self.inner.active_streams.load(Ordering::SeqCst)
     }
-    pub(crate) fn stream_gauge(&self) -> Arc<AtomicUsize> {
-        self.inner.active_streams.clone()
+    /// Counts one live stream until the ticket is dropped.
+    pub(crate) fn stream_ticket(&self) -> StreamTicket {
+        self.inner.active_streams.fetch_add(1, Ordering::SeqCst);
+        StreamTicket(self.inner.active_streams.clone())
+    }
+}
+
+/// A live stream, counted in [`AppState::active_streams`] until dropped.
+pub(crate) struct StreamTicket(Arc<AtomicUsize>);
+
+impl Drop for StreamTicket {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }

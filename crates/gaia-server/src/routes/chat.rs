@@ -7,7 +7,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Auth};
-use crate::state::AppState;
+use crate::state::{AppState, StreamTicket};
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +19,6 @@ use gaia_providers::{merge_usage, ChatEvent, ChatRequest, ChatStream, Provider};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Body of both chat endpoints.
@@ -140,7 +139,7 @@ enum TurnEvent {
 
 /// Counts a live stream and, if the stream is dropped early (client gone), stores the partial answer.
 struct StreamGuard {
-    gauge: Arc<AtomicUsize>,
+    _ticket: StreamTicket,
     state: AppState,
     conversation_id: String,
     model: String,
@@ -151,10 +150,8 @@ struct StreamGuard {
 
 impl StreamGuard {
     fn new(state: &AppState, conversation_id: String, model: String) -> Self {
-        let gauge = state.stream_gauge();
-        gauge.fetch_add(1, Ordering::SeqCst);
         StreamGuard {
-            gauge,
+            _ticket: state.stream_ticket(),
             state: state.clone(),
             conversation_id,
             model,
@@ -174,7 +171,6 @@ impl StreamGuard {
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        self.gauge.fetch_sub(1, Ordering::SeqCst);
         if !self.saved && !self.content.is_empty() {
             let (state, conv, model, content, usage) = (
                 self.state.clone(),

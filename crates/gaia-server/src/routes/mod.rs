@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod chat;
+pub mod compat;
 pub mod conversations;
 pub mod health;
 pub mod keys;

@@ -1,0 +1,227 @@
+//! Wire-compatible endpoints, so existing clients work with only `base_url` and `api_key` changed:
+//! OpenAI's `POST /v1/chat/completions`, `GET /v1/models`, `GET /v1/models/{id}`, and Anthropic's
+//! `POST /v1/messages`. Any configured model is reachable from either format; errors come in the
+//! format's own shape.
+
+// Handlers return early with a ready `Response` as the error value, the usual axum idiom.
+#![allow(clippy::result_large_err)]
+
+use crate::error::ApiError;
+use crate::extract::Auth;
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use gaia_providers::compat::{anthropic, openai};
+use gaia_providers::{ChatEvent, ProviderError};
+use serde_json::{json, Value};
+use std::convert::Infallible;
+
+/// Which API's error shape to answer in.
+#[derive(Clone, Copy)]
+enum Api {
+    OpenAi,
+    Anthropic,
+}
+
+fn error(api: Api, status: StatusCode, message: &str) -> Response {
+    let body = match api {
+        Api::OpenAi => {
+            let code = (status == StatusCode::NOT_FOUND).then_some("model_not_found");
+            openai::error_body(message, openai::error_type(status.as_u16()), code)
+        }
+        Api::Anthropic => anthropic::error_body(status.as_u16(), message),
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+fn api_error(api: Api, e: ApiError) -> Response {
+    error(api, e.status, &e.message)
+}
+
+fn provider_error(api: Api, e: ProviderError) -> Response {
+    api_error(api, ApiError::from(e))
+}
+
+fn parse_body(api: Api, body: Result<Bytes, BytesRejection>) -> Result<Value, Response> {
+    let bytes = body.map_err(|r| error(api, r.status(), &r.body_text()))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| error(api, StatusCode::BAD_REQUEST, &format!("request body is not valid JSON: {e}")))
+}
+
+fn data(v: &Value) -> Event {
+    Event::default().data(v.to_string())
+}
+
+/// `POST /v1/chat/completions`.
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    auth: Result<Auth, ApiError>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    const API: Api = Api::OpenAi;
+    if let Err(e) = auth {
+        return api_error(API, e);
+    }
+    let body = match parse_body(API, body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let parsed = match openai::parse_request(&body) {
+        Ok(p) => p,
+        Err(e) => return provider_error(API, e),
+    };
+    let asked = parsed.request.model.clone();
+    let (provider, model) = match state.providers().resolve(&asked).await {
+        Ok(x) => x,
+        Err(e) => return provider_error(API, e),
+    };
+    let mut req = parsed.request;
+    req.model = model;
+    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    let created = chrono::Utc::now().timestamp();
+    if !parsed.stream {
+        return match provider.chat(&req).await {
+            Ok(r) => axum::Json(openai::render_response(&r, &id, created, &asked)).into_response(),
+            Err(e) => provider_error(API, e),
+        };
+    }
+    let mut upstream = match provider.chat_stream(&req).await {
+        Ok(s) => s,
+        Err(e) => return provider_error(API, e),
+    };
+    let ticket = state.stream_ticket();
+    let mut renderer = openai::ChunkRenderer::new(id, created, asked, parsed.include_usage);
+    let events = async_stream::stream! {
+        let _ticket = ticket;
+        yield data(&renderer.start());
+        let mut failed = false;
+        while let Some(ev) = upstream.next().await {
+            match ev {
+                Ok(ev) => for c in renderer.event(&ev) { yield data(&c); },
+                Err(e) => {
+                    failed = true;
+                    let status = e.http_status();
+                    yield data(&openai::error_body(&e.to_string(), openai::error_type(status), None));
+                    break;
+                }
+            }
+        }
+        if !failed {
+            for c in renderer.finish() { yield data(&c); }
+        }
+        yield Event::default().data("[DONE]");
+    };
+    Sse::new(events.map(Ok::<_, Infallible>)).keep_alive(KeepAlive::default()).into_response()
+}
+
+/// `POST /v1/messages`.
+pub async fn messages(
+    State(state): State<AppState>,
+    auth: Result<Auth, ApiError>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    const API: Api = Api::Anthropic;
+    if let Err(e) = auth {
+        return api_error(API, e);
+    }
+    let body = match parse_body(API, body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let parsed = match anthropic::parse_request(&body) {
+        Ok(p) => p,
+        Err(e) => return provider_error(API, e),
+    };
+    let asked = parsed.request.model.clone();
+    let (provider, model) = match state.providers().resolve(&asked).await {
+        Ok(x) => x,
+        Err(e) => return provider_error(API, e),
+    };
+    let mut req = parsed.request;
+    req.model = model;
+    let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+    if !parsed.stream {
+        return match provider.chat(&req).await {
+            Ok(r) => axum::Json(anthropic::render_response(&r, &id, &asked)).into_response(),
+            Err(e) => provider_error(API, e),
+        };
+    }
+    let mut upstream = match provider.chat_stream(&req).await {
+        Ok(s) => s,
+        Err(e) => return provider_error(API, e),
+    };
+    let ticket = state.stream_ticket();
+    let mut renderer = anthropic::EventRenderer::new(id, asked);
+    let ev = |(name, v): (&'static str, Value)| Event::default().event(name).data(v.to_string());
+    let events = async_stream::stream! {
+        let _ticket = ticket;
+        for e in renderer.start() { yield ev(e); }
+        let mut failed = false;
+        while let Some(item) = upstream.next().await {
+            match item {
+                Ok(ChatEvent::Start { .. }) => {}
+                Ok(other) => for e in renderer.event(&other) { yield ev(e); },
+                Err(e) => {
+                    failed = true;
+                    yield ev(("error", anthropic::error_body(e.http_status(), &e.to_string())));
+                    break;
+                }
+            }
+        }
+        if !failed {
+            for e in renderer.finish() { yield ev(e); }
+        }
+    };
+    Sse::new(events.map(Ok::<_, Infallible>)).keep_alive(KeepAlive::default()).into_response()
+}
+
+fn model_json(anthropic_shape: bool, id: &str, provider: &str) -> Value {
+    if anthropic_shape {
+        json!({"type": "model", "id": id, "display_name": id, "created_at": "1970-01-01T00:00:00Z"})
+    } else {
+        json!({"id": id, "object": "model", "created": 0, "owned_by": provider})
+    }
+}
+
+/// `GET /v1/models`: OpenAI's list shape, or Anthropic's when the request carries `anthropic-version`.
+pub async fn list_models(State(state): State<AppState>, headers: HeaderMap, auth: Result<Auth, ApiError>) -> Response {
+    let anthropic_shape = headers.contains_key("anthropic-version");
+    let api = if anthropic_shape { Api::Anthropic } else { Api::OpenAi };
+    if let Err(e) = auth {
+        return api_error(api, e);
+    }
+    let models = state.providers().list_models().await;
+    let data: Vec<Value> = models.iter().map(|m| model_json(anthropic_shape, &m.id, &m.provider)).collect();
+    if anthropic_shape {
+        let first = models.first().map(|m| m.id.clone());
+        let last = models.last().map(|m| m.id.clone());
+        axum::Json(json!({"data": data, "has_more": false, "first_id": first, "last_id": last})).into_response()
+    } else {
+        axum::Json(json!({"object": "list", "data": data})).into_response()
+    }
+}
+
+/// `GET /v1/models/{id}` (`id` may be `provider/model`).
+pub async fn get_model(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    auth: Result<Auth, ApiError>,
+    Path(id): Path<String>,
+) -> Response {
+    let anthropic_shape = headers.contains_key("anthropic-version");
+    let api = if anthropic_shape { Api::Anthropic } else { Api::OpenAi };
+    if let Err(e) = auth {
+        return api_error(api, e);
+    }
+    let models = state.providers().list_models().await;
+    let found = models.iter().find(|m| m.id == id || format!("{}/{}", m.provider, m.id) == id);
+    match found {
+        Some(m) => axum::Json(model_json(anthropic_shape, &id, &m.provider)).into_response(),
+        None => error(api, StatusCode::NOT_FOUND, &format!("The model `{id}` does not exist")),
+    }
+}
