@@ -6,10 +6,12 @@
 //! `ANTHROPIC_BASE_URL`.
 
 use crate::error::{CoreError, Result};
+use crate::types::ModelPrice;
 use figment::providers::{Format, Serialized, Toml};
 use figment::value::{Dict, Value};
 use figment::{Figment, Profile};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
@@ -79,6 +81,8 @@ pub struct OpenAiSection {
     pub base_url: String,
     /// Models to offer; empty means discover them from `/models`.
     pub models: Vec<String>,
+    /// Prices by model id, in US dollars per million tokens (`{ input = 0.15, output = 0.6 }`).
+    pub prices: BTreeMap<String, ModelPrice>,
 }
 
 /// `[providers.anthropic]`.
@@ -91,6 +95,8 @@ pub struct AnthropicSection {
     pub base_url: String,
     /// Models to offer; empty means discover them from `/v1/models`.
     pub models: Vec<String>,
+    /// Prices by model id, in US dollars per million tokens.
+    pub prices: BTreeMap<String, ModelPrice>,
 }
 
 impl Default for Config {
@@ -122,13 +128,23 @@ impl Default for CacheConfig {
 
 impl Default for OpenAiSection {
     fn default() -> Self {
-        OpenAiSection { api_key: None, base_url: "https://api.openai.com/v1".to_string(), models: Vec::new() }
+        OpenAiSection {
+            api_key: None,
+            base_url: "https://api.openai.com/v1".to_string(),
+            models: Vec::new(),
+            prices: BTreeMap::new(),
+        }
     }
 }
 
 impl Default for AnthropicSection {
     fn default() -> Self {
-        AnthropicSection { api_key: None, base_url: "https://api.anthropic.com".to_string(), models: Vec::new() }
+        AnthropicSection {
+            api_key: None,
+            base_url: "https://api.anthropic.com".to_string(),
+            models: Vec::new(),
+            prices: BTreeMap::new(),
+        }
     }
 }
 
@@ -173,6 +189,7 @@ impl fmt::Debug for OpenAiSection {
             .field("api_key", &redact(&self.api_key))
             .field("base_url", &self.base_url)
             .field("models", &self.models)
+            .field("prices", &self.prices)
             .finish()
     }
 }
@@ -183,6 +200,7 @@ impl fmt::Debug for AnthropicSection {
             .field("api_key", &redact(&self.api_key))
             .field("base_url", &self.base_url)
             .field("models", &self.models)
+            .field("prices", &self.prices)
             .finish()
     }
 }
@@ -335,7 +353,7 @@ mod tests {
         let p = dir.path().join("gaia.toml");
         std::fs::write(
             &p,
-            "database_url = \"sqlite://x.db\"\n[server]\nbind = \"127.0.0.1:9000\"\n[providers.anthropic]\nmodels = [\"claude-x\"]\n",
+            "database_url = \"sqlite://x.db\"\n[server]\nbind = \"127.0.0.1:9000\"\n[providers.anthropic]\nmodels = [\"claude-x\"]\n[providers.anthropic.prices]\nclaude-x = { input = 3.0, output = 15.0 }\n",
         )
         .unwrap();
         let c = Config::load_from(
@@ -354,6 +372,7 @@ mod tests {
         assert_eq!(c.cache.capacity, 5);
         let a = c.providers.anthropic.as_ref().unwrap();
         assert_eq!(a.models, vec!["claude-x".to_string()]);
+        assert_eq!(a.prices["claude-x"], ModelPrice { input: 3.0, output: 15.0 });
         assert_eq!(a.api_key.as_deref(), Some("sk-ant-secret"));
         assert_eq!(c.providers.openai.as_ref().unwrap().base_url, "http://127.0.0.1:1/v1");
         let dbg = format!("{c:?}");

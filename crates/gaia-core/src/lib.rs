@@ -43,6 +43,7 @@ pub mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod types;
+pub mod usage;
 
 pub use config::Config;
 pub use error::{CoreError, Result};

@@ -180,6 +180,23 @@ pub struct ModelInfo {
     pub context_window: Option<u32>,
 }
 
+/// Prices of a model in US dollars per million tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelPrice {
+    /// Dollars per million input (prompt) tokens.
+    pub input: f64,
+    /// Dollars per million output (generated) tokens.
+    pub output: f64,
+}
+
+impl ModelPrice {
+    /// Cost of `usage` in dollars.
+    pub fn cost(&self, usage: Usage) -> f64 {
+        (usage.input_tokens as f64 * self.input + usage.output_tokens as f64 * self.output) / 1_000_000.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +208,13 @@ mod tests {
             assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{}\"", r.as_str()));
         }
         assert_eq!(Role::parse("wizard"), None);
+    }
+
+    #[test]
+    fn prices_per_million() {
+        let p = ModelPrice { input: 0.15, output: 0.60 };
+        let c = p.cost(Usage { input_tokens: 1_000_000, output_tokens: 500_000 });
+        assert!((c - 0.45).abs() < 1e-12);
     }
 
     #[test]

@@ -149,3 +149,83 @@ async fn concurrent_messages_get_distinct_positions() {
         assert_eq!(s.list_messages(&c.id).await.unwrap().len(), 8);
     }
 }
+
+#[tokio::test]
+async fn usage_records_and_summaries() {
+    use gaia_core::storage::{NewUsage, UsageFilter};
+    for (db, s) in each_backend().await {
+        let rec = |user: &str, model: &str, provider: &str, input: u64, output: u64, cost: f64, status: u16| NewUsage {
+            user_id: user.into(),
+            api_key_id: Some("k1".into()),
+            provider: provider.into(),
+            model: model.into(),
+            endpoint: "openai".into(),
+            input_tokens: input,
+            output_tokens: output,
+            cost_usd: cost,
+            latency_ms: 12,
+            ttft_ms: Some(3),
+            status,
+            error: (status >= 400).then(|| "upstream error 500, with, commas".to_string()),
+        };
+        s.insert_usage(&[
+            rec("u1", "gpt", "openai", 10, 20, 0.5, 200),
+            rec("u1", "claude", "anthropic", 5, 5, 1.25, 200),
+            rec("u1", "gpt", "openai", 1, 0, 0.0, 502),
+            rec("u2", "gpt", "openai", 100, 100, 9.0, 200),
+        ])
+        .await
+        .unwrap();
+        s.insert_usage(&[]).await.unwrap();
+        let mine = UsageFilter { user_id: Some("u1".into()), ..Default::default() };
+        let sum = s.usage_summary(&mine).await.unwrap();
+        assert_eq!(sum.totals.requests, 3, "{}", db.backend);
+        assert_eq!(sum.totals.errors, 1);
+        assert_eq!(sum.totals.input_tokens, 16);
+        assert_eq!(sum.totals.output_tokens, 25);
+        assert!((sum.totals.cost_usd - 1.75).abs() < 1e-9);
+        assert_eq!(sum.by_day.len(), 1);
+        assert_eq!(sum.by_day[0].key, chrono::Utc::now().format("%Y-%m-%d").to_string());
+        assert_eq!(
+            sum.by_model.iter().map(|g| g.key.as_str()).collect::<Vec<_>>(),
+            ["claude", "gpt"],
+            "most expensive first"
+        );
+        assert_eq!(sum.by_provider[1].totals.requests, 2);
+        let all = s.usage_summary(&UsageFilter::default()).await.unwrap();
+        assert_eq!(all.totals.requests, 4);
+        let list = s.list_usage(&mine, 100).await.unwrap();
+        assert_eq!(list.len(), 3);
+        let failed: Vec<_> = list.iter().filter(|r| r.usage.status >= 400).collect();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].usage.error.as_deref(), Some("upstream error 500, with, commas"));
+        assert_eq!(list[0].usage.ttft_ms, Some(3));
+        let future = UsageFilter { since: Some(chrono::Utc::now() + chrono::Duration::hours(1)), ..Default::default() };
+        assert_eq!(s.usage_summary(&future).await.unwrap().totals.requests, 0);
+        assert!(s.list_usage(&future, 10).await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn usage_recorder_batches_and_flushes() {
+    use gaia_core::storage::{NewUsage, UsageFilter};
+    use gaia_core::usage::UsageRecorder;
+    for (db, s) in each_backend().await {
+        let r = UsageRecorder::spawn(s.clone());
+        for i in 0..600 {
+            r.record(NewUsage {
+                user_id: "u".into(),
+                provider: "p".into(),
+                model: "m".into(),
+                endpoint: "chat".into(),
+                input_tokens: i,
+                status: 200,
+                ..Default::default()
+            });
+        }
+        r.flush().await;
+        let sum = s.usage_summary(&UsageFilter::default()).await.unwrap();
+        assert_eq!(sum.totals.requests, 600, "{}", db.backend);
+        assert_eq!(sum.totals.input_tokens, (0..600).sum::<i64>());
+    }
+}

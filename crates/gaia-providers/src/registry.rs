@@ -6,7 +6,7 @@ use crate::openai::{OpenAiConfig, OpenAiProvider};
 use crate::provider::Provider;
 use crate::types::ProviderHealth;
 use gaia_core::config::ProvidersConfig;
-use gaia_core::types::ModelInfo;
+use gaia_core::types::{ModelInfo, ModelPrice, Usage};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -24,6 +24,7 @@ struct Inner {
     providers: Vec<Arc<dyn Provider>>,
     default_model: Option<String>,
     models: HashMap<String, (Instant, Vec<ModelInfo>)>,
+    prices: HashMap<String, HashMap<String, ModelPrice>>,
 }
 
 /// Registered providers; cheap to clone (shared inside).
@@ -60,11 +61,17 @@ impl ProviderRegistry {
             let mut c = OpenAiConfig::new(o.base_url.clone(), o.api_key.clone());
             c.models = o.models.clone();
             reg.register(Arc::new(OpenAiProvider::new(c)));
+            for (m, p) in &o.prices {
+                reg.set_price("openai", m, *p);
+            }
         }
         if let Some(a) = &cfg.anthropic {
             let mut c = AnthropicConfig::new(a.base_url.clone(), a.api_key.clone());
             c.models = a.models.clone();
             reg.register(Arc::new(AnthropicProvider::new(c)));
+            for (m, p) in &a.prices {
+                reg.set_price("anthropic", m, *p);
+            }
         }
         reg.set_default_model(cfg.default_model.clone());
         reg
@@ -101,6 +108,21 @@ impl ProviderRegistry {
     /// Whether no provider is registered.
     pub fn is_empty(&self) -> bool {
         self.read().providers.is_empty()
+    }
+
+    /// Sets the price of `model` at `provider`.
+    pub fn set_price(&self, provider: &str, model: &str, price: ModelPrice) {
+        self.write().prices.entry(provider.to_string()).or_default().insert(model.to_string(), price);
+    }
+
+    /// The price of `model` at `provider`, when configured.
+    pub fn price(&self, provider: &str, model: &str) -> Option<ModelPrice> {
+        self.read().prices.get(provider).and_then(|m| m.get(model)).copied()
+    }
+
+    /// The cost in dollars of `usage` on `model` at `provider` (0 when no price is configured).
+    pub fn cost(&self, provider: &str, model: &str, usage: Usage) -> f64 {
+        self.price(provider, model).map(|p| p.cost(usage)).unwrap_or(0.0)
     }
 
     /// The model used when a request names none.

@@ -21,13 +21,15 @@
 //! Routes: `GET /health`; `POST /api/v1/auth/{register,login,refresh,logout,validate}`;
 //! `POST /api/v1/chat`, `POST /api/v0.3/chat`; `GET/POST /api/v1/conversations`,
 //! `GET/DELETE /api/v1/conversations/{id}`, `GET /api/v1/conversations/{id}/messages`;
-//! `GET /api/v1/models`; `GET/POST /api/v1/keys`, `DELETE /api/v1/keys/{id}`; and the wire-compatible
+//! `GET /api/v1/models`; `GET/POST /api/v1/keys`, `DELETE /api/v1/keys/{id}`;
+//! `GET /api/v1/usage`, `GET /api/v1/usage/export` (CSV); and the wire-compatible
 //! `POST /v1/chat/completions`, `GET /v1/models`, `GET /v1/models/{id}` (OpenAI) and `POST /v1/messages`
 //! (Anthropic), whose errors come in those APIs' own shapes.
 //! Errors are JSON `{"detail": "..."}`.
 
 pub mod error;
 pub mod extract;
+mod metering;
 pub mod routes;
 pub mod state;
 
@@ -60,7 +62,9 @@ pub fn router(state: AppState) -> Router {
         .route("/conversations/{id}/messages", get(routes::conversations::messages))
         .route("/models", get(routes::models::list))
         .route("/keys", get(routes::keys::list).post(routes::keys::create))
-        .route("/keys/{id}", delete(routes::keys::revoke));
+        .route("/keys/{id}", delete(routes::keys::revoke))
+        .route("/usage", get(routes::usage::summary))
+        .route("/usage/export", get(routes::usage::export));
     let limit = state.config().server.body_limit_bytes;
     Router::new()
         .route("/health", get(routes::health::health))

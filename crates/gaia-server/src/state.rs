@@ -4,6 +4,7 @@ use gaia_core::auth::{Authenticator, JwtKeys};
 use gaia_core::cache::{self, SharedCache};
 use gaia_core::events::EventBus;
 use gaia_core::storage::Storage;
+use gaia_core::usage::UsageRecorder;
 use gaia_core::{Config, CoreError};
 use gaia_providers::ProviderRegistry;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,6 +24,7 @@ struct Inner {
     auth: Authenticator,
     providers: ProviderRegistry,
     events: EventBus,
+    usage: UsageRecorder,
     active_streams: Arc<AtomicUsize>,
 }
 
@@ -48,7 +50,8 @@ impl AppState {
     }
 
     /// Builds the state from parts (for embedding and tests). The JWT secret comes from
-    /// `config.jwt_secret`, or is random when unset.
+    /// `config.jwt_secret`, or is random when unset. Call it inside a tokio runtime: it starts the
+    /// background usage writer.
     pub fn new(config: Config, storage: Storage, cache: SharedCache, providers: ProviderRegistry) -> AppState {
         let jwt = match &config.jwt_secret {
             Some(s) => JwtKeys::new(s.as_bytes()),
@@ -62,11 +65,12 @@ impl AppState {
         AppState {
             inner: Arc::new(Inner {
                 config,
-                storage,
                 cache,
                 auth,
                 providers,
                 events: EventBus::default(),
+                usage: UsageRecorder::spawn(storage.clone()),
+                storage,
                 active_streams: Arc::new(AtomicUsize::new(0)),
             }),
         }
@@ -95,6 +99,10 @@ impl AppState {
     /// The event bus.
     pub fn events(&self) -> &EventBus {
         &self.inner.events
+    }
+    /// The usage recorder (writes usage records in the background).
+    pub fn usage(&self) -> &UsageRecorder {
+        &self.inner.usage
     }
     /// Number of chat streams currently being served.
     pub fn active_streams(&self) -> usize {

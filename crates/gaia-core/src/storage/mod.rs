@@ -5,10 +5,12 @@
 
 mod api_keys;
 mod conversations;
+mod usage;
 mod users;
 
 pub use api_keys::{ApiKeyRecord, RefreshToken};
 pub use conversations::{Conversation, StoredMessage};
+pub use usage::{NewUsage, UsageFilter, UsageGroup, UsageRecord, UsageSummary, UsageTotals};
 pub use users::User;
 
 use crate::error::{CoreError, Result};

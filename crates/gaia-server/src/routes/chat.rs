@@ -7,15 +7,17 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Auth};
+use crate::metering::Meter;
 use crate::state::{AppState, StreamTicket};
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
+use gaia_core::auth::Principal;
 use gaia_core::events::Event as BusEvent;
 use gaia_core::storage::Conversation;
 use gaia_core::types::{ChatMessage, FinishReason, Role, Usage};
-use gaia_providers::{merge_usage, ChatEvent, ChatRequest, ChatStream, Provider};
+use gaia_providers::{merge_usage, ChatEvent, ChatRequest, ChatResponse, ChatStream, Provider};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::convert::Infallible;
@@ -140,6 +142,7 @@ enum TurnEvent {
 /// Counts a live stream and, if the stream is dropped early (client gone), stores the partial answer.
 struct StreamGuard {
     _ticket: StreamTicket,
+    meter: Meter,
     state: AppState,
     conversation_id: String,
     model: String,
@@ -149,9 +152,10 @@ struct StreamGuard {
 }
 
 impl StreamGuard {
-    fn new(state: &AppState, conversation_id: String, model: String) -> Self {
+    fn new(state: &AppState, conversation_id: String, model: String, meter: Meter) -> Self {
         StreamGuard {
             _ticket: state.stream_ticket(),
+            meter,
             state: state.clone(),
             conversation_id,
             model,
@@ -194,23 +198,28 @@ fn turn_events(
     conversation_id: String,
     model: String,
     mut upstream: ChatStream,
+    meter: Meter,
 ) -> impl Stream<Item = TurnEvent> {
     async_stream::stream! {
-        let mut guard = StreamGuard::new(&state, conversation_id, model);
-        let mut failed = false;
+        let mut guard = StreamGuard::new(&state, conversation_id, model, meter);
+        let mut failed = None;
         while let Some(ev) = upstream.next().await {
             match ev {
                 Ok(ChatEvent::TextDelta(t)) => {
                     if t.is_empty() { continue; }
+                    guard.meter.token();
                     guard.content.push_str(&t);
                     yield TurnEvent::Delta(t);
                 }
-                Ok(ChatEvent::Usage(u)) => merge_usage(&mut guard.usage, u),
+                Ok(ChatEvent::Usage(u)) => {
+                    merge_usage(&mut guard.usage, u);
+                    guard.meter.usage(u);
+                }
                 Ok(ChatEvent::Finish(f)) => yield TurnEvent::Finish(f),
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "upstream stream failed");
-                    failed = true;
+                    failed = Some((e.http_status(), e.to_string()));
                     yield TurnEvent::Error(e.to_string());
                     break;
                 }
@@ -218,8 +227,9 @@ fn turn_events(
         }
         drop(upstream);
         guard.save().await;
-        if failed {
-            tracing::debug!(conversation_id = %guard.conversation_id, "stored the partial answer of a failed stream");
+        match failed {
+            Some((status, message)) => guard.meter.finish(status, Some(message)),
+            None => guard.meter.finish(200, None),
         }
         yield TurnEvent::Done { usage: guard.usage };
     }
@@ -241,6 +251,34 @@ fn data(v: Value) -> Event {
     Event::default().data(v.to_string())
 }
 
+/// Calls the provider without streaming, metering the call.
+async fn complete(state: &AppState, p: &Principal, turn: &Turn, endpoint: &str) -> ApiResult<ChatResponse> {
+    let mut meter = Meter::start(state, p, turn.provider.name(), &turn.request.model, endpoint);
+    match turn.provider.chat(&turn.request).await {
+        Ok(r) => {
+            meter.usage(r.usage);
+            meter.finish(200, None);
+            Ok(r)
+        }
+        Err(e) => {
+            meter.finish(e.http_status(), Some(e.to_string()));
+            Err(e.into())
+        }
+    }
+}
+
+/// Opens the provider's stream, metering a failure to open it.
+async fn open_stream(state: &AppState, p: &Principal, turn: &Turn, endpoint: &str) -> ApiResult<(ChatStream, Meter)> {
+    let mut meter = Meter::start(state, p, turn.provider.name(), &turn.request.model, endpoint);
+    match turn.provider.chat_stream(&turn.request).await {
+        Ok(s) => Ok((s, meter)),
+        Err(e) => {
+            meter.finish(e.http_status(), Some(e.to_string()));
+            Err(e.into())
+        }
+    }
+}
+
 /// `POST /api/v1/chat`.
 pub async fn chat_v1(
     State(state): State<AppState>,
@@ -254,7 +292,7 @@ pub async fn chat_v1(
     let created = now_secs();
     let model = turn.request.model.clone();
     if !stream {
-        let r = turn.provider.chat(&turn.request).await?;
+        let r = complete(&state, &p, &turn, "chat").await?;
         let message_id = store_answer(&state, &conv_id, &r.content, &model, r.usage).await;
         return Ok(axum::Json(json!({
             "id": id, "object": "chat.completion", "created": created, "model": model,
@@ -264,9 +302,9 @@ pub async fn chat_v1(
         }))
         .into_response());
     }
-    let upstream = turn.provider.chat_stream(&turn.request).await?;
+    let (upstream, meter) = open_stream(&state, &p, &turn, "chat").await?;
     let provider = turn.provider.name().to_string();
-    let events = turn_events(state, conv_id.clone(), model.clone(), upstream);
+    let events = turn_events(state, conv_id.clone(), model.clone(), upstream, meter);
     let chunk = move |delta: Value, finish: Option<&str>| {
         json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
@@ -304,12 +342,12 @@ pub async fn chat_v03(
     let conv_id = turn.conversation.id.clone();
     let model = turn.request.model.clone();
     if !stream {
-        let r = turn.provider.chat(&turn.request).await?;
+        let r = complete(&state, &p, &turn, "chat_v0.3").await?;
         store_answer(&state, &conv_id, &r.content, &model, r.usage).await;
         return Ok(axum::Json(json!({"response": r.content, "conversation_id": conv_id})).into_response());
     }
-    let upstream = turn.provider.chat_stream(&turn.request).await?;
-    let events = turn_events(state, conv_id.clone(), model.clone(), upstream);
+    let (upstream, meter) = open_stream(&state, &p, &turn, "chat_v0.3").await?;
+    let events = turn_events(state, conv_id.clone(), model.clone(), upstream, meter);
     let head =
         futures::stream::iter(vec![data(json!({"type": "metadata", "conversation_id": conv_id, "model": model}))]);
     let body = events.filter_map(move |ev| {

@@ -8,6 +8,7 @@
 
 use crate::error::ApiError;
 use crate::extract::Auth;
+use crate::metering::Meter;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -64,9 +65,10 @@ pub async fn chat_completions(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     const API: Api = Api::OpenAi;
-    if let Err(e) = auth {
-        return api_error(API, e);
-    }
+    let p = match auth {
+        Ok(Auth(p)) => p,
+        Err(e) => return api_error(API, e),
+    };
     let body = match parse_body(API, body) {
         Ok(b) => b,
         Err(r) => return r,
@@ -84,15 +86,26 @@ pub async fn chat_completions(
     req.model = model;
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = chrono::Utc::now().timestamp();
+    let mut meter = Meter::start(&state, &p, provider.name(), &req.model, "openai");
     if !parsed.stream {
         return match provider.chat(&req).await {
-            Ok(r) => axum::Json(openai::render_response(&r, &id, created, &asked)).into_response(),
-            Err(e) => provider_error(API, e),
+            Ok(r) => {
+                meter.usage(r.usage);
+                meter.finish(200, None);
+                axum::Json(openai::render_response(&r, &id, created, &asked)).into_response()
+            }
+            Err(e) => {
+                meter.finish(e.http_status(), Some(e.to_string()));
+                provider_error(API, e)
+            }
         };
     }
     let mut upstream = match provider.chat_stream(&req).await {
         Ok(s) => s,
-        Err(e) => return provider_error(API, e),
+        Err(e) => {
+            meter.finish(e.http_status(), Some(e.to_string()));
+            return provider_error(API, e);
+        }
     };
     let ticket = state.stream_ticket();
     let mut renderer = openai::ChunkRenderer::new(id, created, asked, parsed.include_usage);
@@ -102,16 +115,21 @@ pub async fn chat_completions(
         let mut failed = false;
         while let Some(ev) = upstream.next().await {
             match ev {
-                Ok(ev) => for c in renderer.event(&ev) { yield data(&c); },
+                Ok(ev) => {
+                    meter_event(&mut meter, &ev);
+                    for c in renderer.event(&ev) { yield data(&c); }
+                }
                 Err(e) => {
                     failed = true;
                     let status = e.http_status();
+                    meter.finish(status, Some(e.to_string()));
                     yield data(&openai::error_body(&e.to_string(), openai::error_type(status), None));
                     break;
                 }
             }
         }
         if !failed {
+            meter.finish(200, None);
             for c in renderer.finish() { yield data(&c); }
         }
         yield Event::default().data("[DONE]");
@@ -126,9 +144,10 @@ pub async fn messages(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     const API: Api = Api::Anthropic;
-    if let Err(e) = auth {
-        return api_error(API, e);
-    }
+    let p = match auth {
+        Ok(Auth(p)) => p,
+        Err(e) => return api_error(API, e),
+    };
     let body = match parse_body(API, body) {
         Ok(b) => b,
         Err(r) => return r,
@@ -145,15 +164,26 @@ pub async fn messages(
     let mut req = parsed.request;
     req.model = model;
     let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+    let mut meter = Meter::start(&state, &p, provider.name(), &req.model, "anthropic");
     if !parsed.stream {
         return match provider.chat(&req).await {
-            Ok(r) => axum::Json(anthropic::render_response(&r, &id, &asked)).into_response(),
-            Err(e) => provider_error(API, e),
+            Ok(r) => {
+                meter.usage(r.usage);
+                meter.finish(200, None);
+                axum::Json(anthropic::render_response(&r, &id, &asked)).into_response()
+            }
+            Err(e) => {
+                meter.finish(e.http_status(), Some(e.to_string()));
+                provider_error(API, e)
+            }
         };
     }
     let mut upstream = match provider.chat_stream(&req).await {
         Ok(s) => s,
-        Err(e) => return provider_error(API, e),
+        Err(e) => {
+            meter.finish(e.http_status(), Some(e.to_string()));
+            return provider_error(API, e);
+        }
     };
     let ticket = state.stream_ticket();
     let mut renderer = anthropic::EventRenderer::new(id, asked);
@@ -165,19 +195,33 @@ pub async fn messages(
         while let Some(item) = upstream.next().await {
             match item {
                 Ok(ChatEvent::Start { .. }) => {}
-                Ok(other) => for e in renderer.event(&other) { yield ev(e); },
+                Ok(other) => {
+                    meter_event(&mut meter, &other);
+                    for e in renderer.event(&other) { yield ev(e); }
+                }
                 Err(e) => {
                     failed = true;
+                    meter.finish(e.http_status(), Some(e.to_string()));
                     yield ev(("error", anthropic::error_body(e.http_status(), &e.to_string())));
                     break;
                 }
             }
         }
         if !failed {
+            meter.finish(200, None);
             for e in renderer.finish() { yield ev(e); }
         }
     };
     Sse::new(events.map(Ok::<_, Infallible>)).keep_alive(KeepAlive::default()).into_response()
+}
+
+/// Feeds a stream event to the meter: first token time and usage.
+fn meter_event(meter: &mut Meter, ev: &ChatEvent) {
+    match ev {
+        ChatEvent::TextDelta(_) | ChatEvent::ToolCallDelta { .. } => meter.token(),
+        ChatEvent::Usage(u) => meter.usage(*u),
+        _ => {}
+    }
 }
 
 fn model_json(anthropic_shape: bool, id: &str, provider: &str) -> Value {

@@ -7,3 +7,4 @@ pub mod conversations;
 pub mod health;
 pub mod keys;
 pub mod models;
+pub mod usage;

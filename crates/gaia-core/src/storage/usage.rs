@@ -1,0 +1,244 @@
+//! Usage and cost records: one row per model call, with day-level aggregation.
+
+use super::{from_ms, new_id, now_ms, Storage};
+use crate::error::Result;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+/// A model call to record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NewUsage {
+    /// Caller.
+    pub user_id: String,
+    /// API key used, if any.
+    pub api_key_id: Option<String>,
+    /// Provider that served it.
+    pub provider: String,
+    /// Model id at the provider.
+    pub model: String,
+    /// Which endpoint (`chat`, `openai`, `anthropic`, …).
+    pub endpoint: String,
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Generated tokens.
+    pub output_tokens: u64,
+    /// Cost in US dollars.
+    pub cost_usd: f64,
+    /// Total time of the call.
+    pub latency_ms: u64,
+    /// Time to the first streamed token (streams only).
+    pub ttft_ms: Option<u64>,
+    /// HTTP status answered to the client.
+    pub status: u16,
+    /// Error message when the call failed.
+    pub error: Option<String>,
+}
+
+/// A stored usage record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    /// Id.
+    pub id: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// The call.
+    #[serde(flatten)]
+    pub usage: NewUsage,
+}
+
+/// Which records a query covers.
+#[derive(Debug, Clone, Default)]
+pub struct UsageFilter {
+    /// Only this user's records (`None`: everyone's).
+    pub user_id: Option<String>,
+    /// From this time (inclusive).
+    pub since: Option<DateTime<Utc>>,
+    /// Until this time (exclusive).
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Aggregated figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UsageTotals {
+    /// Number of calls.
+    pub requests: i64,
+    /// Failed calls.
+    pub errors: i64,
+    /// Prompt tokens.
+    pub input_tokens: i64,
+    /// Generated tokens.
+    pub output_tokens: i64,
+    /// Cost in US dollars.
+    pub cost_usd: f64,
+}
+
+/// Totals for one group (a day, a model, a provider).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageGroup {
+    /// The day (`YYYY-MM-DD`, UTC), model or provider.
+    pub key: String,
+    /// Its totals.
+    #[serde(flatten)]
+    pub totals: UsageTotals,
+}
+
+/// Totals overall and by day, model and provider.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UsageSummary {
+    /// Everything in the filter.
+    pub totals: UsageTotals,
+    /// By UTC day, oldest first.
+    pub by_day: Vec<UsageGroup>,
+    /// By model, most expensive first.
+    pub by_model: Vec<UsageGroup>,
+    /// By provider, most expensive first.
+    pub by_provider: Vec<UsageGroup>,
+}
+
+const COLS: &str = "id, created_at, user_id, api_key_id, provider, model, endpoint, input_tokens, output_tokens, \
+                    cost_usd, latency_ms, ttft_ms, status, error";
+const AGG: &str = "COUNT(*) AS requests, \
+    CAST(COALESCE(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0) AS BIGINT) AS errors, \
+    CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
+    CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, \
+    CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) AS cost_usd";
+
+fn row_to_record(r: &AnyRow) -> Result<UsageRecord> {
+    Ok(UsageRecord {
+        id: r.try_get("id")?,
+        created_at: from_ms(r.try_get("created_at")?),
+        usage: NewUsage {
+            user_id: r.try_get("user_id")?,
+            api_key_id: r.try_get("api_key_id")?,
+            provider: r.try_get("provider")?,
+            model: r.try_get("model")?,
+            endpoint: r.try_get("endpoint")?,
+            input_tokens: r.try_get::<i64, _>("input_tokens")?.max(0) as u64,
+            output_tokens: r.try_get::<i64, _>("output_tokens")?.max(0) as u64,
+            cost_usd: r.try_get("cost_usd")?,
+            latency_ms: r.try_get::<i64, _>("latency_ms")?.max(0) as u64,
+            ttft_ms: r.try_get::<Option<i64>, _>("ttft_ms")?.map(|v| v.max(0) as u64),
+            status: r.try_get::<i64, _>("status")?.clamp(0, 999) as u16,
+            error: r.try_get("error")?,
+        },
+    })
+}
+
+fn row_to_totals(r: &AnyRow) -> Result<UsageTotals> {
+    Ok(UsageTotals {
+        requests: r.try_get("requests")?,
+        errors: r.try_get("errors")?,
+        input_tokens: r.try_get("input_tokens")?,
+        output_tokens: r.try_get("output_tokens")?,
+        cost_usd: r.try_get("cost_usd")?,
+    })
+}
+
+/// `WHERE` clause and its bound values (all as i64 or text, bound in order).
+fn where_clause(f: &UsageFilter) -> (String, Vec<Bind>) {
+    let mut conds = Vec::new();
+    let mut binds = Vec::new();
+    if let Some(u) = &f.user_id {
+        binds.push(Bind::Text(u.clone()));
+        conds.push(format!("user_id = ${}", binds.len()));
+    }
+    if let Some(s) = f.since {
+        binds.push(Bind::Int(s.timestamp_millis()));
+        conds.push(format!("created_at >= ${}", binds.len()));
+    }
+    if let Some(u) = f.until {
+        binds.push(Bind::Int(u.timestamp_millis()));
+        conds.push(format!("created_at < ${}", binds.len()));
+    }
+    let w = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
+    (w, binds)
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    binds: &'q [Bind],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for b in binds {
+        q = match b {
+            Bind::Text(s) => q.bind(s.as_str()),
+            Bind::Int(i) => q.bind(*i),
+        };
+    }
+    q
+}
+
+impl Storage {
+    /// Stores usage records in one transaction.
+    pub async fn insert_usage(&self, records: &[NewUsage]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool().begin().await?;
+        for u in records {
+            let now = now_ms();
+            let day = from_ms(now).format("%Y-%m-%d").to_string();
+            sqlx::query(
+                "INSERT INTO usage_records (id, created_at, day, user_id, api_key_id, provider, model, endpoint, \
+                 input_tokens, output_tokens, cost_usd, latency_ms, ttft_ms, status, error) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            )
+            .bind(new_id())
+            .bind(now)
+            .bind(day)
+            .bind(&u.user_id)
+            .bind(u.api_key_id.as_deref())
+            .bind(&u.provider)
+            .bind(&u.model)
+            .bind(&u.endpoint)
+            .bind(i64::try_from(u.input_tokens).unwrap_or(i64::MAX))
+            .bind(i64::try_from(u.output_tokens).unwrap_or(i64::MAX))
+            .bind(u.cost_usd)
+            .bind(i64::try_from(u.latency_ms).unwrap_or(i64::MAX))
+            .bind(u.ttft_ms.map(|v| i64::try_from(v).unwrap_or(i64::MAX)))
+            .bind(i64::from(u.status))
+            .bind(u.error.as_deref())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records in the filter, oldest first, at most `limit`.
+    pub async fn list_usage(&self, filter: &UsageFilter, limit: i64) -> Result<Vec<UsageRecord>> {
+        let (w, binds) = where_clause(filter);
+        let sql =
+            format!("SELECT {COLS} FROM usage_records {w} ORDER BY created_at, id LIMIT {}", limit.clamp(0, 1_000_000));
+        let rows = bind_all(sqlx::query(&sql), &binds).fetch_all(self.pool()).await?;
+        rows.iter().map(row_to_record).collect()
+    }
+
+    /// Totals overall and by day, model and provider.
+    pub async fn usage_summary(&self, filter: &UsageFilter) -> Result<UsageSummary> {
+        let (w, binds) = where_clause(filter);
+        let totals_sql = format!("SELECT {AGG} FROM usage_records {w}");
+        let row = bind_all(sqlx::query(&totals_sql), &binds).fetch_one(self.pool()).await?;
+        let totals = row_to_totals(&row)?;
+        let mut groups = Vec::new();
+        for (col, order) in [("day", "key"), ("model", "cost_usd DESC, key"), ("provider", "cost_usd DESC, key")] {
+            let sql = format!("SELECT {col} AS key, {AGG} FROM usage_records {w} GROUP BY {col} ORDER BY {order}");
+            let rows = bind_all(sqlx::query(&sql), &binds).fetch_all(self.pool()).await?;
+            groups.push(
+                rows.iter()
+                    .map(|r| Ok(UsageGroup { key: r.try_get("key")?, totals: row_to_totals(r)? }))
+                    .collect::<Result<Vec<_>>>()?,
+            );
+        }
+        let by_provider = groups.pop().unwrap_or_default();
+        let by_model = groups.pop().unwrap_or_default();
+        let by_day = groups.pop().unwrap_or_default();
+        Ok(UsageSummary { totals, by_day, by_model, by_provider })
+    }
+}

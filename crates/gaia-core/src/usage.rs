@@ -1,0 +1,93 @@
+//! Recording usage off the request path: records go through a bounded channel to a background task
+//! that writes them in batches (one transaction per batch).
+
+use crate::storage::{NewUsage, Storage};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most records written in one transaction.
+const BATCH: usize = 256;
+/// Records waiting before `record` writes directly instead of queueing.
+const QUEUE: usize = 16_384;
+
+enum Msg {
+    Record(NewUsage),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Handle to the background usage writer. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct UsageRecorder {
+    tx: mpsc::Sender<Msg>,
+    storage: Storage,
+}
+
+impl UsageRecorder {
+    /// Starts the writer task on the current tokio runtime.
+    pub fn spawn(storage: Storage) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(storage.clone(), rx));
+        UsageRecorder { tx, storage }
+    }
+
+    /// Queues a record. When the queue is full the record is written by a task of its own, so a
+    /// burst slows nothing down and loses nothing.
+    pub fn record(&self, usage: NewUsage) {
+        if let Err(e) = self.tx.try_send(Msg::Record(usage)) {
+            let usage = match e {
+                mpsc::error::TrySendError::Full(Msg::Record(u)) | mpsc::error::TrySendError::Closed(Msg::Record(u)) => {
+                    u
+                }
+                _ => return,
+            };
+            let storage = self.storage.clone();
+            tokio::spawn(async move { write(&storage, &[usage]).await });
+        }
+    }
+
+    /// Waits until everything queued so far is written.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+async fn write(storage: &Storage, batch: &[NewUsage]) {
+    for attempt in 1..=3u64 {
+        match storage.insert_usage(batch).await {
+            Ok(()) => return,
+            Err(e) if attempt < 3 => {
+                tracing::warn!(error = %e, attempt, "cannot write usage records; retrying");
+                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+            }
+            Err(e) => tracing::error!(error = %e, records = batch.len(), "usage records lost after 3 attempts"),
+        }
+    }
+}
+
+async fn run(storage: Storage, mut rx: mpsc::Receiver<Msg>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut waiters = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Record(u) => batch.push(u),
+                Msg::Flush(w) => waiters.push(w),
+            }
+            if batch.len() >= BATCH {
+                break;
+            }
+            next = rx.try_recv().ok();
+        }
+        if !batch.is_empty() {
+            write(&storage, &batch).await;
+            batch.clear();
+        }
+        for w in waiters.drain(..) {
+            let _ = w.send(());
+        }
+    }
+}

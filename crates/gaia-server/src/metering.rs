@@ -1,0 +1,84 @@
+//! Metering of model calls: latency, time to first token, tokens, cost and outcome, recorded for every
+//! call whether it succeeds, fails, or is abandoned by the client (recorded as status 499).
+
+use crate::state::AppState;
+use gaia_core::auth::{AuthMethod, Principal};
+use gaia_core::storage::NewUsage;
+use gaia_core::types::Usage;
+use gaia_providers::merge_usage;
+use std::time::{Duration, Instant};
+
+/// Status recorded when the client went away before the answer was complete (nginx's convention).
+pub const CLIENT_CLOSED: u16 = 499;
+
+/// Measures one model call and records it once: on [`Meter::finish`], or when dropped unfinished.
+pub(crate) struct Meter {
+    state: AppState,
+    record: NewUsage,
+    start: Instant,
+    first_token: Option<Duration>,
+    usage: Usage,
+    done: bool,
+}
+
+impl Meter {
+    /// Starts measuring a call of `model` at `provider` for `principal` through `endpoint`.
+    pub(crate) fn start(state: &AppState, principal: &Principal, provider: &str, model: &str, endpoint: &str) -> Meter {
+        let api_key_id = match &principal.method {
+            AuthMethod::ApiKey { key_id } => Some(key_id.clone()),
+            _ => None,
+        };
+        Meter {
+            state: state.clone(),
+            record: NewUsage {
+                user_id: principal.user_id.clone(),
+                api_key_id,
+                provider: provider.to_string(),
+                model: model.to_string(),
+                endpoint: endpoint.to_string(),
+                ..Default::default()
+            },
+            start: Instant::now(),
+            first_token: None,
+            usage: Usage::default(),
+            done: false,
+        }
+    }
+
+    /// Marks the first streamed token (only the first call counts).
+    pub(crate) fn token(&mut self) {
+        if self.first_token.is_none() {
+            self.first_token = Some(self.start.elapsed());
+        }
+    }
+
+    /// Adds a usage report.
+    pub(crate) fn usage(&mut self, u: Usage) {
+        merge_usage(&mut self.usage, u);
+    }
+
+    /// Records the call with the HTTP status answered and an error message if it failed.
+    pub(crate) fn finish(&mut self, status: u16, error: Option<String>) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let mut r = std::mem::take(&mut self.record);
+        r.input_tokens = self.usage.input_tokens;
+        r.output_tokens = self.usage.output_tokens;
+        r.cost_usd = self.state.providers().cost(&r.provider, &r.model, self.usage);
+        r.latency_ms = self.start.elapsed().as_millis() as u64;
+        r.ttft_ms = self.first_token.map(|d| d.as_millis() as u64);
+        r.status = status;
+        r.error = error;
+        self.state.usage().record(r);
+    }
+}
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        if !self.done {
+            self.finish(CLIENT_CLOSED, Some("client closed the connection".into()));
+        }
+    }
+}

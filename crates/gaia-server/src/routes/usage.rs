@@ -1,0 +1,137 @@
+//! Usage and cost: `GET /api/v1/usage` (totals by day, model and provider) and
+//! `GET /api/v1/usage/export` (CSV). Callers see their own usage; admins may ask for any user's, or
+//! everyone's.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Auth;
+use crate::state::AppState;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, NaiveDate, Utc};
+use gaia_core::auth::Principal;
+use gaia_core::storage::UsageFilter;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Most rows one export returns.
+pub const EXPORT_LIMIT: i64 = 100_000;
+
+/// Query parameters of both routes.
+#[derive(Debug, Default, Deserialize)]
+pub struct UsageQuery {
+    /// From this day (`YYYY-MM-DD`, UTC) or time (RFC 3339), inclusive.
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Until this day (inclusive) or time (exclusive).
+    #[serde(default)]
+    pub until: Option<String>,
+    /// Admins only: another user's id, or `*` for everyone.
+    #[serde(default)]
+    pub user_id: Option<String>,
+}
+
+fn parse_time(s: &str, end_of_day: bool) -> ApiResult<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let d = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| ApiError::bad_request(format!("`{s}` is not a date (YYYY-MM-DD) or an RFC 3339 time")))?;
+    let d = if end_of_day { d.succ_opt().unwrap_or(d) } else { d };
+    Ok(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+}
+
+fn filter(p: &Principal, q: &UsageQuery) -> ApiResult<UsageFilter> {
+    let user_id = match q.user_id.as_deref() {
+        None => Some(p.user_id.clone()),
+        Some(u) if u == p.user_id => Some(p.user_id.clone()),
+        Some(_) if !p.is_admin => {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "only admins can see other users' usage"))
+        }
+        Some("*") => None,
+        Some(u) => Some(u.to_string()),
+    };
+    let since = q.since.as_deref().map(|s| parse_time(s, false)).transpose()?;
+    let until = q.until.as_deref().map(|s| parse_time(s, true)).transpose()?;
+    if let (Some(a), Some(b)) = (since, until) {
+        if a >= b {
+            return Err(ApiError::bad_request("`since` must be before `until`"));
+        }
+    }
+    Ok(UsageFilter { user_id, since, until })
+}
+
+/// Totals overall and by day, model and provider.
+pub async fn summary(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    q: Result<Query<UsageQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let f = filter(&p, &q)?;
+    state.usage().flush().await;
+    let s = state.storage().usage_summary(&f).await?;
+    Ok(Json(json!({
+        "user_id": f.user_id, "since": f.since, "until": f.until,
+        "totals": s.totals, "by_day": s.by_day, "by_model": s.by_model, "by_provider": s.by_provider,
+    })))
+}
+
+/// The records as CSV (oldest first, at most [`EXPORT_LIMIT`] rows).
+pub async fn export(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    q: Result<Query<UsageQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let f = filter(&p, &q)?;
+    state.usage().flush().await;
+    let rows = state.storage().list_usage(&f, EXPORT_LIMIT).await?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let header = [
+        "created_at",
+        "user_id",
+        "api_key_id",
+        "provider",
+        "model",
+        "endpoint",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+        "latency_ms",
+        "ttft_ms",
+        "status",
+        "error",
+    ];
+    w.write_record(header).map_err(ApiError::internal)?;
+    for r in rows {
+        let u = r.usage;
+        w.write_record([
+            r.created_at.to_rfc3339(),
+            u.user_id,
+            u.api_key_id.unwrap_or_default(),
+            u.provider,
+            u.model,
+            u.endpoint,
+            u.input_tokens.to_string(),
+            u.output_tokens.to_string(),
+            format!("{:.8}", u.cost_usd),
+            u.latency_ms.to_string(),
+            u.ttft_ms.map(|v| v.to_string()).unwrap_or_default(),
+            u.status.to_string(),
+            u.error.unwrap_or_default(),
+        ])
+        .map_err(ApiError::internal)?;
+    }
+    let body = w.into_inner().map_err(ApiError::internal)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"gaia-usage.csv\""),
+        ],
+        body,
+    )
+        .into_response())
+}
