@@ -60,7 +60,7 @@ pub struct CacheConfig {
 }
 
 /// Configured LLM providers.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProvidersConfig {
     /// OpenAI or any OpenAI-compatible server.
@@ -69,6 +69,10 @@ pub struct ProvidersConfig {
     pub anthropic: Option<AnthropicSection>,
     /// Model used when a request names none.
     pub default_model: Option<String>,
+    /// Seconds between active health probes of every provider (0 disables them).
+    pub health_interval_secs: u64,
+    /// Named fallback chains: `companion = ["anthropic/claude-sonnet-4-5", "openai/gpt-4o"]`.
+    pub groups: BTreeMap<String, Vec<String>>,
 }
 
 /// `[providers.openai]`.
@@ -123,6 +127,18 @@ impl Default for ServerConfig {
 impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig { capacity: 10_000, api_key_ttl_secs: 60 }
+    }
+}
+
+impl Default for ProvidersConfig {
+    fn default() -> Self {
+        ProvidersConfig {
+            openai: None,
+            anthropic: None,
+            default_model: None,
+            health_interval_secs: 60,
+            groups: BTreeMap::new(),
+        }
     }
 }
 

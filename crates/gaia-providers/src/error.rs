@@ -56,6 +56,12 @@ pub enum ProviderError {
         /// Details.
         message: String,
     },
+    /// The provider's circuit breaker is open after repeated failures.
+    #[error("{provider}: temporarily unavailable after repeated failures (circuit open)")]
+    CircuitOpen {
+        /// Provider name.
+        provider: String,
+    },
     /// No configured provider offers this model.
     #[error("unknown model `{0}`")]
     UnknownModel(String),
@@ -90,6 +96,7 @@ impl ProviderError {
             ProviderError::Timeout { .. } => 504,
             ProviderError::Connect { .. } => 502,
             ProviderError::Stream { .. } => 502,
+            ProviderError::CircuitOpen { .. } => 503,
             ProviderError::UnknownModel(_) => 404,
             ProviderError::NotConfigured(_) => 503,
             ProviderError::InvalidRequest(_) => 400,

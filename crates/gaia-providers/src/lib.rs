@@ -33,11 +33,13 @@
 pub mod anthropic;
 pub mod compat;
 pub mod error;
+pub mod health;
 mod http;
 pub mod mock;
 pub mod openai;
 pub mod provider;
 pub mod registry;
+pub mod routing;
 pub mod types;
 
 pub use anthropic::{AnthropicConfig, AnthropicProvider};
@@ -45,4 +47,5 @@ pub use error::ProviderError;
 pub use openai::{OpenAiConfig, OpenAiProvider};
 pub use provider::Provider;
 pub use registry::ProviderRegistry;
+pub use routing::{Candidate, RetryPolicy, RouteFailure, Routed};
 pub use types::{collect_stream, merge_usage, ChatEvent, ChatRequest, ChatResponse, ChatStream, ProviderHealth};

@@ -18,6 +18,8 @@
 //!   works) answer that status with the vendor's error body; `mock-disconnect` cuts the connection after
 //!   half of the content; `mock-malformed` sends an event that is not JSON; `mock-slow` waits 30 s
 //!   before answering.
+//! - `mock-flaky-N` answers 503 to its first N requests (counted per model name), then normally: for
+//!   testing retries.
 //! - With [`MockConfig::require_key`] a missing or wrong key (`Authorization: Bearer` for OpenAI,
 //!   `x-api-key` for Anthropic) gets a 401 in the vendor's error shape.
 
@@ -101,6 +103,7 @@ struct MockState {
     cfg: MockConfig,
     counter: AtomicU64,
     last: Mutex<Option<Value>>,
+    per_model: Mutex<std::collections::HashMap<String, u64>>,
 }
 
 /// The mock server.
@@ -119,7 +122,12 @@ impl MockUpstream {
     pub async fn start(bind: SocketAddr, cfg: MockConfig) -> std::io::Result<MockHandle> {
         let listener = tokio::net::TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(MockState { cfg, counter: AtomicU64::new(0), last: Mutex::new(None) });
+        let state = Arc::new(MockState {
+            cfg,
+            counter: AtomicU64::new(0),
+            last: Mutex::new(None),
+            per_model: Mutex::new(std::collections::HashMap::new()),
+        });
         let app = router(state.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -422,6 +430,12 @@ fn frame_stream(
 }
 
 fn fault_for(state: &MockState, model: &str) -> Option<Fault> {
+    if let Some(n) = model.strip_prefix("mock-flaky-").and_then(|n| n.parse::<u64>().ok()) {
+        let mut seen = state.per_model.lock().unwrap_or_else(|e| e.into_inner());
+        let count = seen.entry(model.to_string()).or_insert(0);
+        *count += 1;
+        return (*count <= n).then_some(Fault::Status(503));
+    }
     if model.starts_with("mock-") {
         if let Ok(f) = Fault::from_str(model) {
             return Some(f);

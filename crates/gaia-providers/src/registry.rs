@@ -2,8 +2,10 @@
 
 use crate::anthropic::{AnthropicConfig, AnthropicProvider};
 use crate::error::ProviderError;
+use crate::health::{BreakerConfig, HealthSnapshot, ProviderStats};
 use crate::openai::{OpenAiConfig, OpenAiProvider};
 use crate::provider::Provider;
+use crate::routing::RetryPolicy;
 use crate::types::ProviderHealth;
 use gaia_core::config::ProvidersConfig;
 use gaia_core::types::{ModelInfo, ModelPrice, Usage};
@@ -25,6 +27,10 @@ struct Inner {
     default_model: Option<String>,
     models: HashMap<String, (Instant, Vec<ModelInfo>)>,
     prices: HashMap<String, HashMap<String, ModelPrice>>,
+    groups: HashMap<String, Vec<String>>,
+    stats: HashMap<String, Arc<ProviderStats>>,
+    policy: RetryPolicy,
+    breaker: BreakerConfig,
 }
 
 /// Registered providers; cheap to clone (shared inside).
@@ -74,6 +80,9 @@ impl ProviderRegistry {
             }
         }
         reg.set_default_model(cfg.default_model.clone());
+        for (name, members) in &cfg.groups {
+            reg.set_group(name, members.clone());
+        }
         reg
     }
 
@@ -92,6 +101,7 @@ impl ProviderRegistry {
         let before = g.providers.len();
         g.providers.retain(|p| p.name() != name);
         g.models.remove(name);
+        g.stats.remove(name);
         g.providers.len() != before
     }
 
@@ -108,6 +118,72 @@ impl ProviderRegistry {
     /// Whether no provider is registered.
     pub fn is_empty(&self) -> bool {
         self.read().providers.is_empty()
+    }
+
+    /// Defines a model group: a name that stands for a fallback chain of model specs.
+    pub fn set_group(&self, name: &str, members: Vec<String>) {
+        self.write().groups.insert(name.to_string(), members);
+    }
+
+    /// The members of a group.
+    pub fn group(&self, name: &str) -> Option<Vec<String>> {
+        self.read().groups.get(name).cloned()
+    }
+
+    /// The retry policy of routed calls.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.read().policy
+    }
+
+    /// Sets the retry policy of routed calls.
+    pub fn set_retry_policy(&self, policy: RetryPolicy) {
+        self.write().policy = policy;
+    }
+
+    /// Sets the circuit-breaker settings for providers whose statistics do not exist yet.
+    pub fn set_breaker(&self, breaker: BreakerConfig) {
+        let mut g = self.write();
+        g.breaker = breaker;
+        g.stats.clear();
+    }
+
+    /// Live statistics and circuit breaker of a provider (created on first use).
+    pub fn stats(&self, provider: &str) -> Arc<ProviderStats> {
+        if let Some(s) = self.read().stats.get(provider) {
+            return s.clone();
+        }
+        let mut g = self.write();
+        let breaker = g.breaker;
+        g.stats.entry(provider.to_string()).or_insert_with(|| Arc::new(ProviderStats::new(breaker))).clone()
+    }
+
+    /// A health snapshot of every provider, by name.
+    pub fn health_snapshots(&self) -> Vec<(String, HealthSnapshot)> {
+        self.providers().iter().map(|p| (p.name().to_string(), self.stats(p.name()).snapshot())).collect()
+    }
+
+    /// Probes every provider once and records the results in their statistics.
+    pub async fn probe_all(&self) -> Vec<ProviderHealth> {
+        let results = self.health().await;
+        for h in &results {
+            self.stats(&h.provider).probe(h.ok, Duration::from_millis(h.latency_ms));
+        }
+        results
+    }
+
+    /// Probes every provider every `interval` in a background task, for as long as the registry lives.
+    pub fn spawn_health_monitor(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                let reg = ProviderRegistry { inner };
+                reg.probe_all().await;
+            }
+        })
     }
 
     /// Sets the price of `model` at `provider`.

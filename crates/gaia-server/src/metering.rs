@@ -22,8 +22,9 @@ pub(crate) struct Meter {
 }
 
 impl Meter {
-    /// Starts measuring a call of `model` at `provider` for `principal` through `endpoint`.
-    pub(crate) fn start(state: &AppState, principal: &Principal, provider: &str, model: &str, endpoint: &str) -> Meter {
+    /// Starts measuring a call for `principal` through `endpoint`; [`Meter::target`] says which
+    /// provider and model served it once routing has chosen.
+    pub(crate) fn start(state: &AppState, principal: &Principal, endpoint: &str) -> Meter {
         let api_key_id = match &principal.method {
             AuthMethod::ApiKey { key_id } => Some(key_id.clone()),
             _ => None,
@@ -33,8 +34,6 @@ impl Meter {
             record: NewUsage {
                 user_id: principal.user_id.clone(),
                 api_key_id,
-                provider: provider.to_string(),
-                model: model.to_string(),
                 endpoint: endpoint.to_string(),
                 ..Default::default()
             },
@@ -43,6 +42,18 @@ impl Meter {
             usage: Usage::default(),
             done: false,
         }
+    }
+
+    /// Sets the provider and model the call went to.
+    pub(crate) fn target(&mut self, provider: &str, model: &str) {
+        self.record.provider = provider.to_string();
+        self.record.model = model.to_string();
+    }
+
+    /// Sets the target from a routing failure (the last provider tried), and records the failure.
+    pub(crate) fn failed(&mut self, f: &gaia_providers::RouteFailure) {
+        self.target(f.provider.as_deref().unwrap_or("-"), f.model.as_deref().unwrap_or("-"));
+        self.finish(f.error.http_status(), Some(f.error.to_string()));
     }
 
     /// Marks the first streamed token (only the first call counts).

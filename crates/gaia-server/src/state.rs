@@ -46,6 +46,9 @@ impl AppState {
         storage.migrate().await?;
         let cache = cache::from_config(&config).await?;
         let providers = ProviderRegistry::from_config(&config.providers);
+        if config.providers.health_interval_secs > 0 && !providers.is_empty() {
+            providers.spawn_health_monitor(Duration::from_secs(config.providers.health_interval_secs));
+        }
         Ok(Self::new(config, storage, cache, providers))
     }
 

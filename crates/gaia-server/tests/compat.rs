@@ -388,3 +388,67 @@ async fn models_endpoints() {
     assert_eq!(r.status(), 404);
     assert!(r.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().contains("gpt-9"));
 }
+
+#[tokio::test]
+async fn providers_health_and_model_filters() {
+    let (s, key) = server().await;
+    s.state.providers().set_price("openai", "mock-gpt", gaia_core::types::ModelPrice { input: 0.1, output: 0.4 });
+    // Some traffic, one failure.
+    for model in ["openai/mock-gpt", "openai/mock-gpt", "anthropic/mock-error-500"] {
+        s.http
+            .post(format!("{}/v1/chat/completions", s.url))
+            .bearer_auth(&key)
+            .json(&json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+    }
+    let v: Value = s.get("/api/v1/providers", &key).send().await.unwrap().json().await.unwrap();
+    let list = v["providers"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let openai = list.iter().find(|p| p["name"] == "openai").unwrap();
+    assert_eq!(openai["health"]["total_requests"], 2);
+    assert_eq!(openai["health"]["error_rate"], 0.0);
+    assert!(openai["health"]["latency_p50_ms"].is_u64());
+    assert_eq!(openai["health"]["circuit"], "closed");
+    let anthropic = list.iter().find(|p| p["name"] == "anthropic").unwrap();
+    assert!(anthropic["health"]["total_errors"].as_u64().unwrap() >= 1);
+    let v: Value = s.get("/api/v1/providers/openai/health", &key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["probe"]["ok"], true);
+    assert_eq!(v["health"]["last_probe_ok"], true);
+    assert_eq!(s.get("/api/v1/providers/nope/health", &key).send().await.unwrap().status(), 404);
+    assert_eq!(s.http.get(format!("{}/api/v1/providers", s.url)).send().await.unwrap().status(), 401);
+
+    let ids = |v: &Value| {
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| format!("{}/{}", m["provider"].as_str().unwrap(), m["id"].as_str().unwrap()))
+            .collect::<Vec<_>>()
+    };
+    let v: Value = s.get("/api/v1/models?provider=anthropic", &key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ids(&v), ["anthropic/mock-gpt", "anthropic/mock-claude"]);
+    let v: Value = s.get("/api/v1/models?max_price=1", &key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ids(&v), ["openai/mock-gpt"], "only priced models under the limit");
+    assert_eq!(v["data"][0]["price"]["output"], 0.4);
+    assert_eq!(s.get("/api/v1/models?max_price=cheap", &key).send().await.unwrap().status(), 400);
+}
+
+#[tokio::test]
+async fn fallback_chains_from_the_model_field() {
+    let (s, key) = server().await;
+    let v: Value = s.http.post(format!("{}/v1/chat/completions", s.url)).bearer_auth(&key)
+        .json(&json!({"model": "openai/mock-error-503,anthropic/mock-claude", "messages": [{"role": "user", "content": "hi"}]}))
+        .send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "Mock reply to: hi", "{v}");
+    let r = s
+        .post("/api/v1/chat", &key)
+        .json(&json!({"message": "hi", "model": "openai/mock-flaky-1"}))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["_metadata"]["attempts"], 2, "{v}");
+    assert_eq!(v["_metadata"]["provider"], "openai");
+}

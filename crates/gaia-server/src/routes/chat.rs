@@ -17,11 +17,10 @@ use gaia_core::auth::Principal;
 use gaia_core::events::Event as BusEvent;
 use gaia_core::storage::Conversation;
 use gaia_core::types::{ChatMessage, FinishReason, Role, Usage};
-use gaia_providers::{merge_usage, ChatEvent, ChatRequest, ChatResponse, ChatStream, Provider};
+use gaia_providers::{merge_usage, Candidate, ChatEvent, ChatRequest, ChatResponse, ChatStream, Routed};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::convert::Infallible;
-use std::sync::Arc;
 
 /// Body of both chat endpoints.
 #[derive(Debug, Deserialize)]
@@ -51,7 +50,7 @@ pub struct ChatBody {
 /// A prepared turn: the conversation, the provider and the request to send it.
 struct Turn {
     conversation: Conversation,
-    provider: Arc<dyn Provider>,
+    candidates: Vec<Candidate>,
     request: ChatRequest,
 }
 
@@ -79,7 +78,8 @@ async fn prepare(state: &AppState, user_id: &str, body: ChatBody) -> ApiResult<T
         ),
         None => None,
     };
-    let (provider, model) = state.providers().resolve(body.model.as_deref().unwrap_or_default()).await?;
+    let candidates = state.providers().candidates(body.model.as_deref().unwrap_or_default()).await?;
+    let model = candidates[0].1.clone();
     let conversation = match existing {
         Some(c) => c,
         None => {
@@ -106,7 +106,7 @@ async fn prepare(state: &AppState, user_id: &str, body: ChatBody) -> ApiResult<T
     request.temperature = body.temperature;
     request.max_tokens = body.max_tokens;
     request.user = Some(user_id.to_string());
-    Ok(Turn { conversation, provider, request })
+    Ok(Turn { conversation, candidates, request })
 }
 
 async fn store_answer(
@@ -251,30 +251,39 @@ fn data(v: Value) -> Event {
     Event::default().data(v.to_string())
 }
 
-/// Calls the provider without streaming, metering the call.
-async fn complete(state: &AppState, p: &Principal, turn: &Turn, endpoint: &str) -> ApiResult<ChatResponse> {
-    let mut meter = Meter::start(state, p, turn.provider.name(), &turn.request.model, endpoint);
-    match turn.provider.chat(&turn.request).await {
+/// Calls the first candidate that answers (with retries and fallbacks), metering the call.
+async fn complete(state: &AppState, p: &Principal, turn: &Turn, endpoint: &str) -> ApiResult<Routed<ChatResponse>> {
+    let mut meter = Meter::start(state, p, endpoint);
+    match state.providers().chat_routed(&turn.candidates, &turn.request).await {
         Ok(r) => {
-            meter.usage(r.usage);
+            meter.target(r.provider.name(), &r.model);
+            meter.usage(r.value.usage);
             meter.finish(200, None);
             Ok(r)
         }
-        Err(e) => {
-            meter.finish(e.http_status(), Some(e.to_string()));
-            Err(e.into())
+        Err(f) => {
+            meter.failed(&f);
+            Err(f.error.into())
         }
     }
 }
 
-/// Opens the provider's stream, metering a failure to open it.
-async fn open_stream(state: &AppState, p: &Principal, turn: &Turn, endpoint: &str) -> ApiResult<(ChatStream, Meter)> {
-    let mut meter = Meter::start(state, p, turn.provider.name(), &turn.request.model, endpoint);
-    match turn.provider.chat_stream(&turn.request).await {
-        Ok(s) => Ok((s, meter)),
-        Err(e) => {
-            meter.finish(e.http_status(), Some(e.to_string()));
-            Err(e.into())
+/// Opens a stream from the first candidate that starts one, metering a failure to open it.
+async fn open_stream(
+    state: &AppState,
+    p: &Principal,
+    turn: &Turn,
+    endpoint: &str,
+) -> ApiResult<(Routed<ChatStream>, Meter)> {
+    let mut meter = Meter::start(state, p, endpoint);
+    match state.providers().stream_routed(&turn.candidates, &turn.request).await {
+        Ok(r) => {
+            meter.target(r.provider.name(), &r.model);
+            Ok((r, meter))
+        }
+        Err(f) => {
+            meter.failed(&f);
+            Err(f.error.into())
         }
     }
 }
@@ -290,21 +299,21 @@ pub async fn chat_v1(
     let conv_id = turn.conversation.id.clone();
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = now_secs();
-    let model = turn.request.model.clone();
     if !stream {
-        let r = complete(&state, &p, &turn, "chat").await?;
+        let routed = complete(&state, &p, &turn, "chat").await?;
+        let (r, model) = (routed.value, routed.model);
         let message_id = store_answer(&state, &conv_id, &r.content, &model, r.usage).await;
         return Ok(axum::Json(json!({
             "id": id, "object": "chat.completion", "created": created, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": r.content}, "finish_reason": r.finish_reason.as_openai()}],
             "usage": usage_json(r.usage),
-            "_metadata": {"conversation_id": conv_id, "message_id": message_id, "provider": turn.provider.name()}
+            "_metadata": {"conversation_id": conv_id, "message_id": message_id, "provider": routed.provider.name(), "attempts": routed.attempts}
         }))
         .into_response());
     }
-    let (upstream, meter) = open_stream(&state, &p, &turn, "chat").await?;
-    let provider = turn.provider.name().to_string();
-    let events = turn_events(state, conv_id.clone(), model.clone(), upstream, meter);
+    let (routed, meter) = open_stream(&state, &p, &turn, "chat").await?;
+    let (provider, model) = (routed.provider.name().to_string(), routed.model);
+    let events = turn_events(state, conv_id.clone(), model.clone(), routed.value, meter);
     let chunk = move |delta: Value, finish: Option<&str>| {
         json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
@@ -340,14 +349,15 @@ pub async fn chat_v03(
     let stream = body.stream;
     let turn = prepare(&state, &p.user_id, body).await?;
     let conv_id = turn.conversation.id.clone();
-    let model = turn.request.model.clone();
     if !stream {
-        let r = complete(&state, &p, &turn, "chat_v0.3").await?;
-        store_answer(&state, &conv_id, &r.content, &model, r.usage).await;
+        let routed = complete(&state, &p, &turn, "chat_v0.3").await?;
+        let r = routed.value;
+        store_answer(&state, &conv_id, &r.content, &routed.model, r.usage).await;
         return Ok(axum::Json(json!({"response": r.content, "conversation_id": conv_id})).into_response());
     }
-    let (upstream, meter) = open_stream(&state, &p, &turn, "chat_v0.3").await?;
-    let events = turn_events(state, conv_id.clone(), model.clone(), upstream, meter);
+    let (routed, meter) = open_stream(&state, &p, &turn, "chat_v0.3").await?;
+    let model = routed.model;
+    let events = turn_events(state, conv_id.clone(), model.clone(), routed.value, meter);
     let head =
         futures::stream::iter(vec![data(json!({"type": "metadata", "conversation_id": conv_id, "model": model}))]);
     let body = events.filter_map(move |ev| {

@@ -78,33 +78,36 @@ pub async fn chat_completions(
         Err(e) => return provider_error(API, e),
     };
     let asked = parsed.request.model.clone();
-    let (provider, model) = match state.providers().resolve(&asked).await {
-        Ok(x) => x,
+    let candidates = match state.providers().candidates(&asked).await {
+        Ok(c) => c,
         Err(e) => return provider_error(API, e),
     };
-    let mut req = parsed.request;
-    req.model = model;
+    let req = parsed.request;
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = chrono::Utc::now().timestamp();
-    let mut meter = Meter::start(&state, &p, provider.name(), &req.model, "openai");
+    let mut meter = Meter::start(&state, &p, "openai");
     if !parsed.stream {
-        return match provider.chat(&req).await {
+        return match state.providers().chat_routed(&candidates, &req).await {
             Ok(r) => {
-                meter.usage(r.usage);
+                meter.target(r.provider.name(), &r.model);
+                meter.usage(r.value.usage);
                 meter.finish(200, None);
-                axum::Json(openai::render_response(&r, &id, created, &asked)).into_response()
+                axum::Json(openai::render_response(&r.value, &id, created, &asked)).into_response()
             }
-            Err(e) => {
-                meter.finish(e.http_status(), Some(e.to_string()));
-                provider_error(API, e)
+            Err(f) => {
+                meter.failed(&f);
+                provider_error(API, f.error)
             }
         };
     }
-    let mut upstream = match provider.chat_stream(&req).await {
-        Ok(s) => s,
-        Err(e) => {
-            meter.finish(e.http_status(), Some(e.to_string()));
-            return provider_error(API, e);
+    let mut upstream = match state.providers().stream_routed(&candidates, &req).await {
+        Ok(r) => {
+            meter.target(r.provider.name(), &r.model);
+            r.value
+        }
+        Err(f) => {
+            meter.failed(&f);
+            return provider_error(API, f.error);
         }
     };
     let ticket = state.stream_ticket();
@@ -157,32 +160,35 @@ pub async fn messages(
         Err(e) => return provider_error(API, e),
     };
     let asked = parsed.request.model.clone();
-    let (provider, model) = match state.providers().resolve(&asked).await {
-        Ok(x) => x,
+    let candidates = match state.providers().candidates(&asked).await {
+        Ok(c) => c,
         Err(e) => return provider_error(API, e),
     };
-    let mut req = parsed.request;
-    req.model = model;
+    let req = parsed.request;
     let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
-    let mut meter = Meter::start(&state, &p, provider.name(), &req.model, "anthropic");
+    let mut meter = Meter::start(&state, &p, "anthropic");
     if !parsed.stream {
-        return match provider.chat(&req).await {
+        return match state.providers().chat_routed(&candidates, &req).await {
             Ok(r) => {
-                meter.usage(r.usage);
+                meter.target(r.provider.name(), &r.model);
+                meter.usage(r.value.usage);
                 meter.finish(200, None);
-                axum::Json(anthropic::render_response(&r, &id, &asked)).into_response()
+                axum::Json(anthropic::render_response(&r.value, &id, &asked)).into_response()
             }
-            Err(e) => {
-                meter.finish(e.http_status(), Some(e.to_string()));
-                provider_error(API, e)
+            Err(f) => {
+                meter.failed(&f);
+                provider_error(API, f.error)
             }
         };
     }
-    let mut upstream = match provider.chat_stream(&req).await {
-        Ok(s) => s,
-        Err(e) => {
-            meter.finish(e.http_status(), Some(e.to_string()));
-            return provider_error(API, e);
+    let mut upstream = match state.providers().stream_routed(&candidates, &req).await {
+        Ok(r) => {
+            meter.target(r.provider.name(), &r.model);
+            r.value
+        }
+        Err(f) => {
+            meter.failed(&f);
+            return provider_error(API, f.error);
         }
     };
     let ticket = state.stream_ticket();

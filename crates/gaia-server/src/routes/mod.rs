@@ -7,4 +7,5 @@ pub mod conversations;
 pub mod health;
 pub mod keys;
 pub mod models;
+pub mod providers;
 pub mod usage;

@@ -5,8 +5,9 @@ use gaia_core::cache::MemoryCache;
 use gaia_core::storage::Storage;
 use gaia_core::testing::TestDb;
 use gaia_core::Config;
+use gaia_providers::health::BreakerConfig;
 use gaia_providers::mock::{MockConfig, MockHandle, MockUpstream};
-use gaia_providers::{AnthropicConfig, AnthropicProvider, OpenAiConfig, OpenAiProvider, ProviderRegistry};
+use gaia_providers::{AnthropicConfig, AnthropicProvider, OpenAiConfig, OpenAiProvider, ProviderRegistry, RetryPolicy};
 use gaia_server::AppState;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -35,6 +36,15 @@ pub async fn start(db: TestDb, mock: Option<MockConfig>) -> TestServer {
     let storage = Storage::connect(&db.url).await.unwrap();
     storage.migrate().await.unwrap();
     let registry = ProviderRegistry::new();
+    // Fast retries, and a breaker that never opens: the fault-injection tests fail on purpose many
+    // times in a row. Tests of the breaker itself set their own.
+    registry.set_retry_policy(RetryPolicy {
+        max_retries: 2,
+        base_backoff: Duration::from_millis(2),
+        max_backoff: Duration::from_millis(20),
+        first_token_timeout: Duration::from_secs(5),
+    });
+    registry.set_breaker(BreakerConfig { failure_threshold: u32::MAX, cooldown: Duration::from_secs(1) });
     let mock = match mock {
         Some(cfg) => {
             let m = MockUpstream::start("127.0.0.1:0".parse().unwrap(), cfg).await.unwrap();

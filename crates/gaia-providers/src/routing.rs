@@ -1,0 +1,353 @@
+//! Reliable calls: fallback chains (`model = "a,b,c"`), retries with jittered exponential backoff on
+//! retryable errors before any output, a circuit breaker per provider, a first-token timeout for
+//! streams, and passive health statistics from every call.
+
+use crate::error::ProviderError;
+use crate::health::ProviderStats;
+use crate::provider::Provider;
+use crate::registry::ProviderRegistry;
+use crate::types::{ChatEvent, ChatRequest, ChatResponse, ChatStream};
+use futures::StreamExt;
+use rand::Rng;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Retry and timeout policy of routed calls.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// Retries per provider after the first attempt (on retryable errors only).
+    pub max_retries: u32,
+    /// First backoff; doubles on each retry, with full jitter.
+    pub base_backoff: Duration,
+    /// Largest backoff (and largest `retry-after` honoured before falling back instead).
+    pub max_backoff: Duration,
+    /// How long a stream may take to produce its first event.
+    pub first_token_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 2,
+            base_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+            first_token_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `attempt` (0-based): full jitter over an exponential cap, or the
+    /// provider's `retry-after` when it gave one (`None` when that is longer than `max_backoff`).
+    pub fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Option<Duration> {
+        if let Some(ra) = retry_after {
+            return (ra <= self.max_backoff).then_some(ra);
+        }
+        let cap = self.base_backoff.saturating_mul(1u32 << attempt.min(16)).min(self.max_backoff);
+        let nanos = cap.as_nanos().min(u64::MAX as u128) as u64;
+        Some(Duration::from_nanos(if nanos == 0 { 0 } else { rand::rng().random_range(0..=nanos) }))
+    }
+}
+
+/// A provider and the model id to send it.
+pub type Candidate = (Arc<dyn Provider>, String);
+
+/// A successful routed call: what served it and how many attempts it took.
+pub struct Routed<T> {
+    /// The provider that answered.
+    pub provider: Arc<dyn Provider>,
+    /// The model id at that provider.
+    pub model: String,
+    /// The answer.
+    pub value: T,
+    /// Attempts made, across providers.
+    pub attempts: u32,
+}
+
+/// A routed call that failed everywhere.
+#[derive(Debug)]
+pub struct RouteFailure {
+    /// The last error (what the client should see).
+    pub error: ProviderError,
+    /// The last provider tried, if any.
+    pub provider: Option<String>,
+    /// The model id at that provider.
+    pub model: Option<String>,
+    /// Attempts made.
+    pub attempts: u32,
+}
+
+/// Whether an error should make us try the next candidate (provider trouble), rather than return at
+/// once (the request itself is wrong).
+fn worth_falling_back(e: &ProviderError) -> bool {
+    match e {
+        ProviderError::InvalidRequest(_) => false,
+        ProviderError::Upstream { status, .. } => !(400..500).contains(status) || matches!(status, 408 | 409),
+        _ => true,
+    }
+}
+
+/// Whether an error says something about the provider's health (client errors do not).
+fn counts_against_provider(e: &ProviderError) -> bool {
+    worth_falling_back(e) && !matches!(e, ProviderError::UnknownModel(_) | ProviderError::CircuitOpen { .. })
+}
+
+fn retry_after(e: &ProviderError) -> Option<Duration> {
+    match e {
+        ProviderError::RateLimited { retry_after, .. } => *retry_after,
+        _ => None,
+    }
+}
+
+impl ProviderRegistry {
+    /// The candidates for a model spec: `a,b,c` is a fallback chain tried in order; each item is a
+    /// model id or `provider/model`, or a configured group name. Fails when none resolves.
+    pub async fn candidates(&self, spec: &str) -> Result<Vec<Candidate>, ProviderError> {
+        let mut items: Vec<String> = Vec::new();
+        for part in spec.split(',').map(str::trim) {
+            match self.group(part) {
+                Some(members) => items.extend(members),
+                None => items.push(part.to_string()),
+            }
+        }
+        if items.iter().all(|s| s.is_empty()) {
+            items = vec![String::new()];
+        }
+        let mut out: Vec<Candidate> = Vec::new();
+        let mut first_err = None;
+        for item in items.iter().filter(|s| !s.is_empty() || items.len() == 1) {
+            match self.resolve(item).await {
+                Ok(c) => {
+                    if !out.iter().any(|(p, m)| p.name() == c.0.name() && *m == c.1) {
+                        out.push(c);
+                    }
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err(first_err.unwrap_or_else(|| ProviderError::UnknownModel(spec.to_string())));
+        }
+        Ok(out)
+    }
+
+    /// A complete answer from the first candidate that gives one.
+    pub async fn chat_routed(
+        &self,
+        candidates: &[Candidate],
+        req: &ChatRequest,
+    ) -> Result<Routed<ChatResponse>, RouteFailure> {
+        let policy = self.retry_policy();
+        let mut fail = RouteFailure {
+            error: ProviderError::UnknownModel(req.model.clone()),
+            provider: None,
+            model: None,
+            attempts: 0,
+        };
+        for (p, model) in candidates {
+            let stats = self.stats(p.name());
+            let mut r = req.clone();
+            r.model = model.clone();
+            fail.provider = Some(p.name().to_string());
+            fail.model = Some(model.clone());
+            for attempt in 0..=policy.max_retries {
+                if !stats.allow() {
+                    fail.error = ProviderError::CircuitOpen { provider: p.name().to_string() };
+                    break;
+                }
+                fail.attempts += 1;
+                let t0 = Instant::now();
+                match p.chat(&r).await {
+                    Ok(value) => {
+                        stats.success(t0.elapsed());
+                        return Ok(Routed {
+                            provider: p.clone(),
+                            model: model.clone(),
+                            value,
+                            attempts: fail.attempts,
+                        });
+                    }
+                    Err(e) => {
+                        if counts_against_provider(&e) {
+                            stats.failure(t0.elapsed(), &e.to_string());
+                        } else {
+                            stats.release();
+                        }
+                        if !worth_falling_back(&e) {
+                            fail.error = e;
+                            return Err(fail);
+                        }
+                        let wait = (e.is_retryable() && attempt < policy.max_retries)
+                            .then(|| policy.backoff(attempt, retry_after(&e)))
+                            .flatten();
+                        fail.error = e;
+                        match wait {
+                            Some(w) => tokio::time::sleep(w).await,
+                            None => break,
+                        }
+                    }
+                }
+            }
+        }
+        Err(fail)
+    }
+
+    /// A stream from the first candidate whose stream produces a first event. Retries and fallbacks
+    /// happen only before that first event, so nothing is ever sent to the client twice.
+    pub async fn stream_routed(
+        &self,
+        candidates: &[Candidate],
+        req: &ChatRequest,
+    ) -> Result<Routed<ChatStream>, RouteFailure> {
+        let policy = self.retry_policy();
+        let mut fail = RouteFailure {
+            error: ProviderError::UnknownModel(req.model.clone()),
+            provider: None,
+            model: None,
+            attempts: 0,
+        };
+        for (p, model) in candidates {
+            let stats = self.stats(p.name());
+            let mut r = req.clone();
+            r.model = model.clone();
+            fail.provider = Some(p.name().to_string());
+            fail.model = Some(model.clone());
+            for attempt in 0..=policy.max_retries {
+                if !stats.allow() {
+                    fail.error = ProviderError::CircuitOpen { provider: p.name().to_string() };
+                    break;
+                }
+                fail.attempts += 1;
+                let t0 = Instant::now();
+                let opened = tokio::time::timeout(policy.first_token_timeout, async {
+                    let mut s = p.chat_stream(&r).await?;
+                    match s.next().await {
+                        Some(Ok(first)) => Ok((s, first)),
+                        Some(Err(e)) => Err(e),
+                        None => Err(ProviderError::Stream {
+                            provider: p.name().to_string(),
+                            message: "stream ended before any event".into(),
+                        }),
+                    }
+                })
+                .await
+                .unwrap_or_else(|_| Err(ProviderError::Timeout { provider: p.name().to_string() }));
+                match opened {
+                    Ok((rest, first)) => {
+                        let value = watch(rest, first, stats.clone(), t0.elapsed());
+                        return Ok(Routed {
+                            provider: p.clone(),
+                            model: model.clone(),
+                            value,
+                            attempts: fail.attempts,
+                        });
+                    }
+                    Err(e) => {
+                        if counts_against_provider(&e) {
+                            stats.failure(t0.elapsed(), &e.to_string());
+                        } else {
+                            stats.release();
+                        }
+                        if !worth_falling_back(&e) {
+                            fail.error = e;
+                            return Err(fail);
+                        }
+                        let wait = (e.is_retryable() && attempt < policy.max_retries)
+                            .then(|| policy.backoff(attempt, retry_after(&e)))
+                            .flatten();
+                        fail.error = e;
+                        match wait {
+                            Some(w) => tokio::time::sleep(w).await,
+                            None => break,
+                        }
+                    }
+                }
+            }
+        }
+        Err(fail)
+    }
+}
+
+/// Records the outcome of a stream in the provider's statistics: success at its end (latency = time to
+/// first event), failure on an error, success if the client drops it after the first event.
+struct Outcome {
+    stats: Arc<ProviderStats>,
+    ttft: Duration,
+    done: bool,
+}
+
+impl Outcome {
+    fn ok(&mut self) {
+        if !self.done {
+            self.done = true;
+            self.stats.success(self.ttft);
+        }
+    }
+    fn failed(&mut self, e: &ProviderError) {
+        if !self.done {
+            self.done = true;
+            self.stats.failure(self.ttft, &e.to_string());
+        }
+    }
+}
+
+impl Drop for Outcome {
+    fn drop(&mut self) {
+        self.ok();
+    }
+}
+
+fn watch(mut rest: ChatStream, first: ChatEvent, stats: Arc<ProviderStats>, ttft: Duration) -> ChatStream {
+    Box::pin(async_stream::stream! {
+        let mut outcome = Outcome { stats, ttft, done: false };
+        yield Ok(first);
+        while let Some(ev) = rest.next().await {
+            if let Err(e) = &ev {
+                outcome.failed(e);
+            }
+            yield ev;
+        }
+        outcome.ok();
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_jittered_and_capped() {
+        let p = RetryPolicy {
+            base_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(300),
+            ..Default::default()
+        };
+        for attempt in 0..10 {
+            let w = p.backoff(attempt, None).unwrap();
+            let cap = Duration::from_millis(100 * (1 << attempt.min(10))).min(Duration::from_millis(300));
+            assert!(w <= cap, "{attempt}: {w:?} > {cap:?}");
+        }
+        assert_eq!(p.backoff(0, Some(Duration::from_millis(200))), Some(Duration::from_millis(200)));
+        assert_eq!(p.backoff(0, Some(Duration::from_secs(5))), None, "too long: fall back instead");
+    }
+
+    #[test]
+    fn which_errors_fall_back() {
+        assert!(!worth_falling_back(&ProviderError::InvalidRequest("x".into())));
+        assert!(!worth_falling_back(&ProviderError::Upstream {
+            provider: "p".into(),
+            status: 400,
+            message: String::new()
+        }));
+        assert!(worth_falling_back(&ProviderError::Upstream {
+            provider: "p".into(),
+            status: 503,
+            message: String::new()
+        }));
+        assert!(worth_falling_back(&ProviderError::Unauthorized { provider: "p".into(), message: String::new() }));
+        assert!(worth_falling_back(&ProviderError::UnknownModel("m".into())));
+        assert!(!counts_against_provider(&ProviderError::UnknownModel("m".into())));
+    }
+}
