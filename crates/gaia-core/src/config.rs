@@ -57,6 +57,8 @@ pub struct CacheConfig {
     pub capacity: u64,
     /// Seconds a validated API key stays cached.
     pub api_key_ttl_secs: u64,
+    /// Seconds a cached model answer is kept (0 disables the response cache).
+    pub response_ttl_secs: u64,
 }
 
 /// Configured LLM providers.
@@ -126,7 +128,7 @@ impl Default for ServerConfig {
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        CacheConfig { capacity: 10_000, api_key_ttl_secs: 60 }
+        CacheConfig { capacity: 10_000, api_key_ttl_secs: 60, response_ttl_secs: 300 }
     }
 }
 

@@ -39,6 +39,7 @@ pub mod mock;
 pub mod openai;
 pub mod provider;
 pub mod registry;
+pub mod response_cache;
 pub mod routing;
 pub mod types;
 
@@ -48,4 +49,6 @@ pub use openai::{OpenAiConfig, OpenAiProvider};
 pub use provider::Provider;
 pub use registry::ProviderRegistry;
 pub use routing::{Candidate, RetryPolicy, RouteFailure, Routed};
-pub use types::{collect_stream, merge_usage, ChatEvent, ChatRequest, ChatResponse, ChatStream, ProviderHealth};
+pub use types::{
+    collect_stream, merge_usage, ChatEvent, ChatRequest, ChatResponse, ChatStream, ProviderHealth, StreamAccumulator,
+};

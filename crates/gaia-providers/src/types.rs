@@ -110,43 +110,70 @@ pub struct ProviderHealth {
     pub message: Option<String>,
 }
 
-/// Collects a stream into a [`ChatResponse`] (tool-call fragments joined by index).
-pub async fn collect_stream(mut stream: ChatStream) -> Result<ChatResponse, ProviderError> {
-    use futures::StreamExt;
-    let mut resp = ChatResponse {
-        id: String::new(),
-        model: String::new(),
-        content: String::new(),
-        tool_calls: Vec::new(),
-        finish_reason: FinishReason::Stop,
-        usage: Usage::default(),
-    };
-    while let Some(ev) = stream.next().await {
-        match ev? {
+/// Builds a [`ChatResponse`] from stream events as they pass (tool-call fragments joined by index).
+#[derive(Debug, Clone)]
+pub struct StreamAccumulator {
+    resp: ChatResponse,
+}
+
+impl Default for StreamAccumulator {
+    fn default() -> Self {
+        StreamAccumulator {
+            resp: ChatResponse {
+                id: String::new(),
+                model: String::new(),
+                content: String::new(),
+                tool_calls: Vec::new(),
+                finish_reason: FinishReason::Stop,
+                usage: Usage::default(),
+            },
+        }
+    }
+}
+
+impl StreamAccumulator {
+    /// Takes one event into account.
+    pub fn push(&mut self, ev: &ChatEvent) {
+        let resp = &mut self.resp;
+        match ev {
             ChatEvent::Start { id, model } => {
-                resp.id = id;
-                resp.model = model;
+                resp.id = id.clone();
+                resp.model = model.clone();
             }
-            ChatEvent::TextDelta(t) => resp.content.push_str(&t),
+            ChatEvent::TextDelta(t) => resp.content.push_str(t),
             ChatEvent::ToolCallDelta { index, id, name, arguments } => {
-                let i = index as usize;
+                let i = *index as usize;
                 while resp.tool_calls.len() <= i {
                     resp.tool_calls.push(ToolCall { id: String::new(), name: String::new(), arguments: String::new() });
                 }
                 let tc = &mut resp.tool_calls[i];
                 if let Some(id) = id {
-                    tc.id = id;
+                    tc.id = id.clone();
                 }
                 if let Some(n) = name {
-                    tc.name = n;
+                    tc.name = n.clone();
                 }
-                tc.arguments.push_str(&arguments);
+                tc.arguments.push_str(arguments);
             }
-            ChatEvent::Usage(u) => merge_usage(&mut resp.usage, u),
-            ChatEvent::Finish(f) => resp.finish_reason = f,
+            ChatEvent::Usage(u) => merge_usage(&mut resp.usage, *u),
+            ChatEvent::Finish(f) => resp.finish_reason = f.clone(),
         }
     }
-    Ok(resp)
+
+    /// The answer so far.
+    pub fn finish(self) -> ChatResponse {
+        self.resp
+    }
+}
+
+/// Collects a stream into a [`ChatResponse`] (tool-call fragments joined by index).
+pub async fn collect_stream(mut stream: ChatStream) -> Result<ChatResponse, ProviderError> {
+    use futures::StreamExt;
+    let mut acc = StreamAccumulator::default();
+    while let Some(ev) = stream.next().await {
+        acc.push(&ev?);
+    }
+    Ok(acc.finish())
 }
 
 /// Merges a usage report into `acc` (non-zero fields replace).

@@ -6,6 +6,7 @@ use gaia_core::events::EventBus;
 use gaia_core::storage::Storage;
 use gaia_core::usage::UsageRecorder;
 use gaia_core::{Config, CoreError};
+use gaia_providers::response_cache::ResponseCache;
 use gaia_providers::ProviderRegistry;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -25,6 +26,7 @@ struct Inner {
     providers: ProviderRegistry,
     events: EventBus,
     usage: UsageRecorder,
+    responses: Option<ResponseCache>,
     active_streams: Arc<AtomicUsize>,
 }
 
@@ -65,6 +67,8 @@ impl AppState {
         };
         let auth =
             Authenticator::new(storage.clone(), cache.clone(), jwt, Duration::from_secs(config.cache.api_key_ttl_secs));
+        let responses = (config.cache.response_ttl_secs > 0)
+            .then(|| ResponseCache::new(cache.clone(), Duration::from_secs(config.cache.response_ttl_secs)));
         AppState {
             inner: Arc::new(Inner {
                 config,
@@ -73,6 +77,7 @@ impl AppState {
                 providers,
                 events: EventBus::default(),
                 usage: UsageRecorder::spawn(storage.clone()),
+                responses,
                 storage,
                 active_streams: Arc::new(AtomicUsize::new(0)),
             }),
@@ -106,6 +111,10 @@ impl AppState {
     /// The usage recorder (writes usage records in the background).
     pub fn usage(&self) -> &UsageRecorder {
         &self.inner.usage
+    }
+    /// The response cache, unless disabled (`cache.response_ttl_secs = 0`).
+    pub fn responses(&self) -> Option<&ResponseCache> {
+        self.inner.responses.as_ref()
     }
     /// Number of chat streams currently being served.
     pub fn active_streams(&self) -> usize {

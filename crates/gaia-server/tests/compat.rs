@@ -452,3 +452,79 @@ async fn fallback_chains_from_the_model_field() {
     assert_eq!(v["_metadata"]["attempts"], 2, "{v}");
     assert_eq!(v["_metadata"]["provider"], "openai");
 }
+
+#[tokio::test]
+async fn response_cache_for_deterministic_requests() {
+    let (s, key) = server().await;
+    let mock = s.mock.as_ref().unwrap();
+    let oa = |body: Value, extra: Option<(&'static str, &'static str)>| {
+        let mut r = s.http.post(format!("{}/v1/chat/completions", s.url)).bearer_auth(&key).json(&body);
+        if let Some((k, v)) = extra {
+            r = r.header(k, v);
+        }
+        r.send()
+    };
+    let body =
+        json!({"model": "openai/mock-gpt", "temperature": 0, "messages": [{"role": "user", "content": "cached?"}]});
+    let r = oa(body.clone(), None).await.unwrap();
+    assert_eq!(r.headers()["x-gaia-cache"], "miss");
+    let first: Value = r.json().await.unwrap();
+    let before = mock.requests();
+    let r = oa(body.clone(), None).await.unwrap();
+    assert_eq!(r.headers()["x-gaia-cache"], "hit");
+    let second: Value = r.json().await.unwrap();
+    assert_eq!(mock.requests(), before, "a hit never reaches the provider");
+    assert_eq!(second["choices"], first["choices"]);
+
+    // A hit still streams correctly when asked to.
+    let mut sbody = body.clone();
+    sbody["stream"] = json!(true);
+    let r = oa(sbody, None).await.unwrap();
+    assert_eq!(r.headers()["x-gaia-cache"], "hit");
+    let events = sse_data(&r.text().await.unwrap());
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let text: String = events[..events.len() - 1]
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(text, "Mock reply to: cached?");
+    assert_eq!(mock.requests(), before);
+
+    // Not deterministic: bypass. Opt in by header: cached. Opt out: bypass.
+    let warm = json!({"model": "openai/mock-gpt", "temperature": 0.9, "messages": [{"role": "user", "content": "x"}]});
+    assert_eq!(oa(warm.clone(), None).await.unwrap().headers()["x-gaia-cache"], "bypass");
+    assert_eq!(oa(warm.clone(), Some(("x-gaia-cache", "on"))).await.unwrap().headers()["x-gaia-cache"], "miss");
+    assert_eq!(oa(warm.clone(), Some(("x-gaia-cache", "on"))).await.unwrap().headers()["x-gaia-cache"], "hit");
+    assert_eq!(
+        oa(body.clone(), Some(("cache-control", "no-store"))).await.unwrap().headers()["x-gaia-cache"],
+        "bypass"
+    );
+
+    // A streamed miss fills the cache for later non-streamed requests (Anthropic format).
+    let an = json!({"model": "anthropic/mock-claude", "max_tokens": 50, "temperature": 0, "stream": true, "messages": [{"role": "user", "content": "fill"}]});
+    let r = s.http.post(format!("{}/v1/messages", s.url)).header("x-api-key", &key).json(&an).send().await.unwrap();
+    assert_eq!(r.headers()["x-gaia-cache"], "miss");
+    r.text().await.unwrap();
+    let mut plain = an.clone();
+    plain["stream"] = json!(false);
+    let mut hit = false;
+    for _ in 0..50 {
+        let r =
+            s.http.post(format!("{}/v1/messages", s.url)).header("x-api-key", &key).json(&plain).send().await.unwrap();
+        if r.headers()["x-gaia-cache"] == "hit" {
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["content"][0]["text"], "Mock reply to: fill");
+            hit = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(hit);
+    // Hits are metered as served by the cache, at no cost.
+    s.state.usage().flush().await;
+    let v: Value = s.get("/api/v1/usage", &key).send().await.unwrap().json().await.unwrap();
+    let cache = v["by_provider"].as_array().unwrap().iter().find(|g| g["key"] == "cache").unwrap().clone();
+    assert!(cache["requests"].as_i64().unwrap() >= 3);
+    assert_eq!(cache["cost_usd"], 0.0);
+}

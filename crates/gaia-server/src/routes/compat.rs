@@ -13,12 +13,13 @@ use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use gaia_providers::compat::{anthropic, openai};
-use gaia_providers::{ChatEvent, ProviderError};
+use gaia_providers::response_cache::{cacheable, replay, ResponseCache};
+use gaia_providers::{ChatEvent, ChatRequest, ChatResponse, ChatStream, ProviderError, StreamAccumulator};
 use serde_json::{json, Value};
 use std::convert::Infallible;
 
@@ -58,9 +59,112 @@ fn data(v: &Value) -> Event {
     Event::default().data(v.to_string())
 }
 
+/// What answered a request.
+enum Answer {
+    Full(ChatResponse),
+    Stream(ChatStream),
+}
+
+/// How the response cache took part: `hit`, `miss` (the answer will be stored) or `bypass`.
+struct CacheUse {
+    status: &'static str,
+    fill: Option<(ResponseCache, String)>,
+}
+
+/// The client's cache preference: `x-gaia-cache: on|off`, or `Cache-Control: no-store|no-cache`.
+fn cache_preference(headers: &HeaderMap) -> Option<bool> {
+    if let Some(v) = headers.get("x-gaia-cache").and_then(|v| v.to_str().ok()) {
+        return match v.trim().to_ascii_lowercase().as_str() {
+            "on" | "true" | "1" | "yes" => Some(true),
+            _ => Some(false),
+        };
+    }
+    let cc = headers.get(header::CACHE_CONTROL).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    (cc.contains("no-store") || cc.contains("no-cache")).then_some(false)
+}
+
+/// Gets the answer for `req`: from the response cache when allowed and present, otherwise through the
+/// router (retries, fallbacks). Meters the call; failures come back as provider errors.
+async fn answer(
+    state: &AppState,
+    meter: &mut Meter,
+    asked: &str,
+    req: &ChatRequest,
+    stream: bool,
+    headers: &HeaderMap,
+) -> Result<(Answer, CacheUse), ProviderError> {
+    let candidates = state.providers().candidates(asked).await?;
+    let mut cache = CacheUse { status: "bypass", fill: None };
+    if let Some(rc) = state.responses().filter(|_| cacheable(req, cache_preference(headers))) {
+        let key = ResponseCache::key(asked, req);
+        if let Some(hit) = rc.get(&key).await {
+            meter.target("cache", &hit.model);
+            meter.token();
+            meter.finish(200, None);
+            cache.status = "hit";
+            let a = if stream { Answer::Stream(replay(hit)) } else { Answer::Full(hit) };
+            return Ok((a, cache));
+        }
+        cache = CacheUse { status: "miss", fill: Some((rc.clone(), key)) };
+    }
+    let routed = if stream {
+        state.providers().stream_routed(&candidates, req).await.map(|r| (r.provider, r.model, Answer::Stream(r.value)))
+    } else {
+        state.providers().chat_routed(&candidates, req).await.map(|r| (r.provider, r.model, Answer::Full(r.value)))
+    };
+    match routed {
+        Ok((provider, model, a)) => {
+            meter.target(provider.name(), &model);
+            if let Answer::Full(r) = &a {
+                meter.usage(r.usage);
+                meter.finish(200, None);
+                if let Some((rc, key)) = &cache.fill {
+                    rc.put(key, r).await;
+                }
+            }
+            Ok((a, cache))
+        }
+        Err(f) => {
+            meter.failed(&f);
+            Err(f.error)
+        }
+    }
+}
+
+fn with_cache_header(mut r: Response, status: &'static str) -> Response {
+    r.headers_mut().insert("x-gaia-cache", HeaderValue::from_static(status));
+    r
+}
+
+/// Passes a stream through, metering it, and stores the complete answer in the cache when it ends well.
+fn metered(mut upstream: ChatStream, mut meter: Meter, fill: Option<(ResponseCache, String)>) -> ChatStream {
+    Box::pin(async_stream::stream! {
+        let mut acc = StreamAccumulator::default();
+        while let Some(item) = upstream.next().await {
+            match &item {
+                Ok(ev) => {
+                    meter_event(&mut meter, ev);
+                    acc.push(ev);
+                }
+                Err(e) => {
+                    meter.finish(e.http_status(), Some(e.to_string()));
+                    yield item;
+                    return;
+                }
+            }
+            yield item;
+        }
+        meter.finish(200, None);
+        if let Some((rc, key)) = fill {
+            rc.put(&key, &acc.finish()).await;
+        }
+    })
+}
+
 /// `POST /v1/chat/completions`.
 pub async fn chat_completions(
     State(state): State<AppState>,
+    headers: HeaderMap,
     auth: Result<Auth, ApiError>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -69,46 +173,25 @@ pub async fn chat_completions(
         Ok(Auth(p)) => p,
         Err(e) => return api_error(API, e),
     };
-    let body = match parse_body(API, body) {
-        Ok(b) => b,
+    let parsed = match parse_body(API, body).and_then(|b| openai::parse_request(&b).map_err(|e| provider_error(API, e)))
+    {
+        Ok(p) => p,
         Err(r) => return r,
     };
-    let parsed = match openai::parse_request(&body) {
-        Ok(p) => p,
-        Err(e) => return provider_error(API, e),
-    };
     let asked = parsed.request.model.clone();
-    let candidates = match state.providers().candidates(&asked).await {
-        Ok(c) => c,
-        Err(e) => return provider_error(API, e),
-    };
-    let req = parsed.request;
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = chrono::Utc::now().timestamp();
     let mut meter = Meter::start(&state, &p, "openai");
-    if !parsed.stream {
-        return match state.providers().chat_routed(&candidates, &req).await {
-            Ok(r) => {
-                meter.target(r.provider.name(), &r.model);
-                meter.usage(r.value.usage);
-                meter.finish(200, None);
-                axum::Json(openai::render_response(&r.value, &id, created, &asked)).into_response()
-            }
-            Err(f) => {
-                meter.failed(&f);
-                provider_error(API, f.error)
-            }
-        };
-    }
-    let mut upstream = match state.providers().stream_routed(&candidates, &req).await {
-        Ok(r) => {
-            meter.target(r.provider.name(), &r.model);
-            r.value
+    let (answer, cache) = match answer(&state, &mut meter, &asked, &parsed.request, parsed.stream, &headers).await {
+        Ok(x) => x,
+        Err(e) => return provider_error(API, e),
+    };
+    let mut upstream = match answer {
+        Answer::Full(r) => {
+            let resp = axum::Json(openai::render_response(&r, &id, created, &asked)).into_response();
+            return with_cache_header(resp, cache.status);
         }
-        Err(f) => {
-            meter.failed(&f);
-            return provider_error(API, f.error);
-        }
+        Answer::Stream(s) => metered(s, meter, cache.fill),
     };
     let ticket = state.stream_ticket();
     let mut renderer = openai::ChunkRenderer::new(id, created, asked, parsed.include_usage);
@@ -118,31 +201,28 @@ pub async fn chat_completions(
         let mut failed = false;
         while let Some(ev) = upstream.next().await {
             match ev {
-                Ok(ev) => {
-                    meter_event(&mut meter, &ev);
-                    for c in renderer.event(&ev) { yield data(&c); }
-                }
+                Ok(ev) => for c in renderer.event(&ev) { yield data(&c); },
                 Err(e) => {
                     failed = true;
                     let status = e.http_status();
-                    meter.finish(status, Some(e.to_string()));
                     yield data(&openai::error_body(&e.to_string(), openai::error_type(status), None));
                     break;
                 }
             }
         }
         if !failed {
-            meter.finish(200, None);
             for c in renderer.finish() { yield data(&c); }
         }
         yield Event::default().data("[DONE]");
     };
-    Sse::new(events.map(Ok::<_, Infallible>)).keep_alive(KeepAlive::default()).into_response()
+    let resp = Sse::new(events.map(Ok::<_, Infallible>)).keep_alive(KeepAlive::default()).into_response();
+    with_cache_header(resp, cache.status)
 }
 
 /// `POST /v1/messages`.
 pub async fn messages(
     State(state): State<AppState>,
+    headers: HeaderMap,
     auth: Result<Auth, ApiError>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -151,45 +231,24 @@ pub async fn messages(
         Ok(Auth(p)) => p,
         Err(e) => return api_error(API, e),
     };
-    let body = match parse_body(API, body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let parsed = match anthropic::parse_request(&body) {
-        Ok(p) => p,
-        Err(e) => return provider_error(API, e),
-    };
+    let parsed =
+        match parse_body(API, body).and_then(|b| anthropic::parse_request(&b).map_err(|e| provider_error(API, e))) {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
     let asked = parsed.request.model.clone();
-    let candidates = match state.providers().candidates(&asked).await {
-        Ok(c) => c,
-        Err(e) => return provider_error(API, e),
-    };
-    let req = parsed.request;
     let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
     let mut meter = Meter::start(&state, &p, "anthropic");
-    if !parsed.stream {
-        return match state.providers().chat_routed(&candidates, &req).await {
-            Ok(r) => {
-                meter.target(r.provider.name(), &r.model);
-                meter.usage(r.value.usage);
-                meter.finish(200, None);
-                axum::Json(anthropic::render_response(&r.value, &id, &asked)).into_response()
-            }
-            Err(f) => {
-                meter.failed(&f);
-                provider_error(API, f.error)
-            }
-        };
-    }
-    let mut upstream = match state.providers().stream_routed(&candidates, &req).await {
-        Ok(r) => {
-            meter.target(r.provider.name(), &r.model);
-            r.value
+    let (answer, cache) = match answer(&state, &mut meter, &asked, &parsed.request, parsed.stream, &headers).await {
+        Ok(x) => x,
+        Err(e) => return provider_error(API, e),
+    };
+    let mut upstream = match answer {
+        Answer::Full(r) => {
+            let resp = axum::Json(anthropic::render_response(&r, &id, &asked)).into_response();
+            return with_cache_header(resp, cache.status);
         }
-        Err(f) => {
-            meter.failed(&f);
-            return provider_error(API, f.error);
-        }
+        Answer::Stream(s) => metered(s, meter, cache.fill),
     };
     let ticket = state.stream_ticket();
     let mut renderer = anthropic::EventRenderer::new(id, asked);
@@ -201,24 +260,20 @@ pub async fn messages(
         while let Some(item) = upstream.next().await {
             match item {
                 Ok(ChatEvent::Start { .. }) => {}
-                Ok(other) => {
-                    meter_event(&mut meter, &other);
-                    for e in renderer.event(&other) { yield ev(e); }
-                }
+                Ok(other) => for e in renderer.event(&other) { yield ev(e); },
                 Err(e) => {
                     failed = true;
-                    meter.finish(e.http_status(), Some(e.to_string()));
                     yield ev(("error", anthropic::error_body(e.http_status(), &e.to_string())));
                     break;
                 }
             }
         }
         if !failed {
-            meter.finish(200, None);
             for e in renderer.finish() { yield ev(e); }
         }
     };
-    Sse::new(events.map(Ok::<_, Infallible>)).keep_alive(KeepAlive::default()).into_response()
+    let resp = Sse::new(events.map(Ok::<_, Infallible>)).keep_alive(KeepAlive::default()).into_response();
+    with_cache_header(resp, cache.status)
 }
 
 /// Feeds a stream event to the meter: first token time and usage.
