@@ -22,7 +22,7 @@ use std::time::Duration;
 async fn main() -> anyhow::Result<()> {
     let model = std::env::args().nth(1);
     let config = Config::load(None)?;
-    let registry = ProviderRegistry::from_config(&config.providers);
+    let registry = ProviderRegistry::from_config(&config);
     // Keep the mock alive for the whole run when we use it.
     let _mock = if registry.is_empty() {
         let mock = MockUpstream::start(

@@ -178,6 +178,16 @@ pub struct ModelInfo {
     /// Context window in tokens, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_window: Option<u32>,
+    /// Known capabilities (`tools`, `vision`, `streaming`, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
+}
+
+impl ModelInfo {
+    /// A model with only an id and a provider.
+    pub fn new(id: impl Into<String>, provider: impl Into<String>) -> Self {
+        ModelInfo { id: id.into(), provider: provider.into(), context_window: None, capabilities: Vec::new() }
+    }
 }
 
 /// Prices of a model in US dollars per million tokens.

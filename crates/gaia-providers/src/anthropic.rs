@@ -26,8 +26,10 @@ pub struct AnthropicConfig {
     pub version: String,
     /// `max_tokens` when the request sets none (the API requires it).
     pub default_max_tokens: u32,
-    /// Connect/read timeout (and total timeout of non-streamed calls).
+    /// Read timeout (and total timeout of non-streamed calls).
     pub timeout: Duration,
+    /// Connection timeout.
+    pub connect_timeout: Duration,
 }
 
 impl std::fmt::Debug for AnthropicConfig {
@@ -53,6 +55,7 @@ impl AnthropicConfig {
             version: "2023-06-01".into(),
             default_max_tokens: 4096,
             timeout: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -67,7 +70,7 @@ pub struct AnthropicProvider {
 impl AnthropicProvider {
     /// A client for `cfg`.
     pub fn new(cfg: AnthropicConfig) -> Self {
-        let client = http::client(cfg.timeout);
+        let client = http::client(cfg.connect_timeout, cfg.timeout);
         AnthropicProvider { cfg, client }
     }
 
@@ -351,12 +354,7 @@ impl Provider for AnthropicProvider {
 
     async fn list_models(&self) -> Result<Vec<ModelInfo>, ProviderError> {
         if !self.cfg.models.is_empty() {
-            return Ok(self
-                .cfg
-                .models
-                .iter()
-                .map(|m| ModelInfo { id: m.clone(), provider: self.cfg.name.clone(), context_window: None })
-                .collect());
+            return Ok(self.cfg.models.iter().map(|m| ModelInfo::new(m.clone(), self.cfg.name.clone())).collect());
         }
         let b = self.headers(self.client.get(http::join(&self.cfg.base_url, "v1/models"))).timeout(self.cfg.timeout);
         let v = http::json(&self.cfg.name, http::send(&self.cfg.name, b).await?).await?;
@@ -364,7 +362,7 @@ impl Provider for AnthropicProvider {
         Ok(data
             .iter()
             .filter_map(|m| m.get("id").and_then(Value::as_str))
-            .map(|id| ModelInfo { id: id.to_string(), provider: self.cfg.name.clone(), context_window: None })
+            .map(|id| ModelInfo::new(id, self.cfg.name.clone()))
             .collect())
     }
 

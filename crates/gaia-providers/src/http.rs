@@ -6,9 +6,9 @@ use futures::{Stream, StreamExt};
 use std::time::Duration;
 
 /// Builds the shared HTTP client.
-pub(crate) fn client(timeout: Duration) -> reqwest::Client {
+pub(crate) fn client(connect_timeout: Duration, timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10).min(timeout))
+        .connect_timeout(connect_timeout.min(timeout))
         .read_timeout(timeout)
         .pool_idle_timeout(Duration::from_secs(90))
         .build()

@@ -31,6 +31,7 @@
 //! ```
 
 pub mod anthropic;
+pub mod balanced;
 pub mod compat;
 pub mod error;
 pub mod health;
@@ -48,7 +49,7 @@ pub use error::ProviderError;
 pub use openai::{OpenAiConfig, OpenAiProvider};
 pub use provider::Provider;
 pub use registry::ProviderRegistry;
-pub use routing::{Candidate, RetryPolicy, RouteFailure, Routed};
+pub use routing::{Candidate, Hint, RetryPolicy, RouteFailure, Routed};
 pub use types::{
     collect_stream, merge_usage, ChatEvent, ChatRequest, ChatResponse, ChatStream, ProviderHealth, StreamAccumulator,
 };

@@ -22,8 +22,10 @@ pub struct OpenAiConfig {
     pub api_key: Option<String>,
     /// Models offered; empty means discover them from `GET /models`.
     pub models: Vec<String>,
-    /// Connect/read timeout (and total timeout of non-streamed calls).
+    /// Read timeout (and total timeout of non-streamed calls).
     pub timeout: Duration,
+    /// Connection timeout.
+    pub connect_timeout: Duration,
 }
 
 impl std::fmt::Debug for OpenAiConfig {
@@ -47,6 +49,7 @@ impl OpenAiConfig {
             api_key,
             models: Vec::new(),
             timeout: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -61,7 +64,7 @@ pub struct OpenAiProvider {
 impl OpenAiProvider {
     /// A client for `cfg`.
     pub fn new(cfg: OpenAiConfig) -> Self {
-        let client = http::client(cfg.timeout);
+        let client = http::client(cfg.connect_timeout, cfg.timeout);
         OpenAiProvider { cfg, client }
     }
 
@@ -292,12 +295,7 @@ impl Provider for OpenAiProvider {
 
     async fn list_models(&self) -> Result<Vec<ModelInfo>, ProviderError> {
         if !self.cfg.models.is_empty() {
-            return Ok(self
-                .cfg
-                .models
-                .iter()
-                .map(|m| ModelInfo { id: m.clone(), provider: self.cfg.name.clone(), context_window: None })
-                .collect());
+            return Ok(self.cfg.models.iter().map(|m| ModelInfo::new(m.clone(), self.cfg.name.clone())).collect());
         }
         let b = self.auth(self.client.get(http::join(&self.cfg.base_url, "models"))).timeout(self.cfg.timeout);
         let v = http::json(&self.cfg.name, http::send(&self.cfg.name, b).await?).await?;
@@ -305,7 +303,7 @@ impl Provider for OpenAiProvider {
         Ok(data
             .iter()
             .filter_map(|m| m.get("id").and_then(Value::as_str))
-            .map(|id| ModelInfo { id: id.to_string(), provider: self.cfg.name.clone(), context_window: None })
+            .map(|id| ModelInfo::new(id, self.cfg.name.clone()))
             .collect())
     }
 

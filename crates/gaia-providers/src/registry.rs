@@ -1,13 +1,14 @@
 //! The provider registry: which provider serves which model.
 
 use crate::anthropic::{AnthropicConfig, AnthropicProvider};
+use crate::balanced::BalancedProvider;
 use crate::error::ProviderError;
 use crate::health::{BreakerConfig, HealthSnapshot, ProviderStats};
 use crate::openai::{OpenAiConfig, OpenAiProvider};
 use crate::provider::Provider;
 use crate::routing::RetryPolicy;
 use crate::types::ProviderHealth;
-use gaia_core::config::ProvidersConfig;
+use gaia_core::config::{Config, ModelEntry, ProviderEntry, ProviderKind};
 use gaia_core::types::{ModelInfo, ModelPrice, Usage};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -28,6 +29,7 @@ struct Inner {
     models: HashMap<String, (Instant, Vec<ModelInfo>)>,
     prices: HashMap<String, HashMap<String, ModelPrice>>,
     groups: HashMap<String, Vec<String>>,
+    catalog: HashMap<String, HashMap<String, ModelEntry>>,
     stats: HashMap<String, Arc<ProviderStats>>,
     policy: RetryPolicy,
     breaker: BreakerConfig,
@@ -60,30 +62,86 @@ impl ProviderRegistry {
         self.inner.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Builds providers from configuration: `[providers.openai]` and `[providers.anthropic]`.
-    pub fn from_config(cfg: &ProvidersConfig) -> Self {
+    /// Builds the registry from configuration: every `[[providers]]` entry (balanced over its
+    /// deployments), the model catalog and prices, and the `[routing]` settings.
+    pub fn from_config(cfg: &Config) -> Self {
         let reg = ProviderRegistry::new();
-        if let Some(o) = &cfg.openai {
-            let mut c = OpenAiConfig::new(o.base_url.clone(), o.api_key.clone());
-            c.models = o.models.clone();
-            reg.register(Arc::new(OpenAiProvider::new(c)));
-            for (m, p) in &o.prices {
-                reg.set_price("openai", m, *p);
+        let r = &cfg.routing;
+        reg.set_retry_policy(RetryPolicy {
+            max_retries: r.max_retries,
+            first_token_timeout: Duration::from_secs(r.first_token_timeout_secs.max(1)),
+            ..RetryPolicy::default()
+        });
+        reg.set_breaker(BreakerConfig {
+            failure_threshold: r.breaker_failures.max(1),
+            cooldown: Duration::from_secs(r.breaker_cooldown_secs),
+        });
+        for entry in &cfg.providers {
+            if let Err(e) = reg.add_entry(entry) {
+                tracing::error!(provider = %entry.name, error = %e, "cannot set up provider");
             }
         }
-        if let Some(a) = &cfg.anthropic {
-            let mut c = AnthropicConfig::new(a.base_url.clone(), a.api_key.clone());
-            c.models = a.models.clone();
-            reg.register(Arc::new(AnthropicProvider::new(c)));
-            for (m, p) in &a.prices {
-                reg.set_price("anthropic", m, *p);
-            }
-        }
-        reg.set_default_model(cfg.default_model.clone());
-        for (name, members) in &cfg.groups {
+        reg.set_default_model(r.default_model.clone());
+        for (name, members) in &r.groups {
             reg.set_group(name, members.clone());
         }
         reg
+    }
+
+    /// Adds (or replaces) the provider described by a `[[providers]]` entry, with its catalog.
+    pub fn add_entry(&self, entry: &ProviderEntry) -> Result<(), ProviderError> {
+        let catalog = entry.catalog();
+        let models: Vec<String> = catalog.iter().map(|m| m.id.clone()).collect();
+        let timeout = Duration::from_secs(entry.timeout_secs.max(1));
+        let connect = Duration::from_secs(entry.connect_timeout_secs.max(1));
+        let members: Vec<Arc<dyn Provider>> = entry
+            .all_deployments()
+            .into_iter()
+            .map(|d| -> Arc<dyn Provider> {
+                let url = d.base_url.unwrap_or_else(|| entry.base_url().to_string());
+                match entry.kind {
+                    ProviderKind::Anthropic => {
+                        let mut c = AnthropicConfig::new(url, d.api_key);
+                        c.name = entry.name.clone();
+                        c.models = models.clone();
+                        c.timeout = timeout;
+                        c.connect_timeout = connect;
+                        Arc::new(AnthropicProvider::new(c))
+                    }
+                    _ => {
+                        let mut c = OpenAiConfig::new(url, d.api_key);
+                        c.name = entry.name.clone();
+                        c.models = models.clone();
+                        c.timeout = timeout;
+                        c.connect_timeout = connect;
+                        Arc::new(OpenAiProvider::new(c))
+                    }
+                }
+            })
+            .collect();
+        let provider: Arc<dyn Provider> = if members.len() == 1 {
+            members.into_iter().next().ok_or_else(|| ProviderError::InvalidRequest("no deployment".into()))?
+        } else {
+            Arc::new(BalancedProvider::new(entry.name.clone(), members)?)
+        };
+        self.register(provider);
+        let mut g = self.write();
+        let cat = g.catalog.entry(entry.name.clone()).or_default();
+        cat.clear();
+        let mut prices = HashMap::new();
+        for m in catalog {
+            if let Some(p) = m.price() {
+                prices.insert(m.id.clone(), p);
+            }
+            cat.insert(m.id.clone(), m);
+        }
+        g.prices.insert(entry.name.clone(), prices);
+        Ok(())
+    }
+
+    /// What the catalog knows of `model` at `provider`.
+    pub fn model_entry(&self, provider: &str, model: &str) -> Option<ModelEntry> {
+        self.read().catalog.get(provider).and_then(|m| m.get(model)).cloned()
     }
 
     /// Adds a provider; one with the same name is replaced.
@@ -102,6 +160,8 @@ impl ProviderRegistry {
         g.providers.retain(|p| p.name() != name);
         g.models.remove(name);
         g.stats.remove(name);
+        g.catalog.remove(name);
+        g.prices.remove(name);
         g.providers.len() != before
     }
 
@@ -217,7 +277,15 @@ impl ProviderRegistry {
                 return Ok(models.clone());
             }
         }
-        let models = p.list_models().await?;
+        let mut models = p.list_models().await?;
+        for m in &mut models {
+            if let Some(e) = self.model_entry(&m.provider, &m.id) {
+                m.context_window = m.context_window.or(e.context_window);
+                if m.capabilities.is_empty() {
+                    m.capabilities = e.capabilities;
+                }
+            }
+        }
         self.write().models.insert(p.name().to_string(), (Instant::now(), models.clone()));
         Ok(models)
     }

@@ -99,12 +99,74 @@ fn retry_after(e: &ProviderError) -> Option<Duration> {
     }
 }
 
+/// What `model: "auto:HINT"` optimises for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Hint {
+    /// Lowest observed latency.
+    Fast,
+    /// Lowest output price.
+    Cheap,
+    /// The most capable: highest price, then largest context window.
+    Best,
+    /// Lowest time to first token (voice and VR conversations).
+    Vr,
+}
+
+impl std::str::FromStr for Hint {
+    type Err = ProviderError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "" | "fast" => Ok(Hint::Fast),
+            "cheap" => Ok(Hint::Cheap),
+            "best" => Ok(Hint::Best),
+            "vr" => Ok(Hint::Vr),
+            other => {
+                Err(ProviderError::InvalidRequest(format!("unknown auto hint `{other}`: use fast, cheap, best or vr")))
+            }
+        }
+    }
+}
+
 impl ProviderRegistry {
+    /// The `n` best models for `hint` among providers whose circuit is not open, using live latency
+    /// statistics and the catalog's prices and context windows. Models with no data rank last.
+    pub async fn auto_select(&self, hint: Hint, n: usize) -> Vec<(String, String)> {
+        let mut scored: Vec<(String, String, f64, f64)> = Vec::new();
+        for m in self.list_models().await {
+            let stats = self.stats(&m.provider);
+            if stats.circuit() == crate::health::CircuitState::Open {
+                continue;
+            }
+            let latency = stats.latency_p50().map(|d| d.as_secs_f64()).unwrap_or(f64::MAX);
+            let price = self.price(&m.provider, &m.id).map(|p| p.output).unwrap_or(f64::MAX);
+            let (primary, secondary) = match hint {
+                Hint::Fast | Hint::Vr => (latency, price),
+                Hint::Cheap => (price, latency),
+                Hint::Best => {
+                    let p = self.price(&m.provider, &m.id).map(|p| -p.output).unwrap_or(0.0);
+                    (p, -(m.context_window.unwrap_or(0) as f64))
+                }
+            };
+            scored.push((m.provider, m.id, primary, secondary));
+        }
+        scored.sort_by(|a, b| {
+            a.2.total_cmp(&b.2).then(a.3.total_cmp(&b.3)).then_with(|| (&a.0, &a.1).cmp(&(&b.0, &b.1)))
+        });
+        scored.into_iter().take(n).map(|(p, m, _, _)| (p, m)).collect()
+    }
+
     /// The candidates for a model spec: `a,b,c` is a fallback chain tried in order; each item is a
-    /// model id or `provider/model`, or a configured group name. Fails when none resolves.
+    /// model id or `provider/model`, a configured group name, or `auto[:fast|cheap|best|vr]` (the three
+    /// best models for the hint, by live health, latency and price). Fails when none resolves.
     pub async fn candidates(&self, spec: &str) -> Result<Vec<Candidate>, ProviderError> {
         let mut items: Vec<String> = Vec::new();
         for part in spec.split(',').map(str::trim) {
+            if let Some(hint) = part.strip_prefix("auto").filter(|rest| rest.is_empty() || rest.starts_with(':')) {
+                let hint = hint.trim_start_matches(':').parse::<Hint>()?;
+                items.extend(self.auto_select(hint, 3).await.into_iter().map(|(p, m)| format!("{p}/{m}")));
+                continue;
+            }
             match self.group(part) {
                 Some(members) => items.extend(members),
                 None => items.push(part.to_string()),

@@ -165,3 +165,85 @@ async fn groups_and_health_monitoring() {
     handle.abort();
     assert!(probed, "{:?}", reg.health_snapshots());
 }
+
+#[tokio::test]
+async fn config_entries_balance_across_deployments() {
+    use gaia_core::config::{Config, Deployment, ModelEntry, ModelSpec, ProviderEntry, ProviderKind};
+    let good = MockUpstream::start("127.0.0.1:0".parse().unwrap(), MockConfig::default()).await.unwrap();
+    let keyed = MockUpstream::start(
+        "127.0.0.1:0".parse().unwrap(),
+        MockConfig { require_key: Some("k2".into()), ..Default::default() },
+    )
+    .await
+    .unwrap();
+    let mut entry = ProviderEntry::new("pool", ProviderKind::Openai);
+    entry.base_url = Some(good.openai_base_url());
+    entry.deployments =
+        vec![Deployment { base_url: Some(keyed.openai_base_url()), api_key: Some("k2".into()), api_key_env: None }];
+    entry.models = vec![
+        ModelSpec::Id("mock-gpt".into()),
+        ModelSpec::Entry(ModelEntry {
+            id: "mock-claude".into(),
+            context_window: Some(200_000),
+            capabilities: vec!["tools".into()],
+            input_price: Some(1.0),
+            output_price: Some(2.0),
+        }),
+    ];
+    let mut cfg = Config::default();
+    cfg.providers.push(entry);
+    cfg.routing.groups.insert("g".into(), vec!["pool/mock-gpt".into()]);
+    let reg = ProviderRegistry::from_config(&cfg);
+    let c = reg.candidates("g").await.unwrap();
+    for _ in 0..6 {
+        within(reg.chat_routed(&c, &req())).await.map_err(|f| f.error).unwrap();
+    }
+    assert_eq!((good.requests(), keyed.requests()), (3, 3), "round-robin over both deployments");
+    // Catalog details and prices come from the entry.
+    let models = reg.list_models().await;
+    let claude = models.iter().find(|m| m.id == "mock-claude").unwrap();
+    assert_eq!(claude.context_window, Some(200_000));
+    assert_eq!(claude.capabilities, vec!["tools".to_string()]);
+    assert_eq!(reg.price("pool", "mock-claude").unwrap().output, 2.0);
+    // A deployment that fails hands the call to the next one.
+    keyed.shutdown().await;
+    for _ in 0..4 {
+        within(reg.chat_routed(&c, &req())).await.map_err(|f| f.error).unwrap();
+    }
+    assert_eq!(good.requests(), 7);
+    assert!(reg.get("pool").unwrap().health().await.message.unwrap().contains("1 of 2"));
+}
+
+#[tokio::test]
+async fn auto_selection_uses_live_latency_and_prices() {
+    let (m, reg) = setup().await;
+    let mut sc = OpenAiConfig::new(m.openai_base_url(), None);
+    sc.name = "slowpoke".into();
+    reg.register(Arc::new(OpenAiProvider::new(sc)));
+    reg.set_price("anthropic", "mock-claude", gaia_core::types::ModelPrice { input: 0.1, output: 0.2 });
+    reg.set_price("slowpoke", "mock-gpt", gaia_core::types::ModelPrice { input: 5.0, output: 20.0 });
+    // Live statistics as real traffic would leave them (deterministic here).
+    for (p, ms) in [("openai", 20), ("anthropic", 30), ("slowpoke", 400)] {
+        for _ in 0..5 {
+            reg.stats(p).success(Duration::from_millis(ms));
+        }
+    }
+    let fast = reg.auto_select(gaia_providers::Hint::Fast, 6).await;
+    assert_eq!(fast[0].0, "openai", "{fast:?}");
+    assert_eq!(fast.last().unwrap().0, "slowpoke", "{fast:?}");
+    // An open circuit takes a provider out of the running.
+    reg.set_breaker(BreakerConfig { failure_threshold: 1, cooldown: Duration::from_secs(60) });
+    for (p, ms) in [("openai", 20), ("anthropic", 30), ("slowpoke", 400)] {
+        reg.stats(p).success(Duration::from_millis(ms));
+    }
+    reg.stats("openai").failure(Duration::ZERO, "down");
+    assert_eq!(reg.auto_select(gaia_providers::Hint::Fast, 1).await[0].0, "anthropic");
+    let cheap = reg.auto_select(gaia_providers::Hint::Cheap, 1).await;
+    assert_eq!(cheap, vec![("anthropic".to_string(), "mock-claude".to_string())]);
+    let best = reg.auto_select(gaia_providers::Hint::Best, 1).await;
+    assert_eq!(best, vec![("slowpoke".to_string(), "mock-gpt".to_string())]);
+    let c = reg.candidates("auto:cheap").await.unwrap();
+    assert_eq!((c[0].0.name(), c[0].1.as_str()), ("anthropic", "mock-claude"));
+    assert_eq!(c.len(), 3);
+    assert!(matches!(reg.candidates("auto:psychic").await, Err(ProviderError::InvalidRequest(_))));
+}

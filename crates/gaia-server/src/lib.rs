@@ -22,7 +22,8 @@
 //! `POST /api/v1/chat`, `POST /api/v0.3/chat`; `GET/POST /api/v1/conversations`,
 //! `GET/DELETE /api/v1/conversations/{id}`, `GET /api/v1/conversations/{id}/messages`;
 //! `GET /api/v1/models`; `GET/POST /api/v1/keys`, `DELETE /api/v1/keys/{id}`;
-//! `GET /api/v1/usage`, `GET /api/v1/usage/export` (CSV); `GET /api/v1/providers`,
+//! `GET /api/v1/usage`, `GET /api/v1/usage/export` (CSV); `GET/POST /api/v1/providers`,
+//! `DELETE /api/v1/providers/{name}` (admins),
 //! `GET /api/v1/providers/{name}/health`; and the wire-compatible
 //! `POST /v1/chat/completions`, `GET /v1/models`, `GET /v1/models/{id}` (OpenAI) and `POST /v1/messages`
 //! (Anthropic), whose errors come in those APIs' own shapes.
@@ -62,7 +63,8 @@ pub fn router(state: AppState) -> Router {
         .route("/conversations/{id}", get(routes::conversations::get).delete(routes::conversations::delete))
         .route("/conversations/{id}/messages", get(routes::conversations::messages))
         .route("/models", get(routes::models::list))
-        .route("/providers", get(routes::providers::list))
+        .route("/providers", get(routes::providers::list).post(routes::providers::add))
+        .route("/providers/{name}", delete(routes::providers::remove))
         .route("/providers/{name}/health", get(routes::providers::health))
         .route("/keys", get(routes::keys::list).post(routes::keys::create))
         .route("/keys/{id}", delete(routes::keys::revoke))

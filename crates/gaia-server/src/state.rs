@@ -47,9 +47,9 @@ impl AppState {
         let storage = Storage::connect(&config.database_url).await?;
         storage.migrate().await?;
         let cache = cache::from_config(&config).await?;
-        let providers = ProviderRegistry::from_config(&config.providers);
-        if config.providers.health_interval_secs > 0 && !providers.is_empty() {
-            providers.spawn_health_monitor(Duration::from_secs(config.providers.health_interval_secs));
+        let providers = ProviderRegistry::from_config(&config);
+        if config.routing.health_interval_secs > 0 && !providers.is_empty() {
+            providers.spawn_health_monitor(Duration::from_secs(config.routing.health_interval_secs));
         }
         Ok(Self::new(config, storage, cache, providers))
     }

@@ -528,3 +528,76 @@ async fn response_cache_for_deterministic_requests() {
     assert!(cache["requests"].as_i64().unwrap() >= 3);
     assert_eq!(cache["cost_usd"], 0.0);
 }
+
+#[tokio::test]
+async fn admins_add_and_remove_providers_at_runtime() {
+    let (s, key) = server().await;
+    let entry = json!({"name": "extra", "kind": "anthropic", "base_url": s.mock.as_ref().unwrap().base_url(),
+        "api_key": "sk-x", "models": [{"id": "mock-claude", "context_window": 1000, "output_price": 1.0, "input_price": 0.5}]});
+    let r = s.http.post(format!("{}/api/v1/providers", s.url)).bearer_auth(&key).json(&entry).send().await.unwrap();
+    assert_eq!(r.status(), 403, "only admins");
+    let (admin, _, admin_id) = s.register("admin@example.com").await;
+    s.state.storage().set_admin(&admin_id, true).await.unwrap();
+    let r = s.http.post(format!("{}/api/v1/providers", s.url)).bearer_auth(&admin).json(&entry).send().await.unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let v: Value = s
+        .http
+        .post(format!("{}/v1/chat/completions", s.url))
+        .bearer_auth(&key)
+        .json(&json!({"model": "extra/mock-claude", "messages": [{"role": "user", "content": "new"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "Mock reply to: new");
+    let v: Value =
+        s.get("/api/v1/models?min_context=500&provider=extra", &key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["data"][0]["context_window"], 1000);
+    let bad = json!({"name": "bad name", "kind": "openai"});
+    assert_eq!(
+        s.http
+            .post(format!("{}/api/v1/providers", s.url))
+            .bearer_auth(&admin)
+            .json(&bad)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    let bad = json!({"name": "x", "kind": "cohere"});
+    assert_eq!(
+        s.http
+            .post(format!("{}/api/v1/providers", s.url))
+            .bearer_auth(&admin)
+            .json(&bad)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    assert_eq!(
+        s.http.delete(format!("{}/api/v1/providers/extra", s.url)).bearer_auth(&key).send().await.unwrap().status(),
+        403
+    );
+    assert_eq!(
+        s.http.delete(format!("{}/api/v1/providers/extra", s.url)).bearer_auth(&admin).send().await.unwrap().status(),
+        204
+    );
+    assert_eq!(
+        s.http.delete(format!("{}/api/v1/providers/extra", s.url)).bearer_auth(&admin).send().await.unwrap().status(),
+        404
+    );
+    let r = s
+        .http
+        .post(format!("{}/v1/chat/completions", s.url))
+        .bearer_auth(&key)
+        .json(&json!({"model": "extra/mock-claude", "messages": [{"role": "user", "content": "gone"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}

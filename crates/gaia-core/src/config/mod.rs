@@ -5,13 +5,16 @@
 //! `GAIA_JWT_SECRET`, and the vendors' own `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `ANTHROPIC_API_KEY`,
 //! `ANTHROPIC_BASE_URL`.
 
+mod providers;
+
+pub use providers::{Deployment, ModelEntry, ModelSpec, ProviderEntry, ProviderKind, RoutingConfig};
+
 use crate::error::{CoreError, Result};
-use crate::types::ModelPrice;
 use figment::providers::{Format, Serialized, Toml};
 use figment::value::{Dict, Value};
 use figment::{Figment, Profile};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
@@ -33,8 +36,10 @@ pub struct Config {
     pub refresh_ttl_secs: u64,
     /// Cache settings.
     pub cache: CacheConfig,
-    /// LLM providers.
-    pub providers: ProvidersConfig,
+    /// LLM providers (`[[providers]]`).
+    pub providers: Vec<ProviderEntry>,
+    /// Routing: default model, fallback groups, retries, health checks (`[routing]`).
+    pub routing: RoutingConfig,
 }
 
 /// HTTP server settings.
@@ -61,50 +66,6 @@ pub struct CacheConfig {
     pub response_ttl_secs: u64,
 }
 
-/// Configured LLM providers.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct ProvidersConfig {
-    /// OpenAI or any OpenAI-compatible server.
-    pub openai: Option<OpenAiSection>,
-    /// Anthropic.
-    pub anthropic: Option<AnthropicSection>,
-    /// Model used when a request names none.
-    pub default_model: Option<String>,
-    /// Seconds between active health probes of every provider (0 disables them).
-    pub health_interval_secs: u64,
-    /// Named fallback chains: `companion = ["anthropic/claude-sonnet-4-5", "openai/gpt-4o"]`.
-    pub groups: BTreeMap<String, Vec<String>>,
-}
-
-/// `[providers.openai]`.
-#[derive(Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct OpenAiSection {
-    /// API key (`OPENAI_API_KEY`).
-    pub api_key: Option<String>,
-    /// Base URL including `/v1` (`OPENAI_BASE_URL`).
-    pub base_url: String,
-    /// Models to offer; empty means discover them from `/models`.
-    pub models: Vec<String>,
-    /// Prices by model id, in US dollars per million tokens (`{ input = 0.15, output = 0.6 }`).
-    pub prices: BTreeMap<String, ModelPrice>,
-}
-
-/// `[providers.anthropic]`.
-#[derive(Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct AnthropicSection {
-    /// API key (`ANTHROPIC_API_KEY`).
-    pub api_key: Option<String>,
-    /// Base URL without `/v1` (`ANTHROPIC_BASE_URL`).
-    pub base_url: String,
-    /// Models to offer; empty means discover them from `/v1/models`.
-    pub models: Vec<String>,
-    /// Prices by model id, in US dollars per million tokens.
-    pub prices: BTreeMap<String, ModelPrice>,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -115,7 +76,8 @@ impl Default for Config {
             jwt_ttl_secs: 3600,
             refresh_ttl_secs: 30 * 24 * 3600,
             cache: CacheConfig::default(),
-            providers: ProvidersConfig::default(),
+            providers: Vec::new(),
+            routing: RoutingConfig::default(),
         }
     }
 }
@@ -129,40 +91,6 @@ impl Default for ServerConfig {
 impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig { capacity: 10_000, api_key_ttl_secs: 60, response_ttl_secs: 300 }
-    }
-}
-
-impl Default for ProvidersConfig {
-    fn default() -> Self {
-        ProvidersConfig {
-            openai: None,
-            anthropic: None,
-            default_model: None,
-            health_interval_secs: 60,
-            groups: BTreeMap::new(),
-        }
-    }
-}
-
-impl Default for OpenAiSection {
-    fn default() -> Self {
-        OpenAiSection {
-            api_key: None,
-            base_url: "https://api.openai.com/v1".to_string(),
-            models: Vec::new(),
-            prices: BTreeMap::new(),
-        }
-    }
-}
-
-impl Default for AnthropicSection {
-    fn default() -> Self {
-        AnthropicSection {
-            api_key: None,
-            base_url: "https://api.anthropic.com".to_string(),
-            models: Vec::new(),
-            prices: BTreeMap::new(),
-        }
     }
 }
 
@@ -197,39 +125,18 @@ impl fmt::Debug for Config {
             .field("refresh_ttl_secs", &self.refresh_ttl_secs)
             .field("cache", &self.cache)
             .field("providers", &self.providers)
-            .finish()
-    }
-}
-
-impl fmt::Debug for OpenAiSection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OpenAiSection")
-            .field("api_key", &redact(&self.api_key))
-            .field("base_url", &self.base_url)
-            .field("models", &self.models)
-            .field("prices", &self.prices)
-            .finish()
-    }
-}
-
-impl fmt::Debug for AnthropicSection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AnthropicSection")
-            .field("api_key", &redact(&self.api_key))
-            .field("base_url", &self.base_url)
-            .field("models", &self.models)
-            .field("prices", &self.prices)
+            .field("routing", &self.routing)
             .finish()
     }
 }
 
 /// Short environment names and the nested key they set.
-const ALIASES: &[(&str, &str)] = &[
-    ("GAIA_BIND", "server.bind"),
-    ("OPENAI_API_KEY", "providers.openai.api_key"),
-    ("OPENAI_BASE_URL", "providers.openai.base_url"),
-    ("ANTHROPIC_API_KEY", "providers.anthropic.api_key"),
-    ("ANTHROPIC_BASE_URL", "providers.anthropic.base_url"),
+const ALIASES: &[(&str, &str)] = &[("GAIA_BIND", "server.bind")];
+
+/// The vendors' own variables: provider name, kind, key variable, base-URL variable.
+const VENDOR_ENV: &[(&str, ProviderKind, &str, &str)] = &[
+    ("openai", ProviderKind::Openai, "OPENAI_API_KEY", "OPENAI_BASE_URL"),
+    ("anthropic", ProviderKind::Anthropic, "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"),
 ];
 
 /// Inserts `value` at the dotted `path` of `dict`, creating tables on the way.
@@ -253,15 +160,21 @@ fn insert_path(dict: &mut Dict, path: &str, value: Value) {
 }
 
 /// Turns environment variables into a nested dictionary of overrides.
-fn env_overrides(env: impl IntoIterator<Item = (String, String)>) -> Dict {
+fn env_overrides(env: HashMap<String, String>) -> Dict {
     let mut dict = Dict::new();
     let mut aliases = Vec::new();
     for (key, value) in env {
         if let Some((_, path)) = ALIASES.iter().find(|(k, _)| *k == key) {
             aliases.push((path.to_string(), value));
         } else if let Some(rest) = key.strip_prefix("GAIA_") {
-            if rest.is_empty() || rest.starts_with("TEST_") || rest == "REQUIRE_SERVICES" || rest == "API_KEY" {
-                continue; // test harness and client variables, not server configuration
+            if rest.is_empty()
+                || rest.starts_with("TEST_")
+                || rest.starts_with("PROVIDERS")
+                || matches!(rest, "REQUIRE_SERVICES" | "API_KEY" | "URL" | "CONFIG")
+            {
+                // Test harness and client variables, not server configuration; `[[providers]]` is a
+                // list and comes from the file (or the vendors' variables below).
+                continue;
             }
             let path = rest.to_ascii_lowercase().replace("__", ".");
             // Values are parsed like TOML scalars (numbers, booleans), falling back to strings.
@@ -289,6 +202,7 @@ impl Config {
 
     /// Like [`Config::load`] but with an explicit environment (for tests).
     pub fn load_from(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config> {
+        let env: HashMap<String, String> = env.into_iter().collect();
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         match path {
             Some(p) => {
@@ -304,8 +218,8 @@ impl Config {
                 }
             }
         }
-        fig = fig.merge(Serialized::from(env_overrides(env), Profile::Default));
-        let cfg: Config = fig.extract().map_err(|e| {
+        fig = fig.merge(Serialized::from(env_overrides(env.clone()), Profile::Default));
+        let mut cfg: Config = fig.extract().map_err(|e| {
             let key = e.path.join(".");
             let msg = e.to_string();
             if key.is_empty() {
@@ -314,8 +228,39 @@ impl Config {
                 CoreError::Config(format!("key `{key}`: {msg}"))
             }
         })?;
+        cfg.apply_provider_env(&env)?;
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// Folds the vendors' variables (`OPENAI_API_KEY`, …) into `[[providers]]` (creating the entry
+    /// when missing) and reads every `api_key_env`.
+    fn apply_provider_env(&mut self, env: &HashMap<String, String>) -> Result<()> {
+        for (name, kind, key_var, url_var) in VENDOR_ENV {
+            let key = env.get(*key_var).filter(|v| !v.is_empty());
+            let url = env.get(*url_var).filter(|v| !v.is_empty());
+            if key.is_none() && url.is_none() {
+                continue;
+            }
+            let idx = match self.providers.iter().position(|p| p.name == *name) {
+                Some(i) => i,
+                None => {
+                    self.providers.push(ProviderEntry::new(*name, *kind));
+                    self.providers.len() - 1
+                }
+            };
+            let p = &mut self.providers[idx];
+            if let Some(k) = key {
+                p.api_key = Some(k.clone());
+            }
+            if let Some(u) = url {
+                p.base_url = Some(u.clone());
+            }
+        }
+        for (i, p) in self.providers.iter_mut().enumerate() {
+            p.resolve_env_keys(i, env)?;
+        }
+        Ok(())
     }
 
     /// Checks values that parse but make no sense.
@@ -342,6 +287,13 @@ impl Config {
                 return Err(CoreError::Config("key `jwt_secret`: must be at least 16 characters".into()));
             }
         }
+        let mut names = std::collections::HashSet::new();
+        for (i, p) in self.providers.iter().enumerate() {
+            p.validate(i)?;
+            if !names.insert(p.name.as_str()) {
+                return Err(CoreError::Config(format!("key `providers[{i}].name`: `{}` is used twice", p.name)));
+            }
+        }
         if self.server.body_limit_bytes == 0 {
             return Err(CoreError::Config("key `server.body_limit_bytes`: must be greater than 0".into()));
         }
@@ -352,6 +304,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::ModelPrice;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -362,7 +315,8 @@ mod tests {
         let c = Config::load_from(None, env(&[])).unwrap();
         assert_eq!(c.server.bind, "127.0.0.1:8666");
         assert_eq!(c.database_url, "sqlite://gaia.db");
-        assert!(c.providers.openai.is_none());
+        assert!(c.providers.is_empty());
+        assert_eq!(c.routing.max_retries, 2);
     }
 
     #[test]
@@ -371,7 +325,26 @@ mod tests {
         let p = dir.path().join("gaia.toml");
         std::fs::write(
             &p,
-            "database_url = \"sqlite://x.db\"\n[server]\nbind = \"127.0.0.1:9000\"\n[providers.anthropic]\nmodels = [\"claude-x\"]\n[providers.anthropic.prices]\nclaude-x = { input = 3.0, output = 15.0 }\n",
+            r#"
+database_url = "sqlite://x.db"
+[server]
+bind = "127.0.0.1:9000"
+[routing]
+default_model = "claude-x"
+groups = { companion = ["anthropic/claude-x", "local/llama"] }
+
+[[providers]]
+name = "anthropic"
+kind = "anthropic"
+models = ["claude-y", { id = "claude-x", context_window = 200000, capabilities = ["tools", "vision"], input_price = 3.0, output_price = 15.0 }]
+
+[[providers]]
+name = "local"
+kind = "openai"
+base_url = "http://127.0.0.1:11434/v1"
+api_key_env = "LOCAL_KEY"
+deployments = [{ base_url = "http://127.0.0.1:11435/v1" }, { api_key = "second-key" }]
+"#,
         )
         .unwrap();
         let c = Config::load_from(
@@ -379,8 +352,10 @@ mod tests {
             env(&[
                 ("GAIA_SERVER__BIND", "127.0.0.1:9001"),
                 ("GAIA_CACHE__CAPACITY", "5"),
+                ("GAIA_ROUTING__MAX_RETRIES", "4"),
                 ("ANTHROPIC_API_KEY", "sk-ant-secret"),
                 ("OPENAI_BASE_URL", "http://127.0.0.1:1/v1"),
+                ("LOCAL_KEY", "local-secret"),
                 ("GAIA_TEST_DATABASE_URL", "ignored"),
             ]),
         )
@@ -388,13 +363,30 @@ mod tests {
         assert_eq!(c.database_url, "sqlite://x.db");
         assert_eq!(c.server.bind, "127.0.0.1:9001");
         assert_eq!(c.cache.capacity, 5);
-        let a = c.providers.anthropic.as_ref().unwrap();
-        assert_eq!(a.models, vec!["claude-x".to_string()]);
-        assert_eq!(a.prices["claude-x"], ModelPrice { input: 3.0, output: 15.0 });
+        assert_eq!(c.routing.max_retries, 4);
+        assert_eq!(c.routing.groups["companion"].len(), 2);
+        let a = &c.providers[0];
         assert_eq!(a.api_key.as_deref(), Some("sk-ant-secret"));
-        assert_eq!(c.providers.openai.as_ref().unwrap().base_url, "http://127.0.0.1:1/v1");
+        assert_eq!(a.base_url(), "https://api.anthropic.com");
+        let cat = a.catalog();
+        assert_eq!(cat[0].id, "claude-y");
+        assert_eq!(cat[1].context_window, Some(200_000));
+        assert_eq!(cat[1].price(), Some(ModelPrice { input: 3.0, output: 15.0 }));
+        let local = &c.providers[1];
+        assert_eq!(local.api_key.as_deref(), Some("local-secret"));
+        let deps = local.all_deployments();
+        assert_eq!(deps.len(), 3);
+        assert_eq!(deps[1].base_url.as_deref(), Some("http://127.0.0.1:11435/v1"));
+        assert_eq!(deps[2].base_url.as_deref(), Some("http://127.0.0.1:11434/v1"));
+        assert_eq!(deps[2].api_key.as_deref(), Some("second-key"));
+        // OPENAI_BASE_URL alone creates an `openai` provider.
+        assert_eq!(c.providers[2].name, "openai");
+        assert_eq!(c.providers[2].base_url(), "http://127.0.0.1:1/v1");
         let dbg = format!("{c:?}");
-        assert!(!dbg.contains("sk-ant-secret"), "{dbg}");
+        assert!(
+            !dbg.contains("sk-ant-secret") && !dbg.contains("local-secret") && !dbg.contains("second-key"),
+            "{dbg}"
+        );
     }
 
     #[test]
@@ -421,5 +413,22 @@ mod tests {
         assert!(e.to_string().contains("bnid"), "{e}");
         let e = Config::load_from(Some(&dir.path().join("missing.toml")), env(&[])).unwrap_err();
         assert!(e.to_string().contains("does not exist"), "{e}");
+        for (toml, needle) in [
+            ("[[providers]]\nname = \"x\"\nkind = \"cohere\"\n", "kind"),
+            (
+                "[[providers]]\nname = \"x\"\nkind = \"openai\"\napi_key_env = \"NOPE_KEY\"\n",
+                "providers[0].api_key_env",
+            ),
+            ("[[providers]]\nname = \"x\"\nkind = \"openai\"\nbase_url = \"ftp://x\"\n", "providers[0].base_url"),
+            ("[[providers]]\nname = \"a b\"\nkind = \"openai\"\n", "providers[0].name"),
+            (
+                "[[providers]]\nname = \"x\"\nkind = \"openai\"\n[[providers]]\nname = \"x\"\nkind = \"anthropic\"\n",
+                "used twice",
+            ),
+        ] {
+            std::fs::write(&p, toml).unwrap();
+            let e = Config::load_from(Some(&p), env(&[])).unwrap_err();
+            assert!(e.to_string().contains(needle), "{toml}: {e}");
+        }
     }
 }

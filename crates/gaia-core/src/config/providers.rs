@@ -1,0 +1,277 @@
+//! `[[providers]]` and `[routing]`: which LLM providers Gaia talks to, their models (catalog and
+//! prices), and how requests are routed among them.
+
+use crate::error::{CoreError, Result};
+use crate::types::ModelPrice;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+/// The wire format a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ProviderKind {
+    /// OpenAI Chat Completions (OpenAI, Ollama, vLLM, LM Studio, …).
+    Openai,
+    /// Anthropic Messages.
+    Anthropic,
+}
+
+impl ProviderKind {
+    /// The vendor's public endpoint.
+    pub fn default_base_url(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "https://api.openai.com/v1",
+            ProviderKind::Anthropic => "https://api.anthropic.com",
+        }
+    }
+}
+
+/// One model in the catalog: its id and what is known of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    /// The provider's model id.
+    pub id: String,
+    /// Context window in tokens.
+    #[serde(default)]
+    pub context_window: Option<u32>,
+    /// What it can do: `tools`, `vision`, `streaming`, …
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// Dollars per million input tokens.
+    #[serde(default)]
+    pub input_price: Option<f64>,
+    /// Dollars per million output tokens.
+    #[serde(default)]
+    pub output_price: Option<f64>,
+}
+
+impl ModelEntry {
+    /// The price, when both halves are known.
+    pub fn price(&self) -> Option<ModelPrice> {
+        Some(ModelPrice { input: self.input_price?, output: self.output_price? })
+    }
+}
+
+/// A model given by id only, or with its catalog details.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ModelSpec {
+    /// Just the id.
+    Id(String),
+    /// Id and details.
+    Entry(ModelEntry),
+}
+
+impl ModelSpec {
+    /// The catalog entry (details empty for a bare id).
+    pub fn entry(&self) -> ModelEntry {
+        match self {
+            ModelSpec::Id(id) => ModelEntry { id: id.clone(), ..Default::default() },
+            ModelSpec::Entry(e) => e.clone(),
+        }
+    }
+}
+
+/// Another deployment (endpoint or key) serving the same models; requests are balanced across the
+/// provider's deployments.
+#[derive(Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Deployment {
+    /// Endpoint (default: the provider's).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// API key.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// Name of an environment variable holding the API key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+}
+
+impl fmt::Debug for Deployment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Deployment")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("api_key_env", &self.api_key_env)
+            .finish()
+    }
+}
+
+/// One `[[providers]]` entry.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderEntry {
+    /// Name used in `provider/model` and in the APIs.
+    pub name: String,
+    /// Wire format.
+    pub kind: ProviderKind,
+    /// Endpoint (default: the vendor's; OpenAI-format URLs include `/v1`).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// API key.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// Name of an environment variable holding the API key (read at start-up).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// More deployments or keys for the same models, balanced round-robin with the main one.
+    #[serde(default)]
+    pub deployments: Vec<Deployment>,
+    /// Models offered (ids, or catalog entries with context window, capabilities and prices); empty
+    /// means discover them from the provider.
+    #[serde(default)]
+    pub models: Vec<ModelSpec>,
+    /// Seconds a call may take (non-streamed) or stay silent (streamed).
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// Seconds to establish a connection.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+}
+
+fn default_timeout() -> u64 {
+    120
+}
+
+fn default_connect_timeout() -> u64 {
+    10
+}
+
+impl fmt::Debug for ProviderEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderEntry")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("api_key_env", &self.api_key_env)
+            .field("deployments", &self.deployments)
+            .field("models", &self.models)
+            .finish()
+    }
+}
+
+impl ProviderEntry {
+    /// An entry of `kind` named `name` with the vendor's endpoint and no key.
+    pub fn new(name: impl Into<String>, kind: ProviderKind) -> Self {
+        ProviderEntry {
+            name: name.into(),
+            kind,
+            base_url: None,
+            api_key: None,
+            api_key_env: None,
+            deployments: Vec::new(),
+            models: Vec::new(),
+            timeout_secs: default_timeout(),
+            connect_timeout_secs: default_connect_timeout(),
+        }
+    }
+
+    /// The endpoint to use.
+    pub fn base_url(&self) -> &str {
+        self.base_url.as_deref().unwrap_or(self.kind.default_base_url())
+    }
+
+    /// Every deployment, the main one first, with endpoints filled in.
+    pub fn all_deployments(&self) -> Vec<Deployment> {
+        let mut v = vec![Deployment {
+            base_url: Some(self.base_url().to_string()),
+            api_key: self.api_key.clone(),
+            api_key_env: None,
+        }];
+        for d in &self.deployments {
+            v.push(Deployment {
+                base_url: Some(d.base_url.clone().unwrap_or_else(|| self.base_url().to_string())),
+                api_key: d.api_key.clone(),
+                api_key_env: None,
+            });
+        }
+        v
+    }
+
+    /// Catalog entries of the configured models.
+    pub fn catalog(&self) -> Vec<ModelEntry> {
+        self.models.iter().map(ModelSpec::entry).collect()
+    }
+
+    /// Checks names and URLs; `index` is the entry's position, for messages.
+    pub fn validate(&self, index: usize) -> Result<()> {
+        let ok_name = !self.name.is_empty()
+            && self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+        if !ok_name {
+            return Err(CoreError::Config(format!(
+                "key `providers[{index}].name`: `{}` must be letters, digits, '-', '_' or '.'",
+                self.name
+            )));
+        }
+        for url in std::iter::once(self.base_url()).chain(self.deployments.iter().filter_map(|d| d.base_url.as_deref()))
+        {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(CoreError::Config(format!(
+                    "key `providers[{index}].base_url`: `{url}` must start with http:// or https://"
+                )));
+            }
+        }
+        if self.timeout_secs == 0 || self.connect_timeout_secs == 0 {
+            return Err(CoreError::Config(format!("key `providers[{index}].timeout_secs`: must be greater than 0")));
+        }
+        Ok(())
+    }
+
+    /// Reads `api_key_env` variables from `env` into the keys.
+    pub(crate) fn resolve_env_keys(&mut self, index: usize, env: &HashMap<String, String>) -> Result<()> {
+        let read = |var: &str, key: String| -> Result<String> {
+            env.get(var)
+                .filter(|v| !v.is_empty())
+                .cloned()
+                .ok_or_else(|| CoreError::Config(format!("key `{key}`: environment variable {var} is not set")))
+        };
+        if let (None, Some(var)) = (&self.api_key, &self.api_key_env) {
+            self.api_key = Some(read(var, format!("providers[{index}].api_key_env"))?);
+        }
+        for (j, d) in self.deployments.iter_mut().enumerate() {
+            if let (None, Some(var)) = (&d.api_key, &d.api_key_env) {
+                d.api_key = Some(read(var, format!("providers[{index}].deployments[{j}].api_key_env"))?);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `[routing]`: defaults, fallback groups, retries, health checks and circuit breakers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// Model used when a request names none.
+    pub default_model: Option<String>,
+    /// Named fallback chains: `companion = ["anthropic/claude-sonnet-4-5", "openai/gpt-4o"]`.
+    pub groups: BTreeMap<String, Vec<String>>,
+    /// Retries per provider on retryable errors, before any output.
+    pub max_retries: u32,
+    /// Seconds a stream may take to produce its first event before the next candidate is tried.
+    pub first_token_timeout_secs: u64,
+    /// Seconds between active health probes of every provider (0 disables them).
+    pub health_interval_secs: u64,
+    /// Consecutive failures that open a provider's circuit.
+    pub breaker_failures: u32,
+    /// Seconds an open circuit refuses calls before one trial call.
+    pub breaker_cooldown_secs: u64,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig {
+            default_model: None,
+            groups: BTreeMap::new(),
+            max_retries: 2,
+            first_token_timeout_secs: 60,
+            health_interval_secs: 60,
+            breaker_failures: 5,
+            breaker_cooldown_secs: 30,
+        }
+    }
+}
