@@ -31,6 +31,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::Router;
 use futures::Stream;
 use serde_json::{json, Value};
@@ -122,6 +123,9 @@ impl MockUpstream {
     pub async fn start(bind: SocketAddr, cfg: MockConfig) -> std::io::Result<MockHandle> {
         let listener = tokio::net::TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let state = Arc::new(MockState {
             cfg,
             counter: AtomicU64::new(0),

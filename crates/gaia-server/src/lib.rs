@@ -41,6 +41,7 @@ pub use state::AppState;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
+use axum::serve::ListenerExt;
 use axum::Router;
 use std::future::Future;
 use std::time::Duration;
@@ -121,6 +122,13 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "gaia listening");
+    // Streamed answers are many small writes: without TCP_NODELAY, Nagle's algorithm holds them back
+    // waiting for ACKs (tens of milliseconds per chunk).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
         shutdown.await;
