@@ -30,6 +30,31 @@ pub enum CoreError {
     Internal(String),
 }
 
+impl CoreError {
+    /// A short, stable name of the variant (`"not_found"`, `"conflict"`, …), for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CoreError::Database(_) => "database",
+            CoreError::NotFound(_) => "not_found",
+            CoreError::Conflict(_) => "conflict",
+            CoreError::InvalidInput(_) => "invalid_input",
+            CoreError::Unauthorized(_) => "unauthorized",
+            CoreError::Config(_) => "config",
+            CoreError::Cache(_) => "cache",
+            CoreError::Internal(_) => "internal",
+        }
+    }
+
+    /// Whether the error is the caller's fault (bad input, missing record, conflict, bad credentials)
+    /// rather than a failure of Gaia or its backends.
+    pub fn is_client_error(&self) -> bool {
+        matches!(
+            self,
+            CoreError::NotFound(_) | CoreError::Conflict(_) | CoreError::InvalidInput(_) | CoreError::Unauthorized(_)
+        )
+    }
+}
+
 /// Result with [`CoreError`].
 pub type Result<T> = std::result::Result<T, CoreError>;
 
@@ -38,6 +63,9 @@ impl From<sqlx::Error> for CoreError {
         if let sqlx::Error::Database(db) = &e {
             if db.is_unique_violation() {
                 return CoreError::Conflict(db.message().to_string());
+            }
+            if db.is_foreign_key_violation() {
+                return CoreError::NotFound(format!("a referenced record does not exist ({})", db.message()));
             }
         }
         match e {

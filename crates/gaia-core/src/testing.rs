@@ -1,65 +1,201 @@
-//! Helpers for tests that need a database or a cache (feature `testing`).
+//! Helpers for tests that need a database or a cache (cargo feature `testing`; other crates enable it in
+//! their `[dev-dependencies]`).
 //!
-//! - [`database_urls`] gives a fresh SQLite file always, plus a fresh PostgreSQL schema when
-//!   `GAIA_TEST_DATABASE_URL` is set. Each PostgreSQL URL points at a new schema (through the `options`
-//!   connection parameter setting `search_path`), so tests run in parallel without seeing each other.
-//! - [`redis_url`] gives `GAIA_TEST_REDIS_URL`.
+//! - [`database_urls`] gives a fresh SQLite database (a file in a temporary directory) always, plus a
+//!   fresh PostgreSQL schema when `GAIA_TEST_DATABASE_URL` is set. Loop over it so that each test runs on
+//!   every configured backend.
+//! - [`redis_url`] gives `GAIA_TEST_REDIS_URL`, and [`redis_cache`] a [`RedisCache`] on it with a key
+//!   prefix of its own.
 //!
-//! With `GAIA_REQUIRE_SERVICES=1` a missing URL panics (the test fails) instead of being skipped.
+//! With `GAIA_REQUIRE_SERVICES=1`, a missing `GAIA_TEST_DATABASE_URL` or `GAIA_TEST_REDIS_URL` makes the
+//! test panic (fail) instead of quietly covering SQLite or the in-process cache only; CI sets it.
+//!
+//! ## PostgreSQL isolation
+//!
+//! Each [`TestDb`] for PostgreSQL is a new schema `gaia_test_<unix seconds>_<random>` created in the
+//! database of `GAIA_TEST_DATABASE_URL`. Its URL carries `options=-c search_path=<schema>`, so every
+//! connection of every pool opened on it (including the migrations' bookkeeping table) lives in that
+//! schema: tests run in parallel, in one database, without seeing each other's rows. The schema is
+//! dropped when the [`TestDb`] is dropped (best effort, bounded to a few seconds), and schemas left
+//! behind by killed runs are removed by the first test of a later run once they are six hours old.
+//!
+//! ```no_run
+//! # async fn example() {
+//! for db in gaia_core::testing::database_urls().await {
+//!     let storage = db.storage().await;
+//!     assert_eq!(storage.count_users().await.unwrap(), 0, "{} starts empty", db.backend);
+//! }
+//! # }
+//! ```
 
+use crate::cache::RedisCache;
+use crate::storage::Storage;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-/// Whether missing services are failures (`GAIA_REQUIRE_SERVICES=1`).
+/// Environment variable with the PostgreSQL URL used by tests.
+pub const DATABASE_URL_VAR: &str = "GAIA_TEST_DATABASE_URL";
+/// Environment variable with the Redis URL used by tests.
+pub const REDIS_URL_VAR: &str = "GAIA_TEST_REDIS_URL";
+/// Environment variable that turns a missing service into a test failure.
+pub const REQUIRE_SERVICES_VAR: &str = "GAIA_REQUIRE_SERVICES";
+
+/// Prefix of the per-test PostgreSQL schemas.
+const SCHEMA_PREFIX: &str = "gaia_test_";
+/// Age after which a leftover test schema is removed.
+const STALE_SCHEMA_SECS: u64 = 6 * 3600;
+
+/// Whether missing services are failures (`GAIA_REQUIRE_SERVICES` is `1`, `true` or `yes`).
 pub fn services_required() -> bool {
-    std::env::var("GAIA_REQUIRE_SERVICES").map(|v| v == "1" || v == "true").unwrap_or(false)
+    std::env::var(REQUIRE_SERVICES_VAR).map(|v| is_truthy(&v)).unwrap_or(false)
 }
 
+fn is_truthy(v: &str) -> bool {
+    matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes")
+}
+
+/// The URL in `var`, or `None` (skip) — or a panic when the service is required.
 fn service_url(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.trim().is_empty() => Some(v),
+    resolve_service(var, std::env::var(var).ok(), services_required())
+}
+
+fn resolve_service(var: &str, value: Option<String>, required: bool) -> Option<String> {
+    match value {
+        Some(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
+        _ if required => {
+            panic!("{var} is not set but {REQUIRE_SERVICES_VAR}=1: this test needs that service")
+        }
         _ => {
-            if services_required() {
-                panic!("{var} is not set but GAIA_REQUIRE_SERVICES=1: this test needs that service");
-            }
-            eprintln!("note: {var} not set; skipping the part of this test that needs it");
+            eprintln!("note: {var} is not set; skipping the part of this test that needs it");
             None
         }
     }
 }
 
-/// A test database: its URL and what keeps it alive (a temp dir for SQLite).
+/// A test database: its URL, and what keeps it alive (a temporary directory for SQLite, a schema that
+/// is dropped with it for PostgreSQL).
 #[derive(Debug)]
 pub struct TestDb {
-    /// Connection URL.
+    /// Connection URL, for [`Storage::connect`] or a server configuration.
     pub url: String,
     /// `"sqlite"` or `"postgres"`.
     pub backend: &'static str,
     _dir: Option<tempfile::TempDir>,
+    pg: Option<PgSchema>,
 }
 
-/// A fresh SQLite database file in a temp dir.
-pub fn sqlite_db() -> TestDb {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path: PathBuf = dir.path().join("gaia-test.db");
-    TestDb { url: format!("sqlite://{}", path.display()), backend: "sqlite", _dir: Some(dir) }
+#[derive(Debug)]
+struct PgSchema {
+    base_url: String,
+    schema: String,
 }
 
-/// A fresh PostgreSQL schema, when `GAIA_TEST_DATABASE_URL` is set.
-pub async fn postgres_db() -> Option<TestDb> {
-    let base = service_url("GAIA_TEST_DATABASE_URL")?;
-    let schema = format!("gaia_test_{}", uuid::Uuid::new_v4().simple());
+impl TestDb {
+    /// A migrated [`Storage`] on this database. Panics on failure (it is for tests).
+    pub async fn storage(&self) -> Storage {
+        let s = Storage::connect(&self.url).await.unwrap_or_else(|e| panic!("{}: cannot connect: {e}", self.backend));
+        s.migrate().await.unwrap_or_else(|e| panic!("{}: cannot migrate: {e}", self.backend));
+        s
+    }
+
+    /// The PostgreSQL schema holding this database's tables (`None` for SQLite).
+    pub fn schema(&self) -> Option<&str> {
+        self.pg.as_ref().map(|p| p.schema.as_str())
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(pg) = self.pg.take() else { return };
+        // Drop is synchronous and may run inside a runtime: do the work on a thread of its own with its
+        // own runtime, and wait a bounded time for it.
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new().name("gaia-test-drop-schema".into()).spawn(move || {
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+                .and_then(|rt| rt.block_on(drop_schema(&pg.base_url, &pg.schema)).map_err(|e| e.to_string()));
+            if let Err(e) = result {
+                eprintln!("note: could not drop test schema {}: {e}", pg.schema);
+            }
+            let _ = done_tx.send(());
+        });
+        if spawned.is_ok() {
+            let _ = done_rx.recv_timeout(Duration::from_secs(10));
+        }
+    }
+}
+
+async fn admin_connection(base_url: &str) -> Result<sqlx::AnyConnection, sqlx::Error> {
     sqlx::any::install_default_drivers();
-    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base)
+    <sqlx::AnyConnection as sqlx::Connection>::connect(base_url).await
+}
+
+async fn drop_schema(base_url: &str, schema: &str) -> Result<(), sqlx::Error> {
+    let mut conn = admin_connection(base_url).await?;
+    // Do not wait long for a connection that is still inside a transaction on this schema.
+    sqlx::query("SET lock_timeout = '3s'").execute(&mut conn).await?;
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).execute(&mut conn).await?;
+    sqlx::Connection::close(conn).await
+}
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Creation time encoded in a test schema name, if it has one.
+fn schema_created_at(name: &str) -> Option<u64> {
+    name.strip_prefix(SCHEMA_PREFIX)?.split('_').next()?.parse().ok()
+}
+
+/// Removes test schemas older than [`STALE_SCHEMA_SECS`] (left behind by killed test runs).
+async fn drop_stale_schemas(conn: &mut sqlx::AnyConnection) {
+    let rows = sqlx::query("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'gaia_test_%'")
+        .fetch_all(&mut *conn)
+        .await;
+    let Ok(rows) = rows else { return };
+    let now = unix_secs();
+    for row in rows {
+        let Ok(name) = sqlx::Row::try_get::<String, _>(&row, 0) else { continue };
+        if schema_created_at(&name).is_some_and(|t| now.saturating_sub(t) > STALE_SCHEMA_SECS) {
+            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE")).execute(&mut *conn).await;
+        }
+    }
+}
+
+/// A fresh SQLite database file in a temporary directory (removed when the [`TestDb`] is dropped).
+pub fn sqlite_db() -> TestDb {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot create a temporary directory: {e}"));
+    let path: PathBuf = dir.path().join("gaia-test.db");
+    TestDb { url: format!("sqlite://{}", path.display()), backend: "sqlite", _dir: Some(dir), pg: None }
+}
+
+/// A fresh PostgreSQL schema, when `GAIA_TEST_DATABASE_URL` is set (see the module documentation).
+/// Panics if the server cannot be reached.
+pub async fn postgres_db() -> Option<TestDb> {
+    static GC_DONE: AtomicBool = AtomicBool::new(false);
+
+    let base = service_url(DATABASE_URL_VAR)?;
+    let uuid = uuid::Uuid::new_v4().simple().to_string();
+    let schema = format!("{SCHEMA_PREFIX}{}_{}", unix_secs(), &uuid[..12]);
+    let mut conn =
+        admin_connection(&base).await.unwrap_or_else(|e| panic!("cannot connect to {DATABASE_URL_VAR}: {e}"));
+    if !GC_DONE.swap(true, Ordering::SeqCst) {
+        drop_stale_schemas(&mut conn).await;
+    }
+    sqlx::query(&format!("CREATE SCHEMA \"{schema}\""))
+        .execute(&mut conn)
         .await
-        .unwrap_or_else(|e| panic!("cannot connect to GAIA_TEST_DATABASE_URL: {e}"));
-    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut conn).await.expect("create test schema");
+        .unwrap_or_else(|e| panic!("cannot create test schema {schema}: {e}"));
     let _ = sqlx::Connection::close(conn).await;
     let sep = if base.contains('?') { '&' } else { '?' };
     let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-    Some(TestDb { url, backend: "postgres", _dir: None })
+    Some(TestDb { url, backend: "postgres", _dir: None, pg: Some(PgSchema { base_url: base, schema }) })
 }
 
-/// SQLite always, PostgreSQL too when configured.
+/// SQLite always, PostgreSQL too when `GAIA_TEST_DATABASE_URL` is set; each one fresh and empty.
 pub async fn database_urls() -> Vec<TestDb> {
     let mut v = vec![sqlite_db()];
     if let Some(pg) = postgres_db().await {
@@ -70,5 +206,87 @@ pub async fn database_urls() -> Vec<TestDb> {
 
 /// `GAIA_TEST_REDIS_URL`, when set.
 pub fn redis_url() -> Option<String> {
-    service_url("GAIA_TEST_REDIS_URL")
+    service_url(REDIS_URL_VAR)
+}
+
+/// A key prefix no other test uses (`gaia-test:<random>:`).
+pub fn unique_redis_prefix() -> String {
+    format!("gaia-test:{}:", uuid::Uuid::new_v4().simple())
+}
+
+/// A [`RedisCache`] on `GAIA_TEST_REDIS_URL` with a [`unique_redis_prefix`], when set. Panics if Redis
+/// cannot be reached.
+pub async fn redis_cache() -> Option<RedisCache> {
+    let url = redis_url()?;
+    let cache = RedisCache::connect_with_prefix(&url, &unique_redis_prefix())
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {REDIS_URL_VAR}: {e}"));
+    Some(cache)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn present_services_are_used() {
+        assert_eq!(resolve_service("X", Some(" redis://h ".into()), true).as_deref(), Some("redis://h"));
+        assert_eq!(resolve_service("X", Some("redis://h".into()), false).as_deref(), Some("redis://h"));
+    }
+
+    #[test]
+    fn missing_services_are_skipped_when_optional() {
+        assert_eq!(resolve_service("X", None, false), None);
+        assert_eq!(resolve_service("X", Some("  ".into()), false), None);
+    }
+
+    #[test]
+    #[should_panic(expected = "GAIA_REQUIRE_SERVICES=1")]
+    fn missing_services_fail_when_required() {
+        resolve_service("GAIA_TEST_DATABASE_URL", None, true);
+    }
+
+    #[test]
+    fn flags_and_schema_names() {
+        assert!(is_truthy("1") && is_truthy("true") && is_truthy(" YES "));
+        assert!(!is_truthy("0") && !is_truthy("") && !is_truthy("no"));
+        assert_eq!(schema_created_at("gaia_test_1700000000_abcdef012345"), Some(1_700_000_000));
+        assert_eq!(schema_created_at("gaia_test_0123abcd"), None);
+        assert_eq!(schema_created_at("public"), None);
+    }
+
+    #[tokio::test]
+    async fn sqlite_test_databases_are_fresh_and_removed() {
+        let db = sqlite_db();
+        let s = db.storage().await;
+        assert_eq!(s.count_users().await.unwrap(), 0);
+        s.close().await;
+        let path = db._dir.as_ref().unwrap().path().to_path_buf();
+        drop(db);
+        assert!(!path.exists());
+    }
+
+    #[tokio::test]
+    async fn postgres_schemas_are_isolated_and_dropped() {
+        let Some(a) = postgres_db().await else { return };
+        let Some(b) = postgres_db().await else { return };
+        let (sa, sb) = (a.storage().await, b.storage().await);
+        sa.create_user("only-in-a@example.com", None, None).await.unwrap();
+        assert_eq!(sa.count_users().await.unwrap(), 1);
+        assert_eq!(sb.count_users().await.unwrap(), 0);
+        let schema = a.schema().unwrap().to_string();
+        let base = a.pg.as_ref().unwrap().base_url.clone();
+        sa.close().await;
+        drop(a);
+        let mut conn = admin_connection(&base).await.unwrap();
+        let left: i64 = sqlx::Row::get(
+            &sqlx::query("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = $1")
+                .bind(&schema)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap(),
+            0,
+        );
+        assert_eq!(left, 0, "schema {schema} was not dropped");
+    }
 }

@@ -1,9 +1,9 @@
 //! Authenticator tests over real storage (SQLite, and PostgreSQL when configured) and both caches.
 
-use gaia_core::auth::{AuthMethod, Authenticator, Claims, JwtKeys};
-use gaia_core::cache::{MemoryCache, RedisCache, SharedCache};
+use gaia_core::auth::{hash_api_key, AuthMethod, Authenticator, Claims, JwtKeys};
+use gaia_core::cache::{MemoryCache, SharedCache};
 use gaia_core::storage::Storage;
-use gaia_core::testing::{database_urls, redis_url};
+use gaia_core::testing::{database_urls, redis_cache};
 use gaia_core::CoreError;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,9 +12,8 @@ const SECRET: &[u8] = b"test-secret-test-secret-test-sec";
 
 async fn caches() -> Vec<SharedCache> {
     let mut v: Vec<SharedCache> = vec![Arc::new(MemoryCache::new(1000))];
-    if let Some(url) = redis_url() {
-        let prefix = format!("gaia-test:{}:", uuid::Uuid::new_v4().simple());
-        v.push(Arc::new(RedisCache::connect_with_prefix(&url, &prefix).await.unwrap()));
+    if let Some(redis) = redis_cache().await {
+        v.push(Arc::new(redis));
     }
     v
 }
@@ -73,5 +72,184 @@ async fn jwt_bearer_creates_external_users() {
             .issue("ext-user-42", None, Duration::from_secs(60))
             .unwrap();
         assert!(matches!(auth.authenticate_bearer(&forged).await, Err(CoreError::Unauthorized(_))));
+    }
+}
+
+/// A cache whose backend is down: every operation fails.
+struct BrokenCache;
+
+#[async_trait::async_trait]
+impl gaia_core::cache::Cache for BrokenCache {
+    async fn get(&self, _key: &str) -> gaia_core::Result<Option<Vec<u8>>> {
+        Err(CoreError::Cache("down".into()))
+    }
+    async fn set(&self, _key: &str, _value: &[u8], _ttl: Duration) -> gaia_core::Result<()> {
+        Err(CoreError::Cache("down".into()))
+    }
+    async fn delete(&self, _key: &str) -> gaia_core::Result<()> {
+        Err(CoreError::Cache("down".into()))
+    }
+    fn kind(&self) -> &'static str {
+        "broken"
+    }
+    async fn ping(&self) -> gaia_core::Result<()> {
+        Err(CoreError::Cache("down".into()))
+    }
+}
+
+async fn storage_with_user(db: &gaia_core::testing::TestDb) -> (Storage, gaia_core::storage::User) {
+    let s = db.storage().await;
+    let user = s.create_user(&format!("{}@example.com", uuid::Uuid::new_v4()), None, None).await.unwrap();
+    (s, user)
+}
+
+#[tokio::test]
+async fn validations_are_cached_by_hash_without_the_plaintext() {
+    for db in database_urls().await {
+        for cache in caches().await {
+            let (s, user) = storage_with_user(&db).await;
+            let auth = Authenticator::new(s.clone(), cache.clone(), JwtKeys::new(SECRET), Duration::from_secs(300));
+            let (rec, key) = auth.create_api_key(&user.id, None).await.unwrap();
+            let ck = format!("apikey:{}", hash_api_key(&key));
+            assert!(cache.get(&ck).await.unwrap().is_none());
+            auth.authenticate_api_key(&key).await.unwrap();
+            let cached = cache.get(&ck).await.unwrap().expect("validation cached under the key hash");
+            let text = String::from_utf8_lossy(&cached);
+            assert!(!text.contains(&key), "{} {}: plaintext in the cache", db.backend, cache.kind());
+            assert!(text.contains(&rec.id) && text.contains(&user.id), "{text}");
+
+            // Served from the cache: the database no longer knowing the key does not matter until the
+            // TTL ends (that is what caching means; revocation goes through `revoke_api_key`).
+            sqlx::query("DELETE FROM api_keys WHERE id = $1").bind(&rec.id).execute(s.pool()).await.unwrap();
+            assert_eq!(auth.authenticate_api_key(&key).await.unwrap().api_key_id(), Some(rec.id.as_str()));
+            cache.delete(&ck).await.unwrap();
+            let e = auth.authenticate_api_key(&key).await.unwrap_err();
+            assert!(matches!(e, CoreError::Unauthorized(ref m) if m == "invalid API key"), "{e}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn revocation_reaches_other_instances_sharing_the_cache() {
+    for db in database_urls().await {
+        for cache in caches().await {
+            let (s, user) = storage_with_user(&db).await;
+            let ttl = Duration::from_secs(300);
+            let a = Authenticator::new(s.clone(), cache.clone(), JwtKeys::new(SECRET), ttl);
+            let b = Authenticator::new(s.clone(), cache.clone(), JwtKeys::new(SECRET), ttl);
+            let (rec, key) = a.create_api_key(&user.id, Some("shared")).await.unwrap();
+            a.authenticate_api_key(&key).await.unwrap();
+            b.authenticate_api_key(&key).await.unwrap();
+            b.revoke_api_key(&rec.id).await.unwrap().unwrap();
+            for auth in [&a, &b] {
+                let e = auth.authenticate_api_key(&key).await.unwrap_err();
+                assert!(matches!(e, CoreError::Unauthorized(ref m) if m.contains("revoked")), "{}: {e}", cache.kind());
+            }
+            // Revoking again is harmless and keeps the first revocation time.
+            let again = b.revoke_api_key(&rec.id).await.unwrap().unwrap();
+            assert_eq!(again.revoked_at, s.get_api_key(&rec.id).await.unwrap().unwrap().revoked_at);
+        }
+    }
+}
+
+#[tokio::test]
+async fn last_use_is_recorded_at_most_once_a_minute() {
+    let db = gaia_core::testing::sqlite_db();
+    let (s, user) = storage_with_user(&db).await;
+    let auth = Authenticator::new(s.clone(), Arc::new(MemoryCache::new(10)), JwtKeys::new(SECRET), Duration::ZERO);
+    let (rec, key) = auth.create_api_key(&user.id, None).await.unwrap();
+    auth.authenticate_api_key(&key).await.unwrap();
+    let mut first = None;
+    for _ in 0..200 {
+        first = s.get_api_key(&rec.id).await.unwrap().unwrap().last_used_at;
+        if first.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let first = first.expect("last_used_at is written in the background");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    for _ in 0..5 {
+        auth.authenticate_api_key(&key).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        s.get_api_key(&rec.id).await.unwrap().unwrap().last_used_at,
+        Some(first),
+        "not rewritten within a minute"
+    );
+}
+
+#[tokio::test]
+async fn a_broken_cache_does_not_lock_users_out() {
+    let db = gaia_core::testing::sqlite_db();
+    let (s, user) = storage_with_user(&db).await;
+    let auth = Authenticator::new(s.clone(), Arc::new(BrokenCache), JwtKeys::new(SECRET), Duration::from_secs(60));
+    let (rec, key) = auth.create_api_key(&user.id, None).await.unwrap();
+    assert_eq!(auth.authenticate_api_key(&key).await.unwrap().user_id, user.id);
+    let token = auth.jwt().issue(&user.id, None, Duration::from_secs(60)).unwrap();
+    assert_eq!(auth.authenticate_bearer(&token).await.unwrap().user_id, user.id);
+    // The database is revoked; the eviction failure is reported, and this instance refuses the key.
+    let e = auth.revoke_api_key(&rec.id).await.unwrap_err();
+    assert!(matches!(e, CoreError::Cache(ref m) if m.contains("revoked")), "{e}");
+    assert!(s.get_api_key(&rec.id).await.unwrap().unwrap().is_revoked());
+    assert!(matches!(auth.authenticate_api_key(&key).await, Err(CoreError::Unauthorized(_))));
+}
+
+#[tokio::test]
+async fn bearer_values_and_bad_credentials() {
+    let db = gaia_core::testing::sqlite_db();
+    let (s, user) = storage_with_user(&db).await;
+    let keys = JwtKeys::new(SECRET);
+    let auth = Authenticator::new(s.clone(), Arc::new(MemoryCache::new(10)), keys.clone(), Duration::from_secs(60));
+    let (_, key) = auth.create_api_key(&user.id, None).await.unwrap();
+    for value in [key.clone(), format!("Bearer {key}"), format!("bearer   {key}  "), format!(" {key}\n")] {
+        assert_eq!(auth.authenticate_bearer(&value).await.unwrap().user_id, user.id, "{value:?}");
+    }
+    let token = keys.issue(&user.id, Some(&user.email), Duration::from_secs(60)).unwrap();
+    let p = auth.authenticate_bearer(&format!("Bearer {token}")).await.unwrap();
+    assert_eq!((p.user_id.as_str(), p.method.clone()), (user.id.as_str(), AuthMethod::Jwt));
+    assert_eq!(p.api_key_id(), None);
+
+    let long = "x".repeat(10_000);
+    for (value, want) in [
+        ("", "missing"),
+        ("Bearer ", "missing"),
+        ("gaia_nope", "invalid API key"),
+        (long.as_str(), "invalid API key"),
+        ("a.b.c", "invalid API key"),
+        ("ünïcödé", "invalid API key"),
+    ] {
+        let e = auth.authenticate_bearer(value).await.unwrap_err();
+        assert!(matches!(e, CoreError::Unauthorized(ref m) if m.contains(want)), "{value:?}: {e}");
+    }
+    // A JWT-shaped value that is not valid is refused as a JWT.
+    let mut tampered = token.clone();
+    tampered.pop();
+    tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
+    let e = auth.authenticate_bearer(&tampered).await.unwrap_err();
+    assert!(matches!(e, CoreError::Unauthorized(ref m) if m.contains("token")), "{e}");
+
+    let long_name = "n".repeat(gaia_core::auth::MAX_KEY_NAME + 1);
+    assert!(matches!(auth.create_api_key(&user.id, Some(&long_name)).await, Err(CoreError::InvalidInput(_))));
+    assert!(matches!(auth.create_api_key("ghost", None).await, Err(CoreError::NotFound(_))));
+}
+
+#[tokio::test]
+async fn jwt_users_are_cached_and_can_be_evicted() {
+    for db in database_urls().await {
+        for cache in caches().await {
+            let s = db.storage().await;
+            let keys = JwtKeys::new(SECRET);
+            let auth = Authenticator::new(s.clone(), cache.clone(), keys.clone(), Duration::from_secs(300));
+            let sub = format!("ext-{}", uuid::Uuid::new_v4());
+            let token = keys.issue(&sub, Some("cached@example.com"), Duration::from_secs(60)).unwrap();
+            assert!(!auth.authenticate_bearer(&token).await.unwrap().is_admin);
+            assert!(cache.get(&format!("jwtuser:{sub}")).await.unwrap().is_some(), "{}", cache.kind());
+            s.set_admin(&sub, true).await.unwrap();
+            assert!(!auth.authenticate_bearer(&token).await.unwrap().is_admin, "cached until evicted");
+            auth.evict_user(&sub).await.unwrap();
+            assert!(auth.authenticate_bearer(&token).await.unwrap().is_admin, "{}", db.backend);
+        }
     }
 }

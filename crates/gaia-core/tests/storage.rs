@@ -229,3 +229,176 @@ async fn usage_recorder_batches_and_flushes() {
         assert_eq!(sum.totals.input_tokens, (0..600).sum::<i64>());
     }
 }
+
+#[tokio::test]
+async fn dollar_placeholders_bind_by_number_on_every_backend() {
+    use sqlx::Row;
+    for (db, s) in each_backend().await {
+        // Out of order and repeated: SQLite must bind `$N` by number, not by position of appearance.
+        let row = sqlx::query("SELECT $2 AS b, $1 AS a, $2 AS b2, $3 AS n")
+            .bind("first")
+            .bind("second")
+            .bind(42_i64)
+            .fetch_one(s.pool())
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", db.backend));
+        assert_eq!(row.get::<String, _>("a"), "first", "{}", db.backend);
+        assert_eq!(row.get::<String, _>("b"), "second", "{}", db.backend);
+        assert_eq!(row.get::<String, _>("b2"), "second", "{}", db.backend);
+        assert_eq!(row.get::<i64, _>("n"), 42, "{}", db.backend);
+
+        sqlx::query(
+            "INSERT INTO users (id, email, display_name, password_hash, is_admin, created_at) \
+             VALUES ($3, $1, $2, NULL, 0, $4)",
+        )
+        .bind("dollar@example.com")
+        .bind("Dollar")
+        .bind("user-dollar")
+        .bind(1_700_000_000_000_i64)
+        .execute(s.pool())
+        .await
+        .unwrap();
+        let u = s.get_user("user-dollar").await.unwrap().unwrap();
+        assert_eq!((u.email.as_str(), u.display_name.as_deref()), ("dollar@example.com", Some("Dollar")));
+        assert_eq!(u.created_at.timestamp_millis(), 1_700_000_000_000);
+    }
+}
+
+#[tokio::test]
+async fn missing_references_are_not_found() {
+    for (db, s) in each_backend().await {
+        let b = db.backend;
+        let err = |r: Result<(), CoreError>| r.expect_err(b);
+        let e = err(s.create_conversation("ghost", None, None).await.map(drop));
+        assert!(matches!(e, CoreError::NotFound(ref m) if m.contains("ghost")), "{b}: {e}");
+        let e = err(s.insert_api_key("ghost", None, "gaia_ghost00", "h").await.map(drop));
+        assert!(matches!(e, CoreError::NotFound(_)), "{b}: {e}");
+        let exp = chrono::Utc::now() + chrono::Duration::hours(1);
+        let e = err(s.insert_refresh_token("ghost", "rt", exp).await);
+        assert!(matches!(e, CoreError::NotFound(_)), "{b}: {e}");
+        let e = err(s.add_message("no-such-conversation", Role::User, "hi", None, None).await.map(drop));
+        assert!(matches!(e, CoreError::NotFound(_)), "{b}: {e}");
+
+        let u = s.create_user("owner@example.com", None, None).await.unwrap();
+        let c = s.create_conversation(&u.id, None, None).await.unwrap();
+        s.add_message(&c.id, Role::User, "before", None, None).await.unwrap();
+        assert!(s.delete_conversation(&u.id, &c.id).await.unwrap());
+        let e = err(s.add_message(&c.id, Role::User, "after", None, None).await.map(drop));
+        assert!(matches!(e, CoreError::NotFound(_)), "{b}: a deleted conversation takes no messages: {e}");
+        assert_eq!(s.list_messages(&c.id).await.unwrap().len(), 1, "{b}: the failed append left nothing");
+    }
+}
+
+#[tokio::test]
+async fn user_input_is_validated_and_stored_faithfully() {
+    for (db, s) in each_backend().await {
+        let b = db.backend;
+        for bad in ["", "plain", "a@", "@b", "a@b@c", "a b@c", "x\u{7}@y"] {
+            assert!(matches!(s.create_user(bad, None, None).await, Err(CoreError::InvalidInput(_))), "{b}: {bad:?}");
+        }
+        let long = "n".repeat(gaia_core::storage::MAX_DISPLAY_NAME + 1);
+        assert!(matches!(s.create_user("long@example.com", None, Some(&long)).await, Err(CoreError::InvalidInput(_))));
+        assert!(matches!(
+            s.create_user(&format!("{}@x.y", "a".repeat(400)), None, None).await,
+            Err(CoreError::InvalidInput(_))
+        ));
+
+        let u = s.create_user("  Text@Example.COM ", None, Some("Zoë 🐉")).await.unwrap();
+        assert_eq!(u.email, "text@example.com");
+        let got = s.get_user(&u.id).await.unwrap().unwrap();
+        assert_eq!(got, u, "{b}: what is returned is what is stored (times to the millisecond)");
+
+        let c = s.create_conversation(&u.id, Some("Ünïcode \u{0} title"), Some("m")).await.unwrap();
+        let text = "Line one\nLine two — “quotes”, 'apostrophes', \\backslash, 日本語, NUL:\u{0}.";
+        let m = s.add_message(&c.id, Role::User, text, None, None).await.unwrap_or_else(|e| panic!("{b}: {e}"));
+        let stored = s.list_messages(&c.id).await.unwrap();
+        assert_eq!(stored, vec![m.clone()], "{b}");
+        assert_eq!(m.content, text.replace('\0', "\u{FFFD}"));
+        assert_eq!(
+            s.get_conversation(&u.id, &c.id).await.unwrap().unwrap().title.as_deref(),
+            Some("Ünïcode \u{FFFD} title")
+        );
+
+        let big = Usage { input_tokens: u64::MAX, output_tokens: 7 };
+        let m = s.add_message(&c.id, Role::Assistant, "", Some("m"), Some(big)).await.unwrap();
+        assert_eq!(m.input_tokens, Some(i64::MAX), "{b}: token counts saturate instead of wrapping");
+    }
+}
+
+#[tokio::test]
+async fn ensure_user_survives_taken_emails_and_races() {
+    for (db, s) in each_backend().await {
+        let b = db.backend;
+        s.create_user("taken@example.com", None, None).await.unwrap();
+        let u = s.ensure_user("ext-taken", Some("taken@example.com")).await.unwrap();
+        assert_eq!(u.email, "ext-taken@external.invalid", "{b}");
+        let u = s.ensure_user("ext-none", None).await.unwrap();
+        assert_eq!(u.email, "ext-none@external.invalid", "{b}");
+        assert!(matches!(s.ensure_user("", None).await, Err(CoreError::InvalidInput(_))), "{b}");
+
+        let mut tasks = Vec::new();
+        for _ in 0..6 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move { s.ensure_user("ext-race", Some("race@example.com")).await }));
+        }
+        for t in tasks {
+            let u = t.await.unwrap().unwrap_or_else(|e| panic!("{b}: {e}"));
+            assert_eq!((u.id.as_str(), u.email.as_str()), ("ext-race", "race@example.com"), "{b}");
+        }
+        assert_eq!(s.count_users().await.unwrap(), 4, "{b}");
+    }
+}
+
+#[tokio::test]
+async fn conversations_can_be_renamed_and_paged() {
+    for (db, s) in each_backend().await {
+        let b = db.backend;
+        let u = s.create_user("pages@example.com", None, None).await.unwrap();
+        let other = s.create_user("other@example.com", None, None).await.unwrap();
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            ids.push(s.create_conversation(&u.id, Some(&format!("c{i}")), None).await.unwrap().id);
+            tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        }
+        let page: Vec<_> = s.list_conversations(&u.id, 2, 1).await.unwrap().into_iter().map(|c| c.id).collect();
+        assert_eq!(page, [ids[3].clone(), ids[2].clone()], "{b}: newest first");
+        assert!(s.list_conversations(&u.id, 0, 0).await.unwrap().is_empty());
+        assert_eq!(s.list_conversations(&u.id, 10, -5).await.unwrap().len(), 5, "{b}: negative offsets clamp");
+
+        assert!(s.rename_conversation(&u.id, &ids[0], Some("renamed")).await.unwrap());
+        assert!(!s.rename_conversation(&other.id, &ids[0], Some("hijacked")).await.unwrap(), "{b}");
+        let c = s.get_conversation(&u.id, &ids[0]).await.unwrap().unwrap();
+        assert_eq!(c.title.as_deref(), Some("renamed"));
+        assert_eq!(s.list_conversations(&u.id, 1, 0).await.unwrap()[0].id, ids[0], "{b}: renaming bumps it");
+        s.touch_conversation(&ids[1]).await.unwrap();
+        assert_eq!(s.list_conversations(&u.id, 1, 0).await.unwrap()[0].id, ids[1], "{b}");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_appends_keep_a_gap_free_order() {
+    for (db, s) in each_backend().await {
+        let b = db.backend;
+        let u = s.create_user("order@example.com", None, None).await.unwrap();
+        let c1 = s.create_conversation(&u.id, None, None).await.unwrap();
+        let c2 = s.create_conversation(&u.id, None, None).await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..24 {
+            let s = s.clone();
+            let conv = if i % 3 == 0 { c2.id.clone() } else { c1.id.clone() };
+            tasks.push(tokio::spawn(async move { s.add_message(&conv, Role::User, &i.to_string(), None, None).await }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap_or_else(|e| panic!("{b}: {e}"));
+        }
+        for (conv, n) in [(&c1.id, 16), (&c2.id, 8)] {
+            let msgs = s.list_messages(conv).await.unwrap();
+            assert_eq!(msgs.len(), n, "{b}");
+            let mut seen: Vec<i32> = msgs.iter().map(|m| m.content.parse().unwrap()).collect();
+            seen.sort_unstable();
+            seen.dedup();
+            assert_eq!(seen.len(), n, "{b}: every message stored once");
+            assert!(msgs.windows(2).all(|w| w[0].created_at <= w[1].created_at), "{b}: oldest first");
+        }
+    }
+}

@@ -538,6 +538,7 @@ async fn admins_add_and_remove_providers_at_runtime() {
     assert_eq!(r.status(), 403, "only admins");
     let (admin, _, admin_id) = s.register("admin@example.com").await;
     s.state.storage().set_admin(&admin_id, true).await.unwrap();
+    s.state.auth().evict_user(&admin_id).await.unwrap();
     let r = s.http.post(format!("{}/api/v1/providers", s.url)).bearer_auth(&admin).json(&entry).send().await.unwrap();
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
     let v: Value = s

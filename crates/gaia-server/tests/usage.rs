@@ -114,6 +114,8 @@ async fn every_call_is_metered_and_reported() {
         assert_eq!(v["totals"]["requests"], 0, "users only see their own usage");
         // An admin sees everyone's.
         s.state.storage().set_admin(&user_id, true).await.unwrap();
+        // Changing the flag behind the authenticator's back: drop what it cached about the user.
+        s.state.auth().evict_user(&user_id).await.unwrap();
         let (admin_token, _, _) = {
             let r: Value = s
                 .http

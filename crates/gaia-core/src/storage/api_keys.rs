@@ -1,7 +1,7 @@
 //! API keys and refresh tokens (only their hashes are stored).
 
-use super::{from_ms, new_id, now_ms, Storage};
-use crate::error::Result;
+use super::{clean_text, from_ms, new_id, now_ms, Storage};
+use crate::error::{CoreError, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
@@ -37,7 +37,7 @@ impl ApiKeyRecord {
 }
 
 /// A stored refresh token (by hash).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RefreshToken {
     /// Owner.
     pub user_id: String,
@@ -62,8 +62,15 @@ fn row_to_key(r: &AnyRow) -> Result<ApiKeyRecord> {
     })
 }
 
+impl RefreshToken {
+    /// Whether the token can still be used at `now` (not revoked, not expired).
+    pub fn is_usable_at(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
+    }
+}
+
 impl Storage {
-    /// Stores a new key for `user_id`.
+    /// Stores a new key for `user_id` (`NotFound` if there is no such user, `Conflict` if the hash exists).
     pub async fn insert_api_key(
         &self,
         user_id: &str,
@@ -71,6 +78,8 @@ impl Storage {
         prefix: &str,
         key_hash: &str,
     ) -> Result<ApiKeyRecord> {
+        let name = name.map(clean_text);
+        let name = name.as_deref();
         let id = new_id();
         let now = now_ms();
         sqlx::query(
@@ -83,7 +92,12 @@ impl Storage {
         .bind(key_hash)
         .bind(now)
         .execute(self.pool())
-        .await?;
+        .await
+        .map_err(|e| match CoreError::from(e) {
+            CoreError::NotFound(_) => CoreError::NotFound(format!("user {user_id}")),
+            CoreError::Conflict(_) => CoreError::Conflict("an API key with this hash already exists".into()),
+            other => other,
+        })?;
         Ok(ApiKeyRecord {
             id,
             user_id: user_id.to_string(),
@@ -152,7 +166,7 @@ impl Storage {
         Ok(())
     }
 
-    /// Stores a refresh token hash.
+    /// Stores a refresh token hash (`NotFound` if there is no such user).
     pub async fn insert_refresh_token(&self, user_id: &str, token_hash: &str, expires_at: DateTime<Utc>) -> Result<()> {
         sqlx::query("INSERT INTO refresh_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(token_hash)
@@ -160,7 +174,12 @@ impl Storage {
             .bind(now_ms())
             .bind(expires_at.timestamp_millis())
             .execute(self.pool())
-            .await?;
+            .await
+            .map_err(|e| match CoreError::from(e) {
+                CoreError::NotFound(_) => CoreError::NotFound(format!("user {user_id}")),
+                CoreError::Conflict(_) => CoreError::Conflict("this refresh token is already stored".into()),
+                other => other,
+            })?;
         Ok(())
     }
 

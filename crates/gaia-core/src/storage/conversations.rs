@@ -1,11 +1,12 @@
 //! Conversations (soft-deleted) and their messages.
 
-use super::{from_ms, new_id, now_ms, Storage};
+use super::{clean_text, from_ms, new_id, now_ms, Storage};
 use crate::error::{CoreError, Result};
 use crate::types::{Role, Usage};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
 use sqlx::Row;
 
 /// A conversation owned by one user.
@@ -49,6 +50,10 @@ pub struct StoredMessage {
 const CONV_COLS: &str = "id, user_id, title, model, created_at, updated_at";
 const MSG_COLS: &str = "id, conversation_id, role, content, model, input_tokens, output_tokens, created_at";
 
+fn saturating_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 fn row_to_conv(r: &AnyRow) -> Result<Conversation> {
     Ok(Conversation {
         id: r.try_get("id")?,
@@ -75,17 +80,20 @@ fn row_to_msg(r: &AnyRow) -> Result<StoredMessage> {
 }
 
 impl Storage {
-    /// Creates a conversation for `user_id`.
+    /// Creates a conversation for `user_id` (`NotFound` if there is no such user).
     pub async fn create_conversation(
         &self,
         user_id: &str,
         title: Option<&str>,
         model: Option<&str>,
     ) -> Result<Conversation> {
+        let (title, model) = (title.map(clean_text), model.map(clean_text));
+        let (title, model) = (title.as_deref(), model.as_deref());
         let id = new_id();
         let now = now_ms();
         sqlx::query(
-            "INSERT INTO conversations (id, user_id, title, model, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
+            "INSERT INTO conversations (id, user_id, title, model, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5)",
         )
         .bind(&id)
         .bind(user_id)
@@ -93,7 +101,11 @@ impl Storage {
         .bind(model)
         .bind(now)
         .execute(self.pool())
-        .await?;
+        .await
+        .map_err(|e| match CoreError::from(e) {
+            CoreError::NotFound(_) => CoreError::NotFound(format!("user {user_id}")),
+            other => other,
+        })?;
         Ok(Conversation {
             id,
             user_id: user_id.to_string(),
@@ -143,6 +155,23 @@ impl Storage {
         Ok(r.rows_affected() > 0)
     }
 
+    /// Sets (or clears) the title of a live conversation of `user_id`; `false` if not found.
+    pub async fn rename_conversation(&self, user_id: &str, id: &str, title: Option<&str>) -> Result<bool> {
+        let title = title.map(clean_text);
+        let title = title.as_deref();
+        let r = sqlx::query(
+            "UPDATE conversations SET title = $1, updated_at = $2 \
+             WHERE id = $3 AND user_id = $4 AND deleted_at IS NULL",
+        )
+        .bind(title)
+        .bind(now_ms())
+        .bind(id)
+        .bind(user_id)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
     /// Marks the conversation as updated now.
     pub async fn touch_conversation(&self, id: &str) -> Result<()> {
         sqlx::query("UPDATE conversations SET updated_at = $1 WHERE id = $2")
@@ -153,7 +182,12 @@ impl Storage {
         Ok(())
     }
 
-    /// Appends a message (and bumps the conversation's `updated_at`, and its model when given).
+    /// Appends a message to a live conversation; also bumps the conversation's `updated_at` (and its
+    /// `model`, when given). `NotFound` if the conversation does not exist or was deleted.
+    ///
+    /// The conversation row is updated first, in the same transaction as the insert: that update locks
+    /// the row (PostgreSQL) or the database (SQLite), so concurrent appends to one conversation are
+    /// serialised, each gets the next position (`seq`), and `created_at` never decreases along it.
     pub async fn add_message(
         &self,
         conversation_id: &str,
@@ -162,44 +196,23 @@ impl Storage {
         model: Option<&str>,
         usage: Option<Usage>,
     ) -> Result<StoredMessage> {
+        let (content, model) = (clean_text(content), model.map(clean_text));
+        let (content, model) = (content.as_ref(), model.as_deref());
         let id = new_id();
-        let now = now_ms();
         let (input, output) = match usage {
-            Some(u) => (Some(u.input_tokens as i64), Some(u.output_tokens as i64)),
+            Some(u) => (Some(saturating_i64(u.input_tokens)), Some(saturating_i64(u.output_tokens))),
             None => (None, None),
         };
-        // `seq` orders messages within a conversation; a concurrent insert can race for the same
-        // number, in which case the unique index refuses one and it simply tries again.
         let mut attempt = 0;
-        loop {
+        let now = loop {
             attempt += 1;
-            let r = sqlx::query(
-                "INSERT INTO messages (id, conversation_id, seq, role, content, model, input_tokens, output_tokens, created_at) \
-                 VALUES ($1, $2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id = $2), $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(&id)
-            .bind(conversation_id)
-            .bind(role.as_str())
-            .bind(content)
-            .bind(model)
-            .bind(input)
-            .bind(output)
-            .bind(now)
-            .execute(self.pool())
-            .await
-            .map_err(CoreError::from);
-            match r {
-                Ok(_) => break,
-                Err(CoreError::Conflict(_)) if attempt < 5 => continue,
+            match self.try_add_message(&id, conversation_id, role, content, model, input, output).await {
+                Ok(now) => break now,
+                // Only possible under an isolation level stricter than the default: try again.
+                Err(CoreError::Conflict(_)) if attempt < 3 => continue,
                 Err(e) => return Err(e),
             }
-        }
-        sqlx::query("UPDATE conversations SET updated_at = $1, model = COALESCE($2, model) WHERE id = $3")
-            .bind(now)
-            .bind(model)
-            .bind(conversation_id)
-            .execute(self.pool())
-            .await?;
+        };
         Ok(StoredMessage {
             id,
             conversation_id: conversation_id.to_string(),
@@ -212,7 +225,38 @@ impl Storage {
         })
     }
 
+    /// One attempt of [`Storage::add_message`] in a transaction of its own; returns the creation time.
+    #[allow(clippy::too_many_arguments)]
+    async fn try_add_message(
+        &self,
+        id: &str,
+        conversation_id: &str,
+        role: Role,
+        content: &str,
+        model: Option<&str>,
+        input: Option<i64>,
+        output: Option<i64>,
+    ) -> Result<i64> {
+        let mut tx = self.pool().begin().await?;
+        match append_message(&mut tx, id, conversation_id, role, content, model, input, output).await {
+            Ok(now) => {
+                tx.commit().await?;
+                Ok(now)
+            }
+            Err(e) => {
+                // Roll back now rather than when the connection is next used, so nothing stays locked.
+                if let Err(rollback) = tx.rollback().await {
+                    tracing::debug!(error = %rollback, "rollback after a failed append failed");
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Messages of a conversation, oldest first.
+    ///
+    /// Ordered by insertion position, which agrees with `created_at` and stays stable for messages
+    /// written in the same millisecond (and even if the clock steps back).
     pub async fn list_messages(&self, conversation_id: &str) -> Result<Vec<StoredMessage>> {
         let rows = sqlx::query(&format!("SELECT {MSG_COLS} FROM messages WHERE conversation_id = $1 ORDER BY seq"))
             .bind(conversation_id)
@@ -220,4 +264,48 @@ impl Storage {
             .await?;
         rows.iter().map(row_to_msg).collect()
     }
+}
+
+/// The statements of [`Storage::add_message`], run inside the caller's transaction.
+#[allow(clippy::too_many_arguments)]
+async fn append_message(
+    conn: &mut AnyConnection,
+    id: &str,
+    conversation_id: &str,
+    role: Role,
+    content: &str,
+    model: Option<&str>,
+    input: Option<i64>,
+    output: Option<i64>,
+) -> Result<i64> {
+    // `updated_at` never goes back, and the message's time is the new `updated_at`: as the update runs
+    // under the row lock, times are non-decreasing along `seq` even when appends race.
+    let row = sqlx::query(
+        "UPDATE conversations SET updated_at = CASE WHEN updated_at > $1 THEN updated_at ELSE $1 END, \
+         model = COALESCE($2, model) WHERE id = $3 AND deleted_at IS NULL RETURNING updated_at",
+    )
+    .bind(now_ms())
+    .bind(model)
+    .bind(conversation_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| CoreError::NotFound(format!("conversation {conversation_id}")))?;
+    let now: i64 = row.try_get("updated_at")?;
+    sqlx::query(
+        "INSERT INTO messages \
+         (id, conversation_id, seq, role, content, model, input_tokens, output_tokens, created_at) \
+         VALUES ($1, $2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id = $2), \
+         $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(id)
+    .bind(conversation_id)
+    .bind(role.as_str())
+    .bind(content)
+    .bind(model)
+    .bind(input)
+    .bind(output)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(now)
 }

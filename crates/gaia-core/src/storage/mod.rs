@@ -11,14 +11,16 @@ mod users;
 pub use api_keys::{ApiKeyRecord, RefreshToken};
 pub use conversations::{Conversation, StoredMessage};
 pub use usage::{NewUsage, UsageFilter, UsageGroup, UsageRecord, UsageSummary, UsageTotals};
-pub use users::User;
+pub use users::{User, MAX_DISPLAY_NAME};
 
+use crate::config::redact_url;
 use crate::error::{CoreError, Result};
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
+use std::borrow::Cow;
+use std::path::Path;
 use std::str::FromStr;
-use std::sync::Once;
 use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -60,16 +62,28 @@ pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
+/// Text as stored: NUL characters, which PostgreSQL refuses in `TEXT`, become U+FFFD on every backend.
+pub(crate) fn clean_text(s: &str) -> Cow<'_, str> {
+    if s.contains('\0') {
+        Cow::Owned(s.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
 pub(crate) fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
 impl Storage {
-    /// Connects to `url` (`sqlite://PATH`, `sqlite::memory:`, `postgres://…`). A SQLite file is created
-    /// if missing. Does not run migrations: call [`Storage::migrate`].
+    /// Connects to `url` (`sqlite://PATH`, `sqlite::memory:`, `postgres://…`).
+    ///
+    /// For SQLite the file (and its directory) is created if missing, and every connection runs with
+    /// WAL journaling, foreign keys on and a 5 s busy timeout; `sqlite::memory:` uses a single connection
+    /// so that every query sees the same database. Does not run migrations: call [`Storage::migrate`].
     pub async fn connect(url: &str) -> Result<Storage> {
-        static DRIVERS: Once = Once::new();
-        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        // Idempotent (guarded by a `Once` inside sqlx).
+        sqlx::any::install_default_drivers();
 
         let (backend, url) = if url.starts_with("sqlite:") {
             (Backend::Sqlite, sqlite_url(url))
@@ -78,11 +92,15 @@ impl Storage {
         } else {
             return Err(CoreError::Config(format!(
                 "database url `{}` must start with sqlite:// or postgres://",
-                crate::config::redact_url(url)
+                redact_url(url)
             )));
         };
-        let memory = backend == Backend::Sqlite && url.contains(":memory:");
-        let opts = AnyConnectOptions::from_str(&url).map_err(|e| CoreError::Config(format!("database url: {e}")))?;
+        let memory = backend == Backend::Sqlite && is_sqlite_memory(&url);
+        if backend == Backend::Sqlite && !memory {
+            create_sqlite_parent_dir(&url)?;
+        }
+        let opts = AnyConnectOptions::from_str(&url)
+            .map_err(|e| CoreError::Config(format!("database url `{}`: {e}", redact_url(&url))))?;
         let mut pool = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
         pool = match backend {
             Backend::Sqlite if memory => pool.max_connections(1).idle_timeout(None).max_lifetime(None),
@@ -92,7 +110,12 @@ impl Storage {
         if backend == Backend::Sqlite {
             pool = pool.after_connect(|conn, _meta| {
                 Box::pin(async move {
-                    conn.execute("PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;").await?;
+                    // busy_timeout first: switching to WAL needs a lock another connection may hold.
+                    conn.execute(
+                        "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
+                         PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
+                    )
+                    .await?;
                     Ok(())
                 })
             });
@@ -100,11 +123,11 @@ impl Storage {
         let pool = pool
             .connect_with(opts)
             .await
-            .map_err(|e| CoreError::Database(format!("cannot connect to {}: {e}", crate::config::redact_url(&url))))?;
+            .map_err(|e| CoreError::Database(format!("cannot connect to {}: {e}", redact_url(&url))))?;
         Ok(Storage { pool, backend })
     }
 
-    /// Runs the embedded migrations (idempotent).
+    /// Runs the embedded migrations (idempotent: applied migrations are recorded and skipped).
     pub async fn migrate(&self) -> Result<()> {
         MIGRATOR.run(&self.pool).await?;
         Ok(())
@@ -115,7 +138,8 @@ impl Storage {
         self.backend
     }
 
-    /// The underlying pool, for crates that keep their own tables.
+    /// The underlying pool, for crates that keep their own tables. Queries should use `$1`-style
+    /// placeholders, which work on both backends.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
@@ -126,15 +150,20 @@ impl Storage {
         Ok(())
     }
 
-    /// Closes the pool.
+    /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
         self.pool.close().await
     }
 }
 
+/// Whether a SQLite URL designates an in-memory database.
+fn is_sqlite_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
 /// Adds `mode=rwc` so a missing SQLite file is created.
 fn sqlite_url(url: &str) -> String {
-    if url.contains(":memory:") || url.contains("mode=") {
+    if is_sqlite_memory(url) || url.contains("mode=") {
         return url.to_string();
     }
     if url.contains('?') {
@@ -142,6 +171,23 @@ fn sqlite_url(url: &str) -> String {
     } else {
         format!("{url}?mode=rwc")
     }
+}
+
+/// The file path of a SQLite URL (`sqlite://PATH?…` or `sqlite:PATH?…`), when it is a plain path.
+fn sqlite_path(url: &str) -> Option<&Path> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && !path.contains('%')).then(|| Path::new(path))
+}
+
+/// Creates the directory that will hold a SQLite file, so `sqlite://data/gaia.db` works on first run.
+fn create_sqlite_parent_dir(url: &str) -> Result<()> {
+    let Some(dir) = sqlite_path(url).and_then(Path::parent) else { return Ok(()) };
+    if dir.as_os_str().is_empty() || dir.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CoreError::Database(format!("cannot create directory {} for the database: {e}", dir.display())))
 }
 
 #[cfg(test)]
@@ -152,7 +198,42 @@ mod tests {
     fn sqlite_urls_get_create_mode() {
         assert_eq!(sqlite_url("sqlite://gaia.db"), "sqlite://gaia.db?mode=rwc");
         assert_eq!(sqlite_url("sqlite://gaia.db?x=1"), "sqlite://gaia.db?x=1&mode=rwc");
+        assert_eq!(sqlite_url("sqlite://gaia.db?mode=ro"), "sqlite://gaia.db?mode=ro");
         assert_eq!(sqlite_url("sqlite::memory:"), "sqlite::memory:");
+    }
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(sqlite_path("sqlite://data/gaia.db?mode=rwc"), Some(Path::new("data/gaia.db")));
+        assert_eq!(sqlite_path("sqlite:gaia.db"), Some(Path::new("gaia.db")));
+        assert_eq!(sqlite_path("sqlite:///abs/g.db"), Some(Path::new("/abs/g.db")));
+        assert_eq!(sqlite_path("sqlite://"), None);
+    }
+
+    #[test]
+    fn nul_characters_are_replaced() {
+        assert_eq!(clean_text("a\0b"), "a\u{FFFD}b");
+        assert!(matches!(clean_text("plain"), Cow::Borrowed("plain")));
+    }
+
+    #[test]
+    fn timestamps_round_trip_and_clamp() {
+        let t = from_ms(1_700_000_000_123);
+        assert_eq!(t.timestamp_millis(), 1_700_000_000_123);
+        assert_eq!(from_ms(i64::MAX).timestamp_millis(), 0);
+    }
+
+    #[tokio::test]
+    async fn memory_database_works_and_creates_missing_directories() {
+        let s = Storage::connect("sqlite::memory:").await.unwrap();
+        s.migrate().await.unwrap();
+        s.ping().await.unwrap();
+        assert_eq!(s.backend(), Backend::Sqlite);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/deeper/gaia.db");
+        let s = Storage::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+        s.migrate().await.unwrap();
+        assert!(path.exists());
     }
 
     #[tokio::test]

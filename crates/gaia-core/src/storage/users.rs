@@ -1,6 +1,6 @@
 //! Users.
 
-use super::{from_ms, new_id, now_ms, Storage};
+use super::{clean_text, from_ms, new_id, now_ms, Storage};
 use crate::error::{CoreError, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -25,6 +25,9 @@ pub struct User {
     pub created_at: DateTime<Utc>,
 }
 
+/// Longest accepted display name, in characters.
+pub const MAX_DISPLAY_NAME: usize = 200;
+
 const COLS: &str = "id, email, display_name, password_hash, is_admin, created_at";
 
 fn row_to_user(r: &AnyRow) -> Result<User> {
@@ -38,16 +41,30 @@ fn row_to_user(r: &AnyRow) -> Result<User> {
     })
 }
 
+/// Trims and lowercases an email, checking it has the shape `local@domain`.
 fn normalise_email(email: &str) -> Result<String> {
     let e = email.trim().to_lowercase();
-    if e.is_empty() || e.len() > 320 || !e.contains('@') || e.chars().any(char::is_whitespace) {
-        return Err(CoreError::InvalidInput(format!("`{email}` is not a valid email address")));
+    if e.len() > 320 {
+        return Err(CoreError::InvalidInput("email address is longer than 320 characters".into()));
+    }
+    let well_formed = match e.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !e.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+        None => false,
+    };
+    if !well_formed {
+        return Err(CoreError::InvalidInput(format!("`{e}` is not a valid email address")));
     }
     Ok(e)
 }
 
 impl Storage {
-    /// Creates a user; `Conflict` when the email is taken.
+    /// Creates a user with a new UUID; the email is trimmed and lowercased. `Conflict` when the email is
+    /// taken, `InvalidInput` when it is not an email address or the display name is too long.
     pub async fn create_user(
         &self,
         email: &str,
@@ -55,10 +72,16 @@ impl Storage {
         display_name: Option<&str>,
     ) -> Result<User> {
         let email = normalise_email(email)?;
+        let display_name = display_name.map(clean_text);
+        let display_name = display_name.as_deref();
+        if display_name.is_some_and(|n| n.chars().count() > MAX_DISPLAY_NAME) {
+            return Err(CoreError::InvalidInput(format!("display name must be at most {MAX_DISPLAY_NAME} characters")));
+        }
         let id = new_id();
         let now = now_ms();
         sqlx::query(
-            "INSERT INTO users (id, email, display_name, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4, 0, $5)",
+            "INSERT INTO users (id, email, display_name, password_hash, is_admin, created_at) \
+             VALUES ($1, $2, $3, $4, 0, $5)",
         )
         .bind(&id)
         .bind(&email)
@@ -99,34 +122,48 @@ impl Storage {
         row.as_ref().map(row_to_user).transpose()
     }
 
-    /// The user with this id, created (with `email`, or `<id>@external` when none) if missing.
-    /// Used for external (Supabase-style) JWTs whose subject is not a local user yet.
+    /// The user with this id, created if missing. Used for external (Supabase-style) JWTs whose
+    /// subject is not a local user yet.
+    ///
+    /// The new user gets `email` when it is valid and free; otherwise (no email, or it belongs to another
+    /// account) a placeholder `<id>@external.invalid`, so that a valid token always maps to its own user.
     pub async fn ensure_user(&self, id: &str, email: Option<&str>) -> Result<User> {
         if let Some(u) = self.get_user(id).await? {
             return Ok(u);
         }
-        if id.is_empty() || id.len() > 255 {
-            return Err(CoreError::InvalidInput("user id must be 1 to 255 characters".into()));
+        if id.is_empty() || id.len() > 255 || id.chars().any(char::is_control) {
+            return Err(CoreError::InvalidInput("user id must be 1 to 255 printable characters".into()));
         }
-        let email = match email.map(normalise_email) {
-            Some(Ok(e)) => e,
-            _ => format!("{id}@external.invalid").to_lowercase(),
-        };
-        let inserted = sqlx::query(
-            "INSERT INTO users (id, email, display_name, password_hash, is_admin, created_at) VALUES ($1, $2, NULL, NULL, 0, $3)",
-        )
-        .bind(id)
-        .bind(&email)
-        .bind(now_ms())
-        .execute(self.pool())
-        .await;
-        match inserted.map_err(CoreError::from) {
-            Ok(_) | Err(CoreError::Conflict(_)) => {}
-            Err(e) => return Err(e),
+        let placeholder = format!("{id}@external.invalid").to_lowercase();
+        let mut candidates = Vec::with_capacity(2);
+        if let Some(Ok(e)) = email.map(normalise_email) {
+            candidates.push(e);
+        }
+        candidates.push(placeholder);
+        for candidate in &candidates {
+            let inserted = sqlx::query(
+                "INSERT INTO users (id, email, display_name, password_hash, is_admin, created_at) \
+                 VALUES ($1, $2, NULL, NULL, 0, $3)",
+            )
+            .bind(id)
+            .bind(candidate)
+            .bind(now_ms())
+            .execute(self.pool())
+            .await;
+            match inserted.map_err(CoreError::from) {
+                Ok(_) => break,
+                // Either another request created this user meanwhile, or the email is taken.
+                Err(CoreError::Conflict(_)) => {
+                    if let Some(u) = self.get_user(id).await? {
+                        return Ok(u);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
         }
         self.get_user(id)
             .await?
-            .ok_or_else(|| CoreError::Conflict(format!("email {email} already belongs to another user")))
+            .ok_or_else(|| CoreError::Conflict(format!("cannot create user {id}: its email addresses are taken")))
     }
 
     /// Number of users.
