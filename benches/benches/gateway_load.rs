@@ -1,14 +1,17 @@
 //! Gateway load harness: the latency Gaia adds on top of the upstream, and its throughput.
 //!
-//! Everything runs on loopback in this process: the mock upstream, the Gaia server (SQLite in memory,
-//! in-process cache, usage metering on) and an open-loop load generator that sends requests at a fixed
-//! rate and measures each latency from its *scheduled* send time (no coordinated omission). Each case
+//! Three processes on loopback: the mock upstream, the Gaia server (SQLite in memory, in-process cache,
+//! usage metering on) — both child processes of this one, started from this same executable with
+//! `GAIA_BENCH_ROLE` — and this process, an open-loop load generator on one thread that sends requests at
+//! a fixed rate and measures each latency from its *scheduled* send time (no coordinated omission). Each case
 //! is run against the mock directly (baseline) and through Gaia's `/v1/chat/completions`, in the same
 //! run; the report gives p50/p99 of both and the difference.
 //!
 //! `cargo bench -p gaia-benches --bench gateway_load`
 //! Settings: `GAIA_BENCH_RATE` (requests/s, default 1000), `GAIA_BENCH_SECS` (default 10),
-//! `GAIA_SOAK_SECS` (default 0: no soak; 600 for the 10-minute memory soak).
+//! `GAIA_SOAK_SECS` (default 0: no soak; 600 for the 10-minute memory soak, reporting the gateway
+//! process's RSS each minute), `GAIA_BENCH_PROFILE=stream|plain` (only a closed loop through Gaia, for
+//! a profiler attached to the gateway's pid, which is printed).
 
 use futures::StreamExt;
 use gaia_core::cache::MemoryCache;
@@ -54,8 +57,12 @@ async fn one(client: &reqwest::Client, t: &Target, stream: bool) -> Result<(), S
 struct Report {
     sent: usize,
     errors: usize,
+    /// Latency from the scheduled send time (includes the generator's own timer lateness, ≤ ~1 ms).
     p50: Duration,
     p99: Duration,
+    /// Latency from the moment the request was actually handed to the client.
+    sent_p50: Duration,
+    sent_p99: Duration,
     achieved_rps: f64,
 }
 
@@ -70,23 +77,38 @@ async fn open_loop(client: &reqwest::Client, t: Arc<Target>, stream: bool, rate:
         tokio::time::sleep_until(due.into()).await;
         let (c, t) = (client.clone(), t.clone());
         tasks.push(tokio::spawn(async move {
+            let sent = Instant::now();
             let r = one(&c, &t, stream).await;
-            (due.elapsed(), r.is_ok())
+            (due.elapsed(), sent.elapsed(), r.is_ok())
         }));
     }
     let mut lat = Vec::with_capacity(n);
+    let mut lat_sent = Vec::with_capacity(n);
     let mut errors = 0;
     for task in tasks {
         match task.await {
-            Ok((d, true)) => lat.push(d),
+            Ok((d, s, true)) => {
+                lat.push(d);
+                lat_sent.push(s);
+            }
             _ => errors += 1,
         }
     }
     let elapsed = start.elapsed();
     lat.sort_unstable();
-    let pick =
-        |q: f64| lat.get(((q * lat.len() as f64).ceil() as usize).saturating_sub(1)).copied().unwrap_or_default();
-    Report { sent: n, errors, p50: pick(0.50), p99: pick(0.99), achieved_rps: lat.len() as f64 / elapsed.as_secs_f64() }
+    lat_sent.sort_unstable();
+    let pick = |v: &[Duration], q: f64| {
+        v.get(((q * v.len() as f64).ceil() as usize).saturating_sub(1)).copied().unwrap_or_default()
+    };
+    Report {
+        sent: n,
+        errors,
+        p50: pick(&lat, 0.50),
+        p99: pick(&lat, 0.99),
+        sent_p50: pick(&lat_sent, 0.50),
+        sent_p99: pick(&lat_sent, 0.99),
+        achieved_rps: lat.len() as f64 / elapsed.as_secs_f64(),
+    }
 }
 
 /// Closed loop: `conc` clients back to back for `secs`; completed requests per second.
@@ -113,8 +135,9 @@ async fn closed_loop(client: &reqwest::Client, t: Arc<Target>, stream: bool, con
     total as f64 / start.elapsed().as_secs_f64()
 }
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+/// Resident memory of process `pid`, in KiB (Linux).
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
@@ -126,23 +149,29 @@ fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` would pass nothing to run here.
-    if std::env::args().any(|a| a == "--list" || a == "--test") {
-        return;
-    }
-    let rate = env_u64("GAIA_BENCH_RATE", 1000);
-    let secs = env_u64("GAIA_BENCH_SECS", 10);
-    let soak = env_u64("GAIA_SOAK_SECS", 0);
+/// What a child process of this benchmark is asked to be.
+const ROLE_ENV: &str = "GAIA_BENCH_ROLE";
 
+/// Child role `mock`: the mock upstream alone. Prints `URL <openai base url>` and runs until stdin closes.
+async fn run_mock() {
     let mock = MockUpstream::start("127.0.0.1:0".parse().unwrap(), MockConfig { chunks: 8, ..Default::default() })
         .await
         .unwrap();
-    let storage = Storage::connect("sqlite::memory:").await.unwrap();
+    println!("URL {}", mock.openai_base_url());
+    wait_for_stdin_close().await;
+}
+
+/// Child role `gateway`: a Gaia server (SQLite file in a temporary folder, as `gaia serve` uses by
+/// default, in-process cache, metering on) in front of the upstream given in `GAIA_BENCH_UPSTREAM`.
+/// (Not `sqlite::memory:`: its usage rows would grow the process's memory and hide what the soak looks for.) Prints `URL <endpoint> <api key>`, runs until stdin
+/// closes, then flushes the usage writer.
+async fn run_gateway() {
+    let upstream = std::env::var("GAIA_BENCH_UPSTREAM").expect("GAIA_BENCH_UPSTREAM");
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::connect(&format!("sqlite://{}/bench.db", dir.path().display())).await.unwrap();
     storage.migrate().await.unwrap();
     let registry = ProviderRegistry::new();
-    let mut oc = OpenAiConfig::new(mock.openai_base_url(), None);
+    let mut oc = OpenAiConfig::new(upstream, None);
     oc.models = vec!["mock-gpt".into()];
     registry.register(Arc::new(OpenAiProvider::new(oc)));
     let config = Config { jwt_secret: Some("bench-secret-bench-secret-bench".into()), ..Config::default() };
@@ -150,39 +179,134 @@ async fn main() {
     let user = storage.create_user("bench@example.com", None, None).await.unwrap();
     let (_, key) = state.auth().create_api_key(&user.id, None).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gaia_url = format!("http://{}/v1/chat/completions", listener.local_addr().unwrap());
+    println!("URL http://{}/v1/chat/completions {key}", listener.local_addr().unwrap());
     let st = state.clone();
     tokio::spawn(async move { gaia_server::serve(listener, st, std::future::pending()).await });
+    wait_for_stdin_close().await;
+    state.usage().flush().await;
+}
 
-    let client = reqwest::Client::builder().pool_max_idle_per_host(1024).build().unwrap();
-    let direct = Arc::new(Target { url: format!("{}/chat/completions", mock.openai_base_url()), key: None });
-    let gateway = Arc::new(Target { url: gaia_url, key: Some(key) });
+async fn wait_for_stdin_close() {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    let mut stdin = tokio::io::stdin();
+    while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
+}
+
+/// A child process of this benchmark in a given role; killed when dropped.
+struct Child {
+    proc: std::process::Child,
+    /// The words after `URL` on the child's first line.
+    words: Vec<String>,
+}
+
+impl Child {
+    fn spawn(role: &str, env: &[(&str, &str)]) -> Child {
+        use std::io::BufRead;
+        let exe = std::env::current_exe().unwrap();
+        let mut cmd = std::process::Command::new(exe);
+        cmd.env(ROLE_ENV, role).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut proc = cmd.spawn().expect("spawn benchmark child");
+        let mut line = String::new();
+        std::io::BufReader::new(proc.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let words: Vec<String> = line.split_whitespace().skip(1).map(String::from).collect();
+        assert!(!words.is_empty(), "child {role} printed {line:?}");
+        Child { proc, words }
+    }
+
+    fn pid(&self) -> u32 {
+        self.proc.id()
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // Closing stdin asks the child to finish; wait a little, then make sure.
+        drop(self.proc.stdin.take());
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.proc.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.proc.kill();
+        let _ = self.proc.wait();
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` would pass nothing to run here.
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    match std::env::var(ROLE_ENV).as_deref() {
+        // The servers get the machine's default runtime (a worker per core), as `gaia serve` does.
+        Ok("mock") => tokio::runtime::Runtime::new().unwrap().block_on(run_mock()),
+        Ok("gateway") => tokio::runtime::Runtime::new().unwrap().block_on(run_gateway()),
+        // The load generator runs on one thread so that it takes as little from the servers as it can.
+        _ => tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(drive()),
+    }
+}
+
+/// The load generator: starts the mock and the gateway as child processes and measures both.
+async fn drive() {
+    let rate = env_u64("GAIA_BENCH_RATE", 1000);
+    let secs = env_u64("GAIA_BENCH_SECS", 10);
+    let soak = env_u64("GAIA_SOAK_SECS", 0);
+
+    let mock = Child::spawn("mock", &[]);
+    let gaia = Child::spawn("gateway", &[("GAIA_BENCH_UPSTREAM", &mock.words[0])]);
+
+    let client = reqwest::Client::builder().pool_max_idle_per_host(1024).tcp_nodelay(true).build().unwrap();
+    let direct = Arc::new(Target { url: format!("{}/chat/completions", mock.words[0]), key: None });
+    let gateway = Arc::new(Target { url: gaia.words[0].clone(), key: Some(gaia.words[1].clone()) });
     // Warm up connections and caches.
     for t in [&direct, &gateway] {
         closed_loop(&client, t.clone(), false, 16, 1).await;
+        closed_loop(&client, t.clone(), true, 16, 1).await;
+    }
+    if let Ok(only) = std::env::var("GAIA_BENCH_PROFILE") {
+        // Load for a profiler attached to the gateway (`perf record -p <pid>`): closed loop only.
+        let stream = only == "stream";
+        println!("gateway pid {}; closed loop through Gaia, stream={stream}, {secs} s", gaia.pid());
+        let g = closed_loop(&client, gateway.clone(), stream, 64, secs).await;
+        println!("{g:.0} req/s");
+        return;
     }
 
     println!("gateway_load: open loop at {rate} req/s for {secs} s per case; latency from scheduled send time");
-    println!("| case | target | p50 | p99 | achieved req/s | errors |");
-    println!("|---|---|---|---|---|---|");
+    println!("mock, gateway and load generator are separate processes");
+    println!("| case | target | p50 | p99 | p50 from send | p99 from send | achieved req/s | errors |");
+    println!("|---|---|---|---|---|---|---|---|");
     for stream in [false, true] {
         let name = if stream { "streaming (8 chunks, include_usage)" } else { "non-streaming" };
         let d = open_loop(&client, direct.clone(), stream, rate, secs).await;
         let g = open_loop(&client, gateway.clone(), stream, rate, secs).await;
         for (label, r) in [("mock direct (baseline)", &d), ("through Gaia", &g)] {
             println!(
-                "| {name} | {label} | {} | {} | {:.0} | {}/{} |",
+                "| {name} | {label} | {} | {} | {} | {} | {:.0} | {}/{} |",
                 ms(r.p50),
                 ms(r.p99),
+                ms(r.sent_p50),
+                ms(r.sent_p99),
                 r.achieved_rps,
                 r.errors,
                 r.sent
             );
         }
+        let added = |a: Duration, b: Duration| {
+            let (a, b) = (a.as_secs_f64() * 1e3, b.as_secs_f64() * 1e3);
+            format!("{:+.3} ms", a - b)
+        };
         println!(
-            "| {name} | added by Gaia | {} | {} | | |",
-            ms(g.p50.saturating_sub(d.p50)),
-            ms(g.p99.saturating_sub(d.p99))
+            "| {name} | **added by Gaia** | {} | {} | {} | {} | | |",
+            added(g.p50, d.p50),
+            added(g.p99, d.p99),
+            added(g.sent_p50, d.sent_p50),
+            added(g.sent_p99, d.sent_p99)
         );
     }
     println!();
@@ -197,21 +321,22 @@ async fn main() {
     if soak > 0 {
         println!();
         println!(
-            "soak: {soak} s at {} req/s through Gaia (streaming and not, alternating); RSS of the whole process",
-            rate / 2
+            "soak: {soak} s at {rate} req/s through Gaia (streaming and not, alternating each minute); RSS of the gateway process"
         );
-        let start_rss = rss_kib();
-        let mut samples = vec![(0u64, start_rss)];
+        let mut samples = vec![(0u64, rss_kib(gaia.pid()))];
         let step = 60.min(soak);
         let mut t = 0;
         while t < soak {
-            open_loop(&client, gateway.clone(), (t / step) % 2 == 1, rate / 2, step).await;
+            let r = open_loop(&client, gateway.clone(), (t / step) % 2 == 1, rate, step).await;
             t += step;
-            samples.push((t, rss_kib()));
-        }
-        for (t, kib) in &samples {
-            println!("  t={t:>4} s  RSS {:.1} MiB", *kib as f64 / 1024.0);
+            samples.push((t, rss_kib(gaia.pid())));
+            println!(
+                "  t={t:>4} s  RSS {:.1} MiB  p50 {}  p99 {}  errors {}",
+                samples.last().unwrap().1 as f64 / 1024.0,
+                ms(r.p50),
+                ms(r.p99),
+                r.errors
+            );
         }
     }
-    state.usage().flush().await;
 }

@@ -3,20 +3,61 @@
 //! The knowledge-base engine of Gaia: Markdown/Obsidian vaults synced from git, indexed for search and
 //! exposed to people (HTTP, CLI) and to LLMs (tools).
 //!
-//! This first cut holds the vault's foundations: configuration of where a vault lives and how it is
-//! stored, and [`VaultPath`], the only way a caller-supplied path reaches the file system, which refuses
-//! anything that could escape the vault.
+//! - Storage ([`KbConfig::mode`]): `git` (a working copy cloned and fetched with gix; edits are commits
+//!   by the editing user; pushes and rebases use the `git` tool), `database` (documents in the sqlx
+//!   database), `hybrid` (database first, mirrored to git).
+//! - Parsing ([`parse`]): YAML frontmatter (title, tags, aliases in list, scalar or comma form),
+//!   nested `#tags`, `[[wikilinks]]` with `#heading`, `#^block` and `|alias`, embeds, backlinks.
+//! - Search ([`index`]): tantivy BM25 over title, aliases, tags, headings and body; phrases, prefixes,
+//!   folder and tag filters, highlighted snippets; incremental re-indexing by document version. Exact
+//!   and regex search over the raw text with [`Kb::grep`]. Semantic search behind the `semantic` feature.
+//! - LLM tools ([`tools`]): `search_knowledge_base`, `read_kb_file`, `list_kb_directory`,
+//!   `load_kos_context`, `search_within_context`, `synthesize_kb_information`.
+//! - Paths ([`VaultPath`]): nothing outside the vault is ever read or written (`..`, absolute paths,
+//!   hidden folders such as `.git`, symbolic links leading out are refused).
 //!
 //! ```
-//! use gaia_kb::VaultPath;
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use gaia_kb::{Kb, KbConfig, SearchOptions, WriteRequest};
 //!
-//! let p = VaultPath::parse("Places/Safe House.md").unwrap();
-//! assert_eq!(p.as_str(), "Places/Safe House.md");
-//! assert!(VaultPath::parse("../etc/passwd").is_err());
+//! let dir = tempfile::tempdir().unwrap();
+//! let config = KbConfig { root: dir.path().join("vault"), ..KbConfig::default() };
+//! let kb = Kb::open(config).await.unwrap();
+//! kb.write(WriteRequest {
+//!     path: "Places/Safe House.md".into(),
+//!     content: "---\ntags: [shelter]\n---\n# Safe House\nFog shrinks the protection radius.".into(),
+//!     ..Default::default()
+//! })
+//! .await
+//! .unwrap();
+//! let found = kb.search(&SearchOptions { query: "fog radius".into(), ..Default::default() }).unwrap();
+//! assert_eq!(found.hits[0].path, "Places/Safe House.md");
+//! assert!(gaia_kb::VaultPath::parse("../etc/passwd").is_err());
+//! # });
 //! ```
 
-pub mod config;
+mod db;
+pub mod document;
+pub mod error;
+mod fs;
+pub mod git;
+pub mod index;
+pub mod kb;
+pub mod parse;
 pub mod path;
+pub mod query;
+#[cfg(feature = "semantic")]
+pub mod semantic;
+pub mod tools;
 
-pub use config::{KbConfig, StorageMode};
+pub use document::Document;
+pub use error::{KbError, Result};
+pub use gaia_core::config::{KbConfig, KbStorageMode};
+pub use git::{Author, SyncState};
+pub use index::{SearchHit, SearchOptions, SearchResults};
+pub use kb::{
+    Context, ContextDocument, ContextReason, EditOutcome, GrepMatch, GrepOptions, Kb, KbStatus, LinkInfo, ListEntry,
+    SyncReport, WriteRequest,
+};
 pub use path::{PathError, VaultPath};
+pub use tools::KbTools;

@@ -18,6 +18,15 @@ pub enum PathError {
     /// The path had a NUL or other control character.
     #[error("the path contains a control character")]
     ControlChar,
+    /// A component starts with `.` (`.git`, `.obsidian`): not part of the vault's documents.
+    #[error("hidden files and folders are not accessible: {0}")]
+    Hidden(String),
+    /// The path leads outside the vault through a symbolic link.
+    #[error("the path leads outside the vault: {0}")]
+    OutsideVault(String),
+    /// Only Markdown documents (`.md`) can be read or written.
+    #[error("not a Markdown document: {0}")]
+    NotMarkdown(String),
 }
 
 /// A normalised, vault-relative path with `/` separators and no `.`/`..` components.
@@ -66,6 +75,12 @@ impl VaultPath {
     /// The parent folder, or `None` at the vault root.
     pub fn parent(&self) -> Option<VaultPath> {
         self.0.rsplit_once('/').map(|(p, _)| VaultPath(p.to_string()))
+    }
+}
+
+impl serde::Serialize for VaultPath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
     }
 }
 

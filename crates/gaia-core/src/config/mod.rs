@@ -5,7 +5,10 @@
 //! `GAIA_JWT_SECRET`, and the vendors' own `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `ANTHROPIC_API_KEY`,
 //! `ANTHROPIC_BASE_URL`.
 
+mod kb;
 mod providers;
+
+pub use kb::{KbConfig, KbStorageMode};
 
 pub use providers::{Deployment, ModelEntry, ModelSpec, ProviderEntry, ProviderKind, RoutingConfig};
 
@@ -40,6 +43,8 @@ pub struct Config {
     pub providers: Vec<ProviderEntry>,
     /// Routing: default model, fallback groups, retries, health checks (`[routing]`).
     pub routing: RoutingConfig,
+    /// Knowledge base (`[kb]`); none when unset.
+    pub kb: Option<KbConfig>,
 }
 
 /// HTTP server settings.
@@ -78,6 +83,7 @@ impl Default for Config {
             cache: CacheConfig::default(),
             providers: Vec::new(),
             routing: RoutingConfig::default(),
+            kb: None,
         }
     }
 }
@@ -126,6 +132,7 @@ impl fmt::Debug for Config {
             .field("cache", &self.cache)
             .field("providers", &self.providers)
             .field("routing", &self.routing)
+            .field("kb", &self.kb)
             .finish()
     }
 }

@@ -1,0 +1,190 @@
+//! Documents kept in the SQL database (storage modes `database` and `hybrid`), on SQLite or PostgreSQL.
+
+use crate::error::{KbError, Result};
+use crate::parse::version_of;
+use chrono::{DateTime, Utc};
+use gaia_core::storage::Storage;
+use sqlx::Row;
+
+/// A stored document row.
+#[derive(Debug, Clone)]
+pub(crate) struct Row_ {
+    pub path: String,
+    pub content: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Table `kb_documents` for one knowledge base.
+#[derive(Debug, Clone)]
+pub(crate) struct DbStore {
+    storage: Storage,
+    kb: String,
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+fn row(r: &sqlx::any::AnyRow) -> Result<Row_> {
+    Ok(Row_ {
+        path: r.try_get("path")?,
+        content: r.try_get("content")?,
+        updated_at: DateTime::from_timestamp_millis(r.try_get("updated_at")?).unwrap_or_default(),
+    })
+}
+
+/// Text as stored: NUL, which PostgreSQL refuses in `TEXT`, is refused here for every backend.
+fn check_text(content: &str) -> Result<()> {
+    if content.contains('\0') {
+        return Err(KbError::InvalidInput("documents may not contain NUL characters".into()));
+    }
+    Ok(())
+}
+
+impl DbStore {
+    pub(crate) fn new(storage: Storage, kb: &str) -> DbStore {
+        DbStore { storage, kb: kb.to_string() }
+    }
+
+    pub(crate) async fn all(&self) -> Result<Vec<Row_>> {
+        let rows = sqlx::query("SELECT path, content, updated_at FROM kb_documents WHERE kb = $1 ORDER BY path")
+            .bind(&self.kb)
+            .fetch_all(self.storage.pool())
+            .await?;
+        rows.iter().map(row).collect()
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> Result<Option<Row_>> {
+        let r = sqlx::query("SELECT path, content, updated_at FROM kb_documents WHERE kb = $1 AND path = $2")
+            .bind(&self.kb)
+            .bind(path)
+            .fetch_optional(self.storage.pool())
+            .await?;
+        r.as_ref().map(row).transpose()
+    }
+
+    /// Creates a document; `Conflict` when it exists.
+    pub(crate) async fn create(&self, path: &str, content: &str, by: Option<&str>) -> Result<()> {
+        check_text(content)?;
+        let res = sqlx::query(
+            "INSERT INTO kb_documents (kb, path, content, hash, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (kb, path) DO NOTHING",
+        )
+        .bind(&self.kb)
+        .bind(path)
+        .bind(content)
+        .bind(version_of(content))
+        .bind(now_ms())
+        .bind(by)
+        .execute(self.storage.pool())
+        .await?;
+        if res.rows_affected() == 0 {
+            return Err(KbError::Conflict(format!("{path} already exists")));
+        }
+        Ok(())
+    }
+
+    /// Replaces a document if its version is still `expected`.
+    pub(crate) async fn update(&self, path: &str, content: &str, expected: &str, by: Option<&str>) -> Result<()> {
+        check_text(content)?;
+        let res = sqlx::query(
+            "UPDATE kb_documents SET content = $1, hash = $2, updated_at = $3, updated_by = $4 \
+             WHERE kb = $5 AND path = $6 AND hash = $7",
+        )
+        .bind(content)
+        .bind(version_of(content))
+        .bind(now_ms())
+        .bind(by)
+        .bind(&self.kb)
+        .bind(path)
+        .bind(expected)
+        .execute(self.storage.pool())
+        .await?;
+        if res.rows_affected() == 0 {
+            return match self.get(path).await? {
+                None => Err(KbError::NotFound(path.to_string())),
+                Some(_) => Err(KbError::Conflict(format!("{path} changed since version {expected}"))),
+            };
+        }
+        Ok(())
+    }
+
+    /// Creates or replaces a document, whatever its version.
+    pub(crate) async fn upsert(&self, path: &str, content: &str, by: Option<&str>) -> Result<()> {
+        check_text(content)?;
+        sqlx::query(
+            "INSERT INTO kb_documents (kb, path, content, hash, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (kb, path) DO UPDATE SET content = excluded.content, hash = excluded.hash, \
+             updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+        )
+        .bind(&self.kb)
+        .bind(path)
+        .bind(content)
+        .bind(version_of(content))
+        .bind(now_ms())
+        .bind(by)
+        .execute(self.storage.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes a document (if its version is `expected`, when given).
+    pub(crate) async fn delete(&self, path: &str, expected: Option<&str>) -> Result<()> {
+        let res = match expected {
+            Some(v) => {
+                sqlx::query("DELETE FROM kb_documents WHERE kb = $1 AND path = $2 AND hash = $3")
+                    .bind(&self.kb)
+                    .bind(path)
+                    .bind(v)
+                    .execute(self.storage.pool())
+                    .await?
+            }
+            None => {
+                sqlx::query("DELETE FROM kb_documents WHERE kb = $1 AND path = $2")
+                    .bind(&self.kb)
+                    .bind(path)
+                    .execute(self.storage.pool())
+                    .await?
+            }
+        };
+        if res.rows_affected() == 0 {
+            return match self.get(path).await? {
+                None => Err(KbError::NotFound(path.to_string())),
+                Some(_) => Err(KbError::Conflict(format!("{path} changed since the given version"))),
+            };
+        }
+        Ok(())
+    }
+
+    /// Moves a document in one transaction; `Conflict` when the destination exists.
+    pub(crate) async fn rename(&self, from: &str, to: &str, expected: Option<&str>, by: Option<&str>) -> Result<()> {
+        let mut tx = self.storage.pool().begin().await?;
+        let cur = sqlx::query("SELECT hash FROM kb_documents WHERE kb = $1 AND path = $2")
+            .bind(&self.kb)
+            .bind(from)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(cur) = cur else { return Err(KbError::NotFound(from.to_string())) };
+        let hash: String = cur.try_get("hash")?;
+        if expected.is_some_and(|v| v != hash) {
+            return Err(KbError::Conflict(format!("{from} changed since the given version")));
+        }
+        let res = sqlx::query(
+            "UPDATE kb_documents SET path = $1, updated_at = $2, updated_by = $3 WHERE kb = $4 AND path = $5 \
+             AND NOT EXISTS (SELECT 1 FROM kb_documents WHERE kb = $4 AND path = $1)",
+        )
+        .bind(to)
+        .bind(now_ms())
+        .bind(by)
+        .bind(&self.kb)
+        .bind(from)
+        .execute(&mut *tx)
+        .await;
+        match res {
+            Ok(r) if r.rows_affected() == 1 => {}
+            _ => return Err(KbError::Conflict(format!("{to} already exists"))),
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

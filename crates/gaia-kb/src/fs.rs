@@ -1,0 +1,110 @@
+//! The vault folder on disk: scanning, safe paths (no escape through `..` or symlinks), atomic writes.
+
+use crate::error::{KbError, Result};
+use crate::path::{PathError, VaultPath};
+use chrono::{DateTime, Utc};
+use std::path::{Path, PathBuf};
+
+/// Whether a vault path names a Markdown document.
+pub(crate) fn is_markdown(p: &str) -> bool {
+    p.len() > 3 && p[p.len() - 3..].eq_ignore_ascii_case(".md")
+}
+
+/// Refuses hidden components (`.git`, `.obsidian`…): they are not part of the vault's documents.
+pub(crate) fn check_visible(p: &VaultPath) -> Result<()> {
+    if p.as_str().split('/').any(|c| c.starts_with('.')) {
+        return Err(KbError::Path(PathError::Hidden(p.to_string())));
+    }
+    Ok(())
+}
+
+/// The file-system path of `p` under `root`, refusing any that would leave the vault through a
+/// symbolic link (of the file or of a folder on the way).
+pub(crate) fn resolve(root: &Path, p: &VaultPath) -> Result<PathBuf> {
+    check_visible(p)?;
+    let root_real = root.canonicalize()?;
+    let full = root.join(p.as_str());
+    // The deepest existing ancestor must resolve inside the vault.
+    let mut probe = full.as_path();
+    loop {
+        match std::fs::symlink_metadata(probe) {
+            Ok(_) => {
+                let real = probe.canonicalize()?;
+                if !real.starts_with(&root_real) {
+                    return Err(KbError::Path(PathError::OutsideVault(p.to_string())));
+                }
+                break;
+            }
+            Err(_) => match probe.parent() {
+                Some(parent) => probe = parent,
+                None => break,
+            },
+        }
+    }
+    Ok(full)
+}
+
+/// A Markdown file found by [`scan`].
+pub(crate) struct ScannedFile {
+    pub path: VaultPath,
+    pub content: String,
+    pub modified: Option<DateTime<Utc>>,
+}
+
+/// Reads one file of the vault (UTF-8; invalid bytes are replaced).
+pub(crate) fn read_file(root: &Path, p: &VaultPath) -> Result<Option<ScannedFile>> {
+    let full = resolve(root, p)?;
+    match std::fs::read(&full) {
+        Ok(bytes) => {
+            let modified = std::fs::metadata(&full).and_then(|m| m.modified()).ok().map(DateTime::<Utc>::from);
+            let content =
+                String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            Ok(Some(ScannedFile { path: p.clone(), content, modified }))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// All Markdown files of the vault, skipping hidden folders and symbolic links that lead outside it.
+pub(crate) fn scan(root: &Path) -> Result<Vec<ScannedFile>> {
+    let mut out = Vec::new();
+    if !root.exists() {
+        return Ok(out);
+    }
+    let root_real = root.canonicalize()?;
+    let walker = walkdir::WalkDir::new(root).follow_links(false).sort_by_file_name().into_iter();
+    for entry in walker.filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.')) {
+        let entry = entry.map_err(|e| KbError::Io(std::io::Error::other(e.to_string())))?;
+        let ft = entry.file_type();
+        if ft.is_dir() {
+            continue;
+        }
+        if ft.is_symlink() {
+            match entry.path().canonicalize() {
+                Ok(real) if real.starts_with(&root_real) && real.is_file() => {}
+                _ => continue,
+            }
+        }
+        let Ok(rel) = entry.path().strip_prefix(root) else { continue };
+        let rel = rel.to_string_lossy();
+        if !is_markdown(&rel) {
+            continue;
+        }
+        let Ok(vp) = VaultPath::parse(&rel) else { continue };
+        if let Some(f) = read_file(root, &vp)? {
+            out.push(f);
+        }
+    }
+    Ok(out)
+}
+
+/// Writes a file atomically (temporary file, then rename), creating its folders.
+pub(crate) fn write_atomic(full: &Path, content: &str) -> Result<()> {
+    let parent = full.parent().ok_or_else(|| KbError::InvalidInput("no parent folder".into()))?;
+    std::fs::create_dir_all(parent)?;
+    let tmp = parent.join(format!(".gaia-tmp-{}", std::process::id()));
+    std::fs::write(&tmp, content)?;
+    std::fs::rename(&tmp, full)?;
+    Ok(())
+}

@@ -1,0 +1,389 @@
+//! The full-text index (tantivy): BM25 over title, aliases, tags, headings and body, with phrase and
+//! prefix queries, folder and tag filters, highlighted snippets, and incremental updates.
+
+use crate::document::Document;
+use crate::error::{KbError, Result};
+use crate::query::{parse_query, Clause, ParsedQuery};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{
+    AllQuery, BooleanQuery, BoostQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query, RegexQuery, TermQuery,
+    TermSetQuery,
+};
+use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, STORED, STRING};
+use tantivy::snippet::SnippetGenerator;
+use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+
+const TOKENIZER: &str = "gaia";
+const SNIPPET_CHARS: usize = 200;
+/// Most results one search returns.
+pub const MAX_LIMIT: usize = 100;
+
+/// A search request.
+#[derive(Debug, Clone, Default)]
+pub struct SearchOptions {
+    /// The query (see [`crate::query`] for its language).
+    pub query: String,
+    /// Most results (default 10, at most [`MAX_LIMIT`]).
+    pub limit: usize,
+    /// Results to skip (paging).
+    pub offset: usize,
+    /// Only documents under this folder (recursively).
+    pub folder: Option<String>,
+    /// Only documents with all of these tags (a tag matches its nested tags: `npc` matches `npc/medical`).
+    pub tags: Vec<String>,
+    /// Only these documents (vault paths).
+    pub paths: Option<Vec<String>>,
+}
+
+/// One search result.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SearchHit {
+    /// Vault path of the document.
+    pub path: String,
+    /// Document title.
+    pub title: String,
+    /// BM25 score (higher is better).
+    pub score: f32,
+    /// An excerpt of the body around the matches, HTML-escaped, matches wrapped in `<b>…</b>`.
+    pub snippet: String,
+}
+
+/// Search results.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SearchResults {
+    /// Number of matching documents (all pages).
+    pub total: usize,
+    /// The requested page of results, best first.
+    pub hits: Vec<SearchHit>,
+}
+
+#[derive(Clone, Copy)]
+struct Fields {
+    path: Field,
+    folder: Field,
+    tag: Field,
+    title: Field,
+    aliases: Field,
+    tags_text: Field,
+    headings: Field,
+    body: Field,
+    version: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let indexing = TextFieldIndexing::default()
+        .set_tokenizer(TOKENIZER)
+        .set_index_option(IndexRecordOption::WithFreqsAndPositions);
+    let text = TextOptions::default().set_indexing_options(indexing);
+    let fields = Fields {
+        path: b.add_text_field("path", STRING | STORED),
+        folder: b.add_text_field("folder", STRING),
+        tag: b.add_text_field("tag", STRING),
+        title: b.add_text_field("title", text.clone().set_stored()),
+        aliases: b.add_text_field("aliases", text.clone()),
+        tags_text: b.add_text_field("tags_text", text.clone()),
+        headings: b.add_text_field("headings", text.clone()),
+        body: b.add_text_field("body", text.set_stored()),
+        version: b.add_text_field("version", STRING | STORED),
+    };
+    (b.build(), fields)
+}
+
+fn analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(64))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .build()
+}
+
+/// The full-text index of one vault.
+pub struct SearchIndex {
+    reader: IndexReader,
+    writer: Mutex<IndexWriter>,
+    fields: Fields,
+    dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for SearchIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchIndex").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+/// Lower-cased tag and all its ancestors: `a/b/c` → `a`, `a/b`, `a/b/c`.
+fn tag_prefixes(tag: &str) -> Vec<String> {
+    let tag = tag.to_lowercase();
+    let mut out = Vec::new();
+    let mut acc = String::new();
+    for part in tag.split('/').filter(|p| !p.is_empty()) {
+        if !acc.is_empty() {
+            acc.push('/');
+        }
+        acc.push_str(part);
+        out.push(acc.clone());
+    }
+    out
+}
+
+/// The folder and its ancestors: `a/b` → `a`, `a/b`; the root is `""`.
+fn folder_prefixes(folder: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut acc = String::new();
+    for part in folder.split('/').filter(|p| !p.is_empty()) {
+        if !acc.is_empty() {
+            acc.push('/');
+        }
+        acc.push_str(part);
+        out.push(acc.clone());
+    }
+    out
+}
+
+/// Escapes text for HTML.
+pub(crate) fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+impl SearchIndex {
+    /// Opens the index kept in `dir` (created if missing, rebuilt empty if unreadable or of an older
+    /// schema), or a new in-memory index when `dir` is `None`.
+    pub fn open(dir: Option<&Path>) -> Result<SearchIndex> {
+        let (schema, fields) = schema();
+        let index = match dir {
+            None => Index::create_in_ram(schema),
+            Some(d) => {
+                std::fs::create_dir_all(d)?;
+                let existing = Index::open_in_dir(d).ok().filter(|i| i.schema() == schema);
+                match existing {
+                    Some(i) => i,
+                    None => {
+                        for entry in std::fs::read_dir(d)? {
+                            let p = entry?.path();
+                            if p.is_file() {
+                                std::fs::remove_file(p)?;
+                            }
+                        }
+                        Index::create_in_dir(d, schema)?
+                    }
+                }
+            }
+        };
+        index.tokenizers().register(TOKENIZER, analyzer());
+        let writer = index.writer(64_000_000)?;
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        Ok(SearchIndex { reader, writer: Mutex::new(writer), fields, dir: dir.map(Path::to_path_buf) })
+    }
+
+    fn to_tantivy(&self, d: &Document) -> TantivyDocument {
+        let f = &self.fields;
+        let mut doc = TantivyDocument::default();
+        doc.add_text(f.path, d.path.as_str());
+        for p in folder_prefixes(&d.folder()) {
+            doc.add_text(f.folder, &p);
+        }
+        for t in &d.note.tags {
+            for p in tag_prefixes(t) {
+                doc.add_text(f.tag, &p);
+            }
+        }
+        doc.add_text(f.title, &d.note.title);
+        // The file name is searchable like an alias (titles may differ from it).
+        doc.add_text(f.aliases, d.stem());
+        for a in &d.note.aliases {
+            doc.add_text(f.aliases, a);
+        }
+        doc.add_text(f.tags_text, d.note.tags.join(" "));
+        for h in &d.note.headings {
+            doc.add_text(f.headings, &h.text);
+        }
+        doc.add_text(f.body, d.body());
+        doc.add_text(f.version, &d.version);
+        doc
+    }
+
+    /// Adds or replaces `upserts` and removes `deletes` (vault paths), then commits and makes the
+    /// change visible to searches.
+    pub fn apply<'a>(&self, upserts: impl IntoIterator<Item = &'a Document>, deletes: &[String]) -> Result<()> {
+        let mut w = self.writer.lock().map_err(|_| KbError::Index("index writer poisoned".into()))?;
+        for p in deletes {
+            w.delete_term(Term::from_field_text(self.fields.path, p));
+        }
+        for d in upserts {
+            w.delete_term(Term::from_field_text(self.fields.path, d.path.as_str()));
+            w.add_document(self.to_tantivy(d))?;
+        }
+        w.commit()?;
+        drop(w);
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// Replaces the whole index with `docs`.
+    pub fn rebuild<'a>(&self, docs: impl IntoIterator<Item = &'a Document>) -> Result<()> {
+        let mut w = self.writer.lock().map_err(|_| KbError::Index("index writer poisoned".into()))?;
+        w.delete_all_documents()?;
+        for d in docs {
+            w.add_document(self.to_tantivy(d))?;
+        }
+        w.commit()?;
+        drop(w);
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// Path → version of every indexed document (to find what changed since the index was written).
+    pub fn indexed_versions(&self) -> Result<HashMap<String, String>> {
+        let searcher = self.reader.searcher();
+        let n = searcher.num_docs() as usize;
+        let mut out = HashMap::with_capacity(n);
+        if n == 0 {
+            return Ok(out);
+        }
+        for (_, addr) in searcher.search(&AllQuery, &TopDocs::with_limit(n).order_by_score())? {
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            let get = |f: Field| doc.get_first(f).and_then(|v| v.as_str()).map(str::to_string);
+            if let (Some(p), Some(v)) = (get(self.fields.path), get(self.fields.version)) {
+                out.insert(p, v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of indexed documents.
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// Bytes used by the index.
+    pub fn size_bytes(&self) -> u64 {
+        self.reader.searcher().space_usage().map(|u| u.total().get_bytes()).unwrap_or(0)
+    }
+
+    fn tokens(&self, text: &str) -> Vec<String> {
+        let mut a = analyzer();
+        let mut stream = a.token_stream(text);
+        let mut out = Vec::new();
+        while stream.advance() {
+            out.push(stream.token().text.clone());
+        }
+        out
+    }
+
+    /// The query for one clause on one field, or `None` when the clause has no terms.
+    fn clause_on_field(&self, clause: &Clause, field: Field) -> Result<Option<Box<dyn Query>>> {
+        let (text, prefix) = match clause {
+            Clause::Word(w) => (w.as_str(), false),
+            Clause::Phrase { text, prefix } => (text.as_str(), *prefix),
+            Clause::Prefix(p) => (p.as_str(), true),
+        };
+        let toks = self.tokens(text);
+        let terms: Vec<Term> = toks.iter().map(|t| Term::from_field_text(field, t)).collect();
+        Ok(match (terms.len(), prefix) {
+            (0, _) => None,
+            (1, false) => Some(Box::new(TermQuery::new(terms[0].clone(), IndexRecordOption::WithFreqs))),
+            (1, true) => {
+                let pattern = format!("{}.*", regex::escape(&toks[0]));
+                Some(Box::new(RegexQuery::from_pattern(&pattern, field)?))
+            }
+            (_, false) => Some(Box::new(PhraseQuery::new(terms))),
+            (_, true) => Some(Box::new(PhrasePrefixQuery::new(terms))),
+        })
+    }
+
+    /// A clause matched on any text field, weighted by field.
+    fn clause_query(&self, clause: &Clause) -> Result<Option<Box<dyn Query>>> {
+        let f = &self.fields;
+        let weighted = [(f.title, 4.0), (f.aliases, 3.0), (f.tags_text, 2.0), (f.headings, 2.0), (f.body, 1.0)];
+        let mut parts: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for (field, boost) in weighted {
+            if let Some(q) = self.clause_on_field(clause, field)? {
+                parts.push((Occur::Should, Box::new(BoostQuery::new(q, boost))));
+            }
+        }
+        Ok((!parts.is_empty()).then(|| Box::new(BooleanQuery::new(parts)) as Box<dyn Query>))
+    }
+
+    fn build_query(&self, parsed: &ParsedQuery, opts: &SearchOptions) -> Result<Box<dyn Query>> {
+        let f = &self.fields;
+        let mut parts: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut positive = false;
+        for c in &parsed.must {
+            if let Some(q) = self.clause_query(c)? {
+                parts.push((Occur::Must, q));
+                positive = true;
+            }
+        }
+        for c in &parsed.must_not {
+            if let Some(q) = self.clause_query(c)? {
+                parts.push((Occur::MustNot, q));
+            }
+        }
+        let folders = parsed.folders.iter().chain(opts.folder.iter());
+        for folder in folders {
+            let folder = crate::path::VaultPath::parse(folder).map(|p| p.as_str().to_string()).unwrap_or_default();
+            let term = Term::from_field_text(f.folder, &folder);
+            parts.push((Occur::Must, Box::new(TermQuery::new(term, IndexRecordOption::Basic))));
+        }
+        for tag in parsed.tags.iter().chain(opts.tags.iter()) {
+            let tag = tag.trim().trim_start_matches('#').trim_matches('/').to_lowercase();
+            let term = Term::from_field_text(f.tag, &tag);
+            parts.push((Occur::Must, Box::new(TermQuery::new(term, IndexRecordOption::Basic))));
+        }
+        if let Some(paths) = &opts.paths {
+            let terms = paths.iter().map(|p| Term::from_field_text(f.path, p));
+            parts.push((Occur::Must, Box::new(TermSetQuery::new(terms))));
+        }
+        if !positive {
+            parts.push((Occur::Must, Box::new(AllQuery)));
+        }
+        Ok(Box::new(BooleanQuery::new(parts)))
+    }
+
+    /// Runs a search.
+    pub fn search(&self, opts: &SearchOptions) -> Result<SearchResults> {
+        let parsed = parse_query(&opts.query);
+        if parsed.must.is_empty() && opts.folder.is_none() && opts.tags.is_empty() && parsed.is_empty() {
+            return Err(KbError::InvalidInput("the search query is empty".into()));
+        }
+        let query = self.build_query(&parsed, opts)?;
+        let limit = if opts.limit == 0 { 10 } else { opts.limit.min(MAX_LIMIT) };
+        let searcher = self.reader.searcher();
+        let collector = (TopDocs::with_limit(limit).and_offset(opts.offset).order_by_score(), Count);
+        let (top, total) = searcher.search(&*query, &collector)?;
+        let mut snippets = SnippetGenerator::create(&searcher, &*query, self.fields.body)?;
+        snippets.set_max_num_chars(SNIPPET_CHARS);
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, addr) in top {
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            let text = |f: Field| doc.get_first(f).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            let snippet = snippets.snippet_from_doc(&doc);
+            let snippet = if snippet.fragment().trim().is_empty() {
+                let body = text(self.fields.body);
+                let cut: String = body.chars().take(SNIPPET_CHARS).collect();
+                escape_html(cut.trim())
+            } else {
+                snippet.to_html()
+            };
+            hits.push(SearchHit { path: text(self.fields.path), title: text(self.fields.title), score, snippet });
+        }
+        Ok(SearchResults { total, hits })
+    }
+}

@@ -1,0 +1,1105 @@
+//! [`Kb`]: one knowledge base — its documents, link graph, search index and storage backend.
+
+use crate::db::DbStore;
+use crate::document::Document;
+use crate::error::{KbError, Result};
+use crate::fs;
+use crate::git::{Author, Change, GitRepo, SyncState, TreeChanges};
+use crate::index::{SearchIndex, SearchOptions, SearchResults};
+use crate::parse::Link;
+use crate::path::{PathError, VaultPath};
+use chrono::{DateTime, Utc};
+use gaia_core::config::{redact_url, KbConfig, KbStorageMode};
+use gaia_core::storage::Storage;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+/// Where documents live.
+#[derive(Debug)]
+enum Backend {
+    /// Files in a folder, optionally a git working copy.
+    Files { root: PathBuf, git: Option<GitRepo> },
+    /// The SQL database.
+    Database { db: DbStore },
+    /// The SQL database, mirrored to a git working copy.
+    Hybrid { db: DbStore, root: PathBuf, git: GitRepo },
+}
+
+/// Documents and the link graph between them.
+#[derive(Default)]
+struct Docs {
+    by_path: BTreeMap<String, Arc<Document>>,
+    /// Lower-cased name (file stem, title, alias) → paths.
+    by_name: HashMap<String, Vec<String>>,
+    /// Path → paths of documents linking to it.
+    backlinks: HashMap<String, BTreeSet<String>>,
+}
+
+impl Docs {
+    fn rebuild_links(&mut self) {
+        let mut by_name: HashMap<String, Vec<String>> = HashMap::new();
+        for (p, d) in &self.by_path {
+            let names = std::iter::once(d.stem().to_string())
+                .chain(std::iter::once(d.note.title.clone()))
+                .chain(d.note.aliases.iter().cloned());
+            for n in names {
+                let list = by_name.entry(n.to_lowercase()).or_default();
+                if !list.contains(p) {
+                    list.push(p.clone());
+                }
+            }
+        }
+        for list in by_name.values_mut() {
+            list.sort_by_key(|p| (p.len(), p.clone()));
+        }
+        self.by_name = by_name;
+        let mut backlinks: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for (p, d) in &self.by_path {
+            for l in &d.note.links {
+                if let Some(target) = self.resolve_link(&l.target, p) {
+                    if &target != p {
+                        backlinks.entry(target).or_default().insert(p.clone());
+                    }
+                }
+            }
+        }
+        self.backlinks = backlinks;
+    }
+
+    /// Resolves a link target or a name the way Obsidian does: a vault path (with or without `.md`),
+    /// then a file name, then a title or alias; ties go to the shortest path.
+    fn resolve_link(&self, target: &str, from: &str) -> Option<String> {
+        let target = target.trim();
+        if target.is_empty() {
+            return Some(from.to_string());
+        }
+        let with_md = if fs::is_markdown(target) { target.to_string() } else { format!("{target}.md") };
+        if let Ok(vp) = VaultPath::parse(&with_md) {
+            if self.by_path.contains_key(vp.as_str()) {
+                return Some(vp.as_str().to_string());
+            }
+            let lower = vp.as_str().to_lowercase();
+            if let Some(p) = self.by_path.keys().find(|p| p.to_lowercase() == lower) {
+                return Some(p.clone());
+            }
+        }
+        let name = target.trim_end_matches(".md").rsplit('/').next().unwrap_or(target).to_lowercase();
+        self.by_name.get(&name).and_then(|v| v.first()).cloned()
+    }
+}
+
+/// A request to write a document.
+#[derive(Debug, Clone, Default)]
+pub struct WriteRequest {
+    /// Vault path (`.md` is added when missing).
+    pub path: String,
+    /// The new text.
+    pub content: String,
+    /// The version the edit is based on; the write fails with a conflict if the document changed since.
+    /// When `None` the document must not exist yet, unless `overwrite` is set.
+    pub version: Option<String>,
+    /// Replace the document whatever its version (last writer wins).
+    pub overwrite: bool,
+    /// Who makes the edit (the commit's author in git modes).
+    pub author: Option<Author>,
+    /// Commit message (a default one describes the edit).
+    pub message: Option<String>,
+}
+
+/// The outcome of an edit.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EditOutcome {
+    /// The document's path after the edit.
+    pub path: String,
+    /// The new version (absent after a delete).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Whether the document was created by this edit.
+    pub created: bool,
+    /// The commit made for the edit, in git modes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// Whether the commit reached the remote (false when there is none or the push failed; it is
+    /// retried at the next sync).
+    pub pushed: bool,
+}
+
+/// One entry of a folder listing.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ListEntry {
+    /// Vault path.
+    pub path: String,
+    /// `"folder"` or `"document"`.
+    pub kind: &'static str,
+    /// Document title (documents only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Tags (documents only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Size in bytes (documents) or number of documents below (folders).
+    pub size: usize,
+    /// Last modification (documents, when known).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modified: Option<DateTime<Utc>>,
+}
+
+/// A match of an exact or regex search.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct GrepMatch {
+    /// Vault path.
+    pub path: String,
+    /// 1-based line number.
+    pub line: usize,
+    /// The line (cut to 300 characters).
+    pub text: String,
+}
+
+/// Exact or regex search over the raw text.
+#[derive(Debug, Clone, Default)]
+pub struct GrepOptions {
+    /// The text or pattern.
+    pub pattern: String,
+    /// Treat `pattern` as a regular expression (Rust `regex` syntax) instead of literal text.
+    pub regex: bool,
+    /// Match case exactly.
+    pub case_sensitive: bool,
+    /// Only documents under this folder.
+    pub folder: Option<String>,
+    /// Most matches (default 100, at most 1,000).
+    pub limit: usize,
+}
+
+/// A link from or to a document.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LinkInfo {
+    /// The other document (resolved), when it exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Its title, when it exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The link as written.
+    pub link: Link,
+}
+
+/// Why a document is part of a context.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ContextReason {
+    /// The topic's own document.
+    Topic,
+    /// Linked from a document of the context.
+    Link,
+    /// Links to a document of the context.
+    Backlink,
+    /// In the topic folder.
+    Folder,
+    /// Has the topic tag.
+    Tag,
+    /// Found by searching for the topic.
+    Search,
+}
+
+/// A document loaded into a context.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ContextDocument {
+    /// Vault path.
+    pub path: String,
+    /// Title.
+    pub title: String,
+    /// Why it is included.
+    pub reason: ContextReason,
+    /// Estimated tokens of `content`.
+    pub tokens: usize,
+    /// The text (possibly cut to fit the budget).
+    pub content: String,
+    /// Whether `content` was cut.
+    pub truncated: bool,
+}
+
+/// A topic's documents, loaded for a prompt within a token budget.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Context {
+    /// The topic asked for.
+    pub topic: String,
+    /// Documents, most relevant first.
+    pub documents: Vec<ContextDocument>,
+    /// Estimated tokens of all documents.
+    pub total_tokens: usize,
+    /// The budget.
+    pub max_tokens: usize,
+    /// Relevant documents left out for lack of budget.
+    pub omitted: Vec<String>,
+}
+
+impl Context {
+    /// The context as one Markdown text for a prompt, each document under a `## path` header.
+    pub fn to_prompt(&self) -> String {
+        let mut out = String::new();
+        for d in &self.documents {
+            out.push_str(&format!("## {} ({})\n\n{}\n\n", d.title, d.path, d.content.trim_end()));
+        }
+        out
+    }
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SyncReport {
+    /// How the local branch related to the remote (git modes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<SyncState>,
+    /// Documents re-indexed.
+    pub changed: Vec<String>,
+    /// Documents removed.
+    pub deleted: Vec<String>,
+    /// HEAD after the sync (git modes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// Milliseconds taken.
+    pub took_ms: u64,
+}
+
+/// The state of the knowledge base, for `/status`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct KbStatus {
+    /// Name.
+    pub name: String,
+    /// Storage mode.
+    pub mode: KbStorageMode,
+    /// Remote (credentials hidden).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+    /// Branch followed.
+    pub branch: String,
+    /// HEAD commit of the working copy (git modes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// End of the last successful sync.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_sync: Option<DateTime<Utc>>,
+    /// Error of the last sync, if it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_sync_error: Option<String>,
+    /// Number of documents.
+    pub documents: usize,
+    /// Number of indexed documents.
+    pub indexed_documents: u64,
+    /// Size of the search index in bytes.
+    pub index_size_bytes: u64,
+}
+
+#[derive(Debug, Default)]
+struct SyncInfo {
+    last_sync: Option<DateTime<Utc>>,
+    last_error: Option<String>,
+}
+
+struct Inner {
+    config: KbConfig,
+    backend: Backend,
+    index: SearchIndex,
+    docs: RwLock<Docs>,
+    /// Serialises edits, syncs and re-indexing.
+    edit: tokio::sync::Mutex<()>,
+    sync: Mutex<SyncInfo>,
+    #[cfg(feature = "semantic")]
+    semantic: crate::semantic::SemanticIndex,
+}
+
+/// A knowledge base. Cheap to clone (shared inside).
+#[derive(Clone)]
+pub struct Kb {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Kb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kb").field("name", &self.inner.config.name).field("backend", &self.inner.backend).finish()
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| KbError::Io(std::io::Error::other(e.to_string())))?
+}
+
+/// Normalises a document path given by a caller: safe, visible, with `.md`.
+pub(crate) fn doc_path(raw: &str) -> Result<VaultPath> {
+    let p = VaultPath::parse(raw)?;
+    fs::check_visible(&p)?;
+    if fs::is_markdown(p.as_str()) {
+        return Ok(p);
+    }
+    if p.file_name().contains('.') && !p.file_name().ends_with('.') {
+        let ext = p.file_name().rsplit('.').next().unwrap_or_default();
+        if ext.len() <= 4 && ext.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(PathError::NotMarkdown(raw.to_string()).into());
+        }
+    }
+    Ok(VaultPath::parse(&format!("{}.md", p.as_str()))?)
+}
+
+fn author_or_default(a: &Option<Author>) -> Author {
+    a.clone().unwrap_or(Author { name: "Gaia".into(), email: "gaia@localhost".into() })
+}
+
+impl Kb {
+    /// Opens a knowledge base in `git` mode (a folder, synced from a remote when one is configured).
+    /// For `database` and `hybrid` modes use [`Kb::open_with_storage`].
+    pub async fn open(config: KbConfig) -> Result<Kb> {
+        Kb::open_with_storage(config, None).await
+    }
+
+    /// Opens a knowledge base; `storage` is required in `database` and `hybrid` modes.
+    ///
+    /// In git modes a configured remote is cloned into `root` when `root` is missing or empty. The
+    /// index is then brought up to date (only documents whose version changed are re-indexed when a
+    /// persistent `index_dir` already holds an index).
+    pub async fn open_with_storage(config: KbConfig, storage: Option<Storage>) -> Result<Kb> {
+        if config.name.trim().is_empty() {
+            return Err(KbError::InvalidInput("the knowledge base needs a name".into()));
+        }
+        let committer = Author { name: config.committer_name.clone(), email: config.committer_email.clone() };
+        let git_for = |root: &PathBuf| {
+            GitRepo::new(root, config.remote.clone(), config.branch.clone(), config.resolved_token(), committer.clone())
+        };
+        let need_db = || {
+            storage
+                .clone()
+                .map(|s| DbStore::new(s, &config.name))
+                .ok_or_else(|| KbError::Unavailable("the database and hybrid modes need a database (storage)".into()))
+        };
+        let backend = match config.mode {
+            KbStorageMode::Database => Backend::Database { db: need_db()? },
+            KbStorageMode::Hybrid => {
+                Backend::Hybrid { db: need_db()?, root: config.root.clone(), git: git_for(&config.root) }
+            }
+            _ => {
+                let root = config.root.clone();
+                let git = if GitRepo::exists(&root) || config.remote.is_some() { Some(git_for(&root)) } else { None };
+                Backend::Files { root, git }
+            }
+        };
+        // Prepare the working copy.
+        if let Backend::Files { root, git: Some(git) } | Backend::Hybrid { root, git, .. } = &backend {
+            let (root, git) = (root.clone(), git.clone());
+            let has_remote = config.remote.is_some();
+            blocking(move || {
+                if GitRepo::exists(&root) {
+                    return Ok(());
+                }
+                let empty = std::fs::read_dir(&root).map(|mut d| d.next().is_none()).unwrap_or(true);
+                if has_remote && empty {
+                    git.clone_remote()
+                } else if has_remote {
+                    Err(KbError::Unavailable(format!(
+                        "{} exists and is not a git working copy; cannot clone into it",
+                        root.display()
+                    )))
+                } else {
+                    std::fs::create_dir_all(&root)?;
+                    git.init()
+                }
+            })
+            .await?;
+        }
+        if let Backend::Files { root, git: None } = &backend {
+            std::fs::create_dir_all(root)?;
+        }
+        let index_dir = config.index_dir.clone();
+        let index = blocking(move || SearchIndex::open(index_dir.as_deref())).await?;
+        let kb = Kb {
+            inner: Arc::new(Inner {
+                config,
+                backend,
+                index,
+                docs: RwLock::new(Docs::default()),
+                edit: tokio::sync::Mutex::new(()),
+                sync: Mutex::new(SyncInfo::default()),
+                #[cfg(feature = "semantic")]
+                semantic: crate::semantic::SemanticIndex::default(),
+            }),
+        };
+        // Hybrid: import the working copy into an empty database.
+        if let Backend::Hybrid { db, root, .. } = &kb.inner.backend {
+            if db.all().await?.is_empty() {
+                let root = root.clone();
+                for f in blocking(move || fs::scan(&root)).await? {
+                    db.upsert(f.path.as_str(), &f.content, None).await?;
+                }
+            }
+        }
+        kb.reindex().await?;
+        Ok(kb)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &KbConfig {
+        &self.inner.config
+    }
+
+    /// Reads every document from the backend.
+    async fn load_all(&self) -> Result<Vec<Document>> {
+        match &self.inner.backend {
+            Backend::Files { root, .. } => {
+                let root = root.clone();
+                let files = blocking(move || fs::scan(&root)).await?;
+                Ok(files.into_iter().map(|f| Document::new(f.path, f.content, f.modified)).collect())
+            }
+            Backend::Database { db } | Backend::Hybrid { db, .. } => Ok(db
+                .all()
+                .await?
+                .into_iter()
+                .filter_map(|r| VaultPath::parse(&r.path).ok().map(|p| Document::new(p, r.content, Some(r.updated_at))))
+                .collect()),
+        }
+    }
+
+    /// Replaces the in-memory documents with `docs` and updates the index incrementally; returns the
+    /// paths (re-)indexed and removed.
+    async fn install(&self, docs: Vec<Document>) -> Result<(Vec<String>, Vec<String>)> {
+        let indexed = self.inner.index.indexed_versions()?;
+        let mut by_path = BTreeMap::new();
+        for d in docs {
+            by_path.insert(d.path.as_str().to_string(), Arc::new(d));
+        }
+        let changed: Vec<Arc<Document>> =
+            by_path.values().filter(|d| indexed.get(d.path.as_str()) != Some(&d.version)).cloned().collect();
+        let deleted: Vec<String> = indexed.keys().filter(|p| !by_path.contains_key(*p)).cloned().collect();
+        if !changed.is_empty() || !deleted.is_empty() {
+            let inner = self.inner.clone();
+            let (c, d) = (changed.clone(), deleted.clone());
+            blocking(move || inner.index.apply(c.iter().map(|d| d.as_ref()), &d)).await?;
+        }
+        #[cfg(feature = "semantic")]
+        self.inner.semantic.update(changed.iter().map(|d| d.as_ref()), &deleted, by_path.len());
+        let mut g = self.inner.docs.write().expect("docs lock");
+        g.by_path = by_path;
+        g.rebuild_links();
+        Ok((changed.iter().map(|d| d.path.as_str().to_string()).collect(), deleted))
+    }
+
+    /// Re-reads the documents from storage and re-indexes those that changed (by version).
+    pub async fn reindex(&self) -> Result<SyncReport> {
+        let _guard = self.inner.edit.lock().await;
+        self.reindex_locked().await
+    }
+
+    async fn reindex_locked(&self) -> Result<SyncReport> {
+        let t = Instant::now();
+        let docs = self.load_all().await?;
+        let (changed, deleted) = self.install(docs).await?;
+        Ok(SyncReport {
+            state: None,
+            changed,
+            deleted,
+            commit: self.head().await,
+            took_ms: t.elapsed().as_millis() as u64,
+        })
+    }
+
+    /// Drops the index and builds it again from all documents.
+    pub async fn rebuild_index(&self) -> Result<SyncReport> {
+        let _guard = self.inner.edit.lock().await;
+        let t = Instant::now();
+        let docs: Vec<Arc<Document>> = self.inner.docs.read().expect("docs lock").by_path.values().cloned().collect();
+        let inner = self.inner.clone();
+        let d2 = docs.clone();
+        blocking(move || inner.index.rebuild(d2.iter().map(|d| d.as_ref()))).await?;
+        Ok(SyncReport {
+            state: None,
+            changed: docs.iter().map(|d| d.path.as_str().to_string()).collect(),
+            deleted: Vec::new(),
+            commit: self.head().await,
+            took_ms: t.elapsed().as_millis() as u64,
+        })
+    }
+
+    fn git(&self) -> Option<(&GitRepo, &PathBuf)> {
+        match &self.inner.backend {
+            Backend::Files { root, git: Some(g) } | Backend::Hybrid { root, git: g, .. } => Some((g, root)),
+            _ => None,
+        }
+    }
+
+    async fn head(&self) -> Option<String> {
+        let (git, _) = self.git()?;
+        let git = git.clone();
+        blocking(move || git.head()).await.ok().flatten()
+    }
+
+    /// Syncs with the remote: fetch, then fast-forward (or push local commits, or rebase them), and
+    /// re-index the documents that changed. In `database` mode, re-reads the database.
+    pub async fn sync(&self) -> Result<SyncReport> {
+        let _guard = self.inner.edit.lock().await;
+        let res = self.sync_locked().await;
+        let mut info = self.inner.sync.lock().expect("sync lock");
+        match &res {
+            Ok(_) => {
+                info.last_sync = Some(Utc::now());
+                info.last_error = None;
+            }
+            Err(e) => info.last_error = Some(e.to_string()),
+        }
+        res
+    }
+
+    async fn sync_locked(&self) -> Result<SyncReport> {
+        let t = Instant::now();
+        let Some((git, _)) = self.git().filter(|_| self.inner.config.remote.is_some()) else {
+            return self.reindex_locked().await;
+        };
+        let git = git.clone();
+        let push = self.inner.config.push;
+        let (state, changes): (SyncState, TreeChanges) = blocking(move || git.sync(push)).await?;
+        if let Backend::Hybrid { db, root, .. } = &self.inner.backend {
+            // Remote changes flow into the database, which is the source for reads.
+            for p in &changes.changed {
+                let Ok(vp) = VaultPath::parse(p) else { continue };
+                if !fs::is_markdown(vp.as_str()) {
+                    continue;
+                }
+                let root = root.clone();
+                if let Some(f) = blocking(move || fs::read_file(&root, &vp)).await? {
+                    db.upsert(f.path.as_str(), &f.content, None).await?;
+                }
+            }
+            for p in &changes.deleted {
+                match db.delete(p, None).await {
+                    Ok(()) | Err(KbError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let mut report = self.reindex_locked().await?;
+        report.state = Some(state);
+        report.took_ms = t.elapsed().as_millis() as u64;
+        Ok(report)
+    }
+
+    /// Starts a background task that syncs every `sync_interval_secs` (when non-zero and there is
+    /// something to sync from). Failures are logged and shown by [`Kb::status`].
+    pub fn spawn_sync_loop(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let secs = self.inner.config.sync_interval_secs;
+        let useful = self.inner.config.remote.is_some() || !matches!(self.inner.backend, Backend::Files { .. });
+        if secs == 0 || !useful {
+            return None;
+        }
+        let kb = self.clone();
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(secs));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = kb.sync().await {
+                    tracing::warn!(kb = %kb.inner.config.name, error = %e, "knowledge-base sync failed");
+                }
+            }
+        }))
+    }
+
+    /// The state of the knowledge base.
+    pub async fn status(&self) -> KbStatus {
+        let (last_sync, last_sync_error) = {
+            let s = self.inner.sync.lock().expect("sync lock");
+            (s.last_sync, s.last_error.clone())
+        };
+        let c = &self.inner.config;
+        KbStatus {
+            name: c.name.clone(),
+            mode: c.mode,
+            remote: c.remote.as_deref().map(redact_url),
+            branch: c.branch.clone(),
+            commit: self.head().await,
+            last_sync,
+            last_sync_error,
+            documents: self.inner.docs.read().expect("docs lock").by_path.len(),
+            indexed_documents: self.inner.index.num_docs(),
+            index_size_bytes: self.inner.index.size_bytes(),
+        }
+    }
+
+    /// Ranked full-text search (BM25) with highlighted snippets.
+    pub fn search(&self, opts: &SearchOptions) -> Result<SearchResults> {
+        self.inner.index.search(opts)
+    }
+
+    /// Exact or regex search over the raw text of the documents, line by line.
+    pub fn grep(&self, opts: &GrepOptions) -> Result<Vec<GrepMatch>> {
+        if opts.pattern.is_empty() {
+            return Err(KbError::InvalidInput("the search pattern is empty".into()));
+        }
+        let pattern = if opts.regex { opts.pattern.clone() } else { regex::escape(&opts.pattern) };
+        let re = regex::RegexBuilder::new(&pattern)
+            .case_insensitive(!opts.case_sensitive)
+            .size_limit(1 << 20)
+            .dfa_size_limit(4 << 20)
+            .build()
+            .map_err(|e| KbError::InvalidInput(format!("invalid regular expression: {e}")))?;
+        let folder = opts.folder.as_deref().map(VaultPath::parse).transpose()?;
+        let limit = if opts.limit == 0 { 100 } else { opts.limit.min(1000) };
+        let docs = self.inner.docs.read().expect("docs lock");
+        let mut out = Vec::new();
+        for (p, d) in &docs.by_path {
+            if let Some(f) = &folder {
+                if !p.starts_with(&format!("{}/", f.as_str())) {
+                    continue;
+                }
+            }
+            if !re.is_match(&d.content) {
+                continue;
+            }
+            for (i, line) in d.content.lines().enumerate() {
+                if re.is_match(line) {
+                    out.push(GrepMatch { path: p.clone(), line: i + 1, text: line.chars().take(300).collect() });
+                    if out.len() >= limit {
+                        return Ok(out);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Finds a document by path (with or without `.md`) or by the name a wikilink would use (file
+    /// name, title or alias).
+    pub fn resolve(&self, name_or_path: &str) -> Option<String> {
+        let docs = self.inner.docs.read().expect("docs lock");
+        let p = doc_path(name_or_path).ok()?;
+        if docs.by_path.contains_key(p.as_str()) {
+            return Some(p.as_str().to_string());
+        }
+        docs.resolve_link(name_or_path, "")
+    }
+
+    /// Reads a document (by path or name). In database modes the database is read, so that edits made
+    /// by other instances are seen at once.
+    pub async fn read(&self, path: &str) -> Result<Arc<Document>> {
+        let vp = doc_path(path)?;
+        if let Backend::Database { db } | Backend::Hybrid { db, .. } = &self.inner.backend {
+            if let Some(r) = db.get(vp.as_str()).await? {
+                let cached = self.inner.docs.read().expect("docs lock").by_path.get(vp.as_str()).cloned();
+                if let Some(c) = cached.filter(|c| c.content == r.content) {
+                    return Ok(c);
+                }
+                return Ok(Arc::new(Document::new(vp, r.content, Some(r.updated_at))));
+            }
+        }
+        let docs = self.inner.docs.read().expect("docs lock");
+        if let Some(d) = docs.by_path.get(vp.as_str()) {
+            return Ok(d.clone());
+        }
+        docs.resolve_link(path, "")
+            .and_then(|p| docs.by_path.get(&p).cloned())
+            .ok_or_else(|| KbError::NotFound(vp.to_string()))
+    }
+
+    /// Lists a folder (`None` or `""` for the root): sub-folders first, then documents; with
+    /// `recursive`, every document below.
+    pub fn list(&self, folder: Option<&str>, recursive: bool) -> Result<Vec<ListEntry>> {
+        let folder = match folder.map(str::trim).filter(|f| !f.is_empty() && *f != "/" && *f != ".") {
+            Some(f) => {
+                let p = VaultPath::parse(f)?;
+                fs::check_visible(&p)?;
+                Some(p.as_str().to_string())
+            }
+            None => None,
+        };
+        let prefix = folder.as_ref().map(|f| format!("{f}/")).unwrap_or_default();
+        let docs = self.inner.docs.read().expect("docs lock");
+        let mut folders: BTreeMap<String, usize> = BTreeMap::new();
+        let mut files = Vec::new();
+        for (p, d) in docs.by_path.range(prefix.clone()..) {
+            let Some(rest) = p.strip_prefix(&prefix) else { break };
+            match rest.split_once('/') {
+                Some((sub, _)) if !recursive => *folders.entry(format!("{prefix}{sub}")).or_default() += 1,
+                _ => files.push(ListEntry {
+                    path: p.clone(),
+                    kind: "document",
+                    title: Some(d.note.title.clone()),
+                    tags: d.note.tags.clone(),
+                    size: d.content.len(),
+                    modified: d.modified,
+                }),
+            }
+        }
+        if folder.is_some() && folders.is_empty() && files.is_empty() {
+            return Err(KbError::NotFound(format!("folder {}", folder.unwrap_or_default())));
+        }
+        let mut out: Vec<ListEntry> = folders
+            .into_iter()
+            .map(|(path, n)| ListEntry { path, kind: "folder", title: None, tags: Vec::new(), size: n, modified: None })
+            .collect();
+        out.extend(files);
+        Ok(out)
+    }
+
+    /// Links from a document, each resolved when its target exists.
+    pub fn links(&self, path: &str) -> Result<Vec<LinkInfo>> {
+        let docs = self.inner.docs.read().expect("docs lock");
+        let p = docs.resolve_link(path, "").ok_or_else(|| KbError::NotFound(path.to_string()))?;
+        let d = docs.by_path.get(&p).ok_or_else(|| KbError::NotFound(path.to_string()))?;
+        Ok(d.note
+            .links
+            .iter()
+            .map(|l| {
+                let target = docs.resolve_link(&l.target, &p);
+                let title = target.as_ref().and_then(|t| docs.by_path.get(t)).map(|d| d.note.title.clone());
+                LinkInfo { path: target, title, link: l.clone() }
+            })
+            .collect())
+    }
+
+    /// Documents linking to a document (by path or name), with the links as written.
+    pub fn backlinks(&self, path: &str) -> Result<Vec<LinkInfo>> {
+        let docs = self.inner.docs.read().expect("docs lock");
+        let p = docs.resolve_link(path, "").ok_or_else(|| KbError::NotFound(path.to_string()))?;
+        let mut out = Vec::new();
+        for src in docs.backlinks.get(&p).into_iter().flatten() {
+            let Some(d) = docs.by_path.get(src) else { continue };
+            for l in &d.note.links {
+                if docs.resolve_link(&l.target, src).as_deref() == Some(p.as_str()) {
+                    out.push(LinkInfo { path: Some(src.clone()), title: Some(d.note.title.clone()), link: l.clone() });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Loads a topic's documents for a prompt within `max_tokens` (estimated): the topic's document
+    /// and the documents it links to and that link to it (then their links, breadth first); or every
+    /// document of a folder or a tag; or the best search results for the topic.
+    pub fn context(&self, topic: &str, max_tokens: usize) -> Result<Context> {
+        let topic = topic.trim();
+        if topic.is_empty() {
+            return Err(KbError::InvalidInput("the context topic is empty".into()));
+        }
+        let max_tokens = if max_tokens == 0 { 4000 } else { max_tokens.min(200_000) };
+        let candidates = self.context_candidates(topic)?;
+        let docs = self.inner.docs.read().expect("docs lock");
+        let mut out = Context {
+            topic: topic.to_string(),
+            documents: Vec::new(),
+            total_tokens: 0,
+            max_tokens,
+            omitted: Vec::new(),
+        };
+        for (p, reason) in candidates {
+            let Some(d) = docs.by_path.get(&p) else { continue };
+            let tokens = d.estimated_tokens();
+            let left = max_tokens - out.total_tokens;
+            if tokens <= left {
+                out.total_tokens += tokens;
+                out.documents.push(ContextDocument {
+                    path: p,
+                    title: d.note.title.clone(),
+                    reason,
+                    tokens,
+                    content: d.content.clone(),
+                    truncated: false,
+                });
+            } else if out.documents.is_empty() && left > 0 {
+                // The topic itself does not fit: give its beginning.
+                let mut cut = (left * 4).min(d.content.len());
+                while !d.content.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                let content = d.content[..cut].to_string();
+                let t = crate::document::estimate_tokens(&content).min(left);
+                out.total_tokens += t;
+                out.documents.push(ContextDocument {
+                    path: p,
+                    title: d.note.title.clone(),
+                    reason,
+                    tokens: t,
+                    content,
+                    truncated: true,
+                });
+            } else {
+                out.omitted.push(p);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The documents of a topic, most relevant first, without a budget.
+    fn context_candidates(&self, topic: &str) -> Result<Vec<(String, ContextReason)>> {
+        let docs = self.inner.docs.read().expect("docs lock");
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        fn add(seen: &mut BTreeSet<String>, p: String, r: ContextReason, out: &mut Vec<(String, ContextReason)>) {
+            if seen.insert(p.clone()) {
+                out.push((p, r));
+            }
+        }
+        // A document: itself, then links and backlinks, two levels deep.
+        if let Some(p) = docs.resolve_link(topic, "").filter(|_| !topic.starts_with('#')) {
+            add(&mut seen, p.clone(), ContextReason::Topic, &mut out);
+            let mut frontier = vec![p];
+            for _ in 0..2 {
+                let mut next = Vec::new();
+                for cur in &frontier {
+                    if let Some(d) = docs.by_path.get(cur) {
+                        for l in &d.note.links {
+                            if let Some(t) = docs.resolve_link(&l.target, cur) {
+                                if !seen.contains(&t) {
+                                    next.push(t.clone());
+                                }
+                                add(&mut seen, t, ContextReason::Link, &mut out);
+                            }
+                        }
+                    }
+                    for b in docs.backlinks.get(cur).into_iter().flatten() {
+                        if !seen.contains(b) {
+                            next.push(b.clone());
+                        }
+                        add(&mut seen, b.clone(), ContextReason::Backlink, &mut out);
+                    }
+                }
+                frontier = next;
+            }
+            return Ok(out);
+        }
+        // A folder.
+        if let Ok(f) = VaultPath::parse(topic) {
+            let prefix = format!("{}/", f.as_str());
+            for p in docs.by_path.keys().filter(|p| p.starts_with(&prefix)) {
+                add(&mut seen, p.clone(), ContextReason::Folder, &mut out);
+            }
+            if !out.is_empty() {
+                return Ok(out);
+            }
+        }
+        // A tag.
+        let tag = topic.trim_start_matches('#').to_lowercase();
+        for (p, d) in &docs.by_path {
+            if d.note.tags.iter().any(|t| {
+                let t = t.to_lowercase();
+                t == tag || t.starts_with(&format!("{tag}/"))
+            }) {
+                add(&mut seen, p.clone(), ContextReason::Tag, &mut out);
+            }
+        }
+        if !out.is_empty() {
+            return Ok(out);
+        }
+        drop(docs);
+        let hits = self.search(&SearchOptions { query: topic.to_string(), limit: 20, ..Default::default() })?;
+        Ok(hits.hits.into_iter().map(|h| (h.path, ContextReason::Search)).collect())
+    }
+
+    /// Ranked search restricted to the documents of a topic's context.
+    pub fn search_within_context(&self, topic: &str, query: &str, limit: usize) -> Result<SearchResults> {
+        let paths: Vec<String> = self.context_candidates(topic)?.into_iter().map(|(p, _)| p).collect();
+        if paths.is_empty() {
+            return Err(KbError::NotFound(format!("no documents for topic {topic}")));
+        }
+        self.search(&SearchOptions { query: query.to_string(), limit, paths: Some(paths), ..Default::default() })
+    }
+
+    /// The current version of a document on the backend, if it exists.
+    async fn current_version(&self, p: &VaultPath) -> Result<Option<String>> {
+        match &self.inner.backend {
+            Backend::Files { root, .. } => {
+                let (root, p) = (root.clone(), p.clone());
+                Ok(blocking(move || fs::read_file(&root, &p)).await?.map(|f| crate::parse::version_of(&f.content)))
+            }
+            Backend::Database { db } | Backend::Hybrid { db, .. } => {
+                Ok(db.get(p.as_str()).await?.map(|r| crate::parse::version_of(&r.content)))
+            }
+        }
+    }
+
+    /// Applies `changes` to the files (git: as one commit by `author`), returning the commit.
+    async fn commit_files(
+        &self,
+        changes: Vec<Change>,
+        message: String,
+        author: Author,
+    ) -> Result<(Option<String>, bool)> {
+        let (root, git) = match &self.inner.backend {
+            Backend::Files { root, git } => (root.clone(), git.clone()),
+            Backend::Hybrid { root, git, .. } => (root.clone(), Some(git.clone())),
+            Backend::Database { .. } => return Ok((None, false)),
+        };
+        let push = self.inner.config.push && self.inner.config.remote.is_some();
+        let res = blocking(move || {
+            for (p, content) in &changes {
+                let vp = VaultPath::parse(p)?;
+                let full = fs::resolve(&root, &vp)?;
+                match content {
+                    Some(text) => fs::write_atomic(&full, text)?,
+                    None => match std::fs::remove_file(&full) {
+                        Ok(()) => crate::git::remove_empty_parents(&root, &full),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e.into()),
+                    },
+                }
+            }
+            let Some(git) = git else { return Ok((None, false)) };
+            let commit = git.commit(&changes, &message, &author)?;
+            let pushed =
+                push && git.push().map_err(|e| tracing::warn!(error = %e, "push failed; retried at next sync")).is_ok();
+            Ok((Some(commit), pushed))
+        })
+        .await;
+        if let (Err(e), Backend::Hybrid { .. }) = (&res, &self.inner.backend) {
+            // The database has the edit; the mirror catches up at the next sync or re-import.
+            tracing::warn!(error = %e, "hybrid knowledge base: could not mirror the edit to git");
+            self.inner.sync.lock().expect("sync lock").last_error = Some(format!("git mirror: {e}"));
+            return Ok((None, false));
+        }
+        res
+    }
+
+    /// Updates the in-memory documents and the index after an edit.
+    async fn after_edit(&self, upserts: Vec<Document>, deletes: Vec<String>) -> Result<()> {
+        let up: Vec<Arc<Document>> = upserts.into_iter().map(Arc::new).collect();
+        let inner = self.inner.clone();
+        let (u2, d2) = (up.clone(), deletes.clone());
+        blocking(move || inner.index.apply(u2.iter().map(|d| d.as_ref()), &d2)).await?;
+        #[cfg(feature = "semantic")]
+        {
+            let n = self.inner.docs.read().expect("docs lock").by_path.len();
+            self.inner.semantic.update(up.iter().map(|d| d.as_ref()), &deletes, n);
+        }
+        let mut g = self.inner.docs.write().expect("docs lock");
+        for p in &deletes {
+            g.by_path.remove(p);
+        }
+        for d in up {
+            g.by_path.insert(d.path.as_str().to_string(), d);
+        }
+        g.rebuild_links();
+        Ok(())
+    }
+
+    /// Writes a document: creates it, or replaces it if `version` still matches (or `overwrite`).
+    pub async fn write(&self, req: WriteRequest) -> Result<EditOutcome> {
+        let p = doc_path(&req.path)?;
+        if req.content.len() > self.inner.config.max_document_bytes {
+            return Err(KbError::InvalidInput(format!(
+                "the document is {} bytes; the limit is {}",
+                req.content.len(),
+                self.inner.config.max_document_bytes
+            )));
+        }
+        if req.content.contains('\0') {
+            return Err(KbError::InvalidInput("documents may not contain NUL characters".into()));
+        }
+        let _guard = self.inner.edit.lock().await;
+        let current = self.current_version(&p).await?;
+        match (&current, &req.version) {
+            (Some(_), None) if !req.overwrite => {
+                return Err(KbError::Conflict(format!("{p} already exists; pass its version to replace it")))
+            }
+            (Some(cur), Some(v)) if cur != v && !req.overwrite => {
+                return Err(KbError::Conflict(format!("{p} changed since version {v} (now {cur})")))
+            }
+            (None, Some(_)) if !req.overwrite => return Err(KbError::NotFound(p.to_string())),
+            _ => {}
+        }
+        let author = author_or_default(&req.author);
+        let by = Some(author.email.as_str());
+        if let Backend::Database { db } | Backend::Hybrid { db, .. } = &self.inner.backend {
+            match (&current, &req.version) {
+                (None, _) => db.create(p.as_str(), &req.content, by).await?,
+                (Some(_), Some(v)) if !req.overwrite => db.update(p.as_str(), &req.content, v, by).await?,
+                (Some(_), _) => db.upsert(p.as_str(), &req.content, by).await?,
+            }
+        }
+        let created = current.is_none();
+        let verb = if created { "Create" } else { "Update" };
+        let message = req.message.clone().unwrap_or_else(|| format!("{verb} {p}"));
+        let (commit, pushed) =
+            self.commit_files(vec![(p.as_str().to_string(), Some(req.content.clone()))], message, author).await?;
+        let doc = Document::new(p.clone(), req.content, Some(Utc::now()));
+        let version = doc.version.clone();
+        self.after_edit(vec![doc], Vec::new()).await?;
+        Ok(EditOutcome { path: p.to_string(), version: Some(version), created, commit, pushed })
+    }
+
+    /// Moves (renames) a document; fails if the destination exists or `version` no longer matches.
+    pub async fn move_document(
+        &self,
+        from: &str,
+        to: &str,
+        version: Option<&str>,
+        author: Option<Author>,
+    ) -> Result<EditOutcome> {
+        let (src, dst) = (doc_path(from)?, doc_path(to)?);
+        if src == dst {
+            return Err(KbError::InvalidInput("source and destination are the same".into()));
+        }
+        let _guard = self.inner.edit.lock().await;
+        let Some(cur) = self.current_version(&src).await? else { return Err(KbError::NotFound(src.to_string())) };
+        if version.is_some_and(|v| v != cur) {
+            return Err(KbError::Conflict(format!("{src} changed since the given version")));
+        }
+        if self.current_version(&dst).await?.is_some() {
+            return Err(KbError::Conflict(format!("{dst} already exists")));
+        }
+        let author = author_or_default(&author);
+        let content = match &self.inner.backend {
+            Backend::Files { root, .. } => {
+                let (root, s) = (root.clone(), src.clone());
+                blocking(move || fs::read_file(&root, &s)).await?.map(|f| f.content)
+            }
+            Backend::Database { db } | Backend::Hybrid { db, .. } => {
+                db.rename(src.as_str(), dst.as_str(), Some(&cur), Some(&author.email)).await?;
+                db.get(dst.as_str()).await?.map(|r| r.content)
+            }
+        }
+        .ok_or_else(|| KbError::NotFound(src.to_string()))?;
+        let changes = vec![(src.as_str().to_string(), None), (dst.as_str().to_string(), Some(content.clone()))];
+        let (commit, pushed) = self.commit_files(changes, format!("Move {src} to {dst}"), author).await?;
+        let doc = Document::new(dst.clone(), content, Some(Utc::now()));
+        let version = doc.version.clone();
+        self.after_edit(vec![doc], vec![src.as_str().to_string()]).await?;
+        Ok(EditOutcome { path: dst.to_string(), version: Some(version), created: false, commit, pushed })
+    }
+
+    /// Deletes a document (if `version` still matches, when given).
+    pub async fn delete(&self, path: &str, version: Option<&str>, author: Option<Author>) -> Result<EditOutcome> {
+        let p = doc_path(path)?;
+        let _guard = self.inner.edit.lock().await;
+        let Some(cur) = self.current_version(&p).await? else { return Err(KbError::NotFound(p.to_string())) };
+        if version.is_some_and(|v| v != cur) {
+            return Err(KbError::Conflict(format!("{p} changed since the given version")));
+        }
+        if let Backend::Database { db } | Backend::Hybrid { db, .. } = &self.inner.backend {
+            db.delete(p.as_str(), Some(&cur)).await?;
+        }
+        let author = author_or_default(&author);
+        let (commit, pushed) =
+            self.commit_files(vec![(p.as_str().to_string(), None)], format!("Delete {p}"), author).await?;
+        self.after_edit(Vec::new(), vec![p.as_str().to_string()]).await?;
+        Ok(EditOutcome { path: p.to_string(), version: None, created: false, commit, pushed })
+    }
+
+    /// All documents (shared, cheap to clone).
+    pub fn documents(&self) -> Vec<Arc<Document>> {
+        self.inner.docs.read().expect("docs lock").by_path.values().cloned().collect()
+    }
+
+    /// Semantic (vector) search with the embedder in use.
+    #[cfg(feature = "semantic")]
+    pub fn semantic_search(&self, query: &str, limit: usize) -> Result<Vec<crate::semantic::SemanticHit>> {
+        if query.trim().is_empty() {
+            return Err(KbError::InvalidInput("the search query is empty".into()));
+        }
+        let docs = self.inner.docs.read().expect("docs lock");
+        Ok(self.inner.semantic.search(query, limit, |p| docs.by_path.get(p).map(|d| d.note.title.clone())))
+    }
+
+    /// Replaces the embedder used by semantic search and re-embeds every document.
+    #[cfg(feature = "semantic")]
+    pub fn set_embedder(&self, embedder: Arc<dyn crate::semantic::Embedder>) {
+        let docs = self.documents();
+        self.inner.semantic.set_embedder(embedder, docs.iter().map(|d| d.as_ref()));
+    }
+}

@@ -1,0 +1,294 @@
+//! Tools that let a model use the knowledge base: JSON-schema specs and a dispatcher that the chat
+//! tool loop (or any caller) runs. A failing tool returns an error, never a success with an error text.
+
+use crate::error::{KbError, Result};
+use crate::index::SearchOptions;
+use crate::kb::{GrepOptions, Kb};
+use gaia_core::types::ToolSpec;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Names of the knowledge-base tools.
+pub const TOOL_NAMES: [&str; 6] = [
+    "search_knowledge_base",
+    "read_kb_file",
+    "list_kb_directory",
+    "load_kos_context",
+    "search_within_context",
+    "synthesize_kb_information",
+];
+
+/// The knowledge-base tools over one [`Kb`].
+#[derive(Debug, Clone)]
+pub struct KbTools {
+    kb: Kb,
+}
+
+fn spec(name: &str, description: &str, parameters: Value) -> ToolSpec {
+    ToolSpec { name: name.to_string(), description: Some(description.to_string()), parameters }
+}
+
+fn args<T: for<'de> Deserialize<'de>>(tool: &str, raw: &str) -> Result<T> {
+    let raw = if raw.trim().is_empty() { "{}" } else { raw };
+    serde_json::from_str(raw).map_err(|e| KbError::InvalidInput(format!("{tool}: invalid arguments: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchArgs {
+    query: String,
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    folder: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    mode: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadArgs {
+    path: String,
+    #[serde(default)]
+    start_line: Option<usize>,
+    #[serde(default)]
+    end_line: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListArgs {
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    recursive: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContextArgs {
+    name: String,
+    #[serde(default)]
+    max_tokens: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WithinArgs {
+    name: String,
+    query: String,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SynthArgs {
+    query: String,
+    #[serde(default)]
+    max_documents: Option<usize>,
+    #[serde(default)]
+    max_tokens: Option<usize>,
+}
+
+impl KbTools {
+    /// Tools over `kb`.
+    pub fn new(kb: Kb) -> KbTools {
+        KbTools { kb }
+    }
+
+    /// The tool specifications, to offer to a model.
+    pub fn specs() -> Vec<ToolSpec> {
+        vec![
+            spec(
+                "search_knowledge_base",
+                "Search the game's knowledge base (Markdown notes). Ranked full-text search by default: all words \
+                 must match; supports \"exact phrases\", prefix*, -excluded, tag:NAME and folder:PATH. mode \
+                 'exact' or 'regex' searches the raw text line by line instead.",
+                json!({"type": "object", "properties": {
+                    "query": {"type": "string", "description": "What to look for"},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 100, "description": "Most results (default 10)"},
+                    "folder": {"type": "string", "description": "Only notes under this folder"},
+                    "tags": {"type": "array", "items": {"type": "string"}, "description": "Only notes with all these tags"},
+                    "mode": {"type": "string", "enum": ["ranked", "exact", "regex"]}
+                }, "required": ["query"], "additionalProperties": false}),
+            ),
+            spec(
+                "read_kb_file",
+                "Read a note of the knowledge base by path (e.g. 'Places/Safe House.md') or by name, optionally only \
+                 some lines.",
+                json!({"type": "object", "properties": {
+                    "path": {"type": "string"},
+                    "start_line": {"type": "integer", "minimum": 1},
+                    "end_line": {"type": "integer", "minimum": 1}
+                }, "required": ["path"], "additionalProperties": false}),
+            ),
+            spec(
+                "list_kb_directory",
+                "List the folders and notes of a knowledge-base folder (the root when no path is given).",
+                json!({"type": "object", "properties": {
+                    "path": {"type": "string"},
+                    "recursive": {"type": "boolean"}
+                }, "additionalProperties": false}),
+            ),
+            spec(
+                "load_kos_context",
+                "Load everything the knowledge base knows about a topic (a note and its linked notes, a folder, or a \
+                 tag) within a token budget.",
+                json!({"type": "object", "properties": {
+                    "name": {"type": "string", "description": "A note name, folder or #tag"},
+                    "max_tokens": {"type": "integer", "minimum": 100, "maximum": 200000}
+                }, "required": ["name"], "additionalProperties": false}),
+            ),
+            spec(
+                "search_within_context",
+                "Search only among the notes of a topic's context (see load_kos_context).",
+                json!({"type": "object", "properties": {
+                    "name": {"type": "string"},
+                    "query": {"type": "string"},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 100}
+                }, "required": ["name", "query"], "additionalProperties": false}),
+            ),
+            spec(
+                "synthesize_kb_information",
+                "Gather what the knowledge base says about a question: the most relevant sections of the best \
+                 matching notes, with their sources, to answer from.",
+                json!({"type": "object", "properties": {
+                    "query": {"type": "string"},
+                    "max_documents": {"type": "integer", "minimum": 1, "maximum": 20},
+                    "max_tokens": {"type": "integer", "minimum": 100, "maximum": 50000}
+                }, "required": ["query"], "additionalProperties": false}),
+            ),
+        ]
+    }
+
+    /// Runs a tool with its JSON arguments (as the model produced them).
+    pub async fn call(&self, name: &str, arguments: &str) -> Result<Value> {
+        match name {
+            "search_knowledge_base" => {
+                let a: SearchArgs = args(name, arguments)?;
+                match a.mode.as_deref().unwrap_or("ranked") {
+                    "ranked" => {
+                        let r = self.kb.search(&SearchOptions {
+                            query: a.query,
+                            limit: a.limit.unwrap_or(10),
+                            folder: a.folder,
+                            tags: a.tags,
+                            ..Default::default()
+                        })?;
+                        Ok(serde_json::to_value(r).unwrap_or_default())
+                    }
+                    mode @ ("exact" | "regex") => {
+                        let m = self.kb.grep(&GrepOptions {
+                            pattern: a.query,
+                            regex: mode == "regex",
+                            folder: a.folder,
+                            limit: a.limit.unwrap_or(50),
+                            ..Default::default()
+                        })?;
+                        Ok(json!({"total": m.len(), "matches": m}))
+                    }
+                    other => Err(KbError::InvalidInput(format!("unknown search mode {other:?}"))),
+                }
+            }
+            "read_kb_file" => {
+                let a: ReadArgs = args(name, arguments)?;
+                let d = self.kb.read(&a.path).await?;
+                let total = d.content.lines().count();
+                let (start, end) = (a.start_line.unwrap_or(1).max(1), a.end_line.unwrap_or(total).min(total));
+                if start > end.max(1) {
+                    return Err(KbError::InvalidInput(format!("lines {start}..{end} are outside 1..{total}")));
+                }
+                let content = if a.start_line.is_none() && a.end_line.is_none() {
+                    d.content.clone()
+                } else {
+                    d.content.lines().skip(start - 1).take(end + 1 - start).collect::<Vec<_>>().join("\n")
+                };
+                Ok(json!({"path": d.path, "title": d.note.title, "version": d.version, "tags": d.note.tags,
+                          "total_lines": total, "content": content}))
+            }
+            "list_kb_directory" => {
+                let a: ListArgs = args(name, arguments)?;
+                let entries = self.kb.list(a.path.as_deref(), a.recursive)?;
+                Ok(json!({"path": a.path.unwrap_or_default(), "entries": entries}))
+            }
+            "load_kos_context" => {
+                let a: ContextArgs = args(name, arguments)?;
+                let c = self.kb.context(&a.name, a.max_tokens.unwrap_or(4000))?;
+                if c.documents.is_empty() {
+                    return Err(KbError::NotFound(format!("nothing in the knowledge base about {:?}", a.name)));
+                }
+                Ok(serde_json::to_value(c).unwrap_or_default())
+            }
+            "search_within_context" => {
+                let a: WithinArgs = args(name, arguments)?;
+                let r = self.kb.search_within_context(&a.name, &a.query, a.limit.unwrap_or(10))?;
+                Ok(serde_json::to_value(r).unwrap_or_default())
+            }
+            "synthesize_kb_information" => {
+                let a: SynthArgs = args(name, arguments)?;
+                synthesize(&self.kb, &a.query, a.max_documents.unwrap_or(5), a.max_tokens.unwrap_or(3000)).await
+            }
+            other => Err(KbError::NotFound(format!("no knowledge-base tool named {other:?}"))),
+        }
+    }
+}
+
+/// The sections of the best documents for `query` that mention its words, with sources.
+pub async fn synthesize(kb: &Kb, query: &str, max_documents: usize, max_tokens: usize) -> Result<Value> {
+    let hits = kb.search(&SearchOptions {
+        query: query.to_string(),
+        limit: max_documents.clamp(1, 20),
+        ..Default::default()
+    })?;
+    let words: Vec<String> = crate::query::parse_query(query)
+        .must
+        .iter()
+        .flat_map(|c| match c {
+            crate::query::Clause::Word(w) | crate::query::Clause::Prefix(w) => vec![w.to_lowercase()],
+            crate::query::Clause::Phrase { text, .. } => text.split_whitespace().map(str::to_lowercase).collect(),
+        })
+        .collect();
+    let mut budget = max_tokens.max(100);
+    let mut sources = Vec::new();
+    let mut digest = String::new();
+    for hit in hits.hits {
+        let doc = kb.read(&hit.path).await?;
+        let body = doc.body();
+        // Split the body into sections at headings.
+        let mut sections: Vec<(String, String)> = vec![(doc.note.title.clone(), String::new())];
+        for line in body.lines() {
+            let t = line.trim_start();
+            let hashes = t.chars().take_while(|&c| c == '#').count();
+            if (1..=6).contains(&hashes) && t[hashes..].starts_with(' ') {
+                sections.push((t[hashes..].trim().to_string(), String::new()));
+            } else if let Some(last) = sections.last_mut() {
+                last.1.push_str(line);
+                last.1.push('\n');
+            }
+        }
+        let mut excerpts = Vec::new();
+        for (heading, text) in sections {
+            let lower = text.to_lowercase() + &heading.to_lowercase();
+            if text.trim().is_empty() || !words.iter().any(|w| lower.contains(w.as_str())) {
+                continue;
+            }
+            let tokens = crate::document::estimate_tokens(&text);
+            if tokens > budget {
+                continue;
+            }
+            budget -= tokens;
+            digest.push_str(&format!("- From [[{}]] § {}: {}\n", doc.stem(), heading, text.trim().replace('\n', " ")));
+            excerpts.push(json!({"heading": heading, "text": text.trim()}));
+        }
+        if !excerpts.is_empty() {
+            sources.push(json!({"path": doc.path, "title": doc.note.title, "score": hit.score, "excerpts": excerpts}));
+        }
+    }
+    if sources.is_empty() {
+        return Err(KbError::NotFound(format!("the knowledge base has nothing about {query:?}")));
+    }
+    Ok(json!({"query": query, "sources": sources, "digest": digest}))
+}
