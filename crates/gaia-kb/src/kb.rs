@@ -693,9 +693,9 @@ impl Kb {
         if let Some(d) = docs.by_path.get(vp.as_str()) {
             return Ok(d.clone());
         }
-        docs.resolve_link(path, "")
-            .and_then(|p| docs.by_path.get(&p).cloned())
-            .ok_or_else(|| KbError::NotFound(vp.to_string()))
+        // A name (no `.md`) may also be a title or an alias; an explicit path is only that path.
+        let by_name = if fs::is_markdown(path.trim()) { None } else { docs.resolve_link(path, "") };
+        by_name.and_then(|p| docs.by_path.get(&p).cloned()).ok_or_else(|| KbError::NotFound(vp.to_string()))
     }
 
     /// Lists a folder (`None` or `""` for the root): sub-folders first, then documents; with

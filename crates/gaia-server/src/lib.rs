@@ -24,7 +24,10 @@
 //! `GET /api/v1/models`; `GET/POST /api/v1/keys`, `DELETE /api/v1/keys/{id}`;
 //! `GET /api/v1/usage`, `GET /api/v1/usage/export` (CSV); `GET/POST /api/v1/providers`,
 //! `DELETE /api/v1/providers/{name}` (admins),
-//! `GET /api/v1/providers/{name}/health`; and the wire-compatible
+//! `GET /api/v1/providers/{name}/health`; the knowledge base under `/api/v1/kb/` (`search`, `read`,
+//! `list`, `context`, `backlinks`, `links`, `status`, `tools` with GET; `write`, `move`, `delete`,
+//! `sync`, `webhook`, `tools/{name}` with POST; answers in the `{status, response, metadata}` envelope);
+//! and the wire-compatible
 //! `POST /v1/chat/completions`, `GET /v1/models`, `GET /v1/models/{id}` (OpenAI) and `POST /v1/messages`
 //! (Anthropic), whose errors come in those APIs' own shapes.
 //! Errors are JSON `{"detail": "..."}`.
@@ -70,7 +73,21 @@ pub fn router(state: AppState) -> Router {
         .route("/keys", get(routes::keys::list).post(routes::keys::create))
         .route("/keys/{id}", delete(routes::keys::revoke))
         .route("/usage", get(routes::usage::summary))
-        .route("/usage/export", get(routes::usage::export));
+        .route("/usage/export", get(routes::usage::export))
+        .route("/kb/search", get(routes::kb::search))
+        .route("/kb/read", get(routes::kb::read))
+        .route("/kb/list", get(routes::kb::list))
+        .route("/kb/context", get(routes::kb::context))
+        .route("/kb/backlinks", get(routes::kb::backlinks))
+        .route("/kb/links", get(routes::kb::links))
+        .route("/kb/write", post(routes::kb::write))
+        .route("/kb/move", post(routes::kb::move_document))
+        .route("/kb/delete", post(routes::kb::delete))
+        .route("/kb/sync", post(routes::kb::sync))
+        .route("/kb/status", get(routes::kb::status))
+        .route("/kb/webhook", post(routes::kb::webhook))
+        .route("/kb/tools", get(routes::kb::tools))
+        .route("/kb/tools/{name}", post(routes::kb::call_tool));
     let limit = state.config().server.body_limit_bytes;
     Router::new()
         .route("/health", get(routes::health::health))

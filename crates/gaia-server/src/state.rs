@@ -28,6 +28,7 @@ struct Inner {
     usage: UsageRecorder,
     responses: Option<ResponseCache>,
     active_streams: Arc<AtomicUsize>,
+    kb: std::sync::OnceLock<gaia_kb::Kb>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -51,7 +52,21 @@ impl AppState {
         if config.routing.health_interval_secs > 0 && !providers.is_empty() {
             providers.spawn_health_monitor(Duration::from_secs(config.routing.health_interval_secs));
         }
-        Ok(Self::new(config, storage, cache, providers))
+        let kb = match &config.kb {
+            Some(kc) => {
+                let kb = gaia_kb::Kb::open_with_storage(kc.clone(), Some(storage.clone()))
+                    .await
+                    .map_err(|e| CoreError::Config(format!("knowledge base `{}`: {e}", kc.name)))?;
+                kb.spawn_sync_loop();
+                Some(kb)
+            }
+            None => None,
+        };
+        let state = Self::new(config, storage, cache, providers);
+        if let Some(kb) = kb {
+            state.set_kb(kb);
+        }
+        Ok(state)
     }
 
     /// Builds the state from parts (for embedding and tests). The JWT secret comes from
@@ -80,6 +95,7 @@ impl AppState {
                 responses,
                 storage,
                 active_streams: Arc::new(AtomicUsize::new(0)),
+                kb: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -115,6 +131,14 @@ impl AppState {
     /// The response cache, unless disabled (`cache.response_ttl_secs = 0`).
     pub fn responses(&self) -> Option<&ResponseCache> {
         self.inner.responses.as_ref()
+    }
+    /// The knowledge base, when one is configured.
+    pub fn kb(&self) -> Option<&gaia_kb::Kb> {
+        self.inner.kb.get()
+    }
+    /// Attaches a knowledge base (once; later calls are ignored and return `false`).
+    pub fn set_kb(&self, kb: gaia_kb::Kb) -> bool {
+        self.inner.kb.set(kb).is_ok()
     }
     /// Number of chat streams currently being served.
     pub fn active_streams(&self) -> usize {

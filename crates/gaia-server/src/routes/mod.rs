@@ -5,6 +5,7 @@ pub mod chat;
 pub mod compat;
 pub mod conversations;
 pub mod health;
+pub mod kb;
 pub mod keys;
 pub mod models;
 pub mod providers;
