@@ -1,4 +1,5 @@
-//! `gaia`: run the server, manage API keys, chat from the terminal, run the mock upstream.
+//! `gaia`: run the server, manage API keys, chat from the terminal, run the mock upstream, use the
+//! knowledge base (`gaia kb search|read|ls|sync|reindex`).
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -51,6 +52,65 @@ enum Command {
     Chat(ChatArgs),
     /// Run the mock LLM upstream (OpenAI and Anthropic wire formats) for tests and demos.
     MockLlm(MockArgs),
+    /// Use the knowledge base configured in `[kb]` (or a folder given with `--root`) directly.
+    Kb(KbArgs),
+}
+
+#[derive(Args)]
+struct KbArgs {
+    /// Vault folder (overrides kb.root; a plain folder or git working copy when no [kb] is configured).
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: KbCommand,
+}
+
+#[derive(Subcommand)]
+enum KbCommand {
+    /// Search: ranked (default), or exact text / regex line by line.
+    Search {
+        /// Query (words, "phrases", prefix*, -excluded, tag:x, folder:x) or pattern.
+        query: String,
+        /// Most results.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Only under this folder.
+        #[arg(long)]
+        folder: Option<String>,
+        /// Only with this tag (repeatable).
+        #[arg(long)]
+        tag: Vec<String>,
+        /// Exact text search over the raw text.
+        #[arg(long, conflicts_with = "regex")]
+        exact: bool,
+        /// Regular-expression search over the raw text.
+        #[arg(long)]
+        regex: bool,
+    },
+    /// Print a document (by path or note name).
+    Read {
+        /// Path or name.
+        path: String,
+    },
+    /// List a folder.
+    Ls {
+        /// Folder (the root when absent).
+        path: Option<String>,
+        /// Every document below.
+        #[arg(long, short)]
+        recursive: bool,
+    },
+    /// Fetch and fast-forward from the remote, then re-index what changed.
+    Sync,
+    /// Re-index: changed documents only, or everything with --full.
+    Reindex {
+        /// Drop the index and build it again.
+        #[arg(long)]
+        full: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -140,7 +200,93 @@ async fn main() -> Result<()> {
         Command::Keys { command } => keys(cli.config, command).await,
         Command::Chat(args) => chat(args).await,
         Command::MockLlm(args) => mock(args).await,
+        Command::Kb(args) => kb(cli.config, args).await,
     }
+}
+
+async fn kb(path: Option<PathBuf>, args: KbArgs) -> Result<()> {
+    use gaia_kb::{GrepOptions, Kb, KbStorageMode, SearchOptions};
+    let cfg = load(path)?;
+    let mut kc = cfg.kb.clone().unwrap_or_default();
+    if let Some(root) = args.root {
+        kc.root = root;
+    } else if cfg.kb.is_none() {
+        bail!("no knowledge base configured: add a [kb] section to gaia.toml or pass --root FOLDER");
+    }
+    kc.sync_interval_secs = 0;
+    let storage = if matches!(kc.mode, KbStorageMode::Git) {
+        None
+    } else {
+        let s = Storage::connect(&cfg.database_url).await?;
+        s.migrate().await?;
+        Some(s)
+    };
+    let kb = Kb::open_with_storage(kc, storage).await.context("cannot open the knowledge base")?;
+    let print = |v: serde_json::Value| println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    match args.command {
+        KbCommand::Search { query, limit, folder, tag, exact, regex } => {
+            if exact || regex {
+                let m = kb.grep(&GrepOptions { pattern: query, regex, folder, limit, ..Default::default() })?;
+                if args.json {
+                    print(serde_json::to_value(&m)?);
+                }
+                for g in m.iter().filter(|_| !args.json) {
+                    println!("{}:{}: {}", g.path, g.line, g.text);
+                }
+            } else {
+                let r = kb.search(&SearchOptions { query, limit, folder, tags: tag, ..Default::default() })?;
+                if args.json {
+                    print(serde_json::to_value(&r)?);
+                    return Ok(());
+                }
+                println!("{} result(s)", r.total);
+                for h in r.hits {
+                    let snippet = h.snippet.replace("<b>", "").replace("</b>", "").replace('\n', " ");
+                    let snippet = snippet
+                        .replace("&quot;", "\"")
+                        .replace("&#x27;", "'")
+                        .replace("&#39;", "'")
+                        .replace("&lt;", "<")
+                        .replace("&gt;", ">")
+                        .replace("&amp;", "&");
+                    println!("{:.2}  {}  ({})\n      {}", h.score, h.path, h.title, snippet);
+                }
+            }
+        }
+        KbCommand::Read { path } => {
+            let d = kb.read(&path).await?;
+            if args.json {
+                print(serde_json::to_value(&*d)?);
+            } else {
+                print!("{}", d.content);
+            }
+        }
+        KbCommand::Ls { path, recursive } => {
+            let entries = kb.list(path.as_deref(), recursive)?;
+            if args.json {
+                print(serde_json::to_value(&entries)?);
+            }
+            for e in entries.iter().filter(|_| !args.json) {
+                match e.kind {
+                    "folder" => println!("{}/  ({} documents)", e.path, e.size),
+                    _ => println!("{}  {}", e.path, e.title.as_deref().unwrap_or_default()),
+                }
+            }
+        }
+        KbCommand::Sync => {
+            let r = kb.sync().await?;
+            print(serde_json::to_value(&r)?);
+        }
+        KbCommand::Reindex { full } => {
+            let r = if full { kb.rebuild_index().await? } else { kb.reindex().await? };
+            if args.json {
+                print(serde_json::to_value(&r)?);
+            } else {
+                println!("{} document(s) indexed, {} removed, in {} ms", r.changed.len(), r.deleted.len(), r.took_ms);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn load(path: Option<PathBuf>) -> Result<Config> {
