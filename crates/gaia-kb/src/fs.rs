@@ -4,6 +4,7 @@ use crate::error::{KbError, Result};
 use crate::path::{PathError, VaultPath};
 use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 /// Whether a vault path names a Markdown document.
 pub(crate) fn is_markdown(p: &str) -> bool {
@@ -51,12 +52,49 @@ pub(crate) struct ScannedFile {
     pub modified: Option<DateTime<Utc>>,
 }
 
-/// Reads one file of the vault (UTF-8; invalid bytes are replaced).
-pub(crate) fn read_file(root: &Path, p: &VaultPath) -> Result<Option<ScannedFile>> {
-    let full = resolve(root, p)?;
-    match std::fs::read(&full) {
+/// What [`walk`] learns about a file without reading it: enough to tell whether it changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileStat {
+    /// Modification time.
+    pub mtime: Option<SystemTime>,
+    /// Size in bytes.
+    pub len: u64,
+}
+
+impl FileStat {
+    fn of(meta: &std::fs::Metadata) -> FileStat {
+        FileStat { mtime: meta.modified().ok(), len: meta.len() }
+    }
+
+    /// Whether a file read at `read_at` with this stat can be trusted unchanged while its stat stays
+    /// the same. A file modified within the file system's timestamp granularity of the read could
+    /// change again without its modification time moving ("racy" in git's terms), so it is not.
+    pub fn settled_at(&self, read_at: SystemTime) -> bool {
+        let Some(mtime) = self.mtime else { return false };
+        let coarse = mtime.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.subsec_nanos() == 0).unwrap_or(true);
+        let granularity = if coarse { Duration::from_secs(2) } else { Duration::from_millis(100) };
+        mtime + granularity <= read_at
+    }
+}
+
+/// A Markdown file found by [`walk`], not yet read.
+pub(crate) struct WalkEntry {
+    pub path: VaultPath,
+    full: PathBuf,
+    pub stat: FileStat,
+}
+
+impl WalkEntry {
+    /// Reads the file (UTF-8; invalid bytes are replaced); `None` when it vanished meanwhile.
+    pub fn read(&self) -> Result<Option<ScannedFile>> {
+        read_full(&self.full, &self.path)
+    }
+}
+
+fn read_full(full: &Path, p: &VaultPath) -> Result<Option<ScannedFile>> {
+    match std::fs::read(full) {
         Ok(bytes) => {
-            let modified = std::fs::metadata(&full).and_then(|m| m.modified()).ok().map(DateTime::<Utc>::from);
+            let modified = std::fs::metadata(full).and_then(|m| m.modified()).ok().map(DateTime::<Utc>::from);
             let content =
                 String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
             Ok(Some(ScannedFile { path: p.clone(), content, modified }))
@@ -66,8 +104,15 @@ pub(crate) fn read_file(root: &Path, p: &VaultPath) -> Result<Option<ScannedFile
     }
 }
 
-/// All Markdown files of the vault, skipping hidden folders and symbolic links that lead outside it.
-pub(crate) fn scan(root: &Path) -> Result<Vec<ScannedFile>> {
+/// Reads one file of the vault (UTF-8; invalid bytes are replaced).
+pub(crate) fn read_file(root: &Path, p: &VaultPath) -> Result<Option<ScannedFile>> {
+    let full = resolve(root, p)?;
+    read_full(&full, p)
+}
+
+/// All Markdown files of the vault with their stats, skipping hidden folders and symbolic links that
+/// lead outside it. Folders reached through symbolic links are not entered.
+pub(crate) fn walk(root: &Path) -> Result<Vec<WalkEntry>> {
     let mut out = Vec::new();
     if !root.exists() {
         return Ok(out);
@@ -80,19 +125,31 @@ pub(crate) fn scan(root: &Path) -> Result<Vec<ScannedFile>> {
         if ft.is_dir() {
             continue;
         }
-        if ft.is_symlink() {
-            match entry.path().canonicalize() {
-                Ok(real) if real.starts_with(&root_real) && real.is_file() => {}
-                _ => continue,
-            }
-        }
         let Ok(rel) = entry.path().strip_prefix(root) else { continue };
         let rel = rel.to_string_lossy();
         if !is_markdown(&rel) {
             continue;
         }
         let Ok(vp) = VaultPath::parse(&rel) else { continue };
-        if let Some(f) = read_file(root, &vp)? {
+        let meta = if ft.is_symlink() {
+            match entry.path().canonicalize() {
+                Ok(real) if real.starts_with(&root_real) && real.is_file() => std::fs::metadata(&real).ok(),
+                _ => continue,
+            }
+        } else {
+            entry.metadata().ok()
+        };
+        let Some(meta) = meta else { continue };
+        out.push(WalkEntry { path: vp, full: entry.path().to_path_buf(), stat: FileStat::of(&meta) });
+    }
+    Ok(out)
+}
+
+/// All Markdown files of the vault, read (see [`walk`]).
+pub(crate) fn scan(root: &Path) -> Result<Vec<ScannedFile>> {
+    let mut out = Vec::new();
+    for e in walk(root)? {
+        if let Some(f) = e.read()? {
             out.push(f);
         }
     }
@@ -107,4 +164,24 @@ pub(crate) fn write_atomic(full: &Path, content: &str) -> Result<()> {
     std::fs::write(&tmp, content)?;
     std::fs::rename(&tmp, full)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FileStat;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn a_stat_is_trusted_only_after_the_timestamp_granularity() {
+        let t = SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
+        let fine = FileStat { mtime: Some(t), len: 10 };
+        assert!(!fine.settled_at(t));
+        assert!(!fine.settled_at(t + Duration::from_millis(50)));
+        assert!(fine.settled_at(t + Duration::from_millis(100)));
+        // Whole-second timestamps suggest a coarse file system: wait two seconds.
+        let coarse = FileStat { mtime: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)), len: 10 };
+        assert!(!coarse.settled_at(coarse.mtime.unwrap() + Duration::from_secs(1)));
+        assert!(coarse.settled_at(coarse.mtime.unwrap() + Duration::from_secs(2)));
+        assert!(!FileStat { mtime: None, len: 1 }.settled_at(t));
+    }
 }

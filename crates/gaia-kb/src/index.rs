@@ -109,6 +109,9 @@ pub struct SearchIndex {
     writer: Mutex<IndexWriter>,
     fields: Fields,
     dir: Option<PathBuf>,
+    /// Path → version of what the index holds; read from the index once, then kept up to date by
+    /// [`SearchIndex::apply`] and [`SearchIndex::rebuild`].
+    versions: Mutex<Option<HashMap<String, String>>>,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -189,7 +192,13 @@ impl SearchIndex {
         index.tokenizers().register(TOKENIZER, analyzer());
         let writer = index.writer(64_000_000)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(SearchIndex { reader, writer: Mutex::new(writer), fields, dir: dir.map(Path::to_path_buf) })
+        Ok(SearchIndex {
+            reader,
+            writer: Mutex::new(writer),
+            fields,
+            dir: dir.map(Path::to_path_buf),
+            versions: Mutex::new(None),
+        })
     }
 
     fn to_tantivy(&self, d: &Document) -> TantivyDocument {
@@ -223,34 +232,59 @@ impl SearchIndex {
     /// change visible to searches.
     pub fn apply<'a>(&self, upserts: impl IntoIterator<Item = &'a Document>, deletes: &[String]) -> Result<()> {
         let mut w = self.writer.lock().map_err(|_| KbError::Index("index writer poisoned".into()))?;
+        let mut versions = self.versions.lock().map_err(|_| KbError::Index("index versions poisoned".into()))?;
+        // Invalidated first: if the commit fails, the next call re-reads what the index holds.
+        let mut known = versions.take();
         for p in deletes {
             w.delete_term(Term::from_field_text(self.fields.path, p));
+            if let Some(k) = known.as_mut() {
+                k.remove(p);
+            }
         }
         for d in upserts {
             w.delete_term(Term::from_field_text(self.fields.path, d.path.as_str()));
             w.add_document(self.to_tantivy(d))?;
+            if let Some(k) = known.as_mut() {
+                k.insert(d.path.as_str().to_string(), d.version.clone());
+            }
         }
         w.commit()?;
         drop(w);
         self.reader.reload()?;
+        *versions = known;
         Ok(())
     }
 
     /// Replaces the whole index with `docs`.
     pub fn rebuild<'a>(&self, docs: impl IntoIterator<Item = &'a Document>) -> Result<()> {
         let mut w = self.writer.lock().map_err(|_| KbError::Index("index writer poisoned".into()))?;
+        let mut versions = self.versions.lock().map_err(|_| KbError::Index("index versions poisoned".into()))?;
+        versions.take();
         w.delete_all_documents()?;
+        let mut known = HashMap::new();
         for d in docs {
             w.add_document(self.to_tantivy(d))?;
+            known.insert(d.path.as_str().to_string(), d.version.clone());
         }
         w.commit()?;
         drop(w);
         self.reader.reload()?;
+        *versions = Some(known);
         Ok(())
     }
 
     /// Path → version of every indexed document (to find what changed since the index was written).
     pub fn indexed_versions(&self) -> Result<HashMap<String, String>> {
+        let mut versions = self.versions.lock().map_err(|_| KbError::Index("index versions poisoned".into()))?;
+        if let Some(v) = versions.as_ref() {
+            return Ok(v.clone());
+        }
+        let v = self.read_versions()?;
+        *versions = Some(v.clone());
+        Ok(v)
+    }
+
+    fn read_versions(&self) -> Result<HashMap<String, String>> {
         let searcher = self.reader.searcher();
         let n = searcher.num_docs() as usize;
         let mut out = HashMap::with_capacity(n);

@@ -307,6 +307,8 @@ struct Inner {
     /// Serialises edits, syncs and re-indexing.
     edit: tokio::sync::Mutex<()>,
     sync: Mutex<SyncInfo>,
+    /// Folder backends: the stat of each file when it was last read, and when.
+    stats: Mutex<HashMap<String, (fs::FileStat, std::time::SystemTime)>>,
     #[cfg(feature = "semantic")]
     semantic: crate::semantic::SemanticIndex,
 }
@@ -420,6 +422,7 @@ impl Kb {
                 docs: RwLock::new(Docs::default()),
                 edit: tokio::sync::Mutex::new(()),
                 sync: Mutex::new(SyncInfo::default()),
+                stats: Mutex::new(HashMap::new()),
                 #[cfg(feature = "semantic")]
                 semantic: crate::semantic::SemanticIndex::default(),
             }),
@@ -442,30 +445,59 @@ impl Kb {
         &self.inner.config
     }
 
-    /// Reads every document from the backend.
-    async fn load_all(&self) -> Result<Vec<Document>> {
+    /// Reads every document from the backend. In a folder, files whose size and modification time
+    /// are unchanged since they were last read are not read or parsed again.
+    async fn load_all(&self) -> Result<Vec<Arc<Document>>> {
         match &self.inner.backend {
             Backend::Files { root, .. } => {
                 let root = root.clone();
-                let files = blocking(move || fs::scan(&root)).await?;
-                Ok(files.into_iter().map(|f| Document::new(f.path, f.content, f.modified)).collect())
+                let previous: HashMap<String, Arc<Document>> = {
+                    let g = self.inner.docs.read().expect("docs lock");
+                    g.by_path.iter().map(|(p, d)| (p.clone(), d.clone())).collect()
+                };
+                let stats = std::mem::take(&mut *self.inner.stats.lock().expect("stats lock"));
+                let (docs, stats) = blocking(move || {
+                    let mut docs = Vec::new();
+                    let mut fresh = HashMap::new();
+                    for e in fs::walk(&root)? {
+                        let key = e.path.as_str();
+                        if let (Some(doc), Some((stat, read_at))) = (previous.get(key), stats.get(key)) {
+                            if *stat == e.stat && stat.settled_at(*read_at) {
+                                fresh.insert(key.to_string(), (*stat, *read_at));
+                                docs.push(doc.clone());
+                                continue;
+                            }
+                        }
+                        let read_at = std::time::SystemTime::now();
+                        if let Some(f) = e.read()? {
+                            fresh.insert(key.to_string(), (e.stat, read_at));
+                            docs.push(Arc::new(Document::new(f.path, f.content, f.modified)));
+                        }
+                    }
+                    Ok((docs, fresh))
+                })
+                .await?;
+                *self.inner.stats.lock().expect("stats lock") = stats;
+                Ok(docs)
             }
             Backend::Database { db } | Backend::Hybrid { db, .. } => Ok(db
                 .all()
                 .await?
                 .into_iter()
-                .filter_map(|r| VaultPath::parse(&r.path).ok().map(|p| Document::new(p, r.content, Some(r.updated_at))))
+                .filter_map(|r| {
+                    VaultPath::parse(&r.path).ok().map(|p| Arc::new(Document::new(p, r.content, Some(r.updated_at))))
+                })
                 .collect()),
         }
     }
 
     /// Replaces the in-memory documents with `docs` and updates the index incrementally; returns the
     /// paths (re-)indexed and removed.
-    async fn install(&self, docs: Vec<Document>) -> Result<(Vec<String>, Vec<String>)> {
+    async fn install(&self, docs: Vec<Arc<Document>>) -> Result<(Vec<String>, Vec<String>)> {
         let indexed = self.inner.index.indexed_versions()?;
         let mut by_path = BTreeMap::new();
         for d in docs {
-            by_path.insert(d.path.as_str().to_string(), Arc::new(d));
+            by_path.insert(d.path.as_str().to_string(), d);
         }
         let changed: Vec<Arc<Document>> =
             by_path.values().filter(|d| indexed.get(d.path.as_str()) != Some(&d.version)).cloned().collect();
