@@ -130,7 +130,7 @@ async fn diverged_histories_are_rebased_or_refused() {
     })
     .await
     .unwrap();
-    git(&upstream, &["pull", "-q", "--ff-only"]).len();
+    git(&upstream, &["pull", "-q", "--ff-only"]);
     std::fs::write(upstream.join("README.md"), "remote readme\n").unwrap();
     git(&upstream, &["commit", "-q", "-am", "remote readme"]);
     git(&upstream, &["push", "-q", "origin", "main"]);

@@ -36,6 +36,7 @@ pub mod error;
 pub mod extract;
 mod metering;
 pub mod routes;
+pub mod sse;
 pub mod state;
 
 pub use error::{ApiError, ApiResult};

@@ -8,9 +8,9 @@
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Auth};
 use crate::metering::Meter;
+use crate::sse::{self, SseEvent as Event};
 use crate::state::{AppState, StreamTicket};
 use axum::extract::State;
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
 use gaia_core::auth::Principal;
@@ -20,7 +20,6 @@ use gaia_core::types::{ChatMessage, FinishReason, Role, Usage};
 use gaia_providers::{merge_usage, Candidate, ChatEvent, ChatRequest, ChatResponse, ChatStream, Routed};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::convert::Infallible;
 
 /// Body of both chat endpoints.
 #[derive(Debug, Deserialize)]
@@ -244,11 +243,11 @@ fn now_secs() -> i64 {
 }
 
 fn sse<S: Stream<Item = Event> + Send + 'static>(s: S) -> Response {
-    Sse::new(s.map(Ok::<_, Infallible>)).keep_alive(KeepAlive::default()).into_response()
+    sse::response(s)
 }
 
 fn data(v: Value) -> Event {
-    Event::default().data(v.to_string())
+    Event::data(&v.to_string())
 }
 
 /// Calls the first candidate that answers (with retries and fallbacks), metering the call.
@@ -331,7 +330,7 @@ pub async fn chat_v1(
                 let mut u = chunk(json!({}), None);
                 u["choices"] = json!([]);
                 u["usage"] = usage_json(usage);
-                vec![data(u), Event::default().data("[DONE]")]
+                vec![data(u), Event::data("[DONE]")]
             }
         };
         futures::stream::iter(out)

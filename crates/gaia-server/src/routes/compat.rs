@@ -9,19 +9,18 @@
 use crate::error::ApiError;
 use crate::extract::Auth;
 use crate::metering::Meter;
+use crate::sse::{self, SseEvent as Event};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use gaia_providers::compat::{anthropic, openai};
 use gaia_providers::response_cache::{cacheable, replay, ResponseCache};
 use gaia_providers::{ChatEvent, ChatRequest, ChatResponse, ChatStream, ProviderError, StreamAccumulator};
 use serde_json::{json, Value};
-use std::convert::Infallible;
 
 /// Which API's error shape to answer in.
 #[derive(Clone, Copy)]
@@ -56,7 +55,7 @@ fn parse_body(api: Api, body: Result<Bytes, BytesRejection>) -> Result<Value, Re
 }
 
 fn data(v: &Value) -> Event {
-    Event::default().data(v.to_string())
+    Event::data(&v.to_string())
 }
 
 /// What answered a request.
@@ -213,9 +212,9 @@ pub async fn chat_completions(
         if !failed {
             for c in renderer.finish() { yield data(&c); }
         }
-        yield Event::default().data("[DONE]");
+        yield Event::data("[DONE]");
     };
-    let resp = Sse::new(events.map(Ok::<_, Infallible>)).keep_alive(KeepAlive::default()).into_response();
+    let resp = sse::response(events);
     with_cache_header(resp, cache.status)
 }
 
@@ -252,7 +251,7 @@ pub async fn messages(
     };
     let ticket = state.stream_ticket();
     let mut renderer = anthropic::EventRenderer::new(id, asked);
-    let ev = |(name, v): (&'static str, Value)| Event::default().event(name).data(v.to_string());
+    let ev = |(name, v): (&'static str, Value)| Event::named(name, &v.to_string());
     let events = async_stream::stream! {
         let _ticket = ticket;
         for e in renderer.start() { yield ev(e); }
@@ -272,7 +271,7 @@ pub async fn messages(
             for e in renderer.finish() { yield ev(e); }
         }
     };
-    let resp = Sse::new(events.map(Ok::<_, Infallible>)).keep_alive(KeepAlive::default()).into_response();
+    let resp = sse::response(events);
     with_cache_header(resp, cache.status)
 }
 
