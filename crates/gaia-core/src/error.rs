@@ -19,6 +19,9 @@ pub enum CoreError {
     /// Credentials are missing, invalid, expired or revoked.
     #[error("unauthorized: {0}")]
     Unauthorized(String),
+    /// The caller may not do this (for example change a built-in record).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// The configuration is invalid; the message names the key.
     #[error("configuration error: {0}")]
     Config(String),
@@ -39,6 +42,7 @@ impl CoreError {
             CoreError::Conflict(_) => "conflict",
             CoreError::InvalidInput(_) => "invalid_input",
             CoreError::Unauthorized(_) => "unauthorized",
+            CoreError::Forbidden(_) => "forbidden",
             CoreError::Config(_) => "config",
             CoreError::Cache(_) => "cache",
             CoreError::Internal(_) => "internal",
@@ -50,7 +54,11 @@ impl CoreError {
     pub fn is_client_error(&self) -> bool {
         matches!(
             self,
-            CoreError::NotFound(_) | CoreError::Conflict(_) | CoreError::InvalidInput(_) | CoreError::Unauthorized(_)
+            CoreError::NotFound(_)
+                | CoreError::Conflict(_)
+                | CoreError::InvalidInput(_)
+                | CoreError::Unauthorized(_)
+                | CoreError::Forbidden(_)
         )
     }
 }

@@ -402,3 +402,95 @@ async fn concurrent_appends_keep_a_gap_free_order() {
         }
     }
 }
+
+#[tokio::test]
+async fn personas_and_user_settings() {
+    use gaia_core::storage::{PersonaInput, UserSettings, DEFAULT_PERSONA_ID};
+    for (db, s) in each_backend().await {
+        let b = db.backend;
+        let a = s.create_user("a@example.com", None, None).await.unwrap();
+        let o = s.create_user("o@example.com", None, None).await.unwrap();
+        // The built-in persona is there for everyone and cannot be changed.
+        let all = s.list_personas(&a.id).await.unwrap();
+        assert_eq!(all.len(), 1, "{b}");
+        assert_eq!(all[0].id, DEFAULT_PERSONA_ID);
+        assert!(all[0].is_builtin());
+        let e = s.update_persona(&a.id, DEFAULT_PERSONA_ID, &PersonaInput::default()).await.unwrap_err();
+        assert!(matches!(e, CoreError::Forbidden(_)), "{b}: {e}");
+        assert!(matches!(s.delete_persona(&a.id, DEFAULT_PERSONA_ID).await, Err(CoreError::Forbidden(_))));
+        // Create: name and prompt are required; values are checked.
+        let mut input = PersonaInput { name: Some("Scout".into()), ..Default::default() };
+        assert!(matches!(s.create_persona(&a.id, &input).await, Err(CoreError::InvalidInput(_))));
+        input.system_prompt = Some("You are a scout. 🧭".into());
+        input.temperature = Some(3.0);
+        assert!(matches!(s.create_persona(&a.id, &input).await, Err(CoreError::InvalidInput(_))));
+        input.temperature = Some(0.25);
+        input.model = Some("gpt-4o-mini".into());
+        let scout = s.create_persona(&a.id, &input).await.unwrap();
+        assert_eq!(scout.user_id.as_deref(), Some(a.id.as_str()));
+        assert_eq!(scout.temperature, Some(0.25), "{b}");
+        assert_eq!(scout.system_prompt, "You are a scout. 🧭");
+        // Another user neither sees nor touches it.
+        assert_eq!(s.list_personas(&o.id).await.unwrap().len(), 1);
+        assert!(s.get_persona(&o.id, &scout.id).await.unwrap().is_none());
+        assert!(matches!(s.update_persona(&o.id, &scout.id, &input).await, Err(CoreError::NotFound(_))));
+        assert!(matches!(s.delete_persona(&o.id, &scout.id).await, Err(CoreError::NotFound(_))));
+        // Update: only the given fields; empty clears, negative temperature clears.
+        let upd = PersonaInput { model: Some(String::new()), temperature: Some(-1.0), ..Default::default() };
+        let scout2 = s.update_persona(&a.id, &scout.id, &upd).await.unwrap();
+        assert_eq!((scout2.name.as_str(), scout2.model.as_deref(), scout2.temperature), ("Scout", None, None), "{b}");
+        // Settings: default persona must be visible; theme dark or light.
+        let set = UserSettings {
+            default_persona_id: Some(scout.id.clone()),
+            theme: Some("dark".into()),
+            ..Default::default()
+        };
+        let got = s.update_user_settings(&a.id, &set).await.unwrap();
+        assert_eq!(got.default_persona_id.as_deref(), Some(scout.id.as_str()));
+        assert_eq!(s.user_settings(&a.id).await.unwrap().theme.as_deref(), Some("dark"));
+        let bad = UserSettings { theme: Some("neon".into()), ..Default::default() };
+        assert!(matches!(s.update_user_settings(&a.id, &bad).await, Err(CoreError::InvalidInput(_))));
+        let foreign = UserSettings { default_persona_id: Some(scout.id.clone()), ..Default::default() };
+        assert!(matches!(s.update_user_settings(&o.id, &foreign).await, Err(CoreError::NotFound(_))));
+        // Deleting a persona resets what used it.
+        let c = s.create_conversation_with_persona(&a.id, Some("t"), None, Some(&scout.id)).await.unwrap();
+        assert_eq!(c.persona_id.as_deref(), Some(scout.id.as_str()));
+        s.delete_persona(&a.id, &scout.id).await.unwrap();
+        assert_eq!(s.user_settings(&a.id).await.unwrap().default_persona_id, None, "{b}");
+        assert_eq!(s.get_conversation(&a.id, &c.id).await.unwrap().unwrap().persona_id, None);
+        assert_eq!(s.list_personas(&a.id).await.unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn conversation_search_over_titles_and_messages() {
+    for (db, s) in each_backend().await {
+        let b = db.backend;
+        let a = s.create_user("a@example.com", None, None).await.unwrap();
+        let o = s.create_user("o@example.com", None, None).await.unwrap();
+        let c1 = s.create_conversation(&a.id, Some("Dragon lore"), None).await.unwrap();
+        let c2 = s.create_conversation(&a.id, Some("Shopping"), None).await.unwrap();
+        s.add_message(&c2.id, Role::User, "Where is the DRAGON's cave? 100% sure it's near_here", None, None)
+            .await
+            .unwrap();
+        let c3 = s.create_conversation(&a.id, Some("Other"), None).await.unwrap();
+        s.add_message(&c3.id, Role::User, "nothing to see", None, None).await.unwrap();
+        let theirs = s.create_conversation(&o.id, Some("dragon of someone else"), None).await.unwrap();
+        let hits = s.search_conversations(&a.id, "dragon", 50).await.unwrap();
+        let ids: Vec<_> = hits.iter().map(|h| h.conversation.id.as_str()).collect();
+        assert_eq!(ids, [c2.id.as_str(), c1.id.as_str()], "{b}");
+        assert!(!ids.contains(&theirs.id.as_str()));
+        assert!(!hits[0].title_match && hits[0].snippet.as_deref().unwrap().contains("DRAGON"));
+        assert!(hits[1].title_match && hits[1].snippet.is_none());
+        // LIKE wildcards in the query are literal.
+        let pct = s.search_conversations(&a.id, "100%", 50).await.unwrap();
+        assert_eq!(pct.len(), 1, "{b}");
+        assert_eq!(s.search_conversations(&a.id, "near_h", 50).await.unwrap().len(), 1);
+        assert!(s.search_conversations(&a.id, "near%h", 50).await.unwrap().is_empty());
+        assert_eq!(s.search_conversations(&a.id, "e_h", 50).await.unwrap().len(), 0, "{b}");
+        assert!(matches!(s.search_conversations(&a.id, "  ", 50).await, Err(CoreError::InvalidInput(_))));
+        // Deleted conversations are not found.
+        s.delete_conversation(&a.id, &c1.id).await.unwrap();
+        assert_eq!(s.search_conversations(&a.id, "dragon", 50).await.unwrap().len(), 1);
+    }
+}

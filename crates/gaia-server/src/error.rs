@@ -56,6 +56,7 @@ impl From<CoreError> for ApiError {
             CoreError::Unauthorized(m) => ApiError::unauthorized(m),
             CoreError::NotFound(m) => ApiError::not_found(m),
             CoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
+            CoreError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, m),
             CoreError::InvalidInput(m) => ApiError::bad_request(m),
             CoreError::Database(m) => {
                 tracing::error!(error = %m, "database error");

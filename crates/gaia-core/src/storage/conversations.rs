@@ -20,10 +20,25 @@ pub struct Conversation {
     pub title: Option<String>,
     /// Model last used.
     pub model: Option<String>,
+    /// Persona of the conversation (`None`: the user's default).
+    #[serde(default)]
+    pub persona_id: Option<String>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change (new message, rename).
     pub updated_at: DateTime<Utc>,
+}
+
+/// A conversation found by [`Storage::search_conversations`], with the first matching message text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationHit {
+    /// The conversation.
+    #[serde(flatten)]
+    pub conversation: Conversation,
+    /// Whether the title matched.
+    pub title_match: bool,
+    /// A matching message's text around the match, when a message matched.
+    pub snippet: Option<String>,
 }
 
 /// A stored message.
@@ -47,7 +62,7 @@ pub struct StoredMessage {
     pub created_at: DateTime<Utc>,
 }
 
-const CONV_COLS: &str = "id, user_id, title, model, created_at, updated_at";
+const CONV_COLS: &str = "id, user_id, title, model, persona_id, created_at, updated_at";
 const MSG_COLS: &str = "id, conversation_id, role, content, model, input_tokens, output_tokens, created_at";
 
 fn saturating_i64(n: u64) -> i64 {
@@ -60,9 +75,42 @@ fn row_to_conv(r: &AnyRow) -> Result<Conversation> {
         user_id: r.try_get("user_id")?,
         title: r.try_get("title")?,
         model: r.try_get("model")?,
+        persona_id: r.try_get("persona_id")?,
         created_at: from_ms(r.try_get("created_at")?),
         updated_at: from_ms(r.try_get("updated_at")?),
     })
+}
+
+/// `text` as a `LIKE` pattern matching it anywhere (with `\` as the escape character).
+fn like_pattern(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    p.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// Up to `width` characters of `text` around the first case-insensitive occurrence of `needle`.
+fn snippet_around(text: &str, needle: &str, width: usize) -> String {
+    let lower = text.to_lowercase();
+    let chars: Vec<char> = text.chars().collect();
+    // Position in characters (lower-casing can change byte lengths, rarely character counts).
+    let at = lower.find(&needle.to_lowercase()).map(|b| lower[..b].chars().count()).unwrap_or(0).min(chars.len());
+    let start = at.saturating_sub(width / 3);
+    let end = (start + width).min(chars.len());
+    let mut s: String = chars[start..end].iter().collect();
+    if start > 0 {
+        s.insert(0, '…');
+    }
+    if end < chars.len() {
+        s.push('…');
+    }
+    s
 }
 
 fn row_to_msg(r: &AnyRow) -> Result<StoredMessage> {
@@ -87,18 +135,30 @@ impl Storage {
         title: Option<&str>,
         model: Option<&str>,
     ) -> Result<Conversation> {
+        self.create_conversation_with_persona(user_id, title, model, None).await
+    }
+
+    /// Creates a conversation for `user_id` with a persona (checked by the caller).
+    pub async fn create_conversation_with_persona(
+        &self,
+        user_id: &str,
+        title: Option<&str>,
+        model: Option<&str>,
+        persona_id: Option<&str>,
+    ) -> Result<Conversation> {
         let (title, model) = (title.map(clean_text), model.map(clean_text));
         let (title, model) = (title.as_deref(), model.as_deref());
         let id = new_id();
         let now = now_ms();
         sqlx::query(
-            "INSERT INTO conversations (id, user_id, title, model, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5)",
+            "INSERT INTO conversations (id, user_id, title, model, persona_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6)",
         )
         .bind(&id)
         .bind(user_id)
         .bind(title)
         .bind(model)
+        .bind(persona_id)
         .bind(now)
         .execute(self.pool())
         .await
@@ -111,6 +171,7 @@ impl Storage {
             user_id: user_id.to_string(),
             title: title.map(str::to_string),
             model: model.map(str::to_string),
+            persona_id: persona_id.map(str::to_string),
             created_at: from_ms(now),
             updated_at: from_ms(now),
         })
@@ -170,6 +231,62 @@ impl Storage {
         .execute(self.pool())
         .await?;
         Ok(r.rows_affected() > 0)
+    }
+
+    /// Sets (or clears) the persona of a live conversation of `user_id`; `false` if not found.
+    pub async fn set_conversation_persona(&self, user_id: &str, id: &str, persona_id: Option<&str>) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE conversations SET persona_id = $1, updated_at = $2 \
+             WHERE id = $3 AND user_id = $4 AND deleted_at IS NULL",
+        )
+        .bind(persona_id)
+        .bind(now_ms())
+        .bind(id)
+        .bind(user_id)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// The user's live conversations whose title or any message contains `query` (case-insensitive),
+    /// most recently updated first.
+    pub async fn search_conversations(&self, user_id: &str, query: &str, limit: i64) -> Result<Vec<ConversationHit>> {
+        let query = query.trim();
+        if query.is_empty() {
+            return Err(CoreError::InvalidInput("the search text is empty".into()));
+        }
+        let pattern = like_pattern(query);
+        let rows = sqlx::query(&format!(
+            "SELECT {CONV_COLS} FROM conversations c WHERE c.user_id = $1 AND c.deleted_at IS NULL AND \
+             (LOWER(COALESCE(c.title, '')) LIKE $2 ESCAPE '\\' OR EXISTS (SELECT 1 FROM messages m \
+              WHERE m.conversation_id = c.id AND LOWER(m.content) LIKE $2 ESCAPE '\\')) \
+             ORDER BY c.updated_at DESC, c.id DESC LIMIT $3"
+        ))
+        .bind(user_id)
+        .bind(&pattern)
+        .bind(limit.clamp(1, 200))
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let conversation = row_to_conv(r)?;
+            let title_match =
+                conversation.title.as_deref().is_some_and(|t| t.to_lowercase().contains(&query.to_lowercase()));
+            let m = sqlx::query(
+                "SELECT content FROM messages WHERE conversation_id = $1 AND LOWER(content) LIKE $2 ESCAPE '\\' \
+                 ORDER BY seq LIMIT 1",
+            )
+            .bind(&conversation.id)
+            .bind(&pattern)
+            .fetch_optional(self.pool())
+            .await?;
+            let snippet = match m {
+                Some(row) => Some(snippet_around(&row.try_get::<String, _>("content")?, query, 160)),
+                None => None,
+            };
+            out.push(ConversationHit { conversation, title_match, snippet });
+        }
+        Ok(out)
     }
 
     /// Marks the conversation as updated now.
