@@ -66,6 +66,7 @@
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod context;
 pub mod error;
 pub mod events;
 pub mod storage;

@@ -159,7 +159,7 @@ pub fn request_body(req: &ChatRequest, stream: bool, default_max_tokens: u32) ->
         body.insert("system".into(), json!(system.join("\n\n")));
     }
     if let Some(t) = req.temperature {
-        body.insert("temperature".into(), json!(t));
+        body.insert("temperature".into(), crate::openai::f32_json(t));
     }
     if let Some(p) = req.top_p {
         body.insert("top_p".into(), json!(p));

@@ -116,7 +116,7 @@ pub fn request_body(req: &ChatRequest, stream: bool) -> Value {
     body.insert("model".into(), json!(req.model));
     body.insert("messages".into(), Value::Array(messages));
     if let Some(t) = req.temperature {
-        body.insert("temperature".into(), json!(t));
+        body.insert("temperature".into(), f32_json(t));
     }
     if let Some(t) = req.max_tokens {
         body.insert("max_tokens".into(), json!(t));
@@ -347,4 +347,10 @@ impl Provider for OpenAiProvider {
             message: r.err().map(|e| e.to_string()),
         }
     }
+}
+
+/// An `f32` as the JSON number that prints like it (`0.3`, not `0.30000001192092896`, which a plain
+/// widening to `f64` would give).
+pub(crate) fn f32_json(v: f32) -> Value {
+    v.to_string().parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Value::Number).unwrap_or(Value::Null)
 }

@@ -65,7 +65,20 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/validate", post(routes::auth::validate))
         .route("/chat", post(routes::chat::chat_v1))
         .route("/conversations", get(routes::conversations::list).post(routes::conversations::create))
-        .route("/conversations/{id}", get(routes::conversations::get).delete(routes::conversations::delete))
+        .route(
+            "/conversations/{id}",
+            get(routes::conversations::get).patch(routes::conversations::update).delete(routes::conversations::delete),
+        )
+        .route("/conversations/{id}/export", get(routes::conversations::export))
+        .route("/personas", get(routes::personas::list).post(routes::personas::create))
+        .route(
+            "/personas/{id}",
+            get(routes::personas::get)
+                .patch(routes::personas::update)
+                .put(routes::personas::update)
+                .delete(routes::personas::delete),
+        )
+        .route("/settings", get(routes::personas::settings).patch(routes::personas::update_settings))
         .route("/conversations/{id}/messages", get(routes::conversations::messages))
         .route("/models", get(routes::models::list))
         .route("/providers", get(routes::providers::list).post(routes::providers::add))

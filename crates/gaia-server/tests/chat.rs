@@ -41,10 +41,18 @@ async fn non_streaming_chat_both_providers_and_history() {
                 .unwrap();
             assert_eq!(r.status(), 200);
             let sent = s.mock.as_ref().unwrap().last_request().unwrap();
+            // The persona's system prompt goes first (in `system` for Anthropic, a message for OpenAI).
+            let system = if model.starts_with("openai") {
+                sent["messages"][0]["content"].as_str().unwrap_or_default().to_string()
+            } else {
+                sent["system"].as_str().map(str::to_string).unwrap_or_else(|| sent["system"].to_string())
+            };
+            assert!(system.contains("You are Gaia"), "{model}: {system}");
             let texts: Vec<String> = sent["messages"]
                 .as_array()
                 .unwrap()
                 .iter()
+                .filter(|m| m["role"] != "system")
                 .map(|m| {
                     let c = &m["content"];
                     c.as_str()

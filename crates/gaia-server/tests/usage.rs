@@ -59,8 +59,11 @@ async fn every_call_is_metered_and_reported() {
         assert_eq!(t["requests"], 5, "{}: {v}", s.backend);
         assert_eq!(t["errors"], 1);
         // The mock counts words: "one two" → 2 in, "Mock reply to: one two" → 5 out; "hi" → 1 in, 4 out
-        // (twice); "stream me" → 2 in, 5 out; the failed call reports none.
-        assert_eq!(t["input_tokens"], 6);
+        // (twice); "stream me" → 2 in, 5 out; the failed call reports none. The two successful calls to
+        // `/api/v1/chat` also send the built-in persona's system prompt.
+        let personas: Value = s.get("/api/v1/personas", &key).send().await.unwrap().json().await.unwrap();
+        let prompt_words = personas["personas"][0]["system_prompt"].as_str().unwrap().split_whitespace().count();
+        assert_eq!(t["input_tokens"], 6 + 2 * prompt_words as u64);
         assert_eq!(t["output_tokens"], 18);
         let by_provider = v["by_provider"].as_array().unwrap();
         assert_eq!(by_provider.len(), 2);

@@ -45,6 +45,23 @@ pub struct Config {
     pub routing: RoutingConfig,
     /// Knowledge base (`[kb]`); none when unset.
     pub kb: Option<KbConfig>,
+    /// Chat behaviour (`[chat]`).
+    pub chat: ChatConfig,
+}
+
+/// Chat behaviour.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChatConfig {
+    /// After the first exchange of a new conversation, ask the model for a short title (else the
+    /// first line of the first message stays the title).
+    pub auto_title: bool,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        ChatConfig { auto_title: true }
+    }
 }
 
 /// HTTP server settings.
@@ -84,6 +101,7 @@ impl Default for Config {
             providers: Vec::new(),
             routing: RoutingConfig::default(),
             kb: None,
+            chat: ChatConfig::default(),
         }
     }
 }
@@ -133,6 +151,7 @@ impl fmt::Debug for Config {
             .field("providers", &self.providers)
             .field("routing", &self.routing)
             .field("kb", &self.kb)
+            .field("chat", &self.chat)
             .finish()
     }
 }

@@ -233,6 +233,30 @@ impl Storage {
         Ok(r.rows_affected() > 0)
     }
 
+    /// Sets the title of a live conversation of `user_id` only if it is still `expected` (so that an
+    /// automatic title never overwrites a rename made meanwhile); `false` if nothing changed.
+    pub async fn replace_conversation_title(
+        &self,
+        user_id: &str,
+        id: &str,
+        expected: Option<&str>,
+        title: &str,
+    ) -> Result<bool> {
+        let title = clean_text(title);
+        let r = sqlx::query(
+            "UPDATE conversations SET title = $1, updated_at = $2 WHERE id = $3 AND user_id = $4 \
+             AND deleted_at IS NULL AND COALESCE(title, '') = $5",
+        )
+        .bind(title.as_ref())
+        .bind(now_ms())
+        .bind(id)
+        .bind(user_id)
+        .bind(expected.unwrap_or(""))
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
     /// Sets (or clears) the persona of a live conversation of `user_id`; `false` if not found.
     pub async fn set_conversation_persona(&self, user_id: &str, id: &str, persona_id: Option<&str>) -> Result<bool> {
         let r = sqlx::query(

@@ -14,8 +14,9 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
 use gaia_core::auth::Principal;
+use gaia_core::context;
 use gaia_core::events::Event as BusEvent;
-use gaia_core::storage::Conversation;
+use gaia_core::storage::{Conversation, DEFAULT_PERSONA_ID};
 use gaia_core::types::{ChatMessage, FinishReason, Role, Usage};
 use gaia_providers::{merge_usage, Candidate, ChatEvent, ChatRequest, ChatResponse, ChatStream, Routed};
 use serde::Deserialize;
@@ -44,6 +45,10 @@ pub struct ChatBody {
     /// Most tokens to generate.
     #[serde(default)]
     pub max_tokens: Option<u32>,
+    /// Persona for this turn (and, from now on, for the conversation); else the conversation's, else
+    /// the user's default, else the built-in one.
+    #[serde(default)]
+    pub persona_id: Option<String>,
 }
 
 /// A prepared turn: the conversation, the provider and the request to send it.
@@ -51,6 +56,10 @@ struct Turn {
     conversation: Conversation,
     candidates: Vec<Candidate>,
     request: ChatRequest,
+    /// The conversation was created by this turn (its title is provisional).
+    is_new: bool,
+    /// The user's message.
+    message: String,
 }
 
 fn title_from(message: &str) -> String {
@@ -77,35 +86,179 @@ async fn prepare(state: &AppState, user_id: &str, body: ChatBody) -> ApiResult<T
         ),
         None => None,
     };
-    let candidates = state.providers().candidates(body.model.as_deref().unwrap_or_default()).await?;
-    let model = candidates[0].1.clone();
-    let conversation = match existing {
-        Some(c) => c,
+    // Persona: the request's, the conversation's, the user's default, the built-in one.
+    let settings = storage.user_settings(user_id).await?;
+    let asked_persona = body.persona_id.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let persona = match asked_persona {
+        Some(id) => Some(
+            storage
+                .get_persona(user_id, id)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("Persona {id} not found")))?,
+        ),
         None => {
-            let c = storage.create_conversation(user_id, Some(&title_from(message)), Some(&model)).await?;
-            state.events().publish(BusEvent::ConversationUpdated { conversation_id: c.id.clone() });
-            c
+            let mut found = None;
+            let wanted = existing
+                .as_ref()
+                .and_then(|c| c.persona_id.clone())
+                .into_iter()
+                .chain(settings.default_persona_id.clone());
+            for id in wanted.chain(std::iter::once(DEFAULT_PERSONA_ID.to_string())) {
+                if let Some(p) = storage.get_persona(user_id, &id).await? {
+                    found = Some(p);
+                    break;
+                }
+            }
+            found
         }
     };
-    let mut messages = Vec::new();
-    if let Some(s) = body.system.as_deref().filter(|s| !s.trim().is_empty()) {
-        messages.push(ChatMessage::system(s));
-    }
-    for m in storage.list_messages(&conversation.id).await? {
-        if matches!(m.role, Role::User | Role::Assistant | Role::System) && !m.content.is_empty() {
-            messages.push(ChatMessage::new(m.role, m.content));
+    let model_asked = body
+        .model
+        .clone()
+        .filter(|m| !m.trim().is_empty())
+        .or_else(|| persona.as_ref().and_then(|p| p.model.clone()))
+        .or(settings.default_model.clone())
+        .unwrap_or_default();
+    let candidates = state.providers().candidates(&model_asked).await?;
+    let model = candidates[0].1.clone();
+    let persona_id = persona.as_ref().map(|p| p.id.clone());
+    let (conversation, is_new) = match existing {
+        Some(c) => {
+            if asked_persona.is_some() && c.persona_id != persona_id {
+                storage.set_conversation_persona(user_id, &c.id, persona_id.as_deref()).await?;
+            }
+            (c, false)
         }
+        None => {
+            let c = storage
+                .create_conversation_with_persona(
+                    user_id,
+                    Some(&title_from(message)),
+                    Some(&model),
+                    persona_id.as_deref(),
+                )
+                .await?;
+            state.events().publish(BusEvent::ConversationUpdated { conversation_id: c.id.clone() });
+            (c, true)
+        }
+    };
+    let mut system = Vec::new();
+    if let Some(p) = &persona {
+        system.push(ChatMessage::system(p.system_prompt.clone()));
     }
-    messages.push(ChatMessage::user(message));
+    if let Some(s) = body.system.as_deref().filter(|s| !s.trim().is_empty()) {
+        system.push(ChatMessage::system(s));
+    }
+    let history: Vec<ChatMessage> = storage
+        .list_messages(&conversation.id)
+        .await?
+        .into_iter()
+        .filter(|m| matches!(m.role, Role::User | Role::Assistant | Role::System) && !m.content.is_empty())
+        .map(|m| ChatMessage::new(m.role, m.content))
+        .collect();
+    // Bound the history by the model's context window (oldest turns dropped first).
+    let (provider, _) = &candidates[0];
+    let window = state
+        .providers()
+        .model_entry(provider.name(), &model)
+        .and_then(|m| m.context_window)
+        .unwrap_or(context::DEFAULT_CONTEXT_WINDOW);
+    let reserve = body.max_tokens.unwrap_or(context::DEFAULT_ANSWER_RESERVE).min(window / 2);
+    let (messages, dropped) = context::fit_history(system, history, ChatMessage::user(message), window, reserve);
+    if dropped > 0 {
+        tracing::debug!(conversation_id = %conversation.id, dropped, window, "older messages left out of the prompt");
+    }
     let stored = storage.add_message(&conversation.id, Role::User, message, None, None).await?;
     state
         .events()
         .publish(BusEvent::MessageCreated { conversation_id: conversation.id.clone(), message_id: stored.id });
     let mut request = ChatRequest::new(model, messages);
-    request.temperature = body.temperature;
+    request.temperature = body.temperature.or_else(|| persona.as_ref().and_then(|p| p.temperature).map(|t| t as f32));
     request.max_tokens = body.max_tokens;
     request.user = Some(user_id.to_string());
-    Ok(Turn { conversation, candidates, request })
+    Ok(Turn { conversation, candidates, request, is_new, message: message.to_string() })
+}
+
+/// The background job that gives a new conversation a title from its first exchange.
+struct AutoTitle {
+    state: AppState,
+    principal: Principal,
+    conversation: Conversation,
+    candidates: Vec<Candidate>,
+    model: String,
+    message: String,
+}
+
+impl AutoTitle {
+    /// The job for `turn`, when the conversation is new and automatic titles are on.
+    fn for_turn(state: &AppState, p: &Principal, turn: &Turn) -> Option<AutoTitle> {
+        (turn.is_new && state.config().chat.auto_title).then(|| AutoTitle {
+            state: state.clone(),
+            principal: p.clone(),
+            conversation: turn.conversation.clone(),
+            candidates: turn.candidates.clone(),
+            model: turn.request.model.clone(),
+            message: turn.message.clone(),
+        })
+    }
+
+    /// Asks the model for a short title in the background; the provisional title (the first line of
+    /// the message) stays if that fails or if the user renamed the conversation meanwhile.
+    fn spawn(self, answer: &str) {
+        if answer.trim().is_empty() {
+            return;
+        }
+        let excerpt = |t: &str| t.chars().take(1_000).collect::<String>();
+        let prompt = format!(
+            "Write a title of at most six words for a conversation that starts like this. Reply with the \
+             title only, no quotes.\n\nUser: {}\n\nAssistant: {}",
+            excerpt(&self.message),
+            excerpt(answer)
+        );
+        tokio::spawn(async move {
+            let AutoTitle { state, principal: p, conversation: conv, candidates, model, .. } = self;
+            let mut req = ChatRequest::new(model, vec![ChatMessage::user(prompt)]);
+            req.temperature = Some(0.2);
+            req.max_tokens = Some(24);
+            req.user = Some(p.user_id.clone());
+            let mut meter = Meter::start(&state, &p, "chat_title");
+            let title = match state.providers().chat_routed(&candidates, &req).await {
+                Ok(r) => {
+                    meter.target(r.provider.name(), &r.model);
+                    meter.usage(r.value.usage);
+                    meter.finish(200, None);
+                    clean_title(&r.value.content)
+                }
+                Err(f) => {
+                    meter.failed(&f);
+                    None
+                }
+            };
+            let Some(title) = title else { return };
+            // Only replace the provisional title: a rename by the user wins.
+            match state.storage().replace_conversation_title(&p.user_id, &conv.id, conv.title.as_deref(), &title).await
+            {
+                Ok(true) => {
+                    state.events().publish(BusEvent::ConversationUpdated { conversation_id: conv.id.clone() });
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, conversation_id = %conv.id, "cannot store the automatic title"),
+            }
+        });
+    }
+}
+
+/// A model's answer as a title: its first non-empty line, without quotes, Markdown marks or a final
+/// period, at most 80 characters; `None` when nothing is left.
+fn clean_title(raw: &str) -> Option<String> {
+    let line = raw.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let line = line.trim_start_matches(['#', '*', '-', ' ']).trim();
+    let line = line.strip_prefix("Title:").or_else(|| line.strip_prefix("title:")).unwrap_or(line).trim();
+    let line = line.trim_matches(['"', '\'', '*', '`', '“', '”']).trim().trim_end_matches('.').trim();
+    if line.is_empty() {
+        return None;
+    }
+    Some(title_from(line))
 }
 
 async fn store_answer(
@@ -198,6 +351,7 @@ fn turn_events(
     model: String,
     mut upstream: ChatStream,
     meter: Meter,
+    title: Option<AutoTitle>,
 ) -> impl Stream<Item = TurnEvent> {
     async_stream::stream! {
         let mut guard = StreamGuard::new(&state, conversation_id, model, meter);
@@ -226,6 +380,9 @@ fn turn_events(
         }
         drop(upstream);
         guard.save().await;
+        if let (Some(job), None) = (title, &failed) {
+            job.spawn(&guard.content);
+        }
         match failed {
             Some((status, message)) => guard.meter.finish(status, Some(message)),
             None => guard.meter.finish(200, None),
@@ -302,6 +459,9 @@ pub async fn chat_v1(
         let routed = complete(&state, &p, &turn, "chat").await?;
         let (r, model) = (routed.value, routed.model);
         let message_id = store_answer(&state, &conv_id, &r.content, &model, r.usage).await;
+        if let Some(job) = AutoTitle::for_turn(&state, &p, &turn) {
+            job.spawn(&r.content);
+        }
         return Ok(axum::Json(json!({
             "id": id, "object": "chat.completion", "created": created, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": r.content}, "finish_reason": r.finish_reason.as_openai()}],
@@ -312,7 +472,8 @@ pub async fn chat_v1(
     }
     let (routed, meter) = open_stream(&state, &p, &turn, "chat").await?;
     let (provider, model) = (routed.provider.name().to_string(), routed.model);
-    let events = turn_events(state, conv_id.clone(), model.clone(), routed.value, meter);
+    let title = AutoTitle::for_turn(&state, &p, &turn);
+    let events = turn_events(state, conv_id.clone(), model.clone(), routed.value, meter, title);
     let chunk = move |delta: Value, finish: Option<&str>| {
         json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
@@ -352,11 +513,15 @@ pub async fn chat_v03(
         let routed = complete(&state, &p, &turn, "chat_v0.3").await?;
         let r = routed.value;
         store_answer(&state, &conv_id, &r.content, &routed.model, r.usage).await;
+        if let Some(job) = AutoTitle::for_turn(&state, &p, &turn) {
+            job.spawn(&r.content);
+        }
         return Ok(axum::Json(json!({"response": r.content, "conversation_id": conv_id})).into_response());
     }
     let (routed, meter) = open_stream(&state, &p, &turn, "chat_v0.3").await?;
     let model = routed.model;
-    let events = turn_events(state, conv_id.clone(), model.clone(), routed.value, meter);
+    let title = AutoTitle::for_turn(&state, &p, &turn);
+    let events = turn_events(state, conv_id.clone(), model.clone(), routed.value, meter, title);
     let head =
         futures::stream::iter(vec![data(json!({"type": "metadata", "conversation_id": conv_id, "model": model}))]);
     let body = events.filter_map(move |ev| {
@@ -373,7 +538,14 @@ pub async fn chat_v03(
 
 #[cfg(test)]
 mod tests {
-    use super::title_from;
+    use super::{clean_title, title_from};
+
+    #[test]
+    fn model_titles_are_cleaned() {
+        assert_eq!(clean_title("\"The Dragon's Cave.\"\nmore").as_deref(), Some("The Dragon's Cave"));
+        assert_eq!(clean_title("## Title: Safe houses").as_deref(), Some("Safe houses"));
+        assert_eq!(clean_title("  \n \"\" "), None);
+    }
 
     #[test]
     fn titles() {

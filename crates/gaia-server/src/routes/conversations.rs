@@ -1,8 +1,10 @@
-//! Conversations: `GET/POST /api/v1/conversations`, `GET/DELETE /api/v1/conversations/{id}`,
-//! `GET /api/v1/conversations/{id}/messages`. Another user's conversation is a 404.
+//! Conversations: `GET/POST /api/v1/conversations` (paged, newest first; `?q=` searches titles and
+//! message text), `GET/PATCH/DELETE /api/v1/conversations/{id}` (PATCH renames or changes the persona),
+//! `GET /api/v1/conversations/{id}/messages`, `GET /api/v1/conversations/{id}/export?format=json|markdown`.
+//! Another user's conversation is a 404.
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Auth, OptionalJson};
+use crate::extract::{ApiJson, Auth, OptionalJson};
 use crate::state::AppState;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -23,6 +25,9 @@ pub struct Page {
     /// Items to skip.
     #[serde(default)]
     pub offset: i64,
+    /// Search text: only conversations whose title or messages contain it.
+    #[serde(default)]
+    pub q: Option<String>,
 }
 
 fn default_limit() -> i64 {
@@ -38,6 +43,37 @@ pub struct NewConversation {
     /// Model.
     #[serde(default)]
     pub model: Option<String>,
+    /// Persona (built-in or the caller's own).
+    #[serde(default)]
+    pub persona_id: Option<String>,
+}
+
+/// Body of `PATCH /api/v1/conversations/{id}`: the fields to change.
+#[derive(Debug, Default, Deserialize)]
+pub struct ConversationPatch {
+    /// New title (empty clears it).
+    #[serde(default)]
+    pub title: Option<String>,
+    /// New persona (empty: the caller's default).
+    #[serde(default)]
+    pub persona_id: Option<String>,
+}
+
+/// Query of the export.
+#[derive(Debug, Deserialize)]
+pub struct ExportQuery {
+    /// `json` (default) or `markdown` (`md`).
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+async fn check_persona(state: &AppState, user_id: &str, persona_id: Option<&str>) -> ApiResult<()> {
+    if let Some(id) = persona_id {
+        if state.storage().get_persona(user_id, id).await?.is_none() {
+            return Err(ApiError::not_found(format!("Persona {id} not found")));
+        }
+    }
+    Ok(())
 }
 
 async fn owned(state: &AppState, user_id: &str, id: &str) -> ApiResult<Conversation> {
@@ -58,6 +94,13 @@ pub async fn list(
     if !(1..=200).contains(&page.limit) || page.offset < 0 {
         return Err(ApiError::bad_request("limit must be 1 to 200 and offset at least 0"));
     }
+    if let Some(q) = page.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        if q.chars().count() > 200 {
+            return Err(ApiError::bad_request("the search text must be at most 200 characters"));
+        }
+        let hits = state.storage().search_conversations(&p.user_id, q, page.limit).await?;
+        return Ok(Json(json!({"conversations": hits, "limit": page.limit, "offset": 0, "q": q})));
+    }
     let items = state.storage().list_conversations(&p.user_id, page.limit, page.offset).await?;
     Ok(Json(json!({"conversations": items, "limit": page.limit, "offset": page.offset})))
 }
@@ -71,7 +114,12 @@ pub async fn create(
     if body.title.as_deref().is_some_and(|t| t.chars().count() > 500) {
         return Err(ApiError::bad_request("title must be at most 500 characters"));
     }
-    let c = state.storage().create_conversation(&p.user_id, body.title.as_deref(), body.model.as_deref()).await?;
+    let persona = body.persona_id.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    check_persona(&state, &p.user_id, persona).await?;
+    let c = state
+        .storage()
+        .create_conversation_with_persona(&p.user_id, body.title.as_deref(), body.model.as_deref(), persona)
+        .await?;
     state.events().publish(Event::ConversationUpdated { conversation_id: c.id.clone() });
     Ok((StatusCode::CREATED, Json(c)))
 }
@@ -100,4 +148,77 @@ pub async fn messages(State(state): State<AppState>, Auth(p): Auth, Path(id): Pa
     let c = owned(&state, &p.user_id, &id).await?;
     let msgs = state.storage().list_messages(&c.id).await?;
     Ok(Json(json!({"conversation_id": c.id, "messages": msgs})))
+}
+
+/// Renames a conversation or changes its persona.
+pub async fn update(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ConversationPatch>,
+) -> ApiResult<Json<Conversation>> {
+    owned(&state, &p.user_id, &id).await?;
+    if let Some(t) = &body.title {
+        if t.chars().count() > 500 {
+            return Err(ApiError::bad_request("title must be at most 500 characters"));
+        }
+        let t = t.trim();
+        state.storage().rename_conversation(&p.user_id, &id, (!t.is_empty()).then_some(t)).await?;
+    }
+    if let Some(persona) = &body.persona_id {
+        let persona = Some(persona.trim()).filter(|s| !s.is_empty());
+        check_persona(&state, &p.user_id, persona).await?;
+        state.storage().set_conversation_persona(&p.user_id, &id, persona).await?;
+    }
+    let c = owned(&state, &p.user_id, &id).await?;
+    state.events().publish(Event::ConversationUpdated { conversation_id: c.id.clone() });
+    Ok(Json(c))
+}
+
+/// The conversation with its messages, as JSON or Markdown, as a download.
+pub async fn export(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    q: Result<Query<ExportQuery>, QueryRejection>,
+) -> ApiResult<axum::response::Response> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let c = owned(&state, &p.user_id, &id).await?;
+    let msgs = state.storage().list_messages(&c.id).await?;
+    let stem = format!("conversation-{}", c.id);
+    let (body, content_type, ext) = match q.format.as_deref().unwrap_or("json") {
+        "json" => {
+            let v = json!({"conversation": c, "messages": msgs, "exported_at": chrono::Utc::now()});
+            (serde_json::to_string_pretty(&v).map_err(ApiError::internal)?, "application/json", "json")
+        }
+        "markdown" | "md" => (to_markdown(&c, &msgs), "text/markdown; charset=utf-8", "md"),
+        other => return Err(ApiError::bad_request(format!("unknown export format `{other}` (json or markdown)"))),
+    };
+    let disposition = format!("attachment; filename=\"{stem}.{ext}\"");
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, content_type.to_string()),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// A conversation as Markdown: a title, then each message under its author and time.
+pub fn to_markdown(c: &Conversation, msgs: &[gaia_core::storage::StoredMessage]) -> String {
+    let mut out = format!("# {}\n\n", c.title.as_deref().unwrap_or("Untitled conversation"));
+    out.push_str(&format!("_Created {}_\n\n", c.created_at.format("%Y-%m-%d %H:%M UTC")));
+    for m in msgs {
+        let who = match m.role {
+            gaia_core::types::Role::User => "You".to_string(),
+            gaia_core::types::Role::Assistant => match &m.model {
+                Some(model) => format!("Assistant ({model})"),
+                None => "Assistant".to_string(),
+            },
+            other => other.as_str().to_string(),
+        };
+        out.push_str(&format!("## {who} · {}\n\n{}\n\n", m.created_at.format("%Y-%m-%d %H:%M"), m.content.trim_end()));
+    }
+    out
 }

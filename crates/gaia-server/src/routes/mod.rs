@@ -8,5 +8,6 @@ pub mod health;
 pub mod kb;
 pub mod keys;
 pub mod models;
+pub mod personas;
 pub mod providers;
 pub mod usage;

@@ -32,7 +32,22 @@ impl Drop for TestServer {
 }
 
 /// Starts the server on `db`, with OpenAI and Anthropic providers on a mock upstream when `mock` is given.
+/// Automatic conversation titles are off (they add a background model call); see [`start_with`].
 pub async fn start(db: TestDb, mock: Option<MockConfig>) -> TestServer {
+    let mut config = Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Config::default() };
+    config.chat.auto_title = false;
+    start_with(db, mock, config).await
+}
+
+/// [`start`] with a given configuration.
+#[allow(dead_code)]
+pub async fn start_with_title(db: TestDb, mock: Option<MockConfig>) -> TestServer {
+    let config = Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Config::default() };
+    start_with(db, mock, config).await
+}
+
+/// [`start`] with a given configuration.
+pub async fn start_with(db: TestDb, mock: Option<MockConfig>, config: Config) -> TestServer {
     let storage = Storage::connect(&db.url).await.unwrap();
     storage.migrate().await.unwrap();
     let registry = ProviderRegistry::new();
@@ -58,7 +73,6 @@ pub async fn start(db: TestDb, mock: Option<MockConfig>) -> TestServer {
         }
         None => None,
     };
-    let config = Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Config::default() };
     let state = AppState::new(config, storage, Arc::new(MemoryCache::new(1000)), registry);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
