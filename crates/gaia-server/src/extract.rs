@@ -7,7 +7,8 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use gaia_core::auth::Principal;
 
-/// The authenticated caller. Credentials: `X-API-Key: <key>` or `Authorization: Bearer <key or JWT>`.
+/// The authenticated caller. Credentials: `X-API-Key: <key>` or `Authorization: Bearer <key or JWT>`,
+/// or the web UI's session cookie (then changes need the session's `x-csrf-token` header, else 403).
 /// Missing or invalid credentials are a 401 with a JSON body.
 #[derive(Debug, Clone)]
 pub struct Auth(pub Principal);
@@ -42,11 +43,26 @@ impl FromRequestParts<AppState> for Auth {
         let principal = match credential(parts)? {
             Some(Credential::ApiKey(k)) => auth.authenticate_api_key(&k).await,
             Some(Credential::Bearer(t)) => auth.authenticate_bearer(&t).await,
-            None => {
-                return Err(ApiError::unauthorized(
-                    "missing credentials: send `X-API-Key: <key>` or `Authorization: Bearer <key or token>`",
-                ))
-            }
+            None => match crate::session::cookie(&parts.headers, crate::session::SESSION_COOKIE) {
+                Some(token) => {
+                    let (principal, session) = auth.authenticate_session(&token).await.map_err(ApiError::from)?;
+                    if crate::session::is_unsafe(&parts.method) {
+                        let sent = parts.headers.get(crate::session::CSRF_HEADER).and_then(|v| v.to_str().ok());
+                        if !sent.is_some_and(|t| crate::session::tokens_match(t, &session.csrf_token)) {
+                            return Err(ApiError::new(
+                                axum::http::StatusCode::FORBIDDEN,
+                                "missing or wrong CSRF token (send the page's token as `x-csrf-token`)",
+                            ));
+                        }
+                    }
+                    Ok(principal)
+                }
+                None => {
+                    return Err(ApiError::unauthorized(
+                        "missing credentials: send `X-API-Key: <key>` or `Authorization: Bearer <key or token>`",
+                    ))
+                }
+            },
         };
         principal.map(Auth).map_err(ApiError::from)
     }

@@ -36,8 +36,10 @@ pub mod error;
 pub mod extract;
 mod metering;
 pub mod routes;
+pub mod session;
 pub mod sse;
 pub mod state;
+pub mod ui;
 
 pub use error::{ApiError, ApiResult};
 pub use extract::{ApiJson, Auth};
@@ -103,7 +105,9 @@ pub fn router(state: AppState) -> Router {
         .route("/kb/tools", get(routes::kb::tools))
         .route("/kb/tools/{name}", post(routes::kb::call_tool));
     let limit = state.config().server.body_limit_bytes;
+    let ui = if state.config().server.ui { ui::router() } else { Router::new() };
     Router::new()
+        .merge(ui)
         .route("/health", get(routes::health::health))
         .route("/api/v0.3/chat", post(routes::chat::chat_v03))
         .route("/v1/chat/completions", post(routes::compat::chat_completions))

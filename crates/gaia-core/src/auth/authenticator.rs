@@ -16,7 +16,7 @@ use super::api_key::{generate_api_key, hash_api_key};
 use super::jwt::{looks_like_jwt, JwtKeys};
 use crate::cache::SharedCache;
 use crate::error::{CoreError, Result};
-use crate::storage::{ApiKeyRecord, Storage};
+use crate::storage::{ApiKeyRecord, Storage, WebSession};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +42,8 @@ pub enum AuthMethod {
     },
     /// With a JWT.
     Jwt,
+    /// With a web UI session cookie.
+    Session,
 }
 
 /// An authenticated caller.
@@ -62,7 +64,7 @@ impl Principal {
     pub fn api_key_id(&self) -> Option<&str> {
         match &self.method {
             AuthMethod::ApiKey { key_id } => Some(key_id),
-            AuthMethod::Jwt => None,
+            AuthMethod::Jwt | AuthMethod::Session => None,
         }
     }
 }
@@ -223,6 +225,41 @@ impl Authenticator {
         }
         self.touch(&record.id);
         Ok(cached.principal)
+    }
+
+    /// Starts a web UI session for `user_id`, valid for `ttl`: returns the cookie's token (shown once;
+    /// only its hash is stored) and the session with its CSRF token.
+    pub async fn create_session(&self, user_id: &str, ttl: Duration) -> Result<(String, WebSession)> {
+        use rand::distr::{Alphanumeric, SampleString};
+        let token = format!("gaia_ws_{}", Alphanumeric.sample_string(&mut rand::rng(), 48));
+        let csrf = Alphanumeric.sample_string(&mut rand::rng(), 40);
+        let expires = chrono::Utc::now()
+            + chrono::Duration::from_std(ttl)
+                .map_err(|_| CoreError::InvalidInput("session lifetime too long".into()))?;
+        let session = self.inner.storage.insert_web_session(&hash_api_key(&token), user_id, &csrf, expires).await?;
+        Ok((token, session))
+    }
+
+    /// Validates a web UI session token; returns the caller and the session (with its CSRF token).
+    pub async fn authenticate_session(&self, token: &str) -> Result<(Principal, WebSession)> {
+        let invalid = || CoreError::Unauthorized("the session has expired or was ended; sign in again".into());
+        if token.is_empty() || token.len() > MAX_KEY_LEN {
+            return Err(invalid());
+        }
+        let session = self.inner.storage.get_web_session(&hash_api_key(token)).await?.ok_or_else(invalid)?;
+        let user = self.inner.storage.get_user(&session.user_id).await?.ok_or_else(invalid)?;
+        let principal = Principal {
+            user_id: user.id,
+            email: Some(user.email),
+            is_admin: user.is_admin,
+            method: AuthMethod::Session,
+        };
+        Ok((principal, session))
+    }
+
+    /// Ends a web UI session.
+    pub async fn end_session(&self, token: &str) -> Result<bool> {
+        self.inner.storage.delete_web_session(&hash_api_key(token)).await
     }
 
     /// Validates a JWT (signature, audience `authenticated`, expiry) and returns its user, creating a

@@ -6,12 +6,14 @@
 mod api_keys;
 mod conversations;
 mod personas;
+mod sessions;
 mod usage;
 mod users;
 
 pub use api_keys::{ApiKeyRecord, RefreshToken};
 pub use conversations::{Conversation, ConversationHit, StoredMessage};
 pub use personas::{Persona, PersonaInput, UserSettings, DEFAULT_PERSONA_ID, MAX_PERSONA_NAME, MAX_SYSTEM_PROMPT};
+pub use sessions::WebSession;
 pub use usage::{NewUsage, UsageFilter, UsageGroup, UsageRecord, UsageSummary, UsageTotals};
 pub use users::{User, MAX_DISPLAY_NAME};
 

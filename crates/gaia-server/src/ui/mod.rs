@@ -1,0 +1,310 @@
+//! The web chat UI, served by the same binary at `/`: server-rendered HTML (maud) with htmx and a
+//! small script for streaming, both vendored in the binary (no CDN, no build step).
+//!
+//! Pages: `/login`, `/register`, `POST /logout`, `/chat` and `/chat/{id}`; fragments for htmx:
+//! `/ui/conversations?q=` (the sidebar list) and `/ui/conversations/{id}/messages`. The page's script
+//! talks to the JSON API (`/api/v1/chat` with `stream: true`, `/api/v1/conversations/...`) with the
+//! session cookie and the session's CSRF token.
+
+pub mod markdown;
+pub mod pages;
+
+use crate::error::ApiError;
+use crate::session::{self, CSRF_COOKIE, SESSION_COOKIE, SESSION_TTL};
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use gaia_core::auth::{hash_password, verify_password, Principal};
+use gaia_core::storage::{WebSession, DEFAULT_PERSONA_ID};
+use maud::Markup;
+use pages::PageCtx;
+use serde::Deserialize;
+
+const HTMX: &str = include_str!("../../assets/htmx.min.js");
+const APP_JS: &str = include_str!("../../assets/app.js");
+const APP_CSS: &str = include_str!("../../assets/app.css");
+
+/// The UI's routes (merged into the server's router when `server.ui` is on).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/chat") }))
+        .route("/login", get(login_page).post(login))
+        .route("/register", get(register_page).post(register))
+        .route("/logout", post(logout))
+        .route("/chat", get(chat_new))
+        .route("/chat/{id}", get(chat_open))
+        .route("/ui/conversations", get(conversation_list))
+        .route("/ui/conversations/{id}/messages", get(conversation_messages))
+        .route("/assets/{file}", get(asset))
+}
+
+async fn asset(Path(file): Path<String>) -> Response {
+    let (body, ty) = match file.as_str() {
+        "htmx.min.js" => (HTMX, "text/javascript; charset=utf-8"),
+        "app.js" => (APP_JS, "text/javascript; charset=utf-8"),
+        "app.css" => (APP_CSS, "text/css; charset=utf-8"),
+        _ => return ApiError::not_found("no such asset").into_response(),
+    };
+    ([(header::CONTENT_TYPE, ty), (header::CACHE_CONTROL, "public, max-age=3600")], body).into_response()
+}
+
+/// The signed-in user of a page request, if any.
+async fn signed_in(state: &AppState, headers: &HeaderMap) -> Option<(Principal, WebSession)> {
+    let token = session::cookie(headers, SESSION_COOKIE)?;
+    state.auth().authenticate_session(&token).await.ok()
+}
+
+fn html(status: StatusCode, m: Markup) -> Response {
+    (status, [(header::CACHE_CONTROL, "no-store")], m).into_response()
+}
+
+/// The login or register form, with a fresh double-submit CSRF cookie.
+fn auth_page(headers: &HeaderMap, register: bool, status: StatusCode, email: &str, error: Option<&str>) -> Response {
+    let token = session::random_token();
+    let mut resp = html(status, pages::auth_form(register, &token, email, error));
+    session::add_cookie(resp.headers_mut(), session::set_cookie(CSRF_COOKIE, &token, 3600, session::is_https(headers)));
+    resp
+}
+
+async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if signed_in(&state, &headers).await.is_some() {
+        return Redirect::to("/chat").into_response();
+    }
+    auth_page(&headers, false, StatusCode::OK, "", None)
+}
+
+async fn register_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if signed_in(&state, &headers).await.is_some() {
+        return Redirect::to("/chat").into_response();
+    }
+    auth_page(&headers, true, StatusCode::OK, "", None)
+}
+
+/// Fields of the login and register forms.
+#[derive(Debug, Deserialize)]
+pub struct AuthForm {
+    email: String,
+    password: String,
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+fn form_csrf_ok(headers: &HeaderMap, sent: &str) -> bool {
+    session::cookie(headers, CSRF_COOKIE).is_some_and(|c| session::tokens_match(sent, &c))
+}
+
+/// Starts a session for `user_id` and sends the browser to the chat.
+async fn start_session(state: &AppState, headers: &HeaderMap, user_id: &str) -> Response {
+    match state.auth().create_session(user_id, SESSION_TTL).await {
+        Ok((token, _)) => {
+            let mut resp = Redirect::to("/chat").into_response();
+            let secure = session::is_https(headers);
+            session::add_cookie(
+                resp.headers_mut(),
+                session::set_cookie(SESSION_COOKIE, &token, SESSION_TTL.as_secs(), secure),
+            );
+            session::add_cookie(resp.headers_mut(), session::set_cookie(CSRF_COOKIE, "", 0, secure));
+            resp
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+async fn login(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<AuthForm>) -> Response {
+    if !form_csrf_ok(&headers, &f.csrf_token) {
+        return auth_page(
+            &headers,
+            false,
+            StatusCode::FORBIDDEN,
+            &f.email,
+            Some("The form expired; please try again."),
+        );
+    }
+    let user = match state.storage().get_user_by_email(&f.email).await {
+        Ok(u) => u,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let ok = match user.as_ref().and_then(|u| u.password_hash.clone()) {
+        Some(h) => {
+            let pw = f.password.clone();
+            tokio::task::spawn_blocking(move || verify_password(&pw, &h)).await.unwrap_or(false)
+        }
+        None => false,
+    };
+    match user {
+        Some(u) if ok => start_session(&state, &headers, &u.id).await,
+        _ => auth_page(&headers, false, StatusCode::UNAUTHORIZED, &f.email, Some("Invalid email or password.")),
+    }
+}
+
+async fn register(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<AuthForm>) -> Response {
+    if !form_csrf_ok(&headers, &f.csrf_token) {
+        return auth_page(&headers, true, StatusCode::FORBIDDEN, &f.email, Some("The form expired; please try again."));
+    }
+    let pw = f.password.clone();
+    let hash = match tokio::task::spawn_blocking(move || hash_password(&pw)).await {
+        Ok(Ok(h)) => h,
+        Ok(Err(e)) => return auth_page(&headers, true, StatusCode::BAD_REQUEST, &f.email, Some(&client_message(&e))),
+        Err(e) => return ApiError::internal(e).into_response(),
+    };
+    let name = f.display_name.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    match state.storage().create_user(&f.email, Some(&hash), name).await {
+        Ok(u) => {
+            tracing::info!(user_id = %u.id, "user registered (web)");
+            start_session(&state, &headers, &u.id).await
+        }
+        Err(e @ (gaia_core::CoreError::Conflict(_) | gaia_core::CoreError::InvalidInput(_))) => {
+            let msg = if matches!(e, gaia_core::CoreError::Conflict(_)) {
+                "An account with this email already exists.".to_string()
+            } else {
+                client_message(&e)
+            };
+            let status = if matches!(e, gaia_core::CoreError::Conflict(_)) {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            auth_page(&headers, true, status, &f.email, Some(&msg))
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// A client error's message without the variant's prefix.
+fn client_message(e: &gaia_core::CoreError) -> String {
+    let s = e.to_string();
+    s.split_once(": ").map(|(_, m)| m.to_string()).unwrap_or(s)
+}
+
+/// Field of the logout form.
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+async fn logout(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<CsrfForm>) -> Response {
+    let Some(token) = session::cookie(&headers, SESSION_COOKIE) else {
+        return Redirect::to("/login").into_response();
+    };
+    if let Ok((_, s)) = state.auth().authenticate_session(&token).await {
+        if !session::tokens_match(&f.csrf_token, &s.csrf_token) {
+            return ApiError::new(StatusCode::FORBIDDEN, "missing or wrong CSRF token").into_response();
+        }
+        if let Err(e) = state.auth().end_session(&token).await {
+            return ApiError::from(e).into_response();
+        }
+    }
+    let mut resp = Redirect::to("/login").into_response();
+    session::add_cookie(resp.headers_mut(), session::set_cookie(SESSION_COOKIE, "", 0, session::is_https(&headers)));
+    resp
+}
+
+async fn chat_new(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    chat_page(state, headers, None).await
+}
+
+async fn chat_open(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    chat_page(state, headers, Some(id)).await
+}
+
+async fn chat_page(state: AppState, headers: HeaderMap, id: Option<String>) -> Response {
+    let Some((p, s)) = signed_in(&state, &headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    match render_chat(&state, &p, &s, id.as_deref()).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn render_chat(state: &AppState, p: &Principal, s: &WebSession, id: Option<&str>) -> Result<Response, ApiError> {
+    let storage = state.storage();
+    let current = match id {
+        Some(id) => match storage.get_conversation(&p.user_id, id).await? {
+            Some(c) => Some(c),
+            None => return Ok(Redirect::to("/chat").into_response()),
+        },
+        None => None,
+    };
+    let messages = match &current {
+        Some(c) => storage.list_messages(&c.id).await?,
+        None => Vec::new(),
+    };
+    let conversations = storage.list_conversations(&p.user_id, 100, 0).await?;
+    let settings = storage.user_settings(&p.user_id).await?;
+    let personas = storage.list_personas(&p.user_id).await?;
+    let persona = current
+        .as_ref()
+        .and_then(|c| c.persona_id.clone())
+        .or(settings.default_persona_id.clone())
+        .unwrap_or(DEFAULT_PERSONA_ID.to_string());
+    let mut models: Vec<String> =
+        state.providers().list_models().await.into_iter().map(|m| format!("{}/{}", m.provider, m.id)).collect();
+    models.sort();
+    models.dedup();
+    let user = settings.display_name.clone().or(p.email.clone()).unwrap_or_default();
+    let theme = settings.theme.as_deref().unwrap_or("dark");
+    let title = current.as_ref().and_then(|c| c.title.clone()).unwrap_or("Chat".into());
+    let ctx = PageCtx { title: &title, theme, csrf: Some(&s.csrf_token) };
+    let page = pages::ChatPage {
+        user: &user,
+        conversations: &conversations,
+        current: current.as_ref(),
+        messages: &messages,
+        models: &models,
+        model: settings.default_model.as_deref(),
+        personas: &personas,
+        persona: &persona,
+    };
+    Ok(html(StatusCode::OK, pages::chat(&ctx, &page)))
+}
+
+/// Query of the sidebar list.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    q: Option<String>,
+    #[serde(default)]
+    current: Option<String>,
+}
+
+async fn conversation_list(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Response {
+    let Some((p, _)) = signed_in(&state, &headers).await else {
+        return ApiError::unauthorized("sign in first").into_response();
+    };
+    let storage = state.storage();
+    let items = match q.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(text) => storage
+            .search_conversations(&p.user_id, &text.chars().take(200).collect::<String>(), 100)
+            .await
+            .map(|hits| hits.into_iter().map(|h| h.conversation).collect::<Vec<_>>()),
+        None => storage.list_conversations(&p.user_id, 100, 0).await,
+    };
+    match items {
+        Ok(items) => html(StatusCode::OK, pages::conversation_list(&items, q.current.as_deref())),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+async fn conversation_messages(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let Some((p, _)) = signed_in(&state, &headers).await else {
+        return ApiError::unauthorized("sign in first").into_response();
+    };
+    let storage = state.storage();
+    let result = async {
+        let c = storage
+            .get_conversation(&p.user_id, &id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("Conversation {id} not found")))?;
+        let msgs = storage.list_messages(&c.id).await?;
+        Ok::<_, ApiError>(html(StatusCode::OK, pages::messages(&msgs)))
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}

@@ -1,0 +1,183 @@
+//! The HTML of the web UI (maud templates: every interpolated value is escaped).
+
+use super::markdown;
+use gaia_core::storage::{Conversation, Persona, StoredMessage};
+use gaia_core::types::Role;
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+
+/// What every page needs to know.
+pub struct PageCtx<'a> {
+    /// Page title.
+    pub title: &'a str,
+    /// `dark` or `light`.
+    pub theme: &'a str,
+    /// The session's CSRF token (signed-in pages).
+    pub csrf: Option<&'a str>,
+}
+
+/// The document around `body`.
+pub fn layout(ctx: &PageCtx<'_>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" data-theme=(ctx.theme) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                @if let Some(t) = ctx.csrf { meta name="csrf-token" content=(t); }
+                title { (ctx.title) " · Gaia" }
+                link rel="stylesheet" href="/assets/app.css";
+                script src="/assets/htmx.min.js" defer {}
+                script src="/assets/app.js" defer {}
+            }
+            body {
+                (body)
+                div #toasts aria-live="polite" {}
+            }
+        }
+    }
+}
+
+/// Login or register form.
+pub fn auth_form(register: bool, csrf: &str, email: &str, error: Option<&str>) -> Markup {
+    let (title, action, other, other_label) = if register {
+        ("Create an account", "/register", "/login", "Already have an account? Sign in")
+    } else {
+        ("Sign in", "/login", "/register", "No account yet? Create one")
+    };
+    layout(
+        &PageCtx { title, theme: "dark", csrf: None },
+        html! {
+            main .auth {
+                h1 { "Gaia" }
+                h2 { (title) }
+                @if let Some(e) = error { p .error role="alert" { (e) } }
+                form method="post" action=(action) {
+                    input type="hidden" name="csrf_token" value=(csrf);
+                    label { "Email" input type="email" name="email" value=(email) required autocomplete="username"; }
+                    @if register {
+                        label { "Display name" input type="text" name="display_name" maxlength="200"; }
+                    }
+                    label {
+                        "Password"
+                        input type="password" name="password" required minlength="8"
+                            autocomplete=(if register { "new-password" } else { "current-password" });
+                    }
+                    button type="submit" { (title) }
+                }
+                p { a href=(other) { (other_label) } }
+            }
+        },
+    )
+}
+
+/// The conversation list of the sidebar.
+pub fn conversation_list(items: &[Conversation], current: Option<&str>) -> Markup {
+    html! {
+        @if items.is_empty() { li .empty { "No conversations" } }
+        @for c in items {
+            li .conv .current[current == Some(c.id.as_str())] data-id=(c.id) {
+                a href={ "/chat/" (c.id) } { (c.title.as_deref().unwrap_or("Untitled")) }
+                span .actions {
+                    button type="button" .rename title="Rename" data-id=(c.id) { "✎" }
+                    button type="button" .delete title="Delete" data-id=(c.id) { "🗑" }
+                }
+            }
+        }
+    }
+}
+
+/// One message bubble.
+pub fn message(m: &StoredMessage) -> Markup {
+    let role = match m.role {
+        Role::User => "user",
+        Role::Assistant => "assistant",
+        _ => "system",
+    };
+    html! {
+        article .msg .(role) data-id=(m.id) {
+            div .who { @if role == "user" { "You" } @else { "Assistant" } @if let Some(model) = &m.model { span .model { " · " (model) } } }
+            div .body { (PreEscaped(markdown::render(&m.content))) }
+        }
+    }
+}
+
+/// The messages of a conversation.
+pub fn messages(msgs: &[StoredMessage]) -> Markup {
+    html! {
+        @if msgs.is_empty() { div .welcome { h2 { "What shall we talk about?" } } }
+        @for m in msgs { (message(m)) }
+    }
+}
+
+/// Everything the chat page shows.
+pub struct ChatPage<'a> {
+    /// The user's name or email.
+    pub user: &'a str,
+    /// The sidebar's conversations.
+    pub conversations: &'a [Conversation],
+    /// The open conversation.
+    pub current: Option<&'a Conversation>,
+    /// Its messages.
+    pub messages: &'a [StoredMessage],
+    /// Models to pick from.
+    pub models: &'a [String],
+    /// The model selected.
+    pub model: Option<&'a str>,
+    /// Personas to pick from.
+    pub personas: &'a [Persona],
+    /// The persona selected.
+    pub persona: &'a str,
+}
+
+/// The chat page.
+pub fn chat(ctx: &PageCtx<'_>, p: &ChatPage<'_>) -> Markup {
+    let current_id = p.current.map(|c| c.id.as_str());
+    layout(
+        ctx,
+        html! {
+            div .app {
+                aside .sidebar {
+                    div .brand { "Gaia" }
+                    a .new href="/chat" { "+ New chat" }
+                    input #search type="search" name="q" placeholder="Search conversations"
+                        hx-get="/ui/conversations" hx-trigger="input changed delay:250ms, search"
+                        hx-target="#conv-list" hx-include="#current-id";
+                    input #current-id type="hidden" name="current" value=(current_id.unwrap_or(""));
+                    ul #conv-list { (conversation_list(p.conversations, current_id)) }
+                    div .me {
+                        span { (p.user) }
+                        button #theme type="button" title="Toggle theme" { "◐" }
+                        form method="post" action="/logout" {
+                            input type="hidden" name="csrf_token" value=(ctx.csrf.unwrap_or(""));
+                            button #logout type="submit" { "Log out" }
+                        }
+                    }
+                }
+                main .chat data-conversation=(current_id.unwrap_or("")) {
+                    header {
+                        h1 #conv-title { (p.current.and_then(|c| c.title.as_deref()).unwrap_or("New chat")) }
+                        label { "Model "
+                            select #model {
+                                option value="" { "default" }
+                                @for m in p.models { option value=(m) selected[p.model == Some(m.as_str())] { (m) } }
+                            }
+                        }
+                        label { "Persona "
+                            select #persona {
+                                @for x in p.personas { option value=(x.id) selected[x.id == p.persona] { (x.name) } }
+                            }
+                        }
+                    }
+                    section #messages aria-live="polite" { (messages(p.messages)) }
+                    form #composer {
+                        textarea #input name="message" rows="3" placeholder="Send a message (Enter to send, Shift+Enter for a new line)" required {}
+                        div .buttons {
+                            button #send type="submit" { "Send" }
+                            button #stop type="button" hidden { "Stop" }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}

@@ -1,0 +1,204 @@
+//! The web UI over plain HTTP: sign-up and sign-in with CSRF, the session cookie's flags, the chat
+//! page, the API from the browser (cookie + CSRF header), safe rendering, logout. (Browser-level
+//! tests in headless Chromium come with the rest of the UI.) SQLite and PostgreSQL.
+
+mod common;
+
+use common::start;
+use gaia_core::testing::database_urls;
+use gaia_providers::mock::MockConfig;
+use reqwest::redirect::Policy;
+use serde_json::{json, Value};
+
+/// `name=value` of the `Set-Cookie` headers of `r` that set `name`.
+fn set_cookie(r: &reqwest::Response, name: &str) -> Option<(String, String)> {
+    r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|c| {
+        let (kv, _) = c.split_once(';').unwrap_or((c, ""));
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| (v.to_string(), c.to_string()))
+    })
+}
+
+fn csrf_in(html: &str) -> String {
+    let at = html.find("name=\"csrf_token\" value=\"").or_else(|| html.find("name=\"csrf-token\" content=\"")).unwrap();
+    let rest = &html[at..];
+    let start = rest.find("=\"").unwrap();
+    let rest = &rest[start + 2..];
+    let rest = &rest[rest.find("\"").unwrap() + 1..];
+    let rest = &rest[rest.find('"').unwrap() + 1..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+#[tokio::test]
+async fn register_login_chat_and_logout_in_the_browser_flow() {
+    for db in database_urls().await {
+        let s = start(db, Some(MockConfig::default())).await;
+        let b = s.backend;
+        let http = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
+        let url = |p: &str| format!("{}{p}", s.url);
+
+        // Signed out: the chat sends you to the login page.
+        let r = http.get(url("/chat")).send().await.unwrap();
+        assert_eq!((r.status().as_u16(), r.headers()["location"].to_str().unwrap()), (303, "/login"), "{b}");
+        // The register form sets a double-submit CSRF cookie and embeds the same token.
+        let r = http.get(url("/register")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let (cookie_token, _) = set_cookie(&r, "gaia_csrf").unwrap();
+        let page = r.text().await.unwrap();
+        assert!(page.contains("/assets/htmx.min.js") && !page.contains("https://unpkg"), "htmx is served locally");
+        let form_token = csrf_in(&page);
+        assert_eq!(form_token, cookie_token);
+        // Without the cookie (a cross-site post), the form is refused.
+        let r = http
+            .post(url("/register"))
+            .form(&[("email", "p@example.com"), ("password", "correct horse"), ("csrf_token", form_token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{b}");
+        // A short password: 400 and the form again with the message.
+        let r = http
+            .post(url("/register"))
+            .header("cookie", format!("gaia_csrf={cookie_token}"))
+            .form(&[("email", "p@example.com"), ("password", "short"), ("csrf_token", form_token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        assert!(r.text().await.unwrap().contains("at least 8 characters"));
+        let r = http
+            .post(url("/register"))
+            .header("cookie", format!("gaia_csrf={cookie_token}"))
+            .form(&[
+                ("email", "p@example.com"),
+                ("password", "correct horse"),
+                ("display_name", "Pia <b>"),
+                ("csrf_token", form_token.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "{b}");
+        let (session, raw) = set_cookie(&r, "gaia_session").unwrap();
+        assert!(raw.contains("HttpOnly") && raw.contains("SameSite=Lax"), "{raw}");
+        let cookie = format!("gaia_session={session}");
+
+        // The chat page, with the session's CSRF token; the display name is escaped.
+        let r = http.get(url("/chat")).header("cookie", &cookie).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let page = r.text().await.unwrap();
+        assert!(page.contains("Pia &lt;b&gt;"), "escaped name");
+        let csrf = csrf_in(&page);
+        // The API accepts the cookie, but changes need the CSRF header.
+        let chat = json!({"message": "Say <script>alert(1)</script> please"});
+        let r = http.post(url("/api/v1/chat")).header("cookie", &cookie).json(&chat).send().await.unwrap();
+        assert_eq!(r.status(), 403, "{b}");
+        let r = http
+            .post(url("/api/v1/chat"))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", "wrong")
+            .json(&chat)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+        let r = http
+            .post(url("/api/v1/chat"))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf)
+            .json(&chat)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{b}");
+        let v: Value = r.json().await.unwrap();
+        let conv = v["_metadata"]["conversation_id"].as_str().unwrap().to_string();
+        // GETs need no CSRF token.
+        let r = http.get(url("/api/v1/conversations")).header("cookie", &cookie).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+
+        // Messages render as sanitised Markdown: the model's echo of <script> is text.
+        let r = http
+            .get(url(&format!("/ui/conversations/{conv}/messages")))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        let frag = r.text().await.unwrap();
+        assert!(!frag.contains("<script>"), "{frag}");
+        assert!(frag.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{frag}");
+        let page = http
+            .get(url(&format!("/chat/{conv}")))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("class=\"conv current\""), "the open conversation is marked");
+        // Search in the sidebar fragment.
+        let frag = http
+            .get(url("/ui/conversations?q=script"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(frag.contains(&conv));
+        let frag = http
+            .get(url("/ui/conversations?q=nothing-like-this"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(frag.contains("No conversations"));
+
+        // Logout needs the token, ends the session and clears the cookie.
+        let r =
+            http.post(url("/logout")).header("cookie", &cookie).form(&[("csrf_token", "nope")]).send().await.unwrap();
+        assert_eq!(r.status(), 403);
+        let r = http
+            .post(url("/logout"))
+            .header("cookie", &cookie)
+            .form(&[("csrf_token", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        assert!(set_cookie(&r, "gaia_session").unwrap().1.contains("Max-Age=0"));
+        let r = http.get(url("/api/v1/conversations")).header("cookie", &cookie).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{b}: the session is over");
+
+        // Login: wrong password is a 401 page; right one a new session.
+        let r = http.get(url("/login")).send().await.unwrap();
+        let (tok, _) = set_cookie(&r, "gaia_csrf").unwrap();
+        let r = http
+            .post(url("/login"))
+            .header("cookie", format!("gaia_csrf={tok}"))
+            .form(&[("email", "p@example.com"), ("password", "wrong password"), ("csrf_token", tok.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        assert!(r.text().await.unwrap().contains("Invalid email or password"));
+        let r = http
+            .post(url("/login"))
+            .header("cookie", format!("gaia_csrf={tok}"))
+            .form(&[("email", "P@example.com"), ("password", "correct horse"), ("csrf_token", tok.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        assert!(set_cookie(&r, "gaia_session").is_some());
+        // Assets.
+        let r = http.get(url("/assets/app.js")).send().await.unwrap();
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+        assert_eq!(http.get(url("/assets/nope.js")).send().await.unwrap().status(), 404);
+    }
+}
