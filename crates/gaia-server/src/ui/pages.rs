@@ -79,7 +79,7 @@ pub fn conversation_list(items: &[Conversation], current: Option<&str>) -> Marku
                 a href={ "/chat/" (c.id) } { (c.title.as_deref().unwrap_or("Untitled")) }
                 span .actions {
                     button type="button" .rename title="Rename" data-id=(c.id) { "✎" }
-                    button type="button" .delete title="Delete" data-id=(c.id) { "🗑" }
+                    button type="button" .delete title="Delete" data-id=(c.id) { "✕" }
                 }
             }
         }

@@ -1,0 +1,246 @@
+//! End-to-end tests of the web UI in real headless Chromium, driven over WebDriver (chromedriver +
+//! fantoccini), against the server and the mock upstream. Screenshots of the main pages are saved under
+//! `target/tmp/screenshots/`.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them); `GAIA_CHROMEDRIVER` and
+//! `GAIA_CHROMIUM` override the paths. Without them the test is skipped, unless
+//! `GAIA_REQUIRE_SERVICES=1`, where a missing browser is a failure.
+
+mod common;
+
+use common::start;
+use fantoccini::{Client, ClientBuilder, Locator};
+use gaia_core::testing::{services_required, sqlite_db};
+use gaia_providers::mock::MockConfig;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn find(var: &str, candidates: &[&str]) -> Option<PathBuf> {
+    if let Ok(p) = std::env::var(var) {
+        return Some(PathBuf::from(p));
+    }
+    candidates.iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_driver(path: &PathBuf) -> Driver {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(path)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if reqwest::get(format!("{url}/status")).await.is_ok_and(|r| r.status().is_success()) {
+            return Driver { child, url };
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("chromedriver did not start on {url}");
+}
+
+async fn browser(driver: &Driver, chromium: &PathBuf) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,900", "--no-first-run", "--disable-extensions"]
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("connect to chromedriver")
+}
+
+/// Waits until `cond` holds (polling), failing with `what` after 15 s.
+async fn wait_for<F, Fut>(what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn texts(c: &Client, css: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in c.find_all(Locator::Css(css)).await.unwrap_or_default() {
+        out.push(e.text().await.unwrap_or_default());
+    }
+    out
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+async fn send(c: &Client, text: &str) {
+    let input = c.find(Locator::Css("#input")).await.unwrap();
+    input.send_keys(text).await.unwrap();
+    c.find(Locator::Css("#send")).await.unwrap().click().await.unwrap();
+}
+
+#[tokio::test]
+async fn chat_in_headless_chromium() {
+    let (Some(driver_path), Some(chromium)) = (
+        find("GAIA_CHROMEDRIVER", &["/usr/bin/chromedriver"]),
+        find("GAIA_CHROMIUM", &["/usr/bin/chromium", "/usr/bin/chromium-browser"]),
+    ) else {
+        assert!(!services_required(), "chromium and chromedriver are required (GAIA_REQUIRE_SERVICES=1)");
+        eprintln!("skipping: chromium or chromedriver not installed");
+        return;
+    };
+    // Slow chunks so that streaming is visible.
+    let mock = MockConfig { chunks: 8, chunk_delay: Duration::from_millis(60), ..Default::default() };
+    let s = start(sqlite_db(), Some(mock)).await;
+    let driver = start_driver(&driver_path).await;
+    let c = browser(&driver, &chromium).await;
+    let url = |p: &str| format!("{}{p}", s.url);
+
+    // Register.
+    c.goto(&url("/register")).await.unwrap();
+    screenshot(&c, "register").await;
+    c.find(Locator::Css("input[name=email]")).await.unwrap().send_keys("player@example.com").await.unwrap();
+    c.find(Locator::Css("input[name=display_name]")).await.unwrap().send_keys("Player One").await.unwrap();
+    c.find(Locator::Css("input[name=password]")).await.unwrap().send_keys("correct horse battery").await.unwrap();
+    c.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_for("the chat page", || async { c.current_url().await.is_ok_and(|u| u.path() == "/chat") }).await;
+
+    // Send a message and watch it stream: partial text while the stop button shows, then the whole answer.
+    send(&c, "Where is the safe house?").await;
+    wait_for("the stop button", || async {
+        match c.find(Locator::Css("#stop")).await {
+            Ok(e) => e.is_displayed().await.unwrap_or(false),
+            Err(_) => false,
+        }
+    })
+    .await;
+    let partial_seen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    wait_for("the streamed answer", || {
+        let c = c.clone();
+        let seen = partial_seen.clone();
+        async move {
+            let t = texts(&c, "#messages article.assistant .body").await.join(" ");
+            if !t.is_empty() && !t.contains("safe house?") {
+                seen.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            t.contains("Mock reply to: Where is the safe house?")
+        }
+    })
+    .await;
+    assert!(partial_seen.load(std::sync::atomic::Ordering::Relaxed), "the answer appeared piece by piece");
+    wait_for("the conversation in the sidebar", || async { texts(&c, "#conv-list li.conv a").await.len() == 1 }).await;
+    assert!(c.current_url().await.unwrap().path().starts_with("/chat/"));
+    screenshot(&c, "chat").await;
+
+    // A second conversation, then switch back to the first.
+    c.find(Locator::Css("a.new")).await.unwrap().click().await.unwrap();
+    wait_for("a new chat", || async { c.current_url().await.is_ok_and(|u| u.path() == "/chat") }).await;
+    send(&c, "Tell me about dragons").await;
+    wait_for("two conversations", || async { texts(&c, "#conv-list li.conv a").await.len() == 2 }).await;
+    wait_for("the second answer to be stored", || async {
+        texts(&c, "#messages article.assistant .who").await.iter().any(|t| t.contains("mock"))
+    })
+    .await;
+    let links = c.find_all(Locator::Css("#conv-list li.conv a")).await.unwrap();
+    let mut first = None;
+    for l in links {
+        if l.text().await.unwrap().contains("safe house") {
+            first = Some(l);
+        }
+    }
+    first.expect("first conversation in the sidebar").click().await.unwrap();
+    wait_for("the first conversation's messages", || async {
+        texts(&c, "#messages article.user .body").await.iter().any(|t| t.contains("Where is the safe house?"))
+    })
+    .await;
+
+    // Search.
+    c.find(Locator::Css("#search")).await.unwrap().send_keys("dragons").await.unwrap();
+    wait_for("search results", || async {
+        let t = texts(&c, "#conv-list li.conv a").await;
+        t.len() == 1 && t[0].contains("dragons")
+    })
+    .await;
+    c.find(Locator::Css("#search")).await.unwrap().clear().await.unwrap();
+    c.execute("document.getElementById('search').dispatchEvent(new Event('search'))", vec![]).await.unwrap();
+    wait_for("the full list again", || async { texts(&c, "#conv-list li.conv a").await.len() == 2 }).await;
+
+    // Delete the dragons conversation (accepting the confirmation).
+    let items = c.find_all(Locator::Css("#conv-list li.conv")).await.unwrap();
+    for li in items {
+        if li.text().await.unwrap().contains("dragons") {
+            li.find(Locator::Css("button.delete")).await.unwrap().click().await.unwrap();
+            break;
+        }
+    }
+    c.accept_alert().await.unwrap();
+    wait_for("one conversation left", || async { texts(&c, "#conv-list li.conv a").await.len() == 1 }).await;
+
+    // XSS: a model answer containing <script> is shown as text and never runs.
+    send(&c, "<script>window.__xss = 1</script><img src=x onerror=\"window.__xss = 2\">").await;
+    wait_for("the echoed script as text", || async {
+        texts(&c, "#messages article.assistant .body")
+            .await
+            .iter()
+            .any(|t| t.contains("<script>window.__xss = 1</script>"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(400)).await; // the stored, rendered messages replace the stream
+    wait_for("the rendered echo", || async {
+        texts(&c, "#messages article.assistant .body")
+            .await
+            .iter()
+            .any(|t| t.contains("<script>window.__xss = 1</script>"))
+    })
+    .await;
+    let xss = c.execute("return window.__xss === undefined", vec![]).await.unwrap();
+    assert_eq!(xss, json!(true), "no script from model output ran");
+    screenshot(&c, "xss-as-text").await;
+
+    // Log out: back to the login page; the chat needs a session again.
+    c.find(Locator::Css("#logout")).await.unwrap().click().await.unwrap();
+    wait_for("the login page", || async { c.current_url().await.is_ok_and(|u| u.path() == "/login") }).await;
+    screenshot(&c, "login").await;
+    c.goto(&url("/chat")).await.unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/login");
+
+    // Log in again: the remaining conversation is there.
+    c.find(Locator::Css("input[name=email]")).await.unwrap().send_keys("player@example.com").await.unwrap();
+    c.find(Locator::Css("input[name=password]")).await.unwrap().send_keys("correct horse battery").await.unwrap();
+    c.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_for("the chat page after login", || async { c.current_url().await.is_ok_and(|u| u.path() == "/chat") }).await;
+    assert_eq!(texts(&c, "#conv-list li.conv a").await.len(), 1);
+    c.close().await.unwrap();
+}
