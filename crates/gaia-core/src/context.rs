@@ -23,7 +23,12 @@ pub fn message_tokens(m: &ChatMessage) -> usize {
     PER_MESSAGE
         + estimate_tokens(&m.content)
         + m.tool_calls.iter().map(|c| estimate_tokens(&c.name) + estimate_tokens(&c.arguments)).sum::<usize>()
+        + IMAGE_TOKENS * m.images.len()
 }
+
+/// What one image is counted as in a prompt: a typical high-detail image (about 1,100 tokens on
+/// OpenAI's and Anthropic's vision models; small images cost less, so this errs on the safe side).
+pub const IMAGE_TOKENS: usize = 1_100;
 
 /// The messages to send: all of `system`, then the newest messages of `history` that fit, then
 /// `latest`, within `context_window − reserve` tokens. Whole messages are dropped from the oldest end

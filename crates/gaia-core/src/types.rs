@@ -85,12 +85,66 @@ pub struct ChatMessage {
     /// For a `tool` message: the id of the call this is the result of.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
+    /// Images given with a user message (sent to vision models).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImagePart>,
+}
+
+/// An image in a message: inline bytes (base64) or a URL the provider fetches itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ImagePart {
+    /// The image's bytes, base64-encoded (standard alphabet, padded).
+    Base64 {
+        /// MIME type: `image/png`, `image/jpeg`, `image/gif` or `image/webp`.
+        media_type: String,
+        /// Base64 data.
+        data: String,
+    },
+    /// An `http(s)` URL.
+    Url {
+        /// The address.
+        url: String,
+    },
+}
+
+impl ImagePart {
+    /// An inline image from its raw bytes.
+    pub fn from_bytes(media_type: impl Into<String>, bytes: &[u8]) -> Self {
+        use base64::Engine as _;
+        ImagePart::Base64 {
+            media_type: media_type.into(),
+            data: base64::engine::general_purpose::STANDARD.encode(bytes),
+        }
+    }
+
+    /// The image as a URL: a `data:` URL for inline bytes (OpenAI's `image_url` form).
+    pub fn to_url(&self) -> String {
+        match self {
+            ImagePart::Base64 { media_type, data } => format!("data:{media_type};base64,{data}"),
+            ImagePart::Url { url } => url.clone(),
+        }
+    }
+
+    /// Parses OpenAI's `image_url.url`: a `data:<type>;base64,<data>` URL becomes inline bytes,
+    /// anything else stays a URL.
+    pub fn from_url(url: &str) -> Self {
+        if let Some(rest) = url.strip_prefix("data:") {
+            if let Some((meta, data)) = rest.split_once(',') {
+                if let Some(media_type) = meta.strip_suffix(";base64") {
+                    return ImagePart::Base64 { media_type: media_type.to_string(), data: data.to_string() };
+                }
+            }
+        }
+        ImagePart::Url { url: url.to_string() }
+    }
 }
 
 impl ChatMessage {
     /// A message with the given role and text.
     pub fn new(role: Role, content: impl Into<String>) -> Self {
-        ChatMessage { role, content: content.into(), tool_calls: Vec::new(), tool_call_id: None }
+        ChatMessage { role, content: content.into(), tool_calls: Vec::new(), tool_call_id: None, images: Vec::new() }
     }
     /// A system message.
     pub fn system(content: impl Into<String>) -> Self {
@@ -99,6 +153,10 @@ impl ChatMessage {
     /// A user message.
     pub fn user(content: impl Into<String>) -> Self {
         Self::new(Role::User, content)
+    }
+    /// A user message with images.
+    pub fn user_with_images(content: impl Into<String>, images: Vec<ImagePart>) -> Self {
+        ChatMessage { images, ..Self::user(content) }
     }
     /// An assistant message.
     pub fn assistant(content: impl Into<String>) -> Self {
@@ -111,6 +169,7 @@ impl ChatMessage {
             content: content.into(),
             tool_calls: Vec::new(),
             tool_call_id: Some(tool_call_id.into()),
+            images: Vec::new(),
         }
     }
 }

@@ -494,3 +494,68 @@ async fn conversation_search_over_titles_and_messages() {
         assert_eq!(s.search_conversations(&a.id, "dragon", 50).await.unwrap().len(), 1);
     }
 }
+
+/// The smallest valid PNG signature plus some bytes (storage checks the signature only).
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR-test-bytes";
+
+#[tokio::test]
+async fn attachments_belong_to_their_uploader_and_message() {
+    for (db, s) in each_backend().await {
+        let b = db.backend;
+        let a = s.create_user("a@example.com", None, None).await.unwrap();
+        let o = s.create_user("o@example.com", None, None).await.unwrap();
+        let not_image = s.create_attachment(&a.id, Some("x.png"), b"<svg onload=alert(1)>").await;
+        assert!(matches!(not_image, Err(CoreError::InvalidInput(_))), "{b}");
+        let up = s.create_attachment(&a.id, Some("../maps/cave.png"), PNG).await.unwrap();
+        assert_eq!(
+            (up.media_type.as_str(), up.file_name.as_deref(), up.size),
+            ("image/png", Some("cave.png"), PNG.len() as i64)
+        );
+        // Only the uploader sees it.
+        assert!(s.get_attachment(&o.id, &up.id).await.unwrap().is_none(), "{b}");
+        assert!(s.attachment_bytes(&o.id, &up.id).await.unwrap().is_none());
+        let (meta, bytes) = s.attachment_bytes(&a.id, &up.id).await.unwrap().unwrap();
+        assert_eq!((meta, bytes.as_slice()), (up.clone(), PNG));
+        // Sending: images come back base64, then the upload is tied to the message.
+        let images = s.unsent_images(&a.id, std::slice::from_ref(&up.id)).await.unwrap();
+        assert_eq!(images, vec![gaia_core::types::ImagePart::from_bytes("image/png", PNG)]);
+        assert!(matches!(s.unsent_images(&o.id, std::slice::from_ref(&up.id)).await, Err(CoreError::NotFound(_))));
+        let c = s.create_conversation(&a.id, None, None).await.unwrap();
+        let m = s.add_message(&c.id, Role::User, "look", None, None).await.unwrap();
+        let theirs = s.attach_to_message(&o.id, std::slice::from_ref(&up.id), &m.id).await;
+        assert!(matches!(theirs, Err(CoreError::NotFound(_))), "{b}");
+        s.attach_to_message(&a.id, std::slice::from_ref(&up.id), &m.id).await.unwrap();
+        // A sent upload cannot be sent again.
+        assert!(matches!(s.unsent_images(&a.id, std::slice::from_ref(&up.id)).await, Err(CoreError::InvalidInput(_))));
+        assert!(s.attach_to_message(&a.id, std::slice::from_ref(&up.id), &m.id).await.is_err());
+        let msgs = s.list_messages(&c.id).await.unwrap();
+        assert_eq!(msgs[0].attachments.len(), 1, "{b}");
+        assert_eq!(msgs[0].attachments[0].message_id.as_deref(), Some(m.id.as_str()));
+        let imgs = s.conversation_images(&c.id).await.unwrap();
+        assert_eq!(imgs, vec![(m.id.clone(), gaia_core::types::ImagePart::from_bytes("image/png", PNG))]);
+    }
+}
+
+#[tokio::test]
+async fn rewinding_drops_the_answers_after_the_last_user_message() {
+    for (db, s) in each_backend().await {
+        let b = db.backend;
+        let a = s.create_user("a@example.com", None, None).await.unwrap();
+        let c = s.create_conversation(&a.id, None, None).await.unwrap();
+        assert!(s.rewind_to_last_user_message(&c.id).await.unwrap().is_none(), "{b}");
+        s.add_message(&c.id, Role::User, "one", None, None).await.unwrap();
+        s.add_message(&c.id, Role::Assistant, "first answer", None, None).await.unwrap();
+        let two = s.add_message(&c.id, Role::User, "two", None, None).await.unwrap();
+        s.add_message(&c.id, Role::Assistant, "partial", None, None).await.unwrap();
+        s.add_message(&c.id, Role::Assistant, "second answer", None, None).await.unwrap();
+        let last = s.rewind_to_last_user_message(&c.id).await.unwrap().unwrap();
+        assert_eq!((last.id.as_str(), last.content.as_str()), (two.id.as_str(), "two"), "{b}");
+        let left: Vec<_> = s.list_messages(&c.id).await.unwrap().into_iter().map(|m| m.content).collect();
+        assert_eq!(left, ["one", "first answer", "two"], "{b}");
+        // New messages continue the order.
+        s.add_message(&c.id, Role::Assistant, "again", None, None).await.unwrap();
+        assert_eq!(s.list_messages(&c.id).await.unwrap().last().unwrap().content, "again");
+        s.delete_conversation(&a.id, &c.id).await.unwrap();
+        assert!(s.rewind_to_last_user_message(&c.id).await.unwrap().is_none(), "{b}");
+    }
+}

@@ -6,7 +6,7 @@ use crate::provider::Provider;
 use crate::types::{ChatEvent, ChatRequest, ChatResponse, ChatStream, ProviderHealth};
 use async_trait::async_trait;
 use futures::StreamExt;
-use gaia_core::types::{FinishReason, ModelInfo, Role, ToolCall, Usage};
+use gaia_core::types::{FinishReason, ImagePart, ModelInfo, Role, ToolCall, Usage};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -119,6 +119,17 @@ fn tool_choice(v: &Value) -> Option<Value> {
     }
 }
 
+/// An Anthropic `image` content block.
+fn image_block(i: &ImagePart) -> Value {
+    match i {
+        ImagePart::Base64 { media_type, data } => {
+            json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}})
+        }
+        ImagePart::Url { url } => json!({"type": "image", "source": {"type": "url", "url": url}}),
+        other => json!({"type": "image", "source": {"type": "url", "url": other.to_url()}}),
+    }
+}
+
 /// The Anthropic request body for `req`.
 pub fn request_body(req: &ChatRequest, stream: bool, default_max_tokens: u32) -> Value {
     let mut system = Vec::new();
@@ -126,7 +137,15 @@ pub fn request_body(req: &ChatRequest, stream: bool, default_max_tokens: u32) ->
     for m in &req.messages {
         match m.role {
             Role::System => system.push(m.content.clone()),
-            Role::User => push_block(&mut messages, "user", json!({"type": "text", "text": m.content})),
+            Role::User => {
+                // Images first, then the text (Anthropic's advice for vision prompts).
+                for i in &m.images {
+                    push_block(&mut messages, "user", image_block(i));
+                }
+                if !m.content.is_empty() || m.images.is_empty() {
+                    push_block(&mut messages, "user", json!({"type": "text", "text": m.content}));
+                }
+            }
             // Roles Anthropic has no place for are sent as user text.
             _ if m.role != Role::Assistant && m.role != Role::Tool => {
                 push_block(&mut messages, "user", json!({"type": "text", "text": m.content}))

@@ -300,6 +300,16 @@ fn content_text(c: &Value) -> String {
     }
 }
 
+/// How many images (OpenAI `image_url` parts, Anthropic `image` blocks) a message carries.
+fn image_count(m: &Value) -> usize {
+    m.get("content").and_then(Value::as_array).map_or(0, |parts| {
+        parts.iter().filter(|p| matches!(p.get("type").and_then(Value::as_str), Some("image_url" | "image"))).count()
+    })
+}
+
+/// Input tokens the mock charges per image (OpenAI's figure for a low-detail image).
+const IMAGE_TOKENS: u64 = 85;
+
 fn is_tool_result(vendor: Vendor, m: &Value) -> bool {
     match vendor {
         Vendor::OpenAi => m.get("role").and_then(Value::as_str) == Some("tool"),
@@ -315,6 +325,7 @@ fn plan(vendor: Vendor, body: &Value) -> Plan {
     let mut input = body.get("system").map(|s| words(&content_text(s))).unwrap_or(0);
     for m in &messages {
         input += words(&m.get("content").map(content_text).unwrap_or_default());
+        input += IMAGE_TOKENS * image_count(m) as u64;
     }
     let tools: Vec<String> = body
         .get("tools")
@@ -333,12 +344,9 @@ fn plan(vendor: Vendor, body: &Value) -> Plan {
             format!("Tool result received: {}", m.get("content").map(content_text).unwrap_or_default())
         }
         _ => {
-            let user = messages
-                .iter()
-                .rev()
-                .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-                .and_then(|m| m.get("content"))
-                .map(content_text);
+            let last_user = messages.iter().rev().find(|m| m.get("role").and_then(Value::as_str) == Some("user"));
+            let images = last_user.map_or(0, image_count);
+            let user = last_user.and_then(|m| m.get("content")).map(content_text);
             if let Some(u) = &user {
                 for (i, part) in u.split("call tool ").enumerate().skip(1) {
                     let mut it = part.splitn(2, char::is_whitespace);
@@ -355,6 +363,10 @@ fn plan(vendor: Vendor, body: &Value) -> Plan {
                 }
             }
             match user {
+                // Vision requests say what they saw, so tests can tell the images arrived.
+                Some(u) if images > 0 => {
+                    format!("Mock reply to: {u} [saw {images} image{}]", if images == 1 { "" } else { "s" })
+                }
                 Some(u) => format!("Mock reply to: {u}"),
                 None => "Mock reply.".to_string(),
             }

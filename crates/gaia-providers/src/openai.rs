@@ -99,6 +99,14 @@ pub fn request_body(req: &ChatRequest, stream: bool) -> Value {
                             .collect(),
                     ),
                 );
+            } else if !m.images.is_empty() {
+                // Vision input: an array of parts, text first.
+                let mut parts = Vec::with_capacity(m.images.len() + 1);
+                if !m.content.is_empty() {
+                    parts.push(json!({"type": "text", "text": m.content}));
+                }
+                parts.extend(m.images.iter().map(|i| json!({"type": "image_url", "image_url": {"url": i.to_url()}})));
+                o.insert("content".into(), Value::Array(parts));
             } else {
                 o.insert("content".into(), json!(m.content));
             }

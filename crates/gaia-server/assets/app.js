@@ -51,6 +51,15 @@
     });
   }
 
+  // Settings page: the theme saved there is also the browser's.
+  const settingsForm = document.getElementById("settings-form");
+  if (settingsForm) {
+    settingsForm.addEventListener("submit", () => {
+      const t = document.getElementById("theme-select");
+      if (t) localStorage.setItem("gaia-theme", t.value);
+    });
+  }
+
   const chat = document.querySelector("main.chat");
   if (!chat) return;
   const list = document.getElementById("messages");
@@ -58,13 +67,70 @@
   const input = document.getElementById("input");
   const sendBtn = document.getElementById("send");
   const stopBtn = document.getElementById("stop");
+  const regenBtn = document.getElementById("regen");
+  const pendingBox = document.getElementById("pending");
+  const imageInput = document.getElementById("image-input");
   let conversation = chat.dataset.conversation || "";
   let controller = null;
+  // Uploaded images waiting to be sent: {id, url (a local preview)}.
+  let pending = [];
+  let uploads = 0;
 
   const scrollDown = () => { list.scrollTop = list.scrollHeight; };
   scrollDown();
 
-  function bubble(role, text) {
+  function renderPending() {
+    pendingBox.innerHTML = "";
+    pendingBox.hidden = pending.length === 0;
+    for (const p of pending) {
+      const fig = document.createElement("figure");
+      const img = document.createElement("img");
+      img.src = p.url;
+      img.alt = p.name || "image";
+      const x = document.createElement("button");
+      x.type = "button";
+      x.className = "unattach";
+      x.title = "Remove";
+      x.textContent = "✕";
+      x.addEventListener("click", () => { pending = pending.filter((q) => q !== p); renderPending(); });
+      fig.append(img, x);
+      pendingBox.appendChild(fig);
+    }
+  }
+
+  async function upload(file) {
+    if (!/^image\/(png|jpeg|gif|webp)$/.test(file.type)) { toast(file.name + ": only PNG, JPEG, GIF and WebP images can be attached"); return; }
+    uploads++;
+    sendBtn.disabled = true;
+    try {
+      const fd = new FormData();
+      fd.append("file", file, file.name || "image");
+      const resp = await fetch("/api/v1/attachments", { method: "POST", headers: { "x-csrf-token": csrf }, body: fd, credentials: "same-origin" });
+      if (!resp.ok) throw new Error(await errorMessage(resp));
+      const a = await resp.json();
+      pending.push({ id: a.id, url: URL.createObjectURL(file), name: a.file_name });
+      renderPending();
+    } catch (e) {
+      toast(e.message);
+    } finally {
+      uploads--;
+      if (!uploads && !controller) sendBtn.disabled = false;
+    }
+  }
+
+  function uploadAll(files) { for (const f of files) upload(f); }
+  imageInput.addEventListener("change", () => { uploadAll(Array.from(imageInput.files)); imageInput.value = ""; });
+  input.addEventListener("paste", (e) => {
+    const files = Array.from(e.clipboardData ? e.clipboardData.files : []).filter((f) => f.type.startsWith("image/"));
+    if (files.length) { e.preventDefault(); uploadAll(files); }
+  });
+  form.addEventListener("dragover", (e) => { e.preventDefault(); });
+  form.addEventListener("drop", (e) => {
+    e.preventDefault();
+    uploadAll(Array.from(e.dataTransfer ? e.dataTransfer.files : []));
+  });
+
+  function bubble(role, text, images) {
     const welcome = list.querySelector(".welcome");
     if (welcome) welcome.remove();
     const a = document.createElement("article");
@@ -75,7 +141,19 @@
     const body = document.createElement("div");
     body.className = "body";
     body.textContent = text;
-    a.append(who, body);
+    a.append(who);
+    if (images && images.length) {
+      const box = document.createElement("div");
+      box.className = "images";
+      for (const p of images) {
+        const img = document.createElement("img");
+        img.src = p.url;
+        img.alt = p.name || "image";
+        box.appendChild(img);
+      }
+      a.append(box);
+    }
+    a.append(body);
     list.appendChild(a);
     scrollDown();
     return body;
@@ -95,16 +173,26 @@
   }
 
   function busy(on) {
-    sendBtn.disabled = on;
+    sendBtn.disabled = on || uploads > 0;
     stopBtn.hidden = !on;
+    if (on) regenBtn.hidden = true;
     chat.classList.toggle("busy", on);
   }
 
-  async function send(text) {
-    bubble("user", text);
+  // Sends a message (or, with `regenerate`, asks for the last answer again) and streams the answer.
+  async function send(text, images, regenerate) {
+    if (regenerate) {
+      // The old answer(s) after the last user message go away.
+      const all = Array.from(list.querySelectorAll("article.msg"));
+      let i = all.length - 1;
+      while (i >= 0 && !all[i].classList.contains("user")) { all[i].remove(); i--; }
+    } else {
+      bubble("user", text, images);
+    }
     const answer = bubble("assistant", "");
     answer.parentElement.classList.add("typing");
-    const body = { message: text, stream: true };
+    const body = regenerate ? { regenerate: true, stream: true } : { message: text, stream: true };
+    if (images && images.length) body.attachments = images.map((p) => p.id);
     if (conversation) body.conversation_id = conversation;
     const model = document.getElementById("model");
     if (model && model.value) body.model = model.value;
@@ -143,6 +231,7 @@
               chat.dataset.conversation = conversation;
               history.replaceState(null, "", "/chat/" + conversation);
               refreshSidebar();
+              live.subscribe(conversation);
             }
           } else if (ev.error) {
             failed = true;
@@ -157,9 +246,10 @@
     } catch (e) {
       if (e.name !== "AbortError") { failed = true; toast(e.message); }
     } finally {
-      busy(false);
       controller = null;
+      busy(false);
       answer.parentElement.classList.remove("typing");
+      regenBtn.hidden = !conversation;
     }
     // Show the stored, rendered (Markdown, sanitised) messages; the server keeps a stopped answer.
     setTimeout(() => { reloadMessages(); refreshSidebar(); }, failed ? 0 : 150);
@@ -168,14 +258,58 @@
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     const text = input.value.trim();
-    if (!text || controller) return;
+    if ((!text && !pending.length) || controller || uploads) return;
+    const images = pending;
+    pending = [];
+    renderPending();
     input.value = "";
-    send(text);
+    send(text, images, false);
   });
+  regenBtn.addEventListener("click", () => { if (!controller && conversation) send("", [], true); });
   input.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); form.requestSubmit(); }
   });
   stopBtn.addEventListener("click", () => { if (controller) controller.abort(); });
+
+  // Live updates: another tab (or app) adding messages to this conversation, renames, deletions.
+  const live = (() => {
+    let ws = null;
+    let delay = 1000;
+    let timer = null;
+    const debounce = (f) => { clearTimeout(timer); timer = setTimeout(f, 100); };
+    function connect() {
+      const proto = location.protocol === "https:" ? "wss://" : "ws://";
+      ws = new WebSocket(proto + location.host + "/ws/chat");
+      ws.addEventListener("open", () => { delay = 1000; if (conversation) subscribe(conversation); });
+      ws.addEventListener("message", (m) => {
+        let ev;
+        try { ev = JSON.parse(m.data); } catch (_) { return; }
+        if (ev.type === "message_created" && ev.conversation_id === conversation) {
+          // A stream of our own ends with a reload anyway.
+          if (!controller && !list.querySelector('[data-id="' + ev.message.id + '"]')) debounce(() => { reloadMessages(); regenBtn.hidden = false; });
+        } else if (ev.type === "conversation_updated") {
+          if (ev.conversation_id === conversation) {
+            if (!ev.conversation) { toast("This conversation was deleted."); window.location.href = "/chat"; return; }
+            document.getElementById("conv-title").textContent = ev.conversation.title || "Untitled";
+          }
+          refreshSidebar();
+        } else if (ev.type === "resync") {
+          if (!controller) reloadMessages();
+          refreshSidebar();
+        }
+      });
+      ws.addEventListener("close", () => {
+        ws = null;
+        setTimeout(connect, delay);
+        delay = Math.min(delay * 2, 30000);
+      });
+    }
+    function subscribe(id) {
+      if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "subscribe", conversation_id: id }));
+    }
+    connect();
+    return { subscribe };
+  })();
 
   document.getElementById("conv-list").addEventListener("click", async (e) => {
     const btn = e.target.closest("button");

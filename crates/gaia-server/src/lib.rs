@@ -21,6 +21,8 @@
 //! Routes: `GET /health`; `POST /api/v1/auth/{register,login,refresh,logout,validate}`;
 //! `POST /api/v1/chat`, `POST /api/v0.3/chat`; `GET/POST /api/v1/conversations`,
 //! `GET/DELETE /api/v1/conversations/{id}`, `GET /api/v1/conversations/{id}/messages`;
+//! `POST /api/v1/attachments` (image upload), `GET /api/v1/attachments/{id}`; `GET /ws/chat` (live
+//! updates over a WebSocket, see [`live`]);
 //! `GET /api/v1/models`; `GET/POST /api/v1/keys`, `DELETE /api/v1/keys/{id}`;
 //! `GET /api/v1/usage`, `GET /api/v1/usage/export` (CSV); `GET/POST /api/v1/providers`,
 //! `DELETE /api/v1/providers/{name}` (admins),
@@ -34,6 +36,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod live;
 mod metering;
 pub mod routes;
 pub mod session;
@@ -66,6 +69,13 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/logout", post(routes::auth::logout))
         .route("/auth/validate", post(routes::auth::validate))
         .route("/chat", post(routes::chat::chat_v1))
+        .route(
+            "/attachments",
+            post(routes::attachments::upload)
+                // Room for the image plus the multipart framing around it.
+                .layer(DefaultBodyLimit::max(state.config().chat.max_image_bytes.saturating_add(64 * 1024))),
+        )
+        .route("/attachments/{id}", get(routes::attachments::download))
         .route("/conversations", get(routes::conversations::list).post(routes::conversations::create))
         .route(
             "/conversations/{id}",
@@ -109,6 +119,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ui)
         .route("/health", get(routes::health::health))
+        .route("/ws/chat", get(live::chat_socket))
         .route("/api/v0.3/chat", post(routes::chat::chat_v03))
         .route("/v1/chat/completions", post(routes::compat::chat_completions))
         .route("/v1/messages", post(routes::compat::messages))

@@ -56,11 +56,13 @@ pub struct ChatConfig {
     /// After the first exchange of a new conversation, ask the model for a short title (else the
     /// first line of the first message stays the title).
     pub auto_title: bool,
+    /// Largest image accepted by `POST /api/v1/attachments`, in bytes (5 MiB: Anthropic's limit).
+    pub max_image_bytes: usize,
 }
 
 impl Default for ChatConfig {
     fn default() -> Self {
-        ChatConfig { auto_title: true }
+        ChatConfig { auto_title: true, max_image_bytes: 5 * 1024 * 1024 }
     }
 }
 
@@ -319,6 +321,9 @@ impl Config {
             if !names.insert(p.name.as_str()) {
                 return Err(CoreError::Config(format!("key `providers[{i}].name`: `{}` is used twice", p.name)));
             }
+        }
+        if self.chat.max_image_bytes == 0 {
+            return Err(CoreError::Config("key `chat.max_image_bytes`: must be greater than 0".into()));
         }
         if self.server.body_limit_bytes == 0 {
             return Err(CoreError::Config("key `server.body_limit_bytes`: must be greater than 0".into()));

@@ -1,6 +1,6 @@
 //! Conversations (soft-deleted) and their messages.
 
-use super::{clean_text, from_ms, new_id, now_ms, Storage};
+use super::{clean_text, from_ms, new_id, now_ms, Attachment, Storage};
 use crate::error::{CoreError, Result};
 use crate::types::{Role, Usage};
 use chrono::{DateTime, Utc};
@@ -60,6 +60,9 @@ pub struct StoredMessage {
     pub output_tokens: Option<i64>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// Images sent with it (user messages).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
 }
 
 const CONV_COLS: &str = "id, user_id, title, model, persona_id, created_at, updated_at";
@@ -124,6 +127,7 @@ fn row_to_msg(r: &AnyRow) -> Result<StoredMessage> {
         input_tokens: r.try_get("input_tokens")?,
         output_tokens: r.try_get("output_tokens")?,
         created_at: from_ms(r.try_get("created_at")?),
+        attachments: Vec::new(),
     })
 }
 
@@ -363,6 +367,7 @@ impl Storage {
             input_tokens: input,
             output_tokens: output,
             created_at: from_ms(now),
+            attachments: Vec::new(),
         })
     }
 
@@ -403,7 +408,74 @@ impl Storage {
             .bind(conversation_id)
             .fetch_all(self.pool())
             .await?;
-        rows.iter().map(row_to_msg).collect()
+        let mut msgs = rows.iter().map(row_to_msg).collect::<Result<Vec<_>>>()?;
+        let attachments = self.conversation_attachments(conversation_id).await?;
+        if !attachments.is_empty() {
+            for a in attachments {
+                if let Some(m) = msgs.iter_mut().find(|m| a.message_id.as_deref() == Some(m.id.as_str())) {
+                    m.attachments.push(a);
+                }
+            }
+        }
+        Ok(msgs)
+    }
+
+    /// One message of a conversation, with its attachments (`None` if there is no such message there).
+    pub async fn get_message(&self, conversation_id: &str, id: &str) -> Result<Option<StoredMessage>> {
+        let row = sqlx::query(&format!("SELECT {MSG_COLS} FROM messages WHERE conversation_id = $1 AND id = $2"))
+            .bind(conversation_id)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(mut msg) = row.as_ref().map(row_to_msg).transpose()? else { return Ok(None) };
+        msg.attachments = self
+            .conversation_attachments(conversation_id)
+            .await?
+            .into_iter()
+            .filter(|a| a.message_id.as_deref() == Some(id))
+            .collect();
+        Ok(Some(msg))
+    }
+
+    /// Prepares a conversation for regenerating its last answer: deletes every message after the last
+    /// user message and returns that message (with its attachments). `None` when the conversation has
+    /// no user message (or does not exist).
+    pub async fn rewind_to_last_user_message(&self, conversation_id: &str) -> Result<Option<StoredMessage>> {
+        let mut tx = self.pool().begin().await?;
+        // Lock the conversation row first, as appends do, so a racing append cannot interleave.
+        let live = sqlx::query("UPDATE conversations SET updated_at = updated_at WHERE id = $1 AND deleted_at IS NULL")
+            .bind(conversation_id)
+            .execute(&mut *tx)
+            .await?;
+        if live.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let row = sqlx::query(&format!(
+            "SELECT {MSG_COLS}, seq FROM messages WHERE conversation_id = $1 AND role = 'user' ORDER BY seq DESC LIMIT 1"
+        ))
+        .bind(conversation_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let seq: i64 = row.try_get("seq")?;
+        let mut msg = row_to_msg(&row)?;
+        sqlx::query("DELETE FROM messages WHERE conversation_id = $1 AND seq > $2")
+            .bind(conversation_id)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        msg.attachments = self
+            .conversation_attachments(conversation_id)
+            .await?
+            .into_iter()
+            .filter(|a| a.message_id.as_deref() == Some(msg.id.as_str()))
+            .collect();
+        Ok(Some(msg))
     }
 }
 

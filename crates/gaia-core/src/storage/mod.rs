@@ -4,6 +4,7 @@
 //! Migrations under `crates/gaia-core/migrations` are embedded in the binary.
 
 mod api_keys;
+mod attachments;
 mod conversations;
 mod personas;
 mod sessions;
@@ -11,6 +12,7 @@ mod usage;
 mod users;
 
 pub use api_keys::{ApiKeyRecord, RefreshToken};
+pub use attachments::{sniff_image_type, Attachment, IMAGE_TYPES, MAX_FILE_NAME};
 pub use conversations::{Conversation, ConversationHit, StoredMessage};
 pub use personas::{Persona, PersonaInput, UserSettings, DEFAULT_PERSONA_ID, MAX_PERSONA_NAME, MAX_SYSTEM_PROMPT};
 pub use sessions::WebSession;

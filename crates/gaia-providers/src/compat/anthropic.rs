@@ -3,7 +3,7 @@
 use super::{check_schema, check_tool_name, invalid};
 use crate::error::ProviderError;
 use crate::types::{merge_usage, ChatEvent, ChatRequest, ChatResponse};
-use gaia_core::types::{ChatMessage, FinishReason, Role, ToolCall, ToolSpec, Usage};
+use gaia_core::types::{ChatMessage, FinishReason, ImagePart, Role, ToolCall, ToolSpec, Usage};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
@@ -52,6 +52,31 @@ fn tool_choice(v: &Value) -> Result<Value, ProviderError> {
     }
 }
 
+/// An `image` block's `source`: `{type: "base64", media_type, data}` or `{type: "url", url}`.
+fn image_source(source: Option<&Value>, i: usize) -> Result<ImagePart, ProviderError> {
+    let field = |s: &Value, k: &str| {
+        s.get(k)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| invalid(format!("messages.{i}: image.source.{k}: Field required")))
+    };
+    let s = source.ok_or_else(|| invalid(format!("messages.{i}: image.source: Field required")))?;
+    match s.get("type").and_then(Value::as_str) {
+        Some("base64") => {
+            let media_type = field(s, "media_type")?;
+            if !matches!(media_type.as_str(), "image/jpeg" | "image/png" | "image/gif" | "image/webp") {
+                return Err(invalid(format!(
+                    "messages.{i}: image.source.media_type: must be image/jpeg, image/png, image/gif or image/webp"
+                )));
+            }
+            Ok(ImagePart::Base64 { media_type, data: field(s, "data")? })
+        }
+        Some("url") => Ok(ImagePart::Url { url: field(s, "url")? }),
+        _ => Err(invalid(format!("messages.{i}: image.source.type: must be base64 or url"))),
+    }
+}
+
 /// Parses a request body.
 pub fn parse_request(body: &Value) -> Result<ParsedRequest, ProviderError> {
     let obj = body.as_object().ok_or_else(|| invalid("the request body must be a JSON object"))?;
@@ -92,9 +117,11 @@ pub fn parse_request(body: &Value) -> Result<ParsedRequest, ProviderError> {
         };
         let mut text = String::new();
         let mut calls = Vec::new();
+        let mut images = Vec::new();
         for b in &blocks {
             match b.get("type").and_then(Value::as_str) {
                 Some("text") => text.push_str(b.get("text").and_then(Value::as_str).unwrap_or_default()),
+                Some("image") if role == Role::User => images.push(image_source(b.get("source"), i)?),
                 Some("tool_use") if role == Role::Assistant => calls.push(ToolCall {
                     id: b.get("id").and_then(Value::as_str).unwrap_or_default().to_string(),
                     name: b
@@ -121,9 +148,10 @@ pub fn parse_request(body: &Value) -> Result<ParsedRequest, ProviderError> {
                 None => return Err(invalid(format!("messages.{i}: content blocks need a `type`"))),
             }
         }
-        if !text.is_empty() || !calls.is_empty() {
+        if !text.is_empty() || !calls.is_empty() || !images.is_empty() {
             let mut msg = ChatMessage::new(role, text);
             msg.tool_calls = calls;
+            msg.images = images;
             messages.push(msg);
         }
     }

@@ -3,7 +3,7 @@
 use super::{check_schema, check_tool_name, invalid};
 use crate::error::ProviderError;
 use crate::types::{ChatEvent, ChatRequest, ChatResponse};
-use gaia_core::types::{ChatMessage, FinishReason, Role, ToolCall, ToolSpec, Usage};
+use gaia_core::types::{ChatMessage, FinishReason, ImagePart, Role, ToolCall, ToolSpec, Usage};
 use serde_json::{json, Map, Value};
 
 /// A parsed `/v1/chat/completions` request.
@@ -17,21 +17,32 @@ pub struct ParsedRequest {
     pub include_usage: bool,
 }
 
-/// Text of an OpenAI `content`: a string, or an array of parts whose `text` parts are joined.
-fn content_text(v: &Value) -> Result<String, ProviderError> {
+/// Text and images of an OpenAI `content`: a string, or an array of `text` and `image_url` parts
+/// (text parts are joined).
+fn content_parts(v: &Value) -> Result<(String, Vec<ImagePart>), ProviderError> {
     match v {
-        Value::Null => Ok(String::new()),
-        Value::String(s) => Ok(s.clone()),
+        Value::Null => Ok((String::new(), Vec::new())),
+        Value::String(s) => Ok((s.clone(), Vec::new())),
         Value::Array(parts) => {
             let mut out = String::new();
+            let mut images = Vec::new();
             for p in parts {
                 match p.get("type").and_then(Value::as_str) {
                     Some("text") => out.push_str(p.get("text").and_then(Value::as_str).unwrap_or_default()),
+                    Some("image_url") => {
+                        let url = p
+                            .pointer("/image_url/url")
+                            .or_else(|| p.get("image_url").filter(|u| u.is_string()))
+                            .and_then(Value::as_str)
+                            .filter(|u| !u.is_empty())
+                            .ok_or_else(|| invalid("an `image_url` part needs `image_url.url`"))?;
+                        images.push(ImagePart::from_url(url));
+                    }
                     Some(other) => return Err(invalid(format!("content part type `{other}` is not supported yet"))),
                     None => return Err(invalid("content parts need a `type`")),
                 }
             }
-            Ok(out)
+            Ok((out, images))
         }
         _ => Err(invalid("`content` must be a string or an array of parts")),
     }
@@ -67,9 +78,13 @@ pub fn parse_request(body: &Value) -> Result<ParsedRequest, ProviderError> {
                 )))
             }
         };
-        let content = content_text(m.get("content").unwrap_or(&Value::Null))
+        let (content, images) = content_parts(m.get("content").unwrap_or(&Value::Null))
             .map_err(|e| invalid(format!("messages[{i}]: {e}")))?;
+        if !images.is_empty() && role != Role::User {
+            return Err(invalid(format!("messages[{i}]: only user messages may contain images")));
+        }
         let mut msg = ChatMessage::new(role, content);
+        msg.images = images;
         if let Some(calls) = m.get("tool_calls").and_then(Value::as_array) {
             for c in calls {
                 msg.tool_calls.push(ToolCall {

@@ -22,11 +22,22 @@ use gaia_providers::{merge_usage, Candidate, ChatEvent, ChatRequest, ChatRespons
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+/// Most images one message may carry.
+pub const MAX_IMAGES_PER_MESSAGE: usize = 8;
+
 /// Body of both chat endpoints.
 #[derive(Debug, Deserialize)]
 pub struct ChatBody {
-    /// The user's message.
+    /// The user's message (may be empty when `attachments` are given; ignored with `regenerate`).
+    #[serde(default)]
     pub message: String,
+    /// Images uploaded with `POST /api/v1/attachments`, sent with this message to a vision model.
+    #[serde(default)]
+    pub attachments: Vec<String>,
+    /// Answer the conversation's last user message again: the answers after it are deleted and a
+    /// new one is generated (needs `conversation_id`; no new user message is stored).
+    #[serde(default)]
+    pub regenerate: bool,
     /// Model (`id` or `provider/id`); the default model when absent.
     #[serde(default)]
     pub model: Option<String>,
@@ -60,6 +71,8 @@ struct Turn {
     is_new: bool,
     /// The user's message.
     message: String,
+    /// This turn answers the last user message again.
+    regenerate: bool,
 }
 
 fn title_from(message: &str) -> String {
@@ -73,8 +86,18 @@ fn title_from(message: &str) -> String {
 
 async fn prepare(state: &AppState, user_id: &str, body: ChatBody) -> ApiResult<Turn> {
     let message = body.message.trim();
-    if message.is_empty() {
+    if body.regenerate {
+        if body.conversation_id.is_none() {
+            return Err(ApiError::bad_request("`regenerate` needs a `conversation_id`"));
+        }
+        if !body.attachments.is_empty() {
+            return Err(ApiError::bad_request("`regenerate` cannot take new `attachments`"));
+        }
+    } else if message.is_empty() && body.attachments.is_empty() {
         return Err(ApiError::bad_request("`message` must not be empty"));
+    }
+    if body.attachments.len() > MAX_IMAGES_PER_MESSAGE {
+        return Err(ApiError::bad_request(format!("at most {MAX_IMAGES_PER_MESSAGE} images per message")));
     }
     let storage = state.storage();
     let existing = match &body.conversation_id {
@@ -121,7 +144,37 @@ async fn prepare(state: &AppState, user_id: &str, body: ChatBody) -> ApiResult<T
         .unwrap_or_default();
     let candidates = state.providers().candidates(&model_asked).await?;
     let model = candidates[0].1.clone();
+    let images = storage.unsent_images(user_id, &body.attachments).await.map_err(|e| match e {
+        gaia_core::CoreError::NotFound(what) => ApiError::not_found(format!("{what} not found: upload it first")),
+        other => other.into(),
+    })?;
+    if !images.is_empty() {
+        let entry = state.providers().model_entry(candidates[0].0.name(), &model);
+        // Refuse only when the catalog says what the model can do and vision is not among it.
+        if entry.is_some_and(|m| !m.capabilities.is_empty() && !m.capabilities.iter().any(|c| c == "vision")) {
+            return Err(ApiError::bad_request(format!(
+                "model {model} does not accept images; pick a model with the `vision` capability"
+            )));
+        }
+    }
     let persona_id = persona.as_ref().map(|p| p.id.clone());
+    let mut stored_history = match &existing {
+        Some(c) => storage.list_messages(&c.id).await?,
+        None => Vec::new(),
+    };
+    // Regenerating: answer the last user message again. The answers after it stay in the prompt's
+    // past no more, and are deleted once the provider has accepted the new request.
+    let message = if body.regenerate {
+        let last = stored_history
+            .iter()
+            .rposition(|m| m.role == Role::User)
+            .ok_or_else(|| ApiError::bad_request("the conversation has no message to answer again"))?;
+        stored_history.truncate(last + 1);
+        stored_history[last].content.clone()
+    } else {
+        message.to_string()
+    };
+    let message = message.as_str();
     let (conversation, is_new) = match existing {
         Some(c) => {
             if asked_persona.is_some() && c.persona_id != persona_id {
@@ -133,7 +186,7 @@ async fn prepare(state: &AppState, user_id: &str, body: ChatBody) -> ApiResult<T
             let c = storage
                 .create_conversation_with_persona(
                     user_id,
-                    Some(&title_from(message)),
+                    Some(&if message.is_empty() { "Image".to_string() } else { title_from(message) }),
                     Some(&model),
                     persona_id.as_deref(),
                 )
@@ -149,12 +202,32 @@ async fn prepare(state: &AppState, user_id: &str, body: ChatBody) -> ApiResult<T
     if let Some(s) = body.system.as_deref().filter(|s| !s.trim().is_empty()) {
         system.push(ChatMessage::system(s));
     }
-    let history: Vec<ChatMessage> = storage
-        .list_messages(&conversation.id)
-        .await?
+    let mut history_images = if stored_history.iter().any(|m| !m.attachments.is_empty()) {
+        storage.conversation_images(&conversation.id).await?
+    } else {
+        Vec::new()
+    };
+    // When regenerating, the last stored message is the one answered again: it is `latest` below.
+    let latest_images = if body.regenerate {
+        let last = stored_history.pop();
+        let id = last.map(|m| m.id).unwrap_or_default();
+        let (mine, rest): (Vec<_>, Vec<_>) = history_images.into_iter().partition(|(m, _)| *m == id);
+        history_images = rest;
+        mine.into_iter().map(|(_, i)| i).collect()
+    } else {
+        images.clone()
+    };
+    let history: Vec<ChatMessage> = stored_history
         .into_iter()
-        .filter(|m| matches!(m.role, Role::User | Role::Assistant | Role::System) && !m.content.is_empty())
-        .map(|m| ChatMessage::new(m.role, m.content))
+        .filter(|m| {
+            matches!(m.role, Role::User | Role::Assistant | Role::System)
+                && (!m.content.is_empty() || !m.attachments.is_empty())
+        })
+        .map(|m| {
+            let mut msg = ChatMessage::new(m.role, m.content);
+            msg.images = history_images.iter().filter(|(id, _)| *id == m.id).map(|(_, i)| i.clone()).collect();
+            msg
+        })
         .collect();
     // Bound the history by the model's context window (oldest turns dropped first).
     let (provider, _) = &candidates[0];
@@ -164,19 +237,36 @@ async fn prepare(state: &AppState, user_id: &str, body: ChatBody) -> ApiResult<T
         .and_then(|m| m.context_window)
         .unwrap_or(context::DEFAULT_CONTEXT_WINDOW);
     let reserve = body.max_tokens.unwrap_or(context::DEFAULT_ANSWER_RESERVE).min(window / 2);
-    let (messages, dropped) = context::fit_history(system, history, ChatMessage::user(message), window, reserve);
+    let latest = ChatMessage::user_with_images(message, latest_images);
+    let (messages, dropped) = context::fit_history(system, history, latest, window, reserve);
     if dropped > 0 {
         tracing::debug!(conversation_id = %conversation.id, dropped, window, "older messages left out of the prompt");
     }
-    let stored = storage.add_message(&conversation.id, Role::User, message, None, None).await?;
-    state
-        .events()
-        .publish(BusEvent::MessageCreated { conversation_id: conversation.id.clone(), message_id: stored.id });
+    if !body.regenerate {
+        let stored = storage.add_message(&conversation.id, Role::User, message, None, None).await?;
+        if !body.attachments.is_empty() {
+            storage.attach_to_message(user_id, &body.attachments, &stored.id).await?;
+        }
+        state
+            .events()
+            .publish(BusEvent::MessageCreated { conversation_id: conversation.id.clone(), message_id: stored.id });
+    }
     let mut request = ChatRequest::new(model, messages);
     request.temperature = body.temperature.or_else(|| persona.as_ref().and_then(|p| p.temperature).map(|t| t as f32));
     request.max_tokens = body.max_tokens;
     request.user = Some(user_id.to_string());
-    Ok(Turn { conversation, candidates, request, is_new, message: message.to_string() })
+    Ok(Turn { conversation, candidates, request, is_new, message: message.to_string(), regenerate: body.regenerate })
+}
+
+impl Turn {
+    /// For a regeneration, deletes the old answers once the provider has taken the new request.
+    async fn provider_accepted(&self, state: &AppState) -> ApiResult<()> {
+        if self.regenerate {
+            state.storage().rewind_to_last_user_message(&self.conversation.id).await?;
+            state.events().publish(BusEvent::ConversationUpdated { conversation_id: self.conversation.id.clone() });
+        }
+        Ok(())
+    }
 }
 
 /// The background job that gives a new conversation a title from its first exchange.
@@ -415,6 +505,7 @@ async fn complete(state: &AppState, p: &Principal, turn: &Turn, endpoint: &str) 
             meter.target(r.provider.name(), &r.model);
             meter.usage(r.value.usage);
             meter.finish(200, None);
+            turn.provider_accepted(state).await?;
             Ok(r)
         }
         Err(f) => {
@@ -435,6 +526,7 @@ async fn open_stream(
     match state.providers().stream_routed(&turn.candidates, &turn.request).await {
         Ok(r) => {
             meter.target(r.provider.name(), &r.model);
+            turn.provider_accepted(state).await?;
             Ok((r, meter))
         }
         Err(f) => {

@@ -1,5 +1,6 @@
 //! Route handlers, one module per resource.
 
+pub mod attachments;
 pub mod auth;
 pub mod chat;
 pub mod compat;

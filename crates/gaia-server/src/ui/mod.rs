@@ -1,7 +1,8 @@
 //! The web chat UI, served by the same binary at `/`: server-rendered HTML (maud) with htmx and a
 //! small script for streaming, both vendored in the binary (no CDN, no build step).
 //!
-//! Pages: `/login`, `/register`, `POST /logout`, `/chat` and `/chat/{id}`; fragments for htmx:
+//! Pages: `/login`, `/register`, `POST /logout`, `/chat` and `/chat/{id}`, `/settings` (profile:
+//! display name, default model and persona, theme); fragments for htmx:
 //! `/ui/conversations?q=` (the sidebar list) and `/ui/conversations/{id}/messages`. The page's script
 //! talks to the JSON API (`/api/v1/chat` with `stream: true`, `/api/v1/conversations/...`) with the
 //! session cookie and the session's CSRF token.
@@ -36,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(logout))
         .route("/chat", get(chat_new))
         .route("/chat/{id}", get(chat_open))
+        .route("/settings", get(settings_page).post(save_settings))
         .route("/ui/conversations", get(conversation_list))
         .route("/ui/conversations/{id}/messages", get(conversation_messages))
         .route("/assets/{file}", get(asset))
@@ -244,10 +246,7 @@ async fn render_chat(state: &AppState, p: &Principal, s: &WebSession, id: Option
         .and_then(|c| c.persona_id.clone())
         .or(settings.default_persona_id.clone())
         .unwrap_or(DEFAULT_PERSONA_ID.to_string());
-    let mut models: Vec<String> =
-        state.providers().list_models().await.into_iter().map(|m| format!("{}/{}", m.provider, m.id)).collect();
-    models.sort();
-    models.dedup();
+    let models = model_names(state).await;
     let user = settings.display_name.clone().or(p.email.clone()).unwrap_or_default();
     let theme = settings.theme.as_deref().unwrap_or("dark");
     let title = current.as_ref().and_then(|c| c.title.clone()).unwrap_or("Chat".into());
@@ -307,4 +306,91 @@ async fn conversation_messages(State(state): State<AppState>, headers: HeaderMap
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The models of every provider as `provider/model`, sorted.
+async fn model_names(state: &AppState) -> Vec<String> {
+    let mut models: Vec<String> =
+        state.providers().list_models().await.into_iter().map(|m| format!("{}/{}", m.provider, m.id)).collect();
+    models.sort();
+    models.dedup();
+    models
+}
+
+/// Query of the settings page.
+#[derive(Debug, Deserialize)]
+pub struct SettingsQuery {
+    #[serde(default)]
+    saved: Option<String>,
+}
+
+async fn settings_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<SettingsQuery>) -> Response {
+    let Some((p, s)) = signed_in(&state, &headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    let notice = q.saved.is_some().then_some(Ok("Settings saved."));
+    render_settings(&state, &p, &s, StatusCode::OK, notice).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn render_settings(
+    state: &AppState,
+    p: &Principal,
+    s: &WebSession,
+    status: StatusCode,
+    notice: Option<Result<&str, &str>>,
+) -> Result<Response, ApiError> {
+    let storage = state.storage();
+    let settings = storage.user_settings(&p.user_id).await?;
+    let personas = storage.list_personas(&p.user_id).await?;
+    let models = model_names(state).await;
+    let theme = settings.theme.as_deref().unwrap_or("dark");
+    let ctx = PageCtx { title: "Settings", theme, csrf: Some(&s.csrf_token) };
+    let page = pages::SettingsPage {
+        email: p.email.as_deref().unwrap_or_default(),
+        settings: &settings,
+        models: &models,
+        personas: &personas,
+        notice,
+    };
+    Ok(html(status, pages::settings(&ctx, &page)))
+}
+
+/// Fields of the settings form.
+#[derive(Debug, Deserialize)]
+pub struct SettingsForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    default_model: String,
+    #[serde(default)]
+    default_persona_id: String,
+    #[serde(default)]
+    theme: String,
+}
+
+async fn save_settings(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<SettingsForm>) -> Response {
+    let Some((p, s)) = signed_in(&state, &headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    if !session::tokens_match(&f.csrf_token, &s.csrf_token) {
+        return ApiError::new(StatusCode::FORBIDDEN, "missing or wrong CSRF token").into_response();
+    }
+    let update = gaia_core::storage::UserSettings {
+        display_name: Some(f.display_name.trim().to_string()),
+        default_model: Some(f.default_model.trim().to_string()),
+        default_persona_id: Some(f.default_persona_id.trim().to_string()),
+        theme: Some(f.theme.trim().to_string()),
+    };
+    match state.storage().update_user_settings(&p.user_id, &update).await {
+        Ok(_) => Redirect::to("/settings?saved=1").into_response(),
+        Err(e @ (gaia_core::CoreError::InvalidInput(_) | gaia_core::CoreError::NotFound(_))) => {
+            let msg = client_message(&e);
+            render_settings(&state, &p, &s, StatusCode::BAD_REQUEST, Some(Err(&msg)))
+                .await
+                .unwrap_or_else(IntoResponse::into_response)
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
 }

@@ -1,7 +1,7 @@
 //! The HTML of the web UI (maud templates: every interpolated value is escaped).
 
 use super::markdown;
-use gaia_core::storage::{Conversation, Persona, StoredMessage};
+use gaia_core::storage::{Conversation, Persona, StoredMessage, UserSettings, DEFAULT_PERSONA_ID};
 use gaia_core::types::Role;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
@@ -96,7 +96,16 @@ pub fn message(m: &StoredMessage) -> Markup {
     html! {
         article .msg .(role) data-id=(m.id) {
             div .who { @if role == "user" { "You" } @else { "Assistant" } @if let Some(model) = &m.model { span .model { " · " (model) } } }
-            div .body { (PreEscaped(markdown::render(&m.content))) }
+            @if !m.attachments.is_empty() {
+                div .images {
+                    @for a in &m.attachments {
+                        a href={ "/api/v1/attachments/" (a.id) } target="_blank" rel="noopener" {
+                            img src={ "/api/v1/attachments/" (a.id) } alt=(a.file_name.as_deref().unwrap_or("image")) loading="lazy";
+                        }
+                    }
+                }
+            }
+            @if !m.content.is_empty() { div .body { (PreEscaped(markdown::render(&m.content))) } }
         }
     }
 }
@@ -145,7 +154,7 @@ pub fn chat(ctx: &PageCtx<'_>, p: &ChatPage<'_>) -> Markup {
                     input #current-id type="hidden" name="current" value=(current_id.unwrap_or(""));
                     ul #conv-list { (conversation_list(p.conversations, current_id)) }
                     div .me {
-                        span { (p.user) }
+                        a #settings-link href="/settings" title="Profile and settings" { (p.user) }
                         button #theme type="button" title="Toggle theme" { "◐" }
                         form method="post" action="/logout" {
                             input type="hidden" name="csrf_token" value=(ctx.csrf.unwrap_or(""));
@@ -170,12 +179,79 @@ pub fn chat(ctx: &PageCtx<'_>, p: &ChatPage<'_>) -> Markup {
                     }
                     section #messages aria-live="polite" { (messages(p.messages)) }
                     form #composer {
-                        textarea #input name="message" rows="3" placeholder="Send a message (Enter to send, Shift+Enter for a new line)" required {}
+                        div #pending .pending hidden {}
+                        textarea #input name="message" rows="3" placeholder="Send a message (Enter to send, Shift+Enter for a new line; paste or drop images)" {}
                         div .buttons {
+                            label .attach title="Attach images" {
+                                "🖼"
+                                input #image-input type="file" accept="image/png,image/jpeg,image/gif,image/webp" multiple hidden;
+                            }
                             button #send type="submit" { "Send" }
                             button #stop type="button" hidden { "Stop" }
+                            button #regen type="button" title="Answer the last message again" hidden[p.messages.is_empty()] { "↻ Regenerate" }
                         }
                     }
+                }
+            }
+        },
+    )
+}
+
+/// Everything the settings page shows.
+pub struct SettingsPage<'a> {
+    /// The user's email.
+    pub email: &'a str,
+    /// Current settings.
+    pub settings: &'a UserSettings,
+    /// Models to pick from.
+    pub models: &'a [String],
+    /// Personas to pick from.
+    pub personas: &'a [Persona],
+    /// A message after saving (`Ok`) or a validation error (`Err`).
+    pub notice: Option<Result<&'a str, &'a str>>,
+}
+
+/// The profile and settings page.
+pub fn settings(ctx: &PageCtx<'_>, p: &SettingsPage<'_>) -> Markup {
+    let s = p.settings;
+    let theme = s.theme.as_deref().unwrap_or("dark");
+    let persona = s.default_persona_id.as_deref().unwrap_or(DEFAULT_PERSONA_ID);
+    layout(
+        ctx,
+        html! {
+            main .auth .settings {
+                p { a href="/chat" { "← Back to chat" } }
+                h1 { "Profile and settings" }
+                @match p.notice {
+                    Some(Ok(m)) => p .notice role="status" { (m) },
+                    Some(Err(m)) => p .error role="alert" { (m) },
+                    None => {},
+                }
+                form #settings-form method="post" action="/settings" {
+                    input type="hidden" name="csrf_token" value=(ctx.csrf.unwrap_or(""));
+                    label { "Email" input type="email" value=(p.email) disabled; }
+                    label { "Display name"
+                        input #display-name type="text" name="display_name" maxlength="200"
+                            value=(s.display_name.as_deref().unwrap_or(""));
+                    }
+                    label { "Default model"
+                        select #default-model name="default_model" {
+                            option value="" { "server default" }
+                            @for m in p.models { option value=(m) selected[s.default_model.as_deref() == Some(m.as_str())] { (m) } }
+                        }
+                    }
+                    label { "Default persona"
+                        select #default-persona name="default_persona_id" {
+                            @for x in p.personas { option value=(x.id) selected[x.id == persona] { (x.name) } }
+                        }
+                    }
+                    label { "Theme"
+                        select #theme-select name="theme" {
+                            option value="dark" selected[theme == "dark"] { "Dark" }
+                            option value="light" selected[theme == "light"] { "Light" }
+                        }
+                    }
+                    button #save-settings type="submit" { "Save" }
                 }
             }
         },
