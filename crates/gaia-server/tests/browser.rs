@@ -1,6 +1,7 @@
 //! End-to-end tests of the web UI in real headless Chromium, driven over WebDriver (chromedriver +
-//! fantoccini), against the server and the mock upstream. Screenshots of the main pages are saved under
-//! `target/tmp/screenshots/`.
+//! fantoccini), against the server and the mock upstream: register, stream, switch, search, delete,
+//! XSS, image upload, regenerate, two tabs kept in sync over `/ws/chat`, settings, logout and login.
+//! Screenshots of the main pages are saved under `target/tmp/screenshots/`.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them); `GAIA_CHROMEDRIVER` and
 //! `GAIA_CHROMIUM` override the paths. Without them the test is skipped, unless
@@ -16,6 +17,9 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// A real 64×64 PNG (a treasure map).
+const PNG: &[u8] = include_bytes!("data/map.png");
 
 fn find(var: &str, candidates: &[&str]) -> Option<PathBuf> {
     if let Ok(p) = std::env::var(var) {
@@ -228,6 +232,78 @@ async fn chat_in_headless_chromium() {
     let xss = c.execute("return window.__xss === undefined", vec![]).await.unwrap();
     assert_eq!(xss, json!(true), "no script from model output ran");
     screenshot(&c, "xss-as-text").await;
+
+    // Upload an image: previewed before sending, shown inline after, and seen by the (vision) model.
+    let png_path = std::env::temp_dir().join(format!("gaia-browser-{}.png", std::process::id()));
+    std::fs::write(&png_path, PNG).unwrap();
+    c.find(Locator::Css("#image-input")).await.unwrap().send_keys(png_path.to_str().unwrap()).await.unwrap();
+    wait_for("the image preview", || async { !texts(&c, "#pending figure").await.is_empty() }).await;
+    send(&c, "What is on this map?").await;
+    wait_for("the answer about the image", || async {
+        texts(&c, "#messages article.assistant .body").await.iter().any(|t| t.contains("[saw 1 image]"))
+    })
+    .await;
+    wait_for("the stored image shown inline", || async {
+        c.execute(
+            "const i = document.querySelector('#messages article.user .images img[src^=\"/api/v1/attachments/\"]'); \
+             return !!i && i.complete && i.naturalWidth > 0",
+            vec![],
+        )
+        .await
+        .is_ok_and(|v| v == json!(true))
+    })
+    .await;
+    let _ = std::fs::remove_file(&png_path);
+    screenshot(&c, "image").await;
+
+    // Regenerate: the last answer is asked for again and replaced (not added).
+    let answers = texts(&c, "#messages article.assistant").await.len();
+    let calls = s.mock.as_ref().unwrap().requests();
+    c.find(Locator::Css("#regen")).await.unwrap().click().await.unwrap();
+    wait_for("a new answer from the model", || async { s.mock.as_ref().unwrap().requests() > calls }).await;
+    wait_for("the regenerated answer", || async {
+        let t = texts(&c, "#messages article.assistant .body").await;
+        t.len() == answers && t.last().is_some_and(|t| t.contains("[saw 1 image]"))
+    })
+    .await;
+
+    // Two tabs on one conversation: a message sent in one appears in the other (over /ws/chat).
+    let first_tab = c.window().await.unwrap();
+    let chat_url = c.current_url().await.unwrap();
+    let second_tab = c.new_window(true).await.unwrap().handle;
+    c.switch_to_window(second_tab.clone()).await.unwrap();
+    c.goto(chat_url.as_str()).await.unwrap();
+    send(&c, "Sent from the second tab").await;
+    wait_for("the answer in the second tab", || async {
+        texts(&c, "#messages article.assistant .body").await.iter().any(|t| t.contains("Sent from the second tab"))
+    })
+    .await;
+    c.close_window().await.unwrap();
+    c.switch_to_window(first_tab).await.unwrap();
+    wait_for("the other tab's messages, live", || async {
+        let t = texts(&c, "#messages article .body").await;
+        t.iter().any(|t| t == "Sent from the second tab")
+            && t.iter().any(|t| t.contains("Mock reply to: Sent from the second tab"))
+    })
+    .await;
+
+    // Profile and settings: display name and theme, remembered.
+    c.find(Locator::Css("#settings-link")).await.unwrap().click().await.unwrap();
+    wait_for("the settings page", || async { c.current_url().await.is_ok_and(|u| u.path() == "/settings") }).await;
+    let name = c.find(Locator::Css("#display-name")).await.unwrap();
+    name.clear().await.unwrap();
+    name.send_keys("Captain Mara").await.unwrap();
+    c.find(Locator::Css("#theme-select option[value=light]")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#save-settings")).await.unwrap().click().await.unwrap();
+    wait_for("the saved notice", || async { texts(&c, ".notice").await.iter().any(|t| t.contains("Settings saved")) })
+        .await;
+    let theme = c.execute("return document.documentElement.dataset.theme", vec![]).await.unwrap();
+    assert_eq!(theme, json!("light"));
+    screenshot(&c, "settings").await;
+    c.goto(&url("/chat")).await.unwrap();
+    wait_for("the new name in the sidebar", || async { texts(&c, "#settings-link").await == ["Captain Mara"] }).await;
+    let theme = c.execute("return document.documentElement.dataset.theme", vec![]).await.unwrap();
+    assert_eq!(theme, json!("light"), "the theme is remembered");
 
     // Log out: back to the login page; the chat needs a session again.
     c.find(Locator::Css("#logout")).await.unwrap().click().await.unwrap();

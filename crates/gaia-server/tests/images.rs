@@ -9,13 +9,8 @@ use gaia_core::testing::{database_urls, sqlite_db};
 use gaia_providers::mock::MockConfig;
 use serde_json::{json, Value};
 
-/// A real 1×1 PNG.
-const PNG: &[u8] = &[
-    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00,
-    0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1F, 0x15, 0xC4, 0x89, 0x00, 0x00, 0x00, 0x0D, 0x49,
-    0x44, 0x41, 0x54, 0x78, 0x9C, 0x63, 0xF8, 0xCF, 0xC0, 0xF0, 0x1F, 0x00, 0x05, 0x00, 0x01, 0xFF, 0x89, 0x99, 0x3D,
-    0x1D, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82,
-];
+/// A real 64×64 PNG (a treasure map).
+const PNG: &[u8] = include_bytes!("data/map.png");
 
 async fn upload(s: &common::TestServer, token: &str, name: &str, bytes: &[u8]) -> reqwest::Response {
     let part =
@@ -333,4 +328,67 @@ async fn regenerate_replaces_the_last_answer() {
             .unwrap();
         assert_eq!(r.status(), 400, "{b}");
     }
+}
+
+#[tokio::test]
+async fn compatible_endpoints_translate_images_both_ways() {
+    use base64::Engine as _;
+    let s = start(sqlite_db(), Some(MockConfig::default())).await;
+    let (a, _, _) = s.register("a@example.com").await;
+    let (key, _) = s.api_key(&a).await;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(PNG);
+    // OpenAI format in, to a Claude model: an Anthropic image block goes out.
+    let r = s
+        .post("/v1/chat/completions", &key)
+        .json(&json!({"model": "anthropic/mock-claude", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "Describe"},
+            {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{b64}"), "detail": "low"}}
+        ]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "Mock reply to: Describe [saw 1 image]");
+    let sent = s.mock.as_ref().unwrap().last_request().unwrap();
+    assert_eq!(
+        sent["messages"][0]["content"][0],
+        json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": b64}})
+    );
+    // Anthropic format in, to a GPT model: an OpenAI image_url part goes out (URLs stay URLs).
+    let r = s
+        .post("/v1/messages", &key)
+        .json(&json!({"model": "openai/mock-gpt", "max_tokens": 50, "messages": [{"role": "user", "content": [
+            {"type": "image", "source": {"type": "url", "url": "https://example.com/map.png"}},
+            {"type": "text", "text": "Where?"}
+        ]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let sent = s.mock.as_ref().unwrap().last_request().unwrap();
+    let parts = &sent["messages"][0]["content"];
+    assert_eq!(parts[0], json!({"type": "text", "text": "Where?"}));
+    assert_eq!(parts[1], json!({"type": "image_url", "image_url": {"url": "https://example.com/map.png"}}));
+    // Malformed image input: 400 in each API's own error shape.
+    let r = s
+        .post("/v1/chat/completions", &key)
+        .json(&json!({"model": "mock-gpt", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().contains("image_url.url"));
+    let r = s
+        .post("/v1/messages", &key)
+        .json(&json!({"model": "mock-claude", "max_tokens": 5, "messages": [{"role": "user", "content": [
+            {"type": "image", "source": {"type": "base64", "media_type": "image/svg+xml", "data": "PHN2Zz4="}}
+        ]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["type"], "error");
+    assert!(e["error"]["message"].as_str().unwrap().contains("media_type"), "{e}");
 }

@@ -202,3 +202,68 @@ async fn register_login_chat_and_logout_in_the_browser_flow() {
         assert_eq!(http.get(url("/assets/nope.js")).send().await.unwrap().status(), 404);
     }
 }
+
+#[tokio::test]
+async fn the_settings_page_saves_the_profile() {
+    for db in database_urls().await {
+        let s = start(db, Some(MockConfig::default())).await;
+        let b = s.backend;
+        let http = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
+        let url = |p: &str| format!("{}{p}", s.url);
+        let uid = s.register("set@example.com").await.2;
+        let (token, _) = s.state.auth().create_session(&uid, std::time::Duration::from_secs(600)).await.unwrap();
+        let cookie = format!("gaia_session={token}");
+        let r = http.get(url("/settings")).send().await.unwrap();
+        assert_eq!(r.headers()["location"], "/login", "signed out");
+        let page = http.get(url("/settings")).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("Profile and settings") && page.contains("set@example.com"), "{b}");
+        assert!(page.contains("openai/mock-gpt"), "models to pick from");
+        let csrf = csrf_in(&page);
+        // A pirate persona to pick.
+        let p: Value = http
+            .post(url("/api/v1/personas"))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf)
+            .json(&json!({"name": "Pirate", "system_prompt": "Arr."}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let pid = p["id"].as_str().unwrap();
+        let form = |csrf: &str, theme: &str| {
+            vec![
+                ("csrf_token", csrf.to_string()),
+                ("display_name", "Captain <Mara>".to_string()),
+                ("default_model", "openai/mock-gpt".to_string()),
+                ("default_persona_id", pid.to_string()),
+                ("theme", theme.to_string()),
+            ]
+        };
+        // Without the token: 403 and nothing changes.
+        let r = http.post(url("/settings")).header("cookie", &cookie).form(&form("bad", "light")).send().await.unwrap();
+        assert_eq!(r.status(), 403);
+        // A bad theme: 400 with the reason on the page.
+        let r = http.post(url("/settings")).header("cookie", &cookie).form(&form(&csrf, "pink")).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{b}");
+        assert!(r.text().await.unwrap().contains("theme must be"));
+        let r = http.post(url("/settings")).header("cookie", &cookie).form(&form(&csrf, "light")).send().await.unwrap();
+        assert_eq!((r.status().as_u16(), r.headers()["location"].to_str().unwrap()), (303, "/settings?saved=1"));
+        let saved: Value =
+            http.get(url("/api/v1/settings")).header("cookie", &cookie).send().await.unwrap().json().await.unwrap();
+        assert_eq!(saved["display_name"], "Captain <Mara>", "{b}");
+        assert_eq!(
+            (saved["default_model"].as_str(), saved["theme"].as_str()),
+            (Some("openai/mock-gpt"), Some("light"))
+        );
+        assert_eq!(saved["default_persona_id"], pid);
+        // Pages now use them: light theme, the escaped name, the persona preselected.
+        let page = http.get(url("/chat")).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("data-theme=\"light\"") && page.contains("Captain &lt;Mara&gt;"), "{b}");
+        assert!(page.contains(&format!("value=\"{pid}\" selected")), "{b}");
+        let page =
+            http.get(url("/settings?saved=1")).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("Settings saved."));
+    }
+}

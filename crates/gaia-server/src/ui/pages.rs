@@ -183,7 +183,7 @@ pub fn chat(ctx: &PageCtx<'_>, p: &ChatPage<'_>) -> Markup {
                         textarea #input name="message" rows="3" placeholder="Send a message (Enter to send, Shift+Enter for a new line; paste or drop images)" {}
                         div .buttons {
                             label .attach title="Attach images" {
-                                "🖼"
+                                "Attach"
                                 input #image-input type="file" accept="image/png,image/jpeg,image/gif,image/webp" multiple hidden;
                             }
                             button #send type="submit" { "Send" }
