@@ -43,10 +43,125 @@ pub enum Action {
     Admin,
 }
 
+impl ResourceType {
+    /// Every resource type.
+    pub const ALL: [ResourceType; 8] = [
+        ResourceType::Kb,
+        ResourceType::Conversation,
+        ResourceType::Persona,
+        ResourceType::Provider,
+        ResourceType::Usage,
+        ResourceType::User,
+        ResourceType::ApiKey,
+        ResourceType::Admin,
+    ];
+
+    /// The name used in APIs and the database (`kb`, `conversation`, …, `api_key`, `admin`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceType::Kb => "kb",
+            ResourceType::Conversation => "conversation",
+            ResourceType::Persona => "persona",
+            ResourceType::Provider => "provider",
+            ResourceType::Usage => "usage",
+            ResourceType::User => "user",
+            ResourceType::ApiKey => "api_key",
+            ResourceType::Admin => "admin",
+        }
+    }
+}
+
+impl std::fmt::Display for ResourceType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ResourceType {
+    type Err = crate::RbacError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ResourceType::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| {
+            crate::RbacError::Invalid(format!(
+                "resource type `{s}` is not one of kb, conversation, persona, provider, usage, user, api_key, admin"
+            ))
+        })
+    }
+}
+
 impl Action {
+    /// Every action.
+    pub const ALL: [Action; 5] = [Action::Read, Action::Write, Action::Delete, Action::Share, Action::Admin];
+
+    /// `read`, `write`, `delete`, `share` or `admin`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Read => "read",
+            Action::Write => "write",
+            Action::Delete => "delete",
+            Action::Share => "share",
+            Action::Admin => "admin",
+        }
+    }
+
     /// Whether holding `self` grants `wanted` (`admin` implies every action).
     pub fn implies(self, wanted: Action) -> bool {
         self == wanted || self == Action::Admin
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Action {
+    type Err = crate::RbacError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Action::ALL.into_iter().find(|a| a.as_str() == s).ok_or_else(|| {
+            crate::RbacError::Invalid(format!("action `{s}` is not one of read, write, delete, share, admin"))
+        })
+    }
+}
+
+/// A resource to check access to: its type and its path (see [`crate::role`] for Gaia's paths).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Resource {
+    /// The type.
+    pub resource_type: ResourceType,
+    /// The path, such as `/users/<owner>/conversations/<id>` or `/kb/teams/<id>/lore.md`.
+    pub path: String,
+}
+
+impl Resource {
+    /// A resource of `resource_type` at `path`.
+    pub fn new(resource_type: ResourceType, path: impl Into<String>) -> Self {
+        Resource { resource_type, path: path.into() }
+    }
+    /// The conversation `id` of `owner`.
+    pub fn conversation(owner: &str, id: &str) -> Self {
+        Self::new(ResourceType::Conversation, format!("/users/{owner}/conversations/{id}"))
+    }
+    /// The persona `id` of `owner`.
+    pub fn persona(owner: &str, id: &str) -> Self {
+        Self::new(ResourceType::Persona, format!("/users/{owner}/personas/{id}"))
+    }
+    /// A knowledge-base document or folder, by its path in the vault: `users/<id>/…`, `teams/<id>/…` and
+    /// `workspaces/<id>/…` are those areas, anything else is in the common area (`/kb/common/…`).
+    pub fn kb_document(vault_path: &str) -> Self {
+        let p = vault_path.trim_matches('/');
+        let area = p.split('/').next().unwrap_or_default();
+        let path = match area {
+            "users" | "teams" | "workspaces" => format!("/kb/{p}"),
+            _ => format!("/kb/common/{p}"),
+        };
+        Self::new(ResourceType::Kb, path)
+    }
+}
+
+impl std::fmt::Display for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.resource_type, self.path)
     }
 }
 
@@ -67,6 +182,19 @@ impl Permission {
         Permission { resource_type, action, pattern: Pattern::new(pattern) }
     }
 
+    /// This permission with the placeholders `{user}` and `{scope}` of its pattern filled in.
+    pub fn resolve(&self, user: &str, scope: &str) -> Permission {
+        let raw = self.pattern.as_str();
+        if !raw.contains('{') {
+            return self.clone();
+        }
+        Permission {
+            resource_type: self.resource_type,
+            action: self.action,
+            pattern: Pattern::new(&raw.replace("{user}", user).replace("{scope}", scope)),
+        }
+    }
+
     /// Whether this permission allows `action` on the resource of type `resource_type` at `path`.
     pub fn allows(&self, resource_type: ResourceType, action: Action, path: &str) -> bool {
         self.resource_type == resource_type && self.action.implies(action) && self.pattern.matches(path)
@@ -84,6 +212,22 @@ mod tests {
             assert!(p.allows(ResourceType::Conversation, a, "/conversations/1"));
         }
         assert!(!p.allows(ResourceType::Kb, Action::Read, "/conversations/1"));
+    }
+
+    #[test]
+    fn names_and_kb_areas() {
+        for t in ResourceType::ALL {
+            assert_eq!(t.as_str().parse::<ResourceType>().unwrap(), t);
+        }
+        for a in Action::ALL {
+            assert_eq!(a.to_string().parse::<Action>().unwrap(), a);
+        }
+        assert!("fly".parse::<Action>().is_err());
+        assert_eq!(Resource::kb_document("world/mara.md").path, "/kb/common/world/mara.md");
+        assert_eq!(Resource::kb_document("/teams/red/plan.md").path, "/kb/teams/red/plan.md");
+        assert_eq!(Resource::conversation("u1", "c1").path, "/users/u1/conversations/c1");
+        let p = Permission::new(ResourceType::Kb, Action::Read, "/kb/{scope}/users/{user}/**");
+        assert_eq!(p.resolve("u1", "teams/t").pattern.as_str(), "/kb/teams/t/users/u1/**");
     }
 
     #[test]
