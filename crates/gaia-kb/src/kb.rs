@@ -313,10 +313,15 @@ struct Inner {
     semantic: crate::semantic::SemanticIndex,
 }
 
+/// Decides which documents (by vault path) a caller may read; see [`Kb::restricted`].
+pub type ReadFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// A knowledge base. Cheap to clone (shared inside).
 #[derive(Clone)]
 pub struct Kb {
     inner: Arc<Inner>,
+    /// Documents this handle may see (`None`: all).
+    filter: Option<ReadFilter>,
 }
 
 impl std::fmt::Debug for Kb {
@@ -415,6 +420,7 @@ impl Kb {
         let index_dir = config.index_dir.clone();
         let index = blocking(move || SearchIndex::open(index_dir.as_deref())).await?;
         let kb = Kb {
+            filter: None,
             inner: Arc::new(Inner {
                 config,
                 backend,
@@ -657,7 +663,31 @@ impl Kb {
 
     /// Ranked full-text search (BM25) with highlighted snippets.
     pub fn search(&self, opts: &SearchOptions) -> Result<SearchResults> {
-        self.inner.index.search(opts)
+        let Some(f) = &self.filter else { return self.inner.index.search(opts) };
+        let visible: Vec<String> = {
+            let docs = self.inner.docs.read().expect("docs lock");
+            docs.by_path
+                .keys()
+                .filter(|p| f(p))
+                .filter(|p| opts.paths.as_ref().is_none_or(|only| only.contains(p)))
+                .cloned()
+                .collect()
+        };
+        let mut opts = opts.clone();
+        opts.paths = Some(visible);
+        self.inner.index.search(&opts)
+    }
+
+    /// This knowledge base as seen by a caller who may read only the documents `filter` accepts:
+    /// searches, reads, listings, links, backlinks and contexts leave the others out (reading one is
+    /// `NotFound`, as if it did not exist). Edits are not filtered: check write access before them.
+    pub fn restricted(&self, filter: ReadFilter) -> Kb {
+        Kb { inner: self.inner.clone(), filter: Some(filter) }
+    }
+
+    /// Whether this handle may see the document at `path`.
+    pub fn can_see(&self, path: &str) -> bool {
+        self.filter.as_ref().is_none_or(|f| f(path))
     }
 
     /// Exact or regex search over the raw text of the documents, line by line.
@@ -681,6 +711,9 @@ impl Kb {
                 if !p.starts_with(&format!("{}/", f.as_str())) {
                     continue;
                 }
+            }
+            if !self.can_see(p) {
+                continue;
             }
             if !re.is_match(&d.content) {
                 continue;
@@ -711,6 +744,14 @@ impl Kb {
     /// Reads a document (by path or name). In database modes the database is read, so that edits made
     /// by other instances are seen at once.
     pub async fn read(&self, path: &str) -> Result<Arc<Document>> {
+        let d = self.read_any(path).await?;
+        if !self.can_see(d.path.as_str()) {
+            return Err(KbError::NotFound(doc_path(path)?.to_string()));
+        }
+        Ok(d)
+    }
+
+    async fn read_any(&self, path: &str) -> Result<Arc<Document>> {
         let vp = doc_path(path)?;
         if let Backend::Database { db } | Backend::Hybrid { db, .. } = &self.inner.backend {
             if let Some(r) = db.get(vp.as_str()).await? {
@@ -747,6 +788,9 @@ impl Kb {
         let mut files = Vec::new();
         for (p, d) in docs.by_path.range(prefix.clone()..) {
             let Some(rest) = p.strip_prefix(&prefix) else { break };
+            if !self.can_see(p) {
+                continue;
+            }
             match rest.split_once('/') {
                 Some((sub, _)) if !recursive => *folders.entry(format!("{prefix}{sub}")).or_default() += 1,
                 _ => files.push(ListEntry {
@@ -773,13 +817,16 @@ impl Kb {
     /// Links from a document, each resolved when its target exists.
     pub fn links(&self, path: &str) -> Result<Vec<LinkInfo>> {
         let docs = self.inner.docs.read().expect("docs lock");
-        let p = docs.resolve_link(path, "").ok_or_else(|| KbError::NotFound(path.to_string()))?;
+        let p = docs
+            .resolve_link(path, "")
+            .filter(|p| self.can_see(p))
+            .ok_or_else(|| KbError::NotFound(path.to_string()))?;
         let d = docs.by_path.get(&p).ok_or_else(|| KbError::NotFound(path.to_string()))?;
         Ok(d.note
             .links
             .iter()
             .map(|l| {
-                let target = docs.resolve_link(&l.target, &p);
+                let target = docs.resolve_link(&l.target, &p).filter(|t| self.can_see(t));
                 let title = target.as_ref().and_then(|t| docs.by_path.get(t)).map(|d| d.note.title.clone());
                 LinkInfo { path: target, title, link: l.clone() }
             })
@@ -789,9 +836,12 @@ impl Kb {
     /// Documents linking to a document (by path or name), with the links as written.
     pub fn backlinks(&self, path: &str) -> Result<Vec<LinkInfo>> {
         let docs = self.inner.docs.read().expect("docs lock");
-        let p = docs.resolve_link(path, "").ok_or_else(|| KbError::NotFound(path.to_string()))?;
+        let p = docs
+            .resolve_link(path, "")
+            .filter(|p| self.can_see(p))
+            .ok_or_else(|| KbError::NotFound(path.to_string()))?;
         let mut out = Vec::new();
-        for src in docs.backlinks.get(&p).into_iter().flatten() {
+        for src in docs.backlinks.get(&p).into_iter().flatten().filter(|s| self.can_see(s)) {
             let Some(d) = docs.by_path.get(src) else { continue };
             for l in &d.note.links {
                 if docs.resolve_link(&l.target, src).as_deref() == Some(p.as_str()) {
@@ -821,6 +871,9 @@ impl Kb {
             omitted: Vec::new(),
         };
         for (p, reason) in candidates {
+            if !self.can_see(&p) {
+                continue;
+            }
             let Some(d) = docs.by_path.get(&p) else { continue };
             let tokens = d.estimated_tokens();
             let left = max_tokens - out.total_tokens;
@@ -1115,7 +1168,8 @@ impl Kb {
 
     /// All documents (shared, cheap to clone).
     pub fn documents(&self) -> Vec<Arc<Document>> {
-        self.inner.docs.read().expect("docs lock").by_path.values().cloned().collect()
+        let docs = self.inner.docs.read().expect("docs lock");
+        docs.by_path.values().filter(|d| self.can_see(d.path.as_str())).cloned().collect()
     }
 
     /// Semantic (vector) search with the embedder in use.
@@ -1125,7 +1179,9 @@ impl Kb {
             return Err(KbError::InvalidInput("the search query is empty".into()));
         }
         let docs = self.inner.docs.read().expect("docs lock");
-        Ok(self.inner.semantic.search(query, limit, |p| docs.by_path.get(p).map(|d| d.note.title.clone())))
+        let mut hits = self.inner.semantic.search(query, limit, |p| docs.by_path.get(p).map(|d| d.note.title.clone()));
+        hits.retain(|h| self.can_see(&h.path));
+        Ok(hits)
     }
 
     /// Replaces the embedder used by semantic search and re-embeds every document.

@@ -57,7 +57,7 @@ pub use git::{Author, SyncState};
 pub use index::{SearchHit, SearchOptions, SearchResults};
 pub use kb::{
     Context, ContextDocument, ContextReason, EditOutcome, GrepMatch, GrepOptions, Kb, KbStatus, LinkInfo, ListEntry,
-    SyncReport, WriteRequest,
+    ReadFilter, SyncReport, WriteRequest,
 };
 pub use path::{PathError, VaultPath};
 pub use tools::KbTools;

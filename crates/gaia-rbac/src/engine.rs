@@ -56,6 +56,33 @@ impl Rbac {
         })
     }
 
+    /// An engine whose policy is loaded on first use ([`Rbac::ensure_loaded`]); until then it knows
+    /// only the built-in roles. For constructors that cannot wait.
+    pub fn unloaded(storage: Storage) -> Rbac {
+        Rbac {
+            inner: Arc::new(Inner {
+                storage,
+                policy: RwLock::new(Arc::new(Policy::build(
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                    -1,
+                ))),
+                cache: moka::sync::Cache::builder().max_capacity(DECISION_CACHE_CAPACITY).build(),
+            }),
+        }
+    }
+
+    /// Loads the policy if it was never loaded.
+    pub async fn ensure_loaded(&self) -> Result<()> {
+        if self.policy().version() < 0 {
+            self.reload().await?;
+        }
+        Ok(())
+    }
+
     /// The current snapshot.
     pub fn policy(&self) -> Arc<Policy> {
         self.inner.policy.read().unwrap_or_else(|e| e.into_inner()).clone()

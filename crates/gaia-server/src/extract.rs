@@ -39,6 +39,10 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        // Already authenticated by the access middleware.
+        if let Some(p) = parts.extensions.get::<Principal>() {
+            return Ok(Auth(p.clone()));
+        }
         let auth = state.auth();
         let principal = match credential(parts)? {
             Some(Credential::ApiKey(k)) => auth.authenticate_api_key(&k).await,

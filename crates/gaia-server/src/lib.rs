@@ -34,6 +34,7 @@
 //! (Anthropic), whose errors come in those APIs' own shapes.
 //! Errors are JSON `{"detail": "..."}`.
 
+pub mod access;
 pub mod error;
 pub mod extract;
 pub mod live;
@@ -44,12 +45,12 @@ pub mod sse;
 pub mod state;
 pub mod ui;
 
+pub use access::{Access, RouteDecl, Routes};
 pub use error::{ApiError, ApiResult};
 pub use extract::{ApiJson, Auth};
 pub use state::AppState;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
 use axum::serve::ListenerExt;
 use axum::Router;
 use std::future::Future;
@@ -60,72 +61,12 @@ use tower_http::trace::TraceLayer;
 /// How long in-flight requests (streams included) get to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-/// All of Gaia's routes with their middleware (tracing, request ids, body limit, JSON 404s).
+/// All of Gaia's routes with their middleware (tracing, request ids, body limit, JSON 404s). Every
+/// route declares what it needs ([`access::Access`]); see [`route_table`].
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/auth/register", post(routes::auth::register))
-        .route("/auth/login", post(routes::auth::login))
-        .route("/auth/refresh", post(routes::auth::refresh))
-        .route("/auth/logout", post(routes::auth::logout))
-        .route("/auth/validate", post(routes::auth::validate))
-        .route("/chat", post(routes::chat::chat_v1))
-        .route(
-            "/attachments",
-            post(routes::attachments::upload)
-                // Room for the image plus the multipart framing around it.
-                .layer(DefaultBodyLimit::max(state.config().chat.max_image_bytes.saturating_add(64 * 1024))),
-        )
-        .route("/attachments/{id}", get(routes::attachments::download))
-        .route("/conversations", get(routes::conversations::list).post(routes::conversations::create))
-        .route(
-            "/conversations/{id}",
-            get(routes::conversations::get).patch(routes::conversations::update).delete(routes::conversations::delete),
-        )
-        .route("/conversations/{id}/export", get(routes::conversations::export))
-        .route("/personas", get(routes::personas::list).post(routes::personas::create))
-        .route(
-            "/personas/{id}",
-            get(routes::personas::get)
-                .patch(routes::personas::update)
-                .put(routes::personas::update)
-                .delete(routes::personas::delete),
-        )
-        .route("/settings", get(routes::personas::settings).patch(routes::personas::update_settings))
-        .route("/conversations/{id}/messages", get(routes::conversations::messages))
-        .route("/models", get(routes::models::list))
-        .route("/providers", get(routes::providers::list).post(routes::providers::add))
-        .route("/providers/{name}", delete(routes::providers::remove))
-        .route("/providers/{name}/health", get(routes::providers::health))
-        .route("/keys", get(routes::keys::list).post(routes::keys::create))
-        .route("/keys/{id}", delete(routes::keys::revoke))
-        .route("/usage", get(routes::usage::summary))
-        .route("/usage/export", get(routes::usage::export))
-        .route("/kb/search", get(routes::kb::search))
-        .route("/kb/read", get(routes::kb::read))
-        .route("/kb/list", get(routes::kb::list))
-        .route("/kb/context", get(routes::kb::context))
-        .route("/kb/backlinks", get(routes::kb::backlinks))
-        .route("/kb/links", get(routes::kb::links))
-        .route("/kb/write", post(routes::kb::write))
-        .route("/kb/move", post(routes::kb::move_document))
-        .route("/kb/delete", post(routes::kb::delete))
-        .route("/kb/sync", post(routes::kb::sync))
-        .route("/kb/status", get(routes::kb::status))
-        .route("/kb/webhook", post(routes::kb::webhook))
-        .route("/kb/tools", get(routes::kb::tools))
-        .route("/kb/tools/{name}", post(routes::kb::call_tool));
+    let (routes, _) = routes(&state).finish();
     let limit = state.config().server.body_limit_bytes;
-    let ui = if state.config().server.ui { ui::router() } else { Router::new() };
-    Router::new()
-        .merge(ui)
-        .route("/health", get(routes::health::health))
-        .route("/ws/chat", get(live::chat_socket))
-        .route("/api/v0.3/chat", post(routes::chat::chat_v03))
-        .route("/v1/chat/completions", post(routes::compat::chat_completions))
-        .route("/v1/messages", post(routes::compat::messages))
-        .route("/v1/models", get(routes::compat::list_models))
-        .route("/v1/models/{*id}", get(routes::compat::get_model))
-        .nest("/api/v1", api)
+    routes
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route")
@@ -135,6 +76,120 @@ pub fn router(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// Every route with the access it declares (method, path, `public` or the permission).
+pub fn route_table(state: &AppState) -> Vec<RouteDecl> {
+    routes(state).finish().1
+}
+
+fn routes(state: &AppState) -> Routes {
+    use gaia_rbac::{Action::*, ResourceType as T};
+    use routes::{
+        attachments, auth, chat, compat, conversations, health, kb, keys, models, personas, providers, rbac, usage,
+    };
+    const OWN_CONVERSATIONS: &str = "/users/{user}/conversations";
+    const CONVERSATION: &str = "/users/{user}/conversations/{id}";
+    const OWN_PERSONAS: &str = "/users/{user}/personas";
+    const PERSONA: &str = "/users/{user}/personas/{id}";
+    const ME: &str = "/users/{user}";
+    const RBAC: &str = "/admin/rbac";
+    let perm = Access::Permission;
+    let image_limit = state.config().chat.max_image_bytes.saturating_add(64 * 1024);
+    let uploads = Routes::new(state, "")
+        .post("/attachments", perm(T::Conversation, Write, OWN_CONVERSATIONS), attachments::upload)
+        // Room for the image plus the multipart framing around it.
+        .layer_all(|r| r.layer(DefaultBodyLimit::max(image_limit)));
+    let api = Routes::new(state, "/api/v1")
+        .post("/auth/register", Access::Public, auth::register)
+        .post("/auth/login", Access::Public, auth::login)
+        .post("/auth/refresh", Access::Public, auth::refresh)
+        .post("/auth/logout", Access::Public, auth::logout)
+        .post("/auth/validate", Access::Public, auth::validate)
+        .post("/chat", perm(T::Conversation, Write, OWN_CONVERSATIONS), chat::chat_v1)
+        .merge(uploads)
+        .get("/attachments/{id}", perm(T::Conversation, Read, OWN_CONVERSATIONS), attachments::download)
+        .get("/conversations", perm(T::Conversation, Read, OWN_CONVERSATIONS), conversations::list)
+        .post("/conversations", perm(T::Conversation, Write, OWN_CONVERSATIONS), conversations::create)
+        .get("/conversations/{id}", perm(T::Conversation, Read, CONVERSATION), conversations::get)
+        .patch("/conversations/{id}", perm(T::Conversation, Write, CONVERSATION), conversations::update)
+        .delete("/conversations/{id}", perm(T::Conversation, Delete, CONVERSATION), conversations::delete)
+        .get("/conversations/{id}/export", perm(T::Conversation, Read, CONVERSATION), conversations::export)
+        .get("/conversations/{id}/messages", perm(T::Conversation, Read, CONVERSATION), conversations::messages)
+        .get("/personas", perm(T::Persona, Read, OWN_PERSONAS), personas::list)
+        .post("/personas", perm(T::Persona, Write, OWN_PERSONAS), personas::create)
+        .get("/personas/{id}", perm(T::Persona, Read, PERSONA), personas::get)
+        .patch("/personas/{id}", perm(T::Persona, Write, PERSONA), personas::update)
+        .put("/personas/{id}", perm(T::Persona, Write, PERSONA), personas::update)
+        .delete("/personas/{id}", perm(T::Persona, Delete, PERSONA), personas::delete)
+        .get("/settings", perm(T::User, Read, ME), personas::settings)
+        .patch("/settings", perm(T::User, Write, ME), personas::update_settings)
+        .get("/models", perm(T::Provider, Read, "/providers"), models::list)
+        .get("/providers", perm(T::Provider, Read, "/providers"), providers::list)
+        .post("/providers", perm(T::Provider, Write, "/providers"), providers::add)
+        .delete("/providers/{name}", perm(T::Provider, Delete, "/providers/{name}"), providers::remove)
+        .get("/providers/{name}/health", perm(T::Provider, Read, "/providers/{name}"), providers::health)
+        .get("/keys", perm(T::ApiKey, Read, "/users/{user}/keys"), keys::list)
+        .post("/keys", perm(T::ApiKey, Write, "/users/{user}/keys"), keys::create)
+        .delete("/keys/{id}", perm(T::ApiKey, Delete, "/users/{user}/keys/{id}"), keys::revoke)
+        .get("/usage", perm(T::Usage, Read, "/users/{user}/usage"), usage::summary)
+        .get("/usage/export", perm(T::Usage, Read, "/users/{user}/usage"), usage::export)
+        .get("/kb/search", Access::AnyOf(T::Kb, Read), kb::search)
+        .get("/kb/read", Access::AnyOf(T::Kb, Read), kb::read)
+        .get("/kb/list", Access::AnyOf(T::Kb, Read), kb::list)
+        .get("/kb/context", Access::AnyOf(T::Kb, Read), kb::context)
+        .get("/kb/backlinks", Access::AnyOf(T::Kb, Read), kb::backlinks)
+        .get("/kb/links", Access::AnyOf(T::Kb, Read), kb::links)
+        .post("/kb/write", Access::AnyOf(T::Kb, Write), kb::write)
+        .post("/kb/move", Access::AnyOf(T::Kb, Write), kb::move_document)
+        .post("/kb/delete", Access::AnyOf(T::Kb, Delete), kb::delete)
+        .post("/kb/sync", perm(T::Kb, Admin, "/kb"), kb::sync)
+        .get("/kb/status", Access::AnyOf(T::Kb, Read), kb::status)
+        // Authenticated by the webhook signature (`kb.webhook_secret`).
+        .post("/kb/webhook", Access::Public, kb::webhook)
+        .get("/kb/tools", Access::AnyOf(T::Kb, Read), kb::tools)
+        .post("/kb/tools/{name}", Access::AnyOf(T::Kb, Read), kb::call_tool)
+        .get("/rbac/me", perm(T::User, Read, ME), rbac::me)
+        .post("/rbac/check", perm(T::Admin, Read, RBAC), rbac::check)
+        .get("/rbac/who-can", perm(T::Admin, Read, RBAC), rbac::who_can)
+        .get("/rbac/roles", perm(T::Admin, Read, RBAC), rbac::list_roles)
+        .post("/rbac/roles", perm(T::Admin, Write, RBAC), rbac::create_role)
+        .put("/rbac/roles/{name}", perm(T::Admin, Write, RBAC), rbac::update_role)
+        .delete("/rbac/roles/{name}", perm(T::Admin, Delete, RBAC), rbac::delete_role)
+        .get("/rbac/grants", perm(T::Admin, Read, RBAC), rbac::list_grants)
+        .post("/rbac/grants", perm(T::Admin, Write, RBAC), rbac::create_grant)
+        .delete("/rbac/grants/{id}", perm(T::Admin, Delete, RBAC), rbac::delete_grant)
+        .get("/rbac/teams", perm(T::Admin, Read, RBAC), rbac::list_teams)
+        .post("/rbac/teams", perm(T::Admin, Write, RBAC), rbac::create_team)
+        .get("/rbac/workspaces", perm(T::Admin, Read, RBAC), rbac::list_workspaces)
+        .post("/rbac/workspaces", perm(T::Admin, Write, RBAC), rbac::create_workspace)
+        .delete("/rbac/groups/{id}", perm(T::Admin, Delete, RBAC), rbac::delete_group)
+        .get("/rbac/groups/{id}/members", perm(T::Admin, Read, RBAC), rbac::list_members)
+        .post("/rbac/groups/{id}/members", perm(T::Admin, Write, RBAC), rbac::add_member)
+        .delete("/rbac/groups/{id}/members/{user_id}", perm(T::Admin, Delete, RBAC), rbac::remove_member)
+        .get("/rbac/shares", perm(T::Admin, Read, RBAC), rbac::list_shares)
+        // Owners share their own things: the handler checks `share` on the resource itself.
+        .post("/rbac/shares", Access::SignedIn("share on the shared resource"), rbac::create_share)
+        .delete("/rbac/shares/{id}", Access::SignedIn("share on the shared resource"), rbac::delete_share)
+        .get("/rbac/audit", perm(T::Admin, Read, RBAC), rbac::audit);
+    let mut all = Routes::new(state, "");
+    if state.config().server.ui {
+        all = all.merge(ui::routes(state));
+    }
+    let models = perm(T::Provider, Read, "/providers");
+    let compatible = Routes::new(state, "")
+        .errors(compat::openai_errors)
+        .post("/v1/chat/completions", models, compat::chat_completions)
+        .errors(compat::anthropic_errors)
+        .post("/v1/messages", models, compat::messages)
+        .errors(compat::models_errors)
+        .get("/v1/models", models, compat::list_models)
+        .get("/v1/models/{*id}", models, compat::get_model);
+    all.get("/health", Access::Public, health::health)
+        .get("/ws/chat", perm(T::Conversation, Read, OWN_CONVERSATIONS), live::chat_socket)
+        .post("/api/v0.3/chat", perm(T::Conversation, Write, OWN_CONVERSATIONS), chat::chat_v03)
+        .merge(compatible)
+        .nest(api)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -29,6 +29,7 @@ struct Inner {
     responses: Option<ResponseCache>,
     active_streams: Arc<AtomicUsize>,
     kb: std::sync::OnceLock<gaia_kb::Kb>,
+    rbac: gaia_rbac::Rbac,
 }
 
 impl std::fmt::Debug for AppState {
@@ -84,8 +85,13 @@ impl AppState {
             Authenticator::new(storage.clone(), cache.clone(), jwt, Duration::from_secs(config.cache.api_key_ttl_secs));
         let responses = (config.cache.response_ttl_secs > 0)
             .then(|| ResponseCache::new(cache.clone(), Duration::from_secs(config.cache.response_ttl_secs)));
+        let rbac = gaia_rbac::Rbac::unloaded(storage.clone());
+        if config.rbac.refresh_interval_ms > 0 {
+            rbac.spawn_refresh(Duration::from_millis(config.rbac.refresh_interval_ms));
+        }
         AppState {
             inner: Arc::new(Inner {
+                rbac,
                 config,
                 cache,
                 auth,
@@ -132,6 +138,14 @@ impl AppState {
     pub fn responses(&self) -> Option<&ResponseCache> {
         self.inner.responses.as_ref()
     }
+    /// The access-control engine, its policy loaded.
+    pub async fn rbac(&self) -> &gaia_rbac::Rbac {
+        if let Err(e) = self.inner.rbac.ensure_loaded().await {
+            tracing::error!(error = %e, "cannot load the access-control policy; only built-in roles apply");
+        }
+        &self.inner.rbac
+    }
+
     /// The knowledge base, when one is configured.
     pub fn kb(&self) -> Option<&gaia_kb::Kb> {
         self.inner.kb.get()

@@ -177,14 +177,14 @@ async fn chat_in_headless_chromium() {
         texts(&c, "#messages article.assistant .who").await.iter().any(|t| t.contains("mock"))
     })
     .await;
-    let links = c.find_all(Locator::Css("#conv-list li.conv a")).await.unwrap();
-    let mut first = None;
-    for l in links {
-        if l.text().await.unwrap().contains("safe house") {
-            first = Some(l);
+    // The sidebar may re-render under our feet (live updates): find and click in one retried step.
+    wait_for("a click on the first conversation", || async {
+        match c.find(Locator::XPath("//ul[@id='conv-list']//a[contains(., 'safe house')]")).await {
+            Ok(link) => link.click().await.is_ok(),
+            Err(_) => false,
         }
-    }
-    first.expect("first conversation in the sidebar").click().await.unwrap();
+    })
+    .await;
     wait_for("the first conversation's messages", || async {
         texts(&c, "#messages article.user .body").await.iter().any(|t| t.contains("Where is the safe house?"))
     })
@@ -202,13 +202,18 @@ async fn chat_in_headless_chromium() {
     wait_for("the full list again", || async { texts(&c, "#conv-list li.conv a").await.len() == 2 }).await;
 
     // Delete the dragons conversation (accepting the confirmation).
-    let items = c.find_all(Locator::Css("#conv-list li.conv")).await.unwrap();
-    for li in items {
-        if li.text().await.unwrap().contains("dragons") {
-            li.find(Locator::Css("button.delete")).await.unwrap().click().await.unwrap();
-            break;
+    wait_for("a click on delete", || async {
+        match c
+            .find(Locator::XPath(
+                "//ul[@id='conv-list']/li[contains(., 'dragons')]//button[contains(@class, 'delete')]",
+            ))
+            .await
+        {
+            Ok(b) => b.click().await.is_ok(),
+            Err(_) => false,
         }
-    }
+    })
+    .await;
     c.accept_alert().await.unwrap();
     wait_for("one conversation left", || async { texts(&c, "#conv-list li.conv a").await.len() == 1 }).await;
 

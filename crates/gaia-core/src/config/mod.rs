@@ -47,6 +47,27 @@ pub struct Config {
     pub kb: Option<KbConfig>,
     /// Chat behaviour (`[chat]`).
     pub chat: ChatConfig,
+    /// Access control (`[rbac]`).
+    pub rbac: RbacConfig,
+}
+
+/// Access-control settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RbacConfig {
+    /// The first user to register becomes an administrator.
+    pub first_user_admin: bool,
+    /// Users with these emails become administrators when they register.
+    pub admin_emails: Vec<String>,
+    /// How often each instance checks the database for policy changes made by other instances, in
+    /// milliseconds.
+    pub refresh_interval_ms: u64,
+}
+
+impl Default for RbacConfig {
+    fn default() -> Self {
+        RbacConfig { first_user_admin: true, admin_emails: Vec::new(), refresh_interval_ms: 1_000 }
+    }
 }
 
 /// Chat behaviour.
@@ -104,6 +125,7 @@ impl Default for Config {
             routing: RoutingConfig::default(),
             kb: None,
             chat: ChatConfig::default(),
+            rbac: RbacConfig::default(),
         }
     }
 }
@@ -154,6 +176,7 @@ impl fmt::Debug for Config {
             .field("routing", &self.routing)
             .field("kb", &self.kb)
             .field("chat", &self.chat)
+            .field("rbac", &self.rbac)
             .finish()
     }
 }

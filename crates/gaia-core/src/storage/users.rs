@@ -104,6 +104,20 @@ impl Storage {
         })
     }
 
+    /// Makes `user_id` an administrator if it is the oldest account and there is no administrator
+    /// yet (the "first registered user is admin" rule); returns whether it did.
+    pub async fn promote_first_admin(&self, user_id: &str) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE users SET is_admin = 1 WHERE id = $1 \
+             AND NOT EXISTS (SELECT 1 FROM users WHERE is_admin <> 0) \
+             AND id = (SELECT id FROM users ORDER BY created_at, id LIMIT 1)",
+        )
+        .bind(user_id)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
     /// The user with this id, if any.
     pub async fn get_user(&self, id: &str) -> Result<Option<User>> {
         let row = sqlx::query(&format!("SELECT {COLS} FROM users WHERE id = $1"))

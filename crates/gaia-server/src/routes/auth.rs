@@ -71,9 +71,27 @@ async fn tokens(state: &AppState, user: &User) -> ApiResult<Value> {
 /// Creates a local user (201) and signs them in. 409 if the email is taken.
 pub async fn register(State(state): State<AppState>, ApiJson(b): ApiJson<Register>) -> ApiResult<impl IntoResponse> {
     let hash = hash_password(&b.password)?;
-    let user = state.storage().create_user(&b.email, Some(&hash), b.display_name.as_deref()).await?;
+    let mut user = state.storage().create_user(&b.email, Some(&hash), b.display_name.as_deref()).await?;
     tracing::info!(user_id = %user.id, "user registered");
+    user.is_admin = promote_if_admin(&state, &user).await?;
     Ok((StatusCode::CREATED, Json(tokens(&state, &user).await?)))
+}
+
+/// Applies the admin rules of `[rbac]` to a new account: an email listed in `rbac.admin_emails`, or
+/// the first account when `rbac.first_user_admin` is on, becomes an administrator. Returns whether
+/// the account is one.
+pub(crate) async fn promote_if_admin(state: &AppState, user: &gaia_core::storage::User) -> ApiResult<bool> {
+    let cfg = &state.config().rbac;
+    if cfg.admin_emails.iter().any(|e| e.trim().eq_ignore_ascii_case(&user.email)) {
+        state.storage().set_admin(&user.id, true).await?;
+        tracing::info!(user_id = %user.id, "administrator by configuration (rbac.admin_emails)");
+        return Ok(true);
+    }
+    if cfg.first_user_admin && state.storage().promote_first_admin(&user.id).await? {
+        tracing::info!(user_id = %user.id, "first account: administrator (rbac.first_user_admin)");
+        return Ok(true);
+    }
+    Ok(user.is_admin)
 }
 
 /// Signs in with email and password.

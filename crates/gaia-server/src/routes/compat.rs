@@ -44,6 +44,21 @@ fn api_error(api: Api, e: ApiError) -> Response {
     error(api, e.status, &e.message)
 }
 
+/// Access errors of `/v1/chat/completions`, in OpenAI's shape.
+pub fn openai_errors(_: &HeaderMap, e: ApiError) -> Response {
+    api_error(Api::OpenAi, e)
+}
+
+/// Access errors of `/v1/messages`, in Anthropic's shape.
+pub fn anthropic_errors(_: &HeaderMap, e: ApiError) -> Response {
+    api_error(Api::Anthropic, e)
+}
+
+/// Access errors of `/v1/models`: Anthropic's shape when the client sends `anthropic-version`.
+pub fn models_errors(headers: &HeaderMap, e: ApiError) -> Response {
+    api_error(if headers.contains_key("anthropic-version") { Api::Anthropic } else { Api::OpenAi }, e)
+}
+
 fn provider_error(api: Api, e: ProviderError) -> Response {
     api_error(api, ApiError::from(e))
 }

@@ -1,10 +1,12 @@
 //! Knowledge base: `/api/v1/kb/*`. Every answer is the envelope `{status, response, metadata}`;
 //! failures have `status: "error"`, the right HTTP status and `error: {kind, message}`.
 //!
-//! Reads (`search`, `read`, `list`, `context`, `backlinks`, `links`, `status`, `tools`) need an
-//! authenticated caller; edits and syncs (`write`, `move`, `delete`, `sync`) need an administrator until
-//! per-path permissions arrive with RBAC. `POST /api/v1/kb/webhook` is authenticated by the configured
-//! webhook secret instead (GitHub's `X-Hub-Signature-256` or `X-Gaia-Webhook-Secret`).
+//! Access follows RBAC per document: reads (`search`, `read`, `list`, `context`, `backlinks`, `links`,
+//! `tools`) only ever see the documents the caller may read (others are left out, and reading one is a
+//! 404); `write`, `move` and `delete` need `write` / `delete` on the paths involved (a user's private
+//! area `users/<id>/`, a team's `teams/<id>/` for its editors, the rest for administrators and
+//! system-wide `kb_editor`s); `sync` needs `kb:admin`. `POST /api/v1/kb/webhook` is authenticated by
+//! the configured webhook secret instead (GitHub's `X-Hub-Signature-256` or `X-Gaia-Webhook-Secret`).
 
 use crate::extract::Auth;
 use crate::state::AppState;
@@ -15,9 +17,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use gaia_core::auth::Principal;
-use gaia_kb::{Author, GrepOptions, Kb, KbError, KbTools, SearchOptions, WriteRequest};
+use gaia_kb::{Author, GrepOptions, Kb, KbError, KbTools, SearchOptions, VaultPath, WriteRequest};
+use gaia_rbac::{Action, Resource, Subject};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// A knowledge-base answer in the envelope.
@@ -80,11 +84,27 @@ fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, KbReply> {
     })
 }
 
-fn admin(p: &Principal) -> Result<(), KbReply> {
-    if p.is_admin {
+fn subject(p: &Principal) -> Subject {
+    Subject { user_id: p.user_id.clone(), is_admin: p.is_admin }
+}
+
+/// The knowledge base as `p` may see it: documents they may not read are left out everywhere (and
+/// reading one is a 404, as if it did not exist).
+async fn view(st: &AppState, p: &Principal) -> Result<Kb, KbReply> {
+    let kb = kb(st)?;
+    let rbac = st.rbac().await.clone();
+    let who = subject(p);
+    Ok(kb.restricted(Arc::new(move |path: &str| rbac.check(&who, Action::Read, &Resource::kb_document(path)).allowed)))
+}
+
+/// Checks that `p` may do `action` on the document or folder at `path` (a vault path).
+async fn allow(st: &AppState, p: &Principal, action: Action, path: &str) -> Result<(), KbReply> {
+    let vp = VaultPath::parse(path).map_err(|e| kb_error(KbError::from(e)))?;
+    let resource = Resource::kb_document(vp.as_str());
+    if st.rbac().await.check(&subject(p), action, &resource).allowed {
         Ok(())
     } else {
-        Err(fail(StatusCode::FORBIDDEN, "forbidden", "editing the knowledge base needs an administrator"))
+        Err(fail(StatusCode::FORBIDDEN, "forbidden", format!("you may not {action} {}", vp.as_str())))
     }
 }
 
@@ -123,11 +143,11 @@ pub struct SearchQuery {
 /// `GET /api/v1/kb/search`.
 pub async fn search(
     State(st): State<AppState>,
-    Auth(_): Auth,
+    Auth(p): Auth,
     q: Result<Query<SearchQuery>, QueryRejection>,
 ) -> KbResult {
     let t = Instant::now();
-    let (kb, q) = (kb(&st)?, query(q)?);
+    let (kb, q) = (view(&st, &p).await?, query(q)?);
     let mode = q.mode.as_deref().unwrap_or("ranked");
     match mode {
         "ranked" => {
@@ -179,9 +199,9 @@ pub struct PathQuery {
 }
 
 /// `GET /api/v1/kb/read?path=`.
-pub async fn read(State(st): State<AppState>, Auth(_): Auth, q: Result<Query<PathQuery>, QueryRejection>) -> KbResult {
+pub async fn read(State(st): State<AppState>, Auth(p): Auth, q: Result<Query<PathQuery>, QueryRejection>) -> KbResult {
     let t = Instant::now();
-    let (kb, q) = (kb(&st)?, query(q)?);
+    let (kb, q) = (view(&st, &p).await?, query(q)?);
     let d = kb.read(&q.path).await.map_err(kb_error)?;
     let backlinks = kb.backlinks(d.path.as_str()).map(|b| b.len()).unwrap_or(0);
     Ok(ok(t, &*d, json!({"backlinks": backlinks})))
@@ -199,9 +219,9 @@ pub struct ListQuery {
 }
 
 /// `GET /api/v1/kb/list`.
-pub async fn list(State(st): State<AppState>, Auth(_): Auth, q: Result<Query<ListQuery>, QueryRejection>) -> KbResult {
+pub async fn list(State(st): State<AppState>, Auth(p): Auth, q: Result<Query<ListQuery>, QueryRejection>) -> KbResult {
     let t = Instant::now();
-    let (kb, q) = (kb(&st)?, query(q)?);
+    let (kb, q) = (view(&st, &p).await?, query(q)?);
     let entries = kb.list(q.path.as_deref(), q.recursive).map_err(kb_error)?;
     let n = entries.len();
     Ok(ok(t, entries, json!({"count": n})))
@@ -220,11 +240,11 @@ pub struct ContextQuery {
 /// `GET /api/v1/kb/context`.
 pub async fn context(
     State(st): State<AppState>,
-    Auth(_): Auth,
+    Auth(p): Auth,
     q: Result<Query<ContextQuery>, QueryRejection>,
 ) -> KbResult {
     let t = Instant::now();
-    let (kb, q) = (kb(&st)?, query(q)?);
+    let (kb, q) = (view(&st, &p).await?, query(q)?);
     let c = kb.context(&q.name, q.max_tokens.unwrap_or(4000)).map_err(kb_error)?;
     if c.documents.is_empty() {
         return Err(kb_error(KbError::NotFound(format!("nothing in the knowledge base about {:?}", q.name))));
@@ -237,20 +257,20 @@ pub async fn context(
 /// `GET /api/v1/kb/backlinks?path=`.
 pub async fn backlinks(
     State(st): State<AppState>,
-    Auth(_): Auth,
+    Auth(p): Auth,
     q: Result<Query<PathQuery>, QueryRejection>,
 ) -> KbResult {
     let t = Instant::now();
-    let (kb, q) = (kb(&st)?, query(q)?);
+    let (kb, q) = (view(&st, &p).await?, query(q)?);
     let b = kb.backlinks(&q.path).map_err(kb_error)?;
     let n = b.len();
     Ok(ok(t, b, json!({"count": n})))
 }
 
 /// `GET /api/v1/kb/links?path=`.
-pub async fn links(State(st): State<AppState>, Auth(_): Auth, q: Result<Query<PathQuery>, QueryRejection>) -> KbResult {
+pub async fn links(State(st): State<AppState>, Auth(p): Auth, q: Result<Query<PathQuery>, QueryRejection>) -> KbResult {
     let t = Instant::now();
-    let (kb, q) = (kb(&st)?, query(q)?);
+    let (kb, q) = (view(&st, &p).await?, query(q)?);
     let l = kb.links(&q.path).map_err(kb_error)?;
     let n = l.len();
     Ok(ok(t, l, json!({"count": n})))
@@ -278,8 +298,8 @@ pub struct WriteBody {
 /// `POST /api/v1/kb/write`.
 pub async fn write(State(st): State<AppState>, Auth(p): Auth, b: Result<Json<WriteBody>, JsonRejection>) -> KbResult {
     let t = Instant::now();
-    admin(&p)?;
     let (kb, b) = (kb(&st)?, body(b)?);
+    allow(&st, &p, Action::Write, &b.path).await?;
     let req = WriteRequest {
         path: b.path,
         content: b.content,
@@ -316,8 +336,9 @@ pub async fn move_document(
     b: Result<Json<MoveBody>, JsonRejection>,
 ) -> KbResult {
     let t = Instant::now();
-    admin(&p)?;
     let (kb, b) = (kb(&st)?, body(b)?);
+    allow(&st, &p, Action::Delete, &b.from).await?;
+    allow(&st, &p, Action::Write, &b.to).await?;
     let out = kb.move_document(&b.from, &b.to, b.version.as_deref(), Some(author(&p))).await.map_err(kb_error)?;
     Ok(ok(t, out, json!({})))
 }
@@ -336,16 +357,15 @@ pub struct DeleteBody {
 /// `POST /api/v1/kb/delete`.
 pub async fn delete(State(st): State<AppState>, Auth(p): Auth, b: Result<Json<DeleteBody>, JsonRejection>) -> KbResult {
     let t = Instant::now();
-    admin(&p)?;
     let (kb, b) = (kb(&st)?, body(b)?);
+    allow(&st, &p, Action::Delete, &b.path).await?;
     let out = kb.delete(&b.path, b.version.as_deref(), Some(author(&p))).await.map_err(kb_error)?;
     Ok(ok(t, out, json!({})))
 }
 
 /// `POST /api/v1/kb/sync`: fetch, fast-forward and re-index now.
-pub async fn sync(State(st): State<AppState>, Auth(p): Auth) -> KbResult {
+pub async fn sync(State(st): State<AppState>) -> KbResult {
     let t = Instant::now();
-    admin(&p)?;
     let kb = kb(&st)?;
     let r = kb.sync().await.map_err(kb_error)?;
     Ok(ok(t, r, json!({})))
@@ -404,9 +424,9 @@ pub async fn tools(State(st): State<AppState>, Auth(_): Auth) -> KbResult {
 }
 
 /// `POST /api/v1/kb/tools/{name}`: runs a tool with the JSON body as its arguments.
-pub async fn call_tool(State(st): State<AppState>, Auth(_): Auth, Path(name): Path<String>, body: Bytes) -> KbResult {
+pub async fn call_tool(State(st): State<AppState>, Auth(p): Auth, Path(name): Path<String>, body: Bytes) -> KbResult {
     let t = Instant::now();
-    let kb = kb(&st)?;
+    let kb = view(&st, &p).await?;
     let args = std::str::from_utf8(&body)
         .map_err(|_| fail(StatusCode::BAD_REQUEST, "invalid_input", "the body is not UTF-8"))?;
     let out = KbTools::new(kb).call(&name, args).await.map_err(kb_error)?;

@@ -11,4 +11,5 @@ pub mod keys;
 pub mod models;
 pub mod personas;
 pub mod providers;
+pub mod rbac;
 pub mod usage;

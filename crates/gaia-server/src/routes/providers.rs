@@ -25,21 +25,12 @@ pub async fn health(State(state): State<AppState>, Auth(_): Auth, Path(name): Pa
     Ok(Json(json!({"name": name, "probe": probe, "health": stats.snapshot()})))
 }
 
-fn require_admin(p: &gaia_core::auth::Principal) -> ApiResult<()> {
-    if p.is_admin {
-        Ok(())
-    } else {
-        Err(ApiError::new(axum::http::StatusCode::FORBIDDEN, "only admins can change providers"))
-    }
-}
-
 /// Adds or replaces a provider at runtime (admins): the body is a `[[providers]]` entry as JSON.
 pub async fn add(
     State(state): State<AppState>,
     Auth(p): Auth,
     crate::extract::ApiJson(entry): crate::extract::ApiJson<gaia_core::config::ProviderEntry>,
 ) -> ApiResult<(axum::http::StatusCode, Json<Value>)> {
-    require_admin(&p)?;
     entry.validate(0).map_err(|e| ApiError::bad_request(e.to_string().replace("providers[0].", "")))?;
     if entry.api_key.is_none() && entry.api_key_env.is_some() {
         return Err(ApiError::bad_request("api_key_env is read at start-up only; send api_key"));
@@ -58,7 +49,6 @@ pub async fn remove(
     Auth(p): Auth,
     Path(name): Path<String>,
 ) -> ApiResult<axum::http::StatusCode> {
-    require_admin(&p)?;
     if state.providers().remove(&name) {
         tracing::info!(provider = %name, by = %p.user_id, "provider removed");
         Ok(axum::http::StatusCode::NO_CONTENT)

@@ -43,15 +43,25 @@ fn parse_time(s: &str, end_of_day: bool) -> ApiResult<DateTime<Utc>> {
     Ok(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
 }
 
-fn filter(p: &Principal, q: &UsageQuery) -> ApiResult<UsageFilter> {
+/// The filter of a usage query. Another user's usage (`user_id=<id>`, or `*` for everyone) needs
+/// `usage:read` on `/users/<id>/usage` (administrators and developers hold it).
+async fn filter(state: &AppState, p: &Principal, q: &UsageQuery) -> ApiResult<UsageFilter> {
     let user_id = match q.user_id.as_deref() {
         None => Some(p.user_id.clone()),
         Some(u) if u == p.user_id => Some(p.user_id.clone()),
-        Some(_) if !p.is_admin => {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "only admins can see other users' usage"))
+        Some(other) => {
+            let path = format!("/users/{}/usage", if other == "*" { "_all" } else { other });
+            let who = gaia_rbac::Subject { user_id: p.user_id.clone(), is_admin: p.is_admin };
+            let resource = gaia_rbac::Resource::new(gaia_rbac::ResourceType::Usage, path);
+            if !state.rbac().await.check(&who, gaia_rbac::Action::Read, &resource).allowed {
+                return Err(ApiError::new(StatusCode::FORBIDDEN, "you may not see other users' usage"));
+            }
+            if other == "*" {
+                None
+            } else {
+                Some(other.to_string())
+            }
         }
-        Some("*") => None,
-        Some(u) => Some(u.to_string()),
     };
     let since = q.since.as_deref().map(|s| parse_time(s, false)).transpose()?;
     let until = q.until.as_deref().map(|s| parse_time(s, true)).transpose()?;
@@ -70,7 +80,7 @@ pub async fn summary(
     q: Result<Query<UsageQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let f = filter(&p, &q)?;
+    let f = filter(&state, &p, &q).await?;
     state.usage().flush().await;
     let s = state.storage().usage_summary(&f).await?;
     Ok(Json(json!({
@@ -86,7 +96,7 @@ pub async fn export(
     q: Result<Query<UsageQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let f = filter(&p, &q)?;
+    let f = filter(&state, &p, &q).await?;
     state.usage().flush().await;
     let rows = state.storage().list_usage(&f, EXPORT_LIMIT).await?;
     let mut w = csv::Writer::from_writer(Vec::new());

@@ -10,14 +10,14 @@
 pub mod markdown;
 pub mod pages;
 
+use crate::access::{Access, Routes};
 use crate::error::ApiError;
 use crate::session::{self, CSRF_COOKIE, SESSION_COOKIE, SESSION_TTL};
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::Form;
 use gaia_core::auth::{hash_password, verify_password, Principal};
 use gaia_core::storage::{WebSession, DEFAULT_PERSONA_ID};
 use maud::Markup;
@@ -29,18 +29,28 @@ const APP_JS: &str = include_str!("../../assets/app.js");
 const APP_CSS: &str = include_str!("../../assets/app.css");
 
 /// The UI's routes (merged into the server's router when `server.ui` is on).
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(|| async { Redirect::to("/chat") }))
-        .route("/login", get(login_page).post(login))
-        .route("/register", get(register_page).post(register))
-        .route("/logout", post(logout))
-        .route("/chat", get(chat_new))
-        .route("/chat/{id}", get(chat_open))
-        .route("/settings", get(settings_page).post(save_settings))
-        .route("/ui/conversations", get(conversation_list))
-        .route("/ui/conversations/{id}/messages", get(conversation_messages))
-        .route("/assets/{file}", get(asset))
+pub fn routes(state: &AppState) -> Routes {
+    use gaia_rbac::{Action::*, ResourceType as T};
+    let own = Access::Permission(T::Conversation, Read, "/users/{user}/conversations");
+    Routes::new(state, "")
+        .get("/", Access::Public, || async { Redirect::to("/chat") })
+        .get("/login", Access::Public, login_page)
+        .post("/login", Access::Public, login)
+        .get("/register", Access::Public, register_page)
+        .post("/register", Access::Public, register)
+        // Ends whatever session the cookie names; checks the form's CSRF token itself.
+        .post("/logout", Access::Public, logout)
+        .page("/chat", own, chat_new)
+        .page("/chat/{id}", Access::Permission(T::Conversation, Read, "/users/{user}/conversations/{id}"), chat_open)
+        .page("/settings", Access::Permission(T::User, Read, "/users/{user}"), settings_page)
+        .page_post("/settings", Access::Permission(T::User, Write, "/users/{user}"), save_settings)
+        .get("/ui/conversations", own, conversation_list)
+        .get(
+            "/ui/conversations/{id}/messages",
+            Access::Permission(T::Conversation, Read, "/users/{user}/conversations/{id}"),
+            conversation_messages,
+        )
+        .get("/assets/{file}", Access::Public, asset)
 }
 
 async fn asset(Path(file): Path<String>) -> Response {
@@ -158,6 +168,9 @@ async fn register(State(state): State<AppState>, headers: HeaderMap, Form(f): Fo
     match state.storage().create_user(&f.email, Some(&hash), name).await {
         Ok(u) => {
             tracing::info!(user_id = %u.id, "user registered (web)");
+            if let Err(e) = crate::routes::auth::promote_if_admin(&state, &u).await {
+                return e.into_response();
+            }
             start_session(&state, &headers, &u.id).await
         }
         Err(e @ (gaia_core::CoreError::Conflict(_) | gaia_core::CoreError::InvalidInput(_))) => {

@@ -36,13 +36,16 @@ impl Drop for TestServer {
 pub async fn start(db: TestDb, mock: Option<MockConfig>) -> TestServer {
     let mut config = Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Config::default() };
     config.chat.auto_title = false;
+    // Tests make administrators explicitly.
+    config.rbac.first_user_admin = false;
     start_with(db, mock, config).await
 }
 
 /// [`start`] with a given configuration.
 #[allow(dead_code)]
 pub async fn start_with_title(db: TestDb, mock: Option<MockConfig>) -> TestServer {
-    let config = Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Config::default() };
+    let mut config = Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Config::default() };
+    config.rbac.first_user_admin = false;
     start_with(db, mock, config).await
 }
 
