@@ -99,6 +99,12 @@ impl TestDb {
         s
     }
 
+    /// Another handle on the same database, as a second server instance would have: it does not own
+    /// the database (dropping it removes nothing), so keep this one alive while it is in use.
+    pub fn alias(&self) -> TestDb {
+        TestDb { url: self.url.clone(), backend: self.backend, _dir: None, pg: None }
+    }
+
     /// The PostgreSQL schema holding this database's tables (`None` for SQLite).
     pub fn schema(&self) -> Option<&str> {
         self.pg.as_ref().map(|p| p.schema.as_str())

@@ -110,6 +110,7 @@ pub fn builtin_roles() -> Vec<Role> {
         (T::Persona, &[Read][..], "/users/{user}/**"),
         (T::Persona, &[Read][..], "/personas/builtin/**"),
         (T::Usage, &[Read][..], "/users/{user}/**"),
+        (T::ApiKey, &[Read][..], "/users/{user}/**"),
         (T::User, &[Read][..], "/users/{user}"),
         (T::Provider, &[Read][..], "/providers/**"),
         (T::Kb, &[Read][..], "/kb/common/**"),

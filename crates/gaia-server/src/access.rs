@@ -156,18 +156,25 @@ impl Routes {
         self
     }
 
-    /// Merges other routes (with their own prefix already applied).
+    /// Merges routes made with the prefix `""`: they are mounted where these are.
     pub fn merge(mut self, other: Routes) -> Self {
         self.router = self.router.merge(other.router);
-        self.table.extend(other.table);
+        let prefix = self.prefix.clone();
+        self.table.extend(other.table.into_iter().map(|mut d| {
+            d.path = format!("{prefix}{}", d.path);
+            d
+        }));
         self
     }
 
-    /// Nests `other` under its prefix.
+    /// Nests `other` under its own prefix (below these routes' prefix).
     pub fn nest(mut self, other: Routes) -> Self {
-        let prefix = other.prefix.clone();
-        self.router = self.router.nest(&prefix, other.router);
-        self.table.extend(other.table);
+        self.router = self.router.nest(&other.prefix, other.router);
+        let prefix = self.prefix.clone();
+        self.table.extend(other.table.into_iter().map(|mut d| {
+            d.path = format!("{prefix}{}", d.path);
+            d
+        }));
         self
     }
 

@@ -105,6 +105,7 @@ fn routes(state: &AppState) -> Routes {
         .post("/auth/login", Access::Public, auth::login)
         .post("/auth/refresh", Access::Public, auth::refresh)
         .post("/auth/logout", Access::Public, auth::logout)
+        // Checks the credentials it is given (a header or `{"token"}`): 401 is its answer for bad ones.
         .post("/auth/validate", Access::Public, auth::validate)
         .post("/chat", perm(T::Conversation, Write, OWN_CONVERSATIONS), chat::chat_v1)
         .merge(uploads)

@@ -193,6 +193,15 @@ impl Storage {
         row.as_ref().map(row_to_conv).transpose()
     }
 
+    /// A live conversation by id, whoever owns it (for access checks made elsewhere, such as shares).
+    pub async fn find_conversation(&self, id: &str) -> Result<Option<Conversation>> {
+        let row = sqlx::query(&format!("SELECT {CONV_COLS} FROM conversations WHERE id = $1 AND deleted_at IS NULL"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(row_to_conv).transpose()
+    }
+
     /// A page of the user's conversations, most recently updated first.
     pub async fn list_conversations(&self, user_id: &str, limit: i64, offset: i64) -> Result<Vec<Conversation>> {
         let rows = sqlx::query(&format!(

@@ -84,6 +84,23 @@ async fn owned(state: &AppState, user_id: &str, id: &str) -> ApiResult<Conversat
         .ok_or_else(|| ApiError::not_found(format!("Conversation {id} not found")))
 }
 
+/// A conversation the caller may read: their own, or one shared with them (or their team). Anything
+/// else is a 404, whether it exists or not.
+async fn readable(state: &AppState, p: &gaia_core::auth::Principal, id: &str) -> ApiResult<Conversation> {
+    if let Some(c) = state.storage().get_conversation(&p.user_id, id).await? {
+        return Ok(c);
+    }
+    let not_found = || ApiError::not_found(format!("Conversation {id} not found"));
+    let c = state.storage().find_conversation(id).await?.ok_or_else(not_found)?;
+    let who = gaia_rbac::Subject { user_id: p.user_id.clone(), is_admin: p.is_admin };
+    let resource = gaia_rbac::Resource::conversation(&c.user_id, &c.id);
+    if state.rbac().await.check(&who, gaia_rbac::Action::Read, &resource).allowed {
+        Ok(c)
+    } else {
+        Err(not_found())
+    }
+}
+
 /// The caller's conversations, most recently updated first.
 pub async fn list(
     State(state): State<AppState>,
@@ -130,7 +147,7 @@ pub async fn get(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Conversation>> {
-    Ok(Json(owned(&state, &p.user_id, &id).await?))
+    Ok(Json(readable(&state, &p, &id).await?))
 }
 
 /// Deletes (soft) a conversation (204).
@@ -145,7 +162,7 @@ pub async fn delete(State(state): State<AppState>, Auth(p): Auth, Path(id): Path
 
 /// Messages of a conversation, oldest first.
 pub async fn messages(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let c = owned(&state, &p.user_id, &id).await?;
+    let c = readable(&state, &p, &id).await?;
     let msgs = state.storage().list_messages(&c.id).await?;
     Ok(Json(json!({"conversation_id": c.id, "messages": msgs})))
 }
@@ -183,7 +200,7 @@ pub async fn export(
     q: Result<Query<ExportQuery>, QueryRejection>,
 ) -> ApiResult<axum::response::Response> {
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let c = owned(&state, &p.user_id, &id).await?;
+    let c = readable(&state, &p, &id).await?;
     let msgs = state.storage().list_messages(&c.id).await?;
     let stem = format!("conversation-{}", c.id);
     let (body, content_type, ext) = match q.format.as_deref().unwrap_or("json") {
