@@ -1,5 +1,7 @@
 //! `gaia`: run the server, manage API keys, chat from the terminal, run the mock upstream, use the
-//! knowledge base (`gaia kb search|read|ls|sync|reindex`).
+//! knowledge base (`gaia kb search|read|ls|sync|reindex`), manage access (`gaia rbac ...`).
+
+mod rbac;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -54,6 +56,8 @@ enum Command {
     MockLlm(MockArgs),
     /// Use the knowledge base configured in `[kb]` (or a folder given with `--root`) directly.
     Kb(KbArgs),
+    /// Access control: roles, administrators, grants, teams, workspaces, shares, checks, audit log.
+    Rbac(rbac::RbacArgs),
 }
 
 #[derive(Args)]
@@ -201,6 +205,7 @@ async fn main() -> Result<()> {
         Command::Chat(args) => chat(args).await,
         Command::MockLlm(args) => mock(args).await,
         Command::Kb(args) => kb(cli.config, args).await,
+        Command::Rbac(args) => rbac::run(&load(cli.config)?.database_url, args).await,
     }
 }
 

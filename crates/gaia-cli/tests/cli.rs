@@ -37,6 +37,9 @@ fn help_everywhere() {
         vec!["keys", "revoke", "--help"],
         vec!["chat", "--help"],
         vec!["mock-llm", "--help"],
+        vec!["rbac", "--help"],
+        vec!["rbac", "team", "--help"],
+        vec!["rbac", "grant", "--help"],
     ] {
         let (ok, out, err) = run(gaia().args(&args));
         assert!(ok, "{args:?}: {err}");
@@ -145,4 +148,63 @@ fn mock_serve_and_chat_end_to_end() {
         &format!("http://127.0.0.1:{server_port}"),
     ]));
     assert!(!ok && err.contains("401"), "{err}");
+}
+
+#[test]
+fn rbac_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("rbac.db").display());
+    let g = |args: &[&str]| run(gaia().env("GAIA_DATABASE_URL", &db).arg("rbac").args(args));
+    // Users come from key creation (the CLI's way to make accounts).
+    for email in ["ann@example.com", "bob@example.com"] {
+        let (ok, _, err) = run(gaia().env("GAIA_DATABASE_URL", &db).args(["keys", "create", "--email", email]));
+        assert!(ok, "{err}");
+    }
+    let (ok, out, err) = g(&["roles"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("kb_editor (team, built in)") && out.contains("kb:read /kb/{scope}/**"), "{out}");
+    assert!(g(&["team", "create", "Red"]).0);
+    let (ok, _, err) = g(&["team", "add", "Red", "--email", "ann@example.com", "--role", "kb_editor"]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = g(&["team", "members", "Red"]);
+    assert!(ok && out.contains("kb_editor"), "{out}");
+    let (_, out, _) = g(&["--json", "team", "list"]);
+    let teams: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let tid = teams[0]["id"].as_str().unwrap().to_string();
+    let doc = format!("/kb/teams/{tid}/plan.md");
+    // Checks print the reason, and exit non-zero when denied.
+    let (ok, out, _) = g(&["check", "--email", "ann@example.com", "write", "kb", &doc]);
+    assert!(ok && out.starts_with("allowed") && out.contains("member of team Red"), "{out}");
+    let (ok, out, _) = g(&["check", "--email", "bob@example.com", "write", "kb", &doc]);
+    assert!(!ok && out.starts_with("denied"), "{out}");
+    // A grant with an expiry, listed, then revoked; a bad role is a clear error.
+    let (ok, out, err) = g(&[
+        "--json",
+        "grant",
+        "--email",
+        "bob@example.com",
+        "--role",
+        "kb_reader",
+        "--team",
+        "Red",
+        "--expires",
+        "2999-01-01T00:00:00Z",
+    ]);
+    assert!(ok, "{err}");
+    let grant: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(g(&["check", "--email", "bob@example.com", "read", "kb", &doc]).0);
+    let (ok, _, err) = g(&["grant", "--email", "bob@example.com", "--role", "wizard"]);
+    assert!(!ok && err.contains("role wizard"), "{err}");
+    assert!(g(&["grants", "--email", "bob@example.com"]).1.contains("kb_reader"));
+    assert!(g(&["revoke", grant["id"].as_str().unwrap()]).0);
+    assert!(!g(&["check", "--email", "bob@example.com", "read", "kb", &doc]).0);
+    // Administrators, who-can, the audit log.
+    assert!(g(&["admin", "--email", "bob@example.com"]).0);
+    let (ok, out, _) =
+        g(&["check", "--email", "bob@example.com", "delete", "conversation", "/users/x/conversations/y"]);
+    assert!(ok && out.contains("administrator"), "{out}");
+    let (_, out, _) = g(&["who-can", "write", "kb", &doc]);
+    assert!(out.contains("member of team Red"), "{out}");
+    let (ok, out, _) = g(&["audit"]);
+    assert!(ok && out.contains("grant.delete") && out.contains("member.add") && out.contains("(cli)"), "{out}");
 }
