@@ -31,11 +31,15 @@ pub struct Rbac {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     storage: Storage,
     policy: RwLock<Arc<Policy>>,
     cache: moka::sync::Cache<Key, Decision>,
+    publisher: std::sync::OnceLock<crate::notify::Publisher>,
 }
+
+/// A handle that does not keep the engine alive (for background tasks).
+pub(crate) type WeakRbac = std::sync::Weak<Inner>;
 
 impl std::fmt::Debug for Rbac {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -52,6 +56,7 @@ impl Rbac {
                 storage,
                 policy: RwLock::new(Arc::new(policy)),
                 cache: moka::sync::Cache::builder().max_capacity(DECISION_CACHE_CAPACITY).build(),
+                publisher: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -71,6 +76,7 @@ impl Rbac {
                     -1,
                 ))),
                 cache: moka::sync::Cache::builder().max_capacity(DECISION_CACHE_CAPACITY).build(),
+                publisher: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -161,7 +167,23 @@ impl Rbac {
     }
 
     async fn changed(&self) -> Result<()> {
-        self.reload().await
+        self.reload().await?;
+        if let Some(p) = self.inner.publisher.get() {
+            p.announce(self.policy().version()).await;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn set_publisher(&self, p: crate::notify::Publisher) {
+        let _ = self.inner.publisher.set(p);
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakRbac {
+        Arc::downgrade(&self.inner)
+    }
+
+    pub(crate) fn upgrade(w: &WeakRbac) -> Option<Rbac> {
+        w.upgrade().map(|inner| Rbac { inner })
     }
 
     // ---- changes ----

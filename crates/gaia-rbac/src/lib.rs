@@ -31,6 +31,7 @@
 pub mod engine;
 pub mod error;
 pub mod model;
+pub mod notify;
 pub mod pattern;
 pub mod policy;
 pub mod role;

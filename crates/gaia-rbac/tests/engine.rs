@@ -150,3 +150,33 @@ async fn changes_are_checked_audited_and_shared_between_instances() {
         assert!(matches!(one.members(&red.id).await, Err(RbacError::NotFound(_))));
     }
 }
+
+#[tokio::test]
+async fn redis_announcements_reach_other_instances_at_once() {
+    let Some(redis) = gaia_core::testing::redis_url() else {
+        eprintln!("skipping: GAIA_TEST_REDIS_URL is not set");
+        return;
+    };
+    for db in database_urls().await {
+        let b = db.backend;
+        let (s, one) = setup(&db.url).await;
+        let two = Rbac::load(s.clone()).await.unwrap();
+        // No database polling here: only the Redis announcement can tell instance two.
+        let _l1 = one.connect_redis(&redis).await.unwrap();
+        let _l2 = two.connect_redis(&redis).await.unwrap();
+        let u = s.create_user("u@example.com", None, None).await.unwrap();
+        let subject = Subject::user(&u.id);
+        let providers = Resource::new(ResourceType::Provider, "/providers/openai");
+        assert!(!two.check(&subject, Action::Write, &providers).allowed);
+        one.grant(None, &u.id, "developer", None, None).await.unwrap();
+        let mut seen = false;
+        for _ in 0..100 {
+            if two.check(&subject, Action::Write, &providers).allowed {
+                seen = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(seen, "{b}: the announcement reached instance two");
+    }
+}

@@ -63,7 +63,12 @@ impl AppState {
             }
             None => None,
         };
+        let redis_url = config.redis_url.clone();
         let state = Self::new(config, storage, cache, providers);
+        if let Some(url) = redis_url {
+            // Access-control changes are announced to the other instances at once.
+            state.inner.rbac.connect_redis(&url).await.map_err(|e| CoreError::Config(e.to_string()))?;
+        }
         if let Some(kb) = kb {
             state.set_kb(kb);
         }

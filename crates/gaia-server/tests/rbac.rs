@@ -404,9 +404,16 @@ async fn a_change_on_one_instance_reaches_the_other() {
             gaia_core::Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Default::default() };
         config.chat.auto_title = false;
         config.rbac.first_user_admin = false;
-        config.rbac.refresh_interval_ms = 100;
+        // With Redis (CI), changes travel by pub/sub alone: database polling is off. Without it, the
+        // instances poll the database.
+        let redis = gaia_core::testing::redis_url();
+        config.rbac.refresh_interval_ms = if redis.is_some() { 0 } else { 100 };
         let one = start_with(db, Some(gaia_providers::mock::MockConfig::default()), config.clone()).await;
         let two = start_with(alias, Some(gaia_providers::mock::MockConfig::default()), config).await;
+        if let Some(url) = &redis {
+            one.state.rbac().await.connect_redis(url).await.unwrap();
+            two.state.rbac().await.connect_redis(url).await.unwrap();
+        }
         let (tok, _, uid) = one.register("dev@example.com").await;
         let providers = |s: &common::TestServer| {
             s.http
