@@ -58,6 +58,22 @@ enum Command {
     Kb(KbArgs),
     /// Access control: roles, administrators, grants, teams, workspaces, shares, checks, audit log.
     Rbac(rbac::RbacArgs),
+    /// MCP: offer Gaia's tools to other agents.
+    Mcp {
+        #[command(subcommand)]
+        command: McpCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum McpCommand {
+    /// Serve the knowledge-base tools (and the filesystem tool of `[agents] fs_root`) as an MCP server
+    /// on stdin/stdout, for Claude Desktop, IDEs or other agents. Logs go to stderr.
+    Serve {
+        /// Vault folder (overrides kb.root; needed when no [kb] is configured).
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -206,17 +222,18 @@ async fn main() -> Result<()> {
         Command::MockLlm(args) => mock(args).await,
         Command::Kb(args) => kb(cli.config, args).await,
         Command::Rbac(args) => rbac::run(&load(cli.config)?.database_url, args).await,
+        Command::Mcp { command: McpCommand::Serve { root } } => mcp_serve(cli.config, root).await,
     }
 }
 
-async fn kb(path: Option<PathBuf>, args: KbArgs) -> Result<()> {
-    use gaia_kb::{GrepOptions, Kb, KbStorageMode, SearchOptions};
-    let cfg = load(path)?;
+/// Opens the knowledge base of `[kb]` (or a plain folder given as `root`); `None` when neither.
+async fn open_kb(cfg: &Config, root: Option<PathBuf>) -> Result<Option<gaia_kb::Kb>> {
+    use gaia_kb::{Kb, KbStorageMode};
     let mut kc = cfg.kb.clone().unwrap_or_default();
-    if let Some(root) = args.root {
+    if let Some(root) = root {
         kc.root = root;
     } else if cfg.kb.is_none() {
-        bail!("no knowledge base configured: add a [kb] section to gaia.toml or pass --root FOLDER");
+        return Ok(None);
     }
     kc.sync_interval_secs = 0;
     let storage = if matches!(kc.mode, KbStorageMode::Git) {
@@ -226,7 +243,36 @@ async fn kb(path: Option<PathBuf>, args: KbArgs) -> Result<()> {
         s.migrate().await?;
         Some(s)
     };
-    let kb = Kb::open_with_storage(kc, storage).await.context("cannot open the knowledge base")?;
+    Ok(Some(Kb::open_with_storage(kc, storage).await.context("cannot open the knowledge base")?))
+}
+
+async fn mcp_serve(path: Option<PathBuf>, root: Option<PathBuf>) -> Result<()> {
+    use std::sync::Arc;
+    let cfg = load(path)?;
+    let mut tools = gaia_mcp::Toolbox::new();
+    if let Some(kb) = open_kb(&cfg, root).await? {
+        tools.add(Arc::new(gaia_mcp::KbToolSource::new(kb)));
+    }
+    if let Some(dir) = &cfg.agents.fs_root {
+        tools.add(Arc::new(gaia_mcp::FsToolSource::new(dir)?));
+    }
+    for (source, err) in tools.refresh().await {
+        tracing::warn!(%source, %err, "tools left out");
+    }
+    if tools.is_empty() {
+        bail!("nothing to serve: configure [kb] (or pass --root FOLDER) or [agents] fs_root");
+    }
+    tracing::info!(tools = tools.specs().len(), "serving MCP on stdio");
+    gaia_mcp::ToolServer::new(Arc::new(tools)).serve_stdio().await?;
+    Ok(())
+}
+
+async fn kb(path: Option<PathBuf>, args: KbArgs) -> Result<()> {
+    use gaia_kb::{GrepOptions, SearchOptions};
+    let cfg = load(path)?;
+    let Some(kb) = open_kb(&cfg, args.root).await? else {
+        bail!("no knowledge base configured: add a [kb] section to gaia.toml or pass --root FOLDER");
+    };
     let print = |v: serde_json::Value| println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     match args.command {
         KbCommand::Search { query, limit, folder, tag, exact, regex } => {

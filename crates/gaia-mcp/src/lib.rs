@@ -1,21 +1,41 @@
 //! # gaia-mcp
 //!
-//! The MCP agent runtime of Gaia: connections to MCP servers (stdio or Streamable HTTP), the
-//! tool-calling loop, warm agents and multi-agent orchestration, built on the official `rmcp` SDK.
-//!
-//! This first cut holds the configuration model: which MCP servers an agent connects to, and the limits
-//! every agent run is held to.
+//! The MCP agent runtime of Gaia, built on the official Rust MCP SDK (`rmcp`): tools from several
+//! sources behind one [`Toolbox`] (the knowledge base, a sandboxed filesystem, MCP servers over stdio,
+//! Rust functions), the tool-calling loop of an [`Agent`], and an MCP server that offers Gaia's tools
+//! to other agents ([`server`]).
 //!
 //! ```
-//! use gaia_mcp::{AgentLimits, McpServerConfig};
+//! use gaia_mcp::{FnTool, Toolbox};
+//! use std::sync::Arc;
 //!
-//! let cfg: McpServerConfig = serde_json::from_value(serde_json::json!({
-//!     "name": "game", "transport": "stdio", "command": "game-mcp", "args": ["--world", "zombies"]
-//! })).unwrap();
-//! assert_eq!(cfg.name, "game");
-//! assert!(AgentLimits::default().max_tool_calls > 0);
+//! # tokio_test_block(async {
+//! let mut tools = Toolbox::new();
+//! tools.add(Arc::new(FnTool::new("game", "weather", "The weather in a zone",
+//!     serde_json::json!({"type": "object", "properties": {"zone": {"type": "string"}}}),
+//!     |args| async move { Ok(format!("fog over {}", args["zone"].as_str().unwrap_or("?"))) })));
+//! tools.refresh().await;
+//! assert_eq!(tools.specs()[0].name, "game__weather");
+//! assert_eq!(tools.call("game__weather", r#"{"zone": "docks"}"#).await.unwrap(), "fog over docks");
+//! # });
+//! # fn tokio_test_block(f: impl std::future::Future<Output = ()>) {
+//! #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+//! # }
 //! ```
+//!
+//! Configuration lives in `gaia_core::config` (`[[mcp_servers]]`, `[agents]`).
 
-pub mod config;
+pub mod agent;
+pub mod builtin;
+pub mod client;
+pub mod error;
+pub mod server;
+pub mod toolbox;
 
-pub use config::{AgentLimits, McpServerConfig, Transport};
+pub use agent::{Agent, AgentEvent, AgentRun, ToolCallRecord};
+pub use builtin::{FsToolSource, KbToolSource};
+pub use client::McpClientSource;
+pub use error::{McpError, Result};
+pub use gaia_core::config::{AgentConfig, AgentLimits, McpServerConfig, McpTransport};
+pub use server::ToolServer;
+pub use toolbox::{FnTool, ToolSource, Toolbox};

@@ -6,9 +6,11 @@
 //! `ANTHROPIC_BASE_URL`.
 
 mod kb;
+mod mcp;
 mod providers;
 
 pub use kb::{KbConfig, KbStorageMode};
+pub use mcp::{AgentConfig, AgentLimits, McpServerConfig, McpTransport};
 
 pub use providers::{Deployment, ModelEntry, ModelSpec, ProviderEntry, ProviderKind, RoutingConfig};
 
@@ -49,6 +51,10 @@ pub struct Config {
     pub chat: ChatConfig,
     /// Access control (`[rbac]`).
     pub rbac: RbacConfig,
+    /// MCP servers agents connect to (`[[mcp_servers]]`).
+    pub mcp_servers: Vec<McpServerConfig>,
+    /// The agent runtime (`[agents]`).
+    pub agents: AgentConfig,
 }
 
 /// Access-control settings.
@@ -126,6 +132,8 @@ impl Default for Config {
             kb: None,
             chat: ChatConfig::default(),
             rbac: RbacConfig::default(),
+            mcp_servers: Vec::new(),
+            agents: AgentConfig::default(),
         }
     }
 }
@@ -177,6 +185,8 @@ impl fmt::Debug for Config {
             .field("kb", &self.kb)
             .field("chat", &self.chat)
             .field("rbac", &self.rbac)
+            .field("mcp_servers", &self.mcp_servers.iter().map(|m| &m.name).collect::<Vec<_>>())
+            .field("agents", &self.agents)
             .finish()
     }
 }

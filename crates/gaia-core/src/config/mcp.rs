@@ -1,4 +1,4 @@
-//! MCP server and agent configuration (`[[mcp_servers]]` in `gaia.toml`).
+//! MCP servers and agents (`[[mcp_servers]]` and `[agents]` in `gaia.toml`).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "transport", rename_all = "snake_case")]
 #[non_exhaustive]
-pub enum Transport {
+pub enum McpTransport {
     /// A child process speaking MCP over stdin/stdout.
     Stdio {
         /// Program to run.
@@ -36,7 +36,7 @@ pub struct McpServerConfig {
     pub name: String,
     /// How to reach it.
     #[serde(flatten)]
-    pub transport: Transport,
+    pub transport: McpTransport,
     /// Seconds a single tool call may take.
     #[serde(default = "default_call_timeout")]
     pub call_timeout_secs: u64,
@@ -58,11 +58,39 @@ pub struct AgentLimits {
     pub max_agents: u32,
     /// Overall deadline of a run, in seconds.
     pub deadline_secs: u64,
+    /// Most a user may spend on agent runs per day, in the currency of the model prices (`None`: no
+    /// ceiling). Checked from the usage records before each model call of a run.
+    pub daily_cost_ceiling: Option<f64>,
+}
+
+/// The agent runtime (`[agents]`; the limits are keys of the same table).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentConfig {
+    /// Limits of every run.
+    #[serde(flatten)]
+    pub limits: AgentLimits,
+    /// A folder the built-in filesystem tool may read and write in (no tool when unset).
+    pub fs_root: Option<std::path::PathBuf>,
+    /// Offer the knowledge-base tools to agents when a knowledge base is configured.
+    pub kb_tools: bool,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig { limits: AgentLimits::default(), fs_root: None, kb_tools: true }
+    }
 }
 
 impl Default for AgentLimits {
     fn default() -> Self {
-        AgentLimits { max_tool_calls: 32, max_iterations: 8, max_agents: 4, deadline_secs: 120 }
+        AgentLimits {
+            max_tool_calls: 32,
+            max_iterations: 8,
+            max_agents: 4,
+            deadline_secs: 120,
+            daily_cost_ceiling: None,
+        }
     }
 }
 
@@ -78,7 +106,7 @@ mod tests {
         }))
         .unwrap();
         match &cfg.transport {
-            Transport::Http { url, headers } => {
+            McpTransport::Http { url, headers } => {
                 assert_eq!(url, "http://127.0.0.1:9000/mcp");
                 assert_eq!(headers.len(), 1);
             }
