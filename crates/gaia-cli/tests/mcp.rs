@@ -1,0 +1,54 @@
+//! `gaia mcp serve`: the project's own binary as a stdio MCP server, driven by Gaia's MCP client
+//! (rmcp), over the sample vault in `../shared/kb-fixtures/world`; then an agent using it.
+
+use gaia_core::config::McpServerConfig;
+use gaia_mcp::{Agent, McpClientSource, ToolSource, Toolbox};
+use gaia_providers::mock::{MockConfig, MockUpstream};
+use gaia_providers::{OpenAiConfig, OpenAiProvider, ProviderRegistry};
+use serde_json::json;
+use std::sync::Arc;
+
+fn world() -> String {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/kb-fixtures/world");
+    p.canonicalize().unwrap().display().to_string()
+}
+
+fn server(dir: &std::path::Path) -> McpServerConfig {
+    let db = format!("sqlite://{}", dir.join("mcp.db").display());
+    serde_json::from_value(json!({
+        "name": "gaia", "transport": "stdio", "command": env!("CARGO_BIN_EXE_gaia"),
+        "args": ["mcp", "serve", "--root", world()],
+        "env": {"GAIA_DATABASE_URL": db, "RUST_LOG": "warn"}, "call_timeout_secs": 20
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn gaia_serves_its_knowledge_base_over_stdio_mcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = McpClientSource::new(server(dir.path()));
+    let specs = src.specs().await.unwrap();
+    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    for t in ["kb__search_knowledge_base", "kb__read_kb_file", "kb__list_kb_directory", "kb__load_kos_context"] {
+        assert!(names.contains(&t), "{t} in {names:?}");
+    }
+    let hits = src.call("kb__search_knowledge_base", r#"{"query": "safe house"}"#).await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&hits).unwrap();
+    assert!(v["total"].as_u64().unwrap() >= 1, "{v}");
+    // Tool failures come back as tool errors with the reason, not protocol errors.
+    let e = src.call("kb__read_kb_file", r#"{"path": "../etc/passwd"}"#).await.unwrap_err();
+    assert!(e.to_string().contains("kb__read_kb_file"), "{e}");
+
+    // An agent whose model asks for the served tool.
+    let m = MockUpstream::start("127.0.0.1:0".parse().unwrap(), MockConfig::default()).await.unwrap();
+    let reg = ProviderRegistry::new();
+    reg.register(Arc::new(OpenAiProvider::new(OpenAiConfig::new(m.openai_base_url(), Some("k".into())))));
+    let mut tools = Toolbox::new();
+    tools.add(Arc::new(src));
+    assert!(tools.refresh().await.is_empty());
+    let agent = Agent::new("librarian", reg, "mock-gpt", Arc::new(tools));
+    let msg = gaia_core::types::ChatMessage::user("call tool gaia__kb__search_knowledge_base safe house");
+    let run = agent.run(vec![msg], None).await.unwrap();
+    assert!(run.tool_calls[0].ok, "{:?}", run.tool_calls);
+    assert!(run.content.starts_with("Tool result received: {"), "{}", run.content);
+}
