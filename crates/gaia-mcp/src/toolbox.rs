@@ -141,6 +141,24 @@ impl Toolbox {
         failed
     }
 
+    /// Adds a source and lists its tools now, keeping the tools already listed (for adding per-request
+    /// tools to a warm toolbox without listing the others again).
+    pub async fn add_listed(&mut self, source: Arc<dyn ToolSource>) -> Result<()> {
+        let specs = source.specs().await?;
+        let i = self.sources.len();
+        let name = source.name().to_string();
+        self.sources.push(source);
+        for s in specs {
+            let offered = offered_name(&name, &s.name);
+            if self.routes.contains_key(&offered) {
+                continue;
+            }
+            self.routes.insert(offered.clone(), (i, s.name.clone()));
+            self.specs.push(ToolSpec { name: offered, ..s });
+        }
+        Ok(())
+    }
+
     /// The tools as offered to a model.
     pub fn specs(&self) -> &[ToolSpec] {
         &self.specs

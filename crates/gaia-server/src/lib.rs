@@ -86,7 +86,8 @@ pub fn route_table(state: &AppState) -> Vec<RouteDecl> {
 fn routes(state: &AppState) -> Routes {
     use gaia_rbac::{Action::*, ResourceType as T};
     use routes::{
-        attachments, auth, chat, compat, conversations, health, kb, keys, models, personas, providers, rbac, usage,
+        agents, attachments, auth, chat, compat, conversations, health, kb, keys, models, personas, providers, rbac,
+        usage,
     };
     const OWN_CONVERSATIONS: &str = "/users/{user}/conversations";
     const CONVERSATION: &str = "/users/{user}/conversations/{id}";
@@ -108,6 +109,8 @@ fn routes(state: &AppState) -> Routes {
         // Checks the credentials it is given (a header or `{"token"}`): 401 is its answer for bad ones.
         .post("/auth/validate", Access::Public, auth::validate)
         .post("/chat", perm(T::Conversation, Write, OWN_CONVERSATIONS), chat::chat_v1)
+        .post("/chat/mcp-agent", perm(T::Conversation, Write, OWN_CONVERSATIONS), agents::mcp_agent)
+        .post("/chat/mcp-agent-hot", perm(T::Conversation, Write, OWN_CONVERSATIONS), agents::mcp_agent_hot)
         .merge(uploads)
         .get("/attachments/{id}", perm(T::Conversation, Read, OWN_CONVERSATIONS), attachments::download)
         .get("/conversations", perm(T::Conversation, Read, OWN_CONVERSATIONS), conversations::list)

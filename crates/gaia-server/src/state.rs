@@ -30,6 +30,7 @@ struct Inner {
     active_streams: Arc<AtomicUsize>,
     kb: std::sync::OnceLock<gaia_kb::Kb>,
     rbac: gaia_rbac::Rbac,
+    warm_tools: tokio::sync::OnceCell<gaia_mcp::Toolbox>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -97,6 +98,7 @@ impl AppState {
         AppState {
             inner: Arc::new(Inner {
                 rbac,
+                warm_tools: tokio::sync::OnceCell::new(),
                 config,
                 cache,
                 auth,
@@ -149,6 +151,11 @@ impl AppState {
             tracing::error!(error = %e, "cannot load the access-control policy; only built-in roles apply");
         }
         &self.inner.rbac
+    }
+
+    /// The warm agents' MCP tools (connected and listed on first use, then kept).
+    pub fn warm_tools(&self) -> &tokio::sync::OnceCell<gaia_mcp::Toolbox> {
+        &self.inner.warm_tools
     }
 
     /// The knowledge base, when one is configured.

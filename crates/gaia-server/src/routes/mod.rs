@@ -1,5 +1,6 @@
 //! Route handlers, one module per resource.
 
+pub mod agents;
 pub mod attachments;
 pub mod auth;
 pub mod chat;

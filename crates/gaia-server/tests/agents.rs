@@ -1,0 +1,174 @@
+//! `/api/v1/chat/mcp-agent` and `/mcp-agent-hot` over HTTP: a configured MCP server (an rmcp server
+//! written here, over Streamable HTTP), the mock upstream scripted to call its tools, streaming
+//! progress, the stored conversation, warm agents reusing their connection, the cost ceiling.
+
+mod common;
+
+use common::start_with;
+use gaia_core::testing::sqlite_db;
+use gaia_providers::mock::MockConfig;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult, PaginatedRequestParams,
+    ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::{RequestContext, RoleServer};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData, ServerHandler};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// A game server with one tool; counts how often its tools were listed.
+#[derive(Clone, Default)]
+struct Game {
+    listings: Arc<AtomicUsize>,
+}
+
+impl ServerHandler for Game {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+    async fn list_tools(
+        &self,
+        _r: Option<PaginatedRequestParams>,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        self.listings.fetch_add(1, Ordering::SeqCst);
+        let schema = json!({"type": "object", "properties": {"query": {"type": "string"}}});
+        Ok(ListToolsResult::with_all_items(vec![Tool::new(
+            "quest_status",
+            "Status of a quest",
+            Arc::new(schema.as_object().cloned().unwrap_or_default()),
+        )]))
+    }
+    async fn call_tool(
+        &self,
+        r: CallToolRequestParams,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let q = r.arguments.as_ref().and_then(|a| a.get("query")).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        Ok(CallToolResult::success(vec![ContentBlock::text(format!("{q}: 2 of 3 steps done"))]).into())
+    }
+}
+
+async fn game_server(game: Game) -> String {
+    let service = StreamableHttpService::new(
+        move || Ok(game.clone()),
+        LocalSessionManager::default().into(),
+        StreamableHttpServerConfig::default(),
+    );
+    let app = axum::Router::new().nest_service("/mcp", service);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}/mcp")
+}
+
+fn config(url: &str) -> gaia_core::Config {
+    let mut c =
+        gaia_core::Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Default::default() };
+    c.chat.auto_title = false;
+    c.rbac.first_user_admin = false;
+    c.mcp_servers = vec![serde_json::from_value(json!({"name": "game", "transport": "http", "url": url})).unwrap()];
+    c
+}
+
+#[tokio::test]
+async fn agents_call_mcp_tools_and_warm_agents_stay_connected() {
+    let game = Game::default();
+    let url = game_server(game.clone()).await;
+    let s = start_with(sqlite_db(), Some(MockConfig::default()), config(&url)).await;
+    let (token, _, _) = s.register("hero@example.com").await;
+    let post =
+        |path: &str, body: Value| s.http.post(format!("{}/api/v1{path}", s.url)).bearer_auth(&token).json(&body).send();
+
+    // One agent for the request.
+    let r = post(
+        "/chat/mcp-agent",
+        json!({"message": "call tool game__quest_status dragon hunt", "model": "openai/mock-gpt"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["response"], "Tool result received: dragon hunt: 2 of 3 steps done", "{v}");
+    assert_eq!(v["_metadata"]["tool_calls"][0]["name"], "game__quest_status");
+    assert_eq!(v["_metadata"]["tool_calls"][0]["ok"], true);
+    assert_eq!(v["_metadata"]["iterations"], 2);
+    assert!(v["_metadata"]["usage"]["total_tokens"].as_u64().unwrap() > 0);
+    let conv = v["conversation_id"].as_str().unwrap().to_string();
+    let msgs: Value = s
+        .http
+        .get(format!("{}/api/v1/conversations/{conv}/messages", s.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(msgs["messages"].as_array().unwrap().len(), 2, "the request and the answer are stored");
+
+    // Streamed: progress events, then done.
+    let r = post(
+        "/chat/mcp-agent",
+        json!({"message": "call tool game__quest_status lost cat", "stream": true, "conversation_id": conv}),
+    )
+    .await
+    .unwrap();
+    let body = r.text().await.unwrap();
+    let events: Vec<Value> = common::sse_data(&body).iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["metadata", "thinking", "tool_started", "tool_finished", "thinking", "text", "done"], "{body}");
+    assert_eq!(events.last().unwrap()["response"], "Tool result received: lost cat: 2 of 3 steps done");
+
+    // Cold agents list the server's tools on every request; warm ones once.
+    let before = game.listings.load(Ordering::SeqCst);
+    assert_eq!(before, 2);
+    for i in 0..3 {
+        let r = post("/chat/mcp-agent-hot", json!({"message": format!("call tool game__quest_status q{i}")}))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["_metadata"]["tool_calls"][0]["ok"], true, "{v}");
+    }
+    assert_eq!(game.listings.load(Ordering::SeqCst), before + 1, "the warm agents listed the tools once");
+
+    // Bad input: empty message, unknown model, someone else's conversation.
+    assert_eq!(post("/chat/mcp-agent", json!({"message": " "})).await.unwrap().status(), 400);
+    assert_eq!(post("/chat/mcp-agent", json!({"message": "x", "model": "nope/none"})).await.unwrap().status(), 404);
+    let (other, _, _) = s.register("other@example.com").await;
+    let r = s
+        .http
+        .post(format!("{}/api/v1/chat/mcp-agent", s.url))
+        .bearer_auth(&other)
+        .json(&json!({"message": "x", "conversation_id": conv}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn the_daily_cost_ceiling_refuses_new_runs() {
+    let url = game_server(Game::default()).await;
+    let mut c = config(&url);
+    c.agents.limits.daily_cost_ceiling = Some(0.0);
+    let s = start_with(sqlite_db(), Some(MockConfig::default()), c).await;
+    let (token, _, _) = s.register("hero@example.com").await;
+    let r = s
+        .http
+        .post(format!("{}/api/v1/chat/mcp-agent", s.url))
+        .bearer_auth(&token)
+        .json(&json!({"message": "call tool game__quest_status x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["detail"].as_str().unwrap().contains("cost ceiling"), "{v}");
+}
