@@ -7,7 +7,7 @@ use crate::error::{McpError, Result};
 use crate::toolbox::Toolbox;
 use gaia_core::config::AgentLimits;
 use gaia_core::types::{ChatMessage, ToolCall, Usage};
-use gaia_providers::{merge_usage, ChatRequest, ProviderRegistry};
+use gaia_providers::{ChatRequest, ProviderRegistry};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,6 +51,25 @@ pub enum AgentEvent {
         ok: bool,
         /// How long it took.
         duration_ms: u64,
+    },
+    /// An orchestrator's plan: (agent, subtask) pairs.
+    Planned {
+        /// The subtasks.
+        subtasks: Vec<(String, String)>,
+    },
+    /// A specialist starts its subtask.
+    AgentStarted {
+        /// The specialist.
+        agent: String,
+        /// Its subtask.
+        task: String,
+    },
+    /// A specialist is done.
+    AgentFinished {
+        /// The specialist.
+        agent: String,
+        /// Whether it finished with an answer.
+        ok: bool,
     },
     /// Text of the final answer.
     Text {
@@ -256,7 +275,7 @@ impl Agent {
             };
             let provider = routed.provider.name().to_string();
             let resp = routed.value;
-            merge_usage(&mut run.usage, resp.usage);
+            run.usage += resp.usage;
             run.cost += self.registry.cost(&provider, &routed.model, resp.usage);
             run.model = format!("{provider}/{}", routed.model);
             if resp.tool_calls.is_empty() || !with_tools {

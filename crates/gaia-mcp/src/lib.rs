@@ -29,6 +29,7 @@ pub mod agent;
 pub mod builtin;
 pub mod client;
 pub mod error;
+pub mod orchestrate;
 pub mod server;
 pub mod toolbox;
 
@@ -37,5 +38,6 @@ pub use builtin::{FsToolSource, KbToolSource};
 pub use client::McpClientSource;
 pub use error::{McpError, Result};
 pub use gaia_core::config::{AgentConfig, AgentLimits, McpServerConfig, McpTransport};
+pub use orchestrate::{OrchestratedRun, Orchestrator, Specialist, SubRun, Subtask};
 pub use server::ToolServer;
 pub use toolbox::{FnTool, ToolSource, Toolbox};

@@ -233,3 +233,59 @@ async fn a_server_crash_mid_call_fails_the_call_and_a_restart_is_picked_up() {
     assert!(run.tool_calls[0].ok, "{:?}", run.tool_calls);
     assert_eq!(run.content, "Tool result received: rolled 4 on again");
 }
+
+#[tokio::test]
+async fn orchestrated_specialists_run_in_parallel_and_are_synthesised() {
+    use gaia_mcp::{Orchestrator, Specialist};
+    let (reg, _mock) = registry().await;
+    let game = Game::default();
+    let (addr, _server) = serve_game(game.clone(), "127.0.0.1:0").await;
+    let mut tools = Toolbox::new();
+    tools.add(Arc::new(McpClientSource::new(game_config(addr))));
+    tools.refresh().await;
+    let tools = Arc::new(tools);
+    let specialist = |name: &str, what: &str| Specialist {
+        agent: Agent::new(name, reg.clone(), "mock-gpt", tools.clone()).with_system(format!("You are the {name}.")),
+        description: what.to_string(),
+    };
+    let orch = Orchestrator::new(
+        reg.clone(),
+        "mock-gpt",
+        vec![specialist("scout", "explores"), specialist("sage", "knows lore")],
+        4,
+        Duration::from_secs(30),
+    );
+    // The mock coordinator echoes the task, so a task that is a plan is taken as the plan.
+    let task = r#"{"subtasks": [{"agent": "scout", "task": "call tool game__slow north"}, {"agent": "sage", "task": "call tool game__slow south"}, {"agent": "ghost", "task": "boo"}]}"#;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(128);
+    let run = orch.run(task, Some(tx)).await.unwrap();
+    assert!(run.planned_by_model);
+    assert_eq!(run.plan.len(), 2, "the unknown agent was left out: {:?}", run.plan);
+    assert_eq!(run.agents.len(), 2);
+    for a in &run.agents {
+        let r = a.run.as_ref().expect("each specialist answered");
+        assert!(r.tool_calls[0].ok, "{:?}", r.tool_calls);
+    }
+    // The specialists' tool calls overlapped in time on the game server.
+    let log = game.log.lock().unwrap().clone();
+    assert_eq!(log.len(), 2);
+    assert!(log[0].1 < log[1].2 && log[1].1 < log[0].2, "the specialists ran in parallel");
+    assert!(run.usage.input_tokens > run.coordinator_usage.input_tokens);
+    assert!(!run.content.is_empty());
+    let mut saw = (false, 0, 0);
+    while let Ok(ev) = rx.try_recv() {
+        match ev {
+            AgentEvent::Planned { subtasks } => saw.0 = subtasks.len() == 2,
+            AgentEvent::AgentStarted { .. } => saw.1 += 1,
+            AgentEvent::AgentFinished { ok: true, .. } => saw.2 += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(saw, (true, 2, 2));
+
+    // No usable plan: every specialist works on the whole task.
+    let run = orch.run("How do we get to the cave?", None).await.unwrap();
+    assert!(!run.planned_by_model);
+    assert_eq!(run.agents.len(), 2);
+    assert!(run.agents.iter().all(|a| a.run.is_some()));
+}
