@@ -159,6 +159,20 @@ impl Toolbox {
         Ok(())
     }
 
+    /// The same toolbox with only the tools of the sources named in `sources`.
+    pub fn only(&self, sources: &[String]) -> Toolbox {
+        let keep: Vec<bool> = self.sources.iter().map(|s| sources.iter().any(|n| n == s.name())).collect();
+        let routes: HashMap<String, (usize, String)> =
+            self.routes.iter().filter(|(_, (i, _))| keep[*i]).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let specs = self.specs.iter().filter(|s| routes.contains_key(&s.name)).cloned().collect();
+        Toolbox { sources: self.sources.clone(), routes, specs }
+    }
+
+    /// The names of the sources.
+    pub fn source_names(&self) -> Vec<String> {
+        self.sources.iter().map(|s| s.name().to_string()).collect()
+    }
+
     /// The tools as offered to a model.
     pub fn specs(&self) -> &[ToolSpec] {
         &self.specs

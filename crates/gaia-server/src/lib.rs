@@ -111,6 +111,7 @@ fn routes(state: &AppState) -> Routes {
         .post("/chat", perm(T::Conversation, Write, OWN_CONVERSATIONS), chat::chat_v1)
         .post("/chat/mcp-agent", perm(T::Conversation, Write, OWN_CONVERSATIONS), agents::mcp_agent)
         .post("/chat/mcp-agent-hot", perm(T::Conversation, Write, OWN_CONVERSATIONS), agents::mcp_agent_hot)
+        .post("/chat/orchestrated", perm(T::Conversation, Write, OWN_CONVERSATIONS), agents::orchestrated)
         .merge(uploads)
         .get("/attachments/{id}", perm(T::Conversation, Read, OWN_CONVERSATIONS), attachments::download)
         .get("/conversations", perm(T::Conversation, Read, OWN_CONVERSATIONS), conversations::list)

@@ -172,3 +172,56 @@ async fn the_daily_cost_ceiling_refuses_new_runs() {
     let v: Value = r.json().await.unwrap();
     assert!(v["detail"].as_str().unwrap().contains("cost ceiling"), "{v}");
 }
+
+#[tokio::test]
+async fn orchestrated_runs_report_every_agent() {
+    let url = game_server(Game::default()).await;
+    let s = start_with(sqlite_db(), Some(MockConfig::default()), config(&url)).await;
+    let (token, _, _) = s.register("hero@example.com").await;
+    let post =
+        |body: Value| s.http.post(format!("{}/api/v1/chat/orchestrated", s.url)).bearer_auth(&token).json(&body).send();
+    // The mock coordinator echoes the task: a task that is a plan is taken as the plan.
+    let plan = r#"{"subtasks": [{"agent": "operator", "task": "call tool game__quest_status bridge"}, {"agent": "scribe", "task": "summarise"}]}"#;
+    let agents = json!([
+        {"name": "operator", "description": "uses the game's tools", "tools": ["game"]},
+        {"name": "scribe", "description": "writes", "system": "You write summaries.", "tools": []}
+    ]);
+    let r = post(json!({"message": plan, "agents": agents})).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["_metadata"]["planned_by_model"], true, "{v}");
+    let a = v["_metadata"]["agents"].as_array().unwrap();
+    assert_eq!(a.len(), 2);
+    assert_eq!(a[0]["agent"], "operator");
+    assert_eq!(a[0]["tool_calls"][0]["name"], "game__quest_status", "{v}");
+    assert_eq!(a[0]["tool_calls"][0]["ok"], true);
+    assert_eq!(a[1]["ok"], true);
+    assert!(a[1]["tool_calls"].as_array().unwrap().is_empty(), "the scribe has no tools");
+    assert!(v["_metadata"]["usage"]["total_tokens"].as_u64().unwrap() > 0);
+    assert!(!v["response"].as_str().unwrap().is_empty());
+
+    // Streamed: the plan, each agent's start and end, their tool calls, then done.
+    let r = post(json!({"message": plan, "agents": agents, "stream": true})).await.unwrap();
+    let body = r.text().await.unwrap();
+    let kinds: Vec<String> = common::sse_data(&body)
+        .iter()
+        .map(|d| serde_json::from_str::<Value>(d).unwrap()["type"].as_str().unwrap().to_string())
+        .collect();
+    for k in ["planned", "agent_started", "tool_started", "tool_finished", "agent_finished", "done"] {
+        assert!(kinds.iter().any(|x| x == k), "{k} in {kinds:?}");
+    }
+    assert_eq!(kinds.first().map(String::as_str), Some("planned"));
+    assert_eq!(kinds.last().map(String::as_str), Some("done"));
+
+    // Default specialists; bad input.
+    let r = post(json!({"message": "Where is the bridge?"})).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let names: Vec<&str> =
+        v["_metadata"]["agents"].as_array().unwrap().iter().map(|a| a["agent"].as_str().unwrap()).collect();
+    assert_eq!(names, ["operator"], "no knowledge base here, so no librarian");
+    let r = post(json!({"message": "x", "agents": [{"name": "a", "tools": ["nope"]}]})).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let too_many: Vec<Value> = (0..9).map(|i| json!({"name": format!("a{i}")})).collect();
+    assert_eq!(post(json!({"message": "x", "agents": too_many})).await.unwrap().status(), 400);
+}

@@ -9,6 +9,12 @@
 //! usage, cost, stopped, duration_ms}}`; with `stream: true`, Server-Sent Events: `metadata`, then the
 //! run's progress (`thinking`, `tool_started`, `tool_finished`, `text`), then `done` with the same
 //! `_metadata` (or `error`).
+//!
+//! `POST /api/v1/chat/orchestrated` runs a coordinator and specialists (see
+//! `gaia_mcp::orchestrate`): `{message, model?, agents?: [{name, description?, persona_id?, system?,
+//! model?, tools?: [source names]}], stream?}`; without `agents`, a `librarian` (knowledge-base tools)
+//! and an `operator` (MCP servers and files). Every step is streamed; `_metadata` lists each agent with
+//! its subtask, tool calls, tokens, cost and timing.
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Auth};
@@ -22,7 +28,9 @@ use gaia_core::auth::Principal;
 use gaia_core::events::Event as BusEvent;
 use gaia_core::storage::{UsageFilter, DEFAULT_PERSONA_ID};
 use gaia_core::types::{ChatMessage, Role};
-use gaia_mcp::{Agent, AgentRun, FsToolSource, KbToolSource, McpClientSource, Toolbox};
+use gaia_mcp::{
+    Agent, AgentRun, FsToolSource, KbToolSource, McpClientSource, OrchestratedRun, Orchestrator, Specialist, Toolbox,
+};
 use gaia_rbac::{Action, Resource, Subject};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -287,4 +295,180 @@ pub async fn mcp_agent_hot(
     let mut tools = warm_toolbox(&state).await;
     add_local_tools(&state, &p, &mut tools).await?;
     run_agent(state, p, body, tools, "mcp_agent_hot").await
+}
+
+/// One specialist of an orchestrated request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecialistBody {
+    /// Name (how the coordinator refers to it).
+    pub name: String,
+    /// What it is good at.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Its persona.
+    #[serde(default)]
+    pub persona_id: Option<String>,
+    /// Or a system prompt.
+    #[serde(default)]
+    pub system: Option<String>,
+    /// Its model (default: the request's).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Its tool sources (`kb`, `fs`, MCP server names); all when absent.
+    #[serde(default)]
+    pub tools: Option<Vec<String>>,
+}
+
+/// Body of `POST /api/v1/chat/orchestrated`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrchestratedBody {
+    /// The task.
+    pub message: String,
+    /// The coordinator's model.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The specialists.
+    #[serde(default)]
+    pub agents: Option<Vec<SpecialistBody>>,
+    /// Stream every step.
+    #[serde(default)]
+    pub stream: bool,
+}
+
+fn orchestrated_metadata(run: &OrchestratedRun) -> Value {
+    let agents: Vec<Value> = run
+        .agents
+        .iter()
+        .map(|a| {
+            json!({
+                "agent": a.subtask.agent, "task": a.subtask.task, "ok": a.run.is_some(), "error": a.error,
+                "tool_calls": a.run.as_ref().map(|r| r.tool_calls.clone()).unwrap_or_default(),
+                "usage": a.run.as_ref().map(|r| json!({"prompt_tokens": r.usage.input_tokens, "completion_tokens": r.usage.output_tokens})),
+                "cost": a.run.as_ref().map(|r| r.cost).unwrap_or(0.0),
+                "model": a.run.as_ref().map(|r| r.model.clone()),
+                "started_ms": a.started_ms, "ended_ms": a.ended_ms,
+            })
+        })
+        .collect();
+    json!({
+        "planned_by_model": run.planned_by_model, "agents": agents,
+        "coordinator_usage": {"prompt_tokens": run.coordinator_usage.input_tokens, "completion_tokens": run.coordinator_usage.output_tokens},
+        "usage": {"prompt_tokens": run.usage.input_tokens, "completion_tokens": run.usage.output_tokens, "total_tokens": run.usage.total()},
+        "cost": run.cost, "duration_ms": run.duration_ms,
+    })
+}
+
+/// `POST /api/v1/chat/orchestrated`.
+pub async fn orchestrated(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(body): ApiJson<OrchestratedBody>,
+) -> ApiResult<Response> {
+    let task = body.message.trim().to_string();
+    if task.is_empty() {
+        return Err(ApiError::bad_request("`message` must not be empty"));
+    }
+    let storage = state.storage();
+    let settings = storage.user_settings(&p.user_id).await?;
+    let model =
+        body.model.clone().filter(|m| !m.trim().is_empty()).or(settings.default_model.clone()).unwrap_or_default();
+    state.providers().candidates(&model).await?;
+    let limits = state.config().agents.limits.clone();
+    let mut all = warm_toolbox(&state).await;
+    add_local_tools(&state, &p, &mut all).await?;
+    let sources = all.source_names();
+    let wanted = body.agents.unwrap_or_else(|| {
+        let mcp: Vec<String> = sources.iter().filter(|s| *s != "kb").cloned().collect();
+        let specialist = |name: &str, what: &str, tools: Vec<String>| SpecialistBody {
+            name: name.into(),
+            description: Some(what.into()),
+            persona_id: None,
+            system: None,
+            model: None,
+            tools: Some(tools),
+        };
+        let mut v = Vec::new();
+        if sources.iter().any(|s| s == "kb") {
+            v.push(specialist("librarian", "searches and reads the game's knowledge base", vec!["kb".into()]));
+        }
+        v.push(specialist("operator", "uses the game's own tools and files", mcp));
+        v
+    });
+    if wanted.is_empty() || wanted.len() > limits.max_agents as usize {
+        return Err(ApiError::bad_request(format!("give 1 to {} agents", limits.max_agents)));
+    }
+    let mut specialists = Vec::with_capacity(wanted.len());
+    for a in wanted {
+        let name = a.name.trim().to_string();
+        if name.is_empty() || name.len() > 64 || specialists.iter().any(|s: &Specialist| s.agent.name() == name) {
+            return Err(ApiError::bad_request("agent names must be unique and 1 to 64 characters"));
+        }
+        if let Some(unknown) = a.tools.iter().flatten().find(|t| !sources.contains(t)) {
+            return Err(ApiError::bad_request(format!(
+                "agent {name}: no tool source named {unknown} (have: {})",
+                sources.join(", ")
+            )));
+        }
+        let tools = match &a.tools {
+            Some(t) => all.only(t),
+            None => all.clone(),
+        };
+        let system = match (&a.persona_id, &a.system) {
+            (Some(pid), _) => {
+                storage
+                    .get_persona(&p.user_id, pid)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(format!("Persona {pid} not found")))?
+                    .system_prompt
+            }
+            (None, Some(s)) => s.clone(),
+            (None, None) => format!("You are {name}, a specialist: {}.", a.description.clone().unwrap_or_default()),
+        };
+        let agent_model = a.model.clone().unwrap_or_else(|| model.clone());
+        let agent = Agent::new(&name, state.providers().clone(), &agent_model, Arc::new(tools))
+            .with_system(system)
+            .with_limits(limits.clone())
+            .for_user(&p.user_id);
+        specialists.push(Specialist { agent, description: a.description.unwrap_or_else(|| name.clone()) });
+    }
+    let orch = Orchestrator::new(
+        state.providers().clone(),
+        &model,
+        specialists,
+        limits.max_agents as usize,
+        std::time::Duration::from_secs(limits.deadline_secs.max(1)),
+    );
+    let meter_usage = move |st: &AppState, run: &OrchestratedRun| {
+        let mut meter = Meter::start(st, &p, "orchestrated");
+        meter.target("", &model);
+        meter.usage(run.usage);
+        meter.finish(200, None);
+    };
+    if !body.stream {
+        let run = orch.run(&task, None).await.map_err(agent_error)?;
+        meter_usage(&state, &run);
+        return Ok(axum::Json(
+            json!({"response": run.content, "plan": run.plan, "_metadata": orchestrated_metadata(&run)}),
+        )
+        .into_response());
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::channel(128);
+    let handle = tokio::spawn(async move { orch.run(&task, Some(tx)).await });
+    let st = state.clone();
+    let events = async_stream::stream! {
+        while let Some(ev) = rx.recv().await {
+            yield SseEvent::data(&serde_json::to_string(&ev).unwrap_or_default());
+        }
+        match handle.await {
+            Ok(Ok(run)) => {
+                meter_usage(&st, &run);
+                yield SseEvent::data(&json!({"type": "done", "response": run.content, "plan": run.plan, "_metadata": orchestrated_metadata(&run)}).to_string());
+            }
+            Ok(Err(e)) => yield SseEvent::data(&json!({"type": "error", "message": agent_error(e).message}).to_string()),
+            Err(e) => yield SseEvent::data(&json!({"type": "error", "message": format!("the orchestration stopped: {e}")}).to_string()),
+        }
+    };
+    Ok(sse::response(events))
 }
