@@ -150,6 +150,31 @@ impl Routes {
         self.add(Method::POST, path, access, true, h)
     }
 
+    /// A tower service (such as the MCP endpoint) at `path`, answering `methods`, behind the same
+    /// access check.
+    pub fn service<S>(mut self, path: &str, methods: &[Method], access: Access, svc: S) -> Self
+    where
+        S: tower::Service<Request, Error = std::convert::Infallible> + Clone + Send + Sync + 'static,
+        S::Response: IntoResponse + 'static,
+        S::Future: Send + 'static,
+    {
+        for m in methods {
+            self.table.push(RouteDecl {
+                method: m.to_string(),
+                path: format!("{}{path}", self.prefix),
+                access: access.describe(),
+                page: false,
+            });
+        }
+        let errors = self.errors;
+        let layer = middleware::from_fn_with_state(
+            self.state.clone(),
+            move |State(st): State<AppState>, req: Request, next: Next| enforce(st, access, false, errors, req, next),
+        );
+        self.router = self.router.route_service(path, tower::Layer::layer(&layer, svc));
+        self
+    }
+
     /// Adds a layer to the routes added so far.
     pub fn layer_all(mut self, f: impl FnOnce(Router<AppState>) -> Router<AppState>) -> Self {
         self.router = f(self.router);

@@ -38,6 +38,7 @@ pub mod access;
 pub mod error;
 pub mod extract;
 pub mod live;
+pub mod mcp_http;
 mod metering;
 pub mod routes;
 pub mod session;
@@ -194,6 +195,13 @@ fn routes(state: &AppState) -> Routes {
         .get("/ws/chat", perm(T::Conversation, Read, OWN_CONVERSATIONS), live::chat_socket)
         .post("/api/v0.3/chat", perm(T::Conversation, Write, OWN_CONVERSATIONS), chat::chat_v03)
         .merge(compatible)
+        // Gaia as an MCP server (Streamable HTTP); each tool checks the caller's rights itself.
+        .service(
+            "/mcp",
+            &[axum::http::Method::GET, axum::http::Method::POST, axum::http::Method::DELETE],
+            Access::SignedIn("kb:read per document (tools), provider use (chat)"),
+            mcp_http::service(state),
+        )
         .nest(api)
 }
 

@@ -225,3 +225,66 @@ async fn orchestrated_runs_report_every_agent() {
     let too_many: Vec<Value> = (0..9).map(|i| json!({"name": format!("a{i}")})).collect();
     assert_eq!(post(json!({"message": "x", "agents": too_many})).await.unwrap().status(), 400);
 }
+
+#[tokio::test]
+async fn gaia_is_an_mcp_server_over_http_for_key_holders() {
+    use gaia_mcp::{McpClientSource, ToolSource};
+    let s = common::start(sqlite_db(), Some(MockConfig::default())).await;
+    let (token, _, uid) = s.register("agent@example.com").await;
+    let (key, _) = s.api_key(&token).await;
+    // A knowledge base with a common note and someone's private note.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("vault");
+    std::fs::create_dir_all(root.join("users/someone")).unwrap();
+    std::fs::write(root.join("lore.md"), "# Lore\nThe moonstone sleeps.").unwrap();
+    std::fs::write(root.join("users/someone/secret.md"), "# Secret\nThe moonstone is mine.").unwrap();
+    let kb = gaia_kb::Kb::open(gaia_kb::KbConfig { root, sync_interval_secs: 0, ..Default::default() }).await.unwrap();
+    s.state.set_kb(kb);
+    let cfg = |headers: Value| -> gaia_core::config::McpServerConfig {
+        serde_json::from_value(
+            json!({"name": "gaia", "transport": "http", "url": format!("{}/mcp", s.url), "headers": headers}),
+        )
+        .unwrap()
+    };
+    // Without a key: refused.
+    let anon = McpClientSource::new(cfg(json!({})));
+    assert!(anon.specs().await.is_err());
+    let client = McpClientSource::new(cfg(json!({"authorization": format!("Bearer {key}")})));
+    let specs = client.specs().await.unwrap();
+    let names: Vec<&str> = specs.iter().map(|t| t.name.as_str()).collect();
+    assert!(names.contains(&"gaia__chat") && names.contains(&"kb__search_knowledge_base"), "{names:?}");
+    // Chat through Gaia, metered for the key's owner.
+    let answer = client
+        .call("gaia__chat", r#"{"message": "Who guards the bridge?", "model": "openai/mock-gpt"}"#)
+        .await
+        .unwrap();
+    assert_eq!(answer, "Mock reply to: Who guards the bridge?");
+    // Knowledge-base search sees only what the caller may read.
+    let hits: Value =
+        serde_json::from_str(&client.call("kb__search_knowledge_base", r#"{"query": "moonstone"}"#).await.unwrap())
+            .unwrap();
+    assert_eq!(hits["total"], 1, "{hits}");
+    assert_eq!(hits["hits"][0]["path"], "lore.md");
+    let e = client.call("kb__read_kb_file", r#"{"path": "users/someone/secret.md"}"#).await.unwrap_err();
+    assert!(e.to_string().contains("not found"), "{e}");
+    // The chat was recorded as usage of this user.
+    let mut recorded = false;
+    for _ in 0..100 {
+        let u: Value = s
+            .http
+            .get(format!("{}/api/v1/usage", s.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if u["totals"]["requests"].as_i64().unwrap_or(0) >= 1 {
+            recorded = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(recorded, "usage of {uid} recorded");
+}

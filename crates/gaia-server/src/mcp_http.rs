@@ -1,0 +1,162 @@
+//! `/mcp`: Gaia as an MCP server over Streamable HTTP, for other agents (Claude Desktop, IDEs, game
+//! servers) holding a Gaia API key. Tools: the knowledge base's (each caller sees only what they may
+//! read) and `gaia__chat` (ask a model through Gaia; metered like any chat). The access middleware
+//! authenticates every request; the caller reaches the handler in the request's parts.
+
+use crate::metering::Meter;
+use crate::state::AppState;
+use gaia_core::auth::Principal;
+use gaia_core::types::{ChatMessage, ToolSpec};
+use gaia_mcp::{KbToolSource, Toolbox};
+use gaia_providers::ChatRequest;
+use gaia_rbac::{Action, Resource, Subject};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::{RequestContext, RoleServer};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData, ServerHandler};
+use serde_json::json;
+use std::sync::Arc;
+
+/// The `/mcp` service.
+pub fn service(state: &AppState) -> StreamableHttpService<GaiaMcp, LocalSessionManager> {
+    let st = state.clone();
+    // Callers authenticate with API keys or tokens (never cookies), so DNS rebinding cannot borrow a
+    // browser's credentials: any Host is accepted.
+    StreamableHttpService::new(
+        move || Ok(GaiaMcp { state: st.clone() }),
+        LocalSessionManager::default().into(),
+        StreamableHttpServerConfig::default().disable_allowed_hosts(),
+    )
+}
+
+/// The MCP handler of one session.
+#[derive(Clone)]
+pub struct GaiaMcp {
+    state: AppState,
+}
+
+const CHAT_TOOL: &str = "gaia__chat";
+
+fn chat_spec() -> ToolSpec {
+    ToolSpec {
+        name: CHAT_TOOL.into(),
+        description: Some("Ask a model through Gaia (the caller's default model unless `model` is given).".into()),
+        parameters: json!({"type": "object", "properties": {
+            "message": {"type": "string"}, "model": {"type": "string"}, "system": {"type": "string"}
+        }, "required": ["message"], "additionalProperties": false}),
+    }
+}
+
+fn caller(ctx: &RequestContext<RoleServer>) -> Result<Principal, ErrorData> {
+    ctx.extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|p| p.extensions.get::<Principal>().cloned())
+        .ok_or_else(|| ErrorData::invalid_request("not authenticated", None))
+}
+
+impl GaiaMcp {
+    /// The caller's tools: the knowledge base as they may see it.
+    async fn toolbox(&self, p: &Principal) -> Toolbox {
+        let mut tb = Toolbox::new();
+        if let Some(kb) = self.state.kb() {
+            let rbac = self.state.rbac().await.clone();
+            let who = Subject { user_id: p.user_id.clone(), is_admin: p.is_admin };
+            let view = kb.restricted(Arc::new(move |path: &str| {
+                rbac.check(&who, Action::Read, &Resource::kb_document(path)).allowed
+            }));
+            if let Err(e) = tb.add_listed(Arc::new(KbToolSource::new(view))).await {
+                tracing::warn!(error = %e, "knowledge-base tools unavailable over MCP");
+            }
+        }
+        tb
+    }
+
+    async fn chat(&self, p: &Principal, args: &serde_json::Value) -> Result<String, String> {
+        let message = args.get("message").and_then(|v| v.as_str()).unwrap_or_default().trim().to_string();
+        if message.is_empty() {
+            return Err("`message` is required".into());
+        }
+        let settings = self.state.storage().user_settings(&p.user_id).await.map_err(|e| e.to_string())?;
+        let model = args
+            .get("model")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .or(settings.default_model)
+            .unwrap_or_default();
+        let candidates = self.state.providers().candidates(&model).await.map_err(|e| e.to_string())?;
+        let mut messages = Vec::new();
+        if let Some(s) = args.get("system").and_then(|v| v.as_str()) {
+            messages.push(ChatMessage::system(s));
+        }
+        messages.push(ChatMessage::user(message));
+        let mut req = ChatRequest::new(candidates[0].1.clone(), messages);
+        req.user = Some(p.user_id.clone());
+        let mut meter = Meter::start(&self.state, p, "mcp_chat");
+        match self.state.providers().chat_routed(&candidates, &req).await {
+            Ok(r) => {
+                meter.target(r.provider.name(), &r.model);
+                meter.usage(r.value.usage);
+                meter.finish(200, None);
+                Ok(r.value.content)
+            }
+            Err(f) => {
+                meter.failed(&f);
+                Err(f.error.to_string())
+            }
+        }
+    }
+}
+
+impl ServerHandler for GaiaMcp {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("gaia", env!("CARGO_PKG_VERSION")))
+            .with_instructions("Gaia: search and read the game's knowledge base, and ask models through Gaia.")
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let p = caller(&context)?;
+        let tb = self.toolbox(&p).await;
+        let tools = tb
+            .specs()
+            .iter()
+            .cloned()
+            .chain(std::iter::once(chat_spec()))
+            .map(|s| {
+                let schema = match s.parameters {
+                    serde_json::Value::Object(m) => m,
+                    _ => serde_json::Map::new(),
+                };
+                Tool::new_with_raw(s.name, s.description.map(Into::into), Arc::new(schema))
+            })
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let p = caller(&context)?;
+        let args = request.arguments.map(serde_json::Value::Object).unwrap_or_else(|| json!({}));
+        let outcome = if request.name == CHAT_TOOL {
+            self.chat(&p, &args).await
+        } else {
+            self.toolbox(&p).await.call(&request.name, &args.to_string()).await.map_err(|e| e.to_string())
+        };
+        let result = match outcome {
+            Ok(text) => CallToolResult::success(vec![ContentBlock::text(text)]),
+            Err(e) => CallToolResult::error(vec![ContentBlock::text(e)]),
+        };
+        Ok(result.into())
+    }
+}
