@@ -67,8 +67,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum McpCommand {
-    /// Serve the knowledge-base tools (and the filesystem tool of `[agents] fs_root`) as an MCP server
-    /// on stdin/stdout, for Claude Desktop, IDEs or other agents. Logs go to stderr.
+    /// Serve the knowledge-base tools, `gaia__chat` (when providers are configured) and the filesystem
+    /// tool of `[agents] fs_root` as an MCP server on stdin/stdout, for Claude Desktop, IDEs or other
+    /// agents. Logs go to stderr.
     Serve {
         /// Vault folder (overrides kb.root; needed when no [kb] is configured).
         #[arg(long)]
@@ -256,11 +257,40 @@ async fn mcp_serve(path: Option<PathBuf>, root: Option<PathBuf>) -> Result<()> {
     if let Some(dir) = &cfg.agents.fs_root {
         tools.add(Arc::new(gaia_mcp::FsToolSource::new(dir)?));
     }
+    let providers = gaia_providers::ProviderRegistry::from_config(&cfg);
+    if !providers.is_empty() {
+        let schema = serde_json::json!({"type": "object", "properties": {
+            "message": {"type": "string"}, "model": {"type": "string"}, "system": {"type": "string"}
+        }, "required": ["message"], "additionalProperties": false});
+        let chat =
+            gaia_mcp::FnTool::new("gaia", "chat", "Ask a model through Gaia's providers.", schema, move |args| {
+                let providers = providers.clone();
+                async move {
+                    let tool_err = |m: String| gaia_mcp::McpError::Tool { tool: "chat".into(), message: m };
+                    let message = args["message"].as_str().unwrap_or_default().to_string();
+                    if message.trim().is_empty() {
+                        return Err(tool_err("`message` is required".into()));
+                    }
+                    let model = args["model"].as_str().unwrap_or_default();
+                    let candidates = providers.candidates(model).await.map_err(|e| tool_err(e.to_string()))?;
+                    let mut messages = Vec::new();
+                    if let Some(s) = args["system"].as_str() {
+                        messages.push(gaia_core::types::ChatMessage::system(s));
+                    }
+                    messages.push(gaia_core::types::ChatMessage::user(message));
+                    let req = gaia_providers::ChatRequest::new(candidates[0].1.clone(), messages);
+                    let r =
+                        providers.chat_routed(&candidates, &req).await.map_err(|f| tool_err(f.error.to_string()))?;
+                    Ok(r.value.content)
+                }
+            });
+        tools.add(Arc::new(chat));
+    }
     for (source, err) in tools.refresh().await {
         tracing::warn!(%source, %err, "tools left out");
     }
     if tools.is_empty() {
-        bail!("nothing to serve: configure [kb] (or pass --root FOLDER) or [agents] fs_root");
+        bail!("nothing to serve: configure [kb] (or pass --root FOLDER), [[providers]] or [agents] fs_root");
     }
     tracing::info!(tools = tools.specs().len(), "serving MCP on stdio");
     gaia_mcp::ToolServer::new(Arc::new(tools)).serve_stdio().await?;

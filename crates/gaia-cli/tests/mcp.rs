@@ -13,12 +13,13 @@ fn world() -> String {
     p.canonicalize().unwrap().display().to_string()
 }
 
-fn server(dir: &std::path::Path) -> McpServerConfig {
+fn server(dir: &std::path::Path, openai_url: &str) -> McpServerConfig {
     let db = format!("sqlite://{}", dir.join("mcp.db").display());
     serde_json::from_value(json!({
         "name": "gaia", "transport": "stdio", "command": env!("CARGO_BIN_EXE_gaia"),
         "args": ["mcp", "serve", "--root", world()],
-        "env": {"GAIA_DATABASE_URL": db, "RUST_LOG": "warn"}, "call_timeout_secs": 20
+        "env": {"GAIA_DATABASE_URL": db, "RUST_LOG": "warn", "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": openai_url},
+        "call_timeout_secs": 20
     }))
     .unwrap()
 }
@@ -26,10 +27,13 @@ fn server(dir: &std::path::Path) -> McpServerConfig {
 #[tokio::test]
 async fn gaia_serves_its_knowledge_base_over_stdio_mcp() {
     let dir = tempfile::tempdir().unwrap();
-    let src = McpClientSource::new(server(dir.path()));
+    let m = MockUpstream::start("127.0.0.1:0".parse().unwrap(), MockConfig::default()).await.unwrap();
+    let src = McpClientSource::new(server(dir.path(), &m.openai_base_url()));
     let specs = src.specs().await.unwrap();
     let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-    for t in ["kb__search_knowledge_base", "kb__read_kb_file", "kb__list_kb_directory", "kb__load_kos_context"] {
+    for t in
+        ["kb__search_knowledge_base", "kb__read_kb_file", "kb__list_kb_directory", "kb__load_kos_context", "gaia__chat"]
+    {
         assert!(names.contains(&t), "{t} in {names:?}");
     }
     let hits = src.call("kb__search_knowledge_base", r#"{"query": "safe house"}"#).await.unwrap();
@@ -39,8 +43,11 @@ async fn gaia_serves_its_knowledge_base_over_stdio_mcp() {
     let e = src.call("kb__read_kb_file", r#"{"path": "../etc/passwd"}"#).await.unwrap_err();
     assert!(e.to_string().contains("kb__read_kb_file"), "{e}");
 
+    // Chat through the served Gaia (its providers come from OPENAI_* here).
+    let answer = src.call("gaia__chat", r#"{"message": "Hello there"}"#).await.unwrap();
+    assert_eq!(answer, "Mock reply to: Hello there");
+
     // An agent whose model asks for the served tool.
-    let m = MockUpstream::start("127.0.0.1:0".parse().unwrap(), MockConfig::default()).await.unwrap();
     let reg = ProviderRegistry::new();
     reg.register(Arc::new(OpenAiProvider::new(OpenAiConfig::new(m.openai_base_url(), Some("k".into())))));
     let mut tools = Toolbox::new();
