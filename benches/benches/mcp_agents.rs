@@ -1,0 +1,129 @@
+//! Warm against cold agents: `POST /api/v1/chat/mcp-agent-hot` (MCP servers already connected, tool
+//! lists cached) against `POST /api/v1/chat/mcp-agent` (connect, initialize and list per request),
+//! both running one tool call on an MCP server over Streamable HTTP and two model calls on the mock
+//! upstream. Baseline, in the same run: a plain `POST /api/v1/chat` (one model call, no tools).
+//!
+//! `cargo bench -p gaia-benches --bench mcp_agents`
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use gaia_core::cache::MemoryCache;
+use gaia_core::storage::Storage;
+use gaia_core::Config;
+use gaia_providers::mock::{MockConfig, MockUpstream};
+use gaia_providers::{OpenAiConfig, OpenAiProvider, ProviderRegistry};
+use gaia_server::AppState;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult, PaginatedRequestParams,
+    ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::{RequestContext, RoleServer};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData, ServerHandler};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone)]
+struct Game;
+
+impl ServerHandler for Game {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+    async fn list_tools(
+        &self,
+        _r: Option<PaginatedRequestParams>,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let schema = json!({"type": "object", "properties": {"query": {"type": "string"}}});
+        Ok(ListToolsResult::with_all_items(vec![Tool::new(
+            "roll",
+            "Roll dice",
+            Arc::new(schema.as_object().cloned().unwrap_or_default()),
+        )]))
+    }
+    async fn call_tool(
+        &self,
+        _r: CallToolRequestParams,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        Ok(CallToolResult::success(vec![ContentBlock::text("rolled 4")]).into())
+    }
+}
+
+struct Setup {
+    url: String,
+    key: String,
+    http: reqwest::Client,
+    _dir: std::path::PathBuf,
+}
+
+async fn setup() -> Setup {
+    // The game's MCP server.
+    let service = StreamableHttpService::new(
+        || Ok(Game),
+        LocalSessionManager::default().into(),
+        StreamableHttpServerConfig::default(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mcp_url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, axum::Router::new().nest_service("/mcp", service)).await;
+    });
+    // Gaia, on SQLite, with the mock upstream.
+    let mock = MockUpstream::start("127.0.0.1:0".parse().unwrap(), MockConfig::default()).await.unwrap();
+    let registry = ProviderRegistry::new();
+    registry.register(Arc::new(OpenAiProvider::new(OpenAiConfig::new(mock.openai_base_url(), Some("k".into())))));
+    std::mem::forget(mock);
+    let dir = std::env::temp_dir().join(format!("gaia-bench-mcp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let storage = Storage::connect(&format!("sqlite://{}/bench.db", dir.display())).await.unwrap();
+    storage.migrate().await.unwrap();
+    let mut config = Config { jwt_secret: Some("bench-secret-0123456789-0123456789".into()), ..Config::default() };
+    config.chat.auto_title = false;
+    config.mcp_servers =
+        vec![serde_json::from_value(json!({"name": "game", "transport": "http", "url": mcp_url})).unwrap()];
+    let state = AppState::new(config, storage.clone(), Arc::new(MemoryCache::new(10_000)), registry);
+    let user = storage.create_user("bench@example.com", None, None).await.unwrap();
+    let (_, key) = state.auth().create_api_key(&user.id, None).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        gaia_server::serve(listener, state, std::future::pending()).await.unwrap();
+    });
+    Setup { url, key, http: reqwest::Client::new(), _dir: dir }
+}
+
+async fn post(s: &Setup, path: &str, body: serde_json::Value) {
+    let r = s.http.post(format!("{}{path}", s.url)).header("x-api-key", &s.key).json(&body).send().await.unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.bytes().await.unwrap();
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = rt.block_on(setup());
+    let agent_body = json!({"message": "call tool game__roll d20", "model": "openai/mock-gpt"});
+    // Check the runs call the tool once before timing them.
+    rt.block_on(post(&s, "/api/v1/chat/mcp-agent", agent_body.clone()));
+    rt.block_on(post(&s, "/api/v1/chat/mcp-agent-hot", agent_body.clone()));
+    let mut g = c.benchmark_group("mcp_agents");
+    g.bench_function("baseline_plain_chat", |b| {
+        b.to_async(&rt).iter(|| post(&s, "/api/v1/chat", json!({"message": "hello", "model": "openai/mock-gpt"})))
+    });
+    g.bench_function("cold_agent_one_tool_call", |b| {
+        b.to_async(&rt).iter(|| post(&s, "/api/v1/chat/mcp-agent", agent_body.clone()))
+    });
+    g.bench_function("warm_agent_one_tool_call", |b| {
+        b.to_async(&rt).iter(|| post(&s, "/api/v1/chat/mcp-agent-hot", agent_body.clone()))
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(5)).warm_up_time(Duration::from_secs(1));
+    targets = bench
+}
+criterion_main!(benches);
