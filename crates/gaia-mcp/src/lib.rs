@@ -1,9 +1,10 @@
 //! # gaia-mcp
 //!
 //! The MCP agent runtime of Gaia, built on the official Rust MCP SDK (`rmcp`): tools from several
-//! sources behind one [`Toolbox`] (the knowledge base, a sandboxed filesystem, MCP servers over stdio,
-//! Rust functions), the tool-calling loop of an [`Agent`], and an MCP server that offers Gaia's tools
-//! to other agents ([`server`]).
+//! sources behind one [`Toolbox`] (the knowledge base, a sandboxed filesystem, MCP servers over stdio
+//! or Streamable HTTP via [`McpClientSource`], Rust functions via [`FnTool`]), the tool-calling loop
+//! of an [`Agent`] with its limits, multi-agent runs with an [`Orchestrator`], and an MCP server that
+//! offers a toolbox to other agents ([`ToolServer`], `gaia mcp serve`).
 //!
 //! ```
 //! use gaia_mcp::{FnTool, Toolbox};
