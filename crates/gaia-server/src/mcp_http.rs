@@ -9,7 +9,6 @@ use gaia_core::auth::Principal;
 use gaia_core::types::{ChatMessage, ToolSpec};
 use gaia_mcp::{KbToolSource, Toolbox};
 use gaia_providers::ChatRequest;
-use gaia_rbac::{Action, Resource, Subject};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
     PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
@@ -62,12 +61,7 @@ impl GaiaMcp {
     /// The caller's tools: the knowledge base as they may see it.
     async fn toolbox(&self, p: &Principal) -> Toolbox {
         let mut tb = Toolbox::new();
-        if let Some(kb) = self.state.kb() {
-            let rbac = self.state.rbac().await.clone();
-            let who = Subject { user_id: p.user_id.clone(), is_admin: p.is_admin };
-            let view = kb.restricted(Arc::new(move |path: &str| {
-                rbac.check(&who, Action::Read, &Resource::kb_document(path)).allowed
-            }));
+        if let Some(view) = self.state.kb_for(p).await {
             if let Err(e) = tb.add_listed(Arc::new(KbToolSource::new(view))).await {
                 tracing::warn!(error = %e, "knowledge-base tools unavailable over MCP");
             }

@@ -153,6 +153,16 @@ impl AppState {
         &self.inner.rbac
     }
 
+    /// The knowledge base as `p` may see it: documents they may not read are left out everywhere.
+    pub async fn kb_for(&self, p: &gaia_core::auth::Principal) -> Option<gaia_kb::Kb> {
+        let kb = self.kb()?;
+        let rbac = self.rbac().await.clone();
+        let who = gaia_rbac::Subject { user_id: p.user_id.clone(), is_admin: p.is_admin };
+        Some(kb.restricted(Arc::new(move |path: &str| {
+            rbac.check(&who, gaia_rbac::Action::Read, &gaia_rbac::Resource::kb_document(path)).allowed
+        })))
+    }
+
     /// The warm agents' MCP tools (connected and listed on first use, then kept).
     pub fn warm_tools(&self) -> &tokio::sync::OnceCell<gaia_mcp::Toolbox> {
         &self.inner.warm_tools

@@ -31,7 +31,6 @@ use gaia_core::types::{ChatMessage, Role};
 use gaia_mcp::{
     Agent, AgentRun, FsToolSource, KbToolSource, McpClientSource, OrchestratedRun, Orchestrator, Specialist, Toolbox,
 };
-use gaia_rbac::{Action, Resource, Subject};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -88,13 +87,10 @@ async fn warm_toolbox(state: &AppState) -> Toolbox {
 /// Adds the per-caller tools: the knowledge base as the caller may see it, and the filesystem tool.
 async fn add_local_tools(state: &AppState, p: &Principal, tb: &mut Toolbox) -> ApiResult<()> {
     let cfg = &state.config().agents;
-    if let (true, Some(kb)) = (cfg.kb_tools, state.kb()) {
-        let rbac = state.rbac().await.clone();
-        let who = Subject { user_id: p.user_id.clone(), is_admin: p.is_admin };
-        let view = kb.restricted(Arc::new(move |path: &str| {
-            rbac.check(&who, Action::Read, &Resource::kb_document(path)).allowed
-        }));
-        tb.add_listed(Arc::new(KbToolSource::new(view))).await.map_err(ApiError::internal)?;
+    if cfg.kb_tools {
+        if let Some(view) = state.kb_for(p).await {
+            tb.add_listed(Arc::new(KbToolSource::new(view))).await.map_err(ApiError::internal)?;
+        }
     }
     if let Some(root) = &cfg.fs_root {
         let fs = FsToolSource::new(root).map_err(ApiError::internal)?;

@@ -21,7 +21,6 @@ use gaia_kb::{Author, GrepOptions, Kb, KbError, KbTools, SearchOptions, VaultPat
 use gaia_rbac::{Action, Resource, Subject};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::sync::Arc;
 use std::time::Instant;
 
 /// A knowledge-base answer in the envelope.
@@ -91,10 +90,8 @@ fn subject(p: &Principal) -> Subject {
 /// The knowledge base as `p` may see it: documents they may not read are left out everywhere (and
 /// reading one is a 404, as if it did not exist).
 async fn view(st: &AppState, p: &Principal) -> Result<Kb, KbReply> {
-    let kb = kb(st)?;
-    let rbac = st.rbac().await.clone();
-    let who = subject(p);
-    Ok(kb.restricted(Arc::new(move |path: &str| rbac.check(&who, Action::Read, &Resource::kb_document(path)).allowed)))
+    kb(st)?;
+    st.kb_for(p).await.ok_or_else(|| kb_error(KbError::NotFound("knowledge base".into())))
 }
 
 /// Checks that `p` may do `action` on the document or folder at `path` (a vault path).
