@@ -41,6 +41,7 @@ pub mod live;
 pub mod mcp_http;
 mod metering;
 pub mod routes;
+pub mod security;
 pub mod session;
 pub mod sse;
 pub mod state;
@@ -67,12 +68,14 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub fn router(state: AppState) -> Router {
     let (routes, _) = routes(&state).finish();
     let limit = state.config().server.body_limit_bytes;
-    routes
+    let routes = routes
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route")
         })
-        .layer(DefaultBodyLimit::max(limit))
+        .layer(DefaultBodyLimit::max(limit));
+    let cors = state.config().server.cors_origins.clone();
+    security::layers(routes, &cors)
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

@@ -103,6 +103,9 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// Serve the web UI at `/`.
     pub ui: bool,
+    /// Origins allowed to call the API from browsers (CORS); empty: none; `["*"]`: any origin (never
+    /// with cookies).
+    pub cors_origins: Vec<String>,
 }
 
 /// Cache settings.
@@ -140,7 +143,12 @@ impl Default for Config {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { bind: "127.0.0.1:8666".to_string(), body_limit_bytes: 2 * 1024 * 1024, ui: true }
+        ServerConfig {
+            bind: "127.0.0.1:8666".to_string(),
+            body_limit_bytes: 2 * 1024 * 1024,
+            ui: true,
+            cors_origins: Vec::new(),
+        }
     }
 }
 
@@ -331,6 +339,14 @@ impl Config {
                 "key `server.bind`: `{}` is not a socket address like 127.0.0.1:8666",
                 self.server.bind
             )));
+        }
+        for o in &self.server.cors_origins {
+            let ok = o == "*" || ((o.starts_with("http://") || o.starts_with("https://")) && !o.ends_with('/'));
+            if !ok {
+                return Err(CoreError::Config(format!(
+                    "key `server.cors_origins`: `{o}` must be `*` or an origin like https://game.example (no path)"
+                )));
+            }
         }
         if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres")) {
             return Err(CoreError::Config(format!(
