@@ -35,6 +35,7 @@
 //! Errors are JSON `{"detail": "..."}`.
 
 pub mod access;
+pub mod audit;
 pub mod error;
 pub mod extract;
 pub mod live;
@@ -180,7 +181,8 @@ fn routes(state: &AppState) -> Routes {
         // Owners share their own things: the handler checks `share` on the resource itself.
         .post("/rbac/shares", Access::SignedIn("share on the shared resource"), rbac::create_share)
         .delete("/rbac/shares/{id}", Access::SignedIn("share on the shared resource"), rbac::delete_share)
-        .get("/rbac/audit", perm(T::Admin, Read, RBAC), rbac::audit);
+        .get("/rbac/audit", perm(T::Admin, Read, RBAC), rbac::audit)
+        .get("/audit", perm(T::Admin, Read, "/admin/audit"), crate::audit::list);
     let mut all = Routes::new(state, "");
     if state.config().server.ui {
         all = all.merge(ui::routes(state));

@@ -5,6 +5,7 @@
 
 mod api_keys;
 mod attachments;
+mod audit;
 mod conversations;
 mod personas;
 mod sessions;
@@ -13,6 +14,7 @@ mod users;
 
 pub use api_keys::{ApiKeyRecord, RefreshToken};
 pub use attachments::{sniff_image_type, Attachment, IMAGE_TYPES, MAX_FILE_NAME};
+pub use audit::AuditRecord;
 pub use conversations::{Conversation, ConversationHit, StoredMessage};
 pub use personas::{Persona, PersonaInput, UserSettings, DEFAULT_PERSONA_ID, MAX_PERSONA_NAME, MAX_SYSTEM_PROMPT};
 pub use sessions::WebSession;

@@ -74,6 +74,7 @@ pub async fn register(State(state): State<AppState>, ApiJson(b): ApiJson<Registe
     let mut user = state.storage().create_user(&b.email, Some(&hash), b.display_name.as_deref()).await?;
     tracing::info!(user_id = %user.id, "user registered");
     user.is_admin = promote_if_admin(&state, &user).await?;
+    crate::audit::record(&state, Some(&user.id), "auth.register", &user.id, json!({"via": "api"})).await;
     Ok((StatusCode::CREATED, Json(tokens(&state, &user).await?)))
 }
 
@@ -97,15 +98,26 @@ pub(crate) async fn promote_if_admin(state: &AppState, user: &gaia_core::storage
 /// Signs in with email and password.
 pub async fn login(State(state): State<AppState>, ApiJson(b): ApiJson<Login>) -> ApiResult<Json<Value>> {
     let invalid = || ApiError::unauthorized("invalid email or password");
-    let user = state.storage().get_user_by_email(&b.email).await?.ok_or_else(invalid)?;
-    let hash = user.password_hash.as_deref().ok_or_else(invalid)?;
-    // argon2 verification is CPU-heavy; keep it off the async workers.
-    let (pw, h) = (b.password, hash.to_string());
-    let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &h)).await.map_err(ApiError::internal)?;
-    if !ok {
-        return Err(invalid());
+    let user = state.storage().get_user_by_email(&b.email).await?;
+    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+    let ok = match hash {
+        // argon2 verification is CPU-heavy; keep it off the async workers.
+        Some(h) => {
+            let pw = b.password.clone();
+            tokio::task::spawn_blocking(move || verify_password(&pw, &h)).await.map_err(ApiError::internal)?
+        }
+        None => false,
+    };
+    match user {
+        Some(u) if ok => {
+            crate::audit::record(&state, Some(&u.id), "auth.login", &u.id, json!({"via": "api"})).await;
+            Ok(Json(tokens(&state, &u).await?))
+        }
+        _ => {
+            crate::audit::record(&state, None, "auth.login_failed", b.email.trim(), json!({"via": "api"})).await;
+            Err(invalid())
+        }
     }
-    Ok(Json(tokens(&state, &user).await?))
 }
 
 /// Trades a refresh token for a new token pair; the old refresh token stops working.

@@ -305,7 +305,9 @@ pub async fn write(State(st): State<AppState>, Auth(p): Auth, b: Result<Json<Wri
         author: Some(author(&p)),
         message: b.message,
     };
+    let path = req.path.clone();
     let out = kb.write(req).await.map_err(kb_error)?;
+    crate::audit::record(&st, Some(&p.user_id), "kb.write", &path, json!({"version": out.version})).await;
     let mut reply = ok(t, out, json!({}));
     if reply.body["response"]["created"] == true {
         reply.status = StatusCode::CREATED;
@@ -337,6 +339,7 @@ pub async fn move_document(
     allow(&st, &p, Action::Delete, &b.from).await?;
     allow(&st, &p, Action::Write, &b.to).await?;
     let out = kb.move_document(&b.from, &b.to, b.version.as_deref(), Some(author(&p))).await.map_err(kb_error)?;
+    crate::audit::record(&st, Some(&p.user_id), "kb.move", &b.from, json!({"to": b.to})).await;
     Ok(ok(t, out, json!({})))
 }
 
@@ -357,6 +360,7 @@ pub async fn delete(State(st): State<AppState>, Auth(p): Auth, b: Result<Json<De
     let (kb, b) = (kb(&st)?, body(b)?);
     allow(&st, &p, Action::Delete, &b.path).await?;
     let out = kb.delete(&b.path, b.version.as_deref(), Some(author(&p))).await.map_err(kb_error)?;
+    crate::audit::record(&st, Some(&p.user_id), "kb.delete", &b.path, json!({})).await;
     Ok(ok(t, out, json!({})))
 }
 

@@ -26,6 +26,8 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateKey>,
 ) -> ApiResult<impl IntoResponse> {
     let (rec, key) = state.auth().create_api_key(&p.user_id, body.name.as_deref()).await?;
+    let details = json!({"prefix": rec.prefix, "name": rec.name});
+    crate::audit::record(&state, Some(&p.user_id), "key.create", &rec.id, details).await;
     Ok((
         StatusCode::CREATED,
         Json(json!({"key": key, "id": rec.id, "prefix": rec.prefix, "name": rec.name, "created_at": rec.created_at})),
@@ -43,6 +45,7 @@ pub async fn revoke(State(state): State<AppState>, Auth(p): Auth, Path(id): Path
     match state.storage().get_api_key(&id).await? {
         Some(k) if k.user_id == p.user_id => {
             state.auth().revoke_api_key(&id).await?;
+            crate::audit::record(&state, Some(&p.user_id), "key.revoke", &id, json!({})).await;
             state.events().publish(Event::ApiKeyRevoked { key_id: id });
             Ok(StatusCode::NO_CONTENT)
         }

@@ -36,6 +36,14 @@ pub async fn add(
         return Err(ApiError::bad_request("api_key_env is read at start-up only; send api_key"));
     }
     state.providers().add_entry(&entry)?;
+    crate::audit::record(
+        &state,
+        Some(&p.user_id),
+        "provider.add",
+        &entry.name,
+        serde_json::json!({"kind": entry.kind}),
+    )
+    .await;
     tracing::info!(provider = %entry.name, by = %p.user_id, "provider added");
     Ok((
         axum::http::StatusCode::CREATED,
@@ -50,6 +58,7 @@ pub async fn remove(
     Path(name): Path<String>,
 ) -> ApiResult<axum::http::StatusCode> {
     if state.providers().remove(&name) {
+        crate::audit::record(&state, Some(&p.user_id), "provider.remove", &name, serde_json::json!({})).await;
         tracing::info!(provider = %name, by = %p.user_id, "provider removed");
         Ok(axum::http::StatusCode::NO_CONTENT)
     } else {

@@ -149,8 +149,15 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<
         None => false,
     };
     match user {
-        Some(u) if ok => start_session(&state, &headers, &u.id).await,
-        _ => auth_page(&headers, false, StatusCode::UNAUTHORIZED, &f.email, Some("Invalid email or password.")),
+        Some(u) if ok => {
+            crate::audit::record(&state, Some(&u.id), "auth.login", &u.id, serde_json::json!({"via": "web"})).await;
+            start_session(&state, &headers, &u.id).await
+        }
+        _ => {
+            let details = serde_json::json!({"via": "web"});
+            crate::audit::record(&state, None, "auth.login_failed", f.email.trim(), details).await;
+            auth_page(&headers, false, StatusCode::UNAUTHORIZED, &f.email, Some("Invalid email or password."))
+        }
     }
 }
 
@@ -171,6 +178,7 @@ async fn register(State(state): State<AppState>, headers: HeaderMap, Form(f): Fo
             if let Err(e) = crate::routes::auth::promote_if_admin(&state, &u).await {
                 return e.into_response();
             }
+            crate::audit::record(&state, Some(&u.id), "auth.register", &u.id, serde_json::json!({"via": "web"})).await;
             start_session(&state, &headers, &u.id).await
         }
         Err(e @ (gaia_core::CoreError::Conflict(_) | gaia_core::CoreError::InvalidInput(_))) => {
