@@ -2,6 +2,7 @@
 //! Desktop, IDEs, game servers) can use a Gaia knowledge base.
 
 use crate::toolbox::Toolbox;
+use gaia_core::types::ToolSpec;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
     PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
@@ -9,6 +10,24 @@ use rmcp::model::{
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData, ServerHandler, ServiceExt};
 use std::sync::Arc;
+
+/// A tool as MCP lists it.
+pub fn mcp_tool(spec: &ToolSpec) -> Tool {
+    let schema = match &spec.parameters {
+        serde_json::Value::Object(m) => m.clone(),
+        _ => serde_json::Map::new(),
+    };
+    Tool::new_with_raw(spec.name.clone(), spec.description.clone().map(Into::into), Arc::new(schema))
+}
+
+/// A tool's outcome as an MCP result: failures are results the calling model reads (`isError`), not
+/// protocol errors.
+pub fn mcp_result(outcome: std::result::Result<String, String>) -> CallToolResult {
+    match outcome {
+        Ok(text) => CallToolResult::success(vec![ContentBlock::text(text)]),
+        Err(e) => CallToolResult::error(vec![ContentBlock::text(e)]),
+    }
+}
 
 /// An MCP server handler over a [`Toolbox`] (tools keep their offered names, `source__tool`).
 #[derive(Clone, Debug)]
@@ -42,19 +61,7 @@ impl ServerHandler for ToolServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let tools = self
-            .toolbox
-            .specs()
-            .iter()
-            .map(|s| {
-                let schema = match &s.parameters {
-                    serde_json::Value::Object(m) => m.clone(),
-                    _ => serde_json::Map::new(),
-                };
-                Tool::new_with_raw(s.name.clone(), s.description.clone().map(Into::into), Arc::new(schema))
-            })
-            .collect();
-        Ok(ListToolsResult::with_all_items(tools))
+        Ok(ListToolsResult::with_all_items(self.toolbox.specs().iter().map(mcp_tool).collect()))
     }
 
     async fn call_tool(
@@ -63,11 +70,6 @@ impl ServerHandler for ToolServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let args = request.arguments.map(serde_json::Value::Object).unwrap_or_else(|| serde_json::json!({}));
-        // Failures are results the calling model reads, not protocol errors.
-        let result = match self.toolbox.call(&request.name, &args.to_string()).await {
-            Ok(text) => CallToolResult::success(vec![ContentBlock::text(text)]),
-            Err(e) => CallToolResult::error(vec![ContentBlock::text(e.to_string())]),
-        };
-        Ok(result.into())
+        Ok(mcp_result(self.toolbox.call(&request.name, &args.to_string()).await.map_err(|e| e.to_string())).into())
     }
 }

@@ -121,17 +121,7 @@ impl Toolbox {
         for (i, r) in listed.into_iter().enumerate() {
             let source = self.sources[i].name().to_string();
             match r {
-                Ok(specs) => {
-                    for s in specs {
-                        let name = offered_name(&source, &s.name);
-                        if self.routes.contains_key(&name) {
-                            tracing::warn!(tool = %name, "two tools share a name; keeping the first");
-                            continue;
-                        }
-                        self.routes.insert(name.clone(), (i, s.name.clone()));
-                        self.specs.push(ToolSpec { name, ..s });
-                    }
-                }
+                Ok(specs) => self.index(i, specs),
                 Err(e) => {
                     tracing::warn!(source = %source, error = %e, "cannot list the tools of a source");
                     failed.push((source, e.to_string()));
@@ -145,18 +135,24 @@ impl Toolbox {
     /// tools to a warm toolbox without listing the others again).
     pub async fn add_listed(&mut self, source: Arc<dyn ToolSource>) -> Result<()> {
         let specs = source.specs().await?;
-        let i = self.sources.len();
-        let name = source.name().to_string();
         self.sources.push(source);
+        self.index(self.sources.len() - 1, specs);
+        Ok(())
+    }
+
+    /// Offers the tools `specs` of source `i` under their offered names (a name already taken keeps
+    /// its first tool).
+    fn index(&mut self, i: usize, specs: Vec<ToolSpec>) {
+        let source = self.sources[i].name().to_string();
         for s in specs {
-            let offered = offered_name(&name, &s.name);
-            if self.routes.contains_key(&offered) {
+            let name = offered_name(&source, &s.name);
+            if self.routes.contains_key(&name) {
+                tracing::warn!(tool = %name, "two tools share a name; keeping the first");
                 continue;
             }
-            self.routes.insert(offered.clone(), (i, s.name.clone()));
-            self.specs.push(ToolSpec { name: offered, ..s });
+            self.routes.insert(name.clone(), (i, s.name.clone()));
+            self.specs.push(ToolSpec { name, ..s });
         }
-        Ok(())
     }
 
     /// The same toolbox with only the tools of the sources named in `sources`.

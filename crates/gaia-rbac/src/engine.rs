@@ -51,34 +51,24 @@ impl Rbac {
     /// Loads the policy from `storage` (migrated).
     pub async fn load(storage: Storage) -> Result<Rbac> {
         let policy = store::load(&storage).await?;
-        Ok(Rbac {
+        Ok(Self::with_policy(storage, policy))
+    }
+
+    fn with_policy(storage: Storage, policy: Policy) -> Rbac {
+        Rbac {
             inner: Arc::new(Inner {
                 storage,
                 policy: RwLock::new(Arc::new(policy)),
                 cache: moka::sync::Cache::builder().max_capacity(DECISION_CACHE_CAPACITY).build(),
                 publisher: std::sync::OnceLock::new(),
             }),
-        })
+        }
     }
 
     /// An engine whose policy is loaded on first use ([`Rbac::ensure_loaded`]); until then it knows
     /// only the built-in roles. For constructors that cannot wait.
     pub fn unloaded(storage: Storage) -> Rbac {
-        Rbac {
-            inner: Arc::new(Inner {
-                storage,
-                policy: RwLock::new(Arc::new(Policy::build(
-                    Vec::new(),
-                    Vec::new(),
-                    Vec::new(),
-                    Vec::new(),
-                    Vec::new(),
-                    -1,
-                ))),
-                cache: moka::sync::Cache::builder().max_capacity(DECISION_CACHE_CAPACITY).build(),
-                publisher: std::sync::OnceLock::new(),
-            }),
-        }
+        Self::with_policy(storage, Policy::build(Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), -1))
     }
 
     /// Loads the policy if it was never loaded.
@@ -151,14 +141,13 @@ impl Rbac {
     /// Polls the database every `every` for changes made by other instances (and for grants that
     /// expired), reloading when needed. The task ends when every clone of this engine is dropped.
     pub fn spawn_refresh(&self, every: Duration) -> tokio::task::JoinHandle<()> {
-        let weak = Arc::downgrade(&self.inner);
+        let weak = self.downgrade();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let Some(inner) = weak.upgrade() else { return };
-                let rbac = Rbac { inner };
+                let Some(rbac) = Rbac::upgrade(&weak) else { return };
                 if let Err(e) = rbac.refresh().await {
                     tracing::warn!(error = %e, "cannot refresh the RBAC policy");
                 }

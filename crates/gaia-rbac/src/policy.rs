@@ -157,6 +157,13 @@ pub struct Subject {
     pub is_admin: bool,
 }
 
+impl From<&gaia_core::auth::Principal> for Subject {
+    /// The authenticated caller (an administrator when their account is flagged so).
+    fn from(p: &gaia_core::auth::Principal) -> Self {
+        Subject { user_id: p.user_id.clone(), is_admin: p.is_admin }
+    }
+}
+
 impl Subject {
     /// A user.
     pub fn user(user_id: impl Into<String>) -> Self {

@@ -253,7 +253,7 @@ async fn enforce(
         }
     };
     let rbac = state.rbac().await;
-    let subject = Subject { user_id: principal.user_id.clone(), is_admin: principal.is_admin };
+    let subject = Subject::from(&principal);
     let Some((resource_type, action)) = required else {
         parts.extensions.insert(principal);
         return next.run(Request::from_parts(parts, body)).await;

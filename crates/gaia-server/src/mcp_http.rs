@@ -7,11 +7,12 @@ use crate::metering::Meter;
 use crate::state::AppState;
 use gaia_core::auth::Principal;
 use gaia_core::types::{ChatMessage, ToolSpec};
+use gaia_mcp::server::{mcp_result, mcp_tool};
 use gaia_mcp::{KbToolSource, Toolbox};
 use gaia_providers::ChatRequest;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult, PaginatedRequestParams,
+    ServerCapabilities, ServerConfig,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -119,19 +120,7 @@ impl ServerHandler for GaiaMcp {
     ) -> Result<ListToolsResult, ErrorData> {
         let p = caller(&context)?;
         let tb = self.toolbox(&p).await;
-        let tools = tb
-            .specs()
-            .iter()
-            .cloned()
-            .chain(std::iter::once(chat_spec()))
-            .map(|s| {
-                let schema = match s.parameters {
-                    serde_json::Value::Object(m) => m,
-                    _ => serde_json::Map::new(),
-                };
-                Tool::new_with_raw(s.name, s.description.map(Into::into), Arc::new(schema))
-            })
-            .collect();
+        let tools = tb.specs().iter().chain(std::iter::once(&chat_spec())).map(mcp_tool).collect();
         Ok(ListToolsResult::with_all_items(tools))
     }
 
@@ -147,10 +136,6 @@ impl ServerHandler for GaiaMcp {
         } else {
             self.toolbox(&p).await.call(&request.name, &args.to_string()).await.map_err(|e| e.to_string())
         };
-        let result = match outcome {
-            Ok(text) => CallToolResult::success(vec![ContentBlock::text(text)]),
-            Err(e) => CallToolResult::error(vec![ContentBlock::text(e)]),
-        };
-        Ok(result.into())
+        Ok(mcp_result(outcome).into())
     }
 }

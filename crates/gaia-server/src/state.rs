@@ -157,7 +157,7 @@ impl AppState {
     pub async fn kb_for(&self, p: &gaia_core::auth::Principal) -> Option<gaia_kb::Kb> {
         let kb = self.kb()?;
         let rbac = self.rbac().await.clone();
-        let who = gaia_rbac::Subject { user_id: p.user_id.clone(), is_admin: p.is_admin };
+        let who = gaia_rbac::Subject::from(p);
         Some(kb.restricted(Arc::new(move |path: &str| {
             rbac.check(&who, gaia_rbac::Action::Read, &gaia_rbac::Resource::kb_document(path)).allowed
         })))

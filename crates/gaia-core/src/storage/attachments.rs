@@ -157,6 +157,17 @@ impl Storage {
         Ok(())
     }
 
+    /// The attachments of one message, in upload order.
+    pub async fn message_attachments(&self, message_id: &str) -> Result<Vec<Attachment>> {
+        sqlx::query(&format!("SELECT {COLS} FROM attachments WHERE message_id = $1 ORDER BY created_at, id"))
+            .bind(message_id)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(row_to_attachment)
+            .collect()
+    }
+
     /// The attachments of a conversation's messages, in upload order.
     pub async fn conversation_attachments(&self, conversation_id: &str) -> Result<Vec<Attachment>> {
         let rows = sqlx::query(&format!(

@@ -437,12 +437,7 @@ impl Storage {
             .fetch_optional(self.pool())
             .await?;
         let Some(mut msg) = row.as_ref().map(row_to_msg).transpose()? else { return Ok(None) };
-        msg.attachments = self
-            .conversation_attachments(conversation_id)
-            .await?
-            .into_iter()
-            .filter(|a| a.message_id.as_deref() == Some(id))
-            .collect();
+        msg.attachments = self.message_attachments(id).await?;
         Ok(Some(msg))
     }
 
@@ -478,12 +473,7 @@ impl Storage {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        msg.attachments = self
-            .conversation_attachments(conversation_id)
-            .await?
-            .into_iter()
-            .filter(|a| a.message_id.as_deref() == Some(msg.id.as_str()))
-            .collect();
+        msg.attachments = self.message_attachments(&msg.id).await?;
         Ok(Some(msg))
     }
 }

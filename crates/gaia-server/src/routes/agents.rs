@@ -201,18 +201,7 @@ async fn finish(state: &AppState, p: &Principal, endpoint: &str, conversation_id
     meter.target(provider, model);
     meter.usage(run.usage);
     meter.finish(200, None);
-    match state
-        .storage()
-        .add_message(conversation_id, Role::Assistant, &run.content, Some(&run.model), Some(run.usage))
-        .await
-    {
-        Ok(m) => {
-            state
-                .events()
-                .publish(BusEvent::MessageCreated { conversation_id: conversation_id.into(), message_id: m.id });
-        }
-        Err(e) => tracing::error!(error = %e, conversation_id, "cannot store the agent's answer"),
-    }
+    crate::routes::chat::store_answer(state, conversation_id, &run.content, &run.model, run.usage).await;
 }
 
 async fn run_agent(

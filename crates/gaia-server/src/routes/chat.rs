@@ -351,7 +351,9 @@ fn clean_title(raw: &str) -> Option<String> {
     Some(title_from(line))
 }
 
-async fn store_answer(
+/// Stores an assistant message and announces it on the event bus; returns its id (`None`, logged, if
+/// it could not be stored).
+pub(crate) async fn store_answer(
     state: &AppState,
     conversation_id: &str,
     content: &str,

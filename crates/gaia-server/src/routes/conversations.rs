@@ -92,7 +92,7 @@ async fn readable(state: &AppState, p: &gaia_core::auth::Principal, id: &str) ->
     }
     let not_found = || ApiError::not_found(format!("Conversation {id} not found"));
     let c = state.storage().find_conversation(id).await?.ok_or_else(not_found)?;
-    let who = gaia_rbac::Subject { user_id: p.user_id.clone(), is_admin: p.is_admin };
+    let who = gaia_rbac::Subject::from(p);
     let resource = gaia_rbac::Resource::conversation(&c.user_id, &c.id);
     if state.rbac().await.check(&who, gaia_rbac::Action::Read, &resource).allowed {
         Ok(c)

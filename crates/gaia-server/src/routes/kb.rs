@@ -83,10 +83,6 @@ fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, KbReply> {
     })
 }
 
-fn subject(p: &Principal) -> Subject {
-    Subject { user_id: p.user_id.clone(), is_admin: p.is_admin }
-}
-
 /// The knowledge base as `p` may see it: documents they may not read are left out everywhere (and
 /// reading one is a 404, as if it did not exist).
 async fn view(st: &AppState, p: &Principal) -> Result<Kb, KbReply> {
@@ -98,7 +94,7 @@ async fn view(st: &AppState, p: &Principal) -> Result<Kb, KbReply> {
 async fn allow(st: &AppState, p: &Principal, action: Action, path: &str) -> Result<(), KbReply> {
     let vp = VaultPath::parse(path).map_err(|e| kb_error(KbError::from(e)))?;
     let resource = Resource::kb_document(vp.as_str());
-    if st.rbac().await.check(&subject(p), action, &resource).allowed {
+    if st.rbac().await.check(&Subject::from(p), action, &resource).allowed {
         Ok(())
     } else {
         Err(fail(StatusCode::FORBIDDEN, "forbidden", format!("you may not {action} {}", vp.as_str())))

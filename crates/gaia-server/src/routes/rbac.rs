@@ -10,7 +10,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use gaia_core::auth::Principal;
 use gaia_rbac::{Action, GroupKind, RbacError, Resource, ResourceType, Role, ShareAccess, Subject};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -27,17 +26,13 @@ impl From<RbacError> for ApiError {
     }
 }
 
-fn subject(p: &Principal) -> Subject {
-    Subject { user_id: p.user_id.clone(), is_admin: p.is_admin }
-}
-
 fn created(v: impl serde::Serialize) -> Response {
     (StatusCode::CREATED, Json(v)).into_response()
 }
 
 /// `GET /api/v1/rbac/me`: the caller's permissions with where each comes from.
 pub async fn me(State(st): State<AppState>, Auth(p): Auth) -> Json<Value> {
-    let can = st.rbac().await.what_can(&subject(&p));
+    let can = st.rbac().await.what_can(&Subject::from(&p));
     Json(json!({"user_id": p.user_id, "is_admin": p.is_admin, "permissions": can}))
 }
 
@@ -77,7 +72,7 @@ pub async fn check(
                 st.storage().get_user(u).await?.ok_or_else(|| ApiError::not_found(format!("user {u} not found")))?;
             Subject { user_id: user.id, is_admin: user.is_admin }
         }
-        _ => subject(&p),
+        _ => Subject::from(&p),
     };
     let d = st.rbac().await.check(&who, action, &resource);
     Ok(Json(json!({"user_id": who.user_id, "allowed": d.allowed, "reason": d.reason, "permission": d.permission})))
@@ -308,7 +303,7 @@ pub async fn create_share(
         _ => return Err(ApiError::bad_request("give exactly one of `conversation_id` and `kb_path`")),
     };
     let rbac = st.rbac().await;
-    let d = rbac.check(&subject(&p), Action::Share, &resource);
+    let d = rbac.check(&Subject::from(&p), Action::Share, &resource);
     if !d.allowed {
         return Err(ApiError::new(StatusCode::FORBIDDEN, format!("you may not share {}", resource.path)));
     }
@@ -322,7 +317,7 @@ pub async fn delete_share(State(st): State<AppState>, Auth(p): Auth, Path(id): P
     let share = rbac.shares().await?.into_iter().find(|s| s.id == id);
     let Some(share) = share else { return Err(ApiError::not_found(format!("share {id} not found"))) };
     let mine = share.created_by.as_deref() == Some(p.user_id.as_str());
-    if !mine && !rbac.check(&subject(&p), Action::Share, &share.resource).allowed {
+    if !mine && !rbac.check(&Subject::from(&p), Action::Share, &share.resource).allowed {
         return Err(ApiError::not_found(format!("share {id} not found")));
     }
     rbac.unshare(Some(&p.user_id), &id).await?;

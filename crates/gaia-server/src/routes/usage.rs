@@ -51,7 +51,7 @@ async fn filter(state: &AppState, p: &Principal, q: &UsageQuery) -> ApiResult<Us
         Some(u) if u == p.user_id => Some(p.user_id.clone()),
         Some(other) => {
             let path = format!("/users/{}/usage", if other == "*" { "_all" } else { other });
-            let who = gaia_rbac::Subject { user_id: p.user_id.clone(), is_admin: p.is_admin };
+            let who = gaia_rbac::Subject::from(p);
             let resource = gaia_rbac::Resource::new(gaia_rbac::ResourceType::Usage, path);
             if !state.rbac().await.check(&who, gaia_rbac::Action::Read, &resource).allowed {
                 return Err(ApiError::new(StatusCode::FORBIDDEN, "you may not see other users' usage"));
