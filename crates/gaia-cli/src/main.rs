@@ -1,6 +1,8 @@
 //! `gaia`: run the server, manage API keys, chat from the terminal, run the mock upstream, use the
-//! knowledge base (`gaia kb search|read|ls|sync|reindex`), manage access (`gaia rbac ...`).
+//! knowledge base (`gaia kb search|read|ls|sync|reindex`), manage access (`gaia rbac ...`), apply data
+//! retention (`gaia retention run`).
 
+mod otel;
 mod rbac;
 
 use anyhow::{bail, Context, Result};
@@ -25,6 +27,11 @@ struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Export traces with OpenTelemetry (OTLP over HTTP) to this collector, such as
+    /// `http://localhost:4318` (`/v1/traces` is added unless present). Needs a build with the `otel`
+    /// feature.
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otel_endpoint: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -58,10 +65,35 @@ enum Command {
     Kb(KbArgs),
     /// Access control: roles, administrators, grants, teams, workspaces, shares, checks, audit log.
     Rbac(rbac::RbacArgs),
+    /// Data retention: delete messages, usage records and audit rows older than `[retention]` says.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
     /// MCP: offer Gaia's tools to other agents.
     Mcp {
         #[command(subcommand)]
         command: McpCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Run one retention pass now and print what was deleted (the server also runs it every
+    /// `retention.interval_secs`). Options override `[retention]`; 0 keeps forever.
+    Run {
+        /// Days chat messages are kept (overrides retention.messages_days).
+        #[arg(long)]
+        messages_days: Option<u32>,
+        /// Days usage records are kept (overrides retention.usage_days).
+        #[arg(long)]
+        usage_days: Option<u32>,
+        /// Days audit rows are kept (overrides retention.audit_days).
+        #[arg(long)]
+        audit_days: Option<u32>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -144,8 +176,19 @@ enum KeysCommand {
         /// A label for the key.
         #[arg(long)]
         name: Option<String>,
+        /// The key expires this many days from now (default: never).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=36500))]
+        expires_in_days: Option<u32>,
     },
-    /// List keys (prefix, owner, created, last used, revoked).
+    /// Rotate a key: create its successor (printed once) and let the old one work for the overlap.
+    Rotate {
+        /// Key id (from `gaia keys list`).
+        id: String,
+        /// Seconds the old key keeps working (0: it stops at once; at most 2592000, 30 days).
+        #[arg(long, default_value_t = 86_400)]
+        overlap_secs: u64,
+    },
+    /// List keys (prefix, owner, created, last used, revoked, expires).
     List {
         /// Only this user's keys.
         #[arg(long)]
@@ -195,20 +238,61 @@ struct MockArgs {
     require_key: Option<String>,
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs to stderr (text or JSON, filtered by `RUST_LOG`), plus trace export when `otel_endpoint` is
+/// set (feature `otel`). `from_flag`: the endpoint was given on the command line rather than in the
+/// environment (without the feature that is an error, an environment variable only a warning).
+fn init_logging(format: LogFormat, otel_endpoint: Option<&str>, from_flag: bool) -> Result<Option<otel::Guard>> {
+    use tracing_subscriber::prelude::*;
+    type Boxed = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt: Boxed = match format {
+        LogFormat::Text => fmt.with_filter(filter).boxed(),
+        LogFormat::Json => fmt.json().with_filter(filter).boxed(),
+    };
+    let mut layers = vec![fmt];
+    let otel_endpoint = otel_endpoint.map(str::trim).filter(|e| !e.is_empty());
+    #[cfg(feature = "otel")]
+    let guard = match otel_endpoint {
+        Some(endpoint) => {
+            let (layer, guard) = otel::layer(endpoint)?;
+            layers.push(layer);
+            Some(guard)
+        }
+        None => None,
+    };
+    #[cfg(not(feature = "otel"))]
+    let guard = {
+        if otel_endpoint.is_some() && from_flag {
+            bail!(
+                "--otel-endpoint needs a gaia built with the `otel` feature (cargo build -p gaia-cli --features otel)"
+            );
+        }
+        None
+    };
+    tracing_subscriber::registry().with(layers).init();
+    #[cfg(feature = "otel")]
+    if let Some(endpoint) = otel_endpoint {
+        tracing::info!(endpoint = %otel::traces_url(endpoint), "exporting traces with OpenTelemetry");
     }
+    #[cfg(not(feature = "otel"))]
+    if otel_endpoint.is_some() {
+        tracing::warn!(
+            "OTEL_EXPORTER_OTLP_ENDPOINT is set but this gaia was built without the `otel` feature: no traces are exported"
+        );
+    }
+    #[cfg(feature = "otel")]
+    let _ = from_flag;
+    Ok(guard)
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let from_flag = matches.value_source("otel_endpoint") == Some(clap::parser::ValueSource::CommandLine);
+    let _otel = init_logging(cli.log_format, cli.otel_endpoint.as_deref(), from_flag)?;
     match cli.command {
         Command::Serve { bind } => serve(cli.config, bind).await,
         Command::Migrate => {
@@ -224,6 +308,7 @@ async fn main() -> Result<()> {
         Command::Kb(args) => kb(cli.config, args).await,
         Command::Rbac(args) => rbac::run(&load(cli.config)?.database_url, args).await,
         Command::Mcp { command: McpCommand::Serve { root } } => mcp_serve(cli.config, root).await,
+        Command::Retention { command } => retention(cli.config, command).await,
     }
 }
 
@@ -381,12 +466,41 @@ async fn serve(path: Option<PathBuf>, bind: Option<String>) -> Result<()> {
         cfg.validate()?;
     }
     let addr = cfg.server.bind.clone();
+    // Read the certificate and keys first: a bad TLS file fails before anything else starts.
+    let tls = match &cfg.server.tls {
+        Some(t) => Some(gaia_server::tls::server_config(t).context("invalid TLS configuration")?),
+        None => None,
+    };
     let state = AppState::from_config(cfg).await.context("cannot start")?;
     if state.providers().is_empty() {
         tracing::warn!("no LLM provider configured: chat answers 503 until OPENAI_API_KEY or ANTHROPIC_API_KEY is set");
     }
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-    gaia_server::serve(listener, state, gaia_server::shutdown_signal()).await?;
+    match tls {
+        Some(tls) => gaia_server::serve_tls(listener, tls, state, gaia_server::shutdown_signal()).await?,
+        None => gaia_server::serve(listener, state, gaia_server::shutdown_signal()).await?,
+    }
+    Ok(())
+}
+
+async fn retention(path: Option<PathBuf>, cmd: RetentionCommand) -> Result<()> {
+    let RetentionCommand::Run { messages_days, usage_days, audit_days, json } = cmd;
+    let cfg = load(path)?;
+    let mut rc = cfg.retention.clone();
+    rc.messages_days = messages_days.unwrap_or(rc.messages_days);
+    rc.usage_days = usage_days.unwrap_or(rc.usage_days);
+    rc.audit_days = audit_days.unwrap_or(rc.audit_days);
+    let storage = Storage::connect(&cfg.database_url).await?;
+    storage.migrate().await?;
+    if !rc.is_enabled() {
+        eprintln!("retention is off (messages_days, usage_days and audit_days are all 0: keep forever)");
+    }
+    let report = gaia_core::retention::run_once(&storage, &rc, chrono::Utc::now()).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{report}");
+    }
     Ok(())
 }
 
@@ -395,16 +509,44 @@ async fn keys(path: Option<PathBuf>, cmd: KeysCommand) -> Result<()> {
     let storage = Storage::connect(&cfg.database_url).await?;
     storage.migrate().await?;
     match cmd {
-        KeysCommand::Create { email, name } => {
+        KeysCommand::Create { email, name, expires_in_days } => {
             let user = match storage.get_user_by_email(&email).await? {
                 Some(u) => u,
                 None => storage.create_user(&email, None, None).await?,
             };
             let cache = cache::from_config(&cfg).await?;
             let auth = Authenticator::new(storage, cache, JwtKeys::random(), Duration::from_secs(60));
-            let (rec, key) = auth.create_api_key(&user.id, name.as_deref()).await?;
-            eprintln!("created key {} for {} (shown once; store it now)", rec.id, user.email);
+            let expires_at = expires_in_days.map(|d| chrono::Utc::now() + chrono::Duration::days(i64::from(d)));
+            let (rec, key) = auth.create_api_key_with_expiry(&user.id, name.as_deref(), expires_at).await?;
+            let details = serde_json::json!({"prefix": rec.prefix, "name": rec.name, "expires_at": rec.expires_at,
+                                             "via": "cli"});
+            if let Err(e) = auth.storage().record_audit(None, "key.create", &rec.id, &details).await {
+                tracing::warn!(error = %e, "cannot write the audit log");
+            }
+            match rec.expires_at {
+                Some(e) => eprintln!(
+                    "created key {} for {}, expiring {} (shown once; store it now)",
+                    rec.id,
+                    user.email,
+                    e.format("%Y-%m-%d %H:%M:%S UTC")
+                ),
+                None => eprintln!("created key {} for {} (shown once; store it now)", rec.id, user.email),
+            }
             println!("{key}");
+        }
+        KeysCommand::Rotate { id, overlap_secs } => {
+            // Through the configured cache so a shared (Redis) cache forgets the old key's validation.
+            let cache = cache::from_config(&cfg).await?;
+            let auth = Authenticator::new(storage, cache, JwtKeys::random(), Duration::from_secs(60));
+            let r = auth.rotate_api_key(&id, Duration::from_secs(overlap_secs)).await?;
+            let details = serde_json::json!({"new_key_id": r.new.id, "prefix": r.new.prefix,
+                "overlap_secs": overlap_secs, "old_expires_at": r.old.expires_at, "via": "cli"});
+            if let Err(e) = auth.storage().record_audit(None, "key.rotate", &id, &details).await {
+                tracing::warn!(error = %e, "cannot write the audit log");
+            }
+            let until = r.old.expires_at.map(|e| e.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default();
+            eprintln!("rotated {id} to {} (shown once; store it now); the old key works until {until}", r.new.id);
+            println!("{}", r.key);
         }
         KeysCommand::List { email } => {
             let user_id = match &email {
@@ -412,18 +554,22 @@ async fn keys(path: Option<PathBuf>, cmd: KeysCommand) -> Result<()> {
                 None => None,
             };
             let keys = storage.list_api_keys(user_id.as_deref()).await?;
-            println!("{:<36}  {:<12}  {:<20}  {:<20}  {:<20}  name", "id", "prefix", "created", "last used", "revoked");
+            println!(
+                "{:<36}  {:<12}  {:<20}  {:<20}  {:<20}  {:<20}  name",
+                "id", "prefix", "created", "last used", "revoked", "expires"
+            );
             for k in keys {
                 let t = |d: Option<chrono::DateTime<chrono::Utc>>| {
                     d.map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".into())
                 };
                 println!(
-                    "{:<36}  {:<12}  {:<20}  {:<20}  {:<20}  {}",
+                    "{:<36}  {:<12}  {:<20}  {:<20}  {:<20}  {:<20}  {}",
                     k.id,
                     k.prefix,
                     t(Some(k.created_at)),
                     t(k.last_used_at),
                     t(k.revoked_at),
+                    t(k.expires_at),
                     k.name.unwrap_or_default()
                 );
             }

@@ -1,7 +1,21 @@
-//! In-process event bus (tokio broadcast). Slow subscribers miss events rather than slowing publishers.
+//! The event bus: an in-process broadcast (tokio), optionally bridged to Redis pub/sub or NATS so that
+//! every instance sees every instance's events (the web UI's live updates, cache invalidation).
+//!
+//! Slow subscribers miss events rather than slowing publishers. With a bridge, [`EventBus::publish`]
+//! delivers locally at once and hands the event to a background task that forwards it; events from the
+//! other instances arrive through the same [`EventBus::subscribe`] receivers. Each event travels with
+//! the id of the instance that published it, so an instance never receives its own events twice.
+//! Delivery across instances is best effort (pub/sub semantics): while the broker is unreachable,
+//! events are dropped, and bridges reconnect on their own.
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::{broadcast, mpsc};
+
+mod bridge;
+#[cfg(feature = "nats")]
+pub use bridge::connect_nats;
+pub use bridge::{connect_redis, BridgeError};
 
 /// Something that happened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,6 +39,39 @@ pub enum Event {
         /// Key id.
         key_id: String,
     },
+    /// The knowledge base was synced or re-indexed.
+    KbSynced {
+        /// Knowledge-base name.
+        kb: String,
+        /// Commit after the sync (git modes).
+        commit: Option<String>,
+        /// Documents re-indexed.
+        changed: usize,
+        /// Documents removed.
+        deleted: usize,
+    },
+    /// A provider went up or down.
+    ProviderHealthChanged {
+        /// Provider name.
+        provider: String,
+        /// Whether it is up now.
+        up: bool,
+    },
+    /// Spending reached a budget's limit in its current period (raised once per period and budget).
+    BudgetReached {
+        /// Budget id.
+        budget_id: String,
+        /// `user`, `team` or `key`.
+        scope: String,
+        /// Who the budget is for.
+        subject_id: String,
+        /// Spent in the period, in US dollars.
+        spent_usd: f64,
+        /// The limit, in US dollars.
+        limit_usd: f64,
+        /// Whether the budget refuses further requests (hard) or only warns (soft).
+        hard: bool,
+    },
 }
 
 /// Largest per-subscriber buffer of an [`EventBus`].
@@ -37,7 +84,28 @@ pub const MAX_CAPACITY: usize = 1 << 20;
 #[derive(Clone, Debug)]
 pub struct EventBus {
     tx: broadcast::Sender<Event>,
+    shared: Arc<Shared>,
 }
+
+#[derive(Debug)]
+struct Shared {
+    /// This instance's id, sent with every forwarded event.
+    origin: String,
+    /// Events to forward to the other instances (set once a bridge is connected).
+    outbox: OnceLock<mpsc::Sender<Envelope>>,
+    /// `"memory"`, `"redis"` or `"nats"`.
+    kind: OnceLock<&'static str>,
+}
+
+/// An event on the wire between instances.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Envelope {
+    origin: String,
+    event: Event,
+}
+
+/// Events waiting to be forwarded; beyond this, new ones are dropped (and logged).
+const OUTBOX: usize = 16_384;
 
 impl Event {
     /// The conversation the event is about, if any.
@@ -46,7 +114,7 @@ impl Event {
             Event::MessageCreated { conversation_id, .. } | Event::ConversationUpdated { conversation_id } => {
                 Some(conversation_id)
             }
-            Event::ApiKeyRevoked { .. } => None,
+            _ => None,
         }
     }
 }
@@ -60,7 +128,40 @@ impl Default for EventBus {
 impl EventBus {
     /// A bus buffering up to `capacity` events per subscriber (clamped to 1..=[`MAX_CAPACITY`]).
     pub fn new(capacity: usize) -> Self {
-        EventBus { tx: broadcast::channel(capacity.clamp(1, MAX_CAPACITY)).0 }
+        EventBus {
+            tx: broadcast::channel(capacity.clamp(1, MAX_CAPACITY)).0,
+            shared: Arc::new(Shared {
+                origin: uuid::Uuid::new_v4().to_string(),
+                outbox: OnceLock::new(),
+                kind: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// This instance's id on the bus.
+    pub fn origin(&self) -> &str {
+        &self.shared.origin
+    }
+
+    /// Where events go beyond this process: `"memory"` (nowhere), `"redis"` or `"nats"`.
+    pub fn kind(&self) -> &'static str {
+        self.shared.kind.get().copied().unwrap_or("memory")
+    }
+
+    /// Installs the forwarder of a bridge; returns its receiving end, or `None` if a bridge is already
+    /// connected.
+    fn attach(&self, kind: &'static str) -> Option<mpsc::Receiver<Envelope>> {
+        let (tx, rx) = mpsc::channel(OUTBOX);
+        self.shared.outbox.set(tx).ok()?;
+        let _ = self.shared.kind.set(kind);
+        Some(rx)
+    }
+
+    /// Delivers an event that arrived from another instance to this instance's subscribers.
+    fn deliver_remote(&self, env: Envelope) {
+        if env.origin != self.shared.origin {
+            let _ = self.tx.send(env.event);
+        }
     }
 
     /// How many subscriptions are open.
@@ -70,6 +171,12 @@ impl EventBus {
 
     /// Publishes an event; returns how many subscribers will see it.
     pub fn publish(&self, event: Event) -> usize {
+        if let Some(out) = self.shared.outbox.get() {
+            let env = Envelope { origin: self.shared.origin.clone(), event: event.clone() };
+            if let Err(mpsc::error::TrySendError::Full(_)) = out.try_send(env) {
+                tracing::warn!("event bus: the bridge is behind; an event was not forwarded to other instances");
+            }
+        }
         self.tx.send(event).unwrap_or(0)
     }
 
@@ -110,5 +217,72 @@ mod tests {
             serde_json::json!({"type": "message_created", "conversation_id": "c", "message_id": "m"})
         );
         assert_eq!(EventBus::new(usize::MAX).publish(e), 0);
+    }
+
+    async fn recv_one(rx: &mut broadcast::Receiver<Event>) -> Event {
+        tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+            .await
+            .expect("an event within 10 s")
+            .expect("an event")
+    }
+
+    async fn bridged_pair(connect: impl Fn(EventBus) -> futures::future::BoxFuture<'static, ()>) {
+        let (a, b) = (EventBus::default(), EventBus::default());
+        connect(a.clone()).await;
+        connect(b.clone()).await;
+        let (mut ra, mut rb) = (a.subscribe(), b.subscribe());
+        let e = Event::ConversationUpdated { conversation_id: "c1".into() };
+        a.publish(e.clone());
+        assert_eq!(recv_one(&mut ra).await, e, "local delivery");
+        assert_eq!(recv_one(&mut rb).await, e, "delivery to the other instance");
+        let e2 = Event::KbSynced { kb: "world".into(), commit: None, changed: 2, deleted: 0 };
+        b.publish(e2.clone());
+        assert_eq!(recv_one(&mut ra).await, e2);
+        assert_eq!(recv_one(&mut rb).await, e2);
+        // Nobody receives their own event twice.
+        let e3 = Event::ApiKeyRevoked { key_id: "k".into() };
+        a.publish(e3.clone());
+        assert_eq!(recv_one(&mut ra).await, e3);
+        assert_eq!(recv_one(&mut rb).await, e3);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(ra.try_recv().is_err() && rb.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn redis_carries_events_between_instances() {
+        let Some(url) = crate::testing::redis_url() else {
+            assert!(!crate::testing::services_required(), "GAIA_TEST_REDIS_URL is required");
+            return;
+        };
+        let channel = format!("{}events", crate::testing::unique_redis_prefix());
+        bridged_pair(move |bus| {
+            let (url, channel) = (url.clone(), channel.clone());
+            Box::pin(async move {
+                bus.connect_redis(&url, &channel).await.unwrap();
+                assert_eq!(bus.kind(), "redis");
+                assert!(matches!(bus.connect_redis(&url, &channel).await, Err(BridgeError::AlreadyConnected(_))));
+            })
+        })
+        .await;
+        let e = EventBus::default().connect_redis("redis://127.0.0.1:1", "x").await.unwrap_err();
+        assert!(e.to_string().contains("cannot connect"), "{e}");
+    }
+
+    #[cfg(feature = "nats")]
+    #[tokio::test]
+    async fn nats_carries_events_between_instances() {
+        let Some(url) = std::env::var("GAIA_TEST_NATS_URL").ok().filter(|u| !u.is_empty()) else {
+            assert!(!crate::testing::services_required(), "GAIA_TEST_NATS_URL is required");
+            return;
+        };
+        let subject = format!("gaia.test.{}", uuid::Uuid::new_v4().simple());
+        bridged_pair(move |bus| {
+            let (url, subject) = (url.clone(), subject.clone());
+            Box::pin(async move {
+                bus.connect_nats(&url, &subject).await.unwrap();
+                assert_eq!(bus.kind(), "nats");
+            })
+        })
+        .await;
     }
 }

@@ -14,6 +14,10 @@
 //! | [`auth`] | API keys, argon2 passwords, HS256 JWTs and the cached [`Authenticator`](auth::Authenticator) |
 //! | [`usage`] | [`UsageRecorder`](usage::UsageRecorder), writing usage records off the request path |
 //! | [`events`] | [`EventBus`](events::EventBus), an in-process broadcast of [`Event`](events::Event)s |
+//! | [`retention`] | Data retention: deleting old messages, usage and audit rows, once or in the background |
+//! | [`pricing`] | [`PriceBook`](pricing::PriceBook): model prices with the dates they take effect |
+//! | [`quota`] | [`Quotas`](quota::Quotas): rate limits and budgets checked before model calls |
+//! | [`ratelimit`] | [`RateLimiter`](ratelimit::RateLimiter): sliding-window limits, in-process or in Redis |
 //! | `testing` | (feature `testing`) test databases on SQLite and PostgreSQL, Redis for tests |
 //!
 //! Storage speaks one set of SQL with `$1` placeholders through sqlx's `Any` driver, so the same code
@@ -69,6 +73,10 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod events;
+pub mod pricing;
+pub mod quota;
+pub mod ratelimit;
+pub mod retention;
 pub mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;

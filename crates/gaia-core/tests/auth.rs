@@ -253,3 +253,142 @@ async fn jwt_users_are_cached_and_can_be_evicted() {
         }
     }
 }
+
+#[tokio::test]
+async fn expired_keys_are_refused_even_when_their_validation_is_cached() {
+    for db in database_urls().await {
+        for cache in caches().await {
+            let (b, k) = (db.backend, cache.kind());
+            let (s, user) = storage_with_user(&db).await;
+            let auth = Authenticator::new(s.clone(), cache.clone(), JwtKeys::new(SECRET), Duration::from_secs(300));
+            let now = chrono::Utc::now();
+            // An expiry in the past (or now) is refused.
+            for past in [now - chrono::Duration::seconds(1), now - chrono::Duration::days(3)] {
+                let e = auth.create_api_key_with_expiry(&user.id, None, Some(past)).await.unwrap_err();
+                assert!(matches!(e, CoreError::InvalidInput(ref m) if m.contains("future")), "{b} {k}: {e}");
+            }
+            let far = now + chrono::Duration::days(365 * 200);
+            assert!(matches!(
+                auth.create_api_key_with_expiry(&user.id, None, Some(far)).await,
+                Err(CoreError::InvalidInput(_))
+            ));
+
+            let expires = now + chrono::Duration::hours(1);
+            let (rec, key) = auth.create_api_key_with_expiry(&user.id, Some("short"), Some(expires)).await.unwrap();
+            assert_eq!(rec.expires_at.map(|e| e.timestamp_millis()), Some(expires.timestamp_millis()));
+            let stored = s.get_api_key(&rec.id).await.unwrap().unwrap();
+            assert_eq!(stored.expires_at, rec.expires_at, "{b}");
+            assert!(!stored.is_expired_at(now) && stored.is_expired_at(expires));
+            assert_eq!(auth.authenticate_api_key(&key).await.unwrap().user_id, user.id);
+
+            // The cached validation carries the expiry. Make it lie in the past, as it would once the
+            // hour is over, while the entry itself is still cached: the key is refused.
+            let ck = format!("apikey:{}", hash_api_key(&key));
+            let bytes = cache.get(&ck).await.unwrap().expect("validation cached");
+            let mut entry: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(entry["expires_at"], expires.timestamp_millis(), "{b} {k}");
+            entry["expires_at"] = (now - chrono::Duration::seconds(5)).timestamp_millis().into();
+            cache.set(&ck, &serde_json::to_vec(&entry).unwrap(), Duration::from_secs(300)).await.unwrap();
+            let e = auth.authenticate_api_key(&key).await.unwrap_err();
+            assert!(matches!(e, CoreError::Unauthorized(ref m) if m == "API key has expired"), "{b} {k}: {e}");
+
+            // The same from the database, with nothing cached.
+            cache.delete(&ck).await.unwrap();
+            sqlx::query("UPDATE api_keys SET expires_at = $1 WHERE id = $2")
+                .bind((now - chrono::Duration::seconds(5)).timestamp_millis())
+                .bind(&rec.id)
+                .execute(s.pool())
+                .await
+                .unwrap();
+            let e = auth.authenticate_api_key(&key).await.unwrap_err();
+            assert!(matches!(e, CoreError::Unauthorized(ref m) if m == "API key has expired"), "{b} {k}: {e}");
+            assert!(cache.get(&ck).await.unwrap().is_none(), "{b} {k}: an expired key is not cached");
+            // An entry cached before keys could expire (no `expires_at`) is not trusted.
+            entry.as_object_mut().unwrap().remove("expires_at");
+            cache.set(&ck, &serde_json::to_vec(&entry).unwrap(), Duration::from_secs(300)).await.unwrap();
+            let e = auth.authenticate_api_key(&key).await.unwrap_err();
+            assert!(matches!(e, CoreError::Unauthorized(ref m) if m == "API key has expired"), "{b} {k}: {e}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn rotation_creates_a_successor_and_retires_the_old_key() {
+    use gaia_core::auth::MAX_ROTATION_OVERLAP;
+    for db in database_urls().await {
+        for cache in caches().await {
+            let (b, k) = (db.backend, cache.kind());
+            let (s, user) = storage_with_user(&db).await;
+            let ttl = Duration::from_secs(300);
+            let a = Authenticator::new(s.clone(), cache.clone(), JwtKeys::new(SECRET), ttl);
+            // A second instance sharing the database and the cache.
+            let other = Authenticator::new(s.clone(), cache.clone(), JwtKeys::new(SECRET), ttl);
+            let created = chrono::Utc::now();
+            let (first, first_key) = a
+                .create_api_key_with_expiry(&user.id, Some("game"), Some(created + chrono::Duration::days(30)))
+                .await
+                .unwrap();
+            a.authenticate_api_key(&first_key).await.unwrap();
+            other.authenticate_api_key(&first_key).await.unwrap();
+
+            // Immediate rotation: the old key stops at once although its validation was cached.
+            let r = a.rotate_api_key(&first.id, Duration::ZERO).await.unwrap();
+            assert!(!format!("{r:?}").contains(&r.key), "the new key is not in Debug output");
+            assert_ne!(r.new.id, first.id);
+            assert_eq!((r.new.name.as_deref(), r.new.user_id.as_str()), (Some("game"), user.id.as_str()));
+            assert_eq!(r.old.rotated_to.as_deref(), Some(r.new.id.as_str()), "{b}");
+            // The successor gets the same lifetime (30 days), from now.
+            let lifetime = r.new.expires_at.unwrap() - r.new.created_at;
+            assert!((lifetime - chrono::Duration::days(30)).num_seconds().abs() <= 1, "{b}: {lifetime}");
+            for auth in [&a, &other] {
+                let e = auth.authenticate_api_key(&first_key).await.unwrap_err();
+                assert!(matches!(e, CoreError::Unauthorized(ref m) if m == "API key has expired"), "{b} {k}: {e}");
+                let p = auth.authenticate_api_key(&r.key).await.unwrap();
+                assert_eq!(p.api_key_id(), Some(r.new.id.as_str()));
+            }
+
+            // Rotation with an overlap: both keys work until the old one's new expiry, which never
+            // moves past the expiry it already had.
+            let before = chrono::Utc::now();
+            let r2 = a.rotate_api_key(&r.new.id, Duration::from_secs(3600)).await.unwrap();
+            let old_expiry = r2.old.expires_at.unwrap();
+            assert!(old_expiry >= before + chrono::Duration::seconds(3599) && old_expiry <= r.new.expires_at.unwrap());
+            assert!(a.authenticate_api_key(&r.key).await.is_ok(), "{b} {k}: still in its overlap");
+            assert!(a.authenticate_api_key(&r2.key).await.is_ok());
+            let listed = s.list_api_keys(Some(&user.id)).await.unwrap();
+            assert_eq!(listed.len(), 3, "{b}");
+            let (_, key4) = a.create_api_key(&user.id, Some("short")).await.unwrap();
+            let short = s.find_api_key_by_hash(&hash_api_key(&key4)).await.unwrap().unwrap();
+            sqlx::query("UPDATE api_keys SET expires_at = $1 WHERE id = $2")
+                .bind((chrono::Utc::now() + chrono::Duration::seconds(60)).timestamp_millis())
+                .bind(&short.id)
+                .execute(s.pool())
+                .await
+                .unwrap();
+            let r3 = a.rotate_api_key(&short.id, Duration::from_secs(3600)).await.unwrap();
+            assert!(r3.old.expires_at.unwrap() <= chrono::Utc::now() + chrono::Duration::seconds(60), "{b}: capped");
+
+            // What cannot be rotated, and says why.
+            let conflict = |e: CoreError, want: &str| {
+                assert!(matches!(e, CoreError::Conflict(ref m) if m.contains(want)), "{b} {k}: {e}");
+            };
+            conflict(a.rotate_api_key(&r.new.id, Duration::ZERO).await.unwrap_err(), "already rotated");
+            conflict(a.rotate_api_key(&first.id, Duration::ZERO).await.unwrap_err(), "already rotated");
+            let (revoked, _) = a.create_api_key(&user.id, None).await.unwrap();
+            a.revoke_api_key(&revoked.id).await.unwrap();
+            conflict(a.rotate_api_key(&revoked.id, Duration::ZERO).await.unwrap_err(), "revoked");
+            let (expired, _) = a.create_api_key(&user.id, None).await.unwrap();
+            sqlx::query("UPDATE api_keys SET expires_at = 1 WHERE id = $1")
+                .bind(&expired.id)
+                .execute(s.pool())
+                .await
+                .unwrap();
+            conflict(a.rotate_api_key(&expired.id, Duration::ZERO).await.unwrap_err(), "expired");
+            assert!(matches!(a.rotate_api_key("no-such-key", Duration::ZERO).await, Err(CoreError::NotFound(_))));
+            let too_long = MAX_ROTATION_OVERLAP + Duration::from_secs(1);
+            assert!(matches!(a.rotate_api_key(&r2.new.id, too_long).await, Err(CoreError::InvalidInput(_))));
+            // Nothing was stored by the refused rotations.
+            assert_eq!(s.list_api_keys(Some(&user.id)).await.unwrap().len(), 7, "{b}");
+        }
+    }
+}

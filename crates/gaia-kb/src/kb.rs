@@ -307,6 +307,8 @@ struct Inner {
     /// Serialises edits, syncs and re-indexing.
     edit: tokio::sync::Mutex<()>,
     sync: Mutex<SyncInfo>,
+    /// Announces every successful sync.
+    synced: tokio::sync::broadcast::Sender<SyncReport>,
     /// Folder backends: the stat of each file when it was last read, and when.
     stats: Mutex<HashMap<String, (fs::FileStat, std::time::SystemTime)>>,
     #[cfg(feature = "semantic")]
@@ -428,6 +430,7 @@ impl Kb {
                 docs: RwLock::new(Docs::default()),
                 edit: tokio::sync::Mutex::new(()),
                 sync: Mutex::new(SyncInfo::default()),
+                synced: tokio::sync::broadcast::channel(16).0,
                 stats: Mutex::new(HashMap::new()),
                 #[cfg(feature = "semantic")]
                 semantic: crate::semantic::SemanticIndex::default(),
@@ -575,15 +578,25 @@ impl Kb {
     pub async fn sync(&self) -> Result<SyncReport> {
         let _guard = self.inner.edit.lock().await;
         let res = self.sync_locked().await;
-        let mut info = self.inner.sync.lock().expect("sync lock");
-        match &res {
-            Ok(_) => {
-                info.last_sync = Some(Utc::now());
-                info.last_error = None;
+        {
+            let mut info = self.inner.sync.lock().expect("sync lock");
+            match &res {
+                Ok(_) => {
+                    info.last_sync = Some(Utc::now());
+                    info.last_error = None;
+                }
+                Err(e) => info.last_error = Some(e.to_string()),
             }
-            Err(e) => info.last_error = Some(e.to_string()),
+        }
+        if let Ok(report) = &res {
+            let _ = self.inner.synced.send(report.clone());
         }
         res
+    }
+
+    /// Receives a report of every successful [`Kb::sync`] from now on (the periodic ones included).
+    pub fn subscribe_syncs(&self) -> tokio::sync::broadcast::Receiver<SyncReport> {
+        self.inner.synced.subscribe()
     }
 
     async fn sync_locked(&self) -> Result<SyncReport> {

@@ -285,6 +285,23 @@ impl Policy {
         self.groups.get(id)
     }
 
+    /// The ids of the teams and workspaces `user_id` is a member of.
+    pub fn groups_of(&self, user_id: &str) -> Vec<&str> {
+        self.members.get(user_id).map(|ms| ms.iter().map(|m| m.group_id.as_str()).collect()).unwrap_or_default()
+    }
+
+    /// The ids of the members of the team or workspace `group_id`, sorted.
+    pub fn members_of(&self, group_id: &str) -> Vec<&str> {
+        let mut v: Vec<&str> = self
+            .members
+            .iter()
+            .filter(|(_, ms)| ms.iter().any(|m| m.group_id == group_id))
+            .map(|(u, _)| u.as_str())
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
     /// The permissions `subject` holds at `now_ms`, with where each comes from.
     pub fn effective(&self, subject: &Subject, now_ms: i64) -> Vec<Effective> {
         let mut out = Vec::new();

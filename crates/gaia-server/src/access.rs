@@ -69,6 +69,7 @@ pub struct Routes {
     router: Router<AppState>,
     table: Vec<RouteDecl>,
     errors: ErrorRenderer,
+    quota: bool,
 }
 
 /// Renders an access error (401, 403) in the shape of the API a route speaks.
@@ -87,7 +88,15 @@ impl Routes {
             router: Router::new(),
             table: Vec::new(),
             errors: gaia_errors,
+            quota: false,
         }
+    }
+
+    /// Whether the routes added from now on call models, and so are subject to rate limits and
+    /// budgets ([`crate::admission`]), checked after access control and before the handler.
+    pub fn quota(mut self, on: bool) -> Self {
+        self.quota = on;
+        self
     }
 
     /// Access errors of the routes added from now on are rendered by `f` (the compatible endpoints
@@ -110,13 +119,18 @@ impl Routes {
         });
         let filter = axum::routing::MethodFilter::try_from(method).unwrap_or(axum::routing::MethodFilter::GET);
         let errors = self.errors;
-        let mr: MethodRouter<AppState> =
-            axum::routing::on(filter, handler).route_layer(middleware::from_fn_with_state(
+        let mut mr: MethodRouter<AppState> = axum::routing::on(filter, handler);
+        if self.quota {
+            mr = mr.route_layer(middleware::from_fn_with_state(
                 self.state.clone(),
-                move |State(st): State<AppState>, req: Request, next: Next| {
-                    enforce(st, access, page, errors, req, next)
-                },
+                move |State(st): State<AppState>, req: Request, next: Next| crate::admission::admit(st, errors, req, next),
             ));
+        }
+        // Added last, so it runs first.
+        let mr = mr.route_layer(middleware::from_fn_with_state(
+            self.state.clone(),
+            move |State(st): State<AppState>, req: Request, next: Next| enforce(st, access, page, errors, req, next),
+        ));
         self.router = self.router.route(path, mr);
         self
     }

@@ -1,7 +1,8 @@
 //! # gaia-server
 //!
 //! Gaia's HTTP server on axum. [`router`] returns a plain `axum::Router` you can serve as is or nest
-//! inside your own app; [`serve`] runs it with graceful shutdown.
+//! inside your own app; [`serve`] runs it with graceful shutdown, [`serve_tls`] the same over TLS
+//! (optionally mutual TLS, see [`tls`]).
 //!
 //! ```no_run
 //! use gaia_core::Config;
@@ -23,7 +24,8 @@
 //! `GET/DELETE /api/v1/conversations/{id}`, `GET /api/v1/conversations/{id}/messages`;
 //! `POST /api/v1/attachments` (image upload), `GET /api/v1/attachments/{id}`; `GET /ws/chat` (live
 //! updates over a WebSocket, see [`live`]);
-//! `GET /api/v1/models`; `GET/POST /api/v1/keys`, `DELETE /api/v1/keys/{id}`;
+//! `GET /api/v1/models`; `GET/POST /api/v1/keys`, `DELETE /api/v1/keys/{id}`,
+//! `POST /api/v1/keys/{id}/rotate`;
 //! `GET /api/v1/usage`, `GET /api/v1/usage/export` (CSV); `GET/POST /api/v1/providers`,
 //! `DELETE /api/v1/providers/{name}` (admins),
 //! `GET /api/v1/providers/{name}/health`; the knowledge base under `/api/v1/kb/` (`search`, `read`,
@@ -32,26 +34,33 @@
 //! and the wire-compatible
 //! `POST /v1/chat/completions`, `GET /v1/models`, `GET /v1/models/{id}` (OpenAI) and `POST /v1/messages`
 //! (Anthropic), whose errors come in those APIs' own shapes.
+//! Operations: `GET /metrics` (Prometheus text format; admins, or anyone with
+//! `server.metrics_public`), `GET /api/v1/performance/{summary,providers,errors}` (admins); see
+//! [`observe`].
 //! Errors are JSON `{"detail": "..."}`.
 
 pub mod access;
+pub mod admission;
 pub mod audit;
 pub mod error;
 pub mod extract;
 pub mod live;
 pub mod mcp_http;
 mod metering;
+pub mod observe;
 pub mod routes;
 pub mod security;
 pub mod session;
 pub mod sse;
 pub mod state;
+pub mod tls;
 pub mod ui;
 
 pub use access::{Access, RouteDecl, Routes};
 pub use error::{ApiError, ApiResult};
 pub use extract::{ApiJson, Auth};
 pub use state::AppState;
+pub use tls::serve_tls;
 
 use axum::extract::DefaultBodyLimit;
 use axum::serve::ListenerExt;
@@ -74,7 +83,9 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route")
         })
-        .layer(DefaultBodyLimit::max(limit));
+        .layer(DefaultBodyLimit::max(limit))
+        // Per route (after routing), so requests are counted by their route template.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe::track));
     let cors = state.config().server.cors_origins.clone();
     security::layers(routes, &cors)
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -91,8 +102,8 @@ pub fn route_table(state: &AppState) -> Vec<RouteDecl> {
 fn routes(state: &AppState) -> Routes {
     use gaia_rbac::{Action::*, ResourceType as T};
     use routes::{
-        agents, attachments, auth, chat, compat, conversations, health, kb, keys, models, personas, providers, rbac,
-        usage,
+        agents, attachments, auth, chat, compat, conversations, health, kb, keys, models, personas, pricing, providers,
+        quotas, rbac, usage,
     };
     const OWN_CONVERSATIONS: &str = "/users/{user}/conversations";
     const CONVERSATION: &str = "/users/{user}/conversations/{id}";
@@ -100,6 +111,7 @@ fn routes(state: &AppState) -> Routes {
     const PERSONA: &str = "/users/{user}/personas/{id}";
     const ME: &str = "/users/{user}";
     const RBAC: &str = "/admin/rbac";
+    const QUOTAS: &str = "/admin/quotas";
     let perm = Access::Permission;
     let image_limit = state.config().chat.max_image_bytes.saturating_add(64 * 1024);
     let uploads = Routes::new(state, "")
@@ -113,10 +125,12 @@ fn routes(state: &AppState) -> Routes {
         .post("/auth/logout", Access::Public, auth::logout)
         // Checks the credentials it is given (a header or `{"token"}`): 401 is its answer for bad ones.
         .post("/auth/validate", Access::Public, auth::validate)
+        .quota(true)
         .post("/chat", perm(T::Conversation, Write, OWN_CONVERSATIONS), chat::chat_v1)
         .post("/chat/mcp-agent", perm(T::Conversation, Write, OWN_CONVERSATIONS), agents::mcp_agent)
         .post("/chat/mcp-agent-hot", perm(T::Conversation, Write, OWN_CONVERSATIONS), agents::mcp_agent_hot)
         .post("/chat/orchestrated", perm(T::Conversation, Write, OWN_CONVERSATIONS), agents::orchestrated)
+        .quota(false)
         .merge(uploads)
         .get("/attachments/{id}", perm(T::Conversation, Read, OWN_CONVERSATIONS), attachments::download)
         .get("/conversations", perm(T::Conversation, Read, OWN_CONVERSATIONS), conversations::list)
@@ -142,8 +156,22 @@ fn routes(state: &AppState) -> Routes {
         .get("/keys", perm(T::ApiKey, Read, "/users/{user}/keys"), keys::list)
         .post("/keys", perm(T::ApiKey, Write, "/users/{user}/keys"), keys::create)
         .delete("/keys/{id}", perm(T::ApiKey, Delete, "/users/{user}/keys/{id}"), keys::revoke)
+        .post("/keys/{id}/rotate", perm(T::ApiKey, Write, "/users/{user}/keys/{id}"), keys::rotate)
         .get("/usage", perm(T::Usage, Read, "/users/{user}/usage"), usage::summary)
         .get("/usage/export", perm(T::Usage, Read, "/users/{user}/usage"), usage::export)
+        .get("/usage/report", perm(T::Usage, Read, "/users/{user}/usage"), usage::report)
+        .get("/limits", perm(T::Admin, Read, QUOTAS), quotas::list_limits)
+        .put("/limits/{scope}/{id}", perm(T::Admin, Write, QUOTAS), quotas::set_limit)
+        .delete("/limits/{scope}/{id}", perm(T::Admin, Delete, QUOTAS), quotas::delete_limit)
+        .get("/budgets", perm(T::Admin, Read, QUOTAS), quotas::list_budgets)
+        .post("/budgets", perm(T::Admin, Write, QUOTAS), quotas::create_budget)
+        .delete("/budgets/{id}", perm(T::Admin, Delete, QUOTAS), quotas::delete_budget)
+        .get("/budgets/mine", perm(T::Usage, Read, "/users/{user}/usage"), quotas::my_budgets)
+        .get("/pricing", perm(T::Provider, Read, "/providers"), pricing::list)
+        .post("/pricing/estimate", perm(T::Provider, Read, "/providers"), pricing::estimate)
+        .get("/pricing/history", perm(T::Provider, Read, "/providers"), pricing::history)
+        .post("/pricing", perm(T::Admin, Write, QUOTAS), pricing::add)
+        .delete("/pricing/{id}", perm(T::Admin, Delete, QUOTAS), pricing::remove)
         .get("/kb/search", Access::AnyOf(T::Kb, Read), kb::search)
         .get("/kb/read", Access::AnyOf(T::Kb, Read), kb::read)
         .get("/kb/list", Access::AnyOf(T::Kb, Read), kb::list)
@@ -182,23 +210,33 @@ fn routes(state: &AppState) -> Routes {
         .post("/rbac/shares", Access::SignedIn("share on the shared resource"), rbac::create_share)
         .delete("/rbac/shares/{id}", Access::SignedIn("share on the shared resource"), rbac::delete_share)
         .get("/rbac/audit", perm(T::Admin, Read, RBAC), rbac::audit)
-        .get("/audit", perm(T::Admin, Read, "/admin/audit"), crate::audit::list);
+        .get("/audit", perm(T::Admin, Read, "/admin/audit"), crate::audit::list)
+        .get("/performance/summary", perm(T::Admin, Read, "/admin/performance"), observe::summary)
+        .get("/performance/providers", perm(T::Admin, Read, "/admin/performance"), observe::providers)
+        .get("/performance/errors", perm(T::Admin, Read, "/admin/performance"), observe::errors);
     let mut all = Routes::new(state, "");
     if state.config().server.ui {
         all = all.merge(ui::routes(state));
     }
     let models = perm(T::Provider, Read, "/providers");
     let compatible = Routes::new(state, "")
+        .quota(true)
         .errors(compat::openai_errors)
         .post("/v1/chat/completions", models, compat::chat_completions)
         .errors(compat::anthropic_errors)
         .post("/v1/messages", models, compat::messages)
+        .quota(false)
         .errors(compat::models_errors)
         .get("/v1/models", models, compat::list_models)
         .get("/v1/models/{*id}", models, compat::get_model);
+    let metrics =
+        if state.config().server.metrics_public { Access::Public } else { perm(T::Admin, Read, "/admin/metrics") };
     all.get("/health", Access::Public, health::health)
+        .get("/metrics", metrics, observe::metrics)
         .get("/ws/chat", perm(T::Conversation, Read, OWN_CONVERSATIONS), live::chat_socket)
+        .quota(true)
         .post("/api/v0.3/chat", perm(T::Conversation, Write, OWN_CONVERSATIONS), chat::chat_v03)
+        .quota(false)
         .merge(compatible)
         // Gaia as an MCP server (Streamable HTTP); each tool checks the caller's rights itself.
         .service(

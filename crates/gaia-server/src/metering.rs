@@ -77,11 +77,34 @@ impl Meter {
         let mut r = std::mem::take(&mut self.record);
         r.input_tokens = self.usage.input_tokens;
         r.output_tokens = self.usage.output_tokens;
-        r.cost_usd = self.state.providers().cost(&r.provider, &r.model, self.usage);
-        r.latency_ms = self.start.elapsed().as_millis() as u64;
+        let configured = self.state.providers().price(&r.provider, &r.model);
+        r.cost_usd = self.state.quotas().cost(&r.provider, &r.model, self.usage, configured);
+        let elapsed = self.start.elapsed();
+        r.latency_ms = elapsed.as_millis() as u64;
         r.ttft_ms = self.first_token.map(|d| d.as_millis() as u64);
         r.status = status;
         r.error = error;
+        self.state.metrics().model_call(&crate::observe::ModelCall {
+            provider: &r.provider,
+            model: &r.model,
+            endpoint: &r.endpoint,
+            status,
+            latency: elapsed,
+            ttft: self.first_token,
+            input_tokens: r.input_tokens,
+            output_tokens: r.output_tokens,
+            cost_usd: r.cost_usd,
+            error: r.error.as_deref(),
+        });
+        let tokens = r.input_tokens.saturating_add(r.output_tokens);
+        if let (true, Ok(rt)) = (tokens > 0 || r.cost_usd > 0.0, tokio::runtime::Handle::try_current()) {
+            let (state, user_id, key_id) = (self.state.clone(), r.user_id.clone(), r.api_key_id.clone());
+            rt.spawn(async move {
+                let who = gaia_core::quota::Subject { user_id, key_id, teams: Vec::new() };
+                state.quotas().charge_tokens(&who, tokens).await;
+                state.quotas().spend_changed_for(&who).await;
+            });
+        }
         self.state.usage().record(r);
     }
 }

@@ -31,6 +31,8 @@ struct Inner {
     kb: std::sync::OnceLock<gaia_kb::Kb>,
     rbac: gaia_rbac::Rbac,
     warm_tools: tokio::sync::OnceCell<gaia_mcp::Toolbox>,
+    quotas: gaia_core::quota::Quotas,
+    metrics: crate::observe::Metrics,
 }
 
 impl std::fmt::Debug for AppState {
@@ -45,7 +47,8 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     /// Builds the state from configuration: connects and migrates the database, sets up the cache
-    /// (Redis when configured), the JWT keys and the providers.
+    /// (Redis when configured), the JWT keys and the providers, and starts the data retention job when
+    /// `[retention]` enables it.
     pub async fn from_config(config: Config) -> Result<AppState, CoreError> {
         let storage = Storage::connect(&config.database_url).await?;
         storage.migrate().await?;
@@ -65,14 +68,24 @@ impl AppState {
             None => None,
         };
         let redis_url = config.redis_url.clone();
+        let nats_url = config.nats_url.clone();
         let state = Self::new(config, storage, cache, providers);
-        if let Some(url) = redis_url {
-            // Access-control changes are announced to the other instances at once.
-            state.inner.rbac.connect_redis(&url).await.map_err(|e| CoreError::Config(e.to_string()))?;
+        if let Some(url) = &nats_url {
+            state.connect_nats(url).await?;
         }
+        if let Some(url) = redis_url {
+            state.connect_redis(&url, gaia_core::cache::DEFAULT_PREFIX).await?;
+        }
+        state.watch_provider_health();
         if let Some(kb) = kb {
             state.set_kb(kb);
         }
+        if let Err(e) = state.quotas().reload_prices().await {
+            tracing::warn!(error = %e, "cannot load the recorded prices; configured prices apply");
+        }
+        // Deletes old messages, usage and audit rows when `[retention]` asks for it (safe on every
+        // instance at once: see `gaia_core::retention`).
+        gaia_core::retention::spawn(state.storage().clone(), state.config().retention.clone());
         Ok(state)
     }
 
@@ -95,15 +108,24 @@ impl AppState {
         if config.rbac.refresh_interval_ms > 0 {
             rbac.spawn_refresh(Duration::from_millis(config.rbac.refresh_interval_ms));
         }
+        // The definitions are constant: building them only fails if one of them is broken.
+        #[allow(clippy::expect_used)]
+        let metrics = crate::observe::Metrics::new().expect("valid metric definitions");
+        let quotas = gaia_core::quota::Quotas::new(storage.clone(), config.limits.clone());
+        let events = EventBus::default();
+        quotas.announce_on(events.clone());
+        quotas.spawn_price_refresh(PRICE_REFRESH);
         AppState {
             inner: Arc::new(Inner {
+                quotas,
+                metrics,
                 rbac,
                 warm_tools: tokio::sync::OnceCell::new(),
                 config,
                 cache,
                 auth,
                 providers,
-                events: EventBus::default(),
+                events,
                 usage: UsageRecorder::spawn(storage.clone()),
                 responses,
                 storage,
@@ -111,6 +133,63 @@ impl AppState {
                 kb: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Shares what must be shared between instances through Redis at `url` (keys prefixed with
+    /// `prefix`): rate-limit counters, access-control change announcements, and the event bus (unless
+    /// it already goes over NATS). [`AppState::from_config`] calls it when `redis_url` is set; the
+    /// cache is chosen when the state is built.
+    pub async fn connect_redis(&self, url: &str, prefix: &str) -> Result<(), CoreError> {
+        let limiter = gaia_core::ratelimit::RateLimiter::redis(url, prefix).await?;
+        self.inner.quotas.share_through(limiter);
+        // Access-control changes are announced to the other instances at once.
+        self.inner.rbac.connect_redis(url).await.map_err(|e| CoreError::Config(e.to_string()))?;
+        if self.inner.events.kind() == "memory" {
+            let channel = format!("{prefix}{}", self.inner.config.events.channel);
+            self.inner.events.connect_redis(url, &channel).await?;
+        }
+        Ok(())
+    }
+
+    /// Carries the event bus over NATS at `url` (feature `nats`).
+    pub async fn connect_nats(&self, url: &str) -> Result<(), CoreError> {
+        #[cfg(feature = "nats")]
+        {
+            self.inner.events.connect_nats(url, &self.inner.config.events.channel).await?;
+            Ok(())
+        }
+        #[cfg(not(feature = "nats"))]
+        {
+            let _ = url;
+            Err(CoreError::Config(
+                "nats_url is set, but this build has no NATS support (build with the `nats` feature)".into(),
+            ))
+        }
+    }
+
+    /// Publishes [`gaia_core::events::Event::ProviderHealthChanged`] when a provider goes up or down
+    /// (checked every second, from the health the registry keeps).
+    pub fn watch_provider_health(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut last: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                for (name, snap) in inner.providers.health_snapshots() {
+                    let up = snap.up;
+                    if last.insert(name.clone(), up).is_some_and(|was| was != up) {
+                        inner.events.publish(gaia_core::events::Event::ProviderHealthChanged { provider: name, up });
+                    }
+                }
+            }
+        });
+    }
+
+    /// Rate limits, budgets and prices.
+    pub fn quotas(&self) -> &gaia_core::quota::Quotas {
+        &self.inner.quotas
     }
 
     /// The configuration.
@@ -140,6 +219,10 @@ impl AppState {
     /// The usage recorder (writes usage records in the background).
     pub fn usage(&self) -> &UsageRecorder {
         &self.inner.usage
+    }
+    /// This instance's metrics (Prometheus registry, performance figures, recent errors).
+    pub fn metrics(&self) -> &crate::observe::Metrics {
+        &self.inner.metrics
     }
     /// The response cache, unless disabled (`cache.response_ttl_secs = 0`).
     pub fn responses(&self) -> Option<&ResponseCache> {
@@ -172,9 +255,32 @@ impl AppState {
     pub fn kb(&self) -> Option<&gaia_kb::Kb> {
         self.inner.kb.get()
     }
-    /// Attaches a knowledge base (once; later calls are ignored and return `false`).
+    /// Attaches a knowledge base (once; later calls are ignored and return `false`). Its syncs are
+    /// announced on the event bus ([`gaia_core::events::Event::KbSynced`]).
     pub fn set_kb(&self, kb: gaia_kb::Kb) -> bool {
-        self.inner.kb.set(kb).is_ok()
+        let mut syncs = kb.subscribe_syncs();
+        let name = kb.config().name.clone();
+        if self.inner.kb.set(kb).is_err() {
+            return false;
+        }
+        let events = self.inner.events.clone();
+        tokio::spawn(async move {
+            loop {
+                match syncs.recv().await {
+                    Ok(r) => {
+                        events.publish(gaia_core::events::Event::KbSynced {
+                            kb: name.clone(),
+                            commit: r.commit,
+                            changed: r.changed.len(),
+                            deleted: r.deleted.len(),
+                        });
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        true
     }
     /// Number of chat streams currently being served.
     pub fn active_streams(&self) -> usize {
@@ -186,6 +292,9 @@ impl AppState {
         StreamTicket(self.inner.active_streams.clone())
     }
 }
+
+/// How often recorded prices are re-read (changes made on this instance apply at once).
+const PRICE_REFRESH: Duration = Duration::from_secs(10);
 
 /// A live stream, counted in [`AppState::active_streams`] until dropped.
 pub(crate) struct StreamTicket(Arc<AtomicUsize>);

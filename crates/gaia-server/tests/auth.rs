@@ -212,3 +212,96 @@ async fn api_keys_work_in_every_header_and_revoke_at_once() {
         assert!(r.json::<Value>().await.unwrap()["detail"].as_str().unwrap().contains("revoked"));
     }
 }
+
+#[tokio::test]
+async fn api_keys_expire_and_rotate_over_http() {
+    for db in database_urls().await {
+        let s = start(db, None).await;
+        let b = s.backend;
+        let (access, _, user_id) = s.register("rotate@example.com").await;
+        let keys_url = format!("{}/api/v1/keys", s.url);
+        let create = |body: Value| s.http.post(&keys_url).bearer_auth(&access).json(&body).send();
+
+        // Expiry on creation: in days or at a time; in the past, zero days or both: a clear 400.
+        let past = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+        for (body, want) in [
+            (json!({"expires_at": past}), "future"),
+            (json!({"expires_in_days": 0}), "at least 1"),
+            (json!({"expires_in_days": 3, "expires_at": past}), "not both"),
+        ] {
+            let r = create(body.clone()).await.unwrap();
+            assert_eq!(r.status(), 400, "{b}: {body}");
+            let v: Value = r.json().await.unwrap();
+            assert!(v["detail"].as_str().unwrap().contains(want), "{b}: {body}: {v}");
+        }
+        let r = create(json!({"name": "game", "expires_in_days": 7})).await.unwrap();
+        assert_eq!(r.status(), 201, "{b}");
+        let v: Value = r.json().await.unwrap();
+        let (key, id) = (v["key"].as_str().unwrap().to_string(), v["id"].as_str().unwrap().to_string());
+        let expires: chrono::DateTime<chrono::Utc> = serde_json::from_value(v["expires_at"].clone()).unwrap();
+        let days = (expires - chrono::Utc::now()).num_hours();
+        assert!((7 * 24 - 1..=7 * 24).contains(&days), "{b}: {v}");
+        let convs = format!("{}/api/v1/conversations", s.url);
+        assert_eq!(s.http.get(&convs).header("X-API-Key", &key).send().await.unwrap().status(), 200);
+        let listed: Value = s.get("/api/v1/keys", &key).send().await.unwrap().json().await.unwrap();
+        assert_eq!(listed["keys"][0]["expires_at"], v["expires_at"], "{b}");
+
+        // Rotation with the default overlap: a new key (shown once), both work for now.
+        let rotate = |id: &str, token: &str, body: Option<Value>| {
+            let req = s.http.post(format!("{keys_url}/{id}/rotate")).bearer_auth(token.to_string());
+            match body {
+                Some(body) => req.json(&body).send(),
+                None => req.send(),
+            }
+        };
+        let r = rotate(&id, &access, None).await.unwrap();
+        assert_eq!(r.status(), 201, "{b}");
+        let rot: Value = r.json().await.unwrap();
+        let (key2, id2) = (rot["key"].as_str().unwrap().to_string(), rot["id"].as_str().unwrap().to_string());
+        assert_eq!(rot["name"], "game");
+        assert_eq!(rot["rotated"]["id"], id.as_str());
+        let old_until: chrono::DateTime<chrono::Utc> =
+            serde_json::from_value(rot["rotated"]["expires_at"].clone()).unwrap();
+        let overlap = (old_until - chrono::Utc::now()).num_minutes();
+        assert!((23 * 60..=24 * 60).contains(&overlap), "{b}: default overlap of a day: {rot}");
+        for k in [&key, &key2] {
+            assert_eq!(s.http.get(&convs).header("X-API-Key", k).send().await.unwrap().status(), 200, "{b}");
+        }
+        // Rotated already, another user's, unknown: 409, 404, 404.
+        let r = rotate(&id, &access, None).await.unwrap();
+        assert_eq!(r.status(), 409, "{b}");
+        assert!(r.json::<Value>().await.unwrap()["detail"].as_str().unwrap().contains("already rotated"));
+        let (other, _, _) = s.register("stranger@example.com").await;
+        assert_eq!(rotate(&id2, &other, None).await.unwrap().status(), 404, "{b}");
+        assert_eq!(rotate("no-such-key", &access, None).await.unwrap().status(), 404, "{b}");
+        // Bad overlaps are a 400.
+        let r = rotate(&id2, &access, Some(json!({"overlap_secs": 31 * 24 * 3600}))).await.unwrap();
+        assert_eq!(r.status(), 400, "{b}");
+        assert_eq!(rotate(&id2, &access, Some(json!({"overlap": 5}))).await.unwrap().status(), 400, "{b}");
+
+        // Immediate rotation (overlap 0): the old key stops at once, though its validation is cached.
+        let r = rotate(&id2, &access, Some(json!({"overlap_secs": 0}))).await.unwrap();
+        assert_eq!(r.status(), 201, "{b}");
+        let key3 = r.json::<Value>().await.unwrap()["key"].as_str().unwrap().to_string();
+        let r = s.http.get(&convs).header("X-API-Key", &key2).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{b}");
+        assert_eq!(r.json::<Value>().await.unwrap()["detail"], "API key has expired");
+        assert_eq!(s.http.get(&convs).header("X-API-Key", &key3).send().await.unwrap().status(), 200, "{b}");
+        // A revoked key cannot be rotated (409).
+        let (_, revoked) = s.api_key(&access).await;
+        assert_eq!(
+            s.http.delete(format!("{keys_url}/{revoked}")).bearer_auth(&access).send().await.unwrap().status(),
+            204
+        );
+        let r = rotate(&revoked, &access, None).await.unwrap();
+        assert_eq!(r.status(), 409, "{b}");
+        assert!(r.json::<Value>().await.unwrap()["detail"].as_str().unwrap().contains("revoked"));
+
+        // Both rotations are audited, without any key.
+        let audit = s.state.storage().audit_records(Some("key.rotate"), 10).await.unwrap();
+        assert_eq!(audit.len(), 2, "{b}");
+        assert!(audit.iter().all(|a| a.actor_id.as_deref() == Some(user_id.as_str())));
+        let text = serde_json::to_string(&audit).unwrap();
+        assert!(!text.contains(&key2) && !text.contains(&key3), "{b}: no key in the audit log");
+    }
+}

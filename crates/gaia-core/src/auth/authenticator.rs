@@ -5,6 +5,11 @@
 //!   per key and TTL. Revoking through [`Authenticator::revoke_api_key`] deletes the cache entry and also
 //!   remembers the hash in-process, so a revoked key stops working at once on this instance even if a
 //!   concurrent request re-cached it.
+//! - A key may expire (`expires_at`). The cached validation carries the expiry and is checked on every
+//!   use, and it is never cached past the expiry, so an expired key fails with "API key has expired"
+//!   whether or not its validation is cached. [`Authenticator::rotate_api_key`] creates the successor
+//!   and shortens the old key's life to the overlap; like revocation it evicts the old key's cached
+//!   validation and remembers the new expiry in-process.
 //! - JWTs are verified locally; the user they name is created on first sight
 //!   ([`Storage::ensure_user`]) and then cached under `jwtuser:<sub>` for `api_key_ttl`.
 //! - `last_used_at` of a key is written in the background, at most once per [`TOUCH_INTERVAL`] per key
@@ -16,7 +21,7 @@ use super::api_key::{generate_api_key, hash_api_key};
 use super::jwt::{looks_like_jwt, JwtKeys};
 use crate::cache::SharedCache;
 use crate::error::{CoreError, Result};
-use crate::storage::{ApiKeyRecord, Storage, WebSession};
+use crate::storage::{ApiKeyRecord, NewApiKey, Storage, WebSession};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +34,37 @@ pub const MAX_KEY_NAME: usize = 200;
 
 /// Longest value accepted as an API key; anything longer is refused without hashing or a lookup.
 const MAX_KEY_LEN: usize = 256;
+
+/// How long the old key keeps working after a rotation, unless the caller says otherwise.
+pub const DEFAULT_ROTATION_OVERLAP: Duration = Duration::from_secs(24 * 3600);
+
+/// Longest accepted rotation overlap (30 days).
+pub const MAX_ROTATION_OVERLAP: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Latest accepted key expiry, counted from now (100 years).
+pub const MAX_KEY_LIFETIME: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// What a rotation gives back: the successor (with its plaintext, shown once) and the old key as
+/// updated (its shortened expiry and `rotated_to`).
+#[derive(Clone)]
+pub struct RotatedKey {
+    /// The new key's record.
+    pub new: ApiKeyRecord,
+    /// The new key itself; shown once, never stored.
+    pub key: String,
+    /// The old key, now expiring at the end of the overlap.
+    pub old: ApiKeyRecord,
+}
+
+impl std::fmt::Debug for RotatedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotatedKey")
+            .field("new", &self.new)
+            .field("key", &"<redacted>")
+            .field("old", &self.old)
+            .finish()
+    }
+}
 
 /// How a principal authenticated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,11 +105,20 @@ impl Principal {
     }
 }
 
-/// What is cached for a validated API key.
+/// What is cached for a validated API key. `expires_at` has no serde default on purpose: an entry
+/// written before expiries existed does not parse and is looked up again.
 #[derive(Serialize, Deserialize)]
 struct CachedApiKey {
     key_id: String,
     principal: Principal,
+    /// The key's expiry in unix milliseconds (`None`: never). Required even when null.
+    #[serde(deserialize_with = "required")]
+    expires_at: Option<i64>,
+}
+
+/// Deserializes a field that must be present (serde lets a missing `Option` be `None` otherwise).
+fn required<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<i64>, D::Error> {
+    Option::<i64>::deserialize(d)
 }
 
 /// What is cached for the user of a JWT subject.
@@ -93,6 +138,9 @@ struct Inner {
     touched: moka::sync::Cache<String, ()>,
     /// Hashes of keys revoked by this process, kept longer than any cached validation can live.
     revoked: moka::sync::Cache<String, ()>,
+    /// Expiries (unix ms) set on keys by rotations in this process, by hash, kept as long as `revoked`:
+    /// they win over a validation cached (by a concurrent request) before the rotation.
+    expiring: moka::sync::Cache<String, i64>,
 }
 
 /// Validates API keys and JWTs. Cheap to clone (an `Arc` inside).
@@ -121,6 +169,21 @@ fn strip_bearer(value: &str) -> &str {
     }
 }
 
+fn expired() -> CoreError {
+    CoreError::Unauthorized("API key has expired".into())
+}
+
+/// `InvalidInput` unless `expires_at` is after `now` and at most [`MAX_KEY_LIFETIME`] away.
+fn check_expiry(expires_at: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> Result<()> {
+    if expires_at <= now {
+        return Err(CoreError::InvalidInput("the key's expiry must be in the future".into()));
+    }
+    if (expires_at - now).to_std().map_or(true, |d| d > MAX_KEY_LIFETIME) {
+        return Err(CoreError::InvalidInput("the key's expiry must be at most 100 years away".into()));
+    }
+    Ok(())
+}
+
 fn api_key_cache_key(hash: &str) -> String {
     format!("apikey:{hash}")
 }
@@ -136,7 +199,8 @@ impl Authenticator {
         // A stale validation can be re-cached just before the revocation and then live `api_key_ttl`.
         let remember = crate::cache::clamp_ttl(api_key_ttl.saturating_mul(2).max(Duration::from_secs(60)));
         let revoked = moka::sync::Cache::builder().max_capacity(100_000).time_to_live(remember).build();
-        Authenticator { inner: Arc::new(Inner { storage, cache, jwt, api_key_ttl, touched, revoked }) }
+        let expiring = moka::sync::Cache::builder().max_capacity(100_000).time_to_live(remember).build();
+        Authenticator { inner: Arc::new(Inner { storage, cache, jwt, api_key_ttl, touched, revoked, expiring }) }
     }
 
     /// The JWT keys.
@@ -161,9 +225,9 @@ impl Authenticator {
 
     /// Validates an API key: the cache first, the database on a miss.
     ///
-    /// Unknown, malformed and revoked keys, and keys whose owner no longer exists, give
-    /// [`CoreError::Unauthorized`]; a database failure gives [`CoreError::Database`]. A cache failure is
-    /// logged and the database is used instead.
+    /// Unknown, malformed, revoked and expired keys ("API key has expired"), and keys whose owner no
+    /// longer exists, give [`CoreError::Unauthorized`]; a database failure gives [`CoreError::Database`].
+    /// A cache failure is logged and the database is used instead.
     pub async fn authenticate_api_key(&self, key: &str) -> Result<Principal> {
         let key = key.trim();
         if key.is_empty() {
@@ -176,10 +240,17 @@ impl Authenticator {
         if self.inner.revoked.contains_key(&hash) {
             return Err(CoreError::Unauthorized("API key has been revoked".into()));
         }
+        let now = chrono::Utc::now().timestamp_millis();
+        if self.inner.expiring.get(&hash).is_some_and(|e| e <= now) {
+            return Err(expired());
+        }
         let ck = api_key_cache_key(&hash);
         match self.inner.cache.get(&ck).await {
             Ok(Some(bytes)) => match serde_json::from_slice::<CachedApiKey>(&bytes) {
                 Ok(cached) => {
+                    if cached.expires_at.is_some_and(|e| e <= now) {
+                        return Err(expired());
+                    }
                     self.touch(&cached.key_id);
                     return Ok(cached.principal);
                 }
@@ -197,6 +268,10 @@ impl Authenticator {
         if record.is_revoked() {
             return Err(CoreError::Unauthorized("API key has been revoked".into()));
         }
+        let now = chrono::Utc::now();
+        if record.is_expired_at(now) {
+            return Err(expired());
+        }
         let user = self
             .inner
             .storage
@@ -209,10 +284,18 @@ impl Authenticator {
             is_admin: user.is_admin,
             method: AuthMethod::ApiKey { key_id: record.id.clone() },
         };
-        let cached = CachedApiKey { key_id: record.id.clone(), principal };
+        let expires_at = record.expires_at.map(|e| e.timestamp_millis());
+        let cached = CachedApiKey { key_id: record.id.clone(), principal, expires_at };
+        // Never cached past the expiry (the entry is checked against it anyway).
+        let ttl = match record.expires_at.map(|e| (e - now).to_std()) {
+            Some(Ok(left)) => left.min(self.inner.api_key_ttl),
+            Some(Err(_)) => Duration::ZERO,
+            None => self.inner.api_key_ttl,
+        };
         match serde_json::to_vec(&cached) {
+            Ok(bytes) if ttl.is_zero() => drop(bytes),
             Ok(bytes) => {
-                if let Err(e) = self.inner.cache.set(&ck, &bytes, self.inner.api_key_ttl).await {
+                if let Err(e) = self.inner.cache.set(&ck, &bytes, ttl).await {
                     tracing::warn!(error = %e, key_prefix = %record.prefix, "cannot cache API key validation");
                 }
             }
@@ -313,16 +396,79 @@ impl Authenticator {
         }
     }
 
-    /// Creates a key for `user_id`; returns the record and the plaintext, which is shown once and never
-    /// stored. `NotFound` if the user does not exist, `InvalidInput` if the name is too long.
+    /// Creates a key for `user_id` that never expires; returns the record and the plaintext, which is
+    /// shown once and never stored. `NotFound` if the user does not exist, `InvalidInput` if the name is
+    /// too long.
     pub async fn create_api_key(&self, user_id: &str, name: Option<&str>) -> Result<(ApiKeyRecord, String)> {
+        self.create_api_key_with_expiry(user_id, name, None).await
+    }
+
+    /// Like [`Authenticator::create_api_key`], with an expiry (`None`: never). `InvalidInput` if the
+    /// expiry is not in the future or is more than [`MAX_KEY_LIFETIME`] away.
+    pub async fn create_api_key_with_expiry(
+        &self,
+        user_id: &str,
+        name: Option<&str>,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(ApiKeyRecord, String)> {
         if name.is_some_and(|n| n.chars().count() > MAX_KEY_NAME) {
             return Err(CoreError::InvalidInput(format!("key name must be at most {MAX_KEY_NAME} characters")));
         }
+        if let Some(e) = expires_at {
+            check_expiry(e, chrono::Utc::now())?;
+        }
         let k = generate_api_key();
-        let rec = self.inner.storage.insert_api_key(user_id, name, &k.prefix, &k.hash).await?;
-        tracing::info!(key_id = %rec.id, key_prefix = %rec.prefix, user_id, "API key created");
+        let new = NewApiKey { user_id, name, prefix: &k.prefix, key_hash: &k.hash, expires_at };
+        let rec = self.inner.storage.insert_api_key_with(&new).await?;
+        tracing::info!(key_id = %rec.id, key_prefix = %rec.prefix, user_id, expires_at = ?rec.expires_at, "API key created");
         Ok((rec, k.plaintext))
+    }
+
+    /// Rotates key `id`: creates its successor (same owner, same name, and the same lifetime as the old
+    /// key had when it was created, counted from now; no expiry if the old key had none) and makes the
+    /// old key expire after `overlap` (at once for zero; never later than the expiry it already had).
+    /// Both keys work during the overlap, so clients can switch without downtime.
+    ///
+    /// The old key's cached validation is evicted, so its new expiry applies at once. Ownership is not
+    /// checked here (the HTTP route does). `NotFound` if there is no such key; `Conflict` if it is
+    /// revoked, expired or already rotated; `InvalidInput` if `overlap` exceeds
+    /// [`MAX_ROTATION_OVERLAP`].
+    pub async fn rotate_api_key(&self, id: &str, overlap: Duration) -> Result<RotatedKey> {
+        if overlap > MAX_ROTATION_OVERLAP {
+            return Err(CoreError::InvalidInput(format!(
+                "the overlap must be at most {} seconds (30 days)",
+                MAX_ROTATION_OVERLAP.as_secs()
+            )));
+        }
+        let old =
+            self.inner.storage.get_api_key(id).await?.ok_or_else(|| CoreError::NotFound(format!("API key {id}")))?;
+        let now = chrono::Utc::now();
+        // The same lifetime as the old key was given, from now.
+        let expires_at = old.expires_at.map(|e| now + (e - old.created_at).max(chrono::Duration::seconds(1)));
+        let overlap_end = now + chrono::Duration::from_std(overlap).unwrap_or(chrono::Duration::zero());
+        let k = generate_api_key();
+        let new = NewApiKey {
+            user_id: &old.user_id,
+            name: old.name.as_deref(),
+            prefix: &k.prefix,
+            key_hash: &k.hash,
+            expires_at,
+        };
+        let (new, old) = self.inner.storage.rotate_api_key(id, &new, overlap_end, now).await?;
+        if let Some(e) = old.expires_at {
+            self.inner.expiring.insert(old.key_hash.clone(), e.timestamp_millis());
+        }
+        tracing::info!(
+            key_id = %old.id, key_prefix = %old.prefix, new_key_id = %new.id, new_key_prefix = %new.prefix,
+            old_expires_at = ?old.expires_at, "API key rotated"
+        );
+        self.inner.cache.delete(&api_key_cache_key(&old.key_hash)).await.map_err(|e| {
+            CoreError::Cache(format!(
+                "API key {id} was rotated, but its cached validation could not be evicted (other instances may \
+                 accept it until their cache entry lapses): {e}"
+            ))
+        })?;
+        Ok(RotatedKey { new, key: k.plaintext, old })
     }
 
     /// Revokes a key in the database and drops its cached validation at once. `None` if there is no such

@@ -22,6 +22,9 @@ pub mod jwt;
 pub mod password;
 
 pub use api_key::{generate_api_key, hash_api_key, GeneratedKey};
-pub use authenticator::{AuthMethod, Authenticator, Principal, MAX_KEY_NAME, TOUCH_INTERVAL};
+pub use authenticator::{
+    AuthMethod, Authenticator, Principal, RotatedKey, DEFAULT_ROTATION_OVERLAP, MAX_KEY_LIFETIME, MAX_KEY_NAME,
+    MAX_ROTATION_OVERLAP, TOUCH_INTERVAL,
+};
 pub use jwt::{looks_like_jwt, Claims, JwtKeys};
 pub use password::{hash_password, verify_password};

@@ -7,10 +7,16 @@
 
 mod kb;
 mod mcp;
+mod ops;
 mod providers;
+mod retention;
+mod tls;
 
 pub use kb::{KbConfig, KbStorageMode};
 pub use mcp::{AgentConfig, AgentLimits, McpServerConfig, McpTransport};
+pub use ops::{EventsConfig, LimitsConfig};
+pub use retention::RetentionConfig;
+pub use tls::TlsConfig;
 
 pub use providers::{Deployment, ModelEntry, ModelSpec, ProviderEntry, ProviderKind, RoutingConfig};
 
@@ -33,6 +39,13 @@ pub struct Config {
     pub database_url: String,
     /// Redis URL; when set, the cache is shared through Redis.
     pub redis_url: Option<String>,
+    /// NATS URL (`GAIA_NATS_URL`) for the event bus across instances (feature `nats`); without it,
+    /// events cross instances over Redis when `redis_url` is set.
+    pub nats_url: Option<String>,
+    /// The event bus.
+    pub events: EventsConfig,
+    /// Default rate limits.
+    pub limits: LimitsConfig,
     /// HS256 secret for JWTs. When unset a random one is generated at start (tokens die with the process).
     pub jwt_secret: Option<String>,
     /// Lifetime of access tokens, in seconds.
@@ -55,6 +68,8 @@ pub struct Config {
     pub mcp_servers: Vec<McpServerConfig>,
     /// The agent runtime (`[agents]`).
     pub agents: AgentConfig,
+    /// Data retention (`[retention]`): how long messages, usage records and audit rows are kept.
+    pub retention: RetentionConfig,
 }
 
 /// Access-control settings.
@@ -106,6 +121,11 @@ pub struct ServerConfig {
     /// Origins allowed to call the API from browsers (CORS); empty: none; `["*"]`: any origin (never
     /// with cookies).
     pub cors_origins: Vec<String>,
+    /// TLS on the listener (`[server.tls]`); plain HTTP when unset.
+    pub tls: Option<TlsConfig>,
+    /// Serve `GET /metrics` (Prometheus text format) to anyone. When false (the default) scrapers
+    /// authenticate as an administrator (an admin's API key as a bearer token).
+    pub metrics_public: bool,
 }
 
 /// Cache settings.
@@ -126,6 +146,9 @@ impl Default for Config {
             server: ServerConfig::default(),
             database_url: "sqlite://gaia.db".to_string(),
             redis_url: None,
+            nats_url: None,
+            events: EventsConfig::default(),
+            limits: LimitsConfig::default(),
             jwt_secret: None,
             jwt_ttl_secs: 3600,
             refresh_ttl_secs: 30 * 24 * 3600,
@@ -137,6 +160,7 @@ impl Default for Config {
             rbac: RbacConfig::default(),
             mcp_servers: Vec::new(),
             agents: AgentConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -148,6 +172,8 @@ impl Default for ServerConfig {
             body_limit_bytes: 2 * 1024 * 1024,
             ui: true,
             cors_origins: Vec::new(),
+            tls: None,
+            metrics_public: false,
         }
     }
 }
@@ -184,6 +210,9 @@ impl fmt::Debug for Config {
             .field("server", &self.server)
             .field("database_url", &redact_url(&self.database_url))
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("nats_url", &self.nats_url.as_deref().map(redact_url))
+            .field("events", &self.events)
+            .field("limits", &self.limits)
             .field("jwt_secret", &redact(&self.jwt_secret))
             .field("jwt_ttl_secs", &self.jwt_ttl_secs)
             .field("refresh_ttl_secs", &self.refresh_ttl_secs)
@@ -195,6 +224,7 @@ impl fmt::Debug for Config {
             .field("rbac", &self.rbac)
             .field("mcp_servers", &self.mcp_servers.iter().map(|m| &m.name).collect::<Vec<_>>())
             .field("agents", &self.agents)
+            .field("retention", &self.retention)
             .finish()
     }
 }
@@ -376,6 +406,12 @@ impl Config {
         }
         if self.server.body_limit_bytes == 0 {
             return Err(CoreError::Config("key `server.body_limit_bytes`: must be greater than 0".into()));
+        }
+        if let Some(tls) = &self.server.tls {
+            tls.validate()?;
+        }
+        if self.retention.interval_secs == 0 {
+            return Err(CoreError::Config("key `retention.interval_secs`: must be greater than 0".into()));
         }
         Ok(())
     }

@@ -27,6 +27,12 @@ pub struct ApiKeyRecord {
     pub last_used_at: Option<DateTime<Utc>>,
     /// Revocation time; a revoked key never authenticates again.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Expiry; from this time on the key no longer authenticates (`None`: never expires).
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Id of the key that replaced this one in a rotation (this key then expires after the overlap).
+    #[serde(default)]
+    pub rotated_to: Option<String>,
 }
 
 impl ApiKeyRecord {
@@ -34,6 +40,26 @@ impl ApiKeyRecord {
     pub fn is_revoked(&self) -> bool {
         self.revoked_at.is_some()
     }
+
+    /// Whether the key has expired at `now` (an expiry equal to `now` counts as expired).
+    pub fn is_expired_at(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|e| e <= now)
+    }
+}
+
+/// A key to store: what [`Storage::insert_api_key_with`] and [`Storage::rotate_api_key`] take.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NewApiKey<'a> {
+    /// Owner.
+    pub user_id: &'a str,
+    /// Optional label.
+    pub name: Option<&'a str>,
+    /// Display prefix.
+    pub prefix: &'a str,
+    /// Hex SHA-256 of the key.
+    pub key_hash: &'a str,
+    /// Expiry (`None`: never).
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// A stored refresh token (by hash).
@@ -47,7 +73,7 @@ pub struct RefreshToken {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-const COLS: &str = "id, user_id, name, prefix, key_hash, created_at, last_used_at, revoked_at";
+const COLS: &str = "id, user_id, name, prefix, key_hash, created_at, last_used_at, revoked_at, expires_at, rotated_to";
 
 fn row_to_key(r: &AnyRow) -> Result<ApiKeyRecord> {
     Ok(ApiKeyRecord {
@@ -59,6 +85,62 @@ fn row_to_key(r: &AnyRow) -> Result<ApiKeyRecord> {
         created_at: from_ms(r.try_get("created_at")?),
         last_used_at: r.try_get::<Option<i64>, _>("last_used_at")?.map(from_ms),
         revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(from_ms),
+        expires_at: r.try_get::<Option<i64>, _>("expires_at")?.map(from_ms),
+        rotated_to: r.try_get("rotated_to")?,
+    })
+}
+
+/// Why `key` cannot be rotated at `now`, as a `Conflict`.
+fn check_rotatable(key: &ApiKeyRecord, now: DateTime<Utc>) -> Result<()> {
+    let id = &key.id;
+    if key.is_revoked() {
+        return Err(CoreError::Conflict(format!("API key {id} has been revoked; create a new key instead")));
+    }
+    if let Some(next) = &key.rotated_to {
+        return Err(CoreError::Conflict(format!(
+            "API key {id} was already rotated to {next}; rotate that key instead"
+        )));
+    }
+    if key.is_expired_at(now) {
+        return Err(CoreError::Conflict(format!("API key {id} has expired; create a new key instead")));
+    }
+    Ok(())
+}
+
+/// Inserts `key` with this id and creation time on `conn` (a pooled connection or a transaction).
+async fn insert_key(conn: &mut sqlx::AnyConnection, key: &NewApiKey<'_>, id: &str, now: i64) -> Result<ApiKeyRecord> {
+    let name = key.name.map(clean_text);
+    let name = name.as_deref();
+    let user_id = key.user_id;
+    sqlx::query(
+        "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(id)
+    .bind(user_id)
+    .bind(name)
+    .bind(key.prefix)
+    .bind(key.key_hash)
+    .bind(now)
+    .bind(key.expires_at.map(|e| e.timestamp_millis()))
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| match CoreError::from(e) {
+        CoreError::NotFound(_) => CoreError::NotFound(format!("user {user_id}")),
+        CoreError::Conflict(_) => CoreError::Conflict("an API key with this hash already exists".into()),
+        other => other,
+    })?;
+    Ok(ApiKeyRecord {
+        id: id.to_string(),
+        user_id: user_id.to_string(),
+        name: name.map(str::to_string),
+        prefix: key.prefix.to_string(),
+        key_hash: key.key_hash.to_string(),
+        created_at: from_ms(now),
+        last_used_at: None,
+        revoked_at: None,
+        expires_at: key.expires_at.map(|e| from_ms(e.timestamp_millis())),
+        rotated_to: None,
     })
 }
 
@@ -70,7 +152,8 @@ impl RefreshToken {
 }
 
 impl Storage {
-    /// Stores a new key for `user_id` (`NotFound` if there is no such user, `Conflict` if the hash exists).
+    /// Stores a new key for `user_id` that never expires (`NotFound` if there is no such user,
+    /// `Conflict` if the hash exists).
     pub async fn insert_api_key(
         &self,
         user_id: &str,
@@ -78,36 +161,58 @@ impl Storage {
         prefix: &str,
         key_hash: &str,
     ) -> Result<ApiKeyRecord> {
-        let name = name.map(clean_text);
-        let name = name.as_deref();
-        let id = new_id();
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        self.insert_api_key_with(&NewApiKey { user_id, name, prefix, key_hash, expires_at: None }).await
+    }
+
+    /// Stores a new key, with its expiry (`NotFound` if there is no such user, `Conflict` if the hash
+    /// exists). The expiry is not checked here: [`Authenticator`](crate::auth::Authenticator) refuses
+    /// one in the past.
+    pub async fn insert_api_key_with(&self, key: &NewApiKey<'_>) -> Result<ApiKeyRecord> {
+        let mut conn = self.pool().acquire().await?;
+        insert_key(&mut *conn, key, &new_id(), now_ms()).await
+    }
+
+    /// Rotates key `old_id`: stores `new` and, in the same transaction, sets the old key's expiry to
+    /// `old_expires_at` (never later than the expiry it already has) and its `rotated_to` to the new
+    /// key's id. Returns the new key and the old one as updated.
+    ///
+    /// `NotFound` if there is no such key; `Conflict` (nothing stored) if it is revoked, expired at
+    /// `now`, or was already rotated.
+    pub async fn rotate_api_key(
+        &self,
+        old_id: &str,
+        new: &NewApiKey<'_>,
+        old_expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(ApiKeyRecord, ApiKeyRecord)> {
+        let new_key_id = new_id();
+        let now_ms = now.timestamp_millis();
+        let mut tx = self.pool().begin().await?;
+        // The guarded update comes first: it takes the write lock at once (SQLite), and a concurrent
+        // rotation or revocation of the same key makes it match nothing.
+        let updated = sqlx::query(
+            "UPDATE api_keys SET rotated_to = $1, \
+               expires_at = CASE WHEN expires_at IS NOT NULL AND expires_at < $2 THEN expires_at ELSE $2 END \
+             WHERE id = $3 AND revoked_at IS NULL AND rotated_to IS NULL AND (expires_at IS NULL OR expires_at > $4)",
         )
-        .bind(&id)
-        .bind(user_id)
-        .bind(name)
-        .bind(prefix)
-        .bind(key_hash)
-        .bind(now)
-        .execute(self.pool())
-        .await
-        .map_err(|e| match CoreError::from(e) {
-            CoreError::NotFound(_) => CoreError::NotFound(format!("user {user_id}")),
-            CoreError::Conflict(_) => CoreError::Conflict("an API key with this hash already exists".into()),
-            other => other,
-        })?;
-        Ok(ApiKeyRecord {
-            id,
-            user_id: user_id.to_string(),
-            name: name.map(str::to_string),
-            prefix: prefix.to_string(),
-            key_hash: key_hash.to_string(),
-            created_at: from_ms(now),
-            last_used_at: None,
-            revoked_at: None,
-        })
+        .bind(&new_key_id)
+        .bind(old_expires_at.timestamp_millis())
+        .bind(old_id)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            drop(tx);
+            // Say why: no such key, revoked, rotated or expired.
+            let old =
+                self.get_api_key(old_id).await?.ok_or_else(|| CoreError::NotFound(format!("API key {old_id}")))?;
+            check_rotatable(&old, now)?;
+            return Err(CoreError::Conflict(format!("API key {old_id} was changed while rotating it; try again")));
+        }
+        let created = insert_key(&mut *tx, new, &new_key_id, now_ms).await?;
+        tx.commit().await?;
+        let old = self.get_api_key(old_id).await?.ok_or_else(|| CoreError::NotFound(format!("API key {old_id}")))?;
+        Ok((created, old))
     }
 
     /// The key with this hash (revoked or not).

@@ -521,3 +521,40 @@ async fn append_message(
     .await?;
     Ok(now)
 }
+
+/// Data retention (`crate::retention`): batched deletes of old rows. Each call deletes at most `limit`
+/// rows in one statement, so a large backlog never holds locks for long; deleting rows another instance
+/// already deleted simply counts zero.
+impl Storage {
+    /// Deletes up to `limit` messages created before `before` (their attachments go with them, by the
+    /// foreign key; [`Storage::purge_message_attachments_before`] deletes them first in smaller
+    /// batches). Returns how many were deleted.
+    pub async fn purge_messages_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
+        let r =
+            sqlx::query("DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE created_at < $1 LIMIT $2)")
+                .bind(before.timestamp_millis())
+                .bind(i64::from(limit))
+                .execute(self.pool())
+                .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Deletes up to `limit` conversations (live or soft-deleted) that have no message left and were
+    /// last updated before `before`. Returns how many were deleted.
+    ///
+    /// The conditions are repeated on the deleted row itself, so a conversation that gets a message
+    /// at the same moment (which bumps its `updated_at` in the same transaction) is kept.
+    pub async fn purge_empty_conversations_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
+        let r = sqlx::query(
+            "DELETE FROM conversations WHERE updated_at < $1 \
+               AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = conversations.id) \
+               AND id IN (SELECT c.id FROM conversations c WHERE c.updated_at < $1 \
+                 AND NOT EXISTS (SELECT 1 FROM messages m2 WHERE m2.conversation_id = c.id) LIMIT $2)",
+        )
+        .bind(before.timestamp_millis())
+        .bind(i64::from(limit))
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected())
+    }
+}

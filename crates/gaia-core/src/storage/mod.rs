@@ -6,19 +6,25 @@
 mod api_keys;
 mod attachments;
 mod audit;
+mod budgets;
 mod conversations;
+mod limits;
 mod personas;
+mod prices;
 mod sessions;
 mod usage;
 mod users;
 
-pub use api_keys::{ApiKeyRecord, RefreshToken};
+pub use api_keys::{ApiKeyRecord, NewApiKey, RefreshToken};
 pub use attachments::{sniff_image_type, Attachment, IMAGE_TYPES, MAX_FILE_NAME};
 pub use audit::AuditRecord;
+pub use budgets::{Budget, BudgetPeriod, NewBudget};
+pub use limits::{LimitScope, RateLimitOverride};
+pub use prices::PriceEntry;
 pub use conversations::{Conversation, ConversationHit, StoredMessage};
 pub use personas::{Persona, PersonaInput, UserSettings, DEFAULT_PERSONA_ID, MAX_PERSONA_NAME, MAX_SYSTEM_PROMPT};
 pub use sessions::WebSession;
-pub use usage::{NewUsage, UsageFilter, UsageGroup, UsageRecord, UsageSummary, UsageTotals};
+pub use usage::{NewUsage, UsageFilter, UsageGroup, UsageGroupBy, UsageRecord, UsageSummary, UsageTotals};
 pub use users::{User, MAX_DISPLAY_NAME};
 
 use crate::config::redact_url;

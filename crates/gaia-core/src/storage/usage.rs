@@ -84,6 +84,53 @@ pub struct UsageGroup {
     pub totals: UsageTotals,
 }
 
+/// What usage is grouped by in [`Storage::usage_grouped`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum UsageGroupBy {
+    /// UTC day (`YYYY-MM-DD`).
+    Day,
+    /// Model id.
+    Model,
+    /// Provider name.
+    Provider,
+    /// User id.
+    User,
+    /// API key id (`-` for calls without a key).
+    Key,
+}
+
+impl UsageGroupBy {
+    fn column(self) -> &'static str {
+        match self {
+            UsageGroupBy::Day => "day",
+            UsageGroupBy::Model => "model",
+            UsageGroupBy::Provider => "provider",
+            UsageGroupBy::User => "user_id",
+            UsageGroupBy::Key => "COALESCE(api_key_id, '-')",
+        }
+    }
+}
+
+impl std::str::FromStr for UsageGroupBy {
+    type Err = crate::CoreError;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "day" => UsageGroupBy::Day,
+            "model" => UsageGroupBy::Model,
+            "provider" => UsageGroupBy::Provider,
+            "user" => UsageGroupBy::User,
+            "key" => UsageGroupBy::Key,
+            other => {
+                return Err(crate::CoreError::InvalidInput(format!(
+                    "cannot group usage by `{other}` (day, model, provider, user, key or team)"
+                )))
+            }
+        })
+    }
+}
+
 /// Totals overall and by day, model and provider.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UsageSummary {
@@ -220,6 +267,16 @@ impl Storage {
         rows.iter().map(row_to_record).collect()
     }
 
+    /// Totals in the filter grouped by `by` (days oldest first, others most expensive first).
+    pub async fn usage_grouped(&self, filter: &UsageFilter, by: UsageGroupBy) -> Result<Vec<UsageGroup>> {
+        let (w, binds) = where_clause(filter);
+        let order = if by == UsageGroupBy::Day { "key" } else { "cost_usd DESC, key" };
+        let col = by.column();
+        let sql = format!("SELECT {col} AS key, {AGG} FROM usage_records {w} GROUP BY {col} ORDER BY {order}");
+        let rows = bind_all(sqlx::query(&sql), &binds).fetch_all(self.pool()).await?;
+        rows.iter().map(|r| Ok(UsageGroup { key: r.try_get("key")?, totals: row_to_totals(r)? })).collect()
+    }
+
     /// Totals overall and by day, model and provider.
     pub async fn usage_summary(&self, filter: &UsageFilter) -> Result<UsageSummary> {
         let (w, binds) = where_clause(filter);
@@ -240,5 +297,20 @@ impl Storage {
         let by_model = groups.pop().unwrap_or_default();
         let by_day = groups.pop().unwrap_or_default();
         Ok(UsageSummary { totals, by_day, by_model, by_provider })
+    }
+}
+
+/// Data retention (`crate::retention`).
+impl Storage {
+    /// Deletes up to `limit` usage records created before `before`. Returns how many.
+    pub async fn purge_usage_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
+        let r = sqlx::query(
+            "DELETE FROM usage_records WHERE id IN (SELECT id FROM usage_records WHERE created_at < $1 LIMIT $2)",
+        )
+        .bind(before.timestamp_millis())
+        .bind(i64::from(limit))
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected())
     }
 }

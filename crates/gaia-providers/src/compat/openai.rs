@@ -313,6 +313,7 @@ pub fn error_type(status: u16) -> &'static str {
         403 => "permission_error",
         404 => "not_found_error",
         413 | 400 | 422 => "invalid_request_error",
+        402 => "insufficient_quota",
         429 => "rate_limit_error",
         503 => "service_unavailable",
         _ => "api_error",

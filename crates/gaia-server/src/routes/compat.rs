@@ -111,7 +111,9 @@ async fn answer(
     let mut cache = CacheUse { status: "bypass", fill: None };
     if let Some(rc) = state.responses().filter(|_| cacheable(req, cache_preference(headers))) {
         let key = ResponseCache::key(asked, req);
-        if let Some(hit) = rc.get(&key).await {
+        let hit = rc.get(&key).await;
+        state.metrics().cache(hit.is_some());
+        if let Some(hit) = hit {
             meter.target("cache", &hit.model);
             meter.token();
             meter.finish(200, None);

@@ -11,6 +11,8 @@ pub mod kb;
 pub mod keys;
 pub mod models;
 pub mod personas;
+pub mod pricing;
 pub mod providers;
+pub mod quotas;
 pub mod rbac;
 pub mod usage;

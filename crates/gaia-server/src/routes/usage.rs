@@ -145,3 +145,82 @@ pub async fn export(
     )
         .into_response())
 }
+
+/// Parameters of `GET /api/v1/usage/report`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ReportQuery {
+    /// The period and whose usage (as for `/usage`; `user_id=*` for everyone, admins).
+    #[serde(flatten)]
+    pub usage: UsageQuery,
+    /// `day`, `model`, `provider`, `user`, `key` or `team` (default `day`).
+    #[serde(default)]
+    pub group_by: Option<String>,
+    /// `json` (default) or `csv`.
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+/// `GET /api/v1/usage/report`: totals grouped by day, model, provider, user, API key or team (a
+/// user in several teams counts in each), as JSON or CSV.
+pub async fn report(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    q: Result<Query<ReportQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    use gaia_core::storage::{UsageGroup, UsageGroupBy, UsageTotals};
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let f = filter(&state, &p, &q.usage).await?;
+    let by = q.group_by.as_deref().unwrap_or("day");
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => return Err(ApiError::bad_request(format!("unknown format `{other}` (json or csv)"))),
+    };
+    state.usage().flush().await;
+    let groups = if by == "team" {
+        let per_user = state.storage().usage_grouped(&f, UsageGroupBy::User).await?;
+        let policy = state.rbac().await.policy();
+        let mut teams: std::collections::BTreeMap<String, UsageTotals> = std::collections::BTreeMap::new();
+        for g in per_user {
+            let mut of = policy.groups_of(&g.key);
+            if of.is_empty() {
+                of.push("-");
+            }
+            for team in of {
+                let t = teams.entry(team.to_string()).or_default();
+                t.requests += g.totals.requests;
+                t.errors += g.totals.errors;
+                t.input_tokens += g.totals.input_tokens;
+                t.output_tokens += g.totals.output_tokens;
+                t.cost_usd += g.totals.cost_usd;
+            }
+        }
+        let mut v: Vec<UsageGroup> = teams.into_iter().map(|(key, totals)| UsageGroup { key, totals }).collect();
+        v.sort_by(|a, b| b.totals.cost_usd.total_cmp(&a.totals.cost_usd).then(a.key.cmp(&b.key)));
+        v
+    } else {
+        state.storage().usage_grouped(&f, by.parse::<UsageGroupBy>()?).await?
+    };
+    if !csv {
+        let body = json!({"group_by": by, "user_id": f.user_id, "since": f.since, "until": f.until, "groups": groups});
+        return Ok(Json(body).into_response());
+    }
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([by, "requests", "errors", "input_tokens", "output_tokens", "cost_usd"]).map_err(ApiError::internal)?;
+    for g in groups {
+        let t = g.totals;
+        w.write_record([
+            g.key,
+            t.requests.to_string(),
+            t.errors.to_string(),
+            t.input_tokens.to_string(),
+            t.output_tokens.to_string(),
+            format!("{:.8}", t.cost_usd),
+        ])
+        .map_err(ApiError::internal)?;
+    }
+    let body = w.into_inner().map_err(ApiError::internal)?;
+    let disposition = format!("attachment; filename=\"gaia-usage-by-{by}.csv\"");
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, disposition)], body)
+        .into_response())
+}

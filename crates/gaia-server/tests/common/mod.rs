@@ -51,6 +51,12 @@ pub async fn start_with_title(db: TestDb, mock: Option<MockConfig>) -> TestServe
 
 /// [`start`] with a given configuration.
 pub async fn start_with(db: TestDb, mock: Option<MockConfig>, config: Config) -> TestServer {
+    start_shared(db, mock, config, None).await
+}
+
+/// [`start_with`], sharing the cache, rate limits, events and access-control announcements through
+/// Redis at `redis = (url, key prefix)` as several instances of one deployment do.
+pub async fn start_shared(db: TestDb, mock: Option<MockConfig>, config: Config, redis: Option<(&str, &str)>) -> TestServer {
     let storage = Storage::connect(&db.url).await.unwrap();
     storage.migrate().await.unwrap();
     let registry = ProviderRegistry::new();
@@ -76,7 +82,14 @@ pub async fn start_with(db: TestDb, mock: Option<MockConfig>, config: Config) ->
         }
         None => None,
     };
-    let state = AppState::new(config, storage, Arc::new(MemoryCache::new(1000)), registry);
+    let cache: gaia_core::cache::SharedCache = match redis {
+        Some((url, prefix)) => Arc::new(gaia_core::cache::RedisCache::connect_with_prefix(url, prefix).await.unwrap()),
+        None => Arc::new(MemoryCache::new(1000)),
+    };
+    let state = AppState::new(config, storage, cache, registry);
+    if let Some((url, prefix)) = redis {
+        state.connect_redis(url, prefix).await.unwrap();
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

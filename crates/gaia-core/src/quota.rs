@@ -1,0 +1,607 @@
+//! Quotas: rate limits and budgets, checked before a model call and charged after it, plus the price
+//! book used to cost calls.
+//!
+//! - **Rate limits** per API key and per user, in requests and tokens per minute, over a sliding
+//!   window ([`RateLimiter`]); the configured defaults (`[limits]`) apply unless a limit was set for
+//!   that user or key ([`Storage::set_rate_limit`]). Requests are counted when admitted; tokens once a
+//!   call has finished (a call is admitted while the token window is not yet full).
+//! - **Budgets** per user, team or key, daily or monthly, in US dollars, from the usage records. A
+//!   request is refused when the spend of the period plus the request's estimated cost would exceed a
+//!   hard budget; reaching a soft budget (or a hard one) raises [`Event::BudgetReached`] once per period.
+//! - **Prices** with the dates they take effect ([`PriceBook`]), over the configured prices.
+//!
+//! Settings and spends are cached for a second or two, so a change made on one instance applies on
+//! every instance within about two seconds; spends lag behind by the usage writer's batching as well.
+//!
+//! ```
+//! use gaia_core::config::LimitsConfig;
+//! use gaia_core::quota::{Quotas, Subject};
+//! use gaia_core::storage::Storage;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let storage = Storage::connect("sqlite::memory:").await?;
+//! storage.migrate().await?;
+//! let limits = LimitsConfig { user_requests_per_minute: 2, ..Default::default() };
+//! let quotas = Quotas::new(storage, limits);
+//! let who = Subject { user_id: "u1".into(), key_id: None, teams: vec![] };
+//! assert!(quotas.check_rate(&who).await.allowed());
+//! assert!(quotas.check_rate(&who).await.allowed());
+//! let third = quotas.check_rate(&who).await;
+//! assert!(!third.allowed());
+//! assert_eq!(third.headers().iter().find(|(k, _)| *k == "retry-after").map(|(_, v)| v.as_str()), Some("60"));
+//! # Ok::<(), gaia_core::CoreError>(())
+//! # }).unwrap();
+//! ```
+
+use crate::config::LimitsConfig;
+use crate::error::Result;
+use crate::events::{Event, EventBus};
+use crate::pricing::{EffectivePrice, PriceBook};
+use crate::ratelimit::{Decision, Limit, RateLimiter};
+use crate::storage::{Budget, LimitScope, RateLimitOverride, Storage};
+use crate::types::{ModelPrice, Usage};
+use chrono::{DateTime, Utc};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
+
+/// The rate-limit window.
+pub const WINDOW: Duration = Duration::from_secs(60);
+/// How long settings (limits set per user or key, budgets) are cached.
+const SETTINGS_TTL: Duration = Duration::from_secs(2);
+/// How long a budget's spend is cached.
+const SPEND_TTL: Duration = Duration::from_secs(1);
+
+/// Who is calling.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subject {
+    /// The user.
+    pub user_id: String,
+    /// The API key used, if any.
+    pub key_id: Option<String>,
+    /// The teams the user belongs to (for team budgets).
+    pub teams: Vec<String>,
+}
+
+/// Which limit a rate decision is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    Requests,
+    Tokens,
+}
+
+/// The answer of [`Quotas::check_rate`].
+#[derive(Debug, Clone)]
+pub struct RateCheck {
+    decision: Option<Decision>,
+    units: Vec<(Unit, LimitScope)>,
+}
+
+impl RateCheck {
+    /// No limit applies.
+    fn unlimited() -> Self {
+        RateCheck { decision: None, units: Vec::new() }
+    }
+
+    /// Whether the request may go ahead.
+    pub fn allowed(&self) -> bool {
+        self.decision.as_ref().is_none_or(|d| d.allowed)
+    }
+
+    /// When refused: how long to wait.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.decision.as_ref().filter(|d| !d.allowed).map(|d| d.retry_after)
+    }
+
+    /// What refused it (`"requests per minute of the API key"`, …).
+    pub fn refused_by(&self) -> Option<String> {
+        let d = self.decision.as_ref()?;
+        let (unit, scope) = self.units.get(d.refused_by?)?;
+        let what = match unit {
+            Unit::Requests => "requests",
+            Unit::Tokens => "tokens",
+        };
+        let whose = match scope {
+            LimitScope::Key => "API key",
+            _ => "user",
+        };
+        Some(format!("{what} per minute of the {whose}"))
+    }
+
+    /// The headers to answer with: `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` for the
+    /// tightest limit of each kind, and `retry-after` (seconds) when refused.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let Some(d) = &self.decision else { return Vec::new() };
+        let mut out = Vec::new();
+        for (unit, names) in [
+            (
+                Unit::Requests,
+                ["x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"],
+            ),
+            (Unit::Tokens, ["x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"]),
+        ] {
+            let tightest = self
+                .units
+                .iter()
+                .zip(&d.states)
+                .filter(|((u, _), _)| *u == unit)
+                .map(|(_, s)| s)
+                .min_by_key(|s| s.remaining);
+            if let Some(s) = tightest {
+                out.push((names[0], s.limit.to_string()));
+                out.push((names[1], s.remaining.to_string()));
+                out.push((names[2], format!("{}s", s.reset.as_secs().max(1))));
+            }
+        }
+        if !d.allowed {
+            out.push(("retry-after", d.retry_after.as_secs().max(1).to_string()));
+        }
+        out
+    }
+}
+
+/// A budget that refused a request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetRefusal {
+    /// The budget.
+    pub budget: Budget,
+    /// Spent in the current period.
+    pub spent_usd: f64,
+    /// The request's estimated cost.
+    pub estimate_usd: f64,
+    /// When the period ends.
+    pub resets_at: DateTime<Utc>,
+}
+
+impl std::fmt::Display for BudgetRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the {} budget of this {} is used up: ${:.4} spent of ${:.4} (this request: about ${:.4}); it resets at {}",
+            self.budget.period.as_str(),
+            match self.budget.scope {
+                LimitScope::Key => "API key",
+                LimitScope::Team => "team",
+                LimitScope::User => "user",
+            },
+            self.spent_usd,
+            self.budget.limit_usd,
+            self.estimate_usd,
+            self.resets_at.to_rfc3339()
+        )
+    }
+}
+
+/// A budget with what was spent against it in the current period.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BudgetStatus {
+    /// The budget.
+    #[serde(flatten)]
+    pub budget: Budget,
+    /// Spent in the current period, in US dollars.
+    pub spent_usd: f64,
+    /// Left in the current period.
+    pub remaining_usd: f64,
+    /// When the current period started.
+    pub period_start: DateTime<Utc>,
+    /// When it ends.
+    pub resets_at: DateTime<Utc>,
+}
+
+/// Rate limits, budgets and prices. Cheap to clone.
+#[derive(Clone)]
+pub struct Quotas {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    storage: Storage,
+    defaults: LimitsConfig,
+    local: RateLimiter,
+    shared: OnceLock<RateLimiter>,
+    events: OnceLock<EventBus>,
+    overrides: moka::future::Cache<(LimitScope, String), Option<RateLimitOverride>>,
+    budgets: moka::future::Cache<(), Arc<Vec<Budget>>>,
+    spent: moka::future::Cache<(String, i64), f64>,
+    /// Budgets whose limit was announced this period (budget id, period start).
+    announced: moka::sync::Cache<(String, i64), ()>,
+    prices: RwLock<Arc<PriceBook>>,
+}
+
+impl std::fmt::Debug for Quotas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Quotas").field("defaults", &self.inner.defaults).field("limiter", &self.limiter()).finish()
+    }
+}
+
+fn limit_of(over: Option<u64>, default: u64) -> u64 {
+    over.unwrap_or(default)
+}
+
+impl Quotas {
+    /// Quotas over `storage` with the default rate limits `defaults`, counted in this process until
+    /// [`Quotas::share_through`] is called.
+    pub fn new(storage: Storage, defaults: LimitsConfig) -> Self {
+        Quotas {
+            inner: Arc::new(Inner {
+                storage,
+                defaults,
+                local: RateLimiter::memory(),
+                shared: OnceLock::new(),
+                events: OnceLock::new(),
+                overrides: moka::future::Cache::builder().max_capacity(100_000).time_to_live(SETTINGS_TTL).build(),
+                budgets: moka::future::Cache::builder().max_capacity(1).time_to_live(SETTINGS_TTL).build(),
+                spent: moka::future::Cache::builder().max_capacity(100_000).time_to_live(SPEND_TTL).build(),
+                announced: moka::sync::Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_live(Duration::from_secs(32 * 24 * 3600))
+                    .build(),
+                prices: RwLock::new(Arc::new(PriceBook::default())),
+            }),
+        }
+    }
+
+    /// Counts rate limits in `limiter` (Redis, shared by every instance) from now on. Only the first
+    /// call has an effect.
+    pub fn share_through(&self, limiter: RateLimiter) {
+        let _ = self.inner.shared.set(limiter);
+    }
+
+    /// Raises [`Event::BudgetReached`] on `events`. Only the first call has an effect.
+    pub fn announce_on(&self, events: EventBus) {
+        let _ = self.inner.events.set(events);
+    }
+
+    /// The limiter in use.
+    pub fn limiter(&self) -> &RateLimiter {
+        self.inner.shared.get().unwrap_or(&self.inner.local)
+    }
+
+    async fn override_of(&self, scope: LimitScope, id: &str) -> Option<RateLimitOverride> {
+        let storage = self.inner.storage.clone();
+        let key = (scope, id.to_string());
+        let id = id.to_string();
+        self.inner
+            .overrides
+            .get_with(key, async move {
+                storage.rate_limit(scope, &id).await.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "cannot read rate limits; using the defaults");
+                    None
+                })
+            })
+            .await
+    }
+
+    /// The limits in force for `who`: (scope, requests per minute, tokens per minute), 0 = none.
+    async fn limits_for(&self, who: &Subject) -> Vec<(LimitScope, String, u64, u64)> {
+        let d = &self.inner.defaults;
+        let mut out = Vec::with_capacity(2);
+        if let Some(k) = &who.key_id {
+            let o = self.override_of(LimitScope::Key, k).await;
+            let rpm = limit_of(o.as_ref().and_then(|o| o.requests_per_minute), d.key_requests_per_minute);
+            let tpm = limit_of(o.as_ref().and_then(|o| o.tokens_per_minute), d.key_tokens_per_minute);
+            out.push((LimitScope::Key, k.clone(), rpm, tpm));
+        }
+        let o = self.override_of(LimitScope::User, &who.user_id).await;
+        let rpm = limit_of(o.as_ref().and_then(|o| o.requests_per_minute), d.user_requests_per_minute);
+        let tpm = limit_of(o.as_ref().and_then(|o| o.tokens_per_minute), d.user_tokens_per_minute);
+        out.push((LimitScope::User, who.user_id.clone(), rpm, tpm));
+        out.retain(|(_, _, rpm, tpm)| *rpm > 0 || *tpm > 0);
+        out
+    }
+
+    /// Admits a model request for `who` against its rate limits, counting it when admitted. When the
+    /// limiter cannot be reached, the request is let through (and the failure logged): an outage of
+    /// Redis must not stop the game.
+    pub async fn check_rate(&self, who: &Subject) -> RateCheck {
+        let limits = self.limits_for(who).await;
+        if limits.is_empty() {
+            return RateCheck::unlimited();
+        }
+        let mut checks = Vec::new();
+        let mut units = Vec::new();
+        for (scope, id, rpm, tpm) in limits {
+            if rpm > 0 {
+                checks.push(Limit::new(format!("{scope}:{id}:requests"), rpm, 1));
+                units.push((Unit::Requests, scope));
+            }
+            if tpm > 0 {
+                checks.push(Limit::new(format!("{scope}:{id}:tokens"), tpm, 0));
+                units.push((Unit::Tokens, scope));
+            }
+        }
+        match self.limiter().acquire(&checks, WINDOW).await {
+            Ok(d) => RateCheck { decision: Some(d), units },
+            Err(e) => {
+                tracing::warn!(error = %e, "rate limiter unavailable; letting the request through");
+                RateCheck::unlimited()
+            }
+        }
+    }
+
+    /// Charges the tokens of a finished call to the token limits of `who` (those in force).
+    pub async fn charge_tokens(&self, who: &Subject, tokens: u64) {
+        if tokens == 0 {
+            return;
+        }
+        for (scope, id, _, tpm) in self.limits_for(who).await {
+            if tpm > 0 {
+                if let Err(e) = self.limiter().charge(&format!("{scope}:{id}:tokens"), tokens, WINDOW).await {
+                    tracing::warn!(error = %e, "rate limiter unavailable; tokens not counted");
+                }
+            }
+        }
+    }
+
+    /// Forgets cached settings (after a change on this instance).
+    pub fn settings_changed(&self) {
+        self.inner.overrides.invalidate_all();
+        self.inner.budgets.invalidate_all();
+        self.inner.spent.invalidate_all();
+    }
+
+    async fn all_budgets(&self) -> Arc<Vec<Budget>> {
+        let storage = self.inner.storage.clone();
+        self.inner
+            .budgets
+            .get_with((), async move {
+                Arc::new(storage.list_budgets(None).await.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "cannot read budgets");
+                    Vec::new()
+                }))
+            })
+            .await
+    }
+
+    /// The budgets that apply to `who` (theirs, their key's, their teams').
+    pub async fn budgets_for(&self, who: &Subject) -> Vec<Budget> {
+        self.all_budgets()
+            .await
+            .iter()
+            .filter(|b| match b.scope {
+                LimitScope::User => b.subject_id == who.user_id,
+                LimitScope::Key => who.key_id.as_deref() == Some(b.subject_id.as_str()),
+                LimitScope::Team => who.teams.contains(&b.subject_id),
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// What was spent against `budget` in its current period (`team_members` for team budgets).
+    pub async fn spent(&self, budget: &Budget, team_members: &[&str]) -> Result<f64> {
+        let now = Utc::now();
+        let start = budget.period.start(now);
+        let key = (budget.id.clone(), start.timestamp_millis());
+        if let Some(v) = self.inner.spent.get(&key).await {
+            return Ok(v);
+        }
+        let spent = match budget.scope {
+            LimitScope::User => self.inner.storage.spent_since(&[budget.subject_id.as_str()], None, start).await?,
+            LimitScope::Key => self.inner.storage.spent_since(&[], Some(&budget.subject_id), start).await?,
+            LimitScope::Team => self.inner.storage.spent_since(team_members, None, start).await?,
+        };
+        self.inner.spent.insert(key, spent).await;
+        Ok(spent)
+    }
+
+    /// The status of `budget` now.
+    pub async fn status(&self, budget: &Budget, team_members: &[&str]) -> Result<BudgetStatus> {
+        let now = Utc::now();
+        let spent_usd = self.spent(budget, team_members).await?;
+        Ok(BudgetStatus {
+            budget: budget.clone(),
+            spent_usd,
+            remaining_usd: (budget.limit_usd - spent_usd).max(0.0),
+            period_start: budget.period.start(now),
+            resets_at: budget.period.end(now),
+        })
+    }
+
+    /// Checks `who`'s budgets for a request estimated at `estimate_usd`: `Err` with the first hard
+    /// budget it would exceed. Budgets already reached raise [`Event::BudgetReached`] (once per period).
+    /// `members_of(team)` lists a team's members. When spends cannot be read, the request goes ahead.
+    pub async fn check_budgets(
+        &self,
+        who: &Subject,
+        estimate_usd: f64,
+        members_of: impl Fn(&str) -> Vec<String>,
+    ) -> std::result::Result<(), BudgetRefusal> {
+        let estimate_usd = if estimate_usd.is_finite() { estimate_usd.max(0.0) } else { 0.0 };
+        for b in self.budgets_for(who).await {
+            let members = if b.scope == LimitScope::Team { members_of(&b.subject_id) } else { Vec::new() };
+            let members: Vec<&str> = members.iter().map(String::as_str).collect();
+            let spent = match self.spent(&b, &members).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, budget = %b.id, "cannot read spend; budget not enforced");
+                    continue;
+                }
+            };
+            if spent >= b.limit_usd {
+                self.announce(&b, spent);
+            }
+            if b.hard && spent + estimate_usd > b.limit_usd {
+                let resets_at = b.period.end(Utc::now());
+                return Err(BudgetRefusal { budget: b, spent_usd: spent, estimate_usd, resets_at });
+            }
+        }
+        Ok(())
+    }
+
+    /// Raises [`Event::BudgetReached`] for `b` unless already raised this period by this instance.
+    fn announce(&self, b: &Budget, spent: f64) {
+        let key = (b.id.clone(), b.period.start(Utc::now()).timestamp_millis());
+        if self.inner.announced.contains_key(&key) {
+            return;
+        }
+        self.inner.announced.insert(key, ());
+        tracing::info!(budget = %b.id, scope = %b.scope, subject = %b.subject_id, spent, limit = b.limit_usd, "budget reached");
+        if let Some(events) = self.inner.events.get() {
+            events.publish(Event::BudgetReached {
+                budget_id: b.id.clone(),
+                scope: b.scope.as_str().to_string(),
+                subject_id: b.subject_id.clone(),
+                spent_usd: spent,
+                limit_usd: b.limit_usd,
+                hard: b.hard,
+            });
+        }
+    }
+
+    /// Forgets every cached spend.
+    pub fn spend_changed(&self) {
+        self.inner.spent.invalidate_all();
+    }
+
+    /// Forgets the cached spends of `who`'s own and key budgets (after a call of theirs finished here;
+    /// team budgets catch up within a second).
+    pub async fn spend_changed_for(&self, who: &Subject) {
+        for b in self.budgets_for(who).await {
+            let start = b.period.start(Utc::now()).timestamp_millis();
+            self.inner.spent.invalidate(&(b.id, start)).await;
+        }
+    }
+
+    /// Reloads the recorded prices from the database.
+    pub async fn reload_prices(&self) -> Result<()> {
+        let book = PriceBook::new(self.inner.storage.list_prices().await?);
+        if let Ok(mut w) = self.inner.prices.write() {
+            *w = Arc::new(book);
+        }
+        Ok(())
+    }
+
+    /// Reloads the prices every `every`, until every clone of these quotas is dropped.
+    pub fn spawn_price_refresh(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                if let Err(e) = (Quotas { inner }).reload_prices().await {
+                    tracing::debug!(error = %e, "cannot reload prices");
+                }
+            }
+        })
+    }
+
+    /// The price book.
+    pub fn prices(&self) -> Arc<PriceBook> {
+        self.inner.prices.read().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// The price of `model` at `provider` at `at`: the recorded one in effect, else `configured`.
+    pub fn price_at(
+        &self,
+        provider: &str,
+        model: &str,
+        at: DateTime<Utc>,
+        configured: Option<ModelPrice>,
+    ) -> Option<EffectivePrice> {
+        self.prices().resolve(provider, model, at, configured)
+    }
+
+    /// The cost of `usage` now.
+    pub fn cost(&self, provider: &str, model: &str, usage: Usage, configured: Option<ModelPrice>) -> f64 {
+        self.price_at(provider, model, Utc::now(), configured).map(|p| p.cost(usage)).unwrap_or(0.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{BudgetPeriod, NewBudget, NewUsage};
+
+    async fn quotas(defaults: LimitsConfig) -> (Quotas, Storage) {
+        let storage = Storage::connect("sqlite::memory:").await.unwrap();
+        storage.migrate().await.unwrap();
+        (Quotas::new(storage.clone(), defaults), storage)
+    }
+
+    fn who(user: &str, key: Option<&str>) -> Subject {
+        Subject { user_id: user.into(), key_id: key.map(Into::into), teams: vec!["t1".into()] }
+    }
+
+    #[tokio::test]
+    async fn per_key_overrides_replace_defaults() {
+        let (q, storage) = quotas(LimitsConfig { key_requests_per_minute: 1, ..Default::default() }).await;
+        let a = who("u1", Some("k1"));
+        let first = q.check_rate(&a).await;
+        assert!(first.allowed());
+        let h = first.headers();
+        assert!(h.contains(&("x-ratelimit-limit-requests", "1".into())), "{h:?}");
+        assert!(h.contains(&("x-ratelimit-remaining-requests", "0".into())));
+        let refused = q.check_rate(&a).await;
+        assert!(!refused.allowed());
+        assert_eq!(refused.refused_by().as_deref(), Some("requests per minute of the API key"));
+        assert!(refused.retry_after().is_some());
+        // Another key has its own window; a user without a key is not limited.
+        assert!(q.check_rate(&who("u1", Some("k2"))).await.allowed());
+        assert!(q.check_rate(&who("u1", None)).await.headers().is_empty());
+        storage.set_rate_limit(LimitScope::Key, "k1", Some(5), Some(100), None).await.unwrap();
+        q.settings_changed();
+        let again = q.check_rate(&a).await;
+        assert!(again.allowed());
+        assert!(again.headers().contains(&("x-ratelimit-limit-tokens", "100".into())));
+        q.charge_tokens(&a, 150).await;
+        let over = q.check_rate(&a).await;
+        assert_eq!(over.refused_by().as_deref(), Some("tokens per minute of the API key"));
+        assert!(format!("{q:?}").contains("memory"));
+    }
+
+    #[tokio::test]
+    async fn hard_budgets_refuse_and_soft_ones_announce() {
+        let (q, storage) = quotas(LimitsConfig::default()).await;
+        let bus = EventBus::default();
+        let mut rx = bus.subscribe();
+        q.announce_on(bus);
+        let hard = NewBudget {
+            scope: LimitScope::User,
+            subject_id: "u1".into(),
+            period: BudgetPeriod::Daily,
+            limit_usd: 1.0,
+            hard: true,
+        };
+        storage.create_budget(&hard, Some("admin")).await.unwrap();
+        let soft = NewBudget { scope: LimitScope::Team, subject_id: "t1".into(), limit_usd: 0.5, hard: false, ..hard.clone() };
+        let soft = storage.create_budget(&soft, None).await.unwrap();
+        let members = |_: &str| vec!["u1".to_string(), "u2".to_string()];
+        assert!(q.check_budgets(&who("u1", None), 0.9, members).await.is_ok());
+        let spend = |user: &str, cost: f64| NewUsage { user_id: user.into(), cost_usd: cost, status: 200, ..Default::default() };
+        storage.insert_usage(&[spend("u1", 0.4), spend("u2", 0.3), spend("u3", 5.0)]).await.unwrap();
+        q.spend_changed();
+        // 0.4 spent + 0.7 estimated > 1.0.
+        let r = q.check_budgets(&who("u1", None), 0.7, members).await.unwrap_err();
+        assert!((r.spent_usd - 0.4).abs() < 1e-9);
+        assert!(r.to_string().contains("daily budget of this user is used up"), "{r}");
+        // The team's soft budget (0.7 of 0.5) was reached: announced once.
+        match rx.try_recv().unwrap() {
+            Event::BudgetReached { budget_id, hard, .. } => {
+                assert_eq!(budget_id, soft.id);
+                assert!(!hard);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(q.check_budgets(&who("u1", None), 0.1, members).await.is_ok());
+        assert!(rx.try_recv().is_err(), "announced once per period");
+        let st = q.status(&soft, &["u1", "u2"]).await.unwrap();
+        assert!((st.spent_usd - 0.7).abs() < 1e-9 && st.remaining_usd == 0.0);
+        // Someone else is not concerned.
+        assert!(q.check_budgets(&Subject { user_id: "u9".into(), ..Default::default() }, 100.0, members).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn recorded_prices_take_over_from_their_date() {
+        let (q, storage) = quotas(LimitsConfig::default()).await;
+        let configured = Some(ModelPrice { input: 1.0, output: 2.0 });
+        let usage = Usage { input_tokens: 1_000_000, output_tokens: 0 };
+        assert_eq!(q.cost("p", "m", usage, configured), 1.0);
+        storage.add_price("p", "m", ModelPrice { input: 3.0, output: 3.0 }, Utc::now() - chrono::Duration::hours(1), None).await.unwrap();
+        storage.add_price("p", "m", ModelPrice { input: 9.0, output: 9.0 }, Utc::now() + chrono::Duration::days(1), None).await.unwrap();
+        q.reload_prices().await.unwrap();
+        assert_eq!(q.cost("p", "m", usage, configured), 3.0);
+        let tomorrow = q.price_at("p", "m", Utc::now() + chrono::Duration::days(2), configured).unwrap();
+        assert_eq!(tomorrow.price.input, 9.0);
+        assert_eq!(q.cost("p", "unknown", usage, None), 0.0);
+    }
+}

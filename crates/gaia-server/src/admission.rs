@@ -1,0 +1,201 @@
+//! Admission of model requests: rate limits and budgets ([`gaia_core::quota`]) are checked before a
+//! request reaches a provider, on the routes that call models (see [`crate::Routes::quota`]).
+//!
+//! Refusals come in the route's own error shape: `429` with `Retry-After` for a rate limit, `402`
+//! for a hard budget (OpenAI's `insufficient_quota`, Anthropic's `billing_error`). Admitted requests
+//! carry `x-ratelimit-*` headers when a limit applies.
+
+use crate::access::ErrorRenderer;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use gaia_core::auth::Principal;
+use gaia_core::context::estimate_tokens;
+use gaia_core::pricing::EffectivePrice;
+use gaia_core::quota::Subject;
+use gaia_core::types::Usage;
+use serde::Serialize;
+use serde_json::Value;
+
+/// Who is calling, for quotas: the user, their API key, their teams and workspaces.
+pub(crate) async fn subject(state: &AppState, p: &Principal) -> Subject {
+    let policy = state.rbac().await.policy();
+    Subject {
+        user_id: p.user_id.clone(),
+        key_id: p.api_key_id().map(str::to_string),
+        teams: policy.groups_of(&p.user_id).into_iter().map(str::to_string).collect(),
+    }
+}
+
+fn add_headers(resp: &mut Response, headers: Vec<(&'static str, String)>) {
+    for (k, v) in headers {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            resp.headers_mut().insert(HeaderName::from_static(k), v);
+        }
+    }
+}
+
+/// The middleware: checks the caller's rate limits, then their budgets against the request's
+/// estimated cost, then runs the handler.
+pub(crate) async fn admit(state: AppState, errors: ErrorRenderer, req: Request, next: Next) -> Response {
+    let Some(p) = req.extensions().get::<Principal>().cloned() else {
+        return next.run(req).await;
+    };
+    let who = subject(&state, &p).await;
+    let rate = state.quotas().check_rate(&who).await;
+    if !rate.allowed() {
+        let secs = rate.retry_after().map(|d| d.as_secs().max(1)).unwrap_or(1);
+        let what = rate.refused_by().unwrap_or_else(|| "rate limit".into());
+        state.metrics().rate_limited(if what.contains("API key") { "key" } else { "user" });
+        let msg = format!("rate limit reached ({what}); retry in {secs} s");
+        let mut resp = errors(req.headers(), ApiError::new(StatusCode::TOO_MANY_REQUESTS, msg));
+        add_headers(&mut resp, rate.headers());
+        return resp;
+    }
+    let req = if state.quotas().budgets_for(&who).await.is_empty() {
+        req
+    } else {
+        let (parts, body) = req.into_parts();
+        let limit = state.config().server.body_limit_bytes;
+        let bytes = match axum::body::to_bytes(body, limit).await {
+            Ok(b) => b,
+            Err(_) => {
+                let e = ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {limit} bytes"));
+                return errors(&parts.headers, e);
+            }
+        };
+        let estimate = match serde_json::from_slice::<Value>(&bytes) {
+            Ok(v) => estimate(&state, &v, None).await.map(|e| e.cost_usd).unwrap_or(0.0),
+            Err(_) => 0.0, // the handler answers the malformed body
+        };
+        let policy = state.rbac().await.policy();
+        let members = |team: &str| policy.members_of(team).into_iter().map(str::to_string).collect::<Vec<_>>();
+        if let Err(refusal) = state.quotas().check_budgets(&who, estimate, members).await {
+            state.metrics().budget_refused(refusal.budget.scope.as_str());
+            return errors(&parts.headers, ApiError::new(StatusCode::PAYMENT_REQUIRED, refusal.to_string()));
+        }
+        Request::from_parts(parts, Body::from(bytes))
+    };
+    let mut resp = next.run(req).await;
+    add_headers(&mut resp, rate.headers());
+    resp
+}
+
+/// What a request would cost.
+#[derive(Debug, Clone, Serialize)]
+pub struct Estimate {
+    /// Provider that would serve it.
+    pub provider: String,
+    /// Model id at the provider.
+    pub model: String,
+    /// Estimated input tokens (about four characters per token).
+    pub input_tokens: u64,
+    /// Output tokens counted (`max_tokens` when given, else the request's `output_tokens`, else 0).
+    pub output_tokens: u64,
+    /// The price used (`null` when the model has no price: the cost is then 0).
+    pub price: Option<EffectivePrice>,
+    /// Cost of the input tokens, in US dollars.
+    pub input_cost_usd: f64,
+    /// Cost of the output tokens.
+    pub output_cost_usd: f64,
+    /// Total.
+    pub cost_usd: f64,
+}
+
+/// Every text a request body carries to the model: message contents (strings or text parts), the
+/// system prompt, Gaia's `message`, and `prompt`.
+fn request_text(v: &Value, out: &mut String) {
+    fn texts(v: &Value, out: &mut String) {
+        match v {
+            Value::String(s) => {
+                out.push_str(s);
+                out.push('\n');
+            }
+            Value::Array(a) => a.iter().for_each(|x| texts(x, out)),
+            Value::Object(o) => {
+                for k in ["content", "text", "input", "arguments"] {
+                    if let Some(x) = o.get(k) {
+                        texts(x, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for k in ["messages", "system", "message", "prompt", "tools"] {
+        if let Some(x) = v.get(k) {
+            if k == "tools" {
+                out.push_str(&x.to_string());
+            } else {
+                texts(x, out);
+            }
+        }
+    }
+}
+
+/// Estimates the cost of a request body (any of Gaia's, OpenAI's or Anthropic's chat shapes) on its
+/// `model` (or the default one). `input_tokens` replaces the estimate from the body when given.
+/// `None` when the model cannot be resolved.
+pub async fn estimate(state: &AppState, body: &Value, input_tokens: Option<u64>) -> Option<Estimate> {
+    let model = body.get("model").and_then(Value::as_str).unwrap_or_default();
+    // A fallback chain is estimated on its first model.
+    let first = model.split(',').next().unwrap_or_default().trim();
+    let (provider, model) = state.providers().resolve(first).await.ok()?;
+    let input_tokens = input_tokens.unwrap_or_else(|| {
+        let mut text = String::new();
+        request_text(body, &mut text);
+        estimate_tokens(&text) as u64
+    });
+    let output_tokens = ["max_tokens", "max_completion_tokens", "output_tokens"]
+        .iter()
+        .find_map(|k| body.get(*k).and_then(Value::as_u64))
+        .unwrap_or(0);
+    let provider = provider.name().to_string();
+    let configured = state.providers().price(&provider, &model);
+    let price = state.quotas().price_at(&provider, &model, chrono::Utc::now(), configured);
+    let (input_cost_usd, output_cost_usd) = match &price {
+        Some(p) => (
+            p.cost(Usage { input_tokens, output_tokens: 0 }),
+            p.cost(Usage { input_tokens: 0, output_tokens }),
+        ),
+        None => (0.0, 0.0),
+    };
+    Some(Estimate {
+        provider,
+        model,
+        input_tokens,
+        output_tokens,
+        price,
+        input_cost_usd,
+        output_cost_usd,
+        cost_usd: input_cost_usd + output_cost_usd,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn collects_the_text_of_every_shape() {
+        let mut s = String::new();
+        request_text(
+            &json!({
+                "model": "m",
+                "system": [{"type": "text", "text": "be brief"}],
+                "messages": [
+                    {"role": "user", "content": "hello"},
+                    {"role": "user", "content": [{"type": "text", "text": "world"}, {"type": "image_url", "image_url": {"url": "x"}}]}
+                ],
+                "message": "gaia"
+            }),
+            &mut s,
+        );
+        assert_eq!(s, "hello\nworld\nbe brief\ngaia\n");
+    }
+}
