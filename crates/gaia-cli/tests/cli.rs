@@ -208,3 +208,57 @@ fn rbac_from_the_command_line() {
     let (ok, out, _) = g(&["audit"]);
     assert!(ok && out.contains("grant.delete") && out.contains("member.add") && out.contains("(cli)"), "{out}");
 }
+
+#[test]
+fn keys_expire_and_rotate_and_retention_runs() {
+    for args in [vec!["keys", "rotate", "--help"], vec!["retention", "--help"], vec!["retention", "run", "--help"]] {
+        let (ok, out, err) = run(gaia().args(&args));
+        assert!(ok && out.contains("Usage"), "{args:?}: {err}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("rot.db").display());
+    let gaia_db = || {
+        let mut c = gaia();
+        c.env("GAIA_DATABASE_URL", &db);
+        c
+    };
+    let (ok, key, err) =
+        run(gaia_db().args(["keys", "create", "--email", "npc@example.com", "--expires-in-days", "30"]));
+    assert!(ok && err.contains("expiring"), "{err}");
+    let key = key.trim().to_string();
+    let (ok, _, err) = run(gaia_db().args(["keys", "create", "--email", "npc@example.com", "--expires-in-days", "0"]));
+    assert!(!ok, "zero days is refused: {err}");
+    let (ok, out, _) = run(gaia_db().args(["keys", "list"]));
+    assert!(ok && out.contains("expires"), "{out}");
+    let id = out.lines().nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+
+    let (ok, new_key, err) = run(gaia_db().args(["keys", "rotate", &id, "--overlap-secs", "0"]));
+    assert!(ok, "{err}");
+    let new_key = new_key.trim();
+    assert!(new_key.starts_with("gaia_") && new_key != key && err.contains("rotated"), "{new_key} {err}");
+    let (ok, _, err) = run(gaia_db().args(["keys", "rotate", &id]));
+    assert!(!ok && err.contains("already rotated"), "{err}");
+    let (ok, out, _) = run(gaia_db().args(["keys", "list"]));
+    assert!(ok && out.lines().count() == 3, "{out}");
+
+    // Retention: off by default (says so), then one pass with days given on the command line.
+    let (ok, out, err) = run(gaia_db().args(["retention", "run"]));
+    assert!(ok && err.contains("retention is off") && out.contains("0 message(s)"), "{out} {err}");
+    let (ok, out, err) = run(gaia_db().args(["retention", "run", "--audit-days", "1", "--json"]));
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["audit_records"], 0, "the rotation's audit record is recent: {out}");
+}
+
+#[test]
+fn serve_with_unusable_tls_files_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let (ok, _, err) = run(gaia()
+        .env("GAIA_DATABASE_URL", format!("sqlite://{}", dir.path().join("tls.db").display()))
+        .env("GAIA_SERVER__TLS__CERT_PATH", &missing)
+        .env("GAIA_SERVER__TLS__KEY_PATH", dir.path().join("missing.key"))
+        .args(["serve", "--bind", "127.0.0.1:0"]));
+    assert!(!ok);
+    assert!(err.contains("server.tls.cert_path") && err.contains(&missing.display().to_string()), "{err}");
+}

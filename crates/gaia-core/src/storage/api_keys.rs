@@ -169,7 +169,7 @@ impl Storage {
     /// one in the past.
     pub async fn insert_api_key_with(&self, key: &NewApiKey<'_>) -> Result<ApiKeyRecord> {
         let mut conn = self.pool().acquire().await?;
-        insert_key(&mut *conn, key, &new_id(), now_ms()).await
+        insert_key(&mut conn, key, &new_id(), now_ms()).await
     }
 
     /// Rotates key `old_id`: stores `new` and, in the same transaction, sets the old key's expiry to
@@ -209,7 +209,7 @@ impl Storage {
             check_rotatable(&old, now)?;
             return Err(CoreError::Conflict(format!("API key {old_id} was changed while rotating it; try again")));
         }
-        let created = insert_key(&mut *tx, new, &new_key_id, now_ms).await?;
+        let created = insert_key(&mut tx, new, &new_key_id, now_ms).await?;
         tx.commit().await?;
         let old = self.get_api_key(old_id).await?.ok_or_else(|| CoreError::NotFound(format!("API key {old_id}")))?;
         Ok((created, old))
