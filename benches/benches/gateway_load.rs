@@ -11,7 +11,10 @@
 //! Settings: `GAIA_BENCH_RATE` (requests/s, default 1000), `GAIA_BENCH_SECS` (default 10),
 //! `GAIA_SOAK_SECS` (default 0: no soak; 600 for the 10-minute memory soak, reporting the gateway
 //! process's RSS each minute), `GAIA_BENCH_PROFILE=stream|plain` (only a closed loop through Gaia, for
-//! a profiler attached to the gateway's pid, which is printed).
+//! a profiler attached to the gateway's pid, which is printed), `GAIA_BENCH_REDIS_URL` (run the gateway
+//! as one instance of a scaled-out deployment: cache, rate-limit counters and events in Redis, with
+//! per-key and per-user rate limits, a hard budget and a recorded price in force, so every request is
+//! admitted through Redis and costed).
 
 use futures::StreamExt;
 use gaia_core::cache::MemoryCache;
@@ -174,10 +177,40 @@ async fn run_gateway() {
     let mut oc = OpenAiConfig::new(upstream, None);
     oc.models = vec!["mock-gpt".into()];
     registry.register(Arc::new(OpenAiProvider::new(oc)));
-    let config = Config { jwt_secret: Some("bench-secret-bench-secret-bench".into()), ..Config::default() };
-    let state = AppState::new(config, storage.clone(), Arc::new(MemoryCache::new(100_000)), registry);
+    let mut config = Config { jwt_secret: Some("bench-secret-bench-secret-bench".into()), ..Config::default() };
+    let redis = std::env::var("GAIA_BENCH_REDIS_URL").ok().filter(|u| !u.is_empty());
+    let prefix = format!("gaia-bench-{}:", std::process::id());
+    let cache: gaia_core::cache::SharedCache = match &redis {
+        Some(url) => {
+            // Limits far above the load: every request is checked and counted, none refused.
+            config.limits = gaia_core::config::LimitsConfig {
+                key_requests_per_minute: 100_000_000,
+                key_tokens_per_minute: 1_000_000_000_000,
+                user_requests_per_minute: 100_000_000,
+                user_tokens_per_minute: 1_000_000_000_000,
+            };
+            Arc::new(gaia_core::cache::RedisCache::connect_with_prefix(url, &prefix).await.unwrap())
+        }
+        None => Arc::new(MemoryCache::new(100_000)),
+    };
+    let state = AppState::new(config, storage.clone(), cache, registry);
     let user = storage.create_user("bench@example.com", None, None).await.unwrap();
     let (_, key) = state.auth().create_api_key(&user.id, None).await.unwrap();
+    if let Some(url) = &redis {
+        state.connect_redis(url, &prefix).await.unwrap();
+        let price = gaia_core::types::ModelPrice { input: 0.15, output: 0.6 };
+        storage.add_price("openai", "mock-gpt", price, chrono::Utc::now(), None).await.unwrap();
+        state.quotas().reload_prices().await.unwrap();
+        let budget = gaia_core::storage::NewBudget {
+            scope: gaia_core::storage::LimitScope::User,
+            subject_id: user.id.clone(),
+            period: gaia_core::storage::BudgetPeriod::Monthly,
+            limit_usd: 1e9,
+            hard: true,
+        };
+        storage.create_budget(&budget, None).await.unwrap();
+        eprintln!("gateway: scaled-out mode (Redis cache, shared rate limits, a budget and a price in force)");
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     println!("URL http://{}/v1/chat/completions {key}", listener.local_addr().unwrap());
     let st = state.clone();

@@ -251,6 +251,7 @@ fn init_logging(format: LogFormat, otel_endpoint: Option<&str>, from_flag: bool)
         LogFormat::Text => fmt.with_filter(filter).boxed(),
         LogFormat::Json => fmt.json().with_filter(filter).boxed(),
     };
+    #[cfg_attr(not(feature = "otel"), allow(unused_mut))]
     let mut layers = vec![fmt];
     let otel_endpoint = otel_endpoint.map(str::trim).filter(|e| !e.is_empty());
     #[cfg(feature = "otel")]
@@ -274,7 +275,8 @@ fn init_logging(format: LogFormat, otel_endpoint: Option<&str>, from_flag: bool)
     tracing_subscriber::registry().with(layers).init();
     #[cfg(feature = "otel")]
     if let Some(endpoint) = otel_endpoint {
-        tracing::info!(endpoint = %otel::traces_url(endpoint), "exporting traces with OpenTelemetry");
+        let endpoint = otel::display_url(&otel::traces_url(endpoint));
+        tracing::info!(%endpoint, "exporting traces with OpenTelemetry");
     }
     #[cfg(not(feature = "otel"))]
     if otel_endpoint.is_some() {

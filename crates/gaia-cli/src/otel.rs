@@ -19,6 +19,15 @@ pub fn traces_url(endpoint: &str) -> String {
     }
 }
 
+/// `url` for logs: without the user and password of `scheme://user:pass@host`.
+#[cfg_attr(not(feature = "otel"), allow(dead_code))]
+pub fn display_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://[redacted]@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
 #[cfg(feature = "otel")]
 mod enabled {
     use anyhow::{Context, Result};
@@ -52,7 +61,7 @@ mod enabled {
             .with_protocol(Protocol::HttpBinary)
             .with_endpoint(url.clone())
             .build()
-            .with_context(|| format!("cannot set up the OTLP exporter for {url}"))?;
+            .with_context(|| format!("cannot set up the OTLP exporter for {}", super::display_url(&url)))?;
         let provider = SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
             .with_resource(
@@ -96,6 +105,8 @@ mod tests {
         assert_eq!(traces_url("http://localhost:4318"), "http://localhost:4318/v1/traces");
         assert_eq!(traces_url("http://localhost:4318/"), "http://localhost:4318/v1/traces");
         assert_eq!(traces_url("https://c.example/v1/traces"), "https://c.example/v1/traces");
+        assert_eq!(display_url("https://u:p@c.example/v1/traces"), "https://[redacted]@c.example/v1/traces");
+        assert_eq!(display_url("http://c.example:4318"), "http://c.example:4318");
     }
 
     #[cfg(feature = "otel")]

@@ -24,6 +24,7 @@ pub(crate) type Change = (String, Option<String>);
 /// How the local branch relates to the remote one after a fetch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum SyncState {
     /// Nothing to do.
     UpToDate,

@@ -189,6 +189,7 @@ pub struct LinkInfo {
 /// Why a document is part of a context.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ContextReason {
     /// The topic's own document.
     Topic,

@@ -3,6 +3,7 @@
 
 /// One searchable part of a query.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Clause {
     /// A word (may tokenise into several terms, then matched as a phrase).
     Word(String),

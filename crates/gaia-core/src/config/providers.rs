@@ -58,6 +58,7 @@ impl ModelEntry {
 /// A model given by id only, or with its catalog details.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
+#[non_exhaustive]
 pub enum ModelSpec {
     /// Just the id.
     Id(String),
