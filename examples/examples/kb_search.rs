@@ -76,7 +76,8 @@ async fn main() -> anyhow::Result<()> {
     for m in fog.iter().take(3) {
         println!("  {}:{}: {}", m.path, m.line, m.text);
     }
-    let distances = kb.grep(&GrepOptions { pattern: r"\d+ (real )?metres".into(), regex: true, ..Default::default() })?;
+    let distances =
+        kb.grep(&GrepOptions { pattern: r"\d+ (real )?metres".into(), regex: true, ..Default::default() })?;
     println!("grep /\\d+ (real )?metres/: {} lines", distances.len());
     for m in &distances {
         println!("  {}:{}: {}", m.path, m.line, m.text);

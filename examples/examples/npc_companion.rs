@@ -69,7 +69,11 @@ struct Reply {
     sources: Vec<String>,
 }
 
-async fn talk(State(game): State<Game>, Path(name): Path<String>, Json(talk): Json<Talk>) -> Result<Json<Reply>, Error> {
+async fn talk(
+    State(game): State<Game>,
+    Path(name): Path<String>,
+    Json(talk): Json<Talk>,
+) -> Result<Json<Reply>, Error> {
     // The persona is read at each turn, so a designer's edit applies at once.
     let persona_id = game.npcs.get(&name).ok_or_else(|| Error::not_found(format!("no NPC named {name}")))?;
     let persona = game

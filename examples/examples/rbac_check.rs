@@ -27,15 +27,17 @@ async fn main() -> anyhow::Result<()> {
     let ann = storage.create_user("ann@example.com", None, Some("Ann")).await?;
     let bob = storage.create_user("bob@example.com", None, Some("Bob")).await?;
     let cid = storage.create_user("cid@example.com", None, Some("Cid")).await?;
-    let names: HashMap<&str, &str> =
-        [(&admin.id, "Admin"), (&ann.id, "Ann"), (&bob.id, "Bob"), (&cid.id, "Cid")].map(|(id, n)| (id.as_str(), n)).into();
+    let names: HashMap<&str, &str> = [(&admin.id, "Admin"), (&ann.id, "Ann"), (&bob.id, "Bob"), (&cid.id, "Cid")]
+        .map(|(id, n)| (id.as_str(), n))
+        .into();
     // Who makes the changes (recorded in the audit log).
     let by = Some(admin.id.as_str());
 
     // A team of quest writers. Its knowledge-base area is the vault folder `teams/<team id>/`.
     let writers = rbac.create_group(by, GroupKind::Team, "Quest writers").await?;
-    rbac.add_member(by, &writers.id, &ann.id, "kb_editor").await?; // reads, writes, deletes there
-    rbac.add_member(by, &writers.id, &bob.id, "kb_reader").await?; // only reads there
+    // Team roles: Ann reads, writes and deletes in the team's area; Bob only reads it.
+    rbac.add_member(by, &writers.id, &ann.id, "kb_editor").await?;
+    rbac.add_member(by, &writers.id, &bob.id, "kb_reader").await?;
     // A system-wide role: Bob also manages the LLM providers.
     rbac.grant(by, &bob.id, "developer", None, None).await?;
     // One draft shared, read-only, with Cid, who is not in the team.
@@ -43,9 +45,12 @@ async fn main() -> anyhow::Result<()> {
     rbac.share(by, draft.clone(), Some(&cid.id), None, ShareAccess::Read).await?;
     println!("team {:?} ({}), draft at {}\n", writers.name, writers.id, draft.path);
 
-    let lore = Resource::kb_document("world/lore.md"); // outside team areas: the common area
+    // Vault paths outside `users/`, `teams/` and `workspaces/` are in the common area.
+    let lore = Resource::kb_document("world/lore.md");
     let providers = Resource::new(ResourceType::Provider, "/providers/openai");
     let anns_chat = Resource::conversation(&ann.id, "c-1");
+    // (who, what, on what, expected). Every user also holds the default `user` role: their own
+    // conversations and the common knowledge base. `Subject::admin` is an account flagged administrator.
     let checks = [
         (Subject::user(&ann.id), Action::Write, &draft, true),
         (Subject::user(&bob.id), Action::Read, &draft, true),

@@ -118,7 +118,11 @@ mod tests {
     #[test]
     fn the_latest_price_in_effect_applies() {
         let d = |day| Utc.with_ymd_and_hms(2027, 1, day, 0, 0, 0).unwrap();
-        let book = PriceBook::new(vec![entry("b", 2.0, d(10), d(1)), entry("a", 1.0, d(5), d(1)), entry("c", 3.0, d(10), d(2))]);
+        let book = PriceBook::new(vec![
+            entry("b", 2.0, d(10), d(1)),
+            entry("a", 1.0, d(5), d(1)),
+            entry("c", 3.0, d(10), d(2)),
+        ]);
         assert!(book.price_at("p", "m", d(4)).is_none());
         assert_eq!(book.price_at("p", "m", d(5)).unwrap().id.as_deref(), Some("a"));
         assert_eq!(book.price_at("p", "m", d(9)).unwrap().price.input, 1.0);
@@ -128,7 +132,8 @@ mod tests {
         assert_eq!(book.resolve("p", "m", d(1), Some(fallback)).unwrap(), EffectivePrice::configured(fallback));
         assert_eq!(book.resolve("p", "other", d(20), None), None);
         assert_eq!(book.history("p", "m").len(), 3);
-        let cost = book.price_at("p", "m", d(6)).unwrap().cost(Usage { input_tokens: 1_000_000, output_tokens: 500_000 });
+        let cost =
+            book.price_at("p", "m", d(6)).unwrap().cost(Usage { input_tokens: 1_000_000, output_tokens: 500_000 });
         assert!((cost - 3.0).abs() < 1e-9);
         assert!(!book.is_empty());
     }

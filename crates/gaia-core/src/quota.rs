@@ -48,8 +48,8 @@ use std::time::Duration;
 pub const WINDOW: Duration = Duration::from_secs(60);
 /// How long settings (limits set per user or key, budgets) are cached.
 const SETTINGS_TTL: Duration = Duration::from_secs(2);
-/// How long a budget's spend is cached.
-const SPEND_TTL: Duration = Duration::from_secs(1);
+/// How long a budget's spend is cached (calls finished on this instance are added to it meanwhile).
+const SPEND_TTL: Duration = Duration::from_secs(2);
 
 /// Who is calling.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -200,11 +200,17 @@ struct Inner {
     shared: OnceLock<RateLimiter>,
     events: OnceLock<EventBus>,
     overrides: moka::future::Cache<(LimitScope, String), Option<RateLimitOverride>>,
-    budgets: moka::future::Cache<(), Arc<Vec<Budget>>>,
+    budgets: moka::future::Cache<(), Arc<BudgetIndex>>,
     spent: moka::future::Cache<(String, i64), f64>,
     /// Budgets whose limit was announced this period (budget id, period start).
     announced: moka::sync::Cache<(String, i64), ()>,
     prices: RwLock<Arc<PriceBook>>,
+}
+
+/// Budgets by subject.
+#[derive(Default)]
+struct BudgetIndex {
+    by_subject: std::collections::HashMap<(LimitScope, String), Vec<Budget>>,
 }
 
 impl std::fmt::Debug for Quotas {
@@ -339,31 +345,37 @@ impl Quotas {
         self.inner.spent.invalidate_all();
     }
 
-    async fn all_budgets(&self) -> Arc<Vec<Budget>> {
+    async fn all_budgets(&self) -> Arc<BudgetIndex> {
         let storage = self.inner.storage.clone();
         self.inner
             .budgets
             .get_with((), async move {
-                Arc::new(storage.list_budgets(None).await.unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "cannot read budgets");
-                    Vec::new()
-                }))
+                let mut index = BudgetIndex::default();
+                match storage.list_budgets(None).await {
+                    Ok(all) => {
+                        for b in all {
+                            index.by_subject.entry((b.scope, b.subject_id.clone())).or_default().push(b);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot read budgets"),
+                }
+                Arc::new(index)
             })
             .await
     }
 
     /// The budgets that apply to `who` (theirs, their key's, their teams').
     pub async fn budgets_for(&self, who: &Subject) -> Vec<Budget> {
-        self.all_budgets()
-            .await
-            .iter()
-            .filter(|b| match b.scope {
-                LimitScope::User => b.subject_id == who.user_id,
-                LimitScope::Key => who.key_id.as_deref() == Some(b.subject_id.as_str()),
-                LimitScope::Team => who.teams.contains(&b.subject_id),
-            })
-            .cloned()
-            .collect()
+        let index = self.all_budgets().await;
+        if index.by_subject.is_empty() {
+            return Vec::new();
+        }
+        let mut subjects = vec![(LimitScope::User, who.user_id.clone())];
+        if let Some(k) = &who.key_id {
+            subjects.push((LimitScope::Key, k.clone()));
+        }
+        subjects.extend(who.teams.iter().map(|t| (LimitScope::Team, t.clone())));
+        subjects.iter().filter_map(|s| index.by_subject.get(s)).flatten().cloned().collect()
     }
 
     /// What was spent against `budget` in its current period (`team_members` for team budgets).
@@ -406,6 +418,8 @@ impl Quotas {
         members_of: impl Fn(&str) -> Vec<String>,
     ) -> std::result::Result<(), BudgetRefusal> {
         let estimate_usd = if estimate_usd.is_finite() { estimate_usd.max(0.0) } else { 0.0 };
+        // Every budget is looked at (each one reached is announced); the first hard one exceeded refuses.
+        let mut refusal = None;
         for b in self.budgets_for(who).await {
             let members = if b.scope == LimitScope::Team { members_of(&b.subject_id) } else { Vec::new() };
             let members: Vec<&str> = members.iter().map(String::as_str).collect();
@@ -419,12 +433,12 @@ impl Quotas {
             if spent >= b.limit_usd {
                 self.announce(&b, spent);
             }
-            if b.hard && spent + estimate_usd > b.limit_usd {
+            if b.hard && spent + estimate_usd > b.limit_usd && refusal.is_none() {
                 let resets_at = b.period.end(Utc::now());
-                return Err(BudgetRefusal { budget: b, spent_usd: spent, estimate_usd, resets_at });
+                refusal = Some(BudgetRefusal { budget: b, spent_usd: spent, estimate_usd, resets_at });
             }
         }
-        Ok(())
+        refusal.map_or(Ok(()), Err)
     }
 
     /// Raises [`Event::BudgetReached`] for `b` unless already raised this period by this instance.
@@ -452,12 +466,18 @@ impl Quotas {
         self.inner.spent.invalidate_all();
     }
 
-    /// Forgets the cached spends of `who`'s own and key budgets (after a call of theirs finished here;
-    /// team budgets catch up within a second).
-    pub async fn spend_changed_for(&self, who: &Subject) {
+    /// Adds the cost of a call of `who` that finished on this instance to the cached spends of the
+    /// budgets it counts against, until they are next read from the database (the call's usage record
+    /// is written in the background meanwhile).
+    pub async fn add_spend(&self, who: &Subject, cost_usd: f64) {
+        if !(cost_usd.is_finite() && cost_usd > 0.0) {
+            return;
+        }
         for b in self.budgets_for(who).await {
-            let start = b.period.start(Utc::now()).timestamp_millis();
-            self.inner.spent.invalidate(&(b.id, start)).await;
+            let key = (b.id, b.period.start(Utc::now()).timestamp_millis());
+            if let Some(v) = self.inner.spent.get(&key).await {
+                self.inner.spent.insert(key, v + cost_usd).await;
+            }
         }
     }
 
@@ -563,11 +583,17 @@ mod tests {
             hard: true,
         };
         storage.create_budget(&hard, Some("admin")).await.unwrap();
-        let soft = NewBudget { scope: LimitScope::Team, subject_id: "t1".into(), limit_usd: 0.5, hard: false, ..hard.clone() };
+        let soft =
+            NewBudget { scope: LimitScope::Team, subject_id: "t1".into(), limit_usd: 0.5, hard: false, ..hard.clone() };
         let soft = storage.create_budget(&soft, None).await.unwrap();
         let members = |_: &str| vec!["u1".to_string(), "u2".to_string()];
         assert!(q.check_budgets(&who("u1", None), 0.9, members).await.is_ok());
-        let spend = |user: &str, cost: f64| NewUsage { user_id: user.into(), cost_usd: cost, status: 200, ..Default::default() };
+        let spend = |user: &str, cost: f64| NewUsage {
+            user_id: user.into(),
+            cost_usd: cost,
+            status: 200,
+            ..Default::default()
+        };
         storage.insert_usage(&[spend("u1", 0.4), spend("u2", 0.3), spend("u3", 5.0)]).await.unwrap();
         q.spend_changed();
         // 0.4 spent + 0.7 estimated > 1.0.
@@ -596,8 +622,14 @@ mod tests {
         let configured = Some(ModelPrice { input: 1.0, output: 2.0 });
         let usage = Usage { input_tokens: 1_000_000, output_tokens: 0 };
         assert_eq!(q.cost("p", "m", usage, configured), 1.0);
-        storage.add_price("p", "m", ModelPrice { input: 3.0, output: 3.0 }, Utc::now() - chrono::Duration::hours(1), None).await.unwrap();
-        storage.add_price("p", "m", ModelPrice { input: 9.0, output: 9.0 }, Utc::now() + chrono::Duration::days(1), None).await.unwrap();
+        storage
+            .add_price("p", "m", ModelPrice { input: 3.0, output: 3.0 }, Utc::now() - chrono::Duration::hours(1), None)
+            .await
+            .unwrap();
+        storage
+            .add_price("p", "m", ModelPrice { input: 9.0, output: 9.0 }, Utc::now() + chrono::Duration::days(1), None)
+            .await
+            .unwrap();
         q.reload_prices().await.unwrap();
         assert_eq!(q.cost("p", "m", usage, configured), 3.0);
         let tomorrow = q.price_at("p", "m", Utc::now() + chrono::Duration::days(2), configured).unwrap();

@@ -559,3 +559,72 @@ async fn rewinding_drops_the_answers_after_the_last_user_message() {
         assert!(s.rewind_to_last_user_message(&c.id).await.unwrap().is_none(), "{b}");
     }
 }
+
+#[tokio::test]
+async fn rate_limits_budgets_prices_and_daily_spend() {
+    use gaia_core::storage::{BudgetPeriod, LimitScope, NewBudget, NewUsage, UsageFilter, UsageGroupBy};
+    use gaia_core::types::ModelPrice;
+    for (db, s) in each_backend().await {
+        let b = db.backend;
+        // Rate limits set per user or key; setting again replaces.
+        s.set_rate_limit(LimitScope::Key, "k1", Some(10), None, Some("admin")).await.unwrap();
+        let l = s.set_rate_limit(LimitScope::Key, "k1", Some(20), Some(500), None).await.unwrap();
+        assert_eq!((l.requests_per_minute, l.tokens_per_minute), (Some(20), Some(500)), "{b}");
+        assert!(s.set_rate_limit(LimitScope::Team, "t", Some(1), None, None).await.is_err());
+        assert_eq!(s.list_rate_limits().await.unwrap().len(), 1);
+        assert!(s.delete_rate_limit(LimitScope::Key, "k1").await.unwrap());
+        assert!(s.rate_limit(LimitScope::Key, "k1").await.unwrap().is_none());
+
+        // Budgets.
+        let nb = NewBudget {
+            scope: LimitScope::User,
+            subject_id: "u1".into(),
+            period: BudgetPeriod::Monthly,
+            limit_usd: 5.0,
+            hard: true,
+        };
+        let budget = s.create_budget(&nb, Some("admin")).await.unwrap();
+        assert_eq!(s.budget(&budget.id).await.unwrap().unwrap(), budget, "{b}");
+        assert!(s.create_budget(&NewBudget { limit_usd: f64::NAN, ..nb.clone() }, None).await.is_err());
+        assert_eq!(s.list_budgets(Some((LimitScope::User, "u1"))).await.unwrap().len(), 1);
+        assert!(s.list_budgets(Some((LimitScope::Key, "u1"))).await.unwrap().is_empty());
+
+        // Spend from the daily totals, which follow the usage records.
+        let rec = |user: &str, key: Option<&str>, model: &str, cost: f64| NewUsage {
+            user_id: user.into(),
+            api_key_id: key.map(Into::into),
+            model: model.into(),
+            provider: "p".into(),
+            cost_usd: cost,
+            input_tokens: 10,
+            status: 200,
+            ..Default::default()
+        };
+        s.insert_usage(&[rec("u1", Some("k1"), "m1", 0.25), rec("u1", None, "m2", 0.5)]).await.unwrap();
+        s.insert_usage(&[rec("u2", Some("k2"), "m1", 1.0), rec("u1", Some("k1"), "m1", f64::NAN)]).await.unwrap();
+        let month = BudgetPeriod::Monthly.start(chrono::Utc::now());
+        assert!((s.spent_since(&["u1"], None, month).await.unwrap() - 0.75).abs() < 1e-9, "{b}");
+        assert!((s.spent_since(&["u1", "u2"], None, month).await.unwrap() - 1.75).abs() < 1e-9);
+        assert!((s.spent_since(&[], Some("k1"), month).await.unwrap() - 0.25).abs() < 1e-9);
+        assert_eq!(s.spent_since(&[], None, month).await.unwrap(), 0.0);
+        let tomorrow = chrono::Utc::now() + chrono::Duration::days(1);
+        assert_eq!(s.spent_since(&["u1"], None, tomorrow).await.unwrap(), 0.0);
+        let by_user = s.usage_grouped(&UsageFilter::default(), UsageGroupBy::User).await.unwrap();
+        assert_eq!(by_user[0].key, "u2", "{b}: most expensive first");
+        assert_eq!(by_user[1].totals.requests, 3);
+        let by_key = s.usage_grouped(&UsageFilter::default(), UsageGroupBy::Key).await.unwrap();
+        assert!(by_key.iter().any(|g| g.key == "-" && g.totals.requests == 1), "{b}: {by_key:?}");
+        assert!(s.delete_budget(&budget.id).await.unwrap());
+        assert!(!s.delete_budget(&budget.id).await.unwrap());
+
+        // Prices with effective dates.
+        let now = chrono::Utc::now();
+        let p = s.add_price("p", "m1", ModelPrice { input: 1.0, output: 2.0 }, now, Some("admin")).await.unwrap();
+        assert!(s.add_price("p", "", ModelPrice::default(), now, None).await.is_err());
+        assert!(s.add_price("p", "m1", ModelPrice { input: -1.0, output: 0.0 }, now, None).await.is_err());
+        let all = s.list_prices().await.unwrap();
+        assert_eq!(all, vec![p.clone()], "{b}");
+        assert_eq!(all[0].effective_from.timestamp_millis(), now.timestamp_millis());
+        assert!(s.delete_price(&p.id).await.unwrap());
+    }
+}

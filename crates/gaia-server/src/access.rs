@@ -123,7 +123,9 @@ impl Routes {
         if self.quota {
             mr = mr.route_layer(middleware::from_fn_with_state(
                 self.state.clone(),
-                move |State(st): State<AppState>, req: Request, next: Next| crate::admission::admit(st, errors, req, next),
+                move |State(st): State<AppState>, req: Request, next: Next| {
+                    crate::admission::admit(st, errors, req, next)
+                },
             ));
         }
         // Added last, so it runs first.

@@ -158,10 +158,7 @@ pub async fn estimate(state: &AppState, body: &Value, input_tokens: Option<u64>)
     let configured = state.providers().price(&provider, &model);
     let price = state.quotas().price_at(&provider, &model, chrono::Utc::now(), configured);
     let (input_cost_usd, output_cost_usd) = match &price {
-        Some(p) => (
-            p.cost(Usage { input_tokens, output_tokens: 0 }),
-            p.cost(Usage { input_tokens: 0, output_tokens }),
-        ),
+        Some(p) => (p.cost(Usage { input_tokens, output_tokens: 0 }), p.cost(Usage { input_tokens: 0, output_tokens })),
         None => (0.0, 0.0),
     };
     Some(Estimate {

@@ -286,6 +286,19 @@ pub async fn serve(
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
     });
+    serve_with_grace(listener, state, shutdown).await
+}
+
+/// Serves [`router`] on any axum listener (plain TCP or TLS) with the graceful shutdown of [`serve`].
+pub(crate) async fn serve_with_grace<L>(
+    listener: L,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
         shutdown.await;

@@ -98,11 +98,13 @@ impl Meter {
         });
         let tokens = r.input_tokens.saturating_add(r.output_tokens);
         if let (true, Ok(rt)) = (tokens > 0 || r.cost_usd > 0.0, tokio::runtime::Handle::try_current()) {
-            let (state, user_id, key_id) = (self.state.clone(), r.user_id.clone(), r.api_key_id.clone());
+            let (state, user_id, key_id, cost) =
+                (self.state.clone(), r.user_id.clone(), r.api_key_id.clone(), r.cost_usd);
             rt.spawn(async move {
-                let who = gaia_core::quota::Subject { user_id, key_id, teams: Vec::new() };
+                let teams = state.rbac().await.policy().groups_of(&user_id).into_iter().map(str::to_string).collect();
+                let who = gaia_core::quota::Subject { user_id, key_id, teams };
                 state.quotas().charge_tokens(&who, tokens).await;
-                state.quotas().spend_changed_for(&who).await;
+                state.quotas().add_spend(&who, cost).await;
             });
         }
         self.state.usage().record(r);

@@ -18,7 +18,7 @@
 //! Private keys never reach logs or error messages.
 
 use crate::state::AppState;
-use crate::{router, SHUTDOWN_GRACE};
+
 use gaia_core::config::TlsConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -266,23 +266,5 @@ pub async fn serve_tls(
     };
     tracing::info!(%addr, client_certificates = client_auth, "gaia listening (TLS)");
     let listener = TlsListener::new(listener, config)?;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!("shutting down: finishing in-flight requests");
-        let _ = tx.send(());
-    });
-    let mut task = tokio::spawn(async move { server.await });
-    tokio::select! {
-        r = &mut task => return r.map_err(std::io::Error::other)?,
-        _ = rx => {}
-    }
-    match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
-        Ok(r) => r.map_err(std::io::Error::other)?,
-        Err(_) => {
-            tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE:?}; closing them");
-            task.abort();
-            Ok(())
-        }
-    }
+    crate::serve_with_grace(listener, state, shutdown).await
 }

@@ -71,7 +71,8 @@ async fn rate_limits_per_key_and_per_user() {
         // An administrator raises this key's limit and sets a per-user token limit.
         let (admin, _, admin_id) = s.register("ops@example.com").await;
         s.state.storage().set_admin(&admin_id, true).await.unwrap();
-        let admin_put = |path: String, body: Value| s.http.put(format!("{}/api/v1{path}", s.url)).bearer_auth(&admin).json(&body);
+        let admin_put =
+            |path: String, body: Value| s.http.put(format!("{}/api/v1{path}", s.url)).bearer_auth(&admin).json(&body);
         let r = admin_put(format!("/limits/key/{key_id}"), json!({"requests_per_minute": 100})).send().await.unwrap();
         assert_eq!(r.status(), 200, "{b}");
         let r = admin_put(format!("/limits/user/{user_id}"), json!({"tokens_per_minute": 30})).send().await.unwrap();
@@ -87,7 +88,8 @@ async fn rate_limits_per_key_and_per_user() {
         // Tokens are counted once calls finish; once 30 are used, calls wait.
         let mut refused = None;
         for _ in 0..20 {
-            let r = s.post("/api/v1/chat", &key).json(&chat("openai/mock-gpt", "a longer question")).send().await.unwrap();
+            let r =
+                s.post("/api/v1/chat", &key).json(&chat("openai/mock-gpt", "a longer question")).send().await.unwrap();
             if r.status() == 429 {
                 refused = Some(r.json::<Value>().await.unwrap());
                 break;
@@ -97,12 +99,23 @@ async fn rate_limits_per_key_and_per_user() {
         }
         let refused = refused.expect("the token limit refuses eventually");
         assert!(refused["detail"].as_str().unwrap().contains("tokens per minute of the user"), "{refused}");
-        let listed: Value = s.http.get(format!("{}/api/v1/limits", s.url)).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+        let listed: Value = s
+            .http
+            .get(format!("{}/api/v1/limits", s.url))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(listed["defaults"]["key_requests_per_minute"], 2);
         assert_eq!(listed["limits"].as_array().unwrap().len(), 2);
-        let r = s.http.delete(format!("{}/api/v1/limits/user/{user_id}", s.url)).bearer_auth(&admin).send().await.unwrap();
+        let r =
+            s.http.delete(format!("{}/api/v1/limits/user/{user_id}", s.url)).bearer_auth(&admin).send().await.unwrap();
         assert_eq!(r.status(), 204);
-        let r = s.http.delete(format!("{}/api/v1/limits/user/{user_id}", s.url)).bearer_auth(&admin).send().await.unwrap();
+        let r =
+            s.http.delete(format!("{}/api/v1/limits/user/{user_id}", s.url)).bearer_auth(&admin).send().await.unwrap();
         assert_eq!(r.status(), 404);
         let audit = s.state.storage().audit_records(Some("limit."), 10).await.unwrap();
         assert_eq!(audit.len(), 3, "{b}");
@@ -123,7 +136,8 @@ async fn budgets_refuse_before_the_provider_and_raise_events() {
         let (token, _, user_id) = s.register("spender@example.com").await;
         let (key, _) = s.api_key(&token).await;
         let mut events = s.state.events().subscribe();
-        let post = |path: &str, body: Value| s.http.post(format!("{}/api/v1{path}", s.url)).bearer_auth(&admin).json(&body);
+        let post =
+            |path: &str, body: Value| s.http.post(format!("{}/api/v1{path}", s.url)).bearer_auth(&admin).json(&body);
         let r = post("/budgets", json!({"scope": "user", "subject_id": user_id, "period": "daily", "limit_usd": 0.05}))
             .send()
             .await
@@ -195,7 +209,10 @@ async fn budgets_refuse_before_the_provider_and_raise_events() {
         // A soft team budget only raises an event.
         let team = s.state.rbac().await.create_group(None, gaia_rbac::GroupKind::Team, "raiders").await.unwrap();
         s.state.rbac().await.add_member(None, &team.id, &user_id, "kb_reader").await.unwrap();
-        let r = post("/budgets", json!({"scope": "team", "subject_id": team.id, "period": "monthly", "limit_usd": 0.01, "hard": false}));
+        let r = post(
+            "/budgets",
+            json!({"scope": "team", "subject_id": team.id, "period": "monthly", "limit_usd": 0.01, "hard": false}),
+        );
         assert_eq!(r.send().await.unwrap().status(), 201);
         s.state.usage().flush().await;
         s.state.quotas().spend_changed();
@@ -210,7 +227,16 @@ async fn budgets_refuse_before_the_provider_and_raise_events() {
             }
         }
         assert!(soft, "{b}");
-        let all: Value = s.http.get(format!("{}/api/v1/budgets", s.url)).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+        let all: Value = s
+            .http
+            .get(format!("{}/api/v1/budgets", s.url))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(all["budgets"].as_array().unwrap().len(), 1);
     }
 }
@@ -226,7 +252,10 @@ async fn prices_with_effective_dates_and_estimates() {
         let (token, _, _) = s.register("player@example.com").await;
         let (key, _) = s.api_key(&token).await;
         let estimate = |body: Value| s.post("/api/v1/pricing/estimate", &key).json(&body);
-        let r = estimate(json!({"model": "openai/mock-gpt", "input_tokens": 1_000_000, "max_tokens": 500_000})).send().await.unwrap();
+        let r = estimate(json!({"model": "openai/mock-gpt", "input_tokens": 1_000_000, "max_tokens": 500_000}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "{b}");
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["provider"], "openai");
@@ -234,13 +263,14 @@ async fn prices_with_effective_dates_and_estimates() {
         assert_eq!(v["cost_usd"], 2.0, "{v}");
         assert!(v["price"]["effective_from"].is_null());
         // From the messages of an OpenAI-shaped request: about four characters per token.
-        let v: Value = estimate(json!({"model": "mock-gpt", "messages": [{"role": "user", "content": "x".repeat(400)}]}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value =
+            estimate(json!({"model": "mock-gpt", "messages": [{"role": "user", "content": "x".repeat(400)}]}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
         assert!((90..=110).contains(&v["input_tokens"].as_u64().unwrap()), "{v}");
         assert_eq!(v["output_tokens"], 0);
         let r = estimate(json!({"model": "no-such-model", "input_tokens": 5})).send().await.unwrap();
@@ -249,24 +279,36 @@ async fn prices_with_effective_dates_and_estimates() {
 
         // A new price from now, and a later one from next month.
         let post = |body: Value| s.http.post(format!("{}/api/v1/pricing", s.url)).bearer_auth(&admin).json(&body);
-        let r = post(json!({"provider": "openai", "model": "mock-gpt", "input_per_million": 3.0, "output_per_million": 4.0}))
-            .send()
-            .await
-            .unwrap();
+        let r = post(
+            json!({"provider": "openai", "model": "mock-gpt", "input_per_million": 3.0, "output_per_million": 4.0}),
+        )
+        .send()
+        .await
+        .unwrap();
         assert_eq!(r.status(), 201, "{b}");
         let next_month = chrono::Utc::now() + chrono::Duration::days(30);
-        let r = post(json!({"provider": "openai", "model": "mock-gpt", "input_per_million": 5.0, "output_per_million": 6.0,
-            "effective_from": next_month}))
+        let r = post(
+            json!({"provider": "openai", "model": "mock-gpt", "input_per_million": 5.0, "output_per_million": 6.0,
+            "effective_from": next_month}),
+        )
         .send()
         .await
         .unwrap();
         assert_eq!(r.status(), 201);
-        let bad = post(json!({"provider": "openai", "model": "mock-gpt", "input_per_million": -3.0, "output_per_million": 4.0}));
+        let bad = post(
+            json!({"provider": "openai", "model": "mock-gpt", "input_per_million": -3.0, "output_per_million": 4.0}),
+        );
         assert_eq!(bad.send().await.unwrap().status(), 400);
         let r = s.post("/api/v1/pricing", &key).json(&json!({"provider": "openai", "model": "mock-gpt",
             "input_per_million": 0.0, "output_per_million": 0.0}));
         assert_eq!(r.send().await.unwrap().status(), 403, "users may not set prices");
-        let v: Value = estimate(json!({"model": "openai/mock-gpt", "input_tokens": 1_000_000})).send().await.unwrap().json().await.unwrap();
+        let v: Value = estimate(json!({"model": "openai/mock-gpt", "input_tokens": 1_000_000}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(v["cost_usd"], 3.0, "{v}");
         assert!(v["price"]["effective_from"].is_string());
         let list: Value = s.get("/api/v1/pricing", &key).send().await.unwrap().json().await.unwrap();
@@ -288,7 +330,13 @@ async fn prices_with_effective_dates_and_estimates() {
         let first = hist["prices"][0]["id"].as_str().unwrap();
         let r = s.http.delete(format!("{}/api/v1/pricing/{first}", s.url)).bearer_auth(&admin).send().await.unwrap();
         assert_eq!(r.status(), 204);
-        let v: Value = estimate(json!({"model": "openai/mock-gpt", "input_tokens": 1_000_000})).send().await.unwrap().json().await.unwrap();
+        let v: Value = estimate(json!({"model": "openai/mock-gpt", "input_tokens": 1_000_000}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(v["cost_usd"], 1.0);
     }
 }

@@ -115,7 +115,8 @@ type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<t
 
 async fn next(ws: &mut Ws) -> Value {
     loop {
-        let m = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("a frame in time").unwrap().unwrap();
+        let m =
+            tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("a frame in time").unwrap().unwrap();
         if let Message::Text(t) = m {
             return serde_json::from_str(t.as_str()).unwrap();
         }
@@ -297,7 +298,12 @@ async fn a_redis_restart_under_load_loses_nothing_and_heals() {
     // Every answered request is stored: one user and one assistant message each.
     a.state.usage().flush().await;
     b.state.usage().flush().await;
-    let convs = a.state.storage().list_conversations(&a.state.auth().authenticate_api_key(&key).await.unwrap().user_id, 100_000, 0).await.unwrap();
+    let convs = a
+        .state
+        .storage()
+        .list_conversations(&a.state.auth().authenticate_api_key(&key).await.unwrap().user_id, 100_000, 0)
+        .await
+        .unwrap();
     let mut messages = 0;
     for c in &convs {
         messages += a.state.storage().list_messages(&c.id).await.unwrap().len();

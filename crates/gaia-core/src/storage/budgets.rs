@@ -176,26 +176,24 @@ impl Storage {
         Ok(r.rows_affected() > 0)
     }
 
-    /// US dollars spent since `since` by the given users (any key) or through the given key.
+    /// US dollars spent since the UTC day of `since` by the given users (any key) or through the given
+    /// key, from the daily totals (`usage_daily`) kept with the usage records.
     pub async fn spent_since(&self, users: &[&str], key: Option<&str>, since: DateTime<Utc>) -> Result<f64> {
-        let since = since.timestamp_millis();
+        let day = since.format("%Y-%m-%d").to_string();
         let total = |r: AnyRow| -> Result<f64> { Ok(r.try_get::<f64, _>("spent")?) };
         const SUM: &str = "CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) AS spent";
         if let Some(k) = key {
-            let sql = format!("SELECT {SUM} FROM usage_records WHERE api_key_id = $1 AND created_at >= $2");
-            return total(sqlx::query(&sql).bind(k).bind(since).fetch_one(self.pool()).await?);
-        }
-        if users.is_empty() {
-            return Ok(0.0);
+            let sql = format!("SELECT {SUM} FROM usage_daily WHERE scope = 'key' AND subject_id = $1 AND day >= $2");
+            return total(sqlx::query(&sql).bind(k).bind(&day).fetch_one(self.pool()).await?);
         }
         let mut spent = 0.0;
         for chunk in users[..users.len().min(MAX_USERS)].chunks(500) {
             let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
             let sql = format!(
-                "SELECT {SUM} FROM usage_records WHERE created_at >= $1 AND user_id IN ({})",
+                "SELECT {SUM} FROM usage_daily WHERE scope = 'user' AND day >= $1 AND subject_id IN ({})",
                 marks.join(", ")
             );
-            let mut q = sqlx::query(&sql).bind(since);
+            let mut q = sqlx::query(&sql).bind(&day);
             for u in chunk {
                 q = q.bind(*u);
             }

@@ -27,8 +27,7 @@ pub struct PriceEntry {
     pub created_at: DateTime<Utc>,
 }
 
-const COLS: &str =
-    "id, provider, model, input_per_million, output_per_million, effective_from, created_by, created_at";
+const COLS: &str = "id, provider, model, input_per_million, output_per_million, effective_from, created_by, created_at";
 
 fn row_to_price(r: &AnyRow) -> Result<PriceEntry> {
     Ok(PriceEntry {

@@ -228,9 +228,21 @@ impl Storage {
             return Ok(());
         }
         let mut tx = self.pool().begin().await?;
+        // Per user and per key and day: calls and spend, added to `usage_daily` with the records.
+        let mut daily: std::collections::BTreeMap<(&'static str, &str, String), (i64, f64)> =
+            std::collections::BTreeMap::new();
         for u in records {
             let now = now_ms();
             let day = from_ms(now).format("%Y-%m-%d").to_string();
+            let cost = if u.cost_usd.is_finite() { u.cost_usd } else { 0.0 };
+            let e = daily.entry(("user", u.user_id.as_str(), day.clone())).or_default();
+            e.0 += 1;
+            e.1 += cost;
+            if let Some(k) = &u.api_key_id {
+                let e = daily.entry(("key", k.as_str(), day.clone())).or_default();
+                e.0 += 1;
+                e.1 += cost;
+            }
             sqlx::query(
                 "INSERT INTO usage_records (id, created_at, day, user_id, api_key_id, provider, model, endpoint, \
                  input_tokens, output_tokens, cost_usd, latency_ms, ttft_ms, status, error) \
@@ -246,11 +258,25 @@ impl Storage {
             .bind(&u.endpoint)
             .bind(i64::try_from(u.input_tokens).unwrap_or(i64::MAX))
             .bind(i64::try_from(u.output_tokens).unwrap_or(i64::MAX))
-            .bind(u.cost_usd)
+            .bind(cost)
             .bind(i64::try_from(u.latency_ms).unwrap_or(i64::MAX))
             .bind(u.ttft_ms.map(|v| i64::try_from(v).unwrap_or(i64::MAX)))
             .bind(i64::from(u.status))
             .bind(u.error.as_deref())
+            .execute(&mut *tx)
+            .await?;
+        }
+        for ((scope, subject, day), (requests, cost)) in daily {
+            sqlx::query(
+                "INSERT INTO usage_daily (scope, subject_id, day, requests, cost_usd) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (scope, subject_id, day) DO UPDATE SET requests = usage_daily.requests + excluded.requests, \
+                 cost_usd = usage_daily.cost_usd + excluded.cost_usd",
+            )
+            .bind(scope)
+            .bind(subject)
+            .bind(day)
+            .bind(requests)
+            .bind(cost)
             .execute(&mut *tx)
             .await?;
         }

@@ -107,7 +107,15 @@ async fn answer(
     stream: bool,
     headers: &HeaderMap,
 ) -> Result<(Answer, CacheUse), ProviderError> {
-    let candidates = state.providers().candidates(asked).await?;
+    let candidates = match state.providers().candidates(asked).await {
+        Ok(c) => c,
+        Err(e) => {
+            // Nothing was called: record the refusal under the model asked for.
+            meter.target("-", asked);
+            meter.finish(e.http_status(), Some(e.to_string()));
+            return Err(e);
+        }
+    };
     let mut cache = CacheUse { status: "bypass", fill: None };
     if let Some(rc) = state.responses().filter(|_| cacheable(req, cache_preference(headers))) {
         let key = ResponseCache::key(asked, req);

@@ -23,8 +23,14 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
         .map(|m| {
             let configured = state.providers().price(&m.provider, &m.id);
             let price = state.quotas().price_at(&m.provider, &m.id, now, configured);
-            let upcoming: Vec<_> =
-                state.quotas().prices().history(&m.provider, &m.id).iter().filter(|e| e.effective_from > now).cloned().collect();
+            let upcoming: Vec<_> = state
+                .quotas()
+                .prices()
+                .history(&m.provider, &m.id)
+                .iter()
+                .filter(|e| e.effective_from > now)
+                .cloned()
+                .collect();
             json!({"provider": m.provider, "model": m.id, "price": price, "upcoming": upcoming})
         })
         .collect();
@@ -49,7 +55,11 @@ pub struct NewPrice {
 }
 
 /// `POST /api/v1/pricing`: records a price taking effect at `effective_from`.
-pub async fn add(State(state): State<AppState>, Auth(p): Auth, ApiJson(b): ApiJson<NewPrice>) -> ApiResult<impl IntoResponse> {
+pub async fn add(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(b): ApiJson<NewPrice>,
+) -> ApiResult<impl IntoResponse> {
     let price = ModelPrice { input: b.input_per_million, output: b.output_per_million };
     let from = b.effective_from.unwrap_or_else(Utc::now);
     let e = state.storage().add_price(&b.provider, &b.model, price, from, Some(&p.user_id)).await?;

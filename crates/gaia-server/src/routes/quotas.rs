@@ -44,8 +44,10 @@ pub async fn set_limit(
     ApiJson(b): ApiJson<SetLimit>,
 ) -> ApiResult<impl IntoResponse> {
     let scope: LimitScope = scope.parse()?;
-    let set =
-        state.storage().set_rate_limit(scope, &id, b.requests_per_minute, b.tokens_per_minute, Some(&p.user_id)).await?;
+    let set = state
+        .storage()
+        .set_rate_limit(scope, &id, b.requests_per_minute, b.tokens_per_minute, Some(&p.user_id))
+        .await?;
     state.quotas().settings_changed();
     let details = json!({"requests_per_minute": set.requests_per_minute, "tokens_per_minute": set.tokens_per_minute});
     crate::audit::record(&state, Some(&p.user_id), "limit.set", &format!("{scope}:{id}"), details).await;
@@ -113,7 +115,11 @@ pub async fn create_budget(
 }
 
 /// `DELETE /api/v1/budgets/{id}`.
-pub async fn delete_budget(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete_budget(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     if !state.storage().delete_budget(&id).await? {
         return Err(ApiError::not_found(format!("budget {id} not found")));
     }

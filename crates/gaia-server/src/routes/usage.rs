@@ -206,7 +206,8 @@ pub async fn report(
         return Ok(Json(body).into_response());
     }
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([by, "requests", "errors", "input_tokens", "output_tokens", "cost_usd"]).map_err(ApiError::internal)?;
+    w.write_record([by, "requests", "errors", "input_tokens", "output_tokens", "cost_usd"])
+        .map_err(ApiError::internal)?;
     for g in groups {
         let t = g.totals;
         w.write_record([
@@ -221,6 +222,9 @@ pub async fn report(
     }
     let body = w.into_inner().map_err(ApiError::internal)?;
     let disposition = format!("attachment; filename=\"gaia-usage-by-{by}.csv\"");
-    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, disposition)], body)
+    Ok((
+        [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, disposition)],
+        body,
+    )
         .into_response())
 }

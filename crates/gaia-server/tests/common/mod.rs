@@ -56,7 +56,12 @@ pub async fn start_with(db: TestDb, mock: Option<MockConfig>, config: Config) ->
 
 /// [`start_with`], sharing the cache, rate limits, events and access-control announcements through
 /// Redis at `redis = (url, key prefix)` as several instances of one deployment do.
-pub async fn start_shared(db: TestDb, mock: Option<MockConfig>, config: Config, redis: Option<(&str, &str)>) -> TestServer {
+pub async fn start_shared(
+    db: TestDb,
+    mock: Option<MockConfig>,
+    config: Config,
+    redis: Option<(&str, &str)>,
+) -> TestServer {
     let storage = Storage::connect(&db.url).await.unwrap();
     storage.migrate().await.unwrap();
     let registry = ProviderRegistry::new();
