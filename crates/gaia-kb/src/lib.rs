@@ -36,6 +36,8 @@
 //! # });
 //! ```
 
+#![warn(missing_docs)]
+
 mod db;
 pub mod document;
 pub mod error;

@@ -26,6 +26,8 @@
 //!
 //! Configuration lives in `gaia_core::config` (`[[mcp_servers]]`, `[agents]`).
 
+#![warn(missing_docs)]
+
 pub mod agent;
 pub mod builtin;
 pub mod client;

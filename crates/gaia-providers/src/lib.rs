@@ -30,6 +30,8 @@
 //! # });
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod anthropic;
 pub mod balanced;
 pub mod compat;

@@ -28,6 +28,8 @@
 //! assert!(policy.check(&mara, Action::Read, &Resource::kb_document("world/npcs/jo.md"), 0).allowed);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod engine;
 pub mod error;
 pub mod model;

@@ -2,7 +2,8 @@
 //!
 //! Gaia's HTTP server on axum. [`router`] returns a plain `axum::Router` you can serve as is or nest
 //! inside your own app; [`serve`] runs it with graceful shutdown, [`serve_tls`] the same over TLS
-//! (optionally mutual TLS, see [`tls`]).
+//! (optionally mutual TLS, see [`tls`]). [`Gaia::builder`] sets everything up from code instead of a
+//! configuration file.
 //!
 //! ```no_run
 //! use gaia_core::Config;
@@ -39,9 +40,12 @@
 //! [`observe`].
 //! Errors are JSON `{"detail": "..."}`.
 
+#![warn(missing_docs)]
+
 pub mod access;
 pub mod admission;
 pub mod audit;
+pub mod builder;
 pub mod error;
 pub mod extract;
 pub mod live;
@@ -57,6 +61,7 @@ pub mod tls;
 pub mod ui;
 
 pub use access::{Access, RouteDecl, Routes};
+pub use builder::{Gaia, GaiaBuilder};
 pub use error::{ApiError, ApiResult};
 pub use extract::{ApiJson, Auth};
 pub use state::AppState;

@@ -1,7 +1,7 @@
 //! Application state shared by every handler.
 
 use gaia_core::auth::{Authenticator, JwtKeys};
-use gaia_core::cache::{self, SharedCache};
+use gaia_core::cache::SharedCache;
 use gaia_core::events::EventBus;
 use gaia_core::storage::Storage;
 use gaia_core::usage::UsageRecorder;
@@ -50,43 +50,7 @@ impl AppState {
     /// (Redis when configured), the JWT keys and the providers, and starts the data retention job when
     /// `[retention]` enables it.
     pub async fn from_config(config: Config) -> Result<AppState, CoreError> {
-        let storage = Storage::connect(&config.database_url).await?;
-        storage.migrate().await?;
-        let cache = cache::from_config(&config).await?;
-        let providers = ProviderRegistry::from_config(&config);
-        if config.routing.health_interval_secs > 0 && !providers.is_empty() {
-            providers.spawn_health_monitor(Duration::from_secs(config.routing.health_interval_secs));
-        }
-        let kb = match &config.kb {
-            Some(kc) => {
-                let kb = gaia_kb::Kb::open_with_storage(kc.clone(), Some(storage.clone()))
-                    .await
-                    .map_err(|e| CoreError::Config(format!("knowledge base `{}`: {e}", kc.name)))?;
-                kb.spawn_sync_loop();
-                Some(kb)
-            }
-            None => None,
-        };
-        let redis_url = config.redis_url.clone();
-        let nats_url = config.nats_url.clone();
-        let state = Self::new(config, storage, cache, providers);
-        if let Some(url) = &nats_url {
-            state.connect_nats(url).await?;
-        }
-        if let Some(url) = redis_url {
-            state.connect_redis(&url, gaia_core::cache::DEFAULT_PREFIX).await?;
-        }
-        state.watch_provider_health();
-        if let Some(kb) = kb {
-            state.set_kb(kb);
-        }
-        if let Err(e) = state.quotas().reload_prices().await {
-            tracing::warn!(error = %e, "cannot load the recorded prices; configured prices apply");
-        }
-        // Deletes old messages, usage and audit rows when `[retention]` asks for it (safe on every
-        // instance at once: see `gaia_core::retention`).
-        gaia_core::retention::spawn(state.storage().clone(), state.config().retention.clone());
-        Ok(state)
+        Ok(crate::Gaia::builder().config(config).build().await?.into())
     }
 
     /// Builds the state from parts (for embedding and tests). The JWT secret comes from

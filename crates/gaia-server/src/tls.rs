@@ -241,8 +241,8 @@ async fn accept_loop(
     }
 }
 
-/// [`serve`](crate::serve) with TLS: serves [`router`] on `listener` through a [`TlsListener`] until
-/// `shutdown` resolves, then lets in-flight requests finish for up to [`SHUTDOWN_GRACE`].
+/// [`serve`](crate::serve) with TLS: serves [`router`](crate::router) on `listener` through a [`TlsListener`] until
+/// `shutdown` resolves, then lets in-flight requests finish for up to [`SHUTDOWN_GRACE`](crate::SHUTDOWN_GRACE).
 ///
 /// ```no_run
 /// # async fn run(state: gaia_server::AppState) -> Result<(), Box<dyn std::error::Error>> {
