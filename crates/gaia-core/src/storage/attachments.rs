@@ -227,29 +227,25 @@ impl Storage {
 impl Storage {
     /// Deletes up to `limit` attachments of messages created before `before`. Returns how many.
     pub async fn purge_message_attachments_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
-        let r = sqlx::query(
+        self.delete_batch(
             "DELETE FROM attachments WHERE id IN (SELECT a.id FROM attachments a \
                JOIN messages m ON m.id = a.message_id WHERE m.created_at < $1 LIMIT $2)",
+            before,
+            limit,
         )
-        .bind(before.timestamp_millis())
-        .bind(i64::from(limit))
-        .execute(self.pool())
-        .await?;
-        Ok(r.rows_affected())
+        .await
     }
 
     /// Deletes up to `limit` uploads never sent with a message and uploaded before `before`. Returns
     /// how many.
     pub async fn purge_unsent_attachments_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
-        let r = sqlx::query(
+        self.delete_batch(
             "DELETE FROM attachments WHERE id IN (SELECT id FROM attachments \
                WHERE message_id IS NULL AND created_at < $1 LIMIT $2)",
+            before,
+            limit,
         )
-        .bind(before.timestamp_millis())
-        .bind(i64::from(limit))
-        .execute(self.pool())
-        .await?;
-        Ok(r.rows_affected())
+        .await
     }
 }
 

@@ -81,25 +81,22 @@ impl Storage {
 impl Storage {
     /// Deletes up to `limit` rows of `audit_log` created before `before`. Returns how many.
     pub async fn purge_audit_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
-        let r =
-            sqlx::query("DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE created_at < $1 LIMIT $2)")
-                .bind(before.timestamp_millis())
-                .bind(i64::from(limit))
-                .execute(self.pool())
-                .await?;
-        Ok(r.rows_affected())
+        self.delete_batch(
+            "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE created_at < $1 LIMIT $2)",
+            before,
+            limit,
+        )
+        .await
     }
 
     /// Deletes up to `limit` access-control audit rows (`rbac_audit`) created before `before`. Returns
     /// how many.
     pub async fn purge_rbac_audit_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
-        let r = sqlx::query(
+        self.delete_batch(
             "DELETE FROM rbac_audit WHERE id IN (SELECT id FROM rbac_audit WHERE created_at < $1 LIMIT $2)",
+            before,
+            limit,
         )
-        .bind(before.timestamp_millis())
-        .bind(i64::from(limit))
-        .execute(self.pool())
-        .await?;
-        Ok(r.rows_affected())
+        .await
     }
 }

@@ -530,13 +530,12 @@ impl Storage {
     /// foreign key; [`Storage::purge_message_attachments_before`] deletes them first in smaller
     /// batches). Returns how many were deleted.
     pub async fn purge_messages_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
-        let r =
-            sqlx::query("DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE created_at < $1 LIMIT $2)")
-                .bind(before.timestamp_millis())
-                .bind(i64::from(limit))
-                .execute(self.pool())
-                .await?;
-        Ok(r.rows_affected())
+        self.delete_batch(
+            "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE created_at < $1 LIMIT $2)",
+            before,
+            limit,
+        )
+        .await
     }
 
     /// Deletes up to `limit` conversations (live or soft-deleted) that have no message left and were
@@ -545,16 +544,14 @@ impl Storage {
     /// The conditions are repeated on the deleted row itself, so a conversation that gets a message
     /// at the same moment (which bumps its `updated_at` in the same transaction) is kept.
     pub async fn purge_empty_conversations_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
-        let r = sqlx::query(
+        self.delete_batch(
             "DELETE FROM conversations WHERE updated_at < $1 \
                AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = conversations.id) \
                AND id IN (SELECT c.id FROM conversations c WHERE c.updated_at < $1 \
                  AND NOT EXISTS (SELECT 1 FROM messages m2 WHERE m2.conversation_id = c.id) LIMIT $2)",
+            before,
+            limit,
         )
-        .bind(before.timestamp_millis())
-        .bind(i64::from(limit))
-        .execute(self.pool())
-        .await?;
-        Ok(r.rows_affected())
+        .await
     }
 }

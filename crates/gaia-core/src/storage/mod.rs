@@ -90,6 +90,15 @@ pub(crate) fn new_id() -> String {
 }
 
 impl Storage {
+    /// Runs a batched delete whose `$1` is a time (unix milliseconds of `before`) and `$2` the most
+    /// rows to delete; returns how many were deleted (data retention).
+    pub(crate) async fn delete_batch(&self, sql: &str, before: DateTime<Utc>, limit: u32) -> Result<u64> {
+        let r = sqlx::query(sql).bind(before.timestamp_millis()).bind(i64::from(limit)).execute(self.pool()).await?;
+        Ok(r.rows_affected())
+    }
+}
+
+impl Storage {
     /// Connects to `url` (`sqlite://PATH`, `sqlite::memory:`, `postgres://…`).
     ///
     /// For SQLite the file (and its directory) is created if missing, and every connection runs with

@@ -330,13 +330,11 @@ impl Storage {
 impl Storage {
     /// Deletes up to `limit` usage records created before `before`. Returns how many.
     pub async fn purge_usage_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
-        let r = sqlx::query(
+        self.delete_batch(
             "DELETE FROM usage_records WHERE id IN (SELECT id FROM usage_records WHERE created_at < $1 LIMIT $2)",
+            before,
+            limit,
         )
-        .bind(before.timestamp_millis())
-        .bind(i64::from(limit))
-        .execute(self.pool())
-        .await?;
-        Ok(r.rows_affected())
+        .await
     }
 }
