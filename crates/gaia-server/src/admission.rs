@@ -16,7 +16,7 @@ use axum::response::Response;
 use gaia_core::auth::Principal;
 use gaia_core::context::estimate_tokens;
 use gaia_core::pricing::EffectivePrice;
-use gaia_core::quota::Subject;
+use gaia_core::quota::{RateCheck, Subject};
 use gaia_core::types::Usage;
 use serde::Serialize;
 use serde_json::Value;
@@ -39,6 +39,35 @@ fn add_headers(resp: &mut Response, headers: Vec<(&'static str, String)>) {
     }
 }
 
+/// Checks `who`'s rate limits for one more model request (counting it when admitted): the check to
+/// answer headers from, or the 429 to answer with them.
+pub(crate) async fn check_rate(state: &AppState, who: &Subject) -> Result<RateCheck, (ApiError, RateCheck)> {
+    let rate = state.quotas().check_rate(who).await;
+    if rate.allowed() {
+        return Ok(rate);
+    }
+    let secs = rate.retry_after().map(|d| d.as_secs().max(1)).unwrap_or(1);
+    let what = rate.refused_by().unwrap_or_else(|| "rate limit".into());
+    state.metrics().rate_limited(if what.contains("API key") { "key" } else { "user" });
+    let msg = format!("rate limit reached ({what}); retry in {secs} s");
+    Err((ApiError::new(StatusCode::TOO_MANY_REQUESTS, msg), rate))
+}
+
+/// Checks `who`'s budgets against the estimated cost of the request `body` (402 when a hard budget
+/// would be exceeded).
+pub(crate) async fn check_budgets(state: &AppState, who: &Subject, body: Option<&Value>) -> Result<(), ApiError> {
+    let estimate = match body {
+        Some(v) => estimate(state, v, None).await.map(|e| e.cost_usd).unwrap_or(0.0),
+        None => 0.0, // a malformed body: its handler answers it
+    };
+    let policy = state.rbac().await.policy();
+    let members = |team: &str| policy.members_of(team).into_iter().map(str::to_string).collect::<Vec<_>>();
+    state.quotas().check_budgets(who, estimate, members).await.map_err(|refusal| {
+        state.metrics().budget_refused(refusal.budget.scope.as_str());
+        ApiError::new(StatusCode::PAYMENT_REQUIRED, refusal.to_string())
+    })
+}
+
 /// The middleware: checks the caller's rate limits, then their budgets against the request's
 /// estimated cost, then runs the handler.
 pub(crate) async fn admit(state: AppState, errors: ErrorRenderer, req: Request, next: Next) -> Response {
@@ -46,16 +75,14 @@ pub(crate) async fn admit(state: AppState, errors: ErrorRenderer, req: Request, 
         return next.run(req).await;
     };
     let who = subject(&state, &p).await;
-    let rate = state.quotas().check_rate(&who).await;
-    if !rate.allowed() {
-        let secs = rate.retry_after().map(|d| d.as_secs().max(1)).unwrap_or(1);
-        let what = rate.refused_by().unwrap_or_else(|| "rate limit".into());
-        state.metrics().rate_limited(if what.contains("API key") { "key" } else { "user" });
-        let msg = format!("rate limit reached ({what}); retry in {secs} s");
-        let mut resp = errors(req.headers(), ApiError::new(StatusCode::TOO_MANY_REQUESTS, msg));
-        add_headers(&mut resp, rate.headers());
-        return resp;
-    }
+    let rate = match check_rate(&state, &who).await {
+        Ok(rate) => rate,
+        Err((e, rate)) => {
+            let mut resp = errors(req.headers(), e);
+            add_headers(&mut resp, rate.headers());
+            return resp;
+        }
+    };
     let req = if state.quotas().budgets_for(&who).await.is_empty() {
         req
     } else {
@@ -68,15 +95,9 @@ pub(crate) async fn admit(state: AppState, errors: ErrorRenderer, req: Request, 
                 return errors(&parts.headers, e);
             }
         };
-        let estimate = match serde_json::from_slice::<Value>(&bytes) {
-            Ok(v) => estimate(&state, &v, None).await.map(|e| e.cost_usd).unwrap_or(0.0),
-            Err(_) => 0.0, // the handler answers the malformed body
-        };
-        let policy = state.rbac().await.policy();
-        let members = |team: &str| policy.members_of(team).into_iter().map(str::to_string).collect::<Vec<_>>();
-        if let Err(refusal) = state.quotas().check_budgets(&who, estimate, members).await {
-            state.metrics().budget_refused(refusal.budget.scope.as_str());
-            return errors(&parts.headers, ApiError::new(StatusCode::PAYMENT_REQUIRED, refusal.to_string()));
+        let body = serde_json::from_slice::<Value>(&bytes).ok();
+        if let Err(e) = check_budgets(&state, &who, body.as_ref()).await {
+            return errors(&parts.headers, e);
         }
         Request::from_parts(parts, Body::from(bytes))
     };

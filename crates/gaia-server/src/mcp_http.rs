@@ -82,6 +82,11 @@ impl GaiaMcp {
             .map(str::to_string)
             .or(settings.default_model)
             .unwrap_or_default();
+        // The same rate limits and budgets as the chat endpoints.
+        let who = crate::admission::subject(&self.state, p).await;
+        crate::admission::check_rate(&self.state, &who).await.map_err(|(e, _)| e.message)?;
+        let body = serde_json::json!({"model": model, "message": message, "system": args.get("system")});
+        crate::admission::check_budgets(&self.state, &who, Some(&body)).await.map_err(|e| e.message)?;
         let candidates = self.state.providers().candidates(&model).await.map_err(|e| e.to_string())?;
         let mut messages = Vec::new();
         if let Some(s) = args.get("system").and_then(|v| v.as_str()) {
