@@ -3,6 +3,7 @@
 //! retention (`gaia retention run`).
 
 mod otel;
+mod quotas;
 mod rbac;
 
 use anyhow::{bail, Context, Result};
@@ -65,6 +66,8 @@ enum Command {
     Kb(KbArgs),
     /// Access control: roles, administrators, grants, teams, workspaces, shares, checks, audit log.
     Rbac(rbac::RbacArgs),
+    /// Rate limits, budgets, model prices and usage reports (`gaia quotas limits|budgets|prices|report`).
+    Quotas(quotas::QuotaArgs),
     /// Data retention: delete messages, usage records and audit rows older than `[retention]` says.
     Retention {
         #[command(subcommand)]
@@ -309,6 +312,7 @@ async fn main() -> Result<()> {
         Command::MockLlm(args) => mock(args).await,
         Command::Kb(args) => kb(cli.config, args).await,
         Command::Rbac(args) => rbac::run(&load(cli.config)?.database_url, args).await,
+        Command::Quotas(args) => quotas::run(&load(cli.config)?.database_url, args).await,
         Command::Mcp { command: McpCommand::Serve { root } } => mcp_serve(cli.config, root).await,
         Command::Retention { command } => retention(cli.config, command).await,
     }

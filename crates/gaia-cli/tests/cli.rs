@@ -38,6 +38,8 @@ fn help_everywhere() {
         vec!["chat", "--help"],
         vec!["mock-llm", "--help"],
         vec!["rbac", "--help"],
+        vec!["quotas", "--help"],
+        vec!["quotas", "budgets", "add", "--help"],
         vec!["rbac", "team", "--help"],
         vec!["rbac", "grant", "--help"],
     ] {
@@ -261,4 +263,55 @@ fn serve_with_unusable_tls_files_is_a_clear_error() {
         .args(["serve", "--bind", "127.0.0.1:0"]));
     assert!(!ok);
     assert!(err.contains("server.tls.cert_path") && err.contains(&missing.display().to_string()), "{err}");
+}
+
+#[test]
+fn quotas_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("quotas.db").display());
+    let g = |args: &[&str]| run(gaia().env("GAIA_DATABASE_URL", &db).arg("quotas").args(args));
+    // Rate limits per key.
+    let (ok, out, err) = g(&["limits", "set", "key", "k1", "--rpm", "60", "--tpm", "20000"]);
+    assert!(ok && out.contains("limits of key k1 set"), "{out}{err}");
+    let (ok, out, _) = g(&["limits", "list"]);
+    assert!(ok && out.contains("key k1: 60 requests/min, 20000 tokens/min"), "{out}");
+    let (ok, _, err) = g(&["limits", "set", "team", "t1", "--rpm", "1"]);
+    assert!(!ok && err.contains("users and keys"), "{err}");
+    assert!(g(&["limits", "clear", "key", "k1"]).0);
+    let (ok, _, err) = g(&["limits", "clear", "key", "k1"]);
+    assert!(!ok && err.contains("no limits"), "{err}");
+    // Budgets, listed with their spend.
+    let (ok, out, err) = g(&["--json", "budgets", "add", "--scope", "user", "--subject", "u1", "--limit-usd", "25"]);
+    assert!(ok, "{err}");
+    let b: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(b["hard"], true);
+    assert_eq!(b["period"], "monthly");
+    let (ok, out, _) = g(&["budgets", "list"]);
+    assert!(ok && out.contains("user u1: $0.0000 of $25.0000 monthly (hard)"), "{out}");
+    let (ok, _, err) = g(&["budgets", "add", "--scope", "user", "--subject", "u1", "--limit-usd=0"]);
+    assert!(!ok && err.contains("positive"), "{err}");
+    let (ok, _, err) =
+        g(&["budgets", "add", "--scope", "user", "--subject", "u1", "--period", "weekly", "--limit-usd", "3"]);
+    assert!(!ok && err.contains("weekly"), "{err}");
+    assert!(g(&["budgets", "remove", b["id"].as_str().unwrap()]).0);
+    // Prices with a date, and the (empty) usage report.
+    let (ok, out, err) = g(&[
+        "prices",
+        "set",
+        "openai",
+        "gpt-4o-mini",
+        "--input",
+        "0.15",
+        "--output",
+        "0.6",
+        "--from",
+        "2027-01-01T00:00:00Z",
+    ]);
+    assert!(ok && out.contains("from 2027-01-01T00:00:00+00:00"), "{out}{err}");
+    let (ok, out, _) = g(&["prices", "list"]);
+    assert!(ok && out.contains("openai/gpt-4o-mini: $0.15 in, $0.6 out"), "{out}");
+    let (ok, out, _) = g(&["report", "--group-by", "model", "--csv"]);
+    assert!(ok && out.starts_with("model,requests,errors"), "{out}");
+    let (ok, _, err) = g(&["report", "--group-by", "planet"]);
+    assert!(!ok && err.contains("planet"), "{err}");
 }
