@@ -287,4 +287,11 @@ async fn gaia_is_an_mcp_server_over_http_for_key_holders() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(recorded, "usage of {uid} recorded");
+    // The chat tool obeys the caller's rate limits like the chat endpoints.
+    s.state.storage().set_rate_limit(gaia_core::storage::LimitScope::User, &uid, Some(1), None, None).await.unwrap();
+    s.state.quotas().settings_changed();
+    let chat = r#"{"message": "Again?", "model": "openai/mock-gpt"}"#;
+    assert!(client.call("gaia__chat", chat).await.is_ok());
+    let e = client.call("gaia__chat", chat).await.unwrap_err();
+    assert!(e.to_string().contains("rate limit reached"), "{e}");
 }
