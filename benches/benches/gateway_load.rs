@@ -14,7 +14,7 @@
 //! a profiler attached to the gateway's pid, which is printed), `GAIA_BENCH_REDIS_URL` (run the gateway
 //! as one instance of a scaled-out deployment: cache, rate-limit counters and events in Redis, with
 //! per-key and per-user rate limits, a hard budget and a recorded price in force, so every request is
-//! admitted through Redis and costed).
+//! admitted through Redis and costed; `GAIA_BENCH_BUDGET=0` leaves the budget out).
 
 use futures::StreamExt;
 use gaia_core::cache::MemoryCache;
@@ -208,7 +208,9 @@ async fn run_gateway() {
             limit_usd: 1e9,
             hard: true,
         };
-        storage.create_budget(&budget, None).await.unwrap();
+        if std::env::var("GAIA_BENCH_BUDGET").as_deref() != Ok("0") {
+            storage.create_budget(&budget, None).await.unwrap();
+        }
         eprintln!("gateway: scaled-out mode (Redis cache, shared rate limits, a budget and a price in force)");
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
