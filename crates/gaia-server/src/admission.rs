@@ -23,12 +23,13 @@ use serde_json::Value;
 
 /// Who is calling, for quotas: the user, their API key, their teams and workspaces.
 pub(crate) async fn subject(state: &AppState, p: &Principal) -> Subject {
-    let policy = state.rbac().await.policy();
-    Subject {
-        user_id: p.user_id.clone(),
-        key_id: p.api_key_id().map(str::to_string),
-        teams: policy.groups_of(&p.user_id).into_iter().map(str::to_string).collect(),
-    }
+    subject_of(state, p.user_id.clone(), p.api_key_id().map(str::to_string)).await
+}
+
+/// The quota subject of `user_id` calling with `key_id`, their teams and workspaces from the policy.
+pub(crate) async fn subject_of(state: &AppState, user_id: String, key_id: Option<String>) -> Subject {
+    let teams = state.rbac().await.policy().groups_of(&user_id).into_iter().map(str::to_string).collect();
+    Subject { user_id, key_id, teams }
 }
 
 fn add_headers(resp: &mut Response, headers: Vec<(&'static str, String)>) {

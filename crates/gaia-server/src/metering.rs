@@ -101,8 +101,7 @@ impl Meter {
             let (state, user_id, key_id, cost) =
                 (self.state.clone(), r.user_id.clone(), r.api_key_id.clone(), r.cost_usd);
             rt.spawn(async move {
-                let teams = state.rbac().await.policy().groups_of(&user_id).into_iter().map(str::to_string).collect();
-                let who = gaia_core::quota::Subject { user_id, key_id, teams };
+                let who = crate::admission::subject_of(&state, user_id, key_id).await;
                 state.quotas().charge_tokens(&who, tokens).await;
                 state.quotas().add_spend(&who, cost).await;
             });
