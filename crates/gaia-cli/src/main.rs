@@ -120,6 +120,10 @@ struct KbArgs {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Keep the search index in this folder (overrides kb.index_dir): later runs re-index only the
+    /// documents that changed instead of building the index again.
+    #[arg(long, global = true)]
+    index_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: KbCommand,
 }
@@ -145,6 +149,9 @@ enum KbCommand {
         /// Regular-expression search over the raw text.
         #[arg(long)]
         regex: bool,
+        /// Exact and regex search: match case.
+        #[arg(long)]
+        case_sensitive: bool,
     },
     /// Print a document (by path or note name).
     Read {
@@ -233,7 +240,7 @@ struct MockArgs {
     /// Number of chunks a reply is split into.
     #[arg(long, default_value_t = 4)]
     chunks: usize,
-    /// Fault for every request: disconnect, malformed, slow, or error-NNN.
+    /// Fault for every request: disconnect, stall, malformed, slow, or error-NNN.
     #[arg(long)]
     fault: Option<String>,
     /// Require this API key.
@@ -320,12 +327,24 @@ async fn main() -> Result<()> {
 
 /// Opens the knowledge base of `[kb]` (or a plain folder given as `root`); `None` when neither.
 async fn open_kb(cfg: &Config, root: Option<PathBuf>) -> Result<Option<gaia_kb::Kb>> {
+    Ok(open_kb_reporting(cfg, root, None).await?.map(|(kb, _)| kb))
+}
+
+/// Like [`open_kb`] (with `index_dir` overriding kb.index_dir), with what was indexed on opening.
+async fn open_kb_reporting(
+    cfg: &Config,
+    root: Option<PathBuf>,
+    index_dir: Option<PathBuf>,
+) -> Result<Option<(gaia_kb::Kb, gaia_kb::SyncReport)>> {
     use gaia_kb::{Kb, KbStorageMode};
     let mut kc = cfg.kb.clone().unwrap_or_default();
     if let Some(root) = root {
         kc.root = root;
     } else if cfg.kb.is_none() {
         return Ok(None);
+    }
+    if index_dir.is_some() {
+        kc.index_dir = index_dir;
     }
     kc.sync_interval_secs = 0;
     let storage = if matches!(kc.mode, KbStorageMode::Git) {
@@ -335,7 +354,7 @@ async fn open_kb(cfg: &Config, root: Option<PathBuf>) -> Result<Option<gaia_kb::
         s.migrate().await?;
         Some(s)
     };
-    Ok(Some(Kb::open_with_storage(kc, storage).await.context("cannot open the knowledge base")?))
+    Ok(Some(Kb::open_reporting(kc, storage).await.context("cannot open the knowledge base")?))
 }
 
 async fn mcp_serve(path: Option<PathBuf>, root: Option<PathBuf>) -> Result<()> {
@@ -391,14 +410,14 @@ async fn mcp_serve(path: Option<PathBuf>, root: Option<PathBuf>) -> Result<()> {
 async fn kb(path: Option<PathBuf>, args: KbArgs) -> Result<()> {
     use gaia_kb::{GrepOptions, SearchOptions};
     let cfg = load(path)?;
-    let Some(kb) = open_kb(&cfg, args.root).await? else {
+    let Some((kb, opened)) = open_kb_reporting(&cfg, args.root, args.index_dir).await? else {
         bail!("no knowledge base configured: add a [kb] section to gaia.toml or pass --root FOLDER");
     };
     let print = |v: serde_json::Value| println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     match args.command {
-        KbCommand::Search { query, limit, folder, tag, exact, regex } => {
+        KbCommand::Search { query, limit, folder, tag, exact, regex, case_sensitive } => {
             if exact || regex {
-                let m = kb.grep(&GrepOptions { pattern: query, regex, folder, limit, ..Default::default() })?;
+                let m = kb.grep(&GrepOptions { pattern: query, regex, case_sensitive, folder, limit })?;
                 if args.json {
                     print(serde_json::to_value(&m)?);
                 }
@@ -446,11 +465,27 @@ async fn kb(path: Option<PathBuf>, args: KbArgs) -> Result<()> {
             }
         }
         KbCommand::Sync => {
+            // Always JSON: the report is what scripts and cron jobs read.
             let r = kb.sync().await?;
             print(serde_json::to_value(&r)?);
         }
         KbCommand::Reindex { full } => {
-            let r = if full { kb.rebuild_index().await? } else { kb.reindex().await? };
+            let r = if full {
+                kb.rebuild_index().await?
+            } else {
+                // Opening already re-indexed what changed since the index was written: report it too.
+                let mut r = kb.reindex().await?;
+                let mut changed = opened.changed;
+                for p in r.changed {
+                    if !changed.contains(&p) {
+                        changed.push(p);
+                    }
+                }
+                r.changed = changed;
+                r.deleted = opened.deleted.into_iter().chain(r.deleted).collect();
+                r.took_ms += opened.took_ms;
+                r
+            };
             if args.json {
                 print(serde_json::to_value(&r)?);
             } else {

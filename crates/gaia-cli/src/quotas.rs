@@ -260,15 +260,8 @@ pub async fn run(database_url: &str, args: QuotaArgs) -> Result<()> {
             let by: UsageGroupBy = group_by.parse().context("--group-by")?;
             let groups = storage.usage_grouped(&UsageFilter { user_id: None, since, until }, by).await?;
             if csv {
-                println!("{group_by},requests,errors,input_tokens,output_tokens,cost_usd");
-                for g in groups {
-                    let t = g.totals;
-                    let key = g.key.replace(['"', ','], "_");
-                    println!(
-                        "{key},{},{},{},{},{:.8}",
-                        t.requests, t.errors, t.input_tokens, t.output_tokens, t.cost_usd
-                    );
-                }
+                use std::io::Write;
+                std::io::stdout().write_all(&gaia_core::storage::UsageGroup::to_csv(&group_by, &groups))?;
             } else if json {
                 print(json!({"group_by": group_by, "groups": groups}))?;
             } else {

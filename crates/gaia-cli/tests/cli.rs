@@ -315,3 +315,179 @@ fn quotas_from_the_command_line() {
     let (ok, _, err) = g(&["report", "--group-by", "planet"]);
     assert!(!ok && err.contains("planet"), "{err}");
 }
+
+/// Runs `git` in `dir` with a fixed identity; panics on failure.
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "Tester")
+        .env("GIT_AUTHOR_EMAIL", "tester@example.com")
+        .env("GIT_COMMITTER_NAME", "Tester")
+        .env("GIT_COMMITTER_EMAIL", "tester@example.com")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn kb_sync_clones_fetches_and_hides_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let team = dir.path().join("team");
+    std::fs::create_dir_all(team.join("Places")).unwrap();
+    std::fs::write(team.join("Places/Harbor.md"), "# Harbor\nFerries leave at dawn.").unwrap();
+    git(&team, &["init", "-q", "-b", "main"]);
+    git(&team, &["add", "-A"]);
+    git(&team, &["commit", "-q", "-m", "world"]);
+    let bare = dir.path().join("world.git");
+    git(dir.path(), &["clone", "-q", "--bare", team.to_str().unwrap(), bare.to_str().unwrap()]);
+    git(&team, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    let config = dir.path().join("gaia.toml");
+    let toml = |remote: &str, root: &str| {
+        format!(
+            "[kb]\nroot = {:?}\nremote = {remote:?}\ntoken = \"ghp_CliSeCrEt42\"\nsync_interval_secs = 0\n",
+            dir.path().join(root).display().to_string()
+        )
+    };
+    std::fs::write(&config, toml(&format!("file://{}", bare.display()), "vault")).unwrap();
+    let sync = || run(gaia().arg("--config").arg(&config).args(["kb", "sync"]));
+
+    // The first run clones; the next ones fetch and fast-forward.
+    let (ok, out, err) = sync();
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["state"], "up_to_date", "{out}");
+    assert_eq!(v["commit"].as_str(), Some(git(&team, &["rev-parse", "HEAD"]).trim()));
+    std::fs::write(team.join("Places/Harbor.md"), "# Harbor\nFerries are cancelled.").unwrap();
+    git(&team, &["commit", "-q", "-am", "storm"]);
+    git(&team, &["push", "-q", "origin", "main"]);
+    let (ok, out, err) = sync();
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["state"].as_str(), v["changed"].clone()),
+        (Some("fast_forwarded"), serde_json::json!(["Places/Harbor.md"]))
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("vault/Places/Harbor.md")).unwrap(),
+        "# Harbor\nFerries are cancelled."
+    );
+
+    // An unreachable HTTPS-style remote fails clearly, without showing the token.
+    let port = free_port();
+    std::fs::write(&config, toml(&format!("http://127.0.0.1:{port}/studio/world.git"), "other")).unwrap();
+    let (ok, _, err) = sync();
+    assert!(!ok);
+    assert!(err.contains("knowledge base") && !err.contains("ghp_CliSeCrEt42"), "{err}");
+}
+
+/// A copy of the sample world vault (`../shared/kb-fixtures/world`) in `dir/world`.
+fn world_vault(dir: &std::path::Path) -> std::path::PathBuf {
+    fn copy(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                copy(&e.path(), &to.join(e.file_name()));
+            } else {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/kb-fixtures/world");
+    let dest = dir.join("world");
+    copy(&src, &dest);
+    dest
+}
+
+#[test]
+fn kb_search_read_ls_reindex_on_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = world_vault(dir.path());
+    let index = dir.path().join("index");
+    let kb = |args: &[&str]| {
+        run(gaia()
+            .current_dir(dir.path())
+            .arg("kb")
+            .arg("--root")
+            .arg(&vault)
+            .arg("--index-dir")
+            .arg(&index)
+            .args(args))
+    };
+    for sub in ["search", "read", "ls", "sync", "reindex"] {
+        let (ok, out, err) = run(gaia().args(["kb", sub, "--help"]));
+        assert!(ok && out.contains("Usage"), "{sub}: {err}");
+    }
+
+    // Ranked search: text and JSON; CJK and accents work; snippets are plain text in the terminal.
+    let (ok, out, err) = kb(&["search", "pharmacy radius"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("1 result(s)") && out.contains("Places/Safe House.md  (Safe House)"), "{out}");
+    assert!(!out.contains("<b>"), "{out}");
+    let (ok, out, _) = kb(&["search", "霧の日", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(ok && v["hits"][0]["path"] == "Rules/Weather Effects.md", "{out}");
+    let (_, out, _) = kb(&["--json", "search", "fog", "--folder", "Rules", "--tag", "weather"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((v["total"].as_u64(), v["hits"][0]["title"].as_str()), (Some(1), Some("Weather Effects")));
+    // Exact and regex, case-insensitive by default.
+    let (ok, out, _) = kb(&["search", "19:00", "--exact"]);
+    assert!(ok && out.starts_with("Characters/Dr. Mara Quill.md:11: Every evening at 19:00"), "{out}");
+    assert_eq!(out.lines().count(), 1);
+    let (_, out, _) = kb(&["search", "FOG", "--exact", "--json"]);
+    assert!(!serde_json::from_str::<serde_json::Value>(&out).unwrap().as_array().unwrap().is_empty());
+    let (_, out, _) = kb(&["search", "FOG", "--exact", "--case-sensitive", "--json"]);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap(), serde_json::json!([]));
+    let (ok, out, _) = kb(&["search", r"^## \w+$", "--regex"]);
+    assert!(ok && out.lines().count() >= 6 && out.contains("Rules/Weather Effects.md:15: ## Fog"), "{out}");
+
+    // Read by path, name or alias; list.
+    let (ok, out, _) = kb(&["read", "Bunker"]);
+    assert!(ok && out.starts_with("---\ntitle: Safe House"), "{out}");
+    let (_, out, _) = kb(&["read", "Places/Safe House", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["aliases"], serde_json::json!(["Bunker", "The Old Pharmacy"]));
+    let (ok, out, _) = kb(&["ls"]);
+    assert!(ok && out.starts_with("Characters/  (1 documents)") && out.contains("README.md  Zombie Survival World"));
+    let (_, out, _) = kb(&["ls", "--recursive", "--json"]);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap().as_array().unwrap().len(), 5);
+
+    // Re-index: only what changed, or everything.
+    std::fs::write(vault.join("Places/Market.md"), "# Market\nTraders barter batteries.").unwrap();
+    let (ok, out, _) = kb(&["reindex", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(ok && v["changed"] == serde_json::json!(["Places/Market.md"]), "{out}");
+    std::fs::remove_file(vault.join("Places/Market.md")).unwrap();
+    let (ok, out, _) = kb(&["reindex"]);
+    assert!(ok && out.starts_with("0 document(s) indexed, 1 removed"), "{out}");
+    std::fs::write(vault.join("Places/Market.md"), "# Market\nTraders barter batteries.").unwrap();
+    let (_, out, _) = kb(&["search", "batteries", "--json"]);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["hits"][0]["path"], "Places/Market.md");
+    let (ok, out, _) = kb(&["reindex", "--full"]);
+    assert!(ok && out.starts_with("6 document(s) indexed, 0 removed"), "{out}");
+    let (ok, out, _) = kb(&["sync"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(ok && v["changed"] == serde_json::json!([]), "{out}");
+
+    // Failures exit non-zero with a message on stderr and nothing on stdout.
+    for (args, msg) in [
+        (vec!["search", "(", "--regex"], "invalid regular expression"),
+        (vec!["search", "   "], "empty"),
+        (vec!["search", "x", "--folder", "../up"], "invalid path"),
+        (vec!["read", "Nope.md"], "not found"),
+        (vec!["read", "../../etc/passwd", "--json"], "invalid path"),
+        (vec!["ls", "Nowhere"], "not found"),
+    ] {
+        let (ok, out, err) = kb(&args);
+        assert!(!ok && out.is_empty() && err.contains(msg), "{args:?}: {out} / {err}");
+    }
+    let (ok, _, err) = run(gaia().current_dir(dir.path()).args(["kb", "search", "x", "--exact", "--regex"]));
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
+    let (ok, _, err) = run(gaia().current_dir(dir.path()).args(["kb", "search", "fog"]));
+    assert!(!ok && err.contains("no knowledge base configured"), "{err}");
+}

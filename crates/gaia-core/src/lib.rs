@@ -17,6 +17,7 @@
 //! | [`retention`] | Data retention: deleting old messages, usage and audit rows, once or in the background |
 //! | [`pricing`] | [`PriceBook`](pricing::PriceBook): model prices with the dates they take effect |
 //! | [`quota`] | [`Quotas`](quota::Quotas): rate limits and budgets checked before model calls |
+//! | [`secrets`] | [`Secrets`](secrets::Secrets): encryption at rest of stored secrets (provider API keys) |
 //! | [`ratelimit`] | [`RateLimiter`](ratelimit::RateLimiter): sliding-window limits, in-process or in Redis |
 //! | `testing` | (feature `testing`) test databases on SQLite and PostgreSQL, Redis for tests |
 //!
@@ -77,6 +78,7 @@ pub mod pricing;
 pub mod quota;
 pub mod ratelimit;
 pub mod retention;
+pub mod secrets;
 pub mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -55,6 +55,21 @@ impl EffectivePrice {
     }
 }
 
+/// Where recorded prices come from, for whoever costs calls (the provider registry consults one so
+/// every caller — the gateway's metering, agent budgets, estimates — costs a call alike).
+/// [`crate::quota::Quotas`] is one (its price book, reloaded from the database); a [`PriceBook`] is one.
+pub trait PriceSource: Send + Sync {
+    /// The recorded price of `model` at `provider` in effect at `at`, if any (the configured or
+    /// catalog price applies otherwise).
+    fn recorded_price(&self, provider: &str, model: &str, at: DateTime<Utc>) -> Option<EffectivePrice>;
+}
+
+impl PriceSource for PriceBook {
+    fn recorded_price(&self, provider: &str, model: &str, at: DateTime<Utc>) -> Option<EffectivePrice> {
+        self.price_at(provider, model, at)
+    }
+}
+
 impl PriceBook {
     /// A book of `entries`.
     pub fn new(entries: Vec<PriceEntry>) -> Self {

@@ -41,7 +41,7 @@ use crate::events::{Event, EventBus};
 use crate::pricing::{EffectivePrice, PriceBook};
 use crate::ratelimit::{Decision, Limit, RateLimiter};
 use crate::storage::{Budget, LimitScope, RateLimitOverride, Storage};
-use crate::types::{ModelPrice, Usage};
+use crate::types::ModelPrice;
 use chrono::{DateTime, Utc};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
@@ -419,10 +419,21 @@ impl Quotas {
         estimate_usd: f64,
         members_of: impl Fn(&str) -> Vec<String>,
     ) -> std::result::Result<(), BudgetRefusal> {
+        self.check_these_budgets(self.budgets_for(who).await, estimate_usd, members_of).await
+    }
+
+    /// [`Quotas::check_budgets`] on budgets already looked up with [`Quotas::budgets_for`] (for a
+    /// caller that needed them earlier, e.g. to decide whether to estimate the request at all).
+    pub async fn check_these_budgets(
+        &self,
+        budgets: Vec<Budget>,
+        estimate_usd: f64,
+        members_of: impl Fn(&str) -> Vec<String>,
+    ) -> std::result::Result<(), BudgetRefusal> {
         let estimate_usd = if estimate_usd.is_finite() { estimate_usd.max(0.0) } else { 0.0 };
         // Every budget is looked at (each one reached is announced); the first hard one exceeded refuses.
         let mut refusal = None;
-        for b in self.budgets_for(who).await {
+        for b in budgets {
             let members = if b.scope == LimitScope::Team { members_of(&b.subject_id) } else { Vec::new() };
             let members: Vec<&str> = members.iter().map(String::as_str).collect();
             let spent = match self.spent(&b, &members).await {
@@ -522,10 +533,12 @@ impl Quotas {
     ) -> Option<EffectivePrice> {
         self.prices().resolve(provider, model, at, configured)
     }
+}
 
-    /// The cost of `usage` now.
-    pub fn cost(&self, provider: &str, model: &str, usage: Usage, configured: Option<ModelPrice>) -> f64 {
-        self.price_at(provider, model, Utc::now(), configured).map(|p| p.cost(usage)).unwrap_or(0.0)
+/// The recorded prices of the price book (as last reloaded).
+impl crate::pricing::PriceSource for Quotas {
+    fn recorded_price(&self, provider: &str, model: &str, at: DateTime<Utc>) -> Option<EffectivePrice> {
+        self.prices().price_at(provider, model, at)
     }
 }
 
@@ -533,6 +546,7 @@ impl Quotas {
 mod tests {
     use super::*;
     use crate::storage::{BudgetPeriod, NewBudget, NewUsage};
+    use crate::types::Usage;
 
     async fn quotas(defaults: LimitsConfig) -> (Quotas, Storage) {
         let storage = Storage::connect("sqlite::memory:").await.unwrap();
@@ -623,7 +637,8 @@ mod tests {
         let (q, storage) = quotas(LimitsConfig::default()).await;
         let configured = Some(ModelPrice { input: 1.0, output: 2.0 });
         let usage = Usage { input_tokens: 1_000_000, output_tokens: 0 };
-        assert_eq!(q.cost("p", "m", usage, configured), 1.0);
+        let cost = |model: &str, configured| q.price_at("p", model, Utc::now(), configured).map(|p| p.cost(usage));
+        assert_eq!(cost("m", configured), Some(1.0));
         storage
             .add_price("p", "m", ModelPrice { input: 3.0, output: 3.0 }, Utc::now() - chrono::Duration::hours(1), None)
             .await
@@ -633,9 +648,12 @@ mod tests {
             .await
             .unwrap();
         q.reload_prices().await.unwrap();
-        assert_eq!(q.cost("p", "m", usage, configured), 3.0);
+        assert_eq!(cost("m", configured), Some(3.0));
+        use crate::pricing::PriceSource;
+        assert_eq!(q.recorded_price("p", "m", Utc::now()).unwrap().price.input, 3.0);
+        assert!(q.recorded_price("p", "other", Utc::now()).is_none());
         let tomorrow = q.price_at("p", "m", Utc::now() + chrono::Duration::days(2), configured).unwrap();
         assert_eq!(tomorrow.price.input, 9.0);
-        assert_eq!(q.cost("p", "unknown", usage, None), 0.0);
+        assert_eq!(cost("unknown", None), None);
     }
 }

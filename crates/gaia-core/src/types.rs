@@ -210,6 +210,9 @@ pub enum FinishReason {
     ToolCalls,
     /// The provider filtered the content.
     ContentFilter,
+    /// One of the request's stop sequences was generated (this one). Providers that do not say which
+    /// (OpenAI) report [`FinishReason::Stop`] instead.
+    StopSequence(String),
     /// Anything else the provider reported, verbatim.
     Other(String),
 }
@@ -222,6 +225,7 @@ impl FinishReason {
             FinishReason::Length => "length",
             FinishReason::ToolCalls => "tool_calls",
             FinishReason::ContentFilter => "content_filter",
+            FinishReason::StopSequence(_) => "stop",
             FinishReason::Other(s) => s,
         }
     }

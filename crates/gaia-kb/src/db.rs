@@ -1,6 +1,8 @@
-//! Documents kept in the SQL database (storage modes `database` and `hybrid`), on SQLite or PostgreSQL.
+//! Documents kept in the SQL database (storage modes `database` and `hybrid`), on SQLite or PostgreSQL,
+//! and (hybrid mode) the edits still waiting for their git commit.
 
 use crate::error::{KbError, Result};
+use crate::git::Author;
 use crate::parse::version_of;
 use chrono::{DateTime, Utc};
 use gaia_core::storage::Storage;
@@ -14,7 +16,21 @@ pub(crate) struct Row_ {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Table `kb_documents` for one knowledge base.
+/// An edit saved in the database whose commit to the git working copy failed (table `kb_unmirrored`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unmirrored {
+    /// Vault path of the document (created, replaced, deleted, or one side of a move).
+    pub path: String,
+    /// Who made the edit: the author of the commit that mirrors it.
+    pub author: Author,
+    /// The edit's commit message.
+    pub message: String,
+    /// When the edit was made (unix milliseconds). A row replaced by a later edit always gets a larger
+    /// value, so it also identifies this version of the row (see [`DbStore::clear_unmirrored`]).
+    pub edited_at: i64,
+}
+
+/// Tables `kb_documents` and `kb_unmirrored` for one knowledge base.
 #[derive(Debug, Clone)]
 pub(crate) struct DbStore {
     storage: Storage,
@@ -42,10 +58,12 @@ fn check_text(content: &str) -> Result<()> {
 }
 
 impl DbStore {
+    /// The rows of knowledge base `kb` in `storage` (which must be migrated).
     pub(crate) fn new(storage: Storage, kb: &str) -> DbStore {
         DbStore { storage, kb: kb.to_string() }
     }
 
+    /// Every document, by path.
     pub(crate) async fn all(&self) -> Result<Vec<Row_>> {
         let rows = sqlx::query("SELECT path, content, updated_at FROM kb_documents WHERE kb = $1 ORDER BY path")
             .bind(&self.kb)
@@ -54,6 +72,7 @@ impl DbStore {
         rows.iter().map(row).collect()
     }
 
+    /// One document, if it exists.
     pub(crate) async fn get(&self, path: &str) -> Result<Option<Row_>> {
         let r = sqlx::query("SELECT path, content, updated_at FROM kb_documents WHERE kb = $1 AND path = $2")
             .bind(&self.kb)
@@ -183,6 +202,73 @@ impl DbStore {
         match res {
             Ok(r) if r.rows_affected() == 1 => {}
             _ => return Err(KbError::Conflict(format!("{to} already exists"))),
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records that the edit of `paths` (saved in `kb_documents`) still has to be committed to git, by
+    /// `author` with `message`; one transaction. A path already waiting takes the new author and
+    /// message (its commit will carry the database's latest text), and its `edited_at` grows even when
+    /// the clock does not, so that [`DbStore::clear_unmirrored`] of the older row leaves it alone.
+    pub(crate) async fn mark_unmirrored(&self, paths: &[String], author: &Author, message: &str) -> Result<()> {
+        let mut tx = self.storage.pool().begin().await?;
+        let now = now_ms();
+        for path in paths {
+            sqlx::query(
+                "INSERT INTO kb_unmirrored (kb, path, author_name, author_email, message, edited_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (kb, path) DO UPDATE SET author_name = excluded.author_name, \
+                 author_email = excluded.author_email, message = excluded.message, \
+                 edited_at = CASE WHEN excluded.edited_at > kb_unmirrored.edited_at \
+                 THEN excluded.edited_at ELSE kb_unmirrored.edited_at + 1 END",
+            )
+            .bind(&self.kb)
+            .bind(path)
+            .bind(&author.name)
+            .bind(&author.email)
+            .bind(message)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The edits waiting for their git commit, oldest first (ties by path).
+    pub(crate) async fn unmirrored(&self) -> Result<Vec<Unmirrored>> {
+        let rows = sqlx::query(
+            "SELECT path, author_name, author_email, message, edited_at FROM kb_unmirrored WHERE kb = $1 \
+             ORDER BY edited_at, path",
+        )
+        .bind(&self.kb)
+        .fetch_all(self.storage.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Unmirrored {
+                    path: r.try_get("path")?,
+                    author: Author { name: r.try_get("author_name")?, email: r.try_get("author_email")? },
+                    message: r.try_get("message")?,
+                    edited_at: r.try_get("edited_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Removes `entries` once their commit is made; one transaction. A row that changed since it was
+    /// read (a newer failed edit of the same path, here or on another instance) has another
+    /// `edited_at` and is kept, for the next mirror.
+    pub(crate) async fn clear_unmirrored(&self, entries: &[Unmirrored]) -> Result<()> {
+        let mut tx = self.storage.pool().begin().await?;
+        for e in entries {
+            sqlx::query("DELETE FROM kb_unmirrored WHERE kb = $1 AND path = $2 AND edited_at = $3")
+                .bind(&self.kb)
+                .bind(&e.path)
+                .bind(e.edited_at)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())

@@ -6,10 +6,7 @@ use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-/// Whether a vault path names a Markdown document.
-pub(crate) fn is_markdown(p: &str) -> bool {
-    p.len() > 3 && p[p.len() - 3..].eq_ignore_ascii_case(".md")
-}
+pub(crate) use crate::document::is_markdown;
 
 /// Refuses hidden components (`.git`, `.obsidian`…): they are not part of the vault's documents.
 pub(crate) fn check_visible(p: &VaultPath) -> Result<()> {
@@ -23,6 +20,12 @@ pub(crate) fn check_visible(p: &VaultPath) -> Result<()> {
 /// symbolic link (of the file or of a folder on the way).
 pub(crate) fn resolve(root: &Path, p: &VaultPath) -> Result<PathBuf> {
     check_visible(p)?;
+    resolve_inside(root, p)
+}
+
+/// Like [`resolve`], hidden components (`.obsidian/…`) allowed: for files the git working copy
+/// tracks, which are not documents.
+pub(crate) fn resolve_inside(root: &Path, p: &VaultPath) -> Result<PathBuf> {
     let root_real = root.canonicalize()?;
     let full = root.join(p.as_str());
     // The deepest existing ancestor must resolve inside the vault.

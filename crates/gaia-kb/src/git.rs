@@ -61,8 +61,58 @@ impl std::fmt::Debug for GitRepo {
     }
 }
 
-fn git_err(what: &str, e: impl std::fmt::Display) -> KbError {
-    KbError::Git(format!("{what}: {e}"))
+/// An error and its sources, on one line (`clone: Transport handshake failed: HTTP 500 …`).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !m.is_empty() && !out.contains(&m) {
+            out.push_str(": ");
+            out.push_str(&m);
+        }
+        cur = c.source();
+    }
+    out
+}
+
+fn git_err(what: &str, e: impl std::error::Error + 'static) -> KbError {
+    KbError::Git(format!("{what}: {}", chain(&e)))
+}
+
+/// Replaces the user part of URLs (`https://user:token@host` → `https://***@host`).
+fn redact_userinfo(text: &str) -> String {
+    static URL_CREDS: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@").expect("valid regex"));
+    URL_CREDS.replace_all(text, "${1}***@").into_owned()
+}
+
+/// Checks a path read from a git tree before it is written to or removed from the working copy:
+/// relative, normalised, not inside `.git`, and not leading outside `root` through a symbolic link.
+fn worktree_path(root: &Path, path: &str) -> Result<PathBuf> {
+    let unsafe_path = || KbError::Git(format!("refusing the unsafe path {path:?} from the remote"));
+    let vp = crate::path::VaultPath::parse(path).map_err(|_| unsafe_path())?;
+    if vp.as_str() != path || path.split('/').any(|c| c.eq_ignore_ascii_case(".git")) {
+        return Err(unsafe_path());
+    }
+    crate::fs::resolve_inside(root, &vp).map_err(|_| unsafe_path())
+}
+
+/// Whether the working-copy file at `full` holds one of `allowed` blobs (`None`: the file is absent).
+fn worktree_matches(repo: &gix::Repository, full: &Path, allowed: &[Option<gix::ObjectId>]) -> Result<bool> {
+    let found = match std::fs::symlink_metadata(full) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e.into()),
+        Ok(m) if !m.is_file() => return Ok(false),
+        Ok(_) => {
+            let data = std::fs::read(full)?;
+            Some(
+                gix::objs::compute_hash(repo.object_hash(), gix::objs::Kind::Blob, &data)
+                    .map_err(|e| git_err("hash a file", e))?,
+            )
+        }
+    };
+    Ok(allowed.contains(&found))
 }
 
 /// Path → blob id of every file of a tree.
@@ -103,8 +153,36 @@ impl GitRepo {
         })
     }
 
+    /// Configuration for gix: the token as an HTTP header (kept in memory, never written to
+    /// `.git/config`), and no interactive credential prompt (a server has no terminal).
     fn overrides(&self) -> Vec<String> {
-        self.auth_header().map(|h| vec![format!("http.extraHeader={h}")]).unwrap_or_default()
+        let mut out = vec!["gitoxide.credentials.terminalPrompt=false".to_string()];
+        out.extend(self.auth_header().map(|h| format!("http.extraHeader={h}")));
+        out
+    }
+
+    /// Removes the token and any credentials written in a URL from a message.
+    fn scrub(&self, text: &str) -> String {
+        let mut out = redact_userinfo(text);
+        if let Some(t) = self.token.as_deref().filter(|t| !t.is_empty()) {
+            out = out.replace(t, "***");
+        }
+        if let Some(h) = self.auth_header() {
+            if let Some(basic) = h.strip_prefix("Authorization: Basic ") {
+                out = out.replace(basic, "***");
+            }
+        }
+        out
+    }
+
+    /// `e` with secrets removed from its message (for errors of network operations).
+    fn scrub_err(&self, e: KbError) -> KbError {
+        match e {
+            KbError::Git(m) => KbError::Git(self.scrub(&m)),
+            KbError::Conflict(m) => KbError::Conflict(self.scrub(&m)),
+            KbError::Unavailable(m) => KbError::Unavailable(self.scrub(&m)),
+            other => other,
+        }
     }
 
     fn open(&self) -> Result<gix::Repository> {
@@ -118,6 +196,10 @@ impl GitRepo {
 
     /// Clones the remote into the (missing or empty) root folder.
     pub(crate) fn clone_remote(&self) -> Result<()> {
+        self.clone_inner().map_err(|e| self.scrub_err(e))
+    }
+
+    fn clone_inner(&self) -> Result<()> {
         let url = self.remote_url()?;
         std::fs::create_dir_all(&self.root)?;
         let interrupt = AtomicBool::new(false);
@@ -175,11 +257,38 @@ impl GitRepo {
     ) -> Result<TreeChanges> {
         let before = tree_files(repo, old)?;
         let after = tree_files(repo, Some(new))?;
+        // Check every path first, so that a refusal changes nothing: paths must stay inside the
+        // working copy, and files must not hold uncommitted local changes (which a plain overwrite
+        // would lose; `git merge --ff-only` refuses in the same way).
+        let mut dirty = Vec::new();
+        for (path, id) in &after {
+            if before.get(path) != Some(id) {
+                let full = worktree_path(&self.root, path)?;
+                if !worktree_matches(repo, &full, &[before.get(path).copied(), Some(*id)])? {
+                    dirty.push(path.clone());
+                }
+            }
+        }
+        for (path, id) in &before {
+            if !after.contains_key(path) {
+                let full = worktree_path(&self.root, path)?;
+                if !worktree_matches(repo, &full, &[Some(*id), None])? {
+                    dirty.push(path.clone());
+                }
+            }
+        }
+        if !dirty.is_empty() {
+            return Err(KbError::Conflict(format!(
+                "the working copy has uncommitted changes to {} that the remote's changes would overwrite; \
+                 nothing was changed (commit or discard them, then sync again)",
+                dirty.join(", ")
+            )));
+        }
         let mut changes = TreeChanges::default();
         for (path, id) in &after {
             if before.get(path) != Some(id) {
                 let blob = repo.find_object(*id).map_err(|e| git_err("read blob", e))?;
-                let dest = self.root.join(path);
+                let dest = worktree_path(&self.root, path)?;
                 if let Some(parent) = dest.parent() {
                     std::fs::create_dir_all(parent)?;
                 }
@@ -189,7 +298,7 @@ impl GitRepo {
         }
         for path in before.keys() {
             if !after.contains_key(path) {
-                let dest = self.root.join(path);
+                let dest = worktree_path(&self.root, path)?;
                 match std::fs::remove_file(&dest) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -205,11 +314,22 @@ impl GitRepo {
     /// Fetches the remote branch and brings the working copy to it: a fast-forward when possible,
     /// a push of local commits when only the local side moved, a rebase of local commits otherwise
     /// (refused, with nothing changed, when the rebase conflicts).
+    /// Fetches from the configured remote URL (which may have changed since the clone) into
+    /// `refs/remotes/origin/<branch>`.
     pub(crate) fn sync(&self, push: bool) -> Result<(SyncState, TreeChanges)> {
-        self.remote_url()?;
+        self.sync_inner(push).map_err(|e| self.scrub_err(e))
+    }
+
+    fn sync_inner(&self, push: bool) -> Result<(SyncState, TreeChanges)> {
+        let url = self.remote_url()?;
         let repo = self.open()?;
         let interrupt = AtomicBool::new(false);
-        let remote = repo.find_remote("origin").map_err(|e| git_err("remote origin", e))?;
+        let refspec = format!("+refs/heads/{0}:refs/remotes/origin/{0}", self.branch);
+        let remote = repo
+            .remote_at(url)
+            .map_err(|e| git_err("remote", e))?
+            .with_refspecs([refspec.as_str()], gix::remote::Direction::Fetch)
+            .map_err(|e| git_err("remote", e))?;
         remote
             .connect(gix::remote::Direction::Fetch)
             .map_err(|e| git_err("connect", e))?
@@ -294,6 +414,28 @@ impl GitRepo {
 
     /// Commits `changes` (on top of HEAD) with `author`, and writes them to the working copy.
     pub(crate) fn commit(&self, changes: &[Change], message: &str, author: &Author) -> Result<String> {
+        let id = self.commit_inner(changes, message, author, false)?;
+        id.ok_or_else(|| KbError::Git("commit: nothing was committed".into()))
+    }
+
+    /// Like [`GitRepo::commit`], but makes no commit (and returns `None`) when `changes` leave HEAD's
+    /// tree as it is.
+    pub(crate) fn commit_if_changed(
+        &self,
+        changes: &[Change],
+        message: &str,
+        author: &Author,
+    ) -> Result<Option<String>> {
+        self.commit_inner(changes, message, author, true)
+    }
+
+    fn commit_inner(
+        &self,
+        changes: &[Change],
+        message: &str,
+        author: &Author,
+        skip_unchanged: bool,
+    ) -> Result<Option<String>> {
         let repo = self.open()?;
         let (head, head_tree) = Self::head_and_tree(&repo)?;
         let base = head_tree.unwrap_or_else(|| gix::ObjectId::empty_tree(repo.object_hash()));
@@ -312,6 +454,9 @@ impl GitRepo {
             }
         }
         let tree = editor.write().map_err(|e| git_err("write tree", e))?.detach();
+        if skip_unchanged && head_tree == Some(tree) {
+            return Ok(None);
+        }
         let now = gix::date::Time::now_local_or_utc();
         let sig = |a: &Author| gix::actor::Signature {
             name: a.name.as_str().into(),
@@ -328,7 +473,7 @@ impl GitRepo {
             .detach();
         self.set_branch(&repo, id)?;
         Self::write_index(&repo, tree)?;
-        Ok(id.to_string())
+        Ok(Some(id.to_string()))
     }
 
     /// Runs the `git` tool in the working copy, with the token (if any) passed through the environment.
@@ -346,15 +491,47 @@ impl GitRepo {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
             let stderr = String::from_utf8_lossy(&out.stderr);
-            Err(KbError::Git(format!("git {}: {}", args.first().unwrap_or(&""), stderr.trim())))
+            Err(KbError::Git(format!("git {}: {}", args.first().unwrap_or(&""), self.scrub(stderr.trim()))))
         }
     }
 
-    /// Pushes the local branch to the remote (with the `git` tool: gix cannot push).
+    /// Pushes the local branch to the configured remote (with the `git` tool: gix cannot push), then
+    /// records the pushed commit as `refs/remotes/origin/<branch>`.
     pub(crate) fn push(&self) -> Result<()> {
-        self.remote_url()?;
-        self.git(&["push", "origin", &format!("HEAD:refs/heads/{}", self.branch)])?;
+        let url = self.remote_url()?;
+        let repo = self.open()?;
+        let Ok(head) = repo.head_id().map(|id| id.detach()) else { return Ok(()) };
+        self.git(&["push", "--porcelain", url, &format!("{head}:refs/heads/{}", self.branch)])
+            .map_err(|e| self.scrub_err(e))?;
+        repo.reference(
+            format!("refs/remotes/origin/{}", self.branch).as_str(),
+            head,
+            gix::refs::transaction::PreviousValue::Any,
+            "gaia: push",
+        )
+        .map_err(|e| git_err("update the remote-tracking branch", e))?;
         Ok(())
+    }
+
+    /// How many local commits the remote branch does not have (as of the last fetch or push);
+    /// `None` without a remote.
+    pub(crate) fn unpushed(&self) -> Result<Option<usize>> {
+        if self.remote.is_none() {
+            return Ok(None);
+        }
+        let repo = self.open()?;
+        let Ok(head) = repo.head_id().map(|id| id.detach()) else { return Ok(Some(0)) };
+        let tracking = repo
+            .find_reference(format!("refs/remotes/origin/{}", self.branch).as_str())
+            .ok()
+            .and_then(|mut r| r.peel_to_id().ok().map(|id| id.detach()));
+        let walk = repo.rev_walk([head]).with_hidden(tracking).all().map_err(|e| git_err("walk history", e))?;
+        let mut n = 0;
+        for info in walk {
+            info.map_err(|e| git_err("walk history", e))?;
+            n += 1;
+        }
+        Ok(Some(n))
     }
 }
 

@@ -15,10 +15,14 @@ use tantivy::query::{
 };
 use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, STORED, STRING};
 use tantivy::snippet::SnippetGenerator;
-use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
+use tantivy::tokenizer::{
+    AsciiFoldingFilter, LowerCaser, RemoveLongFilter, TextAnalyzer, Token, TokenStream, Tokenizer,
+};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
-const TOKENIZER: &str = "gaia";
+/// Name of the analyzer in the schema; changing how text is tokenised needs a new name, so that an
+/// index written by an older version is rebuilt (see [`SearchIndex::open`]).
+const TOKENIZER: &str = "gaia_words_cjk";
 const SNIPPET_CHARS: usize = 200;
 /// Most results one search returns.
 pub const MAX_LIMIT: usize = 100;
@@ -95,12 +99,102 @@ fn schema() -> (Schema, Fields) {
     (b.build(), fields)
 }
 
+/// Whether `c` is written without spaces between words (Chinese, Japanese): each such character is
+/// a token of its own, and a query word made of several is matched as a phrase of them.
+fn is_cjk(c: char) -> bool {
+    matches!(c as u32,
+        0x3040..=0x30FF // Hiragana, Katakana
+        | 0x31F0..=0x31FF // Katakana phonetic extensions
+        | 0x3400..=0x4DBF // CJK extension A
+        | 0x4E00..=0x9FFF // CJK unified ideographs
+        | 0xF900..=0xFAFF // CJK compatibility ideographs
+        | 0xFF66..=0xFF9D // Half-width Katakana
+        | 0x20000..=0x3134F // CJK extensions B to G
+    )
+}
+
+/// Whether `c` is a pictograph (emoji and similar symbols): a token of its own, so that `🐉` is
+/// searchable.
+fn is_pictograph(c: char) -> bool {
+    matches!(c as u32, 0x2600..=0x27BF | 0x2B00..=0x2BFF | 0x1F000..=0x1FAFF)
+}
+
+/// Splits text into words (runs of letters and digits), single CJK characters and single
+/// pictographs; everything else separates tokens.
+#[derive(Clone, Default)]
+struct WordTokenizer {
+    token: Token,
+}
+
+struct WordTokenStream<'a> {
+    text: &'a str,
+    chars: std::iter::Peekable<std::str::CharIndices<'a>>,
+    token: &'a mut Token,
+}
+
+impl Tokenizer for WordTokenizer {
+    type TokenStream<'a> = WordTokenStream<'a>;
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> WordTokenStream<'a> {
+        self.token.reset();
+        WordTokenStream { text, chars: text.char_indices().peekable(), token: &mut self.token }
+    }
+}
+
+impl TokenStream for WordTokenStream<'_> {
+    fn advance(&mut self) -> bool {
+        self.token.text.clear();
+        self.token.position = self.token.position.wrapping_add(1);
+        while let Some((from, c)) = self.chars.next() {
+            let to = if is_cjk(c) || is_pictograph(c) {
+                from + c.len_utf8()
+            } else if c.is_alphanumeric() {
+                let mut to = from + c.len_utf8();
+                while let Some(&(i, n)) = self.chars.peek() {
+                    if !n.is_alphanumeric() || is_cjk(n) {
+                        break;
+                    }
+                    to = i + n.len_utf8();
+                    self.chars.next();
+                }
+                to
+            } else {
+                continue;
+            };
+            self.token.offset_from = from;
+            self.token.offset_to = to;
+            self.token.text.push_str(&self.text[from..to]);
+            return true;
+        }
+        false
+    }
+
+    fn token(&self) -> &Token {
+        self.token
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        self.token
+    }
+}
+
 fn analyzer() -> TextAnalyzer {
-    TextAnalyzer::builder(SimpleTokenizer::default())
+    TextAnalyzer::builder(WordTokenizer::default())
         .filter(RemoveLongFilter::limit(64))
         .filter(LowerCaser)
         .filter(AsciiFoldingFilter)
         .build()
+}
+
+/// The terms the index makes of `text`: lower-cased words with diacritics folded (`Über` → `uber`),
+/// single CJK characters and pictographs.
+pub fn analyze(text: &str) -> Vec<String> {
+    let mut a = analyzer();
+    let mut stream = a.token_stream(text);
+    let mut out = Vec::new();
+    while stream.advance() {
+        out.push(stream.token().text.clone());
+    }
+    out
 }
 
 /// The full-text index of one vault.
@@ -312,13 +406,7 @@ impl SearchIndex {
     }
 
     fn tokens(&self, text: &str) -> Vec<String> {
-        let mut a = analyzer();
-        let mut stream = a.token_stream(text);
-        let mut out = Vec::new();
-        while stream.advance() {
-            out.push(stream.token().text.clone());
-        }
-        out
+        analyze(text)
     }
 
     /// The query for one clause on one field, or `None` when the clause has no terms.
@@ -355,7 +443,9 @@ impl SearchIndex {
         Ok((!parts.is_empty()).then(|| Box::new(BooleanQuery::new(parts)) as Box<dyn Query>))
     }
 
-    fn build_query(&self, parsed: &ParsedQuery, opts: &SearchOptions) -> Result<Box<dyn Query>> {
+    /// The query for a search, or `None` when it cannot match anything (its words have nothing
+    /// searchable in them, such as `!!!`).
+    fn build_query(&self, parsed: &ParsedQuery, opts: &SearchOptions) -> Result<Option<Box<dyn Query>>> {
         let f = &self.fields;
         let mut parts: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut positive = false;
@@ -365,6 +455,9 @@ impl SearchIndex {
                 positive = true;
             }
         }
+        if !positive && !parsed.must.is_empty() {
+            return Ok(None);
+        }
         for c in &parsed.must_not {
             if let Some(q) = self.clause_query(c)? {
                 parts.push((Occur::MustNot, q));
@@ -372,7 +465,11 @@ impl SearchIndex {
         }
         let folders = parsed.folders.iter().chain(opts.folder.iter());
         for folder in folders {
-            let folder = crate::path::VaultPath::parse(folder).map(|p| p.as_str().to_string()).unwrap_or_default();
+            let folder = folder.trim().trim_matches('/');
+            if folder.is_empty() || folder == "." {
+                continue;
+            }
+            let folder = crate::path::VaultPath::parse(folder)?.as_str().to_string();
             let term = Term::from_field_text(f.folder, &folder);
             parts.push((Occur::Must, Box::new(TermQuery::new(term, IndexRecordOption::Basic))));
         }
@@ -388,7 +485,7 @@ impl SearchIndex {
         if !positive {
             parts.push((Occur::Must, Box::new(AllQuery)));
         }
-        Ok(Box::new(BooleanQuery::new(parts)))
+        Ok(Some(Box::new(BooleanQuery::new(parts))))
     }
 
     /// Runs a search.
@@ -397,10 +494,15 @@ impl SearchIndex {
         if parsed.must.is_empty() && opts.folder.is_none() && opts.tags.is_empty() && parsed.is_empty() {
             return Err(KbError::InvalidInput("the search query is empty".into()));
         }
-        let query = self.build_query(&parsed, opts)?;
+        let Some(query) = self.build_query(&parsed, opts)? else {
+            return Ok(SearchResults { total: 0, hits: Vec::new() });
+        };
         let limit = if opts.limit == 0 { 10 } else { opts.limit.min(MAX_LIMIT) };
         let searcher = self.reader.searcher();
-        let collector = (TopDocs::with_limit(limit).and_offset(opts.offset).order_by_score(), Count);
+        // Past the last document there is nothing to page through (and a huge offset must not
+        // make the collector reserve room for it).
+        let offset = opts.offset.min(searcher.num_docs() as usize);
+        let collector = (TopDocs::with_limit(limit).and_offset(offset).order_by_score(), Count);
         let (top, total) = searcher.search(&*query, &collector)?;
         let mut snippets = SnippetGenerator::create(&searcher, &*query, self.fields.body)?;
         snippets.set_max_num_chars(SNIPPET_CHARS);

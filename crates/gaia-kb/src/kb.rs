@@ -1,6 +1,6 @@
 //! [`Kb`]: one knowledge base — its documents, link graph, search index and storage backend.
 
-use crate::db::DbStore;
+use crate::db::{DbStore, Unmirrored};
 use crate::document::Document;
 use crate::error::{KbError, Result};
 use crate::fs;
@@ -34,6 +34,8 @@ struct Docs {
     by_path: BTreeMap<String, Arc<Document>>,
     /// Lower-cased name (file stem, title, alias) → paths.
     by_name: HashMap<String, Vec<String>>,
+    /// Lower-cased path → path (links may differ from the path in case).
+    by_lower_path: HashMap<String, String>,
     /// Path → paths of documents linking to it.
     backlinks: HashMap<String, BTreeSet<String>>,
 }
@@ -56,6 +58,7 @@ impl Docs {
             list.sort_by_key(|p| (p.len(), p.clone()));
         }
         self.by_name = by_name;
+        self.by_lower_path = self.by_path.keys().map(|p| (p.to_lowercase(), p.clone())).collect();
         let mut backlinks: HashMap<String, BTreeSet<String>> = HashMap::new();
         for (p, d) in &self.by_path {
             for l in &d.note.links {
@@ -76,13 +79,12 @@ impl Docs {
         if target.is_empty() {
             return Some(from.to_string());
         }
-        let with_md = if fs::is_markdown(target) { target.to_string() } else { format!("{target}.md") };
+        let with_md = if crate::document::is_markdown(target) { target.to_string() } else { format!("{target}.md") };
         if let Ok(vp) = VaultPath::parse(&with_md) {
             if self.by_path.contains_key(vp.as_str()) {
                 return Some(vp.as_str().to_string());
             }
-            let lower = vp.as_str().to_lowercase();
-            if let Some(p) = self.by_path.keys().find(|p| p.to_lowercase() == lower) {
+            if let Some(p) = self.by_lower_path.get(&vp.as_str().to_lowercase()) {
                 return Some(p.clone());
             }
         }
@@ -214,7 +216,7 @@ pub struct ContextDocument {
     pub title: String,
     /// Why it is included.
     pub reason: ContextReason,
-    /// Estimated tokens of `content`.
+    /// Estimated tokens of `content` and of its header in [`Context::to_prompt`].
     pub tokens: usize,
     /// The text (possibly cut to fit the budget).
     pub content: String,
@@ -229,7 +231,7 @@ pub struct Context {
     pub topic: String,
     /// Documents, most relevant first.
     pub documents: Vec<ContextDocument>,
-    /// Estimated tokens of all documents.
+    /// Estimated tokens of all documents: of [`Context::to_prompt`], at most `max_tokens`.
     pub total_tokens: usize,
     /// The budget.
     pub max_tokens: usize,
@@ -292,6 +294,17 @@ pub struct KbStatus {
     pub indexed_documents: u64,
     /// Size of the search index in bytes.
     pub index_size_bytes: u64,
+    /// Local commits the remote does not have yet, as of the last fetch or push (git modes with a
+    /// remote): edits whose push failed, or made with `push` off. Failed pushes are retried by the
+    /// next sync.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unpushed_commits: Option<usize>,
+    /// Hybrid mode: documents whose last edit is in the database but could not be committed to the
+    /// working copy yet; the next sync (of any instance) commits them, with the editing user as author,
+    /// before it takes in remote changes. Recorded in the database (table `kb_unmirrored`), so the list
+    /// survives a restart and is the same on every instance sharing the database.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unmirrored: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -312,6 +325,8 @@ struct Inner {
     synced: tokio::sync::broadcast::Sender<SyncReport>,
     /// Folder backends: the stat of each file when it was last read, and when.
     stats: Mutex<HashMap<String, (fs::FileStat, std::time::SystemTime)>>,
+    /// Stops the background sync started by [`Kb::spawn_sync_loop`] (sent or dropped).
+    sync_loop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     #[cfg(feature = "semantic")]
     semantic: crate::semantic::SemanticIndex,
 }
@@ -341,7 +356,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 pub(crate) fn doc_path(raw: &str) -> Result<VaultPath> {
     let p = VaultPath::parse(raw)?;
     fs::check_visible(&p)?;
-    if fs::is_markdown(p.as_str()) {
+    if crate::document::is_markdown(p.as_str()) {
         return Ok(p);
     }
     if p.file_name().contains('.') && !p.file_name().ends_with('.') {
@@ -351,6 +366,22 @@ pub(crate) fn doc_path(raw: &str) -> Result<VaultPath> {
         }
     }
     Ok(VaultPath::parse(&format!("{}.md", p.as_str()))?)
+}
+
+/// Writes (or removes) the files of `changes` in the vault folder, through safe paths only.
+fn write_changes(root: &std::path::Path, changes: &[Change]) -> Result<()> {
+    for (p, content) in changes {
+        let full = fs::resolve(root, &VaultPath::parse(p)?)?;
+        match content {
+            Some(text) => fs::write_atomic(&full, text)?,
+            None => match std::fs::remove_file(&full) {
+                Ok(()) => crate::git::remove_empty_parents(root, &full),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            },
+        }
+    }
+    Ok(())
 }
 
 fn author_or_default(a: &Option<Author>) -> Author {
@@ -370,6 +401,13 @@ impl Kb {
     /// index is then brought up to date (only documents whose version changed are re-indexed when a
     /// persistent `index_dir` already holds an index).
     pub async fn open_with_storage(config: KbConfig, storage: Option<Storage>) -> Result<Kb> {
+        Ok(Kb::open_reporting(config, storage).await?.0)
+    }
+
+    /// Like [`Kb::open_with_storage`], with the report of the indexing done on opening: the documents
+    /// (re-)indexed because they changed since a persistent index was written (all of them with an
+    /// index in memory), and those removed from it.
+    pub async fn open_reporting(config: KbConfig, storage: Option<Storage>) -> Result<(Kb, SyncReport)> {
         if config.name.trim().is_empty() {
             return Err(KbError::InvalidInput("the knowledge base needs a name".into()));
         }
@@ -433,21 +471,30 @@ impl Kb {
                 sync: Mutex::new(SyncInfo::default()),
                 synced: tokio::sync::broadcast::channel(16).0,
                 stats: Mutex::new(HashMap::new()),
+                sync_loop: Mutex::new(None),
                 #[cfg(feature = "semantic")]
                 semantic: crate::semantic::SemanticIndex::default(),
             }),
         };
-        // Hybrid: import the working copy into an empty database.
+        // Hybrid: import the working copy into an empty database, unless edits wait for their commit
+        // (deleting every document leaves the database empty; the working copy must not bring them back).
         if let Backend::Hybrid { db, root, .. } = &kb.inner.backend {
-            if db.all().await?.is_empty() {
+            let pending = db.unmirrored().await?;
+            if !pending.is_empty() {
+                tracing::warn!(
+                    kb = %kb.inner.config.name,
+                    documents = pending.len(),
+                    "edits saved in the database are not committed to git yet; the next sync commits them"
+                );
+            } else if db.all().await?.is_empty() {
                 let root = root.clone();
                 for f in blocking(move || fs::scan(&root)).await? {
                     db.upsert(f.path.as_str(), &f.content, None).await?;
                 }
             }
         }
-        kb.reindex().await?;
-        Ok(kb)
+        let report = kb.reindex().await?;
+        Ok((kb, report))
     }
 
     /// The configuration.
@@ -602,6 +649,7 @@ impl Kb {
 
     async fn sync_locked(&self) -> Result<SyncReport> {
         let t = Instant::now();
+        self.mirror_pending().await?;
         let Some((git, _)) = self.git().filter(|_| self.inner.config.remote.is_some()) else {
             return self.reindex_locked().await;
         };
@@ -609,10 +657,20 @@ impl Kb {
         let push = self.inner.config.push;
         let (state, changes): (SyncState, TreeChanges) = blocking(move || git.sync(push)).await?;
         if let Backend::Hybrid { db, root, .. } = &self.inner.backend {
-            // Remote changes flow into the database, which is the source for reads.
-            for p in &changes.changed {
+            // Remote changes flow into the database, which is the source for reads, except over an edit
+            // another instance saved since `mirror_pending` and could not commit: that one is committed
+            // over the remote's change by the next sync (git keeps both).
+            let pending: BTreeSet<String> = db.unmirrored().await?.into_iter().map(|e| e.path).collect();
+            let take = |p: &&String| {
+                if pending.contains(*p) {
+                    tracing::warn!(path = %p, "a remote change meets an edit not committed yet; the edit is kept");
+                    return false;
+                }
+                true
+            };
+            for p in changes.changed.iter().filter(take) {
                 let Ok(vp) = VaultPath::parse(p) else { continue };
-                if !fs::is_markdown(vp.as_str()) {
+                if !crate::document::is_markdown(vp.as_str()) {
                     continue;
                 }
                 let root = root.clone();
@@ -620,7 +678,7 @@ impl Kb {
                     db.upsert(f.path.as_str(), &f.content, None).await?;
                 }
             }
-            for p in &changes.deleted {
+            for p in changes.deleted.iter().filter(take) {
                 match db.delete(p, None).await {
                     Ok(()) | Err(KbError::NotFound(_)) => {}
                     Err(e) => return Err(e),
@@ -635,23 +693,44 @@ impl Kb {
 
     /// Starts a background task that syncs every `sync_interval_secs` (when non-zero and there is
     /// something to sync from). Failures are logged and shown by [`Kb::status`].
+    ///
+    /// The task ends on [`Kb::stop_sync_loop`], when the loop is started again (one loop per
+    /// knowledge base), or once every handle of the knowledge base is dropped; a sync in progress
+    /// is finished first. Await the returned handle to wait for the end.
     pub fn spawn_sync_loop(&self) -> Option<tokio::task::JoinHandle<()>> {
         let secs = self.inner.config.sync_interval_secs;
         let useful = self.inner.config.remote.is_some() || !matches!(self.inner.backend, Backend::Files { .. });
         if secs == 0 || !useful {
             return None;
         }
-        let kb = self.clone();
+        let (stop_tx, mut stop) = tokio::sync::oneshot::channel::<()>();
+        // Replacing the sender stops a previous loop.
+        *self.inner.sync_loop.lock().expect("sync loop lock") = Some(stop_tx);
+        let weak = Arc::downgrade(&self.inner);
         Some(tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(secs));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = &mut stop => break,
+                    _ = tick.tick() => {}
+                }
+                let Some(inner) = weak.upgrade() else { break };
+                let kb = Kb { inner, filter: None };
                 if let Err(e) = kb.sync().await {
                     tracing::warn!(kb = %kb.inner.config.name, error = %e, "knowledge-base sync failed");
                 }
             }
         }))
+    }
+
+    /// Stops the background sync of [`Kb::spawn_sync_loop`]; returns whether one was running.
+    pub fn stop_sync_loop(&self) -> bool {
+        match self.inner.sync_loop.lock().expect("sync loop lock").take() {
+            Some(tx) => tx.send(()).is_ok(),
+            None => false,
+        }
     }
 
     /// The state of the knowledge base.
@@ -661,6 +740,26 @@ impl Kb {
             (s.last_sync, s.last_error.clone())
         };
         let c = &self.inner.config;
+        let unpushed_commits = match self.git() {
+            Some((git, _)) => {
+                let git = git.clone();
+                blocking(move || git.unpushed()).await.ok().flatten()
+            }
+            None => None,
+        };
+        let unmirrored = match &self.inner.backend {
+            Backend::Hybrid { db, .. } => match db.unmirrored().await {
+                Ok(pending) => {
+                    let paths: BTreeSet<String> = pending.into_iter().map(|e| e.path).collect();
+                    paths.into_iter().collect()
+                }
+                Err(e) => {
+                    tracing::warn!(kb = %c.name, error = %e, "cannot read the edits waiting for their git commit");
+                    Vec::new()
+                }
+            },
+            _ => Vec::new(),
+        };
         KbStatus {
             name: c.name.clone(),
             mode: c.mode,
@@ -672,6 +771,8 @@ impl Kb {
             documents: self.inner.docs.read().expect("docs lock").by_path.len(),
             indexed_documents: self.inner.index.num_docs(),
             index_size_bytes: self.inner.index.size_bytes(),
+            unpushed_commits,
+            unmirrored,
         }
     }
 
@@ -712,6 +813,10 @@ impl Kb {
         let pattern = if opts.regex { opts.pattern.clone() } else { regex::escape(&opts.pattern) };
         let re = regex::RegexBuilder::new(&pattern)
             .case_insensitive(!opts.case_sensitive)
+            // Lines are matched one by one: `^` and `$` are their start and end (also when the
+            // whole text is tried first to skip documents without a match).
+            .multi_line(true)
+            .crlf(true)
             .size_limit(1 << 20)
             .dfa_size_limit(4 << 20)
             .build()
@@ -781,7 +886,7 @@ impl Kb {
             return Ok(d.clone());
         }
         // A name (no `.md`) may also be a title or an alias; an explicit path is only that path.
-        let by_name = if fs::is_markdown(path.trim()) { None } else { docs.resolve_link(path, "") };
+        let by_name = if crate::document::is_markdown(path.trim()) { None } else { docs.resolve_link(path, "") };
         by_name.and_then(|p| docs.by_path.get(&p).cloned()).ok_or_else(|| KbError::NotFound(vp.to_string()))
     }
 
@@ -889,7 +994,9 @@ impl Kb {
                 continue;
             }
             let Some(d) = docs.by_path.get(&p) else { continue };
-            let tokens = d.estimated_tokens();
+            // The document's header in the prompt counts too (see `Context::to_prompt`).
+            let header = crate::document::estimate_tokens(&format!("## {} ({})\n\n\n\n", d.note.title, p)) + 1;
+            let tokens = d.estimated_tokens() + header;
             let left = max_tokens - out.total_tokens;
             if tokens <= left {
                 out.total_tokens += tokens;
@@ -901,14 +1008,10 @@ impl Kb {
                     content: d.content.clone(),
                     truncated: false,
                 });
-            } else if out.documents.is_empty() && left > 0 {
+            } else if out.documents.is_empty() && left > header {
                 // The topic itself does not fit: give its beginning.
-                let mut cut = (left * 4).min(d.content.len());
-                while !d.content.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                let content = d.content[..cut].to_string();
-                let t = crate::document::estimate_tokens(&content).min(left);
+                let content = crate::document::cut_to_tokens(&d.content, left - header).to_string();
+                let t = crate::document::estimate_tokens(&content) + header;
                 out.total_tokens += t;
                 out.documents.push(ContextDocument {
                     path: p,
@@ -1026,19 +1129,10 @@ impl Kb {
             Backend::Database { .. } => return Ok((None, false)),
         };
         let push = self.inner.config.push && self.inner.config.remote.is_some();
+        let paths: Vec<String> = changes.iter().map(|(p, _)| p.clone()).collect();
+        let pending = (author.clone(), message.clone());
         let res = blocking(move || {
-            for (p, content) in &changes {
-                let vp = VaultPath::parse(p)?;
-                let full = fs::resolve(&root, &vp)?;
-                match content {
-                    Some(text) => fs::write_atomic(&full, text)?,
-                    None => match std::fs::remove_file(&full) {
-                        Ok(()) => crate::git::remove_empty_parents(&root, &full),
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(e.into()),
-                    },
-                }
-            }
+            write_changes(&root, &changes)?;
             let Some(git) = git else { return Ok((None, false)) };
             let commit = git.commit(&changes, &message, &author)?;
             let pushed =
@@ -1046,13 +1140,57 @@ impl Kb {
             Ok((Some(commit), pushed))
         })
         .await;
-        if let (Err(e), Backend::Hybrid { .. }) = (&res, &self.inner.backend) {
-            // The database has the edit; the mirror catches up at the next sync or re-import.
+        if let (Err(e), Backend::Hybrid { db, .. }) = (&res, &self.inner.backend) {
+            // The database has the edit; the next sync commits it (see `mirror_pending`). The record is
+            // kept in the database, so a restart or another instance does not forget it.
             tracing::warn!(error = %e, "hybrid knowledge base: could not mirror the edit to git");
             self.inner.sync.lock().expect("sync lock").last_error = Some(format!("git mirror: {e}"));
+            let (author, message) = pending;
+            if let Err(db_err) = db.mark_unmirrored(&paths, &author, &message).await {
+                tracing::error!(error = %db_err, paths = ?paths, "cannot record an edit that is not committed to git");
+                return Err(KbError::Database(format!(
+                    "the edit of {} is saved but could neither be committed to git ({e}) nor recorded for a \
+                     later commit ({db_err}); save it again to have it committed",
+                    paths.join(", ")
+                )));
+            }
             return Ok((None, false));
         }
         res
+    }
+
+    /// Hybrid mode: commits to the working copy the database's current text of the documents whose
+    /// mirroring failed (a deletion when the database no longer has them), as recorded in
+    /// `kb_unmirrored` by this instance or another one. Each edit gets its own commit (entries with the
+    /// same author and message go together, so a move stays one commit), oldest first, with the
+    /// editing user as author; an edit whose text git already has makes no commit. Each entry is
+    /// removed once its commit is made; on an error the rest stay for the next sync.
+    async fn mirror_pending(&self) -> Result<()> {
+        let Backend::Hybrid { db, root, git } = &self.inner.backend else { return Ok(()) };
+        let mut groups: Vec<Vec<Unmirrored>> = Vec::new();
+        for e in db.unmirrored().await? {
+            match groups.iter_mut().find(|g| g[0].author == e.author && g[0].message == e.message) {
+                Some(g) => g.push(e),
+                None => groups.push(vec![e]),
+            }
+        }
+        for group in groups {
+            let mut changes: Vec<Change> = Vec::new();
+            for e in &group {
+                changes.push((e.path.clone(), db.get(&e.path).await?.map(|r| r.content)));
+            }
+            let (root, git) = (root.clone(), git.clone());
+            let (author, message) = (group[0].author.clone(), group[0].message.clone());
+            let commit = blocking(move || {
+                write_changes(&root, &changes)?;
+                git.commit_if_changed(&changes, &message, &author)
+            })
+            .await?;
+            db.clear_unmirrored(&group).await?;
+            let paths: Vec<&str> = group.iter().map(|e| e.path.as_str()).collect();
+            tracing::info!(kb = %self.inner.config.name, ?commit, ?paths, "committed an edit made in the database");
+        }
+        Ok(())
     }
 
     /// Updates the in-memory documents and the index after an edit.

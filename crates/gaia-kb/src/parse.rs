@@ -169,22 +169,85 @@ fn blank_inline_code(line: &str) -> String {
 }
 
 fn parse_link(inner: &str, embed: bool, line: usize) -> Option<Link> {
+    // In a table the alias pipe is escaped: `[[Note\|alias]]`.
+    let inner = inner.replace("\\|", "|");
     let (target_part, alias) = match inner.split_once('|') {
         Some((t, a)) => (t, Some(a.trim().to_string()).filter(|a| !a.is_empty())),
-        None => (inner, None),
+        None => (inner.as_str(), None),
     };
     let (target, heading, block) = match target_part.split_once('#') {
         Some((t, rest)) => match rest.strip_prefix('^') {
             Some(b) => (t, None, Some(b.trim().to_string())),
             None => (t, Some(rest.trim().to_string()), None),
         },
-        None => (target_part, None, None),
+        // `^` cannot be part of a note name: `[[Note^block]]` is read as `[[Note#^block]]`.
+        None => match target_part.split_once('^') {
+            Some((t, b)) => (t, None, Some(b.trim().to_string())),
+            None => (target_part, None, None),
+        },
     };
     let target = target.trim().to_string();
     if target.is_empty() && heading.is_none() && block.is_none() {
         return None;
     }
     Some(Link { target, heading, block, alias, embed, line })
+}
+
+/// Adds the `[[wikilinks]]` and `![[embeds]]` of one line (code spans already blanked).
+fn scan_wikilinks(line: &str, line_no: usize, links: &mut Vec<Link>) {
+    let mut rest = line;
+    while let Some(open) = rest.find("[[") {
+        let Some(close) = rest[open + 2..].find("]]") else { break };
+        let inner = &rest[open + 2..open + 2 + close];
+        let embed = open > 0 && rest.as_bytes()[open - 1] == b'!';
+        if let Some(link) = parse_link(inner, embed, line_no) {
+            links.push(link);
+        }
+        rest = &rest[open + 2 + close + 2..];
+    }
+}
+
+/// Adds the Markdown links to notes of one line: `[text](Other%20Note.md#Heading)`, and embeds
+/// `![alt](image.png)`. Links with a scheme (`https:`, `mailto:`) are not notes and are skipped.
+fn scan_markdown_links(line: &str, line_no: usize, links: &mut Vec<Link>) {
+    let mut rest = line;
+    while let Some(mid) = rest.find("](") {
+        let before = &rest[..mid];
+        let after = &rest[mid + 2..];
+        let Some(close) = after.find(')') else { break };
+        let next = &after[close + 1..];
+        let Some(open) = before.rfind('[') else {
+            rest = next;
+            continue;
+        };
+        let text = &before[open + 1..];
+        let embed = open > 0 && before.as_bytes()[open - 1] == b'!';
+        let raw = after[..close].trim();
+        // `[text](<Note with spaces.md>)` and an optional `"title"`.
+        let raw = raw
+            .strip_prefix('<')
+            .and_then(|r| r.split_once('>'))
+            .map_or_else(|| raw.split_once(char::is_whitespace).map_or(raw, |(t, _)| t), |(t, _)| t);
+        let has_scheme = raw.split_once(':').is_some_and(|(scheme, _)| {
+            !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        });
+        if !raw.is_empty() && !has_scheme && !text.contains('[') {
+            let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+            if let Some(mut link) = parse_link(&decoded, embed, line_no) {
+                link.target = link.target.trim_start_matches("./").to_string();
+                link.alias = Some(text.trim().to_string()).filter(|t| !t.is_empty());
+                links.push(link);
+            }
+        }
+        rest = next;
+    }
+}
+
+/// A fence that opens a code block: its character and length (```` ``` ```` or `~~~`, three or more).
+fn fence_of(trimmed: &str) -> Option<(char, usize)> {
+    let c = trimmed.chars().next().filter(|c| matches!(c, '`' | '~'))?;
+    let n = trimmed.chars().take_while(|&x| x == c).count();
+    (n >= 3).then_some((c, n))
 }
 
 /// Parses a note. `file_stem` is the fallback title.
@@ -212,22 +275,27 @@ pub fn parse_note(text: &str, file_stem: &str) -> ParsedNote {
     let first_line = text[..body_offset].lines().count();
     let mut headings = Vec::new();
     let mut links = Vec::new();
-    let mut fence: Option<&str> = None;
+    // Links in frontmatter properties (`related: "[[Other Note]]"`) are links too, as in Obsidian.
+    if let Some(yaml) = yaml {
+        for (i, line) in yaml.lines().enumerate() {
+            scan_wikilinks(line, i + 2, &mut links);
+        }
+    }
+    let mut fence: Option<(char, usize)> = None;
     for (i, raw_line) in body.lines().enumerate() {
         let line_no = first_line + i + 1;
         let trimmed = raw_line.trim_start();
-        if let Some(f) = fence {
-            if trimmed.starts_with(f) {
+        if let Some((c, n)) = fence {
+            // A fence closes with at least as many of its characters and nothing else.
+            if fence_of(trimmed).is_some_and(|(c2, n2)| c2 == c && n2 >= n)
+                && trimmed.trim_start_matches(c).trim().is_empty()
+            {
                 fence = None;
             }
             continue;
         }
-        if trimmed.starts_with("```") {
-            fence = Some("```");
-            continue;
-        }
-        if trimmed.starts_with("~~~") {
-            fence = Some("~~~");
+        if let Some(f) = fence_of(trimmed) {
+            fence = Some(f);
             continue;
         }
         let hashes = trimmed.chars().take_while(|&c| c == '#').count();
@@ -236,27 +304,10 @@ pub fn parse_note(text: &str, file_stem: &str) -> ParsedNote {
             headings.push(Heading { level: hashes as u8, text, line: line_no });
         }
         let line = blank_inline_code(raw_line);
-        // Links and embeds.
-        let mut rest = line.as_str();
-        let mut consumed = 0;
-        while let Some(open) = rest.find("[[") {
-            let Some(close) = rest[open + 2..].find("]]") else { break };
-            let inner = &rest[open + 2..open + 2 + close];
-            let embed = open > 0 && rest.as_bytes()[open - 1] == b'!';
-            if !inner.contains('\n') {
-                if let Some(link) = parse_link(inner, embed, line_no) {
-                    links.push(link);
-                }
-            }
-            let advance = open + 2 + close + 2;
-            consumed += advance;
-            rest = &rest[advance..];
-        }
-        let _ = consumed;
-        // Tags: `#` at the start or after whitespace, not a heading marker.
-        if hashes > 0 && trimmed[hashes..].starts_with([' ', '\t']) {
-            continue;
-        }
+        scan_wikilinks(&line, line_no, &mut links);
+        scan_markdown_links(&line, line_no, &mut links);
+        // Tags: `#` at the start of the line or after whitespace, followed by a tag character (so a
+        // heading's `#` marker is not one, but a `#tag` in a heading's text is).
         let chars: Vec<(usize, char)> = line.char_indices().collect();
         for (k, &(idx, c)) in chars.iter().enumerate() {
             if c != '#' || (k > 0 && !chars[k - 1].1.is_whitespace()) {
@@ -329,5 +380,23 @@ mod tests {
         let n = parse_note(text, "x");
         assert_eq!(n.tags, ["real", "a/b-c"]);
         assert_eq!(n.headings.len(), 1);
+    }
+
+    #[test]
+    fn markdown_links_fences_and_odd_forms() {
+        let text = "[a](<My Note.md> \"t\") ![i](pic%201.png \"title\") [w](https://x.y/#f) [m](mailto:a@b) \
+                    [h](#Local) [[T\\|al]] [[N^b]] [](Empty.md)\n~~~~\n[[In]] #in\n~~~\n#still\n~~~~\n#out\n```\nnever closed [[X]]\n";
+        let n = parse_note(text, "x");
+        let targets: Vec<_> = n.links.iter().map(|l| (l.target.as_str(), l.embed)).collect();
+        assert_eq!(
+            targets,
+            [("T", false), ("N", false), ("My Note.md", false), ("pic 1.png", true), ("", false), ("Empty.md", false)]
+        );
+        assert_eq!(n.links[0].alias.as_deref(), Some("al"));
+        assert_eq!(n.links[1].block.as_deref(), Some("b"));
+        assert_eq!(n.links[2].alias.as_deref(), Some("a"));
+        assert_eq!(n.links[4].heading.as_deref(), Some("Local"));
+        assert_eq!(n.links[5].alias, None);
+        assert_eq!(n.tags, ["out"]);
     }
 }

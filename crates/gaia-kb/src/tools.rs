@@ -30,7 +30,30 @@ fn spec(name: &str, description: &str, parameters: Value) -> ToolSpec {
 
 fn args<T: for<'de> Deserialize<'de>>(tool: &str, raw: &str) -> Result<T> {
     let raw = if raw.trim().is_empty() { "{}" } else { raw };
-    serde_json::from_str(raw).map_err(|e| KbError::InvalidInput(format!("{tool}: invalid arguments: {e}")))
+    let invalid = |e: serde_json::Error| KbError::InvalidInput(format!("{tool}: invalid arguments: {e}"));
+    let value: Value = serde_json::from_str(raw).map_err(invalid)?;
+    if !value.is_object() {
+        return Err(KbError::InvalidInput(format!("{tool}: the arguments must be a JSON object")));
+    }
+    serde_json::from_value(value).map_err(invalid)
+}
+
+/// Checks an optional integer argument against the bounds its schema declares.
+fn bounded(tool: &str, name: &str, v: Option<usize>, min: usize, max: usize) -> Result<Option<usize>> {
+    match v {
+        Some(n) if n < min || n > max => {
+            Err(KbError::InvalidInput(format!("{tool}: `{name}` must be between {min} and {max}, not {n}")))
+        }
+        v => Ok(v),
+    }
+}
+
+/// Checks that a required text argument is not blank.
+fn required(tool: &str, name: &str, v: &str) -> Result<()> {
+    if v.trim().is_empty() {
+        return Err(KbError::InvalidInput(format!("{tool}: `{name}` must not be empty")));
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -45,6 +68,8 @@ struct SearchArgs {
     tags: Vec<String>,
     #[serde(default)]
     mode: Option<String>,
+    #[serde(default)]
+    case_sensitive: bool,
 }
 
 #[derive(Deserialize)]
@@ -112,7 +137,8 @@ impl KbTools {
                     "limit": {"type": "integer", "minimum": 1, "maximum": 100, "description": "Most results (default 10)"},
                     "folder": {"type": "string", "description": "Only notes under this folder"},
                     "tags": {"type": "array", "items": {"type": "string"}, "description": "Only notes with all these tags"},
-                    "mode": {"type": "string", "enum": ["ranked", "exact", "regex"]}
+                    "mode": {"type": "string", "enum": ["ranked", "exact", "regex"], "description": "ranked (default): BM25 with snippets; exact or regex: matching lines of the raw text"},
+                    "case_sensitive": {"type": "boolean", "description": "exact and regex modes: match case (default false)"}
                 }, "required": ["query"], "additionalProperties": false}),
             ),
             spec(
@@ -169,6 +195,8 @@ impl KbTools {
         match name {
             "search_knowledge_base" => {
                 let a: SearchArgs = args(name, arguments)?;
+                required(name, "query", &a.query)?;
+                bounded(name, "limit", a.limit, 1, 100)?;
                 match a.mode.as_deref().unwrap_or("ranked") {
                     "ranked" => {
                         let r = self.kb.search(&SearchOptions {
@@ -184,9 +212,9 @@ impl KbTools {
                         let m = self.kb.grep(&GrepOptions {
                             pattern: a.query,
                             regex: mode == "regex",
+                            case_sensitive: a.case_sensitive,
                             folder: a.folder,
                             limit: a.limit.unwrap_or(50),
-                            ..Default::default()
                         })?;
                         Ok(json!({"total": m.len(), "matches": m}))
                     }
@@ -195,6 +223,9 @@ impl KbTools {
             }
             "read_kb_file" => {
                 let a: ReadArgs = args(name, arguments)?;
+                required(name, "path", &a.path)?;
+                bounded(name, "start_line", a.start_line, 1, usize::MAX)?;
+                bounded(name, "end_line", a.end_line, 1, usize::MAX)?;
                 let d = self.kb.read(&a.path).await?;
                 let total = d.content.lines().count();
                 let (start, end) = (a.start_line.unwrap_or(1).max(1), a.end_line.unwrap_or(total).min(total));
@@ -216,7 +247,15 @@ impl KbTools {
             }
             "load_kos_context" => {
                 let a: ContextArgs = args(name, arguments)?;
+                required(name, "name", &a.name)?;
+                bounded(name, "max_tokens", a.max_tokens, 100, 200_000)?;
                 let c = self.kb.context(&a.name, a.max_tokens.unwrap_or(4000))?;
+                if c.documents.is_empty() && !c.omitted.is_empty() {
+                    return Err(KbError::InvalidInput(format!(
+                        "{name}: `max_tokens` {} is too small for any document about {:?}",
+                        c.max_tokens, a.name
+                    )));
+                }
                 if c.documents.is_empty() {
                     return Err(KbError::NotFound(format!("nothing in the knowledge base about {:?}", a.name)));
                 }
@@ -224,11 +263,17 @@ impl KbTools {
             }
             "search_within_context" => {
                 let a: WithinArgs = args(name, arguments)?;
+                required(name, "name", &a.name)?;
+                required(name, "query", &a.query)?;
+                bounded(name, "limit", a.limit, 1, 100)?;
                 let r = self.kb.search_within_context(&a.name, &a.query, a.limit.unwrap_or(10))?;
                 Ok(serde_json::to_value(r).unwrap_or_default())
             }
             "synthesize_kb_information" => {
                 let a: SynthArgs = args(name, arguments)?;
+                required(name, "query", &a.query)?;
+                bounded(name, "max_documents", a.max_documents, 1, 20)?;
+                bounded(name, "max_tokens", a.max_tokens, 100, 50_000)?;
                 synthesize(&self.kb, &a.query, a.max_documents.unwrap_or(5), a.max_tokens.unwrap_or(3000)).await
             }
             other => Err(KbError::NotFound(format!("no knowledge-base tool named {other:?}"))),
@@ -236,59 +281,101 @@ impl KbTools {
     }
 }
 
-/// The sections of the best documents for `query` that mention its words, with sources.
+/// What the knowledge base says about `query`, to answer from: the best documents for it (ranked
+/// search), and in each the sections (split at headings) that contain a word of the query — or, for a
+/// document found by its title, alias or tags, its opening section — within `max_tokens` (estimated).
+/// Each excerpt keeps its source (document and heading); `digest` puts them together as a Markdown
+/// list citing `[[Note]] § Heading`, and `omitted` names the documents left out for lack of budget.
 pub async fn synthesize(kb: &Kb, query: &str, max_documents: usize, max_tokens: usize) -> Result<Value> {
+    use crate::document::{cut_to_tokens, estimate_tokens};
+    use crate::query::Clause;
     let hits = kb.search(&SearchOptions {
         query: query.to_string(),
         limit: max_documents.clamp(1, 20),
         ..Default::default()
     })?;
-    let words: Vec<String> = crate::query::parse_query(query)
-        .must
-        .iter()
-        .flat_map(|c| match c {
-            crate::query::Clause::Word(w) | crate::query::Clause::Prefix(w) => vec![w.to_lowercase()],
-            crate::query::Clause::Phrase { text, .. } => text.split_whitespace().map(str::to_lowercase).collect(),
-        })
-        .collect();
+    // The query's terms as the index sees them (lower-cased, diacritics folded); prefixes apart.
+    let (mut words, mut prefixes) = (Vec::new(), Vec::new());
+    for c in &crate::query::parse_query(query).must {
+        match c {
+            Clause::Word(w) => words.extend(crate::index::analyze(w)),
+            Clause::Prefix(p) => prefixes.extend(crate::index::analyze(p)),
+            Clause::Phrase { text, prefix } => {
+                let mut t = crate::index::analyze(text);
+                if *prefix {
+                    prefixes.extend(t.pop());
+                }
+                words.extend(t);
+            }
+        }
+    }
+    let mentions = |text: &str| {
+        crate::index::analyze(text)
+            .iter()
+            .any(|t| words.contains(t) || prefixes.iter().any(|p| t.starts_with(p.as_str())))
+    };
     let mut budget = max_tokens.max(100);
     let mut sources = Vec::new();
+    let mut omitted = Vec::new();
     let mut digest = String::new();
     for hit in hits.hits {
         let doc = kb.read(&hit.path).await?;
-        let body = doc.body();
-        // Split the body into sections at headings.
+        // The body split into sections at headings (outside code blocks: the parsed headings).
+        let body_start_line = doc.content[..doc.note.body_offset].lines().count() + 1;
         let mut sections: Vec<(String, String)> = vec![(doc.note.title.clone(), String::new())];
-        for line in body.lines() {
-            let t = line.trim_start();
-            let hashes = t.chars().take_while(|&c| c == '#').count();
-            if (1..=6).contains(&hashes) && t[hashes..].starts_with(' ') {
-                sections.push((t[hashes..].trim().to_string(), String::new()));
+        let mut heading_lines = doc.note.headings.iter().map(|h| (h.line, h.text.clone())).peekable();
+        for (i, line) in doc.body().lines().enumerate() {
+            let line_no = body_start_line + i;
+            if let Some((_, text)) = heading_lines.next_if(|(l, _)| *l == line_no) {
+                sections.push((text, String::new()));
             } else if let Some(last) = sections.last_mut() {
                 last.1.push_str(line);
                 last.1.push('\n');
             }
         }
+        sections.retain(|(_, text)| !text.trim().is_empty());
+        let mut chosen: Vec<&(String, String)> =
+            sections.iter().filter(|(heading, text)| mentions(text) || mentions(heading)).collect();
+        if chosen.is_empty() {
+            // Found by its title, aliases or tags: its opening says what it is.
+            chosen.extend(sections.first());
+        }
         let mut excerpts = Vec::new();
-        for (heading, text) in sections {
-            let lower = text.to_lowercase() + &heading.to_lowercase();
-            if text.trim().is_empty() || !words.iter().any(|w| lower.contains(w.as_str())) {
-                continue;
+        for (heading, text) in chosen {
+            if budget == 0 {
+                break;
             }
-            let tokens = crate::document::estimate_tokens(&text);
-            if tokens > budget {
-                continue;
+            let text = text.trim();
+            let cut = cut_to_tokens(text, budget);
+            if cut.trim().is_empty() {
+                break;
             }
-            budget -= tokens;
-            digest.push_str(&format!("- From [[{}]] § {}: {}\n", doc.stem(), heading, text.trim().replace('\n', " ")));
-            excerpts.push(json!({"heading": heading, "text": text.trim()}));
+            budget -= estimate_tokens(cut).min(budget);
+            let truncated = cut.len() < text.len();
+            digest.push_str(&format!(
+                "- From [[{}]] § {}: {}{}\n",
+                doc.stem(),
+                heading,
+                cut.trim().replace('\n', " "),
+                if truncated { " …" } else { "" }
+            ));
+            excerpts.push(json!({"heading": heading, "text": cut.trim(), "truncated": truncated}));
         }
-        if !excerpts.is_empty() {
-            sources.push(json!({"path": doc.path, "title": doc.note.title, "score": hit.score, "excerpts": excerpts}));
+        if excerpts.is_empty() {
+            omitted.push(hit.path.clone());
+            continue;
         }
+        sources.push(json!({"path": doc.path, "title": doc.note.title, "score": hit.score, "excerpts": excerpts}));
     }
     if sources.is_empty() {
         return Err(KbError::NotFound(format!("the knowledge base has nothing about {query:?}")));
     }
-    Ok(json!({"query": query, "sources": sources, "digest": digest}))
+    Ok(json!({
+        "query": query,
+        "sources": sources,
+        "digest": digest,
+        "tokens": max_tokens.max(100) - budget,
+        "max_tokens": max_tokens.max(100),
+        "omitted": omitted,
+    }))
 }

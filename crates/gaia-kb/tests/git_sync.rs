@@ -177,3 +177,217 @@ async fn local_repository_without_remote_keeps_history() {
     assert_eq!(r.changed, ["Outside Edit.md"]);
     assert_eq!(hits(&kb, "kraken"), ["Outside Edit.md"]);
 }
+
+/// A loopback HTTP server that records each request's head and answers every request with `status`.
+fn http_trap(status: &'static str) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            log.lock().unwrap().push(String::from_utf8_lossy(&buf).into_owned());
+            let head = format!(
+                "HTTP/1.1 {status}\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = s.write_all(head.as_bytes());
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+const TOKEN: &str = "ghp_SeCrEtToKeN123";
+
+fn assert_no_secret(text: &str) {
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{TOKEN}"));
+    assert!(!text.contains(TOKEN) && !text.contains(&basic), "the token leaked: {text}");
+}
+
+#[tokio::test]
+async fn the_token_is_sent_to_https_remotes_and_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    for status in ["401 Unauthorized", "500 Internal Server Error"] {
+        // Clone: the token goes in the Authorization header; the error does not show it.
+        let (base, seen) = http_trap(status);
+        let url = format!("{base}/studio/world.git");
+        let root = dir.path().join(format!("clone-{}", &status[..3]));
+        let cfg = KbConfig { token: Some(TOKEN.into()), root: root.clone(), ..config(dir.path(), &url) };
+        let err = Kb::open(cfg).await.unwrap_err();
+        assert!(matches!(err, KbError::Git(_)), "{err:?}");
+        assert_no_secret(&format!("{err} {err:?}"));
+        let heads = seen.lock().unwrap().clone();
+        use base64::Engine;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{TOKEN}"));
+        assert!(heads[0].contains(&format!("Authorization: Basic {basic}")), "{heads:?}");
+        // A token written in the URL is hidden too.
+        let url = format!("{}/studio/world.git", base.replace("http://", &format!("http://{TOKEN}@")));
+        let root = dir.path().join(format!("inline-{}", &status[..3]));
+        let err = Kb::open(KbConfig { root, ..config(dir.path(), &url) }).await.unwrap_err();
+        assert_no_secret(&format!("{err} {err:?}"));
+    }
+
+    // Fetch: a working copy whose remote now fails (moved to a private host, wrong token…).
+    let (url, _) = common::world_remote(dir.path());
+    Kb::open(config(dir.path(), &url)).await.unwrap();
+    for status in ["401 Unauthorized", "500 Internal Server Error"] {
+        let (base, seen) = http_trap(status);
+        for (remote, token) in [
+            (format!("{base}/studio/world.git"), Some(TOKEN.to_string())),
+            (format!("{}/studio/world.git", base.replace("http://", &format!("http://x-access-token:{TOKEN}@"))), None),
+        ] {
+            let cfg = KbConfig { token, ..config(dir.path(), &remote) };
+            let debug = format!("{cfg:?}");
+            let kb = Kb::open(cfg).await.unwrap();
+            let err = kb.sync().await.unwrap_err();
+            assert!(matches!(err, KbError::Git(_)), "{err:?}");
+            assert_no_secret(&format!("{err} {err:?} {kb:?} {debug}"));
+            let status = kb.status().await;
+            assert!(status.last_sync_error.is_some() && status.last_sync.is_none());
+            assert_no_secret(&serde_json::to_string(&status).unwrap());
+            assert!(status.remote.unwrap().contains("***@127.0.0.1") || remote.starts_with(&base));
+        }
+        assert!(!seen.lock().unwrap().is_empty(), "the fetch reached the remote");
+    }
+    let git_config = std::fs::read_to_string(dir.path().join("clone/.git/config")).unwrap();
+    assert_no_secret(&git_config);
+}
+
+#[tokio::test]
+async fn clones_into_an_existing_empty_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, upstream) = common::world_remote(dir.path());
+    std::fs::create_dir_all(dir.path().join("clone")).unwrap();
+    let kb = Kb::open(config(dir.path(), &url)).await.unwrap();
+    let status = kb.status().await;
+    assert_eq!(status.documents, 5);
+    assert_eq!(status.commit.as_deref(), Some(git(&upstream, &["rev-parse", "HEAD"]).trim()));
+    assert_eq!(status.unpushed_commits, Some(0));
+    assert_eq!(git(&dir.path().join("clone"), &["status", "--porcelain"]), "");
+}
+
+/// Commits and pushes `files` (path, text) in the upstream clone.
+fn remote_commit(upstream: &std::path::Path, files: &[(&str, &str)], message: &str) {
+    for (p, text) in files {
+        let full = upstream.join(p);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, text).unwrap();
+    }
+    git(upstream, &["add", "-A"]);
+    git(upstream, &["commit", "-q", "-m", message]);
+    git(upstream, &["push", "-q", "origin", "main"]);
+}
+
+#[tokio::test]
+async fn uncommitted_local_changes_are_never_overwritten_by_a_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, upstream) = common::world_remote(dir.path());
+    let kb = Kb::open(config(dir.path(), &url)).await.unwrap();
+    let clone = dir.path().join("clone");
+    // Someone edits a file in the working copy by hand; the remote changes the same file.
+    std::fs::write(clone.join("README.md"), "hand edit\n").unwrap();
+    remote_commit(&upstream, &[("README.md", "remote edit\n"), ("Other.md", "# Other\n")], "remote");
+    let err = kb.sync().await.unwrap_err();
+    assert!(matches!(&err, KbError::Conflict(m) if m.contains("README.md")), "{err:?}");
+    assert_eq!(std::fs::read_to_string(clone.join("README.md")).unwrap(), "hand edit\n");
+    assert!(!clone.join("Other.md").exists(), "nothing is applied when a file is refused");
+    assert!(kb.status().await.last_sync_error.unwrap().contains("uncommitted"));
+    // An untracked local file where the remote adds one is kept as well.
+    git(&clone, &["checkout", "--", "README.md"]);
+    std::fs::write(clone.join("Notes.md"), "mine\n").unwrap();
+    remote_commit(&upstream, &[("Notes.md", "theirs\n")], "notes");
+    assert!(matches!(kb.sync().await, Err(KbError::Conflict(_))));
+    assert_eq!(std::fs::read_to_string(clone.join("Notes.md")).unwrap(), "mine\n");
+    // Once the local changes are gone, the sync goes through.
+    std::fs::remove_file(clone.join("Notes.md")).unwrap();
+    assert_eq!(kb.sync().await.unwrap().state, Some(SyncState::FastForwarded));
+    assert_eq!(kb.read("Notes.md").await.unwrap().content, "theirs\n");
+    assert_eq!(kb.read("README.md").await.unwrap().content, "remote edit\n");
+    assert_eq!(git(&clone, &["status", "--porcelain"]), "");
+}
+
+#[tokio::test]
+async fn a_remote_cannot_write_through_a_symlink_out_of_the_working_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, upstream) = common::world_remote(dir.path());
+    let kb = Kb::open(config(dir.path(), &url)).await.unwrap();
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.path().join("clone/Leak")).unwrap();
+    remote_commit(&upstream, &[("Leak/x.md", "pwned")], "leak");
+    let err = kb.sync().await.unwrap_err();
+    assert!(err.to_string().contains("unsafe path"), "{err}");
+    assert!(!outside.join("x.md").exists());
+}
+
+#[tokio::test]
+async fn a_failed_push_is_kept_shown_and_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, upstream) = common::world_remote(dir.path());
+    let kb = Kb::open(config(dir.path(), &url)).await.unwrap();
+    // The remote becomes unreachable.
+    let bare = dir.path().join("remote.git");
+    let away = dir.path().join("away.git");
+    std::fs::rename(&bare, &away).unwrap();
+    let out = kb
+        .write(WriteRequest {
+            path: "Offline.md".into(),
+            content: "# Offline\n".into(),
+            author: mara(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(out.commit.is_some() && !out.pushed, "{out:?}");
+    assert_eq!(kb.status().await.unpushed_commits, Some(1));
+    assert!(kb.sync().await.is_err());
+    let status = kb.status().await;
+    assert!(status.last_sync_error.is_some());
+    assert_eq!(status.unpushed_commits, Some(1));
+    // Back online: the next sync pushes.
+    std::fs::rename(&away, &bare).unwrap();
+    assert_eq!(kb.sync().await.unwrap().state, Some(SyncState::Ahead));
+    let status = kb.status().await;
+    assert_eq!((status.unpushed_commits, status.last_sync_error), (Some(0), None));
+    git(&upstream, &["pull", "-q", "--ff-only"]);
+    assert_eq!(git(&upstream, &["log", "-1", "--format=%an %s"]).trim(), "Mara Quill Create Offline.md");
+}
+
+#[tokio::test]
+async fn the_periodic_sync_runs_and_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, upstream) = common::world_remote(dir.path());
+    let kb = Kb::open(KbConfig { sync_interval_secs: 1, ..config(dir.path(), &url) }).await.unwrap();
+    let mut syncs = kb.subscribe_syncs();
+    let handle = kb.spawn_sync_loop().expect("a loop with a remote and an interval");
+    remote_commit(&upstream, &[("Lore/Tide.md", "# Tide\nThe tide brings crabs.")], "tide");
+    let wait = std::time::Duration::from_secs(120);
+    loop {
+        let report = tokio::time::timeout(wait, syncs.recv()).await.expect("a periodic sync").unwrap();
+        if report.state == Some(SyncState::FastForwarded) {
+            assert_eq!(report.changed, ["Lore/Tide.md"]);
+            break;
+        }
+    }
+    assert_eq!(hits(&kb, "crabs"), ["Lore/Tide.md"]);
+    assert!(kb.stop_sync_loop());
+    tokio::time::timeout(wait, handle).await.expect("the loop ends").unwrap();
+    assert!(!kb.stop_sync_loop());
+    // A loop also ends when the knowledge base is dropped.
+    let handle = kb.spawn_sync_loop().unwrap();
+    drop(kb);
+    tokio::time::timeout(wait, handle).await.expect("the loop ends with the knowledge base").unwrap();
+    // No loop without an interval or without anything to sync from.
+    let plain = Kb::open(KbConfig { root: dir.path().join("plain"), sync_interval_secs: 1, ..KbConfig::default() });
+    assert!(plain.await.unwrap().spawn_sync_loop().is_none());
+}

@@ -45,6 +45,38 @@ async fn parses_obsidian_conventions() {
 }
 
 #[tokio::test]
+async fn fixture_tables_code_headings_and_non_ascii() {
+    let (_d, kb) = world().await;
+    // The link to a heading keeps it, and the alias.
+    let safe = kb.read("Places/Safe House.md").await.unwrap();
+    let radio = safe.note.links.iter().find(|l| l.target == "Characters/Dr. Mara Quill").unwrap();
+    assert_eq!((radio.heading.as_deref(), radio.alias.as_deref()), (Some("Broadcasts"), Some("doctor's broadcasts")));
+    assert_eq!(
+        safe.note.headings.iter().map(|h| h.text.as_str()).collect::<Vec<_>>(),
+        ["Safe House", "Supplies", "Dangers"]
+    );
+    // The table's cells are searchable text, found by ranked and exact search.
+    assert_eq!(search(&kb, "visibility"), ["Rules/Weather Effects.md"]);
+    assert_eq!(search(&kb, "\"zombie speed\""), ["Rules/Weather Effects.md"]);
+    let m = kb.grep(&GrepOptions { pattern: r"^\| fog \|".into(), regex: true, ..Default::default() }).unwrap();
+    assert_eq!((m.len(), m[0].line), (1, 13));
+    // The code block: no tags, links or headings from it, but its text is searchable.
+    let quest = kb.read("Quests/First Light.md").await.unwrap();
+    assert_eq!(quest.note.links.len(), 3);
+    assert_eq!(quest.note.headings.len(), 2);
+    assert_eq!(search(&kb, "\"quest_id\""), ["Quests/First Light.md"]);
+    // Non-ASCII: degrees, umlauts, Japanese written without spaces, by ranked search too.
+    for q in ["霧", "日本語", "霧の日", "über-hot", "°C 30"] {
+        assert_eq!(search(&kb, q), ["Rules/Weather Effects.md"], "{q}");
+    }
+    let r = kb.search(&SearchOptions { query: "霧の日".into(), ..Default::default() }).unwrap();
+    assert!(r.hits[0].snippet.contains("<b>霧</b><b>の</b><b>日</b>"), "{}", r.hits[0].snippet);
+    // A heading's tag filter with nesting: `world` matches the README's `#world/index`.
+    assert_eq!(search(&kb, "tag:world/index"), ["README.md"]);
+    assert!(search(&kb, "tag:index/world").is_empty());
+}
+
+#[tokio::test]
 async fn links_and_backlinks() {
     let (_d, kb) = world().await;
     let back = kb.backlinks("Places/Safe House.md").unwrap();
@@ -146,8 +178,16 @@ async fn list_and_context() {
     let small = kb.context("Safe House", 150).unwrap();
     assert!(small.total_tokens <= 150);
     assert!(!small.omitted.is_empty());
-    let tiny = kb.context("Safe House", 10).unwrap();
-    assert!(tiny.documents[0].truncated && tiny.total_tokens <= 10);
+    assert!(small.documents.iter().map(|d| d.tokens).sum::<usize>() == small.total_tokens);
+    assert!(small.omitted.iter().all(|p| small.documents.iter().all(|d| &d.path != p)));
+    // The prompt itself, headers included, stays within the budget.
+    assert!(gaia_kb::document::estimate_tokens(&small.to_prompt()) <= 150, "{}", small.to_prompt());
+    let tiny = kb.context("Safe House", 30).unwrap();
+    assert!(tiny.documents[0].truncated && tiny.total_tokens <= 30, "{tiny:?}");
+    assert!(gaia_kb::document::estimate_tokens(&tiny.to_prompt()) <= 30);
+    // A budget too small for even the topic's header leaves everything out, and says so.
+    let none = kb.context("Safe House", 3).unwrap();
+    assert!(none.documents.is_empty() && none.omitted[0] == "Places/Safe House.md");
     // Folders and tags.
     assert_eq!(kb.context("Rules", 0).unwrap().documents[0].reason, ContextReason::Folder);
     let tagged = kb.context("#quest", 0).unwrap();

@@ -1,5 +1,8 @@
 //! One provider name over several deployments (endpoints or API keys) of the same models: calls are
-//! spread round-robin, and a deployment that fails with a retryable error hands the call to the next.
+//! spread round-robin, and a deployment that fails with a retryable error (or refuses its key) hands
+//! the call to the next. A deployment that failed is skipped for a cool-down
+//! ([`BalancedProvider::with_cooldown`], 10 s by default, doubling while it keeps failing), tried only
+//! when every other deployment fails too, so a dead endpoint does not slow every other call down.
 
 use crate::error::ProviderError;
 use crate::provider::Provider;
@@ -7,13 +10,29 @@ use crate::types::{ChatRequest, ChatResponse, ChatStream, ProviderHealth};
 use async_trait::async_trait;
 use gaia_core::types::ModelInfo;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The default time a failed deployment is skipped.
+pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(10);
+
+/// The longest time a failing deployment is skipped.
+const MAX_COOLDOWN: Duration = Duration::from_secs(300);
+
+/// Whether a deployment has been failing, and until when it is skipped.
+#[derive(Debug, Clone, Copy, Default)]
+struct MemberState {
+    failures: u32,
+    skip_until: Option<Instant>,
+}
 
 /// Round-robin over deployments, with failover between them.
 pub struct BalancedProvider {
     name: String,
     members: Vec<Arc<dyn Provider>>,
     next: AtomicUsize,
+    cooldown: Duration,
+    states: Mutex<Vec<MemberState>>,
 }
 
 impl std::fmt::Debug for BalancedProvider {
@@ -28,14 +47,60 @@ impl BalancedProvider {
         if members.is_empty() {
             return Err(ProviderError::InvalidRequest("a balanced provider needs at least one deployment".into()));
         }
-        Ok(BalancedProvider { name: name.into(), members, next: AtomicUsize::new(0) })
+        let states = Mutex::new(vec![MemberState::default(); members.len()]);
+        Ok(BalancedProvider {
+            name: name.into(),
+            members,
+            next: AtomicUsize::new(0),
+            cooldown: DEFAULT_COOLDOWN,
+            states,
+        })
     }
 
-    /// Members in the order this call should try them.
-    fn order(&self) -> impl Iterator<Item = &Arc<dyn Provider>> {
-        let n = self.members.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        (0..n).map(move |i| &self.members[(start + i) % n])
+    /// Sets how long a deployment that failed is skipped (doubling, up to 5 minutes, while it keeps
+    /// failing).
+    pub fn with_cooldown(mut self, cooldown: Duration) -> Self {
+        self.cooldown = cooldown;
+        self
+    }
+
+    fn states(&self) -> std::sync::MutexGuard<'_, Vec<MemberState>> {
+        self.states.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Indices of the members in the order this call should try them: round-robin over the healthy
+    /// ones, then those cooling down after a failure (soonest back first).
+    fn order(&self) -> Vec<usize> {
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        let states = self.states();
+        let (mut ready, mut cooling): (Vec<usize>, Vec<usize>) =
+            (0..self.members.len()).partition(|&i| states[i].skip_until.is_none_or(|t| t <= now));
+        if !ready.is_empty() {
+            let start = turn % ready.len();
+            ready.rotate_left(start);
+        }
+        cooling.sort_by_key(|&i| states[i].skip_until);
+        ready.append(&mut cooling);
+        ready
+    }
+
+    fn succeeded(&self, i: usize) {
+        self.states()[i] = MemberState::default();
+    }
+
+    fn failed(&self, i: usize) {
+        let mut states = self.states();
+        let s = &mut states[i];
+        s.failures = s.failures.saturating_add(1);
+        let wait = self.cooldown.saturating_mul(1u32 << (s.failures - 1).min(10)).min(MAX_COOLDOWN.max(self.cooldown));
+        s.skip_until = Some(Instant::now() + wait);
+    }
+
+    /// How many deployments are currently skipped after failures.
+    pub fn cooling_down(&self) -> usize {
+        let now = Instant::now();
+        self.states().iter().filter(|s| s.skip_until.is_some_and(|t| t > now)).count()
     }
 }
 
@@ -52,8 +117,8 @@ impl Provider for BalancedProvider {
 
     async fn list_models(&self) -> Result<Vec<ModelInfo>, ProviderError> {
         let mut last = None;
-        for m in self.order() {
-            match m.list_models().await {
+        for i in self.order() {
+            match self.members[i].list_models().await {
                 Ok(v) => return Ok(v),
                 Err(e) => last = Some(e),
             }
@@ -63,10 +128,16 @@ impl Provider for BalancedProvider {
 
     async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         let mut last = None;
-        for m in self.order() {
-            match m.chat(req).await {
-                Ok(r) => return Ok(r),
-                Err(e) if try_next(&e) => last = Some(e),
+        for i in self.order() {
+            match self.members[i].chat(req).await {
+                Ok(r) => {
+                    self.succeeded(i);
+                    return Ok(r);
+                }
+                Err(e) if try_next(&e) => {
+                    self.failed(i);
+                    last = Some(e);
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -75,10 +146,16 @@ impl Provider for BalancedProvider {
 
     async fn chat_stream(&self, req: &ChatRequest) -> Result<ChatStream, ProviderError> {
         let mut last = None;
-        for m in self.order() {
-            match m.chat_stream(req).await {
-                Ok(s) => return Ok(s),
-                Err(e) if try_next(&e) => last = Some(e),
+        for i in self.order() {
+            match self.members[i].chat_stream(req).await {
+                Ok(s) => {
+                    self.succeeded(i);
+                    return Ok(s);
+                }
+                Err(e) if try_next(&e) => {
+                    self.failed(i);
+                    last = Some(e);
+                }
                 Err(e) => return Err(e),
             }
         }

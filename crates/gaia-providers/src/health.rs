@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 /// How many recent calls the statistics cover.
 const WINDOW: usize = 200;
 
+/// How many of the latest successful calls model selection (`auto`) looks at, so that it follows
+/// changes in a provider's speed quickly.
+const RECENT: usize = 20;
+
 /// Circuit-breaker settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BreakerConfig {
@@ -39,7 +43,20 @@ pub enum CircuitState {
 #[derive(Debug, Clone, Copy)]
 struct Sample {
     ok: bool,
+    /// The whole call (for a stream: until its end).
     latency: Duration,
+    /// Until the first content (text or tool call); the whole call for non-streamed answers.
+    ttft: Duration,
+}
+
+/// Which latency of recent calls to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LatencyKind {
+    /// The whole call.
+    Total,
+    /// Time to the first token.
+    FirstToken,
 }
 
 #[derive(Debug)]
@@ -73,10 +90,14 @@ pub struct HealthSnapshot {
     pub window_requests: usize,
     /// Share of failed calls in the window (0 to 1).
     pub error_rate: f64,
-    /// Median latency of successful calls in the window (time to first token for streams).
+    /// Median duration of successful calls in the window (streams: until their end).
     pub latency_p50_ms: Option<u64>,
     /// 95th percentile of the same.
     pub latency_p95_ms: Option<u64>,
+    /// Median time to the first token of successful calls in the window.
+    pub ttft_p50_ms: Option<u64>,
+    /// 95th percentile of the same.
+    pub ttft_p95_ms: Option<u64>,
     /// Calls since start.
     pub total_requests: u64,
     /// Failed calls since start.
@@ -152,10 +173,15 @@ impl ProviderStats {
         g.total += 1;
     }
 
-    /// Records a successful call and its latency.
+    /// Records a successful call and its latency (a non-streamed call: its first token is its end).
     pub fn success(&self, latency: Duration) {
+        self.success_stream(latency, latency);
+    }
+
+    /// Records a successful stream: the time to its first token and its whole duration.
+    pub fn success_stream(&self, ttft: Duration, latency: Duration) {
         let mut g = self.lock();
-        Self::push(&mut g, Sample { ok: true, latency });
+        Self::push(&mut g, Sample { ok: true, latency, ttft: ttft.min(latency) });
         g.consecutive_failures = 0;
         g.state = CircuitState::Closed;
         g.opened_at = None;
@@ -165,7 +191,7 @@ impl ProviderStats {
     /// Records a failed call.
     pub fn failure(&self, latency: Duration, error: &str) {
         let mut g = self.lock();
-        Self::push(&mut g, Sample { ok: false, latency });
+        Self::push(&mut g, Sample { ok: false, latency, ttft: latency });
         g.errors += 1;
         g.consecutive_failures += 1;
         g.last_error = Some(error.chars().take(300).collect());
@@ -187,6 +213,14 @@ impl ProviderStats {
         self.lock().last_probe = Some((Instant::now(), ok, latency));
     }
 
+    /// Records a failed probe (or model discovery) and why: the provider reads as down until a later
+    /// probe succeeds. The circuit breaker is left to real calls.
+    pub fn probe_failed(&self, latency: Duration, error: &str) {
+        let mut g = self.lock();
+        g.last_probe = Some((Instant::now(), false, latency));
+        g.last_error = Some(error.chars().take(300).collect());
+    }
+
     /// Current circuit state (an open circuit past its cooldown reads as half-open).
     pub fn circuit(&self) -> CircuitState {
         let g = self.lock();
@@ -198,10 +232,23 @@ impl ProviderStats {
         }
     }
 
-    /// Median latency of recent successful calls, for latency-based routing.
+    /// Median latency of successful calls in the window.
     pub fn latency_p50(&self) -> Option<Duration> {
         let g = self.lock();
-        percentile(&g.samples, 0.50)
+        percentile(&g.samples, 0.50, LatencyKind::Total)
+    }
+
+    /// Median `kind` latency of the latest successful calls (at most the last 20), for model
+    /// selection; without traffic, the latency of the last successful probe; `None` without either.
+    pub fn recent_latency(&self, kind: LatencyKind) -> Option<Duration> {
+        let g = self.lock();
+        let recent: VecDeque<Sample> = g.samples.iter().rev().filter(|s| s.ok).take(RECENT).copied().collect();
+        percentile(&recent, 0.50, kind).or_else(|| g.last_probe.filter(|p| p.1).map(|p| p.2))
+    }
+
+    /// Whether the last probe failed (the provider is down even if no call has failed yet).
+    pub fn probe_down(&self) -> bool {
+        self.lock().last_probe.is_some_and(|p| !p.1)
     }
 
     /// A snapshot of everything.
@@ -216,8 +263,10 @@ impl ProviderStats {
             circuit,
             window_requests: n,
             error_rate: if n == 0 { 0.0 } else { failed as f64 / n as f64 },
-            latency_p50_ms: percentile(&g.samples, 0.50).map(|d| d.as_millis() as u64),
-            latency_p95_ms: percentile(&g.samples, 0.95).map(|d| d.as_millis() as u64),
+            latency_p50_ms: percentile(&g.samples, 0.50, LatencyKind::Total).map(|d| d.as_millis() as u64),
+            latency_p95_ms: percentile(&g.samples, 0.95, LatencyKind::Total).map(|d| d.as_millis() as u64),
+            ttft_p50_ms: percentile(&g.samples, 0.50, LatencyKind::FirstToken).map(|d| d.as_millis() as u64),
+            ttft_p95_ms: percentile(&g.samples, 0.95, LatencyKind::FirstToken).map(|d| d.as_millis() as u64),
             total_requests: g.total,
             total_errors: g.errors,
             last_error: g.last_error.clone(),
@@ -228,8 +277,15 @@ impl ProviderStats {
 }
 
 /// Nearest-rank percentile of successful calls' latencies.
-fn percentile(samples: &VecDeque<Sample>, q: f64) -> Option<Duration> {
-    let mut v: Vec<Duration> = samples.iter().filter(|s| s.ok).map(|s| s.latency).collect();
+fn percentile(samples: &VecDeque<Sample>, q: f64, kind: LatencyKind) -> Option<Duration> {
+    let mut v: Vec<Duration> = samples
+        .iter()
+        .filter(|s| s.ok)
+        .map(|s| match kind {
+            LatencyKind::Total => s.latency,
+            LatencyKind::FirstToken => s.ttft,
+        })
+        .collect();
     if v.is_empty() {
         return None;
     }
@@ -256,6 +312,32 @@ mod tests {
         assert!((snap.error_rate - 1.0 / 101.0).abs() < 1e-9);
         assert_eq!(snap.last_error.as_deref(), Some("boom"));
         assert!(snap.up);
+        assert_eq!(snap.ttft_p50_ms, Some(50), "non-streamed calls: first token = end");
+    }
+
+    #[test]
+    fn first_token_and_recent_latency() {
+        let s = ProviderStats::default();
+        assert_eq!(s.recent_latency(LatencyKind::Total), None);
+        s.probe(true, Duration::from_millis(70));
+        assert_eq!(s.recent_latency(LatencyKind::FirstToken), Some(Duration::from_millis(70)), "probe as fallback");
+        s.success_stream(Duration::from_millis(10), Duration::from_millis(500));
+        assert_eq!(s.recent_latency(LatencyKind::FirstToken), Some(Duration::from_millis(10)));
+        assert_eq!(s.recent_latency(LatencyKind::Total), Some(Duration::from_millis(500)));
+        // Only the latest calls count: a provider that got slow reads as slow at once.
+        for _ in 0..100 {
+            s.success(Duration::from_millis(1));
+        }
+        for _ in 0..11 {
+            s.success(Duration::from_millis(900));
+        }
+        assert_eq!(s.recent_latency(LatencyKind::Total), Some(Duration::from_millis(900)));
+        assert_eq!(s.latency_p50(), Some(Duration::from_millis(1)), "the window still remembers");
+        let snap = s.snapshot();
+        assert_eq!(snap.ttft_p95_ms, Some(900));
+        s.probe_failed(Duration::from_millis(3), "cannot list models");
+        assert!(s.probe_down() && !s.snapshot().up);
+        assert_eq!(s.snapshot().last_error.as_deref(), Some("cannot list models"));
     }
 
     #[test]

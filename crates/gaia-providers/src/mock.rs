@@ -12,14 +12,27 @@
 //! - When the request offers tools and the last user message contains `call tool NAME` (NAME one of the
 //!   offered tools), the answer is a call of NAME with arguments `{"query": "<rest of the message>"}`,
 //!   finish reason `tool_calls` / `tool_use`. Several `call tool` phrases give several parallel calls.
+//! - With [`MockHandle::set_honour_tool_choice`] on (off by default), Anthropic requests whose
+//!   `tool_choice` forces a tool (`{"type": "tool", "name": NAME}`) answer with a call of NAME (the
+//!   `call tool NAME` arguments when the message has that phrase), else with input made from NAME's
+//!   `input_schema` ([`placeholder`]: its required properties with placeholder values of the right
+//!   type); `{"type": "any"}` without a `call tool` phrase calls the last offered tool that way. OpenAI
+//!   requests are not affected.
+//! - Stop sequences (`stop` / `stop_sequences`) cut the reply before the first one found in it
+//!   (finish reason `stop` / `stop_sequence`, with `stop_sequence` naming it); a token limit
+//!   (`max_completion_tokens` or `max_tokens`) below the reply's word count cuts it to that many words
+//!   (finish reason `length` / `max_tokens`).
 //! - Usage: input tokens = words in all messages (at least 1); output tokens = words in the reply.
 //! - Faults by model name (or for every request through [`MockConfig::fault`]): `mock-error-401`,
 //!   `mock-error-429` (with `retry-after: 1`), `mock-error-500`, `mock-error-503` (any `mock-error-NNN`
 //!   works) answer that status with the vendor's error body; `mock-disconnect` cuts the connection after
-//!   half of the content; `mock-malformed` sends an event that is not JSON; `mock-slow` waits 30 s
-//!   before answering.
+//!   half of the content; `mock-stall` sends half of the content, then nothing more while keeping the
+//!   connection open; `mock-malformed` sends an event that is not JSON; `mock-slow` waits 30 s before
+//!   answering.
 //! - `mock-flaky-N` answers 503 to its first N requests (counted per model name), then normally: for
 //!   testing retries.
+//! - Latency can be changed while it runs: [`MockHandle::set_first_byte_delay`] (a wait before any
+//!   answer, streamed or not) and [`MockHandle::set_chunk_delay`].
 //! - With [`MockConfig::require_key`] a missing or wrong key (`Authorization: Bearer` for OpenAI,
 //!   `x-api-key` for Anthropic) gets a 401 in the vendor's error shape.
 
@@ -37,7 +50,7 @@ use futures::Stream;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -53,6 +66,8 @@ pub enum Fault {
     Status(u16),
     /// Cut the connection after half of the content.
     Disconnect,
+    /// Send half of the content, then nothing more, keeping the connection open.
+    Stall,
     /// Send an event that is not valid JSON.
     Malformed,
     /// Wait [`SLOW_DELAY`] before answering.
@@ -61,11 +76,13 @@ pub enum Fault {
 
 impl FromStr for Fault {
     type Err = String;
-    /// Parses `disconnect`, `malformed`, `slow`, `error-NNN` or `NNN` (also with a `mock-` prefix).
+    /// Parses `disconnect`, `stall`, `malformed`, `slow`, `error-NNN` or `NNN` (also with a `mock-`
+    /// prefix).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim().trim_start_matches("mock-");
         match s {
             "disconnect" => Ok(Fault::Disconnect),
+            "stall" => Ok(Fault::Stall),
             "malformed" => Ok(Fault::Malformed),
             "slow" => Ok(Fault::Slow),
             other => {
@@ -73,7 +90,7 @@ impl FromStr for Fault {
                 match code.parse::<u16>() {
                     Ok(c) if (400..600).contains(&c) => Ok(Fault::Status(c)),
                     _ => Err(format!(
-                        "unknown fault `{s}`: use disconnect, malformed, slow or error-NNN (an HTTP status 400-599)"
+                        "unknown fault `{s}`: use disconnect, stall, malformed, slow or error-NNN (an HTTP status 400-599)"
                     )),
                 }
             }
@@ -102,7 +119,13 @@ impl Default for MockConfig {
 
 struct MockState {
     cfg: MockConfig,
+    /// `GET /v1/models` requests received.
+    model_lists: AtomicU64,
+    /// (delay before answering, delay before each content chunk), changeable at runtime.
+    delays: Mutex<(Duration, Duration)>,
     counter: AtomicU64,
+    /// Whether Anthropic requests get the call their `tool_choice` demands.
+    honour_tool_choice: AtomicBool,
     last: Mutex<Option<Value>>,
     per_model: Mutex<std::collections::HashMap<String, u64>>,
 }
@@ -127,8 +150,11 @@ impl MockUpstream {
             let _ = tcp.set_nodelay(true);
         });
         let state = Arc::new(MockState {
+            delays: Mutex::new((Duration::ZERO, cfg.chunk_delay)),
+            model_lists: AtomicU64::new(0),
             cfg,
             counter: AtomicU64::new(0),
+            honour_tool_choice: AtomicBool::new(false),
             last: Mutex::new(None),
             per_model: Mutex::new(std::collections::HashMap::new()),
         });
@@ -157,6 +183,26 @@ impl MockHandle {
     /// `http://ADDR/v1` (OpenAI base URL).
     pub fn openai_base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+    /// Makes every later request wait `delay` before being answered (streamed or not): a slower or
+    /// faster provider, as seen by latency-based routing.
+    pub fn set_first_byte_delay(&self, delay: Duration) {
+        self.state.delays.lock().unwrap_or_else(|e| e.into_inner()).0 = delay;
+    }
+    /// Changes the delay before each content chunk of later streamed answers.
+    pub fn set_chunk_delay(&self, delay: Duration) {
+        self.state.delays.lock().unwrap_or_else(|e| e.into_inner()).1 = delay;
+    }
+    /// Makes later Anthropic requests whose `tool_choice` demands a call (`tool` or `any`) get one, as
+    /// Claude does: the named tool (or, for `any`, the `call tool` phrase's or else the last tool), with
+    /// input made from its schema by [`placeholder`]. Off by default, when such requests are answered
+    /// like any other.
+    pub fn set_honour_tool_choice(&self, on: bool) {
+        self.state.honour_tool_choice.store(on, Ordering::Relaxed);
+    }
+    /// Number of model lists (`GET /v1/models`) requested.
+    pub fn model_list_requests(&self) -> u64 {
+        self.state.model_lists.load(Ordering::Relaxed)
     }
     /// Number of chat requests received.
     pub fn requests(&self) -> u64 {
@@ -188,6 +234,12 @@ impl Drop for MockHandle {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
+    }
+}
+
+impl MockState {
+    fn delays(&self) -> (Duration, Duration) {
+        *self.delays.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -251,6 +303,7 @@ fn authorised(state: &MockState, vendor: Vendor, headers: &HeaderMap) -> bool {
 }
 
 async fn models(State(state): State<Arc<MockState>>, headers: HeaderMap) -> Response {
+    state.model_lists.fetch_add(1, Ordering::Relaxed);
     let vendor = if headers.contains_key("anthropic-version") { Vendor::Anthropic } else { Vendor::OpenAi };
     let ok = authorised(&state, vendor, &headers)
         || (vendor == Vendor::OpenAi && authorised(&state, Vendor::Anthropic, &headers));
@@ -271,12 +324,79 @@ async fn models(State(state): State<Arc<MockState>>, headers: HeaderMap) -> Resp
     axum::Json(body).into_response()
 }
 
+/// Why a planned text answer ends.
+#[derive(Debug, Clone, PartialEq)]
+enum End {
+    /// The whole reply.
+    Natural,
+    /// Cut before this stop sequence.
+    StopSequence(String),
+    /// Cut at the token limit.
+    Length,
+}
+
 /// What the mock will answer.
 struct Plan {
     text: String,
     tool_calls: Vec<(String, String)>,
+    end: End,
     input_tokens: u64,
     output_tokens: u64,
+}
+
+/// The request's stop sequences (`stop`: a string or strings; `stop_sequences`: strings).
+fn stop_sequences(vendor: Vendor, body: &Value) -> Vec<String> {
+    let v = match vendor {
+        Vendor::OpenAi => body.get("stop"),
+        Vendor::Anthropic => body.get("stop_sequences"),
+    };
+    match v {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        _ => Vec::new(),
+    }
+    .into_iter()
+    .filter(|s| !s.is_empty())
+    .collect()
+}
+
+/// Applies stop sequences, then the token limit (one token per word), to a text reply.
+fn cut_reply(vendor: Vendor, body: &Value, text: String) -> (String, End) {
+    let hit = stop_sequences(vendor, body)
+        .into_iter()
+        .filter_map(|s| text.find(&s).map(|at| (at, s)))
+        .min_by_key(|(at, _)| *at);
+    let (mut text, mut end) = match hit {
+        Some((at, s)) => (text[..at].to_string(), End::StopSequence(s)),
+        None => (text, End::Natural),
+    };
+    let limit =
+        body.get("max_completion_tokens").filter(|_| vendor == Vendor::OpenAi).or_else(|| body.get("max_tokens"));
+    if let Some(max) = limit.and_then(Value::as_u64) {
+        if words(&text) > max {
+            // Keep the first `max` words as written (their spacing included).
+            let mut seen = 0;
+            let mut cut = text.len();
+            let mut in_word = false;
+            for (i, c) in text.char_indices() {
+                if c.is_whitespace() {
+                    if in_word {
+                        seen += 1;
+                        if seen == max {
+                            cut = i;
+                            break;
+                        }
+                    }
+                    in_word = false;
+                } else {
+                    in_word = true;
+                }
+            }
+            text.truncate(cut);
+            end = End::Length;
+        }
+    }
+    (text, end)
 }
 
 fn words(s: &str) -> u64 {
@@ -320,7 +440,8 @@ fn is_tool_result(vendor: Vendor, m: &Value) -> bool {
     }
 }
 
-fn plan(vendor: Vendor, body: &Value) -> Plan {
+/// What to answer to `body`; `honour_tool_choice`: see [`MockHandle::set_honour_tool_choice`].
+fn plan(vendor: Vendor, body: &Value, honour_tool_choice: bool) -> Plan {
     let messages = body.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
     let mut input = body.get("system").map(|s| words(&content_text(s))).unwrap_or(0);
     for m in &messages {
@@ -372,9 +493,93 @@ fn plan(vendor: Vendor, body: &Value) -> Plan {
             }
         }
     };
+    if vendor == Vendor::Anthropic && honour_tool_choice {
+        forced_tool_calls(body, &mut tool_calls);
+    }
+    let (text, end) = if tool_calls.is_empty() { cut_reply(vendor, body, text) } else { (text, End::Natural) };
     let output =
         if tool_calls.is_empty() { words(&text) } else { tool_calls.iter().map(|(_, a)| words(a)).sum::<u64>().max(1) };
-    Plan { text, tool_calls, input_tokens: input.max(1), output_tokens: output.max(1) }
+    Plan { text, tool_calls, end, input_tokens: input.max(1), output_tokens: output.max(1) }
+}
+
+/// Applies an Anthropic `tool_choice` that demands a call: `tool` keeps only the planned calls of that
+/// tool, or makes one from its schema; `any` with no planned call makes one of the last tool.
+fn forced_tool_calls(body: &Value, calls: &mut Vec<(String, String)>) {
+    let tools = body.get("tools").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let schema_of = |name: &str| {
+        tools.iter().find(|t| t.get("name").and_then(Value::as_str) == Some(name)).and_then(|t| t.get("input_schema"))
+    };
+    let call = |name: &str| {
+        let input = schema_of(name).map(placeholder).filter(Value::is_object).unwrap_or_else(|| json!({}));
+        (name.to_string(), input.to_string())
+    };
+    let choice = body.get("tool_choice");
+    match choice.and_then(|c| c.get("type")).and_then(Value::as_str) {
+        Some("tool") => {
+            let Some(name) = choice.and_then(|c| c.get("name")).and_then(Value::as_str) else { return };
+            if schema_of(name).is_none() {
+                return;
+            }
+            calls.retain(|(n, _)| n == name);
+            if calls.is_empty() {
+                calls.push(call(name));
+            }
+        }
+        Some("any") if calls.is_empty() => {
+            if let Some(name) = tools.last().and_then(|t| t.get("name")).and_then(Value::as_str) {
+                calls.push(call(name));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A value matching a JSON schema, deterministically: `const`, else the first `enum` value, else by
+/// `type` (the first one that is not `null` when several): `"example"` for a string, 0 for a number or
+/// integer, `false`, `null`, an array of `minItems` (at most 8) placeholder items, or an object with its
+/// `required` properties (an untyped schema with `properties` is an object); `anyOf` / `oneOf` take
+/// their first choice, `allOf` its first part.
+pub fn placeholder(schema: &Value) -> Value {
+    if let Some(c) = schema.get("const") {
+        return c.clone();
+    }
+    if let Some(first) = schema.get("enum").and_then(Value::as_array).and_then(|e| e.first()) {
+        return first.clone();
+    }
+    for key in ["anyOf", "oneOf", "allOf"] {
+        if let Some(first) = schema.get(key).and_then(Value::as_array).and_then(|a| a.first()) {
+            return placeholder(first);
+        }
+    }
+    let ty = match schema.get("type") {
+        Some(Value::String(t)) => Some(t.as_str()),
+        Some(Value::Array(ts)) => {
+            ts.iter().filter_map(Value::as_str).find(|t| *t != "null").or_else(|| ts.first().and_then(Value::as_str))
+        }
+        _ if schema.get("properties").is_some() => Some("object"),
+        _ => None,
+    };
+    match ty {
+        Some("string") => json!("example"),
+        Some("integer" | "number") => json!(0),
+        Some("boolean") => json!(false),
+        Some("array") => {
+            let n = schema.get("minItems").and_then(Value::as_u64).unwrap_or(0).min(8) as usize;
+            let item = schema.get("items").map(placeholder).unwrap_or(Value::Null);
+            Value::Array(vec![item; n])
+        }
+        Some("object") => {
+            let props = schema.get("properties");
+            let required = schema.get("required").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+            let mut out = serde_json::Map::new();
+            for name in required.iter().filter_map(Value::as_str) {
+                let value = props.and_then(|p| p.get(name)).map(placeholder).unwrap_or(Value::Null);
+                out.insert(name.to_string(), value);
+            }
+            Value::Object(out)
+        }
+        _ => Value::Null,
+    }
 }
 
 /// Splits `text` into at most `n` pieces on char boundaries.
@@ -426,6 +631,10 @@ fn frame_stream(
         let mut sent_content = 0;
         for f in frames {
             if f.content {
+                if fault == Some(Fault::Stall) && sent_content >= cut_after {
+                    // Hold the connection open without a byte more, until the client gives up.
+                    std::future::pending::<()>().await;
+                }
                 if fault == Some(Fault::Disconnect) && sent_content >= cut_after {
                     // Let the server flush what was sent, so the client sees a cut mid-stream.
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -477,6 +686,10 @@ async fn prepare(
     if fault == Some(Fault::Slow) {
         tokio::time::sleep(SLOW_DELAY).await;
     }
+    let first_byte = state.delays().0;
+    if !first_byte.is_zero() {
+        tokio::time::sleep(first_byte).await;
+    }
     if let Some(Fault::Status(code)) = fault {
         return Err(error_response(vendor, code, &format!("mock error {code}")));
     }
@@ -491,11 +704,14 @@ fn broken_body(fault: Option<Fault>, full: String) -> Option<Response> {
                 .body(Body::from("{\"id\": \"broken"))
                 .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
         ),
-        Some(Fault::Disconnect) => {
+        Some(f @ (Fault::Disconnect | Fault::Stall)) => {
             let half = full.len() / 2;
             let head = Bytes::from(full.into_bytes()).slice(..half);
             let s = async_stream::stream! {
                 yield Ok::<Bytes, std::io::Error>(head);
+                if f == Fault::Stall {
+                    std::future::pending::<()>().await;
+                }
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 yield Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "mock disconnect"));
             };
@@ -516,10 +732,14 @@ async fn openai_chat(State(state): State<Arc<MockState>>, headers: HeaderMap, bo
         Err(r) => return r,
     };
     let model = v["model"].as_str().unwrap_or_default().to_string();
-    let p = plan(Vendor::OpenAi, &v);
+    let p = plan(Vendor::OpenAi, &v, false);
     let id = format!("chatcmpl-mock-{n}");
     let created = 1_700_000_000u64 + n;
-    let finish = if p.tool_calls.is_empty() { "stop" } else { "tool_calls" };
+    let finish = match (&p.end, p.tool_calls.is_empty()) {
+        (_, false) => "tool_calls",
+        (End::Length, true) => "length",
+        _ => "stop",
+    };
     let usage = json!({"prompt_tokens": p.input_tokens, "completion_tokens": p.output_tokens, "total_tokens": p.input_tokens + p.output_tokens});
     let calls: Vec<Value> = p
         .tool_calls
@@ -595,7 +815,7 @@ async fn openai_chat(State(state): State<Arc<MockState>>, headers: HeaderMap, bo
         frames.push(Frame { data: format!("data: {u}\n\n"), content: false });
     }
     frames.push(Frame { data: "data: [DONE]\n\n".to_string(), content: false });
-    sse_response(frames, state.cfg.chunk_delay, fault)
+    sse_response(frames, state.delays().1, fault)
 }
 
 async fn anthropic_messages(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -604,9 +824,18 @@ async fn anthropic_messages(State(state): State<Arc<MockState>>, headers: Header
         Err(r) => return r,
     };
     let model = v["model"].as_str().unwrap_or_default().to_string();
-    let p = plan(Vendor::Anthropic, &v);
+    let p = plan(Vendor::Anthropic, &v, state.honour_tool_choice.load(Ordering::Relaxed));
     let id = format!("msg_mock_{n}");
-    let stop = if p.tool_calls.is_empty() { "end_turn" } else { "tool_use" };
+    let stop = match (&p.end, p.tool_calls.is_empty()) {
+        (_, false) => "tool_use",
+        (End::Length, true) => "max_tokens",
+        (End::StopSequence(_), true) => "stop_sequence",
+        (End::Natural, true) => "end_turn",
+    };
+    let stop_sequence = match &p.end {
+        End::StopSequence(s) => json!(s),
+        _ => Value::Null,
+    };
 
     if !v.get("stream").and_then(Value::as_bool).unwrap_or(false) {
         let content: Vec<Value> = if p.tool_calls.is_empty() {
@@ -623,7 +852,7 @@ async fn anthropic_messages(State(state): State<Arc<MockState>>, headers: Header
         };
         let full = json!({
             "id": id, "type": "message", "role": "assistant", "model": model, "content": content,
-            "stop_reason": stop, "stop_sequence": null,
+            "stop_reason": stop, "stop_sequence": stop_sequence,
             "usage": {"input_tokens": p.input_tokens, "output_tokens": p.output_tokens}
         });
         if let Some(r) = broken_body(fault, full.to_string()) {
@@ -691,12 +920,12 @@ async fn anthropic_messages(State(state): State<Arc<MockState>>, headers: Header
     frames.push(Frame {
         data: ev(
             "message_delta",
-            json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": p.output_tokens}}),
+            json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": stop_sequence}, "usage": {"output_tokens": p.output_tokens}}),
         ),
         content: false,
     });
     frames.push(Frame { data: ev("message_stop", json!({"type": "message_stop"})), content: false });
-    sse_response(frames, state.cfg.chunk_delay, fault)
+    sse_response(frames, state.delays().1, fault)
 }
 
 #[cfg(test)]
@@ -723,12 +952,73 @@ mod tests {
     }
 
     #[test]
+    fn cuts_replies_at_stops_and_limits() {
+        let text = || "Mock reply to: is it  foggy tonight".to_string();
+        let oa = json!({"stop": ["tonight", "foggy"], "max_completion_tokens": 50, "max_tokens": 1});
+        assert_eq!(
+            cut_reply(Vendor::OpenAi, &oa, text()),
+            ("Mock reply to: is it  ".to_string(), End::StopSequence("foggy".into()))
+        );
+        let an = json!({"stop_sequences": ["nowhere"], "max_tokens": 5});
+        assert_eq!(cut_reply(Vendor::Anthropic, &an, text()), ("Mock reply to: is it".to_string(), End::Length));
+        assert_eq!(cut_reply(Vendor::Anthropic, &json!({"max_tokens": 7}), text()), (text(), End::Natural));
+        assert_eq!(Fault::from_str("mock-stall").unwrap(), Fault::Stall);
+    }
+
+    #[test]
+    fn placeholders_match_their_schema() {
+        let schema = json!({"type": "object", "required": ["city", "temp", "days", "tags", "kind", "when", "inner", "x"],
+        "properties": {
+            "city": {"type": "string"}, "temp": {"type": "number"}, "days": {"type": "integer"},
+            "tags": {"type": "array", "items": {"type": "string"}, "minItems": 2},
+            "kind": {"enum": ["fog", "rain"]}, "when": {"type": ["null", "boolean"]},
+            "inner": {"properties": {"ok": {"const": true}}, "required": ["ok"]},
+            "x": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
+            "optional": {"type": "string"}
+        }});
+        assert_eq!(
+            placeholder(&schema),
+            json!({"city": "example", "temp": 0, "days": 0, "tags": ["example", "example"], "kind": "fog",
+                "when": false, "inner": {"ok": true}, "x": 0})
+        );
+        assert_eq!(placeholder(&json!({})), Value::Null);
+    }
+
+    #[test]
+    fn anthropic_forced_tools_are_called() {
+        let tools = json!([{"name": "lookup", "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}},
+            {"name": "answer", "input_schema": {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}}]);
+        let body = |text: &str, choice: Value| json!({"model": "m", "max_tokens": 9, "messages": [{"role": "user", "content": text}], "tools": tools, "tool_choice": choice});
+        let p = plan(Vendor::Anthropic, &body("hello", json!({"type": "tool", "name": "answer"})), true);
+        assert_eq!(p.tool_calls, vec![("answer".to_string(), r#"{"n":0}"#.to_string())]);
+        let p = plan(Vendor::Anthropic, &body("call tool lookup fog", json!({"type": "tool", "name": "lookup"})), true);
+        assert_eq!(p.tool_calls, vec![("lookup".to_string(), r#"{"query":"fog"}"#.to_string())]);
+        let p = plan(Vendor::Anthropic, &body("call tool lookup fog", json!({"type": "any"})), true);
+        assert_eq!(p.tool_calls[0].0, "lookup");
+        let p = plan(Vendor::Anthropic, &body("hello", json!({"type": "any"})), true);
+        assert_eq!(p.tool_calls, vec![("answer".to_string(), r#"{"n":0}"#.to_string())]);
+        assert!(plan(Vendor::Anthropic, &body("hello", json!({"type": "auto"})), true).tool_calls.is_empty());
+        // Off (the default), a forced choice is answered like any other request.
+        assert!(plan(Vendor::Anthropic, &body("hello", json!({"type": "tool", "name": "answer"})), false)
+            .tool_calls
+            .is_empty());
+        // OpenAI requests are unchanged.
+        assert!(plan(
+            Vendor::OpenAi,
+            &body("hello", json!({"type": "function", "function": {"name": "answer"}})),
+            true
+        )
+        .tool_calls
+        .is_empty());
+    }
+
+    #[test]
     fn plans_tool_calls() {
         let body = json!({"model": "m", "messages": [{"role": "user", "content": "please call tool lookup fog rules"}],
             "tools": [{"type": "function", "function": {"name": "lookup", "parameters": {}}}]});
-        let p = plan(Vendor::OpenAi, &body);
+        let p = plan(Vendor::OpenAi, &body, false);
         assert_eq!(p.tool_calls, vec![("lookup".to_string(), r#"{"query":"fog rules"}"#.to_string())]);
         let body = json!({"model": "m", "messages": [{"role": "user", "content": "call tool unknown x"}]});
-        assert!(plan(Vendor::OpenAi, &body).tool_calls.is_empty());
+        assert!(plan(Vendor::OpenAi, &body, false).tool_calls.is_empty());
     }
 }

@@ -22,7 +22,7 @@ pub struct OpenAiConfig {
     pub api_key: Option<String>,
     /// Models offered; empty means discover them from `GET /models`.
     pub models: Vec<String>,
-    /// Read timeout (and total timeout of non-streamed calls).
+    /// Total time a call may take, streamed or not (also the longest silence between two reads).
     pub timeout: Duration,
     /// Connection timeout.
     pub connect_timeout: Duration,
@@ -127,10 +127,13 @@ pub fn request_body(req: &ChatRequest, stream: bool) -> Value {
         body.insert("temperature".into(), f32_json(t));
     }
     if let Some(t) = req.max_tokens {
-        body.insert("max_tokens".into(), json!(t));
+        // A client that named the limit `max_completion_tokens` (which OpenAI's reasoning models
+        // require) has it passed through in `extra`: keep that name, with the request's value.
+        let key = if body.contains_key("max_completion_tokens") { "max_completion_tokens" } else { "max_tokens" };
+        body.insert(key.into(), json!(t));
     }
     if let Some(p) = req.top_p {
-        body.insert("top_p".into(), json!(p));
+        body.insert("top_p".into(), f32_json(p));
     }
     if !req.stop.is_empty() {
         body.insert("stop".into(), json!(req.stop));
@@ -322,7 +325,8 @@ impl Provider for OpenAiProvider {
     }
 
     async fn chat_stream(&self, req: &ChatRequest) -> Result<ChatStream, ProviderError> {
-        let b = self.post("chat/completions").json(&request_body(req, true));
+        // The timeout covers the whole stream: one still running then ends with a timeout error.
+        let b = self.post("chat/completions").json(&request_body(req, true)).timeout(self.cfg.timeout);
         let resp = http::send(&self.cfg.name, b).await?;
         let name = self.cfg.name.clone();
         let mut events = Box::pin(http::sse(&name, resp));

@@ -9,6 +9,7 @@ use crate::provider::Provider;
 use crate::routing::RetryPolicy;
 use crate::types::ProviderHealth;
 use gaia_core::config::{Config, ModelEntry, ProviderEntry, ProviderKind};
+use gaia_core::pricing::{EffectivePrice, PriceSource};
 use gaia_core::types::{ModelInfo, ModelPrice, Usage};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -16,6 +17,10 @@ use std::time::{Duration, Instant};
 
 /// How long a provider's discovered model list is reused.
 const MODELS_TTL: Duration = Duration::from_secs(60);
+
+/// How long a failed model discovery is remembered (its error returned at once) before it is tried
+/// again.
+pub const DISCOVERY_RETRY: Duration = Duration::from_secs(10);
 
 /// The message given when chat is asked of an empty registry.
 pub const NOT_CONFIGURED: &str = "No LLM provider is configured. Set OPENAI_API_KEY (and OPENAI_BASE_URL for an \
@@ -33,6 +38,19 @@ struct Inner {
     stats: HashMap<String, Arc<ProviderStats>>,
     policy: RetryPolicy,
     breaker: BreakerConfig,
+    price_source: Option<Arc<dyn PriceSource>>,
+    /// The `[[providers]]` entries providers were built from, by name.
+    entries: HashMap<String, ProviderEntry>,
+    /// Per-provider first-token timeouts (the retry policy's otherwise).
+    first_token: HashMap<String, Duration>,
+    /// The last failed model discovery of a provider, and when.
+    discovery_errors: HashMap<String, (Instant, ProviderError)>,
+    /// How long a failed discovery is remembered ([`DISCOVERY_RETRY`] when unset).
+    discovery_retry: Option<Duration>,
+    /// How long a discovered list is fresh (`MODELS_TTL` when unset).
+    models_ttl: Option<Duration>,
+    /// Providers whose model list is being refreshed in the background.
+    refreshing: std::collections::HashSet<String>,
 }
 
 /// Registered providers; cheap to clone (shared inside).
@@ -126,6 +144,10 @@ impl ProviderRegistry {
         };
         self.register(provider);
         let mut g = self.write();
+        g.entries.insert(entry.name.clone(), entry.clone());
+        if let Some(secs) = entry.first_token_timeout_secs {
+            g.first_token.insert(entry.name.clone(), Duration::from_secs(secs.max(1)));
+        }
         let cat = g.catalog.entry(entry.name.clone()).or_default();
         cat.clear();
         let mut prices = HashMap::new();
@@ -139,6 +161,19 @@ impl ProviderRegistry {
         Ok(())
     }
 
+    /// The `[[providers]]` entry the provider `name` was built from (with its keys: never show it
+    /// as is), when it was built from one.
+    pub fn entry(&self, name: &str) -> Option<ProviderEntry> {
+        self.read().entries.get(name).cloned()
+    }
+
+    /// How long a stream of `provider` may take to produce its first event: the provider's own
+    /// `first_token_timeout_secs`, else the retry policy's.
+    pub fn first_token_timeout(&self, provider: &str) -> Duration {
+        let g = self.read();
+        g.first_token.get(provider).copied().unwrap_or(g.policy.first_token_timeout)
+    }
+
     /// What the catalog knows of `model` at `provider`.
     pub fn model_entry(&self, provider: &str, model: &str) -> Option<ModelEntry> {
         self.read().catalog.get(provider).and_then(|m| m.get(model)).cloned()
@@ -150,6 +185,9 @@ impl ProviderRegistry {
         let name = provider.name().to_string();
         g.providers.retain(|p| p.name() != name);
         g.models.remove(&name);
+        g.entries.remove(&name);
+        g.first_token.remove(&name);
+        g.discovery_errors.remove(&name);
         g.providers.push(provider);
     }
 
@@ -160,6 +198,9 @@ impl ProviderRegistry {
         g.providers.retain(|p| p.name() != name);
         g.models.remove(name);
         g.stats.remove(name);
+        g.entries.remove(name);
+        g.first_token.remove(name);
+        g.discovery_errors.remove(name);
         g.catalog.remove(name);
         g.prices.remove(name);
         g.providers.len() != before
@@ -227,6 +268,10 @@ impl ProviderRegistry {
         let results = self.health().await;
         for h in &results {
             self.stats(&h.provider).probe(h.ok, Duration::from_millis(h.latency_ms));
+            if h.ok {
+                // Reachable again: the next request discovers its models at once.
+                self.write().discovery_errors.remove(&h.provider);
+            }
         }
         results
     }
@@ -251,12 +296,37 @@ impl ProviderRegistry {
         self.write().prices.entry(provider.to_string()).or_default().insert(model.to_string(), price);
     }
 
-    /// The price of `model` at `provider`, when configured.
-    pub fn price(&self, provider: &str, model: &str) -> Option<ModelPrice> {
+    /// Where recorded prices come from (the price book of `gaia_core::quota::Quotas` in the server):
+    /// a recorded price in effect wins over the configured or catalog one, for every caller that
+    /// prices or costs through the registry (metering, agent budgets, estimates, `cheap` selection).
+    pub fn set_price_source(&self, source: Arc<dyn PriceSource>) {
+        self.write().price_source = Some(source);
+    }
+
+    /// The configured or catalog price of `model` at `provider` (recorded prices aside).
+    pub fn configured_price(&self, provider: &str, model: &str) -> Option<ModelPrice> {
         self.read().prices.get(provider).and_then(|m| m.get(model)).copied()
     }
 
-    /// The cost in dollars of `usage` on `model` at `provider` (0 when no price is configured).
+    /// The price of `model` at `provider` in effect at `at` and where it comes from: the recorded one
+    /// from the price source, else the configured one.
+    pub fn price_at(&self, provider: &str, model: &str, at: chrono::DateTime<chrono::Utc>) -> Option<EffectivePrice> {
+        let (source, configured) = {
+            let g = self.read();
+            (g.price_source.clone(), g.prices.get(provider).and_then(|m| m.get(model)).copied())
+        };
+        source
+            .and_then(|s| s.recorded_price(provider, model, at))
+            .or_else(|| configured.map(EffectivePrice::configured))
+    }
+
+    /// The price of `model` at `provider` now (recorded over configured), when there is one.
+    pub fn price(&self, provider: &str, model: &str) -> Option<ModelPrice> {
+        self.price_at(provider, model, chrono::Utc::now()).map(|p| p.price)
+    }
+
+    /// The cost in dollars of `usage` on `model` at `provider` at the price in effect now (0 when
+    /// the model has no price).
     pub fn cost(&self, provider: &str, model: &str, usage: Usage) -> f64 {
         self.price(provider, model).map(|p| p.cost(usage)).unwrap_or(0.0)
     }
@@ -271,13 +341,57 @@ impl ProviderRegistry {
         self.write().default_model = model;
     }
 
+    /// The models of `p`: configured, or discovered from the provider (`GET {base_url}/models`) and
+    /// reused for a minute; a list older than that is still answered at once while a background task
+    /// refreshes it, so requests never wait on discovery once it has succeeded. A failed discovery
+    /// marks the provider down (its health shows the error) and is not retried for
+    /// [`DISCOVERY_RETRY`]: meanwhile its error is returned at once, or the last list discovered, if
+    /// any, is kept.
     async fn models_of(&self, p: &Arc<dyn Provider>) -> Result<Vec<ModelInfo>, ProviderError> {
-        if let Some((at, models)) = self.read().models.get(p.name()) {
-            if at.elapsed() < MODELS_TTL {
-                return Ok(models.clone());
+        {
+            let mut g = self.write();
+            let cached = g.models.get(p.name()).cloned();
+            let recent_error = g
+                .discovery_errors
+                .get(p.name())
+                .filter(|(at, _)| at.elapsed() < g.discovery_retry.unwrap_or(DISCOVERY_RETRY))
+                .map(|(_, e)| e.clone());
+            match (cached, recent_error) {
+                (Some((at, models)), _) if at.elapsed() < g.models_ttl.unwrap_or(MODELS_TTL) => return Ok(models),
+                (Some((_, models)), Some(_)) => return Ok(models),
+                (None, Some(e)) => return Err(e),
+                (Some((_, models)), None) => {
+                    if g.refreshing.insert(p.name().to_string()) {
+                        let (reg, p) = (self.clone(), p.clone());
+                        tokio::spawn(async move {
+                            let _ = reg.discover(&p).await;
+                            reg.write().refreshing.remove(p.name());
+                        });
+                    }
+                    return Ok(models);
+                }
+                (None, None) => {}
             }
         }
-        let mut models = p.list_models().await?;
+        self.discover(p).await
+    }
+
+    /// Asks `p` for its models now and records the outcome (the list, or the failure).
+    async fn discover(&self, p: &Arc<dyn Provider>) -> Result<Vec<ModelInfo>, ProviderError> {
+        let t0 = Instant::now();
+        let current = |g: &Inner| g.providers.iter().any(|q| Arc::ptr_eq(q, p));
+        let mut models = match p.list_models().await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(provider = p.name(), error = %e, "cannot list the provider's models");
+                self.stats(p.name()).probe_failed(t0.elapsed(), &format!("model discovery failed: {e}"));
+                let mut g = self.write();
+                if current(&g) {
+                    g.discovery_errors.insert(p.name().to_string(), (Instant::now(), e.clone()));
+                }
+                return Err(e);
+            }
+        };
         for m in &mut models {
             if let Some(e) = self.model_entry(&m.provider, &m.id) {
                 m.context_window = m.context_window.or(e.context_window);
@@ -286,20 +400,37 @@ impl ProviderRegistry {
                 }
             }
         }
-        self.write().models.insert(p.name().to_string(), (Instant::now(), models.clone()));
+        let mut g = self.write();
+        // A provider replaced meanwhile keeps its own (fresh) state.
+        if current(&g) {
+            g.discovery_errors.remove(p.name());
+            g.models.insert(p.name().to_string(), (Instant::now(), models.clone()));
+        }
         Ok(models)
     }
 
-    /// Every model of every provider; providers that fail are logged and skipped.
+    /// Sets how long a discovered model list is used before it is refreshed (default one minute).
+    pub fn set_models_ttl(&self, ttl: Duration) {
+        self.write().models_ttl = Some(ttl);
+    }
+
+    /// Every model of every provider (asked concurrently), in registration order; providers whose
+    /// models cannot be listed are skipped (see [`ProviderRegistry::discovery_error`]).
     pub async fn list_models(&self) -> Vec<ModelInfo> {
-        let mut all = Vec::new();
-        for p in self.providers() {
-            match self.models_of(&p).await {
-                Ok(m) => all.extend(m),
-                Err(e) => tracing::warn!(provider = p.name(), error = %e, "cannot list models"),
-            }
-        }
-        all
+        let providers = self.providers();
+        let lists = futures::future::join_all(providers.iter().map(|p| self.models_of(p))).await;
+        lists.into_iter().filter_map(Result::ok).flatten().collect()
+    }
+
+    /// Sets how long a failed model discovery is remembered before it is tried again (default
+    /// [`DISCOVERY_RETRY`]).
+    pub fn set_discovery_retry(&self, wait: Duration) {
+        self.write().discovery_retry = Some(wait);
+    }
+
+    /// Why the models of `provider` could not be discovered, when its last attempt failed.
+    pub fn discovery_error(&self, provider: &str) -> Option<ProviderError> {
+        self.read().discovery_errors.get(provider).map(|(_, e)| e.clone())
     }
 
     /// The provider for `model` and the model id to send it: `provider/model` names the provider
@@ -320,7 +451,9 @@ impl ProviderRegistry {
                     Some(p) => Ok((p, m.id)),
                     None => Err(ProviderError::UnknownModel(m.id)),
                 },
-                None => Err(ProviderError::InvalidRequest("no model given and no provider lists any model".into())),
+                None => Err(self.first_discovery_error().unwrap_or_else(|| {
+                    ProviderError::InvalidRequest("no model given and no provider lists any model".into())
+                })),
             };
         }
         if let Some((prov, id)) = model.split_once('/') {
@@ -328,19 +461,74 @@ impl ProviderRegistry {
                 return Ok((p, id.to_string()));
             }
         }
+        let mut failed = None;
         for p in self.providers() {
             match self.models_of(&p).await {
                 Ok(models) if models.iter().any(|m| m.id == model) => return Ok((p, model.to_string())),
                 Ok(_) => {}
-                Err(e) => tracing::warn!(provider = p.name(), error = %e, "cannot list models"),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
             }
         }
-        Err(ProviderError::UnknownModel(model.to_string()))
+        // The model may be at a provider whose models cannot be listed: say so rather than "unknown".
+        Err(failed.unwrap_or_else(|| ProviderError::UnknownModel(model.to_string())))
+    }
+
+    /// The discovery error of the first provider (in registration order) whose models cannot be listed.
+    fn first_discovery_error(&self) -> Option<ProviderError> {
+        let g = self.read();
+        g.providers.iter().find_map(|p| g.discovery_errors.get(p.name()).map(|(_, e)| e.clone()))
     }
 
     /// Probes every provider.
     pub async fn health(&self) -> Vec<ProviderHealth> {
         let probes = self.providers().into_iter().map(|p| async move { p.health().await });
         futures::future::join_all(probes).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, Utc};
+    use gaia_core::pricing::PriceBook;
+    use gaia_core::storage::PriceEntry;
+
+    fn recorded(input: f64, from: chrono::DateTime<Utc>) -> PriceEntry {
+        PriceEntry {
+            id: format!("price-{input}"),
+            provider: "p".into(),
+            model: "m".into(),
+            price: ModelPrice { input, output: input * 2.0 },
+            effective_from: from,
+            created_by: None,
+            created_at: from,
+        }
+    }
+
+    #[test]
+    fn recorded_prices_win_over_configured_ones_for_every_caller() {
+        let reg = ProviderRegistry::new();
+        let usage = Usage { input_tokens: 1_000_000, output_tokens: 1_000_000 };
+        assert_eq!(reg.cost("p", "m", usage), 0.0, "no price: free");
+        reg.set_price("p", "m", ModelPrice { input: 1.0, output: 2.0 });
+        assert_eq!(reg.cost("p", "m", usage), 3.0);
+        let now = Utc::now();
+        let book =
+            PriceBook::new(vec![recorded(5.0, now - Duration::hours(1)), recorded(7.0, now + Duration::days(1))]);
+        reg.set_price_source(Arc::new(book));
+        // The recorded price in effect now, for pricing and costing alike.
+        assert_eq!(reg.price("p", "m"), Some(ModelPrice { input: 5.0, output: 10.0 }));
+        assert_eq!(reg.cost("p", "m", usage), 15.0);
+        let effective = reg.price_at("p", "m", now).unwrap();
+        assert_eq!(effective.id.as_deref(), Some("price-5"));
+        // Before any recorded price took effect: the configured one; later: the next recorded one.
+        let before = reg.price_at("p", "m", now - Duration::days(1)).unwrap();
+        assert_eq!((before.price.input, before.id), (1.0, None));
+        assert_eq!(reg.price_at("p", "m", now + Duration::days(2)).unwrap().price.input, 7.0);
+        assert_eq!(reg.configured_price("p", "m"), Some(ModelPrice { input: 1.0, output: 2.0 }));
+        // Models without any price stay free.
+        assert_eq!(reg.cost("p", "other", usage), 0.0);
     }
 }

@@ -122,6 +122,69 @@ mod tests {
     }
 
     #[test]
+    fn the_key_covers_everything_that_changes_the_answer() {
+        use gaia_core::types::{ImagePart, ToolSpec};
+        use serde_json::json;
+        let base = || {
+            let mut r = ChatRequest::new("m", vec![ChatMessage::system("be brief"), ChatMessage::user("hi")]);
+            r.temperature = Some(0.0);
+            r
+        };
+        type Change = fn(&mut ChatRequest);
+        let changes: Vec<(&str, Change)> = vec![
+            ("model", |r| r.model = "other".into()),
+            ("last message", |r| r.messages[1].content = "hello".into()),
+            ("system prompt", |r| r.messages[0].content = "be long".into()),
+            ("one more turn", |r| r.messages.push(ChatMessage::user("again"))),
+            ("images", |r| r.messages[1].images.push(ImagePart::Url { url: "https://x/y.png".into() })),
+            ("tools", |r| r.tools.push(ToolSpec { name: "lookup".into(), description: None, parameters: json!({}) })),
+            ("tool_choice", |r| r.tool_choice = Some(json!("required"))),
+            ("max_tokens", |r| r.max_tokens = Some(5)),
+            ("stop", |r| r.stop.push("\n".into())),
+            ("temperature", |r| r.temperature = Some(0.5)),
+            ("top_p", |r| r.top_p = Some(0.9)),
+            ("user", |r| r.user = Some("u1".into())),
+            ("response_format", |r| {
+                r.extra.insert("response_format".into(), json!({"type": "json_object"}));
+            }),
+            ("seed", |r| {
+                r.extra.insert("seed".into(), json!(7));
+            }),
+        ];
+        let mut keys = std::collections::HashSet::new();
+        keys.insert(ResponseCache::key("p/m", &base()));
+        for (what, change) in changes {
+            let mut r = base();
+            change(&mut r);
+            assert!(keys.insert(ResponseCache::key("p/m", &r)), "{what} must change the key");
+        }
+        assert!(keys.insert(ResponseCache::key("p/m,q/m", &base())), "the fallback chain too");
+        // The order in which pass-through fields were given does not matter.
+        let (mut a, mut b) = (base(), base());
+        a.extra.insert("seed".into(), json!(1));
+        a.extra.insert("response_format".into(), json!({"type": "json_schema", "json_schema": {"a": 1, "b": 2}}));
+        b.extra.insert("response_format".into(), json!({"json_schema": {"b": 2, "a": 1}, "type": "json_schema"}));
+        b.extra.insert("seed".into(), json!(1));
+        assert_eq!(ResponseCache::key("p/m", &a), ResponseCache::key("p/m", &b));
+    }
+
+    #[tokio::test]
+    async fn entries_expire_after_the_ttl() {
+        let c = ResponseCache::new(Arc::new(MemoryCache::new(10)), Duration::from_millis(200));
+        c.put("k", &resp()).await;
+        assert!(c.get("k").await.is_some());
+        let mut gone = false;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if c.get("k").await.is_none() {
+                gone = true;
+                break;
+            }
+        }
+        assert!(gone, "still cached long after the TTL");
+    }
+
+    #[test]
     fn what_is_cacheable() {
         let mut req = ChatRequest::new("m", vec![]);
         assert!(!cacheable(&req, None));

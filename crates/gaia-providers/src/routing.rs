@@ -103,7 +103,7 @@ fn retry_after(e: &ProviderError) -> Option<Duration> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Hint {
-    /// Lowest observed latency.
+    /// Lowest observed duration of whole calls.
     Fast,
     /// Lowest output price.
     Cheap,
@@ -129,16 +129,20 @@ impl std::str::FromStr for Hint {
 }
 
 impl ProviderRegistry {
-    /// The `n` best models for `hint` among providers whose circuit is not open, using live latency
-    /// statistics and the catalog's prices and context windows. Models with no data rank last.
+    /// The `n` best models for `hint` among providers that are up (circuit not open, last probe not
+    /// failed), using live statistics of the latest calls (`fast`: duration of whole calls, `vr`: time
+    /// to the first token; the last probe's latency when there is no traffic yet) and the catalog's
+    /// prices and context windows. Models with no data rank last.
     pub async fn auto_select(&self, hint: Hint, n: usize) -> Vec<(String, String)> {
+        use crate::health::LatencyKind;
+        let kind = if hint == Hint::Vr { LatencyKind::FirstToken } else { LatencyKind::Total };
         let mut scored: Vec<(String, String, f64, f64)> = Vec::new();
         for m in self.list_models().await {
             let stats = self.stats(&m.provider);
-            if stats.circuit() == crate::health::CircuitState::Open {
+            if stats.circuit() == crate::health::CircuitState::Open || stats.probe_down() {
                 continue;
             }
-            let latency = stats.latency_p50().map(|d| d.as_secs_f64()).unwrap_or(f64::MAX);
+            let latency = stats.recent_latency(kind).map(|d| d.as_secs_f64()).unwrap_or(f64::MAX);
             let price = self.price(&m.provider, &m.id).map(|p| p.output).unwrap_or(f64::MAX);
             let (primary, secondary) = match hint {
                 Hint::Fast | Hint::Vr => (latency, price),
@@ -283,7 +287,7 @@ impl ProviderRegistry {
                 }
                 fail.attempts += 1;
                 let t0 = Instant::now();
-                let opened = tokio::time::timeout(policy.first_token_timeout, async {
+                let opened = tokio::time::timeout(self.first_token_timeout(p.name()), async {
                     let mut s = p.chat_stream(&r).await?;
                     match s.next().await {
                         Some(Ok(first)) => Ok((s, first)),
@@ -298,7 +302,7 @@ impl ProviderRegistry {
                 .unwrap_or_else(|_| Err(ProviderError::Timeout { provider: p.name().to_string() }));
                 match opened {
                     Ok((rest, first)) => {
-                        let value = watch(rest, first, stats.clone(), t0.elapsed());
+                        let value = watch(rest, first, stats.clone(), t0);
                         return Ok(Routed {
                             provider: p.clone(),
                             model: model.clone(),
@@ -332,25 +336,33 @@ impl ProviderRegistry {
     }
 }
 
-/// Records the outcome of a stream in the provider's statistics: success at its end (latency = time to
-/// first event), failure on an error, success if the client drops it after the first event.
+/// Records the outcome of a stream in the provider's statistics: success at its end (with the time to
+/// its first content and its whole duration), failure on an error, success if the client drops it
+/// after the first event.
 struct Outcome {
     stats: Arc<ProviderStats>,
-    ttft: Duration,
+    started: Instant,
+    ttft: Option<Duration>,
     done: bool,
 }
 
 impl Outcome {
+    fn saw(&mut self, ev: &ChatEvent) {
+        if self.ttft.is_none() && matches!(ev, ChatEvent::TextDelta(_) | ChatEvent::ToolCallDelta { .. }) {
+            self.ttft = Some(self.started.elapsed());
+        }
+    }
     fn ok(&mut self) {
         if !self.done {
             self.done = true;
-            self.stats.success(self.ttft);
+            let total = self.started.elapsed();
+            self.stats.success_stream(self.ttft.unwrap_or(total), total);
         }
     }
     fn failed(&mut self, e: &ProviderError) {
         if !self.done {
             self.done = true;
-            self.stats.failure(self.ttft, &e.to_string());
+            self.stats.failure(self.started.elapsed(), &e.to_string());
         }
     }
 }
@@ -361,13 +373,15 @@ impl Drop for Outcome {
     }
 }
 
-fn watch(mut rest: ChatStream, first: ChatEvent, stats: Arc<ProviderStats>, ttft: Duration) -> ChatStream {
+fn watch(mut rest: ChatStream, first: ChatEvent, stats: Arc<ProviderStats>, started: Instant) -> ChatStream {
     Box::pin(async_stream::stream! {
-        let mut outcome = Outcome { stats, ttft, done: false };
+        let mut outcome = Outcome { stats, started, ttft: None, done: false };
+        outcome.saw(&first);
         yield Ok(first);
         while let Some(ev) = rest.next().await {
-            if let Err(e) = &ev {
-                outcome.failed(e);
+            match &ev {
+                Ok(e) => outcome.saw(e),
+                Err(e) => outcome.failed(e),
             }
             yield ev;
         }

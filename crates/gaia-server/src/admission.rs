@@ -17,6 +17,7 @@ use gaia_core::auth::Principal;
 use gaia_core::context::estimate_tokens;
 use gaia_core::pricing::EffectivePrice;
 use gaia_core::quota::{RateCheck, Subject};
+use gaia_core::storage::Budget;
 use gaia_core::types::Usage;
 use serde::Serialize;
 use serde_json::Value;
@@ -57,13 +58,21 @@ pub(crate) async fn check_rate(state: &AppState, who: &Subject) -> Result<RateCh
 /// Checks `who`'s budgets against the estimated cost of the request `body` (402 when a hard budget
 /// would be exceeded).
 pub(crate) async fn check_budgets(state: &AppState, who: &Subject, body: Option<&Value>) -> Result<(), ApiError> {
+    check_these_budgets(state, state.quotas().budgets_for(who).await, body).await
+}
+
+/// [`check_budgets`] on budgets already looked up.
+async fn check_these_budgets(state: &AppState, budgets: Vec<Budget>, body: Option<&Value>) -> Result<(), ApiError> {
+    if budgets.is_empty() {
+        return Ok(());
+    }
     let estimate = match body {
         Some(v) => estimate(state, v, None).await.map(|e| e.cost_usd).unwrap_or(0.0),
         None => 0.0, // a malformed body: its handler answers it
     };
     let policy = state.rbac().await.policy();
     let members = |team: &str| policy.members_of(team).into_iter().map(str::to_string).collect::<Vec<_>>();
-    state.quotas().check_budgets(who, estimate, members).await.map_err(|refusal| {
+    state.quotas().check_these_budgets(budgets, estimate, members).await.map_err(|refusal| {
         state.metrics().budget_refused(refusal.budget.scope.as_str());
         ApiError::new(StatusCode::PAYMENT_REQUIRED, refusal.to_string())
     })
@@ -84,7 +93,8 @@ pub(crate) async fn admit(state: AppState, errors: ErrorRenderer, req: Request, 
             return resp;
         }
     };
-    let req = if state.quotas().budgets_for(&who).await.is_empty() {
+    let budgets = state.quotas().budgets_for(&who).await;
+    let req = if budgets.is_empty() {
         req
     } else {
         let (parts, body) = req.into_parts();
@@ -97,7 +107,7 @@ pub(crate) async fn admit(state: AppState, errors: ErrorRenderer, req: Request, 
             }
         };
         let body = serde_json::from_slice::<Value>(&bytes).ok();
-        if let Err(e) = check_budgets(&state, &who, body.as_ref()).await {
+        if let Err(e) = check_these_budgets(&state, budgets, body.as_ref()).await {
             return errors(&parts.headers, e);
         }
         Request::from_parts(parts, Body::from(bytes))
@@ -177,8 +187,7 @@ pub async fn estimate(state: &AppState, body: &Value, input_tokens: Option<u64>)
         .find_map(|k| body.get(*k).and_then(Value::as_u64))
         .unwrap_or(0);
     let provider = provider.name().to_string();
-    let configured = state.providers().price(&provider, &model);
-    let price = state.quotas().price_at(&provider, &model, chrono::Utc::now(), configured);
+    let price = state.providers().price_at(&provider, &model, chrono::Utc::now());
     let (input_cost_usd, output_cost_usd) = match &price {
         Some(p) => (p.cost(Usage { input_tokens, output_tokens: 0 }), p.cost(Usage { input_tokens: 0, output_tokens })),
         None => (0.0, 0.0),

@@ -193,7 +193,13 @@ impl GaiaBuilder {
         for p in self.providers {
             registry.register(p);
         }
-        if self.background && config.routing.health_interval_secs > 0 && !registry.is_empty() {
+        // Providers added, replaced or removed at runtime through the admin API, over the configuration.
+        let mut provider_sync = crate::provider_store::ProviderSync::new(config.secrets()?);
+        if let Err(e) = provider_sync.apply_changes(&storage, &registry).await {
+            tracing::warn!(error = %e, "cannot read the providers changed at runtime; the configured ones apply");
+        }
+        // Probes run even with no provider yet: administrators may add some at runtime.
+        if self.background && config.routing.health_interval_secs > 0 {
             registry.spawn_health_monitor(Duration::from_secs(config.routing.health_interval_secs));
         }
         let kb = match (self.kb, &config.kb) {
@@ -226,6 +232,11 @@ impl GaiaBuilder {
         }
         if self.background {
             state.watch_provider_health();
+            provider_sync.spawn(
+                state.storage().clone(),
+                state.providers().clone(),
+                crate::provider_store::SYNC_INTERVAL,
+            );
             // Deletes old messages, usage and audit rows when `[retention]` asks for it (safe on every
             // instance at once: see `gaia_core::retention`).
             gaia_core::retention::spawn(state.storage().clone(), state.config().retention.clone());

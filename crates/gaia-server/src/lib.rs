@@ -52,6 +52,7 @@ pub mod live;
 pub mod mcp_http;
 mod metering;
 pub mod observe;
+pub mod provider_store;
 pub mod routes;
 pub mod security;
 pub mod session;
@@ -84,10 +85,15 @@ pub fn router(state: AppState) -> Router {
     let (routes, _) = routes(&state).finish();
     let limit = state.config().server.body_limit_bytes;
     let routes = routes
-        .fallback(|| async { ApiError::not_found("no such route") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route")
+        .fallback(|method: axum::http::Method, uri: axum::http::Uri, headers: axum::http::HeaderMap| async move {
+            no_route(&method, &uri, &headers, ApiError::not_found(format!("no such route: {}", uri.path())))
         })
+        .method_not_allowed_fallback(
+            |method: axum::http::Method, uri: axum::http::Uri, headers: axum::http::HeaderMap| async move {
+                let e = ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route");
+                no_route(&method, &uri, &headers, e)
+            },
+        )
         .layer(DefaultBodyLimit::max(limit))
         // Per route (after routing), so requests are counted by their route template.
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe::track));
@@ -97,6 +103,28 @@ pub fn router(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// A 404 or 405 in the shape its client reads: the vendor's under `/v1/` (Anthropic's when the
+/// request carries `anthropic-version` or `x-api-key`, else OpenAI's `Invalid URL`), Gaia's elsewhere.
+fn no_route(
+    method: &axum::http::Method,
+    uri: &axum::http::Uri,
+    headers: &axum::http::HeaderMap,
+    e: ApiError,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use gaia_providers::compat::{anthropic, openai};
+    if !uri.path().starts_with("/v1/") {
+        return e.into_response();
+    }
+    let body = if headers.contains_key("anthropic-version") || headers.contains_key("x-api-key") {
+        anthropic::error_body(e.status.as_u16(), &e.message)
+    } else {
+        let message = format!("Invalid URL ({method} {})", uri.path());
+        openai::error_body(&message, "invalid_request_error", None)
+    };
+    (e.status, axum::Json(body)).into_response()
 }
 
 /// Every route with the access it declares (method, path, `public` or the permission).
@@ -123,6 +151,24 @@ fn routes(state: &AppState) -> Routes {
         .post("/attachments", perm(T::Conversation, Write, OWN_CONVERSATIONS), attachments::upload)
         // Room for the image plus the multipart framing around it.
         .layer_all(|r| r.layer(DefaultBodyLimit::max(image_limit)));
+    // The knowledge base answers in its envelope `{status, response, metadata}`, access errors too.
+    let kb_routes = Routes::new(state, "")
+        .errors(kb::access_errors)
+        .get("/kb/search", Access::AnyOf(T::Kb, Read), kb::search)
+        .get("/kb/read", Access::AnyOf(T::Kb, Read), kb::read)
+        .get("/kb/list", Access::AnyOf(T::Kb, Read), kb::list)
+        .get("/kb/context", Access::AnyOf(T::Kb, Read), kb::context)
+        .get("/kb/backlinks", Access::AnyOf(T::Kb, Read), kb::backlinks)
+        .get("/kb/links", Access::AnyOf(T::Kb, Read), kb::links)
+        .post("/kb/write", Access::AnyOf(T::Kb, Write), kb::write)
+        .post("/kb/move", Access::AnyOf(T::Kb, Write), kb::move_document)
+        .post("/kb/delete", Access::AnyOf(T::Kb, Delete), kb::delete)
+        .post("/kb/sync", perm(T::Kb, Admin, "/kb"), kb::sync)
+        .get("/kb/status", Access::AnyOf(T::Kb, Read), kb::status)
+        // Authenticated by the webhook signature (`kb.webhook_secret`).
+        .post("/kb/webhook", Access::Public, kb::webhook)
+        .get("/kb/tools", Access::AnyOf(T::Kb, Read), kb::tools)
+        .post("/kb/tools/{name}", Access::AnyOf(T::Kb, Read), kb::call_tool);
     let api = Routes::new(state, "/api/v1")
         .post("/auth/register", Access::Public, auth::register)
         .post("/auth/login", Access::Public, auth::login)
@@ -156,6 +202,7 @@ fn routes(state: &AppState) -> Routes {
         .get("/models", perm(T::Provider, Read, "/providers"), models::list)
         .get("/providers", perm(T::Provider, Read, "/providers"), providers::list)
         .post("/providers", perm(T::Provider, Write, "/providers"), providers::add)
+        .put("/providers/{name}", perm(T::Provider, Write, "/providers/{name}"), providers::replace)
         .delete("/providers/{name}", perm(T::Provider, Delete, "/providers/{name}"), providers::remove)
         .get("/providers/{name}/health", perm(T::Provider, Read, "/providers/{name}"), providers::health)
         .get("/keys", perm(T::ApiKey, Read, "/users/{user}/keys"), keys::list)
@@ -177,21 +224,7 @@ fn routes(state: &AppState) -> Routes {
         .get("/pricing/history", perm(T::Provider, Read, "/providers"), pricing::history)
         .post("/pricing", perm(T::Admin, Write, QUOTAS), pricing::add)
         .delete("/pricing/{id}", perm(T::Admin, Delete, QUOTAS), pricing::remove)
-        .get("/kb/search", Access::AnyOf(T::Kb, Read), kb::search)
-        .get("/kb/read", Access::AnyOf(T::Kb, Read), kb::read)
-        .get("/kb/list", Access::AnyOf(T::Kb, Read), kb::list)
-        .get("/kb/context", Access::AnyOf(T::Kb, Read), kb::context)
-        .get("/kb/backlinks", Access::AnyOf(T::Kb, Read), kb::backlinks)
-        .get("/kb/links", Access::AnyOf(T::Kb, Read), kb::links)
-        .post("/kb/write", Access::AnyOf(T::Kb, Write), kb::write)
-        .post("/kb/move", Access::AnyOf(T::Kb, Write), kb::move_document)
-        .post("/kb/delete", Access::AnyOf(T::Kb, Delete), kb::delete)
-        .post("/kb/sync", perm(T::Kb, Admin, "/kb"), kb::sync)
-        .get("/kb/status", Access::AnyOf(T::Kb, Read), kb::status)
-        // Authenticated by the webhook signature (`kb.webhook_secret`).
-        .post("/kb/webhook", Access::Public, kb::webhook)
-        .get("/kb/tools", Access::AnyOf(T::Kb, Read), kb::tools)
-        .post("/kb/tools/{name}", Access::AnyOf(T::Kb, Read), kb::call_tool)
+        .merge(kb_routes)
         .get("/rbac/me", perm(T::User, Read, ME), rbac::me)
         .post("/rbac/check", perm(T::Admin, Read, RBAC), rbac::check)
         .get("/rbac/who-can", perm(T::Admin, Read, RBAC), rbac::who_can)

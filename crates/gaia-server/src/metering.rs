@@ -77,8 +77,7 @@ impl Meter {
         let mut r = std::mem::take(&mut self.record);
         r.input_tokens = self.usage.input_tokens;
         r.output_tokens = self.usage.output_tokens;
-        let configured = self.state.providers().price(&r.provider, &r.model);
-        r.cost_usd = self.state.quotas().cost(&r.provider, &r.model, self.usage, configured);
+        r.cost_usd = self.state.providers().cost(&r.provider, &r.model, self.usage);
         let elapsed = self.start.elapsed();
         r.latency_ms = elapsed.as_millis() as u64;
         r.ttft_ms = self.first_token.map(|d| d.as_millis() as u64);

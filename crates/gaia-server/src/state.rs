@@ -79,6 +79,9 @@ impl AppState {
         let events = EventBus::default();
         quotas.announce_on(events.clone());
         quotas.spawn_price_refresh(PRICE_REFRESH);
+        // Every caller costing through the registry (metering, agent budgets, estimates) sees the
+        // recorded prices.
+        providers.set_price_source(Arc::new(quotas.clone()));
         AppState {
             inner: Arc::new(Inner {
                 quotas,

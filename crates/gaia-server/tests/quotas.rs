@@ -318,6 +318,12 @@ async fn prices_with_effective_dates_and_estimates() {
         let hist: Value =
             s.get("/api/v1/pricing/history?model=mock-gpt", &key).send().await.unwrap().json().await.unwrap();
         assert_eq!(hist["prices"].as_array().unwrap().len(), 2);
+        // The registry (what every caller costs through: metering, gaia-mcp's agent budgets, `auto:cheap`
+        // selection, the model catalog) sees the recorded price.
+        assert_eq!(s.state.providers().price("openai", "mock-gpt").unwrap().input, 3.0);
+        let models: Value = s.get("/api/v1/models?provider=openai", &key).send().await.unwrap().json().await.unwrap();
+        let listed = models["data"].as_array().unwrap().iter().find(|m| m["id"] == "mock-gpt").unwrap().clone();
+        assert_eq!(listed["price"]["input"], 3.0, "{models}");
         // Calls are costed at the price in effect.
         let r = s.post("/api/v1/chat", &key).json(&chat("openai/mock-gpt", "hello")).send().await.unwrap();
         assert_eq!(r.status(), 200);

@@ -2,7 +2,7 @@
 //!
 //! Environment variables: `GAIA_<KEY>` with `__` between nested keys (`GAIA_SERVER__BIND`,
 //! `GAIA_CACHE__CAPACITY`), plus the short forms `GAIA_BIND`, `GAIA_DATABASE_URL`, `GAIA_REDIS_URL`,
-//! `GAIA_JWT_SECRET`, and the vendors' own `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `ANTHROPIC_API_KEY`,
+//! `GAIA_JWT_SECRET`, `GAIA_SECRETS_KEY`, and the vendors' own `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `ANTHROPIC_API_KEY`,
 //! `ANTHROPIC_BASE_URL`.
 
 mod kb;
@@ -21,6 +21,7 @@ pub use tls::TlsConfig;
 pub use providers::{Deployment, ModelEntry, ModelSpec, ProviderEntry, ProviderKind, RoutingConfig};
 
 use crate::error::{CoreError, Result};
+use crate::secrets::Secrets;
 use figment::providers::{Format, Serialized, Toml};
 use figment::value::{Dict, Value};
 use figment::{Figment, Profile};
@@ -48,6 +49,11 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// HS256 secret for JWTs. When unset a random one is generated at start (tokens die with the process).
     pub jwt_secret: Option<String>,
+    /// Key encrypting the secrets Gaia stores in its database, such as the API keys of providers
+    /// added through the admin API: 32 bytes in base64 (`GAIA_SECRETS_KEY`; generate one with
+    /// `openssl rand -base64 32`). When unset, a key is derived from `jwt_secret` if that is set;
+    /// with neither, such keys cannot be stored (name an environment variable with `api_key_env`).
+    pub secrets_key: Option<String>,
     /// Lifetime of access tokens, in seconds.
     pub jwt_ttl_secs: u64,
     /// Lifetime of refresh tokens, in seconds.
@@ -150,6 +156,7 @@ impl Default for Config {
             events: EventsConfig::default(),
             limits: LimitsConfig::default(),
             jwt_secret: None,
+            secrets_key: None,
             jwt_ttl_secs: 3600,
             refresh_ttl_secs: 30 * 24 * 3600,
             cache: CacheConfig::default(),
@@ -192,13 +199,16 @@ fn redact(s: &Option<String>) -> &'static str {
     }
 }
 
-/// Hides the password part of a URL (`postgres://u:secret@h` → `postgres://u:***@h`).
+/// Hides the password part of a URL (`postgres://u:secret@h` → `postgres://u:***@h`), or the whole
+/// user part when it has no password, since it may be a token (`https://ghp_x@github.com/o/r` →
+/// `https://***@github.com/o/r`).
 pub fn redact_url(url: &str) -> String {
     if let Some((scheme, rest)) = url.split_once("://") {
         if let Some((creds, host)) = rest.rsplit_once('@') {
-            if let Some((user, _)) = creds.split_once(':') {
-                return format!("{scheme}://{user}:***@{host}");
-            }
+            return match creds.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+                None => format!("{scheme}://***@{host}"),
+            };
         }
     }
     url.to_string()
@@ -214,6 +224,7 @@ impl fmt::Debug for Config {
             .field("events", &self.events)
             .field("limits", &self.limits)
             .field("jwt_secret", &redact(&self.jwt_secret))
+            .field("secrets_key", &redact(&self.secrets_key))
             .field("jwt_ttl_secs", &self.jwt_ttl_secs)
             .field("refresh_ttl_secs", &self.refresh_ttl_secs)
             .field("cache", &self.cache)
@@ -228,6 +239,9 @@ impl fmt::Debug for Config {
             .finish()
     }
 }
+
+/// HKDF `info` of the secrets key derived from `jwt_secret` (when `secrets_key` is unset).
+const JWT_DERIVED_INFO: &[u8] = b"gaia secrets key v1 (from jwt_secret)";
 
 /// Short environment names and the nested key they set.
 const ALIASES: &[(&str, &str)] = &[("GAIA_BIND", "server.bind")];
@@ -362,6 +376,25 @@ impl Config {
         Ok(())
     }
 
+    /// The keys sealing the secrets Gaia stores (provider API keys added through the admin API, see
+    /// [`crate::secrets`]): `secrets_key` when set, else one derived with HKDF-SHA256 from
+    /// `jwt_secret` when that is set (it is stable across restarts then; a random per-start JWT
+    /// secret is never used), else `None`: such secrets cannot be stored. With both set, values
+    /// sealed under the derived key still open (and are sealed again under `secrets_key`).
+    pub fn secrets(&self) -> Result<Option<Secrets>> {
+        let derived = self.jwt_secret.as_deref().map(|s| Secrets::derive(s.as_bytes(), JWT_DERIVED_INFO));
+        match (&self.secrets_key, derived) {
+            (Some(k), derived) => {
+                let key = Secrets::from_base64(k).map_err(|e| CoreError::Config(format!("key `secrets_key`: {e}")))?;
+                Ok(Some(match derived {
+                    Some(d) => key.with_fallback(&d),
+                    None => key,
+                }))
+            }
+            (None, derived) => Ok(derived),
+        }
+    }
+
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<()> {
         if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
@@ -394,6 +427,9 @@ impl Config {
                 return Err(CoreError::Config("key `jwt_secret`: must be at least 16 characters".into()));
             }
         }
+        if let Some(k) = &self.secrets_key {
+            Secrets::from_base64(k).map_err(|e| CoreError::Config(format!("key `secrets_key`: {e}")))?;
+        }
         let mut names = std::collections::HashSet::new();
         for (i, p) in self.providers.iter().enumerate() {
             p.validate(i)?;
@@ -424,6 +460,14 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn redact_url_hides_passwords_and_bare_tokens() {
+        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("https://ghp_tok@github.com/o/r.git"), "https://***@github.com/o/r.git");
+        assert_eq!(redact_url("https://github.com/o/r.git"), "https://github.com/o/r.git");
+        assert_eq!(redact_url("/srv/world.git"), "/srv/world.git");
     }
 
     #[test]
@@ -512,6 +556,37 @@ deployments = [{ base_url = "http://127.0.0.1:11435/v1" }, { api_key = "second-k
                 .unwrap();
         assert_eq!(c.server.bind, "0.0.0.0:1");
         assert!(!format!("{c:?}").contains("pw@"));
+    }
+
+    #[test]
+    fn secrets_key_from_env_or_derived_from_the_jwt_secret() {
+        let key = Secrets::generate_key();
+        let c = Config::load_from(None, env(&[("GAIA_SECRETS_KEY", &key)])).unwrap();
+        assert_eq!(c.secrets_key.as_deref(), Some(key.as_str()));
+        assert!(!format!("{c:?}").contains(&key), "redacted in Debug");
+        assert!(format!("{c:?}").contains("secrets_key: \"<redacted>\""));
+        let sealed = c.secrets().unwrap().unwrap().seal("sk-1").unwrap();
+        assert_eq!(Secrets::from_base64(&key).unwrap().open(&sealed).unwrap().value, "sk-1");
+
+        // Neither key nor JWT secret: nothing can be sealed.
+        assert!(Config::load_from(None, env(&[])).unwrap().secrets().unwrap().is_none());
+        // A configured JWT secret gives a stable derived key (the same after a restart).
+        let jwt = [("GAIA_JWT_SECRET", "a-stable-jwt-secret-0123456789")];
+        let sealed = Config::load_from(None, env(&jwt)).unwrap().secrets().unwrap().unwrap().seal("sk-2").unwrap();
+        let again = Config::load_from(None, env(&jwt)).unwrap().secrets().unwrap().unwrap();
+        assert_eq!(again.open(&sealed).unwrap().value, "sk-2");
+        // Adding a secrets key later still opens what the derived key sealed, flagged for sealing again.
+        let both = Config::load_from(None, env(&[jwt[0], ("GAIA_SECRETS_KEY", &key)])).unwrap();
+        let opened = both.secrets().unwrap().unwrap().open(&sealed).unwrap();
+        assert!(opened.stale && opened.value == "sk-2");
+        let other_jwt = Config::load_from(None, env(&[("GAIA_JWT_SECRET", "another-jwt-secret-0123456789")])).unwrap();
+        assert!(other_jwt.secrets().unwrap().unwrap().open(&sealed).is_err());
+
+        // A key that is not 32 bytes of base64 is refused at load, naming the key, without echoing it.
+        for bad in ["too-short", "c2hvcnQ=", "not base64 at all!!"] {
+            let e = Config::load_from(None, env(&[("GAIA_SECRETS_KEY", bad)])).unwrap_err().to_string();
+            assert!(e.contains("secrets_key") && e.contains("32 bytes") && !e.contains(bad), "{e}");
+        }
     }
 
     #[test]

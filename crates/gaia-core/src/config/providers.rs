@@ -126,12 +126,17 @@ pub struct ProviderEntry {
     /// means discover them from the provider.
     #[serde(default)]
     pub models: Vec<ModelSpec>,
-    /// Seconds a call may take (non-streamed) or stay silent (streamed).
+    /// Seconds a whole call may take, streamed or not (a stream still running then ends with a
+    /// timeout error); also the longest silence between two reads.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
     /// Seconds to establish a connection.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_secs: u64,
+    /// Seconds a stream of this provider may take to produce its first event before the next
+    /// candidate is tried (default: `routing.first_token_timeout_secs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_token_timeout_secs: Option<u64>,
 }
 
 fn default_timeout() -> u64 {
@@ -152,6 +157,9 @@ impl fmt::Debug for ProviderEntry {
             .field("api_key_env", &self.api_key_env)
             .field("deployments", &self.deployments)
             .field("models", &self.models)
+            .field("timeout_secs", &self.timeout_secs)
+            .field("connect_timeout_secs", &self.connect_timeout_secs)
+            .field("first_token_timeout_secs", &self.first_token_timeout_secs)
             .finish()
     }
 }
@@ -169,6 +177,7 @@ impl ProviderEntry {
             models: Vec::new(),
             timeout_secs: default_timeout(),
             connect_timeout_secs: default_connect_timeout(),
+            first_token_timeout_secs: None,
         }
     }
 
@@ -217,10 +226,23 @@ impl ProviderEntry {
                 )));
             }
         }
-        if self.timeout_secs == 0 || self.connect_timeout_secs == 0 {
+        if self.timeout_secs == 0 || self.connect_timeout_secs == 0 || self.first_token_timeout_secs == Some(0) {
             return Err(CoreError::Config(format!("key `providers[{index}].timeout_secs`: must be greater than 0")));
         }
         Ok(())
+    }
+
+    /// Reads the `api_key_env` variables of the entry and its deployments from this process's
+    /// environment into their keys (a key given directly wins). Fails, naming the variable, when one
+    /// is unset or empty. Used for entries added at runtime, whose keys stay out of the database.
+    pub fn resolve_process_env_keys(&mut self) -> Result<()> {
+        let wanted = self.api_key_env.iter().chain(self.deployments.iter().filter_map(|d| d.api_key_env.as_ref()));
+        let env: HashMap<String, String> =
+            wanted.filter_map(|var| std::env::var(var).ok().map(|v| (var.clone(), v))).collect();
+        self.resolve_env_keys(0, &env).map_err(|e| match e {
+            CoreError::Config(m) => CoreError::InvalidInput(m.replace("providers[0].", "")),
+            other => other,
+        })
     }
 
     /// Reads `api_key_env` variables from `env` into the keys.

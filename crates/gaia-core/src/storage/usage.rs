@@ -74,6 +74,16 @@ pub struct UsageTotals {
     pub cost_usd: f64,
 }
 
+impl std::ops::AddAssign<&UsageTotals> for UsageTotals {
+    fn add_assign(&mut self, other: &UsageTotals) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cost_usd += other.cost_usd;
+    }
+}
+
 /// Totals for one group (a day, a model, a provider).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UsageGroup {
@@ -82,6 +92,32 @@ pub struct UsageGroup {
     /// Its totals.
     #[serde(flatten)]
     pub totals: UsageTotals,
+}
+
+impl UsageGroup {
+    /// `groups` as CSV (RFC 4180 quoting): a header row `GROUP_BY,requests,errors,input_tokens,
+    /// output_tokens,cost_usd`, then a row per group, costs with 8 decimals.
+    pub fn to_csv(group_by: &str, groups: &[UsageGroup]) -> Vec<u8> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let mut rows =
+            vec![[group_by, "requests", "errors", "input_tokens", "output_tokens", "cost_usd"].map(String::from)];
+        rows.extend(groups.iter().map(|g| {
+            let t = &g.totals;
+            [
+                g.key.clone(),
+                t.requests.to_string(),
+                t.errors.to_string(),
+                t.input_tokens.to_string(),
+                t.output_tokens.to_string(),
+                format!("{:.8}", t.cost_usd),
+            ]
+        }));
+        for row in rows {
+            // Writing to a Vec cannot fail.
+            let _ = w.write_record(&row);
+        }
+        w.into_inner().unwrap_or_default()
+    }
 }
 
 /// What usage is grouped by in [`Storage::usage_grouped`].
@@ -336,5 +372,28 @@ impl Storage {
             limit,
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod csv_tests {
+    use super::*;
+
+    #[test]
+    fn groups_as_csv_quote_their_keys_and_totals_add_up() {
+        let mut t = UsageTotals { requests: 2, errors: 1, input_tokens: 10, output_tokens: 20, cost_usd: 0.5 };
+        t += &UsageTotals { requests: 1, errors: 0, input_tokens: 5, output_tokens: 5, cost_usd: 0.25 };
+        assert_eq!((t.requests, t.errors, t.input_tokens, t.output_tokens, t.cost_usd), (3, 1, 15, 25, 0.75));
+        let groups = vec![
+            UsageGroup { key: "team, \"red\"".into(), totals: t },
+            UsageGroup { key: "plain".into(), totals: UsageTotals::default() },
+        ];
+        let csv = String::from_utf8(UsageGroup::to_csv("team", &groups)).unwrap();
+        assert_eq!(
+            csv,
+            "team,requests,errors,input_tokens,output_tokens,cost_usd\n\
+             \"team, \"\"red\"\"\",3,1,15,25,0.75000000\n\
+             plain,0,0,0,0,0.00000000\n"
+        );
     }
 }

@@ -35,20 +35,59 @@ fn text_of_blocks(v: &Value, what: &str) -> Result<String, ProviderError> {
     }
 }
 
-/// Anthropic's `tool_choice` in OpenAI's form (what [`ChatRequest::tool_choice`] holds).
-fn tool_choice(v: &Value) -> Result<Value, ProviderError> {
+/// Prefix of a failed tool's result text: a `tool_result` with `is_error: true` has no flag to go in
+/// a provider-neutral tool message (nor in OpenAI's `tool` message), so the failure is said in the text.
+pub const TOOL_ERROR_PREFIX: &str = "Error: ";
+
+/// The text of a failed tool's result: [`TOOL_ERROR_PREFIX`] before it (`Error` alone when empty).
+fn tool_error_text(result: &str) -> String {
+    if result.is_empty() {
+        "Error".to_string()
+    } else {
+        format!("{TOOL_ERROR_PREFIX}{result}")
+    }
+}
+
+/// Anthropic's `tool_choice` in OpenAI's form (what [`ChatRequest::tool_choice`] holds), checked
+/// against the request's `tools`.
+fn tool_choice(v: &Value, tools: &[ToolSpec]) -> Result<Value, ProviderError> {
+    if let Some(d) = v.get("disable_parallel_tool_use").filter(|d| !d.is_null()) {
+        if !d.is_boolean() {
+            return Err(invalid("tool_choice.disable_parallel_tool_use: must be a boolean"));
+        }
+    }
+    let needs_tools = |what: &str| {
+        if tools.is_empty() {
+            Err(invalid(format!("tool_choice.type: `{what}` needs `tools`")))
+        } else {
+            Ok(())
+        }
+    };
     match v.get("type").and_then(Value::as_str) {
         Some("auto") => Ok(json!("auto")),
-        Some("any") => Ok(json!("required")),
+        Some("any") => {
+            needs_tools("any")?;
+            Ok(json!("required"))
+        }
         Some("none") => Ok(json!("none")),
         Some("tool") => {
             let name = v
                 .get("name")
                 .and_then(Value::as_str)
-                .ok_or_else(|| invalid("tool_choice of type tool needs a `name`"))?;
+                .ok_or_else(|| invalid("tool_choice.name: Field required for type tool"))?;
+            if !tools.iter().any(|t| t.name == name) {
+                return Err(invalid(format!("tool_choice.name: `{name}` is not one of the request's tools")));
+            }
             Ok(json!({"type": "function", "function": {"name": name}}))
         }
-        _ => Err(invalid("tool_choice.type must be auto, any, tool or none")),
+        _ => Err(invalid("tool_choice.type: must be auto, any, tool or none")),
+    }
+}
+
+fn opt_number(obj: &serde_json::Map<String, Value>, key: &str) -> Result<Option<f32>, ProviderError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_f64().map(|f| Some(f as f32)).ok_or_else(|| invalid(format!("{key}: must be a number"))),
     }
 }
 
@@ -121,6 +160,9 @@ pub fn parse_request(body: &Value) -> Result<ParsedRequest, ProviderError> {
         for b in &blocks {
             match b.get("type").and_then(Value::as_str) {
                 Some("text") => text.push_str(b.get("text").and_then(Value::as_str).unwrap_or_default()),
+                // Extended-thinking blocks a client replays from earlier answers: history only, and no
+                // provider but the one that wrote them can check them.
+                Some("thinking" | "redacted_thinking") if role == Role::Assistant => {}
                 Some("image") if role == Role::User => images.push(image_source(b.get("source"), i)?),
                 Some("tool_use") if role == Role::Assistant => calls.push(ToolCall {
                     id: b.get("id").and_then(Value::as_str).unwrap_or_default().to_string(),
@@ -137,7 +179,14 @@ pub fn parse_request(body: &Value) -> Result<ParsedRequest, ProviderError> {
                         .and_then(Value::as_str)
                         .ok_or_else(|| invalid(format!("messages.{i}: tool_result needs tool_use_id")))?;
                     let result = text_of_blocks(b.get("content").unwrap_or(&Value::Null), "tool_result.content")?;
-                    messages.push(ChatMessage::tool(id, result));
+                    let is_error = match b.get("is_error") {
+                        None | Some(Value::Null) => false,
+                        Some(Value::Bool(e)) => *e,
+                        Some(_) => {
+                            return Err(invalid(format!("messages.{i}: tool_result.is_error: must be a boolean")))
+                        }
+                    };
+                    messages.push(ChatMessage::tool(id, if is_error { tool_error_text(&result) } else { result }));
                 }
                 Some(t) => {
                     return Err(invalid(format!(
@@ -157,8 +206,8 @@ pub fn parse_request(body: &Value) -> Result<ParsedRequest, ProviderError> {
     }
     let mut req = ChatRequest::new(model, messages);
     req.max_tokens = Some(max_tokens);
-    req.temperature = obj.get("temperature").and_then(Value::as_f64).map(|f| f as f32);
-    req.top_p = obj.get("top_p").and_then(Value::as_f64).map(|f| f as f32);
+    req.temperature = opt_number(obj, "temperature")?;
+    req.top_p = opt_number(obj, "top_p")?;
     if let Some(stops) = obj.get("stop_sequences") {
         req.stop = stops
             .as_array()
@@ -167,7 +216,7 @@ pub fn parse_request(body: &Value) -> Result<ParsedRequest, ProviderError> {
             .map(|s| s.as_str().map(str::to_string).ok_or_else(|| invalid("stop_sequences must be strings")))
             .collect::<Result<_, _>>()?;
     }
-    if let Some(tools) = obj.get("tools") {
+    if let Some(tools) = obj.get("tools").filter(|t| !t.is_null()) {
         for t in tools.as_array().ok_or_else(|| invalid("tools must be an array"))? {
             let name = t.get("name").and_then(Value::as_str).ok_or_else(|| invalid("tools: each tool needs a name"))?;
             check_tool_name(name)?;
@@ -184,7 +233,17 @@ pub fn parse_request(body: &Value) -> Result<ParsedRequest, ProviderError> {
         }
     }
     if let Some(tc) = obj.get("tool_choice").filter(|v| !v.is_null()) {
-        req.tool_choice = Some(tool_choice(tc)?);
+        if !tc.is_object() {
+            return Err(invalid("tool_choice: must be an object such as {\"type\": \"auto\"}"));
+        }
+        let choice = tool_choice(tc, &req.tools)?;
+        if !req.tools.is_empty() {
+            req.tool_choice = Some(choice);
+            if tc.get("disable_parallel_tool_use") == Some(&Value::Bool(true)) {
+                // OpenAI's spelling; the Anthropic client turns it back into `disable_parallel_tool_use`.
+                req.extra.insert("parallel_tool_calls".into(), json!(false));
+            }
+        }
     }
     req.user = body.pointer("/metadata/user_id").and_then(Value::as_str).map(str::to_string);
     Ok(ParsedRequest { request: req, stream: obj.get("stream").and_then(Value::as_bool).unwrap_or(false) })
@@ -196,7 +255,18 @@ pub fn stop_reason(f: &FinishReason) -> &'static str {
         FinishReason::Length => "max_tokens",
         FinishReason::ToolCalls => "tool_use",
         FinishReason::ContentFilter => "refusal",
+        FinishReason::StopSequence(_) => "stop_sequence",
+        FinishReason::Other(s) if s == "pause_turn" => "pause_turn",
+        FinishReason::Other(s) if s == "model_context_window_exceeded" => "model_context_window_exceeded",
         _ => "end_turn",
+    }
+}
+
+/// Anthropic's `stop_sequence` for a finish reason: the sequence that was hit, or `null`.
+pub fn stop_sequence(f: &FinishReason) -> Value {
+    match f {
+        FinishReason::StopSequence(s) => json!(s),
+        _ => Value::Null,
     }
 }
 
@@ -215,7 +285,7 @@ pub fn render_response(resp: &ChatResponse, id: &str, model: &str) -> Value {
     }
     json!({
         "id": id, "type": "message", "role": "assistant", "model": model, "content": content,
-        "stop_reason": stop_reason(&resp.finish_reason), "stop_sequence": null,
+        "stop_reason": stop_reason(&resp.finish_reason), "stop_sequence": stop_sequence(&resp.finish_reason),
         "usage": {"input_tokens": resp.usage.input_tokens, "output_tokens": resp.usage.output_tokens}
     })
 }
@@ -236,7 +306,7 @@ pub struct EventRenderer {
     open: Open,
     tool_blocks: HashMap<u32, usize>,
     usage: Usage,
-    stop: &'static str,
+    stop: FinishReason,
 }
 
 impl EventRenderer {
@@ -249,18 +319,20 @@ impl EventRenderer {
             open: Open::None,
             tool_blocks: HashMap::new(),
             usage: Usage::default(),
-            stop: "end_turn",
+            stop: FinishReason::Stop,
         }
     }
 
-    /// `message_start` and a `ping`.
+    /// `message_start` (with the usage seen so far: feed the upstream's leading [`ChatEvent::Usage`]
+    /// to [`EventRenderer::event`] first, so it carries the input tokens when known) and a `ping`.
     pub fn start(&self) -> Vec<(&'static str, Value)> {
         vec![
             (
                 "message_start",
                 json!({"type": "message_start", "message": {
                     "id": self.id, "type": "message", "role": "assistant", "model": self.model, "content": [],
-                    "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 0, "output_tokens": 0}
+                    "stop_reason": null, "stop_sequence": null,
+                    "usage": {"input_tokens": self.usage.input_tokens, "output_tokens": self.usage.output_tokens}
                 }}),
             ),
             ("ping", json!({"type": "ping"})),
@@ -322,7 +394,7 @@ impl EventRenderer {
                 }
             }
             ChatEvent::Usage(u) => merge_usage(&mut self.usage, *u),
-            ChatEvent::Finish(f) => self.stop = stop_reason(f),
+            ChatEvent::Finish(f) => self.stop = f.clone(),
             _ => {}
         }
         out
@@ -334,7 +406,8 @@ impl EventRenderer {
         self.close(&mut out);
         out.push((
             "message_delta",
-            json!({"type": "message_delta", "delta": {"stop_reason": self.stop, "stop_sequence": null},
+            json!({"type": "message_delta",
+                   "delta": {"stop_reason": stop_reason(&self.stop), "stop_sequence": stop_sequence(&self.stop)},
                    "usage": {"input_tokens": self.usage.input_tokens, "output_tokens": self.usage.output_tokens}}),
         ));
         out.push(("message_stop", json!({"type": "message_stop"})));
@@ -393,6 +466,24 @@ mod tests {
     }
 
     #[test]
+    fn failed_tool_results_say_so_in_the_text() {
+        let body = |is_error: Value, content: Value| {
+            json!({"model": "m", "max_tokens": 5, "messages": [
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "wx", "input": {}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": content, "is_error": is_error}]}
+            ]})
+        };
+        let result = |is_error: Value, content: Value| {
+            parse_request(&body(is_error, content)).map(|p| p.request.messages[1].content.clone())
+        };
+        assert_eq!(result(json!(true), json!("no such city")).unwrap(), "Error: no such city");
+        assert_eq!(result(json!(true), json!([])).unwrap(), "Error");
+        assert_eq!(result(json!(false), json!("fog")).unwrap(), "fog");
+        assert_eq!(result(json!(null), json!("fog")).unwrap(), "fog");
+        assert!(result(json!("yes"), json!("fog")).unwrap_err().to_string().contains("is_error"));
+    }
+
+    #[test]
     fn refuses_bad_requests() {
         for (body, needle) in [
             (json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}), "max_tokens"),
@@ -406,6 +497,32 @@ mod tests {
             let e = parse_request(&body).unwrap_err().to_string();
             assert!(e.contains(needle), "{body}: {e}");
         }
+    }
+
+    #[test]
+    fn tool_choice_and_stop_sequences() {
+        let p = parse_request(&json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
+            "tools": [{"name": "wx", "input_schema": {"type": "object"}}],
+            "tool_choice": {"type": "tool", "name": "wx", "disable_parallel_tool_use": true}}))
+        .unwrap();
+        assert_eq!(p.request.tool_choice, Some(json!({"type": "function", "function": {"name": "wx"}})));
+        assert_eq!(p.request.extra["parallel_tool_calls"], false);
+        let resp = ChatResponse {
+            id: "x".into(),
+            model: "m".into(),
+            content: "Hi".into(),
+            tool_calls: Vec::new(),
+            finish_reason: FinishReason::StopSequence("END".into()),
+            usage: Usage::default(),
+        };
+        let v = render_response(&resp, "msg_1", "m");
+        assert_eq!((v["stop_reason"].as_str(), v["stop_sequence"].as_str()), (Some("stop_sequence"), Some("END")));
+        let mut r = EventRenderer::new("msg_1", "m");
+        r.event(&ChatEvent::Usage(Usage { input_tokens: 7, output_tokens: 0 }));
+        assert_eq!(r.start()[0].1["message"]["usage"]["input_tokens"], 7);
+        r.event(&ChatEvent::Finish(FinishReason::Other("pause_turn".into())));
+        assert_eq!(r.finish().last().map(|e| e.0), Some("message_stop"));
+        assert_eq!(stop_reason(&FinishReason::Other("pause_turn".into())), "pause_turn");
     }
 
     #[test]

@@ -48,7 +48,8 @@ fn content_parts(v: &Value) -> Result<(String, Vec<ImagePart>), ProviderError> {
     }
 }
 
-/// Parses a request body. Unknown top-level fields (`response_format`, `seed`, …) pass through.
+/// Parses a request body. Unknown top-level fields (`response_format`, `seed`, …) pass through;
+/// `response_format` is checked first ([`ResponseFormat::parse`]).
 pub fn parse_request(body: &Value) -> Result<ParsedRequest, ProviderError> {
     let obj = body.as_object().ok_or_else(|| invalid("the request body must be a JSON object"))?;
     let model = obj
@@ -111,15 +112,21 @@ pub fn parse_request(body: &Value) -> Result<ParsedRequest, ProviderError> {
     let mut req = ChatRequest::new(model, messages);
     req.temperature = opt_f32(obj, "temperature")?;
     req.top_p = opt_f32(obj, "top_p")?;
-    req.max_tokens = match obj.get("max_completion_tokens").or_else(|| obj.get("max_tokens")) {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_u64()
-                .and_then(|n| u32::try_from(n).ok())
-                .filter(|n| *n > 0)
-                .ok_or_else(|| invalid("`max_tokens` must be a positive integer"))?,
-        ),
+    let positive = |key: &str| match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .map(Some)
+            .ok_or_else(|| invalid(format!("`{key}` must be a positive integer"))),
     };
+    let max_completion_tokens = positive("max_completion_tokens")?;
+    req.max_tokens = max_completion_tokens.or(positive("max_tokens")?);
+    if let Some(n) = max_completion_tokens {
+        // Tells OpenAI-format providers to send the limit under this name too.
+        req.extra.insert("max_completion_tokens".into(), json!(n));
+    }
     req.stop = match obj.get("stop") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::String(s)) => vec![s.clone()],
@@ -129,15 +136,20 @@ pub fn parse_request(body: &Value) -> Result<ParsedRequest, ProviderError> {
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(invalid("`stop` must be a string or an array of strings")),
     };
-    if let Some(n) = obj.get("n").and_then(Value::as_u64) {
-        if n != 1 {
-            return Err(invalid("only `n: 1` is supported"));
-        }
+    match obj.get("n") {
+        None | Some(Value::Null) => {}
+        Some(n) if n.as_u64() == Some(1) => {}
+        Some(n) => return Err(invalid(format!("`n` must be 1 (one choice per request); got {n}"))),
     }
-    if let Some(tools) = obj.get("tools") {
+    if let Some(tools) = obj.get("tools").filter(|t| !t.is_null()) {
         let tools = tools.as_array().ok_or_else(|| invalid("`tools` must be an array"))?;
         for t in tools {
-            let f = t.get("function").ok_or_else(|| invalid("each tool needs a `function`"))?;
+            match t.get("type").and_then(Value::as_str) {
+                None | Some("function") => {}
+                Some(other) => return Err(invalid(format!("tool type `{other}` is not supported; use `function`"))),
+            }
+            let f =
+                t.get("function").filter(|f| f.is_object()).ok_or_else(|| invalid("each tool needs a `function`"))?;
             let name =
                 f.get("name").and_then(Value::as_str).ok_or_else(|| invalid("each tool function needs a `name`"))?;
             check_tool_name(name)?;
@@ -151,7 +163,19 @@ pub fn parse_request(body: &Value) -> Result<ParsedRequest, ProviderError> {
             });
         }
     }
-    req.tool_choice = obj.get("tool_choice").filter(|v| !v.is_null()).cloned();
+    req.tool_choice = match obj.get("tool_choice").filter(|v| !v.is_null()) {
+        Some(tc) => Some(tool_choice(tc, &req.tools)?),
+        None => None,
+    };
+    if req.tools.is_empty() {
+        // `"none"` or `"auto"` without tools: nothing to choose (providers refuse a choice without tools).
+        req.tool_choice = None;
+    }
+    if let Some(p) = obj.get("parallel_tool_calls").filter(|v| !v.is_null()) {
+        if !p.is_boolean() {
+            return Err(invalid("`parallel_tool_calls` must be a boolean"));
+        }
+    }
     req.user = obj.get("user").and_then(Value::as_str).map(str::to_string);
     const KNOWN: &[&str] = &[
         "model",
@@ -173,15 +197,132 @@ pub fn parse_request(body: &Value) -> Result<ParsedRequest, ProviderError> {
             req.extra.insert(k.clone(), v.clone());
         }
     }
+    if req.tools.is_empty() {
+        // Providers refuse it without tools, and it means nothing then.
+        req.extra.remove("parallel_tool_calls");
+    }
+    if let Some(rf) = obj.get("response_format").filter(|v| !v.is_null()) {
+        // Checked here so a bad one is refused whichever provider the model is on.
+        ResponseFormat::parse(rf)?;
+    }
     let stream = obj.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let include_usage = body.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
     Ok(ParsedRequest { request: req, stream, include_usage })
+}
+
+/// OpenAI's `response_format`, checked: what shape the answer's text must have.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ResponseFormat {
+    /// `{"type": "text"}`: free text (the default).
+    Text,
+    /// `{"type": "json_object"}`: one JSON object, no schema.
+    JsonObject,
+    /// `{"type": "json_schema", "json_schema": {...}}`: JSON matching a schema.
+    JsonSchema {
+        /// `json_schema.name`, when given (1-64 characters of a-z, A-Z, 0-9, `_` or `-`).
+        name: Option<String>,
+        /// `json_schema.description`, when given.
+        description: Option<String>,
+        /// `json_schema.schema`: a JSON schema object.
+        schema: Value,
+        /// `json_schema.strict`, when given.
+        strict: Option<bool>,
+    },
+}
+
+impl ResponseFormat {
+    /// Parses and checks a `response_format` value; [`ProviderError::InvalidRequest`] when it is not
+    /// one of the three forms OpenAI accepts.
+    pub fn parse(v: &Value) -> Result<ResponseFormat, ProviderError> {
+        let obj = v
+            .as_object()
+            .ok_or_else(|| invalid("`response_format` must be an object such as {\"type\": \"json_object\"}"))?;
+        match obj.get("type").and_then(Value::as_str) {
+            Some("text") => Ok(ResponseFormat::Text),
+            Some("json_object") => Ok(ResponseFormat::JsonObject),
+            Some("json_schema") => {
+                let js = obj.get("json_schema").and_then(Value::as_object).ok_or_else(|| {
+                    invalid("`response_format.json_schema` is required for type `json_schema` and must be an object")
+                })?;
+                let schema = js.get("schema").filter(|s| s.is_object()).cloned().ok_or_else(|| {
+                    invalid("`response_format.json_schema.schema` is required and must be a JSON schema object")
+                })?;
+                let name = match js.get("name") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(n)) => {
+                        check_tool_name(n).map_err(|_| {
+                            invalid(format!(
+                                "`response_format.json_schema.name` `{n}` must be 1-64 characters of a-z, A-Z, 0-9, _ or -"
+                            ))
+                        })?;
+                        Some(n.clone())
+                    }
+                    Some(_) => return Err(invalid("`response_format.json_schema.name` must be a string")),
+                };
+                let description = match js.get("description") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(d)) => Some(d.clone()),
+                    Some(_) => return Err(invalid("`response_format.json_schema.description` must be a string")),
+                };
+                let strict = match js.get("strict") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::Bool(b)) => Some(*b),
+                    Some(_) => return Err(invalid("`response_format.json_schema.strict` must be a boolean")),
+                };
+                Ok(ResponseFormat::JsonSchema { name, description, schema, strict })
+            }
+            Some(other) => Err(invalid(format!(
+                "`response_format.type` `{other}` is not supported; use `text`, `json_object` or `json_schema`"
+            ))),
+            None => Err(invalid("`response_format.type` is required: `text`, `json_object` or `json_schema`")),
+        }
+    }
+}
+
+/// Checks OpenAI's `tool_choice`: `"none"`, `"auto"`, `"required"`, or
+/// `{"type": "function", "function": {"name": N}}` naming one of `tools`.
+fn tool_choice(tc: &Value, tools: &[ToolSpec]) -> Result<Value, ProviderError> {
+    match tc {
+        Value::String(s) if matches!(s.as_str(), "none" | "auto") => Ok(tc.clone()),
+        Value::String(s) if s == "required" => {
+            if tools.is_empty() {
+                return Err(invalid("`tool_choice: \"required\"` needs `tools`"));
+            }
+            Ok(tc.clone())
+        }
+        Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("function") => {
+            let name = tc
+                .pointer("/function/name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid("`tool_choice.function.name` is required"))?;
+            if !tools.iter().any(|t| t.name == name) {
+                return Err(invalid(format!("`tool_choice` names the function `{name}`, which is not in `tools`")));
+            }
+            Ok(json!({"type": "function", "function": {"name": name}}))
+        }
+        _ => Err(invalid(
+            "`tool_choice` must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", \"function\": {\"name\": ...}}",
+        )),
+    }
 }
 
 fn opt_f32(obj: &Map<String, Value>, key: &str) -> Result<Option<f32>, ProviderError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v.as_f64().map(|f| Some(f as f32)).ok_or_else(|| invalid(format!("`{key}` must be a number"))),
+    }
+}
+
+/// OpenAI's `finish_reason` for `f`: one of `stop`, `length`, `tool_calls`, `content_filter` (reasons
+/// OpenAI has no word for, such as Anthropic's `pause_turn`, read as `stop`).
+pub fn finish_reason(f: &FinishReason) -> &'static str {
+    match f {
+        FinishReason::Length => "length",
+        FinishReason::ToolCalls => "tool_calls",
+        FinishReason::ContentFilter => "content_filter",
+        FinishReason::Other(s) if s == "function_call" => "tool_calls",
+        _ => "stop",
     }
 }
 
@@ -207,7 +348,7 @@ pub fn render_response(resp: &ChatResponse, id: &str, created: i64, model: &str)
     }
     json!({
         "id": id, "object": "chat.completion", "created": created, "model": model,
-        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": resp.finish_reason.as_openai()}],
+        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish_reason(&resp.finish_reason)}],
         "usage": usage_json(resp.usage),
     })
 }
@@ -273,7 +414,7 @@ impl ChunkRenderer {
             }
             ChatEvent::Finish(f) if !self.finished => {
                 self.finished = true;
-                vec![self.chunk(json!({}), Some(f.as_openai()))]
+                vec![self.chunk(json!({}), Some(finish_reason(f)))]
             }
             _ => Vec::new(),
         }
@@ -284,7 +425,7 @@ impl ChunkRenderer {
         let mut out = Vec::new();
         if !self.finished {
             self.finished = true;
-            out.push(self.chunk(json!({}), Some(FinishReason::Stop.as_openai())));
+            out.push(self.chunk(json!({}), Some(finish_reason(&FinishReason::Stop))));
         }
         if self.include_usage {
             out.push(json!({
@@ -360,7 +501,7 @@ mod tests {
             (json!({"model": "m", "messages": []}), "empty"),
             (json!({"model": "m", "messages": [{"role": "wizard", "content": "x"}]}), "role"),
             (json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]}), "tool_call_id"),
-            (json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 2}), "n: 1"),
+            (json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 2}), "`n` must be 1"),
             (json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": -1}), "max_tokens"),
             (
                 json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "bad name"}}]}),
@@ -374,6 +515,79 @@ mod tests {
             let e = parse_request(&body).unwrap_err().to_string();
             assert!(e.contains(needle), "{body}: {e}");
         }
+    }
+
+    #[test]
+    fn checks_response_format() {
+        let with = |rf: Value| {
+            parse_request(&json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "response_format": rf}))
+        };
+        for ok in [
+            json!({"type": "text"}),
+            json!({"type": "json_object"}),
+            json!({"type": "json_schema", "json_schema": {"name": "w-1", "schema": {"type": "object"}, "strict": true}}),
+            json!({"type": "json_schema", "json_schema": {"schema": {}}}),
+        ] {
+            let r = with(ok.clone()).unwrap().request;
+            assert_eq!(r.extra["response_format"], ok, "passed on as given");
+        }
+        assert_eq!(
+            ResponseFormat::parse(&json!({"type": "json_schema", "json_schema": {"name": "w", "description": "d", "schema": {"type": "object"}, "strict": false}}))
+                .unwrap(),
+            ResponseFormat::JsonSchema {
+                name: Some("w".into()),
+                description: Some("d".into()),
+                schema: json!({"type": "object"}),
+                strict: Some(false)
+            }
+        );
+        for (bad, needle) in [
+            (json!("json"), "must be an object"),
+            (json!({}), "type` is required"),
+            (json!({"type": "xml"}), "`xml` is not supported"),
+            (json!({"type": "json_schema"}), "json_schema` is required"),
+            (json!({"type": "json_schema", "json_schema": {"name": "w"}}), "schema` is required"),
+            (json!({"type": "json_schema", "json_schema": {"name": "w", "schema": "{}"}}), "schema` is required"),
+            (json!({"type": "json_schema", "json_schema": {"name": "bad name", "schema": {}}}), "name"),
+            (json!({"type": "json_schema", "json_schema": {"schema": {}, "strict": "yes"}}), "strict"),
+        ] {
+            let e = with(bad.clone()).unwrap_err().to_string();
+            assert!(e.contains(needle), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn checks_tool_choice_and_keeps_the_limits_name() {
+        let base = json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+            "tools": [{"type": "function", "function": {"name": "wx"}}]});
+        for tc in
+            [json!("none"), json!("auto"), json!("required"), json!({"type": "function", "function": {"name": "wx"}})]
+        {
+            let mut b = base.clone();
+            b["tool_choice"] = tc.clone();
+            assert_eq!(parse_request(&b).unwrap().request.tool_choice, Some(tc));
+        }
+        for tc in [json!("any"), json!({"type": "function", "function": {"name": "nope"}}), json!({"type": "tool"})] {
+            let mut b = base.clone();
+            b["tool_choice"] = tc.clone();
+            assert!(parse_request(&b).is_err(), "{tc}");
+        }
+        // Without tools, `auto` and `parallel_tool_calls` mean nothing and are dropped.
+        let r = parse_request(&json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+            "tool_choice": "auto", "parallel_tool_calls": false, "max_tokens": 9}))
+        .unwrap()
+        .request;
+        assert_eq!(r.tool_choice, None);
+        assert!(r.extra.is_empty(), "{:?}", r.extra);
+        assert_eq!(r.max_tokens, Some(9));
+        let r = parse_request(&json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+            "max_tokens": 9, "max_completion_tokens": 7}))
+        .unwrap()
+        .request;
+        assert_eq!(r.max_tokens, Some(7));
+        assert_eq!(r.extra["max_completion_tokens"], 7);
+        assert_eq!(finish_reason(&FinishReason::StopSequence("END".into())), "stop");
+        assert_eq!(finish_reason(&FinishReason::Other("pause_turn".into())), "stop");
     }
 
     #[test]

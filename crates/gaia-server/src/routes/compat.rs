@@ -32,7 +32,12 @@ enum Api {
 fn error(api: Api, status: StatusCode, message: &str) -> Response {
     let body = match api {
         Api::OpenAi => {
-            let code = (status == StatusCode::NOT_FOUND).then_some("model_not_found");
+            let code = match status {
+                StatusCode::NOT_FOUND => Some("model_not_found"),
+                StatusCode::TOO_MANY_REQUESTS => Some("rate_limit_exceeded"),
+                StatusCode::UNAUTHORIZED => Some("invalid_api_key"),
+                _ => None,
+            };
             openai::error_body(message, openai::error_type(status.as_u16()), code)
         }
         Api::Anthropic => anthropic::error_body(status.as_u16(), message),
@@ -59,8 +64,18 @@ pub fn models_errors(headers: &HeaderMap, e: ApiError) -> Response {
     api_error(if headers.contains_key("anthropic-version") { Api::Anthropic } else { Api::OpenAi }, e)
 }
 
+/// A provider failure in the API's shape; a rate limit keeps the provider's `retry-after`, which the
+/// official SDKs honour when they retry.
 fn provider_error(api: Api, e: ProviderError) -> Response {
-    api_error(api, ApiError::from(e))
+    let retry_after = match &e {
+        ProviderError::RateLimited { retry_after: Some(d), .. } => Some(d.as_secs_f64().ceil().max(1.0) as u64),
+        _ => None,
+    };
+    let mut resp = api_error(api, ApiError::from(e));
+    if let Some(secs) = retry_after {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
 }
 
 fn parse_body(api: Api, body: Result<Bytes, BytesRejection>) -> Result<Value, Response> {
@@ -279,7 +294,18 @@ pub async fn messages(
     let ev = |(name, v): (&'static str, Value)| Event::named(name, &v.to_string());
     let events = async_stream::stream! {
         let _ticket = ticket;
+        // `message_start` waits for the upstream's first events (the router already waited for the
+        // first token), so that it carries the input tokens when the provider reports them up front.
+        let mut first = None;
+        while let Some(item) = upstream.next().await {
+            match item {
+                Ok(ChatEvent::Start { .. }) => {}
+                Ok(u @ ChatEvent::Usage(_)) => { renderer.event(&u); }
+                other => { first = Some(other); break; }
+            }
+        }
         for e in renderer.start() { yield ev(e); }
+        let mut upstream = futures::stream::iter(first).chain(upstream);
         let mut failed = false;
         while let Some(item) = upstream.next().await {
             match item {

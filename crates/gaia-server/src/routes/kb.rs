@@ -52,6 +52,23 @@ fn fail(status: StatusCode, kind: &str, message: impl Into<String>) -> KbReply {
     }
 }
 
+/// Access errors of the knowledge-base routes (401 before the handler runs, 403 when the caller has
+/// no knowledge-base permission at all) in the same envelope as their other answers.
+pub fn access_errors(_: &HeaderMap, e: crate::error::ApiError) -> Response {
+    let kind = match e.status {
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        s if s.is_client_error() => "invalid_input",
+        _ => "error",
+    };
+    let mut resp = fail(e.status, kind, e.message).into_response();
+    if e.status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
+    }
+    resp
+}
+
 fn kb_error(e: KbError) -> KbReply {
     let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if status.is_server_error() {
@@ -156,8 +173,10 @@ pub async fn search(
                 tags,
                 paths: None,
             };
+            let (limit, offset) = (opts.limit, opts.offset);
             let r = kb.search(&opts).map_err(kb_error)?;
-            Ok(ok(t, &r.hits, json!({"total": r.total, "mode": mode})))
+            let meta = json!({"total": r.total, "count": r.hits.len(), "limit": limit, "offset": offset, "mode": mode});
+            Ok(ok(t, &r.hits, meta))
         }
         "exact" | "regex" => {
             let opts = GrepOptions {
@@ -239,6 +258,12 @@ pub async fn context(
     let t = Instant::now();
     let (kb, q) = (view(&st, &p).await?, query(q)?);
     let c = kb.context(&q.name, q.max_tokens.unwrap_or(4000)).map_err(kb_error)?;
+    if c.documents.is_empty() && !c.omitted.is_empty() {
+        return Err(kb_error(KbError::InvalidInput(format!(
+            "max_tokens {} is too small for any document about {:?}",
+            c.max_tokens, q.name
+        ))));
+    }
     if c.documents.is_empty() {
         return Err(kb_error(KbError::NotFound(format!("nothing in the knowledge base about {:?}", q.name))));
     }
@@ -389,7 +414,8 @@ fn verify_webhook(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
     mac.verify_slice(&given).is_ok()
 }
 
-/// `POST /api/v1/kb/webhook`: a push notification from the git host; starts a sync and answers 202.
+/// `POST /api/v1/kb/webhook`: a push notification from the git host; starts a sync and answers 202
+/// (`{"sync": "started"}`, or `"skipped"` for a push to another branch than `kb.branch`).
 pub async fn webhook(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> KbResult {
     let t = Instant::now();
     let kb = kb(&st)?;
@@ -402,6 +428,14 @@ pub async fn webhook(State(st): State<AppState>, headers: HeaderMap, body: Bytes
     };
     if !verify_webhook(&secret, &headers, &body) {
         return Err(fail(StatusCode::UNAUTHORIZED, "unauthorized", "bad or missing webhook signature"));
+    }
+    // A push to another branch (GitHub and GitLab name it in `ref`) changes nothing here.
+    let pushed_ref = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v["ref"].as_str().map(str::to_string));
+    let followed = format!("refs/heads/{}", kb.config().branch);
+    if let Some(other) = pushed_ref.filter(|r| *r != followed) {
+        let mut reply = ok(t, json!({"sync": "skipped", "reason": format!("{other} is not {followed}")}), json!({}));
+        reply.status = StatusCode::ACCEPTED;
+        return Ok(reply);
     }
     tokio::spawn(async move {
         if let Err(e) = kb.sync().await {

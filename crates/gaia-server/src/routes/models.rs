@@ -21,19 +21,34 @@ pub struct ModelFilter {
     /// Only models with at least this context window.
     #[serde(default)]
     pub min_context: Option<u32>,
+    /// Only models whose catalog entry lists these capabilities (`tools`, `vision`, `streaming`;
+    /// several separated by commas must all be there). Models without known capabilities never match.
+    #[serde(default)]
+    pub capability: Option<String>,
     /// Only models whose provider is currently up.
     #[serde(default)]
     pub healthy: Option<bool>,
 }
 
-/// Models of every configured provider (an empty list when none is configured), with price and
-/// provider health.
+/// Models of every configured provider (an empty list when none is configured), with context
+/// window, capabilities, price and provider health.
 pub async fn list(
     State(state): State<AppState>,
     Auth(_): Auth,
     q: Result<Query<ModelFilter>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let Query(f) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if f.max_price.is_some_and(|p| !p.is_finite() || p < 0.0) {
+        return Err(ApiError::bad_request("max_price must be a non-negative number"));
+    }
+    let wanted: Vec<String> = f
+        .capability
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(|c| c.trim().to_ascii_lowercase())
+        .filter(|c| !c.is_empty())
+        .collect();
     let reg = state.providers();
     let mut data = Vec::new();
     for m in reg.list_models().await {
@@ -43,12 +58,14 @@ pub async fn list(
             || f.max_price.is_some_and(|max| price.is_none_or(|p| p.output > max))
             || f.min_context.is_some_and(|min| m.context_window.is_none_or(|c| c < min))
             || f.healthy.is_some_and(|h| h != up)
+            || !wanted.iter().all(|w| m.capabilities.iter().any(|c| c.eq_ignore_ascii_case(w)))
         {
             continue;
         }
         data.push(json!({
             "id": m.id, "object": "model", "provider": m.provider, "owned_by": m.provider,
-            "context_window": m.context_window, "price": price, "provider_up": up,
+            "context_window": m.context_window, "capabilities": m.capabilities, "price": price,
+            "provider_up": up,
         }));
     }
     Ok(Json(json!({"object": "list", "data": data})))

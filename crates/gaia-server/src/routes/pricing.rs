@@ -21,8 +21,7 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let out: Vec<Value> = models
         .iter()
         .map(|m| {
-            let configured = state.providers().price(&m.provider, &m.id);
-            let price = state.quotas().price_at(&m.provider, &m.id, now, configured);
+            let price = state.providers().price_at(&m.provider, &m.id, now);
             let upcoming: Vec<_> = state
                 .quotas()
                 .prices()

@@ -187,12 +187,7 @@ pub async fn report(
                 of.push("-");
             }
             for team in of {
-                let t = teams.entry(team.to_string()).or_default();
-                t.requests += g.totals.requests;
-                t.errors += g.totals.errors;
-                t.input_tokens += g.totals.input_tokens;
-                t.output_tokens += g.totals.output_tokens;
-                t.cost_usd += g.totals.cost_usd;
+                *teams.entry(team.to_string()).or_default() += &g.totals;
             }
         }
         let mut v: Vec<UsageGroup> = teams.into_iter().map(|(key, totals)| UsageGroup { key, totals }).collect();
@@ -205,22 +200,7 @@ pub async fn report(
         let body = json!({"group_by": by, "user_id": f.user_id, "since": f.since, "until": f.until, "groups": groups});
         return Ok(Json(body).into_response());
     }
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([by, "requests", "errors", "input_tokens", "output_tokens", "cost_usd"])
-        .map_err(ApiError::internal)?;
-    for g in groups {
-        let t = g.totals;
-        w.write_record([
-            g.key,
-            t.requests.to_string(),
-            t.errors.to_string(),
-            t.input_tokens.to_string(),
-            t.output_tokens.to_string(),
-            format!("{:.8}", t.cost_usd),
-        ])
-        .map_err(ApiError::internal)?;
-    }
-    let body = w.into_inner().map_err(ApiError::internal)?;
+    let body = UsageGroup::to_csv(by, &groups);
     let disposition = format!("attachment; filename=\"gaia-usage-by-{by}.csv\"");
     Ok((
         [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, disposition)],

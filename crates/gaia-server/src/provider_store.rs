@@ -1,0 +1,203 @@
+//! Providers added, replaced or removed at runtime through the admin API, kept in the database
+//! (`runtime_providers`) so that they survive a restart and reach every instance.
+//!
+//! At start-up the stored changes are applied over the configuration's `[[providers]]`: an added or
+//! replaced provider is built from its stored entry, a removed one is taken out of the registry (even
+//! when `gaia.toml` lists it, until an administrator adds it again). A background task re-reads the
+//! table every [`SYNC_INTERVAL`] and applies what other instances changed. Keys named by
+//! `api_key_env` are read from each instance's environment and never stored; a key given directly
+//! (`api_key`) is stored encrypted ([`gaia_core::secrets`], under `secrets_key` or a key derived from
+//! `jwt_secret`: see [`gaia_core::Config::secrets`]) and decrypted here. Keys stored in clear by
+//! earlier versions still load, and are encrypted in place as soon as a key is configured.
+//!
+//! A provider whose stored key cannot be decrypted (the secrets key changed) does not stop start-up:
+//! it is registered as a stand-in that is down, whose health and errors say why, until the right key
+//! is configured again or an administrator adds the provider again with its key.
+
+use async_trait::async_trait;
+use gaia_core::secrets::{Secrets, SecretsError};
+use gaia_core::storage::{RuntimeProvider, Storage};
+use gaia_core::types::ModelInfo;
+use gaia_providers::{
+    ChatRequest, ChatResponse, ChatStream, Provider, ProviderError, ProviderHealth, ProviderRegistry,
+};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often each instance re-reads the runtime provider changes.
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Stands in for a provider whose stored API key cannot be decrypted: always down, and every call
+/// fails with a message saying why (never the key).
+struct Undecryptable {
+    name: String,
+    message: String,
+}
+
+impl Undecryptable {
+    fn error(&self) -> ProviderError {
+        ProviderError::NotConfigured(self.message.clone())
+    }
+}
+
+#[async_trait]
+impl Provider for Undecryptable {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn list_models(&self) -> Result<Vec<ModelInfo>, ProviderError> {
+        Err(self.error())
+    }
+
+    async fn chat(&self, _req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+        Err(self.error())
+    }
+
+    async fn chat_stream(&self, _req: &ChatRequest) -> Result<ChatStream, ProviderError> {
+        Err(self.error())
+    }
+
+    async fn health(&self) -> ProviderHealth {
+        ProviderHealth { provider: self.name.clone(), ok: false, latency_ms: 0, message: Some(self.message.clone()) }
+    }
+}
+
+/// Why a stored key does not open under the configured secrets key.
+const ANOTHER_KEY: &str = "it was encrypted under another secrets key (was GAIA_SECRETS_KEY changed, or the \
+GAIA_JWT_SECRET it is derived from when GAIA_SECRETS_KEY is unset?) or altered";
+
+/// Skips the provider `name`, whose stored key cannot be opened: logs why (never a key) and puts a
+/// stand-in in its place that shows it down with that reason.
+fn skip_undecryptable(registry: &ProviderRegistry, name: &str, error: &SecretsError) {
+    let reason = match error {
+        SecretsError::NoKey => "no secrets key is configured".to_string(),
+        SecretsError::Undecryptable => ANOTHER_KEY.to_string(),
+        other => other.to_string(),
+    };
+    let message = format!(
+        "provider {name} is skipped: its stored API key cannot be decrypted: {reason}. Set GAIA_SECRETS_KEY to \
+         the key it was stored with, or add the provider again with its key (PUT /api/v1/providers/{name})"
+    );
+    tracing::error!(provider = %name, "{message}");
+    registry.remove(name);
+    registry.register(Arc::new(Undecryptable { name: name.to_string(), message: message.clone() }));
+    registry.stats(name).probe_failed(Duration::ZERO, &message);
+}
+
+/// Applies one stored change to `registry`, its keys opened with `secrets`; `false` (logged) when
+/// the entry cannot be set up here.
+fn apply(registry: &ProviderRegistry, change: &RuntimeProvider, secrets: Option<&Secrets>) -> bool {
+    let opened = match change.open_entry(secrets) {
+        Ok(opened) => opened,
+        Err(e) => {
+            skip_undecryptable(registry, &change.name, &e);
+            return false;
+        }
+    };
+    let Some(opened) = opened else {
+        if registry.remove(&change.name) {
+            tracing::info!(provider = %change.name, "provider removed at runtime (stored change applied)");
+        }
+        return true;
+    };
+    let mut entry = opened.entry;
+    if let Err(e) = entry.resolve_process_env_keys() {
+        tracing::error!(provider = %change.name, error = %e, "cannot set up a provider added at runtime");
+        return false;
+    }
+    match registry.add_entry(&entry) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(provider = %change.name, error = %e, "cannot set up a provider added at runtime");
+            false
+        }
+    }
+}
+
+/// Keeps a registry in step with the stored runtime changes.
+#[derive(Debug, Default)]
+pub struct ProviderSync {
+    /// The change time (ms) of each provider name last applied.
+    seen: HashMap<String, i64>,
+    /// The keys opening (and sealing again) the stored API keys.
+    secrets: Option<Secrets>,
+}
+
+impl ProviderSync {
+    /// A sync that has applied nothing yet, opening stored keys with `secrets` (from
+    /// [`gaia_core::Config::secrets`]; `None` when no key is configured: only entries without a
+    /// stored key, or stored in clear by earlier versions, can be set up then).
+    pub fn new(secrets: Option<Secrets>) -> Self {
+        ProviderSync { seen: HashMap::new(), secrets }
+    }
+
+    /// Encrypts in place the keys of a change stored in clear (or under a previous key), so that the
+    /// database no longer holds them readable. Best effort: the change still applies if this fails.
+    async fn reseal(&self, storage: &Storage, change: &RuntimeProvider) {
+        let (Some(secrets), Ok(Some(opened))) = (&self.secrets, change.open_entry(self.secrets.as_ref())) else {
+            return;
+        };
+        if !opened.reseal {
+            return;
+        }
+        match storage.reseal_runtime_provider(change, &opened.entry, secrets).await {
+            Ok(true) => {
+                tracing::info!(provider = %change.name, "stored API key encrypted with the current secrets key")
+            }
+            Ok(false) => {} // Changed meanwhile: the new change is stored encrypted.
+            Err(e) => tracing::warn!(provider = %change.name, error = %e, "cannot encrypt the stored API key"),
+        }
+    }
+
+    /// Applies every stored change newer than what this sync applied before; returns how many were
+    /// applied. The first call applies them all (start-up).
+    pub async fn apply_changes(
+        &mut self,
+        storage: &Storage,
+        registry: &ProviderRegistry,
+    ) -> Result<usize, gaia_core::CoreError> {
+        let changes = storage.list_runtime_providers().await?;
+        let mut applied = 0;
+        for c in &changes {
+            let at = c.updated_at.timestamp_millis();
+            if self.seen.get(&c.name) == Some(&at) {
+                continue;
+            }
+            if apply(registry, c, self.secrets.as_ref()) {
+                applied += 1;
+            }
+            if self.secrets.is_some() {
+                self.reseal(storage, c).await;
+            } else if c.entry.as_ref().is_some_and(|e| {
+                e.api_key
+                    .iter()
+                    .chain(e.deployments.iter().filter_map(|d| d.api_key.as_ref()))
+                    .any(|k| !Secrets::is_sealed(k))
+            }) {
+                tracing::warn!(
+                    provider = %c.name,
+                    "the stored API key of this provider is not encrypted: set GAIA_SECRETS_KEY to encrypt it"
+                );
+            }
+            self.seen.insert(c.name.clone(), at);
+        }
+        Ok(applied)
+    }
+
+    /// Re-reads the changes every `interval` in a background task, for as long as the process runs.
+    pub fn spawn(mut self, storage: Storage, registry: ProviderRegistry, interval: Duration) {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = self.apply_changes(&storage, &registry).await {
+                    tracing::warn!(error = %e, "cannot read the runtime provider changes");
+                }
+            }
+        });
+    }
+}
