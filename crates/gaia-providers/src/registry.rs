@@ -348,6 +348,16 @@ impl ProviderRegistry {
     /// [`DISCOVERY_RETRY`]: meanwhile its error is returned at once, or the last list discovered, if
     /// any, is kept.
     async fn models_of(&self, p: &Arc<dyn Provider>) -> Result<Vec<ModelInfo>, ProviderError> {
+        // The common case, on every request: a fresh list, under the shared lock only (a write lock
+        // here serialises every request, and a worker preempted while holding it stalls the others).
+        {
+            let g = self.read();
+            if let Some((at, models)) = g.models.get(p.name()) {
+                if at.elapsed() < g.models_ttl.unwrap_or(MODELS_TTL) {
+                    return Ok(models.clone());
+                }
+            }
+        }
         {
             let mut g = self.write();
             let cached = g.models.get(p.name()).cloned();

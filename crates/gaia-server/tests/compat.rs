@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{sse_data, start, TestServer};
+use common::{named_events, sse_data, start, TestServer};
 use gaia_core::testing::sqlite_db;
 use gaia_providers::mock::MockConfig;
 use serde_json::{json, Value};
@@ -24,25 +24,6 @@ fn tool_openai() -> Value {
 fn tool_anthropic() -> Value {
     json!([{"name": "search_kb", "description": "Search the world",
         "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}}])
-}
-
-/// (event name, data) pairs of an SSE body.
-fn named_events(body: &str) -> Vec<(String, Value)> {
-    body.split("\n\n")
-        .filter(|b| !b.trim().is_empty())
-        .filter_map(|b| {
-            let mut name = String::new();
-            let mut data = None;
-            for l in b.lines() {
-                if let Some(n) = l.strip_prefix("event: ").or_else(|| l.strip_prefix("event:")) {
-                    name = n.trim().to_string();
-                } else if let Some(d) = l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")) {
-                    data = serde_json::from_str(d).ok();
-                }
-            }
-            data.map(|d| (name, d))
-        })
-        .collect()
 }
 
 #[tokio::test]

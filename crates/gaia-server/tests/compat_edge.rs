@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{sse_data, start, start_with, TestServer};
+use common::{named_events, sse_data, start, start_with, TestServer};
 use gaia_core::testing::sqlite_db;
 use gaia_core::Config;
 use gaia_providers::mock::MockConfig;
@@ -34,25 +34,6 @@ fn tools_anthropic() -> Value {
             "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}},
         {"name": "lookup", "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}}}
     ])
-}
-
-/// (event name, data) pairs of an SSE body.
-fn named_events(body: &str) -> Vec<(String, Value)> {
-    body.split("\n\n")
-        .filter(|b| !b.trim().is_empty())
-        .filter_map(|b| {
-            let mut name = String::new();
-            let mut data = None;
-            for l in b.lines() {
-                if let Some(n) = l.strip_prefix("event: ") {
-                    name = n.trim().to_string();
-                } else if let Some(d) = l.strip_prefix("data: ") {
-                    data = serde_json::from_str(d).ok();
-                }
-            }
-            data.map(|d| (name, d))
-        })
-        .collect()
 }
 
 impl Ctx<'_> {

@@ -170,6 +170,25 @@ pub fn sse_data(body: &str) -> Vec<String> {
         .collect()
 }
 
+/// (event name, data) pairs of an SSE body.
+pub fn named_events(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
+        .filter(|b| !b.trim().is_empty())
+        .filter_map(|b| {
+            let mut name = String::new();
+            let mut data = None;
+            for l in b.lines() {
+                if let Some(n) = l.strip_prefix("event: ").or_else(|| l.strip_prefix("event:")) {
+                    name = n.trim().to_string();
+                } else if let Some(d) = l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")) {
+                    data = serde_json::from_str(d).ok();
+                }
+            }
+            data.map(|d| (name, d))
+        })
+        .collect()
+}
+
 /// Polls `cond` up to ~5 s.
 pub async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
     for _ in 0..250 {
