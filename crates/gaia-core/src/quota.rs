@@ -41,7 +41,6 @@ use crate::events::{Event, EventBus};
 use crate::pricing::{EffectivePrice, PriceBook};
 use crate::ratelimit::{Decision, Limit, RateLimiter};
 use crate::storage::{Budget, LimitScope, RateLimitOverride, Storage};
-use crate::types::ModelPrice;
 use chrono::{DateTime, Utc};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
@@ -522,17 +521,6 @@ impl Quotas {
     pub fn prices(&self) -> Arc<PriceBook> {
         self.inner.prices.read().map(|r| r.clone()).unwrap_or_default()
     }
-
-    /// The price of `model` at `provider` at `at`: the recorded one in effect, else `configured`.
-    pub fn price_at(
-        &self,
-        provider: &str,
-        model: &str,
-        at: DateTime<Utc>,
-        configured: Option<ModelPrice>,
-    ) -> Option<EffectivePrice> {
-        self.prices().resolve(provider, model, at, configured)
-    }
 }
 
 /// The recorded prices of the price book (as last reloaded).
@@ -546,7 +534,7 @@ impl crate::pricing::PriceSource for Quotas {
 mod tests {
     use super::*;
     use crate::storage::{BudgetPeriod, NewBudget, NewUsage};
-    use crate::types::Usage;
+    use crate::types::{ModelPrice, Usage};
 
     async fn quotas(defaults: LimitsConfig) -> (Quotas, Storage) {
         let storage = Storage::connect("sqlite::memory:").await.unwrap();
@@ -637,7 +625,8 @@ mod tests {
         let (q, storage) = quotas(LimitsConfig::default()).await;
         let configured = Some(ModelPrice { input: 1.0, output: 2.0 });
         let usage = Usage { input_tokens: 1_000_000, output_tokens: 0 };
-        let cost = |model: &str, configured| q.price_at("p", model, Utc::now(), configured).map(|p| p.cost(usage));
+        let cost =
+            |model: &str, configured| q.prices().resolve("p", model, Utc::now(), configured).map(|p| p.cost(usage));
         assert_eq!(cost("m", configured), Some(1.0));
         storage
             .add_price("p", "m", ModelPrice { input: 3.0, output: 3.0 }, Utc::now() - chrono::Duration::hours(1), None)
@@ -652,7 +641,7 @@ mod tests {
         use crate::pricing::PriceSource;
         assert_eq!(q.recorded_price("p", "m", Utc::now()).unwrap().price.input, 3.0);
         assert!(q.recorded_price("p", "other", Utc::now()).is_none());
-        let tomorrow = q.price_at("p", "m", Utc::now() + chrono::Duration::days(2), configured).unwrap();
+        let tomorrow = q.prices().resolve("p", "m", Utc::now() + chrono::Duration::days(2), configured).unwrap();
         assert_eq!(tomorrow.price.input, 9.0);
         assert_eq!(cost("unknown", None), None);
     }

@@ -244,10 +244,16 @@ impl Context {
     pub fn to_prompt(&self) -> String {
         let mut out = String::new();
         for d in &self.documents {
-            out.push_str(&format!("## {} ({})\n\n{}\n\n", d.title, d.path, d.content.trim_end()));
+            out.push_str(&prompt_frame(&d.title, &d.path, d.content.trim_end()));
         }
         out
     }
+}
+
+/// One document of [`Context::to_prompt`]: its title and path as a heading, then `content`. With
+/// an empty `content`, what the document adds to the prompt besides its text (counted in budgets).
+fn prompt_frame(title: &str, path: &str, content: &str) -> String {
+    format!("## {title} ({path})\n\n{content}\n\n")
 }
 
 /// What a sync did.
@@ -995,7 +1001,7 @@ impl Kb {
             }
             let Some(d) = docs.by_path.get(&p) else { continue };
             // The document's header in the prompt counts too (see `Context::to_prompt`).
-            let header = crate::document::estimate_tokens(&format!("## {} ({})\n\n\n\n", d.note.title, p)) + 1;
+            let header = crate::document::estimate_tokens(&prompt_frame(&d.note.title, &p, "")) + 1;
             let tokens = d.estimated_tokens() + header;
             let left = max_tokens - out.total_tokens;
             if tokens <= left {
