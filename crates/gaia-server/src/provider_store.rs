@@ -16,7 +16,7 @@
 
 use async_trait::async_trait;
 use gaia_core::secrets::{Secrets, SecretsError};
-use gaia_core::storage::{RuntimeProvider, Storage};
+use gaia_core::storage::{OpenedEntry, RuntimeProvider, Storage};
 use gaia_core::types::ModelInfo;
 use gaia_providers::{
     ChatRequest, ChatResponse, ChatStream, Provider, ProviderError, ProviderHealth, ProviderRegistry,
@@ -86,31 +86,32 @@ fn skip_undecryptable(registry: &ProviderRegistry, name: &str, error: &SecretsEr
     registry.stats(name).probe_failed(Duration::ZERO, &message);
 }
 
-/// Applies one stored change to `registry`, its keys opened with `secrets`; `false` (logged) when
-/// the entry cannot be set up here.
-fn apply(registry: &ProviderRegistry, change: &RuntimeProvider, secrets: Option<&Secrets>) -> bool {
-    let opened = match change.open_entry(secrets) {
+/// Applies the stored change of provider `name` to `registry`, given its entry as opened by
+/// [`RuntimeProvider::open_entry`] (`None`: removed); `false` (logged) when the entry cannot be set
+/// up here.
+fn apply(registry: &ProviderRegistry, name: &str, opened: &Result<Option<OpenedEntry>, SecretsError>) -> bool {
+    let opened = match opened {
         Ok(opened) => opened,
         Err(e) => {
-            skip_undecryptable(registry, &change.name, &e);
+            skip_undecryptable(registry, name, e);
             return false;
         }
     };
     let Some(opened) = opened else {
-        if registry.remove(&change.name) {
-            tracing::info!(provider = %change.name, "provider removed at runtime (stored change applied)");
+        if registry.remove(name) {
+            tracing::info!(provider = %name, "provider removed at runtime (stored change applied)");
         }
         return true;
     };
-    let mut entry = opened.entry;
+    let mut entry = opened.entry.clone();
     if let Err(e) = entry.resolve_process_env_keys() {
-        tracing::error!(provider = %change.name, error = %e, "cannot set up a provider added at runtime");
+        tracing::error!(provider = %name, error = %e, "cannot set up a provider added at runtime");
         return false;
     }
     match registry.add_entry(&entry) {
         Ok(()) => true,
         Err(e) => {
-            tracing::error!(provider = %change.name, error = %e, "cannot set up a provider added at runtime");
+            tracing::error!(provider = %name, error = %e, "cannot set up a provider added at runtime");
             false
         }
     }
@@ -133,12 +134,10 @@ impl ProviderSync {
         ProviderSync { seen: HashMap::new(), secrets }
     }
 
-    /// Encrypts in place the keys of a change stored in clear (or under a previous key), so that the
-    /// database no longer holds them readable. Best effort: the change still applies if this fails.
-    async fn reseal(&self, storage: &Storage, change: &RuntimeProvider) {
-        let (Some(secrets), Ok(Some(opened))) = (&self.secrets, change.open_entry(self.secrets.as_ref())) else {
-            return;
-        };
+    /// Encrypts in place the keys of a change stored in clear (or under a previous key), given its
+    /// opened entry, so that the database no longer holds them readable. Best effort: the change
+    /// still applies if this fails.
+    async fn reseal(storage: &Storage, change: &RuntimeProvider, opened: &OpenedEntry, secrets: &Secrets) {
         if !opened.reseal {
             return;
         }
@@ -165,11 +164,15 @@ impl ProviderSync {
             if self.seen.get(&c.name) == Some(&at) {
                 continue;
             }
-            if apply(registry, c, self.secrets.as_ref()) {
+            // Opened once: to set the provider up, then to seal its keys again if they need it.
+            let opened = c.open_entry(self.secrets.as_ref());
+            if apply(registry, &c.name, &opened) {
                 applied += 1;
             }
-            if self.secrets.is_some() {
-                self.reseal(storage, c).await;
+            if let Some(secrets) = &self.secrets {
+                if let Ok(Some(opened)) = &opened {
+                    Self::reseal(storage, c, opened, secrets).await;
+                }
             } else if c.entry.as_ref().is_some_and(|e| {
                 e.api_key
                     .iter()
