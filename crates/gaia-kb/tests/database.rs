@@ -1,6 +1,6 @@
 //! `database` and `hybrid` modes, on SQLite and on PostgreSQL (when `GAIA_TEST_DATABASE_URL` is set).
 
-mod common;
+use crate::common;
 
 use gaia_core::testing::database_urls;
 use gaia_kb::{Author, Kb, KbConfig, KbError, KbStorageMode, SearchOptions, SyncState, WriteRequest};

@@ -1,7 +1,7 @@
 //! Git mode against a `file://` remote: clone, edits as commits by their authors, pushes, fast-forward
 //! syncs that re-index only what changed, rebases of local commits, conflicts.
 
-mod common;
+use crate::common;
 
 use common::git;
 use gaia_kb::{Author, Kb, KbConfig, KbError, SearchOptions, SyncState, WriteRequest};

@@ -1,7 +1,7 @@
 //! Semantic search (feature `semantic`) with the deterministic hashing embedder and a custom one.
 #![cfg(feature = "semantic")]
 
-mod common;
+use crate::common;
 
 use gaia_kb::semantic::{Embedder, HashEmbedder};
 use gaia_kb::{Kb, KbConfig, WriteRequest};

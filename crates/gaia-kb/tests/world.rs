@@ -1,6 +1,6 @@
 //! The knowledge base over the sample world vault (`../shared/kb-fixtures/world`), in a plain folder.
 
-mod common;
+use crate::common;
 
 use gaia_kb::{ContextReason, GrepOptions, Kb, KbConfig, KbError, KbTools, SearchOptions, WriteRequest};
 use serde_json::json;

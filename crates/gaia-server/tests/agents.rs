@@ -2,7 +2,7 @@
 //! written here, over Streamable HTTP), the mock upstream scripted to call its tools, streaming
 //! progress, the stored conversation, warm agents reusing their connection, the cost ceiling.
 
-mod common;
+use crate::common;
 
 use common::start_with;
 use gaia_core::testing::sqlite_db;

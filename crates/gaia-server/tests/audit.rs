@@ -2,7 +2,7 @@
 //! writes and access-control changes, readable by administrators only, without secrets.
 //! SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use common::start;
 use gaia_core::testing::database_urls;

@@ -1,6 +1,6 @@
 //! Authentication over HTTP: API keys, JWTs, local users, refresh tokens. SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use common::start;
 use gaia_core::auth::{Claims, JwtKeys};

@@ -7,7 +7,7 @@
 //! `GAIA_CHROMIUM` override the paths. Without them the test is skipped, unless
 //! `GAIA_REQUIRE_SERVICES=1`, where a missing browser is a failure.
 
-mod common;
+use crate::common;
 
 use common::start;
 use fantoccini::{Client, ClientBuilder, Locator};

@@ -1,6 +1,6 @@
 //! Chat over HTTP through both providers (OpenAI and Anthropic formats) on the mock upstream.
 
-mod common;
+use crate::common;
 
 use common::{eventually, sse_data, start};
 use gaia_core::testing::{database_urls, sqlite_db};

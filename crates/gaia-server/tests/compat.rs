@@ -1,6 +1,6 @@
 //! The OpenAI- and Anthropic-compatible endpoints, each reaching both providers (translation both ways).
 
-mod common;
+use crate::common;
 
 use common::{named_events, sse_data, start, TestServer};
 use gaia_core::testing::sqlite_db;

@@ -3,7 +3,7 @@
 //! `tool_choice` and finish reasons translated both ways, content blocks, auth headers, bad input and
 //! upstream faults.
 
-mod common;
+use crate::common;
 
 use common::{named_events, sse_data, start, start_with, TestServer};
 use gaia_core::testing::sqlite_db;

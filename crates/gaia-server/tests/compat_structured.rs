@@ -4,7 +4,7 @@
 //! `is_error` sent to a GPT model. Real HTTP through the server against the mock upstream, checking
 //! both what the upstream received and what the client got.
 
-mod common;
+use crate::common;
 
 use common::{sse_data, start, TestServer};
 use gaia_core::testing::sqlite_db;

@@ -1,6 +1,6 @@
 //! Conversations over HTTP, and isolation between users. SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use common::start;
 use gaia_core::testing::database_urls;

@@ -2,7 +2,7 @@
 //! in OpenAI's and Anthropic's formats (and in later turns), refusal by models without vision, and
 //! regenerating an answer. SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use common::start;
 use gaia_core::testing::{database_urls, sqlite_db};

@@ -1,7 +1,7 @@
 //! `/api/v1/kb/*` over real HTTP, on SQLite and PostgreSQL: the envelope, reads, edits with version
 //! conflicts, path safety, tools, sync, the webhook, and clear errors.
 
-mod common;
+use crate::common;
 
 use gaia_core::testing::database_urls;
 use gaia_kb::{Kb, KbConfig};

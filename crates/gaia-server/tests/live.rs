@@ -2,7 +2,7 @@
 //! nobody sees another user's conversations; cross-site connections with a cookie are refused.
 //! SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use common::start;
 use futures::{SinkExt, StreamExt};

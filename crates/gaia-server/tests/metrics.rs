@@ -1,7 +1,7 @@
 //! Observability: `GET /metrics` (Prometheus text format) and the performance endpoints, fed by real
 //! chat calls (plain, streamed, failing, served from the response cache). SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use common::{start, start_with, TestServer};
 use gaia_core::testing::database_urls;

@@ -1,7 +1,7 @@
 //! Personas, chat settings, conversation rename/search/export, automatic titles and the context
 //! window bound, over HTTP against the mock upstream. SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use common::{start, start_with_title};
 use gaia_core::testing::{database_urls, sqlite_db};

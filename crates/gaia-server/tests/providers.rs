@@ -4,7 +4,7 @@
 //! stored encrypted, survive a restart, and a wrong secrets key skips the provider without stopping
 //! start-up.
 
-mod common;
+use crate::common;
 
 use common::{sse_data, start, start_shared, TestServer};
 use gaia_core::config::{ModelEntry, ModelSpec, ProviderEntry, ProviderKind};

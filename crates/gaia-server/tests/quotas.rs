@@ -1,6 +1,6 @@
 //! Rate limits, budgets, prices and usage reports over HTTP, on SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use common::{eventually, start_with};
 use gaia_core::events::Event;

@@ -4,7 +4,7 @@
 //! user as administrator, and a change on one instance reaching another that shares the database.
 //! SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use common::{start, start_with};
 use gaia_core::testing::{database_urls, sqlite_db};

@@ -3,7 +3,7 @@
 //! live updates cross from one to the other, and a Redis restart under load loses nothing and heals
 //! on its own.
 
-mod common;
+use crate::common;
 
 use common::{start_shared, TestServer};
 use futures::{SinkExt, StreamExt};

@@ -3,7 +3,7 @@
 //! (`GAIA_TEST_PYTHON`, default `python3`); `.ci/run` installs them. Without them the test is skipped,
 //! unless `GAIA_REQUIRE_SERVICES=1`, where it fails.
 
-mod common;
+use crate::common;
 
 use common::start;
 use gaia_core::testing::{services_required, sqlite_db};

@@ -1,7 +1,7 @@
 //! Security headers on every answer (API, pages, errors), a stricter policy on image downloads, and
 //! CORS only for the configured origins.
 
-mod common;
+use crate::common;
 
 use common::{start, start_with};
 use gaia_core::testing::sqlite_db;

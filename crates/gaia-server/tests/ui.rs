@@ -2,7 +2,7 @@
 //! page, the API from the browser (cookie + CSRF header), safe rendering, logout. (Browser-level
 //! tests in headless Chromium come with the rest of the UI.) SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use common::start;
 use gaia_core::testing::database_urls;

@@ -1,6 +1,6 @@
 //! Usage and cost recording across every chat endpoint, and the usage API. SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use common::{sse_data, start};
 use gaia_core::testing::database_urls;

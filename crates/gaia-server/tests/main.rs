@@ -1,0 +1,27 @@
+//! The integration tests of `gaia-server`, built as one test binary (one link, one process start-up),
+//! a module per area. Run one area with `cargo test -p gaia-server --test integration <module>::`.
+
+mod agents;
+mod audit;
+mod auth;
+mod browser;
+mod chat;
+mod common;
+mod compat;
+mod compat_edge;
+mod compat_structured;
+mod conversations;
+mod images;
+mod kb;
+mod live;
+mod metrics;
+mod personas;
+mod providers;
+mod quotas;
+mod rbac;
+mod scale;
+mod sdk;
+mod security;
+mod tls;
+mod ui;
+mod usage;
