@@ -16,7 +16,19 @@ pub(crate) struct Row_ {
     pub updated_at: DateTime<Utc>,
 }
 
-/// An edit saved in the database whose commit to the git working copy failed (table `kb_unmirrored`).
+/// Hybrid mode: the author and message of an edit, recorded with the edit in `kb_unmirrored` until its
+/// git commit is made.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mirror<'a> {
+    /// The commit's author (the editing user).
+    pub author: &'a Author,
+    /// The commit message.
+    pub message: &'a str,
+}
+
+/// An edit saved in the database whose git commit is not made yet (table `kb_unmirrored`): recorded in
+/// the edit's own transaction, removed once the commit is made, so a failed commit or a crash between
+/// the two leaves the record for the next sync.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Unmirrored {
     /// Vault path of the document (created, replaced, deleted, or one side of a move).
@@ -82,9 +94,17 @@ impl DbStore {
         r.as_ref().map(row).transpose()
     }
 
-    /// Creates a document; `Conflict` when it exists.
-    pub(crate) async fn create(&self, path: &str, content: &str, by: Option<&str>) -> Result<()> {
+    /// Creates a document; `Conflict` when it exists. With `mirror` (hybrid mode), the edit is recorded
+    /// as waiting for its git commit in the same transaction (see [`DbStore::record_unmirrored`]).
+    pub(crate) async fn create(
+        &self,
+        path: &str,
+        content: &str,
+        by: Option<&str>,
+        mirror: Option<&Mirror<'_>>,
+    ) -> Result<Vec<Unmirrored>> {
         check_text(content)?;
+        let mut tx = self.storage.pool().begin().await?;
         let res = sqlx::query(
             "INSERT INTO kb_documents (kb, path, content, hash, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (kb, path) DO NOTHING",
@@ -95,17 +115,25 @@ impl DbStore {
         .bind(version_of(content))
         .bind(now_ms())
         .bind(by)
-        .execute(self.storage.pool())
+        .execute(&mut *tx)
         .await?;
         if res.rows_affected() == 0 {
             return Err(KbError::Conflict(format!("{path} already exists")));
         }
-        Ok(())
+        self.finish(tx, &[path], mirror).await
     }
 
-    /// Replaces a document if its version is still `expected`.
-    pub(crate) async fn update(&self, path: &str, content: &str, expected: &str, by: Option<&str>) -> Result<()> {
+    /// Replaces a document if its version is still `expected` (`mirror`: as for [`DbStore::create`]).
+    pub(crate) async fn update(
+        &self,
+        path: &str,
+        content: &str,
+        expected: &str,
+        by: Option<&str>,
+        mirror: Option<&Mirror<'_>>,
+    ) -> Result<Vec<Unmirrored>> {
         check_text(content)?;
+        let mut tx = self.storage.pool().begin().await?;
         let res = sqlx::query(
             "UPDATE kb_documents SET content = $1, hash = $2, updated_at = $3, updated_by = $4 \
              WHERE kb = $5 AND path = $6 AND hash = $7",
@@ -117,20 +145,28 @@ impl DbStore {
         .bind(&self.kb)
         .bind(path)
         .bind(expected)
-        .execute(self.storage.pool())
+        .execute(&mut *tx)
         .await?;
         if res.rows_affected() == 0 {
+            tx.rollback().await?;
             return match self.get(path).await? {
                 None => Err(KbError::NotFound(path.to_string())),
                 Some(_) => Err(KbError::Conflict(format!("{path} changed since version {expected}"))),
             };
         }
-        Ok(())
+        self.finish(tx, &[path], mirror).await
     }
 
-    /// Creates or replaces a document, whatever its version.
-    pub(crate) async fn upsert(&self, path: &str, content: &str, by: Option<&str>) -> Result<()> {
+    /// Creates or replaces a document, whatever its version (`mirror`: as for [`DbStore::create`]).
+    pub(crate) async fn upsert(
+        &self,
+        path: &str,
+        content: &str,
+        by: Option<&str>,
+        mirror: Option<&Mirror<'_>>,
+    ) -> Result<Vec<Unmirrored>> {
         check_text(content)?;
+        let mut tx = self.storage.pool().begin().await?;
         sqlx::query(
             "INSERT INTO kb_documents (kb, path, content, hash, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (kb, path) DO UPDATE SET content = excluded.content, hash = excluded.hash, \
@@ -142,41 +178,57 @@ impl DbStore {
         .bind(version_of(content))
         .bind(now_ms())
         .bind(by)
-        .execute(self.storage.pool())
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        self.finish(tx, &[path], mirror).await
     }
 
-    /// Deletes a document (if its version is `expected`, when given).
-    pub(crate) async fn delete(&self, path: &str, expected: Option<&str>) -> Result<()> {
+    /// Deletes a document (if its version is `expected`, when given; `mirror`: as for
+    /// [`DbStore::create`]).
+    pub(crate) async fn delete(
+        &self,
+        path: &str,
+        expected: Option<&str>,
+        mirror: Option<&Mirror<'_>>,
+    ) -> Result<Vec<Unmirrored>> {
+        let mut tx = self.storage.pool().begin().await?;
         let res = match expected {
             Some(v) => {
                 sqlx::query("DELETE FROM kb_documents WHERE kb = $1 AND path = $2 AND hash = $3")
                     .bind(&self.kb)
                     .bind(path)
                     .bind(v)
-                    .execute(self.storage.pool())
+                    .execute(&mut *tx)
                     .await?
             }
             None => {
                 sqlx::query("DELETE FROM kb_documents WHERE kb = $1 AND path = $2")
                     .bind(&self.kb)
                     .bind(path)
-                    .execute(self.storage.pool())
+                    .execute(&mut *tx)
                     .await?
             }
         };
         if res.rows_affected() == 0 {
+            tx.rollback().await?;
             return match self.get(path).await? {
                 None => Err(KbError::NotFound(path.to_string())),
                 Some(_) => Err(KbError::Conflict(format!("{path} changed since the given version"))),
             };
         }
-        Ok(())
+        self.finish(tx, &[path], mirror).await
     }
 
-    /// Moves a document in one transaction; `Conflict` when the destination exists.
-    pub(crate) async fn rename(&self, from: &str, to: &str, expected: Option<&str>, by: Option<&str>) -> Result<()> {
+    /// Moves a document in one transaction; `Conflict` when the destination exists (`mirror`: as for
+    /// [`DbStore::create`], both paths recorded).
+    pub(crate) async fn rename(
+        &self,
+        from: &str,
+        to: &str,
+        expected: Option<&str>,
+        by: Option<&str>,
+        mirror: Option<&Mirror<'_>>,
+    ) -> Result<Vec<Unmirrored>> {
         let mut tx = self.storage.pool().begin().await?;
         let cur = sqlx::query("SELECT hash FROM kb_documents WHERE kb = $1 AND path = $2")
             .bind(&self.kb)
@@ -203,37 +255,63 @@ impl DbStore {
             Ok(r) if r.rows_affected() == 1 => {}
             _ => return Err(KbError::Conflict(format!("{to} already exists"))),
         }
-        tx.commit().await?;
-        Ok(())
+        self.finish(tx, &[from, to], mirror).await
     }
 
-    /// Records that the edit of `paths` (saved in `kb_documents`) still has to be committed to git, by
-    /// `author` with `message`; one transaction. A path already waiting takes the new author and
-    /// message (its commit will carry the database's latest text), and its `edited_at` grows even when
-    /// the clock does not, so that [`DbStore::clear_unmirrored`] of the older row leaves it alone.
-    pub(crate) async fn mark_unmirrored(&self, paths: &[String], author: &Author, message: &str) -> Result<()> {
-        let mut tx = self.storage.pool().begin().await?;
+    /// Ends an edit's transaction: with `mirror`, first records `paths` as waiting for their git commit
+    /// ([`DbStore::record_unmirrored`]), so the edit and its record are saved together or not at all.
+    async fn finish(
+        &self,
+        mut tx: sqlx::Transaction<'_, sqlx::Any>,
+        paths: &[&str],
+        mirror: Option<&Mirror<'_>>,
+    ) -> Result<Vec<Unmirrored>> {
+        let recorded = match mirror {
+            Some(m) => self.record_unmirrored(&mut tx, paths, m).await?,
+            None => Vec::new(),
+        };
+        tx.commit().await?;
+        Ok(recorded)
+    }
+
+    /// Records that the edit of `paths` still has to be committed to git, by the mirror's author with its
+    /// message, returning the rows as written. A path already waiting takes the new author and message
+    /// (its commit will carry the database's latest text), and its `edited_at` grows even when the clock
+    /// does not, so that [`DbStore::clear_unmirrored`] of the older row leaves it alone.
+    async fn record_unmirrored(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        paths: &[&str],
+        m: &Mirror<'_>,
+    ) -> Result<Vec<Unmirrored>> {
         let now = now_ms();
+        let mut recorded = Vec::with_capacity(paths.len());
         for path in paths {
-            sqlx::query(
+            let row = sqlx::query(
                 "INSERT INTO kb_unmirrored (kb, path, author_name, author_email, message, edited_at) \
                  VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT (kb, path) DO UPDATE SET author_name = excluded.author_name, \
                  author_email = excluded.author_email, message = excluded.message, \
                  edited_at = CASE WHEN excluded.edited_at > kb_unmirrored.edited_at \
-                 THEN excluded.edited_at ELSE kb_unmirrored.edited_at + 1 END",
+                 THEN excluded.edited_at ELSE kb_unmirrored.edited_at + 1 END \
+                 RETURNING edited_at",
             )
             .bind(&self.kb)
-            .bind(path)
-            .bind(&author.name)
-            .bind(&author.email)
-            .bind(message)
+            .bind(*path)
+            .bind(&m.author.name)
+            .bind(&m.author.email)
+            .bind(m.message)
             .bind(now)
-            .execute(&mut *tx)
+            .fetch_one(&mut *conn)
             .await?;
+            recorded.push(Unmirrored {
+                path: path.to_string(),
+                author: m.author.clone(),
+                message: m.message.to_string(),
+                edited_at: row.try_get("edited_at")?,
+            });
         }
-        tx.commit().await?;
-        Ok(())
+        Ok(recorded)
     }
 
     /// The edits waiting for their git commit, oldest first (ties by path).
@@ -272,5 +350,57 @@ impl DbStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gaia_core::testing::database_urls;
+
+    #[tokio::test]
+    async fn an_edit_and_its_mirror_record_are_saved_together_or_not_at_all() {
+        for tdb in database_urls().await {
+            let b = tdb.backend;
+            let db = DbStore::new(tdb.storage().await, "mirror-test");
+            let ada = Author { name: "Ada".into(), email: "ada@example.com".into() };
+            let mirror = |message| Mirror { author: &ada, message };
+            let created =
+                db.create("A.md", "one", Some("ada@example.com"), Some(&mirror("Create A.md"))).await.unwrap();
+            assert_eq!(created.len(), 1, "{b}");
+            assert_eq!((created[0].path.as_str(), created[0].message.as_str()), ("A.md", "Create A.md"), "{b}");
+            assert_eq!(db.unmirrored().await.unwrap(), created, "{b}");
+
+            // Refused edits change nothing and record nothing.
+            let again = mirror("again");
+            assert!(matches!(db.create("A.md", "two", None, Some(&again)).await, Err(KbError::Conflict(_))), "{b}");
+            let stale = db.update("A.md", "two", "not-the-version", None, Some(&again)).await;
+            assert!(matches!(stale, Err(KbError::Conflict(_))), "{b}");
+            assert!(matches!(db.delete("B.md", None, Some(&again)).await, Err(KbError::NotFound(_))), "{b}");
+            db.create("B.md", "bee", None, None).await.unwrap();
+            let taken = db.rename("A.md", "B.md", None, None, Some(&again)).await;
+            assert!(matches!(taken, Err(KbError::Conflict(_))), "{b}");
+            assert_eq!(db.get("A.md").await.unwrap().unwrap().content, "one", "{b}");
+            assert_eq!(db.unmirrored().await.unwrap(), created, "{b}: an edit without a mirror records nothing");
+
+            // A later edit of a waiting path makes a newer record; clearing the older one leaves it.
+            let updated = db.upsert("A.md", "three", None, Some(&mirror("Update A.md"))).await.unwrap();
+            assert!(updated[0].edited_at > created[0].edited_at, "{b}");
+            db.clear_unmirrored(&created).await.unwrap();
+            assert_eq!(db.unmirrored().await.unwrap(), updated, "{b}");
+
+            // A move records both of its paths, a deletion its one.
+            db.clear_unmirrored(&updated).await.unwrap();
+            let moved = db.rename("A.md", "C.md", None, None, Some(&mirror("Move A.md to C.md"))).await.unwrap();
+            let paths: Vec<&str> = moved.iter().map(|e| e.path.as_str()).collect();
+            assert_eq!(paths, ["A.md", "C.md"], "{b}");
+            let deleted = db.delete("B.md", None, Some(&mirror("Delete B.md"))).await.unwrap();
+            let mut waiting = moved.clone();
+            waiting.extend(deleted);
+            waiting.sort_by(|x, y| (x.edited_at, &x.path).cmp(&(y.edited_at, &y.path)));
+            assert_eq!(db.unmirrored().await.unwrap(), waiting, "{b}");
+            db.clear_unmirrored(&waiting).await.unwrap();
+            assert!(db.unmirrored().await.unwrap().is_empty(), "{b}");
+        }
     }
 }

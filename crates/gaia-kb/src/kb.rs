@@ -1,6 +1,6 @@
 //! [`Kb`]: one knowledge base — its documents, link graph, search index and storage backend.
 
-use crate::db::{DbStore, Unmirrored};
+use crate::db::{DbStore, Mirror, Unmirrored};
 use crate::document::Document;
 use crate::error::{KbError, Result};
 use crate::fs;
@@ -495,7 +495,7 @@ impl Kb {
             } else if db.all().await?.is_empty() {
                 let root = root.clone();
                 for f in blocking(move || fs::scan(&root)).await? {
-                    db.upsert(f.path.as_str(), &f.content, None).await?;
+                    db.upsert(f.path.as_str(), &f.content, None, None).await?;
                 }
             }
         }
@@ -681,12 +681,12 @@ impl Kb {
                 }
                 let root = root.clone();
                 if let Some(f) = blocking(move || fs::read_file(&root, &vp)).await? {
-                    db.upsert(f.path.as_str(), &f.content, None).await?;
+                    db.upsert(f.path.as_str(), &f.content, None, None).await?;
                 }
             }
             for p in changes.deleted.iter().filter(take) {
-                match db.delete(p, None).await {
-                    Ok(()) | Err(KbError::NotFound(_)) => {}
+                match db.delete(p, None, None).await {
+                    Ok(_) | Err(KbError::NotFound(_)) => {}
                     Err(e) => return Err(e),
                 }
             }
@@ -1122,12 +1122,20 @@ impl Kb {
         }
     }
 
-    /// Applies `changes` to the files (git: as one commit by `author`), returning the commit.
+    /// Hybrid mode: the record saved with an edit in the database until its commit is made.
+    fn mirror<'a>(&self, author: &'a Author, message: &'a str) -> Option<Mirror<'a>> {
+        matches!(self.inner.backend, Backend::Hybrid { .. }).then_some(Mirror { author, message })
+    }
+
+    /// Applies `changes` to the files (git: as one commit by `author`), returning the commit. Hybrid
+    /// mode: `recorded` are the edit's `kb_unmirrored` rows, saved with it in the database; they are
+    /// removed once the commit is made and otherwise left for the next sync.
     async fn commit_files(
         &self,
         changes: Vec<Change>,
         message: String,
         author: Author,
+        recorded: Vec<Unmirrored>,
     ) -> Result<(Option<String>, bool)> {
         let (root, git) = match &self.inner.backend {
             Backend::Files { root, git } => (root.clone(), git.clone()),
@@ -1135,8 +1143,6 @@ impl Kb {
             Backend::Database { .. } => return Ok((None, false)),
         };
         let push = self.inner.config.push && self.inner.config.remote.is_some();
-        let paths: Vec<String> = changes.iter().map(|(p, _)| p.clone()).collect();
-        let pending = (author.clone(), message.clone());
         let res = blocking(move || {
             write_changes(&root, &changes)?;
             let Some(git) = git else { return Ok((None, false)) };
@@ -1146,23 +1152,27 @@ impl Kb {
             Ok((Some(commit), pushed))
         })
         .await;
-        if let (Err(e), Backend::Hybrid { db, .. }) = (&res, &self.inner.backend) {
-            // The database has the edit; the next sync commits it (see `mirror_pending`). The record is
-            // kept in the database, so a restart or another instance does not forget it.
-            tracing::warn!(error = %e, "hybrid knowledge base: could not mirror the edit to git");
-            self.inner.sync.lock().expect("sync lock").last_error = Some(format!("git mirror: {e}"));
-            let (author, message) = pending;
-            if let Err(db_err) = db.mark_unmirrored(&paths, &author, &message).await {
-                tracing::error!(error = %db_err, paths = ?paths, "cannot record an edit that is not committed to git");
-                return Err(KbError::Database(format!(
-                    "the edit of {} is saved but could neither be committed to git ({e}) nor recorded for a \
-                     later commit ({db_err}); save it again to have it committed",
-                    paths.join(", ")
-                )));
+        let Backend::Hybrid { db, .. } = &self.inner.backend else { return res };
+        match res {
+            Ok(done) => {
+                if recorded.is_empty() {
+                    return Ok(done);
+                }
+                if let Err(e) = db.clear_unmirrored(&recorded).await {
+                    // Harmless: the next sync finds git already has the text and makes no commit.
+                    tracing::warn!(error = %e, "hybrid knowledge base: could not clear a mirrored edit's record");
+                }
+                Ok(done)
             }
-            return Ok((None, false));
+            Err(e) => {
+                // The database has the edit and its record (`kb_unmirrored`, saved together), so a
+                // restart or another instance does not forget it: the next sync commits it
+                // (see `mirror_pending`).
+                tracing::warn!(error = %e, "hybrid knowledge base: could not mirror the edit to git");
+                self.inner.sync.lock().expect("sync lock").last_error = Some(format!("git mirror: {e}"));
+                Ok((None, false))
+            }
         }
-        res
     }
 
     /// Hybrid mode: commits to the working copy the database's current text of the documents whose
@@ -1248,18 +1258,22 @@ impl Kb {
         }
         let author = author_or_default(&req.author);
         let by = Some(author.email.as_str());
-        if let Backend::Database { db } | Backend::Hybrid { db, .. } = &self.inner.backend {
-            match (&current, &req.version) {
-                (None, _) => db.create(p.as_str(), &req.content, by).await?,
-                (Some(_), Some(v)) if !req.overwrite => db.update(p.as_str(), &req.content, v, by).await?,
-                (Some(_), _) => db.upsert(p.as_str(), &req.content, by).await?,
-            }
-        }
         let created = current.is_none();
         let verb = if created { "Create" } else { "Update" };
         let message = req.message.clone().unwrap_or_else(|| format!("{verb} {p}"));
-        let (commit, pushed) =
-            self.commit_files(vec![(p.as_str().to_string(), Some(req.content.clone()))], message, author).await?;
+        let mirror = self.mirror(&author, &message);
+        let recorded = match &self.inner.backend {
+            Backend::Database { db } | Backend::Hybrid { db, .. } => match (&current, &req.version) {
+                (None, _) => db.create(p.as_str(), &req.content, by, mirror.as_ref()).await?,
+                (Some(_), Some(v)) if !req.overwrite => {
+                    db.update(p.as_str(), &req.content, v, by, mirror.as_ref()).await?
+                }
+                (Some(_), _) => db.upsert(p.as_str(), &req.content, by, mirror.as_ref()).await?,
+            },
+            Backend::Files { .. } => Vec::new(),
+        };
+        let changes = vec![(p.as_str().to_string(), Some(req.content.clone()))];
+        let (commit, pushed) = self.commit_files(changes, message, author, recorded).await?;
         let doc = Document::new(p.clone(), req.content, Some(Utc::now()));
         let version = doc.version.clone();
         self.after_edit(vec![doc], Vec::new()).await?;
@@ -1287,19 +1301,22 @@ impl Kb {
             return Err(KbError::Conflict(format!("{dst} already exists")));
         }
         let author = author_or_default(&author);
-        let content = match &self.inner.backend {
+        let message = format!("Move {src} to {dst}");
+        let mirror = self.mirror(&author, &message);
+        let (content, recorded) = match &self.inner.backend {
             Backend::Files { root, .. } => {
                 let (root, s) = (root.clone(), src.clone());
-                blocking(move || fs::read_file(&root, &s)).await?.map(|f| f.content)
+                (blocking(move || fs::read_file(&root, &s)).await?.map(|f| f.content), Vec::new())
             }
             Backend::Database { db } | Backend::Hybrid { db, .. } => {
-                db.rename(src.as_str(), dst.as_str(), Some(&cur), Some(&author.email)).await?;
-                db.get(dst.as_str()).await?.map(|r| r.content)
+                let recorded =
+                    db.rename(src.as_str(), dst.as_str(), Some(&cur), Some(&author.email), mirror.as_ref()).await?;
+                (db.get(dst.as_str()).await?.map(|r| r.content), recorded)
             }
-        }
-        .ok_or_else(|| KbError::NotFound(src.to_string()))?;
+        };
+        let content = content.ok_or_else(|| KbError::NotFound(src.to_string()))?;
         let changes = vec![(src.as_str().to_string(), None), (dst.as_str().to_string(), Some(content.clone()))];
-        let (commit, pushed) = self.commit_files(changes, format!("Move {src} to {dst}"), author).await?;
+        let (commit, pushed) = self.commit_files(changes, message, author, recorded).await?;
         let doc = Document::new(dst.clone(), content, Some(Utc::now()));
         let version = doc.version.clone();
         self.after_edit(vec![doc], vec![src.as_str().to_string()]).await?;
@@ -1314,12 +1331,17 @@ impl Kb {
         if version.is_some_and(|v| v != cur) {
             return Err(KbError::Conflict(format!("{p} changed since the given version")));
         }
-        if let Backend::Database { db } | Backend::Hybrid { db, .. } = &self.inner.backend {
-            db.delete(p.as_str(), Some(&cur)).await?;
-        }
         let author = author_or_default(&author);
+        let message = format!("Delete {p}");
+        let mirror = self.mirror(&author, &message);
+        let recorded = match &self.inner.backend {
+            Backend::Database { db } | Backend::Hybrid { db, .. } => {
+                db.delete(p.as_str(), Some(&cur), mirror.as_ref()).await?
+            }
+            Backend::Files { .. } => Vec::new(),
+        };
         let (commit, pushed) =
-            self.commit_files(vec![(p.as_str().to_string(), None)], format!("Delete {p}"), author).await?;
+            self.commit_files(vec![(p.as_str().to_string(), None)], message, author, recorded).await?;
         self.after_edit(Vec::new(), vec![p.as_str().to_string()]).await?;
         Ok(EditOutcome { path: p.to_string(), version: None, created: false, commit, pushed })
     }

@@ -3,7 +3,9 @@
 use crate::common;
 
 use gaia_core::testing::database_urls;
-use gaia_kb::{Author, Kb, KbConfig, KbError, KbStorageMode, SearchOptions, SyncState, WriteRequest};
+use gaia_kb::{
+    Author, Document, Kb, KbConfig, KbError, KbStorageMode, SearchOptions, SyncState, VaultPath, WriteRequest,
+};
 
 fn hits(kb: &Kb, q: &str) -> Vec<String> {
     kb.search(&SearchOptions { query: q.into(), ..Default::default() })
@@ -118,6 +120,7 @@ async fn hybrid_mode_mirrors_to_git_and_imports_remote_changes() {
             .await
             .unwrap();
         assert!(out.commit.is_some() && out.pushed, "{b}");
+        assert!(kb.status().await.unmirrored.is_empty(), "{b}: a committed edit leaves no record behind");
         common::git(&upstream, &["pull", "-q", "--ff-only"]);
         assert!(upstream.join("Items/Radio.md").exists(), "{b}");
         // A remote change reaches the database on sync.
@@ -469,5 +472,56 @@ async fn hybrid_mode_unmirrored_deletions_are_not_undone_and_any_instance_commit
         assert_eq!(kb.status().await.documents, 0, "{b}");
         assert_eq!(common::git(&clone, &["status", "--porcelain"]), "", "{b}");
         assert_eq!(common::git(&clone, &["rev-parse", "HEAD"]), common::git(&upstream, &["rev-parse", "HEAD"]), "{b}");
+    }
+}
+
+#[tokio::test]
+async fn hybrid_mode_an_edit_cut_off_before_its_commit_is_committed_after_a_restart() {
+    for db in database_urls().await {
+        let storage = db.storage().await;
+        let b = db.backend;
+        let dir = tempfile::tempdir().unwrap();
+        let (url, upstream) = common::world_remote(dir.path());
+        let config = hybrid_config("cut", &dir.path().join("clone"), &url);
+        let kb = Kb::open_with_storage(config.clone(), Some(storage.clone())).await.unwrap();
+        drop(kb);
+        // The state a process leaves when it dies between an edit's database transaction and its git
+        // commit: the new text and the edit's record, saved together.
+        let text = "# Safe House\nA voice on channel 3.";
+        let version = Document::new(VaultPath::parse("Places/Safe House.md").unwrap(), text.into(), None).version;
+        let mut tx = storage.pool().begin().await.unwrap();
+        let updated = sqlx::query("UPDATE kb_documents SET content = $1, hash = $4 WHERE kb = $2 AND path = $3")
+            .bind(text)
+            .bind("cut")
+            .bind("Places/Safe House.md")
+            .bind(version)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(updated.rows_affected(), 1, "{b}");
+        sqlx::query(
+            "INSERT INTO kb_unmirrored (kb, path, author_name, author_email, message, edited_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind("cut")
+        .bind("Places/Safe House.md")
+        .bind("Mira")
+        .bind("mira@example.com")
+        .bind("Update Places/Safe House.md")
+        .bind(1_i64)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+
+        let kb = Kb::open_with_storage(config, Some(storage.clone())).await.unwrap();
+        assert_eq!(kb.status().await.unmirrored, ["Places/Safe House.md"], "{b}");
+        kb.sync().await.unwrap();
+        assert!(kb.status().await.unmirrored.is_empty(), "{b}");
+        common::git(&upstream, &["pull", "-q", "--ff-only"]);
+        let text = std::fs::read_to_string(upstream.join("Places/Safe House.md")).unwrap();
+        assert!(text.contains("channel 3"), "{b}: {text}");
+        let log = common::git(&upstream, &["log", "-1", "--format=%an <%ae> %s", "--", "Places/Safe House.md"]);
+        assert_eq!(log.trim(), "Mira <mira@example.com> Update Places/Safe House.md", "{b}");
     }
 }
