@@ -96,17 +96,6 @@ impl PriceBook {
         Some(EffectivePrice { price: e.price, effective_from: Some(e.effective_from), id: Some(e.id.clone()) })
     }
 
-    /// The price in effect at `at`: the recorded one, else `configured`.
-    pub fn resolve(
-        &self,
-        provider: &str,
-        model: &str,
-        at: DateTime<Utc>,
-        configured: Option<ModelPrice>,
-    ) -> Option<EffectivePrice> {
-        self.price_at(provider, model, at).or_else(|| configured.map(EffectivePrice::configured))
-    }
-
     /// Every recorded price of `model` at `provider`, oldest first.
     pub fn history(&self, provider: &str, model: &str) -> &[PriceEntry] {
         self.by_model.get(&(provider.to_string(), model.to_string())).map(Vec::as_slice).unwrap_or(&[])
@@ -143,9 +132,7 @@ mod tests {
         assert_eq!(book.price_at("p", "m", d(9)).unwrap().price.input, 1.0);
         // Two prices from the same time: the one recorded last wins.
         assert_eq!(book.price_at("p", "m", d(10)).unwrap().id.as_deref(), Some("c"));
-        let fallback = ModelPrice { input: 9.0, output: 9.0 };
-        assert_eq!(book.resolve("p", "m", d(1), Some(fallback)).unwrap(), EffectivePrice::configured(fallback));
-        assert_eq!(book.resolve("p", "other", d(20), None), None);
+        assert!(book.price_at("p", "other", d(20)).is_none());
         assert_eq!(book.history("p", "m").len(), 3);
         let cost =
             book.price_at("p", "m", d(6)).unwrap().cost(Usage { input_tokens: 1_000_000, output_tokens: 500_000 });

@@ -625,8 +625,10 @@ mod tests {
         let (q, storage) = quotas(LimitsConfig::default()).await;
         let configured = Some(ModelPrice { input: 1.0, output: 2.0 });
         let usage = Usage { input_tokens: 1_000_000, output_tokens: 0 };
-        let cost =
-            |model: &str, configured| q.prices().resolve("p", model, Utc::now(), configured).map(|p| p.cost(usage));
+        // Recorded, else configured: as the provider registry prices (see its price source).
+        let cost = |model: &str, configured: Option<ModelPrice>| {
+            q.prices().price_at("p", model, Utc::now()).map(|p| p.price).or(configured).map(|p| p.cost(usage))
+        };
         assert_eq!(cost("m", configured), Some(1.0));
         storage
             .add_price("p", "m", ModelPrice { input: 3.0, output: 3.0 }, Utc::now() - chrono::Duration::hours(1), None)
@@ -641,7 +643,7 @@ mod tests {
         use crate::pricing::PriceSource;
         assert_eq!(q.recorded_price("p", "m", Utc::now()).unwrap().price.input, 3.0);
         assert!(q.recorded_price("p", "other", Utc::now()).is_none());
-        let tomorrow = q.prices().resolve("p", "m", Utc::now() + chrono::Duration::days(2), configured).unwrap();
+        let tomorrow = q.prices().price_at("p", "m", Utc::now() + chrono::Duration::days(2)).unwrap();
         assert_eq!(tomorrow.price.input, 9.0);
         assert_eq!(cost("unknown", None), None);
     }
