@@ -147,6 +147,7 @@ async fn keys_stored_in_clear_still_load_and_are_encrypted_in_place() {
         .await
         .unwrap();
         let change = s.list_runtime_providers().await.unwrap().remove(0);
+        assert!(change.has_clear_keys(), "{b}");
         // Without a key it loads as it is; with one it loads too, flagged to be encrypted.
         let as_is = change.open_entry(None).unwrap().unwrap();
         assert_eq!((as_is.entry.clone(), as_is.reseal), (keyed(), false), "{b}");
@@ -157,6 +158,7 @@ async fn keys_stored_in_clear_still_load_and_are_encrypted_in_place() {
         let raw = raw_entry(&s, "keyed").await;
         assert!(!raw.contains("sk-ant-main-secret-1") && !raw.contains("sk-ant-second-secret-2"), "{b}: {raw}");
         let resealed = s.list_runtime_providers().await.unwrap().remove(0);
+        assert!(!resealed.has_clear_keys(), "{b}");
         assert_eq!(
             (resealed.updated_at, resealed.updated_by.as_deref()),
             (change.updated_at, Some("old-admin")),

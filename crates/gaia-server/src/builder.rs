@@ -193,11 +193,7 @@ impl GaiaBuilder {
         for p in self.providers {
             registry.register(p);
         }
-        // Providers added, replaced or removed at runtime through the admin API, over the configuration.
-        let mut provider_sync = crate::provider_store::ProviderSync::new(config.secrets()?);
-        if let Err(e) = provider_sync.apply_changes(&storage, &registry).await {
-            tracing::warn!(error = %e, "cannot read the providers changed at runtime; the configured ones apply");
-        }
+        let secrets = config.secrets()?;
         // Probes run even with no provider yet: administrators may add some at runtime.
         if self.background && config.routing.health_interval_secs > 0 {
             registry.spawn_health_monitor(Duration::from_secs(config.routing.health_interval_secs));
@@ -218,6 +214,12 @@ impl GaiaBuilder {
         let redis_url = config.redis_url.clone();
         let nats_url = config.nats_url.clone();
         let state = AppState::new(config, storage, cache, registry);
+        // Providers added, replaced or removed at runtime through the admin API, over the configuration.
+        let mut provider_sync =
+            crate::provider_store::ProviderSync::with_applied(secrets, state.applied_provider_changes().clone());
+        if let Err(e) = provider_sync.apply_changes(state.storage(), state.providers()).await {
+            tracing::warn!(error = %e, "cannot read the providers changed at runtime; the configured ones apply");
+        }
         if let Some(url) = &nats_url {
             state.connect_nats(url).await?;
         }

@@ -15,6 +15,7 @@
 //! is configured again or an administrator adds the provider again with its key.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use gaia_core::secrets::{Secrets, SecretsError};
 use gaia_core::storage::{OpenedEntry, RuntimeProvider, Storage};
 use gaia_core::types::ModelInfo;
@@ -22,7 +23,7 @@ use gaia_providers::{
     ChatRequest, ChatResponse, ChatStream, Provider, ProviderError, ProviderHealth, ProviderRegistry,
 };
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How often each instance re-reads the runtime provider changes.
@@ -117,11 +118,35 @@ fn apply(registry: &ProviderRegistry, name: &str, opened: &Result<Option<OpenedE
     }
 }
 
+/// The runtime changes an instance's registry is in step with: the change time of each provider
+/// name last applied. Shared by the instance's [`ProviderSync`] and its admin routes, which record the
+/// changes they make themselves, so that the sync does not set those providers up a second time when
+/// it reads the changes back.
+#[derive(Debug, Clone, Default)]
+pub struct AppliedChanges(Arc<Mutex<HashMap<String, i64>>>);
+
+impl AppliedChanges {
+    /// Records that the change of provider `name` made at `at` is applied.
+    pub fn record(&self, name: &str, at: DateTime<Utc>) {
+        self.lock().insert(name.to_string(), at.timestamp_millis());
+    }
+
+    /// Whether the change of provider `name` made at `at_ms` (unix milliseconds) is applied.
+    fn is_applied(&self, name: &str, at_ms: i64) -> bool {
+        self.lock().get(name) == Some(&at_ms)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        // The map stays consistent whatever a panicking holder did: each operation is one insert or get.
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// Keeps a registry in step with the stored runtime changes.
 #[derive(Debug, Default)]
 pub struct ProviderSync {
-    /// The change time (ms) of each provider name last applied.
-    seen: HashMap<String, i64>,
+    /// What the registry is in step with.
+    applied: AppliedChanges,
     /// The keys opening (and sealing again) the stored API keys.
     secrets: Option<Secrets>,
 }
@@ -131,7 +156,13 @@ impl ProviderSync {
     /// [`gaia_core::Config::secrets`]; `None` when no key is configured: only entries without a
     /// stored key, or stored in clear by earlier versions, can be set up then).
     pub fn new(secrets: Option<Secrets>) -> Self {
-        ProviderSync { seen: HashMap::new(), secrets }
+        Self::with_applied(secrets, AppliedChanges::default())
+    }
+
+    /// A sync sharing `applied` with the routes that change the same registry
+    /// ([`crate::AppState::applied_provider_changes`]).
+    pub fn with_applied(secrets: Option<Secrets>, applied: AppliedChanges) -> Self {
+        ProviderSync { applied, secrets }
     }
 
     /// Encrypts in place the keys of a change stored in clear (or under a previous key), given its
@@ -161,7 +192,7 @@ impl ProviderSync {
         let mut applied = 0;
         for c in &changes {
             let at = c.updated_at.timestamp_millis();
-            if self.seen.get(&c.name) == Some(&at) {
+            if self.applied.is_applied(&c.name, at) {
                 continue;
             }
             // Opened once: to set the provider up, then to seal its keys again if they need it.
@@ -173,18 +204,13 @@ impl ProviderSync {
                 if let Ok(Some(opened)) = &opened {
                     Self::reseal(storage, c, opened, secrets).await;
                 }
-            } else if c.entry.as_ref().is_some_and(|e| {
-                e.api_key
-                    .iter()
-                    .chain(e.deployments.iter().filter_map(|d| d.api_key.as_ref()))
-                    .any(|k| !Secrets::is_sealed(k))
-            }) {
+            } else if c.has_clear_keys() {
                 tracing::warn!(
                     provider = %c.name,
                     "the stored API key of this provider is not encrypted: set GAIA_SECRETS_KEY to encrypt it"
                 );
             }
-            self.seen.insert(c.name.clone(), at);
+            self.applied.record(&c.name, c.updated_at);
         }
         Ok(applied)
     }

@@ -33,6 +33,7 @@ struct Inner {
     warm_tools: tokio::sync::OnceCell<gaia_mcp::Toolbox>,
     quotas: gaia_core::quota::Quotas,
     metrics: crate::observe::Metrics,
+    provider_changes: crate::provider_store::AppliedChanges,
 }
 
 impl std::fmt::Debug for AppState {
@@ -86,6 +87,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 quotas,
                 metrics,
+                provider_changes: Default::default(),
                 rbac,
                 warm_tools: tokio::sync::OnceCell::new(),
                 config,
@@ -190,6 +192,11 @@ impl AppState {
     /// This instance's metrics (Prometheus registry, performance figures, recent errors).
     pub fn metrics(&self) -> &crate::observe::Metrics {
         &self.inner.metrics
+    }
+    /// The runtime provider changes this instance's registry is in step with (shared by the admin
+    /// routes and the background [`crate::provider_store::ProviderSync`]).
+    pub fn applied_provider_changes(&self) -> &crate::provider_store::AppliedChanges {
+        &self.inner.provider_changes
     }
     /// The response cache, unless disabled (`cache.response_ttl_secs = 0`).
     pub fn responses(&self) -> Option<&ResponseCache> {

@@ -69,6 +69,12 @@ impl RuntimeProvider {
         self.entry.is_none()
     }
 
+    /// Whether a key given directly in the stored entry is kept in clear (stored by earlier versions,
+    /// before keys were encrypted).
+    pub fn has_clear_keys(&self) -> bool {
+        self.entry.clone().is_some_and(|mut e| literal_keys(&mut e).any(|k| !Secrets::is_sealed(k)))
+    }
+
     /// The stored entry with its keys opened with `secrets`, ready to set up; `Ok(None)` for a
     /// removal. Keys stored in clear by earlier versions pass as they are (flagged for sealing again
     /// when `secrets` are given). Fails, without naming any key, when a sealed key cannot be opened:
@@ -115,13 +121,14 @@ fn row_to_runtime(r: &AnyRow) -> Result<RuntimeProvider> {
 impl Storage {
     /// Records `entry` as added (or replacing the provider of the same name), by `by`. Its keys given
     /// directly (in clear) are sealed with `secrets`; an entry with such keys and no `secrets` is
-    /// refused ([`CoreError::InvalidInput`], [`NO_SECRETS_KEY`]) and nothing is stored.
+    /// refused ([`CoreError::InvalidInput`], [`NO_SECRETS_KEY`]) and nothing is stored. Returns the
+    /// change's time (its [`RuntimeProvider::updated_at`] when listed).
     pub async fn save_runtime_provider(
         &self,
         entry: &ProviderEntry,
         secrets: Option<&Secrets>,
         by: Option<&str>,
-    ) -> Result<()> {
+    ) -> Result<DateTime<Utc>> {
         if entry.name.trim().is_empty() {
             return Err(CoreError::InvalidInput("a provider needs a name".into()));
         }
@@ -152,30 +159,36 @@ impl Storage {
     }
 
     /// Records that the provider `name` was removed, by `by` (it stays removed after a restart even
-    /// when `[[providers]]` lists it, until it is added again).
-    pub async fn remove_runtime_provider(&self, name: &str, by: Option<&str>) -> Result<()> {
+    /// when `[[providers]]` lists it, until it is added again). Returns the change's time.
+    pub async fn remove_runtime_provider(&self, name: &str, by: Option<&str>) -> Result<DateTime<Utc>> {
         self.upsert_runtime_provider(name, None, by).await
     }
 
-    async fn upsert_runtime_provider(&self, name: &str, entry: Option<&str>, by: Option<&str>) -> Result<()> {
+    async fn upsert_runtime_provider(
+        &self,
+        name: &str,
+        entry: Option<&str>,
+        by: Option<&str>,
+    ) -> Result<DateTime<Utc>> {
         let removed: i32 = if entry.is_some() { 0 } else { 1 };
         // Strictly increasing per row, so readers comparing times see every change.
         let now = now_ms();
-        sqlx::query(
+        let row = sqlx::query(
             "INSERT INTO runtime_providers (name, entry, removed, updated_by, updated_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (name) DO UPDATE SET entry = excluded.entry, removed = excluded.removed, \
              updated_by = excluded.updated_by, \
              updated_at = CASE WHEN excluded.updated_at > runtime_providers.updated_at \
-             THEN excluded.updated_at ELSE runtime_providers.updated_at + 1 END",
+             THEN excluded.updated_at ELSE runtime_providers.updated_at + 1 END \
+             RETURNING updated_at",
         )
         .bind(name)
         .bind(entry)
         .bind(removed)
         .bind(by)
         .bind(now)
-        .execute(self.pool())
+        .fetch_one(self.pool())
         .await?;
-        Ok(())
+        Ok(from_ms(row.try_get("updated_at")?))
     }
 
     /// Every runtime change, one per provider name (the latest), by name.

@@ -75,12 +75,13 @@ fn checked(entry: &ProviderEntry) -> ApiResult<ProviderEntry> {
 /// storing fails: a literal key with no secrets key configured is a 400 saying what to set).
 async fn install(state: &AppState, by: &str, entry: &ProviderEntry, live: &ProviderEntry) -> ApiResult<()> {
     let secrets = state.config().secrets()?;
-    state.storage().save_runtime_provider(entry, secrets.as_ref(), Some(by)).await?;
+    let at = state.storage().save_runtime_provider(entry, secrets.as_ref(), Some(by)).await?;
     if let Err(e) = state.providers().add_entry(live) {
         // Keep the database in step with what runs.
         let _ = state.storage().forget_runtime_provider(&entry.name).await;
         return Err(ApiError::bad_request(e.to_string()));
     }
+    state.applied_provider_changes().record(&entry.name, at);
     Ok(())
 }
 
@@ -130,8 +131,9 @@ pub async fn remove(State(state): State<AppState>, Auth(p): Auth, Path(name): Pa
     if state.providers().get(&name).is_none() {
         return Err(ApiError::not_found(format!("provider {name} not found")));
     }
-    state.storage().remove_runtime_provider(&name, Some(&p.user_id)).await?;
+    let at = state.storage().remove_runtime_provider(&name, Some(&p.user_id)).await?;
     state.providers().remove(&name);
+    state.applied_provider_changes().record(&name, at);
     crate::audit::record(&state, Some(&p.user_id), "provider.remove", &name, json!({})).await;
     tracing::info!(provider = %name, by = %p.user_id, "provider removed");
     Ok(StatusCode::NO_CONTENT)
