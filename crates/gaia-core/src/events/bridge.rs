@@ -118,7 +118,19 @@ impl EventBus {
             .await
             .map_err(|e| connect_error(url, e))?;
         let mut sub = client.subscribe(subject.to_string()).await.map_err(|e| connect_error(url, e))?;
-        client.flush().await.map_err(|e| connect_error(url, e))?;
+        // `subscribe` and `flush` only write to the socket. A message of our own sent through the
+        // server and back proves the subscription is in place (the server handles a connection's
+        // commands in order) before this instance counts as connected: other instances' events are not
+        // missed in between.
+        let probe = format!("_GAIA.ready.{}", uuid::Uuid::new_v4().simple());
+        let mut ready = client.subscribe(probe.clone()).await.map_err(|e| connect_error(url, e))?;
+        client.publish(probe, "".into()).await.map_err(|e| connect_error(url, e))?;
+        match tokio::time::timeout(Duration::from_secs(5), ready.next()).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(connect_error(url, "the connection closed while subscribing")),
+            Err(_) => return Err(connect_error(url, "the server did not confirm the subscription within 5 s")),
+        }
+        let _ = ready.unsubscribe().await;
         let mut rx = self.attach("nats").ok_or(BridgeError::AlreadyConnected("nats"))?;
         let publisher = client.clone();
         let subj = subject.to_string();
