@@ -148,11 +148,7 @@ impl DbStore {
         .execute(&mut *tx)
         .await?;
         if res.rows_affected() == 0 {
-            tx.rollback().await?;
-            return match self.get(path).await? {
-                None => Err(KbError::NotFound(path.to_string())),
-                Some(_) => Err(KbError::Conflict(format!("{path} changed since version {expected}"))),
-            };
+            return self.refused(tx, path, format!("{path} changed since version {expected}")).await;
         }
         self.finish(tx, &[path], mirror).await
     }
@@ -210,11 +206,7 @@ impl DbStore {
             }
         };
         if res.rows_affected() == 0 {
-            tx.rollback().await?;
-            return match self.get(path).await? {
-                None => Err(KbError::NotFound(path.to_string())),
-                Some(_) => Err(KbError::Conflict(format!("{path} changed since the given version"))),
-            };
+            return self.refused(tx, path, format!("{path} changed since the given version")).await;
         }
         self.finish(tx, &[path], mirror).await
     }
@@ -256,6 +248,21 @@ impl DbStore {
             _ => return Err(KbError::Conflict(format!("{to} already exists"))),
         }
         self.finish(tx, &[from, to], mirror).await
+    }
+
+    /// Ends the transaction of an edit of `path` that changed no row, saying why: the document does not
+    /// exist, or it is not at the expected version (`conflict`).
+    async fn refused(
+        &self,
+        tx: sqlx::Transaction<'_, sqlx::Any>,
+        path: &str,
+        conflict: String,
+    ) -> Result<Vec<Unmirrored>> {
+        tx.rollback().await?;
+        match self.get(path).await? {
+            None => Err(KbError::NotFound(path.to_string())),
+            Some(_) => Err(KbError::Conflict(conflict)),
+        }
     }
 
     /// Ends an edit's transaction: with `mirror`, first records `paths` as waiting for their git commit
