@@ -259,7 +259,9 @@ impl GitRepo {
         let after = tree_files(repo, Some(new))?;
         // Check every path first, so that a refusal changes nothing: paths must stay inside the
         // working copy, and files must not hold uncommitted local changes (which a plain overwrite
-        // would lose; `git merge --ff-only` refuses in the same way).
+        // would lose; `git merge --ff-only` refuses in the same way). A file already at the new
+        // version is no local change: a fast-forward cut off halfway (files written, branch not moved)
+        // is completed by the next sync.
         let mut dirty = Vec::new();
         for (path, id) in &after {
             if before.get(path) != Some(id) {

@@ -317,6 +317,32 @@ async fn uncommitted_local_changes_are_never_overwritten_by_a_sync() {
 }
 
 #[tokio::test]
+async fn a_fast_forward_cut_off_halfway_is_completed_by_the_next_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, upstream) = common::world_remote(dir.path());
+    let kb = Kb::open(config(dir.path(), &url)).await.unwrap();
+    let clone = dir.path().join("clone");
+    remote_commit(&upstream, &[("README.md", "remote edit\n"), ("Places/Dock.md", "# Dock\nBoats.\n")], "remote");
+    // What a fast-forward leaves when it stops after writing some files and before moving the
+    // branch (a full disk, a killed process): one file at the remote's text, one deleted, HEAD old.
+    std::fs::write(clone.join("README.md"), "remote edit\n").unwrap();
+    git(&upstream, &["rm", "-q", "Places/Safe House.md"]);
+    git(&upstream, &["commit", "-q", "-m", "remove the safe house"]);
+    git(&upstream, &["push", "-q", "origin", "main"]);
+    std::fs::remove_file(clone.join("Places/Safe House.md")).unwrap();
+    let head_before = git(&clone, &["rev-parse", "HEAD"]);
+    // The files already at the remote's version are not local changes: the sync completes.
+    let report = kb.sync().await.unwrap();
+    assert_eq!(report.state, Some(SyncState::FastForwarded));
+    assert_ne!(git(&clone, &["rev-parse", "HEAD"]), head_before);
+    assert_eq!(git(&clone, &["status", "--porcelain"]), "");
+    assert_eq!(kb.read("Places/Dock.md").await.unwrap().content, "# Dock\nBoats.\n");
+    assert_eq!(kb.read("README.md").await.unwrap().content, "remote edit\n");
+    assert!(matches!(kb.read("Places/Safe House.md").await, Err(KbError::NotFound(_))));
+    assert_eq!(hits(&kb, "boats"), ["Places/Dock.md"]);
+}
+
+#[tokio::test]
 async fn a_remote_cannot_write_through_a_symlink_out_of_the_working_copy() {
     let dir = tempfile::tempdir().unwrap();
     let (url, upstream) = common::world_remote(dir.path());
