@@ -123,20 +123,20 @@ fn apply(registry: &ProviderRegistry, name: &str, opened: &Result<Option<OpenedE
 /// changes they make themselves, so that the sync does not set those providers up a second time when
 /// it reads the changes back.
 #[derive(Debug, Clone, Default)]
-pub struct AppliedChanges(Arc<Mutex<HashMap<String, i64>>>);
+pub struct AppliedChanges(Arc<Mutex<HashMap<String, DateTime<Utc>>>>);
 
 impl AppliedChanges {
     /// Records that the change of provider `name` made at `at` is applied.
     pub fn record(&self, name: &str, at: DateTime<Utc>) {
-        self.lock().insert(name.to_string(), at.timestamp_millis());
+        self.lock().insert(name.to_string(), at);
     }
 
-    /// Whether the change of provider `name` made at `at_ms` (unix milliseconds) is applied.
-    fn is_applied(&self, name: &str, at_ms: i64) -> bool {
-        self.lock().get(name) == Some(&at_ms)
+    /// Whether the change of provider `name` made at `at` is applied.
+    fn is_applied(&self, name: &str, at: DateTime<Utc>) -> bool {
+        self.lock().get(name) == Some(&at)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, DateTime<Utc>>> {
         // The map stays consistent whatever a panicking holder did: each operation is one insert or get.
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -191,8 +191,7 @@ impl ProviderSync {
         let changes = storage.list_runtime_providers().await?;
         let mut applied = 0;
         for c in &changes {
-            let at = c.updated_at.timestamp_millis();
-            if self.applied.is_applied(&c.name, at) {
+            if self.applied.is_applied(&c.name, c.updated_at) {
                 continue;
             }
             // Opened once: to set the provider up, then to seal its keys again if they need it.
