@@ -162,13 +162,7 @@ async fn runtime_changes_survive_a_restart_and_reach_other_instances() {
         let first = build().await.unwrap();
         let (url, stop) = serve(&first).await;
         let http = reqwest::Client::new();
-        let r = http
-            .post(format!("{url}/api/v1/auth/register"))
-            .json(&json!({"email": "root@example.com", "password": "correct horse battery"}))
-            .send()
-            .await
-            .unwrap();
-        let admin = r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string();
+        let admin = admin_token(&http, &url, "register").await;
         let added = json!({"name": "added", "kind": "anthropic", "base_url": mock.base_url(), "api_key": "sk-a",
             "models": [{"id": "mock-claude", "context_window": 1000, "capabilities": ["vision"]}]});
         let r = http.post(format!("{url}/api/v1/providers")).bearer_auth(&admin).json(&added).send().await.unwrap();
@@ -220,6 +214,19 @@ async fn stored_row(storage: &Storage, name: &str) -> String {
 }
 
 /// Asks `model` for a chat answer over HTTP: the status and the body.
+/// The access token of root@example.com (the first user, an admin) on the server at `url`, from
+/// `action`: `register` or `login`.
+async fn admin_token(http: &reqwest::Client, url: &str, action: &str) -> String {
+    let r = http
+        .post(format!("{url}/api/v1/auth/{action}"))
+        .json(&json!({"email": "root@example.com", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{action}: {}", r.status());
+    r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string()
+}
+
 async fn chat_status(http: &reqwest::Client, url: &str, token: &str, model: &str) -> (u16, Value) {
     let r = http
         .post(format!("{url}/api/v1/chat"))
@@ -268,14 +275,8 @@ async fn literal_keys_are_encrypted_at_rest_and_survive_a_restart() {
 
         let first = build(config.clone()).await.unwrap();
         let (url, stop) = serve(&first).await;
-        let r = http
-            .post(format!("{url}/api/v1/auth/register"))
-            .json(&json!({"email": "root@example.com", "password": "correct horse battery"}))
-            .send()
-            .await
-            .unwrap();
         // The JWT secret is configured, so this token stays valid across the restarts below.
-        let admin = r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string();
+        let admin = admin_token(&http, &url, "register").await;
         let vault = json!({"name": "vault", "kind": "openai", "base_url": keyed.openai_base_url(), "api_key": KEY,
             "models": ["mock-gpt"]});
         let r = http.post(format!("{url}/api/v1/providers")).bearer_auth(&admin).json(&vault).send().await.unwrap();
@@ -357,13 +358,7 @@ async fn literal_keys_are_encrypted_at_rest_and_survive_a_restart() {
         let fourth = build(bare).await.unwrap();
         assert!(fourth.state().providers().get("configured").is_some(), "{b}: started");
         let (url, stop) = serve(&fourth).await;
-        let r = http
-            .post(format!("{url}/api/v1/auth/login"))
-            .json(&json!({"email": "root@example.com", "password": "correct horse battery"}))
-            .send()
-            .await
-            .unwrap();
-        let admin = r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string();
+        let admin = admin_token(&http, &url, "login").await;
         let (status, body) = chat_status(&http, &url, &admin, "vault/mock-gpt").await;
         assert!(status == 503 && body["detail"].as_str().unwrap().contains("no secrets key"), "{b}: {body}");
         let literal = json!({"name": "another", "kind": "openai", "base_url": keyed.openai_base_url(), "api_key": KEY});
