@@ -225,6 +225,8 @@ pub async fn run(database_url: &str, args: RbacArgs) -> Result<()> {
         RbacCommand::Admin { email, revoke } => {
             let (id, _) = user_id(&storage, &email).await?;
             storage.set_admin(&id, !revoke).await?;
+            // Running servers drop the user's cached validations (and so the old flag) within a poll.
+            storage.bump_credentials_version().await?;
             println!("{email} is {}an administrator", if revoke { "no longer " } else { "now " });
         }
         RbacCommand::Grant { email, role, team, workspace, expires } => {

@@ -65,7 +65,15 @@ async fn jwt_bearer_creates_external_users() {
         assert_eq!(p.method, AuthMethod::Jwt);
         assert_eq!(s.get_user("ext-user-42").await.unwrap().unwrap().email, "player@example.com");
         let expired = keys
-            .sign(&Claims { sub: "x".into(), exp: 10, iat: 0, aud: "authenticated".into(), email: None, role: None })
+            .sign(&Claims {
+                sub: "x".into(),
+                exp: 10,
+                iat: 0,
+                aud: "authenticated".into(),
+                email: None,
+                role: None,
+                sid: None,
+            })
             .unwrap();
         assert!(matches!(auth.authenticate_bearer(&expired).await, Err(CoreError::Unauthorized(_))));
         let forged = JwtKeys::new(b"another-secret-another-secret-an")

@@ -1,6 +1,6 @@
 //! A document of the vault: its text, its version and what was parsed from it.
 
-use crate::parse::{parse_note, version_of, ParsedNote};
+use crate::parse::{parse_note_checked, version_of, ParsedNote};
 use crate::path::VaultPath;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -22,10 +22,14 @@ pub struct Document {
 }
 
 impl Document {
-    /// Parses `content` as the document at `path`.
+    /// Parses `content` as the document at `path`. Never fails: a frontmatter over the bounds of
+    /// [`crate::parse::check_frontmatter`] is logged and the note read as plain text.
     pub fn new(path: VaultPath, content: String, modified: Option<DateTime<Utc>>) -> Document {
         let stem = path.file_name().strip_suffix(".md").unwrap_or(path.file_name()).to_string();
-        let note = parse_note(&content, &stem);
+        let (note, refused) = parse_note_checked(&content, &stem);
+        if let Some(e) = refused {
+            tracing::warn!(path = %path, error = %e, "frontmatter refused; the note is indexed as plain text");
+        }
         let version = version_of(&content);
         Document { path, content, version, modified, note }
     }

@@ -21,6 +21,9 @@ pub enum KbError {
     /// The operation needs something that is not configured (a remote, a database…).
     #[error("not available: {0}")]
     Unavailable(String),
+    /// An operation ran out of time and was stopped (an exact or regex search over too much text).
+    #[error("timeout: {0}")]
+    Timeout(String),
     /// A git operation failed.
     #[error("git: {0}")]
     Git(String),
@@ -47,7 +50,7 @@ impl KbError {
             KbError::Path(_) | KbError::InvalidInput(_) => 400,
             KbError::NotFound(_) => 404,
             KbError::Conflict(_) => 409,
-            KbError::Unavailable(_) => 503,
+            KbError::Unavailable(_) | KbError::Timeout(_) => 503,
             KbError::Git(_) => 502,
             KbError::Index(_) | KbError::Database(_) | KbError::Io(_) => 500,
         }
@@ -61,6 +64,7 @@ impl KbError {
             KbError::NotFound(_) => "not_found",
             KbError::Conflict(_) => "conflict",
             KbError::Unavailable(_) => "unavailable",
+            KbError::Timeout(_) => "timeout",
             KbError::Git(_) => "git_error",
             KbError::Index(_) => "index_error",
             KbError::Database(_) => "database_error",

@@ -28,17 +28,23 @@ enum Backend {
     Hybrid { db: DbStore, root: PathBuf, git: GitRepo },
 }
 
-/// Documents and the link graph between them.
-#[derive(Default)]
+/// Documents and the link graph between them. Never changed in place: an edit builds the next set
+/// and swaps it in, so readers work on a snapshot (an `Arc`) without holding a lock.
+#[derive(Default, Clone)]
 struct Docs {
     by_path: BTreeMap<String, Arc<Document>>,
     /// Lower-cased name (file stem, title, alias) → paths.
     by_name: HashMap<String, Vec<String>>,
     /// Lower-cased path → path (links may differ from the path in case).
     by_lower_path: HashMap<String, String>,
-    /// Path → paths of documents linking to it.
-    backlinks: HashMap<String, BTreeSet<String>>,
+    /// Path → paths of documents with a link that may resolve to it, for some reader: a link resolves
+    /// to the first candidate the reader may see (see [`Docs::resolve_link`]), so every candidate is
+    /// recorded and [`Docs::backlinks_of`] checks which link really does for the reader.
+    linkers: HashMap<String, BTreeSet<String>>,
 }
+
+/// Which documents a reader may see (by vault path).
+type See<'a> = &'a dyn Fn(&str) -> bool;
 
 impl Docs {
     fn rebuild_links(&mut self) {
@@ -59,37 +65,66 @@ impl Docs {
         }
         self.by_name = by_name;
         self.by_lower_path = self.by_path.keys().map(|p| (p.to_lowercase(), p.clone())).collect();
-        let mut backlinks: HashMap<String, BTreeSet<String>> = HashMap::new();
+        let mut linkers: HashMap<String, BTreeSet<String>> = HashMap::new();
         for (p, d) in &self.by_path {
             for l in &d.note.links {
-                if let Some(target) = self.resolve_link(&l.target, p) {
-                    if &target != p {
-                        backlinks.entry(target).or_default().insert(p.clone());
+                for target in self.link_candidates(&l.target) {
+                    if target != p {
+                        linkers.entry(target.to_string()).or_default().insert(p.clone());
                     }
                 }
             }
         }
-        self.backlinks = backlinks;
+        self.linkers = linkers;
     }
 
-    /// Resolves a link target or a name the way Obsidian does: a vault path (with or without `.md`),
-    /// then a file name, then a title or alias; ties go to the shortest path.
-    fn resolve_link(&self, target: &str, from: &str) -> Option<String> {
+    /// Every document a (non-empty) link target may name, most preferred first: the vault path (with
+    /// or without `.md`), the same path in another case, then the documents with that file name, title
+    /// or alias, shortest path first.
+    fn link_candidates<'a>(&'a self, target: &str) -> Vec<&'a str> {
         let target = target.trim();
+        let mut out: Vec<&str> = Vec::new();
         if target.is_empty() {
-            return Some(from.to_string());
+            return out;
         }
         let with_md = if crate::document::is_markdown(target) { target.to_string() } else { format!("{target}.md") };
         if let Ok(vp) = VaultPath::parse(&with_md) {
-            if self.by_path.contains_key(vp.as_str()) {
-                return Some(vp.as_str().to_string());
+            if let Some((p, _)) = self.by_path.get_key_value(vp.as_str()) {
+                out.push(p);
             }
             if let Some(p) = self.by_lower_path.get(&vp.as_str().to_lowercase()) {
-                return Some(p.clone());
+                out.push(p);
             }
         }
         let name = target.trim_end_matches(".md").rsplit('/').next().unwrap_or(target).to_lowercase();
-        self.by_name.get(&name).and_then(|v| v.first()).cloned()
+        out.extend(self.by_name.get(&name).into_iter().flatten().map(String::as_str));
+        out
+    }
+
+    /// Resolves a link target or a name the way Obsidian does, among the documents the reader may
+    /// `see` (the others do not exist for them, so they cannot capture a link): a vault path (with or
+    /// without `.md`), then a file name, then a title or alias; ties go to the shortest path.
+    fn resolve_link(&self, target: &str, from: &str, see: See<'_>) -> Option<String> {
+        if target.trim().is_empty() {
+            return Some(from.to_string());
+        }
+        self.link_candidates(target).into_iter().find(|p| see(p)).map(str::to_string)
+    }
+
+    /// The documents the reader may see with a link that resolves, for them, to `target`.
+    fn backlinks_of(&self, target: &str, see: See<'_>) -> Vec<&str> {
+        self.linkers
+            .get(target)
+            .into_iter()
+            .flatten()
+            .filter(|src| see(src))
+            .filter(|src| {
+                self.by_path.get(*src).is_some_and(|d| {
+                    d.note.links.iter().any(|l| self.resolve_link(&l.target, src, see).as_deref() == Some(target))
+                })
+            })
+            .map(String::as_str)
+            .collect()
     }
 }
 
@@ -323,7 +358,8 @@ struct Inner {
     config: KbConfig,
     backend: Backend,
     index: SearchIndex,
-    docs: RwLock<Docs>,
+    /// The current documents; see [`Kb::snapshot`].
+    docs: RwLock<Arc<Docs>>,
     /// Serialises edits, syncs and re-indexing.
     edit: tokio::sync::Mutex<()>,
     sync: Mutex<SyncInfo>,
@@ -336,6 +372,13 @@ struct Inner {
     #[cfg(feature = "semantic")]
     semantic: crate::semantic::SemanticIndex,
 }
+
+/// Most bytes of an exact or regex search pattern ([`Kb::grep`]).
+pub const MAX_GREP_PATTERN_BYTES: usize = 1024;
+/// Deepest nesting of groups and repetitions in a regex search pattern.
+const GREP_NEST_LIMIT: u32 = 64;
+/// How long an exact or regex search ([`Kb::grep`]) may scan before it is stopped.
+pub const GREP_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Decides which documents (by vault path) a caller may read; see [`Kb::restricted`].
 pub type ReadFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -472,7 +515,7 @@ impl Kb {
                 config,
                 backend,
                 index,
-                docs: RwLock::new(Docs::default()),
+                docs: RwLock::new(Arc::new(Docs::default())),
                 edit: tokio::sync::Mutex::new(()),
                 sync: Mutex::new(SyncInfo::default()),
                 synced: tokio::sync::broadcast::channel(16).0,
@@ -508,6 +551,27 @@ impl Kb {
         &self.inner.config
     }
 
+    /// The current documents and link graph: the lock is held only to clone the `Arc`, so no read,
+    /// however long, holds it (nor makes a waiting edit block the other readers).
+    fn snapshot(&self) -> Arc<Docs> {
+        self.inner.docs.read().expect("docs lock").clone()
+    }
+
+    /// Builds the next document set from the current one (off the async workers) and swaps it in.
+    /// Callers hold the `edit` lock, so no concurrent change is lost.
+    async fn update_docs(&self, change: impl FnOnce(&mut Docs) + Send + 'static) -> Result<()> {
+        let current = self.snapshot();
+        let next = blocking(move || {
+            let mut next = Docs::clone(&current);
+            change(&mut next);
+            next.rebuild_links();
+            Ok(next)
+        })
+        .await?;
+        *self.inner.docs.write().expect("docs lock") = Arc::new(next);
+        Ok(())
+    }
+
     /// Reads every document from the backend. In a folder, files whose size and modification time
     /// are unchanged since they were last read are not read or parsed again.
     async fn load_all(&self) -> Result<Vec<Arc<Document>>> {
@@ -515,7 +579,7 @@ impl Kb {
             Backend::Files { root, .. } => {
                 let root = root.clone();
                 let previous: HashMap<String, Arc<Document>> = {
-                    let g = self.inner.docs.read().expect("docs lock");
+                    let g = self.snapshot();
                     g.by_path.iter().map(|(p, d)| (p.clone(), d.clone())).collect()
                 };
                 let stats = std::mem::take(&mut *self.inner.stats.lock().expect("stats lock"));
@@ -572,9 +636,7 @@ impl Kb {
         }
         #[cfg(feature = "semantic")]
         self.inner.semantic.update(changed.iter().map(|d| d.as_ref()), &deleted, by_path.len());
-        let mut g = self.inner.docs.write().expect("docs lock");
-        g.by_path = by_path;
-        g.rebuild_links();
+        self.update_docs(move |g| g.by_path = by_path).await?;
         Ok((changed.iter().map(|d| d.path.as_str().to_string()).collect(), deleted))
     }
 
@@ -601,7 +663,7 @@ impl Kb {
     pub async fn rebuild_index(&self) -> Result<SyncReport> {
         let _guard = self.inner.edit.lock().await;
         let t = Instant::now();
-        let docs: Vec<Arc<Document>> = self.inner.docs.read().expect("docs lock").by_path.values().cloned().collect();
+        let docs: Vec<Arc<Document>> = self.snapshot().by_path.values().cloned().collect();
         let inner = self.inner.clone();
         let d2 = docs.clone();
         blocking(move || inner.index.rebuild(d2.iter().map(|d| d.as_ref()))).await?;
@@ -739,7 +801,9 @@ impl Kb {
         }
     }
 
-    /// The state of the knowledge base.
+    /// The state of the knowledge base. Through a [`Kb::restricted`] handle, `unmirrored` lists only
+    /// the documents it may see and the last sync's error is not detailed (it may name any document);
+    /// counts are of the whole knowledge base.
     pub async fn status(&self) -> KbStatus {
         let (last_sync, last_sync_error) = {
             let s = self.inner.sync.lock().expect("sync lock");
@@ -756,7 +820,8 @@ impl Kb {
         let unmirrored = match &self.inner.backend {
             Backend::Hybrid { db, .. } => match db.unmirrored().await {
                 Ok(pending) => {
-                    let paths: BTreeSet<String> = pending.into_iter().map(|e| e.path).collect();
+                    let paths: BTreeSet<String> =
+                        pending.into_iter().map(|e| e.path).filter(|p| self.can_see(p)).collect();
                     paths.into_iter().collect()
                 }
                 Err(e) => {
@@ -766,6 +831,10 @@ impl Kb {
             },
             _ => Vec::new(),
         };
+        let last_sync_error = match (last_sync_error, &self.filter) {
+            (Some(_), Some(_)) => Some("the last sync failed (administrators see why)".to_string()),
+            (e, _) => e,
+        };
         KbStatus {
             name: c.name.clone(),
             mode: c.mode,
@@ -774,7 +843,7 @@ impl Kb {
             commit: self.head().await,
             last_sync,
             last_sync_error,
-            documents: self.inner.docs.read().expect("docs lock").by_path.len(),
+            documents: self.snapshot().by_path.len(),
             indexed_documents: self.inner.index.num_docs(),
             index_size_bytes: self.inner.index.size_bytes(),
             unpushed_commits,
@@ -786,7 +855,7 @@ impl Kb {
     pub fn search(&self, opts: &SearchOptions) -> Result<SearchResults> {
         let Some(f) = &self.filter else { return self.inner.index.search(opts) };
         let visible: Vec<String> = {
-            let docs = self.inner.docs.read().expect("docs lock");
+            let docs = self.snapshot();
             docs.by_path
                 .keys()
                 .filter(|p| f(p))
@@ -811,10 +880,30 @@ impl Kb {
         self.filter.as_ref().is_none_or(|f| f(path))
     }
 
-    /// Exact or regex search over the raw text of the documents, line by line.
+    /// Exact or regex search over the raw text of the documents, line by line, within
+    /// [`GREP_TIME_LIMIT`] (then [`KbError::Timeout`]). Patterns are at most [`MAX_GREP_PATTERN_BYTES`]
+    /// long, and compile to a bounded automaton. It works on a snapshot of the documents, holding no
+    /// lock; from async code use [`Kb::grep_async`], which runs it off the async workers.
     pub fn grep(&self, opts: &GrepOptions) -> Result<Vec<GrepMatch>> {
+        self.grep_until(opts, Instant::now() + GREP_TIME_LIMIT)
+    }
+
+    /// [`Kb::grep`] on a blocking thread, so a long scan never holds up the async workers.
+    pub async fn grep_async(&self, opts: GrepOptions) -> Result<Vec<GrepMatch>> {
+        let kb = self.clone();
+        blocking(move || kb.grep(&opts)).await
+    }
+
+    /// [`Kb::grep`], stopping with [`KbError::Timeout`] once `deadline` has passed.
+    pub(crate) fn grep_until(&self, opts: &GrepOptions, deadline: Instant) -> Result<Vec<GrepMatch>> {
         if opts.pattern.is_empty() {
             return Err(KbError::InvalidInput("the search pattern is empty".into()));
+        }
+        if opts.pattern.len() > MAX_GREP_PATTERN_BYTES {
+            return Err(KbError::InvalidInput(format!(
+                "the search pattern is {} bytes; the limit is {MAX_GREP_PATTERN_BYTES}",
+                opts.pattern.len()
+            )));
         }
         let pattern = if opts.regex { opts.pattern.clone() } else { regex::escape(&opts.pattern) };
         let re = regex::RegexBuilder::new(&pattern)
@@ -823,27 +912,36 @@ impl Kb {
             // whole text is tried first to skip documents without a match).
             .multi_line(true)
             .crlf(true)
+            .nest_limit(GREP_NEST_LIMIT)
             .size_limit(1 << 20)
             .dfa_size_limit(4 << 20)
             .build()
             .map_err(|e| KbError::InvalidInput(format!("invalid regular expression: {e}")))?;
         let folder = opts.folder.as_deref().map(VaultPath::parse).transpose()?;
+        let prefix = folder.map(|f| format!("{}/", f.as_str())).unwrap_or_default();
         let limit = if opts.limit == 0 { 100 } else { opts.limit.min(1000) };
-        let docs = self.inner.docs.read().expect("docs lock");
+        let timeout = || {
+            KbError::Timeout(format!(
+                "the search was stopped after {} s; narrow it (a folder, a more specific pattern)",
+                GREP_TIME_LIMIT.as_secs()
+            ))
+        };
+        let docs = self.snapshot();
         let mut out = Vec::new();
-        for (p, d) in &docs.by_path {
-            if let Some(f) = &folder {
-                if !p.starts_with(&format!("{}/", f.as_str())) {
-                    continue;
-                }
+        for (p, d) in docs.by_path.range(prefix.clone()..) {
+            if !p.starts_with(&prefix) {
+                break;
             }
-            if !self.can_see(p) {
-                continue;
+            if Instant::now() >= deadline {
+                return Err(timeout());
             }
-            if !re.is_match(&d.content) {
+            if !self.can_see(p) || !re.is_match(&d.content) {
                 continue;
             }
             for (i, line) in d.content.lines().enumerate() {
+                if i % 256 == 255 && Instant::now() >= deadline {
+                    return Err(timeout());
+                }
                 if re.is_match(line) {
                     out.push(GrepMatch { path: p.clone(), line: i + 1, text: line.chars().take(300).collect() });
                     if out.len() >= limit {
@@ -857,13 +955,14 @@ impl Kb {
 
     /// Finds a document by path (with or without `.md`) or by the name a wikilink would use (file
     /// name, title or alias).
+    /// Only documents this handle may see are found.
     pub fn resolve(&self, name_or_path: &str) -> Option<String> {
-        let docs = self.inner.docs.read().expect("docs lock");
+        let docs = self.snapshot();
         let p = doc_path(name_or_path).ok()?;
-        if docs.by_path.contains_key(p.as_str()) {
+        if docs.by_path.contains_key(p.as_str()) && self.can_see(p.as_str()) {
             return Some(p.as_str().to_string());
         }
-        docs.resolve_link(name_or_path, "")
+        docs.resolve_link(name_or_path, "", &|p| self.can_see(p))
     }
 
     /// Reads a document (by path or name). In database modes the database is read, so that edits made
@@ -878,21 +977,27 @@ impl Kb {
 
     async fn read_any(&self, path: &str) -> Result<Arc<Document>> {
         let vp = doc_path(path)?;
-        if let Backend::Database { db } | Backend::Hybrid { db, .. } = &self.inner.backend {
+        // A document this handle may not see is not there: a name may then be another document's.
+        let visible = self.can_see(vp.as_str());
+        if let (Backend::Database { db } | Backend::Hybrid { db, .. }, true) = (&self.inner.backend, visible) {
             if let Some(r) = db.get(vp.as_str()).await? {
-                let cached = self.inner.docs.read().expect("docs lock").by_path.get(vp.as_str()).cloned();
+                let cached = self.snapshot().by_path.get(vp.as_str()).cloned();
                 if let Some(c) = cached.filter(|c| c.content == r.content) {
                     return Ok(c);
                 }
                 return Ok(Arc::new(Document::new(vp, r.content, Some(r.updated_at))));
             }
         }
-        let docs = self.inner.docs.read().expect("docs lock");
-        if let Some(d) = docs.by_path.get(vp.as_str()) {
+        let docs = self.snapshot();
+        if let Some(d) = docs.by_path.get(vp.as_str()).filter(|_| visible) {
             return Ok(d.clone());
         }
         // A name (no `.md`) may also be a title or an alias; an explicit path is only that path.
-        let by_name = if crate::document::is_markdown(path.trim()) { None } else { docs.resolve_link(path, "") };
+        let by_name = if crate::document::is_markdown(path.trim()) {
+            None
+        } else {
+            docs.resolve_link(path, "", &|p| self.can_see(p))
+        };
         by_name.and_then(|p| docs.by_path.get(&p).cloned()).ok_or_else(|| KbError::NotFound(vp.to_string()))
     }
 
@@ -908,7 +1013,7 @@ impl Kb {
             None => None,
         };
         let prefix = folder.as_ref().map(|f| format!("{f}/")).unwrap_or_default();
-        let docs = self.inner.docs.read().expect("docs lock");
+        let docs = self.snapshot();
         let mut folders: BTreeMap<String, usize> = BTreeMap::new();
         let mut files = Vec::new();
         for (p, d) in docs.by_path.range(prefix.clone()..) {
@@ -941,9 +1046,10 @@ impl Kb {
 
     /// Links from a document, each resolved when its target exists.
     pub fn links(&self, path: &str) -> Result<Vec<LinkInfo>> {
-        let docs = self.inner.docs.read().expect("docs lock");
+        let docs = self.snapshot();
+        let see = |p: &str| self.can_see(p);
         let p = docs
-            .resolve_link(path, "")
+            .resolve_link(path, "", &see)
             .filter(|p| self.can_see(p))
             .ok_or_else(|| KbError::NotFound(path.to_string()))?;
         let d = docs.by_path.get(&p).ok_or_else(|| KbError::NotFound(path.to_string()))?;
@@ -951,7 +1057,7 @@ impl Kb {
             .links
             .iter()
             .map(|l| {
-                let target = docs.resolve_link(&l.target, &p).filter(|t| self.can_see(t));
+                let target = docs.resolve_link(&l.target, &p, &see);
                 let title = target.as_ref().and_then(|t| docs.by_path.get(t)).map(|d| d.note.title.clone());
                 LinkInfo { path: target, title, link: l.clone() }
             })
@@ -960,17 +1066,19 @@ impl Kb {
 
     /// Documents linking to a document (by path or name), with the links as written.
     pub fn backlinks(&self, path: &str) -> Result<Vec<LinkInfo>> {
-        let docs = self.inner.docs.read().expect("docs lock");
+        let docs = self.snapshot();
+        let see = |p: &str| self.can_see(p);
         let p = docs
-            .resolve_link(path, "")
+            .resolve_link(path, "", &see)
             .filter(|p| self.can_see(p))
             .ok_or_else(|| KbError::NotFound(path.to_string()))?;
         let mut out = Vec::new();
-        for src in docs.backlinks.get(&p).into_iter().flatten().filter(|s| self.can_see(s)) {
+        for src in docs.backlinks_of(&p, &see) {
             let Some(d) = docs.by_path.get(src) else { continue };
             for l in &d.note.links {
-                if docs.resolve_link(&l.target, src).as_deref() == Some(p.as_str()) {
-                    out.push(LinkInfo { path: Some(src.clone()), title: Some(d.note.title.clone()), link: l.clone() });
+                if docs.resolve_link(&l.target, src, &see).as_deref() == Some(p.as_str()) {
+                    let link = l.clone();
+                    out.push(LinkInfo { path: Some(src.to_string()), title: Some(d.note.title.clone()), link });
                 }
             }
         }
@@ -987,7 +1095,7 @@ impl Kb {
         }
         let max_tokens = if max_tokens == 0 { 4000 } else { max_tokens.min(200_000) };
         let candidates = self.context_candidates(topic)?;
-        let docs = self.inner.docs.read().expect("docs lock");
+        let docs = self.snapshot();
         let mut out = Context {
             topic: topic.to_string(),
             documents: Vec::new(),
@@ -1036,7 +1144,7 @@ impl Kb {
 
     /// The documents of a topic, most relevant first, without a budget.
     fn context_candidates(&self, topic: &str) -> Result<Vec<(String, ContextReason)>> {
-        let docs = self.inner.docs.read().expect("docs lock");
+        let docs = self.snapshot();
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
         fn add(seen: &mut BTreeSet<String>, p: String, r: ContextReason, out: &mut Vec<(String, ContextReason)>) {
@@ -1044,8 +1152,11 @@ impl Kb {
                 out.push((p, r));
             }
         }
+        // Only documents this handle may see are candidates, found through, or linked through: for
+        // the others the answer is as if they did not exist.
+        let see = |p: &str| self.can_see(p);
         // A document: itself, then links and backlinks, two levels deep.
-        if let Some(p) = docs.resolve_link(topic, "").filter(|_| !topic.starts_with('#')) {
+        if let Some(p) = docs.resolve_link(topic, "", &see).filter(|_| !topic.starts_with('#')) {
             add(&mut seen, p.clone(), ContextReason::Topic, &mut out);
             let mut frontier = vec![p];
             for _ in 0..2 {
@@ -1053,7 +1164,7 @@ impl Kb {
                 for cur in &frontier {
                     if let Some(d) = docs.by_path.get(cur) {
                         for l in &d.note.links {
-                            if let Some(t) = docs.resolve_link(&l.target, cur) {
+                            if let Some(t) = docs.resolve_link(&l.target, cur, &see) {
                                 if !seen.contains(&t) {
                                     next.push(t.clone());
                                 }
@@ -1061,11 +1172,11 @@ impl Kb {
                             }
                         }
                     }
-                    for b in docs.backlinks.get(cur).into_iter().flatten() {
+                    for b in docs.backlinks_of(cur, &see) {
                         if !seen.contains(b) {
-                            next.push(b.clone());
+                            next.push(b.to_string());
                         }
-                        add(&mut seen, b.clone(), ContextReason::Backlink, &mut out);
+                        add(&mut seen, b.to_string(), ContextReason::Backlink, &mut out);
                     }
                 }
                 frontier = next;
@@ -1075,7 +1186,7 @@ impl Kb {
         // A folder.
         if let Ok(f) = VaultPath::parse(topic) {
             let prefix = format!("{}/", f.as_str());
-            for p in docs.by_path.keys().filter(|p| p.starts_with(&prefix)) {
+            for p in docs.by_path.keys().filter(|p| p.starts_with(&prefix) && see(p)) {
                 add(&mut seen, p.clone(), ContextReason::Folder, &mut out);
             }
             if !out.is_empty() {
@@ -1084,7 +1195,7 @@ impl Kb {
         }
         // A tag.
         let tag = topic.trim_start_matches('#').to_lowercase();
-        for (p, d) in &docs.by_path {
+        for (p, d) in docs.by_path.iter().filter(|(p, _)| see(p)) {
             if d.note.tags.iter().any(|t| {
                 let t = t.to_lowercase();
                 t == tag || t.starts_with(&format!("{tag}/"))
@@ -1217,18 +1328,18 @@ impl Kb {
         blocking(move || inner.index.apply(u2.iter().map(|d| d.as_ref()), &d2)).await?;
         #[cfg(feature = "semantic")]
         {
-            let n = self.inner.docs.read().expect("docs lock").by_path.len();
+            let n = self.snapshot().by_path.len();
             self.inner.semantic.update(up.iter().map(|d| d.as_ref()), &deletes, n);
         }
-        let mut g = self.inner.docs.write().expect("docs lock");
-        for p in &deletes {
-            g.by_path.remove(p);
-        }
-        for d in up {
-            g.by_path.insert(d.path.as_str().to_string(), d);
-        }
-        g.rebuild_links();
-        Ok(())
+        self.update_docs(move |g| {
+            for p in &deletes {
+                g.by_path.remove(p);
+            }
+            for d in up {
+                g.by_path.insert(d.path.as_str().to_string(), d);
+            }
+        })
+        .await
     }
 
     /// Writes a document: creates it, or replaces it if `version` still matches (or `overwrite`).
@@ -1244,6 +1355,9 @@ impl Kb {
         if req.content.contains('\0') {
             return Err(KbError::InvalidInput("documents may not contain NUL characters".into()));
         }
+        // Checked before anything is saved: a note whose frontmatter is over the bounds (a "billion
+        // laughs" of nested aliases) is refused, in every storage mode.
+        crate::parse::check_frontmatter(&req.content).map_err(|e| KbError::InvalidInput(e.to_string()))?;
         let _guard = self.inner.edit.lock().await;
         let current = self.current_version(&p).await?;
         match (&current, &req.version) {
@@ -1348,7 +1462,7 @@ impl Kb {
 
     /// All documents (shared, cheap to clone).
     pub fn documents(&self) -> Vec<Arc<Document>> {
-        let docs = self.inner.docs.read().expect("docs lock");
+        let docs = self.snapshot();
         docs.by_path.values().filter(|d| self.can_see(d.path.as_str())).cloned().collect()
     }
 
@@ -1358,7 +1472,7 @@ impl Kb {
         if query.trim().is_empty() {
             return Err(KbError::InvalidInput("the search query is empty".into()));
         }
-        let docs = self.inner.docs.read().expect("docs lock");
+        let docs = self.snapshot();
         let mut hits = self.inner.semantic.search(query, limit, |p| docs.by_path.get(p).map(|d| d.note.title.clone()));
         hits.retain(|h| self.can_see(&h.path));
         Ok(hits)
@@ -1369,5 +1483,24 @@ impl Kb {
     pub fn set_embedder(&self, embedder: Arc<dyn crate::semantic::Embedder>) {
         let docs = self.documents();
         self.inner.semantic.set_embedder(embedder, docs.iter().map(|d| d.as_ref()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn grep_stops_at_its_deadline_with_a_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = KbConfig { root: dir.path().join("v"), sync_interval_secs: 0, ..Default::default() };
+        let kb = Kb::open(config).await.unwrap();
+        let content = "fog\n".repeat(1000);
+        kb.write(WriteRequest { path: "a.md".into(), content, ..Default::default() }).await.unwrap();
+        let opts = GrepOptions { pattern: "fog".into(), limit: 1000, ..Default::default() };
+        let e = kb.grep_until(&opts, Instant::now()).unwrap_err();
+        assert!(matches!(e, KbError::Timeout(_)), "{e}");
+        assert_eq!((e.http_status(), e.kind()), (503, "timeout"));
+        assert_eq!(kb.grep(&opts).unwrap().len(), 1000);
     }
 }

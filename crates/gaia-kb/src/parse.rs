@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 
 /// A heading of a note.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,32 +81,196 @@ fn split_frontmatter(text: &str) -> (Option<&str>, usize) {
     (None, 0)
 }
 
-fn yaml_to_json(y: &yaml_rust2::Yaml) -> Value {
-    use yaml_rust2::Yaml;
-    match y {
-        Yaml::Real(s) => {
-            s.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number)
-        }
-        Yaml::Integer(i) => Value::from(*i),
-        Yaml::String(s) => Value::from(s.clone()),
-        Yaml::Boolean(b) => Value::from(*b),
-        Yaml::Array(a) => Value::Array(a.iter().map(yaml_to_json).collect()),
-        Yaml::Hash(h) => {
-            let mut m = Map::new();
-            for (k, v) in h {
-                let key = match k {
-                    Yaml::String(s) => s.clone(),
-                    Yaml::Integer(i) => i.to_string(),
-                    Yaml::Real(s) => s.clone(),
-                    Yaml::Boolean(b) => b.to_string(),
-                    _ => continue,
-                };
-                m.insert(key, yaml_to_json(v));
-            }
-            Value::Object(m)
-        }
-        Yaml::Alias(_) | Yaml::Null | Yaml::BadValue => Value::Null,
+/// Most bytes of a note's YAML frontmatter (between the `---` lines). Larger frontmatter is refused
+/// on write and ignored (the note read as plain text) when found in the vault.
+pub const MAX_FRONTMATTER_BYTES: usize = 32 * 1024;
+/// Most nodes (scalars, lists, mappings) of a frontmatter, every alias counted as a copy of what it
+/// refers to: a few nested aliases (a "billion laughs") cannot expand beyond this.
+pub const MAX_FRONTMATTER_NODES: usize = 10_000;
+/// Most bytes of scalar text of a frontmatter, aliases expanded.
+pub const MAX_FRONTMATTER_EXPANDED_BYTES: usize = 256 * 1024;
+/// Deepest nesting of lists and mappings in a frontmatter.
+pub const MAX_FRONTMATTER_DEPTH: usize = 32;
+
+/// Why a frontmatter was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrontmatterError {
+    /// Larger than [`MAX_FRONTMATTER_BYTES`].
+    #[error("the frontmatter is {0} bytes; the limit is {MAX_FRONTMATTER_BYTES}")]
+    TooLarge(usize),
+    /// More than [`MAX_FRONTMATTER_NODES`] nodes or [`MAX_FRONTMATTER_EXPANDED_BYTES`] bytes of text
+    /// once aliases are expanded.
+    #[error(
+        "the frontmatter expands to more than {MAX_FRONTMATTER_NODES} values or {MAX_FRONTMATTER_EXPANDED_BYTES} \
+         bytes (aliases counted as copies)"
+    )]
+    TooManyNodes,
+    /// Nested deeper than [`MAX_FRONTMATTER_DEPTH`].
+    #[error("the frontmatter is nested deeper than {MAX_FRONTMATTER_DEPTH} levels")]
+    TooDeep,
+    /// Not valid YAML (ignored when reading notes; see [`parse_note`]).
+    #[error("the frontmatter is not valid YAML: {0}")]
+    Syntax(String),
+}
+
+impl FrontmatterError {
+    /// Whether the frontmatter exceeds a bound (as opposed to being invalid YAML, which is tolerated).
+    pub fn is_over_budget(&self) -> bool {
+        !matches!(self, FrontmatterError::Syntax(_))
     }
+}
+
+/// A value being built, with what it cost.
+struct Built {
+    value: Value,
+    /// The key it makes when used as a mapping key (scalars only).
+    key: Option<String>,
+    nodes: usize,
+    bytes: usize,
+}
+
+/// A list or mapping being built.
+enum Frame {
+    Seq { items: Vec<Value>, anchor: usize, nodes: usize, bytes: usize },
+    Map { map: Map<String, Value>, key: Option<Option<String>>, anchor: usize, nodes: usize, bytes: usize },
+}
+
+/// A plain or tagged YAML scalar as JSON, and the key it makes (as `YamlLoader` and JSON would read it).
+fn scalar(v: String, style: yaml_rust2::scanner::TScalarStyle, tag: Option<yaml_rust2::parser::Tag>) -> Built {
+    use yaml_rust2::scanner::TScalarStyle;
+    use yaml_rust2::Yaml;
+    let bytes = v.len();
+    let y = if style != TScalarStyle::Plain {
+        Yaml::String(v)
+    } else if let Some(t) = tag.filter(|t| t.handle == "tag:yaml.org,2002:") {
+        match t.suffix.as_str() {
+            "bool" => match v.as_str() {
+                "true" | "True" | "TRUE" => Yaml::Boolean(true),
+                "false" | "False" | "FALSE" => Yaml::Boolean(false),
+                _ => Yaml::BadValue,
+            },
+            "int" => v.parse::<i64>().map_or(Yaml::BadValue, Yaml::Integer),
+            "float" => Yaml::Real(v),
+            "null" => Yaml::Null,
+            _ => Yaml::String(v),
+        }
+    } else {
+        Yaml::from_str(&v)
+    };
+    let key = match &y {
+        Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
+        Yaml::Integer(i) => Some(i.to_string()),
+        Yaml::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    };
+    let value = match y {
+        Yaml::Real(s) => s.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number),
+        Yaml::Integer(i) => Value::from(i),
+        Yaml::String(s) => Value::from(s),
+        Yaml::Boolean(b) => Value::from(b),
+        _ => Value::Null,
+    };
+    Built { value, key, nodes: 1, bytes }
+}
+
+/// Parses a frontmatter (the YAML between the `---` lines) into JSON within the bounds above, reading
+/// YAML events one by one: aliases are expanded as copies, each counted against the node and byte
+/// budgets, so no input expands beyond them; parsing stops at the first bound exceeded. A document
+/// that is not a mapping gives an empty object.
+pub fn parse_frontmatter(yaml: &str) -> Result<Map<String, Value>, FrontmatterError> {
+    use yaml_rust2::parser::{Event, Parser};
+    if yaml.len() > MAX_FRONTMATTER_BYTES {
+        return Err(FrontmatterError::TooLarge(yaml.len()));
+    }
+    let mut parser = Parser::new_from_str(yaml);
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut anchors: HashMap<usize, (Value, Option<String>, usize, usize)> = HashMap::new();
+    let (mut total_nodes, mut total_bytes) = (0usize, 0usize);
+    let mut root: Option<Value> = None;
+    loop {
+        let (event, _) = parser.next_token().map_err(|e| FrontmatterError::Syntax(e.to_string()))?;
+        let done = match event {
+            Event::StreamEnd | Event::DocumentEnd => break,
+            Event::Nothing | Event::StreamStart | Event::DocumentStart => continue,
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                total_nodes += 1;
+                if stack.len() >= MAX_FRONTMATTER_DEPTH {
+                    return Err(FrontmatterError::TooDeep);
+                }
+                if total_nodes > MAX_FRONTMATTER_NODES {
+                    return Err(FrontmatterError::TooManyNodes);
+                }
+                stack.push(if matches!(event, Event::SequenceStart(..)) {
+                    Frame::Seq { items: Vec::new(), anchor, nodes: 1, bytes: 0 }
+                } else {
+                    Frame::Map { map: Map::new(), key: None, anchor, nodes: 1, bytes: 0 }
+                });
+                continue;
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let (value, anchor, nodes, bytes) = match stack.pop() {
+                    Some(Frame::Seq { items, anchor, nodes, bytes }) => (Value::Array(items), anchor, nodes, bytes),
+                    Some(Frame::Map { map, anchor, nodes, bytes, .. }) => (Value::Object(map), anchor, nodes, bytes),
+                    None => return Err(FrontmatterError::Syntax("unbalanced collection".into())),
+                };
+                let built = Built { value, key: None, nodes, bytes };
+                if anchor > 0 {
+                    anchors.insert(anchor, (built.value.clone(), None, nodes, bytes));
+                }
+                built
+            }
+            Event::Scalar(v, style, anchor, tag) => {
+                let built = scalar(v, style, tag);
+                total_nodes += 1;
+                total_bytes += built.bytes;
+                if anchor > 0 {
+                    anchors.insert(anchor, (built.value.clone(), built.key.clone(), 1, built.bytes));
+                }
+                built
+            }
+            Event::Alias(id) => {
+                let (value, key, nodes, bytes) = anchors.get(&id).cloned().unwrap_or((Value::Null, None, 1, 0));
+                // Counted before the copy is kept: the budget bounds what is built.
+                total_nodes += nodes;
+                total_bytes += bytes;
+                if total_nodes > MAX_FRONTMATTER_NODES || total_bytes > MAX_FRONTMATTER_EXPANDED_BYTES {
+                    return Err(FrontmatterError::TooManyNodes);
+                }
+                Built { value, key, nodes, bytes }
+            }
+        };
+        if total_nodes > MAX_FRONTMATTER_NODES || total_bytes > MAX_FRONTMATTER_EXPANDED_BYTES {
+            return Err(FrontmatterError::TooManyNodes);
+        }
+        let Built { value, key: as_key, nodes: n, bytes: b } = done;
+        match stack.last_mut() {
+            None => root = Some(value),
+            Some(Frame::Seq { items, nodes, bytes, .. }) => {
+                items.push(value);
+                *nodes += n;
+                *bytes += b;
+            }
+            Some(Frame::Map { map, key, nodes, bytes, .. }) => {
+                *nodes += n;
+                *bytes += b;
+                match key.take() {
+                    // This node is a key: a scalar makes a JSON key; others leave their entry out.
+                    None => *key = Some(as_key),
+                    Some(Some(k)) => {
+                        if map.insert(k.clone(), value).is_some() {
+                            return Err(FrontmatterError::Syntax(format!("duplicated key {k:?}")));
+                        }
+                    }
+                    Some(None) => {}
+                }
+            }
+        }
+    }
+    Ok(match root {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    })
 }
 
 /// A frontmatter list field in any of Obsidian's forms: a list, a scalar, or a comma-separated string.
@@ -250,18 +415,34 @@ fn fence_of(trimmed: &str) -> Option<(char, usize)> {
     (n >= 3).then_some((c, n))
 }
 
-/// Parses a note. `file_stem` is the fallback title.
+/// Checks a note's frontmatter against the bounds ([`MAX_FRONTMATTER_BYTES`],
+/// [`MAX_FRONTMATTER_NODES`], [`MAX_FRONTMATTER_EXPANDED_BYTES`], [`MAX_FRONTMATTER_DEPTH`]) before it is
+/// saved. Invalid YAML is tolerated (the note's frontmatter is then ignored), as when reading.
+pub fn check_frontmatter(text: &str) -> Result<(), FrontmatterError> {
+    match split_frontmatter(text).0.map(parse_frontmatter) {
+        Some(Err(e)) if e.is_over_budget() => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Parses a note. `file_stem` is the fallback title. Never fails: invalid YAML frontmatter is ignored,
+/// and a frontmatter over the bounds (see [`check_frontmatter`]) makes the whole note plain text.
 pub fn parse_note(text: &str, file_stem: &str) -> ParsedNote {
-    let (yaml, body_offset) = split_frontmatter(text);
-    let frontmatter = yaml
-        .and_then(|y| yaml_rust2::YamlLoader::load_from_str(y).ok())
-        .and_then(|docs| docs.into_iter().next())
-        .map(|d| yaml_to_json(&d))
-        .and_then(|v| match v {
-            Value::Object(m) => Some(m),
-            _ => None,
-        })
-        .unwrap_or_default();
+    parse_note_checked(text, file_stem).0
+}
+
+/// [`parse_note`], with why the frontmatter was refused for being over the bounds, if it was.
+pub(crate) fn parse_note_checked(text: &str, file_stem: &str) -> (ParsedNote, Option<FrontmatterError>) {
+    let (mut yaml, mut body_offset) = split_frontmatter(text);
+    let (frontmatter, refused) = match yaml.map(parse_frontmatter) {
+        Some(Ok(m)) => (m, None),
+        Some(Err(e)) if e.is_over_budget() => {
+            // Read as plain text: the frontmatter's lines are part of the body.
+            (yaml, body_offset) = (None, 0);
+            (Map::new(), Some(e))
+        }
+        _ => (Map::new(), None),
+    };
     let mut tags = Vec::new();
     for t in string_list(frontmatter.get("tags").or_else(|| frontmatter.get("tag"))) {
         // A scalar may also separate tags with spaces.
@@ -330,7 +511,7 @@ pub fn parse_note(text: &str, file_stem: &str) -> ParsedNote {
         .filter(|s| !s.is_empty())
         .or_else(|| headings.iter().find(|h| h.level == 1).map(|h| h.text.clone()))
         .unwrap_or_else(|| file_stem.to_string());
-    ParsedNote { title, aliases, tags, headings, links, frontmatter, body_offset }
+    (ParsedNote { title, aliases, tags, headings, links, frontmatter, body_offset }, refused)
 }
 
 #[cfg(test)]
@@ -398,5 +579,65 @@ mod tests {
         assert_eq!(n.links[4].heading.as_deref(), Some("Local"));
         assert_eq!(n.links[5].alias, None);
         assert_eq!(n.tags, ["out"]);
+    }
+
+    /// `levels` nested lists of nine aliases to the level below (9^levels values once expanded).
+    fn laughs(levels: usize) -> String {
+        let mut s = String::from("a0: &a0 [x,x,x,x,x,x,x,x,x]\n");
+        for i in 1..levels {
+            s += &format!("a{i}: &a{i} [{}]\n", vec![format!("*a{}", i - 1); 9].join(","));
+        }
+        s
+    }
+
+    #[test]
+    fn alias_expansion_is_bounded() {
+        for levels in [6, 9, 12] {
+            let yaml = laughs(levels);
+            assert_eq!(parse_frontmatter(&yaml), Err(FrontmatterError::TooManyNodes), "{levels}");
+            let note = format!("---\n{yaml}---\n# Laughs\nbody #t [[L]]\n");
+            assert!(check_frontmatter(&note).is_err());
+            let (n, refused) = parse_note_checked(&note, "s");
+            assert_eq!(refused, Some(FrontmatterError::TooManyNodes));
+            // Plain text: no frontmatter, the body from the start.
+            assert!(n.frontmatter.is_empty());
+            assert_eq!((n.title.as_str(), n.body_offset, n.tags.as_slice()), ("Laughs", 0, &["t".to_string()][..]));
+            assert_eq!(n.links.len(), 1);
+        }
+        // Three levels (729 values) are fine, and expand as copies.
+        let m = parse_frontmatter(&laughs(3)).unwrap();
+        assert_eq!(m["a2"].as_array().unwrap().len(), 9);
+        assert_eq!(m["a2"][8][8][8], "x");
+        // Long text copied by aliases counts by its bytes.
+        let big = format!("a: &a \"{}\"\nb: [{}]\n", "y".repeat(20_000), vec!["*a"; 20].join(","));
+        assert_eq!(parse_frontmatter(&big), Err(FrontmatterError::TooManyNodes));
+    }
+
+    #[test]
+    fn frontmatter_size_and_depth_are_bounded() {
+        let deep = format!("k: {}x{}\n", "[".repeat(100), "]".repeat(100));
+        assert_eq!(parse_frontmatter(&deep), Err(FrontmatterError::TooDeep));
+        let ok = format!("k: {}x{}\n", "[".repeat(20), "]".repeat(20));
+        assert!(parse_frontmatter(&ok).is_ok());
+        let long = format!("k: \"{}\"\n", "z".repeat(MAX_FRONTMATTER_BYTES));
+        assert_eq!(parse_frontmatter(&long), Err(FrontmatterError::TooLarge(long.len())));
+        assert!(check_frontmatter(&format!("---\n{long}---\n")).is_err());
+        // Invalid YAML is tolerated, as before (the frontmatter is ignored).
+        assert!(check_frontmatter("---\n: : [\n---\n").is_ok());
+        assert!(check_frontmatter("---\na: 1\na: 2\n---\n").is_ok());
+        assert!(parse_note("---\na: 1\na: 2\n---\n", "s").frontmatter.is_empty());
+    }
+
+    #[test]
+    fn frontmatter_values_read_as_before() {
+        let m = parse_frontmatter(
+            "title: T\nn: 3\nf: 1.5\nb: true\nnull: ~\n1: one\nq: '7'\n[x]: skipped\nt: !!str 12\nl: {a: [1, b]}\nr: &r z\ns: *r\n",
+        )
+        .unwrap();
+        let want = serde_json::json!({"title": "T", "n": 3, "f": 1.5, "b": true, "1": "one", "q": "7",
+            "t": "12", "l": {"a": [1, "b"]}, "r": "z", "s": "z"});
+        assert_eq!(Value::Object(m), want);
+        assert!(parse_frontmatter("- a\n- b\n").unwrap().is_empty());
+        assert!(parse_frontmatter("").unwrap().is_empty());
     }
 }

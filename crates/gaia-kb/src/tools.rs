@@ -209,13 +209,16 @@ impl KbTools {
                         Ok(serde_json::to_value(r).unwrap_or_default())
                     }
                     mode @ ("exact" | "regex") => {
-                        let m = self.kb.grep(&GrepOptions {
-                            pattern: a.query,
-                            regex: mode == "regex",
-                            case_sensitive: a.case_sensitive,
-                            folder: a.folder,
-                            limit: a.limit.unwrap_or(50),
-                        })?;
+                        let m = self
+                            .kb
+                            .grep_async(GrepOptions {
+                                pattern: a.query,
+                                regex: mode == "regex",
+                                case_sensitive: a.case_sensitive,
+                                folder: a.folder,
+                                limit: a.limit.unwrap_or(50),
+                            })
+                            .await?;
                         Ok(json!({"total": m.len(), "matches": m}))
                     }
                     other => Err(KbError::InvalidInput(format!("unknown search mode {other:?}"))),

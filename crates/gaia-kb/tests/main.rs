@@ -4,6 +4,8 @@
 mod common;
 mod database;
 mod git_sync;
+mod hardening;
+mod tmp_probe;
 mod obsidian;
 mod semantic;
 mod world;

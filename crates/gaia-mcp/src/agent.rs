@@ -4,6 +4,7 @@
 //! without tools, to answer from what it has, so a run always ends with an answer or a clear error.
 
 use crate::error::{McpError, Result};
+use crate::meter::{call_model, Answer, CallRecorder};
 use crate::toolbox::Toolbox;
 use gaia_core::config::AgentLimits;
 use gaia_core::types::{ChatMessage, ToolCall, Usage};
@@ -133,6 +134,7 @@ pub struct Agent {
     limits: AgentLimits,
     budget: Option<f64>,
     user: Option<String>,
+    recorder: Option<Arc<dyn CallRecorder>>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -173,6 +175,7 @@ impl Agent {
             limits: AgentLimits::default(),
             budget: None,
             user: None,
+            recorder: None,
         }
     }
 
@@ -198,6 +201,23 @@ impl Agent {
     pub fn for_user(mut self, user: &str) -> Self {
         self.user = Some(user.to_string());
         self
+    }
+
+    /// Reports every model call of its runs to `recorder` as the call ends (failed and abandoned
+    /// calls included), for metering.
+    pub fn with_recorder(mut self, recorder: Arc<dyn CallRecorder>) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// Its cost budget, if any.
+    pub(crate) fn budget_limit(&self) -> Option<f64> {
+        self.budget
+    }
+
+    /// Its recorder, if any.
+    pub(crate) fn recorder(&self) -> Option<&Arc<dyn CallRecorder>> {
+        self.recorder.as_ref()
     }
 
     /// The agent's name.
@@ -264,10 +284,12 @@ impl Agent {
             }
             req.user = self.user.clone();
             let left = deadline.saturating_duration_since(Instant::now());
-            let routed = match tokio::time::timeout(left, self.registry.chat_routed(&candidates, &req)).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(f)) => return Err(McpError::Provider(f.error)),
-                Err(_) => {
+            let answer =
+                call_model(&self.registry, self.recorder.as_ref(), &self.name, &candidates, &req, left).await;
+            let (routed, cost) = match answer {
+                Answer::Ok(r, cost) => (r, cost),
+                Answer::Failed(f) => return Err(McpError::Provider(f.error)),
+                Answer::TimedOut => {
                     run.stopped = Some(format!("deadline ({} s)", self.limits.deadline_secs));
                     run.content = "(stopped: deadline reached while the model was answering)".to_string();
                     break;
@@ -276,7 +298,7 @@ impl Agent {
             let provider = routed.provider.name().to_string();
             let resp = routed.value;
             run.usage += resp.usage;
-            run.cost += self.registry.cost(&provider, &routed.model, resp.usage);
+            run.cost += cost;
             run.model = format!("{provider}/{}", routed.model);
             if resp.tool_calls.is_empty() || !with_tools {
                 run.content = resp.content;

@@ -5,9 +5,11 @@
 
 use crate::agent::{Agent, AgentEvent, AgentRun};
 use crate::error::{McpError, Result};
+use crate::meter::{call_model, Answer, CallRecorder};
 use gaia_core::types::{ChatMessage, Usage};
 use gaia_providers::{ChatRequest, ProviderRegistry};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -66,13 +68,27 @@ pub struct OrchestratedRun {
 }
 
 /// The coordinator and its specialists.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Orchestrator {
     registry: ProviderRegistry,
     model: String,
     specialists: Vec<Specialist>,
     max_agents: usize,
     deadline: Duration,
+    budget: Option<f64>,
+    recorder: Option<Arc<dyn CallRecorder>>,
+}
+
+impl std::fmt::Debug for Orchestrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Orchestrator")
+            .field("model", &self.model)
+            .field("specialists", &self.specialists)
+            .field("max_agents", &self.max_agents)
+            .field("deadline", &self.deadline)
+            .field("budget", &self.budget)
+            .finish()
+    }
 }
 
 /// Finds the first JSON object in a model's text (models wrap JSON in prose or code fences).
@@ -121,7 +137,38 @@ impl Orchestrator {
         max_agents: usize,
         deadline: Duration,
     ) -> Self {
-        Orchestrator { registry, model: model.to_string(), specialists, max_agents: max_agents.max(1), deadline }
+        Orchestrator {
+            registry,
+            model: model.to_string(),
+            specialists,
+            max_agents: max_agents.max(1),
+            deadline,
+            budget: None,
+            recorder: None,
+        }
+    }
+
+    /// Reports every model call of the run (the coordinator's and every specialist's, failed and
+    /// abandoned ones included) to `recorder`; specialists that have a recorder of their own keep it.
+    pub fn with_recorder(mut self, recorder: Arc<dyn CallRecorder>) -> Self {
+        for s in &mut self.specialists {
+            if s.agent.recorder().is_none() {
+                s.agent = s.agent.clone().with_recorder(recorder.clone());
+            }
+        }
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// Stops the run once it has cost this much: the specialists share what the plan left (each
+    /// gets an equal part as its budget), and the synthesis is skipped once it is spent.
+    pub fn with_budget(mut self, budget: Option<f64>) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    fn spent_up(&self, cost: f64) -> bool {
+        self.budget.is_some_and(|b| cost >= b)
     }
 
     async fn ask(
@@ -133,12 +180,16 @@ impl Orchestrator {
     ) -> Result<String> {
         let candidates = self.registry.candidates(&self.model).await?;
         let req = ChatRequest::new(self.model.clone(), messages);
-        let r = tokio::time::timeout(left, self.registry.chat_routed(&candidates, &req))
-            .await
-            .map_err(|_| McpError::Limit("the deadline passed while the coordinator was answering".into()))?
-            .map_err(|f| McpError::Provider(f.error))?;
+        let (r, c) =
+            match call_model(&self.registry, self.recorder.as_ref(), "coordinator", &candidates, &req, left).await {
+                Answer::Ok(r, c) => (r, c),
+                Answer::Failed(f) => return Err(McpError::Provider(f.error)),
+                Answer::TimedOut => {
+                    return Err(McpError::Limit("the deadline passed while the coordinator was answering".into()))
+                }
+            };
         *usage += r.value.usage;
-        *cost += self.registry.cost(r.provider.name(), &r.model, r.value.usage);
+        *cost += c;
         Ok(r.value.content)
     }
 
@@ -189,14 +240,22 @@ impl Orchestrator {
         )
         .await;
 
-        // 2. Run the specialists in parallel.
+        // 2. Run the specialists in parallel, sharing what is left of the budget.
+        let share = self.budget.map(|b| (b - cost) / plan.len().max(1) as f64);
         let runs = futures::future::join_all(plan.iter().map(|st| {
             let events = events.clone();
             async move {
-                let spec = self.specialists.iter().find(|s| s.agent.name() == st.agent).map(|s| s.agent.clone());
+                let spec = self.specialists.iter().find(|s| s.agent.name() == st.agent).map(|s| match share {
+                    Some(share) => {
+                        let own = s.agent.budget_limit().map_or(share, |b| b.min(share));
+                        s.agent.clone().with_budget(Some(own))
+                    }
+                    None => s.agent.clone(),
+                });
                 let begin = started.elapsed().as_millis() as u64;
                 emit(&events, AgentEvent::AgentStarted { agent: st.agent.clone(), task: st.task.clone() }).await;
                 let outcome = match spec {
+                    Some(_) if share.is_some_and(|s| s <= 0.0) => (None, Some("the cost ceiling is reached".to_string())),
                     Some(agent) => match tokio::time::timeout(
                         left(),
                         agent.run(vec![ChatMessage::user(st.task.clone())], events.clone()),
@@ -242,6 +301,8 @@ impl Orchestrator {
         );
         let content = if left().is_zero() {
             format!("(stopped: deadline reached before the synthesis)\n\n{}", findings.join("\n\n"))
+        } else if self.spent_up(cost) {
+            format!("(stopped: cost ceiling reached before the synthesis)\n\n{}", findings.join("\n\n"))
         } else {
             let mut c2 = Usage::default();
             let text = self

@@ -61,7 +61,68 @@ pub(crate) fn sse(
     })
 }
 
+/// Where the requests of a provider configured with some `base_url` go, as the HTTP client itself
+/// parses the URLs it builds from it (so that a check on the origin sees what the client will do).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Origin {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// The host: a lowercase domain name (punycode), an IPv4 address, or an IPv6 address in brackets.
+    pub host: String,
+    /// The port, explicit or the scheme's default.
+    pub port: u16,
+}
+
+impl Origin {
+    /// The origin requests built on `base_url` go to; `None` when it is not an `http(s)` URL with a
+    /// host.
+    /// `None` too when the URL alone and the URLs built on it would not go to the same place.
+    pub fn of(base_url: &str) -> Option<Origin> {
+        let parse = |u: &str| -> Option<Origin> {
+            let url = reqwest::Url::parse(u).ok()?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return None;
+            }
+            Some(Origin {
+                scheme: url.scheme().to_string(),
+                host: url.host_str().filter(|h| !h.is_empty())?.to_string(),
+                port: url.port_or_known_default()?,
+            })
+        };
+        let origin = parse(base_url)?;
+        (parse(&join(base_url, "models"))? == origin).then_some(origin)
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+    }
+}
+
 /// `base` joined with `path`, without doubled slashes.
 pub(crate) fn join(base: &str, path: &str) -> String {
     format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_is_where_the_client_sends_requests() {
+        let o = |u: &str| Origin::of(u).map(|o| o.to_string());
+        assert_eq!(o("https://api.openai.com/v1").as_deref(), Some("https://api.openai.com:443"));
+        assert_eq!(o("http://127.0.0.1:9/v1").as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(o("http://API.Example.COM").as_deref(), Some("http://api.example.com:80"));
+        assert_eq!(o("http://[::1]:8080/v1").as_deref(), Some("http://[::1]:8080"));
+        // Tricks that put another host behind an allowed-looking one go where the client goes.
+        assert_eq!(o("http://good.example@evil.example/v1").as_deref(), Some("http://evil.example:80"));
+        assert_eq!(o("http://evil.example\\@good.example/v1").as_deref(), Some("http://evil.example:80"));
+        assert_eq!(o("http://evil.example?@good.example").as_deref(), Some("http://evil.example:80"));
+        assert_eq!(o("http://evil.example#@good.example").as_deref(), Some("http://evil.example:80"));
+        for bad in ["ftp://host/x", "not a url", "http://", "file:///etc/passwd"] {
+            assert_eq!(o(bad), None, "{bad}");
+        }
+    }
 }

@@ -48,6 +48,7 @@ pub mod types;
 
 pub use anthropic::{AnthropicConfig, AnthropicProvider};
 pub use error::ProviderError;
+pub use http::Origin;
 pub use openai::{OpenAiConfig, OpenAiProvider};
 pub use provider::Provider;
 pub use registry::ProviderRegistry;

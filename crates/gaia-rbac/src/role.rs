@@ -102,8 +102,9 @@ pub fn builtin_roles() -> Vec<Role> {
         (T::Kb, &[Read][..], "/kb/common/**"),
         (T::Kb, &all[..], "/kb/users/{user}/**"),
     ];
+    // Providers stay the administrators' to change (a provider's key and endpoint are the server's
+    // secrets): developers read them, as users do.
     let mut developer = mine_full.clone();
-    developer.push((T::Provider, &[Read, Write][..], "/providers/**"));
     developer.push((T::Usage, &[Read][..], "/users/**"));
     let viewer: Vec<(ResourceType, &[Action], &str)> = vec![
         (T::Conversation, &[Read][..], "/users/{user}/**"),
@@ -129,7 +130,7 @@ pub fn builtin_roles() -> Vec<Role> {
         Role {
             name: "developer".into(),
             scope: Scope::System,
-            description: "A user who also manages providers and reads everyone's usage.".into(),
+            description: "A user who also reads everyone's usage.".into(),
             permissions: perms(&developer),
             builtin: true,
         },
@@ -214,5 +215,16 @@ mod tests {
         assert!(check_role_name("Bad Name").is_err());
         assert_eq!("team".parse::<Scope>().unwrap(), Scope::Team);
         assert!("galaxy".parse::<Scope>().is_err());
+    }
+
+    #[test]
+    fn only_administrators_change_providers() {
+        for r in builtin_roles() {
+            let changes = r
+                .permissions
+                .iter()
+                .any(|p| p.resource_type == ResourceType::Provider && !matches!(p.action, Action::Read));
+            assert_eq!(changes, r.name == "admin", "{}", r.name);
+        }
     }
 }

@@ -166,12 +166,13 @@ async fn redis_announcements_reach_other_instances_at_once() {
         let _l2 = two.connect_redis(&redis).await.unwrap();
         let u = s.create_user("u@example.com", None, None).await.unwrap();
         let subject = Subject::user(&u.id);
-        let providers = Resource::new(ResourceType::Provider, "/providers/openai");
-        assert!(!two.check(&subject, Action::Write, &providers).allowed);
+        // Developers read everyone's usage.
+        let usage = Resource::new(ResourceType::Usage, "/users/someone-else/usage");
+        assert!(!two.check(&subject, Action::Read, &usage).allowed);
         one.grant(None, &u.id, "developer", None, None).await.unwrap();
         let mut seen = false;
         for _ in 0..100 {
-            if two.check(&subject, Action::Write, &providers).allowed {
+            if two.check(&subject, Action::Read, &usage).allowed {
                 seen = true;
                 break;
             }

@@ -1,9 +1,12 @@
-//! Admission of model requests: rate limits and budgets ([`gaia_core::quota`]) are checked before a
-//! request reaches a provider, on the routes that call models (see [`crate::Routes::quota`]).
+//! Admission of model requests: the permission to use models ([`may_use_models`]: `provider:read` on
+//! `/providers`, what `/v1/chat/completions` declares), rate limits and budgets
+//! ([`gaia_core::quota`]) are checked before a request reaches a provider, on the routes that call
+//! models (see [`crate::Routes::quota`]), and by [`admit_call`] for model calls made elsewhere (the
+//! `gaia__chat` tool of `/mcp`).
 //!
-//! Refusals come in the route's own error shape: `429` with `Retry-After` for a rate limit, `402`
-//! for a hard budget (OpenAI's `insufficient_quota`, Anthropic's `billing_error`). Admitted requests
-//! carry `x-ratelimit-*` headers when a limit applies.
+//! Refusals come in the route's own error shape: `403` without the permission, `429` with
+//! `Retry-After` for a rate limit, `402` for a hard budget (OpenAI's `insufficient_quota`,
+//! Anthropic's `billing_error`). Admitted requests carry `x-ratelimit-*` headers when a limit applies.
 
 use crate::access::ErrorRenderer;
 use crate::error::ApiError;
@@ -21,6 +24,47 @@ use gaia_core::storage::Budget;
 use gaia_core::types::Usage;
 use serde::Serialize;
 use serde_json::Value;
+
+/// The resource whose `read` permission lets a caller use models (as on `/v1/chat/completions`).
+pub(crate) const MODELS_RESOURCE: &str = "/providers";
+
+/// Whether `p` may use models: `provider:read` on [`MODELS_RESOURCE`]; a 403 otherwise.
+pub(crate) async fn may_use_models(state: &AppState, p: &Principal) -> Result<(), ApiError> {
+    use gaia_rbac::{Action, Resource, ResourceType};
+    let resource = Resource::new(ResourceType::Provider, MODELS_RESOURCE);
+    let d = state.rbac().await.check(&gaia_rbac::Subject::from(p), Action::Read, &resource);
+    if d.allowed {
+        return Ok(());
+    }
+    tracing::debug!(user_id = %p.user_id, reason = %d.reason, "model use denied");
+    Err(ApiError::new(StatusCode::FORBIDDEN, "you may not use models (provider:read on /providers is needed)"))
+}
+
+/// Admits one model call made outside the admission middleware (the `/mcp` chat tool): the same
+/// permission, rate limits and budgets (against the cost estimated from `body`, a request in any
+/// chat shape).
+pub(crate) async fn admit_call(state: &AppState, p: &Principal, body: &Value) -> Result<(), ApiError> {
+    may_use_models(state, p).await?;
+    let who = subject(state, p).await;
+    check_rate(state, &who).await.map_err(|(e, _)| e)?;
+    check_budgets(state, &who, Some(body)).await
+}
+
+/// What is left of `who`'s hard budgets in their current periods (the tightest), `None` when no
+/// hard budget applies: the most an agent run may still spend.
+pub(crate) async fn budget_left(state: &AppState, who: &Subject) -> Option<f64> {
+    let policy = state.rbac().await.policy();
+    let mut left: Option<f64> = None;
+    for b in state.quotas().budgets_for(who).await.into_iter().filter(|b| b.hard) {
+        let members: Vec<String> = policy.members_of(&b.subject_id).into_iter().map(str::to_string).collect();
+        let members: Vec<&str> = members.iter().map(String::as_str).collect();
+        match state.quotas().status(&b, &members).await {
+            Ok(st) => left = Some(left.map_or(st.remaining_usd, |l| l.min(st.remaining_usd))),
+            Err(e) => tracing::warn!(error = %e, budget = %b.id, "cannot read a budget's spend"),
+        }
+    }
+    left
+}
 
 /// Who is calling, for quotas: the user, their API key, their teams and workspaces.
 pub(crate) async fn subject(state: &AppState, p: &Principal) -> Subject {
@@ -78,12 +122,15 @@ async fn check_these_budgets(state: &AppState, budgets: Vec<Budget>, body: Optio
     })
 }
 
-/// The middleware: checks the caller's rate limits, then their budgets against the request's
+/// The middleware: checks the caller's permission to use models, their rate limits, then their budgets against the request's
 /// estimated cost, then runs the handler.
 pub(crate) async fn admit(state: AppState, errors: ErrorRenderer, req: Request, next: Next) -> Response {
     let Some(p) = req.extensions().get::<Principal>().cloned() else {
         return next.run(req).await;
     };
+    if let Err(e) = may_use_models(&state, &p).await {
+        return errors(req.headers(), e);
+    }
     let who = subject(&state, &p).await;
     let rate = match check_rate(&state, &who).await {
         Ok(rate) => rate,

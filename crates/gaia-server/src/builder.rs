@@ -216,7 +216,8 @@ impl GaiaBuilder {
         let state = AppState::new(config, storage, cache, registry);
         // Providers added, replaced or removed at runtime through the admin API, over the configuration.
         let mut provider_sync =
-            crate::provider_store::ProviderSync::with_applied(secrets, state.applied_provider_changes().clone());
+            crate::provider_store::ProviderSync::with_applied(secrets, state.applied_provider_changes().clone())
+                .with_policy(state.config().provider_policy.clone());
         if let Err(e) = provider_sync.apply_changes(state.storage(), state.providers()).await {
             tracing::warn!(error = %e, "cannot read the providers changed at runtime; the configured ones apply");
         }

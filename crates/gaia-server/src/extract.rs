@@ -19,12 +19,12 @@ pub(crate) enum Credential {
     Bearer(String),
 }
 
-pub(crate) fn credential(parts: &Parts) -> Result<Option<Credential>, ApiError> {
-    if let Some(v) = parts.headers.get("x-api-key") {
+pub(crate) fn credential(headers: &axum::http::HeaderMap) -> Result<Option<Credential>, ApiError> {
+    if let Some(v) = headers.get("x-api-key") {
         let v = v.to_str().map_err(|_| ApiError::unauthorized("X-API-Key header is not valid text"))?;
         return Ok(Some(Credential::ApiKey(v.trim().to_string())));
     }
-    if let Some(v) = parts.headers.get(AUTHORIZATION) {
+    if let Some(v) = headers.get(AUTHORIZATION) {
         let v = v.to_str().map_err(|_| ApiError::unauthorized("Authorization header is not valid text"))?;
         let (scheme, token) = v.trim().split_once(' ').unwrap_or((v, ""));
         if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
@@ -43,33 +43,44 @@ impl FromRequestParts<AppState> for Auth {
         if let Some(p) = parts.extensions.get::<Principal>() {
             return Ok(Auth(p.clone()));
         }
-        let auth = state.auth();
-        let principal = match credential(parts)? {
-            Some(Credential::ApiKey(k)) => auth.authenticate_api_key(&k).await,
-            Some(Credential::Bearer(t)) => auth.authenticate_bearer(&t).await,
-            None => match crate::session::cookie(&parts.headers, crate::session::SESSION_COOKIE) {
-                Some(token) => {
-                    let (principal, session) = auth.authenticate_session(&token).await.map_err(ApiError::from)?;
-                    if crate::session::is_unsafe(&parts.method) {
-                        let sent = parts.headers.get(crate::session::CSRF_HEADER).and_then(|v| v.to_str().ok());
-                        if !sent.is_some_and(|t| crate::session::tokens_match(t, &session.csrf_token)) {
-                            return Err(ApiError::new(
-                                axum::http::StatusCode::FORBIDDEN,
-                                "missing or wrong CSRF token (send the page's token as `x-csrf-token`)",
-                            ));
-                        }
-                    }
-                    Ok(principal)
-                }
-                None => {
-                    return Err(ApiError::unauthorized(
-                        "missing credentials: send `X-API-Key: <key>` or `Authorization: Bearer <key or token>`",
-                    ))
-                }
-            },
-        };
-        principal.map(Auth).map_err(ApiError::from)
+        authenticate(state, &parts.headers, &parts.method).await.map(Auth)
     }
+}
+
+/// The caller of a request with these headers: an API key (`X-API-Key`), a bearer token or key, or the
+/// web UI's session cookie (with its CSRF token on unsafe methods). Long-lived connections (WebSockets)
+/// call it again with the headers they were opened with, to notice revoked credentials.
+pub(crate) async fn authenticate(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    method: &axum::http::Method,
+) -> Result<Principal, ApiError> {
+    let auth = state.auth();
+    let principal = match credential(headers)? {
+        Some(Credential::ApiKey(k)) => auth.authenticate_api_key(&k).await,
+        Some(Credential::Bearer(t)) => auth.authenticate_bearer(&t).await,
+        None => match crate::session::cookie(headers, crate::session::SESSION_COOKIE) {
+            Some(token) => {
+                let (principal, session) = auth.authenticate_session(&token).await.map_err(ApiError::from)?;
+                if crate::session::is_unsafe(method) {
+                    let sent = headers.get(crate::session::CSRF_HEADER).and_then(|v| v.to_str().ok());
+                    if !sent.is_some_and(|t| crate::session::tokens_match(t, &session.csrf_token)) {
+                        return Err(ApiError::new(
+                            axum::http::StatusCode::FORBIDDEN,
+                            "missing or wrong CSRF token (send the page's token as `x-csrf-token`)",
+                        ));
+                    }
+                }
+                Ok(principal)
+            }
+            None => {
+                return Err(ApiError::unauthorized(
+                    "missing credentials: send `X-API-Key: <key>` or `Authorization: Bearer <key or token>`",
+                ))
+            }
+        },
+    };
+    principal.map_err(ApiError::from)
 }
 
 /// `axum::Json` whose rejections are JSON [`ApiError`]s (400 for malformed or mis-shaped bodies, 413 for

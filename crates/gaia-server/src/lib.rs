@@ -20,7 +20,7 @@
 //! # let _ = app; Ok(()) }
 //! ```
 //!
-//! Routes: `GET /health`; `POST /api/v1/auth/{register,login,refresh,logout,validate}`;
+//! Routes: `GET /health` (up or down only), `GET /api/v1/health` (the detail, admins); `POST /api/v1/auth/{register,login,refresh,logout,validate}`;
 //! `POST /api/v1/chat`, `POST /api/v0.3/chat`; `GET/POST /api/v1/conversations`,
 //! `GET/DELETE /api/v1/conversations/{id}`, `GET /api/v1/conversations/{id}/messages`;
 //! `POST /api/v1/attachments` (image upload), `GET /api/v1/attachments/{id}`; `GET /ws/chat` (live
@@ -98,7 +98,7 @@ pub fn router(state: AppState) -> Router {
         // Per route (after routing), so requests are counted by their route template.
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe::track));
     let cors = state.config().server.cors_origins.clone();
-    security::layers(routes, &cors)
+    security::layers(routes, &cors, state.config().server.tls.is_some())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
@@ -176,6 +176,7 @@ fn routes(state: &AppState) -> Routes {
         .post("/auth/logout", Access::Public, auth::logout)
         // Checks the credentials it is given (a header or `{"token"}`): 401 is its answer for bad ones.
         .post("/auth/validate", Access::Public, auth::validate)
+        .post("/auth/invites", perm(T::Admin, Write, "/admin/invites"), auth::create_invite)
         .quota(true)
         .post("/chat", perm(T::Conversation, Write, OWN_CONVERSATIONS), chat::chat_v1)
         .post("/chat/mcp-agent", perm(T::Conversation, Write, OWN_CONVERSATIONS), agents::mcp_agent)
@@ -205,6 +206,7 @@ fn routes(state: &AppState) -> Routes {
         .put("/providers/{name}", perm(T::Provider, Write, "/providers/{name}"), providers::replace)
         .delete("/providers/{name}", perm(T::Provider, Delete, "/providers/{name}"), providers::remove)
         .get("/providers/{name}/health", perm(T::Provider, Read, "/providers/{name}"), providers::health)
+        .get("/health", perm(T::Admin, Read, "/admin/health"), health::detail)
         .get("/keys", perm(T::ApiKey, Read, "/users/{user}/keys"), keys::list)
         .post("/keys", perm(T::ApiKey, Write, "/users/{user}/keys"), keys::create)
         .delete("/keys/{id}", perm(T::ApiKey, Delete, "/users/{user}/keys/{id}"), keys::revoke)
@@ -336,9 +338,12 @@ pub(crate) async fn serve_with_grace<L>(
 where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
+    // The peer address reaches handlers as `ConnectInfo<SocketAddr>` (sign-in rate limits per client).
+    for<'a> std::net::SocketAddr: axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
 {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = tx.send(());

@@ -37,6 +37,66 @@ const PING_EVERY: Duration = Duration::from_secs(30);
 /// Largest frame a client may send.
 const MAX_CLIENT_FRAME: usize = 16 * 1024;
 
+/// How often an open connection checks its credentials again even when no revocation was announced
+/// (a web session that ended, a token that expired).
+const RECHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// WebSocket close code for a connection whose credentials are no longer valid (policy violation).
+const CLOSE_POLICY: u16 = 1008;
+
+/// The live connections open on this instance, per user, bounded by `server.max_sockets_per_user`.
+#[derive(Debug, Default)]
+pub(crate) struct Connections {
+    per_user: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+/// One open connection of a user; frees its place when dropped.
+pub(crate) struct Slot {
+    connections: std::sync::Arc<Connections>,
+    user_id: String,
+}
+
+impl Connections {
+    /// A place for one more connection of `user_id`, unless they already have `max` open.
+    pub(crate) fn open(self: &std::sync::Arc<Self>, user_id: &str, max: usize) -> Option<Slot> {
+        let mut m = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(user_id.to_string()).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Slot { connections: self.clone(), user_id: user_id.to_string() })
+    }
+
+    /// How many connections `user_id` has open on this instance.
+    pub(crate) fn count(&self, user_id: &str) -> usize {
+        self.per_user.lock().unwrap_or_else(|e| e.into_inner()).get(user_id).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut m = self.connections.per_user.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.user_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.user_id);
+            }
+        }
+    }
+}
+
+/// The credentials a connection was opened with (API key, bearer, session cookie), to check again.
+fn credentials_of(headers: &HeaderMap) -> HeaderMap {
+    let mut kept = HeaderMap::new();
+    for name in ["x-api-key", "authorization", "cookie"] {
+        for v in headers.get_all(name) {
+            kept.append(name, v.clone());
+        }
+    }
+    kept
+}
+
 /// A frame from the client.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -57,7 +117,19 @@ pub async fn chat_socket(
         return ApiError::new(StatusCode::FORBIDDEN, "cross-origin WebSocket connections are not allowed")
             .into_response();
     }
-    ws.max_message_size(MAX_CLIENT_FRAME).on_upgrade(move |socket| run(state, p, socket))
+    let max = state.config().server.max_sockets_per_user;
+    let Some(slot) = state.live_connections().open(&p.user_id, max) else {
+        return ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("at most {max} live connections per user; close one first"),
+        )
+        .into_response();
+    };
+    let credentials = credentials_of(&headers);
+    ws.max_message_size(MAX_CLIENT_FRAME).on_upgrade(move |socket| async move {
+        run(state, p, credentials, socket).await;
+        drop(slot);
+    })
 }
 
 /// The request authenticates with the session cookie only (no API key or bearer header).
@@ -79,16 +151,43 @@ async fn send(socket: &mut WebSocket, v: Value) -> bool {
     socket.send(Message::Text(v.to_string().into())).await.is_ok()
 }
 
-async fn run(state: AppState, p: Principal, mut socket: WebSocket) {
+/// Whether the credentials the connection was opened with still name the same user.
+async fn still_valid(state: &AppState, p: &Principal, credentials: &HeaderMap) -> bool {
+    match crate::extract::authenticate(state, credentials, &axum::http::Method::GET).await {
+        Ok(now) => now.user_id == p.user_id,
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => false,
+        // The database or cache cannot say now: keep the connection, the next check decides.
+        Err(_) => true,
+    }
+}
+
+async fn run(state: AppState, p: Principal, credentials: HeaderMap, mut socket: WebSocket) {
     let mut events = state.events().subscribe();
     let mut subscribed: HashSet<String> = HashSet::new();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
+    let mut recheck = tokio::time::interval(RECHECK_EVERY);
+    recheck.tick().await;
+    let mut revocations = state.auth().watch_revocations();
+    let mut announced = true;
     if !send(&mut socket, json!({"type": "ready"})).await {
         return;
     }
     loop {
         tokio::select! {
+            changed = revocations.changed(), if announced => {
+                announced = changed.is_ok();
+                if !still_valid(&state, &p, &credentials).await {
+                    close_revoked(&mut socket).await;
+                    break;
+                }
+            }
+            _ = recheck.tick() => {
+                if !still_valid(&state, &p, &credentials).await {
+                    close_revoked(&mut socket).await;
+                    break;
+                }
+            }
             frame = socket.recv() => {
                 let text = match frame {
                     Some(Ok(Message::Text(t))) => t,
@@ -122,6 +221,15 @@ async fn run(state: AppState, p: Principal, mut socket: WebSocket) {
             }
         }
     }
+}
+
+/// Closes the connection with 1008: its key was revoked, its session ended or its token expired.
+async fn close_revoked(socket: &mut WebSocket) {
+    let frame = axum::extract::ws::CloseFrame {
+        code: CLOSE_POLICY,
+        reason: "credentials revoked or expired; sign in again".into(),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
 async fn handle_frame(state: &AppState, p: &Principal, subscribed: &mut HashSet<String>, text: &str) -> Value {

@@ -1,7 +1,9 @@
 //! `/mcp`: Gaia as an MCP server over Streamable HTTP, for other agents (Claude Desktop, IDEs, game
 //! servers) holding a Gaia API key. Tools: the knowledge base's (each caller sees only what they may
-//! read) and `gaia__chat` (ask a model through Gaia; metered like any chat). The access middleware
-//! authenticates every request; the caller reaches the handler in the request's parts.
+//! read) and `gaia__chat` (ask a model through Gaia; admitted like `/v1/chat/completions`: the
+//! permission to use models, rate limits and budgets, see [`crate::admission::admit_call`]; metered
+//! like any chat). The access middleware authenticates every request; the caller reaches the handler
+//! in the request's parts.
 
 use crate::metering::Meter;
 use crate::state::AppState;
@@ -82,11 +84,9 @@ impl GaiaMcp {
             .map(str::to_string)
             .or(settings.default_model)
             .unwrap_or_default();
-        // The same rate limits and budgets as the chat endpoints.
-        let who = crate::admission::subject(&self.state, p).await;
-        crate::admission::check_rate(&self.state, &who).await.map_err(|(e, _)| e.message)?;
+        // The same permission, rate limits and budgets as `/v1/chat/completions`.
         let body = serde_json::json!({"model": model, "message": message, "system": args.get("system")});
-        crate::admission::check_budgets(&self.state, &who, Some(&body)).await.map_err(|e| e.message)?;
+        crate::admission::admit_call(&self.state, p, &body).await.map_err(|e| e.message)?;
         let candidates = self.state.providers().candidates(&model).await.map_err(|e| e.to_string())?;
         let mut messages = Vec::new();
         if let Some(s) = args.get("system").and_then(|v| v.as_str()) {

@@ -1,5 +1,7 @@
 //! Metering of model calls: latency, time to first token, tokens, cost and outcome, recorded for every
-//! call whether it succeeds, fails, or is abandoned by the client (recorded as status 499).
+//! call whether it succeeds, fails, or is abandoned by the client (recorded as status 499). Agent and
+//! orchestrated runs report each of their model calls through [`RunMeter`] as it ends, so a run that
+//! fails part-way is metered for the calls it made.
 
 use crate::state::AppState;
 use gaia_core::auth::{AuthMethod, Principal};
@@ -54,6 +56,13 @@ impl Meter {
     pub(crate) fn failed(&mut self, f: &gaia_providers::RouteFailure) {
         self.target(f.provider.as_deref().unwrap_or("-"), f.model.as_deref().unwrap_or("-"));
         self.finish(f.error.http_status(), Some(f.error.to_string()));
+    }
+
+    /// Counts the call as having taken `elapsed` so far (for a call measured elsewhere).
+    pub(crate) fn took(&mut self, elapsed: Duration) {
+        if let Some(start) = Instant::now().checked_sub(elapsed) {
+            self.start = start;
+        }
     }
 
     /// Marks the first streamed token (only the first call counts).
@@ -113,6 +122,35 @@ impl Drop for Meter {
     fn drop(&mut self) {
         if !self.done {
             self.finish(CLIENT_CLOSED, Some("client closed the connection".into()));
+        }
+    }
+}
+
+/// Meters the model calls of agent and orchestrated runs: one usage record per call, with the
+/// provider and model that served it, as each call ends (failed and abandoned calls included).
+pub(crate) struct RunMeter {
+    state: AppState,
+    principal: Principal,
+    endpoint: &'static str,
+}
+
+impl RunMeter {
+    /// The recorder of the calls `principal`'s run makes through `endpoint`.
+    pub(crate) fn new(state: &AppState, principal: &Principal, endpoint: &'static str) -> std::sync::Arc<RunMeter> {
+        std::sync::Arc::new(RunMeter { state: state.clone(), principal: principal.clone(), endpoint })
+    }
+}
+
+impl gaia_mcp::CallRecorder for RunMeter {
+    fn record(&self, call: gaia_mcp::ModelCall) {
+        let mut meter = Meter::start(&self.state, &self.principal, self.endpoint);
+        meter.took(call.duration);
+        meter.target(&call.provider, &call.model);
+        meter.usage(call.usage);
+        match call.outcome {
+            gaia_mcp::CallOutcome::Answered => meter.finish(200, None),
+            gaia_mcp::CallOutcome::Failed { status, error } => meter.finish(status, Some(error)),
+            other => meter.finish(500, Some(format!("{other:?}"))),
         }
     }
 }

@@ -10,17 +10,25 @@
 //! `jwt_secret`: see [`gaia_core::Config::secrets`]) and decrypted here. Keys stored in clear by
 //! earlier versions still load, and are encrypted in place as soon as a key is configured.
 //!
+//! Every runtime entry, sent to the admin API or re-read from the database, must pass the
+//! configuration's `[provider_policy]` ([`check_policy`]): `api_key_env` may only name variables it
+//! allows (never `GAIA_*`), with `allowed_hosts` set its endpoints must be on those hosts, and a
+//! provider that carries a key may not be re-pointed at another origin with a key read from the
+//! environment (the key must be restated, or the host allowed). A stored entry that fails is not
+//! applied (a warning says why); the configuration's own `[[providers]]` are exempt.
+//!
 //! A provider whose stored key cannot be decrypted (the secrets key changed) does not stop start-up:
 //! it is registered as a stand-in that is down, whose health and errors say why, until the right key
 //! is configured again or an administrator adds the provider again with its key.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use gaia_core::config::{ProviderEntry, ProviderPolicy};
 use gaia_core::secrets::{Secrets, SecretsError};
 use gaia_core::storage::{OpenedEntry, RuntimeProvider, Storage};
 use gaia_core::types::ModelInfo;
 use gaia_providers::{
-    ChatRequest, ChatResponse, ChatStream, Provider, ProviderError, ProviderHealth, ProviderRegistry,
+    ChatRequest, ChatResponse, ChatStream, Origin, Provider, ProviderError, ProviderHealth, ProviderRegistry,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -28,6 +36,83 @@ use std::time::Duration;
 
 /// How often each instance re-reads the runtime provider changes.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(10);
+
+/// One endpoint of an entry and where its key comes from.
+struct Endpoint<'a> {
+    base_url: &'a str,
+    /// A key given in the entry itself (restated).
+    literal: bool,
+    /// The variable the key is read from, when there is no literal key.
+    env: Option<&'a str>,
+}
+
+/// The entry's endpoints, the main one first, as sent or stored (keys not read from the environment).
+fn endpoints(entry: &ProviderEntry) -> Vec<Endpoint<'_>> {
+    let main =
+        Endpoint { base_url: entry.base_url(), literal: entry.api_key.is_some(), env: entry.api_key_env.as_deref() };
+    std::iter::once(main)
+        .chain(entry.deployments.iter().map(|d| Endpoint {
+            base_url: d.base_url.as_deref().unwrap_or(entry.base_url()),
+            literal: d.api_key.is_some(),
+            env: d.api_key_env.as_deref(),
+        }))
+        .collect()
+}
+
+/// The origins the provider being replaced sends a key to: `None` when it carries no key; an empty
+/// set when it carries one we cannot see (set up in code, or a stand-in for an undecryptable key).
+fn keyed_origins(current: Option<&ProviderEntry>) -> Option<Vec<Origin>> {
+    let Some(entry) = current else { return Some(Vec::new()) };
+    let keyed: Vec<Origin> = endpoints(entry)
+        .iter()
+        .filter(|e| e.literal || e.env.is_some())
+        .filter_map(|e| Origin::of(e.base_url))
+        .collect();
+    let carries_key = endpoints(entry).iter().any(|e| e.literal || e.env.is_some());
+    carries_key.then_some(keyed)
+}
+
+/// Checks an entry added or replaced at runtime (as sent, or as stored: keys not yet read from the
+/// environment) against `policy`. `current` is the provider it replaces: `None` when there is none,
+/// `Some(None)` when there is one that was not built from an entry. The error says why, naming
+/// variables and hosts, never a key.
+pub fn check_policy(
+    policy: &ProviderPolicy,
+    entry: &ProviderEntry,
+    current: Option<Option<&ProviderEntry>>,
+) -> Result<(), String> {
+    let replaced = current.and_then(keyed_origins);
+    for e in endpoints(entry) {
+        let origin = Origin::of(e.base_url)
+            .ok_or_else(|| format!("base_url `{}` is not an http(s) URL with a host", e.base_url))?;
+        if let Some(var) = e.env {
+            if !policy.allows_key_env(var) {
+                return Err(format!(
+                    "api_key_env `{var}` is not allowed: a provider added at runtime may only read its key from a \
+                     variable listed in `provider_policy.allowed_key_envs` (never a GAIA_* variable)"
+                ));
+            }
+        }
+        let host_allowed = policy.allows_host(&origin.host, origin.port);
+        if policy.restricts_hosts() && !host_allowed {
+            return Err(format!(
+                "base_url host `{}` is not allowed: list it in `provider_policy.allowed_hosts`",
+                origin.host
+            ));
+        }
+        let from_env = !e.literal && e.env.is_some();
+        if let Some(keyed) = &replaced {
+            if from_env && !host_allowed && !keyed.contains(&origin) {
+                return Err(format!(
+                    "provider `{}` carries a key: re-pointing it at {origin} with a key read from the environment \
+                     needs the key restated (`api_key`) or the host listed in `provider_policy.allowed_hosts`",
+                    entry.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Stands in for a provider whose stored API key cannot be decrypted: always down, and every call
 /// fails with a message saying why (never the key).
@@ -89,8 +174,13 @@ fn skip_undecryptable(registry: &ProviderRegistry, name: &str, error: &SecretsEr
 
 /// Applies the stored change of provider `name` to `registry`, given its entry as opened by
 /// [`RuntimeProvider::open_entry`] (`None`: removed); `false` (logged) when the entry cannot be set
-/// up here.
-fn apply(registry: &ProviderRegistry, name: &str, opened: &Result<Option<OpenedEntry>, SecretsError>) -> bool {
+/// up here or `policy` refuses it.
+fn apply(
+    registry: &ProviderRegistry,
+    policy: &ProviderPolicy,
+    name: &str,
+    opened: &Result<Option<OpenedEntry>, SecretsError>,
+) -> bool {
     let opened = match opened {
         Ok(opened) => opened,
         Err(e) => {
@@ -104,6 +194,11 @@ fn apply(registry: &ProviderRegistry, name: &str, opened: &Result<Option<OpenedE
         }
         return true;
     };
+    let current = registry.get(name).map(|_| registry.entry(name));
+    if let Err(why) = check_policy(policy, &opened.entry, current.as_ref().map(Option::as_ref)) {
+        tracing::warn!(provider = %name, reason = %why, "stored provider change refused by [provider_policy]; not applied");
+        return false;
+    }
     let mut entry = opened.entry.clone();
     if let Err(e) = entry.resolve_process_env_keys() {
         tracing::error!(provider = %name, error = %e, "cannot set up a provider added at runtime");
@@ -149,6 +244,8 @@ pub struct ProviderSync {
     applied: AppliedChanges,
     /// The keys opening (and sealing again) the stored API keys.
     secrets: Option<Secrets>,
+    /// What stored entries may do ([`check_policy`]).
+    policy: ProviderPolicy,
 }
 
 impl ProviderSync {
@@ -162,7 +259,14 @@ impl ProviderSync {
     /// A sync sharing `applied` with the routes that change the same registry
     /// ([`crate::AppState::applied_provider_changes`]).
     pub fn with_applied(secrets: Option<Secrets>, applied: AppliedChanges) -> Self {
-        ProviderSync { applied, secrets }
+        ProviderSync { applied, secrets, policy: ProviderPolicy::default() }
+    }
+
+    /// The same sync checking stored entries against `policy` (the configuration's
+    /// `[provider_policy]`) instead of the default one.
+    pub fn with_policy(mut self, policy: ProviderPolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Encrypts in place the keys of a change stored in clear (or under a previous key), given its
@@ -196,7 +300,7 @@ impl ProviderSync {
             }
             // Opened once: to set the provider up, then to seal its keys again if they need it.
             let opened = c.open_entry(self.secrets.as_ref());
-            if apply(registry, &c.name, &opened) {
+            if apply(registry, &self.policy, &c.name, &opened) {
                 applied += 1;
             }
             if let Some(secrets) = &self.secrets {

@@ -4,11 +4,22 @@
 //! - a `Content-Security-Policy` that allows only Gaia's own scripts, styles and connections (the web
 //!   UI has no inline script; images may also be `data:` and `blob:` previews), unless a route set a
 //!   stricter one (image downloads do);
-//! - CORS only for the origins of `server.cors_origins` (`*`: any origin, never with credentials).
+//! - CORS only for the origins of `server.cors_origins` (`*`: any origin, never with credentials);
+//! - `Strict-Transport-Security` on answers sent over HTTPS: when Gaia serves TLS itself, or behind a
+//!   proxy that says `X-Forwarded-Proto: https` (browsers ignore it over plain HTTP). When Gaia serves
+//!   TLS, every request is marked `X-Forwarded-Proto: https` (what a proxy would say), so cookies are
+//!   `Secure` whichever way HTTPS is provided ([`crate::session::is_https`]).
+//!
+//! [`client_address`] tells who sent a request: the peer address, or the client named by
+//! `X-Forwarded-For` when the peer is one of `auth.trusted_proxies`.
 
+use axum::extract::Request;
 use axum::http::header::{self, HeaderName, HeaderValue};
-use axum::http::Method;
+use axum::http::{HeaderMap, Method};
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::Router;
+use std::net::{IpAddr, SocketAddr};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -16,8 +27,81 @@ use tower_http::set_header::SetResponseHeaderLayer;
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
                        connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// Adds the security headers (where a route did not set its own) and, when configured, CORS.
-pub fn layers<S: Clone + Send + Sync + 'static>(router: Router<S>, cors_origins: &[String]) -> Router<S> {
+/// The `Strict-Transport-Security` value: one year, subdomains not included (they may be other services).
+pub const HSTS: &str = "max-age=31536000";
+
+/// Marks requests that arrived over Gaia's own TLS as HTTPS, and adds HSTS to answers sent over HTTPS.
+async fn transport(tls: bool, mut req: Request, next: Next) -> Response {
+    if tls {
+        req.headers_mut().insert("x-forwarded-proto", HeaderValue::from_static("https"));
+    }
+    let https = crate::session::is_https(req.headers());
+    let mut resp = next.run(req).await;
+    if https && !resp.headers().contains_key(header::STRICT_TRANSPORT_SECURITY) {
+        resp.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
+    }
+    resp
+}
+
+/// Whether `ip` is in the network `(base, prefix)`.
+fn in_network(ip: IpAddr, (base, prefix): (IpAddr, u8)) -> bool {
+    let (ip, base, bits) = match (ip, base) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => (u128::from(u32::from(a)) << 96, u128::from(u32::from(b)) << 96, prefix),
+        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b), prefix),
+        // An IPv4 peer seen as IPv4-mapped IPv6 (dual-stack sockets).
+        (IpAddr::V6(a), IpAddr::V4(_)) => match a.to_ipv4_mapped() {
+            Some(a) => return in_network(IpAddr::V4(a), (base, prefix)),
+            None => return false,
+        },
+        (IpAddr::V4(_), IpAddr::V6(_)) => return false,
+    };
+    let mask = if bits == 0 { 0 } else { u128::MAX << (128 - u32::from(bits.min(128))) };
+    ip & mask == base & mask
+}
+
+/// Most `X-Forwarded-For` entries looked at.
+const MAX_FORWARDED_HOPS: usize = 32;
+
+/// The address of the client that sent a request: the peer (`ConnectInfo`), unless the peer is one of
+/// `trusted_proxies` (addresses or networks, `auth.trusted_proxies`): then the right-most address of
+/// `X-Forwarded-For` that is not a trusted proxy (entries to its left could be forged by the client).
+/// `None` when the server was not given peer addresses (a router served without connect info).
+pub fn client_address(headers: &HeaderMap, peer: Option<SocketAddr>, trusted_proxies: &[String]) -> Option<IpAddr> {
+    let peer = peer?.ip();
+    if trusted_proxies.is_empty() {
+        return Some(peer);
+    }
+    let trusted: Vec<(IpAddr, u8)> =
+        trusted_proxies.iter().filter_map(|p| gaia_core::config::parse_network(p)).collect();
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|n| in_network(ip, *n));
+    if !is_trusted(peer) {
+        return Some(peer);
+    }
+    let hops: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .take(MAX_FORWARDED_HOPS)
+        .map_while(|h| h.parse::<IpAddr>().ok().or_else(|| h.parse::<SocketAddr>().ok().map(|s| s.ip())))
+        .collect();
+    let mut client = peer;
+    for hop in hops {
+        client = hop;
+        if !is_trusted(hop) {
+            break;
+        }
+    }
+    Some(client)
+}
+
+/// Adds the security headers (where a route did not set its own), HSTS over HTTPS (`tls`: Gaia serves
+/// TLS itself) and, when configured, CORS.
+pub fn layers<S: Clone + Send + Sync + 'static>(router: Router<S>, cors_origins: &[String], tls: bool) -> Router<S> {
     let set = |name: HeaderName, value: &'static str| {
         SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
     };
@@ -25,7 +109,8 @@ pub fn layers<S: Clone + Send + Sync + 'static>(router: Router<S>, cors_origins:
         .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(set(header::X_FRAME_OPTIONS, "DENY"))
         .layer(set(header::REFERRER_POLICY, "no-referrer"))
-        .layer(set(header::CONTENT_SECURITY_POLICY, CSP));
+        .layer(set(header::CONTENT_SECURITY_POLICY, CSP))
+        .layer(axum::middleware::from_fn(move |req: Request, next: Next| transport(tls, req, next)));
     if !cors_origins.is_empty() {
         let origin = if cors_origins.iter().any(|o| o == "*") {
             AllowOrigin::any()
@@ -47,4 +132,28 @@ pub fn layers<S: Clone + Send + Sync + 'static>(router: Router<S>, cors_origins:
         r = r.layer(cors);
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_address_believes_forwarded_for_only_from_trusted_proxies() {
+        let peer: SocketAddr = "10.1.2.3:5000".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 203.0.113.9, 10.9.9.9"));
+        assert_eq!(client_address(&h, Some(peer), &[]), Some(peer.ip()), "no trusted proxy: the peer");
+        let other = ["192.168.0.0/16".to_string()];
+        assert_eq!(client_address(&h, Some(peer), &other), Some(peer.ip()), "peer not trusted");
+        let trusted = ["10.0.0.0/8".to_string()];
+        // The right-most untrusted hop: the forged 6.6.6.6 on its left is ignored.
+        assert_eq!(client_address(&h, Some(peer), &trusted), Some("203.0.113.9".parse().unwrap()));
+        assert_eq!(client_address(&HeaderMap::new(), Some(peer), &trusted), Some(peer.ip()));
+        assert_eq!(client_address(&h, None, &trusted), None);
+        assert!(in_network("::ffff:10.0.0.1".parse().unwrap(), ("10.0.0.0".parse().unwrap(), 8)));
+        assert!(in_network("fd00::1".parse().unwrap(), ("fd00::".parse().unwrap(), 8)));
+        assert!(!in_network("fe00::1".parse().unwrap(), ("fd00::".parse().unwrap(), 8)));
+        assert!(in_network("1.2.3.4".parse().unwrap(), ("0.0.0.0".parse().unwrap(), 0)));
+    }
 }

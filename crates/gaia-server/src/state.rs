@@ -34,6 +34,8 @@ struct Inner {
     quotas: gaia_core::quota::Quotas,
     metrics: crate::observe::Metrics,
     provider_changes: crate::provider_store::AppliedChanges,
+    password_gate: gaia_core::auth::PasswordGate,
+    live_connections: Arc<crate::live::Connections>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -67,6 +69,9 @@ impl AppState {
         };
         let auth =
             Authenticator::new(storage.clone(), cache.clone(), jwt, Duration::from_secs(config.cache.api_key_ttl_secs));
+        if config.cache.revocation_poll_ms > 0 {
+            auth.spawn_revocation_watch(Duration::from_millis(config.cache.revocation_poll_ms));
+        }
         let responses = (config.cache.response_ttl_secs > 0)
             .then(|| ResponseCache::new(cache.clone(), Duration::from_secs(config.cache.response_ttl_secs)));
         let rbac = gaia_rbac::Rbac::unloaded(storage.clone());
@@ -88,6 +93,11 @@ impl AppState {
                 quotas,
                 metrics,
                 provider_changes: Default::default(),
+                password_gate: gaia_core::auth::PasswordGate::new(
+                    config.auth.hash_concurrency,
+                    config.auth.hash_queue,
+                ),
+                live_connections: Default::default(),
                 rbac,
                 warm_tools: tokio::sync::OnceCell::new(),
                 config,
@@ -161,6 +171,11 @@ impl AppState {
         &self.inner.quotas
     }
 
+    /// The bound on password hashing (sign-in and registration); its gauges tell how many hashes run.
+    pub fn password_gate(&self) -> &gaia_core::auth::PasswordGate {
+        &self.inner.password_gate
+    }
+
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.inner.config
@@ -197,6 +212,14 @@ impl AppState {
     /// routes and the background [`crate::provider_store::ProviderSync`]).
     pub fn applied_provider_changes(&self) -> &crate::provider_store::AppliedChanges {
         &self.inner.provider_changes
+    }
+    /// The live (WebSocket) connections open on this instance, per user.
+    pub(crate) fn live_connections(&self) -> &Arc<crate::live::Connections> {
+        &self.inner.live_connections
+    }
+    /// How many live (WebSocket) connections `user_id` has open on this instance.
+    pub fn live_connections_of(&self, user_id: &str) -> usize {
+        self.inner.live_connections.count(user_id)
     }
     /// The response cache, unless disabled (`cache.response_ttl_secs = 0`).
     pub fn responses(&self) -> Option<&ResponseCache> {

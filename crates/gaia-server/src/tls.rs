@@ -265,6 +265,7 @@ pub async fn serve_tls(
         _ => "off",
     };
     tracing::info!(%addr, client_certificates = client_auth, "gaia listening (TLS)");
-    let listener = TlsListener::new(listener, config)?;
+    // Tapped (a no-op) so the peer address reaches handlers as `ConnectInfo<SocketAddr>`, as with `serve`.
+    let listener = axum::serve::ListenerExt::tap_io(TlsListener::new(listener, config)?, |_| {});
     crate::serve_with_grace(listener, state, shutdown).await
 }

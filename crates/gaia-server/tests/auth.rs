@@ -164,7 +164,15 @@ async fn expired_and_foreign_jwts_are_refused() {
         let s = start(db, None).await;
         let keys = JwtKeys::new(b"integration-test-secret-0123456789");
         let expired = keys
-            .sign(&Claims { sub: "u1".into(), exp: 1000, iat: 0, aud: "authenticated".into(), email: None, role: None })
+            .sign(&Claims {
+                sub: "u1".into(),
+                exp: 1000,
+                iat: 0,
+                aud: "authenticated".into(),
+                email: None,
+                role: None,
+                sid: None,
+            })
             .unwrap();
         let r = s.http.get(format!("{}/api/v1/conversations", s.url)).bearer_auth(&expired).send().await.unwrap();
         assert_eq!(r.status(), 401);

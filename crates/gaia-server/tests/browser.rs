@@ -1,6 +1,8 @@
 //! End-to-end tests of the web UI in real headless Chromium, driven over WebDriver (chromedriver +
 //! fantoccini), against the server and the mock upstream: register, stream, switch, search, delete,
 //! XSS, image upload, regenerate, two tabs kept in sync over `/ws/chat`, settings, logout and login.
+//! Any console error on the way fails it (a Content-Security-Policy violation, such as htmx injecting an
+//! inline style, is one; issue 17 item 11).
 //! Screenshots of the main pages are saved under `target/tmp/screenshots/`.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them); `GAIA_CHROMEDRIVER` and
@@ -71,6 +73,8 @@ async fn browser(driver: &Driver, chromium: &PathBuf) -> Client {
                      "--window-size=1280,900", "--no-first-run", "--disable-extensions"]
         }),
     );
+    // The console's messages, read back by `console_errors`.
+    caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(caps)
         .connect(&driver.url)
@@ -100,6 +104,34 @@ async fn texts(c: &Client, css: &str) -> Vec<String> {
         out.push(e.text().await.unwrap_or_default());
     }
     out
+}
+
+/// The browser console's errors since the last call (a Content-Security-Policy violation is one),
+/// through chromedriver's log endpoint.
+async fn console_errors(driver: &Driver, c: &Client) -> Vec<String> {
+    let session = c.session_id().await.unwrap().expect("a WebDriver session");
+    let r: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/session/{session}/se/log", driver.url))
+        .json(&json!({"type": "browser"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["value"]
+        .as_array()
+        .expect("the browser's log entries")
+        .iter()
+        .filter(|e| e["level"] == "SEVERE")
+        .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Fails on any console error the pages shown so far logged.
+async fn assert_clean_console(driver: &Driver, c: &Client, page: &str) {
+    let errors = console_errors(driver, c).await;
+    assert!(errors.is_empty(), "console errors on {page}: {errors:#?}");
 }
 
 async fn screenshot(c: &Client, name: &str) {
@@ -135,6 +167,7 @@ async fn chat_in_headless_chromium() {
     // Register.
     c.goto(&url("/register")).await.unwrap();
     screenshot(&c, "register").await;
+    assert_clean_console(&driver, &c, "/register").await;
     c.find(Locator::Css("input[name=email]")).await.unwrap().send_keys("player@example.com").await.unwrap();
     c.find(Locator::Css("input[name=display_name]")).await.unwrap().send_keys("Player One").await.unwrap();
     c.find(Locator::Css("input[name=password]")).await.unwrap().send_keys("correct horse battery").await.unwrap();
@@ -167,6 +200,7 @@ async fn chat_in_headless_chromium() {
     wait_for("the conversation in the sidebar", || async { texts(&c, "#conv-list li.conv a").await.len() == 1 }).await;
     assert!(c.current_url().await.unwrap().path().starts_with("/chat/"));
     screenshot(&c, "chat").await;
+    assert_clean_console(&driver, &c, "/chat while streaming").await;
 
     // A second conversation, then switch back to the first.
     c.find(Locator::Css("a.new")).await.unwrap().click().await.unwrap();
@@ -305,6 +339,7 @@ async fn chat_in_headless_chromium() {
     let theme = c.execute("return document.documentElement.dataset.theme", vec![]).await.unwrap();
     assert_eq!(theme, json!("light"));
     screenshot(&c, "settings").await;
+    assert_clean_console(&driver, &c, "the chat and /settings").await;
     c.goto(&url("/chat")).await.unwrap();
     wait_for("the new name in the sidebar", || async { texts(&c, "#settings-link").await == ["Captain Mara"] }).await;
     let theme = c.execute("return document.documentElement.dataset.theme", vec![]).await.unwrap();
@@ -323,5 +358,6 @@ async fn chat_in_headless_chromium() {
     c.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
     wait_for("the chat page after login", || async { c.current_url().await.is_ok_and(|u| u.path() == "/chat") }).await;
     assert_eq!(texts(&c, "#conv-list li.conv a").await.len(), 1);
+    assert_clean_console(&driver, &c, "/login and back").await;
     c.close().await.unwrap();
 }

@@ -6,7 +6,7 @@
 
 use crate::common;
 
-use common::{sse_data, start, start_shared, TestServer};
+use common::{sse_data, start, start_shared, start_with, TestServer};
 use gaia_core::config::{ModelEntry, ModelSpec, ProviderEntry, ProviderKind};
 use gaia_core::secrets::Secrets;
 use gaia_core::storage::Storage;
@@ -27,7 +27,12 @@ async fn admin_of(s: &TestServer) -> (String, String) {
 
 #[tokio::test]
 async fn admin_api_validates_entries_and_never_shows_keys() {
-    let s = start(sqlite_db(), Some(MockConfig::default())).await;
+    let mut config = Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Config::default() };
+    config.chat.auto_title = false;
+    config.rbac.first_user_admin = false;
+    // The variables runtime providers may read their keys from (`[provider_policy]`).
+    config.provider_policy.allowed_key_envs = vec!["TEST_H3_PROVIDER_KEY".into(), "TEST_H3_UNSET_VARIABLE".into()];
+    let s = start_with(sqlite_db(), Some(MockConfig::default()), config).await;
     let (admin, _) = admin_of(&s).await;
     let keyed = MockUpstream::start(
         "127.0.0.1:0".parse().unwrap(),
@@ -45,7 +50,8 @@ async fn admin_api_validates_entries_and_never_shows_keys() {
         (json!({"name": "x", "kind": "openai", "base_url": "not a url"}), "base_url"),
         (json!({"name": "a b", "kind": "openai"}), "name"),
         (json!({"name": "x", "kind": "openai", "timeout_secs": 0}), "timeout"),
-        (json!({"name": "x", "kind": "openai", "api_key_env": "GAIA_TEST_H3_UNSET_VARIABLE"}), "GAIA_TEST_H3_UNSET"),
+        (json!({"name": "x", "kind": "openai", "api_key_env": "TEST_H3_UNSET_VARIABLE"}), "TEST_H3_UNSET_VARIABLE"),
+        (json!({"name": "x", "kind": "openai", "api_key_env": "HOME"}), "provider_policy.allowed_key_envs"),
         (json!({"name": "x", "kind": "openai", "surprise": true}), "surprise"),
     ] {
         let r = post(bad.clone()).await.unwrap();
@@ -60,16 +66,16 @@ async fn admin_api_validates_entries_and_never_shows_keys() {
     assert!(r.json::<Value>().await.unwrap()["detail"].as_str().unwrap().contains("PUT"));
 
     // The key comes from the server's environment and is never shown nor stored.
-    std::env::set_var("GAIA_TEST_H3_PROVIDER_KEY", "sk-secret-from-env-42");
+    std::env::set_var("TEST_H3_PROVIDER_KEY", "sk-secret-from-env-42");
     let entry = json!({"name": "envkeyed", "kind": "openai", "base_url": keyed.openai_base_url(),
-        "api_key_env": "GAIA_TEST_H3_PROVIDER_KEY",
+        "api_key_env": "TEST_H3_PROVIDER_KEY",
         "models": [{"id": "mock-gpt", "context_window": 8000, "capabilities": ["tools"]}]});
     let r = post(entry.clone()).await.unwrap();
     assert_eq!(r.status(), 201);
     let shown = r.text().await.unwrap();
     let v: Value = serde_json::from_str(&shown).unwrap();
     assert_eq!((v["name"].as_str(), v["has_api_key"].as_bool()), (Some("envkeyed"), Some(true)));
-    assert_eq!(v["api_key_env"], "GAIA_TEST_H3_PROVIDER_KEY");
+    assert_eq!(v["api_key_env"], "TEST_H3_PROVIDER_KEY");
     assert_eq!(post(entry.clone()).await.unwrap().status(), 409, "added once");
     let (token, _, _) = s.register("user@example.com").await;
     let r = s
@@ -265,6 +271,7 @@ async fn literal_keys_are_encrypted_at_rest_and_survive_a_restart() {
         };
         config.chat.auto_title = false;
         config.rbac.first_user_admin = true;
+        config.provider_policy.allowed_key_envs = vec!["TEST_SECRETS_PROVIDER_KEY".into()];
         let mut configured = ProviderEntry::new("configured", ProviderKind::Openai);
         configured.base_url = Some(plain.openai_base_url());
         configured.models = vec![ModelSpec::Id("mock-gpt".into())];
@@ -367,9 +374,9 @@ async fn literal_keys_are_encrypted_at_rest_and_survive_a_restart() {
         let detail = r.json::<Value>().await.unwrap()["detail"].as_str().unwrap().to_string();
         assert!(detail.contains("GAIA_SECRETS_KEY") && detail.contains("api_key_env"), "{b}: {detail}");
         assert!(fourth.state().storage().list_runtime_providers().await.unwrap().iter().all(|p| p.name != "another"));
-        std::env::set_var("GAIA_TEST_SECRETS_PROVIDER_KEY", KEY);
+        std::env::set_var("TEST_SECRETS_PROVIDER_KEY", KEY);
         let by_env = json!({"name": "another", "kind": "openai", "base_url": keyed.openai_base_url(),
-            "api_key_env": "GAIA_TEST_SECRETS_PROVIDER_KEY", "models": ["mock-gpt"]});
+            "api_key_env": "TEST_SECRETS_PROVIDER_KEY", "models": ["mock-gpt"]});
         let r = http.post(format!("{url}/api/v1/providers")).bearer_auth(&admin).json(&by_env).send().await.unwrap();
         assert_eq!(r.status(), 201, "{b}");
         assert_eq!(chat_status(&http, &url, &admin, "another/mock-gpt").await.0, 200, "{b}");

@@ -415,19 +415,16 @@ async fn a_change_on_one_instance_reaches_the_other() {
             two.state.rbac().await.connect_redis(url).await.unwrap();
         }
         let (tok, _, uid) = one.register("dev@example.com").await;
-        let providers = |s: &common::TestServer| {
-            s.http
-                .post(format!("{}/api/v1/providers", s.url))
-                .bearer_auth(&tok)
-                .json(&json!({"name": "extra", "kind": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "k", "models": ["m"]}))
-                .send()
+        // Everyone's usage: a developer's right, not a user's.
+        let everyones_usage = |s: &common::TestServer| {
+            s.http.get(format!("{}/api/v1/usage?user_id=*", s.url)).bearer_auth(&tok).send()
         };
-        assert_eq!(providers(&two).await.unwrap().status(), 403, "{b}");
-        // Made a developer on instance one: instance two lets them manage providers within a second.
+        assert_eq!(everyones_usage(&two).await.unwrap().status(), 403, "{b}");
+        // Made a developer on instance one: instance two lets them read everyone's usage within a second.
         let g = one.state.rbac().await.grant(None, &uid, "developer", None, None).await.unwrap();
         let mut ok = false;
         for _ in 0..50 {
-            if providers(&two).await.unwrap().status() == 201 {
+            if everyones_usage(&two).await.unwrap().status() == 200 {
                 ok = true;
                 break;
             }
@@ -437,7 +434,7 @@ async fn a_change_on_one_instance_reaches_the_other() {
         one.state.rbac().await.revoke(None, &g.id).await.unwrap();
         let mut denied = false;
         for _ in 0..50 {
-            if providers(&two).await.unwrap().status() == 403 {
+            if everyones_usage(&two).await.unwrap().status() == 403 {
                 denied = true;
                 break;
             }

@@ -12,6 +12,12 @@
 //!   validation and remembers the new expiry in-process.
 //! - JWTs are verified locally; the user they name is created on first sight
 //!   ([`Storage::ensure_user`]) and then cached under `jwtuser:<sub>` for `api_key_ttl`.
+//! - Revocations reach every running instance, with or without a shared cache: each revocation
+//!   bumps the database's credentials version ([`Storage::credentials_version`]) in its own
+//!   transaction, each cached validation carries the version it was made under, and
+//!   [`Authenticator::spawn_revocation_watch`] polls the version (about every second): a validation
+//!   cached under an older version is checked against the database again. `gaia keys revoke` run
+//!   against the database of a running server so takes effect there within a poll.
 //! - `last_used_at` of a key is written in the background, at most once per [`TOUCH_INTERVAL`] per key
 //!   and process.
 //!
@@ -114,6 +120,9 @@ struct CachedApiKey {
     /// The key's expiry in unix milliseconds (`None`: never). Required even when null.
     #[serde(deserialize_with = "required")]
     expires_at: Option<i64>,
+    /// The credentials version this validation was made under (older than the current one: stale).
+    #[serde(default)]
+    version: i64,
 }
 
 /// Deserializes a field that must be present (serde lets a missing `Option` be `None` otherwise).
@@ -127,6 +136,9 @@ struct CachedUser {
     user_id: String,
     email: Option<String>,
     is_admin: bool,
+    /// The credentials version this entry was made under.
+    #[serde(default)]
+    version: i64,
 }
 
 struct Inner {
@@ -141,6 +153,11 @@ struct Inner {
     /// Expiries (unix ms) set on keys by rotations in this process, by hash, kept as long as `revoked`:
     /// they win over a validation cached (by a concurrent request) before the rotation.
     expiring: moka::sync::Cache<String, i64>,
+    /// The newest credentials version seen in the database: cached validations made under an older
+    /// one are looked up again.
+    version: std::sync::atomic::AtomicI64,
+    /// Told each time `version` moves (long-lived connections check their credentials again).
+    revocations: tokio::sync::watch::Sender<i64>,
 }
 
 /// Validates API keys and JWTs. Cheap to clone (an `Arc` inside).
@@ -200,7 +217,60 @@ impl Authenticator {
         let remember = crate::cache::clamp_ttl(api_key_ttl.saturating_mul(2).max(Duration::from_secs(60)));
         let revoked = moka::sync::Cache::builder().max_capacity(100_000).time_to_live(remember).build();
         let expiring = moka::sync::Cache::builder().max_capacity(100_000).time_to_live(remember).build();
-        Authenticator { inner: Arc::new(Inner { storage, cache, jwt, api_key_ttl, touched, revoked, expiring }) }
+        Authenticator {
+            inner: Arc::new(Inner {
+                storage,
+                cache,
+                jwt,
+                api_key_ttl,
+                touched,
+                revoked,
+                expiring,
+                version: std::sync::atomic::AtomicI64::new(0),
+                revocations: tokio::sync::watch::Sender::new(0),
+            }),
+        }
+    }
+
+    /// The credentials version this instance knows of.
+    fn known_version(&self) -> i64 {
+        self.inner.version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Reads the database's credentials version; when it moved, every validation cached before is
+    /// stale from now on. Returns whether it moved.
+    pub async fn refresh_revocations(&self) -> Result<bool> {
+        let v = self.inner.storage.credentials_version().await?;
+        let before = self.inner.version.fetch_max(v, std::sync::atomic::Ordering::AcqRel);
+        if v > before {
+            self.inner.revocations.send_replace(v);
+        }
+        Ok(v > before)
+    }
+
+    /// Changes each time a revocation is noticed (by [`Authenticator::refresh_revocations`]): a
+    /// long-lived connection (a WebSocket) then checks its credentials again.
+    pub fn watch_revocations(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.inner.revocations.subscribe()
+    }
+
+    /// Polls the credentials version every `every` (see [`Authenticator::refresh_revocations`]), so a
+    /// revocation made by another instance or by the CLI takes effect here within a poll. The task
+    /// ends when every clone of this authenticator is dropped.
+    pub fn spawn_revocation_watch(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                let auth = Authenticator { inner };
+                if let Err(e) = auth.refresh_revocations().await {
+                    tracing::warn!(error = %e, "cannot read the credentials version");
+                }
+            }
+        })
     }
 
     /// The JWT keys.
@@ -245,8 +315,13 @@ impl Authenticator {
             return Err(expired());
         }
         let ck = api_key_cache_key(&hash);
+        // Read before the database, so a revocation made during the lookup outdates what is cached.
+        let version = self.known_version();
         match self.inner.cache.get(&ck).await {
             Ok(Some(bytes)) => match serde_json::from_slice::<CachedApiKey>(&bytes) {
+                Ok(cached) if cached.version < version => {
+                    tracing::debug!("cached API key validation predates a revocation; checking the database")
+                }
                 Ok(cached) => {
                     if cached.expires_at.is_some_and(|e| e <= now) {
                         return Err(expired());
@@ -285,7 +360,7 @@ impl Authenticator {
             method: AuthMethod::ApiKey { key_id: record.id.clone() },
         };
         let expires_at = record.expires_at.map(|e| e.timestamp_millis());
-        let cached = CachedApiKey { key_id: record.id.clone(), principal, expires_at };
+        let cached = CachedApiKey { key_id: record.id.clone(), principal, expires_at, version };
         // Never cached past the expiry (the entry is checked against it anyway).
         let ttl = match record.expires_at.map(|e| (e - now).to_std()) {
             Some(Ok(left)) => left.min(self.inner.api_key_ttl),
@@ -349,10 +424,15 @@ impl Authenticator {
     /// local user for a subject seen for the first time.
     pub async fn authenticate_jwt(&self, token: &str) -> Result<Principal> {
         let claims = self.inner.jwt.verify(token.trim())?;
+        // Gaia's own tokens name their sign-in session: refused once it is revoked (logout, theft).
+        if let Some(sid) = claims.sid.as_deref() {
+            super::sign_in::check_session(&self.inner.storage, &self.inner.cache, sid, self.known_version()).await?;
+        }
         let ck = user_cache_key(&claims.sub);
+        let version = self.known_version();
         match self.inner.cache.get(&ck).await {
             Ok(Some(bytes)) => {
-                if let Ok(u) = serde_json::from_slice::<CachedUser>(&bytes) {
+                if let Some(u) = serde_json::from_slice::<CachedUser>(&bytes).ok().filter(|u| u.version >= version) {
                     return Ok(Principal {
                         user_id: u.user_id,
                         email: u.email,
@@ -368,7 +448,7 @@ impl Authenticator {
             CoreError::InvalidInput(m) => CoreError::Unauthorized(format!("token subject is not usable: {m}")),
             other => other,
         })?;
-        let cached = CachedUser { user_id: user.id, email: Some(user.email), is_admin: user.is_admin };
+        let cached = CachedUser { user_id: user.id, email: Some(user.email), is_admin: user.is_admin, version };
         if let Ok(bytes) = serde_json::to_vec(&cached) {
             if let Err(e) = self.inner.cache.set(&ck, &bytes, self.inner.api_key_ttl).await {
                 tracing::warn!(error = %e, "cannot cache JWT user");

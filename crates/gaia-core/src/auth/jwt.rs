@@ -27,6 +27,11 @@ pub struct Claims {
     /// Role (`authenticated` for users).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// The sign-in session the token was issued for (Gaia's own tokens): revoking the session (logout,
+    /// refresh-token theft) makes the token unusable before it expires. Tokens of other issuers have
+    /// none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 /// Signing and verification keys for one HS256 secret.
@@ -67,6 +72,17 @@ impl JwtKeys {
 
     /// Issues a token for `user_id` valid for `ttl`.
     pub fn issue(&self, user_id: &str, email: Option<&str>, ttl: Duration) -> Result<String> {
+        self.issue_for_session(user_id, email, None, ttl)
+    }
+
+    /// Issues a token for `user_id` valid for `ttl`, bound to sign-in session `sid` (its `sid` claim).
+    pub fn issue_for_session(
+        &self,
+        user_id: &str,
+        email: Option<&str>,
+        sid: Option<&str>,
+        ttl: Duration,
+    ) -> Result<String> {
         let now = now_secs();
         self.sign(&Claims {
             sub: user_id.to_string(),
@@ -75,6 +91,7 @@ impl JwtKeys {
             aud: AUDIENCE.to_string(),
             email: email.map(str::to_string),
             role: Some("authenticated".to_string()),
+            sid: sid.map(str::to_string),
         })
     }
 
@@ -135,11 +152,20 @@ mod tests {
         let other = JwtKeys::new(b"another-secret-another-secret-xx");
         let t = other.issue("u", None, Duration::from_secs(60)).unwrap();
         assert!(k.verify(&t).unwrap_err().to_string().contains("signature"));
-        let expired =
-            k.sign(&Claims { sub: "u".into(), exp: 1, iat: 0, aud: AUDIENCE.into(), email: None, role: None }).unwrap();
+        let expired = k
+            .sign(&Claims { sub: "u".into(), exp: 1, iat: 0, aud: AUDIENCE.into(), email: None, role: None, sid: None })
+            .unwrap();
         assert!(k.verify(&expired).unwrap_err().to_string().contains("expired"));
         let wrong_aud = k
-            .sign(&Claims { sub: "u".into(), exp: now_secs() + 60, iat: 0, aud: "x".into(), email: None, role: None })
+            .sign(&Claims {
+                sub: "u".into(),
+                exp: now_secs() + 60,
+                iat: 0,
+                aud: "x".into(),
+                email: None,
+                role: None,
+                sid: None,
+            })
             .unwrap();
         assert!(k.verify(&wrong_aud).unwrap_err().to_string().contains("audience"));
         assert!(k.verify("garbage").is_err());

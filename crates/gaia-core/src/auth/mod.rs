@@ -20,6 +20,7 @@ pub mod api_key;
 mod authenticator;
 pub mod jwt;
 pub mod password;
+pub mod sign_in;
 
 pub use api_key::{generate_api_key, hash_api_key, GeneratedKey};
 pub use authenticator::{
@@ -27,4 +28,4 @@ pub use authenticator::{
     MAX_ROTATION_OVERLAP, TOUCH_INTERVAL,
 };
 pub use jwt::{looks_like_jwt, Claims, JwtKeys};
-pub use password::{hash_password, verify_password};
+pub use password::{hash_password, verify_password, GateError, PasswordGate, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};

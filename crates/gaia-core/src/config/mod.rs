@@ -5,6 +5,7 @@
 //! `GAIA_JWT_SECRET`, `GAIA_SECRETS_KEY`, and the vendors' own `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `ANTHROPIC_API_KEY`,
 //! `ANTHROPIC_BASE_URL`.
 
+mod auth;
 mod kb;
 mod mcp;
 mod ops;
@@ -12,13 +13,17 @@ mod providers;
 mod retention;
 mod tls;
 
+pub use auth::{parse_network, AuthConfig, Registration, MAX_INVITE_TTL_SECS};
 pub use kb::{KbConfig, KbStorageMode};
 pub use mcp::{AgentConfig, AgentLimits, McpServerConfig, McpTransport};
 pub use ops::{EventsConfig, LimitsConfig};
 pub use retention::RetentionConfig;
 pub use tls::TlsConfig;
 
-pub use providers::{Deployment, ModelEntry, ModelSpec, ProviderEntry, ProviderKind, RoutingConfig};
+pub use providers::{
+    is_gaia_variable, Deployment, ModelEntry, ModelSpec, ProviderEntry, ProviderKind, ProviderPolicy, RoutingConfig,
+    DEFAULT_ALLOWED_KEY_ENVS, MAX_POLICY_ENTRIES,
+};
 
 use crate::error::{CoreError, Result};
 use crate::secrets::Secrets;
@@ -62,6 +67,9 @@ pub struct Config {
     pub cache: CacheConfig,
     /// LLM providers (`[[providers]]`).
     pub providers: Vec<ProviderEntry>,
+    /// What providers added at runtime may do with the server's secrets (`[provider_policy]`): the
+    /// variables `api_key_env` may name, the hosts keys may be sent to.
+    pub provider_policy: ProviderPolicy,
     /// Routing: default model, fallback groups, retries, health checks (`[routing]`).
     pub routing: RoutingConfig,
     /// Knowledge base (`[kb]`); none when unset.
@@ -70,20 +78,46 @@ pub struct Config {
     pub chat: ChatConfig,
     /// Access control (`[rbac]`).
     pub rbac: RbacConfig,
+    /// Sign-in and registration (`[auth]`): who may register, rate limits, hashing bounds.
+    pub auth: AuthConfig,
     /// MCP servers agents connect to (`[[mcp_servers]]`).
     pub mcp_servers: Vec<McpServerConfig>,
     /// The agent runtime (`[agents]`).
     pub agents: AgentConfig,
     /// Data retention (`[retention]`): how long messages, usage records and audit rows are kept.
     pub retention: RetentionConfig,
+    /// Stdio MCP server processes started for agent requests (`[mcp_processes]`).
+    pub mcp_processes: McpProcessesConfig,
+}
+
+/// Stdio MCP server processes started for agent requests.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct McpProcessesConfig {
+    /// Most stdio MCP server processes running at once for agent requests (each
+    /// `/api/v1/chat/mcp-agent` request starts one per stdio `[[mcp_servers]]` entry); a request that
+    /// would go over is answered 503 with `Retry-After`. The warm agents' servers are not counted (one
+    /// process per server, kept). At least 1.
+    pub max_concurrent: usize,
+}
+
+impl Default for McpProcessesConfig {
+    fn default() -> Self {
+        McpProcessesConfig { max_concurrent: 16 }
+    }
 }
 
 /// Access-control settings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct RbacConfig {
-    /// The first user to register becomes an administrator.
+    /// The first user to register becomes an administrator — only while `server.bind` is a loopback
+    /// address (nobody else can reach the server first), unless `first_user_admin_anywhere` is set.
     pub first_user_admin: bool,
+    /// Apply `first_user_admin` even when `server.bind` is not a loopback address (whoever registers
+    /// first over the network becomes an administrator). Off by default; bootstrap the first
+    /// administrator with `gaia users create --email E --admin` instead.
+    pub first_user_admin_anywhere: bool,
     /// Users with these emails become administrators when they register.
     pub admin_emails: Vec<String>,
     /// How often each instance checks the database for policy changes made by other instances, in
@@ -93,7 +127,12 @@ pub struct RbacConfig {
 
 impl Default for RbacConfig {
     fn default() -> Self {
-        RbacConfig { first_user_admin: true, admin_emails: Vec::new(), refresh_interval_ms: 1_000 }
+        RbacConfig {
+            first_user_admin: true,
+            first_user_admin_anywhere: false,
+            admin_emails: Vec::new(),
+            refresh_interval_ms: 1_000,
+        }
     }
 }
 
@@ -132,6 +171,8 @@ pub struct ServerConfig {
     /// Serve `GET /metrics` (Prometheus text format) to anyone. When false (the default) scrapers
     /// authenticate as an administrator (an admin's API key as a bearer token).
     pub metrics_public: bool,
+    /// Most live WebSocket connections one user may have open on one instance (more: 429).
+    pub max_sockets_per_user: usize,
 }
 
 /// Cache settings.
@@ -144,6 +185,11 @@ pub struct CacheConfig {
     pub api_key_ttl_secs: u64,
     /// Seconds a cached model answer is kept (0 disables the response cache).
     pub response_ttl_secs: u64,
+    /// Milliseconds between two reads of the database's credentials version, which tells every
+    /// instance that a key or token was revoked elsewhere (by another instance or the CLI); 0 turns
+    /// the poll off (revocations then reach other instances only through a shared Redis cache, or when
+    /// cached validations lapse).
+    pub revocation_poll_ms: u64,
 }
 
 impl Default for Config {
@@ -161,13 +207,16 @@ impl Default for Config {
             refresh_ttl_secs: 30 * 24 * 3600,
             cache: CacheConfig::default(),
             providers: Vec::new(),
+            provider_policy: ProviderPolicy::default(),
             routing: RoutingConfig::default(),
             kb: None,
             chat: ChatConfig::default(),
             rbac: RbacConfig::default(),
+            auth: AuthConfig::default(),
             mcp_servers: Vec::new(),
             agents: AgentConfig::default(),
             retention: RetentionConfig::default(),
+            mcp_processes: McpProcessesConfig::default(),
         }
     }
 }
@@ -181,13 +230,14 @@ impl Default for ServerConfig {
             cors_origins: Vec::new(),
             tls: None,
             metrics_public: false,
+            max_sockets_per_user: 32,
         }
     }
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        CacheConfig { capacity: 10_000, api_key_ttl_secs: 60, response_ttl_secs: 300 }
+        CacheConfig { capacity: 10_000, api_key_ttl_secs: 60, response_ttl_secs: 300, revocation_poll_ms: 500 }
     }
 }
 
@@ -229,10 +279,12 @@ impl fmt::Debug for Config {
             .field("refresh_ttl_secs", &self.refresh_ttl_secs)
             .field("cache", &self.cache)
             .field("providers", &self.providers)
+            .field("provider_policy", &self.provider_policy)
             .field("routing", &self.routing)
             .field("kb", &self.kb)
             .field("chat", &self.chat)
             .field("rbac", &self.rbac)
+            .field("auth", &self.auth)
             .field("mcp_servers", &self.mcp_servers.iter().map(|m| &m.name).collect::<Vec<_>>())
             .field("agents", &self.agents)
             .field("retention", &self.retention)
@@ -272,7 +324,20 @@ fn insert_path(dict: &mut Dict, path: &str, value: Value) {
     }
 }
 
-/// Turns environment variables into a nested dictionary of overrides.
+/// Whether the dotted `path` names a setting: setting it alone over the defaults gives no "unknown
+/// field" error (a wrong value is still reported, by the real extraction).
+fn is_setting(path: &str, value: &Value) -> bool {
+    let mut one = Dict::new();
+    insert_path(&mut one, path, value.clone());
+    let fig = Figment::from(Serialized::defaults(Config::default())).merge(Serialized::from(one, Profile::Default));
+    match fig.extract::<Config>() {
+        Ok(_) => true,
+        Err(e) => !e.into_iter().any(|e| matches!(e.kind, figment::error::Kind::UnknownField(..))),
+    }
+}
+
+/// Turns environment variables into a nested dictionary of overrides. `GAIA_*` variables that name
+/// no setting are ignored with a warning.
 fn env_overrides(env: HashMap<String, String>) -> Dict {
     let mut dict = Dict::new();
     let mut aliases = Vec::new();
@@ -296,6 +361,12 @@ fn env_overrides(env: HashMap<String, String>) -> Dict {
                 Value::String(..) | Value::Num(..) | Value::Bool(..) => parsed,
                 _ => Value::from(value),
             };
+            if !is_setting(&path, &parsed) {
+                // `GAIA_ENV=production` and the like belong to other tools: warn, never fail (the
+                // value is not logged: it may be a secret). Unknown keys in gaia.toml stay errors.
+                tracing::warn!(variable = %key, "ignoring environment variable {key}: it is not a Gaia setting");
+                continue;
+            }
             insert_path(&mut dict, &path, parsed);
         }
     }
@@ -411,6 +482,9 @@ impl Config {
                 )));
             }
         }
+        if self.server.max_sockets_per_user == 0 {
+            return Err(CoreError::Config("key `server.max_sockets_per_user`: must be at least 1".into()));
+        }
         if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres")) {
             return Err(CoreError::Config(format!(
                 "key `database_url`: `{}` must start with sqlite:// or postgres://",
@@ -437,6 +511,7 @@ impl Config {
                 return Err(CoreError::Config(format!("key `providers[{i}].name`: `{}` is used twice", p.name)));
             }
         }
+        self.provider_policy.validate()?;
         if self.chat.max_image_bytes == 0 {
             return Err(CoreError::Config("key `chat.max_image_bytes`: must be greater than 0".into()));
         }
@@ -446,6 +521,7 @@ impl Config {
         if let Some(tls) = &self.server.tls {
             tls.validate()?;
         }
+        self.auth.validate()?;
         if self.retention.interval_secs == 0 {
             return Err(CoreError::Config("key `retention.interval_secs`: must be greater than 0".into()));
         }
@@ -587,6 +663,35 @@ deployments = [{ base_url = "http://127.0.0.1:11435/v1" }, { api_key = "second-k
             let e = Config::load_from(None, env(&[("GAIA_SECRETS_KEY", bad)])).unwrap_err().to_string();
             assert!(e.contains("secrets_key") && e.contains("32 bytes") && !e.contains(bad), "{e}");
         }
+    }
+
+    #[test]
+    fn unknown_gaia_variables_are_ignored_but_unknown_file_keys_are_errors() {
+        // Other tools' variables (GAIA_ENV) used to stop start-up with "unknown field".
+        let c = Config::load_from(
+            None,
+            env(&[
+                ("GAIA_ENV", "production"),
+                ("GAIA_SERVER__NOPE", "1"),
+                ("GAIA_AUTH__REGISTRATION", "closed"),
+                ("GAIA_CACHE__CAPACITY", "7"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!((c.auth.registration, c.cache.capacity), (Registration::Closed, 7), "real settings still apply");
+        // A known variable with a bad value is still an error.
+        let e = Config::load_from(None, env(&[("GAIA_ENV", "x"), ("GAIA_AUTH__REGISTRATION", "sometimes")]));
+        assert!(e.unwrap_err().to_string().contains("registration"));
+        let e = Config::load_from(None, env(&[("GAIA_AUTH__TRUSTED_PROXIES", "not-an-ip")])).unwrap_err();
+        assert!(e.to_string().contains("trusted_proxies"), "{e}");
+        // The same unknown key in gaia.toml stops start-up.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("gaia.toml");
+        std::fs::write(&p, "env = \"production\"\n").unwrap();
+        let e = Config::load_from(Some(&p), env(&[])).unwrap_err();
+        assert!(e.to_string().contains("env"), "{e}");
+        std::fs::write(&p, "[auth]\nregistraton = \"closed\"\n").unwrap();
+        assert!(Config::load_from(Some(&p), env(&[])).unwrap_err().to_string().contains("registraton"));
     }
 
     #[test]

@@ -298,3 +298,141 @@ impl Default for RoutingConfig {
         }
     }
 }
+
+/// The vendors' own key variables: what `[provider_policy] allowed_key_envs` allows by default.
+pub const DEFAULT_ALLOWED_KEY_ENVS: &[&str] = &[
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "AZURE_OPENAI_API_KEY",
+    "OPENROUTER_API_KEY",
+    "MISTRAL_API_KEY",
+    "GROQ_API_KEY",
+    "DEEPSEEK_API_KEY",
+    "TOGETHER_API_KEY",
+    "GEMINI_API_KEY",
+    "XAI_API_KEY",
+];
+
+/// The most entries each list of `[provider_policy]` may hold.
+pub const MAX_POLICY_ENTRIES: usize = 256;
+
+/// The longest entry of `[provider_policy]` lists, in bytes.
+const MAX_POLICY_ENTRY_LEN: usize = 255;
+
+/// Whether `var` is one of Gaia's own variables (`GAIA_*`, any case), which never hold a provider key.
+pub fn is_gaia_variable(var: &str) -> bool {
+    var.len() >= 5 && var[..5].eq_ignore_ascii_case("GAIA_")
+}
+
+/// `[provider_policy]`: what providers added or replaced at runtime (the admin API, and the entries
+/// re-read from the database) may do with the server's secrets. The `[[providers]]` of the
+/// configuration itself are exempt: the administrator wrote them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProviderPolicy {
+    /// Environment variables an entry's `api_key_env` may name: exact names, or a prefix ending in
+    /// `*` (`LLM_KEY_*`). `GAIA_*` variables are never allowed, whatever is listed. Default: the
+    /// vendors' own `*_API_KEY` variables ([`DEFAULT_ALLOWED_KEY_ENVS`]).
+    pub allowed_key_envs: Vec<String>,
+    /// Hosts runtime providers may be pointed at (`api.openai.com`, `10.0.0.7:11434` for one port,
+    /// `*.example.com` for its subdomains). Empty (the default): any host, except that a provider
+    /// that carries a key may not be re-pointed at another origin unless its key is restated.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for ProviderPolicy {
+    fn default() -> Self {
+        ProviderPolicy {
+            allowed_key_envs: DEFAULT_ALLOWED_KEY_ENVS.iter().map(|v| v.to_string()).collect(),
+            allowed_hosts: Vec::new(),
+        }
+    }
+}
+
+impl ProviderPolicy {
+    /// Whether an entry added at runtime may read its key from the variable `var`.
+    pub fn allows_key_env(&self, var: &str) -> bool {
+        if is_gaia_variable(var) {
+            return false;
+        }
+        self.allowed_key_envs.iter().any(|allowed| match allowed.strip_suffix('*') {
+            Some(prefix) => !prefix.is_empty() && var.starts_with(prefix),
+            None => allowed == var,
+        })
+    }
+
+    /// Whether `allowed_hosts` restricts where runtime providers may point.
+    pub fn restricts_hosts(&self) -> bool {
+        !self.allowed_hosts.is_empty()
+    }
+
+    /// Whether `host` (as a URL parser gives it: lowercase, IPv6 in brackets) on `port` (explicit or
+    /// the scheme's default) is listed in `allowed_hosts`.
+    pub fn allows_host(&self, host: &str, port: u16) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.allowed_hosts.iter().any(|allowed| {
+            let allowed = allowed.to_ascii_lowercase();
+            let (name, want_port) = split_host_port(&allowed);
+            if want_port.is_some_and(|p| p != port) {
+                return false;
+            }
+            match name.strip_prefix("*.") {
+                Some(domain) => host.len() > domain.len() + 1 && host.ends_with(&format!(".{domain}")),
+                None => host == name,
+            }
+        })
+    }
+
+    /// Checks the lists' entries.
+    pub fn validate(&self) -> Result<()> {
+        let key = |k: &str, m: String| CoreError::Config(format!("key `provider_policy.{k}`: {m}"));
+        for (k, list) in [("allowed_key_envs", &self.allowed_key_envs), ("allowed_hosts", &self.allowed_hosts)] {
+            if list.len() > MAX_POLICY_ENTRIES {
+                return Err(key(k, format!("at most {MAX_POLICY_ENTRIES} entries")));
+            }
+            if let Some(e) = list.iter().find(|e| e.is_empty() || e.len() > MAX_POLICY_ENTRY_LEN) {
+                return Err(key(k, format!("`{e}` must be 1 to {MAX_POLICY_ENTRY_LEN} bytes")));
+            }
+        }
+        for var in &self.allowed_key_envs {
+            let name = var.strip_suffix('*').unwrap_or(var);
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(key(
+                    "allowed_key_envs",
+                    format!("`{var}` must be a variable name (letters, digits, `_`), or a prefix of one ending in `*`"),
+                ));
+            }
+            if is_gaia_variable(name) {
+                return Err(key(
+                    "allowed_key_envs",
+                    format!("`{var}`: Gaia's own GAIA_* variables never hold provider keys"),
+                ));
+            }
+        }
+        for host in &self.allowed_hosts {
+            let (name, _) = split_host_port(host);
+            let name = name.strip_prefix("*.").unwrap_or(name);
+            let ok = !name.is_empty()
+                && (name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+                    || (name.starts_with('[') && name.ends_with(']')));
+            if !ok || host.contains('/') || host.contains('@') {
+                return Err(key(
+                    "allowed_hosts",
+                    format!("`{host}` must be a host name or address, optionally with `:port` or a leading `*.`"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `host:port` → (`host`, port); a bare host (or `[v6]` address) → (host, `None`).
+fn split_host_port(s: &str) -> (&str, Option<u16>) {
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && (!h.contains(':') || h.ends_with(']')) => match p.parse::<u16>() {
+            Ok(port) => (h, Some(port)),
+            Err(_) => (s, None),
+        },
+        _ => (s, None),
+    }
+}

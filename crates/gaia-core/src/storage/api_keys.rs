@@ -210,6 +210,8 @@ impl Storage {
             return Err(CoreError::Conflict(format!("API key {old_id} was changed while rotating it; try again")));
         }
         let created = insert_key(&mut tx, new, &new_key_id, now_ms).await?;
+        // The old key's cached validations (on every instance) no longer tell its expiry.
+        super::credentials::bump_in(&mut tx).await?;
         tx.commit().await?;
         let old = self.get_api_key(old_id).await?.ok_or_else(|| CoreError::NotFound(format!("API key {old_id}")))?;
         Ok((created, old))
@@ -251,13 +253,20 @@ impl Storage {
         rows.iter().map(row_to_key).collect()
     }
 
-    /// Revokes a key (idempotent: the first revocation time is kept). `None` if there is no such key.
+    /// Revokes a key (idempotent: the first revocation time is kept) and bumps the credentials
+    /// version in the same transaction, so every running instance stops accepting the key within a
+    /// poll ([`Storage::credentials_version`]). `None` if there is no such key.
     pub async fn revoke_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
-        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+        let mut tx = self.pool().begin().await?;
+        let r = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now_ms())
             .bind(id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        if r.rows_affected() > 0 {
+            super::credentials::bump_in(&mut tx).await?;
+        }
+        tx.commit().await?;
         self.get_api_key(id).await
     }
 

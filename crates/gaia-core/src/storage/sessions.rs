@@ -85,3 +85,232 @@ impl Storage {
         Ok(r.rows_affected())
     }
 }
+
+/// What became of a refresh token presented for rotation ([`Storage::rotate_refresh_token`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefreshOutcome {
+    /// The token was live: it is now used up and its successor is stored in the same sign-in.
+    Rotated {
+        /// The user.
+        user_id: String,
+        /// The sign-in session (the access token's `sid`).
+        sid: String,
+    },
+    /// The token had already been used (or was being used at the same moment): whoever holds the
+    /// family may have stolen it, so the whole sign-in session was revoked.
+    Reused {
+        /// The user.
+        user_id: String,
+        /// The sign-in session now revoked.
+        sid: String,
+    },
+    /// Unknown, expired, revoked, or of a revoked sign-in session.
+    Invalid,
+}
+
+/// Revokes sign-in session `sid` and every refresh token of its family, inside `tx`; `true` if it was
+/// live.
+async fn revoke_family_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, sid: &str, reason: &str) -> Result<bool> {
+    let now = now_ms();
+    let r = sqlx::query(
+        "UPDATE auth_sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(sid)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(sid)
+        .execute(&mut **tx)
+        .await?;
+    if r.rows_affected() > 0 {
+        // Instances that cached the session as live look again.
+        super::credentials::bump_in(tx).await?;
+    }
+    Ok(r.rows_affected() > 0)
+}
+
+/// Inserts a refresh token of family `sid` inside `tx`.
+async fn insert_family_token(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    user_id: &str,
+    sid: &str,
+    token_hash: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, user_id, created_at, expires_at, family_id) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(token_hash)
+    .bind(user_id)
+    .bind(now_ms())
+    .bind(expires_at.timestamp_millis())
+    .bind(sid)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| match CoreError::from(e) {
+        CoreError::NotFound(_) => CoreError::NotFound(format!("user {user_id}")),
+        other => other,
+    })?;
+    Ok(())
+}
+
+/// Inserts a new sign-in session for `user_id` inside `tx`; returns its id.
+async fn insert_sign_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, user_id: &str) -> Result<String> {
+    let sid = super::new_id();
+    sqlx::query("INSERT INTO auth_sessions (id, user_id, created_at) VALUES ($1, $2, $3)")
+        .bind(&sid)
+        .bind(user_id)
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| match CoreError::from(e) {
+            CoreError::NotFound(_) => CoreError::NotFound(format!("user {user_id}")),
+            other => other,
+        })?;
+    Ok(sid)
+}
+
+impl Storage {
+    /// Starts a sign-in session for `user_id` with its first refresh token (stored by hash); returns
+    /// the session id (the `sid` of the access tokens issued for it).
+    pub async fn create_sign_in(
+        &self,
+        user_id: &str,
+        refresh_hash: &str,
+        refresh_expires_at: DateTime<Utc>,
+    ) -> Result<String> {
+        let mut tx = self.pool().begin().await?;
+        let sid = insert_sign_in(&mut tx, user_id).await?;
+        insert_family_token(&mut tx, user_id, &sid, refresh_hash, refresh_expires_at).await?;
+        tx.commit().await?;
+        Ok(sid)
+    }
+
+    /// Trades the refresh token `old_hash` for `new_hash` in the same sign-in session. A token used a
+    /// second time (or by two requests at once) revokes its whole session: [`RefreshOutcome::Reused`].
+    pub async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        new_expires_at: DateTime<Utc>,
+    ) -> Result<RefreshOutcome> {
+        let mut tx = self.pool().begin().await?;
+        let now = now_ms();
+        // Writing first takes the write lock at once (SQLite), so two requests with the same token
+        // are serialised here: exactly one of them uses it up.
+        let used = sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL \
+             AND expires_at > $1 AND (family_id IS NULL OR family_id IN \
+             (SELECT id FROM auth_sessions WHERE revoked_at IS NULL))",
+        )
+        .bind(now)
+        .bind(old_hash)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(
+            "SELECT t.user_id, t.family_id, s.revoked_at AS family_revoked_at \
+             FROM refresh_tokens t LEFT JOIN auth_sessions s ON s.id = t.family_id WHERE t.token_hash = $1",
+        )
+        .bind(old_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(RefreshOutcome::Invalid) };
+        let user_id: String = row.try_get("user_id")?;
+        let family: Option<String> = row.try_get("family_id")?;
+        if used.rows_affected() == 0 {
+            let theft = sqlx::query(
+                "SELECT 1 AS used FROM refresh_tokens WHERE token_hash = $1 AND revoked_at IS NOT NULL \
+                 AND expires_at > $2",
+            )
+            .bind(old_hash)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+            let family_live = row.try_get::<Option<i64>, _>("family_revoked_at")?.is_none();
+            // Used up before (or by another request at the same moment), in a sign-in still live:
+            // whoever presents it may have stolen it, so the whole sign-in ends.
+            return Ok(match family {
+                Some(sid) if theft && family_live => {
+                    revoke_family_in(&mut tx, &sid, "refresh token reused").await?;
+                    tx.commit().await?;
+                    RefreshOutcome::Reused { user_id, sid }
+                }
+                _ => RefreshOutcome::Invalid,
+            });
+        }
+        // Tokens from before sign-in sessions existed join a new one.
+        let sid = match family {
+            Some(sid) => sid,
+            None => insert_sign_in(&mut tx, &user_id).await?,
+        };
+        insert_family_token(&mut tx, &user_id, &sid, new_hash, new_expires_at).await?;
+        tx.commit().await?;
+        Ok(RefreshOutcome::Rotated { user_id, sid })
+    }
+
+    /// Whether sign-in session `sid` exists and is not revoked.
+    pub async fn sign_in_is_live(&self, sid: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT revoked_at FROM auth_sessions WHERE id = $1")
+            .bind(sid)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get::<Option<i64>, _>("revoked_at")?.is_none(),
+            None => false,
+        })
+    }
+
+    /// Revokes sign-in session `sid` (logout): its refresh tokens stop working and the access tokens
+    /// carrying it are refused. `true` if it was live.
+    pub async fn revoke_sign_in(&self, sid: &str, reason: &str) -> Result<bool> {
+        let mut tx = self.pool().begin().await?;
+        let revoked = revoke_family_in(&mut tx, sid, reason).await?;
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    /// The sign-in session of a refresh token (by hash), if it has one.
+    pub async fn sign_in_of_refresh_token(&self, token_hash: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get::<Option<String>, _>("family_id")?,
+            None => None,
+        })
+    }
+
+    /// Revokes every live sign-in session of `user_id` and every refresh token of the user ("sign out
+    /// everywhere"); returns the ids of the sessions revoked.
+    pub async fn revoke_user_sign_ins(&self, user_id: &str, reason: &str) -> Result<Vec<String>> {
+        let mut tx = self.pool().begin().await?;
+        let rows = sqlx::query("SELECT id FROM auth_sessions WHERE user_id = $1 AND revoked_at IS NULL")
+            .bind(user_id)
+            .fetch_all(&mut *tx)
+            .await?;
+        let sids = rows.iter().map(|r| r.try_get::<String, _>("id")).collect::<std::result::Result<Vec<_>, _>>()?;
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE auth_sessions SET revoked_at = $1, revoked_reason = $2 WHERE user_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        super::credentials::bump_in(&mut tx).await?;
+        tx.commit().await?;
+        Ok(sids)
+    }
+}

@@ -62,6 +62,61 @@ fn normalise_email(email: &str) -> Result<String> {
     Ok(e)
 }
 
+/// An invitation to register (`auth.registration = "invite"`); its token is shown once, only its
+/// hash is stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Invite {
+    /// Id.
+    pub id: String,
+    /// The only email address that may use it, when set.
+    pub email: Option<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// End of validity.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Inserts a user (the email already normalised) with a new UUID, on `exec` (the pool or a
+/// transaction).
+async fn insert_user<'e, E>(
+    exec: E,
+    email: &str,
+    password_hash: Option<&str>,
+    display_name: Option<&str>,
+) -> Result<User>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    if display_name.is_some_and(|n| n.chars().count() > MAX_DISPLAY_NAME) {
+        return Err(CoreError::InvalidInput(format!("display name must be at most {MAX_DISPLAY_NAME} characters")));
+    }
+    let id = new_id();
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO users (id, email, display_name, password_hash, is_admin, created_at) \
+         VALUES ($1, $2, $3, $4, 0, $5)",
+    )
+    .bind(&id)
+    .bind(email)
+    .bind(display_name)
+    .bind(password_hash)
+    .bind(now)
+    .execute(exec)
+    .await
+    .map_err(|e| match CoreError::from(e) {
+        CoreError::Conflict(_) => CoreError::Conflict(format!("a user with email {email} already exists")),
+        other => other,
+    })?;
+    Ok(User {
+        id,
+        email: email.to_string(),
+        display_name: display_name.map(str::to_string),
+        password_hash: password_hash.map(str::to_string),
+        is_admin: false,
+        created_at: from_ms(now),
+    })
+}
+
 impl Storage {
     /// Creates a user with a new UUID; the email is trimmed and lowercased. `Conflict` when the email is
     /// taken, `InvalidInput` when it is not an email address or the display name is too long.
@@ -74,34 +129,89 @@ impl Storage {
         let email = normalise_email(email)?;
         let display_name = display_name.map(clean_text);
         let display_name = display_name.as_deref();
-        if display_name.is_some_and(|n| n.chars().count() > MAX_DISPLAY_NAME) {
-            return Err(CoreError::InvalidInput(format!("display name must be at most {MAX_DISPLAY_NAME} characters")));
+        insert_user(self.pool(), &email, password_hash, display_name).await
+    }
+
+    /// Creates a user (as [`Storage::create_user`]) with a registration invitation: the invitation
+    /// with this token hash is used up in the same transaction, so it admits exactly one account.
+    /// `Forbidden` when it is unknown, expired, already used, or for another email address.
+    pub async fn create_user_with_invite(
+        &self,
+        invite_hash: &str,
+        email: &str,
+        password_hash: Option<&str>,
+        display_name: Option<&str>,
+    ) -> Result<User> {
+        let email = normalise_email(email)?;
+        let display_name = display_name.map(clean_text);
+        let mut tx = self.pool().begin().await?;
+        let now = now_ms();
+        let used = sqlx::query(
+            "UPDATE auth_invites SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 \
+             AND (email IS NULL OR email = $3)",
+        )
+        .bind(now)
+        .bind(invite_hash)
+        .bind(&email)
+        .execute(&mut *tx)
+        .await?;
+        if used.rows_affected() == 0 {
+            return Err(CoreError::Forbidden(
+                "the invitation is unknown, expired, already used, or for another email address".into(),
+            ));
         }
+        let user = insert_user(&mut *tx, &email, password_hash, display_name.as_deref()).await?;
+        sqlx::query("UPDATE auth_invites SET used_by = $1 WHERE token_hash = $2")
+            .bind(&user.id)
+            .bind(invite_hash)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// Whether the invitation with this token hash can still admit `email` (exists, unused, unexpired,
+    /// for this address or any). A cheap check before hashing a password; the use itself is
+    /// [`Storage::create_user_with_invite`].
+    pub async fn invite_is_usable(&self, invite_hash: &str, email: &str) -> Result<bool> {
+        let email = email.trim().to_lowercase();
+        let row = sqlx::query(
+            "SELECT 1 AS ok FROM auth_invites WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
+             AND (email IS NULL OR email = $3)",
+        )
+        .bind(invite_hash)
+        .bind(now_ms())
+        .bind(email)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// Stores an invitation to register under the hash of its token, valid until `expires_at`, for
+    /// `email` only when given. Returns the invitation.
+    pub async fn create_invite(
+        &self,
+        token_hash: &str,
+        email: Option<&str>,
+        created_by: Option<&str>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Invite> {
+        let email = email.map(normalise_email).transpose()?;
         let id = new_id();
         let now = now_ms();
         sqlx::query(
-            "INSERT INTO users (id, email, display_name, password_hash, is_admin, created_at) \
-             VALUES ($1, $2, $3, $4, 0, $5)",
+            "INSERT INTO auth_invites (id, token_hash, email, created_by, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&id)
-        .bind(&email)
-        .bind(display_name)
-        .bind(password_hash)
+        .bind(token_hash)
+        .bind(email.as_deref())
+        .bind(created_by)
         .bind(now)
+        .bind(expires_at.timestamp_millis())
         .execute(self.pool())
-        .await
-        .map_err(|e| match CoreError::from(e) {
-            CoreError::Conflict(_) => CoreError::Conflict(format!("a user with email {email} already exists")),
-            other => other,
-        })?;
-        Ok(User {
-            id,
-            email,
-            display_name: display_name.map(str::to_string),
-            password_hash: password_hash.map(str::to_string),
-            is_admin: false,
-            created_at: from_ms(now),
-        })
+        .await?;
+        Ok(Invite { id, email, created_at: from_ms(now), expires_at: from_ms(expires_at.timestamp_millis()) })
     }
 
     /// Makes `user_id` an administrator if it is the oldest account and there is no administrator

@@ -18,22 +18,32 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Auth};
-use crate::metering::Meter;
+use crate::metering::RunMeter;
 use crate::sse::{self, SseEvent};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use gaia_core::auth::Principal;
+use gaia_core::config::{AgentLimits, McpTransport};
 use gaia_core::events::Event as BusEvent;
-use gaia_core::storage::{UsageFilter, DEFAULT_PERSONA_ID};
+use gaia_core::storage::{Conversation, Persona, UsageFilter, DEFAULT_PERSONA_ID};
 use gaia_core::types::{ChatMessage, Role};
 use gaia_mcp::{
     Agent, AgentRun, FsToolSource, KbToolSource, McpClientSource, OrchestratedRun, Orchestrator, Specialist, Toolbox,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Most tool sources one specialist may name.
+pub const MAX_SPECIALIST_TOOLS: usize = 64;
+/// Longest agent name.
+pub const MAX_AGENT_NAME: usize = 64;
+/// `Retry-After` (seconds) of a request refused because too many MCP server processes are running.
+const BUSY_RETRY_SECS: u64 = 1;
 
 /// Body of the agent endpoints.
 #[derive(Debug, Deserialize)]
@@ -66,6 +76,48 @@ fn mcp_sources(state: &AppState) -> Vec<Arc<McpClientSource>> {
     state.config().mcp_servers.iter().cloned().map(|c| Arc::new(McpClientSource::new(c))).collect()
 }
 
+/// The semaphore counting the stdio MCP server processes of this state's agent requests.
+///
+/// It lives beside the state rather than in it: one per state, keyed by the address of the state's
+/// shared part (stable while any clone of the state lives; a permit is only held by a request or run
+/// that holds a clone, so a key reused by a later state finds every permit returned).
+fn process_semaphore(state: &AppState) -> Arc<Semaphore> {
+    static SLOTS: OnceLock<Mutex<HashMap<usize, (usize, Arc<Semaphore>)>>> = OnceLock::new();
+    let key = state.warm_tools() as *const _ as usize;
+    let max = state.config().mcp_processes.max_concurrent.max(1);
+    let mut slots = SLOTS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    let entry = slots.entry(key).or_insert_with(|| (max, Arc::new(Semaphore::new(max))));
+    if entry.0 != max {
+        *entry = (max, Arc::new(Semaphore::new(max)));
+    }
+    entry.1.clone()
+}
+
+/// Slots for the stdio MCP server processes one cold agent request starts (one per stdio server),
+/// taken before any starts: `Err` with the 503 (and `Retry-After`) to answer when they are not free.
+fn process_slots(state: &AppState) -> Result<Option<OwnedSemaphorePermit>, Response> {
+    let wanted = state.config().mcp_servers.iter().filter(|c| matches!(c.transport, McpTransport::Stdio { .. })).count();
+    if wanted == 0 {
+        return Ok(None);
+    }
+    let busy = |message: String| {
+        let mut resp = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message).into_response();
+        resp.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(BUSY_RETRY_SECS));
+        resp
+    };
+    let max = state.config().mcp_processes.max_concurrent.max(1);
+    if wanted > max {
+        return Err(busy(format!(
+            "this agent needs {wanted} MCP server processes; at most {max} may run at once (mcp_processes.max_concurrent)"
+        )));
+    }
+    let n = u32::try_from(wanted).unwrap_or(u32::MAX);
+    process_semaphore(state)
+        .try_acquire_many_owned(n)
+        .map(Some)
+        .map_err(|_| busy(format!("too many MCP server processes are running (at most {max}); retry shortly")))
+}
+
 /// The tools of the MCP servers, connected and listed once and kept (the warm agents' toolbox).
 async fn warm_toolbox(state: &AppState) -> Toolbox {
     state
@@ -84,7 +136,8 @@ async fn warm_toolbox(state: &AppState) -> Toolbox {
         .clone()
 }
 
-/// Adds the per-caller tools: the knowledge base as the caller may see it, and the filesystem tool.
+/// Adds the per-caller tools: the knowledge base as the caller may see it, and the filesystem tool
+/// in the caller's own folder (`<fs_root>/users/<user id>/`).
 async fn add_local_tools(state: &AppState, p: &Principal, tb: &mut Toolbox) -> ApiResult<()> {
     let cfg = &state.config().agents;
     if cfg.kb_tools {
@@ -93,20 +146,69 @@ async fn add_local_tools(state: &AppState, p: &Principal, tb: &mut Toolbox) -> A
         }
     }
     if let Some(root) = &cfg.fs_root {
-        let fs = FsToolSource::new(root).map_err(ApiError::internal)?;
+        let fs = FsToolSource::for_user(root, &p.user_id).map_err(ApiError::internal)?;
         tb.add_listed(Arc::new(fs)).await.map_err(ApiError::internal)?;
     }
     Ok(())
 }
 
-/// What a run needs: the agent, the conversation, the messages.
-struct Prepared {
-    agent: Agent,
-    conversation_id: String,
-    messages: Vec<ChatMessage>,
+/// The names of the tool sources a caller's agents get, known without starting anything: the MCP
+/// servers, `kb` when the caller has a knowledge base, `fs` when the folder is configured.
+async fn source_names(state: &AppState, p: &Principal) -> Vec<String> {
+    let cfg = state.config();
+    let mut names: Vec<String> = cfg.mcp_servers.iter().map(|c| c.name.clone()).collect();
+    if cfg.agents.kb_tools && state.kb_for(p).await.is_some() {
+        names.push("kb".into());
+    }
+    if cfg.agents.fs_root.is_some() {
+        names.push("fs".into());
+    }
+    names
 }
 
-async fn prepare(state: &AppState, p: &Principal, body: AgentBody, tools: Toolbox) -> ApiResult<Prepared> {
+/// The most a run of `p` may still spend: what is left of today's agent ceiling (429 once reached)
+/// and of their hard budgets (402 once used up); `None` when neither applies.
+async fn run_budget(state: &AppState, p: &Principal, limits: &AgentLimits) -> ApiResult<Option<f64>> {
+    let ceiling_left = match limits.daily_cost_ceiling {
+        Some(ceiling) => {
+            let since = chrono::Utc::now().date_naive().and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+            let filter = UsageFilter { user_id: Some(p.user_id.clone()), since: Some(since), until: None };
+            let spent = state.storage().usage_summary(&filter).await?.totals.cost_usd;
+            if spent >= ceiling {
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("today's agent cost ceiling ({ceiling}) is reached"),
+                ));
+            }
+            Some(ceiling - spent)
+        }
+        None => None,
+    };
+    let who = crate::admission::subject(state, p).await;
+    let budget_left = crate::admission::budget_left(state, &who).await;
+    if budget_left.is_some_and(|left| left <= 0.0) {
+        return Err(ApiError::new(StatusCode::PAYMENT_REQUIRED, "a hard budget of this caller is used up"));
+    }
+    Ok(match (ceiling_left, budget_left) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    })
+}
+
+/// An agent request, checked: nothing is stored and no process started yet.
+struct Checked {
+    message: String,
+    system: Option<String>,
+    persona: Persona,
+    model: String,
+    conversation: Option<Conversation>,
+    limits: AgentLimits,
+    budget: Option<f64>,
+}
+
+/// Checks an agent request (message, persona, model, conversation, ceiling and budgets) before
+/// anything is started or stored.
+async fn check(state: &AppState, p: &Principal, body: AgentBody) -> ApiResult<Checked> {
     let message = body.message.trim().to_string();
     if message.is_empty() {
         return Err(ApiError::bad_request("`message` must not be empty"));
@@ -128,37 +230,48 @@ async fn prepare(state: &AppState, p: &Principal, body: AgentBody, tools: Toolbo
         .unwrap_or_default();
     // Fail early on an unknown model.
     state.providers().candidates(&model).await?;
-    // Refuse before anything is stored.
-    let cfg = &state.config().agents;
-    let mut limits = cfg.limits.clone();
+    let conversation = match &body.conversation_id {
+        Some(id) => Some(
+            storage
+                .get_conversation(&p.user_id, id)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("Conversation {id} not found")))?,
+        ),
+        None => None,
+    };
+    let mut limits = state.config().agents.limits.clone();
     if let Some(n) = body.max_tool_calls {
         limits.max_tool_calls = limits.max_tool_calls.min(n);
     }
-    let budget = match limits.daily_cost_ceiling {
-        Some(ceiling) => {
-            let since = chrono::Utc::now().date_naive().and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
-            let filter = UsageFilter { user_id: Some(p.user_id.clone()), since: Some(since), until: None };
-            let spent = storage.usage_summary(&filter).await?.totals.cost_usd;
-            if spent >= ceiling {
-                return Err(ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    format!("today's agent cost ceiling ({ceiling}) is reached"),
-                ));
-            }
-            Some(ceiling - spent)
-        }
-        None => None,
-    };
-    let conversation = match &body.conversation_id {
-        Some(id) => storage
-            .get_conversation(&p.user_id, id)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("Conversation {id} not found")))?,
+    let budget = run_budget(state, p, &limits).await?;
+    let system = body.system.filter(|s| !s.trim().is_empty());
+    Ok(Checked { message, system, persona, model, conversation, limits, budget })
+}
+
+/// What a run needs: the agent, the conversation, the messages.
+struct Prepared {
+    agent: Agent,
+    conversation_id: String,
+    messages: Vec<ChatMessage>,
+}
+
+/// Stores the request in its conversation (made now if new) and builds the agent over `tools`.
+async fn prepare(
+    state: &AppState,
+    p: &Principal,
+    c: Checked,
+    tools: Toolbox,
+    endpoint: &'static str,
+) -> ApiResult<Prepared> {
+    let storage = state.storage();
+    let conversation = match c.conversation {
+        Some(conv) => conv,
         None => {
-            let title: String = message.lines().next().unwrap_or_default().chars().take(80).collect();
-            let c = storage.create_conversation_with_persona(&p.user_id, Some(&title), None, Some(&persona.id)).await?;
-            state.events().publish(BusEvent::ConversationUpdated { conversation_id: c.id.clone() });
-            c
+            let title: String = c.message.lines().next().unwrap_or_default().chars().take(80).collect();
+            let conv =
+                storage.create_conversation_with_persona(&p.user_id, Some(&title), None, Some(&c.persona.id)).await?;
+            state.events().publish(BusEvent::ConversationUpdated { conversation_id: conv.id.clone() });
+            conv
         }
     };
     let mut messages: Vec<ChatMessage> = storage
@@ -168,19 +281,20 @@ async fn prepare(state: &AppState, p: &Principal, body: AgentBody, tools: Toolbo
         .filter(|m| matches!(m.role, Role::User | Role::Assistant) && !m.content.is_empty())
         .map(|m| ChatMessage::new(m.role, m.content))
         .collect();
-    if let Some(s) = body.system.as_deref().filter(|s| !s.trim().is_empty()) {
-        messages.insert(0, ChatMessage::system(s));
+    if let Some(s) = &c.system {
+        messages.insert(0, ChatMessage::system(s.clone()));
     }
-    messages.push(ChatMessage::user(message.clone()));
-    let stored = storage.add_message(&conversation.id, Role::User, &message, None, None).await?;
+    messages.push(ChatMessage::user(c.message.clone()));
+    let stored = storage.add_message(&conversation.id, Role::User, &c.message, None, None).await?;
     state
         .events()
         .publish(BusEvent::MessageCreated { conversation_id: conversation.id.clone(), message_id: stored.id });
 
-    let agent = Agent::new(&persona.name, state.providers().clone(), &model, Arc::new(tools))
-        .with_system(persona.system_prompt.clone())
-        .with_limits(limits)
-        .with_budget(budget)
+    let agent = Agent::new(&c.persona.name, state.providers().clone(), &c.model, Arc::new(tools))
+        .with_system(c.persona.system_prompt.clone())
+        .with_limits(c.limits)
+        .with_budget(c.budget)
+        .with_recorder(RunMeter::new(state, p, endpoint))
         .for_user(&p.user_id);
     Ok(Prepared { agent, conversation_id: conversation.id, messages })
 }
@@ -194,41 +308,36 @@ fn metadata(run: &AgentRun) -> Value {
     })
 }
 
-/// Stores the answer and meters the run.
-async fn finish(state: &AppState, p: &Principal, endpoint: &str, conversation_id: &str, run: &AgentRun) {
-    let mut meter = Meter::start(state, p, endpoint);
-    let (provider, model) = run.model.split_once('/').unwrap_or(("", run.model.as_str()));
-    meter.target(provider, model);
-    meter.usage(run.usage);
-    meter.finish(200, None);
+/// Stores the answer (the run's model calls were metered as they ended).
+async fn finish(state: &AppState, conversation_id: &str, run: &AgentRun) {
     crate::routes::chat::store_answer(state, conversation_id, &run.content, &run.model, run.usage).await;
 }
 
-async fn run_agent(
-    state: AppState,
-    p: Principal,
-    body: AgentBody,
-    tools: Toolbox,
-    endpoint: &'static str,
-) -> ApiResult<Response> {
-    let stream = body.stream;
-    let prep = prepare(&state, &p, body, tools).await?;
+/// Runs a prepared agent; `slots` (the request's MCP server processes) are held until it ends.
+async fn run_agent(state: AppState, prep: Prepared, stream: bool, slots: Option<OwnedSemaphorePermit>) -> Response {
     let Prepared { agent, conversation_id, messages } = prep;
     if !stream {
-        let run = agent.run(messages, None).await.map_err(agent_error)?;
-        finish(&state, &p, endpoint, &conversation_id, &run).await;
-        return Ok(axum::Json(json!({
-            "response": run.content, "conversation_id": conversation_id, "_metadata": metadata(&run),
-        }))
-        .into_response());
+        let run = agent.run(messages, None).await;
+        drop(slots);
+        return match run {
+            Ok(run) => {
+                finish(&state, &conversation_id, &run).await;
+                axum::Json(json!({
+                    "response": run.content, "conversation_id": conversation_id, "_metadata": metadata(&run),
+                }))
+                .into_response()
+            }
+            Err(e) => agent_error(e).into_response(),
+        };
     }
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
     let conv = conversation_id.clone();
     let st = state.clone();
     let handle = tokio::spawn(async move {
         let r = agent.run(messages, Some(tx)).await;
+        drop(slots);
         if let Ok(run) = &r {
-            finish(&st, &p, endpoint, &conv, run).await;
+            finish(&st, &conv, run).await;
         }
         r
     });
@@ -243,7 +352,7 @@ async fn run_agent(
             Err(e) => yield SseEvent::data(&json!({"type": "error", "message": format!("the agent stopped: {e}")}).to_string()),
         }
     };
-    Ok(sse::response(events))
+    sse::response(events)
 }
 
 fn agent_error(e: gaia_mcp::McpError) -> ApiError {
@@ -254,12 +363,20 @@ fn agent_error(e: gaia_mcp::McpError) -> ApiError {
     }
 }
 
-/// `POST /api/v1/chat/mcp-agent`: an agent assembled for this request.
+/// `POST /api/v1/chat/mcp-agent`: an agent assembled for this request. The request is checked before
+/// any MCP server process starts, and the processes it would start must fit under
+/// `mcp_processes.max_concurrent` (else 503 with `Retry-After`).
 pub async fn mcp_agent(
     State(state): State<AppState>,
     Auth(p): Auth,
     ApiJson(body): ApiJson<AgentBody>,
 ) -> ApiResult<Response> {
+    let stream = body.stream;
+    let checked = check(&state, &p, body).await?;
+    let slots = match process_slots(&state) {
+        Ok(s) => s,
+        Err(busy) => return Ok(busy),
+    };
     let mut tools = Toolbox::new();
     for s in mcp_sources(&state) {
         tools.add(s);
@@ -268,7 +385,8 @@ pub async fn mcp_agent(
         tracing::warn!(%source, %err, "MCP server left out of this agent");
     }
     add_local_tools(&state, &p, &mut tools).await?;
-    run_agent(state, p, body, tools, "mcp_agent").await
+    let prep = prepare(&state, &p, checked, tools, "mcp_agent").await?;
+    Ok(run_agent(state, prep, stream, slots).await)
 }
 
 /// `POST /api/v1/chat/mcp-agent-hot`: an agent whose MCP servers are already connected.
@@ -277,9 +395,12 @@ pub async fn mcp_agent_hot(
     Auth(p): Auth,
     ApiJson(body): ApiJson<AgentBody>,
 ) -> ApiResult<Response> {
+    let stream = body.stream;
+    let checked = check(&state, &p, body).await?;
     let mut tools = warm_toolbox(&state).await;
     add_local_tools(&state, &p, &mut tools).await?;
-    run_agent(state, p, body, tools, "mcp_agent_hot").await
+    let prep = prepare(&state, &p, checked, tools, "mcp_agent_hot").await?;
+    Ok(run_agent(state, prep, stream, None).await)
 }
 
 /// One specialist of an orchestrated request.
@@ -345,7 +466,9 @@ fn orchestrated_metadata(run: &OrchestratedRun) -> Value {
     })
 }
 
-/// `POST /api/v1/chat/orchestrated`.
+/// `POST /api/v1/chat/orchestrated`. The request (specialists, their personas, models and tool
+/// sources) is checked before the warm MCP servers are reached; every model call of the run is
+/// metered as it ends, and the run stops at the caller's agent ceiling and hard budgets.
 pub async fn orchestrated(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -361,9 +484,7 @@ pub async fn orchestrated(
         body.model.clone().filter(|m| !m.trim().is_empty()).or(settings.default_model.clone()).unwrap_or_default();
     state.providers().candidates(&model).await?;
     let limits = state.config().agents.limits.clone();
-    let mut all = warm_toolbox(&state).await;
-    add_local_tools(&state, &p, &mut all).await?;
-    let sources = all.source_names();
+    let sources = source_names(&state, &p).await;
     let wanted = body.agents.unwrap_or_else(|| {
         let mcp: Vec<String> = sources.iter().filter(|s| *s != "kb").cloned().collect();
         let specialist = |name: &str, what: &str, tools: Vec<String>| SpecialistBody {
@@ -384,11 +505,17 @@ pub async fn orchestrated(
     if wanted.is_empty() || wanted.len() > limits.max_agents as usize {
         return Err(ApiError::bad_request(format!("give 1 to {} agents", limits.max_agents)));
     }
-    let mut specialists = Vec::with_capacity(wanted.len());
+    // Check every specialist before anything is started.
+    let mut checked: Vec<(String, SpecialistBody, String, String)> = Vec::with_capacity(wanted.len());
     for a in wanted {
         let name = a.name.trim().to_string();
-        if name.is_empty() || name.len() > 64 || specialists.iter().any(|s: &Specialist| s.agent.name() == name) {
-            return Err(ApiError::bad_request("agent names must be unique and 1 to 64 characters"));
+        if name.is_empty() || name.len() > MAX_AGENT_NAME || checked.iter().any(|(n, ..)| *n == name) {
+            return Err(ApiError::bad_request(format!(
+                "agent names must be unique and 1 to {MAX_AGENT_NAME} characters"
+            )));
+        }
+        if a.tools.as_ref().is_some_and(|t| t.len() > MAX_SPECIALIST_TOOLS) {
+            return Err(ApiError::bad_request(format!("agent {name}: at most {MAX_SPECIALIST_TOOLS} tool sources")));
         }
         if let Some(unknown) = a.tools.iter().flatten().find(|t| !sources.contains(t)) {
             return Err(ApiError::bad_request(format!(
@@ -396,10 +523,6 @@ pub async fn orchestrated(
                 sources.join(", ")
             )));
         }
-        let tools = match &a.tools {
-            Some(t) => all.only(t),
-            None => all.clone(),
-        };
         let system = match (&a.persona_id, &a.system) {
             (Some(pid), _) => {
                 storage
@@ -411,7 +534,21 @@ pub async fn orchestrated(
             (None, Some(s)) => s.clone(),
             (None, None) => format!("You are {name}, a specialist: {}.", a.description.clone().unwrap_or_default()),
         };
-        let agent_model = a.model.clone().unwrap_or_else(|| model.clone());
+        let agent_model = a.model.clone().filter(|m| !m.trim().is_empty()).unwrap_or_else(|| model.clone());
+        state.providers().candidates(&agent_model).await?;
+        checked.push((name, a, system, agent_model));
+    }
+    let budget = run_budget(&state, &p, &limits).await?;
+
+    let mut all = warm_toolbox(&state).await;
+    add_local_tools(&state, &p, &mut all).await?;
+    let recorder = RunMeter::new(&state, &p, "orchestrated");
+    let mut specialists = Vec::with_capacity(checked.len());
+    for (name, a, system, agent_model) in checked {
+        let tools = match &a.tools {
+            Some(t) => all.only(t),
+            None => all.clone(),
+        };
         let agent = Agent::new(&name, state.providers().clone(), &agent_model, Arc::new(tools))
             .with_system(system)
             .with_limits(limits.clone())
@@ -424,16 +561,11 @@ pub async fn orchestrated(
         specialists,
         limits.max_agents as usize,
         std::time::Duration::from_secs(limits.deadline_secs.max(1)),
-    );
-    let meter_usage = move |st: &AppState, run: &OrchestratedRun| {
-        let mut meter = Meter::start(st, &p, "orchestrated");
-        meter.target("", &model);
-        meter.usage(run.usage);
-        meter.finish(200, None);
-    };
+    )
+    .with_budget(budget)
+    .with_recorder(recorder);
     if !body.stream {
         let run = orch.run(&task, None).await.map_err(agent_error)?;
-        meter_usage(&state, &run);
         return Ok(axum::Json(
             json!({"response": run.content, "plan": run.plan, "_metadata": orchestrated_metadata(&run)}),
         )
@@ -441,14 +573,12 @@ pub async fn orchestrated(
     }
     let (tx, mut rx) = tokio::sync::mpsc::channel(128);
     let handle = tokio::spawn(async move { orch.run(&task, Some(tx)).await });
-    let st = state.clone();
     let events = async_stream::stream! {
         while let Some(ev) = rx.recv().await {
             yield SseEvent::data(&serde_json::to_string(&ev).unwrap_or_default());
         }
         match handle.await {
             Ok(Ok(run)) => {
-                meter_usage(&st, &run);
                 yield SseEvent::data(&json!({"type": "done", "response": run.content, "plan": run.plan, "_metadata": orchestrated_metadata(&run)}).to_string());
             }
             Ok(Err(e)) => yield SseEvent::data(&json!({"type": "error", "message": agent_error(e).message}).to_string()),

@@ -1,30 +1,146 @@
-//! `GET /health`: database, cache and provider status.
+//! Health: `GET /health` for anyone (load balancers, uptime checks) and `GET /api/v1/health` for
+//! administrators.
+//!
+//! The public answer says only whether each part is up: the overall status, the database and the
+//! cache (`ok` / `error`) and each provider (`up`: true or false). Provider states come from what the registry already knows
+//! (its health tracker: real traffic, circuit breakers and the periodic probes), so a request never
+//! calls a provider: strangers can neither make Gaia spend its keys nor read upstream error text or
+//! endpoints. The administrators' answer has the detail: versions and backends, error messages,
+//! endpoints, latencies, discovery errors, and fresh probes with `?probe=true`.
 
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Auth;
 use crate::state::AppState;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
 use std::time::Duration;
 
-/// Status of the database, the cache and each provider. 200 when the database answers, else 503.
+/// The longest `GET /api/v1/health?probe=true` waits for the providers' probes.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The overall status: `ok`, `degraded` (the cache is down) or `error` (the database is down).
+fn overall(db_ok: bool, cache_ok: bool) -> &'static str {
+    match (db_ok, cache_ok) {
+        (true, true) => "ok",
+        (true, false) => "degraded",
+        _ => "error",
+    }
+}
+
+/// A part's status: `ok` or `error`.
+fn ok_error(ok: bool) -> &'static str {
+    if ok {
+        "ok"
+    } else {
+        "error"
+    }
+}
+
+/// 200 when the database answers, else 503.
+fn status_code(db_ok: bool) -> StatusCode {
+    if db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
+/// Whether the database, the cache and each provider are up, and nothing else (public). 200 when
+/// the database answers, else 503. Providers are read from the registry's health tracker: no
+/// provider is called.
 pub async fn health(State(state): State<AppState>) -> Response {
+    let db_ok = state.storage().ping().await.is_ok();
+    let cache_ok = state.cache().ping().await.is_ok();
+    let reg = state.providers();
+    let providers: Vec<Value> =
+        reg.health_snapshots().into_iter().map(|(name, snap)| json!({"name": name, "up": snap.up})).collect();
+    let body = json!({
+        "status": overall(db_ok, cache_ok),
+        "database": {"status": ok_error(db_ok)},
+        "cache": {"status": ok_error(cache_ok)},
+        "providers": providers,
+    });
+    (status_code(db_ok), axum::Json(body)).into_response()
+}
+
+/// `GET /api/v1/health` options.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetailQuery {
+    /// Probe every provider now (at most [`PROBE_TIMEOUT`]), instead of reporting the last known state.
+    #[serde(default)]
+    pub probe: bool,
+}
+
+/// The detail, for administrators: version, active streams, database backend and cache kind with
+/// their errors, and for each provider its kind, endpoints (credentials in URLs hidden), health
+/// statistics (latencies, error rate, last error, last probe), discovery error, and with
+/// `?probe=true` a fresh probe (recorded in its statistics). Messages are passed through
+/// [`crate::observe::redact`], so nothing that looks like a key is shown. 200 when the database
+/// answers, else 503.
+pub async fn detail(
+    State(state): State<AppState>,
+    Auth(_): Auth,
+    q: Result<Query<DetailQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let db = state.storage().ping().await;
     let cache = state.cache().ping().await;
-    let providers = tokio::time::timeout(Duration::from_secs(3), state.providers().health()).await;
-    let providers = match providers {
-        Ok(list) => json!(list),
-        Err(_) => json!({"status": "timeout"}),
-    };
-    let ok = db.is_ok();
+    let reg = state.providers();
+    let mut probes: Map<String, Value> = Map::new();
+    let mut probe_timeout = false;
+    if q.probe {
+        match tokio::time::timeout(PROBE_TIMEOUT, reg.probe_all()).await {
+            Ok(results) => {
+                for h in results {
+                    let message = h.message.as_deref().map(crate::observe::redact);
+                    probes.insert(
+                        h.provider.clone(),
+                        json!({"ok": h.ok, "latency_ms": h.latency_ms, "message": message}),
+                    );
+                }
+            }
+            Err(_) => probe_timeout = true,
+        }
+    }
+    let providers: Vec<Value> = reg
+        .providers()
+        .iter()
+        .map(|p| {
+            let name = p.name();
+            let entry = reg.entry(name);
+            let mut snap = reg.stats(name).snapshot();
+            snap.last_error = snap.last_error.as_deref().map(crate::observe::redact);
+            let endpoints: Option<Vec<String>> = entry.as_ref().map(|e| {
+                e.all_deployments()
+                    .iter()
+                    .filter_map(|d| d.base_url.as_deref().map(gaia_core::config::redact_url))
+                    .collect()
+            });
+            json!({
+                "name": name,
+                "kind": entry.as_ref().map(|e| e.kind),
+                "endpoints": endpoints,
+                "up": snap.up,
+                "health": snap,
+                "discovery_error": reg.discovery_error(name).map(|e| crate::observe::redact(&e.to_string())),
+                "probe": probes.get(name),
+            })
+        })
+        .collect();
+    let error = |r: &gaia_core::Result<()>| r.as_ref().err().map(|e| crate::observe::redact(&e.to_string()));
     let body = json!({
-        "status": if ok && cache.is_ok() { "ok" } else if ok { "degraded" } else { "error" },
+        "status": overall(db.is_ok(), cache.is_ok()),
         "version": env!("CARGO_PKG_VERSION"),
-        "database": {"status": if db.is_ok() { "ok" } else { "error" }, "backend": state.storage().backend().as_str()},
-        "cache": {"status": if cache.is_ok() { "ok" } else { "error" }, "kind": state.cache().kind()},
+        "database": {"status": ok_error(db.is_ok()), "backend": state.storage().backend().as_str(), "error": error(&db)},
+        "cache": {"status": ok_error(cache.is_ok()), "kind": state.cache().kind(), "error": error(&cache)},
         "providers": providers,
+        "probe_timed_out": probe_timeout,
         "active_streams": state.active_streams(),
     });
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, axum::Json(body)).into_response()
+    Ok((status_code(db.is_ok()), axum::Json(body)).into_response())
 }

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use gaia_core::auth::Principal;
 use gaia_kb::{Author, GrepOptions, Kb, KbError, KbTools, SearchOptions, VaultPath, WriteRequest};
-use gaia_rbac::{Action, Resource, Subject};
+use gaia_rbac::{Action, Resource, ResourceType, Subject};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::Instant;
@@ -186,7 +186,8 @@ pub async fn search(
                 folder: q.folder,
                 limit: q.limit.unwrap_or(100),
             };
-            let m = kb.grep(&opts).map_err(kb_error)?;
+            // Off the async workers, bounded in time (503 `timeout` beyond `gaia_kb::kb::GREP_TIME_LIMIT`).
+            let m = kb.grep_async(opts).await.map_err(kb_error)?;
             let n = m.len();
             Ok(ok(t, m, json!({"total": n, "mode": mode})))
         }
@@ -393,10 +394,13 @@ pub async fn sync(State(st): State<AppState>) -> KbResult {
     Ok(ok(t, r, json!({})))
 }
 
-/// `GET /api/v1/kb/status`.
-pub async fn status(State(st): State<AppState>, Auth(_): Auth) -> KbResult {
+/// `GET /api/v1/kb/status`. Administrators of the knowledge base (`kb:admin` on `/kb`) see everything;
+/// others see it through their view: only the paths they may read, no detail of a failed sync.
+pub async fn status(State(st): State<AppState>, Auth(p): Auth) -> KbResult {
     let t = Instant::now();
-    let kb = kb(&st)?;
+    let full = kb(&st)?;
+    let admin = st.rbac().await.check(&Subject::from(&p), Action::Admin, &Resource::new(ResourceType::Kb, "/kb")).allowed;
+    let kb = if admin { full } else { view(&st, &p).await? };
     Ok(ok(t, kb.status().await, json!({})))
 }
 

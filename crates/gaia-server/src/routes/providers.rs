@@ -62,10 +62,17 @@ pub async fn health(State(state): State<AppState>, Auth(_): Auth, Path(name): Pa
     Ok(Json(json!({"name": name, "probe": probe, "health": stats.snapshot()})))
 }
 
-/// Checks an entry sent by an administrator and returns it with its keys read from the environment
-/// (the entry as sent is what gets stored: keys named by `api_key_env` stay out of the database).
-fn checked(entry: &ProviderEntry) -> ApiResult<ProviderEntry> {
+/// Checks an entry sent by an administrator, against the configuration's `[provider_policy]` too
+/// (which variables may hold its key, where keys may go, no re-pointing a keyed provider with a key
+/// it does not restate: see [`crate::provider_store::check_policy`]), and returns it with its keys
+/// read from the environment (the entry as sent is what gets stored: keys named by `api_key_env`
+/// stay out of the database). Nothing is read from the environment before the policy allows it.
+fn checked(state: &AppState, entry: &ProviderEntry) -> ApiResult<ProviderEntry> {
     entry.validate(0).map_err(|e| ApiError::bad_request(e.to_string().replace("providers[0].", "")))?;
+    let reg = state.providers();
+    let current = reg.get(&entry.name).map(|_| reg.entry(&entry.name));
+    crate::provider_store::check_policy(&state.config().provider_policy, entry, current.as_ref().map(Option::as_ref))
+        .map_err(ApiError::bad_request)?;
     let mut live = entry.clone();
     live.resolve_process_env_keys().map_err(ApiError::from)?;
     Ok(live)
@@ -92,13 +99,13 @@ pub async fn add(
     Auth(p): Auth,
     ApiJson(entry): ApiJson<ProviderEntry>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let live = checked(&entry)?;
     if state.providers().get(&entry.name).is_some() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("provider {} already exists; replace it with PUT /api/v1/providers/{}", entry.name, entry.name),
         ));
     }
+    let live = checked(&state, &entry)?;
     install(&state, &p.user_id, &entry, &live).await?;
     crate::audit::record(&state, Some(&p.user_id), "provider.add", &entry.name, json!({"kind": entry.kind})).await;
     tracing::info!(provider = %entry.name, by = %p.user_id, "provider added");
@@ -116,7 +123,7 @@ pub async fn replace(
     if entry.name != name {
         return Err(ApiError::bad_request(format!("the body names provider `{}`, the path `{name}`", entry.name)));
     }
-    let live = checked(&entry)?;
+    let live = checked(&state, &entry)?;
     let existed = state.providers().get(&name).is_some();
     install(&state, &p.user_id, &entry, &live).await?;
     crate::audit::record(&state, Some(&p.user_id), "provider.replace", &name, json!({"kind": entry.kind})).await;

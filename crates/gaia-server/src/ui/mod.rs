@@ -18,7 +18,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use gaia_core::auth::{hash_password, verify_password, Principal};
+use gaia_core::auth::Principal;
 use gaia_core::storage::{WebSession, DEFAULT_PERSONA_ID};
 use maud::Markup;
 use pages::PageCtx;
@@ -104,6 +104,9 @@ pub struct AuthForm {
     display_name: Option<String>,
     #[serde(default)]
     csrf_token: String,
+    /// An invitation's token (`auth.registration = "invite"`), e.g. from the link's query string.
+    #[serde(default)]
+    invite_token: Option<String>,
 }
 
 fn form_csrf_ok(headers: &HeaderMap, sent: &str) -> bool {
@@ -127,7 +130,26 @@ async fn start_session(state: &AppState, headers: &HeaderMap, user_id: &str) -> 
     }
 }
 
-async fn login(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<AuthForm>) -> Response {
+/// The login or register form again, with the refusal of `routes::auth` (and `Retry-After` when
+/// throttled).
+fn refused(headers: &HeaderMap, register: bool, email: &str, e: &crate::routes::auth::AuthError) -> Response {
+    let (status, message, retry_after) = e.parts();
+    if status.is_server_error() && retry_after.is_none() {
+        return ApiError::new(status, message).into_response();
+    }
+    let mut resp = auth_page(headers, register, status, email, Some(message));
+    if let Some(d) = retry_after {
+        resp.headers_mut().insert(header::RETRY_AFTER, crate::routes::auth::retry_after_value(d));
+    }
+    resp
+}
+
+async fn login(
+    State(state): State<AppState>,
+    client: crate::routes::auth::ClientAddr,
+    headers: HeaderMap,
+    Form(f): Form<AuthForm>,
+) -> Response {
     if !form_csrf_ok(&headers, &f.csrf_token) {
         return auth_page(
             &headers,
@@ -137,64 +159,45 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<
             Some("The form expired; please try again."),
         );
     }
-    let user = match state.storage().get_user_by_email(&f.email).await {
-        Ok(u) => u,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    let ok = match user.as_ref().and_then(|u| u.password_hash.clone()) {
-        Some(h) => {
-            let pw = f.password.clone();
-            tokio::task::spawn_blocking(move || verify_password(&pw, &h)).await.unwrap_or(false)
-        }
-        None => false,
-    };
-    match user {
-        Some(u) if ok => {
+    // The same limits, hashing bound and audit as the API's sign-in.
+    match crate::routes::auth::check_password(&state, client, &f.email, &f.password, "web").await {
+        Ok(u) => {
             crate::audit::record(&state, Some(&u.id), "auth.login", &u.id, serde_json::json!({"via": "web"})).await;
             start_session(&state, &headers, &u.id).await
         }
-        _ => {
-            let details = serde_json::json!({"via": "web"});
-            crate::audit::record(&state, None, "auth.login_failed", f.email.trim(), details).await;
+        Err(e) if e.parts().0 == StatusCode::UNAUTHORIZED => {
             auth_page(&headers, false, StatusCode::UNAUTHORIZED, &f.email, Some("Invalid email or password."))
         }
+        Err(e) => refused(&headers, false, &f.email, &e),
     }
 }
 
-async fn register(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<AuthForm>) -> Response {
+async fn register(
+    State(state): State<AppState>,
+    client: crate::routes::auth::ClientAddr,
+    headers: HeaderMap,
+    Form(f): Form<AuthForm>,
+) -> Response {
     if !form_csrf_ok(&headers, &f.csrf_token) {
         return auth_page(&headers, true, StatusCode::FORBIDDEN, &f.email, Some("The form expired; please try again."));
     }
-    let pw = f.password.clone();
-    let hash = match tokio::task::spawn_blocking(move || hash_password(&pw)).await {
-        Ok(Ok(h)) => h,
-        Ok(Err(e)) => return auth_page(&headers, true, StatusCode::BAD_REQUEST, &f.email, Some(&client_message(&e))),
-        Err(e) => return ApiError::internal(e).into_response(),
+    // The same registration mode, limits and hashing bound as the API's registration.
+    let account = crate::routes::auth::Register {
+        email: f.email.clone(),
+        password: f.password.clone(),
+        display_name: f.display_name.clone(),
+        invite_token: f.invite_token.clone(),
     };
-    let name = f.display_name.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    match state.storage().create_user(&f.email, Some(&hash), name).await {
-        Ok(u) => {
-            tracing::info!(user_id = %u.id, "user registered (web)");
-            if let Err(e) = crate::routes::auth::promote_if_admin(&state, &u).await {
-                return e.into_response();
-            }
-            crate::audit::record(&state, Some(&u.id), "auth.register", &u.id, serde_json::json!({"via": "web"})).await;
-            start_session(&state, &headers, &u.id).await
-        }
-        Err(e @ (gaia_core::CoreError::Conflict(_) | gaia_core::CoreError::InvalidInput(_))) => {
-            let msg = if matches!(e, gaia_core::CoreError::Conflict(_)) {
-                "An account with this email already exists.".to_string()
-            } else {
-                client_message(&e)
-            };
-            let status = if matches!(e, gaia_core::CoreError::Conflict(_)) {
-                StatusCode::CONFLICT
-            } else {
-                StatusCode::BAD_REQUEST
-            };
-            auth_page(&headers, true, status, &f.email, Some(&msg))
-        }
-        Err(e) => ApiError::from(e).into_response(),
+    match crate::routes::auth::create_account(&state, client, &account, "web").await {
+        Ok(u) => start_session(&state, &headers, &u.id).await,
+        Err(e) if e.parts().0 == StatusCode::CONFLICT => auth_page(
+            &headers,
+            true,
+            StatusCode::CONFLICT,
+            &f.email,
+            Some("An account with this email already exists."),
+        ),
+        Err(e) => refused(&headers, true, &f.email, &e),
     }
 }
 

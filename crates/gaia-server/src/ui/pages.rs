@@ -15,6 +15,10 @@ pub struct PageCtx<'a> {
     pub csrf: Option<&'a str>,
 }
 
+/// htmx's configuration: no inline indicator styles (`app.css` has them), no `eval`, no scripts from
+/// swapped content, requests to this origin only. The page then runs under [`crate::security::CSP`].
+const HTMX_CONFIG: &str = r#"{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"selfRequestsOnly":true}"#;
+
 /// The document around `body`.
 pub fn layout(ctx: &PageCtx<'_>, body: Markup) -> Markup {
     html! {
@@ -24,6 +28,11 @@ pub fn layout(ctx: &PageCtx<'_>, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 @if let Some(t) = ctx.csrf { meta name="csrf-token" content=(t); }
+                // htmx would otherwise inject an inline <style> (refused by the CSP: a console error on
+                // every page) and could evaluate code from attributes or scripts in swapped content.
+                meta name="htmx-config" content=(HTMX_CONFIG);
+                // No icon to fetch (a 404 for /favicon.ico is a console error on every page).
+                link rel="icon" href="data:,";
                 title { (ctx.title) " · Gaia" }
                 link rel="stylesheet" href="/assets/app.css";
                 script src="/assets/htmx.min.js" defer {}

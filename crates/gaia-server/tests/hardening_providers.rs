@@ -1,0 +1,382 @@
+//! Issue 17, providers and health: the attacks performed. A developer can no longer add or re-point
+//! providers; `api_key_env` only names variables `[provider_policy] allowed_key_envs` allows (never
+//! `GAIA_*`), through the API and in entries re-read from the database; a provider that carries a
+//! key cannot be re-pointed elsewhere with a key it does not restate; `allowed_hosts` limits where
+//! runtime providers point. Anonymous `GET /health` calls no provider and shows no upstream detail;
+//! administrators get the detail from `GET /api/v1/health`. A listener standing in for the
+//! attacker's host records everything it is sent and must never see a secret.
+
+use crate::common;
+
+use common::{start_with, TestServer};
+use gaia_core::config::{ProviderEntry, ProviderKind};
+use gaia_core::testing::{database_urls, sqlite_db, TestDb};
+use gaia_core::Config;
+use gaia_providers::mock::{MockConfig, MockUpstream};
+use gaia_server::provider_store::ProviderSync;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A value no request may ever carry: held by a `GAIA_*` variable (`GAIA_TEST_*` ones are not read
+/// as configuration, so other tests in this process are not affected).
+const GAIA_VAR: &str = "GAIA_TEST_HARDENING_PROVIDER_SECRET";
+const GAIA_VAR_VALUE: &str = "gaia-internal-secret-value-5511";
+/// The real key of a configured provider, also held by an allowed variable.
+const REAL_KEY: &str = "sk-real-configured-key-8842";
+const REAL_KEY_VAR: &str = "TEST_HARDENING_REAL_KEY";
+/// The key the test harness gives the mock providers it sets up in code.
+const HARNESS_KEY: &str = "sk-test";
+const JWT_SECRET: &str = "integration-test-secret-0123456789";
+
+/// The attacker's host: answers every request with an empty model list and records it as received.
+struct Listener {
+    url: String,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl Listener {
+    async fn start() -> Listener {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = l.accept().await {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    let mut got = Vec::new();
+                    while !got.windows(4).any(|w| w == b"\r\n\r\n") && got.len() < buf.len() {
+                        match tokio::time::timeout(Duration::from_secs(2), sock.read(&mut buf)).await {
+                            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+                            _ => break,
+                        }
+                    }
+                    log.lock().unwrap().push(String::from_utf8_lossy(&got).into_owned());
+                    let body = r#"{"object":"list","data":[]}"#;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = sock.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        Listener { url, seen }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Fails if any request received carries one of the secrets.
+    fn assert_never_saw(&self, secrets: &[&str]) {
+        for r in self.requests() {
+            for s in secrets {
+                assert!(!r.contains(s), "the attacker's host received a secret: {r}");
+            }
+        }
+    }
+}
+
+fn config() -> Config {
+    let mut config = Config { jwt_secret: Some(JWT_SECRET.into()), ..Config::default() };
+    config.chat.auto_title = false;
+    config.rbac.first_user_admin = false;
+    // The defaults (the vendors' variables) plus one this test sets.
+    config.provider_policy.allowed_key_envs.push(REAL_KEY_VAR.into());
+    std::env::set_var(GAIA_VAR, GAIA_VAR_VALUE);
+    std::env::set_var(REAL_KEY_VAR, REAL_KEY);
+    config
+}
+
+async fn admin_of(s: &TestServer, email: &str) -> String {
+    let (admin, _, id) = s.register(email).await;
+    s.state.storage().set_admin(&id, true).await.unwrap();
+    s.state.auth().evict_user(&id).await.unwrap();
+    admin
+}
+
+async fn developer_of(s: &TestServer) -> String {
+    let (dev, _, id) = s.register("dev@example.com").await;
+    s.state.rbac().await.grant(None, &id, "developer", None, None).await.unwrap();
+    dev
+}
+
+/// (status, detail) of a provider change.
+async fn change(s: &TestServer, token: &str, method: reqwest::Method, path: &str, body: &Value) -> (u16, String) {
+    let r =
+        s.http.request(method, format!("{}/api/v1{path}", s.url)).bearer_auth(token).json(body).send().await.unwrap();
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    (status, v["detail"].as_str().unwrap_or_default().to_string())
+}
+
+async fn post(s: &TestServer, token: &str, body: &Value) -> (u16, String) {
+    change(s, token, reqwest::Method::POST, "/providers", body).await
+}
+
+async fn put(s: &TestServer, token: &str, name: &str, body: &Value) -> (u16, String) {
+    change(s, token, reqwest::Method::PUT, &format!("/providers/{name}"), body).await
+}
+
+/// Asks for a fresh probe of provider `name` (which calls its endpoint with its key).
+async fn probe(s: &TestServer, token: &str, name: &str) -> u16 {
+    let r = s.http.get(format!("{}/api/v1/providers/{name}/health", s.url)).bearer_auth(token).send().await.unwrap();
+    r.status().as_u16()
+}
+
+#[tokio::test]
+async fn a_developer_cannot_send_the_servers_variables_anywhere() {
+    let listener = Listener::start().await;
+    let s = start_with(sqlite_db(), Some(MockConfig::default()), config()).await;
+    let dev = developer_of(&s).await;
+    let admin = admin_of(&s, "admin@example.com").await;
+    let target = format!("{}/v1", listener.url);
+
+    // The attack as reported: a developer adds a provider whose key is the JWT secret's variable
+    // (and one whose variable is really set), pointed at their own host, then asks for its health.
+    for var in ["GAIA_JWT_SECRET", GAIA_VAR, REAL_KEY_VAR] {
+        let probe_entry = json!({"name": "probe", "kind": "openai", "base_url": target, "api_key_env": var});
+        assert_eq!(post(&s, &dev, &probe_entry).await.0, 403, "{var}: only administrators add providers");
+        assert_eq!(put(&s, &dev, "probe", &probe_entry).await.0, 403, "{var}");
+        assert_eq!(probe(&s, &dev, "probe").await, 404, "{var}: nothing was added");
+        // Nor may they re-point the provider that holds the real key at their host.
+        let repoint = json!({"name": "openai", "kind": "openai", "base_url": target, "api_key_env": var});
+        assert_eq!(put(&s, &dev, "openai", &repoint).await.0, 403, "{var}");
+    }
+    let r = s.http.delete(format!("{}/api/v1/providers/openai", s.url)).bearer_auth(&dev).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    // Developers still read providers.
+    let r = s.http.get(format!("{}/api/v1/providers", s.url)).bearer_auth(&dev).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    // An administrator cannot name Gaia's variables, nor any variable the policy does not list,
+    // even one that is set (`PATH`, `HOME`): 400, and nothing is stored or set up.
+    for var in ["GAIA_JWT_SECRET", GAIA_VAR, "gaia_test_hardening_provider_secret", "PATH", "HOME"] {
+        let entry = json!({"name": "probe", "kind": "openai", "base_url": target, "api_key_env": var});
+        let (status, detail) = post(&s, &admin, &entry).await;
+        assert_eq!(status, 400, "{var}: {detail}");
+        assert!(detail.contains("allowed_key_envs") && detail.contains(var), "{var}: {detail}");
+        assert_eq!(probe(&s, &admin, "probe").await, 404, "{var}");
+        // In a deployment too.
+        let entry = json!({"name": "probe", "kind": "openai", "base_url": s.mock.as_ref().unwrap().openai_base_url(),
+            "deployments": [{"base_url": target, "api_key_env": var}]});
+        assert_eq!(post(&s, &admin, &entry).await.0, 400, "{var}: deployment");
+    }
+    assert!(s.state.storage().list_runtime_providers().await.unwrap().is_empty());
+    listener.assert_never_saw(&[GAIA_VAR_VALUE, JWT_SECRET, REAL_KEY, HARNESS_KEY]);
+    assert!(listener.requests().is_empty(), "{:?}", listener.requests());
+}
+
+#[tokio::test]
+async fn a_provider_with_a_key_is_not_re_pointed_without_its_key() {
+    let listener = Listener::start().await;
+    let s = start_with(sqlite_db(), Some(MockConfig::default()), config()).await;
+    let admin = admin_of(&s, "admin@example.com").await;
+    let mock = s.mock.as_ref().unwrap().openai_base_url();
+    let target = format!("{}/v1", listener.url);
+    // A provider as the configuration sets one up: its real key, the vendor's endpoint (the mock).
+    let mut configured = ProviderEntry::new("configured", ProviderKind::Openai);
+    configured.base_url = Some(mock.clone());
+    configured.api_key = Some(REAL_KEY.into());
+    configured.models = vec![gaia_core::config::ModelSpec::Id("mock-gpt".into())];
+    s.state.providers().add_entry(&configured).unwrap();
+
+    // Re-pointed at the attacker's host, keeping the key through the variable that holds it: refused,
+    // for a provider built from an entry and for one set up in code alike.
+    for name in ["configured", "openai"] {
+        let repoint = json!({"name": name, "kind": "openai", "base_url": target, "api_key_env": REAL_KEY_VAR});
+        let (status, detail) = put(&s, &admin, name, &repoint).await;
+        assert_eq!(status, 400, "{name}: {detail}");
+        assert!(detail.contains("restate") && detail.contains("allowed_hosts"), "{name}: {detail}");
+        assert_eq!(probe(&s, &admin, name).await, 200);
+    }
+    // Another port of the same host is another origin.
+    let port = s.mock.as_ref().unwrap().addr().port();
+    let other_port = format!("http://127.0.0.1:{}/v1", if port == 65535 { 65534 } else { port + 1 });
+    let repoint = json!({"name": "configured", "kind": "openai", "base_url": other_port, "api_key_env": REAL_KEY_VAR});
+    assert_eq!(put(&s, &admin, "configured", &repoint).await.0, 400);
+    assert_eq!(s.state.providers().entry("configured").unwrap().base_url(), mock, "unchanged");
+
+    // Rotating the key through the variable on the same endpoint is fine.
+    let rotate = json!({"name": "configured", "kind": "openai", "base_url": mock, "api_key_env": REAL_KEY_VAR,
+        "models": ["mock-gpt"]});
+    assert_eq!(put(&s, &admin, "configured", &rotate).await.0, 200);
+    // Re-pointing with the key restated, or with no key, sends the attacker only what they gave.
+    let restated = json!({"name": "configured", "kind": "openai", "base_url": target, "api_key": "sk-their-own-key"});
+    assert_eq!(put(&s, &admin, "configured", &restated).await.0, 200);
+    assert_eq!(probe(&s, &admin, "configured").await, 200);
+    let keyless = json!({"name": "openai", "kind": "openai", "base_url": target});
+    assert_eq!(put(&s, &admin, "openai", &keyless).await.0, 200);
+    assert_eq!(probe(&s, &admin, "openai").await, 200);
+    let seen = listener.requests();
+    assert!(seen.iter().any(|r| r.contains("sk-their-own-key")), "the probes reached the listener: {seen:?}");
+    listener.assert_never_saw(&[REAL_KEY, HARNESS_KEY, GAIA_VAR_VALUE, JWT_SECRET]);
+}
+
+/// Stored entries are checked when re-read: one naming a forbidden variable, one re-pointing a keyed
+/// provider with its variable, one on a host `allowed_hosts` does not list are refused (not applied).
+async fn stored_entries_are_checked(db: TestDb) {
+    let listener = Listener::start().await;
+    let mock = MockUpstream::start("127.0.0.1:0".parse().unwrap(), MockConfig::default()).await.unwrap();
+    let mut config = config();
+    config.provider_policy.allowed_hosts = vec![format!("127.0.0.1:{}", mock.addr().port())];
+    let s = start_with(db, None, config.clone()).await;
+    let b = s.backend;
+    let mut configured = ProviderEntry::new("configured", ProviderKind::Openai);
+    configured.base_url = Some(mock.openai_base_url());
+    configured.api_key = Some(REAL_KEY.into());
+    configured.models = vec![gaia_core::config::ModelSpec::Id("mock-gpt".into())];
+    s.state.providers().add_entry(&configured).unwrap();
+
+    // Rows as an earlier version, or someone with database access, could have written them.
+    let target = format!("{}/v1", listener.url);
+    let mut forbidden = ProviderEntry::new("forbidden", ProviderKind::Openai);
+    forbidden.base_url = Some(mock.openai_base_url());
+    forbidden.api_key_env = Some(GAIA_VAR.into());
+    let mut repointed = configured.clone();
+    repointed.base_url = Some(target.clone());
+    repointed.api_key = None;
+    repointed.api_key_env = Some(REAL_KEY_VAR.into());
+    let mut elsewhere = ProviderEntry::new("elsewhere", ProviderKind::Openai);
+    elsewhere.base_url = Some(target.clone());
+    let mut fine = ProviderEntry::new("fine", ProviderKind::Openai);
+    fine.base_url = Some(mock.openai_base_url());
+    fine.api_key_env = Some(REAL_KEY_VAR.into());
+    for e in [&forbidden, &repointed, &elsewhere, &fine] {
+        s.state.storage().save_runtime_provider(e, None, None).await.unwrap();
+    }
+    let reg = s.state.providers();
+    let mut sync = ProviderSync::new(config.secrets().unwrap()).with_policy(config.provider_policy.clone());
+    assert_eq!(sync.apply_changes(s.state.storage(), reg).await.unwrap(), 1, "{b}: only `fine` applies");
+    assert!(reg.get("forbidden").is_none() && reg.get("elsewhere").is_none(), "{b}");
+    assert!(reg.get("fine").is_some(), "{b}");
+    assert_eq!(reg.entry("configured").unwrap().base_url(), mock.openai_base_url(), "{b}: not re-pointed");
+    reg.probe_all().await;
+    assert!(listener.requests().is_empty(), "{b}: {:?}", listener.requests());
+
+    // Without `allowed_hosts` (and with the default policy: no `with_policy`), GAIA_* variables and
+    // the re-pointing of a keyed provider are still refused; a keyless entry elsewhere applies.
+    let fresh = gaia_providers::ProviderRegistry::new();
+    fresh.add_entry(&configured).unwrap();
+    let mut default = ProviderSync::new(config.secrets().unwrap());
+    default.apply_changes(s.state.storage(), &fresh).await.unwrap();
+    assert!(fresh.get("forbidden").is_none(), "{b}");
+    assert_eq!(fresh.entry("configured").unwrap().base_url(), mock.openai_base_url(), "{b}: not re-pointed");
+    assert!(fresh.get("elsewhere").is_some(), "{b}");
+    fresh.probe_all().await;
+    assert!(!listener.requests().is_empty(), "{b}: the keyless provider was probed");
+    listener.assert_never_saw(&[REAL_KEY, GAIA_VAR_VALUE, JWT_SECRET]);
+}
+
+#[tokio::test]
+async fn stored_entries_are_checked_when_re_read() {
+    for db in database_urls().await {
+        stored_entries_are_checked(db).await;
+    }
+}
+
+#[tokio::test]
+async fn allowed_hosts_limit_where_runtime_providers_point() {
+    let listener = Listener::start().await;
+    let mock = MockUpstream::start("127.0.0.1:0".parse().unwrap(), MockConfig::default()).await.unwrap();
+    let port = mock.addr().port();
+    let mut config = config();
+    config.provider_policy.allowed_hosts = vec![format!("127.0.0.1:{port}"), "*.allowed.example".into()];
+    let s = start_with(sqlite_db(), None, config).await;
+    let admin = admin_of(&s, "admin@example.com").await;
+    let target = format!("{}/v1", listener.url);
+
+    let refused = [
+        json!({"name": "a", "kind": "openai", "base_url": target}),
+        json!({"name": "a", "kind": "openai", "base_url": target, "api_key": "sk-literal"}),
+        json!({"name": "a", "kind": "openai", "base_url": format!("http://localhost:{port}/v1")}),
+        json!({"name": "a", "kind": "openai", "base_url": "https://allowed.example/v1"}),
+        json!({"name": "a", "kind": "openai", "base_url": "https://allowed.example.evil.example/v1"}),
+        json!({"name": "a", "kind": "openai", "base_url": format!("http://127.0.0.1:{port}@{}/v1", listener.url.trim_start_matches("http://"))}),
+        json!({"name": "a", "kind": "openai", "base_url": mock.openai_base_url(), "deployments": [{"base_url": target}]}),
+        json!({"name": "a", "kind": "anthropic"}),
+    ];
+    for body in refused {
+        let (status, detail) = post(&s, &admin, &body).await;
+        assert_eq!(status, 400, "{body}: {detail}");
+        assert!(detail.contains("allowed_hosts"), "{body}: {detail}");
+        let (status, _) = put(&s, &admin, "a", &body).await;
+        assert_eq!(status, 400, "{body}");
+    }
+    let ok = json!({"name": "a", "kind": "openai", "base_url": mock.openai_base_url(), "api_key_env": REAL_KEY_VAR,
+        "models": ["mock-gpt"]});
+    assert_eq!(post(&s, &admin, &ok).await.0, 201);
+    let sub = json!({"name": "b", "kind": "openai", "base_url": "https://api.allowed.example/v1"});
+    assert_eq!(post(&s, &admin, &sub).await.0, 201);
+    assert_eq!(probe(&s, &admin, "a").await, 200);
+    assert!(listener.requests().is_empty(), "{:?}", listener.requests());
+}
+
+#[tokio::test]
+async fn anonymous_health_calls_no_provider_and_shows_no_detail() {
+    let s = start_with(sqlite_db(), Some(MockConfig::default()), config()).await;
+    let mock = s.mock.as_ref().unwrap();
+    let reg = s.state.providers();
+    // A provider with an entry (its endpoint is known), and a failure with internal detail.
+    let mut internal = ProviderEntry::new("internal", ProviderKind::Openai);
+    internal.base_url = Some(mock.openai_base_url());
+    internal.api_key = Some(REAL_KEY.into());
+    internal.models = vec![gaia_core::config::ModelSpec::Id("mock-gpt".into())];
+    reg.add_entry(&internal).unwrap();
+    const DETAIL: &str = "connect error to http://10.20.30.40:8080/v1/models: refused";
+    reg.stats("openai").probe_failed(Duration::from_millis(5), DETAIL);
+    let before = (mock.requests(), mock.model_list_requests());
+
+    for _ in 0..5 {
+        let r = s.http.get(format!("{}/health", s.url)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let text = r.text().await.unwrap();
+        for leak in ["10.20.30.40", "refused", &mock.addr().to_string(), "127.0.0.1", "latency", "version", "backend"] {
+            assert!(!text.contains(leak), "anonymous /health shows `{leak}`: {text}");
+        }
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!((v["status"].as_str(), v["database"]["status"].as_str()), (Some("ok"), Some("ok")), "{v}");
+        let up =
+            |name: &str| v["providers"].as_array().unwrap().iter().find(|p| p["name"] == name).map(|p| p["up"].clone());
+        assert_eq!(up("openai"), Some(json!(false)), "the last probe failed: {v}");
+        assert_eq!(up("internal"), Some(json!(true)), "{v}");
+        // Nothing but the name and whether it is up.
+        for p in v["providers"].as_array().unwrap() {
+            assert_eq!(p.as_object().unwrap().len(), 2, "{p}");
+        }
+    }
+    assert_eq!((mock.requests(), mock.model_list_requests()), before, "anonymous /health called a provider");
+
+    // The detail is the administrators': not anonymous callers', not users'.
+    assert_eq!(s.http.get(format!("{}/api/v1/health", s.url)).send().await.unwrap().status(), 401);
+    let (user, _, _) = s.register("user@example.com").await;
+    let r = s.http.get(format!("{}/api/v1/health", s.url)).bearer_auth(&user).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let admin = admin_of(&s, "admin@example.com").await;
+    let r = s.http.get(format!("{}/api/v1/health", s.url)).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(!text.contains(REAL_KEY) && !text.contains(HARNESS_KEY), "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["database"]["backend"], "sqlite", "{v}");
+    let find = |v: &Value, name: &str| v["providers"].as_array().unwrap().iter().find(|p| p["name"] == name).cloned();
+    let openai = find(&v, "openai").unwrap();
+    assert_eq!(openai["up"], false);
+    assert!(openai["health"]["last_error"].as_str().unwrap().contains("10.20.30.40"), "{openai}");
+    let internal = find(&v, "internal").unwrap();
+    assert_eq!(internal["endpoints"], json!([mock.openai_base_url()]), "{internal}");
+    assert_eq!(internal["probe"], Value::Null, "no probe unless asked");
+    assert_eq!((mock.requests(), mock.model_list_requests()), before, "the detail reads the known state");
+    // A fresh probe on request.
+    let r = s.http.get(format!("{}/api/v1/health?probe=true", s.url)).bearer_auth(&admin).send().await.unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(find(&v, "internal").unwrap()["probe"]["ok"], true, "{v}");
+    assert_eq!(find(&v, "openai").unwrap()["up"], true, "the probe succeeded: {v}");
+    assert!(mock.model_list_requests() > before.1);
+    let r = s.http.get(format!("{}/api/v1/health?probe=maybe", s.url)).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+}
