@@ -38,7 +38,8 @@ async fn main() -> anyhow::Result<()> {
     // Team roles: Ann reads, writes and deletes in the team's area; Bob only reads it.
     rbac.add_member(by, &writers.id, &ann.id, "kb_editor").await?;
     rbac.add_member(by, &writers.id, &bob.id, "kb_reader").await?;
-    // A system-wide role: Bob also manages the LLM providers.
+    // A system-wide role: Bob also reads everyone's usage (changing providers stays with administrators:
+    // a provider decides where the server's keys are sent).
     rbac.grant(by, &bob.id, "developer", None, None).await?;
     // One draft shared, read-only, with Cid, who is not in the team.
     let draft = Resource::kb_document(&format!("teams/{}/quests/night-run.md", writers.id));
@@ -48,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
     // Vault paths outside `users/`, `teams/` and `workspaces/` are in the common area.
     let lore = Resource::kb_document("world/lore.md");
     let providers = Resource::new(ResourceType::Provider, "/providers/openai");
+    let anns_usage = Resource::new(ResourceType::Usage, &format!("/users/{}/usage", ann.id));
     let anns_chat = Resource::conversation(&ann.id, "c-1");
     // (who, what, on what, expected). Every user also holds the default `user` role: their own
     // conversations and the common knowledge base. `Subject::admin` is an account flagged administrator.
@@ -59,8 +61,10 @@ async fn main() -> anyhow::Result<()> {
         (Subject::user(&cid.id), Action::Write, &draft, false),
         (Subject::user(&cid.id), Action::Read, &lore, true),
         (Subject::user(&cid.id), Action::Write, &lore, false),
-        (Subject::user(&bob.id), Action::Write, &providers, true),
-        (Subject::user(&ann.id), Action::Write, &providers, false),
+        (Subject::user(&bob.id), Action::Read, &anns_usage, true),
+        (Subject::user(&cid.id), Action::Read, &anns_usage, false),
+        (Subject::user(&bob.id), Action::Write, &providers, false),
+        (Subject::admin(&admin.id), Action::Write, &providers, true),
         (Subject::user(&ann.id), Action::Read, &anns_chat, true),
         (Subject::user(&cid.id), Action::Read, &anns_chat, false),
         (Subject::admin(&admin.id), Action::Delete, &anns_chat, true),

@@ -5,6 +5,7 @@
 mod otel;
 mod quotas;
 mod rbac;
+mod users;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -64,6 +65,12 @@ enum Command {
     MockLlm(MockArgs),
     /// Use the knowledge base configured in `[kb]` (or a folder given with `--root`) directly.
     Kb(KbArgs),
+    /// Accounts: create one (the first administrator: `gaia users create --email E --admin`), or an
+    /// invitation to register.
+    Users {
+        #[command(subcommand)]
+        command: users::UsersCommand,
+    },
     /// Access control: roles, administrators, grants, teams, workspaces, shares, checks, audit log.
     Rbac(rbac::RbacArgs),
     /// Rate limits, budgets, model prices and usage reports (`gaia quotas limits|budgets|prices|report`).
@@ -318,6 +325,7 @@ async fn main() -> Result<()> {
         Command::Chat(args) => chat(args).await,
         Command::MockLlm(args) => mock(args).await,
         Command::Kb(args) => kb(cli.config, args).await,
+        Command::Users { command } => users::run(&load(cli.config)?, command).await,
         Command::Rbac(args) => rbac::run(&load(cli.config)?.database_url, args).await,
         Command::Quotas(args) => quotas::run(&load(cli.config)?.database_url, args).await,
         Command::Mcp { command: McpCommand::Serve { root } } => mcp_serve(cli.config, root).await,
@@ -512,6 +520,14 @@ async fn serve(path: Option<PathBuf>, bind: Option<String>) -> Result<()> {
         Some(t) => Some(gaia_server::tls::server_config(t).context("invalid TLS configuration")?),
         None => None,
     };
+    // How the first administrator comes to be, and who may register.
+    let notice = gaia_server::routes::auth::first_user_admin_notice(&cfg);
+    if notice.contains("NOT") {
+        tracing::warn!("{notice}");
+    } else {
+        tracing::info!("{notice}");
+    }
+    tracing::info!(registration = ?cfg.auth.registration, "registration (auth.registration)");
     let state = AppState::from_config(cfg).await.context("cannot start")?;
     if state.providers().is_empty() {
         tracing::warn!("no LLM provider configured: chat answers 503 until OPENAI_API_KEY or ANTHROPIC_API_KEY is set");

@@ -165,7 +165,9 @@ fn scalar(v: String, style: yaml_rust2::scanner::TScalarStyle, tag: Option<yaml_
         _ => None,
     };
     let value = match y {
-        Yaml::Real(s) => s.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number),
+        Yaml::Real(s) => {
+            s.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number)
+        }
         Yaml::Integer(i) => Value::from(i),
         Yaml::String(s) => Value::from(s),
         Yaml::Boolean(b) => Value::from(b),

@@ -20,7 +20,12 @@ fn laughs(levels: usize) -> String {
 }
 
 fn hits(kb: &Kb, q: &str) -> Vec<String> {
-    kb.search(&SearchOptions { query: q.into(), ..Default::default() }).unwrap().hits.into_iter().map(|h| h.path).collect()
+    kb.search(&SearchOptions { query: q.into(), ..Default::default() })
+        .unwrap()
+        .hits
+        .into_iter()
+        .map(|h| h.path)
+        .collect()
 }
 
 async fn row_count(storage: &gaia_core::storage::Storage, path: &str) -> i64 {
@@ -75,8 +80,12 @@ async fn a_billion_laughs_write_is_refused_before_anything_is_saved_in_every_mod
         let storage = db.storage().await;
         let b = db.backend;
         // database
-        let config =
-            KbConfig { mode: KbStorageMode::Database, name: "laughs".into(), sync_interval_secs: 0, ..Default::default() };
+        let config = KbConfig {
+            mode: KbStorageMode::Database,
+            name: "laughs".into(),
+            sync_interval_secs: 0,
+            ..Default::default()
+        };
         let kb = Kb::open_with_storage(config, Some(storage.clone())).await.unwrap();
         refused(kb.write(laughs_write(6)).await);
         assert_eq!(row_count(&storage, "users/u1/laughs.md").await, 0, "{b}");
@@ -140,8 +149,12 @@ async fn a_vault_already_holding_a_billion_laughs_opens_and_reads_it_as_plain_te
             .await
             .unwrap();
         }
-        let config =
-            KbConfig { mode: KbStorageMode::Database, name: "stored".into(), sync_interval_secs: 0, ..Default::default() };
+        let config = KbConfig {
+            mode: KbStorageMode::Database,
+            name: "stored".into(),
+            sync_interval_secs: 0,
+            ..Default::default()
+        };
         let kb = Kb::open_with_storage(config, Some(storage.clone())).await.unwrap();
         check(&kb);
         let d = kb.read("users/u1/nine.md").await.unwrap();
@@ -152,12 +165,14 @@ async fn a_vault_already_holding_a_billion_laughs_opens_and_reads_it_as_plain_te
 #[tokio::test]
 async fn search_patterns_are_bounded_and_grep_runs_off_the_async_workers() {
     let dir = tempfile::tempdir().unwrap();
-    let kb = Kb::open(KbConfig { root: common::world_vault(dir.path(), "w"), sync_interval_secs: 0, ..Default::default() })
-        .await
-        .unwrap();
+    let kb =
+        Kb::open(KbConfig { root: common::world_vault(dir.path(), "w"), sync_interval_secs: 0, ..Default::default() })
+            .await
+            .unwrap();
     let long = GrepOptions { pattern: "a".repeat(gaia_kb::kb::MAX_GREP_PATTERN_BYTES + 1), ..Default::default() };
     assert!(matches!(kb.grep(&long), Err(KbError::InvalidInput(m)) if m.contains("limit")));
-    let deep = GrepOptions { pattern: format!("{}x{}", "(".repeat(100), ")".repeat(100)), regex: true, ..Default::default() };
+    let deep =
+        GrepOptions { pattern: format!("{}x{}", "(".repeat(100), ")".repeat(100)), regex: true, ..Default::default() };
     assert!(matches!(kb.grep(&deep), Err(KbError::InvalidInput(_))));
     let huge = GrepOptions { pattern: r"\w{1000}\w{1000}".into(), regex: true, ..Default::default() };
     assert!(matches!(kb.grep(&huge), Err(KbError::InvalidInput(m)) if m.contains("regular expression")));
@@ -168,12 +183,16 @@ async fn search_patterns_are_bounded_and_grep_runs_off_the_async_workers() {
 #[tokio::test]
 async fn private_titles_and_aliases_neither_capture_links_nor_show_through_context() {
     let dir = tempfile::tempdir().unwrap();
-    let kb = Kb::open(KbConfig { root: dir.path().join("v"), sync_interval_secs: 0, ..Default::default() }).await.unwrap();
+    let kb =
+        Kb::open(KbConfig { root: dir.path().join("v"), sync_interval_secs: 0, ..Default::default() }).await.unwrap();
     for (path, content) in [
         ("Places/Harbour Town.md", "---\naliases: [Harbour]\n---\n# Harbour Town\nBoats. See [[Lighthouse]].\n"),
         ("Places/Lighthouse.md", "# Lighthouse\nNear [[Harbour]].\n"),
         // Shorter path, same alias: it wins ties for whoever may read it.
-        ("users/a/H.md", "---\ntitle: Harbour\naliases: [Lighthouse, Secret Plan]\n---\nAmbush [[Lighthouse]] at dawn.\n"),
+        (
+            "users/a/H.md",
+            "---\ntitle: Harbour\naliases: [Lighthouse, Secret Plan]\n---\nAmbush [[Lighthouse]] at dawn.\n",
+        ),
     ] {
         kb.write(WriteRequest { path: path.into(), content: content.into(), ..Default::default() }).await.unwrap();
     }

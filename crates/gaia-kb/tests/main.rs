@@ -5,7 +5,6 @@ mod common;
 mod database;
 mod git_sync;
 mod hardening;
-mod tmp_probe;
 mod obsidian;
 mod semantic;
 mod world;

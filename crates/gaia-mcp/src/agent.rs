@@ -284,8 +284,7 @@ impl Agent {
             }
             req.user = self.user.clone();
             let left = deadline.saturating_duration_since(Instant::now());
-            let answer =
-                call_model(&self.registry, self.recorder.as_ref(), &self.name, &candidates, &req, left).await;
+            let answer = call_model(&self.registry, self.recorder.as_ref(), &self.name, &candidates, &req, left).await;
             let (routed, cost) = match answer {
                 Answer::Ok(r, cost) => (r, cost),
                 Answer::Failed(f) => return Err(McpError::Provider(f.error)),

@@ -255,7 +255,9 @@ impl Orchestrator {
                 let begin = started.elapsed().as_millis() as u64;
                 emit(&events, AgentEvent::AgentStarted { agent: st.agent.clone(), task: st.task.clone() }).await;
                 let outcome = match spec {
-                    Some(_) if share.is_some_and(|s| s <= 0.0) => (None, Some("the cost ceiling is reached".to_string())),
+                    Some(_) if share.is_some_and(|s| s <= 0.0) => {
+                        (None, Some("the cost ceiling is reached".to_string()))
+                    }
                     Some(agent) => match tokio::time::timeout(
                         left(),
                         agent.run(vec![ChatMessage::user(st.task.clone())], events.clone()),

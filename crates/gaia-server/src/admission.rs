@@ -1,7 +1,7 @@
-//! Admission of model requests: the permission to use models ([`may_use_models`]: `provider:read` on
+//! Admission of model requests: the permission to use models (`may_use_models`: `provider:read` on
 //! `/providers`, what `/v1/chat/completions` declares), rate limits and budgets
 //! ([`gaia_core::quota`]) are checked before a request reaches a provider, on the routes that call
-//! models (see [`crate::Routes::quota`]), and by [`admit_call`] for model calls made elsewhere (the
+//! models (see [`crate::Routes::quota`]), and by `admit_call` for model calls made elsewhere (the
 //! `gaia__chat` tool of `/mcp`).
 //!
 //! Refusals come in the route's own error shape: `403` without the permission, `429` with

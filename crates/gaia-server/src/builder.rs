@@ -217,7 +217,7 @@ impl GaiaBuilder {
         // Providers added, replaced or removed at runtime through the admin API, over the configuration.
         let mut provider_sync =
             crate::provider_store::ProviderSync::with_applied(secrets, state.applied_provider_changes().clone())
-                .with_policy(state.config().provider_policy.clone());
+                .with_policy(crate::provider_store::KeyPolicy::of(state.config()));
         if let Err(e) = provider_sync.apply_changes(state.storage(), state.providers()).await {
             tracing::warn!(error = %e, "cannot read the providers changed at runtime; the configured ones apply");
         }

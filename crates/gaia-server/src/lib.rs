@@ -206,7 +206,7 @@ fn routes(state: &AppState) -> Routes {
         .put("/providers/{name}", perm(T::Provider, Write, "/providers/{name}"), providers::replace)
         .delete("/providers/{name}", perm(T::Provider, Delete, "/providers/{name}"), providers::remove)
         .get("/providers/{name}/health", perm(T::Provider, Read, "/providers/{name}"), providers::health)
-        .get("/health", perm(T::Admin, Read, "/admin/health"), health::detail)
+        .get("/health", perm(T::Admin, Read, health::DETAIL_RESOURCE), health::detail)
         .get("/keys", perm(T::ApiKey, Read, "/users/{user}/keys"), keys::list)
         .post("/keys", perm(T::ApiKey, Write, "/users/{user}/keys"), keys::create)
         .delete("/keys/{id}", perm(T::ApiKey, Delete, "/users/{user}/keys/{id}"), keys::revoke)

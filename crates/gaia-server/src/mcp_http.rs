@@ -1,7 +1,7 @@
 //! `/mcp`: Gaia as an MCP server over Streamable HTTP, for other agents (Claude Desktop, IDEs, game
 //! servers) holding a Gaia API key. Tools: the knowledge base's (each caller sees only what they may
 //! read) and `gaia__chat` (ask a model through Gaia; admitted like `/v1/chat/completions`: the
-//! permission to use models, rate limits and budgets, see [`crate::admission::admit_call`]; metered
+//! permission to use models, rate limits and budgets, see `crate::admission::admit_call`; metered
 //! like any chat). The access middleware authenticates every request; the caller reaches the handler
 //! in the request's parts.
 

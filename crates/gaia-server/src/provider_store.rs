@@ -11,11 +11,15 @@
 //! earlier versions still load, and are encrypted in place as soon as a key is configured.
 //!
 //! Every runtime entry, sent to the admin API or re-read from the database, must pass the
-//! configuration's `[provider_policy]` ([`check_policy`]): `api_key_env` may only name variables it
-//! allows (never `GAIA_*`), with `allowed_hosts` set its endpoints must be on those hosts, and a
-//! provider that carries a key may not be re-pointed at another origin with a key read from the
-//! environment (the key must be restated, or the host allowed). A stored entry that fails is not
-//! applied (a warning says why); the configuration's own `[[providers]]` are exempt.
+//! configuration's `[provider_policy]` ([`check_policy`], [`KeyPolicy`]): `api_key_env` may only
+//! name variables it allows (never `GAIA_*`); with `allowed_hosts` set its endpoints must be on
+//! those hosts; a key read from a variable may only be sent to a host `allowed_hosts` lists, to where
+//! the configuration's own providers send that variable, or to the variable's vendor's API host
+//! (`api.openai.com` for `OPENAI_API_KEY`), whatever the provider's name (a key given in the entry,
+//! `api_key`, is the administrator's own and goes wherever `allowed_hosts` permits); and a provider
+//! that carries a key may not be re-pointed at another origin with a key read from the environment
+//! (the key must be restated, or the host allowed). A stored entry that fails is not applied (a
+//! warning says why); the configuration's own `[[providers]]` are exempt.
 //!
 //! A provider whose stored key cannot be decrypted (the secrets key changed) does not stop start-up:
 //! it is registered as a stand-in that is down, whose health and errors say why, until the right key
@@ -23,7 +27,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use gaia_core::config::{ProviderEntry, ProviderPolicy};
+use gaia_core::config::{Config, ProviderEntry, ProviderPolicy};
 use gaia_core::secrets::{Secrets, SecretsError};
 use gaia_core::storage::{OpenedEntry, RuntimeProvider, Storage};
 use gaia_core::types::ModelInfo;
@@ -72,15 +76,54 @@ fn keyed_origins(current: Option<&ProviderEntry>) -> Option<Vec<Origin>> {
     carries_key.then_some(keyed)
 }
 
+/// What providers added or replaced at runtime may do with the server's secrets: the configuration's
+/// `[provider_policy]`, and where the configuration's own `[[providers]]` send each key variable.
+#[derive(Debug, Clone, Default)]
+pub struct KeyPolicy {
+    /// `[provider_policy]`.
+    policy: ProviderPolicy,
+    /// For each variable the configuration's providers read a key from (`api_key_env`, or the
+    /// vendors' own `OPENAI_API_KEY`, …), the origins they send it to.
+    configured: HashMap<String, Vec<Origin>>,
+}
+
+impl KeyPolicy {
+    /// The policy `config` sets: its `[provider_policy]`, and where its `[[providers]]` (those of
+    /// `gaia.toml` and those made from the vendors' variables) send each key variable.
+    pub fn of(config: &Config) -> KeyPolicy {
+        let mut configured: HashMap<String, Vec<Origin>> = HashMap::new();
+        for entry in &config.providers {
+            for e in endpoints(entry) {
+                if let (Some(var), Some(origin)) = (e.env, Origin::of(e.base_url)) {
+                    configured.entry(var.to_string()).or_default().push(origin);
+                }
+            }
+        }
+        KeyPolicy { policy: config.provider_policy.clone(), configured }
+    }
+
+    /// Whether a key read from the variable `var` may be sent to `origin` (on a host `allowed_hosts`
+    /// allows when it lists any): when `allowed_hosts` lists its host, when the configuration sends
+    /// `var` there, or when it is the vendor's own API host for `var` over https.
+    fn may_send(&self, var: &str, origin: &Origin) -> bool {
+        let vendor = gaia_core::config::vendor_key_host(var)
+            .is_some_and(|host| origin.scheme == "https" && origin.port == 443 && origin.host == host);
+        (self.policy.restricts_hosts() && self.policy.allows_host(&origin.host, origin.port))
+            || vendor
+            || self.configured.get(var).is_some_and(|origins| origins.contains(origin))
+    }
+}
+
 /// Checks an entry added or replaced at runtime (as sent, or as stored: keys not yet read from the
 /// environment) against `policy`. `current` is the provider it replaces: `None` when there is none,
 /// `Some(None)` when there is one that was not built from an entry. The error says why, naming
 /// variables and hosts, never a key.
 pub fn check_policy(
-    policy: &ProviderPolicy,
+    key_policy: &KeyPolicy,
     entry: &ProviderEntry,
     current: Option<Option<&ProviderEntry>>,
 ) -> Result<(), String> {
+    let policy = &key_policy.policy;
     let replaced = current.and_then(keyed_origins);
     for e in endpoints(entry) {
         let origin = Origin::of(e.base_url)
@@ -107,6 +150,19 @@ pub fn check_policy(
                     "provider `{}` carries a key: re-pointing it at {origin} with a key read from the environment \
                      needs the key restated (`api_key`) or the host listed in `provider_policy.allowed_hosts`",
                     entry.name
+                ));
+            }
+        }
+        if let (true, Some(var)) = (from_env, e.env) {
+            if !key_policy.may_send(var, &origin) {
+                let vendor = gaia_core::config::vendor_key_host(var)
+                    .map(|host| format!(", or to its vendor's https://{host}"))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "api_key_env `{var}`: a key read from the environment may only be sent to the hosts listed in \
+                     `provider_policy.allowed_hosts`, to the hosts the configuration's own providers send {var} \
+                     to{vendor}; not to {origin}. Give the key itself (`api_key`) or list the host in \
+                     `provider_policy.allowed_hosts`"
                 ));
             }
         }
@@ -177,7 +233,7 @@ fn skip_undecryptable(registry: &ProviderRegistry, name: &str, error: &SecretsEr
 /// up here or `policy` refuses it.
 fn apply(
     registry: &ProviderRegistry,
-    policy: &ProviderPolicy,
+    policy: &KeyPolicy,
     name: &str,
     opened: &Result<Option<OpenedEntry>, SecretsError>,
 ) -> bool {
@@ -245,7 +301,7 @@ pub struct ProviderSync {
     /// The keys opening (and sealing again) the stored API keys.
     secrets: Option<Secrets>,
     /// What stored entries may do ([`check_policy`]).
-    policy: ProviderPolicy,
+    policy: KeyPolicy,
 }
 
 impl ProviderSync {
@@ -259,12 +315,12 @@ impl ProviderSync {
     /// A sync sharing `applied` with the routes that change the same registry
     /// ([`crate::AppState::applied_provider_changes`]).
     pub fn with_applied(secrets: Option<Secrets>, applied: AppliedChanges) -> Self {
-        ProviderSync { applied, secrets, policy: ProviderPolicy::default() }
+        ProviderSync { applied, secrets, policy: KeyPolicy::default() }
     }
 
-    /// The same sync checking stored entries against `policy` (the configuration's
-    /// `[provider_policy]`) instead of the default one.
-    pub fn with_policy(mut self, policy: ProviderPolicy) -> Self {
+    /// The same sync checking stored entries against `policy` (the configuration's, from
+    /// [`KeyPolicy::of`]) instead of the default `[provider_policy]` with no configured providers.
+    pub fn with_policy(mut self, policy: KeyPolicy) -> Self {
         self.policy = policy;
         self
     }

@@ -46,7 +46,8 @@ pub fn add_cookie(headers: &mut HeaderMap, value: HeaderValue) {
     headers.append(SET_COOKIE, value);
 }
 
-/// Whether the request came over HTTPS (directly or, by `X-Forwarded-Proto`, through a proxy): then
+/// Whether the request came over HTTPS (Gaia serving TLS itself: [`crate::security`] marks those
+/// requests, or by `X-Forwarded-Proto`, through a proxy): then
 /// cookies get `Secure`.
 pub fn is_https(headers: &HeaderMap) -> bool {
     headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("https"))

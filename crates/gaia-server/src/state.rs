@@ -36,6 +36,8 @@ struct Inner {
     provider_changes: crate::provider_store::AppliedChanges,
     password_gate: gaia_core::auth::PasswordGate,
     live_connections: Arc<crate::live::Connections>,
+    /// Slots for the stdio MCP server processes of cold agent requests (`mcp_processes.max_concurrent`).
+    mcp_processes: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -88,16 +90,15 @@ impl AppState {
         // Every caller costing through the registry (metering, agent budgets, estimates) sees the
         // recorded prices.
         providers.set_price_source(Arc::new(quotas.clone()));
+        let mcp_processes = Arc::new(tokio::sync::Semaphore::new(config.mcp_processes.max_concurrent.max(1)));
         AppState {
             inner: Arc::new(Inner {
                 quotas,
                 metrics,
                 provider_changes: Default::default(),
-                password_gate: gaia_core::auth::PasswordGate::new(
-                    config.auth.hash_concurrency,
-                    config.auth.hash_queue,
-                ),
+                password_gate: gaia_core::auth::PasswordGate::new(config.auth.hash_concurrency, config.auth.hash_queue),
                 live_connections: Default::default(),
+                mcp_processes,
                 rbac,
                 warm_tools: tokio::sync::OnceCell::new(),
                 config,
@@ -216,6 +217,10 @@ impl AppState {
     /// The live (WebSocket) connections open on this instance, per user.
     pub(crate) fn live_connections(&self) -> &Arc<crate::live::Connections> {
         &self.inner.live_connections
+    }
+    /// Slots for the stdio MCP server processes that cold agent requests start.
+    pub(crate) fn mcp_processes(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.inner.mcp_processes
     }
     /// How many live (WebSocket) connections `user_id` has open on this instance.
     pub fn live_connections_of(&self, user_id: &str) -> usize {

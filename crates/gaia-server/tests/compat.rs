@@ -394,7 +394,14 @@ async fn providers_health_and_model_filters() {
     assert_eq!(openai["health"]["circuit"], "closed");
     let anthropic = list.iter().find(|p| p["name"] == "anthropic").unwrap();
     assert!(anthropic["health"]["total_errors"].as_u64().unwrap() >= 1);
+    // Users get the known state; administrators a fresh probe.
     let v: Value = s.get("/api/v1/providers/openai/health", &key).send().await.unwrap().json().await.unwrap();
+    assert_eq!((v["probe"].clone(), v["health"]["circuit"].clone()), (Value::Null, json!("closed")), "{v}");
+    let (admin, _, admin_id) = s.register("admin@example.com").await;
+    s.state.storage().set_admin(&admin_id, true).await.unwrap();
+    s.state.auth().evict_user(&admin_id).await.unwrap();
+    let r = s.http.get(format!("{}/api/v1/providers/openai/health", s.url)).bearer_auth(&admin).send().await.unwrap();
+    let v: Value = r.json().await.unwrap();
     assert_eq!(v["probe"]["ok"], true);
     assert_eq!(v["health"]["last_probe_ok"], true);
     assert_eq!(s.get("/api/v1/providers/nope/health", &key).send().await.unwrap().status(), 404);

@@ -162,6 +162,52 @@ async fn the_first_account_is_admin_only_on_loopback_or_when_enabled() {
 }
 
 #[tokio::test]
+async fn an_admin_email_counts_only_once_proven() {
+    for registration in [Registration::Open, Registration::Invite] {
+        for db in database_urls().await {
+            check_admin_email_proof(registration, db).await;
+        }
+    }
+}
+
+async fn check_admin_email_proof(registration: Registration, db: TestDb) {
+    {
+        let mut c = config();
+        c.server.bind = "0.0.0.0:8666".into();
+        c.auth.registration = registration;
+        c.rbac.admin_emails = vec!["Boss@Studio.example".into(), "ops@studio.example".into()];
+        let s = start_with(db, None, c).await;
+        let b = format!("{} {registration:?}", s.backend);
+        let admin = admin_key(&s).await;
+        let invite = |email: Option<&str>| {
+            let body = match email {
+                Some(e) => json!({"email": e}),
+                None => json!({}),
+            };
+            let r = s.http.post(format!("{}/api/v1/auth/invites", s.url)).header("x-api-key", &admin).json(&body);
+            async move { r.send().await.unwrap().json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string() }
+        };
+        // The attacker registers the administrator's address first (with an invitation made for nobody
+        // in particular when one is needed): an ordinary user.
+        let extra = match registration {
+            Registration::Invite => json!({"invite_token": invite(None).await}),
+            _ => json!({}),
+        };
+        let (st, v) = register(&s, "boss@studio.example", extra).await;
+        assert_eq!(st, 201, "{b}: {v}");
+        assert_eq!(v["user"]["is_admin"], false, "{b}: an unproven address of rbac.admin_emails");
+        assert_eq!(status_with(&s, "/rbac/roles", v["access_token"].as_str().unwrap()).await, 403, "{b}");
+        if registration == Registration::Invite {
+            // An invitation made for the address proves it.
+            let token = invite(Some("ops@studio.example")).await;
+            let (st, v) = register(&s, "ops@studio.example", json!({"invite_token": token})).await;
+            assert_eq!(st, 201, "{b}: {v}");
+            assert_eq!(v["user"]["is_admin"], true, "{b}: proven by an invitation made for it");
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_burst_of_wrong_passwords_is_bounded_and_throttled() {
     let db = sqlite_db();
     let mut c = config();

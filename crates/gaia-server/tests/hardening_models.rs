@@ -5,7 +5,7 @@
 //! agent endpoint checks a request before starting any MCP server process and caps those processes.
 //! Each test performs the attack it guards against.
 
-use crate::common::{self, start_with, TestServer};
+use crate::common::{start_with, TestServer};
 use gaia_core::storage::{LimitScope, NewBudget, NewUsage, UsageFilter, UsageRecord};
 use gaia_core::testing::{database_urls, sqlite_db};
 use gaia_core::types::ModelPrice;
@@ -38,8 +38,11 @@ fn config() -> Config {
 }
 
 fn set_prices(s: &TestServer) {
-    for (p, m) in [("openai", "mock-gpt"), ("anthropic", "mock-claude")] {
-        s.state.providers().set_price(p, m, PRICE);
+    // The mock serves every model through either vendor's API, so either provider may be chosen.
+    for p in ["openai", "anthropic"] {
+        for m in ["mock-gpt", "mock-claude"] {
+            s.state.providers().set_price(p, m, PRICE);
+        }
     }
 }
 
@@ -106,13 +109,12 @@ async fn call(s: &TestServer, route: Route, key: &str, conversation: &str) -> Ou
         Route::OpenAi => s
             .post("/v1/chat/completions", key)
             .json(&json!({"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}]})),
-        Route::Anthropic => s.post("/v1/messages", key).header("anthropic-version", "2023-06-01").json(
-            &json!({"model": "mock-claude", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}),
-        ),
+        Route::Anthropic => s
+            .post("/v1/messages", key)
+            .header("anthropic-version", "2023-06-01")
+            .json(&json!({"model": "mock-claude", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]})),
         Route::McpAgent => s.post("/api/v1/chat/mcp-agent", key).json(&json!({"message": "hi", "model": model})),
-        Route::Orchestrated => {
-            s.post("/api/v1/chat/orchestrated", key).json(&json!({"message": "hi", "model": model}))
-        }
+        Route::Orchestrated => s.post("/api/v1/chat/orchestrated", key).json(&json!({"message": "hi", "model": model})),
         Route::McpChat => {
             let cfg = serde_json::from_value(json!({"name": "gaia", "transport": "http",
                 "url": format!("{}/mcp", s.url), "headers": {"authorization": format!("Bearer {key}")}}))
@@ -182,8 +184,7 @@ async fn every_model_route_is_admitted_and_metered() {
         let (denied_token, _, denied_id) = s.register("denied@example.com").await;
         let (denied_key, _) = s.api_key(&denied_token).await;
         no_models_role(&s, &denied_id).await;
-        let denied_conv =
-            storage.create_conversation_with_persona(&denied_id, Some("t"), None, None).await.unwrap().id;
+        let denied_conv = storage.create_conversation_with_persona(&denied_id, Some("t"), None, None).await.unwrap().id;
 
         let (broke_token, _, broke_id) = s.register("broke@example.com").await;
         let (broke_key, _) = s.api_key(&broke_token).await;
@@ -387,7 +388,7 @@ async fn orchestrated_runs_meter_failed_specialists_and_spend_counts() {
         assert_eq!(v["_metadata"]["agents"][0]["ok"], false, "{b}: {v}");
         let calls = by_endpoint(&rows(&s, &uid).await).remove("orchestrated").unwrap_or_default();
         let ok: Vec<_> = calls.iter().filter(|c| c.status == 200).collect();
-        let failed: Vec<_> = calls.iter().filter(|c| c.status == 500).collect();
+        let failed: Vec<_> = calls.iter().filter(|c| c.status >= 500).collect();
         assert_eq!(ok.len(), 2, "{b}: plan and synthesis: {calls:?}");
         assert!(ok.iter().all(|c| c.provider == "openai" && c.model == "mock-gpt" && c.cost_usd > 0.0), "{b}");
         assert_eq!(failed.len(), 1, "{b}: the specialist's failed call: {calls:?}");
@@ -400,7 +401,7 @@ async fn orchestrated_runs_meter_failed_specialists_and_spend_counts() {
 }
 
 #[tokio::test]
-async fn agent_runs_count_against_hard_budgets_and_the_daily_ceiling() {
+async fn agent_runs_count_against_the_daily_agent_ceiling() {
     for db in database_urls().await {
         let mut cfg = config();
         cfg.chat.auto_title = false;
@@ -408,20 +409,30 @@ async fn agent_runs_count_against_hard_budgets_and_the_daily_ceiling() {
         let s = start_with(db, Some(MockConfig::default()), cfg).await;
         let b = s.backend;
         set_prices(&s);
-        let post = |path: &str, key: &str, body: Value| s.post(path, key).json(&body).send();
-        let body = json!({"message": "hi", "model": "openai/mock-gpt"});
-
-        // The daily agent ceiling: the first run spends over it, the next is refused.
         let (token, _, _) = s.register("ceiling@example.com").await;
         let (key, _) = s.api_key(&token).await;
-        assert_eq!(post("/api/v1/chat/mcp-agent", &key, body.clone()).await.unwrap().status(), 200, "{b}");
+        let body = json!({"message": "hi", "model": "openai/mock-gpt"});
+        // The first run spends over the ceiling; the next runs are refused, orchestrated ones too.
+        let r = s.post("/api/v1/chat/mcp-agent", &key).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{b}");
         s.state.usage().flush().await;
-        let r = post("/api/v1/chat/mcp-agent", &key, body.clone()).await.unwrap();
-        assert_eq!(r.status(), 429, "{b}: runs count against the ceiling");
-        let r = post("/api/v1/chat/orchestrated", &key, body.clone()).await.unwrap();
-        assert_eq!(r.status(), 429, "{b}: orchestrated runs too");
+        for path in ["/api/v1/chat/mcp-agent", "/api/v1/chat/orchestrated"] {
+            let r = s.post(path, &key).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 429, "{b} {path}: runs count against the ceiling");
+            let v: Value = r.json().await.unwrap();
+            assert!(v["detail"].as_str().unwrap().contains("cost ceiling"), "{b}: {v}");
+        }
+    }
+}
 
-        // A hard budget: runs spend against it until it refuses them, as it refuses chat.
+#[tokio::test]
+async fn agent_runs_spend_against_hard_budgets() {
+    for db in database_urls().await {
+        let mut cfg = config();
+        cfg.chat.auto_title = false;
+        let s = start_with(db, Some(MockConfig::default()), cfg).await;
+        let b = s.backend;
+        set_prices(&s);
         let (token, _, uid) = s.register("budget@example.com").await;
         let (key, _) = s.api_key(&token).await;
         let budget = NewBudget {
@@ -433,31 +444,26 @@ async fn agent_runs_count_against_hard_budgets_and_the_daily_ceiling() {
         };
         s.state.storage().create_budget(&budget, None).await.unwrap();
         s.state.quotas().settings_changed();
-        let mut c = s.state.config().clone();
-        c.agents.limits.daily_cost_ceiling = None;
-        let mut refused = None;
+        let body = json!({"message": "hi", "model": "openai/mock-gpt"});
+        // Runs go through until what they spent reaches the budget; then they are refused (402).
+        let mut refused = false;
         for i in 0..40 {
             let path = if i % 2 == 0 { "/api/v1/chat/orchestrated" } else { "/api/v1/chat/mcp-agent" };
-            let r = post(path, &key, body.clone()).await.unwrap();
+            let r = s.post(path, &key).json(&body).send().await.unwrap();
             if r.status() == 402 {
-                refused = Some(path);
+                refused = true;
                 break;
             }
-            // The ceiling of this server refuses the second run of the day: what matters here is
-            // that the budget refuses first or the ceiling does, never that runs go on for free.
-            if r.status() == 429 {
-                refused = Some("ceiling");
-                break;
-            }
-            assert_eq!(r.status(), 200, "{b}");
+            assert_eq!(r.status(), 200, "{b} {path}");
             s.state.usage().flush().await;
         }
-        assert!(refused.is_some(), "{b}: agent runs never reached the budget");
+        assert!(refused, "{b}: agent runs never reached the budget (were they free?)");
         let spent: f64 = rows(&s, &uid).await.iter().map(|r| r.usage.cost_usd).sum();
-        assert!(spent > 0.0, "{b}: agent runs were charged");
-        let r = post("/api/v1/chat", &key, body.clone()).await.unwrap();
-        assert_eq!(r.status(), 402, "{b}: the spend of the runs counts for chat too");
-        let _ = c;
+        assert!(spent >= 0.05, "{b}: the runs were charged {spent}");
+        for path in ["/api/v1/chat/mcp-agent", "/api/v1/chat/orchestrated", "/api/v1/chat"] {
+            let r = s.post(path, &key).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 402, "{b} {path}: the runs' spend counts everywhere");
+        }
     }
 }
 
@@ -506,11 +512,8 @@ async fn the_file_tool_gives_each_user_an_own_folder() {
 /// A stdio "MCP server" that notes each start in `log` and then waits for `release` to appear (so a
 /// request holds its process as long as the test wants), then exits.
 fn waiting_server(log: &std::path::Path, release: &std::path::Path) -> gaia_core::config::McpServerConfig {
-    let script = format!(
-        "echo started >> '{}'; while [ ! -e '{}' ]; do sleep 0.05; done",
-        log.display(),
-        release.display()
-    );
+    let script =
+        format!("echo started >> '{}'; while [ ! -e '{}' ]; do sleep 0.05; done", log.display(), release.display());
     serde_json::from_value(json!({"name": "slow", "transport": "stdio", "command": "sh", "args": ["-c", script]}))
         .unwrap()
 }
@@ -530,10 +533,8 @@ async fn agent_requests_are_checked_before_mcp_servers_start_and_processes_are_c
     cfg.mcp_processes.max_concurrent = 1;
     let s = start_with(sqlite_db(), Some(MockConfig::default()), cfg).await;
     let (token, _, _) = s.register("runner@example.com").await;
-    let (other, _, other_id) = s.register("other@example.com").await;
-    let theirs =
-        s.state.storage().create_conversation_with_persona(&other_id, Some("t"), None, None).await.unwrap().id;
-    let _ = other;
+    let (_, _, other_id) = s.register("other@example.com").await;
+    let theirs = s.state.storage().create_conversation_with_persona(&other_id, Some("t"), None, None).await.unwrap().id;
     let post = |body: Value| {
         s.http.post(format!("{}/api/v1/chat/mcp-agent", s.url)).bearer_auth(token.clone()).json(&body).send()
     };
@@ -577,5 +578,4 @@ async fn agent_requests_are_checked_before_mcp_servers_start_and_processes_are_c
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let r = post(json!({"message": "third", "model": "openai/mock-gpt"})).await.unwrap();
     assert_eq!(r.status(), 200);
-    let _ = common::sse_data;
 }

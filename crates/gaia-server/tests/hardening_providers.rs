@@ -1,10 +1,13 @@
 //! Issue 17, providers and health: the attacks performed. A developer can no longer add or re-point
 //! providers; `api_key_env` only names variables `[provider_policy] allowed_key_envs` allows (never
-//! `GAIA_*`), through the API and in entries re-read from the database; a provider that carries a
+//! `GAIA_*`), through the API and in entries re-read from the database; a key read from a variable
+//! only goes to `allowed_hosts`, where the configuration sends that variable, or its vendor's host,
+//! whatever the provider is called (deleting and re-adding does not help); a provider that carries a
 //! key cannot be re-pointed elsewhere with a key it does not restate; `allowed_hosts` limits where
 //! runtime providers point. Anonymous `GET /health` calls no provider and shows no upstream detail;
-//! administrators get the detail from `GET /api/v1/health`. A listener standing in for the
-//! attacker's host records everything it is sent and must never see a secret.
+//! administrators get the detail from `GET /api/v1/health`; users asking for a provider's health get
+//! its known state, never a probe nor error text. A listener standing in for the attacker's host
+//! records everything it is sent and must never see a secret.
 
 use crate::common;
 
@@ -13,7 +16,7 @@ use gaia_core::config::{ProviderEntry, ProviderKind};
 use gaia_core::testing::{database_urls, sqlite_db, TestDb};
 use gaia_core::Config;
 use gaia_providers::mock::{MockConfig, MockUpstream};
-use gaia_server::provider_store::ProviderSync;
+use gaia_server::provider_store::{check_policy, KeyPolicy, ProviderSync};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -81,14 +84,19 @@ impl Listener {
     }
 }
 
+/// Sets the variables these tests read (the same values every time).
+fn set_variables() {
+    std::env::set_var(GAIA_VAR, GAIA_VAR_VALUE);
+    std::env::set_var(REAL_KEY_VAR, REAL_KEY);
+}
+
 fn config() -> Config {
     let mut config = Config { jwt_secret: Some(JWT_SECRET.into()), ..Config::default() };
     config.chat.auto_title = false;
     config.rbac.first_user_admin = false;
     // The defaults (the vendors' variables) plus one this test sets.
     config.provider_policy.allowed_key_envs.push(REAL_KEY_VAR.into());
-    std::env::set_var(GAIA_VAR, GAIA_VAR_VALUE);
-    std::env::set_var(REAL_KEY_VAR, REAL_KEY);
+    set_variables();
     config
 }
 
@@ -166,6 +174,20 @@ async fn a_developer_cannot_send_the_servers_variables_anywhere() {
             "deployments": [{"base_url": target, "api_key_env": var}]});
         assert_eq!(post(&s, &admin, &entry).await.0, 400, "{var}: deployment");
     }
+    // Entries are bounded.
+    let mock = s.mock.as_ref().unwrap().openai_base_url();
+    let deployments: Vec<Value> = (0..33).map(|_| json!({"base_url": mock})).collect();
+    for big in [
+        json!({"name": "n".repeat(65), "kind": "openai"}),
+        json!({"name": "big", "kind": "openai", "deployments": deployments}),
+        json!({"name": "big", "kind": "openai", "models": vec!["m"; 1001]}),
+        json!({"name": "big", "kind": "openai", "api_key_env": "K".repeat(2049)}),
+        json!({"name": "big", "kind": "openai", "base_url": format!("{mock}/{}", "p".repeat(2049))}),
+    ] {
+        let (status, detail) = post(&s, &admin, &big).await;
+        assert_eq!(status, 400, "{detail}");
+        assert!(detail.contains("at most"), "{detail}");
+    }
     assert!(s.state.storage().list_runtime_providers().await.unwrap().is_empty());
     listener.assert_never_saw(&[GAIA_VAR_VALUE, JWT_SECRET, REAL_KEY, HARNESS_KEY]);
     assert!(listener.requests().is_empty(), "{:?}", listener.requests());
@@ -174,15 +196,19 @@ async fn a_developer_cannot_send_the_servers_variables_anywhere() {
 #[tokio::test]
 async fn a_provider_with_a_key_is_not_re_pointed_without_its_key() {
     let listener = Listener::start().await;
-    let s = start_with(sqlite_db(), Some(MockConfig::default()), config()).await;
-    let admin = admin_of(&s, "admin@example.com").await;
-    let mock = s.mock.as_ref().unwrap().openai_base_url();
-    let target = format!("{}/v1", listener.url);
-    // A provider as the configuration sets one up: its real key, the vendor's endpoint (the mock).
+    let upstream = MockUpstream::start("127.0.0.1:0".parse().unwrap(), MockConfig::default()).await.unwrap();
+    let mock = upstream.openai_base_url();
+    // A provider as the configuration sets one up: its real key from its variable, its endpoint.
     let mut configured = ProviderEntry::new("configured", ProviderKind::Openai);
     configured.base_url = Some(mock.clone());
-    configured.api_key = Some(REAL_KEY.into());
+    configured.api_key_env = Some(REAL_KEY_VAR.into());
     configured.models = vec![gaia_core::config::ModelSpec::Id("mock-gpt".into())];
+    let mut config = config();
+    config.providers.push(configured.clone());
+    let s = start_with(sqlite_db(), Some(MockConfig::default()), config).await;
+    let admin = admin_of(&s, "admin@example.com").await;
+    let target = format!("{}/v1", listener.url);
+    configured.resolve_process_env_keys().unwrap();
     s.state.providers().add_entry(&configured).unwrap();
 
     // Re-pointed at the attacker's host, keeping the key through the variable that holds it: refused,
@@ -195,7 +221,7 @@ async fn a_provider_with_a_key_is_not_re_pointed_without_its_key() {
         assert_eq!(probe(&s, &admin, name).await, 200);
     }
     // Another port of the same host is another origin.
-    let port = s.mock.as_ref().unwrap().addr().port();
+    let port = upstream.addr().port();
     let other_port = format!("http://127.0.0.1:{}/v1", if port == 65535 { 65534 } else { port + 1 });
     let repoint = json!({"name": "configured", "kind": "openai", "base_url": other_port, "api_key_env": REAL_KEY_VAR});
     assert_eq!(put(&s, &admin, "configured", &repoint).await.0, 400);
@@ -250,7 +276,7 @@ async fn stored_entries_are_checked(db: TestDb) {
         s.state.storage().save_runtime_provider(e, None, None).await.unwrap();
     }
     let reg = s.state.providers();
-    let mut sync = ProviderSync::new(config.secrets().unwrap()).with_policy(config.provider_policy.clone());
+    let mut sync = ProviderSync::new(config.secrets().unwrap()).with_policy(KeyPolicy::of(&config));
     assert_eq!(sync.apply_changes(s.state.storage(), reg).await.unwrap(), 1, "{b}: only `fine` applies");
     assert!(reg.get("forbidden").is_none() && reg.get("elsewhere").is_none(), "{b}");
     assert!(reg.get("fine").is_some(), "{b}");
@@ -269,6 +295,27 @@ async fn stored_entries_are_checked(db: TestDb) {
     assert!(fresh.get("elsewhere").is_some(), "{b}");
     fresh.probe_all().await;
     assert!(!listener.requests().is_empty(), "{b}: the keyless provider was probed");
+
+    // Without `allowed_hosts`, a stored entry sending an allowed variable elsewhere than the
+    // configuration does (whatever its name) is refused too; one sending it where the configuration
+    // does applies.
+    let mut exfil = ProviderEntry::new("exfil", ProviderKind::Openai);
+    exfil.base_url = Some(target.clone());
+    exfil.api_key_env = Some(REAL_KEY_VAR.into());
+    exfil.models = vec![gaia_core::config::ModelSpec::Id("mock-gpt".into())];
+    s.state.storage().save_runtime_provider(&exfil, None, None).await.unwrap();
+    let mut by_config = config.clone();
+    by_config.provider_policy.allowed_hosts.clear();
+    let mut reads_var = ProviderEntry::new("reads-var", ProviderKind::Openai);
+    reads_var.base_url = Some(mock.openai_base_url());
+    reads_var.api_key_env = Some(REAL_KEY_VAR.into());
+    by_config.providers.push(reads_var);
+    let third = gaia_providers::ProviderRegistry::new();
+    let mut sync = ProviderSync::new(config.secrets().unwrap()).with_policy(KeyPolicy::of(&by_config));
+    sync.apply_changes(s.state.storage(), &third).await.unwrap();
+    assert!(third.get("exfil").is_none(), "{b}: the variable's key is not sent to the listener");
+    assert!(third.get("fine").is_some(), "{b}: sent where the configuration sends it");
+    third.probe_all().await;
     listener.assert_never_saw(&[REAL_KEY, GAIA_VAR_VALUE, JWT_SECRET]);
 }
 
@@ -379,4 +426,206 @@ async fn anonymous_health_calls_no_provider_and_shows_no_detail() {
     assert!(mock.model_list_requests() > before.1);
     let r = s.http.get(format!("{}/api/v1/health?probe=maybe", s.url)).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(r.status(), 400);
+}
+
+/// The hole left by the re-pointing rule: with the default policy (`allowed_hosts` empty), an
+/// administrator adds a provider under a new name (or deletes one and adds it again) pointed at
+/// their own host, reading an allowed variable. The key only goes where the configuration already
+/// sends that variable, or to its vendor's own host.
+#[tokio::test]
+async fn a_variables_key_goes_only_where_the_configuration_sends_it() {
+    let listener = Listener::start().await;
+    let upstream = MockUpstream::start("127.0.0.1:0".parse().unwrap(), MockConfig::default()).await.unwrap();
+    let target = format!("{}/v1", listener.url);
+    // The configuration: the vendor's variables (as the process environment would give them) and a
+    // `[[providers]]` entry reading REAL_KEY_VAR, all on the upstream.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gaia.toml");
+    let toml = format!(
+        "jwt_secret = \"{JWT_SECRET}\"\n[provider_policy]\nallowed_key_envs = [\"OPENAI_API_KEY\", \"ANTHROPIC_API_KEY\", \
+         \"AZURE_OPENAI_API_KEY\", \"{REAL_KEY_VAR}\"]\n[[providers]]\nname = \"configured\"\nkind = \"openai\"\n\
+         base_url = \"{}\"\napi_key_env = \"{REAL_KEY_VAR}\"\nmodels = [\"mock-gpt\"]\n",
+        upstream.openai_base_url()
+    );
+    std::fs::write(&file, toml).unwrap();
+    const VENDOR_KEY: &str = "sk-vendor-env-key-3307";
+    let env = [
+        ("OPENAI_API_KEY".to_string(), VENDOR_KEY.to_string()),
+        ("OPENAI_BASE_URL".to_string(), upstream.openai_base_url()),
+        (REAL_KEY_VAR.to_string(), REAL_KEY.to_string()),
+    ];
+    let mut config = Config::load_from(Some(&file), env).unwrap();
+    config.chat.auto_title = false;
+    config.rbac.first_user_admin = false;
+    assert!(config.provider_policy.allowed_hosts.is_empty(), "the default: any host");
+    set_variables();
+    let s = start_with(sqlite_db(), None, config.clone()).await;
+    let reg = s.state.providers();
+    for entry in &config.providers {
+        reg.add_entry(entry).unwrap();
+    }
+    let admin = admin_of(&s, "admin@example.com").await;
+    let keyed = |name: &str, var: &str| {
+        json!({"name": name, "kind": "openai", "base_url": target, "api_key_env": var,
+        "models": ["mock-gpt"]})
+    };
+
+    // A new name, the main endpoint or a deployment: refused, saying where the key may go.
+    let (status, detail) = post(&s, &admin, &keyed("exfil", REAL_KEY_VAR)).await;
+    assert_eq!(status, 400, "{detail}");
+    assert!(
+        detail.contains(REAL_KEY_VAR) && detail.contains("allowed_hosts") && detail.contains("api_key"),
+        "{detail}"
+    );
+    assert_eq!(put(&s, &admin, "exfil", &keyed("exfil", REAL_KEY_VAR)).await.0, 400);
+    let deployment = json!({"name": "exfil", "kind": "openai", "base_url": upstream.openai_base_url(),
+        "api_key_env": REAL_KEY_VAR, "deployments": [{"base_url": target, "api_key_env": REAL_KEY_VAR}]});
+    assert_eq!(post(&s, &admin, &deployment).await.0, 400);
+    // A vendor's variable: refused before it is read (OPENAI_API_KEY is not even set in this process).
+    let (status, detail) = post(&s, &admin, &keyed("exfil", "OPENAI_API_KEY")).await;
+    assert_eq!(status, 400, "{detail}");
+    assert!(detail.contains("api.openai.com") && !detail.contains("not set"), "{detail}");
+    // Deleting the configured provider and adding it again, pointed elsewhere: refused too.
+    let r = s.http.delete(format!("{}/api/v1/providers/configured", s.url)).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(post(&s, &admin, &keyed("configured", REAL_KEY_VAR)).await.0, 400);
+    assert_eq!(put(&s, &admin, "configured", &keyed("configured", REAL_KEY_VAR)).await.0, 400);
+    assert_eq!(probe(&s, &admin, "exfil").await, 404);
+    assert!(
+        s.state.storage().list_runtime_providers().await.unwrap().iter().all(|p| p.entry.is_none()),
+        "only the removal"
+    );
+
+    // Where the configuration sends the variable, any name will do; a literal key goes anywhere.
+    let back = json!({"name": "again", "kind": "openai", "base_url": upstream.openai_base_url(),
+        "api_key_env": REAL_KEY_VAR, "models": ["mock-gpt"]});
+    assert_eq!(post(&s, &admin, &back).await.0, 201);
+    assert_eq!(probe(&s, &admin, "again").await, 200);
+    let own = json!({"name": "own", "kind": "openai", "base_url": target, "api_key": "sk-the-admins-own"});
+    assert_eq!(post(&s, &admin, &own).await.0, 201);
+    assert_eq!(probe(&s, &admin, "own").await, 200);
+    assert!(listener.requests().iter().any(|r| r.contains("sk-the-admins-own")), "{:?}", listener.requests());
+    listener.assert_never_saw(&[REAL_KEY, VENDOR_KEY, JWT_SECRET]);
+
+    // The per-variable rule itself: the vendor's own host over https, where the configuration sends
+    // the variable (OPENAI_BASE_URL), nowhere else; a variable without a vendor host (Azure) only
+    // where the configuration sends it.
+    let policy = KeyPolicy::of(&config);
+    let check = |var: &str, url: &str| {
+        let mut e = ProviderEntry::new("x", ProviderKind::Openai);
+        e.base_url = Some(url.into());
+        e.api_key_env = Some(var.into());
+        check_policy(&policy, &e, None)
+    };
+    assert_eq!(check("OPENAI_API_KEY", "https://api.openai.com/v1"), Ok(()));
+    assert_eq!(check("OPENAI_API_KEY", &upstream.openai_base_url()), Ok(()), "OPENAI_BASE_URL's host");
+    assert_eq!(check("ANTHROPIC_API_KEY", "https://api.anthropic.com"), Ok(()));
+    assert_eq!(check(REAL_KEY_VAR, &upstream.openai_base_url()), Ok(()));
+    for (var, url) in [
+        ("OPENAI_API_KEY", "http://api.openai.com/v1"),
+        ("OPENAI_API_KEY", "https://api.openai.com:8443/v1"),
+        ("OPENAI_API_KEY", "https://api.openai.com.evil.example/v1"),
+        ("OPENAI_API_KEY", "https://api.anthropic.com"),
+        ("ANTHROPIC_API_KEY", "https://api.openai.com/v1"),
+        ("ANTHROPIC_API_KEY", &upstream.openai_base_url()),
+        ("AZURE_OPENAI_API_KEY", "https://attacker.openai.azure.com/openai"),
+        (REAL_KEY_VAR, "https://api.openai.com/v1"),
+        (REAL_KEY_VAR, &target),
+    ] {
+        assert!(check(var, url).is_err(), "{var} to {url}");
+    }
+}
+
+/// A user without the health detail hammers a provider's health route: the answer is the known
+/// state, no provider is called (the upstream's counters do not move) and no error text or internal
+/// URL is shown; an administrator still gets the detail and a fresh probe.
+#[tokio::test]
+async fn users_get_the_known_provider_health_without_probes_or_detail() {
+    let s = start_with(sqlite_db(), Some(MockConfig::default()), config()).await;
+    let mock = s.mock.as_ref().unwrap();
+    let reg = s.state.providers();
+    const DETAIL: &str = "connect error to http://10.20.30.40:8080/v1/models: refused";
+    reg.stats("openai").probe_failed(Duration::from_millis(5), DETAIL);
+    // A provider whose models cannot be discovered: the error names its internal endpoint.
+    let mut internal = ProviderEntry::new("internal", ProviderKind::Openai);
+    internal.base_url = Some("http://127.0.0.1:1/internal-only/v1".into());
+    reg.add_entry(&internal).unwrap();
+    reg.list_models().await;
+    assert!(reg.discovery_error("internal").is_some());
+    let before = (mock.requests(), mock.model_list_requests());
+    let leaks = ["10.20.30.40", "refused", "internal-only", "127.0.0.1", "last_error", "discovery_error", "probe\""];
+
+    let (user, _, _) = s.register("user@example.com").await;
+    let dev = developer_of(&s).await;
+    for token in [&user, &dev] {
+        for name in ["openai", "anthropic", "internal"] {
+            for _ in 0..10 {
+                let r = s.http.get(format!("{}/api/v1/providers/{name}/health", s.url)).bearer_auth(token).send();
+                let r = r.await.unwrap();
+                assert_eq!(r.status(), 200);
+                let text = r.text().await.unwrap();
+                for leak in leaks {
+                    assert!(!text.contains(leak), "a user sees `{leak}`: {text}");
+                }
+                let v: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(v["name"], name);
+                assert!(v["health"]["up"].is_boolean() && v["health"]["circuit"].is_string(), "{v}");
+                assert!(v["health"].get("latency_p50_ms").is_some(), "{v}");
+            }
+        }
+        let r = s.http.get(format!("{}/api/v1/providers", s.url)).bearer_auth(token).send().await.unwrap();
+        let text = r.text().await.unwrap();
+        for leak in leaks {
+            assert!(!text.contains(leak), "a user sees `{leak}` in the list: {text}");
+        }
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let openai = v["providers"].as_array().unwrap().iter().find(|p| p["name"] == "openai").unwrap().clone();
+        assert_eq!(openai["health"]["up"], false, "{openai}");
+        assert_eq!(
+            s.http
+                .get(format!("{}/api/v1/providers/nope/health", s.url))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            404
+        );
+    }
+    assert_eq!((mock.requests(), mock.model_list_requests()), before, "a user's requests called a provider");
+
+    // An administrator sees the detail (redacted) and gets a fresh probe.
+    let admin = admin_of(&s, "admin@example.com").await;
+    let v: Value = s
+        .http
+        .get(format!("{}/api/v1/providers", s.url))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let find = |name: &str| v["providers"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap().clone();
+    assert!(find("openai")["health"]["last_error"].as_str().unwrap().contains("10.20.30.40"), "{v}");
+    assert!(find("internal")["discovery_error"].as_str().is_some(), "{v}");
+    assert_eq!((mock.requests(), mock.model_list_requests()), before, "the list reads the known state");
+    let r = s.http.get(format!("{}/api/v1/providers/openai/health", s.url)).bearer_auth(&admin).send().await.unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["probe"]["ok"], true, "{v}");
+    assert_eq!(v["health"]["up"], true, "{v}");
+    assert!(mock.model_list_requests() > before.1, "the probe reached the upstream");
+    let text = s
+        .http
+        .get(format!("{}/api/v1/providers/internal/health", s.url))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["probe"]["ok"], false, "{v}");
+    assert!(!text.contains(REAL_KEY) && !text.contains(HARNESS_KEY), "{text}");
 }

@@ -7,7 +7,7 @@
 use crate::common;
 
 use common::{sse_data, start, start_shared, start_with, TestServer};
-use gaia_core::config::{ModelEntry, ModelSpec, ProviderEntry, ProviderKind};
+use gaia_core::config::{Deployment, ModelEntry, ModelSpec, ProviderEntry, ProviderKind};
 use gaia_core::secrets::Secrets;
 use gaia_core::storage::Storage;
 use gaia_core::testing::{database_urls, redis_url, sqlite_db, unique_redis_prefix};
@@ -32,14 +32,21 @@ async fn admin_api_validates_entries_and_never_shows_keys() {
     config.rbac.first_user_admin = false;
     // The variables runtime providers may read their keys from (`[provider_policy]`).
     config.provider_policy.allowed_key_envs = vec!["TEST_H3_PROVIDER_KEY".into(), "TEST_H3_UNSET_VARIABLE".into()];
-    let s = start_with(sqlite_db(), Some(MockConfig::default()), config).await;
-    let (admin, _) = admin_of(&s).await;
     let keyed = MockUpstream::start(
         "127.0.0.1:0".parse().unwrap(),
         MockConfig { require_key: Some("sk-secret-from-env-42".into()), ..Default::default() },
     )
     .await
     .unwrap();
+    // Where keys read from them may go: where the configuration sends them (this upstream).
+    let mut upstream = ProviderEntry::new("upstream", ProviderKind::Openai);
+    upstream.base_url = Some(keyed.openai_base_url());
+    upstream.api_key_env = Some("TEST_H3_PROVIDER_KEY".into());
+    upstream.deployments =
+        vec![Deployment { api_key_env: Some("TEST_H3_UNSET_VARIABLE".into()), ..Default::default() }];
+    config.providers.push(upstream);
+    let s = start_with(sqlite_db(), Some(MockConfig::default()), config).await;
+    let (admin, _) = admin_of(&s).await;
     let post = |body: Value| s.http.post(format!("{}/api/v1/providers", s.url)).bearer_auth(&admin).json(&body).send();
     let status = |r: reqwest::Response| r.status().as_u16();
 
@@ -50,7 +57,12 @@ async fn admin_api_validates_entries_and_never_shows_keys() {
         (json!({"name": "x", "kind": "openai", "base_url": "not a url"}), "base_url"),
         (json!({"name": "a b", "kind": "openai"}), "name"),
         (json!({"name": "x", "kind": "openai", "timeout_secs": 0}), "timeout"),
-        (json!({"name": "x", "kind": "openai", "api_key_env": "TEST_H3_UNSET_VARIABLE"}), "TEST_H3_UNSET_VARIABLE"),
+        (
+            json!({"name": "x", "kind": "openai", "base_url": keyed.openai_base_url(),
+                "api_key_env": "TEST_H3_UNSET_VARIABLE"}),
+            "environment variable TEST_H3_UNSET_VARIABLE is not set",
+        ),
+        (json!({"name": "x", "kind": "openai", "api_key_env": "TEST_H3_PROVIDER_KEY"}), "api.openai.com:443"),
         (json!({"name": "x", "kind": "openai", "api_key_env": "HOME"}), "provider_policy.allowed_key_envs"),
         (json!({"name": "x", "kind": "openai", "surprise": true}), "surprise"),
     ] {
@@ -272,6 +284,7 @@ async fn literal_keys_are_encrypted_at_rest_and_survive_a_restart() {
         config.chat.auto_title = false;
         config.rbac.first_user_admin = true;
         config.provider_policy.allowed_key_envs = vec!["TEST_SECRETS_PROVIDER_KEY".into()];
+        config.provider_policy.allowed_hosts = vec!["127.0.0.1".into()];
         let mut configured = ProviderEntry::new("configured", ProviderKind::Openai);
         configured.base_url = Some(plain.openai_base_url());
         configured.models = vec![ModelSpec::Id("mock-gpt".into())];

@@ -416,9 +416,8 @@ async fn a_change_on_one_instance_reaches_the_other() {
         }
         let (tok, _, uid) = one.register("dev@example.com").await;
         // Everyone's usage: a developer's right, not a user's.
-        let everyones_usage = |s: &common::TestServer| {
-            s.http.get(format!("{}/api/v1/usage?user_id=*", s.url)).bearer_auth(&tok).send()
-        };
+        let everyones_usage =
+            |s: &common::TestServer| s.http.get(format!("{}/api/v1/usage?user_id=*", s.url)).bearer_auth(&tok).send();
         assert_eq!(everyones_usage(&two).await.unwrap().status(), 403, "{b}");
         // Made a developer on instance one: instance two lets them read everyone's usage within a second.
         let g = one.state.rbac().await.grant(None, &uid, "developer", None, None).await.unwrap();

@@ -104,9 +104,7 @@ impl AuthConfig {
         }
         for p in &self.trusted_proxies {
             if parse_network(p).is_none() {
-                return err(format!(
-                    "key `auth.trusted_proxies`: `{p}` is not an address or network like 10.0.0.0/8"
-                ));
+                return err(format!("key `auth.trusted_proxies`: `{p}` is not an address or network like 10.0.0.0/8"));
             }
         }
         Ok(())

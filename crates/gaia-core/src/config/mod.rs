@@ -21,8 +21,8 @@ pub use retention::RetentionConfig;
 pub use tls::TlsConfig;
 
 pub use providers::{
-    is_gaia_variable, Deployment, ModelEntry, ModelSpec, ProviderEntry, ProviderKind, ProviderPolicy, RoutingConfig,
-    DEFAULT_ALLOWED_KEY_ENVS, MAX_POLICY_ENTRIES,
+    is_gaia_variable, vendor_key_host, Deployment, ModelEntry, ModelSpec, ProviderEntry, ProviderKind, ProviderPolicy,
+    RoutingConfig, DEFAULT_ALLOWED_KEY_ENVS, MAX_POLICY_ENTRIES,
 };
 
 use crate::error::{CoreError, Result};
@@ -436,6 +436,8 @@ impl Config {
             let p = &mut self.providers[idx];
             if let Some(k) = key {
                 p.api_key = Some(k.clone());
+                // Where the key comes from: runtime providers may send that variable where this one does.
+                p.api_key_env = Some(key_var.to_string());
             }
             if let Some(u) = url {
                 p.base_url = Some(u.clone());
@@ -603,6 +605,7 @@ deployments = [{ base_url = "http://127.0.0.1:11435/v1" }, { api_key = "second-k
         assert_eq!(c.routing.groups["companion"].len(), 2);
         let a = &c.providers[0];
         assert_eq!(a.api_key.as_deref(), Some("sk-ant-secret"));
+        assert_eq!(a.api_key_env.as_deref(), Some("ANTHROPIC_API_KEY"), "where the key comes from");
         assert_eq!(a.base_url(), "https://api.anthropic.com");
         let cat = a.catalog();
         assert_eq!(cat[0].id, "claude-y");
@@ -623,6 +626,22 @@ deployments = [{ base_url = "http://127.0.0.1:11435/v1" }, { api_key = "second-k
             !dbg.contains("sk-ant-secret") && !dbg.contains("local-secret") && !dbg.contains("second-key"),
             "{dbg}"
         );
+    }
+
+    #[test]
+    fn provider_policy_from_the_file() {
+        let c = Config::load_from(None, env(&[])).unwrap();
+        assert_eq!(c.provider_policy, ProviderPolicy::default());
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("gaia.toml");
+        std::fs::write(
+            &p,
+            "[provider_policy]\nallowed_key_envs = [\"LLM_*\"]\nallowed_hosts = [\"llm.internal:8000\"]\n",
+        )
+        .unwrap();
+        let c = Config::load_from(Some(&p), env(&[])).unwrap();
+        assert!(c.provider_policy.allows_key_env("LLM_A") && !c.provider_policy.allows_key_env("OPENAI_API_KEY"));
+        assert!(c.provider_policy.allows_host("llm.internal", 8000));
     }
 
     #[test]
@@ -717,6 +736,8 @@ deployments = [{ base_url = "http://127.0.0.1:11435/v1" }, { api_key = "second-k
             ),
             ("[[providers]]\nname = \"x\"\nkind = \"openai\"\nbase_url = \"ftp://x\"\n", "providers[0].base_url"),
             ("[[providers]]\nname = \"a b\"\nkind = \"openai\"\n", "providers[0].name"),
+            ("[provider_policy]\nallowed_key_envs = [\"GAIA_JWT_SECRET\"]\n", "provider_policy.allowed_key_envs"),
+            ("[provider_policy]\nallowed_hosts = [\"https://h/v1\"]\n", "provider_policy.allowed_hosts"),
             (
                 "[[providers]]\nname = \"x\"\nkind = \"openai\"\n[[providers]]\nname = \"x\"\nkind = \"anthropic\"\n",
                 "used twice",

@@ -313,6 +313,28 @@ pub const DEFAULT_ALLOWED_KEY_ENVS: &[&str] = &[
     "XAI_API_KEY",
 ];
 
+/// The vendors' own API hosts, by key variable: where a runtime provider may send a key read from
+/// that variable even when the configuration sends it nowhere (over `https`, port 443). Variables
+/// without one here (`AZURE_OPENAI_API_KEY`: every Azure resource has its own host) go only where
+/// the configuration sends them, or to `allowed_hosts`.
+const VENDOR_KEY_HOSTS: &[(&str, &str)] = &[
+    ("OPENAI_API_KEY", "api.openai.com"),
+    ("ANTHROPIC_API_KEY", "api.anthropic.com"),
+    ("OPENROUTER_API_KEY", "openrouter.ai"),
+    ("MISTRAL_API_KEY", "api.mistral.ai"),
+    ("GROQ_API_KEY", "api.groq.com"),
+    ("DEEPSEEK_API_KEY", "api.deepseek.com"),
+    ("TOGETHER_API_KEY", "api.together.xyz"),
+    ("GEMINI_API_KEY", "generativelanguage.googleapis.com"),
+    ("XAI_API_KEY", "api.x.ai"),
+];
+
+/// The vendor's own API host for the key variable `var` (`api.openai.com` for `OPENAI_API_KEY`), if
+/// it is a vendor's variable with a single official host.
+pub fn vendor_key_host(var: &str) -> Option<&'static str> {
+    VENDOR_KEY_HOSTS.iter().find(|(v, _)| *v == var).map(|(_, host)| *host)
+}
+
 /// The most entries each list of `[provider_policy]` may hold.
 pub const MAX_POLICY_ENTRIES: usize = 256;
 
@@ -321,7 +343,7 @@ const MAX_POLICY_ENTRY_LEN: usize = 255;
 
 /// Whether `var` is one of Gaia's own variables (`GAIA_*`, any case), which never hold a provider key.
 pub fn is_gaia_variable(var: &str) -> bool {
-    var.len() >= 5 && var[..5].eq_ignore_ascii_case("GAIA_")
+    var.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("GAIA_"))
 }
 
 /// `[provider_policy]`: what providers added or replaced at runtime (the admin API, and the entries
@@ -335,8 +357,11 @@ pub struct ProviderPolicy {
     /// vendors' own `*_API_KEY` variables ([`DEFAULT_ALLOWED_KEY_ENVS`]).
     pub allowed_key_envs: Vec<String>,
     /// Hosts runtime providers may be pointed at (`api.openai.com`, `10.0.0.7:11434` for one port,
-    /// `*.example.com` for its subdomains). Empty (the default): any host, except that a provider
-    /// that carries a key may not be re-pointed at another origin unless its key is restated.
+    /// `*.example.com` for its subdomains); a key read from an environment variable may be sent to
+    /// any of them. Empty (the default): any host for entries without a key or with their own
+    /// (`api_key`), but a key read from a variable only goes where the configuration's own
+    /// `[[providers]]` send that variable, or to its vendor's host ([`vendor_key_host`]); and a
+    /// provider that carries a key may not be re-pointed at another origin unless its key is restated.
     pub allowed_hosts: Vec<String>,
 }
 
@@ -434,5 +459,71 @@ fn split_host_port(s: &str) -> (&str, Option<u16>) {
             Err(_) => (s, None),
         },
         _ => (s, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(envs: &[&str], hosts: &[&str]) -> ProviderPolicy {
+        ProviderPolicy {
+            allowed_key_envs: envs.iter().map(|s| s.to_string()).collect(),
+            allowed_hosts: hosts.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn key_variables_are_the_vendors_by_default_and_never_gaias() {
+        let p = ProviderPolicy::default();
+        assert!(p.allows_key_env("OPENAI_API_KEY") && p.allows_key_env("ANTHROPIC_API_KEY"));
+        for var in ["GAIA_JWT_SECRET", "GAIA_SECRETS_KEY", "HOME", "PATH", "AWS_SECRET_ACCESS_KEY", "OPENAI_API_KEY2"] {
+            assert!(!p.allows_key_env(var), "{var}");
+        }
+        let p = policy(&["LLM_*", "GAIA_JWT_SECRET", "*"], &[]);
+        assert!(p.allows_key_env("LLM_ONE"));
+        assert!(!p.allows_key_env("GAIA_JWT_SECRET"), "never, even when listed");
+        assert!(!p.allows_key_env("gaia_jwt_secret") && !p.allows_key_env("HOME"), "a bare `*` matches nothing");
+        assert!(!p.allows_key_env("GAIé_X") && !p.allows_key_env("é") && !p.allows_key_env(""), "no panic");
+        assert!(p.validate().is_err());
+        for bad in [&["GAIA_JWT_SECRET"][..], &["gaia_*"], &["*"], &["A B"], &[""]] {
+            assert!(policy(bad, &[]).validate().is_err(), "{bad:?}");
+        }
+        assert!(policy(&["LLM_*", "MY_KEY"], &[]).validate().is_ok());
+        assert!(ProviderPolicy::default().validate().is_ok());
+        let many: Vec<String> = (0..=MAX_POLICY_ENTRIES).map(|i| format!("K{i}")).collect();
+        assert!(ProviderPolicy { allowed_key_envs: many, allowed_hosts: vec![] }.validate().is_err());
+    }
+
+    #[test]
+    fn vendor_variables_have_their_vendors_host() {
+        assert_eq!(vendor_key_host("OPENAI_API_KEY"), Some("api.openai.com"));
+        assert_eq!(vendor_key_host("ANTHROPIC_API_KEY"), Some("api.anthropic.com"));
+        assert_eq!(vendor_key_host("AZURE_OPENAI_API_KEY"), None, "one host per Azure resource");
+        assert_eq!(vendor_key_host("openai_api_key"), None);
+        assert_eq!(vendor_key_host("MY_KEY"), None);
+        for var in DEFAULT_ALLOWED_KEY_ENVS {
+            assert!(vendor_key_host(var).is_some() || *var == "AZURE_OPENAI_API_KEY", "{var}");
+        }
+        for (var, _) in VENDOR_KEY_HOSTS {
+            assert!(DEFAULT_ALLOWED_KEY_ENVS.contains(var), "{var}");
+        }
+    }
+
+    #[test]
+    fn hosts_match_by_name_port_and_subdomain() {
+        let p = policy(&[], &["api.openai.com", "10.0.0.7:11434", "*.example.com", "[::1]:8080"]);
+        assert!(p.restricts_hosts() && !ProviderPolicy::default().restricts_hosts());
+        assert!(p.allows_host("api.openai.com", 443) && p.allows_host("api.openai.com", 8443));
+        assert!(p.allows_host("api.openai.com.", 443), "trailing dot");
+        assert!(p.allows_host("10.0.0.7", 11434) && !p.allows_host("10.0.0.7", 80));
+        assert!(p.allows_host("a.example.com", 443) && p.allows_host("b.a.example.com", 80));
+        assert!(!p.allows_host("example.com", 443) && !p.allows_host("evilexample.com", 443));
+        assert!(!p.allows_host("api.openai.com.evil.example", 443));
+        assert!(p.allows_host("[::1]", 8080) && !p.allows_host("[::1]", 80));
+        assert!(p.validate().is_ok());
+        for bad in ["http://h", "h/x", "u@h", "", "h:port", "*."] {
+            assert!(policy(&[], &[bad]).validate().is_err(), "{bad}");
+        }
     }
 }

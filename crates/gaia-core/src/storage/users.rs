@@ -187,6 +187,18 @@ impl Storage {
         Ok(row.is_some())
     }
 
+    /// Whether the invitation with this token hash was made for `email` itself (an administrator named
+    /// the address, so an account registered with it has proven it), used or not.
+    pub async fn invite_names_email(&self, invite_hash: &str, email: &str) -> Result<bool> {
+        let email = email.trim().to_lowercase();
+        let row = sqlx::query("SELECT 1 AS ok FROM auth_invites WHERE token_hash = $1 AND email = $2")
+            .bind(invite_hash)
+            .bind(email)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.is_some())
+    }
+
     /// Stores an invitation to register under the hash of its token, valid until `expires_at`, for
     /// `email` only when given. Returns the invitation.
     pub async fn create_invite(

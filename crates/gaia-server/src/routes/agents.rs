@@ -34,9 +34,8 @@ use gaia_mcp::{
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use std::sync::Arc;
+use tokio::sync::OwnedSemaphorePermit;
 
 /// Most tool sources one specialist may name.
 pub const MAX_SPECIALIST_TOOLS: usize = 64;
@@ -76,46 +75,34 @@ fn mcp_sources(state: &AppState) -> Vec<Arc<McpClientSource>> {
     state.config().mcp_servers.iter().cloned().map(|c| Arc::new(McpClientSource::new(c))).collect()
 }
 
-/// The semaphore counting the stdio MCP server processes of this state's agent requests.
-///
-/// It lives beside the state rather than in it: one per state, keyed by the address of the state's
-/// shared part (stable while any clone of the state lives; a permit is only held by a request or run
-/// that holds a clone, so a key reused by a later state finds every permit returned).
-fn process_semaphore(state: &AppState) -> Arc<Semaphore> {
-    static SLOTS: OnceLock<Mutex<HashMap<usize, (usize, Arc<Semaphore>)>>> = OnceLock::new();
-    let key = state.warm_tools() as *const _ as usize;
-    let max = state.config().mcp_processes.max_concurrent.max(1);
-    let mut slots = SLOTS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    let entry = slots.entry(key).or_insert_with(|| (max, Arc::new(Semaphore::new(max))));
-    if entry.0 != max {
-        *entry = (max, Arc::new(Semaphore::new(max)));
-    }
-    entry.1.clone()
+/// The 503 of a request refused for want of MCP server process slots, with `Retry-After`.
+fn busy(message: String) -> Response {
+    let mut resp = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message).into_response();
+    resp.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(BUSY_RETRY_SECS));
+    resp
 }
 
 /// Slots for the stdio MCP server processes one cold agent request starts (one per stdio server),
-/// taken before any starts: `Err` with the 503 (and `Retry-After`) to answer when they are not free.
-fn process_slots(state: &AppState) -> Result<Option<OwnedSemaphorePermit>, Response> {
-    let wanted = state.config().mcp_servers.iter().filter(|c| matches!(c.transport, McpTransport::Stdio { .. })).count();
+/// taken before any starts: `Err` with the reason to answer [`busy`] with when they are not free.
+fn process_slots(state: &AppState) -> Result<Option<OwnedSemaphorePermit>, String> {
+    let wanted =
+        state.config().mcp_servers.iter().filter(|c| matches!(c.transport, McpTransport::Stdio { .. })).count();
     if wanted == 0 {
         return Ok(None);
     }
-    let busy = |message: String| {
-        let mut resp = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message).into_response();
-        resp.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(BUSY_RETRY_SECS));
-        resp
-    };
     let max = state.config().mcp_processes.max_concurrent.max(1);
     if wanted > max {
-        return Err(busy(format!(
+        return Err(format!(
             "this agent needs {wanted} MCP server processes; at most {max} may run at once (mcp_processes.max_concurrent)"
-        )));
+        ));
     }
     let n = u32::try_from(wanted).unwrap_or(u32::MAX);
-    process_semaphore(state)
+    state
+        .mcp_processes()
+        .clone()
         .try_acquire_many_owned(n)
         .map(Some)
-        .map_err(|_| busy(format!("too many MCP server processes are running (at most {max}); retry shortly")))
+        .map_err(|_| format!("too many MCP server processes are running (at most {max}); retry shortly"))
 }
 
 /// The tools of the MCP servers, connected and listed once and kept (the warm agents' toolbox).
@@ -318,6 +305,8 @@ async fn run_agent(state: AppState, prep: Prepared, stream: bool, slots: Option<
     let Prepared { agent, conversation_id, messages } = prep;
     if !stream {
         let run = agent.run(messages, None).await;
+        // The processes end with the agent's toolbox; only then are their slots free.
+        drop(agent);
         drop(slots);
         return match run {
             Ok(run) => {
@@ -335,6 +324,7 @@ async fn run_agent(state: AppState, prep: Prepared, stream: bool, slots: Option<
     let st = state.clone();
     let handle = tokio::spawn(async move {
         let r = agent.run(messages, Some(tx)).await;
+        drop(agent);
         drop(slots);
         if let Ok(run) = &r {
             finish(&st, &conv, run).await;
@@ -375,7 +365,7 @@ pub async fn mcp_agent(
     let checked = check(&state, &p, body).await?;
     let slots = match process_slots(&state) {
         Ok(s) => s,
-        Err(busy) => return Ok(busy),
+        Err(why) => return Ok(busy(why)),
     };
     let mut tools = Toolbox::new();
     for s in mcp_sources(&state) {

@@ -300,7 +300,13 @@ pub(crate) async fn create_account(
         None => state.storage().create_user(&b.email, Some(&hash), name).await?,
     };
     tracing::info!(user_id = %user.id, via, invited = invite.is_some(), "user registered");
-    user.is_admin = promote_if_admin(state, &user).await?;
+    // An address of `rbac.admin_emails` counts only once proven: an invitation an administrator made
+    // for it, or a loopback listener (nobody else can register). Otherwise anyone could register it first.
+    let email_proven = match &invite {
+        Some(h) => state.storage().invite_names_email(h, &user.email).await?,
+        None => false,
+    } || listens_on_loopback(state.config());
+    user.is_admin = promote_if_admin(state, &user, email_proven).await?;
     crate::audit::record(state, Some(&user.id), "auth.register", &user.id, json!({"via": via})).await;
     Ok(user)
 }
@@ -349,8 +355,12 @@ pub async fn register(
 /// Whether `rbac.first_user_admin` applies: it is on, and the server listens on a loopback address
 /// (nobody else can register first) or `rbac.first_user_admin_anywhere` says so.
 pub fn first_user_admin_applies(config: &Config) -> bool {
-    let loopback = config.server.bind.parse::<SocketAddr>().is_ok_and(|a| a.ip().is_loopback());
-    config.rbac.first_user_admin && (loopback || config.rbac.first_user_admin_anywhere)
+    config.rbac.first_user_admin && (listens_on_loopback(config) || config.rbac.first_user_admin_anywhere)
+}
+
+/// Whether the server listens on a loopback address only (nobody else can reach it to register).
+fn listens_on_loopback(config: &Config) -> bool {
+    config.server.bind.parse::<SocketAddr>().is_ok_and(|a| a.ip().is_loopback())
 }
 
 /// A sentence for the start-up log on how the first administrator comes to be.
@@ -376,12 +386,24 @@ pub fn first_user_admin_notice(config: &Config) -> String {
     }
 }
 
-/// Applies the admin rules of `[rbac]` to a new account: an email listed in `rbac.admin_emails`, or
-/// the first account when [`first_user_admin_applies`], becomes an administrator. Returns whether
-/// the account is one.
-pub(crate) async fn promote_if_admin(state: &AppState, user: &gaia_core::storage::User) -> ApiResult<bool> {
+/// Applies the admin rules of `[rbac]` to a new account: an email listed in `rbac.admin_emails` (when
+/// `email_proven`), or the first account when [`first_user_admin_applies`], becomes an administrator.
+/// Returns whether the account is one.
+pub(crate) async fn promote_if_admin(
+    state: &AppState,
+    user: &gaia_core::storage::User,
+    email_proven: bool,
+) -> ApiResult<bool> {
     let cfg = &state.config().rbac;
-    if cfg.admin_emails.iter().any(|e| e.trim().eq_ignore_ascii_case(&user.email)) {
+    let listed = cfg.admin_emails.iter().any(|e| e.trim().eq_ignore_ascii_case(&user.email));
+    if listed && !email_proven {
+        tracing::warn!(
+            user_id = %user.id,
+            "an address of rbac.admin_emails registered without proving it (no invitation made for it, and the \
+             server is not on loopback): not made an administrator; use `gaia rbac admin` if it is really them"
+        );
+    }
+    if listed && email_proven {
         state.storage().set_admin(&user.id, true).await?;
         tracing::info!(user_id = %user.id, "administrator by configuration (rbac.admin_emails)");
         return Ok(true);

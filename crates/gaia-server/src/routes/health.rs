@@ -1,10 +1,12 @@
 //! Health: `GET /health` for anyone (load balancers, uptime checks) and `GET /api/v1/health` for
-//! administrators.
+//! administrators (`admin:read` on `DETAIL_RESOURCE`); the same split applies to the providers'
+//! health in `GET /api/v1/providers` and `GET /api/v1/providers/{name}/health` (`sees_detail`,
+//! `provider_health`).
 //!
 //! The public answer says only whether each part is up: the overall status, the database and the
-//! cache (`ok` / `error`) and each provider (`up`: true or false). Provider states come from what the registry already knows
-//! (its health tracker: real traffic, circuit breakers and the periodic probes), so a request never
-//! calls a provider: strangers can neither make Gaia spend its keys nor read upstream error text or
+//! cache (`ok` / `error`) and each provider (`up`: true or false). Provider states come from what
+//! the registry already knows (its health tracker: real traffic, circuit breakers and the periodic
+//! probes), so a request never calls a provider: strangers can neither make Gaia spend its keys nor read upstream error text or
 //! endpoints. The administrators' answer has the detail: versions and backends, error messages,
 //! endpoints, latencies, discovery errors, and fresh probes with `?probe=true`.
 
@@ -15,9 +17,77 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use gaia_core::auth::Principal;
+use gaia_providers::health::{CircuitState, HealthSnapshot};
+use gaia_providers::ProviderRegistry;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
+
+/// The resource whose `admin:read` permission shows the health detail (`GET /api/v1/health`), and
+/// with it the providers' error text and endpoints and their fresh probes.
+pub(crate) const DETAIL_RESOURCE: &str = "/admin/health";
+
+/// Whether `p` sees the health detail: `admin:read` on `DETAIL_RESOURCE` (administrators).
+pub(crate) async fn sees_detail(state: &AppState, p: &Principal) -> bool {
+    use gaia_rbac::{Action, Resource, ResourceType, Subject};
+    let resource = Resource::new(ResourceType::Admin, DETAIL_RESOURCE);
+    state.rbac().await.check(&Subject::from(p), Action::Read, &resource).allowed
+}
+
+/// What everyone who may read providers sees of a provider's health: the state and the figures,
+/// no text (error messages can hold internal URLs).
+#[derive(Debug, Serialize)]
+struct PublicHealth {
+    up: bool,
+    circuit: CircuitState,
+    window_requests: usize,
+    error_rate: f64,
+    latency_p50_ms: Option<u64>,
+    latency_p95_ms: Option<u64>,
+    ttft_p50_ms: Option<u64>,
+    ttft_p95_ms: Option<u64>,
+    total_requests: u64,
+    total_errors: u64,
+    last_probe_age_secs: Option<u64>,
+    last_probe_ok: Option<bool>,
+}
+
+impl From<HealthSnapshot> for PublicHealth {
+    fn from(s: HealthSnapshot) -> Self {
+        PublicHealth {
+            up: s.up,
+            circuit: s.circuit,
+            window_requests: s.window_requests,
+            error_rate: s.error_rate,
+            latency_p50_ms: s.latency_p50_ms,
+            latency_p95_ms: s.latency_p95_ms,
+            ttft_p50_ms: s.ttft_p50_ms,
+            ttft_p95_ms: s.ttft_p95_ms,
+            total_requests: s.total_requests,
+            total_errors: s.total_errors,
+            last_probe_age_secs: s.last_probe_age_secs,
+            last_probe_ok: s.last_probe_ok,
+        }
+    }
+}
+
+/// Provider `name`'s known health (from the registry's tracker: no provider is called): the whole
+/// snapshot with its last error redacted when `detail`, else only the state and figures.
+pub(crate) fn provider_health(reg: &ProviderRegistry, name: &str, detail: bool) -> Value {
+    let mut snap = reg.stats(name).snapshot();
+    if detail {
+        snap.last_error = snap.last_error.as_deref().map(crate::observe::redact);
+        json!(snap)
+    } else {
+        json!(PublicHealth::from(snap))
+    }
+}
+
+/// Provider `name`'s discovery error, redacted (for callers who see the detail).
+pub(crate) fn discovery_error(reg: &ProviderRegistry, name: &str) -> Option<String> {
+    reg.discovery_error(name).map(|e| crate::observe::redact(&e.to_string()))
+}
 
 /// The longest `GET /api/v1/health?probe=true` waits for the providers' probes.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -71,7 +141,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DetailQuery {
-    /// Probe every provider now (at most [`PROBE_TIMEOUT`]), instead of reporting the last known state.
+    /// Probe every provider now (at most `PROBE_TIMEOUT`), instead of reporting the last known state.
     #[serde(default)]
     pub probe: bool,
 }
@@ -113,8 +183,7 @@ pub async fn detail(
         .map(|p| {
             let name = p.name();
             let entry = reg.entry(name);
-            let mut snap = reg.stats(name).snapshot();
-            snap.last_error = snap.last_error.as_deref().map(crate::observe::redact);
+            let health = provider_health(reg, name, true);
             let endpoints: Option<Vec<String>> = entry.as_ref().map(|e| {
                 e.all_deployments()
                     .iter()
@@ -125,9 +194,9 @@ pub async fn detail(
                 "name": name,
                 "kind": entry.as_ref().map(|e| e.kind),
                 "endpoints": endpoints,
-                "up": snap.up,
-                "health": snap,
-                "discovery_error": reg.discovery_error(name).map(|e| crate::observe::redact(&e.to_string())),
+                "up": health["up"],
+                "health": health,
+                "discovery_error": discovery_error(reg, name),
                 "probe": probes.get(name),
             })
         })

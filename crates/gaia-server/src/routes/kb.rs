@@ -399,7 +399,8 @@ pub async fn sync(State(st): State<AppState>) -> KbResult {
 pub async fn status(State(st): State<AppState>, Auth(p): Auth) -> KbResult {
     let t = Instant::now();
     let full = kb(&st)?;
-    let admin = st.rbac().await.check(&Subject::from(&p), Action::Admin, &Resource::new(ResourceType::Kb, "/kb")).allowed;
+    let admin =
+        st.rbac().await.check(&Subject::from(&p), Action::Admin, &Resource::new(ResourceType::Kb, "/kb")).allowed;
     let kb = if admin { full } else { view(&st, &p).await? };
     Ok(ok(t, kb.status().await, json!({})))
 }

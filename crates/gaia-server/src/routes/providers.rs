@@ -1,11 +1,13 @@
-//! Providers and their health: `GET /api/v1/providers`, `GET /api/v1/providers/{name}/health`, and
-//! for administrators `POST /api/v1/providers`, `PUT /api/v1/providers/{name}`,
-//! `DELETE /api/v1/providers/{name}`. Runtime changes are stored (see [`crate::provider_store`]) so
-//! they survive a restart. Keys are never returned or logged; a key given directly (`api_key`) is
-//! stored encrypted, and refused (400) when no secrets key is configured to encrypt it.
+//! Providers and their health: `GET /api/v1/providers`, `GET /api/v1/providers/{name}/health`
+//! (fresh probes and error text for administrators only), and for administrators
+//! `POST /api/v1/providers`, `PUT /api/v1/providers/{name}`, `DELETE /api/v1/providers/{name}`.
+//! Runtime changes are stored (see [`crate::provider_store`]) so they survive a restart. Keys are
+//! never returned or logged; a key given directly (`api_key`) is stored encrypted, and refused (400)
+//! when no secrets key is configured to encrypt it.
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Auth};
+use crate::routes::health;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -32,46 +34,89 @@ fn public_entry(e: &ProviderEntry) -> Value {
     })
 }
 
-/// Every provider with its live health (passive statistics from real traffic and the last probe),
-/// its kind, and why its models cannot be discovered, if they cannot.
-pub async fn list(State(state): State<AppState>, Auth(_): Auth) -> Json<Value> {
+/// Every provider with its kind and known health (passive statistics from real traffic and the
+/// last probe; no provider is called). Administrators (`health::sees_detail`) also see the last
+/// error and why its models cannot be discovered, if they cannot (redacted); others see only the
+/// state and figures (`health::provider_health`), never upstream text, which can hold internal URLs.
+pub async fn list(State(state): State<AppState>, Auth(p): Auth) -> Json<Value> {
+    let detail = health::sees_detail(&state, &p).await;
     let reg = state.providers();
     let providers: Vec<Value> = reg
         .providers()
         .iter()
         .map(|p| {
             let name = p.name();
-            json!({
+            let mut shown = json!({
                 "name": name,
                 "kind": reg.entry(name).map(|e| e.kind),
-                "health": reg.stats(name).snapshot(),
-                "discovery_error": reg.discovery_error(name).map(|e| e.to_string()),
-            })
+                "health": health::provider_health(reg, name, detail),
+            });
+            if detail {
+                shown["discovery_error"] = json!(health::discovery_error(reg, name));
+            }
+            shown
         })
         .collect();
     Json(json!({"providers": providers}))
 }
 
-/// One provider's health, with a fresh probe.
-pub async fn health(State(state): State<AppState>, Auth(_): Auth, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+/// One provider's health. Administrators (`health::sees_detail`) get a fresh probe (which calls
+/// the provider with its key; recorded in its statistics) and the detail; others get the known state
+/// and figures only: no provider is called for them, however often they ask.
+pub async fn health(State(state): State<AppState>, Auth(p): Auth, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     let reg = state.providers();
-    let p = reg.get(&name).ok_or_else(|| ApiError::not_found(format!("provider {name} not found")))?;
-    let probe = p.health().await;
-    let stats = reg.stats(&name);
-    stats.probe(probe.ok, std::time::Duration::from_millis(probe.latency_ms));
-    Ok(Json(json!({"name": name, "probe": probe, "health": stats.snapshot()})))
+    let provider = reg.get(&name).ok_or_else(|| ApiError::not_found(format!("provider {name} not found")))?;
+    if !health::sees_detail(&state, &p).await {
+        return Ok(Json(json!({"name": name, "health": health::provider_health(reg, &name, false)})));
+    }
+    let mut probe = provider.health().await;
+    probe.message = probe.message.as_deref().map(crate::observe::redact);
+    reg.stats(&name).probe(probe.ok, std::time::Duration::from_millis(probe.latency_ms));
+    Ok(Json(json!({"name": name, "probe": probe, "health": health::provider_health(reg, &name, true)})))
+}
+
+/// The longest provider name accepted by the admin API, in bytes.
+const MAX_NAME_BYTES: usize = 64;
+/// The most deployments one entry sent to the admin API may list.
+const MAX_DEPLOYMENTS: usize = 32;
+/// The most models one entry sent to the admin API may list.
+const MAX_MODELS: usize = 1_000;
+/// The longest URL or variable name of an entry sent to the admin API, in bytes.
+const MAX_FIELD_BYTES: usize = 2_048;
+
+/// Refuses entries larger than anything a real provider needs.
+fn bounded(entry: &ProviderEntry) -> Result<(), String> {
+    if entry.name.len() > MAX_NAME_BYTES {
+        return Err(format!("name: at most {MAX_NAME_BYTES} bytes"));
+    }
+    if entry.deployments.len() > MAX_DEPLOYMENTS {
+        return Err(format!("deployments: at most {MAX_DEPLOYMENTS}"));
+    }
+    if entry.models.len() > MAX_MODELS {
+        return Err(format!("models: at most {MAX_MODELS}"));
+    }
+    let fields = [&entry.base_url, &entry.api_key, &entry.api_key_env]
+        .into_iter()
+        .chain(entry.deployments.iter().flat_map(|d| [&d.base_url, &d.api_key, &d.api_key_env]));
+    if fields.flatten().any(|f| f.len() > MAX_FIELD_BYTES) {
+        return Err(format!("base_url, api_key and api_key_env: at most {MAX_FIELD_BYTES} bytes each"));
+    }
+    Ok(())
 }
 
 /// Checks an entry sent by an administrator, against the configuration's `[provider_policy]` too
-/// (which variables may hold its key, where keys may go, no re-pointing a keyed provider with a key
-/// it does not restate: see [`crate::provider_store::check_policy`]), and returns it with its keys
-/// read from the environment (the entry as sent is what gets stored: keys named by `api_key_env`
-/// stay out of the database). Nothing is read from the environment before the policy allows it.
+/// (which variables may hold its key, where keys read from them may go, no re-pointing a keyed
+/// provider with a key it does not restate: see [`crate::provider_store::check_policy`]), and
+/// returns it with its keys read from the environment (the entry as sent is what gets stored: keys
+/// named by `api_key_env` stay out of the database). Nothing is read from the environment before the
+/// policy allows it.
 fn checked(state: &AppState, entry: &ProviderEntry) -> ApiResult<ProviderEntry> {
+    bounded(entry).map_err(ApiError::bad_request)?;
     entry.validate(0).map_err(|e| ApiError::bad_request(e.to_string().replace("providers[0].", "")))?;
     let reg = state.providers();
     let current = reg.get(&entry.name).map(|_| reg.entry(&entry.name));
-    crate::provider_store::check_policy(&state.config().provider_policy, entry, current.as_ref().map(Option::as_ref))
+    let policy = crate::provider_store::KeyPolicy::of(state.config());
+    crate::provider_store::check_policy(&policy, entry, current.as_ref().map(Option::as_ref))
         .map_err(ApiError::bad_request)?;
     let mut live = entry.clone();
     live.resolve_process_env_keys().map_err(ApiError::from)?;

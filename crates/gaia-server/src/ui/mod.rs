@@ -74,9 +74,19 @@ fn html(status: StatusCode, m: Markup) -> Response {
 }
 
 /// The login or register form, with a fresh double-submit CSRF cookie.
-fn auth_page(headers: &HeaderMap, register: bool, status: StatusCode, email: &str, error: Option<&str>) -> Response {
+///
+/// `invite` is the invitation field of the register form: shown (with this value) only when
+/// registration is by invitation.
+fn auth_page(
+    headers: &HeaderMap,
+    register: bool,
+    status: StatusCode,
+    email: &str,
+    error: Option<&str>,
+    invite: Option<&str>,
+) -> Response {
     let token = session::random_token();
-    let mut resp = html(status, pages::auth_form(register, &token, email, error));
+    let mut resp = html(status, pages::auth_form(register, &token, email, error, invite));
     session::add_cookie(resp.headers_mut(), session::set_cookie(CSRF_COOKIE, &token, 3600, session::is_https(headers)));
     resp
 }
@@ -85,14 +95,30 @@ async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Respon
     if signed_in(&state, &headers).await.is_some() {
         return Redirect::to("/chat").into_response();
     }
-    auth_page(&headers, false, StatusCode::OK, "", None)
+    auth_page(&headers, false, StatusCode::OK, "", None, None)
 }
 
-async fn register_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// The query of the register page: an invitation link carries its token (`/register?invite=…`).
+#[derive(Debug, Default, Deserialize)]
+struct RegisterQuery {
+    #[serde(default)]
+    invite: Option<String>,
+}
+
+/// The invitation field's value when registration is by invitation (`None`: no field).
+fn invite_field<'a>(state: &AppState, sent: Option<&'a str>) -> Option<&'a str> {
+    (state.config().auth.registration == gaia_core::config::Registration::Invite).then(|| sent.unwrap_or(""))
+}
+
+async fn register_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<RegisterQuery>,
+) -> Response {
     if signed_in(&state, &headers).await.is_some() {
         return Redirect::to("/chat").into_response();
     }
-    auth_page(&headers, true, StatusCode::OK, "", None)
+    auth_page(&headers, true, StatusCode::OK, "", None, invite_field(&state, q.invite.as_deref()))
 }
 
 /// Fields of the login and register forms.
@@ -132,12 +158,18 @@ async fn start_session(state: &AppState, headers: &HeaderMap, user_id: &str) -> 
 
 /// The login or register form again, with the refusal of `routes::auth` (and `Retry-After` when
 /// throttled).
-fn refused(headers: &HeaderMap, register: bool, email: &str, e: &crate::routes::auth::AuthError) -> Response {
+fn refused(
+    headers: &HeaderMap,
+    register: bool,
+    email: &str,
+    e: &crate::routes::auth::AuthError,
+    invite: Option<&str>,
+) -> Response {
     let (status, message, retry_after) = e.parts();
     if status.is_server_error() && retry_after.is_none() {
         return ApiError::new(status, message).into_response();
     }
-    let mut resp = auth_page(headers, register, status, email, Some(message));
+    let mut resp = auth_page(headers, register, status, email, Some(message), invite);
     if let Some(d) = retry_after {
         resp.headers_mut().insert(header::RETRY_AFTER, crate::routes::auth::retry_after_value(d));
     }
@@ -157,6 +189,7 @@ async fn login(
             StatusCode::FORBIDDEN,
             &f.email,
             Some("The form expired; please try again."),
+            None,
         );
     }
     // The same limits, hashing bound and audit as the API's sign-in.
@@ -166,9 +199,9 @@ async fn login(
             start_session(&state, &headers, &u.id).await
         }
         Err(e) if e.parts().0 == StatusCode::UNAUTHORIZED => {
-            auth_page(&headers, false, StatusCode::UNAUTHORIZED, &f.email, Some("Invalid email or password."))
+            auth_page(&headers, false, StatusCode::UNAUTHORIZED, &f.email, Some("Invalid email or password."), None)
         }
-        Err(e) => refused(&headers, false, &f.email, &e),
+        Err(e) => refused(&headers, false, &f.email, &e, None),
     }
 }
 
@@ -179,7 +212,15 @@ async fn register(
     Form(f): Form<AuthForm>,
 ) -> Response {
     if !form_csrf_ok(&headers, &f.csrf_token) {
-        return auth_page(&headers, true, StatusCode::FORBIDDEN, &f.email, Some("The form expired; please try again."));
+        let invite = invite_field(&state, f.invite_token.as_deref());
+        return auth_page(
+            &headers,
+            true,
+            StatusCode::FORBIDDEN,
+            &f.email,
+            Some("The form expired; please try again."),
+            invite,
+        );
     }
     // The same registration mode, limits and hashing bound as the API's registration.
     let account = crate::routes::auth::Register {
@@ -196,8 +237,9 @@ async fn register(
             StatusCode::CONFLICT,
             &f.email,
             Some("An account with this email already exists."),
+            invite_field(&state, f.invite_token.as_deref()),
         ),
-        Err(e) => refused(&headers, true, &f.email, &e),
+        Err(e) => refused(&headers, true, &f.email, &e, invite_field(&state, f.invite_token.as_deref())),
     }
 }
 

@@ -17,7 +17,8 @@ pub struct PageCtx<'a> {
 
 /// htmx's configuration: no inline indicator styles (`app.css` has them), no `eval`, no scripts from
 /// swapped content, requests to this origin only. The page then runs under [`crate::security::CSP`].
-const HTMX_CONFIG: &str = r#"{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"selfRequestsOnly":true}"#;
+const HTMX_CONFIG: &str =
+    r#"{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"selfRequestsOnly":true}"#;
 
 /// The document around `body`.
 pub fn layout(ctx: &PageCtx<'_>, body: Markup) -> Markup {
@@ -46,8 +47,9 @@ pub fn layout(ctx: &PageCtx<'_>, body: Markup) -> Markup {
     }
 }
 
-/// Login or register form.
-pub fn auth_form(register: bool, csrf: &str, email: &str, error: Option<&str>) -> Markup {
+/// Login or register form; `invite` adds the invitation field (registration by invitation) with
+/// this value.
+pub fn auth_form(register: bool, csrf: &str, email: &str, error: Option<&str>, invite: Option<&str>) -> Markup {
     let (title, action, other, other_label) = if register {
         ("Create an account", "/register", "/login", "Already have an account? Sign in")
     } else {
@@ -65,6 +67,13 @@ pub fn auth_form(register: bool, csrf: &str, email: &str, error: Option<&str>) -
                     label { "Email" input type="email" name="email" value=(email) required autocomplete="username"; }
                     @if register {
                         label { "Display name" input type="text" name="display_name" maxlength="200"; }
+                        @if let Some(code) = invite {
+                            label {
+                                "Invitation code"
+                                input type="text" name="invite_token" value=(code) required maxlength="128"
+                                    autocomplete="off";
+                            }
+                        }
                     }
                     label {
                         "Password"
