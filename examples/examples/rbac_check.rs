@@ -49,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
     // Vault paths outside `users/`, `teams/` and `workspaces/` are in the common area.
     let lore = Resource::kb_document("world/lore.md");
     let providers = Resource::new(ResourceType::Provider, "/providers/openai");
-    let anns_usage = Resource::new(ResourceType::Usage, &format!("/users/{}/usage", ann.id));
+    let anns_usage = Resource::new(ResourceType::Usage, format!("/users/{}/usage", ann.id));
     let anns_chat = Resource::conversation(&ann.id, "c-1");
     // (who, what, on what, expected). Every user also holds the default `user` role: their own
     // conversations and the common knowledge base. `Subject::admin` is an account flagged administrator.

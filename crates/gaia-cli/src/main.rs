@@ -550,7 +550,7 @@ async fn retention(path: Option<PathBuf>, cmd: RetentionCommand) -> Result<()> {
     let storage = Storage::connect(&cfg.database_url).await?;
     storage.migrate().await?;
     if !rc.is_enabled() {
-        eprintln!("retention is off (messages_days, usage_days and audit_days are all 0: keep forever)");
+        eprintln!("retention is off (messages_days, usage_days, audit_days and sign_ins_days are all 0: keep forever)");
     }
     let report = gaia_core::retention::run_once(&storage, &rc, chrono::Utc::now()).await?;
     if json {

@@ -299,6 +299,34 @@ impl RateLimiter {
         self.charge_at(key, amount, window, now_ms()).await
     }
 
+    /// Gives back up to `amount` units charged under `key` in the current window (an attempt that
+    /// turned out not to count, such as a successful sign-in); never below zero.
+    pub async fn refund(&self, key: &str, amount: u64, window: Duration) -> Result<()> {
+        if amount == 0 {
+            return Ok(());
+        }
+        let idx = now_ms() / window_ms(window);
+        match &self.backend {
+            Backend::Memory(map) => {
+                let mut map = map.lock().map_err(|_| CoreError::Cache("rate limiter lock poisoned".into()))?;
+                if let Some(c) = map.get_mut(key) {
+                    c.roll(idx);
+                    c.current = c.current.saturating_sub(amount);
+                }
+                Ok(())
+            }
+            Backend::Redis { conn, prefix, .. } => {
+                let script = redis::Script::new(
+                    "local v = tonumber(redis.call('GET', KEYS[1]) or '0') \
+                     if v > 0 then redis.call('DECRBY', KEYS[1], math.min(v, tonumber(ARGV[1]))) end return 0",
+                );
+                let mut c = conn.clone();
+                let _: i64 = script.key(format!("{prefix}rl:{key}:{idx}")).arg(amount).invoke_async(&mut c).await?;
+                Ok(())
+            }
+        }
+    }
+
     /// [`RateLimiter::charge`] at a given time (unix milliseconds), for tests.
     pub async fn charge_at(&self, key: &str, amount: u64, window: Duration, now_ms: u64) -> Result<()> {
         if amount == 0 {
@@ -348,6 +376,25 @@ mod tests {
             assert!(!crate::testing::services_required(), "GAIA_TEST_REDIS_URL is required");
         }
         v
+    }
+
+    #[tokio::test]
+    async fn a_refund_gives_back_what_was_charged_and_never_goes_below_zero() {
+        for l in limiters().await {
+            let key = format!("refund:{}", l.kind());
+            let one = [Limit::new(key.clone(), 2, 1)];
+            assert!(l.acquire(&one, MIN).await.unwrap().allowed);
+            assert!(l.acquire(&one, MIN).await.unwrap().allowed);
+            assert!(!l.acquire(&one, MIN).await.unwrap().allowed, "{}", l.kind());
+            l.refund(&key, 1, MIN).await.unwrap();
+            assert!(l.acquire(&one, MIN).await.unwrap().allowed, "{}: room again after a refund", l.kind());
+            l.refund(&key, 10, MIN).await.unwrap();
+            l.refund("refund:never-charged", 1, MIN).await.unwrap();
+            for _ in 0..2 {
+                assert!(l.acquire(&one, MIN).await.unwrap().allowed, "{}: at zero, not below", l.kind());
+            }
+            assert!(!l.acquire(&one, MIN).await.unwrap().allowed, "{}", l.kind());
+        }
     }
 
     #[tokio::test]

@@ -1,4 +1,5 @@
-//! Data retention: deleting messages, usage records and audit rows older than `[retention]` says.
+//! Data retention: deleting messages, usage records, audit rows and ended sign-ins older than
+//! `[retention]` says.
 //!
 //! [`run_once`] makes one pass; [`spawn`] runs a pass every `interval_secs` in the background (the
 //! server starts it when some number of days is not zero); `gaia retention run` runs one pass from the
@@ -9,7 +10,11 @@
 //!   with a message and older than that go too;
 //! - **usage records** older than `usage_days`;
 //! - **audit rows** older than `audit_days`: `audit_log` and the access-control changes in
-//!   `rbac_audit`.
+//!   `rbac_audit`;
+//! - **ended sign-ins** older than `sign_ins_days`: refresh tokens expired before the cutoff or of a
+//!   sign-in session revoked before it (and used-up tokens from before sign-in sessions), then sign-in
+//!   sessions revoked before the cutoff or left without refresh tokens, then invitations used or
+//!   expired before it.
 //!
 //! Rows are deleted in batches ([`BATCH_SIZE`] rows, [`ATTACHMENT_BATCH_SIZE`] attachments, each one
 //! statement committed on its own), so a large backlog never locks a table for long and requests keep
@@ -50,6 +55,15 @@ pub struct RetentionReport {
     pub audit_records: u64,
     /// Rows of `rbac_audit`.
     pub rbac_audit_records: u64,
+    /// Ended sign-in sessions (`auth_sessions`).
+    #[serde(default)]
+    pub sign_ins: u64,
+    /// Refresh tokens of ended sign-ins (`refresh_tokens`).
+    #[serde(default)]
+    pub refresh_tokens: u64,
+    /// Used or expired invitations (`auth_invites`).
+    #[serde(default)]
+    pub invites: u64,
 }
 
 impl RetentionReport {
@@ -61,6 +75,9 @@ impl RetentionReport {
             + self.usage_records
             + self.audit_records
             + self.rbac_audit_records
+            + self.sign_ins
+            + self.refresh_tokens
+            + self.invites
     }
 }
 
@@ -69,13 +86,16 @@ impl std::fmt::Display for RetentionReport {
         write!(
             f,
             "{} message(s), {} attachment(s), {} conversation(s), {} usage record(s), {} audit record(s), \
-             {} access-control audit record(s) deleted",
+             {} access-control audit record(s), {} sign-in(s), {} refresh token(s), {} invitation(s) deleted",
             self.messages,
             self.attachments,
             self.conversations,
             self.usage_records,
             self.audit_records,
-            self.rbac_audit_records
+            self.rbac_audit_records,
+            self.sign_ins,
+            self.refresh_tokens,
+            self.invites
         )
     }
 }
@@ -125,6 +145,11 @@ pub async fn run_once(storage: &Storage, cfg: &RetentionConfig, now: DateTime<Ut
         report.audit_records += drain(BATCH_SIZE, || storage.purge_audit_before(before, BATCH_SIZE)).await?;
         report.rbac_audit_records += drain(BATCH_SIZE, || storage.purge_rbac_audit_before(before, BATCH_SIZE)).await?;
     }
+    if let Some(before) = cutoff(now, cfg.sign_ins_days) {
+        report.refresh_tokens += drain(BATCH_SIZE, || storage.purge_refresh_tokens_before(before, BATCH_SIZE)).await?;
+        report.sign_ins += drain(BATCH_SIZE, || storage.purge_sign_ins_before(before, BATCH_SIZE)).await?;
+        report.invites += drain(BATCH_SIZE, || storage.purge_invites_before(before, BATCH_SIZE)).await?;
+    }
     Ok(report)
 }
 
@@ -142,6 +167,7 @@ pub fn spawn(storage: Storage, cfg: RetentionConfig) -> Option<tokio::task::Join
         messages_days = cfg.messages_days,
         usage_days = cfg.usage_days,
         audit_days = cfg.audit_days,
+        sign_ins_days = cfg.sign_ins_days,
         interval_secs = interval.as_secs(),
         "data retention job started"
     );

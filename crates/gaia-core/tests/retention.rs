@@ -117,7 +117,8 @@ async fn old_rows_go_recent_rows_stay_and_zero_keeps_forever() {
                 conversations: 1,
                 usage_records: 0,
                 audit_records: 1,
-                rbac_audit_records: 1
+                rbac_audit_records: 1,
+                ..Default::default()
             },
             "{b}"
         );
@@ -167,5 +168,63 @@ async fn backlogs_larger_than_a_batch_are_drained() {
         let r = run_once(&s, &cfg, now).await.unwrap();
         assert_eq!(r.audit_records, n as u64, "{b}");
         assert_eq!(count(&s, "audit_log").await, 1, "{b}");
+    }
+}
+
+/// Ended sign-ins are pruned (issue 17): sign-in sessions revoked or run out long ago, their refresh
+/// tokens, and used or expired invitations; live ones, and the used-up tokens of a live session (which
+/// still reveal a theft when presented again), stay.
+#[tokio::test]
+async fn ended_sign_ins_and_invitations_are_pruned() {
+    for db in database_urls().await {
+        let b = db.backend;
+        let s = db.storage().await;
+        let now = Utc::now();
+        let (long_ago, soon) = (now - Duration::days(40), now + Duration::days(20));
+        let u = s.create_user("retained@example.com", None, None).await.unwrap();
+        let age_col = |table: &'static str, column: &'static str, key: &'static str, id: String| {
+            let s = s.clone();
+            async move {
+                let sql = format!("UPDATE {table} SET {column} = $1 WHERE {key} = $2");
+                sqlx::query(&sql).bind(long_ago.timestamp_millis()).bind(id).execute(s.pool()).await.unwrap();
+            }
+        };
+        // Revoked 40 days ago.
+        let revoked = s.create_sign_in(&u.id, "rt-revoked", soon).await.unwrap();
+        s.revoke_sign_in(&revoked, "signed out").await.unwrap();
+        age_col("auth_sessions", "revoked_at", "id", revoked.clone()).await;
+        // Never revoked, but its refresh token expired 40 days ago.
+        let lapsed = s.create_sign_in(&u.id, "rt-lapsed", soon).await.unwrap();
+        age_col("auth_sessions", "created_at", "id", lapsed.clone()).await;
+        age_col("refresh_tokens", "expires_at", "token_hash", "rt-lapsed".into()).await;
+        // Live, with a token used up 40 days ago (kept: replaying it must still end the session).
+        let live = s.create_sign_in(&u.id, "rt-live-1", soon).await.unwrap();
+        s.rotate_refresh_token("rt-live-1", "rt-live-2", soon).await.unwrap();
+        age_col("auth_sessions", "created_at", "id", live.clone()).await;
+        age_col("refresh_tokens", "revoked_at", "token_hash", "rt-live-1".into()).await;
+        // Revoked just now.
+        let recent = s.create_sign_in(&u.id, "rt-recent", soon).await.unwrap();
+        s.revoke_sign_in(&recent, "signed out").await.unwrap();
+        // Invitations: expired long ago, used long ago, pending.
+        let expired = s.create_invite("inv-expired", None, None, long_ago).await.unwrap();
+        let used = s.create_invite("inv-used", None, None, soon).await.unwrap();
+        s.create_user_with_invite("inv-used", "invited@example.com", None, None).await.unwrap();
+        age_col("auth_invites", "used_at", "id", used.id.clone()).await;
+        let pending = s.create_invite("inv-pending", None, None, soon).await.unwrap();
+
+        // Off by default: nothing goes.
+        assert_eq!(run_once(&s, &RetentionConfig::default(), now).await.unwrap(), RetentionReport::default());
+        let cfg = RetentionConfig { sign_ins_days: 30, ..Default::default() };
+        let r = run_once(&s, &cfg, now).await.unwrap();
+        assert_eq!(r, RetentionReport { sign_ins: 2, refresh_tokens: 2, invites: 2, ..Default::default() }, "{b}: {r}");
+        assert!(!exists(&s, "auth_sessions", &revoked).await && !exists(&s, "auth_sessions", &lapsed).await, "{b}");
+        assert!(exists(&s, "auth_sessions", &live).await && exists(&s, "auth_sessions", &recent).await, "{b}");
+        assert!(!exists(&s, "auth_invites", &expired.id).await && !exists(&s, "auth_invites", &used.id).await);
+        assert!(exists(&s, "auth_invites", &pending.id).await, "{b}");
+        assert_eq!(count(&s, "refresh_tokens").await, 3, "{b}: the live session's two and the recent one");
+        // The used-up token of the live session still reveals a theft.
+        let replay = s.rotate_refresh_token("rt-live-1", "rt-live-3", soon).await.unwrap();
+        assert!(matches!(replay, gaia_core::storage::RefreshOutcome::Reused { .. }), "{b}: {replay:?}");
+        assert_eq!(run_once(&s, &cfg, now).await.unwrap(), RetentionReport::default(), "{b}: a second pass");
     }
 }

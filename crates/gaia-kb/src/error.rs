@@ -24,6 +24,10 @@ pub enum KbError {
     /// An operation ran out of time and was stopped (an exact or regex search over too much text).
     #[error("timeout: {0}")]
     Timeout(String),
+    /// Too many operations of this kind are running (exact and regex searches: see
+    /// `kb.max_concurrent_scans`); try again in a moment ([`KbError::retry_after`]).
+    #[error("busy: {0}")]
+    Busy(String),
     /// A git operation failed.
     #[error("git: {0}")]
     Git(String),
@@ -50,10 +54,15 @@ impl KbError {
             KbError::Path(_) | KbError::InvalidInput(_) => 400,
             KbError::NotFound(_) => 404,
             KbError::Conflict(_) => 409,
-            KbError::Unavailable(_) | KbError::Timeout(_) => 503,
+            KbError::Unavailable(_) | KbError::Timeout(_) | KbError::Busy(_) => 503,
             KbError::Git(_) => 502,
             KbError::Index(_) | KbError::Database(_) | KbError::Io(_) => 500,
         }
+    }
+
+    /// How long to wait before trying again, for errors that pass by themselves (`Busy`).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        matches!(self, KbError::Busy(_)).then_some(std::time::Duration::from_secs(1))
     }
 
     /// A short machine-readable kind (`invalid_path`, `not_found`, `conflict`…).
@@ -65,6 +74,7 @@ impl KbError {
             KbError::Conflict(_) => "conflict",
             KbError::Unavailable(_) => "unavailable",
             KbError::Timeout(_) => "timeout",
+            KbError::Busy(_) => "busy",
             KbError::Git(_) => "git_error",
             KbError::Index(_) => "index_error",
             KbError::Database(_) => "database_error",

@@ -369,6 +369,8 @@ struct Inner {
     stats: Mutex<HashMap<String, (fs::FileStat, std::time::SystemTime)>>,
     /// Stops the background sync started by [`Kb::spawn_sync_loop`] (sent or dropped).
     sync_loop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    /// Exact and regex searches running ([`Kb::grep_async`]): at most `KbConfig::scan_limit`.
+    scans: Arc<tokio::sync::Semaphore>,
     #[cfg(feature = "semantic")]
     semantic: crate::semantic::SemanticIndex,
 }
@@ -509,9 +511,11 @@ impl Kb {
         }
         let index_dir = config.index_dir.clone();
         let index = blocking(move || SearchIndex::open(index_dir.as_deref())).await?;
+        let scans = Arc::new(tokio::sync::Semaphore::new(config.scan_limit()));
         let kb = Kb {
             filter: None,
             inner: Arc::new(Inner {
+                scans,
                 config,
                 backend,
                 index,
@@ -888,10 +892,23 @@ impl Kb {
         self.grep_until(opts, Instant::now() + GREP_TIME_LIMIT)
     }
 
-    /// [`Kb::grep`] on a blocking thread, so a long scan never holds up the async workers.
+    /// [`Kb::grep`] on a blocking thread, so a long scan never holds up the async workers. At most
+    /// `kb.max_concurrent_scans` run at once (twice the cores by default), so that scans cannot fill
+    /// the cores and the blocking pool others need: beyond, [`KbError::Busy`] at once. A scan keeps
+    /// its place until it ends, even when its caller has gone.
     pub async fn grep_async(&self, opts: GrepOptions) -> Result<Vec<GrepMatch>> {
+        let permit = self.inner.scans.clone().try_acquire_owned().map_err(|_| {
+            KbError::Busy(format!(
+                "{} exact or regex searches are already running; try again in a moment",
+                self.inner.config.scan_limit()
+            ))
+        })?;
         let kb = self.clone();
-        blocking(move || kb.grep(&opts)).await
+        blocking(move || {
+            let _running = permit;
+            kb.grep(&opts)
+        })
+        .await
     }
 
     /// [`Kb::grep`], stopping with [`KbError::Timeout`] once `deadline` has passed.

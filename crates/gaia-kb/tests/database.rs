@@ -1,20 +1,10 @@
 //! `database` and `hybrid` modes, on SQLite and on PostgreSQL (when `GAIA_TEST_DATABASE_URL` is set).
 
 use crate::common;
+use common::hits;
 
 use gaia_core::testing::database_urls;
-use gaia_kb::{
-    Author, Document, Kb, KbConfig, KbError, KbStorageMode, SearchOptions, SyncState, VaultPath, WriteRequest,
-};
-
-fn hits(kb: &Kb, q: &str) -> Vec<String> {
-    kb.search(&SearchOptions { query: q.into(), ..Default::default() })
-        .unwrap()
-        .hits
-        .into_iter()
-        .map(|h| h.path)
-        .collect()
-}
+use gaia_kb::{Author, Document, Kb, KbConfig, KbError, KbStorageMode, SyncState, VaultPath, WriteRequest};
 
 fn db_config(name: &str) -> KbConfig {
     KbConfig { mode: KbStorageMode::Database, name: name.into(), sync_interval_secs: 0, ..KbConfig::default() }

@@ -3,17 +3,8 @@
 
 use crate::common;
 
-use common::git;
-use gaia_kb::{Author, Kb, KbConfig, KbError, SearchOptions, SyncState, WriteRequest};
-
-fn hits(kb: &Kb, q: &str) -> Vec<String> {
-    kb.search(&SearchOptions { query: q.into(), ..Default::default() })
-        .unwrap()
-        .hits
-        .into_iter()
-        .map(|h| h.path)
-        .collect()
-}
+use common::{git, hits};
+use gaia_kb::{Author, Kb, KbConfig, KbError, SyncState, WriteRequest};
 
 fn config(dir: &std::path::Path, url: &str) -> KbConfig {
     KbConfig { root: dir.join("clone"), remote: Some(url.to_string()), sync_interval_secs: 0, ..KbConfig::default() }

@@ -3,8 +3,9 @@
 //! may not read. Storage tests run on SQLite and, with `GAIA_TEST_DATABASE_URL`, on PostgreSQL.
 
 use crate::common;
+use common::hits;
 use gaia_core::testing::database_urls;
-use gaia_kb::{GrepOptions, Kb, KbConfig, KbError, KbStorageMode, SearchOptions, WriteRequest};
+use gaia_kb::{GrepOptions, Kb, KbConfig, KbError, KbStorageMode, WriteRequest};
 use std::sync::Arc;
 
 /// A note whose frontmatter nests `levels` lists of nine aliases to the level below: 9^levels values
@@ -17,15 +18,6 @@ fn laughs(levels: usize) -> String {
         s += &format!("{n}: &{n} [{}]\n", vec![format!("*{p}"); 9].join(","));
     }
     s + "---\n# Laughs\nThe lantern keeper laughs.\n"
-}
-
-fn hits(kb: &Kb, q: &str) -> Vec<String> {
-    kb.search(&SearchOptions { query: q.into(), ..Default::default() })
-        .unwrap()
-        .hits
-        .into_iter()
-        .map(|h| h.path)
-        .collect()
 }
 
 async fn row_count(storage: &gaia_core::storage::Storage, path: &str) -> i64 {

@@ -1,6 +1,7 @@
 //! The knowledge base over the sample world vault (`../shared/kb-fixtures/world`), in a plain folder.
 
 use crate::common;
+use common::hits;
 
 use gaia_kb::{ContextReason, GrepOptions, Kb, KbConfig, KbError, KbTools, SearchOptions, WriteRequest};
 use serde_json::json;
@@ -10,15 +11,6 @@ async fn world() -> (tempfile::TempDir, Kb) {
     let root = common::world_vault(dir.path(), "world");
     let kb = Kb::open(KbConfig { root, sync_interval_secs: 0, ..KbConfig::default() }).await.unwrap();
     (dir, kb)
-}
-
-fn search(kb: &Kb, q: &str) -> Vec<String> {
-    kb.search(&SearchOptions { query: q.into(), ..Default::default() })
-        .unwrap()
-        .hits
-        .into_iter()
-        .map(|h| h.path)
-        .collect()
 }
 
 #[tokio::test]
@@ -56,24 +48,24 @@ async fn fixture_tables_code_headings_and_non_ascii() {
         ["Safe House", "Supplies", "Dangers"]
     );
     // The table's cells are searchable text, found by ranked and exact search.
-    assert_eq!(search(&kb, "visibility"), ["Rules/Weather Effects.md"]);
-    assert_eq!(search(&kb, "\"zombie speed\""), ["Rules/Weather Effects.md"]);
+    assert_eq!(hits(&kb, "visibility"), ["Rules/Weather Effects.md"]);
+    assert_eq!(hits(&kb, "\"zombie speed\""), ["Rules/Weather Effects.md"]);
     let m = kb.grep(&GrepOptions { pattern: r"^\| fog \|".into(), regex: true, ..Default::default() }).unwrap();
     assert_eq!((m.len(), m[0].line), (1, 13));
     // The code block: no tags, links or headings from it, but its text is searchable.
     let quest = kb.read("Quests/First Light.md").await.unwrap();
     assert_eq!(quest.note.links.len(), 3);
     assert_eq!(quest.note.headings.len(), 2);
-    assert_eq!(search(&kb, "\"quest_id\""), ["Quests/First Light.md"]);
+    assert_eq!(hits(&kb, "\"quest_id\""), ["Quests/First Light.md"]);
     // Non-ASCII: degrees, umlauts, Japanese written without spaces, by ranked search too.
     for q in ["霧", "日本語", "霧の日", "über-hot", "°C 30"] {
-        assert_eq!(search(&kb, q), ["Rules/Weather Effects.md"], "{q}");
+        assert_eq!(hits(&kb, q), ["Rules/Weather Effects.md"], "{q}");
     }
     let r = kb.search(&SearchOptions { query: "霧の日".into(), ..Default::default() }).unwrap();
     assert!(r.hits[0].snippet.contains("<b>霧</b><b>の</b><b>日</b>"), "{}", r.hits[0].snippet);
     // A heading's tag filter with nesting: `world` matches the README's `#world/index`.
-    assert_eq!(search(&kb, "tag:world/index"), ["README.md"]);
-    assert!(search(&kb, "tag:index/world").is_empty());
+    assert_eq!(hits(&kb, "tag:world/index"), ["README.md"]);
+    assert!(hits(&kb, "tag:index/world").is_empty());
 }
 
 #[tokio::test]
@@ -94,20 +86,20 @@ async fn links_and_backlinks() {
 async fn ranked_search_phrases_prefixes_filters_snippets() {
     let (_d, kb) = world().await;
     // BM25 with field weights: the note titled "Weather Effects" ranks first for "weather".
-    assert_eq!(search(&kb, "weather")[0], "Rules/Weather Effects.md");
+    assert_eq!(hits(&kb, "weather")[0], "Rules/Weather Effects.md");
     // All words must match.
-    let mut both = search(&kb, "fog protection radius");
+    let mut both = hits(&kb, "fog protection radius");
     both.sort();
     assert_eq!(both, ["Places/Safe House.md", "Rules/Weather Effects.md"]);
-    assert_eq!(search(&kb, "\"protection radius shrinks\""), ["Places/Safe House.md"]);
-    assert_eq!(search(&kb, "epidemiolog*"), ["Characters/Dr. Mara Quill.md"]);
-    assert_eq!(search(&kb, "\"infection ma\"*"), ["Characters/Dr. Mara Quill.md"]);
-    assert!(search(&kb, "fog -zombies").iter().all(|p| p != "Rules/Weather Effects.md"));
+    assert_eq!(hits(&kb, "\"protection radius shrinks\""), ["Places/Safe House.md"]);
+    assert_eq!(hits(&kb, "epidemiolog*"), ["Characters/Dr. Mara Quill.md"]);
+    assert_eq!(hits(&kb, "\"infection ma\"*"), ["Characters/Dr. Mara Quill.md"]);
+    assert!(hits(&kb, "fog -zombies").iter().all(|p| p != "Rules/Weather Effects.md"));
     // Diacritics fold: "uber" finds "Über".
-    assert_eq!(search(&kb, "uber"), ["Rules/Weather Effects.md"]);
+    assert_eq!(hits(&kb, "uber"), ["Rules/Weather Effects.md"]);
     // Tags (nested: `npc` matches `npc/medical`) and folders.
-    assert_eq!(search(&kb, "tag:medical"), Vec::<String>::new());
-    assert_eq!(search(&kb, "tag:npc"), ["Characters/Dr. Mara Quill.md"]);
+    assert_eq!(hits(&kb, "tag:medical"), Vec::<String>::new());
+    assert_eq!(hits(&kb, "tag:npc"), ["Characters/Dr. Mara Quill.md"]);
     let r =
         kb.search(&SearchOptions { query: "fog".into(), folder: Some("Rules".into()), ..Default::default() }).unwrap();
     assert_eq!(r.total, 1);
@@ -117,7 +109,7 @@ async fn ranked_search_phrases_prefixes_filters_snippets() {
     assert_eq!(r.hits.len(), 1);
     assert!(r.hits[0].snippet.contains("<b>radius</b>"), "{}", r.hits[0].snippet);
     // Aliases are searchable.
-    assert_eq!(search(&kb, "bunker")[0], "Places/Safe House.md");
+    assert_eq!(hits(&kb, "bunker")[0], "Places/Safe House.md");
     // Paging.
     let all = kb.search(&SearchOptions { query: "the".into(), limit: 100, ..Default::default() }).unwrap();
     let page2 = kb.search(&SearchOptions { query: "the".into(), limit: 2, offset: 2, ..Default::default() }).unwrap();
@@ -255,7 +247,7 @@ async fn path_safety() {
     std::os::unix::fs::symlink(&outside, root.join("Leak")).unwrap();
     std::os::unix::fs::symlink(outside.join("secret.md"), root.join("leak.md")).unwrap();
     kb.reindex().await.unwrap();
-    assert!(search(&kb, "launch codes").is_empty());
+    assert!(hits(&kb, "launch codes").is_empty());
     assert!(kb.read("Leak/secret.md").await.is_err());
     let w = kb.write(WriteRequest { path: "Leak/new.md".into(), content: "x".into(), ..Default::default() }).await;
     assert!(matches!(w, Err(KbError::Path(_))), "{w:?}");
@@ -276,7 +268,7 @@ async fn edits_detect_conflicts_and_update_the_index() {
     assert!(created.created);
     assert_eq!(created.path, "Items/Flare Gun.md");
     assert_eq!(created.commit, None, "a plain folder makes no commits");
-    assert_eq!(search(&kb, "caravan"), ["Items/Flare Gun.md"]);
+    assert_eq!(hits(&kb, "caravan"), ["Items/Flare Gun.md"]);
     // Creating again without a version is a conflict; so is a stale version.
     let again =
         kb.write(WriteRequest { path: "Items/Flare Gun.md".into(), content: "x".into(), ..Default::default() }).await;
@@ -301,8 +293,8 @@ async fn edits_detect_conflicts_and_update_the_index() {
         .await;
     assert!(matches!(stale, Err(KbError::Conflict(_))), "{stale:?}");
     assert_eq!(kb.read("Items/Flare Gun.md").await.unwrap().content, "# Flare Gun\nLights the beacon.");
-    assert!(search(&kb, "caravan").is_empty());
-    assert_eq!(search(&kb, "beacon"), ["Items/Flare Gun.md"]);
+    assert!(hits(&kb, "caravan").is_empty());
+    assert_eq!(hits(&kb, "beacon"), ["Items/Flare Gun.md"]);
     // Size limit.
     let big = "x".repeat(kb.config().max_document_bytes + 1);
     assert!(matches!(
@@ -317,12 +309,12 @@ async fn edits_detect_conflicts_and_update_the_index() {
     assert!(matches!(kb.move_document("Items/Flare Gun.md", "README.md", None, None).await, Err(KbError::Conflict(_))));
     let moved = kb.move_document("Items/Flare Gun.md", "Gear/Flare.md", upd.version.as_deref(), None).await.unwrap();
     assert_eq!(moved.path, "Gear/Flare.md");
-    assert_eq!(search(&kb, "beacon"), ["Gear/Flare.md"]);
+    assert_eq!(hits(&kb, "beacon"), ["Gear/Flare.md"]);
     assert!(!kb.config().root.join("Items").exists(), "empty folders are removed");
     // Delete.
     assert!(matches!(kb.delete("Gear/Flare.md", Some("0000"), None).await, Err(KbError::Conflict(_))));
     kb.delete("Gear/Flare.md", None, None).await.unwrap();
-    assert!(search(&kb, "beacon").is_empty());
+    assert!(hits(&kb, "beacon").is_empty());
     assert!(matches!(kb.delete("Gear/Flare.md", None, None).await, Err(KbError::NotFound(_))));
     // Links follow edits: a new note linking to the Safe House shows up in its backlinks.
     kb.write(WriteRequest {
@@ -354,8 +346,8 @@ async fn persistent_index_is_updated_incrementally() {
     std::fs::write(root.join("Rules/Weather Effects.md"), "# Weather Effects\nSandstorms blind everyone.").unwrap();
     std::fs::remove_file(root.join("Quests/First Light.md")).unwrap();
     let kb = Kb::open(config).await.unwrap();
-    assert_eq!(search(&kb, "sandstorms"), ["Rules/Weather Effects.md"]);
-    assert!(search(&kb, "sunrise").is_empty());
+    assert_eq!(hits(&kb, "sandstorms"), ["Rules/Weather Effects.md"]);
+    assert!(hits(&kb, "sunrise").is_empty());
     std::fs::write(root.join("Places/Safe House.md"), "# Safe House\nNow a ruin.").unwrap();
     let report = kb.reindex().await.unwrap();
     assert_eq!(report.changed, ["Places/Safe House.md"]);
@@ -370,9 +362,9 @@ Now a tomb.",
     .unwrap();
     let report = kb.reindex().await.unwrap();
     assert_eq!(report.changed, ["Places/Safe House.md"]);
-    assert_eq!(search(&kb, "tomb"), ["Places/Safe House.md"]);
+    assert_eq!(hits(&kb, "tomb"), ["Places/Safe House.md"]);
     let full = kb.rebuild_index().await.unwrap();
     assert_eq!(full.changed.len(), 4);
-    assert_eq!(search(&kb, "tomb"), ["Places/Safe House.md"]);
-    assert!(search(&kb, "ruin").is_empty());
+    assert_eq!(hits(&kb, "tomb"), ["Places/Safe House.md"]);
+    assert!(hits(&kb, "ruin").is_empty());
 }

@@ -1,7 +1,9 @@
 //! The tool-calling loop: send the tools to the model, run the calls it asks for (in parallel when it
 //! asks for several), feed the results back, repeat, within limits (tool calls, model round trips,
 //! an overall deadline, a cost budget). When a limit stops the loop the model is asked once more,
-//! without tools, to answer from what it has, so a run always ends with an answer or a clear error.
+//! without tools, to answer from what it has, so a run always ends with an answer or a clear error;
+//! not when the budget is spent (that call would spend past it) or the deadline passed: the run then
+//! ends with a message saying so (`stopped`: `budget exhausted`, or the deadline).
 
 use crate::error::{McpError, Result};
 use crate::meter::{call_model, Answer, CallRecorder};
@@ -258,7 +260,7 @@ impl Agent {
             } else if run.tool_calls.len() as u32 >= self.limits.max_tool_calls {
                 Some(format!("max_tool_calls ({})", self.limits.max_tool_calls))
             } else if self.budget.is_some_and(|b| run.cost >= b) {
-                Some("cost ceiling".to_string())
+                Some("budget exhausted".to_string())
             } else if Instant::now() >= deadline {
                 Some(format!("deadline ({} s)", self.limits.deadline_secs))
             } else {
@@ -270,6 +272,17 @@ impl Agent {
                 if Instant::now() >= deadline {
                     // No time left for a final answer: say so plainly.
                     run.content = format!("(stopped: {l}; no final answer)");
+                    break;
+                }
+                if let Some(budget) = self.budget.filter(|b| run.cost >= *b) {
+                    // No money left: a final answer would be one more call with the whole context,
+                    // spending past the budget. Say so plainly instead.
+                    run.stopped = Some("budget exhausted".to_string());
+                    run.content = format!(
+                        "(stopped: budget exhausted: this run's cost budget ({budget:.4}) is spent, {:.4} used; no final \
+                         answer)",
+                        run.cost
+                    );
                     break;
                 }
                 convo.push(ChatMessage::system(format!(

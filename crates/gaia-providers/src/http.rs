@@ -5,13 +5,18 @@ use eventsource_stream::Eventsource;
 use futures::{Stream, StreamExt};
 use std::time::Duration;
 
-/// Builds the shared HTTP client.
+/// Builds the shared HTTP client. It follows no redirect: the provider's key travels in headers
+/// (`Authorization`, and Anthropic's `x-api-key`, which an HTTP client does not strip on a redirect to
+/// another host), so a redirect could carry it away from the origin the provider policy allowed; a
+/// 3xx answer is a provider error instead ([`send`]).
 pub(crate) fn client(connect_timeout: Duration, timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(connect_timeout.min(timeout))
         .read_timeout(timeout)
         .pool_idle_timeout(Duration::from_secs(90))
         .build()
+        .or_else(|_| reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build())
         .unwrap_or_default()
 }
 
@@ -29,6 +34,17 @@ pub(crate) async fn send(provider: &str, req: reqwest::RequestBuilder) -> Result
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s >= 0.0)
         .map(Duration::from_secs_f64);
+    if status.is_redirection() {
+        return Err(ProviderError::Upstream {
+            provider: provider.to_string(),
+            status: status.as_u16(),
+            message: format!(
+                "the provider answered a redirect (HTTP {}); redirects are not followed, so that its key never \
+                 leaves the configured origin: set the provider's base_url to where it redirects",
+                status.as_u16()
+            ),
+        });
+    }
     let body = resp.text().await.unwrap_or_default();
     Err(ProviderError::from_status(provider, status.as_u16(), retry_after, &body))
 }
@@ -94,6 +110,15 @@ impl Origin {
     }
 }
 
+impl Origin {
+    /// Whether the host is this machine's loopback (`localhost`, `127.0.0.0/8`, `[::1]`): requests
+    /// there do not cross a network.
+    pub fn is_loopback(&self) -> bool {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
@@ -116,6 +141,14 @@ mod tests {
         assert_eq!(o("http://127.0.0.1:9/v1").as_deref(), Some("http://127.0.0.1:9"));
         assert_eq!(o("http://API.Example.COM").as_deref(), Some("http://api.example.com:80"));
         assert_eq!(o("http://[::1]:8080/v1").as_deref(), Some("http://[::1]:8080"));
+        let local = |u: &str| Origin::of(u).is_some_and(|o| o.is_loopback());
+        assert!(
+            local("http://127.0.0.1:9")
+                && local("http://127.8.9.1")
+                && local("http://[::1]:1")
+                && local("http://localhost")
+        );
+        assert!(!local("http://10.0.0.7") && !local("http://localhost.evil.example") && !local("http://[::2]"));
         // Tricks that put another host behind an allowed-looking one go where the client goes.
         assert_eq!(o("http://good.example@evil.example/v1").as_deref(), Some("http://evil.example:80"));
         assert_eq!(o("http://evil.example\\@good.example/v1").as_deref(), Some("http://evil.example:80"));

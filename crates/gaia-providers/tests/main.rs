@@ -4,4 +4,5 @@
 mod gateway;
 mod mock_clients;
 mod recorded;
+mod redirects;
 mod routing;

@@ -52,6 +52,7 @@ pub mod live;
 pub mod mcp_http;
 mod metering;
 pub mod observe;
+mod per_user;
 pub mod provider_store;
 pub mod routes;
 pub mod security;
@@ -177,6 +178,8 @@ fn routes(state: &AppState) -> Routes {
         // Checks the credentials it is given (a header or `{"token"}`): 401 is its answer for bad ones.
         .post("/auth/validate", Access::Public, auth::validate)
         .post("/auth/invites", perm(T::Admin, Write, "/admin/invites"), auth::create_invite)
+        .get("/auth/invites", perm(T::Admin, Read, "/admin/invites"), auth::list_invites)
+        .delete("/auth/invites/{id}", perm(T::Admin, Delete, "/admin/invites"), auth::delete_invite)
         .quota(true)
         .post("/chat", perm(T::Conversation, Write, OWN_CONVERSATIONS), chat::chat_v1)
         .post("/chat/mcp-agent", perm(T::Conversation, Write, OWN_CONVERSATIONS), agents::mcp_agent)

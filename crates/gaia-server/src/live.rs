@@ -44,48 +44,6 @@ const RECHECK_EVERY: Duration = Duration::from_secs(5);
 /// WebSocket close code for a connection whose credentials are no longer valid (policy violation).
 const CLOSE_POLICY: u16 = 1008;
 
-/// The live connections open on this instance, per user, bounded by `server.max_sockets_per_user`.
-#[derive(Debug, Default)]
-pub(crate) struct Connections {
-    per_user: std::sync::Mutex<std::collections::HashMap<String, usize>>,
-}
-
-/// One open connection of a user; frees its place when dropped.
-pub(crate) struct Slot {
-    connections: std::sync::Arc<Connections>,
-    user_id: String,
-}
-
-impl Connections {
-    /// A place for one more connection of `user_id`, unless they already have `max` open.
-    pub(crate) fn open(self: &std::sync::Arc<Self>, user_id: &str, max: usize) -> Option<Slot> {
-        let mut m = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
-        let n = m.entry(user_id.to_string()).or_insert(0);
-        if *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(Slot { connections: self.clone(), user_id: user_id.to_string() })
-    }
-
-    /// How many connections `user_id` has open on this instance.
-    pub(crate) fn count(&self, user_id: &str) -> usize {
-        self.per_user.lock().unwrap_or_else(|e| e.into_inner()).get(user_id).copied().unwrap_or(0)
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut m = self.connections.per_user.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = m.get_mut(&self.user_id) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                m.remove(&self.user_id);
-            }
-        }
-    }
-}
-
 /// The credentials a connection was opened with (API key, bearer, session cookie), to check again.
 fn credentials_of(headers: &HeaderMap) -> HeaderMap {
     let mut kept = HeaderMap::new();
@@ -118,7 +76,7 @@ pub async fn chat_socket(
             .into_response();
     }
     let max = state.config().server.max_sockets_per_user;
-    let Some(slot) = state.live_connections().open(&p.user_id, max) else {
+    let Some(slot) = state.live_connections().take(&p.user_id, max) else {
         return ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             format!("at most {max} live connections per user; close one first"),

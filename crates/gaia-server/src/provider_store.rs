@@ -18,8 +18,11 @@
 //! (`api.openai.com` for `OPENAI_API_KEY`), whatever the provider's name (a key given in the entry,
 //! `api_key`, is the administrator's own and goes wherever `allowed_hosts` permits); and a provider
 //! that carries a key may not be re-pointed at another origin with a key read from the environment
-//! (the key must be restated, or the host allowed). A stored entry that fails is not applied (a
-//! warning says why); the configuration's own `[[providers]]` are exempt.
+//! (the key must be restated, or the host allowed); any key goes over plain http only to a loopback
+//! host, to an `allowed_hosts` entry written `http://host[:port]`, or where the configuration already
+//! sends that variable. A stored entry that fails is not applied (one warning per change says why,
+//! and [`AppliedChanges::refused`] lists it, with why, for administrators); the configuration's own
+//! `[[providers]]` are exempt.
 //!
 //! A provider whose stored key cannot be decrypted (the secrets key changed) does not stop start-up:
 //! it is registered as a stand-in that is down, whose health and errors say why, until the right key
@@ -110,7 +113,22 @@ impl KeyPolicy {
             .is_some_and(|host| origin.scheme == "https" && origin.port == 443 && origin.host == host);
         (self.policy.restricts_hosts() && self.policy.allows_host(&origin.host, origin.port))
             || vendor
-            || self.configured.get(var).is_some_and(|origins| origins.contains(origin))
+            || self.configured_sends(var, origin)
+    }
+
+    /// Whether the configuration's own providers send the key of `var` to `origin`.
+    fn configured_sends(&self, var: &str, origin: &Origin) -> bool {
+        self.configured.get(var).is_some_and(|origins| origins.contains(origin))
+    }
+
+    /// Whether a key may travel to `origin`: over https; over plain http only to a loopback host, to
+    /// a host `allowed_hosts` lists with an explicit `http://`, or (a key read from `var`) where the
+    /// configuration itself already sends that variable.
+    fn may_carry_key(&self, origin: &Origin, var: Option<&str>) -> bool {
+        origin.scheme == "https"
+            || origin.is_loopback()
+            || self.policy.allows_plain_http(&origin.host, origin.port)
+            || var.is_some_and(|var| self.configured_sends(var, origin))
     }
 }
 
@@ -144,6 +162,13 @@ pub fn check_policy(
             ));
         }
         let from_env = !e.literal && e.env.is_some();
+        if (e.literal || from_env) && !key_policy.may_carry_key(&origin, e.env.filter(|_| from_env)) {
+            return Err(format!(
+                "base_url {origin} is plain http: a key is only sent over https, to a loopback host, or to a host \
+                 `provider_policy.allowed_hosts` lists with an explicit scheme (`http://{}:{}`)",
+                origin.host, origin.port
+            ));
+        }
         if let Some(keyed) = &replaced {
             if from_env && !host_allowed && !keyed.contains(&origin) {
                 return Err(format!(
@@ -229,66 +254,99 @@ fn skip_undecryptable(registry: &ProviderRegistry, name: &str, error: &SecretsEr
 }
 
 /// Applies the stored change of provider `name` to `registry`, given its entry as opened by
-/// [`RuntimeProvider::open_entry`] (`None`: removed); `false` (logged) when the entry cannot be set
-/// up here or `policy` refuses it.
+/// [`RuntimeProvider::open_entry`] (`None`: removed). `Err` with the reason (variables and hosts,
+/// never a key) when the entry cannot be set up here or `policy` refuses it; the caller logs it and
+/// shows it to administrators ([`AppliedChanges::refused`]). An undecryptable key is not an `Err`: a
+/// stand-in that says why takes the provider's place.
 fn apply(
     registry: &ProviderRegistry,
     policy: &KeyPolicy,
     name: &str,
     opened: &Result<Option<OpenedEntry>, SecretsError>,
-) -> bool {
+) -> Result<bool, String> {
     let opened = match opened {
         Ok(opened) => opened,
         Err(e) => {
             skip_undecryptable(registry, name, e);
-            return false;
+            return Ok(false);
         }
     };
     let Some(opened) = opened else {
         if registry.remove(name) {
             tracing::info!(provider = %name, "provider removed at runtime (stored change applied)");
         }
-        return true;
+        return Ok(true);
     };
     let current = registry.get(name).map(|_| registry.entry(name));
-    if let Err(why) = check_policy(policy, &opened.entry, current.as_ref().map(Option::as_ref)) {
-        tracing::warn!(provider = %name, reason = %why, "stored provider change refused by [provider_policy]; not applied");
-        return false;
-    }
+    check_policy(policy, &opened.entry, current.as_ref().map(Option::as_ref))
+        .map_err(|why| format!("[provider_policy] refuses it: {why}"))?;
     let mut entry = opened.entry.clone();
-    if let Err(e) = entry.resolve_process_env_keys() {
-        tracing::error!(provider = %name, error = %e, "cannot set up a provider added at runtime");
-        return false;
-    }
-    match registry.add_entry(&entry) {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::error!(provider = %name, error = %e, "cannot set up a provider added at runtime");
-            false
-        }
-    }
+    entry.resolve_process_env_keys().map_err(|e| format!("it cannot be set up: {e}"))?;
+    registry.add_entry(&entry).map_err(|e| format!("it cannot be set up: {e}"))?;
+    Ok(true)
+}
+
+/// A stored provider change this instance did not apply, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// The provider's name.
+    pub name: String,
+    /// Why (variables and hosts, never a key).
+    pub reason: String,
+}
+
+/// What [`AppliedChanges`] keeps.
+#[derive(Debug, Default)]
+struct Changes {
+    /// The change time of each provider name last applied (or refused).
+    applied: HashMap<String, DateTime<Utc>>,
+    /// The stored changes refused, by provider name: the reason.
+    refused: std::collections::BTreeMap<String, String>,
 }
 
 /// The runtime changes an instance's registry is in step with: the change time of each provider
-/// name last applied. Shared by the instance's [`ProviderSync`] and its admin routes, which record the
-/// changes they make themselves, so that the sync does not set those providers up a second time when
-/// it reads the changes back.
+/// name last applied, and the stored changes it refused (with why, for administrators to see and
+/// fix). Shared by the instance's [`ProviderSync`] and its admin routes, which record the changes
+/// they make themselves, so that the sync does not set those providers up a second time when it
+/// reads the changes back.
 #[derive(Debug, Clone, Default)]
-pub struct AppliedChanges(Arc<Mutex<HashMap<String, DateTime<Utc>>>>);
+pub struct AppliedChanges(Arc<Mutex<Changes>>);
 
 impl AppliedChanges {
-    /// Records that the change of provider `name` made at `at` is applied.
+    /// Records that the change of provider `name` made at `at` is applied (a refusal of an earlier
+    /// change of that name is forgotten).
     pub fn record(&self, name: &str, at: DateTime<Utc>) {
-        self.lock().insert(name.to_string(), at);
+        let mut changes = self.lock();
+        changes.applied.insert(name.to_string(), at);
+        changes.refused.remove(name);
+    }
+
+    /// Records that the stored change of provider `name` made at `at` was refused, and why.
+    fn refuse(&self, name: &str, at: DateTime<Utc>, reason: String) {
+        let mut changes = self.lock();
+        changes.applied.insert(name.to_string(), at);
+        changes.refused.insert(name.to_string(), reason);
+    }
+
+    /// The stored changes refused (not set up), by name.
+    pub fn refused(&self) -> Vec<Refused> {
+        let changes = self.lock();
+        changes.refused.iter().map(|(name, reason)| Refused { name: name.clone(), reason: reason.clone() }).collect()
+    }
+
+    /// Whether the last stored change of provider `name` was refused.
+    pub fn is_refused(&self, name: &str) -> bool {
+        self.lock().refused.contains_key(name)
     }
 
     /// Whether the change of provider `name` made at `at` is applied.
     fn is_applied(&self, name: &str, at: DateTime<Utc>) -> bool {
-        self.lock().get(name) == Some(&at)
+        self.lock().applied.get(name) == Some(&at)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, DateTime<Utc>>> {
-        // The map stays consistent whatever a panicking holder did: each operation is one insert or get.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Changes> {
+        // The maps stay consistent whatever a panicking holder did: each operation is a few inserts,
+        // removals or reads.
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
@@ -356,9 +414,25 @@ impl ProviderSync {
             }
             // Opened once: to set the provider up, then to seal its keys again if they need it.
             let opened = c.open_entry(self.secrets.as_ref());
-            if apply(registry, &self.policy, &c.name, &opened) {
-                applied += 1;
-            }
+            let refused = match apply(registry, &self.policy, &c.name, &opened) {
+                Ok(done) => {
+                    applied += usize::from(done);
+                    None
+                }
+                Err(reason) => {
+                    // One warning per refused change (it is not retried until it changes again).
+                    tracing::warn!(
+                        provider = %c.name,
+                        reason = %reason,
+                        "stored runtime provider {} is not set up: {reason}. An administrator sees it in GET \
+                         /api/v1/providers; allow it (provider_policy.allowed_key_envs / allowed_hosts), replace it \
+                         (PUT /api/v1/providers/{}) or remove it (DELETE)",
+                        c.name,
+                        c.name
+                    );
+                    Some(reason)
+                }
+            };
             if let Some(secrets) = &self.secrets {
                 if let Ok(Some(opened)) = &opened {
                     Self::reseal(storage, c, opened, secrets).await;
@@ -369,7 +443,10 @@ impl ProviderSync {
                     "the stored API key of this provider is not encrypted: set GAIA_SECRETS_KEY to encrypt it"
                 );
             }
-            self.applied.record(&c.name, c.updated_at);
+            match refused {
+                Some(reason) => self.applied.refuse(&c.name, c.updated_at, reason),
+                None => self.applied.record(&c.name, c.updated_at),
+            }
         }
         Ok(applied)
     }

@@ -99,6 +99,48 @@ pub fn client_address(headers: &HeaderMap, peer: Option<SocketAddr>, trusted_pro
     Some(client)
 }
 
+/// The headers a reverse proxy adds to say whom it forwards for.
+const FORWARDING_HEADERS: [&str; 3] = ["x-forwarded-for", "forwarded", "x-real-ip"];
+
+/// Whether a request carries a header a reverse proxy adds (`X-Forwarded-For`, `Forwarded`,
+/// `X-Real-IP`): then its peer address is the proxy's, not its client's.
+pub fn is_forwarded(headers: &HeaderMap) -> bool {
+    FORWARDING_HEADERS.iter().any(|h| headers.contains_key(*h))
+}
+
+/// Whether `ip` is a loopback or private address (RFC 1918, IPv6 unique local `fc00::/7`), where a
+/// reverse proxy of the same host or network would connect from.
+fn is_local_network(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_local_network(IpAddr::V4(v4)),
+            None => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
+        },
+    }
+}
+
+/// Whether a request looks like it came through a reverse proxy that `auth.trusted_proxies` does not
+/// name: a loopback or private peer that sends `X-Forwarded-For` while no proxy is trusted. Every client
+/// of such a proxy then shares its address (and its sign-in limits).
+pub fn untrusted_proxy(headers: &HeaderMap, peer: Option<SocketAddr>, trusted_proxies: &[String]) -> bool {
+    trusted_proxies.is_empty()
+        && peer.is_some_and(|p| is_local_network(p.ip()))
+        && headers.contains_key("x-forwarded-for")
+}
+
+/// Logs once per process that requests come through a reverse proxy `auth.trusted_proxies` does not name.
+pub(crate) fn warn_untrusted_proxy_once() {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        tracing::warn!(
+            "requests come from a local address with X-Forwarded-For, but auth.trusted_proxies is empty: every \
+             client behind that reverse proxy shares its address, so one client's failed sign-ins throttle them \
+             all; set auth.trusted_proxies to the proxy's address (X-Forwarded-For is not believed otherwise)"
+        );
+    }
+}
+
 /// Adds the security headers (where a route did not set its own), HSTS over HTTPS (`tls`: Gaia serves
 /// TLS itself) and, when configured, CORS.
 pub fn layers<S: Clone + Send + Sync + 'static>(router: Router<S>, cors_origins: &[String], tls: bool) -> Router<S> {
@@ -155,5 +197,18 @@ mod tests {
         assert!(in_network("fd00::1".parse().unwrap(), ("fd00::".parse().unwrap(), 8)));
         assert!(!in_network("fe00::1".parse().unwrap(), ("fd00::".parse().unwrap(), 8)));
         assert!(in_network("1.2.3.4".parse().unwrap(), ("0.0.0.0".parse().unwrap(), 0)));
+        // A local proxy not named in auth.trusted_proxies is noticed; a remote client's header is not.
+        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        assert!(untrusted_proxy(&h, Some(local), &[]));
+        assert!(untrusted_proxy(&h, Some(peer), &[]), "10.0.0.0/8 is private");
+        assert!(!untrusted_proxy(&h, Some("203.0.113.5:1".parse().unwrap()), &[]));
+        assert!(!untrusted_proxy(&h, Some(local), &trusted));
+        assert!(!untrusted_proxy(&HeaderMap::new(), Some(local), &[]));
+        assert!(untrusted_proxy(&h, Some("[fd00::1]:1".parse().unwrap()), &[]));
+        assert!(is_forwarded(&h));
+        let mut fwd = HeaderMap::new();
+        fwd.insert("forwarded", HeaderValue::from_static("for=203.0.113.9"));
+        assert!(is_forwarded(&fwd));
+        assert!(!is_forwarded(&HeaderMap::new()));
     }
 }

@@ -35,7 +35,9 @@ struct Inner {
     metrics: crate::observe::Metrics,
     provider_changes: crate::provider_store::AppliedChanges,
     password_gate: gaia_core::auth::PasswordGate,
-    live_connections: Arc<crate::live::Connections>,
+    live_connections: Arc<crate::per_user::PerUser>,
+    /// Agent and orchestrated runs going on, per user (`agents.max_concurrent_runs_per_user`).
+    agent_runs: Arc<crate::per_user::PerUser>,
     /// Slots for the stdio MCP server processes of cold agent requests (`mcp_processes.max_concurrent`).
     mcp_processes: Arc<tokio::sync::Semaphore>,
 }
@@ -98,6 +100,7 @@ impl AppState {
                 provider_changes: Default::default(),
                 password_gate: gaia_core::auth::PasswordGate::new(config.auth.hash_concurrency, config.auth.hash_queue),
                 live_connections: Default::default(),
+                agent_runs: Default::default(),
                 mcp_processes,
                 rbac,
                 warm_tools: tokio::sync::OnceCell::new(),
@@ -215,8 +218,12 @@ impl AppState {
         &self.inner.provider_changes
     }
     /// The live (WebSocket) connections open on this instance, per user.
-    pub(crate) fn live_connections(&self) -> &Arc<crate::live::Connections> {
+    pub(crate) fn live_connections(&self) -> &Arc<crate::per_user::PerUser> {
         &self.inner.live_connections
+    }
+    /// The agent and orchestrated runs going on on this instance, per user.
+    pub(crate) fn agent_runs(&self) -> &Arc<crate::per_user::PerUser> {
+        &self.inner.agent_runs
     }
     /// Slots for the stdio MCP server processes that cold agent requests start.
     pub(crate) fn mcp_processes(&self) -> &Arc<tokio::sync::Semaphore> {

@@ -1,70 +1,19 @@
-//! `/api/v1/chat/mcp-agent` and `/mcp-agent-hot` over HTTP: a configured MCP server (an rmcp server
-//! written here, over Streamable HTTP), the mock upstream scripted to call its tools, streaming
+//! `/api/v1/chat/mcp-agent` and `/mcp-agent-hot` over HTTP: a configured MCP server (an rmcp server,
+//! `common::mcp`, over Streamable HTTP), the mock upstream scripted to call its tools, streaming
 //! progress, the stored conversation, warm agents reusing their connection, the cost ceiling.
 
 use crate::common;
 
-use common::start_with;
+use common::mcp::OneTool;
+use common::{start_with, Fetch};
 use gaia_core::testing::sqlite_db;
 use gaia_providers::mock::MockConfig;
-use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult, PaginatedRequestParams,
-    ServerCapabilities, ServerConfig, Tool,
-};
-use rmcp::service::{RequestContext, RoleServer};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{ErrorData, ServerHandler};
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-/// A game server with one tool; counts how often its tools were listed.
-#[derive(Clone, Default)]
-struct Game {
-    listings: Arc<AtomicUsize>,
-}
-
-impl ServerHandler for Game {
-    fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-    }
-    async fn list_tools(
-        &self,
-        _r: Option<PaginatedRequestParams>,
-        _c: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, ErrorData> {
-        self.listings.fetch_add(1, Ordering::SeqCst);
-        let schema = json!({"type": "object", "properties": {"query": {"type": "string"}}});
-        Ok(ListToolsResult::with_all_items(vec![Tool::new(
-            "quest_status",
-            "Status of a quest",
-            Arc::new(schema.as_object().cloned().unwrap_or_default()),
-        )]))
-    }
-    async fn call_tool(
-        &self,
-        r: CallToolRequestParams,
-        _c: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        let q = r.arguments.as_ref().and_then(|a| a.get("query")).and_then(|v| v.as_str()).unwrap_or("").to_string();
-        Ok(CallToolResult::success(vec![ContentBlock::text(format!("{q}: 2 of 3 steps done"))]).into())
-    }
-}
-
-async fn game_server(game: Game) -> String {
-    let service = StreamableHttpService::new(
-        move || Ok(game.clone()),
-        LocalSessionManager::default().into(),
-        StreamableHttpServerConfig::default(),
-    );
-    let app = axum::Router::new().nest_service("/mcp", service);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://{addr}/mcp")
+/// A game server with one tool.
+fn game() -> OneTool {
+    OneTool::new("quest_status", "Status of a quest", |q| async move { format!("{q}: 2 of 3 steps done") })
 }
 
 fn config(url: &str) -> gaia_core::Config {
@@ -78,8 +27,8 @@ fn config(url: &str) -> gaia_core::Config {
 
 #[tokio::test]
 async fn agents_call_mcp_tools_and_warm_agents_stay_connected() {
-    let game = Game::default();
-    let url = game_server(game.clone()).await;
+    let game = game();
+    let url = game.serve().await;
     let s = start_with(sqlite_db(), Some(MockConfig::default()), config(&url)).await;
     let (token, _, _) = s.register("hero@example.com").await;
     let post =
@@ -100,16 +49,8 @@ async fn agents_call_mcp_tools_and_warm_agents_stay_connected() {
     assert_eq!(v["_metadata"]["iterations"], 2);
     assert!(v["_metadata"]["usage"]["total_tokens"].as_u64().unwrap() > 0);
     let conv = v["conversation_id"].as_str().unwrap().to_string();
-    let msgs: Value = s
-        .http
-        .get(format!("{}/api/v1/conversations/{conv}/messages", s.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let msgs: Value =
+        s.http.get(format!("{}/api/v1/conversations/{conv}/messages", s.url)).bearer_auth(&token).fetch_json().await;
     assert_eq!(msgs["messages"].as_array().unwrap().len(), 2, "the request and the answer are stored");
 
     // Streamed: progress events, then done.
@@ -155,7 +96,7 @@ async fn agents_call_mcp_tools_and_warm_agents_stay_connected() {
 
 #[tokio::test]
 async fn the_daily_cost_ceiling_refuses_new_runs() {
-    let url = game_server(Game::default()).await;
+    let url = game().serve().await;
     let mut c = config(&url);
     c.agents.limits.daily_cost_ceiling = Some(0.0);
     let s = start_with(sqlite_db(), Some(MockConfig::default()), c).await;
@@ -175,7 +116,7 @@ async fn the_daily_cost_ceiling_refuses_new_runs() {
 
 #[tokio::test]
 async fn orchestrated_runs_report_every_agent() {
-    let url = game_server(Game::default()).await;
+    let url = game().serve().await;
     let s = start_with(sqlite_db(), Some(MockConfig::default()), config(&url)).await;
     let (token, _, _) = s.register("hero@example.com").await;
     let post =
@@ -270,16 +211,7 @@ async fn gaia_is_an_mcp_server_over_http_for_key_holders() {
     // The chat was recorded as usage of this user.
     let mut recorded = false;
     for _ in 0..100 {
-        let u: Value = s
-            .http
-            .get(format!("{}/api/v1/usage", s.url))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let u: Value = s.http.get(format!("{}/api/v1/usage", s.url)).bearer_auth(&token).fetch_json().await;
         if u["totals"]["requests"].as_i64().unwrap_or(0) >= 1 {
             recorded = true;
             break;

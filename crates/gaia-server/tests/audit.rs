@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use common::start;
+use common::{start, Fetch};
 use gaia_core::testing::database_urls;
 use serde_json::{json, Value};
 
@@ -64,8 +64,7 @@ async fn security_actions_are_audited() {
 
         // Only administrators read it.
         assert_eq!(s.http.get(url("/audit")).bearer_auth(&user).send().await.unwrap().status(), 403);
-        let v: Value =
-            s.http.get(url("/audit?limit=50")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+        let v: Value = s.http.get(url("/audit?limit=50")).bearer_auth(&admin).fetch_json().await;
         let records = v["records"].as_array().unwrap();
         let actions: Vec<&str> = records.iter().map(|r| r["action"].as_str().unwrap()).collect();
         for want in [
@@ -93,8 +92,7 @@ async fn security_actions_are_audited() {
         assert!(!text.contains("correct horse") && !text.contains("wrong password") && !text.contains(&key), "{b}");
         assert!(!text.contains("sk-secret-value"), "{b}");
         // Filter by action prefix.
-        let v: Value =
-            s.http.get(url("/audit?action=key.")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+        let v: Value = s.http.get(url("/audit?action=key.")).bearer_auth(&admin).fetch_json().await;
         let mut only: Vec<&str> =
             v["records"].as_array().unwrap().iter().map(|r| r["action"].as_str().unwrap()).collect();
         only.sort();

@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use common::start;
+use common::{start, Fetch};
 use gaia_core::auth::{Claims, JwtKeys};
 use gaia_core::testing::database_urls;
 use serde_json::{json, Value};
@@ -89,16 +89,7 @@ async fn register_login_refresh_logout_validate() {
         assert!(v["user"].get("password_hash").is_none(), "never expose the hash");
 
         // Validate: by header and by body.
-        let r: Value = s
-            .http
-            .post(format!("{}/api/v1/auth/validate", s.url))
-            .bearer_auth(&access)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let r: Value = s.http.post(format!("{}/api/v1/auth/validate", s.url)).bearer_auth(&access).fetch_json().await;
         assert_eq!(r["valid"], true);
         assert_eq!(r["user_id"], user_id.as_str());
         let r = s
@@ -203,7 +194,7 @@ async fn api_keys_work_in_every_header_and_revoke_at_once() {
         ] {
             assert_eq!(req.send().await.unwrap().status(), 200, "{}", s.backend);
         }
-        let listed: Value = s.get("/api/v1/keys", &key).send().await.unwrap().json().await.unwrap();
+        let listed: Value = s.get("/api/v1/keys", &key).fetch_json().await;
         let keys = listed["keys"].as_array().unwrap();
         assert_eq!(keys.len(), 1);
         assert!(keys[0].get("key_hash").is_none() && keys[0].get("key").is_none(), "no secrets in listings");
@@ -251,7 +242,7 @@ async fn api_keys_expire_and_rotate_over_http() {
         assert!((7 * 24 - 1..=7 * 24).contains(&days), "{b}: {v}");
         let convs = format!("{}/api/v1/conversations", s.url);
         assert_eq!(s.http.get(&convs).header("X-API-Key", &key).send().await.unwrap().status(), 200);
-        let listed: Value = s.get("/api/v1/keys", &key).send().await.unwrap().json().await.unwrap();
+        let listed: Value = s.get("/api/v1/keys", &key).fetch_json().await;
         assert_eq!(listed["keys"][0]["expires_at"], v["expires_at"], "{b}");
 
         // Rotation with the default overlap: a new key (shown once), both work for now.

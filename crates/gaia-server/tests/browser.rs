@@ -11,7 +11,7 @@
 
 use crate::common;
 
-use common::start;
+use common::{start, Fetch};
 use fantoccini::{Client, ClientBuilder, Locator};
 use gaia_core::testing::{services_required, sqlite_db};
 use gaia_providers::mock::MockConfig;
@@ -113,12 +113,8 @@ async fn console_errors(driver: &Driver, c: &Client) -> Vec<String> {
     let r: serde_json::Value = reqwest::Client::new()
         .post(format!("{}/session/{session}/se/log", driver.url))
         .json(&json!({"type": "browser"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     r["value"]
         .as_array()
         .expect("the browser's log entries")

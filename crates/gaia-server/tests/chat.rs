@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use common::{eventually, sse_data, start};
+use common::{eventually, sse_data, start, Fetch};
 use gaia_core::testing::{database_urls, sqlite_db};
 use gaia_providers::mock::MockConfig;
 use serde_json::{json, Value};
@@ -66,14 +66,7 @@ async fn non_streaming_chat_both_providers_and_history() {
                 "{model}"
             );
 
-            let msgs: Value = s
-                .get(&format!("/api/v1/conversations/{conv}/messages"), &key)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let msgs: Value = s.get(&format!("/api/v1/conversations/{conv}/messages"), &key).fetch_json().await;
             let msgs = msgs["messages"].as_array().unwrap();
             assert_eq!(msgs.len(), 4);
             assert_eq!(msgs[1]["role"], "assistant");
@@ -133,12 +126,8 @@ async fn streaming_chat_sse_sequences() {
             .http
             .get(format!("{}/api/v1/conversations/{conv}/messages", s.url))
             .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .fetch_json()
+            .await;
         assert_eq!(msgs["messages"][1]["content"], "Mock reply to: Is the fog coming?");
     }
     // v0.3 stream: metadata, content…, one done.
@@ -257,8 +246,7 @@ async fn no_provider_is_a_503_that_says_how_to_configure() {
     assert_eq!(r.status(), 503);
     let v: Value = r.json().await.unwrap();
     assert!(v["detail"].as_str().unwrap().contains("OPENAI_API_KEY"), "{v}");
-    let models: Value =
-        s.http.get(format!("{}/api/v1/models", s.url)).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let models: Value = s.http.get(format!("{}/api/v1/models", s.url)).bearer_auth(&token).fetch_json().await;
     assert_eq!(models["data"], json!([]));
     let health = s.http.get(format!("{}/health", s.url)).send().await.unwrap();
     assert_eq!(health.status(), 200);
@@ -302,12 +290,8 @@ async fn client_disconnect_mid_stream_leaks_nothing() {
             .http
             .get(format!("{}/api/v1/conversations/{conv}/messages", s.url))
             .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .fetch_json()
+            .await;
         if msgs["messages"].as_array().unwrap().len() == 2 {
             let partial = msgs["messages"][1]["content"].as_str().unwrap();
             assert!("Mock reply to: a very long answer please".starts_with(partial) && !partial.is_empty());

@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use common::{named_events, sse_data, start, TestServer};
+use common::{named_events, sse_data, start, Fetch, TestServer};
 use gaia_core::testing::sqlite_db;
 use gaia_providers::mock::MockConfig;
 use serde_json::{json, Value};
@@ -84,17 +84,8 @@ async fn openai_format_tool_calls_both_providers() {
     for model in MODELS {
         let body = json!({"model": model, "tools": tool_openai(), "tool_choice": "auto",
             "messages": [{"role": "user", "content": "call tool search_kb fog rules"}]});
-        let v: Value = s
-            .http
-            .post(format!("{}/v1/chat/completions", s.url))
-            .bearer_auth(&key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value =
+            s.http.post(format!("{}/v1/chat/completions", s.url)).bearer_auth(&key).json(&body).fetch_json().await;
         assert_eq!(v["choices"][0]["finish_reason"], "tool_calls", "{model}: {v}");
         let call = &v["choices"][0]["message"]["tool_calls"][0];
         assert_eq!(call["type"], "function");
@@ -135,17 +126,8 @@ async fn openai_format_tool_calls_both_providers() {
             {"role": "assistant", "content": null, "tool_calls": [call]},
             {"role": "tool", "tool_call_id": call["id"], "content": "Fog: zombies 1.2x"}
         ]});
-        let v: Value = s
-            .http
-            .post(format!("{}/v1/chat/completions", s.url))
-            .bearer_auth(&key)
-            .json(&follow)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value =
+            s.http.post(format!("{}/v1/chat/completions", s.url)).bearer_auth(&key).json(&follow).fetch_json().await;
         assert_eq!(v["choices"][0]["message"]["content"], "Tool result received: Fog: zombies 1.2x", "{model}");
     }
 }
@@ -192,17 +174,8 @@ async fn anthropic_format_tool_calls_both_providers() {
     for model in MODELS {
         let body = json!({"model": model, "max_tokens": 200, "tools": tool_anthropic(),
             "messages": [{"role": "user", "content": "call tool search_kb fog rules"}]});
-        let v: Value = s
-            .http
-            .post(format!("{}/v1/messages", s.url))
-            .header("x-api-key", &key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value =
+            s.http.post(format!("{}/v1/messages", s.url)).header("x-api-key", &key).json(&body).fetch_json().await;
         assert_eq!(v["stop_reason"], "tool_use", "{model}: {v}");
         let block = v["content"].as_array().unwrap().iter().find(|b| b["type"] == "tool_use").unwrap().clone();
         assert_eq!(block["name"], "search_kb");
@@ -231,17 +204,8 @@ async fn anthropic_format_tool_calls_both_providers() {
             {"role": "assistant", "content": [block]},
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": block["id"], "content": "Fog: zombies 1.2x"}]}
         ]});
-        let v: Value = s
-            .http
-            .post(format!("{}/v1/messages", s.url))
-            .header("x-api-key", &key)
-            .json(&follow)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value =
+            s.http.post(format!("{}/v1/messages", s.url)).header("x-api-key", &key).json(&follow).fetch_json().await;
         assert_eq!(v["content"][0]["text"], "Tool result received: Fog: zombies 1.2x", "{model}");
     }
 }
@@ -344,8 +308,7 @@ async fn errors_come_in_each_apis_shape() {
 #[tokio::test]
 async fn models_endpoints() {
     let (s, key) = server().await;
-    let v: Value =
-        s.http.get(format!("{}/v1/models", s.url)).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    let v: Value = s.http.get(format!("{}/v1/models", s.url)).bearer_auth(&key).fetch_json().await;
     assert_eq!(v["object"], "list");
     let ids: Vec<&str> = v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["mock-gpt", "mock-claude", "mock-gpt", "mock-claude"]);
@@ -354,12 +317,8 @@ async fn models_endpoints() {
         .get(format!("{}/v1/models", s.url))
         .header("x-api-key", &key)
         .header("anthropic-version", "2023-06-01")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(v["data"][0]["type"], "model");
     assert_eq!(v["has_more"], false);
     let r = s.http.get(format!("{}/v1/models/anthropic/mock-claude", s.url)).bearer_auth(&key).send().await.unwrap();
@@ -384,7 +343,7 @@ async fn providers_health_and_model_filters() {
             .await
             .unwrap();
     }
-    let v: Value = s.get("/api/v1/providers", &key).send().await.unwrap().json().await.unwrap();
+    let v: Value = s.get("/api/v1/providers", &key).fetch_json().await;
     let list = v["providers"].as_array().unwrap();
     assert_eq!(list.len(), 2);
     let openai = list.iter().find(|p| p["name"] == "openai").unwrap();
@@ -395,7 +354,7 @@ async fn providers_health_and_model_filters() {
     let anthropic = list.iter().find(|p| p["name"] == "anthropic").unwrap();
     assert!(anthropic["health"]["total_errors"].as_u64().unwrap() >= 1);
     // Users get the known state; administrators a fresh probe.
-    let v: Value = s.get("/api/v1/providers/openai/health", &key).send().await.unwrap().json().await.unwrap();
+    let v: Value = s.get("/api/v1/providers/openai/health", &key).fetch_json().await;
     assert_eq!((v["probe"].clone(), v["health"]["circuit"].clone()), (Value::Null, json!("closed")), "{v}");
     let (admin, _, admin_id) = s.register("admin@example.com").await;
     s.state.storage().set_admin(&admin_id, true).await.unwrap();
@@ -415,9 +374,9 @@ async fn providers_health_and_model_filters() {
             .map(|m| format!("{}/{}", m["provider"].as_str().unwrap(), m["id"].as_str().unwrap()))
             .collect::<Vec<_>>()
     };
-    let v: Value = s.get("/api/v1/models?provider=anthropic", &key).send().await.unwrap().json().await.unwrap();
+    let v: Value = s.get("/api/v1/models?provider=anthropic", &key).fetch_json().await;
     assert_eq!(ids(&v), ["anthropic/mock-gpt", "anthropic/mock-claude"]);
-    let v: Value = s.get("/api/v1/models?max_price=1", &key).send().await.unwrap().json().await.unwrap();
+    let v: Value = s.get("/api/v1/models?max_price=1", &key).fetch_json().await;
     assert_eq!(ids(&v), ["openai/mock-gpt"], "only priced models under the limit");
     assert_eq!(v["data"][0]["price"]["output"], 0.4);
     assert_eq!(s.get("/api/v1/models?max_price=cheap", &key).send().await.unwrap().status(), 400);
@@ -428,7 +387,7 @@ async fn fallback_chains_from_the_model_field() {
     let (s, key) = server().await;
     let v: Value = s.http.post(format!("{}/v1/chat/completions", s.url)).bearer_auth(&key)
         .json(&json!({"model": "openai/mock-error-503,anthropic/mock-claude", "messages": [{"role": "user", "content": "hi"}]}))
-        .send().await.unwrap().json().await.unwrap();
+        .fetch_json().await;
     assert_eq!(v["choices"][0]["message"]["content"], "Mock reply to: hi", "{v}");
     let r = s
         .post("/api/v1/chat", &key)
@@ -511,7 +470,7 @@ async fn response_cache_for_deterministic_requests() {
     assert!(hit);
     // Hits are metered as served by the cache, at no cost.
     s.state.usage().flush().await;
-    let v: Value = s.get("/api/v1/usage", &key).send().await.unwrap().json().await.unwrap();
+    let v: Value = s.get("/api/v1/usage", &key).fetch_json().await;
     let cache = v["by_provider"].as_array().unwrap().iter().find(|g| g["key"] == "cache").unwrap().clone();
     assert!(cache["requests"].as_i64().unwrap() >= 3);
     assert_eq!(cache["cost_usd"], 0.0);
@@ -534,15 +493,10 @@ async fn admins_add_and_remove_providers_at_runtime() {
         .post(format!("{}/v1/chat/completions", s.url))
         .bearer_auth(&key)
         .json(&json!({"model": "extra/mock-claude", "messages": [{"role": "user", "content": "new"}]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(v["choices"][0]["message"]["content"], "Mock reply to: new");
-    let v: Value =
-        s.get("/api/v1/models?min_context=500&provider=extra", &key).send().await.unwrap().json().await.unwrap();
+    let v: Value = s.get("/api/v1/models?min_context=500&provider=extra", &key).fetch_json().await;
     assert_eq!(v["data"][0]["context_window"], 1000);
     let bad = json!({"name": "bad name", "kind": "openai"});
     assert_eq!(

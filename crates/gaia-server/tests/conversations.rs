@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use common::start;
+use common::{start, Fetch};
 use gaia_core::testing::database_urls;
 use serde_json::{json, Value};
 
@@ -22,18 +22,16 @@ async fn crud_and_isolation() {
         let r = s.http.post(url("")).bearer_auth(&a).send().await.unwrap();
         assert_eq!(r.status(), 201, "an empty body is fine");
 
-        let list: Value = s.http.get(url("")).bearer_auth(&a).send().await.unwrap().json().await.unwrap();
+        let list: Value = s.http.get(url("")).bearer_auth(&a).fetch_json().await;
         assert_eq!(list["conversations"].as_array().unwrap().len(), 2);
-        let page: Value =
-            s.http.get(url("?limit=1&offset=1")).bearer_auth(&a).send().await.unwrap().json().await.unwrap();
+        let page: Value = s.http.get(url("?limit=1&offset=1")).bearer_auth(&a).fetch_json().await;
         assert_eq!(page["conversations"].as_array().unwrap().len(), 1);
         assert_eq!(s.http.get(url("?limit=0")).bearer_auth(&a).send().await.unwrap().status(), 400);
         assert_eq!(s.http.get(url("?limit=abc")).bearer_auth(&a).send().await.unwrap().status(), 400);
 
         let got = s.http.get(url(&format!("/{id}"))).bearer_auth(&a).send().await.unwrap();
         assert_eq!(got.status(), 200);
-        let msgs: Value =
-            s.http.get(url(&format!("/{id}/messages"))).bearer_auth(&a).send().await.unwrap().json().await.unwrap();
+        let msgs: Value = s.http.get(url(&format!("/{id}/messages"))).bearer_auth(&a).fetch_json().await;
         assert_eq!(msgs["messages"], json!([]));
 
         // B sees nothing of A's: 404s, not 403s, and an empty list.
@@ -43,7 +41,7 @@ async fn crud_and_isolation() {
             assert!(r.json::<Value>().await.unwrap()["detail"].is_string());
         }
         assert_eq!(s.http.delete(url(&format!("/{id}"))).bearer_auth(&b).send().await.unwrap().status(), 404);
-        let lb: Value = s.http.get(url("")).bearer_auth(&b).send().await.unwrap().json().await.unwrap();
+        let lb: Value = s.http.get(url("")).bearer_auth(&b).fetch_json().await;
         assert_eq!(lb["conversations"], json!([]));
         let r = s
             .http

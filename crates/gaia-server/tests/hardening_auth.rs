@@ -1,10 +1,17 @@
 //! Issue 17 (security hardening), sign-in, registration and sessions: each test performs the attack.
 //!
 //! - registration modes (`auth.registration`: open, invite, closed) and invitations;
-//! - the first account becomes an administrator only on a loopback listener or when enabled;
+//! - the first account becomes an administrator only on a loopback listener or when enabled, and only
+//!   when it registers straight from this machine (not through a reverse proxy); an address of
+//!   `rbac.admin_emails` is proven only by an invitation made for it;
 //! - a burst of anonymous wrong-password sign-ins is bounded (hashes at once never above the gate)
-//!   and throttled (503 / 429 with `Retry-After`), per account and per client address;
-//! - logout ends the refresh token and the access token; a reused refresh token ends its family;
+//!   and throttled (503 / 429 with `Retry-After`), per account and client address and per client
+//!   address, charged before hashing (a parallel burst gets at most the limit checked); guessing from
+//!   one address does not lock the owner out;
+//! - logout ends the refresh token and the access token (even sent with a stale access token), "sign
+//!   out everywhere" ends web sessions too; a reused refresh token ends its family; another issuer's
+//!   OIDC `sid` is not mistaken for Gaia's sign-in;
+//! - invitations are listed without tokens and can be revoked;
 //! - cookies are `Secure` and HSTS is sent when Gaia serves TLS itself.
 
 use crate::common::{start_with, TestServer};
@@ -477,4 +484,260 @@ async fn cookies_are_secure_and_hsts_is_sent_when_gaia_serves_tls() {
     let r = s.http.get(format!("{}/login", s.url)).header("x-forwarded-proto", "https").send().await.unwrap();
     assert!(r.headers().contains_key("strict-transport-security"));
     assert!(set_cookies(r.headers()).iter().all(|c| c.contains("; Secure")));
+}
+
+/// A registration through a reverse proxy on the same host (loopback peer, with a forwarding header)
+/// is not the machine's owner: never made the first administrator. A direct loopback one is.
+#[tokio::test]
+async fn a_registration_through_a_proxy_is_not_made_the_first_administrator() {
+    for header in ["x-forwarded-for", "forwarded", "x-real-ip"] {
+        for db in database_urls().await {
+            let mut c = config();
+            c.rbac.first_user_admin = true;
+            assert_eq!(c.server.bind, "127.0.0.1:8666", "the default bind: loopback");
+            let s = start_with(db, None, c).await;
+            let b = s.backend;
+            // nginx on the same host forwards the first Internet registrant.
+            let value = if header == "forwarded" { "for=203.0.113.66" } else { "203.0.113.66" };
+            let r = s
+                .http
+                .post(format!("{}/api/v1/auth/register", s.url))
+                .header(header, value)
+                .json(&json!({"email": "first@example.com", "password": "correct horse battery"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201, "{b}");
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["user"]["is_admin"], false, "{b}: through a proxy ({header})");
+            assert_eq!(status_with(&s, "/rbac/roles", v["access_token"].as_str().unwrap()).await, 403, "{b}");
+        }
+    }
+    for db in database_urls().await {
+        let mut c = config();
+        c.rbac.first_user_admin = true;
+        let s = start_with(db, None, c).await;
+        let (st, v) = register(&s, "owner@example.com", json!({})).await;
+        assert_eq!(st, 201);
+        assert_eq!(v["user"]["is_admin"], true, "{}: straight from this machine", s.backend);
+    }
+}
+
+/// An address of `rbac.admin_emails` registered openly is not proven, even on a loopback listener
+/// (a proxy may forward anyone to it): an ordinary user.
+#[tokio::test]
+async fn an_admin_email_on_a_loopback_listener_is_not_proven_without_an_invitation() {
+    for db in database_urls().await {
+        let mut c = config();
+        c.rbac.admin_emails = vec!["boss@example.com".into()];
+        let s = start_with(db, None, c).await;
+        let (st, v) = register(&s, "boss@example.com", json!({})).await;
+        assert_eq!(st, 201);
+        assert_eq!(v["user"]["is_admin"], false, "{}: typing the address proves nothing", s.backend);
+    }
+}
+
+/// A login request from a client at `ip` behind the trusted proxy (the test client's loopback).
+fn login_from(s: &TestServer, ip: &str, email: &str, password: &str) -> reqwest::RequestBuilder {
+    s.http
+        .post(format!("{}/api/v1/auth/login", s.url))
+        .header("x-forwarded-for", ip)
+        .json(&json!({"email": email, "password": password}))
+}
+
+/// Guessing from one address locks out that address only: the owner signs in from another.
+#[tokio::test]
+async fn failed_sign_ins_from_one_address_do_not_lock_the_owner_out() {
+    for db in database_urls().await {
+        let mut c = config();
+        c.auth.login_failures_per_account = 3;
+        c.auth.login_attempts_per_address = 1000;
+        c.auth.trusted_proxies = vec!["127.0.0.0/8".into()];
+        let s = start_with(db, None, c).await;
+        let b = s.backend;
+        register(&s, "victim@example.com", json!({})).await;
+        for _ in 0..3 {
+            let st = login_from(&s, "203.0.113.66", "victim@example.com", "guess guess").send().await.unwrap().status();
+            assert_eq!(st, 401, "{b}");
+        }
+        let attacker = login_from(&s, "203.0.113.66", "victim@example.com", "correct horse battery");
+        assert_eq!(attacker.send().await.unwrap().status(), 429, "{b}: the guessing address is locked out");
+        let owner = login_from(&s, "198.51.100.7", "victim@example.com", "correct horse battery");
+        assert_eq!(owner.send().await.unwrap().status(), 200, "{b}: the owner, from elsewhere");
+    }
+}
+
+/// Attempts are charged before hashing: a parallel burst of guesses from one address gets at most the
+/// limit through to the hash (it used to get the limit + the hashing slots + the queue).
+#[tokio::test]
+async fn a_parallel_burst_of_guesses_gets_at_most_the_limit_through() {
+    let mut c = config();
+    c.auth.login_failures_per_account = 3;
+    c.auth.login_attempts_per_address = 0;
+    c.auth.hash_concurrency = 1;
+    c.auth.hash_queue = 64;
+    let s = start_with(sqlite_db(), None, c).await;
+    register(&s, "victim@example.com", json!({})).await;
+    let burst: Vec<_> = (0..24)
+        .map(|_| {
+            let (http, url) = (s.http.clone(), format!("{}/api/v1/auth/login", s.url));
+            tokio::spawn(async move {
+                let body = json!({"email": "victim@example.com", "password": "guess guess"});
+                http.post(url).json(&body).send().await.unwrap().status().as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in burst {
+        statuses.push(t.await.unwrap());
+    }
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((checked, throttled), (3, 21), "{statuses:?}");
+}
+
+/// Logout with an access token that is no longer valid (revoked, or expired) in the header still
+/// revokes the refresh token of the body; `all` still needs valid credentials.
+#[tokio::test]
+async fn logout_with_a_stale_access_token_still_revokes_the_refresh_token() {
+    for db in database_urls().await {
+        let s = start_with(db, None, config()).await;
+        let b = s.backend;
+        let logout = |bearer: String, body: Value| {
+            let r = s.http.post(format!("{}/api/v1/auth/logout", s.url)).bearer_auth(bearer).json(&body);
+            async move { r.send().await.unwrap().status().as_u16() }
+        };
+        let (revoked_access, _, user_id) = s.register("stale@example.com").await;
+        assert_eq!(logout(revoked_access.clone(), json!({})).await, 204, "{b}");
+        let expired = s
+            .state
+            .auth()
+            .jwt()
+            .sign(&gaia_core::auth::Claims {
+                sub: user_id.clone(),
+                exp: 1,
+                iat: 0,
+                aud: "authenticated".into(),
+                email: None,
+                role: None,
+                sid: None,
+            })
+            .unwrap();
+        for stale in [revoked_access.clone(), expired] {
+            let (_, v, _) = login(&s, "stale@example.com", "correct horse battery").await;
+            let refresh = v["refresh_token"].as_str().unwrap().to_string();
+            assert_eq!(logout(stale.clone(), json!({"refresh_token": refresh})).await, 204, "{b}");
+            let (st, _, _) = post(&s, "/auth/refresh", json!({"refresh_token": refresh})).await;
+            assert_eq!(st, 401, "{b}: the refresh token was revoked");
+            assert_eq!(logout(stale.clone(), json!({"all": true})).await, 401, "{b}: `all` needs valid credentials");
+            assert_eq!(logout(stale, json!({})).await, 401, "{b}: nothing valid to sign out");
+        }
+    }
+}
+
+/// An HS256 token signed with `secret` over arbitrary `claims` (what another issuer sharing the secret,
+/// such as Supabase, sends).
+fn hs256(secret: &[u8], claims: &Value) -> String {
+    use base64::Engine;
+    use hmac::Mac;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let input = format!("{}.{}", b64.encode(r#"{"alg":"HS256","typ":"JWT"}"#), b64.encode(claims.to_string()));
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+    mac.update(input.as_bytes());
+    format!("{input}.{}", b64.encode(mac.finalize().into_bytes()))
+}
+
+/// Another issuer's token with a standard OIDC `sid` claim is not checked against Gaia's sign-in
+/// sessions (it used to be refused); Gaia's own forged `gaia_sid` still is.
+#[tokio::test]
+async fn an_external_token_with_an_oidc_sid_is_accepted() {
+    for db in database_urls().await {
+        let c = config();
+        let secret = c.jwt_secret.clone().unwrap();
+        let s = start_with(db, None, c).await;
+        let b = s.backend;
+        let exp = chrono::Utc::now().timestamp() + 300;
+        let external = hs256(
+            secret.as_bytes(),
+            &json!({"sub": "a0f1c2d3-external-user", "aud": "authenticated", "exp": exp, "role": "authenticated",
+                    "email": "ext@example.com", "sid": "4f9e1c7a-supabase-session"}),
+        );
+        assert_eq!(status_with(&s, "/conversations", &external).await, 200, "{b}");
+        let forged = hs256(
+            secret.as_bytes(),
+            &json!({"sub": "a0f1c2d3-external-user", "aud": "authenticated", "exp": exp,
+                    "gaia_sid": "no-such-session"}),
+        );
+        assert_eq!(status_with(&s, "/conversations", &forged).await, 401, "{b}: Gaia's marker is checked");
+    }
+}
+
+/// "Sign out everywhere" ends the web UI sessions too.
+#[tokio::test]
+async fn signing_out_everywhere_ends_web_sessions() {
+    for db in database_urls().await {
+        let s = start_with(db, None, config()).await;
+        let b = s.backend;
+        let (access, _, user_id) = s.register("everywhere@example.com").await;
+        let (token, _) = s.state.auth().create_session(&user_id, std::time::Duration::from_secs(600)).await.unwrap();
+        let with_cookie = || {
+            let r =
+                s.http.get(format!("{}/api/v1/conversations", s.url)).header("cookie", format!("gaia_session={token}"));
+            async move { r.send().await.unwrap().status().as_u16() }
+        };
+        assert_eq!(with_cookie().await, 200, "{b}");
+        let r = s
+            .http
+            .post(format!("{}/api/v1/auth/logout", s.url))
+            .bearer_auth(&access)
+            .json(&json!({"all": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204, "{b}");
+        assert_eq!(with_cookie().await, 401, "{b}: the browser's session ended too");
+    }
+}
+
+/// Administrators list invitations (never their tokens) and revoke one: it then registers nobody.
+#[tokio::test]
+async fn invitations_are_listed_without_tokens_and_can_be_revoked() {
+    for db in database_urls().await {
+        let mut c = config();
+        c.auth.registration = Registration::Invite;
+        let s = start_with(db, None, c).await;
+        let b = s.backend;
+        let admin = admin_key(&s).await;
+        let url = format!("{}/api/v1/auth/invites", s.url);
+        let r = s.http.post(&url).header("x-api-key", &admin).json(&json!({"email": "new@example.com"})).send();
+        let created: Value = r.await.unwrap().json().await.unwrap();
+        let (id, token) = (created["id"].as_str().unwrap(), created["token"].as_str().unwrap());
+
+        let r = s.http.get(&url).header("x-api-key", &admin).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{b}");
+        let text = r.text().await.unwrap();
+        assert!(!text.contains(token) && !text.contains(&hash_api_key(token)), "{b}: no token, no hash: {text}");
+        let listed: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(listed["invites"][0]["id"], id, "{b}");
+        assert_eq!(listed["invites"][0]["status"], "pending", "{b}");
+        assert_eq!(listed["invites"][0]["email"], "new@example.com", "{b}");
+
+        // Only administrators.
+        let player = s.state.storage().create_user("player@example.com", None, None).await.unwrap();
+        let player_key = s.state.auth().create_api_key(&player.id, None).await.unwrap().1;
+        assert_eq!(s.http.get(&url).header("x-api-key", &player_key).send().await.unwrap().status(), 403);
+        let del =
+            |key: &str, id: &str| s.http.delete(format!("{url}/{id}")).header("x-api-key", key.to_string()).send();
+        assert_eq!(del(&player_key, id).await.unwrap().status(), 403, "{b}");
+        assert_eq!(s.http.delete(format!("{url}/{id}")).send().await.unwrap().status(), 401, "{b}");
+
+        // Revoked: the token registers nobody; a second revocation is a 404.
+        assert_eq!(del(&admin, id).await.unwrap().status(), 204, "{b}");
+        let (st, _) = register(&s, "new@example.com", json!({"invite_token": token})).await;
+        assert_eq!(st, 403, "{b}: a revoked invitation");
+        assert_eq!(del(&admin, id).await.unwrap().status(), 404, "{b}");
+        assert_eq!(del(&admin, &"x".repeat(10_000)).await.unwrap().status(), 404, "{b}");
+        let listed: Value = s.http.get(&url).header("x-api-key", &admin).send().await.unwrap().json().await.unwrap();
+        assert_eq!(listed["invites"].as_array().unwrap().len(), 0, "{b}");
+    }
 }

@@ -240,3 +240,69 @@ async fn a_second_user_learns_nothing_of_private_notes_from_status_context_or_li
         assert!(!v.to_string().contains("Ambush") && !v.to_string().contains(&alice), "{b}: {v}");
     }
 }
+
+/// Exact and regex searches each hold a blocking thread for up to 5 s: many at once would fill the
+/// cores and the blocking pool (holding up sign-in hashing). Beyond `kb.max_concurrent_scans` they
+/// are refused at once, 503 `busy` with `Retry-After`, over HTTP and through the LLM tools; ranked
+/// search, and the scans admitted, go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exact_and_regex_searches_beyond_the_bound_are_refused_busy() {
+    let s = common::start(sqlite_db(), None).await;
+    let (token, _, _) = s.register("flooder@example.com").await;
+    let (key, _) = s.api_key(&token).await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("vault");
+    large_vault(&root, 300);
+    let config = KbConfig { root, sync_interval_secs: 0, max_concurrent_scans: 1, ..KbConfig::default() };
+    let kb = Kb::open(config).await.unwrap();
+    assert!(s.state.set_kb(kb));
+
+    // One scan that runs until its time limit holds the only place; the flood of further exact
+    // searches (over an empty folder: instant) is refused while it runs. A probe can take the place
+    // first, refusing the scan instead: it is then started again.
+    let start_scan = || {
+        let slow = s.get("/api/v1/kb/search", &key).query(&[("q", r"\b(?:\w+\s+){5}\d{6}\b"), ("mode", "regex")]);
+        tokio::spawn(async move { json_of(slow.send().await.unwrap()).await })
+    };
+    let probe = || async {
+        let r = s.get("/api/v1/kb/search", &key).query(&[("q", "x"), ("mode", "exact"), ("folder", "None")]);
+        let r = r.send().await.unwrap();
+        let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+        let (st, v) = json_of(r).await;
+        (st, v, retry)
+    };
+    let mut busy = None;
+    let mut scan = start_scan();
+    for _ in 0..500 {
+        let (st, v, retry) = probe().await;
+        if st == 503 {
+            busy = Some((st, v, retry));
+            break;
+        }
+        assert_eq!(st, 200, "{v}");
+        if scan.is_finished() {
+            let (st, v) = scan.await.unwrap();
+            assert_error(st, &v, 503, "busy");
+            scan = start_scan();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (st, v, retry) = busy.expect("a search beyond the bound was never refused");
+    assert_error(st, &v, 503, "busy");
+    assert_eq!(retry.as_deref(), Some("1"), "{v}");
+    // The tools' search is bounded the same way; ranked search is not a scan and still answers.
+    let r = s.post("/api/v1/kb/tools/search_knowledge_base", &key).json(&json!({"query": "Note", "mode": "regex"}));
+    let r = r.send().await.unwrap();
+    assert_eq!(r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string()).as_deref(), Some("1"));
+    let (st, v) = json_of(r).await;
+    if !scan.is_finished() {
+        assert_error(st, &v, 503, "busy");
+    }
+    let (st, v) = json_of(s.get("/api/v1/kb/search?q=Note", &key).send().await.unwrap()).await;
+    assert_eq!(st, 200, "{v}");
+    // The admitted scan ends as before (stopped at its time limit); then searches run again.
+    let (st, v) = scan.await.unwrap();
+    assert_error(st, &v, 503, "timeout");
+    let (st, v, _) = probe().await;
+    assert_eq!(st, 200, "{v}");
+}

@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use common::start_with;
+use common::{eventually, eventually_async, start_with};
 use futures::StreamExt;
 use gaia_core::auth::{Authenticator, JwtKeys};
 use gaia_core::cache::MemoryCache;
@@ -38,13 +38,7 @@ fn cli_authenticator(s: &common::TestServer) -> Authenticator {
 
 /// Polls `GET path` with `key` until it answers `status`, for up to ~5 s.
 async fn answers(s: &common::TestServer, path: &str, key: &str, status: u16) -> bool {
-    for _ in 0..250 {
-        if s.get(path, key).send().await.unwrap().status() == status {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
+    eventually_async(|| async { s.get(path, key).send().await.unwrap().status() == status }).await
 }
 
 #[tokio::test]
@@ -83,6 +77,21 @@ async fn an_administrator_demoted_from_the_cli_loses_the_rights_on_a_running_ser
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// The code the server closes `ws` with (`None`: closed without one), or `Err` after 10 s.
+async fn close_code(ws: &mut Ws) -> Result<Option<u16>, tokio::time::error::Elapsed> {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(m) = ws.next().await {
+            match m {
+                Ok(Message::Close(Some(f))) => return Some(u16::from(f.code)),
+                Ok(Message::Close(None)) | Err(_) => return None,
+                Ok(_) => continue,
+            }
+        }
+        None
+    })
+    .await
+}
+
 async fn open(s: &common::TestServer, key: &str) -> Result<Ws, u16> {
     let mut req = format!("{}/ws/chat", s.url.replace("http://", "ws://")).into_client_request().unwrap();
     req.headers_mut().insert("x-api-key", key.parse().unwrap());
@@ -115,15 +124,8 @@ async fn one_user_cannot_open_sockets_without_limit() {
         let mut first = held.remove(0);
         first.close(None).await.unwrap();
         while first.next().await.is_some() {}
-        let mut reopened = false;
-        for _ in 0..250 {
-            if s.state.live_connections_of(&u1) < 3 {
-                reopened = open(&s, &k1).await.is_ok();
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(reopened, "{b}: a closed socket's place is given back");
+        let freed = eventually(|| s.state.live_connections_of(&u1) < 3).await;
+        assert!(freed && open(&s, &k1).await.is_ok(), "{b}: a closed socket's place is given back");
         drop(other);
     }
 }
@@ -141,18 +143,54 @@ async fn a_socket_is_closed_when_its_key_is_revoked() {
         assert!(matches!(first, Message::Text(_)), "{b}");
 
         cli_authenticator(&s).revoke_api_key(&id).await.unwrap();
-        let closed = tokio::time::timeout(Duration::from_secs(10), async {
-            while let Some(m) = ws.next().await {
-                match m {
-                    Ok(Message::Close(Some(f))) => return Some(u16::from(f.code)),
-                    Ok(Message::Close(None)) | Err(_) => return None,
-                    Ok(_) => continue,
-                }
-            }
-            None
-        })
-        .await
-        .expect("the socket is closed after the revocation");
+        let closed = close_code(&mut ws).await.expect("the socket is closed after the revocation");
         assert_eq!(closed, Some(1008), "{b}: closed as a policy violation");
+    }
+}
+
+#[tokio::test]
+async fn signing_out_does_not_outdate_every_cached_key_validation() {
+    for db in database_urls().await {
+        let s = start_with(db, None, config()).await;
+        let b = s.backend;
+        let (_, refresh, _) = s.register("someone@example.com").await;
+        let before = s.state.storage().credentials_versions().await.unwrap();
+        let r = s
+            .http
+            .post(format!("{}/api/v1/auth/logout", s.url))
+            .json(&serde_json::json!({"refresh_token": refresh}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204, "{b}");
+        let after = s.state.storage().credentials_versions().await.unwrap();
+        assert!(after.sessions > before.sessions, "{b}: the session's end is announced");
+        assert_eq!(after.keys, before.keys, "{b}: cached API-key validations stay valid");
+    }
+}
+
+#[tokio::test]
+async fn a_socket_is_closed_when_its_sign_in_session_ends() {
+    for db in database_urls().await {
+        let s = start_with(db, None, config()).await;
+        let b = s.backend;
+        let (access, refresh, _) = s.register("player@example.com").await;
+        let mut req = format!("{}/ws/chat", s.url.replace("http://", "ws://")).into_client_request().unwrap();
+        req.headers_mut().insert("authorization", format!("Bearer {access}").parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("socket");
+        let first = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
+        assert!(matches!(first, Message::Text(_)), "{b}");
+
+        // Signing out (with the refresh token only) ends the session its access token belongs to.
+        let r = s
+            .http
+            .post(format!("{}/api/v1/auth/logout", s.url))
+            .json(&serde_json::json!({"refresh_token": refresh}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204, "{b}");
+        let closed = close_code(&mut ws).await.expect("the socket is closed after the sign-out");
+        assert_eq!(closed, Some(1008), "{b}");
     }
 }

@@ -5,23 +5,16 @@
 //! agent endpoint checks a request before starting any MCP server process and caps those processes.
 //! Each test performs the attack it guards against.
 
+use crate::common::mcp::OneTool;
 use crate::common::{start_with, TestServer};
 use gaia_core::storage::{LimitScope, NewBudget, NewUsage, UsageFilter, UsageRecord};
-use gaia_core::testing::{database_urls, sqlite_db};
+use gaia_core::testing::{database_urls, sqlite_db, TestDb};
 use gaia_core::types::ModelPrice;
 use gaia_core::Config;
 use gaia_mcp::{McpClientSource, ToolSource};
-use gaia_providers::mock::{MockConfig, MockHandle, MockUpstream};
+use gaia_providers::mock::{MockConfig, MockUpstream};
 use gaia_providers::{OpenAiConfig, OpenAiProvider};
 use gaia_rbac::{Action, Permission, ResourceType, Role, Scope};
-use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult, PaginatedRequestParams,
-    ServerCapabilities, ServerConfig, Tool,
-};
-use rmcp::service::{RequestContext, RoleServer};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{ErrorData, ServerHandler};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -44,6 +37,23 @@ fn set_prices(s: &TestServer) {
             s.state.providers().set_price(p, m, PRICE);
         }
     }
+}
+
+/// [`config`] without automatic titles: an agent run's model calls are all the calls made.
+fn agent_config() -> Config {
+    let mut c = config();
+    c.chat.auto_title = false;
+    c
+}
+
+/// A server on `db` with `cfg`, the mock upstream and priced models, and a user with an API key on it;
+/// returns (server, key, user id).
+async fn priced_user(db: TestDb, cfg: Config, email: &str) -> (TestServer, String, String) {
+    let s = start_with(db, Some(MockConfig::default()), cfg).await;
+    set_prices(&s);
+    let (token, _, uid) = s.register(email).await;
+    let (key, _) = s.api_key(&token).await;
+    (s, key, uid)
 }
 
 /// The usage rows of `user_id`, once everything queued is written.
@@ -274,66 +284,26 @@ async fn every_model_route_is_admitted_and_metered() {
     }
 }
 
-/// An MCP server (Streamable HTTP) with one tool, `stop_upstream`, that shuts the model upstream
-/// down: the agent's next model call fails.
-#[derive(Clone)]
-struct Saboteur {
-    upstream: Arc<tokio::sync::Mutex<Option<MockHandle>>>,
-}
-
-impl ServerHandler for Saboteur {
-    fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-    }
-    async fn list_tools(
-        &self,
-        _r: Option<PaginatedRequestParams>,
-        _c: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, ErrorData> {
-        let schema = json!({"type": "object", "properties": {"query": {"type": "string"}}});
-        Ok(ListToolsResult::with_all_items(vec![Tool::new(
-            "stop_upstream",
-            "Stops the model upstream",
-            Arc::new(schema.as_object().cloned().unwrap_or_default()),
-        )]))
-    }
-    async fn call_tool(
-        &self,
-        _r: CallToolRequestParams,
-        _c: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        if let Some(m) = self.upstream.lock().await.take() {
-            m.shutdown().await;
-        }
-        Ok(CallToolResult::success(vec![ContentBlock::text("stopped")]).into())
-    }
-}
-
-async fn mcp_http_server<S: ServerHandler + Clone + Send + Sync + 'static>(handler: S) -> String {
-    let service = StreamableHttpService::new(
-        move || Ok(handler.clone()),
-        LocalSessionManager::default().into(),
-        StreamableHttpServerConfig::default(),
-    );
-    let app = axum::Router::new().nest_service("/mcp", service);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://{addr}/mcp")
-}
-
 #[tokio::test]
 async fn failed_and_partial_runs_are_metered_call_by_call() {
     for db in database_urls().await {
         // The upstream is ours, so that the saboteur tool can stop it halfway through a run.
         let upstream = MockUpstream::start("127.0.0.1:0".parse().unwrap(), MockConfig::default()).await.unwrap();
         let base = upstream.openai_base_url();
-        let saboteur = Saboteur { upstream: Arc::new(tokio::sync::Mutex::new(Some(upstream))) };
-        let url = mcp_http_server(saboteur).await;
-        let mut cfg = config();
-        cfg.chat.auto_title = false;
+        // An MCP server with one tool, `stop_upstream`, that shuts the model upstream down: the
+        // agent's next model call fails.
+        let upstream = Arc::new(tokio::sync::Mutex::new(Some(upstream)));
+        let saboteur = OneTool::new("stop_upstream", "Stops the model upstream", move |_| {
+            let upstream = upstream.clone();
+            async move {
+                if let Some(m) = upstream.lock().await.take() {
+                    m.shutdown().await;
+                }
+                "stopped".to_string()
+            }
+        });
+        let url = saboteur.serve().await;
+        let mut cfg = agent_config();
         cfg.mcp_servers =
             vec![serde_json::from_value(json!({"name": "ops", "transport": "http", "url": url})).unwrap()];
         let s = start_with(db, None, cfg).await;
@@ -368,13 +338,8 @@ async fn failed_and_partial_runs_are_metered_call_by_call() {
 #[tokio::test]
 async fn orchestrated_runs_meter_failed_specialists_and_spend_counts() {
     for db in database_urls().await {
-        let mut cfg = config();
-        cfg.chat.auto_title = false;
-        let s = start_with(db, Some(MockConfig::default()), cfg).await;
+        let (s, key, uid) = priced_user(db, agent_config(), "orch@example.com").await;
         let b = s.backend;
-        set_prices(&s);
-        let (token, _, uid) = s.register("orch@example.com").await;
-        let (key, _) = s.api_key(&token).await;
         // One specialist whose model always fails.
         let agents = json!([{"name": "broken", "model": "openai/mock-error-500", "tools": []}]);
         let r = s
@@ -403,14 +368,10 @@ async fn orchestrated_runs_meter_failed_specialists_and_spend_counts() {
 #[tokio::test]
 async fn agent_runs_count_against_the_daily_agent_ceiling() {
     for db in database_urls().await {
-        let mut cfg = config();
-        cfg.chat.auto_title = false;
+        let mut cfg = agent_config();
         cfg.agents.limits.daily_cost_ceiling = Some(0.001);
-        let s = start_with(db, Some(MockConfig::default()), cfg).await;
+        let (s, key, _) = priced_user(db, cfg, "ceiling@example.com").await;
         let b = s.backend;
-        set_prices(&s);
-        let (token, _, _) = s.register("ceiling@example.com").await;
-        let (key, _) = s.api_key(&token).await;
         let body = json!({"message": "hi", "model": "openai/mock-gpt"});
         // The first run spends over the ceiling; the next runs are refused, orchestrated ones too.
         let r = s.post("/api/v1/chat/mcp-agent", &key).json(&body).send().await.unwrap();
@@ -428,13 +389,8 @@ async fn agent_runs_count_against_the_daily_agent_ceiling() {
 #[tokio::test]
 async fn agent_runs_spend_against_hard_budgets() {
     for db in database_urls().await {
-        let mut cfg = config();
-        cfg.chat.auto_title = false;
-        let s = start_with(db, Some(MockConfig::default()), cfg).await;
+        let (s, key, uid) = priced_user(db, agent_config(), "budget@example.com").await;
         let b = s.backend;
-        set_prices(&s);
-        let (token, _, uid) = s.register("budget@example.com").await;
-        let (key, _) = s.api_key(&token).await;
         let budget = NewBudget {
             scope: LimitScope::User,
             subject_id: uid.clone(),
@@ -471,8 +427,7 @@ async fn agent_runs_spend_against_hard_budgets() {
 async fn the_file_tool_gives_each_user_an_own_folder() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("files");
-    let mut cfg = config();
-    cfg.chat.auto_title = false;
+    let mut cfg = agent_config();
     cfg.agents.fs_root = Some(root.clone());
     let s = start_with(sqlite_db(), Some(MockConfig::default()), cfg).await;
     let (alice, _, alice_id) = s.register("alice@example.com").await;
@@ -527,8 +482,7 @@ fn starts(log: &std::path::Path) -> usize {
 async fn agent_requests_are_checked_before_mcp_servers_start_and_processes_are_capped() {
     let dir = tempfile::tempdir().unwrap();
     let (log, release) = (dir.path().join("starts.log"), dir.path().join("release"));
-    let mut cfg = config();
-    cfg.chat.auto_title = false;
+    let mut cfg = agent_config();
     cfg.mcp_servers = vec![waiting_server(&log, &release)];
     cfg.mcp_processes.max_concurrent = 1;
     let s = start_with(sqlite_db(), Some(MockConfig::default()), cfg).await;
@@ -578,4 +532,102 @@ async fn agent_requests_are_checked_before_mcp_servers_start_and_processes_are_c
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let r = post(json!({"message": "third", "model": "openai/mock-gpt"})).await.unwrap();
     assert_eq!(r.status(), 200);
+}
+
+/// An agent configuration whose runs can call the tool `ops__wait` of the MCP server at `url`.
+fn ops_config(url: &str) -> Config {
+    let mut cfg = agent_config();
+    cfg.mcp_servers = vec![serde_json::from_value(json!({"name": "ops", "transport": "http", "url": url})).unwrap()];
+    cfg
+}
+
+/// Each run is given what is left of the caller's budgets when it starts, and its spending is
+/// recorded as its calls end: many runs started at once would each get the whole of what is left.
+/// The attack: a user starts runs in parallel. Beyond `agents.max_concurrent_runs_per_user` (2),
+/// further agent and orchestrated runs are refused (429 + `Retry-After`) until one ends; other users
+/// are not held up.
+async fn parallel_runs_are_capped_per_user(db: TestDb) {
+    // A tool that holds its run until released.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (g, n) = (gate.clone(), started.clone());
+    let wait = OneTool::new("wait", "Waits", move |_| {
+        let (g, n) = (g.clone(), n.clone());
+        async move {
+            n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = g.acquire().await;
+            "done".to_string()
+        }
+    });
+    let url = wait.serve().await;
+    let (s, key, _) = priced_user(db, ops_config(&url), "parallel@example.com").await;
+    let b = s.backend;
+    assert_eq!(s.state.config().agents.max_concurrent_runs_per_user, 2, "the default");
+    let held = json!({"message": "call tool ops__wait now", "model": "openai/mock-gpt"});
+    let first = tokio::spawn(s.post("/api/v1/chat/mcp-agent", &key).json(&held).send());
+    let mut streamed = held.clone();
+    streamed["stream"] = json!(true);
+    let second = tokio::spawn(s.post("/api/v1/chat/mcp-agent-hot", &key).json(&streamed).send());
+    let running = || started.load(std::sync::atomic::Ordering::SeqCst) >= 2;
+    assert!(crate::common::eventually(running).await, "{b}: both runs reached the tool");
+
+    let quick = json!({"message": "hi", "model": "openai/mock-gpt"});
+    for path in ["/api/v1/chat/mcp-agent", "/api/v1/chat/mcp-agent-hot", "/api/v1/chat/orchestrated"] {
+        let r = s.post(path, &key).json(&quick).send().await.unwrap();
+        assert_eq!(r.status(), 429, "{b} {path}");
+        assert_eq!(r.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"), "{b} {path}");
+        let v: Value = r.json().await.unwrap();
+        assert!(v["detail"].as_str().unwrap().contains("max_concurrent_runs_per_user"), "{b}: {v}");
+    }
+    // Another user is not held up.
+    let (other, _, _) = s.register("other@example.com").await;
+    let (other_key, _) = s.api_key(&other).await;
+    let r = s.post("/api/v1/chat/mcp-agent", &other_key).json(&quick).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{b}");
+
+    // The held runs end; their places are given back (the streamed one's too, once its run ended).
+    gate.add_permits(1_000);
+    let r = first.await.unwrap().unwrap();
+    assert_eq!(r.status(), 200, "{b}");
+    let r = second.await.unwrap().unwrap();
+    assert_eq!(r.status(), 200, "{b}");
+    assert!(r.text().await.unwrap().contains("\"done\""), "{b}");
+    for path in ["/api/v1/chat/mcp-agent", "/api/v1/chat/orchestrated"] {
+        let r = s.post(path, &key).json(&quick).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{b} {path}");
+    }
+}
+
+#[tokio::test]
+async fn parallel_agent_runs_of_one_user_are_capped() {
+    for db in database_urls().await {
+        parallel_runs_are_capped_per_user(db).await;
+    }
+}
+
+/// A run whose budget is spent after its first model call (which asked for a tool) ends there with a
+/// clear result: no last "answer now" call with the whole context, which would spend past the budget.
+async fn a_spent_budget_makes_no_final_call(db: TestDb) {
+    let tool = OneTool::new("wait", "Answers at once", |_| async { "done".to_string() });
+    let url = tool.serve().await;
+    let mut cfg = ops_config(&url);
+    cfg.agents.limits.daily_cost_ceiling = Some(0.001);
+    let (s, key, uid) = priced_user(db, cfg, "spent@example.com").await;
+    let b = s.backend;
+    let body = json!({"message": "call tool ops__wait now", "model": "openai/mock-gpt"});
+    let r = s.post("/api/v1/chat/mcp-agent", &key).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{b}");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["_metadata"]["stopped"], "budget exhausted", "{b}: {v}");
+    assert!(v["response"].as_str().unwrap().contains("budget exhausted"), "{b}: {v}");
+    assert_eq!(v["_metadata"]["tool_calls"].as_array().map(Vec::len), Some(1), "{b}: {v}");
+    let calls = by_endpoint(&rows(&s, &uid).await).remove("mcp_agent").unwrap_or_default();
+    assert_eq!(calls.len(), 1, "{b}: one model call, no final answer call: {calls:?}");
+}
+
+#[tokio::test]
+async fn an_agent_whose_budget_is_spent_ends_without_a_final_call() {
+    for db in database_urls().await {
+        a_spent_budget_makes_no_final_call(db).await;
+    }
 }

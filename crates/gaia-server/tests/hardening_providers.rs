@@ -11,7 +11,7 @@
 
 use crate::common;
 
-use common::{start_with, TestServer};
+use common::{start_with, Fetch, TestServer};
 use gaia_core::config::{ProviderEntry, ProviderKind};
 use gaia_core::testing::{database_urls, sqlite_db, TestDb};
 use gaia_core::Config;
@@ -596,16 +596,7 @@ async fn users_get_the_known_provider_health_without_probes_or_detail() {
 
     // An administrator sees the detail (redacted) and gets a fresh probe.
     let admin = admin_of(&s, "admin@example.com").await;
-    let v: Value = s
-        .http
-        .get(format!("{}/api/v1/providers", s.url))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = s.http.get(format!("{}/api/v1/providers", s.url)).bearer_auth(&admin).fetch_json().await;
     let find = |name: &str| v["providers"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap().clone();
     assert!(find("openai")["health"]["last_error"].as_str().unwrap().contains("10.20.30.40"), "{v}");
     assert!(find("internal")["discovery_error"].as_str().is_some(), "{v}");
@@ -615,17 +606,194 @@ async fn users_get_the_known_provider_health_without_probes_or_detail() {
     assert_eq!(v["probe"]["ok"], true, "{v}");
     assert_eq!(v["health"]["up"], true, "{v}");
     assert!(mock.model_list_requests() > before.1, "the probe reached the upstream");
-    let text = s
-        .http
-        .get(format!("{}/api/v1/providers/internal/health", s.url))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.http.get(format!("{}/api/v1/providers/internal/health", s.url)).bearer_auth(&admin).fetch_text().await;
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["probe"]["ok"], false, "{v}");
     assert!(!text.contains(REAL_KEY) && !text.contains(HARNESS_KEY), "{text}");
+}
+
+/// A host listed in `allowed_hosts` without a scheme does not let a key travel in clear: an
+/// administrator pointing a keyed provider at `http://` there is refused (literal key or variable),
+/// unless the entry says `http://host[:port]` or the host is loopback; keyless entries still may.
+#[tokio::test]
+async fn keys_are_not_sent_over_plain_http_to_an_allowed_host() {
+    let mock = MockUpstream::start("127.0.0.1:0".parse().unwrap(), MockConfig::default()).await.unwrap();
+    let port = mock.addr().port();
+    let mut config = config();
+    config.provider_policy.allowed_hosts =
+        vec!["llm.example.com".into(), "http://plain.example.com:8080".into(), format!("127.0.0.1:{port}")];
+    let s = start_with(sqlite_db(), None, config.clone()).await;
+    let admin = admin_of(&s, "admin@example.com").await;
+    let entry = |name: &str, url: &str, key: Value| {
+        let mut e = json!({"name": name, "kind": "openai", "base_url": url, "models": ["mock-gpt"]});
+        if let Value::Object(k) = key {
+            e.as_object_mut().unwrap().extend(k);
+        }
+        e
+    };
+    let literal = json!({"api_key": "sk-in-clear-9911"});
+    let from_env = json!({"api_key_env": REAL_KEY_VAR});
+
+    // The attack: the allowed host, but over http (port 80 or another), with a key.
+    for url in ["http://llm.example.com/v1", "http://llm.example.com:8000/v1", "http://plain.example.com/v1"] {
+        for key in [&literal, &from_env] {
+            let (status, detail) = post(&s, &admin, &entry("clear", url, key.clone())).await;
+            assert_eq!(status, 400, "{url} {key}: {detail}");
+            // (Port 80 of the `http://…:8080` entry is not listed at all.)
+            assert!(detail.contains("allowed_hosts"), "{detail}");
+            assert!(detail.contains("https") || url.contains("plain."), "{detail}");
+            assert!(!detail.contains("sk-in-clear") && !detail.contains(REAL_KEY), "{detail}");
+            assert_eq!(put(&s, &admin, "clear", &entry("clear", url, key.clone())).await.0, 400, "{url}");
+        }
+        // In a deployment too.
+        let d = json!({"name": "clear", "kind": "openai", "base_url": "https://llm.example.com/v1",
+            "models": ["mock-gpt"], "deployments": [{"base_url": url, "api_key": "sk-in-clear-9911"}]});
+        assert_eq!(post(&s, &admin, &d).await.0, 400, "{url}");
+    }
+    assert!(s.state.providers().get("clear").is_none());
+    assert!(s.state.storage().list_runtime_providers().await.unwrap().is_empty());
+
+    // Over https, to an `http://` entry, to loopback, or without a key: allowed.
+    let allowed = [
+        entry("tls", "https://llm.example.com/v1", literal.clone()),
+        entry("tls-env", "https://llm.example.com/v1", from_env.clone()),
+        entry("explicit", "http://plain.example.com:8080/v1", literal.clone()),
+        entry("explicit-env", "http://plain.example.com:8080/v1", from_env.clone()),
+        entry("local", &mock.openai_base_url(), literal.clone()),
+        entry("keyless", "http://llm.example.com/v1", json!({})),
+    ];
+    for e in allowed {
+        let (status, detail) = post(&s, &admin, &e).await;
+        assert_eq!(status, 201, "{e}: {detail}");
+    }
+
+    // Stored entries are checked the same way when re-read.
+    let mut stored = ProviderEntry::new("stored-clear", ProviderKind::Openai);
+    stored.base_url = Some("http://llm.example.com/v1".into());
+    stored.api_key_env = Some(REAL_KEY_VAR.into());
+    assert!(check_policy(&KeyPolicy::of(&config), &stored, None).unwrap_err().contains("https"));
+    // The configuration's own providers are exempt, and where they send a variable in clear a
+    // runtime entry may send it too (it goes there already).
+    let mut configured = stored.clone();
+    configured.name = "configured".into();
+    let mut by_config = config.clone();
+    by_config.providers.push(configured);
+    assert_eq!(check_policy(&KeyPolicy::of(&by_config), &stored, None), Ok(()));
+}
+
+/// A custom role granting `provider:write` is not enough to change providers: administrators only.
+#[tokio::test]
+async fn a_custom_role_with_provider_write_cannot_change_providers() {
+    use gaia_rbac::{Action, Permission, ResourceType, Role, Scope};
+    let listener = Listener::start().await;
+    let s = start_with(sqlite_db(), Some(MockConfig::default()), config()).await;
+    let (token, _, id) = s.register("writer@example.com").await;
+    let permissions = [Action::Read, Action::Write, Action::Delete]
+        .iter()
+        .flat_map(|a| {
+            [
+                Permission::new(ResourceType::Provider, *a, "/providers"),
+                Permission::new(ResourceType::Provider, *a, "/providers/**"),
+            ]
+        })
+        .collect();
+    let role = Role {
+        name: "provider_writer".into(),
+        scope: Scope::System,
+        description: "Writes providers".into(),
+        permissions,
+        builtin: false,
+    };
+    let rbac = s.state.rbac().await;
+    rbac.create_role(None, role).await.unwrap();
+    rbac.grant(None, &id, "provider_writer", None, None).await.unwrap();
+    let target = format!("{}/v1", listener.url);
+
+    let add = json!({"name": "mine", "kind": "anthropic", "base_url": target, "api_key_env": "ANTHROPIC_API_KEY"});
+    let (status, detail) = post(&s, &token, &add).await;
+    assert_eq!(status, 403, "{detail}");
+    assert!(detail.contains("administrators"), "{detail}");
+    let repoint = json!({"name": "anthropic", "kind": "anthropic", "base_url": target});
+    let (status, detail) = put(&s, &token, "anthropic", &repoint).await;
+    assert_eq!((status, detail.contains("administrators")), (403, true), "{detail}");
+    let (status, detail) = change(&s, &token, reqwest::Method::DELETE, "/providers/openai", &json!({})).await;
+    assert_eq!((status, detail.contains("administrators")), (403, true), "{detail}");
+    // The role does let them read providers; nothing changed.
+    let r = s.http.get(format!("{}/api/v1/providers", s.url)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(s.state.providers().get("mine").is_none() && s.state.providers().get("openai").is_some());
+    assert!(s.state.storage().list_runtime_providers().await.unwrap().is_empty());
+    s.state.providers().probe_all().await;
+    assert!(listener.requests().is_empty(), "{:?}", listener.requests());
+}
+
+/// Stored runtime providers from before the policy (a variable it does not allow, a vendor's key
+/// sent to another host) are not set up, and an administrator sees each with why, then fixes it.
+async fn refused_stored_providers_are_shown(db: TestDb) {
+    let mock = MockUpstream::start("127.0.0.1:0".parse().unwrap(), MockConfig::default()).await.unwrap();
+    let config = config();
+    let s = start_with(db, None, config.clone()).await;
+    let b = s.backend;
+    std::env::set_var("TEST_HARDENING_OLD_KEY", "sk-old-unlisted-4410");
+    let mut unlisted = ProviderEntry::new("unlisted", ProviderKind::Openai);
+    unlisted.base_url = Some(mock.openai_base_url());
+    unlisted.api_key_env = Some("TEST_HARDENING_OLD_KEY".into());
+    let mut vendor = ProviderEntry::new("vendor-elsewhere", ProviderKind::Openai);
+    vendor.base_url = Some("https://gateway.example.com/v1".into());
+    vendor.api_key_env = Some("OPENAI_API_KEY".into());
+    let mut fine = ProviderEntry::new("fine", ProviderKind::Openai);
+    fine.base_url = Some(mock.openai_base_url());
+    fine.models = vec![gaia_core::config::ModelSpec::Id("mock-gpt".into())];
+    for e in [&unlisted, &vendor, &fine] {
+        s.state.storage().save_runtime_provider(e, None, None).await.unwrap();
+    }
+    // Start-up, as the server's builder does it.
+    let mut sync = ProviderSync::with_applied(config.secrets().unwrap(), s.state.applied_provider_changes().clone())
+        .with_policy(KeyPolicy::of(&config));
+    assert_eq!(sync.apply_changes(s.state.storage(), s.state.providers()).await.unwrap(), 1, "{b}");
+    assert!(s.state.providers().get("unlisted").is_none() && s.state.providers().get("fine").is_some(), "{b}");
+    // Read again: still refused, not retried.
+    sync.apply_changes(s.state.storage(), s.state.providers()).await.unwrap();
+
+    let admin = admin_of(&s, "admin@example.com").await;
+    let text = s.http.get(format!("{}/api/v1/providers", s.url)).bearer_auth(&admin).fetch_text().await;
+    assert!(!text.contains("sk-old-unlisted"), "{b}: {text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let refused = v["refused"].as_array().unwrap_or_else(|| panic!("{b}: {v}"));
+    assert_eq!(refused.len(), 2, "{b}: {v}");
+    let reason = |name: &str| {
+        let r = refused.iter().find(|r| r["name"] == name).unwrap_or_else(|| panic!("{b}: {name}: {v}"));
+        assert_eq!(r["status"], "refused");
+        r["reason"].as_str().unwrap().to_string()
+    };
+    let why = reason("unlisted");
+    assert!(why.contains("TEST_HARDENING_OLD_KEY") && why.contains("allowed_key_envs"), "{b}: {why}");
+    let why = reason("vendor-elsewhere");
+    assert!(why.contains("OPENAI_API_KEY") && why.contains("allowed_hosts"), "{b}: {why}");
+    // Users do not see them.
+    let (user, _, _) = s.register("user@example.com").await;
+    let v: Value = s.http.get(format!("{}/api/v1/providers", s.url)).bearer_auth(&user).fetch_json().await;
+    assert!(v.get("refused").is_none(), "{b}: {v}");
+
+    // The administrator fixes one (a key of their own) and removes the other.
+    let fixed = json!({"name": "unlisted", "kind": "openai", "base_url": mock.openai_base_url(),
+        "api_key": "sk-restated", "models": ["mock-gpt"]});
+    let secrets_ok = config.secrets().unwrap().is_some();
+    let (status, detail) = put(&s, &admin, "unlisted", &fixed).await;
+    if secrets_ok {
+        assert_eq!(status, 201, "{b}: {detail}");
+    }
+    let (status, detail) = change(&s, &admin, reqwest::Method::DELETE, "/providers/vendor-elsewhere", &json!({})).await;
+    assert_eq!(status, 204, "{b}: {detail}");
+    let v: Value = s.http.get(format!("{}/api/v1/providers", s.url)).bearer_auth(&admin).fetch_json().await;
+    let left: Vec<&Value> = v["refused"].as_array().unwrap().iter().map(|r| &r["name"]).collect();
+    let expected: Vec<Value> = if secrets_ok { vec![] } else { vec![json!("unlisted")] };
+    assert_eq!(left, expected.iter().collect::<Vec<_>>(), "{b}: {v}");
+}
+
+#[tokio::test]
+async fn refused_stored_providers_are_shown_to_administrators() {
+    for db in database_urls().await {
+        refused_stored_providers_are_shown(db).await;
+    }
 }

@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use common::start;
+use common::{start, Fetch};
 use gaia_core::testing::{database_urls, sqlite_db};
 use gaia_providers::mock::MockConfig;
 use serde_json::{json, Value};
@@ -97,16 +97,8 @@ async fn images_are_stored_private_and_reach_vision_models() {
             .unwrap();
         assert_eq!(r.status(), 400, "{b}");
         // The stored message lists its image.
-        let msgs: Value = s
-            .http
-            .get(url(&format!("/conversations/{conv}/messages")))
-            .bearer_auth(&a)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let msgs: Value =
+            s.http.get(url(&format!("/conversations/{conv}/messages"))).bearer_auth(&a).fetch_json().await;
         let first = &msgs.as_array().map(|m| m[0].clone()).unwrap_or_else(|| msgs["messages"][0].clone());
         assert_eq!(first["attachments"][0]["id"], id.as_str(), "{msgs}");
 
@@ -140,16 +132,7 @@ async fn images_are_stored_private_and_reach_vision_models() {
         assert_eq!(r.status(), 200, "{b}");
         let v: Value = r.json().await.unwrap();
         let c2 = v["_metadata"]["conversation_id"].as_str().unwrap();
-        let c: Value = s
-            .http
-            .get(url(&format!("/conversations/{c2}")))
-            .bearer_auth(&a)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let c: Value = s.http.get(url(&format!("/conversations/{c2}"))).bearer_auth(&a).fetch_json().await;
         assert_eq!(c["title"], "Image", "{c}");
     }
 }
@@ -244,17 +227,7 @@ async fn regenerate_replaces_the_last_answer() {
         let (a, _, _) = s.register("a@example.com").await;
         let (o, _, _) = s.register("o@example.com").await;
         let chat = format!("{}/api/v1/chat", s.url);
-        let v: Value = s
-            .http
-            .post(&chat)
-            .bearer_auth(&a)
-            .json(&json!({"message": "first"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = s.http.post(&chat).bearer_auth(&a).json(&json!({"message": "first"})).fetch_json().await;
         let conv = v["_metadata"]["conversation_id"].as_str().unwrap().to_string();
         s.http
             .post(&chat)
@@ -282,16 +255,8 @@ async fn regenerate_replaces_the_last_answer() {
             sent["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
         assert_eq!(roles.iter().filter(|r| **r == "user").count(), 2, "{sent}");
         assert_eq!(sent["messages"].as_array().unwrap().last().unwrap()["content"], "second");
-        let msgs: Value = s
-            .http
-            .get(format!("{}/api/v1/conversations/{conv}/messages", s.url))
-            .bearer_auth(&a)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let msgs: Value =
+            s.http.get(format!("{}/api/v1/conversations/{conv}/messages", s.url)).bearer_auth(&a).fetch_json().await;
         let list = msgs.as_array().cloned().unwrap_or_else(|| msgs["messages"].as_array().unwrap().clone());
         let contents: Vec<&str> = list.iter().map(|m| m["content"].as_str().unwrap()).collect();
         assert_eq!(contents, ["first", "Mock reply to: first", "second", "Mock reply to: second"], "{b}");
@@ -307,17 +272,8 @@ async fn regenerate_replaces_the_last_answer() {
             .await
             .unwrap();
         assert_eq!(r.status(), 404, "{b}");
-        let empty: Value = s
-            .http
-            .post(format!("{}/api/v1/conversations", s.url))
-            .bearer_auth(&a)
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let empty: Value =
+            s.http.post(format!("{}/api/v1/conversations", s.url)).bearer_auth(&a).json(&json!({})).fetch_json().await;
         let r = s
             .http
             .post(&chat)

@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use common::start;
+use common::{start, Fetch};
 use futures::{SinkExt, StreamExt};
 use gaia_core::testing::database_urls;
 use gaia_providers::mock::MockConfig;
@@ -63,12 +63,8 @@ async fn two_tabs_see_the_same_conversation() {
             .post(format!("{}/api/v1/chat", s.url))
             .bearer_auth(&a)
             .json(&json!({"message": "hello"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .fetch_json()
+            .await;
         let conv = v["_metadata"]["conversation_id"].as_str().unwrap().to_string();
 
         let mut tab1 = connect(&s, &a).await;

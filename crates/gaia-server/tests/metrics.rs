@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use common::{start, start_with, TestServer};
+use common::{start, start_with, Fetch, TestServer};
 use gaia_core::testing::database_urls;
 use gaia_core::types::ModelPrice;
 use gaia_core::Config;
@@ -189,7 +189,7 @@ async fn metrics_and_performance_follow_the_traffic() {
         assert_eq!(v["lifetime"]["tokens"], v["last_5m"]["tokens"]);
 
         // Per provider and model, with the registry's health.
-        let v: Value = s.get("/api/v1/performance/providers", &admin).send().await.unwrap().json().await.unwrap();
+        let v: Value = s.get("/api/v1/performance/providers", &admin).fetch_json().await;
         let providers = v["providers"].as_array().unwrap();
         let find = |name: &str| providers.iter().find(|p| p["name"] == name).unwrap().clone();
         let openai = find("openai");

@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use common::{start, start_with_title};
+use common::{start, start_with_title, Fetch};
 use gaia_core::testing::{database_urls, sqlite_db};
 use gaia_providers::mock::MockConfig;
 use serde_json::{json, Value};
@@ -28,7 +28,7 @@ async fn persona_crud_isolation_and_use_in_chat() {
         let (o, _, _) = s.register("o@example.com").await;
         let url = |p: &str| format!("{}/api/v1{p}", s.url);
 
-        let list: Value = s.http.get(url("/personas")).bearer_auth(&a).send().await.unwrap().json().await.unwrap();
+        let list: Value = s.http.get(url("/personas")).bearer_auth(&a).fetch_json().await;
         assert_eq!(list["default_persona_id"], "default", "{b}");
         assert_eq!(list["personas"].as_array().unwrap().len(), 1);
         // Bad input: 400 with a message; built-in: 403; malformed JSON: 400.
@@ -80,17 +80,7 @@ async fn persona_crud_isolation_and_use_in_chat() {
         assert_eq!(r.json::<Value>().await.unwrap()["description"], "Arr");
 
         // Chat with the default persona, then make the pirate the default: new chats use it, with its temperature.
-        let r: Value = s
-            .http
-            .post(url("/chat"))
-            .bearer_auth(&a)
-            .json(&json!({"message": "hello"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let r: Value = s.http.post(url("/chat")).bearer_auth(&a).json(&json!({"message": "hello"})).fetch_json().await;
         let first_conv = r["_metadata"]["conversation_id"].as_str().unwrap().to_string();
         let sent = s.mock.as_ref().unwrap().last_request().unwrap();
         assert!(system_of(&sent).contains("You are Gaia"), "{b}: {sent}");
@@ -133,7 +123,7 @@ async fn persona_crud_isolation_and_use_in_chat() {
         // Deleting the persona: 204, then it is gone and the default falls back to the built-in one.
         let r = s.http.delete(url(&format!("/personas/{pid}"))).bearer_auth(&a).send().await.unwrap();
         assert_eq!(r.status(), 204);
-        let st: Value = s.http.get(url("/settings")).bearer_auth(&a).send().await.unwrap().json().await.unwrap();
+        let st: Value = s.http.get(url("/settings")).bearer_auth(&a).fetch_json().await;
         assert_eq!(st["default_persona_id"], Value::Null, "{b}");
         assert_eq!(s.http.get(url(&format!("/personas/{pid}"))).bearer_auth(&a).send().await.unwrap().status(), 404);
     }
@@ -152,12 +142,8 @@ async fn rename_search_and_export() {
             .post(url("/chat"))
             .bearer_auth(&a)
             .json(&json!({"message": "Where is the <b>dragon</b> cave?"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .fetch_json()
+            .await;
         let id = r["_metadata"]["conversation_id"].as_str().unwrap().to_string();
         s.http.post(url("/chat")).bearer_auth(&a).json(&json!({"message": "Shopping list"})).send().await.unwrap();
 
@@ -190,15 +176,13 @@ async fn rename_search_and_export() {
         assert_eq!(r.status(), 400);
 
         // Newest first; search over message text (the mock echoes it) and titles.
-        let list: Value = s.http.get(url("/conversations")).bearer_auth(&a).send().await.unwrap().json().await.unwrap();
+        let list: Value = s.http.get(url("/conversations")).bearer_auth(&a).fetch_json().await;
         assert_eq!(list["conversations"][0]["id"], id, "the rename made it the most recent");
-        let hits: Value =
-            s.http.get(url("/conversations?q=CAVE")).bearer_auth(&a).send().await.unwrap().json().await.unwrap();
+        let hits: Value = s.http.get(url("/conversations?q=CAVE")).bearer_auth(&a).fetch_json().await;
         let hits = hits["conversations"].as_array().unwrap();
         assert_eq!(hits.len(), 1, "{b}");
         assert!(hits[0]["snippet"].as_str().unwrap().contains("cave"));
-        let none: Value =
-            s.http.get(url("/conversations?q=cave")).bearer_auth(&o).send().await.unwrap().json().await.unwrap();
+        let none: Value = s.http.get(url("/conversations?q=cave")).bearer_auth(&o).fetch_json().await;
         assert!(none["conversations"].as_array().unwrap().is_empty());
 
         let r = s
@@ -218,16 +202,7 @@ async fn rename_search_and_export() {
                 && md.contains("## Assistant (mock-gpt"),
             "{md}"
         );
-        let j: Value = s
-            .http
-            .get(url(&format!("/conversations/{id}/export")))
-            .bearer_auth(&a)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let j: Value = s.http.get(url(&format!("/conversations/{id}/export"))).bearer_auth(&a).fetch_json().await;
         assert_eq!(j["messages"].as_array().unwrap().len(), 2);
         assert_eq!(j["conversation"]["title"], "Dragons");
         let r =
@@ -263,16 +238,7 @@ async fn first_exchange_gets_a_title_from_the_model_unless_renamed() {
         let mut title = String::new();
         let mut changed = false;
         for _ in 0..100 {
-            let c: Value = s
-                .http
-                .get(url(&format!("/conversations/{id}")))
-                .bearer_auth(&a)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let c: Value = s.http.get(url(&format!("/conversations/{id}"))).bearer_auth(&a).fetch_json().await;
             title = c["title"].as_str().unwrap_or_default().to_string();
             if title != "Tell me about the safe house" {
                 changed = true;
@@ -285,17 +251,7 @@ async fn first_exchange_gets_a_title_from_the_model_unless_renamed() {
         assert!(title.chars().count() <= 81);
     }
     // A second turn does not retitle.
-    let r: Value = s
-        .http
-        .post(url("/chat"))
-        .bearer_auth(&a)
-        .json(&json!({"message": "one"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r: Value = s.http.post(url("/chat")).bearer_auth(&a).json(&json!({"message": "one"})).fetch_json().await;
     let id = r["_metadata"]["conversation_id"].as_str().unwrap().to_string();
     s.http
         .patch(url(&format!("/conversations/{id}")))
@@ -305,8 +261,7 @@ async fn first_exchange_gets_a_title_from_the_model_unless_renamed() {
         .await
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let c: Value =
-        s.http.get(url(&format!("/conversations/{id}"))).bearer_auth(&a).send().await.unwrap().json().await.unwrap();
+    let c: Value = s.http.get(url(&format!("/conversations/{id}"))).bearer_auth(&a).fetch_json().await;
     assert_eq!(c["title"], "Mine", "a rename wins over the automatic title");
 }
 
@@ -323,7 +278,7 @@ async fn history_is_bounded_by_the_context_window() {
         if let Some(c) = &conv {
             body["conversation_id"] = json!(c);
         }
-        let r: Value = s.http.post(&url).bearer_auth(&a).json(&body).send().await.unwrap().json().await.unwrap();
+        let r: Value = s.http.post(&url).bearer_auth(&a).json(&body).fetch_json().await;
         conv = Some(r["_metadata"]["conversation_id"].as_str().unwrap().to_string());
     }
     let sent = s.mock.as_ref().unwrap().last_request().unwrap();

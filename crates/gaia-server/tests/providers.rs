@@ -6,7 +6,7 @@
 
 use crate::common;
 
-use common::{sse_data, start, start_shared, start_with, TestServer};
+use common::{sse_data, start, start_shared, start_with, Fetch, TestServer};
 use gaia_core::config::{Deployment, ModelEntry, ModelSpec, ProviderEntry, ProviderKind};
 use gaia_core::secrets::Secrets;
 use gaia_core::storage::Storage;
@@ -99,16 +99,7 @@ async fn admin_api_validates_entries_and_never_shows_keys() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "the key was read from the environment: {}", r.text().await.unwrap());
-    let listed = s
-        .http
-        .get(format!("{}/api/v1/providers", s.url))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let listed = s.http.get(format!("{}/api/v1/providers", s.url)).bearer_auth(&admin).fetch_text().await;
     let stored = serde_json::to_string(
         &s.state.storage().list_runtime_providers().await.unwrap()[0].entry.as_ref().unwrap().clone(),
     )
@@ -440,16 +431,8 @@ async fn models_filters() {
     assert_eq!(ids("?provider=catalog&min_context=128000").await, ["tooly", "seeing"]);
     assert_eq!(ids("?min_context=100000&max_price=12&capability=tools").await, ["tooly"]);
     assert!(ids("?provider=nobody").await.is_empty());
-    let v: Value = s
-        .http
-        .get(format!("{}/api/v1/models?capability=vision", s.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value =
+        s.http.get(format!("{}/api/v1/models?capability=vision", s.url)).bearer_auth(&token).fetch_json().await;
     let m = &v["data"][0];
     assert_eq!(m["capabilities"], json!(["tools", "vision", "streaming"]));
     assert_eq!((m["context_window"].as_u64(), m["price"]["output"].as_f64()), (Some(200_000), Some(15.0)));

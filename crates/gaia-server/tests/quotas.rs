@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use common::{eventually, start_with};
+use common::{eventually, start_with, Fetch};
 use gaia_core::events::Event;
 use gaia_core::testing::database_urls;
 use gaia_core::types::ModelPrice;
@@ -99,16 +99,7 @@ async fn rate_limits_per_key_and_per_user() {
         }
         let refused = refused.expect("the token limit refuses eventually");
         assert!(refused["detail"].as_str().unwrap().contains("tokens per minute of the user"), "{refused}");
-        let listed: Value = s
-            .http
-            .get(format!("{}/api/v1/limits", s.url))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let listed: Value = s.http.get(format!("{}/api/v1/limits", s.url)).bearer_auth(&admin).fetch_json().await;
         assert_eq!(listed["defaults"]["key_requests_per_minute"], 2);
         assert_eq!(listed["limits"].as_array().unwrap().len(), 2);
         let r =
@@ -192,7 +183,7 @@ async fn budgets_refuse_before_the_provider_and_raise_events() {
             }
         }
         assert_eq!(reached, 1, "{b}");
-        let mine: Value = s.get("/api/v1/budgets/mine", &key).send().await.unwrap().json().await.unwrap();
+        let mine: Value = s.get("/api/v1/budgets/mine", &key).fetch_json().await;
         let st = &mine["budgets"][0];
         assert!(st["spent_usd"].as_f64().unwrap() >= 0.05 - 1e-9, "{mine}");
         assert_eq!(st["remaining_usd"], 0.0);
@@ -227,16 +218,7 @@ async fn budgets_refuse_before_the_provider_and_raise_events() {
             }
         }
         assert!(soft, "{b}");
-        let all: Value = s
-            .http
-            .get(format!("{}/api/v1/budgets", s.url))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let all: Value = s.http.get(format!("{}/api/v1/budgets", s.url)).bearer_auth(&admin).fetch_json().await;
         assert_eq!(all["budgets"].as_array().unwrap().len(), 1);
     }
 }
@@ -265,12 +247,8 @@ async fn prices_with_effective_dates_and_estimates() {
         // From the messages of an OpenAI-shaped request: about four characters per token.
         let v: Value =
             estimate(json!({"model": "mock-gpt", "messages": [{"role": "user", "content": "x".repeat(400)}]}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+                .fetch_json()
+                .await;
         assert!((90..=110).contains(&v["input_tokens"].as_u64().unwrap()), "{v}");
         assert_eq!(v["output_tokens"], 0);
         let r = estimate(json!({"model": "no-such-model", "input_tokens": 5})).send().await.unwrap();
@@ -302,26 +280,19 @@ async fn prices_with_effective_dates_and_estimates() {
         let r = s.post("/api/v1/pricing", &key).json(&json!({"provider": "openai", "model": "mock-gpt",
             "input_per_million": 0.0, "output_per_million": 0.0}));
         assert_eq!(r.send().await.unwrap().status(), 403, "users may not set prices");
-        let v: Value = estimate(json!({"model": "openai/mock-gpt", "input_tokens": 1_000_000}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = estimate(json!({"model": "openai/mock-gpt", "input_tokens": 1_000_000})).fetch_json().await;
         assert_eq!(v["cost_usd"], 3.0, "{v}");
         assert!(v["price"]["effective_from"].is_string());
-        let list: Value = s.get("/api/v1/pricing", &key).send().await.unwrap().json().await.unwrap();
+        let list: Value = s.get("/api/v1/pricing", &key).fetch_json().await;
         let gpt = list["models"].as_array().unwrap().iter().find(|m| m["model"] == "mock-gpt").unwrap().clone();
         assert_eq!(gpt["price"]["input"], 3.0, "{list}");
         assert_eq!(gpt["upcoming"][0]["price"]["input"], 5.0);
-        let hist: Value =
-            s.get("/api/v1/pricing/history?model=mock-gpt", &key).send().await.unwrap().json().await.unwrap();
+        let hist: Value = s.get("/api/v1/pricing/history?model=mock-gpt", &key).fetch_json().await;
         assert_eq!(hist["prices"].as_array().unwrap().len(), 2);
         // The registry (what every caller costs through: metering, gaia-mcp's agent budgets, `auto:cheap`
         // selection, the model catalog) sees the recorded price.
         assert_eq!(s.state.providers().price("openai", "mock-gpt").unwrap().input, 3.0);
-        let models: Value = s.get("/api/v1/models?provider=openai", &key).send().await.unwrap().json().await.unwrap();
+        let models: Value = s.get("/api/v1/models?provider=openai", &key).fetch_json().await;
         let listed = models["data"].as_array().unwrap().iter().find(|m| m["id"] == "mock-gpt").unwrap().clone();
         assert_eq!(listed["price"]["input"], 3.0, "{models}");
         // Calls are costed at the price in effect.
@@ -336,13 +307,7 @@ async fn prices_with_effective_dates_and_estimates() {
         let first = hist["prices"][0]["id"].as_str().unwrap();
         let r = s.http.delete(format!("{}/api/v1/pricing/{first}", s.url)).bearer_auth(&admin).send().await.unwrap();
         assert_eq!(r.status(), 204);
-        let v: Value = estimate(json!({"model": "openai/mock-gpt", "input_tokens": 1_000_000}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = estimate(json!({"model": "openai/mock-gpt", "input_tokens": 1_000_000})).fetch_json().await;
         assert_eq!(v["cost_usd"], 1.0);
     }
 }
@@ -366,14 +331,14 @@ async fn usage_reports_by_user_team_model_and_day() {
             }
         }
         let report = |q: &str| s.http.get(format!("{}/api/v1/usage/report?user_id=*&{q}", s.url)).bearer_auth(&admin);
-        let v: Value = report("group_by=user").send().await.unwrap().json().await.unwrap();
+        let v: Value = report("group_by=user").fetch_json().await;
         let groups = v["groups"].as_array().unwrap();
         assert_eq!(groups.len(), 2, "{b}: {v}");
         assert_eq!(groups.iter().map(|g| g["requests"].as_i64().unwrap()).sum::<i64>(), 3);
-        let v: Value = report("group_by=team").send().await.unwrap().json().await.unwrap();
+        let v: Value = report("group_by=team").fetch_json().await;
         let guild = v["groups"].as_array().unwrap().iter().find(|g| g["key"] == team.id.as_str()).unwrap().clone();
         assert_eq!(guild["requests"], 2, "{v}");
-        let v: Value = report("group_by=model").send().await.unwrap().json().await.unwrap();
+        let v: Value = report("group_by=model").fetch_json().await;
         assert_eq!(v["groups"][0]["key"], "mock-gpt", "the most expensive first: {v}");
         let r = report("group_by=day&format=csv").send().await.unwrap();
         assert_eq!(r.status(), 200);
@@ -385,16 +350,8 @@ async fn usage_reports_by_user_team_model_and_day() {
         assert_eq!(report("group_by=planet").send().await.unwrap().status(), 400);
         assert_eq!(report("format=xml").send().await.unwrap().status(), 400);
         // A user sees only their own, and not everyone's.
-        let own: Value = s
-            .http
-            .get(format!("{}/api/v1/usage/report?group_by=model", s.url))
-            .bearer_auth(&t2)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let own: Value =
+            s.http.get(format!("{}/api/v1/usage/report?group_by=model", s.url)).bearer_auth(&t2).fetch_json().await;
         assert_eq!(own["groups"].as_array().unwrap().len(), 1);
         let r = s.http.get(format!("{}/api/v1/usage/report?user_id=*", s.url)).bearer_auth(&t2).send().await.unwrap();
         assert_eq!(r.status(), 403);

@@ -113,10 +113,26 @@ async fn the_first_user_is_admin_and_the_admin_api_is_audited() {
         let url = |p: &str| format!("{}/api/v1{p}", s.url);
         let (first, _, first_id) = s.register("first@example.com").await;
         let (second, _, second_id) = s.register("second@example.com").await;
-        let (boss, _, _) = s.register("boss@example.com").await;
         let me = |t: &str| s.http.get(url("/rbac/me")).bearer_auth(t).send();
         assert_eq!(json_of(me(&first).await.unwrap()).await.1["is_admin"], true, "{b}");
         assert_eq!(json_of(me(&second).await.unwrap()).await.1["is_admin"], false, "{b}");
+        // An address of `rbac.admin_emails` is proven by an invitation the administrator made for it.
+        let (st, invite) = json_of(
+            s.http
+                .post(url("/auth/invites"))
+                .bearer_auth(&first)
+                .json(&json!({"email": "boss@example.com"}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(st, 201, "{b}: {invite}");
+        let body = json!({"email": "boss@example.com", "password": "correct horse battery",
+                          "invite_token": invite["token"]});
+        let (st, v) = json_of(s.http.post(url("/auth/register")).json(&body).send().await.unwrap()).await;
+        assert_eq!(st, 201, "{b}: {v}");
+        let boss = v["access_token"].as_str().unwrap().to_string();
         assert_eq!(json_of(me(&boss).await.unwrap()).await.1["is_admin"], true, "{b}: by configuration");
 
         // Non-admins cannot touch the admin API.

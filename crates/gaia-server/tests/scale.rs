@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use common::{start_shared, TestServer};
+use common::{start_shared, Fetch, TestServer};
 use futures::{SinkExt, StreamExt};
 use gaia_core::testing::{database_urls, redis_url, services_required, unique_redis_prefix, TestDb};
 use gaia_core::Config;
@@ -131,17 +131,8 @@ async fn live_updates_cross_instances() {
         let bk = a.backend;
         assert_eq!(a.state.events().kind(), "redis");
         let (token, _, _) = a.register("watcher@example.com").await;
-        let v: Value = a
-            .http
-            .post(format!("{}/api/v1/chat", a.url))
-            .bearer_auth(&token)
-            .json(&chat("first"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value =
+            a.http.post(format!("{}/api/v1/chat", a.url)).bearer_auth(&token).json(&chat("first")).fetch_json().await;
         let conv = v["_metadata"]["conversation_id"].as_str().unwrap().to_string();
         // A browser tab connected to instance B…
         let mut req = format!("{}/ws/chat", b.url.replace("http://", "ws://")).into_client_request().unwrap();

@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use common::start;
+use common::{start, Fetch};
 use gaia_core::testing::database_urls;
 use gaia_providers::mock::MockConfig;
 use reqwest::redirect::Policy;
@@ -127,36 +127,12 @@ async fn register_login_chat_and_logout_in_the_browser_flow() {
         let frag = r.text().await.unwrap();
         assert!(!frag.contains("<script>"), "{frag}");
         assert!(frag.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{frag}");
-        let page = http
-            .get(url(&format!("/chat/{conv}")))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = http.get(url(&format!("/chat/{conv}"))).header("cookie", &cookie).fetch_text().await;
         assert!(page.contains("class=\"conv current\""), "the open conversation is marked");
         // Search in the sidebar fragment.
-        let frag = http
-            .get(url("/ui/conversations?q=script"))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let frag = http.get(url("/ui/conversations?q=script")).header("cookie", &cookie).fetch_text().await;
         assert!(frag.contains(&conv));
-        let frag = http
-            .get(url("/ui/conversations?q=nothing-like-this"))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let frag = http.get(url("/ui/conversations?q=nothing-like-this")).header("cookie", &cookie).fetch_text().await;
         assert!(frag.contains("No conversations"));
 
         // Logout needs the token, ends the session and clears the cookie.
@@ -215,7 +191,7 @@ async fn the_settings_page_saves_the_profile() {
         let cookie = format!("gaia_session={token}");
         let r = http.get(url("/settings")).send().await.unwrap();
         assert_eq!(r.headers()["location"], "/login", "signed out");
-        let page = http.get(url("/settings")).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
+        let page = http.get(url("/settings")).header("cookie", &cookie).fetch_text().await;
         assert!(page.contains("Profile and settings") && page.contains("set@example.com"), "{b}");
         assert!(page.contains("openai/mock-gpt"), "models to pick from");
         let csrf = csrf_in(&page);
@@ -225,12 +201,8 @@ async fn the_settings_page_saves_the_profile() {
             .header("cookie", &cookie)
             .header("x-csrf-token", &csrf)
             .json(&json!({"name": "Pirate", "system_prompt": "Arr."}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .fetch_json()
+            .await;
         let pid = p["id"].as_str().unwrap();
         let form = |csrf: &str, theme: &str| {
             vec![
@@ -250,8 +222,7 @@ async fn the_settings_page_saves_the_profile() {
         assert!(r.text().await.unwrap().contains("theme must be"));
         let r = http.post(url("/settings")).header("cookie", &cookie).form(&form(&csrf, "light")).send().await.unwrap();
         assert_eq!((r.status().as_u16(), r.headers()["location"].to_str().unwrap()), (303, "/settings?saved=1"));
-        let saved: Value =
-            http.get(url("/api/v1/settings")).header("cookie", &cookie).send().await.unwrap().json().await.unwrap();
+        let saved: Value = http.get(url("/api/v1/settings")).header("cookie", &cookie).fetch_json().await;
         assert_eq!(saved["display_name"], "Captain <Mara>", "{b}");
         assert_eq!(
             (saved["default_model"].as_str(), saved["theme"].as_str()),
@@ -259,11 +230,10 @@ async fn the_settings_page_saves_the_profile() {
         );
         assert_eq!(saved["default_persona_id"], pid);
         // Pages now use them: light theme, the escaped name, the persona preselected.
-        let page = http.get(url("/chat")).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
+        let page = http.get(url("/chat")).header("cookie", &cookie).fetch_text().await;
         assert!(page.contains("data-theme=\"light\"") && page.contains("Captain &lt;Mara&gt;"), "{b}");
         assert!(page.contains(&format!("value=\"{pid}\" selected")), "{b}");
-        let page =
-            http.get(url("/settings?saved=1")).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
+        let page = http.get(url("/settings?saved=1")).header("cookie", &cookie).fetch_text().await;
         assert!(page.contains("Settings saved."));
     }
 }

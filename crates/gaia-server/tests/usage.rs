@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use common::{sse_data, start};
+use common::{sse_data, start, Fetch};
 use gaia_core::testing::database_urls;
 use gaia_core::types::ModelPrice;
 use gaia_providers::mock::MockConfig;
@@ -54,14 +54,14 @@ async fn every_call_is_metered_and_reported() {
             .unwrap();
         r.text().await.unwrap();
 
-        let v: Value = s.get("/api/v1/usage", &key).send().await.unwrap().json().await.unwrap();
+        let v: Value = s.get("/api/v1/usage", &key).fetch_json().await;
         let t = &v["totals"];
         assert_eq!(t["requests"], 5, "{}: {v}", s.backend);
         assert_eq!(t["errors"], 1);
         // The mock counts words: "one two" → 2 in, "Mock reply to: one two" → 5 out; "hi" → 1 in, 4 out
         // (twice); "stream me" → 2 in, 5 out; the failed call reports none. The two successful calls to
         // `/api/v1/chat` also send the built-in persona's system prompt.
-        let personas: Value = s.get("/api/v1/personas", &key).send().await.unwrap().json().await.unwrap();
+        let personas: Value = s.get("/api/v1/personas", &key).fetch_json().await;
         let prompt_words = personas["personas"][0]["system_prompt"].as_str().unwrap().split_whitespace().count();
         assert_eq!(t["input_tokens"], 6 + 2 * prompt_words as u64);
         assert_eq!(t["output_tokens"], 18);
@@ -98,22 +98,12 @@ async fn every_call_is_metered_and_reported() {
         assert!(!fields[10].is_empty(), "time to first token recorded for streams: {streamed}");
 
         // Filters and permissions.
-        let v: Value =
-            s.get("/api/v1/usage?since=2000-01-01&until=2000-01-02", &key).send().await.unwrap().json().await.unwrap();
+        let v: Value = s.get("/api/v1/usage?since=2000-01-01&until=2000-01-02", &key).fetch_json().await;
         assert_eq!(v["totals"]["requests"], 0);
         assert_eq!(s.get("/api/v1/usage?since=yesterday", &key).send().await.unwrap().status(), 400);
         assert_eq!(s.get("/api/v1/usage?user_id=*", &key).send().await.unwrap().status(), 403);
         let (other, _, _) = s.register("other-usage@example.com").await;
-        let v: Value = s
-            .http
-            .get(format!("{}/api/v1/usage", s.url))
-            .bearer_auth(&other)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = s.http.get(format!("{}/api/v1/usage", s.url)).bearer_auth(&other).fetch_json().await;
         assert_eq!(v["totals"]["requests"], 0, "users only see their own usage");
         // An admin sees everyone's.
         s.state.storage().set_admin(&user_id, true).await.unwrap();
@@ -124,24 +114,12 @@ async fn every_call_is_metered_and_reported() {
                 .http
                 .post(format!("{}/api/v1/auth/login", s.url))
                 .json(&json!({"email": "usage@example.com", "password": "correct horse battery"}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+                .fetch_json()
+                .await;
             (r["access_token"].as_str().unwrap().to_string(), (), ())
         };
-        let v: Value = s
-            .http
-            .get(format!("{}/api/v1/usage?user_id=*", s.url))
-            .bearer_auth(&admin_token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value =
+            s.http.get(format!("{}/api/v1/usage?user_id=*", s.url)).bearer_auth(&admin_token).fetch_json().await;
         assert_eq!(v["totals"]["requests"], 5);
     }
 }

@@ -13,7 +13,7 @@
 //! - JWTs are verified locally; the user they name is created on first sight
 //!   ([`Storage::ensure_user`]) and then cached under `jwtuser:<sub>` for `api_key_ttl`.
 //! - Revocations reach every running instance, with or without a shared cache: each revocation
-//!   bumps the database's credentials version ([`Storage::credentials_version`]) in its own
+//!   bumps the database's credentials version ([`Storage::credentials_versions`]) in its own
 //!   transaction, each cached validation carries the version it was made under, and
 //!   [`Authenticator::spawn_revocation_watch`] polls the version (about every second): a validation
 //!   cached under an older version is checked against the database again. `gaia keys revoke` run
@@ -156,7 +156,10 @@ struct Inner {
     /// The newest credentials version seen in the database: cached validations made under an older
     /// one are looked up again.
     version: std::sync::atomic::AtomicI64,
-    /// Told each time `version` moves (long-lived connections check their credentials again).
+    /// The newest sessions version seen in the database: cached sign-in session checks made under an
+    /// older one are looked up again.
+    sessions_version: std::sync::atomic::AtomicI64,
+    /// Told each time `version` or `sessions_version` moves (long-lived connections check their credentials again).
     revocations: tokio::sync::watch::Sender<i64>,
 }
 
@@ -227,6 +230,7 @@ impl Authenticator {
                 revoked,
                 expiring,
                 version: std::sync::atomic::AtomicI64::new(0),
+                sessions_version: std::sync::atomic::AtomicI64::new(0),
                 revocations: tokio::sync::watch::Sender::new(0),
             }),
         }
@@ -237,15 +241,22 @@ impl Authenticator {
         self.inner.version.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// Reads the database's credentials version; when it moved, every validation cached before is
-    /// stale from now on. Returns whether it moved.
+    /// The sessions version this instance knows of.
+    fn known_sessions_version(&self) -> i64 {
+        self.inner.sessions_version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Reads the database's credentials versions; when one moved, the validations cached before under
+    /// it are stale from now on. Returns whether one moved.
     pub async fn refresh_revocations(&self) -> Result<bool> {
-        let v = self.inner.storage.credentials_version().await?;
-        let before = self.inner.version.fetch_max(v, std::sync::atomic::Ordering::AcqRel);
-        if v > before {
-            self.inner.revocations.send_replace(v);
+        use std::sync::atomic::Ordering::AcqRel;
+        let v = self.inner.storage.credentials_versions().await?;
+        let keys_moved = v.keys > self.inner.version.fetch_max(v.keys, AcqRel);
+        let sessions_moved = v.sessions > self.inner.sessions_version.fetch_max(v.sessions, AcqRel);
+        if keys_moved || sessions_moved {
+            self.inner.revocations.send_modify(|n| *n += 1);
         }
-        Ok(v > before)
+        Ok(keys_moved || sessions_moved)
     }
 
     /// Changes each time a revocation is noticed (by [`Authenticator::refresh_revocations`]): a
@@ -424,9 +435,11 @@ impl Authenticator {
     /// local user for a subject seen for the first time.
     pub async fn authenticate_jwt(&self, token: &str) -> Result<Principal> {
         let claims = self.inner.jwt.verify(token.trim())?;
-        // Gaia's own tokens name their sign-in session: refused once it is revoked (logout, theft).
+        // Gaia's own tokens name their sign-in session (claim `gaia_sid`; another issuer's OIDC `sid` is
+        // not read): refused once it is revoked (logout, theft).
         if let Some(sid) = claims.sid.as_deref() {
-            super::sign_in::check_session(&self.inner.storage, &self.inner.cache, sid, self.known_version()).await?;
+            super::sign_in::check_session(&self.inner.storage, &self.inner.cache, sid, self.known_sessions_version())
+                .await?;
         }
         let ck = user_cache_key(&claims.sub);
         let version = self.known_version();

@@ -27,10 +27,11 @@ pub struct Claims {
     /// Role (`authenticated` for users).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
-    /// The sign-in session the token was issued for (Gaia's own tokens): revoking the session (logout,
-    /// refresh-token theft) makes the token unusable before it expires. Tokens of other issuers have
-    /// none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The sign-in session the token was issued for (Gaia's own tokens, claim `gaia_sid`): revoking the
+    /// session (logout, refresh-token theft) makes the token unusable before it expires. Tokens of
+    /// other issuers sharing the secret have none; a standard OIDC `sid` claim they carry (Supabase and
+    /// others set one) is not Gaia's and is not read.
+    #[serde(rename = "gaia_sid", default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
 }
 

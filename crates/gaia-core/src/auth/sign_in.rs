@@ -2,14 +2,14 @@
 //!
 //! Every password sign-in starts a session (a row of `auth_sessions`, see
 //! [`Storage::create_sign_in`]); its refresh tokens form one family, and the access tokens issued for
-//! it carry its id as the JWT `sid` claim. Revoking the session (logout, or a refresh token used twice)
+//! it carry its id as the JWT `gaia_sid` claim. Revoking the session (logout, or a refresh token used twice)
 //! ends the whole family and makes those access tokens unusable before they expire.
 //!
 //! The check on every request is cheap: whether a session is live is cached under
-//! `authsid:<sid>` for [`SESSION_CHECK_TTL`] together with the credentials version it was read under.
+//! `authsid:<sid>` for [`SESSION_CHECK_TTL`] together with the sessions version it was read under.
 //! A revocation writes "revoked" over the entry at once (shared by every instance with Redis) and
-//! bumps the credentials version, so instances with their own in-process cache look again within a
-//! version poll.
+//! bumps the sessions version (not the keys version: a sign-out must not outdate every cached API-key
+//! validation), so instances with their own in-process cache look again within a version poll.
 
 use crate::cache::SharedCache;
 use crate::error::{CoreError, Result};
@@ -23,7 +23,7 @@ pub const SESSION_CHECK_TTL: Duration = Duration::from_secs(10);
 /// How long the "revoked" mark of a session stays cached (the database says so afterwards).
 const REVOKED_TTL: Duration = Duration::from_secs(3600);
 
-/// Longest accepted `sid` claim.
+/// Longest accepted `gaia_sid` claim.
 const MAX_SID_LEN: usize = 64;
 
 #[derive(Serialize, Deserialize)]
@@ -42,7 +42,7 @@ fn ended() -> CoreError {
 }
 
 /// `Ok` when sign-in session `sid` is live; [`CoreError::Unauthorized`] when it was revoked or never
-/// existed. `version` is the credentials version the caller knows of: a "live" entry cached under an
+/// existed. `version` is the sessions version the caller knows of: a "live" entry cached under an
 /// older one is checked in the database again.
 pub async fn check_session(storage: &Storage, cache: &SharedCache, sid: &str, version: i64) -> Result<()> {
     if sid.is_empty() || sid.len() > MAX_SID_LEN {

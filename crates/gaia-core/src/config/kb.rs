@@ -50,6 +50,10 @@ pub struct KbConfig {
     pub committer_email: String,
     /// Largest document accepted by `write`, in bytes.
     pub max_document_bytes: usize,
+    /// Exact and regex searches (each a scan of the vault on a blocking thread, up to 5 s) that may
+    /// run at once; more are refused at once (503 `busy`, `Retry-After`). 0 (the default): twice the
+    /// available cores.
+    pub max_concurrent_scans: usize,
     /// Shared secret for `POST /api/v1/kb/webhook` (sent as `X-Gaia-Webhook-Secret` or as GitHub's
     /// `X-Hub-Signature-256`); the webhook is disabled when unset.
     pub webhook_secret: Option<String>,
@@ -71,12 +75,22 @@ impl Default for KbConfig {
             committer_name: "Gaia".to_string(),
             committer_email: "gaia@localhost".to_string(),
             max_document_bytes: 1024 * 1024,
+            max_concurrent_scans: 0,
             webhook_secret: None,
         }
     }
 }
 
 impl KbConfig {
+    /// How many exact or regex searches may run at once: `max_concurrent_scans`, or twice the
+    /// available cores when it is 0.
+    pub fn scan_limit(&self) -> usize {
+        match self.max_concurrent_scans {
+            0 => 2 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            n => n,
+        }
+    }
+
     /// The token for the remote: `token`, else the variable named by `token_env`.
     pub fn resolved_token(&self) -> Option<String> {
         self.token
@@ -102,6 +116,7 @@ impl fmt::Debug for KbConfig {
             .field("committer_name", &self.committer_name)
             .field("committer_email", &self.committer_email)
             .field("max_document_bytes", &self.max_document_bytes)
+            .field("max_concurrent_scans", &self.max_concurrent_scans)
             .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "<redacted>"))
             .finish()
     }

@@ -74,11 +74,15 @@ pub struct AgentConfig {
     pub fs_root: Option<std::path::PathBuf>,
     /// Offer the knowledge-base tools to agents when a knowledge base is configured.
     pub kb_tools: bool,
+    /// Agent and orchestrated runs one user may have going at once on one instance; one more is a
+    /// 429 with `Retry-After`. Each run is given what is left of the user's budgets when it starts,
+    /// so this bounds how far parallel runs can together spend past them. At least 1.
+    pub max_concurrent_runs_per_user: usize,
 }
 
 impl Default for AgentConfig {
     fn default() -> Self {
-        AgentConfig { limits: AgentLimits::default(), fs_root: None, kb_tools: true }
+        AgentConfig { limits: AgentLimits::default(), fs_root: None, kb_tools: true, max_concurrent_runs_per_user: 2 }
     }
 }
 

@@ -112,13 +112,17 @@ impl Default for McpProcessesConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct RbacConfig {
     /// The first user to register becomes an administrator — only while `server.bind` is a loopback
-    /// address (nobody else can reach the server first), unless `first_user_admin_anywhere` is set.
+    /// address and the registration itself comes straight from this machine (a loopback peer, and no
+    /// `X-Forwarded-For`, `Forwarded` or `X-Real-IP` header: not through a reverse proxy), unless
+    /// `first_user_admin_anywhere` is set.
     pub first_user_admin: bool,
     /// Apply `first_user_admin` even when `server.bind` is not a loopback address (whoever registers
     /// first over the network becomes an administrator). Off by default; bootstrap the first
     /// administrator with `gaia users create --email E --admin` instead.
     pub first_user_admin_anywhere: bool,
-    /// Users with these emails become administrators when they register.
+    /// Users with these emails become administrators when they register with an invitation made for
+    /// that address (`POST /api/v1/auth/invites` with `email`); registering the address otherwise
+    /// proves nothing and makes an ordinary user.
     pub admin_emails: Vec<String>,
     /// How often each instance checks the database for policy changes made by other instances, in
     /// milliseconds.
@@ -336,8 +340,9 @@ fn is_setting(path: &str, value: &Value) -> bool {
     }
 }
 
-/// Turns environment variables into a nested dictionary of overrides. `GAIA_*` variables that name
-/// no setting are ignored with a warning.
+/// Turns environment variables into a nested dictionary of overrides. `GAIA_*` variables whose first
+/// segment names no top-level setting or section are ignored with a warning; an unknown key under a
+/// known section is an error.
 fn env_overrides(env: HashMap<String, String>) -> Dict {
     let mut dict = Dict::new();
     let mut aliases = Vec::new();
@@ -361,9 +366,15 @@ fn env_overrides(env: HashMap<String, String>) -> Dict {
                 Value::String(..) | Value::Num(..) | Value::Bool(..) => parsed,
                 _ => Value::from(value),
             };
-            if !is_setting(&path, &parsed) {
-                // `GAIA_ENV=production` and the like belong to other tools: warn, never fail (the
-                // value is not logged: it may be a secret). Unknown keys in gaia.toml stay errors.
+            // `GAIA_ENV=production` and the like belong to other tools: warn, never fail (the value is
+            // not logged: it may be a secret). Only a first segment that is no top-level setting or
+            // section is ignored: a mistyped key under a known section (`GAIA_AUTH__REGISTRATON`) stays
+            // an "unknown field" error, as in gaia.toml, instead of silently leaving the default.
+            let known = match path.split_once('.') {
+                Some((section, _)) => is_setting(section, &Value::from(Dict::new())),
+                None => is_setting(&path, &parsed),
+            };
+            if !known {
                 tracing::warn!(variable = %key, "ignoring environment variable {key}: it is not a Gaia setting");
                 continue;
             }
@@ -686,12 +697,12 @@ deployments = [{ base_url = "http://127.0.0.1:11435/v1" }, { api_key = "second-k
 
     #[test]
     fn unknown_gaia_variables_are_ignored_but_unknown_file_keys_are_errors() {
-        // Other tools' variables (GAIA_ENV) used to stop start-up with "unknown field".
+        // Other tools' variables (GAIA_ENV, GAIA_SOMETOOL__X) used to stop start-up with "unknown field".
         let c = Config::load_from(
             None,
             env(&[
                 ("GAIA_ENV", "production"),
-                ("GAIA_SERVER__NOPE", "1"),
+                ("GAIA_SOMETOOL__MODE", "1"),
                 ("GAIA_AUTH__REGISTRATION", "closed"),
                 ("GAIA_CACHE__CAPACITY", "7"),
             ]),
@@ -703,6 +714,13 @@ deployments = [{ base_url = "http://127.0.0.1:11435/v1" }, { api_key = "second-k
         assert!(e.unwrap_err().to_string().contains("registration"));
         let e = Config::load_from(None, env(&[("GAIA_AUTH__TRUSTED_PROXIES", "not-an-ip")])).unwrap_err();
         assert!(e.to_string().contains("trusted_proxies"), "{e}");
+        // A typo under a known section is an error, not a security setting silently left at its default
+        // (registration open).
+        for typo in ["GAIA_AUTH__REGISTRATON", "GAIA_SERVER__NOPE"] {
+            let e = Config::load_from(None, env(&[(typo, "closed")])).unwrap_err().to_string();
+            let key = typo.rsplit("__").next().unwrap().to_ascii_lowercase();
+            assert!(e.contains("unknown field") && e.contains(&key), "{typo}: {e}");
+        }
         // The same unknown key in gaia.toml stops start-up.
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("gaia.toml");

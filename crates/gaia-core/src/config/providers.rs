@@ -358,7 +358,9 @@ pub struct ProviderPolicy {
     pub allowed_key_envs: Vec<String>,
     /// Hosts runtime providers may be pointed at (`api.openai.com`, `10.0.0.7:11434` for one port,
     /// `*.example.com` for its subdomains); a key read from an environment variable may be sent to
-    /// any of them. Empty (the default): any host for entries without a key or with their own
+    /// any of them, over `https` only: a key (read from a variable or given in the entry) goes over
+    /// plain `http` only to a loopback host or to a host listed with an explicit `http://`
+    /// (`http://10.0.0.7:11434`), which says the administrator accepts it travelling in clear. Empty (the default): any host for entries without a key or with their own
     /// (`api_key`), but a key read from a variable only goes where the configuration's own
     /// `[[providers]]` send that variable, or to its vendor's host ([`vendor_key_host`]); and a
     /// provider that carries a key may not be re-pointed at another origin unless its key is restated.
@@ -392,12 +394,28 @@ impl ProviderPolicy {
     }
 
     /// Whether `host` (as a URL parser gives it: lowercase, IPv6 in brackets) on `port` (explicit or
-    /// the scheme's default) is listed in `allowed_hosts`.
+    /// the scheme's default) is listed in `allowed_hosts` (with or without a scheme).
     pub fn allows_host(&self, host: &str, port: u16) -> bool {
+        self.matches_host(host, port, false)
+    }
+
+    /// Whether `host` on `port` is listed in `allowed_hosts` with an explicit `http://`: a key may be
+    /// sent there in clear.
+    pub fn allows_plain_http(&self, host: &str, port: u16) -> bool {
+        self.matches_host(host, port, true)
+    }
+
+    /// Whether an entry of `allowed_hosts` (one written `http://…` when `plain_http`) lists `host`
+    /// on `port`.
+    fn matches_host(&self, host: &str, port: u16, plain_http: bool) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         self.allowed_hosts.iter().any(|allowed| {
             let allowed = allowed.to_ascii_lowercase();
-            let (name, want_port) = split_host_port(&allowed);
+            let (scheme, allowed) = split_scheme(&allowed);
+            if plain_http && scheme != Some("http") {
+                return false;
+            }
+            let (name, want_port) = split_host_port(allowed);
             if want_port.is_some_and(|p| p != port) {
                 return false;
             }
@@ -434,7 +452,8 @@ impl ProviderPolicy {
                 ));
             }
         }
-        for host in &self.allowed_hosts {
+        for entry in &self.allowed_hosts {
+            let (_, host) = split_scheme(entry);
             let (name, _) = split_host_port(host);
             let name = name.strip_prefix("*.").unwrap_or(name);
             let ok = !name.is_empty()
@@ -443,12 +462,29 @@ impl ProviderPolicy {
             if !ok || host.contains('/') || host.contains('@') {
                 return Err(key(
                     "allowed_hosts",
-                    format!("`{host}` must be a host name or address, optionally with `:port` or a leading `*.`"),
+                    format!(
+                        "`{entry}` must be a host name or address, optionally with `:port`, a leading `*.`, or \
+                         `http://` / `https://` before it"
+                    ),
                 ));
             }
         }
         Ok(())
     }
+}
+
+/// `http://host` → (`Some("http")`, `host`); `https://host` likewise (any case); `host` → (`None`,
+/// `host`).
+fn split_scheme(s: &str) -> (Option<&'static str>, &str) {
+    for scheme in ["https", "http"] {
+        let n = scheme.len() + 3;
+        if let (Some(head), Some(rest)) = (s.get(..n), s.get(n..)) {
+            if head.get(..scheme.len()).is_some_and(|h| h.eq_ignore_ascii_case(scheme)) && head.ends_with("://") {
+                return (Some(scheme), rest);
+            }
+        }
+    }
+    (None, s)
 }
 
 /// `host:port` → (`host`, port); a bare host (or `[v6]` address) → (host, `None`).
@@ -511,6 +547,24 @@ mod tests {
     }
 
     #[test]
+    fn keys_go_in_clear_only_to_hosts_listed_with_http() {
+        let p = policy(&[], &["llm.internal", "HTTP://10.0.0.7:11434", "https://api.example.com", "http://*.lan"]);
+        assert!(p.validate().is_ok());
+        // Every entry allows pointing there, whatever its scheme.
+        for (host, port) in [("llm.internal", 80), ("10.0.0.7", 11434), ("api.example.com", 443), ("a.lan", 8080)] {
+            assert!(p.allows_host(host, port), "{host}:{port}");
+        }
+        // Only the ones written `http://` allow a key in clear.
+        assert!(p.allows_plain_http("10.0.0.7", 11434) && p.allows_plain_http("box.lan", 80));
+        assert!(!p.allows_plain_http("10.0.0.7", 80), "another port");
+        assert!(!p.allows_plain_http("llm.internal", 80) && !p.allows_plain_http("api.example.com", 80));
+        for bad in ["http://", "ftp://x", "http://a/b", "http://u@x", "https://"] {
+            assert!(policy(&[], &[bad]).validate().is_err(), "{bad}");
+        }
+        assert!(!policy(&[], &["httpé://x"]).allows_plain_http("x", 80), "no panic");
+    }
+
+    #[test]
     fn hosts_match_by_name_port_and_subdomain() {
         let p = policy(&[], &["api.openai.com", "10.0.0.7:11434", "*.example.com", "[::1]:8080"]);
         assert!(p.restricts_hosts() && !ProviderPolicy::default().restricts_hosts());
@@ -522,7 +576,8 @@ mod tests {
         assert!(!p.allows_host("api.openai.com.evil.example", 443));
         assert!(p.allows_host("[::1]", 8080) && !p.allows_host("[::1]", 80));
         assert!(p.validate().is_ok());
-        for bad in ["http://h", "h/x", "u@h", "", "h:port", "*."] {
+        // (`http://h` is valid: see `keys_go_in_clear_only_to_hosts_listed_with_http`.)
+        for bad in ["ftp://h", "h/x", "u@h", "", "h:port", "*."] {
             assert!(policy(&[], &[bad]).validate().is_err(), "{bad}");
         }
     }

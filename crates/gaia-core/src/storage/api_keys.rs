@@ -125,8 +125,7 @@ async fn insert_key(conn: &mut sqlx::AnyConnection, key: &NewApiKey<'_>, id: &st
     .bind(key.expires_at.map(|e| e.timestamp_millis()))
     .execute(&mut *conn)
     .await
-    .map_err(|e| match CoreError::from(e) {
-        CoreError::NotFound(_) => CoreError::NotFound(format!("user {user_id}")),
+    .map_err(|e| match super::user_row_error(user_id)(e) {
         CoreError::Conflict(_) => CoreError::Conflict("an API key with this hash already exists".into()),
         other => other,
     })?;
@@ -255,7 +254,7 @@ impl Storage {
 
     /// Revokes a key (idempotent: the first revocation time is kept) and bumps the credentials
     /// version in the same transaction, so every running instance stops accepting the key within a
-    /// poll ([`Storage::credentials_version`]). `None` if there is no such key.
+    /// poll ([`Storage::credentials_versions`]). `None` if there is no such key.
     pub async fn revoke_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
         let mut tx = self.pool().begin().await?;
         let r = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
@@ -289,8 +288,7 @@ impl Storage {
             .bind(expires_at.timestamp_millis())
             .execute(self.pool())
             .await
-            .map_err(|e| match CoreError::from(e) {
-                CoreError::NotFound(_) => CoreError::NotFound(format!("user {user_id}")),
+            .map_err(|e| match super::user_row_error(user_id)(e) {
                 CoreError::Conflict(_) => CoreError::Conflict("this refresh token is already stored".into()),
                 other => other,
             })?;

@@ -103,10 +103,7 @@ impl Storage {
         .bind(a.created_at.timestamp_millis())
         .execute(self.pool())
         .await
-        .map_err(|e| match CoreError::from(e) {
-            CoreError::NotFound(_) => CoreError::NotFound(format!("user {user_id}")),
-            other => other,
-        })?;
+        .map_err(super::user_row_error(user_id))?;
         Ok(a)
     }
 

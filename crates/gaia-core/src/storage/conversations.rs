@@ -166,10 +166,7 @@ impl Storage {
         .bind(now)
         .execute(self.pool())
         .await
-        .map_err(|e| match CoreError::from(e) {
-            CoreError::NotFound(_) => CoreError::NotFound(format!("user {user_id}")),
-            other => other,
-        })?;
+        .map_err(super::user_row_error(user_id))?;
         Ok(Conversation {
             id,
             user_id: user_id.to_string(),

@@ -22,6 +22,7 @@ pub use attachments::{sniff_image_type, Attachment, IMAGE_TYPES, MAX_FILE_NAME};
 pub use audit::AuditRecord;
 pub use budgets::{Budget, BudgetPeriod, NewBudget};
 pub use conversations::{Conversation, ConversationHit, StoredMessage};
+pub use credentials::CredentialsVersions;
 pub use limits::{LimitScope, RateLimitOverride};
 pub use personas::{Persona, PersonaInput, UserSettings, DEFAULT_PERSONA_ID, MAX_PERSONA_NAME, MAX_SYSTEM_PROMPT};
 pub use prices::PriceEntry;
@@ -85,6 +86,15 @@ pub(crate) fn clean_text(s: &str) -> Cow<'_, str> {
         Cow::Owned(s.replace('\0', "\u{FFFD}"))
     } else {
         Cow::Borrowed(s)
+    }
+}
+
+/// Maps the error of a write to a row of `user_id`: a missing parent row (the user) is
+/// `NotFound("user …")`; any other error as [`CoreError::from`].
+pub(crate) fn user_row_error(user_id: &str) -> impl FnOnce(sqlx::Error) -> CoreError + '_ {
+    move |e| match CoreError::from(e) {
+        CoreError::NotFound(_) => CoreError::NotFound(format!("user {user_id}")),
+        other => other,
     }
 }
 

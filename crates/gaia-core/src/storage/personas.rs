@@ -169,10 +169,7 @@ impl Storage {
         .bind(now)
         .execute(self.pool())
         .await
-        .map_err(|e| match CoreError::from(e) {
-            CoreError::NotFound(_) => CoreError::NotFound(format!("user {user_id}")),
-            other => other,
-        })?;
+        .map_err(super::user_row_error(user_id))?;
         self.get_persona(user_id, &id).await?.ok_or_else(|| CoreError::NotFound(format!("persona {id}")))
     }
 

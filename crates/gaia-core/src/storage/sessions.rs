@@ -1,7 +1,7 @@
 //! Browser sessions of the web UI (the token itself is never stored, only its hash).
 
 use super::{from_ms, now_ms, Storage};
-use crate::error::{CoreError, Result};
+use crate::error::Result;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -39,10 +39,7 @@ impl Storage {
         .bind(expires_at.timestamp_millis())
         .execute(self.pool())
         .await
-        .map_err(|e| match CoreError::from(e) {
-            CoreError::NotFound(_) => CoreError::NotFound(format!("user {user_id}")),
-            other => other,
-        })?;
+        .map_err(super::user_row_error(user_id))?;
         Ok(WebSession {
             user_id: user_id.to_string(),
             csrf_token: csrf_token.to_string(),
@@ -128,7 +125,7 @@ async fn revoke_family_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, sid: &str, 
         .await?;
     if r.rows_affected() > 0 {
         // Instances that cached the session as live look again.
-        super::credentials::bump_in(tx).await?;
+        super::credentials::bump_sessions_in(tx).await?;
     }
     Ok(r.rows_affected() > 0)
 }
@@ -151,10 +148,7 @@ async fn insert_family_token(
     .bind(sid)
     .execute(&mut **tx)
     .await
-    .map_err(|e| match CoreError::from(e) {
-        CoreError::NotFound(_) => CoreError::NotFound(format!("user {user_id}")),
-        other => other,
-    })?;
+    .map_err(super::user_row_error(user_id))?;
     Ok(())
 }
 
@@ -167,10 +161,7 @@ async fn insert_sign_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, user_id: &str
         .bind(now_ms())
         .execute(&mut **tx)
         .await
-        .map_err(|e| match CoreError::from(e) {
-            CoreError::NotFound(_) => CoreError::NotFound(format!("user {user_id}")),
-            other => other,
-        })?;
+        .map_err(super::user_row_error(user_id))?;
     Ok(sid)
 }
 
@@ -286,8 +277,9 @@ impl Storage {
         })
     }
 
-    /// Revokes every live sign-in session of `user_id` and every refresh token of the user ("sign out
-    /// everywhere"); returns the ids of the sessions revoked.
+    /// Revokes every live sign-in session of `user_id` and every refresh token of the user, and ends
+    /// every web UI session of the user ("sign out everywhere"); returns the ids of the sign-in
+    /// sessions revoked.
     pub async fn revoke_user_sign_ins(&self, user_id: &str, reason: &str) -> Result<Vec<String>> {
         let mut tx = self.pool().begin().await?;
         let rows = sqlx::query("SELECT id FROM auth_sessions WHERE user_id = $1 AND revoked_at IS NULL")
@@ -309,8 +301,50 @@ impl Storage {
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-        super::credentials::bump_in(&mut tx).await?;
+        sqlx::query("DELETE FROM web_sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        super::credentials::bump_sessions_in(&mut tx).await?;
         tx.commit().await?;
         Ok(sids)
+    }
+}
+
+/// Data retention of ended sign-ins (`crate::retention`).
+impl Storage {
+    /// Deletes up to `limit` refresh tokens that expired before `before`, belong to a sign-in session
+    /// revoked before it, or were used up before it without a sign-in session. Returns how many. Used-up
+    /// tokens of a live session are kept: presenting one again still reveals a theft.
+    pub async fn purge_refresh_tokens_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
+        self.delete_batch(
+            "DELETE FROM refresh_tokens WHERE token_hash IN (SELECT token_hash FROM refresh_tokens WHERE \
+             expires_at < $1 OR (family_id IS NULL AND revoked_at < $1) OR family_id IN \
+             (SELECT id FROM auth_sessions WHERE revoked_at < $1) LIMIT $2)",
+            before,
+            limit,
+        )
+        .await
+    }
+
+    /// Deletes up to `limit` sign-in sessions revoked before `before`, or started before it and left
+    /// without a refresh token expiring after it. Returns how many.
+    pub async fn purge_sign_ins_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
+        self.delete_batch(
+            "DELETE FROM auth_sessions WHERE id IN (SELECT s.id FROM auth_sessions s WHERE s.revoked_at < $1 \
+             OR (s.created_at < $1 AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = s.id \
+             AND t.expires_at >= $1)) LIMIT $2)",
+            before,
+            limit,
+        )
+        .await
+    }
+
+    /// Deletes up to `limit` invitations used or expired before `before`. Returns how many.
+    pub async fn purge_invites_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
+        self.delete_batch(
+            "DELETE FROM auth_invites WHERE id IN (SELECT id FROM auth_invites WHERE expires_at < $1 \
+             OR used_at < $1 LIMIT $2)",
+            before,
+            limit,
+        )
+        .await
     }
 }

@@ -74,6 +74,12 @@ pub struct Invite {
     pub created_at: DateTime<Utc>,
     /// End of validity.
     pub expires_at: DateTime<Utc>,
+    /// The administrator who made it, when known.
+    #[serde(default)]
+    pub created_by: Option<String>,
+    /// When it was used (it works once), if it was.
+    #[serde(default)]
+    pub used_at: Option<DateTime<Utc>>,
 }
 
 /// Inserts a user (the email already normalised) with a new UUID, on `exec` (the pool or a
@@ -126,10 +132,7 @@ impl Storage {
         password_hash: Option<&str>,
         display_name: Option<&str>,
     ) -> Result<User> {
-        let email = normalise_email(email)?;
-        let display_name = display_name.map(clean_text);
-        let display_name = display_name.as_deref();
-        insert_user(self.pool(), &email, password_hash, display_name).await
+        self.add_user(None, email, password_hash, display_name).await
     }
 
     /// Creates a user (as [`Storage::create_user`]) with a registration invitation: the invitation
@@ -142,8 +145,23 @@ impl Storage {
         password_hash: Option<&str>,
         display_name: Option<&str>,
     ) -> Result<User> {
+        self.add_user(Some(invite_hash), email, password_hash, display_name).await
+    }
+
+    /// [`Storage::create_user`], with the invitation of `invite_hash` used up in the same transaction
+    /// when given ([`Storage::create_user_with_invite`]).
+    async fn add_user(
+        &self,
+        invite_hash: Option<&str>,
+        email: &str,
+        password_hash: Option<&str>,
+        display_name: Option<&str>,
+    ) -> Result<User> {
         let email = normalise_email(email)?;
         let display_name = display_name.map(clean_text);
+        let Some(invite_hash) = invite_hash else {
+            return insert_user(self.pool(), &email, password_hash, display_name.as_deref()).await;
+        };
         let mut tx = self.pool().begin().await?;
         let now = now_ms();
         let used = sqlx::query(
@@ -223,7 +241,43 @@ impl Storage {
         .bind(expires_at.timestamp_millis())
         .execute(self.pool())
         .await?;
-        Ok(Invite { id, email, created_at: from_ms(now), expires_at: from_ms(expires_at.timestamp_millis()) })
+        Ok(Invite {
+            id,
+            email,
+            created_at: from_ms(now),
+            expires_at: from_ms(expires_at.timestamp_millis()),
+            created_by: created_by.map(str::to_string),
+            used_at: None,
+        })
+    }
+
+    /// The newest invitations, at most `limit` (never their tokens: only hashes are stored).
+    pub async fn list_invites(&self, limit: u32) -> Result<Vec<Invite>> {
+        let rows = sqlx::query(
+            "SELECT id, email, created_by, created_at, expires_at, used_at FROM auth_invites \
+             ORDER BY created_at DESC, id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Invite {
+                    id: r.try_get("id")?,
+                    email: r.try_get("email")?,
+                    created_at: from_ms(r.try_get("created_at")?),
+                    expires_at: from_ms(r.try_get("expires_at")?),
+                    created_by: r.try_get("created_by")?,
+                    used_at: r.try_get::<Option<i64>, _>("used_at")?.map(from_ms),
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes invitation `id`, so its token no longer registers anyone; `false` if there was none.
+    pub async fn delete_invite(&self, id: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM auth_invites WHERE id = $1").bind(id).execute(self.pool()).await?;
+        Ok(r.rows_affected() > 0)
     }
 
     /// Makes `user_id` an administrator if it is the oldest account and there is no administrator

@@ -1,8 +1,19 @@
 //! Helpers shared by the knowledge-base tests.
 #![allow(dead_code)]
 
+use gaia_kb::{Kb, SearchOptions};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The paths of the first page of hits of a search for `q`, best first.
+pub fn hits(kb: &Kb, q: &str) -> Vec<String> {
+    kb.search(&SearchOptions { query: q.into(), ..Default::default() })
+        .unwrap()
+        .hits
+        .into_iter()
+        .map(|h| h.path)
+        .collect()
+}
 
 /// `../shared/kb-fixtures/world` relative to the workspace root.
 pub fn world_fixture() -> PathBuf {

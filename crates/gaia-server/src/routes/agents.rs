@@ -15,10 +15,15 @@
 //! model?, tools?: [source names]}], stream?}`; without `agents`, a `librarian` (knowledge-base tools)
 //! and an `operator` (MCP servers and files). Every step is streamed; `_metadata` lists each agent with
 //! its subtask, tool calls, tokens, cost and timing.
+//!
+//! A user has at most `agents.max_concurrent_runs_per_user` of these runs going at once on an
+//! instance (one more: 429 with `Retry-After`): each run is given what is left of the caller's budgets
+//! when it starts, so parallel runs would each get all of it.
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Auth};
 use crate::metering::RunMeter;
+use crate::per_user::Slot;
 use crate::sse::{self, SseEvent};
 use crate::state::AppState;
 use axum::extract::State;
@@ -75,11 +80,32 @@ fn mcp_sources(state: &AppState) -> Vec<Arc<McpClientSource>> {
     state.config().mcp_servers.iter().cloned().map(|c| Arc::new(McpClientSource::new(c))).collect()
 }
 
-/// The 503 of a request refused for want of MCP server process slots, with `Retry-After`.
-fn busy(message: String) -> Response {
-    let mut resp = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message).into_response();
+/// A refusal that passes by itself (`status`: 503 for want of MCP server process slots, 429 for too
+/// many runs of the caller), with `Retry-After`.
+fn retry_later(status: StatusCode, message: String) -> Response {
+    let mut resp = ApiError::new(status, message).into_response();
     resp.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(BUSY_RETRY_SECS));
     resp
+}
+
+/// The 503 of a request refused for want of MCP server process slots, with `Retry-After`.
+fn busy(message: String) -> Response {
+    retry_later(StatusCode::SERVICE_UNAVAILABLE, message)
+}
+
+/// A place for one more agent or orchestrated run of `p` on this instance, taken before the budgets
+/// are read and held until the run ends: each run is given what is left of the caller's budgets when
+/// it starts (its spending is recorded as its calls end), so the runs going on at once are bounded
+/// (`agents.max_concurrent_runs_per_user`). Beyond: 429 with `Retry-After`.
+fn run_slot(state: &AppState, p: &Principal) -> Result<Slot, Box<Response>> {
+    let max = state.config().agents.max_concurrent_runs_per_user.max(1);
+    state.agent_runs().take(&p.user_id, max).ok_or_else(|| {
+        let message = format!(
+            "at most {max} agent or orchestrated runs per user at once (agents.max_concurrent_runs_per_user); \
+             retry when one has ended"
+        );
+        Box::new(retry_later(StatusCode::TOO_MANY_REQUESTS, message))
+    })
 }
 
 /// Slots for the stdio MCP server processes one cold agent request starts (one per stdio server),
@@ -300,14 +326,22 @@ async fn finish(state: &AppState, conversation_id: &str, run: &AgentRun) {
     crate::routes::chat::store_answer(state, conversation_id, &run.content, &run.model, run.usage).await;
 }
 
-/// Runs a prepared agent; `slots` (the request's MCP server processes) are held until it ends.
-async fn run_agent(state: AppState, prep: Prepared, stream: bool, slots: Option<OwnedSemaphorePermit>) -> Response {
+/// Runs a prepared agent; `slots` (the request's MCP server processes) and `running` (its place among
+/// the caller's runs) are held until it ends.
+async fn run_agent(
+    state: AppState,
+    prep: Prepared,
+    stream: bool,
+    slots: Option<OwnedSemaphorePermit>,
+    running: Slot,
+) -> Response {
     let Prepared { agent, conversation_id, messages } = prep;
     if !stream {
         let run = agent.run(messages, None).await;
         // The processes end with the agent's toolbox; only then are their slots free.
         drop(agent);
         drop(slots);
+        drop(running);
         return match run {
             Ok(run) => {
                 finish(&state, &conversation_id, &run).await;
@@ -326,6 +360,7 @@ async fn run_agent(state: AppState, prep: Prepared, stream: bool, slots: Option<
         let r = agent.run(messages, Some(tx)).await;
         drop(agent);
         drop(slots);
+        drop(running);
         if let Ok(run) = &r {
             finish(&st, &conv, run).await;
         }
@@ -362,6 +397,10 @@ pub async fn mcp_agent(
     ApiJson(body): ApiJson<AgentBody>,
 ) -> ApiResult<Response> {
     let stream = body.stream;
+    let running = match run_slot(&state, &p) {
+        Ok(r) => r,
+        Err(refused) => return Ok(*refused),
+    };
     let checked = check(&state, &p, body).await?;
     let slots = match process_slots(&state) {
         Ok(s) => s,
@@ -376,7 +415,7 @@ pub async fn mcp_agent(
     }
     add_local_tools(&state, &p, &mut tools).await?;
     let prep = prepare(&state, &p, checked, tools, "mcp_agent").await?;
-    Ok(run_agent(state, prep, stream, slots).await)
+    Ok(run_agent(state, prep, stream, slots, running).await)
 }
 
 /// `POST /api/v1/chat/mcp-agent-hot`: an agent whose MCP servers are already connected.
@@ -386,11 +425,15 @@ pub async fn mcp_agent_hot(
     ApiJson(body): ApiJson<AgentBody>,
 ) -> ApiResult<Response> {
     let stream = body.stream;
+    let running = match run_slot(&state, &p) {
+        Ok(r) => r,
+        Err(refused) => return Ok(*refused),
+    };
     let checked = check(&state, &p, body).await?;
     let mut tools = warm_toolbox(&state).await;
     add_local_tools(&state, &p, &mut tools).await?;
     let prep = prepare(&state, &p, checked, tools, "mcp_agent_hot").await?;
-    Ok(run_agent(state, prep, stream, None).await)
+    Ok(run_agent(state, prep, stream, None, running).await)
 }
 
 /// One specialist of an orchestrated request.
@@ -458,7 +501,8 @@ fn orchestrated_metadata(run: &OrchestratedRun) -> Value {
 
 /// `POST /api/v1/chat/orchestrated`. The request (specialists, their personas, models and tool
 /// sources) is checked before the warm MCP servers are reached; every model call of the run is
-/// metered as it ends, and the run stops at the caller's agent ceiling and hard budgets.
+/// metered as it ends, and the run stops at the caller's agent ceiling and hard budgets. It counts
+/// among the caller's runs going on at once (`run_slot`).
 pub async fn orchestrated(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -468,6 +512,10 @@ pub async fn orchestrated(
     if task.is_empty() {
         return Err(ApiError::bad_request("`message` must not be empty"));
     }
+    let running = match run_slot(&state, &p) {
+        Ok(r) => r,
+        Err(refused) => return Ok(*refused),
+    };
     let storage = state.storage();
     let settings = storage.user_settings(&p.user_id).await?;
     let model =
@@ -555,14 +603,20 @@ pub async fn orchestrated(
     .with_budget(budget)
     .with_recorder(recorder);
     if !body.stream {
-        let run = orch.run(&task, None).await.map_err(agent_error)?;
+        let run = orch.run(&task, None).await.map_err(agent_error);
+        drop(running);
+        let run = run?;
         return Ok(axum::Json(
             json!({"response": run.content, "plan": run.plan, "_metadata": orchestrated_metadata(&run)}),
         )
         .into_response());
     }
     let (tx, mut rx) = tokio::sync::mpsc::channel(128);
-    let handle = tokio::spawn(async move { orch.run(&task, Some(tx)).await });
+    let handle = tokio::spawn(async move {
+        let run = orch.run(&task, Some(tx)).await;
+        drop(running);
+        run
+    });
     let events = async_stream::stream! {
         while let Some(ev) = rx.recv().await {
             yield SseEvent::data(&serde_json::to_string(&ev).unwrap_or_default());

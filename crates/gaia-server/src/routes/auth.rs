@@ -1,7 +1,8 @@
 //! Local users and tokens: `POST /api/v1/auth/register|login|refresh|logout|validate`, and
-//! `POST /api/v1/auth/invites` (administrators) for invitation-only registration.
+//! `POST|GET /api/v1/auth/invites`, `DELETE /api/v1/auth/invites/{id}` (administrators) for
+//! invitation-only registration.
 //!
-//! Access tokens are HS256 JWTs (audience `authenticated`, `sub` = user id, `sid` = the sign-in
+//! Access tokens are HS256 JWTs (audience `authenticated`, `sub` = user id, `gaia_sid` = the sign-in
 //! session). Refresh tokens are random, stored as SHA-256 hashes, and rotate: each refresh uses up the
 //! token it was given. All the refresh tokens of one sign-in form a family; presenting a used-up token
 //! again (a stolen copy, or its owner after the thief) revokes the whole family and the access tokens
@@ -9,9 +10,10 @@
 //!
 //! Sign-in and registration are public and each costs an argon2 hash (about 19 MiB): hashes go
 //! through the server's [`PasswordGate`](gaia_core::auth::PasswordGate) (503 with `Retry-After` when it
-//! is full), and attempts are rate-limited per account and per client address with the shared rate
-//! limiter (429 with `Retry-After`; `[auth]` sets the limits). Unknown accounts are checked against a
-//! dummy hash, so they cost the same as known ones.
+//! is full), and attempts are rate-limited with the shared rate limiter, charged before hashing
+//! (failed sign-ins per account and client address, attempts per client address; 429 with
+//! `Retry-After`; `[auth]` sets the limits). Unknown accounts are checked against a dummy hash, so they
+//! cost the same as known ones.
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{credential, ApiJson, Auth, Credential, OptionalJson};
@@ -144,23 +146,38 @@ impl From<GateError> for AuthError {
     }
 }
 
-/// The address of the client of a request ([`crate::security::client_address`]): the peer, or the
-/// client a trusted proxy names. `None` when the server runs without peer addresses.
+/// Who sent a request: the address of its client ([`crate::security::client_address`]: the peer, or
+/// the client a trusted proxy names; `None` when the server runs without peer addresses), and whether
+/// it came straight from a loopback peer with no forwarding header (no reverse proxy in between: the
+/// sender is on this machine).
 #[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub Option<IpAddr>);
+pub struct ClientAddr {
+    /// The client's address.
+    pub addr: Option<IpAddr>,
+    /// A loopback peer, and no `X-Forwarded-For`, `Forwarded` or `X-Real-IP` header.
+    pub direct_loopback: bool,
+}
 
 impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-        Ok(ClientAddr(crate::security::client_address(&parts.headers, peer, &state.config().auth.trusted_proxies)))
+        let trusted = &state.config().auth.trusted_proxies;
+        if crate::security::untrusted_proxy(&parts.headers, peer, trusted) {
+            crate::security::warn_untrusted_proxy_once();
+        }
+        Ok(ClientAddr {
+            addr: crate::security::client_address(&parts.headers, peer, trusted),
+            direct_loopback: peer.is_some_and(|p| p.ip().to_canonical().is_loopback())
+                && !crate::security::is_forwarded(&parts.headers),
+        })
     }
 }
 
 impl ClientAddr {
     /// The rate-limit key of the address: IPv6 clients by /64 (one subscriber's network).
     fn key(&self) -> Option<String> {
-        self.0.map(|ip| match ip {
+        self.addr.map(|ip| match ip {
             IpAddr::V4(v4) => v4.to_string(),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
                 Some(v4) => v4.to_string(),
@@ -199,9 +216,12 @@ async fn throttle(state: &AppState, limits: Vec<Limit>, what: &str) -> Result<()
     }
 }
 
-/// Rate-limit key of an account (the normalised email, hashed: no addresses in Redis keys).
-fn account_key(email: &str) -> String {
-    format!("auth:login:acct:{}", hash_api_key(&email.trim().to_lowercase()))
+/// Rate-limit key of the failed sign-ins of an account from one client address (the normalised
+/// email and the address, hashed: no addresses in Redis keys). Another address of the account's owner
+/// has its own count, so guessing from one address never locks the owner out.
+fn account_key(email: &str, client: &ClientAddr) -> String {
+    let who = format!("{}\n{}", email.trim().to_lowercase(), client.key().unwrap_or_default());
+    format!("auth:login:acct:{}", hash_api_key(&who))
 }
 
 /// Refuses over-long email addresses and passwords before any lookup or hash.
@@ -215,9 +235,11 @@ fn check_lengths(email: &str, password: &str) -> Result<(), AuthError> {
     Ok(())
 }
 
-/// Checks a password sign-in: the limits (failures per account, attempts per client address), then
-/// the password through the hashing gate (an unknown account against a dummy hash, at the same cost).
-/// A failure is counted against the account and audited (`via`: `api` or `web`).
+/// Checks a password sign-in: the limits (failed sign-ins per account and client address, attempts
+/// per client address), then the password through the hashing gate (an unknown account against a dummy
+/// hash, at the same cost). Every attempt is charged to both limits BEFORE hashing, atomically, so a
+/// burst of parallel guesses gets at most the limit through to the hash; a successful sign-in is
+/// refunded to the per-account count (it is not a failure). A failure is audited (`via`: `api` or `web`).
 pub(crate) async fn check_password(
     state: &AppState,
     client: ClientAddr,
@@ -227,24 +249,36 @@ pub(crate) async fn check_password(
 ) -> Result<User, AuthError> {
     check_lengths(email, password)?;
     let cfg = &state.config().auth;
-    let account = account_key(email);
-    let mut limits = vec![Limit::new(account.clone(), cfg.login_failures_per_account, 0)];
+    let account = account_key(email, &client);
+    let mut limits = vec![Limit::new(account.clone(), cfg.login_failures_per_account, 1)];
     if let Some(addr) = client.key() {
         limits.push(Limit::new(format!("auth:login:ip:{addr}"), cfg.login_attempts_per_address, 1));
     }
     throttle(state, limits, "sign-in").await?;
     let user = state.storage().get_user_by_email(email).await?;
     let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
-    let ok = state.password_gate().verify(password, hash).await?;
-    match user {
-        Some(u) if ok => Ok(u),
-        _ => {
-            if cfg.login_failures_per_account > 0 {
-                let window = Duration::from_secs(cfg.window_secs);
-                if let Err(e) = state.quotas().limiter().charge(&account, 1, window).await {
-                    tracing::warn!(error = %e, "rate limiter unavailable; a failed sign-in was not counted");
-                }
+    let refund = || async {
+        if cfg.login_failures_per_account > 0 {
+            let window = Duration::from_secs(cfg.window_secs);
+            if let Err(e) = state.quotas().limiter().refund(&account, 1, window).await {
+                tracing::warn!(error = %e, "rate limiter unavailable; a sign-in that did not fail stays counted");
             }
+        }
+    };
+    let ok = match state.password_gate().verify(password, hash).await {
+        Ok(ok) => ok,
+        // Not hashed (the gate was full): no guess was checked.
+        Err(e) => {
+            refund().await;
+            return Err(e.into());
+        }
+    };
+    match user {
+        Some(u) if ok => {
+            refund().await;
+            Ok(u)
+        }
+        _ => {
             crate::audit::record(state, None, "auth.login_failed", email.trim(), json!({"via": via})).await;
             Err(ApiError::unauthorized("invalid email or password").into())
         }
@@ -260,8 +294,11 @@ pub(crate) async fn create_account(
     via: &str,
 ) -> Result<User, AuthError> {
     check_lengths(&b.email, &b.password)?;
-    let invite = match state.config().auth.registration {
-        Registration::Open => None,
+    let sent_token = b.invite_token.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    let token = match state.config().auth.registration {
+        // Open registration needs no invitation, but one sent is used (it proves an address of
+        // `rbac.admin_emails`) and must be valid.
+        Registration::Open => sent_token,
         Registration::Closed => {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -269,16 +306,14 @@ pub(crate) async fn create_account(
             )
             .into())
         }
-        Registration::Invite => {
-            let token = b.invite_token.as_deref().map(str::trim).filter(|t| !t.is_empty()).ok_or_else(|| {
-                ApiError::new(StatusCode::FORBIDDEN, "registration needs an invitation: send its `invite_token`")
-            })?;
-            if token.len() > MAX_INVITE_TOKEN_LEN {
-                return Err(ApiError::new(StatusCode::FORBIDDEN, "the invitation is not valid").into());
-            }
-            Some(hash_api_key(token))
-        }
+        Registration::Invite => Some(sent_token.ok_or_else(|| {
+            ApiError::new(StatusCode::FORBIDDEN, "registration needs an invitation: send its `invite_token`")
+        })?),
     };
+    if token.is_some_and(|t| t.len() > MAX_INVITE_TOKEN_LEN) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "the invitation is not valid").into());
+    }
+    let invite = token.map(hash_api_key);
     if let Some(addr) = client.key() {
         let limit = state.config().auth.registrations_per_address;
         throttle(state, vec![Limit::new(format!("auth:register:ip:{addr}"), limit, 1)], "registration").await?;
@@ -300,13 +335,14 @@ pub(crate) async fn create_account(
         None => state.storage().create_user(&b.email, Some(&hash), name).await?,
     };
     tracing::info!(user_id = %user.id, via, invited = invite.is_some(), "user registered");
-    // An address of `rbac.admin_emails` counts only once proven: an invitation an administrator made
-    // for it, or a loopback listener (nobody else can register). Otherwise anyone could register it first.
+    // An address of `rbac.admin_emails` counts only once proven by an invitation an administrator made
+    // for it; otherwise anyone could register it first (a loopback listener proves nothing: a reverse
+    // proxy on the same host forwards the whole Internet to it).
     let email_proven = match &invite {
         Some(h) => state.storage().invite_names_email(h, &user.email).await?,
         None => false,
-    } || listens_on_loopback(state.config());
-    user.is_admin = promote_if_admin(state, &user, email_proven).await?;
+    };
+    user.is_admin = promote_if_admin(state, &user, email_proven, client).await?;
     crate::audit::record(state, Some(&user.id), "auth.register", &user.id, json!({"via": via})).await;
     Ok(user)
 }
@@ -367,10 +403,14 @@ fn listens_on_loopback(config: &Config) -> bool {
 pub fn first_user_admin_notice(config: &Config) -> String {
     if first_user_admin_applies(config) {
         if config.rbac.first_user_admin_anywhere {
-            "the first account to register becomes an administrator (rbac.first_user_admin_anywhere)".into()
+            "the first account to register becomes an administrator, from wherever it registers \
+             (rbac.first_user_admin_anywhere)"
+                .into()
         } else {
             format!(
-                "the first account to register becomes an administrator (server.bind {} is a loopback address)",
+                "the first account to register becomes an administrator if it registers from this machine \
+                 (server.bind {} is a loopback address; a registration through a reverse proxy, or with any \
+                 X-Forwarded-For, Forwarded or X-Real-IP header, does not count)",
                 config.server.bind
             )
         }
@@ -387,20 +427,22 @@ pub fn first_user_admin_notice(config: &Config) -> String {
 }
 
 /// Applies the admin rules of `[rbac]` to a new account: an email listed in `rbac.admin_emails` (when
-/// `email_proven`), or the first account when [`first_user_admin_applies`], becomes an administrator.
-/// Returns whether the account is one.
+/// `email_proven` by an invitation made for it), or the first account when [`first_user_admin_applies`]
+/// and the request came straight from this machine (`client`: a loopback peer and no forwarding
+/// header), unless `rbac.first_user_admin_anywhere`. Returns whether the account is one.
 pub(crate) async fn promote_if_admin(
     state: &AppState,
     user: &gaia_core::storage::User,
     email_proven: bool,
+    client: ClientAddr,
 ) -> ApiResult<bool> {
     let cfg = &state.config().rbac;
     let listed = cfg.admin_emails.iter().any(|e| e.trim().eq_ignore_ascii_case(&user.email));
     if listed && !email_proven {
         tracing::warn!(
             user_id = %user.id,
-            "an address of rbac.admin_emails registered without proving it (no invitation made for it, and the \
-             server is not on loopback): not made an administrator; use `gaia rbac admin` if it is really them"
+            "an address of rbac.admin_emails registered without an invitation made for it: not made an \
+             administrator; use `gaia rbac admin` if it is really them"
         );
     }
     if listed && email_proven {
@@ -408,7 +450,8 @@ pub(crate) async fn promote_if_admin(
         tracing::info!(user_id = %user.id, "administrator by configuration (rbac.admin_emails)");
         return Ok(true);
     }
-    if first_user_admin_applies(state.config()) && state.storage().promote_first_admin(&user.id).await? {
+    let from_here = cfg.first_user_admin_anywhere || client.direct_loopback;
+    if first_user_admin_applies(state.config()) && from_here && state.storage().promote_first_admin(&user.id).await? {
         tracing::info!(user_id = %user.id, "first account: administrator (rbac.first_user_admin)");
         return Ok(true);
     }
@@ -481,15 +524,25 @@ fn bearer_session(state: &AppState, parts_headers: &axum::http::HeaderMap) -> Op
 
 /// Ends sign-in sessions (204): the one of the given refresh token and the one of the bearer access
 /// token, or with `{"all": true}` every one of the caller. Their refresh tokens stop working and
-/// their access tokens are refused from now on.
+/// their access tokens are refused from now on. Credentials that are no longer valid (an expired or
+/// revoked access token) count as none: the given refresh token is revoked all the same; only `all`
+/// needs valid ones.
 pub async fn logout(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
-    MaybeAuth(p): MaybeAuth,
+    auth: Result<MaybeAuth, ApiError>,
     OptionalJson(b): OptionalJson<RefreshBody>,
 ) -> ApiResult<StatusCode> {
+    let (p, auth_error) = match auth {
+        Ok(MaybeAuth(p)) => (p, None),
+        Err(e) => (None, Some(e)),
+    };
     if b.all {
-        let p = p.ok_or_else(|| ApiError::unauthorized("`all` needs credentials"))?;
+        let p = match (p, auth_error) {
+            (Some(p), _) => p,
+            (None, Some(e)) => return Err(e),
+            (None, None) => return Err(ApiError::unauthorized("`all` needs credentials")),
+        };
         let sids = state.storage().revoke_user_sign_ins(&p.user_id, "signed out everywhere").await?;
         sign_in::forget_sessions(state.cache(), &sids).await;
         crate::audit::record(&state, Some(&p.user_id), "auth.logout", &p.user_id, json!({"all": true})).await;
@@ -509,6 +562,9 @@ pub async fn logout(
             }
         }
     } else if sids.is_empty() && b.refresh_token.is_none() {
+        if let Some(e) = auth_error {
+            return Err(e);
+        }
         return Err(ApiError::bad_request(
             "`refresh_token` (or an access token, or `all: true` with credentials) is required",
         ));
@@ -589,4 +645,49 @@ pub async fn create_invite(
             "registration": state.config().auth.registration,
         })),
     ))
+}
+
+/// Most invitations `GET /api/v1/auth/invites` lists (the newest).
+const MAX_LISTED_INVITES: u32 = 1000;
+
+/// Lists the newest invitations (administrators; at most 1,000): id, email, creator, times, and
+/// whether each is used, expired or still pending. Never their tokens (only hashes are stored).
+pub async fn list_invites(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let now = chrono::Utc::now();
+    let invites: Vec<Value> = state
+        .storage()
+        .list_invites(MAX_LISTED_INVITES)
+        .await?
+        .into_iter()
+        .map(|i| {
+            let status = match i.used_at {
+                Some(_) => "used",
+                None if i.expires_at <= now => "expired",
+                None => "pending",
+            };
+            json!({
+                "id": i.id,
+                "email": i.email,
+                "created_by": i.created_by,
+                "created_at": i.created_at,
+                "expires_at": i.expires_at,
+                "used_at": i.used_at,
+                "status": status,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "invites": invites })))
+}
+
+/// Revokes an invitation (administrators; 204, 404 if unknown): its token no longer registers anyone.
+pub async fn delete_invite(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> ApiResult<StatusCode> {
+    if id.len() > 64 || !state.storage().delete_invite(&id).await? {
+        return Err(ApiError::not_found("no such invitation"));
+    }
+    crate::audit::record(&state, Some(&p.user_id), "auth.invite_revoke", &id, json!({})).await;
+    Ok(StatusCode::NO_CONTENT)
 }

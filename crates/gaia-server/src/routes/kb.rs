@@ -27,11 +27,17 @@ use std::time::Instant;
 pub struct KbReply {
     status: StatusCode,
     body: Value,
+    /// Seconds for a `Retry-After` header (a busy knowledge base).
+    retry_after: Option<u64>,
 }
 
 impl IntoResponse for KbReply {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        let mut resp = (self.status, Json(self.body)).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        resp
     }
 }
 
@@ -41,7 +47,11 @@ fn ok(started: Instant, response: impl serde::Serialize, extra: Value) -> KbRepl
         m.extend(e);
     }
     let response = serde_json::to_value(response).unwrap_or(Value::Null);
-    KbReply { status: StatusCode::OK, body: json!({"status": "success", "response": response, "metadata": metadata}) }
+    KbReply {
+        status: StatusCode::OK,
+        body: json!({"status": "success", "response": response, "metadata": metadata}),
+        retry_after: None,
+    }
 }
 
 fn fail(status: StatusCode, kind: &str, message: impl Into<String>) -> KbReply {
@@ -49,6 +59,7 @@ fn fail(status: StatusCode, kind: &str, message: impl Into<String>) -> KbReply {
     KbReply {
         status,
         body: json!({"status": "error", "response": null, "metadata": {}, "error": {"kind": kind, "message": message}, "detail": message}),
+        retry_after: None,
     }
 }
 
@@ -74,7 +85,9 @@ fn kb_error(e: KbError) -> KbReply {
     if status.is_server_error() {
         tracing::warn!(error = %e, "knowledge-base operation failed");
     }
-    fail(status, e.kind(), e.to_string())
+    let mut reply = fail(status, e.kind(), e.to_string());
+    reply.retry_after = e.retry_after().map(|d| d.as_secs().max(1));
+    reply
 }
 
 type KbResult = Result<KbReply, KbReply>;
@@ -186,7 +199,8 @@ pub async fn search(
                 folder: q.folder,
                 limit: q.limit.unwrap_or(100),
             };
-            // Off the async workers, bounded in time (503 `timeout` beyond `gaia_kb::kb::GREP_TIME_LIMIT`).
+            // Off the async workers, bounded in time (503 `timeout` beyond `gaia_kb::kb::GREP_TIME_LIMIT`)
+            // and in number (503 `busy` + `Retry-After` beyond `kb.max_concurrent_scans`).
             let m = kb.grep_async(opts).await.map_err(kb_error)?;
             let n = m.len();
             Ok(ok(t, m, json!({"total": n, "mode": mode})))

@@ -1,5 +1,6 @@
-//! Providers and their health: `GET /api/v1/providers`, `GET /api/v1/providers/{name}/health`
-//! (fresh probes and error text for administrators only), and for administrators
+//! Providers and their health: `GET /api/v1/providers` (with the refused stored changes for
+//! administrators), `GET /api/v1/providers/{name}/health` (fresh probes and error text for
+//! administrators only), and for administrators only (`is_admin`, whatever a role grants)
 //! `POST /api/v1/providers`, `PUT /api/v1/providers/{name}`, `DELETE /api/v1/providers/{name}`.
 //! Runtime changes are stored (see [`crate::provider_store`]) so they survive a restart. Keys are
 //! never returned or logged; a key given directly (`api_key`) is stored encrypted, and refused (400)
@@ -36,7 +37,9 @@ fn public_entry(e: &ProviderEntry) -> Value {
 
 /// Every provider with its kind and known health (passive statistics from real traffic and the
 /// last probe; no provider is called). Administrators (`health::sees_detail`) also see the last
-/// error and why its models cannot be discovered, if they cannot (redacted); others see only the
+/// error and why its models cannot be discovered, if they cannot (redacted), and the stored runtime
+/// changes this instance refused, with why (`refused`: `[provider_policy]` does not allow them, or
+/// they cannot be set up); others see only the
 /// state and figures (`health::provider_health`), never upstream text, which can hold internal URLs.
 pub async fn list(State(state): State<AppState>, Auth(p): Auth) -> Json<Value> {
     let detail = health::sees_detail(&state, &p).await;
@@ -57,7 +60,18 @@ pub async fn list(State(state): State<AppState>, Auth(p): Auth) -> Json<Value> {
             shown
         })
         .collect();
-    Json(json!({"providers": providers}))
+    if !detail {
+        return Json(json!({"providers": providers}));
+    }
+    // Stored changes this instance refused (e.g. kept from before `[provider_policy]`): named with
+    // why, so that an administrator can allow, replace or remove them.
+    let refused: Vec<Value> = state
+        .applied_provider_changes()
+        .refused()
+        .into_iter()
+        .map(|r| json!({"name": r.name, "status": "refused", "reason": r.reason}))
+        .collect();
+    Json(json!({"providers": providers, "refused": refused}))
 }
 
 /// One provider's health. Administrators (`health::sees_detail`) get a fresh probe (which calls
@@ -123,6 +137,15 @@ fn checked(state: &AppState, entry: &ProviderEntry) -> ApiResult<ProviderEntry> 
     Ok(live)
 }
 
+/// Changing providers is changing where the server's secrets go: administrators only, whatever a
+/// custom role grants (`provider:write` alone is not enough). 403 in the access check's shape.
+fn admins_only(p: &gaia_core::auth::Principal) -> ApiResult<()> {
+    if p.is_admin {
+        return Ok(());
+    }
+    Err(ApiError::new(StatusCode::FORBIDDEN, "only administrators may add, replace or remove providers"))
+}
+
 /// Stores the entry (its literal keys encrypted), then sets the provider up (nothing changes if
 /// storing fails: a literal key with no secrets key configured is a 400 saying what to set).
 async fn install(state: &AppState, by: &str, entry: &ProviderEntry, live: &ProviderEntry) -> ApiResult<()> {
@@ -144,6 +167,7 @@ pub async fn add(
     Auth(p): Auth,
     ApiJson(entry): ApiJson<ProviderEntry>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    admins_only(&p)?;
     if state.providers().get(&entry.name).is_some() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -165,6 +189,7 @@ pub async fn replace(
     Path(name): Path<String>,
     ApiJson(entry): ApiJson<ProviderEntry>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    admins_only(&p)?;
     if entry.name != name {
         return Err(ApiError::bad_request(format!("the body names provider `{}`, the path `{name}`", entry.name)));
     }
@@ -180,7 +205,9 @@ pub async fn replace(
 /// Removes a provider at runtime (admins); it stays removed after a restart, even if the
 /// configuration lists it, until it is added again.
 pub async fn remove(State(state): State<AppState>, Auth(p): Auth, Path(name): Path<String>) -> ApiResult<StatusCode> {
-    if state.providers().get(&name).is_none() {
+    admins_only(&p)?;
+    // A refused stored change can be removed too, though it runs nowhere.
+    if state.providers().get(&name).is_none() && !state.applied_provider_changes().is_refused(&name) {
         return Err(ApiError::not_found(format!("provider {name} not found")));
     }
     let at = state.storage().remove_runtime_provider(&name, Some(&p.user_id)).await?;

@@ -1,6 +1,8 @@
 //! A real server and mock upstream on loopback ports, for the integration tests.
 #![allow(dead_code)]
 
+pub mod mcp;
+
 use gaia_core::cache::MemoryCache;
 use gaia_core::storage::Storage;
 use gaia_core::testing::TestDb;
@@ -9,7 +11,9 @@ use gaia_providers::health::BreakerConfig;
 use gaia_providers::mock::{MockConfig, MockHandle, MockUpstream};
 use gaia_providers::{AnthropicConfig, AnthropicProvider, OpenAiConfig, OpenAiProvider, ProviderRegistry, RetryPolicy};
 use gaia_server::AppState;
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -189,13 +193,35 @@ pub fn named_events(body: &str) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// Sends a request that must be answered and reads the answer's body (panics otherwise).
+pub trait Fetch {
+    /// The answer's body as JSON.
+    fn fetch_json<T: DeserializeOwned>(self) -> impl Future<Output = T> + Send;
+    /// The answer's body as text.
+    fn fetch_text(self) -> impl Future<Output = String> + Send;
+}
+
+impl Fetch for reqwest::RequestBuilder {
+    async fn fetch_json<T: DeserializeOwned>(self) -> T {
+        self.send().await.unwrap().json().await.unwrap()
+    }
+    async fn fetch_text(self) -> String {
+        self.send().await.unwrap().text().await.unwrap()
+    }
+}
+
 /// Polls `cond` up to ~5 s.
 pub async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    eventually_async(|| std::future::ready(cond())).await
+}
+
+/// Polls the asynchronous `cond` up to ~5 s.
+pub async fn eventually_async<F: Future<Output = bool>>(mut cond: impl FnMut() -> F) -> bool {
     for _ in 0..250 {
-        if cond() {
+        if cond().await {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    cond()
+    cond().await
 }
