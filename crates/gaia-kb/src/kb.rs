@@ -403,6 +403,15 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
     tokio::task::spawn_blocking(f).await.map_err(|e| KbError::Io(std::io::Error::other(e.to_string())))?
 }
 
+/// Runs an edit to its end in a task of its own: once started, an edit (file or row, commit, index,
+/// in-memory documents) completes even if its caller goes away (a client that disconnects drops the
+/// request's future), so the documents in memory never lag behind what was saved.
+async fn to_completion<T: Send + 'static>(
+    edit: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    tokio::spawn(edit).await.map_err(|e| KbError::Io(std::io::Error::other(e.to_string())))?
+}
+
 /// Normalises a document path given by a caller: safe, visible, with `.md`.
 pub(crate) fn doc_path(raw: &str) -> Result<VaultPath> {
     let p = VaultPath::parse(raw)?;
@@ -1360,7 +1369,13 @@ impl Kb {
     }
 
     /// Writes a document: creates it, or replaces it if `version` still matches (or `overwrite`).
+    /// Once started it runs to its end, whether or not the caller waits for it.
     pub async fn write(&self, req: WriteRequest) -> Result<EditOutcome> {
+        let kb = self.clone();
+        to_completion(async move { kb.write_now(req).await }).await
+    }
+
+    async fn write_now(&self, req: WriteRequest) -> Result<EditOutcome> {
         let p = doc_path(&req.path)?;
         if req.content.len() > self.inner.config.max_document_bytes {
             return Err(KbError::InvalidInput(format!(
@@ -1412,7 +1427,20 @@ impl Kb {
     }
 
     /// Moves (renames) a document; fails if the destination exists or `version` no longer matches.
+    /// Once started it runs to its end, whether or not the caller waits for it.
     pub async fn move_document(
+        &self,
+        from: &str,
+        to: &str,
+        version: Option<&str>,
+        author: Option<Author>,
+    ) -> Result<EditOutcome> {
+        let kb = self.clone();
+        let (from, to, version) = (from.to_string(), to.to_string(), version.map(str::to_string));
+        to_completion(async move { kb.move_now(&from, &to, version.as_deref(), author).await }).await
+    }
+
+    async fn move_now(
         &self,
         from: &str,
         to: &str,
@@ -1455,7 +1483,14 @@ impl Kb {
     }
 
     /// Deletes a document (if `version` still matches, when given).
+    /// Once started it runs to its end, whether or not the caller waits for it.
     pub async fn delete(&self, path: &str, version: Option<&str>, author: Option<Author>) -> Result<EditOutcome> {
+        let kb = self.clone();
+        let (path, version) = (path.to_string(), version.map(str::to_string));
+        to_completion(async move { kb.delete_now(&path, version.as_deref(), author).await }).await
+    }
+
+    async fn delete_now(&self, path: &str, version: Option<&str>, author: Option<Author>) -> Result<EditOutcome> {
         let p = doc_path(path)?;
         let _guard = self.inner.edit.lock().await;
         let Some(cur) = self.current_version(&p).await? else { return Err(KbError::NotFound(p.to_string())) };

@@ -211,3 +211,33 @@ async fn private_titles_and_aliases_neither_capture_links_nor_show_through_conte
     // Folders and tags a reader may not read are not topics for them either.
     assert!(other.context("users/a", 4000).unwrap().documents.is_empty());
 }
+
+/// A caller that goes away mid-edit (a client disconnecting drops the request's future) must not leave
+/// the documents in memory behind what was saved: once started, an edit runs to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_whose_caller_goes_away_still_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("vault");
+    std::fs::create_dir_all(&root).unwrap();
+    common::git(&root, &["init", "-q", "-b", "main"]);
+    let kb = Kb::open(KbConfig { root: root.clone(), sync_interval_secs: 0, ..KbConfig::default() }).await.unwrap();
+    for i in 0..20u64 {
+        let path = format!("users/u1/dropped-{i}.md");
+        let content = format!("# Dropped {i}\nThe ferryman's ledger, page {i}.\n");
+        let edit = kb.write(WriteRequest { path: path.clone(), content: content.clone(), ..Default::default() });
+        // Given up on after a few hundred microseconds: somewhere in the middle of the edit, or before.
+        let _ = tokio::time::timeout(std::time::Duration::from_micros(100 * i), edit).await;
+        // Whatever happened, the file and the documents in memory agree once the edit is over.
+        let mut agreed = false;
+        for _ in 0..250 {
+            let on_disk = std::fs::read_to_string(root.join(&path)).ok();
+            let in_memory = kb.read(&path).await.ok().map(|d| d.content.clone());
+            if on_disk == in_memory {
+                agreed = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(agreed, "{path}: saved but not in memory (or the other way round)");
+    }
+}
