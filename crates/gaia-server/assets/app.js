@@ -7,6 +7,15 @@
   // htmx requests carry the CSRF token.
   document.addEventListener("htmx:configRequest", (e) => { e.detail.headers["x-csrf-token"] = csrf; });
 
+  // An invitation link (`/register#invite=TOKEN`) fills the invitation field. The token travels in the
+  // URL's fragment, which browsers never send: it stays out of server and proxy logs.
+  const inviteField = document.querySelector('input[name="invite_token"]');
+  const invite = new URLSearchParams(location.hash.slice(1)).get("invite");
+  if (inviteField && invite && !inviteField.value) {
+    inviteField.value = invite;
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+
   function toast(message) {
     const box = document.getElementById("toasts");
     if (!box) return;

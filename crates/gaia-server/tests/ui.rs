@@ -6,9 +6,11 @@ use crate::common;
 
 use common::{start, Fetch};
 use gaia_core::testing::database_urls;
+use gaia_core::Config;
 use gaia_providers::mock::MockConfig;
 use reqwest::redirect::Policy;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 /// `name=value` of the `Set-Cookie` headers of `r` that set `name`.
 fn set_cookie(r: &reqwest::Response, name: &str) -> Option<(String, String)> {
@@ -235,5 +237,61 @@ async fn the_settings_page_saves_the_profile() {
         assert!(page.contains(&format!("value=\"{pid}\" selected")), "{b}");
         let page = http.get(url("/settings?saved=1")).header("cookie", &cookie).fetch_text().await;
         assert!(page.contains("Settings saved."));
+    }
+}
+
+#[tokio::test]
+async fn the_register_form_asks_for_an_invitation_only_when_registration_needs_one() {
+    for (mode, asked) in
+        [(gaia_core::config::Registration::Open, false), (gaia_core::config::Registration::Invite, true)]
+    {
+        let mut config = Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Config::default() };
+        config.rbac.first_user_admin = false;
+        config.auth.registration = mode;
+        let s = common::start_with(gaia_core::testing::sqlite_db(), None, config).await;
+        let http = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
+        let url = |p: &str| format!("{}{p}", s.url);
+        let r = http.get(url("/register")).send().await.unwrap();
+        let (cookie_token, _) = set_cookie(&r, "gaia_csrf").unwrap();
+        let page = r.text().await.unwrap();
+        assert_eq!(page.contains("name=\"invite_token\""), asked, "{mode:?}");
+        if !asked {
+            continue;
+        }
+        // The form with an invitation made for the address: an account, signed in.
+        let admin = s.state.storage().create_user("root@example.com", None, None).await.unwrap();
+        let (_, token) = gaia_core::auth::sign_in::create_invite(
+            s.state.storage(),
+            Some("p@example.com"),
+            Some(&admin.id),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+        let form = |invite: &str| {
+            [
+                ("email", "p@example.com".to_string()),
+                ("password", "correct horse".to_string()),
+                ("csrf_token", cookie_token.clone()),
+                ("invite_token", invite.to_string()),
+            ]
+        };
+        let r = http
+            .post(url("/register"))
+            .header("cookie", format!("gaia_csrf={cookie_token}"))
+            .form(&form("gaia_inv_forged"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "a made-up invitation");
+        assert!(r.text().await.unwrap().contains("name=\"invite_token\""), "the form again, with its field");
+        let r = http
+            .post(url("/register"))
+            .header("cookie", format!("gaia_csrf={cookie_token}"))
+            .form(&form(&token))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!((r.status().as_u16(), r.headers()["location"].to_str().unwrap()), (303, "/chat"));
     }
 }

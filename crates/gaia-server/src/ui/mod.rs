@@ -98,27 +98,18 @@ async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Respon
     auth_page(&headers, false, StatusCode::OK, "", None, None)
 }
 
-/// The query of the register page: an invitation link carries its token (`/register?invite=…`).
-#[derive(Debug, Default, Deserialize)]
-struct RegisterQuery {
-    #[serde(default)]
-    invite: Option<String>,
-}
-
 /// The invitation field's value when registration is by invitation (`None`: no field).
 fn invite_field<'a>(state: &AppState, sent: Option<&'a str>) -> Option<&'a str> {
     (state.config().auth.registration == gaia_core::config::Registration::Invite).then(|| sent.unwrap_or(""))
 }
 
-async fn register_page(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    axum::extract::Query(q): axum::extract::Query<RegisterQuery>,
-) -> Response {
+/// The register page. An invitation link (`/register#invite=TOKEN`) carries its token in the URL's
+/// fragment, which `app.js` puts in the form: it never reaches the server's or a proxy's logs.
+async fn register_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if signed_in(&state, &headers).await.is_some() {
         return Redirect::to("/chat").into_response();
     }
-    auth_page(&headers, true, StatusCode::OK, "", None, invite_field(&state, q.invite.as_deref()))
+    auth_page(&headers, true, StatusCode::OK, "", None, invite_field(&state, None))
 }
 
 /// Fields of the login and register forms.
