@@ -48,8 +48,10 @@ pub const MAX_USER_ID_CHARS: usize = 128;
 
 /// Files under one folder (`read_file`, `list_directory`, `write_file`), as a source named `fs`.
 /// Paths are relative to the folder; `..`, absolute paths, hidden entries and symbolic links (any
-/// component of the path, existing or not yet: a dangling link cannot lead a write out) are refused,
-/// and files are opened without following a link put in their place meanwhile (`O_NOFOLLOW`).
+/// component of the path, existing or not yet: a dangling link cannot lead a write out) are refused.
+/// Every file and folder is then opened through the folder as a capability (`cap-std`: `openat2`
+/// with `RESOLVE_BENEATH` on Linux, an equivalent walk elsewhere), so even a link put on the way
+/// while a call runs cannot lead out of it, and the file itself is never a link followed.
 pub struct FsToolSource {
     root: PathBuf,
 }
@@ -105,13 +107,13 @@ impl FsToolSource {
         &self.root
     }
 
-    /// The path of `rel` under the root, checked: no component may be hidden or a symbolic link
-    /// (those that do not exist yet are made by [`FsToolSource::make_parents`], never followed).
-    fn resolve(&self, tool: &str, rel: &str) -> Result<PathBuf> {
+    /// `rel` checked, relative to the root (`.` for the root itself): no component may be hidden or
+    /// a symbolic link (folders that do not exist yet are made beneath the root, never followed).
+    fn resolve(&self, tool: &str, rel: &str) -> Result<String> {
         let err = |m: String| McpError::Tool { tool: tool.to_string(), message: m };
         let rel = rel.trim();
         if rel.is_empty() || rel == "." || rel == "/" {
-            return Ok(self.root.clone());
+            return Ok(".".to_string());
         }
         let vp = VaultPath::parse(rel).map_err(|e| err(e.to_string()))?;
         if vp.as_str().split('/').any(|s| s.starts_with('.')) {
@@ -133,36 +135,36 @@ impl FsToolSource {
                 Err(e) => return Err(err(format!("{rel}: {e}"))),
             }
         }
-        Ok(full)
+        Ok(vp.as_str().to_string())
     }
 
-    /// Makes the missing folders between the root and `path` one at a time, refusing a symbolic link
-    /// found (or put) on the way.
-    fn make_parents(&self, path: &Path) -> std::io::Result<()> {
-        let Some(parent) = path.parent() else { return Ok(()) };
-        let Ok(rest) = parent.strip_prefix(&self.root) else {
-            return Err(std::io::Error::other("outside the allowed folder"));
-        };
-        let mut dir = self.root.clone();
-        for c in rest.components() {
-            dir.push(c);
-            real_dir(&dir)?;
-        }
-        Ok(())
+    /// Runs `f` on a blocking thread with the root opened as a capability: paths given to it resolve
+    /// beneath the root or fail.
+    async fn in_sandbox<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&cap_std::fs::Dir) -> std::io::Result<T> + Send + 'static,
+    ) -> std::io::Result<T> {
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || {
+            let dir = cap_std::fs::Dir::open_ambient_dir(&root, cap_std::ambient_authority())?;
+            f(&dir)
+        })
+        .await
+        .map_err(std::io::Error::other)?
     }
 }
 
-/// Opens `path` for reading or for replacing, never through a symbolic link in its place.
-async fn open_no_follow(path: &Path, write: bool) -> std::io::Result<tokio::fs::File> {
-    let mut o = tokio::fs::OpenOptions::new();
+/// Options opening a file for reading or for replacing, never through a symbolic link in its place.
+fn no_follow(write: bool) -> cap_std::fs::OpenOptions {
+    use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt};
+    let mut o = cap_std::fs::OpenOptions::new();
     if write {
         o.write(true).create(true).truncate(true);
     } else {
         o.read(true);
     }
-    #[cfg(unix)]
-    o.custom_flags(libc::O_NOFOLLOW);
-    o.open(path).await
+    o.follow(FollowSymlinks::No);
+    o
 }
 
 #[async_trait]
@@ -203,35 +205,45 @@ impl ToolSource for FsToolSource {
         let path = args.get("path").and_then(|v| v.as_str()).unwrap_or_default().to_string();
         match tool {
             "read_file" => {
-                use tokio::io::AsyncReadExt;
-                let p = self.resolve(tool, &path)?;
-                let file = open_no_follow(&p, false).await.map_err(|e| err(format!("{path}: {e}")))?;
-                let meta = file.metadata().await.map_err(|e| err(format!("{path}: {e}")))?;
-                if !meta.is_file() {
-                    return Err(err(format!("{path} is not a file")));
-                }
-                if meta.len() > MAX_FILE_BYTES {
-                    return Err(err(format!("{path} is larger than {MAX_FILE_BYTES} bytes")));
-                }
-                let mut bytes = Vec::new();
-                file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).await.map_err(|e| err(format!("{path}: {e}")))?;
+                let rel = self.resolve(tool, &path)?;
+                let bytes = self
+                    .in_sandbox(move |dir| {
+                        use std::io::Read;
+                        let file = dir.open_with(&rel, &no_follow(false))?;
+                        let meta = file.metadata()?;
+                        if !meta.is_file() {
+                            return Ok(None);
+                        }
+                        let mut bytes = Vec::new();
+                        file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+                        Ok(Some(bytes))
+                    })
+                    .await
+                    .map_err(|e| err(format!("{path}: {e}")))?
+                    .ok_or_else(|| err(format!("{path} is not a file")))?;
                 if bytes.len() as u64 > MAX_FILE_BYTES {
                     return Err(err(format!("{path} is larger than {MAX_FILE_BYTES} bytes")));
                 }
                 String::from_utf8(bytes).map_err(|_| err(format!("{path} is not UTF-8 text")))
             }
             "list_directory" => {
-                let p = self.resolve(tool, &path)?;
-                let mut rd = tokio::fs::read_dir(&p).await.map_err(|e| err(format!("{path}: {e}")))?;
-                let mut out = Vec::new();
-                while let Some(e) = rd.next_entry().await.map_err(|e| err(e.to_string()))? {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    if name.starts_with('.') {
-                        continue;
-                    }
-                    let dir = e.file_type().await.map(|t| t.is_dir()).unwrap_or(false);
-                    out.push(if dir { format!("{name}/") } else { name });
-                }
+                let rel = self.resolve(tool, &path)?;
+                let mut out = self
+                    .in_sandbox(move |dir| {
+                        let mut out = Vec::new();
+                        for e in dir.read_dir(&rel)? {
+                            let e = e?;
+                            let name = e.file_name().to_string_lossy().into_owned();
+                            if name.starts_with('.') {
+                                continue;
+                            }
+                            let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+                            out.push(if is_dir { format!("{name}/") } else { name });
+                        }
+                        Ok(out)
+                    })
+                    .await
+                    .map_err(|e| err(format!("{path}: {e}")))?;
                 out.sort();
                 Ok(out.join("\n"))
             }
@@ -244,13 +256,21 @@ impl ToolSource for FsToolSource {
                 if path.trim().is_empty() {
                     return Err(err("`path` is required".into()));
                 }
-                use tokio::io::AsyncWriteExt;
-                let p = self.resolve(tool, &path)?;
-                self.make_parents(&p).map_err(|e| err(format!("{path}: {e}")))?;
-                let mut file = open_no_follow(&p, true).await.map_err(|e| err(format!("{path}: {e}")))?;
-                file.write_all(content.as_bytes()).await.map_err(|e| err(format!("{path}: {e}")))?;
-                file.flush().await.map_err(|e| err(format!("{path}: {e}")))?;
-                Ok(format!("wrote {} bytes to {path}", content.len()))
+                let rel = self.resolve(tool, &path)?;
+                let bytes = content.as_bytes().to_vec();
+                let len = bytes.len();
+                self.in_sandbox(move |dir| {
+                    use std::io::Write;
+                    if let Some((parent, _)) = rel.rsplit_once('/') {
+                        dir.create_dir_all(parent)?;
+                    }
+                    let mut file = dir.open_with(&rel, &no_follow(true))?;
+                    file.write_all(&bytes)?;
+                    file.flush()
+                })
+                .await
+                .map_err(|e| err(format!("{path}: {e}")))?;
+                Ok(format!("wrote {len} bytes to {path}"))
             }
             other => Err(McpError::UnknownTool(other.to_string())),
         }
@@ -309,6 +329,32 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("share/users")).unwrap();
         std::os::unix::fs::symlink(&outside, dir.path().join("share/users/u2")).unwrap();
         assert!(FsToolSource::for_user(dir.path().join("share"), "u2").is_err());
+    }
+
+    /// The race: a link put on the way after the path was checked (simulated by opening a path that
+    /// goes through one, as a call would if the link appeared between its check and its open). The
+    /// folder, opened as a capability, lets nothing resolve outside it, for reads, writes and parents.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_link_put_on_the_way_after_the_check_still_cannot_lead_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret.txt"), "outside").unwrap();
+        let fs = FsToolSource::for_user(dir.path().join("share"), "u1").unwrap();
+        std::os::unix::fs::symlink(&outside, fs.root().join("late")).unwrap();
+        let read = fs.in_sandbox(|d| d.read_to_string("late/secret.txt")).await;
+        assert!(read.is_err(), "read through a late link: {read:?}");
+        let write = fs
+            .in_sandbox(|d| {
+                d.create_dir_all("late/made")?;
+                d.open_with("late/pwned.txt", &no_follow(true)).map(|_| ())
+            })
+            .await;
+        assert!(write.is_err(), "write through a late link");
+        assert!(!outside.join("pwned.txt").exists() && !outside.join("made").exists(), "nothing outside");
+        std::os::unix::fs::symlink(outside.join("secret.txt"), fs.root().join("file-link")).unwrap();
+        assert!(fs.in_sandbox(|d| d.open_with("file-link", &no_follow(false)).map(|_| ())).await.is_err());
     }
 
     #[tokio::test]
