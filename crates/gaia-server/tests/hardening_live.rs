@@ -75,6 +75,12 @@ async fn an_administrator_demoted_from_the_cli_loses_the_rights_on_a_running_ser
     }
 }
 
+/// Signs out with a refresh token only (`POST /api/v1/auth/logout`); the status.
+async fn sign_out(s: &common::TestServer, refresh: &str) -> u16 {
+    let r = s.http.post(format!("{}/api/v1/auth/logout", s.url)).json(&serde_json::json!({"refresh_token": refresh}));
+    r.send().await.unwrap().status().as_u16()
+}
+
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The code the server closes `ws` with (`None`: closed without one), or `Err` after 10 s.
@@ -155,14 +161,7 @@ async fn signing_out_does_not_outdate_every_cached_key_validation() {
         let b = s.backend;
         let (_, refresh, _) = s.register("someone@example.com").await;
         let before = s.state.storage().credentials_versions().await.unwrap();
-        let r = s
-            .http
-            .post(format!("{}/api/v1/auth/logout", s.url))
-            .json(&serde_json::json!({"refresh_token": refresh}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 204, "{b}");
+        assert_eq!(sign_out(&s, &refresh).await, 204, "{b}");
         let after = s.state.storage().credentials_versions().await.unwrap();
         assert!(after.sessions > before.sessions, "{b}: the session's end is announced");
         assert_eq!(after.keys, before.keys, "{b}: cached API-key validations stay valid");
@@ -182,14 +181,7 @@ async fn a_socket_is_closed_when_its_sign_in_session_ends() {
         assert!(matches!(first, Message::Text(_)), "{b}");
 
         // Signing out (with the refresh token only) ends the session its access token belongs to.
-        let r = s
-            .http
-            .post(format!("{}/api/v1/auth/logout", s.url))
-            .json(&serde_json::json!({"refresh_token": refresh}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 204, "{b}");
+        assert_eq!(sign_out(&s, &refresh).await, 204, "{b}");
         let closed = close_code(&mut ws).await.expect("the socket is closed after the sign-out");
         assert_eq!(closed, Some(1008), "{b}");
     }
