@@ -230,6 +230,59 @@ pub async fn redis_cache() -> Option<RedisCache> {
     Some(cache)
 }
 
+/// A stand-in for someone else's HTTP server on a loopback port, for tests of where requests (and the
+/// keys they carry) may go: it records the head (request line and headers) of every request it
+/// receives and answers each with what `answer` makes of the request's path (a whole HTTP/1.1
+/// response, sent before closing the connection).
+pub struct RecordingListener {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl RecordingListener {
+    /// Starts listening on a free loopback port.
+    pub async fn start(answer: impl Fn(&str) -> String + Send + Sync + 'static) -> RecordingListener {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+            Ok(l) => l,
+            Err(e) => panic!("cannot listen on loopback: {e}"),
+        };
+        let url = match listener.local_addr() {
+            Ok(a) => format!("http://{a}"),
+            Err(e) => panic!("no local address: {e}"),
+        };
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let answer = std::sync::Arc::new(answer);
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let (log, answer) = (log.clone(), answer.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    let mut got = Vec::new();
+                    while !got.windows(4).any(|w| w == b"\r\n\r\n") && got.len() < buf.len() {
+                        match tokio::time::timeout(Duration::from_secs(2), sock.read(&mut buf)).await {
+                            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+                            _ => break,
+                        }
+                    }
+                    let request = String::from_utf8_lossy(&got).into_owned();
+                    let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    log.lock().unwrap_or_else(|e| e.into_inner()).push(request);
+                    let _ = sock.write_all(answer(&path).as_bytes()).await;
+                });
+            }
+        });
+        RecordingListener { url, seen }
+    }
+
+    /// The heads of the requests received so far.
+    pub fn requests(&self) -> Vec<String> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,51 +6,12 @@ use gaia_core::types::ChatMessage;
 use gaia_providers::{
     AnthropicConfig, AnthropicProvider, ChatRequest, OpenAiConfig, OpenAiProvider, Provider, ProviderError,
 };
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const KEY: &str = "sk-redirect-secret-7731";
 
-/// A loopback listener answering every request with `answer(path)` and recording what it received.
-struct Listener {
-    url: String,
-    seen: Arc<Mutex<Vec<String>>>,
-}
-
-impl Listener {
-    async fn start(answer: impl Fn(&str) -> String + Send + Sync + 'static) -> Listener {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", l.local_addr().unwrap());
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        let answer = Arc::new(answer);
-        tokio::spawn(async move {
-            while let Ok((mut sock, _)) = l.accept().await {
-                let (log, answer) = (log.clone(), answer.clone());
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 16 * 1024];
-                    let mut got = Vec::new();
-                    while !got.windows(4).any(|w| w == b"\r\n\r\n") && got.len() < buf.len() {
-                        match tokio::time::timeout(Duration::from_secs(2), sock.read(&mut buf)).await {
-                            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
-                            _ => break,
-                        }
-                    }
-                    let request = String::from_utf8_lossy(&got).into_owned();
-                    let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
-                    log.lock().unwrap().push(request);
-                    let _ = sock.write_all(answer(&path).as_bytes()).await;
-                });
-            }
-        });
-        Listener { url, seen }
-    }
-
-    fn requests(&self) -> Vec<String> {
-        self.seen.lock().unwrap().clone()
-    }
-}
+use gaia_core::testing::RecordingListener as Listener;
 
 fn clients(base: &str) -> Vec<Arc<dyn Provider>> {
     let mut o = OpenAiConfig::new(format!("{base}/v1"), Some(KEY.into()));

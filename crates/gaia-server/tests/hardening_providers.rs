@@ -13,14 +13,12 @@ use crate::common;
 
 use common::{start_with, Fetch, TestServer};
 use gaia_core::config::{ProviderEntry, ProviderKind};
-use gaia_core::testing::{database_urls, sqlite_db, TestDb};
+use gaia_core::testing::{database_urls, sqlite_db, RecordingListener, TestDb};
 use gaia_core::Config;
 use gaia_providers::mock::{MockConfig, MockUpstream};
 use gaia_server::provider_store::{check_policy, KeyPolicy, ProviderSync};
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A value no request may ever carry: held by a `GAIA_*` variable (`GAIA_TEST_*` ones are not read
 /// as configuration, so other tests in this process are not affected).
@@ -34,52 +32,22 @@ const HARNESS_KEY: &str = "sk-test";
 const JWT_SECRET: &str = "integration-test-secret-0123456789";
 
 /// The attacker's host: answers every request with an empty model list and records it as received.
-struct Listener {
-    url: String,
-    seen: Arc<Mutex<Vec<String>>>,
+async fn attacker() -> RecordingListener {
+    RecordingListener::start(|_| {
+        let body = r#"{"object":"list","data":[]}"#;
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    })
+    .await
 }
 
-impl Listener {
-    async fn start() -> Listener {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", l.local_addr().unwrap());
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((mut sock, _)) = l.accept().await {
-                let log = log.clone();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 16 * 1024];
-                    let mut got = Vec::new();
-                    while !got.windows(4).any(|w| w == b"\r\n\r\n") && got.len() < buf.len() {
-                        match tokio::time::timeout(Duration::from_secs(2), sock.read(&mut buf)).await {
-                            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
-                            _ => break,
-                        }
-                    }
-                    log.lock().unwrap().push(String::from_utf8_lossy(&got).into_owned());
-                    let body = r#"{"object":"list","data":[]}"#;
-                    let answer = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = sock.write_all(answer.as_bytes()).await;
-                });
-            }
-        });
-        Listener { url, seen }
-    }
-
-    fn requests(&self) -> Vec<String> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    /// Fails if any request received carries one of the secrets.
-    fn assert_never_saw(&self, secrets: &[&str]) {
-        for r in self.requests() {
-            for s in secrets {
-                assert!(!r.contains(s), "the attacker's host received a secret: {r}");
-            }
+/// Fails if any request `listener` received carries one of the secrets.
+fn assert_never_saw(listener: &RecordingListener, secrets: &[&str]) {
+    for r in listener.requests() {
+        for s in secrets {
+            assert!(!r.contains(s), "the attacker's host received a secret: {r}");
         }
     }
 }
@@ -138,7 +106,7 @@ async fn probe(s: &TestServer, token: &str, name: &str) -> u16 {
 
 #[tokio::test]
 async fn a_developer_cannot_send_the_servers_variables_anywhere() {
-    let listener = Listener::start().await;
+    let listener = attacker().await;
     let s = start_with(sqlite_db(), Some(MockConfig::default()), config()).await;
     let dev = developer_of(&s).await;
     let admin = admin_of(&s, "admin@example.com").await;
@@ -189,13 +157,13 @@ async fn a_developer_cannot_send_the_servers_variables_anywhere() {
         assert!(detail.contains("at most"), "{detail}");
     }
     assert!(s.state.storage().list_runtime_providers().await.unwrap().is_empty());
-    listener.assert_never_saw(&[GAIA_VAR_VALUE, JWT_SECRET, REAL_KEY, HARNESS_KEY]);
+    assert_never_saw(&listener, &[GAIA_VAR_VALUE, JWT_SECRET, REAL_KEY, HARNESS_KEY]);
     assert!(listener.requests().is_empty(), "{:?}", listener.requests());
 }
 
 #[tokio::test]
 async fn a_provider_with_a_key_is_not_re_pointed_without_its_key() {
-    let listener = Listener::start().await;
+    let listener = attacker().await;
     let upstream = MockUpstream::start("127.0.0.1:0".parse().unwrap(), MockConfig::default()).await.unwrap();
     let mock = upstream.openai_base_url();
     // A provider as the configuration sets one up: its real key from its variable, its endpoint.
@@ -240,13 +208,13 @@ async fn a_provider_with_a_key_is_not_re_pointed_without_its_key() {
     assert_eq!(probe(&s, &admin, "openai").await, 200);
     let seen = listener.requests();
     assert!(seen.iter().any(|r| r.contains("sk-their-own-key")), "the probes reached the listener: {seen:?}");
-    listener.assert_never_saw(&[REAL_KEY, HARNESS_KEY, GAIA_VAR_VALUE, JWT_SECRET]);
+    assert_never_saw(&listener, &[REAL_KEY, HARNESS_KEY, GAIA_VAR_VALUE, JWT_SECRET]);
 }
 
 /// Stored entries are checked when re-read: one naming a forbidden variable, one re-pointing a keyed
 /// provider with its variable, one on a host `allowed_hosts` does not list are refused (not applied).
 async fn stored_entries_are_checked(db: TestDb) {
-    let listener = Listener::start().await;
+    let listener = attacker().await;
     let mock = MockUpstream::start("127.0.0.1:0".parse().unwrap(), MockConfig::default()).await.unwrap();
     let mut config = config();
     config.provider_policy.allowed_hosts = vec![format!("127.0.0.1:{}", mock.addr().port())];
@@ -316,7 +284,7 @@ async fn stored_entries_are_checked(db: TestDb) {
     assert!(third.get("exfil").is_none(), "{b}: the variable's key is not sent to the listener");
     assert!(third.get("fine").is_some(), "{b}: sent where the configuration sends it");
     third.probe_all().await;
-    listener.assert_never_saw(&[REAL_KEY, GAIA_VAR_VALUE, JWT_SECRET]);
+    assert_never_saw(&listener, &[REAL_KEY, GAIA_VAR_VALUE, JWT_SECRET]);
 }
 
 #[tokio::test]
@@ -328,7 +296,7 @@ async fn stored_entries_are_checked_when_re_read() {
 
 #[tokio::test]
 async fn allowed_hosts_limit_where_runtime_providers_point() {
-    let listener = Listener::start().await;
+    let listener = attacker().await;
     let mock = MockUpstream::start("127.0.0.1:0".parse().unwrap(), MockConfig::default()).await.unwrap();
     let port = mock.addr().port();
     let mut config = config();
@@ -434,7 +402,7 @@ async fn anonymous_health_calls_no_provider_and_shows_no_detail() {
 /// sends that variable, or to its vendor's own host.
 #[tokio::test]
 async fn a_variables_key_goes_only_where_the_configuration_sends_it() {
-    let listener = Listener::start().await;
+    let listener = attacker().await;
     let upstream = MockUpstream::start("127.0.0.1:0".parse().unwrap(), MockConfig::default()).await.unwrap();
     let target = format!("{}/v1", listener.url);
     // The configuration: the vendor's variables (as the process environment would give them) and a
@@ -505,7 +473,7 @@ async fn a_variables_key_goes_only_where_the_configuration_sends_it() {
     assert_eq!(post(&s, &admin, &own).await.0, 201);
     assert_eq!(probe(&s, &admin, "own").await, 200);
     assert!(listener.requests().iter().any(|r| r.contains("sk-the-admins-own")), "{:?}", listener.requests());
-    listener.assert_never_saw(&[REAL_KEY, VENDOR_KEY, JWT_SECRET]);
+    assert_never_saw(&listener, &[REAL_KEY, VENDOR_KEY, JWT_SECRET]);
 
     // The per-variable rule itself: the vendor's own host over https, where the configuration sends
     // the variable (OPENAI_BASE_URL), nowhere else; a variable without a vendor host (Azure) only
@@ -685,7 +653,7 @@ async fn keys_are_not_sent_over_plain_http_to_an_allowed_host() {
 #[tokio::test]
 async fn a_custom_role_with_provider_write_cannot_change_providers() {
     use gaia_rbac::{Action, Permission, ResourceType, Role, Scope};
-    let listener = Listener::start().await;
+    let listener = attacker().await;
     let s = start_with(sqlite_db(), Some(MockConfig::default()), config()).await;
     let (token, _, id) = s.register("writer@example.com").await;
     let permissions = [Action::Read, Action::Write, Action::Delete]
