@@ -1,10 +1,12 @@
 //! An NPC companion in your own game server: a small axum app (not Gaia's server) that embeds Gaia's
-//! provider registry, a persona kept in Gaia's storage and the game's knowledge base.
+//! conversation engine (`gaia-chat`), a persona kept in Gaia's storage and the game's knowledge base.
 //!
 //! `POST /npc/{name}/talk` with `{"player": "...", "text": "...", "topic": "..."}` (topic optional)
 //! loads what the knowledge base says about the topic (by default the NPC's own note) within a token
-//! budget, puts it after the NPC's persona in the system prompt, asks the model and returns the NPC's
-//! line with the notes it was given.
+//! budget and runs a turn of the engine: the NPC's persona, then the notes, in the system prompt, the
+//! conversation between this player and this NPC so far (kept by the engine, fitted to the model's
+//! context window), the model call (admitted against the game's rate limits and budgets, metered), and
+//! the answer stored. It returns the NPC's line with the notes it was given.
 //!
 //! The example starts the server on a free loopback port, talks to Dr. Mara Quill twice as a player
 //! would (with reqwest), prints her answers and shuts down. The model is Gaia's built-in mock upstream
@@ -24,14 +26,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use gaia_chat::{Engine, EngineParts, TurnInput};
+use gaia_core::auth::{AuthMethod, Principal};
 use gaia_core::storage::{PersonaInput, Storage};
-use gaia_core::types::ChatMessage;
 use gaia_kb::{Kb, KbConfig};
 use gaia_providers::mock::{MockConfig, MockUpstream};
-use gaia_providers::{ChatRequest, OpenAiConfig, OpenAiProvider, ProviderRegistry};
+use gaia_providers::{OpenAiConfig, OpenAiProvider, ProviderRegistry};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Tokens of knowledge-base text an NPC gets per line it says.
 const CONTEXT_BUDGET: usize = 1_500;
@@ -39,13 +42,15 @@ const CONTEXT_BUDGET: usize = 1_500;
 /// What the game server's handlers share (cheap to clone: everything inside is shared).
 #[derive(Clone)]
 struct Game {
-    models: ProviderRegistry,
+    engine: Engine,
     kb: Kb,
     storage: Storage,
-    /// The user owning the NPC personas (the game's designers).
-    designer: String,
+    /// The game's account in Gaia: it owns the NPC personas and the NPCs' conversations.
+    game: Principal,
     /// NPC name in URLs → persona id.
     npcs: Arc<HashMap<String, String>>,
+    /// (player, NPC) → the conversation between them.
+    conversations: Arc<Mutex<HashMap<(String, String), String>>>,
 }
 
 /// A player's line.
@@ -78,7 +83,7 @@ async fn talk(
     let persona_id = game.npcs.get(&name).ok_or_else(|| Error::not_found(format!("no NPC named {name}")))?;
     let persona = game
         .storage
-        .get_persona(&game.designer, persona_id)
+        .get_persona(&game.game.user_id, persona_id)
         .await?
         .ok_or_else(|| Error::not_found(format!("the persona of {name} is gone")))?;
 
@@ -86,20 +91,29 @@ async fn talk(
     let topic = talk.topic.as_deref().unwrap_or(&persona.name);
     let context = game.kb.context(topic, CONTEXT_BUDGET)?;
     let system = format!(
-        "{}\n\nYou are talking to the player {}. Stay in character; answer in two sentences at most.\n\
+        "You are talking to the player {}. Stay in character; answer in two sentences at most.\n\
          What you know about the world:\n\n{}",
-        persona.system_prompt,
         talk.player,
         context.to_prompt()
     );
 
-    // The persona's model, resolved by the registry to a provider (`provider/model` or a bare model id).
-    let (provider, model) = game.models.resolve(persona.model.as_deref().unwrap_or("mock-gpt")).await?;
-    let mut request = ChatRequest::new(model, vec![ChatMessage::system(system), ChatMessage::user(talk.text)]);
-    request.temperature = persona.temperature.map(|t| t as f32);
-    request.max_tokens = Some(200);
-    request.user = Some(talk.player); // lets the vendor tell players apart (abuse monitoring)
-    let answer = provider.chat(&request).await?;
+    // One turn of the engine: admitted (rate limits, budgets), the persona and its model, the history
+    // of this player's conversation with this NPC, the call (metered), the answer stored.
+    let key = (talk.player.clone(), name.clone());
+    let conversation_id = game.conversations.lock().map_err(|_| anyhow::anyhow!("lock poisoned"))?.get(&key).cloned();
+    let gate = game.engine.admit(&game.game, false).await.map_err(Error::refused)?;
+    let admitted = gate.budgets(None).await.map_err(Error::refused)?;
+    let input = TurnInput {
+        message: talk.text,
+        persona_id: Some(persona.id.clone()),
+        conversation_id,
+        system: Some(system),
+        max_tokens: Some(200),
+        ..TurnInput::default()
+    };
+    let turn = game.engine.turn(&admitted, "npc", input).await.map_err(Error::engine)?;
+    let answer = turn.complete().await.map_err(Error::engine)?;
+    game.conversations.lock().map_err(|_| anyhow::anyhow!("lock poisoned"))?.insert(key, answer.conversation_id);
 
     Ok(Json(Reply {
         npc: persona.name,
@@ -114,6 +128,16 @@ struct Error(StatusCode, String);
 impl Error {
     fn not_found(message: String) -> Self {
         Error(StatusCode::NOT_FOUND, message)
+    }
+
+    /// The engine's errors keep their status (400 bad input, 404, 429 rate limit, 502 provider, …).
+    fn engine(e: gaia_chat::ChatError) -> Self {
+        Error(StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), e.to_string())
+    }
+
+    /// A refusal by admission (403, 429, 402).
+    fn refused(r: gaia_chat::Refusal) -> Self {
+        Error::engine(r.into())
     }
 }
 
@@ -162,12 +186,26 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?;
 
+    // The engine over Gaia's parts: storage, the models, the event bus, rate limits and budgets (the
+    // defaults here; set limits and budgets per account in storage), access control, usage metering.
+    let engine = Engine::new(EngineParts {
+        storage: storage.clone(),
+        providers: models,
+        events: gaia_core::events::EventBus::default(),
+        quotas: gaia_core::quota::Quotas::new(storage.clone(), gaia_core::config::LimitsConfig::default()),
+        rbac: gaia_rbac::Rbac::unloaded(storage.clone()),
+        usage: gaia_core::usage::UsageRecorder::spawn(storage.clone()),
+        responses: None,
+        observer: None,
+        chat: gaia_core::config::ChatConfig { auto_title: false, ..Default::default() },
+    });
     let game = Game {
-        models,
+        engine,
         kb,
         storage,
-        designer: designer.id,
+        game: Principal { user_id: designer.id, email: Some(designer.email), is_admin: false, method: AuthMethod::Jwt },
         npcs: Arc::new(HashMap::from([("mara".to_string(), mara.id)])),
+        conversations: Arc::default(),
     };
     let app = Router::new().route("/npc/{name}/talk", post(talk)).with_state(game);
 
@@ -203,12 +241,18 @@ async fn main() -> anyhow::Result<()> {
         println!("  (knowledge: {})\n", reply.sources.join(", "));
         ensure!(reply.line.contains(text), "the mock model echoes the player's line");
         ensure!(reply.sources.first().is_some_and(|s| s == expected_source), "{expected_source} should come first");
-        // The model really got the persona and the knowledge-base notes in its system prompt.
+        // The model really got the persona, then the knowledge-base notes, as system prompts.
         let sent = mock.last_request().context("the model was not called")?;
-        let system = sent["messages"][0]["content"].as_str().unwrap_or_default();
-        ensure!(system.starts_with("You are Dr. Mara Quill"), "the persona comes first in the system prompt");
-        ensure!(system.contains(&format!("({expected_source})")), "the notes follow it");
+        let persona = sent["messages"][0]["content"].as_str().unwrap_or_default();
+        ensure!(persona.starts_with("You are Dr. Mara Quill"), "the persona comes first in the system prompt");
+        let notes = sent["messages"][1]["content"].as_str().unwrap_or_default();
+        ensure!(notes.contains(&format!("({expected_source})")), "the notes follow it");
     }
+    // Ash's second line reached Mara with the first exchange before it: the engine keeps the history.
+    let sent = mock.last_request().context("the model was not called")?;
+    let said: Vec<&str> =
+        sent["messages"].as_array().into_iter().flatten().filter_map(|m| m["content"].as_str()).collect();
+    ensure!(said.contains(&"Where can I hide tonight?"), "the conversation so far goes with each line");
 
     // An NPC the game does not have.
     let response = client.post(format!("http://{addr}/npc/nobody/talk")).json(&serde_json::json!({

@@ -48,6 +48,9 @@ pub struct RouteDecl {
     pub access: String,
     /// An HTML page: without a session it redirects to `/login` instead of answering 401.
     pub page: bool,
+    /// It calls models: the conversation engine's admission runs before its handler
+    /// ([`Routes::quota`]).
+    pub admitted: bool,
 }
 
 impl Access {
@@ -116,15 +119,19 @@ impl Routes {
             path: format!("{}{path}", self.prefix),
             access: access.describe(),
             page,
+            admitted: self.quota,
         });
         let filter = axum::routing::MethodFilter::try_from(method).unwrap_or(axum::routing::MethodFilter::GET);
         let errors = self.errors;
         let mut mr: MethodRouter<AppState> = axum::routing::on(filter, handler);
         if self.quota {
+            // The route's access may already be the permission to use models.
+            let checked =
+                access == Access::Permission(ResourceType::Provider, Action::Read, gaia_chat::MODELS_RESOURCE);
             mr = mr.route_layer(middleware::from_fn_with_state(
                 self.state.clone(),
                 move |State(st): State<AppState>, req: Request, next: Next| {
-                    crate::admission::admit(st, errors, req, next)
+                    crate::admission::admit(st, errors, checked, req, next)
                 },
             ));
         }
@@ -180,6 +187,7 @@ impl Routes {
                 path: format!("{}{path}", self.prefix),
                 access: access.describe(),
                 page: false,
+                admitted: false,
             });
         }
         let errors = self.errors;

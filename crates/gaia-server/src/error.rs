@@ -77,6 +77,19 @@ impl From<ProviderError> for ApiError {
     }
 }
 
+impl From<gaia_chat::ChatError> for ApiError {
+    fn from(e: gaia_chat::ChatError) -> Self {
+        match e {
+            gaia_chat::ChatError::Provider(p) => p.into(),
+            gaia_chat::ChatError::Core(c) => c.into(),
+            other => ApiError::new(
+                StatusCode::from_u16(other.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                other.to_string(),
+            ),
+        }
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         // Axum answers 422 for well-formed JSON of the wrong shape; to clients both are bad requests.

@@ -35,6 +35,21 @@ pub(crate) fn credential(headers: &axum::http::HeaderMap) -> Result<Option<Crede
     Ok(None)
 }
 
+/// The admission of a request to call models, made by its route's admission middleware
+/// ([`crate::Routes::quota`]): what every model call of the conversation engine takes.
+#[derive(Debug, Clone)]
+pub struct Admission(pub gaia_chat::Admitted);
+
+impl<S: Send + Sync> FromRequestParts<S> for Admission {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<gaia_chat::Admitted>().cloned().map(Admission).ok_or_else(|| {
+            ApiError::internal("a route that calls models was declared without admission (Routes::quota)")
+        })
+    }
+}
+
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 

@@ -43,14 +43,13 @@
 #![warn(missing_docs)]
 
 pub mod access;
-pub mod admission;
+mod admission;
 pub mod audit;
 pub mod builder;
 pub mod error;
 pub mod extract;
 pub mod live;
 pub mod mcp_http;
-mod metering;
 pub mod observe;
 mod per_user;
 pub mod provider_store;

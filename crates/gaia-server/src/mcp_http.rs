@@ -1,12 +1,12 @@
 //! `/mcp`: Gaia as an MCP server over Streamable HTTP, for other agents (Claude Desktop, IDEs, game
 //! servers) holding a Gaia API key. Tools: the knowledge base's (each caller sees only what they may
 //! read) and `gaia__chat` (ask a model through Gaia; admitted like `/v1/chat/completions`: the
-//! permission to use models, rate limits and budgets, see `crate::admission::admit_call`; metered
+//! permission to use models, rate limits and budgets, through the conversation engine; metered
 //! like any chat). The access middleware authenticates every request; the caller reaches the handler
 //! in the request's parts.
 
-use crate::metering::Meter;
 use crate::state::AppState;
+use gaia_chat::CallSpec;
 use gaia_core::auth::Principal;
 use gaia_core::types::{ChatMessage, ToolSpec};
 use gaia_mcp::server::{mcp_result, mcp_tool};
@@ -84,30 +84,20 @@ impl GaiaMcp {
             .map(str::to_string)
             .or(settings.default_model)
             .unwrap_or_default();
-        // The same permission, rate limits and budgets as `/v1/chat/completions`.
-        let body = serde_json::json!({"model": model, "message": message, "system": args.get("system")});
-        crate::admission::admit_call(&self.state, p, &body).await.map_err(|e| e.message)?;
-        let candidates = self.state.providers().candidates(&model).await.map_err(|e| e.to_string())?;
         let mut messages = Vec::new();
         if let Some(s) = args.get("system").and_then(|v| v.as_str()) {
             messages.push(ChatMessage::system(s));
         }
         messages.push(ChatMessage::user(message));
-        let mut req = ChatRequest::new(candidates[0].1.clone(), messages);
+        let mut req = ChatRequest::new(model.clone(), messages);
         req.user = Some(p.user_id.clone());
-        let mut meter = Meter::start(&self.state, p, "mcp_chat");
-        match self.state.providers().chat_routed(&candidates, &req).await {
-            Ok(r) => {
-                meter.target(r.provider.name(), &r.model);
-                meter.usage(r.value.usage);
-                meter.finish(200, None);
-                Ok(r.value.content)
-            }
-            Err(f) => {
-                meter.failed(&f);
-                Err(f.error.to_string())
-            }
-        }
+        // Through the engine: the same permission, rate limits and budgets as `/v1/chat/completions`,
+        // metered like any call.
+        let engine = self.state.engine();
+        let admitted = engine.admit_request(p, &req).await.map_err(|e| e.message)?;
+        let (r, _) =
+            engine.complete(&admitted, CallSpec::new("mcp_chat", &model), &req).await.map_err(|e| e.to_string())?;
+        Ok(r.content)
     }
 }
 

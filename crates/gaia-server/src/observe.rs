@@ -7,7 +7,7 @@
 //! - [`track`], a middleware around every route, counts HTTP requests and their latency by the
 //!   route's *template* (`/api/v1/conversations/{id}`, never the raw path), method and status class.
 //!   The latency of a streamed answer is the time to its response headers.
-//! - [`Metrics::model_call`], called by the metering of every model call (`Meter::finish`), counts
+//! - [`Metrics::model_call`], called by the engine's metering of every model call (`gaia_chat::Meter`), counts
 //!   calls, latency, time to first token, tokens, cost and errors by provider and model.
 //!
 //! Rate limiting and budgets report their refusals through [`Metrics::rate_limited`] and
@@ -70,32 +70,25 @@ const MAX_LABEL_CHARS: usize = 120;
 const SLOT_SECS: u64 = 10;
 const WINDOW_SLOTS: u64 = 30;
 
-/// The status answered when the client went away (see `metering::CLIENT_CLOSED`).
-const CLIENT_CLOSED: u16 = 499;
+/// The status answered when the client went away.
+const CLIENT_CLOSED: u16 = gaia_chat::CLIENT_CLOSED;
 
-/// One finished model call, as the metering reports it.
-#[derive(Debug, Clone, Copy)]
-pub struct ModelCall<'a> {
-    /// Provider that served it (`cache` for response-cache hits, `-` when routing failed first).
-    pub provider: &'a str,
-    /// Model id at the provider.
-    pub model: &'a str,
-    /// Endpoint that made the call (`chat`, `openai`, `anthropic`, `mcp_chat`, …).
-    pub endpoint: &'a str,
-    /// HTTP status answered (499: the client went away).
-    pub status: u16,
-    /// Total time of the call.
-    pub latency: Duration,
-    /// Time to the first streamed token (streams and cache hits).
-    pub ttft: Option<Duration>,
-    /// Prompt tokens.
-    pub input_tokens: u64,
-    /// Generated tokens.
-    pub output_tokens: u64,
-    /// Cost in US dollars.
-    pub cost_usd: f64,
-    /// The error message when it failed.
-    pub error: Option<&'a str>,
+/// One finished model call, as the engine's metering reports it.
+pub type ModelCall<'a> = gaia_chat::CallReport<'a>;
+
+impl gaia_chat::CallObserver for Metrics {
+    fn model_call(&self, c: &ModelCall<'_>) {
+        Metrics::model_call(self, c)
+    }
+    fn rate_limited(&self, scope: &str) {
+        Metrics::rate_limited(self, scope)
+    }
+    fn budget_refused(&self, scope: &str) {
+        Metrics::budget_refused(self, scope)
+    }
+    fn response_cache(&self, hit: bool) {
+        self.cache(hit)
+    }
 }
 
 /// A recent provider or model error.

@@ -32,7 +32,8 @@ struct Inner {
     rbac: gaia_rbac::Rbac,
     warm_tools: tokio::sync::OnceCell<gaia_mcp::Toolbox>,
     quotas: gaia_core::quota::Quotas,
-    metrics: crate::observe::Metrics,
+    metrics: Arc<crate::observe::Metrics>,
+    engine: gaia_chat::Engine,
     provider_changes: crate::provider_store::AppliedChanges,
     password_gate: gaia_core::auth::PasswordGate,
     live_connections: Arc<crate::per_user::PerUser>,
@@ -84,7 +85,7 @@ impl AppState {
         }
         // The definitions are constant: building them only fails if one of them is broken.
         #[allow(clippy::expect_used)]
-        let metrics = crate::observe::Metrics::new().expect("valid metric definitions");
+        let metrics = Arc::new(crate::observe::Metrics::new().expect("valid metric definitions"));
         let quotas = gaia_core::quota::Quotas::new(storage.clone(), config.limits.clone());
         let events = EventBus::default();
         quotas.announce_on(events.clone());
@@ -93,10 +94,23 @@ impl AppState {
         // recorded prices.
         providers.set_price_source(Arc::new(quotas.clone()));
         let mcp_processes = Arc::new(tokio::sync::Semaphore::new(config.mcp_processes.max_concurrent.max(1)));
+        let usage = UsageRecorder::spawn(storage.clone());
+        let engine = gaia_chat::Engine::new(gaia_chat::EngineParts {
+            storage: storage.clone(),
+            providers: providers.clone(),
+            events: events.clone(),
+            quotas: quotas.clone(),
+            rbac: rbac.clone(),
+            usage: usage.clone(),
+            responses: responses.clone(),
+            observer: Some(metrics.clone()),
+            chat: config.chat.clone(),
+        });
         AppState {
             inner: Arc::new(Inner {
                 quotas,
                 metrics,
+                engine,
                 provider_changes: Default::default(),
                 password_gate: gaia_core::auth::PasswordGate::new(config.auth.hash_concurrency, config.auth.hash_queue),
                 live_connections: Default::default(),
@@ -109,7 +123,7 @@ impl AppState {
                 auth,
                 providers,
                 events,
-                usage: UsageRecorder::spawn(storage.clone()),
+                usage,
                 responses,
                 storage,
                 active_streams: Arc::new(AtomicUsize::new(0)),
@@ -208,6 +222,11 @@ impl AppState {
     pub fn usage(&self) -> &UsageRecorder {
         &self.inner.usage
     }
+    /// The conversation engine: every chat turn and model call goes through it.
+    pub fn engine(&self) -> &gaia_chat::Engine {
+        &self.inner.engine
+    }
+
     /// This instance's metrics (Prometheus registry, performance figures, recent errors).
     pub fn metrics(&self) -> &crate::observe::Metrics {
         &self.inner.metrics

@@ -80,6 +80,7 @@ enum Route {
     OpenAi,
     Anthropic,
     McpAgent,
+    McpAgentHot,
     Orchestrated,
     McpChat,
     AutoTitle,
@@ -124,6 +125,7 @@ async fn call(s: &TestServer, route: Route, key: &str, conversation: &str) -> Ou
             .header("anthropic-version", "2023-06-01")
             .json(&json!({"model": "mock-claude", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]})),
         Route::McpAgent => s.post("/api/v1/chat/mcp-agent", key).json(&json!({"message": "hi", "model": model})),
+        Route::McpAgentHot => s.post("/api/v1/chat/mcp-agent-hot", key).json(&json!({"message": "hi", "model": model})),
         Route::Orchestrated => s.post("/api/v1/chat/orchestrated", key).json(&json!({"message": "hi", "model": model})),
         Route::McpChat => {
             let cfg = serde_json::from_value(json!({"name": "gaia", "transport": "http",
@@ -149,6 +151,7 @@ const CASES: &[(Route, &[(&str, usize)])] = &[
     (Route::OpenAi, &[("openai", 1)]),
     (Route::Anthropic, &[("anthropic", 1)]),
     (Route::McpAgent, &[("mcp_agent", 1)]),
+    (Route::McpAgentHot, &[("mcp_agent_hot", 1)]),
     // Plan, the default specialist (no tools here: one call), synthesis.
     (Route::Orchestrated, &[("orchestrated", 3)]),
     (Route::McpChat, &[("mcp_chat", 1)]),
@@ -175,6 +178,31 @@ async fn no_models_role(s: &TestServer, user_id: &str) {
     let rbac = s.state.rbac().await;
     rbac.create_role(None, role).await.unwrap();
     rbac.grant(None, user_id, "chatter_no_models", None, None).await.unwrap();
+}
+
+/// The HTTP routes of the table above.
+fn route_path(route: Route) -> Option<&'static str> {
+    match route {
+        Route::ChatV1 | Route::AutoTitle => Some("/api/v1/chat"),
+        Route::ChatV03 => Some("/api/v0.3/chat"),
+        Route::OpenAi => Some("/v1/chat/completions"),
+        Route::Anthropic => Some("/v1/messages"),
+        Route::McpAgent => Some("/api/v1/chat/mcp-agent"),
+        Route::McpAgentHot => Some("/api/v1/chat/mcp-agent-hot"),
+        Route::Orchestrated => Some("/api/v1/chat/orchestrated"),
+        // `/mcp` admits its chat tool's calls itself (its other tools call no model).
+        Route::McpChat => None,
+    }
+}
+
+#[tokio::test]
+async fn the_table_covers_every_route_that_calls_models() {
+    let s = start_with(gaia_core::testing::sqlite_db(), Some(MockConfig::default()), config()).await;
+    let admitted: std::collections::BTreeSet<String> =
+        gaia_server::route_table(&s.state).into_iter().filter(|r| r.admitted).map(|r| r.path).collect();
+    let tested: std::collections::BTreeSet<String> =
+        CASES.iter().filter_map(|(r, _)| route_path(*r)).map(str::to_string).collect();
+    assert_eq!(admitted, tested, "every admitted route is in the table, and only those");
 }
 
 #[tokio::test]

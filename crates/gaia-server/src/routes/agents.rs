@@ -21,14 +21,14 @@
 //! when it starts, so parallel runs would each get all of it.
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Auth};
-use crate::metering::RunMeter;
+use crate::extract::{Admission, ApiJson};
 use crate::per_user::Slot;
 use crate::sse::{self, SseEvent};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use gaia_chat::{Admitted, RunMeter};
 use gaia_core::auth::Principal;
 use gaia_core::config::{AgentLimits, McpTransport};
 use gaia_core::events::Event as BusEvent;
@@ -197,8 +197,8 @@ async fn run_budget(state: &AppState, p: &Principal, limits: &AgentLimits) -> Ap
         }
         None => None,
     };
-    let who = crate::admission::subject(state, p).await;
-    let budget_left = crate::admission::budget_left(state, &who).await;
+    let who = state.engine().subject(p).await;
+    let budget_left = state.engine().budget_left(&who).await;
     if budget_left.is_some_and(|left| left <= 0.0) {
         return Err(ApiError::new(StatusCode::PAYMENT_REQUIRED, "a hard budget of this caller is used up"));
     }
@@ -271,11 +271,12 @@ struct Prepared {
 /// Stores the request in its conversation (made now if new) and builds the agent over `tools`.
 async fn prepare(
     state: &AppState,
-    p: &Principal,
+    admitted: &Admitted,
     c: Checked,
     tools: Toolbox,
     endpoint: &'static str,
 ) -> ApiResult<Prepared> {
+    let p = admitted.principal();
     let storage = state.storage();
     let conversation = match c.conversation {
         Some(conv) => conv,
@@ -307,7 +308,7 @@ async fn prepare(
         .with_system(c.persona.system_prompt.clone())
         .with_limits(c.limits)
         .with_budget(c.budget)
-        .with_recorder(RunMeter::new(state, p, endpoint))
+        .with_recorder(RunMeter::new(state.engine(), admitted, endpoint))
         .for_user(&p.user_id);
     Ok(Prepared { agent, conversation_id: conversation.id, messages })
 }
@@ -323,7 +324,7 @@ fn metadata(run: &AgentRun) -> Value {
 
 /// Stores the answer (the run's model calls were metered as they ended).
 async fn finish(state: &AppState, conversation_id: &str, run: &AgentRun) {
-    crate::routes::chat::store_answer(state, conversation_id, &run.content, &run.model, run.usage).await;
+    state.engine().store_answer(conversation_id, &run.content, &run.model, run.usage).await;
 }
 
 /// Runs a prepared agent; `slots` (the request's MCP server processes) and `running` (its place among
@@ -393,9 +394,10 @@ fn agent_error(e: gaia_mcp::McpError) -> ApiError {
 /// `mcp_processes.max_concurrent` (else 503 with `Retry-After`).
 pub async fn mcp_agent(
     State(state): State<AppState>,
-    Auth(p): Auth,
+    Admission(admitted): Admission,
     ApiJson(body): ApiJson<AgentBody>,
 ) -> ApiResult<Response> {
+    let p = admitted.principal().clone();
     let stream = body.stream;
     let running = match run_slot(&state, &p) {
         Ok(r) => r,
@@ -414,16 +416,17 @@ pub async fn mcp_agent(
         tracing::warn!(%source, %err, "MCP server left out of this agent");
     }
     add_local_tools(&state, &p, &mut tools).await?;
-    let prep = prepare(&state, &p, checked, tools, "mcp_agent").await?;
+    let prep = prepare(&state, &admitted, checked, tools, "mcp_agent").await?;
     Ok(run_agent(state, prep, stream, slots, running).await)
 }
 
 /// `POST /api/v1/chat/mcp-agent-hot`: an agent whose MCP servers are already connected.
 pub async fn mcp_agent_hot(
     State(state): State<AppState>,
-    Auth(p): Auth,
+    Admission(admitted): Admission,
     ApiJson(body): ApiJson<AgentBody>,
 ) -> ApiResult<Response> {
+    let p = admitted.principal().clone();
     let stream = body.stream;
     let running = match run_slot(&state, &p) {
         Ok(r) => r,
@@ -432,7 +435,7 @@ pub async fn mcp_agent_hot(
     let checked = check(&state, &p, body).await?;
     let mut tools = warm_toolbox(&state).await;
     add_local_tools(&state, &p, &mut tools).await?;
-    let prep = prepare(&state, &p, checked, tools, "mcp_agent_hot").await?;
+    let prep = prepare(&state, &admitted, checked, tools, "mcp_agent_hot").await?;
     Ok(run_agent(state, prep, stream, None, running).await)
 }
 
@@ -505,9 +508,10 @@ fn orchestrated_metadata(run: &OrchestratedRun) -> Value {
 /// among the caller's runs going on at once (`run_slot`).
 pub async fn orchestrated(
     State(state): State<AppState>,
-    Auth(p): Auth,
+    Admission(admitted): Admission,
     ApiJson(body): ApiJson<OrchestratedBody>,
 ) -> ApiResult<Response> {
+    let p = admitted.principal().clone();
     let task = body.message.trim().to_string();
     if task.is_empty() {
         return Err(ApiError::bad_request("`message` must not be empty"));
@@ -580,7 +584,7 @@ pub async fn orchestrated(
 
     let mut all = warm_toolbox(&state).await;
     add_local_tools(&state, &p, &mut all).await?;
-    let recorder = RunMeter::new(&state, &p, "orchestrated");
+    let recorder = RunMeter::new(state.engine(), &admitted, "orchestrated");
     let mut specialists = Vec::with_capacity(checked.len());
     for (name, a, system, agent_model) in checked {
         let tools = match &a.tools {

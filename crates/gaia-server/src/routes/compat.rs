@@ -7,8 +7,7 @@
 #![allow(clippy::result_large_err)]
 
 use crate::error::ApiError;
-use crate::extract::Auth;
-use crate::metering::Meter;
+use crate::extract::{Admission, Auth};
 use crate::sse::{self, SseEvent as Event};
 use crate::state::AppState;
 use axum::body::Bytes;
@@ -17,9 +16,9 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
+use gaia_chat::{Admitted, Answer, CacheStatus, CacheUse, CallSpec, Called, ChatError};
 use gaia_providers::compat::{anthropic, openai};
-use gaia_providers::response_cache::{cacheable, replay, ResponseCache};
-use gaia_providers::{ChatEvent, ChatRequest, ChatResponse, ChatStream, ProviderError, StreamAccumulator};
+use gaia_providers::{ChatEvent, ChatRequest, ProviderError};
 use serde_json::{json, Value};
 
 /// Which API's error shape to answer in.
@@ -88,18 +87,6 @@ fn data(v: &Value) -> Event {
     Event::data(&v.to_string())
 }
 
-/// What answered a request.
-enum Answer {
-    Full(ChatResponse),
-    Stream(ChatStream),
-}
-
-/// How the response cache took part: `hit`, `miss` (the answer will be stored) or `bypass`.
-struct CacheUse {
-    status: &'static str,
-    fill: Option<(ResponseCache, String)>,
-}
-
 /// The client's cache preference: `x-gaia-cache: on|off`, or `Cache-Control: no-store|no-cache`.
 fn cache_preference(headers: &HeaderMap) -> Option<bool> {
     if let Some(v) = headers.get("x-gaia-cache").and_then(|v| v.to_str().ok()) {
@@ -112,104 +99,44 @@ fn cache_preference(headers: &HeaderMap) -> Option<bool> {
     (cc.contains("no-store") || cc.contains("no-cache")).then_some(false)
 }
 
-/// Gets the answer for `req`: from the response cache when allowed and present, otherwise through the
-/// router (retries, fallbacks). Meters the call; failures come back as provider errors.
-async fn answer(
-    state: &AppState,
-    meter: &mut Meter,
-    asked: &str,
-    req: &ChatRequest,
-    stream: bool,
-    headers: &HeaderMap,
-) -> Result<(Answer, CacheUse), ProviderError> {
-    let candidates = match state.providers().candidates(asked).await {
-        Ok(c) => c,
-        Err(e) => {
-            // Nothing was called: record the refusal under the model asked for.
-            meter.target("-", asked);
-            meter.finish(e.http_status(), Some(e.to_string()));
-            return Err(e);
-        }
-    };
-    let mut cache = CacheUse { status: "bypass", fill: None };
-    if let Some(rc) = state.responses().filter(|_| cacheable(req, cache_preference(headers))) {
-        let key = ResponseCache::key(asked, req);
-        let hit = rc.get(&key).await;
-        state.metrics().cache(hit.is_some());
-        if let Some(hit) = hit {
-            meter.target("cache", &hit.model);
-            meter.token();
-            meter.finish(200, None);
-            cache.status = "hit";
-            let a = if stream { Answer::Stream(replay(hit)) } else { Answer::Full(hit) };
-            return Ok((a, cache));
-        }
-        cache = CacheUse { status: "miss", fill: Some((rc.clone(), key)) };
-    }
-    let routed = if stream {
-        state.providers().stream_routed(&candidates, req).await.map(|r| (r.provider, r.model, Answer::Stream(r.value)))
-    } else {
-        state.providers().chat_routed(&candidates, req).await.map(|r| (r.provider, r.model, Answer::Full(r.value)))
-    };
-    match routed {
-        Ok((provider, model, a)) => {
-            meter.target(provider.name(), &model);
-            if let Answer::Full(r) = &a {
-                meter.usage(r.usage);
-                meter.finish(200, None);
-                if let Some((rc, key)) = &cache.fill {
-                    rc.put(key, r).await;
-                }
-            }
-            Ok((a, cache))
-        }
-        Err(f) => {
-            meter.failed(&f);
-            Err(f.error)
-        }
-    }
-}
-
-fn with_cache_header(mut r: Response, status: &'static str) -> Response {
-    r.headers_mut().insert("x-gaia-cache", HeaderValue::from_static(status));
+fn with_cache_header(mut r: Response, status: CacheStatus) -> Response {
+    r.headers_mut().insert("x-gaia-cache", HeaderValue::from_static(status.as_str()));
     r
 }
 
-/// Passes a stream through, metering it, and stores the complete answer in the cache when it ends well.
-fn metered(mut upstream: ChatStream, mut meter: Meter, fill: Option<(ResponseCache, String)>) -> ChatStream {
-    Box::pin(async_stream::stream! {
-        let mut acc = StreamAccumulator::default();
-        while let Some(item) = upstream.next().await {
-            match &item {
-                Ok(ev) => {
-                    meter_event(&mut meter, ev);
-                    acc.push(ev);
-                }
-                Err(e) => {
-                    meter.finish(e.http_status(), Some(e.to_string()));
-                    yield item;
-                    return;
-                }
-            }
-            yield item;
-        }
-        meter.finish(200, None);
-        if let Some((rc, key)) = fill {
-            rc.put(&key, &acc.finish()).await;
-        }
-    })
+/// The call of a compatible request through the engine: the response cache when allowed, routing,
+/// metering (as `endpoint`).
+async fn answer(
+    state: &AppState,
+    admitted: &Admitted,
+    endpoint: &str,
+    req: &ChatRequest,
+    stream: bool,
+    headers: &HeaderMap,
+) -> Result<(Answer, Called), ChatError> {
+    let spec =
+        CallSpec { stream, cache: CacheUse::Allowed(cache_preference(headers)), ..CallSpec::new(endpoint, &req.model) };
+    state.engine().call(admitted, spec, req).await
+}
+
+/// A failed call in the API's shape.
+fn chat_error(api: Api, e: ChatError) -> Response {
+    match e {
+        ChatError::Provider(e) => provider_error(api, e),
+        other => api_error(api, ApiError::from(other)),
+    }
 }
 
 /// `POST /v1/chat/completions`.
 pub async fn chat_completions(
     State(state): State<AppState>,
     headers: HeaderMap,
-    auth: Result<Auth, ApiError>,
+    admission: Result<Admission, ApiError>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     const API: Api = Api::OpenAi;
-    let p = match auth {
-        Ok(Auth(p)) => p,
+    let admitted = match admission {
+        Ok(Admission(a)) => a,
         Err(e) => return api_error(API, e),
     };
     let parsed = match parse_body(API, body).and_then(|b| openai::parse_request(&b).map_err(|e| provider_error(API, e)))
@@ -220,17 +147,16 @@ pub async fn chat_completions(
     let asked = parsed.request.model.clone();
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = chrono::Utc::now().timestamp();
-    let mut meter = Meter::start(&state, &p, "openai");
-    let (answer, cache) = match answer(&state, &mut meter, &asked, &parsed.request, parsed.stream, &headers).await {
+    let (answer, called) = match answer(&state, &admitted, "openai", &parsed.request, parsed.stream, &headers).await {
         Ok(x) => x,
-        Err(e) => return provider_error(API, e),
+        Err(e) => return chat_error(API, e),
     };
     let mut upstream = match answer {
         Answer::Full(r) => {
             let resp = axum::Json(openai::render_response(&r, &id, created, &asked)).into_response();
-            return with_cache_header(resp, cache.status);
+            return with_cache_header(resp, called.cache);
         }
-        Answer::Stream(s) => metered(s, meter, cache.fill),
+        Answer::Stream(s) => s,
     };
     let ticket = state.stream_ticket();
     let mut renderer = openai::ChunkRenderer::new(id, created, asked, parsed.include_usage);
@@ -255,19 +181,19 @@ pub async fn chat_completions(
         yield Event::data("[DONE]");
     };
     let resp = sse::response(events);
-    with_cache_header(resp, cache.status)
+    with_cache_header(resp, called.cache)
 }
 
 /// `POST /v1/messages`.
 pub async fn messages(
     State(state): State<AppState>,
     headers: HeaderMap,
-    auth: Result<Auth, ApiError>,
+    admission: Result<Admission, ApiError>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     const API: Api = Api::Anthropic;
-    let p = match auth {
-        Ok(Auth(p)) => p,
+    let admitted = match admission {
+        Ok(Admission(a)) => a,
         Err(e) => return api_error(API, e),
     };
     let parsed =
@@ -277,17 +203,17 @@ pub async fn messages(
         };
     let asked = parsed.request.model.clone();
     let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
-    let mut meter = Meter::start(&state, &p, "anthropic");
-    let (answer, cache) = match answer(&state, &mut meter, &asked, &parsed.request, parsed.stream, &headers).await {
+    let (answer, called) = match answer(&state, &admitted, "anthropic", &parsed.request, parsed.stream, &headers).await
+    {
         Ok(x) => x,
-        Err(e) => return provider_error(API, e),
+        Err(e) => return chat_error(API, e),
     };
     let mut upstream = match answer {
         Answer::Full(r) => {
             let resp = axum::Json(anthropic::render_response(&r, &id, &asked)).into_response();
-            return with_cache_header(resp, cache.status);
+            return with_cache_header(resp, called.cache);
         }
-        Answer::Stream(s) => metered(s, meter, cache.fill),
+        Answer::Stream(s) => s,
     };
     let ticket = state.stream_ticket();
     let mut renderer = anthropic::EventRenderer::new(id, asked);
@@ -323,16 +249,7 @@ pub async fn messages(
         }
     };
     let resp = sse::response(events);
-    with_cache_header(resp, cache.status)
-}
-
-/// Feeds a stream event to the meter: first token time and usage.
-fn meter_event(meter: &mut Meter, ev: &ChatEvent) {
-    match ev {
-        ChatEvent::TextDelta(_) | ChatEvent::ToolCallDelta { .. } => meter.token(),
-        ChatEvent::Usage(u) => meter.usage(*u),
-        _ => {}
-    }
+    with_cache_header(resp, called.cache)
 }
 
 fn model_json(anthropic_shape: bool, id: &str, provider: &str) -> Value {

@@ -110,7 +110,9 @@ pub async fn estimate(State(state): State<AppState>, ApiJson(body): ApiJson<Valu
     }
     let input = body.get("input_tokens").and_then(Value::as_u64);
     let model = body.get("model").and_then(Value::as_str).unwrap_or_default().to_string();
-    let e = crate::admission::estimate(&state, &body, input)
+    let e = state
+        .engine()
+        .estimate(&body, input)
         .await
         .ok_or_else(|| ApiError::bad_request(format!("unknown model `{model}`")))?;
     Ok(Json(serde_json::to_value(e).map_err(ApiError::internal)?))

@@ -91,7 +91,7 @@ pub async fn list_budgets(State(state): State<AppState>) -> ApiResult<Json<Value
 pub async fn my_budgets(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Value>> {
     state.usage().flush().await;
     state.quotas().spend_changed();
-    let who = crate::admission::subject(&state, &p).await;
+    let who = state.engine().subject(&p).await;
     let mut out = Vec::new();
     for b in state.quotas().budgets_for(&who).await {
         out.push(status_of(&state, &b).await?);

@@ -1,0 +1,124 @@
+//! The engine: what every chat turn and model call needs, built once from the application's parts.
+
+use gaia_core::config::ChatConfig;
+use gaia_core::events::EventBus;
+use gaia_core::quota::Quotas;
+use gaia_core::storage::Storage;
+use gaia_core::usage::UsageRecorder;
+use gaia_providers::response_cache::ResponseCache;
+use gaia_providers::ProviderRegistry;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One finished model call, as told to a [`CallObserver`].
+#[derive(Debug, Clone, Copy)]
+pub struct CallReport<'a> {
+    /// Provider that served it (`cache` for response-cache hits, `-` when routing failed first).
+    pub provider: &'a str,
+    /// Model id at the provider.
+    pub model: &'a str,
+    /// Which entry point (`chat`, `openai`, `anthropic`, `mcp_agent`, …).
+    pub endpoint: &'a str,
+    /// HTTP status answered (499: the client went away).
+    pub status: u16,
+    /// Total time of the call.
+    pub latency: Duration,
+    /// Time to the first streamed token.
+    pub ttft: Option<Duration>,
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Generated tokens.
+    pub output_tokens: u64,
+    /// Cost in US dollars.
+    pub cost_usd: f64,
+    /// The error, when it failed.
+    pub error: Option<&'a str>,
+}
+
+/// Where the engine tells what it did, for metrics (the server's Prometheus registry). Every method
+/// has an empty default; keep them quick (they run on the request path).
+pub trait CallObserver: Send + Sync {
+    /// A model call ended (answered, failed or abandoned).
+    fn model_call(&self, _call: &CallReport<'_>) {}
+    /// A request was refused by a rate limit of `scope` (`key` or `user`).
+    fn rate_limited(&self, _scope: &str) {}
+    /// A request was refused by a hard budget of `scope` (`user`, `team` or `key`).
+    fn budget_refused(&self, _scope: &str) {}
+    /// The response cache was looked up.
+    fn response_cache(&self, _hit: bool) {}
+}
+
+/// What the engine is built from: the application's shared parts (each cheap to clone).
+pub struct EngineParts {
+    /// Conversations, messages, personas, attachments, settings.
+    pub storage: Storage,
+    /// The providers, with routing, fallbacks and prices.
+    pub providers: ProviderRegistry,
+    /// Where messages and conversations are announced.
+    pub events: EventBus,
+    /// Rate limits and budgets.
+    pub quotas: Quotas,
+    /// Access control (the permission to use models; teams for budgets).
+    pub rbac: gaia_rbac::Rbac,
+    /// Where each model call's usage record goes.
+    pub usage: UsageRecorder,
+    /// The response cache of the compatible endpoints, if on.
+    pub responses: Option<ResponseCache>,
+    /// Metrics.
+    pub observer: Option<Arc<dyn CallObserver>>,
+    /// `[chat]`.
+    pub chat: ChatConfig,
+}
+
+/// The conversation engine. Cheap to clone (an `Arc` inside).
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<EngineParts>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("providers", &self.inner.providers).finish()
+    }
+}
+
+impl Engine {
+    /// The engine over `parts`.
+    pub fn new(parts: EngineParts) -> Engine {
+        Engine { inner: Arc::new(parts) }
+    }
+
+    /// The storage.
+    pub fn storage(&self) -> &Storage {
+        &self.inner.storage
+    }
+
+    /// The providers.
+    pub fn providers(&self) -> &ProviderRegistry {
+        &self.inner.providers
+    }
+
+    /// The event bus.
+    pub fn events(&self) -> &EventBus {
+        &self.inner.events
+    }
+
+    /// Rate limits and budgets.
+    pub fn quotas(&self) -> &Quotas {
+        &self.inner.quotas
+    }
+
+    /// The access-control engine, loaded (only built-in roles apply when the policy cannot be read).
+    pub async fn rbac(&self) -> &gaia_rbac::Rbac {
+        if let Err(e) = self.inner.rbac.ensure_loaded().await {
+            tracing::error!(error = %e, "cannot load the access-control policy; only built-in roles apply");
+        }
+        &self.inner.rbac
+    }
+
+    pub(crate) fn observe(&self, f: impl FnOnce(&dyn CallObserver)) {
+        if let Some(o) = &self.inner.observer {
+            f(o.as_ref());
+        }
+    }
+}

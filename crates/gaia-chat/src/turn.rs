@@ -1,0 +1,599 @@
+//! A conversation turn: from a caller's input to a stored answer.
+//!
+//! [`Engine::turn`] checks the input and prepares the turn: the persona (the request's, the
+//! conversation's, the user's default, the built-in one), the model and its parameters, the stored
+//! history with its images fitted to the model's context window, and the user's message, stored.
+//! [`Turn::complete`] or [`Turn::stream`] then calls the model (the one call path: metered, routed)
+//! and stores the answer with its usage; a stream dropped early (the client left) stores what had
+//! arrived. A new conversation gets a short title from the model in the background.
+
+use crate::admission::Admitted;
+use crate::call::{Answer, CallSpec};
+use crate::engine::Engine;
+use crate::error::{ChatError, Result};
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use gaia_core::context;
+use gaia_core::events::Event as BusEvent;
+use gaia_core::storage::{Conversation, Persona, DEFAULT_PERSONA_ID};
+use gaia_core::types::{ChatMessage, FinishReason, Role, Usage};
+use gaia_providers::{merge_usage, Candidate, ChatEvent, ChatRequest, ChatStream};
+use serde::Deserialize;
+
+/// Most images one message may carry.
+pub const MAX_IMAGES_PER_MESSAGE: usize = 8;
+
+/// What a caller asks for in one turn (the body of `/api/v1/chat`, without `stream`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TurnInput {
+    /// The user's message (may be empty when `attachments` are given; ignored with `regenerate`).
+    #[serde(default)]
+    pub message: String,
+    /// Images uploaded beforehand (attachment ids), sent with this message to a vision model.
+    #[serde(default)]
+    pub attachments: Vec<String>,
+    /// Answer the conversation's last user message again: the answers after it are deleted and a
+    /// new one is generated (needs `conversation_id`; no new user message is stored).
+    #[serde(default)]
+    pub regenerate: bool,
+    /// Model (`id` or `provider/id`); else the persona's, the user's, the server's default.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Conversation to continue; a new one when absent.
+    #[serde(default)]
+    pub conversation_id: Option<String>,
+    /// Extra system prompt for this turn.
+    #[serde(default)]
+    pub system: Option<String>,
+    /// Sampling temperature.
+    #[serde(default)]
+    pub temperature: Option<f32>,
+    /// Most tokens to generate.
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    /// Persona for this turn (and, from now on, for the conversation); else the conversation's, else
+    /// the user's default, else the built-in one.
+    #[serde(default)]
+    pub persona_id: Option<String>,
+}
+
+/// A prepared turn: the conversation, the model's candidates and the request to send.
+pub struct Turn {
+    engine: Engine,
+    admitted: Admitted,
+    endpoint: &'static str,
+    conversation: Conversation,
+    candidates: Vec<Candidate>,
+    request: ChatRequest,
+    /// The conversation was created by this turn (its title is provisional).
+    is_new: bool,
+    /// The user's message.
+    message: String,
+    /// This turn answers the last user message again.
+    regenerate: bool,
+}
+
+impl std::fmt::Debug for Turn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Turn")
+            .field("conversation", &self.conversation.id)
+            .field("model", &self.request.model)
+            .field("endpoint", &self.endpoint)
+            .finish()
+    }
+}
+
+/// A whole answer, stored.
+#[derive(Debug, Clone)]
+pub struct TurnAnswer {
+    /// The conversation.
+    pub conversation_id: String,
+    /// The stored answer (`None` if it could not be stored; logged).
+    pub message_id: Option<String>,
+    /// The text.
+    pub content: String,
+    /// Why the model stopped.
+    pub finish_reason: FinishReason,
+    /// Tokens.
+    pub usage: Usage,
+    /// The provider that answered.
+    pub provider: String,
+    /// The model id at that provider.
+    pub model: String,
+    /// Attempts made, across providers.
+    pub attempts: u32,
+}
+
+/// Events of a streamed turn, independent of any wire format.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum TurnEvent {
+    /// More text of the answer.
+    Delta(String),
+    /// Why the model stopped.
+    Finish(FinishReason),
+    /// The provider failed mid-stream (what had arrived is stored).
+    Error(String),
+    /// The end, with the tokens of the turn.
+    Done {
+        /// Tokens.
+        usage: Usage,
+    },
+}
+
+/// A streamed answer: who answers, and the events (the answer is stored as they end).
+pub struct TurnStream {
+    /// The conversation.
+    pub conversation_id: String,
+    /// The provider that answers.
+    pub provider: String,
+    /// The model id at that provider.
+    pub model: String,
+    /// The events, ending with [`TurnEvent::Done`].
+    pub events: BoxStream<'static, TurnEvent>,
+}
+
+impl std::fmt::Debug for TurnStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TurnStream")
+            .field("conversation_id", &self.conversation_id)
+            .field("model", &self.model)
+            .finish()
+    }
+}
+
+/// A conversation's provisional title: the first line of its first message, at most 80 characters.
+pub fn title_from(message: &str) -> String {
+    let line = message.lines().next().unwrap_or_default().trim();
+    let mut t: String = line.chars().take(80).collect();
+    if line.chars().count() > 80 {
+        t.push('…');
+    }
+    t
+}
+
+impl Engine {
+    /// The persona of a turn: `asked` (404 when `user_id` cannot see it), else the first of `wanted`
+    /// that exists, else the built-in one.
+    pub async fn persona_for(
+        &self,
+        user_id: &str,
+        asked: Option<&str>,
+        wanted: impl IntoIterator<Item = String>,
+    ) -> Result<Option<Persona>> {
+        let storage = &self.inner.storage;
+        if let Some(id) = asked {
+            return match storage.get_persona(user_id, id).await? {
+                Some(p) => Ok(Some(p)),
+                None => Err(ChatError::not_found(format!("Persona {id} not found"))),
+            };
+        }
+        for id in wanted.into_iter().chain(std::iter::once(DEFAULT_PERSONA_ID.to_string())) {
+            if let Some(p) = storage.get_persona(user_id, &id).await? {
+                return Ok(Some(p));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Checks `input` and prepares its turn for `admitted` (metered under `endpoint`): nothing is
+    /// stored when the input is refused; the user's message is stored once it is accepted.
+    pub async fn turn(&self, admitted: &Admitted, endpoint: &'static str, input: TurnInput) -> Result<Turn> {
+        let user_id = admitted.principal().user_id.as_str();
+        let message = input.message.trim();
+        if input.regenerate {
+            if input.conversation_id.is_none() {
+                return Err(ChatError::invalid("`regenerate` needs a `conversation_id`"));
+            }
+            if !input.attachments.is_empty() {
+                return Err(ChatError::invalid("`regenerate` cannot take new `attachments`"));
+            }
+        } else if message.is_empty() && input.attachments.is_empty() {
+            return Err(ChatError::invalid("`message` must not be empty"));
+        }
+        if input.attachments.len() > MAX_IMAGES_PER_MESSAGE {
+            return Err(ChatError::invalid(format!("at most {MAX_IMAGES_PER_MESSAGE} images per message")));
+        }
+        let storage = &self.inner.storage;
+        let existing = match &input.conversation_id {
+            Some(id) => Some(
+                storage
+                    .get_conversation(user_id, id)
+                    .await?
+                    .ok_or_else(|| ChatError::not_found(format!("Conversation {id} not found")))?,
+            ),
+            None => None,
+        };
+        let settings = storage.user_settings(user_id).await?;
+        let asked_persona = input.persona_id.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        let wanted =
+            existing.as_ref().and_then(|c| c.persona_id.clone()).into_iter().chain(settings.default_persona_id.clone());
+        let persona = self.persona_for(user_id, asked_persona, wanted).await?;
+        let model_asked = input
+            .model
+            .clone()
+            .filter(|m| !m.trim().is_empty())
+            .or_else(|| persona.as_ref().and_then(|p| p.model.clone()))
+            .or(settings.default_model.clone())
+            .unwrap_or_default();
+        let providers = &self.inner.providers;
+        let candidates = providers.candidates(&model_asked).await?;
+        let model = candidates[0].1.clone();
+        let images = storage.unsent_images(user_id, &input.attachments).await.map_err(|e| match e {
+            gaia_core::CoreError::NotFound(what) => ChatError::not_found(format!("{what} not found: upload it first")),
+            other => other.into(),
+        })?;
+        if !images.is_empty() {
+            let entry = providers.model_entry(candidates[0].0.name(), &model);
+            // Refuse only when the catalog says what the model can do and vision is not among it.
+            if entry.is_some_and(|m| !m.capabilities.is_empty() && !m.capabilities.iter().any(|c| c == "vision")) {
+                return Err(ChatError::invalid(format!(
+                    "model {model} does not accept images; pick a model with the `vision` capability"
+                )));
+            }
+        }
+        let persona_id = persona.as_ref().map(|p| p.id.clone());
+        let mut stored_history = match &existing {
+            Some(c) => storage.list_messages(&c.id).await?,
+            None => Vec::new(),
+        };
+        // Regenerating: answer the last user message again. The answers after it stay in the prompt's
+        // past no more, and are deleted once the provider has accepted the new request.
+        let message = if input.regenerate {
+            let last = stored_history
+                .iter()
+                .rposition(|m| m.role == Role::User)
+                .ok_or_else(|| ChatError::invalid("the conversation has no message to answer again"))?;
+            stored_history.truncate(last + 1);
+            stored_history[last].content.clone()
+        } else {
+            message.to_string()
+        };
+        let (conversation, is_new) = match existing {
+            Some(c) => {
+                if asked_persona.is_some() && c.persona_id != persona_id {
+                    storage.set_conversation_persona(user_id, &c.id, persona_id.as_deref()).await?;
+                }
+                (c, false)
+            }
+            None => {
+                let title = if message.is_empty() { "Image".to_string() } else { title_from(&message) };
+                let c = storage
+                    .create_conversation_with_persona(user_id, Some(&title), Some(&model), persona_id.as_deref())
+                    .await?;
+                self.inner.events.publish(BusEvent::ConversationUpdated { conversation_id: c.id.clone() });
+                (c, true)
+            }
+        };
+        let mut system = Vec::new();
+        if let Some(p) = &persona {
+            system.push(ChatMessage::system(p.system_prompt.clone()));
+        }
+        if let Some(s) = input.system.as_deref().filter(|s| !s.trim().is_empty()) {
+            system.push(ChatMessage::system(s));
+        }
+        let mut history_images = if stored_history.iter().any(|m| !m.attachments.is_empty()) {
+            storage.conversation_images(&conversation.id).await?
+        } else {
+            Vec::new()
+        };
+        // When regenerating, the last stored message is the one answered again: it is `latest` below.
+        let latest_images = if input.regenerate {
+            let last = stored_history.pop();
+            let id = last.map(|m| m.id).unwrap_or_default();
+            let (mine, rest): (Vec<_>, Vec<_>) = history_images.into_iter().partition(|(m, _)| *m == id);
+            history_images = rest;
+            mine.into_iter().map(|(_, i)| i).collect()
+        } else {
+            images
+        };
+        let history: Vec<ChatMessage> = stored_history
+            .into_iter()
+            .filter(|m| {
+                matches!(m.role, Role::User | Role::Assistant | Role::System)
+                    && (!m.content.is_empty() || !m.attachments.is_empty())
+            })
+            .map(|m| {
+                let mut msg = ChatMessage::new(m.role, m.content);
+                msg.images = history_images.iter().filter(|(id, _)| *id == m.id).map(|(_, i)| i.clone()).collect();
+                msg
+            })
+            .collect();
+        // Bound the history by the model's context window (oldest turns dropped first).
+        let window = providers
+            .model_entry(candidates[0].0.name(), &model)
+            .and_then(|m| m.context_window)
+            .unwrap_or(context::DEFAULT_CONTEXT_WINDOW);
+        let reserve = input.max_tokens.unwrap_or(context::DEFAULT_ANSWER_RESERVE).min(window / 2);
+        let latest = ChatMessage::user_with_images(&message, latest_images);
+        let (messages, dropped) = context::fit_history(system, history, latest, window, reserve);
+        if dropped > 0 {
+            tracing::debug!(conversation_id = %conversation.id, dropped, window, "older messages left out of the prompt");
+        }
+        if !input.regenerate {
+            let stored = storage.add_message(&conversation.id, Role::User, &message, None, None).await?;
+            if !input.attachments.is_empty() {
+                storage.attach_to_message(user_id, &input.attachments, &stored.id).await?;
+            }
+            self.inner
+                .events
+                .publish(BusEvent::MessageCreated { conversation_id: conversation.id.clone(), message_id: stored.id });
+        }
+        let mut request = ChatRequest::new(model, messages);
+        request.temperature =
+            input.temperature.or_else(|| persona.as_ref().and_then(|p| p.temperature).map(|t| t as f32));
+        request.max_tokens = input.max_tokens;
+        request.user = Some(user_id.to_string());
+        Ok(Turn {
+            engine: self.clone(),
+            admitted: admitted.clone(),
+            endpoint,
+            conversation,
+            candidates,
+            request,
+            is_new,
+            message,
+            regenerate: input.regenerate,
+        })
+    }
+
+    /// Stores an assistant message and announces it on the event bus; returns its id (`None`, logged,
+    /// if it could not be stored).
+    pub async fn store_answer(
+        &self,
+        conversation_id: &str,
+        content: &str,
+        model: &str,
+        usage: Usage,
+    ) -> Option<String> {
+        let stored =
+            self.inner.storage.add_message(conversation_id, Role::Assistant, content, Some(model), Some(usage));
+        match stored.await {
+            Ok(m) => {
+                self.inner.events.publish(BusEvent::MessageCreated {
+                    conversation_id: conversation_id.to_string(),
+                    message_id: m.id.clone(),
+                });
+                Some(m.id)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, conversation_id, "cannot store the assistant message");
+                None
+            }
+        }
+    }
+}
+
+impl Turn {
+    /// The conversation of the turn.
+    pub fn conversation(&self) -> &Conversation {
+        &self.conversation
+    }
+
+    /// The request that will be sent.
+    pub fn request(&self) -> &ChatRequest {
+        &self.request
+    }
+
+    fn spec(&self, stream: bool) -> CallSpec<'_> {
+        CallSpec { stream, candidates: Some(&self.candidates), ..CallSpec::new(self.endpoint, &self.request.model) }
+    }
+
+    /// For a regeneration, deletes the old answers once the provider has taken the new request.
+    async fn provider_accepted(&self) -> Result<()> {
+        if self.regenerate {
+            self.engine.inner.storage.rewind_to_last_user_message(&self.conversation.id).await?;
+            let id = self.conversation.id.clone();
+            self.engine.inner.events.publish(BusEvent::ConversationUpdated { conversation_id: id });
+        }
+        Ok(())
+    }
+
+    /// The background job giving a new conversation its title, when titles are on.
+    fn title_job(&self) -> Option<AutoTitle> {
+        (self.is_new && self.engine.inner.chat.auto_title).then(|| AutoTitle {
+            engine: self.engine.clone(),
+            admitted: self.admitted.clone(),
+            conversation: self.conversation.clone(),
+            candidates: self.candidates.clone(),
+            model: self.request.model.clone(),
+            message: self.message.clone(),
+        })
+    }
+
+    /// Calls the model for the whole answer and stores it.
+    pub async fn complete(self) -> Result<TurnAnswer> {
+        let (r, called) = self.engine.complete(&self.admitted, self.spec(false), &self.request).await?;
+        self.provider_accepted().await?;
+        let message_id = self.engine.store_answer(&self.conversation.id, &r.content, &called.model, r.usage).await;
+        if let Some(job) = self.title_job() {
+            job.spawn(&r.content);
+        }
+        Ok(TurnAnswer {
+            conversation_id: self.conversation.id,
+            message_id,
+            content: r.content,
+            finish_reason: r.finish_reason,
+            usage: r.usage,
+            provider: called.provider,
+            model: called.model,
+            attempts: called.attempts,
+        })
+    }
+
+    /// Opens the model's stream (failing as a whole when no candidate starts one); the answer is
+    /// stored when the stream ends, or what had arrived when it is dropped early.
+    pub async fn stream(self) -> Result<TurnStream> {
+        let (answer, called) = self.engine.call(&self.admitted, self.spec(true), &self.request).await?;
+        let upstream = match answer {
+            Answer::Stream(s) => s,
+            Answer::Full(r) => gaia_providers::response_cache::replay(r),
+        };
+        self.provider_accepted().await?;
+        let title = self.title_job();
+        let events =
+            turn_events(self.engine.clone(), self.conversation.id.clone(), called.model.clone(), upstream, title);
+        Ok(TurnStream { conversation_id: self.conversation.id, provider: called.provider, model: called.model, events })
+    }
+}
+
+/// The background job that gives a new conversation a title from its first exchange.
+struct AutoTitle {
+    engine: Engine,
+    admitted: Admitted,
+    conversation: Conversation,
+    candidates: Vec<Candidate>,
+    model: String,
+    message: String,
+}
+
+impl AutoTitle {
+    /// Asks the model for a short title in the background (metered as `chat_title`); the provisional
+    /// title (the first line of the message) stays if that fails or if the user renamed the
+    /// conversation meanwhile.
+    fn spawn(self, answer: &str) {
+        if answer.trim().is_empty() {
+            return;
+        }
+        let excerpt = |t: &str| t.chars().take(1_000).collect::<String>();
+        let prompt = format!(
+            "Write a title of at most six words for a conversation that starts like this. Reply with the \
+             title only, no quotes.\n\nUser: {}\n\nAssistant: {}",
+            excerpt(&self.message),
+            excerpt(answer)
+        );
+        tokio::spawn(async move {
+            let AutoTitle { engine, admitted, conversation: conv, candidates, model, .. } = self;
+            let mut req = ChatRequest::new(model.clone(), vec![ChatMessage::user(prompt)]);
+            req.temperature = Some(0.2);
+            req.max_tokens = Some(24);
+            req.user = Some(admitted.principal().user_id.clone());
+            let spec = CallSpec { candidates: Some(&candidates), ..CallSpec::new("chat_title", &model) };
+            let title = match engine.complete(&admitted, spec, &req).await {
+                Ok((r, _)) => clean_title(&r.content),
+                Err(_) => None,
+            };
+            let Some(title) = title else { return };
+            let user_id = &admitted.principal().user_id;
+            // Only replace the provisional title: a rename by the user wins.
+            let storage = &engine.inner.storage;
+            match storage.replace_conversation_title(user_id, &conv.id, conv.title.as_deref(), &title).await {
+                Ok(true) => {
+                    engine.inner.events.publish(BusEvent::ConversationUpdated { conversation_id: conv.id.clone() });
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, conversation_id = %conv.id, "cannot store the automatic title"),
+            }
+        });
+    }
+}
+
+/// A model's answer as a title: its first non-empty line, without quotes, Markdown marks or a final
+/// period, at most 80 characters; `None` when nothing is left.
+fn clean_title(raw: &str) -> Option<String> {
+    let line = raw.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let line = line.trim_start_matches(['#', '*', '-', ' ']).trim();
+    let line = line.strip_prefix("Title:").or_else(|| line.strip_prefix("title:")).unwrap_or(line).trim();
+    let line = line.trim_matches(['"', '\'', '*', '`', '“', '”']).trim().trim_end_matches('.').trim();
+    if line.is_empty() {
+        return None;
+    }
+    Some(title_from(line))
+}
+
+/// Keeps what a streamed answer has said and, if the stream is dropped early (client gone), stores
+/// the partial answer.
+struct Partial {
+    engine: Engine,
+    conversation_id: String,
+    model: String,
+    content: String,
+    usage: Usage,
+    saved: bool,
+}
+
+impl Partial {
+    async fn save(&mut self) {
+        self.saved = true;
+        if !self.content.is_empty() {
+            self.engine.store_answer(&self.conversation_id, &self.content, &self.model, self.usage).await;
+        }
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if self.saved || self.content.is_empty() {
+            return;
+        }
+        let (engine, conv, model, content, usage) = (
+            self.engine.clone(),
+            std::mem::take(&mut self.conversation_id),
+            std::mem::take(&mut self.model),
+            std::mem::take(&mut self.content),
+            self.usage,
+        );
+        if let Ok(h) = tokio::runtime::Handle::try_current() {
+            h.spawn(async move {
+                tracing::info!(conversation_id = %conv, "client left mid-stream; storing the partial answer");
+                engine.store_answer(&conv, &content, &model, usage).await;
+            });
+        }
+    }
+}
+
+fn turn_events(
+    engine: Engine,
+    conversation_id: String,
+    model: String,
+    mut upstream: ChatStream,
+    title: Option<AutoTitle>,
+) -> BoxStream<'static, TurnEvent> {
+    Box::pin(async_stream::stream! {
+        let mut partial = Partial { engine, conversation_id, model, content: String::new(), usage: Usage::default(), saved: false };
+        let mut failed = false;
+        while let Some(ev) = upstream.next().await {
+            match ev {
+                Ok(ChatEvent::TextDelta(t)) => {
+                    if t.is_empty() { continue; }
+                    partial.content.push_str(&t);
+                    yield TurnEvent::Delta(t);
+                }
+                Ok(ChatEvent::Usage(u)) => merge_usage(&mut partial.usage, u),
+                Ok(ChatEvent::Finish(f)) => yield TurnEvent::Finish(f),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "upstream stream failed");
+                    failed = true;
+                    yield TurnEvent::Error(e.to_string());
+                    break;
+                }
+            }
+        }
+        drop(upstream);
+        partial.save().await;
+        if let (Some(job), false) = (title, failed) {
+            job.spawn(&partial.content);
+        }
+        yield TurnEvent::Done { usage: partial.usage };
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{clean_title, title_from};
+
+    #[test]
+    fn model_titles_are_cleaned() {
+        assert_eq!(clean_title("\"The Dragon's Cave.\"\nmore").as_deref(), Some("The Dragon's Cave"));
+        assert_eq!(clean_title("## Title: Safe houses").as_deref(), Some("Safe houses"));
+        assert_eq!(clean_title("  \n \"\" "), None);
+    }
+
+    #[test]
+    fn titles() {
+        assert_eq!(title_from("Where is the safe house?\nmore"), "Where is the safe house?");
+        let long = "x".repeat(100);
+        assert_eq!(title_from(&long).chars().count(), 81);
+    }
+}
