@@ -182,6 +182,8 @@ async fn main() -> anyhow::Result<()> {
                 ),
                 model: Some("mock-gpt".into()),
                 temperature: Some(0.7),
+                // Mara answers from what the game gives her: no tools.
+                tools: Some(Vec::new()),
             },
         )
         .await?;
@@ -198,6 +200,9 @@ async fn main() -> anyhow::Result<()> {
         responses: None,
         observer: None,
         chat: gaia_core::config::ChatConfig { auto_title: false, ..Default::default() },
+        // No tool catalog: Mara answers from the notes the game puts in her prompt.
+        tools: None,
+        tool_limits: Default::default(),
     });
     let game = Game {
         engine,

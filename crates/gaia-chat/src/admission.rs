@@ -25,8 +25,14 @@ pub const MODELS_RESOURCE: &str = "/providers";
 /// A caller admitted to call models: their permission, rate limits and budgets were checked. Every
 /// model call of the engine takes one; the calls of one request (a turn, an agent run and its tool
 /// loop, an automatic title) share it.
+/// Cheap to clone (an `Arc` inside): every meter of the request holds it.
 #[derive(Debug, Clone)]
 pub struct Admitted {
+    inner: std::sync::Arc<AdmittedInner>,
+}
+
+#[derive(Debug)]
+struct AdmittedInner {
     principal: Principal,
     who: Subject,
     rate: Vec<(&'static str, String)>,
@@ -35,17 +41,17 @@ pub struct Admitted {
 impl Admitted {
     /// The caller.
     pub fn principal(&self) -> &Principal {
-        &self.principal
+        &self.inner.principal
     }
 
     /// Who the calls are charged to: the user, their key, their teams.
     pub fn subject(&self) -> &Subject {
-        &self.who
+        &self.inner.who
     }
 
     /// The `x-ratelimit-*` headers of the rate limits that apply (none when none does).
     pub fn rate_headers(&self) -> &[(&'static str, String)] {
-        &self.rate
+        &self.inner.rate
     }
 }
 
@@ -140,7 +146,8 @@ impl Engine {
         let who = self.subject(p).await;
         let rate = self.check_rate(&who).await?;
         let budgets = self.inner.quotas.budgets_for(&who).await;
-        let admitted = Admitted { principal: p.clone(), who, rate: rate.headers() };
+        let admitted =
+            Admitted { inner: std::sync::Arc::new(AdmittedInner { principal: p.clone(), who, rate: rate.headers() }) };
         Ok(Gate { engine: self.clone(), admitted, budgets })
     }
 

@@ -1,6 +1,7 @@
 //! The engine: what every chat turn and model call needs, built once from the application's parts.
 
-use gaia_core::config::ChatConfig;
+use gaia_core::auth::Principal;
+use gaia_core::config::{AgentLimits, ChatConfig};
 use gaia_core::events::EventBus;
 use gaia_core::quota::Quotas;
 use gaia_core::storage::Storage;
@@ -48,6 +49,17 @@ pub trait CallObserver: Send + Sync {
     fn response_cache(&self, _hit: bool) {}
 }
 
+/// Where the tools of chat turns come from: the application's tool sources, each with a name (`kb`
+/// for the knowledge base, an MCP server's name, `world` for the game world). A persona names the
+/// sources it may use ([`gaia_core::storage::Persona::tool_sources`]); each turn gets those of them
+/// its caller may use.
+#[async_trait::async_trait]
+pub trait ToolCatalog: Send + Sync {
+    /// The tools of the sources named in `sources` as `principal` may use them (the knowledge base
+    /// restricted to what they may read); unknown names are left out.
+    async fn toolbox(&self, principal: &Principal, sources: &[String]) -> gaia_mcp::Toolbox;
+}
+
 /// What the engine is built from: the application's shared parts (each cheap to clone).
 pub struct EngineParts {
     /// Conversations, messages, personas, attachments, settings.
@@ -68,6 +80,10 @@ pub struct EngineParts {
     pub observer: Option<Arc<dyn CallObserver>>,
     /// `[chat]`.
     pub chat: ChatConfig,
+    /// The tools chat turns may offer the model (none without a catalog).
+    pub tools: Option<Arc<dyn ToolCatalog>>,
+    /// The limits of a turn's tool loop (tool calls, model round trips, deadline): `[agents]`'s.
+    pub tool_limits: AgentLimits,
 }
 
 /// The conversation engine. Cheap to clone (an `Arc` inside).

@@ -33,7 +33,7 @@ mod turn;
 
 pub use admission::{Admitted, Estimate, Gate, MODELS_RESOURCE};
 pub use call::{Answer, CacheStatus, CacheUse, CallSpec, Called};
-pub use engine::{CallObserver, CallReport, Engine, EngineParts};
+pub use engine::{CallObserver, CallReport, Engine, EngineParts, ToolCatalog};
 pub use error::{ChatError, Refusal, Result};
 pub use meter::{Meter, RunMeter, CLIENT_CLOSED};
 pub use turn::{title_from, Turn, TurnAnswer, TurnEvent, TurnInput, TurnStream, MAX_IMAGES_PER_MESSAGE};

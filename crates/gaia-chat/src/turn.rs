@@ -6,6 +6,14 @@
 //! [`Turn::complete`] or [`Turn::stream`] then calls the model (the one call path: metered, routed)
 //! and stores the answer with its usage; a stream dropped early (the client left) stores what had
 //! arrived. A new conversation gets a short title from the model in the background.
+//!
+//! Tools: when the engine has a [`crate::ToolCatalog`], each turn offers the model the tools of the
+//! sources its persona may use (by default the knowledge base's, as the caller may read it; a persona
+//! with an empty list gets none). The model decides: when it calls tools they run (in parallel when
+//! it asks for several), their results go back to it, and the loop ends with its answer, within the
+//! limits of `[agents]` (tool calls, round trips, deadline) and what is left of the caller's hard
+//! budgets. Each model call of the loop is metered. A stream shows each tool call as it starts and
+//! ends ([`TurnEvent::ToolCall`], [`TurnEvent::ToolResult`]) between the text pieces.
 
 use crate::admission::Admitted;
 use crate::call::{Answer, CallSpec};
@@ -16,9 +24,12 @@ use futures::StreamExt;
 use gaia_core::context;
 use gaia_core::events::Event as BusEvent;
 use gaia_core::storage::{Conversation, Persona, DEFAULT_PERSONA_ID};
+use gaia_core::types::ToolSpec;
 use gaia_core::types::{ChatMessage, FinishReason, Role, Usage};
+use gaia_mcp::{Agent, AgentEvent, McpError, Toolbox};
 use gaia_providers::{merge_usage, Candidate, ChatEvent, ChatRequest, ChatStream};
 use serde::Deserialize;
+use std::sync::Arc;
 
 /// Most images one message may carry.
 pub const MAX_IMAGES_PER_MESSAGE: usize = 8;
@@ -71,6 +82,12 @@ pub struct Turn {
     message: String,
     /// This turn answers the last user message again.
     regenerate: bool,
+    /// The model as asked for (the candidates were resolved from it).
+    model_asked: String,
+    /// Who answers (the persona's name), for the tool loop's records.
+    speaker: String,
+    /// The tools offered, when there are any.
+    tools: Option<Arc<Toolbox>>,
 }
 
 impl std::fmt::Debug for Turn {
@@ -100,8 +117,10 @@ pub struct TurnAnswer {
     pub provider: String,
     /// The model id at that provider.
     pub model: String,
-    /// Attempts made, across providers.
+    /// Attempts made, across providers (model round trips, when tools were offered).
     pub attempts: u32,
+    /// The tools the model used, in order (offered names, `source__tool`).
+    pub tools_used: Vec<String>,
 }
 
 /// Events of a streamed turn, independent of any wire format.
@@ -112,12 +131,34 @@ pub enum TurnEvent {
     Delta(String),
     /// Why the model stopped.
     Finish(FinishReason),
+    /// A tool call starts.
+    ToolCall {
+        /// The call's id.
+        id: String,
+        /// The tool (as offered: `source__tool`).
+        name: String,
+        /// Its arguments (JSON text).
+        arguments: String,
+    },
+    /// A tool call ended.
+    ToolResult {
+        /// The call's id.
+        id: String,
+        /// The tool.
+        name: String,
+        /// Whether it succeeded.
+        ok: bool,
+        /// How long it took.
+        duration_ms: u64,
+    },
     /// The provider failed mid-stream (what had arrived is stored).
     Error(String),
     /// The end, with the tokens of the turn.
     Done {
-        /// Tokens.
+        /// Tokens (of every model call of the turn).
         usage: Usage,
+        /// The tools the model used, in order.
+        tools_used: Vec<String>,
     },
 }
 
@@ -233,6 +274,7 @@ impl Engine {
             }
         }
         let persona_id = persona.as_ref().map(|p| p.id.clone());
+        let tools = self.tools_for(admitted, persona.as_ref()).await;
         let mut stored_history = match &existing {
             Some(c) => storage.list_messages(&c.id).await?,
             None => Vec::new(),
@@ -334,7 +376,25 @@ impl Engine {
             is_new,
             message,
             regenerate: input.regenerate,
+            model_asked,
+            speaker: persona.map(|p| p.name).unwrap_or_else(|| "assistant".into()),
+            tools,
         })
+    }
+
+    /// The tools a turn of `persona` offers `admitted`'s caller: those of the sources the persona may
+    /// use, from the engine's catalog (`None` when there are none).
+    async fn tools_for(&self, admitted: &Admitted, persona: Option<&Persona>) -> Option<Arc<Toolbox>> {
+        let catalog = self.inner.tools.as_ref()?;
+        let sources = match persona {
+            Some(p) => p.tool_sources(),
+            None => gaia_core::storage::DEFAULT_PERSONA_TOOLS.iter().map(|s| s.to_string()).collect(),
+        };
+        if sources.is_empty() {
+            return None;
+        }
+        let toolbox = catalog.toolbox(admitted.principal(), &sources).await;
+        (!toolbox.is_empty()).then(|| Arc::new(toolbox))
     }
 
     /// Stores an assistant message and announces it on the event bus; returns its id (`None`, logged,
@@ -375,6 +435,25 @@ impl Turn {
         &self.request
     }
 
+    /// The tools offered to the model (none: an empty list).
+    pub fn tools(&self) -> &[ToolSpec] {
+        self.tools.as_deref().map(Toolbox::specs).unwrap_or_default()
+    }
+
+    /// The tool loop of this turn over `tools`: every model call metered under the turn's endpoint,
+    /// within the tool limits and what is left of the caller's hard budgets.
+    async fn agent(&self, tools: Arc<Toolbox>, stream: bool) -> Agent {
+        let engine = &self.engine;
+        let budget = engine.budget_left(self.admitted.subject()).await;
+        Agent::new(&self.speaker, engine.inner.providers.clone(), &self.model_asked, tools)
+            .with_limits(engine.inner.tool_limits.clone())
+            .with_budget(budget)
+            .with_sampling(self.request.temperature, self.request.max_tokens)
+            .with_recorder(crate::meter::RunMeter::new(engine, &self.admitted, self.endpoint))
+            .for_user(&self.admitted.principal().user_id)
+            .streaming(stream)
+    }
+
     fn spec(&self, stream: bool) -> CallSpec<'_> {
         CallSpec { stream, candidates: Some(&self.candidates), ..CallSpec::new(self.endpoint, &self.request.model) }
     }
@@ -401,8 +480,12 @@ impl Turn {
         })
     }
 
-    /// Calls the model for the whole answer and stores it.
+    /// Calls the model for the whole answer (running the tools it calls, when tools are offered) and
+    /// stores it.
     pub async fn complete(self) -> Result<TurnAnswer> {
+        if let Some(tools) = self.tools.clone() {
+            return self.complete_with_tools(tools).await;
+        }
         let (r, called) = self.engine.complete(&self.admitted, self.spec(false), &self.request).await?;
         self.provider_accepted().await?;
         let message_id = self.engine.store_answer(&self.conversation.id, &r.content, &called.model, r.usage).await;
@@ -418,12 +501,37 @@ impl Turn {
             provider: called.provider,
             model: called.model,
             attempts: called.attempts,
+            tools_used: Vec::new(),
+        })
+    }
+
+    async fn complete_with_tools(self, tools: Arc<Toolbox>) -> Result<TurnAnswer> {
+        let run = self.agent(tools, false).await.run(self.request.messages.clone(), None).await.map_err(run_error)?;
+        self.provider_accepted().await?;
+        let (provider, model) = run.model.split_once('/').unwrap_or(("-", run.model.as_str()));
+        let message_id = self.engine.store_answer(&self.conversation.id, &run.content, model, run.usage).await;
+        if let Some(job) = self.title_job() {
+            job.spawn(&run.content);
+        }
+        Ok(TurnAnswer {
+            conversation_id: self.conversation.id,
+            message_id,
+            finish_reason: FinishReason::Stop,
+            usage: run.usage,
+            provider: provider.to_string(),
+            model: model.to_string(),
+            attempts: run.iterations,
+            tools_used: run.tool_calls.iter().map(|c| c.name.clone()).collect(),
+            content: run.content,
         })
     }
 
     /// Opens the model's stream (failing as a whole when no candidate starts one); the answer is
     /// stored when the stream ends, or what had arrived when it is dropped early.
     pub async fn stream(self) -> Result<TurnStream> {
+        if let Some(tools) = self.tools.clone() {
+            return self.stream_with_tools(tools).await;
+        }
         let (answer, called) = self.engine.call(&self.admitted, self.spec(true), &self.request).await?;
         let upstream = match answer {
             Answer::Stream(s) => s,
@@ -434,6 +542,98 @@ impl Turn {
         let events =
             turn_events(self.engine.clone(), self.conversation.id.clone(), called.model.clone(), upstream, title);
         Ok(TurnStream { conversation_id: self.conversation.id, provider: called.provider, model: called.model, events })
+    }
+
+    /// The tool loop, streamed: the run is driven by the stream itself, so a client that leaves ends
+    /// it (its calls are metered as abandoned, what it had said is stored).
+    async fn stream_with_tools(self, tools: Arc<Toolbox>) -> Result<TurnStream> {
+        let agent = self.agent(tools, true).await;
+        let (provider, model) = match self.candidates.first() {
+            Some((p, m)) => (p.name().to_string(), m.clone()),
+            None => ("-".to_string(), self.request.model.clone()),
+        };
+        let messages = self.request.messages.clone();
+        let title = self.title_job();
+        let conversation_id = self.conversation.id.clone();
+        let turn = self;
+        let events = Box::pin(async_stream::stream! {
+            let mut partial = Partial {
+                engine: turn.engine.clone(),
+                conversation_id: turn.conversation.id.clone(),
+                model: turn.request.model.clone(),
+                content: String::new(),
+                usage: Usage::default(),
+                saved: false,
+            };
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<AgentEvent>(64);
+            let run = agent.run(messages, Some(tx));
+            tokio::pin!(run);
+            let mut used = Vec::new();
+            let mut finished = None;
+            loop {
+                let ev = tokio::select! {
+                    biased;
+                    ev = rx.recv() => match ev {
+                        Some(ev) => ev,
+                        None => break,
+                    },
+                    r = &mut run, if finished.is_none() => {
+                        finished = Some(r);
+                        continue;
+                    }
+                };
+                match ev {
+                    AgentEvent::TextDelta { text, .. } => {
+                        partial.content.push_str(&text);
+                        yield TurnEvent::Delta(text);
+                    }
+                    AgentEvent::ToolStarted { id, name, arguments, .. } => {
+                        used.push(name.clone());
+                        // What the model said before calling tools is not part of its answer.
+                        partial.content.clear();
+                        yield TurnEvent::ToolCall { id, name, arguments };
+                    }
+                    AgentEvent::ToolFinished { id, name, ok, duration_ms, .. } => {
+                        yield TurnEvent::ToolResult { id, name, ok, duration_ms };
+                    }
+                    _ => {}
+                }
+            }
+            let finished = match finished {
+                Some(r) => r,
+                None => run.await,
+            };
+            match finished {
+                Ok(run) => {
+                    partial.usage = run.usage;
+                    partial.model = run.model.split_once('/').map_or(run.model.clone(), |(_, m)| m.to_string());
+                    if run.content != partial.content && !run.content.is_empty() {
+                        // The answer was not streamed (a limit stopped the loop): send what is missing.
+                        let rest = run.content.strip_prefix(partial.content.as_str()).unwrap_or(&run.content).to_string();
+                        if !rest.is_empty() {
+                            yield TurnEvent::Delta(rest);
+                        }
+                        partial.content = run.content.clone();
+                    }
+                    if let Err(e) = turn.provider_accepted().await {
+                        tracing::warn!(error = %e, "cannot rewind the regenerated conversation");
+                    }
+                    partial.save().await;
+                    if let Some(job) = title {
+                        job.spawn(&partial.content);
+                    }
+                    yield TurnEvent::Finish(FinishReason::Stop);
+                    yield TurnEvent::Done { usage: run.usage, tools_used: used };
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the turn's tool loop failed");
+                    partial.save().await;
+                    yield TurnEvent::Error(run_error(e).to_string());
+                    yield TurnEvent::Done { usage: partial.usage, tools_used: used };
+                }
+            }
+        });
+        Ok(TurnStream { conversation_id, provider, model, events })
     }
 }
 
@@ -575,8 +775,17 @@ fn turn_events(
         if let (Some(job), false) = (title, failed) {
             job.spawn(&partial.content);
         }
-        yield TurnEvent::Done { usage: partial.usage };
+        yield TurnEvent::Done { usage: partial.usage, tools_used: Vec::new() };
     })
+}
+
+/// A tool loop's error as the engine's.
+fn run_error(e: McpError) -> ChatError {
+    match e {
+        McpError::Provider(p) => ChatError::Provider(p),
+        McpError::Invalid(m) => ChatError::invalid(m),
+        other => ChatError::Core(gaia_core::CoreError::Internal(other.to_string())),
+    }
 }
 
 #[cfg(test)]

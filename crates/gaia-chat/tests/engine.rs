@@ -47,6 +47,8 @@ async fn world(db: gaia_core::testing::TestDb, limits: LimitsConfig, responses: 
         responses,
         observer: None,
         chat: ChatConfig { auto_title: false, ..ChatConfig::default() },
+        tools: None,
+        tool_limits: Default::default(),
     });
     let u = storage.create_user(&format!("player-{}@example.com", uuid()), None, None).await.unwrap();
     let user = Principal { user_id: u.id, email: Some(u.email), is_admin: false, method: AuthMethod::Jwt };
@@ -111,7 +113,7 @@ async fn a_streamed_turn_stores_its_answer_and_a_dropped_one_what_had_arrived() 
         let text: String =
             events.iter().filter_map(|e| if let TurnEvent::Delta(t) = e { Some(t.as_str()) } else { None }).collect();
         assert_eq!(text, "Mock reply to: Tell me a story", "{backend}");
-        assert!(matches!(events.last(), Some(TurnEvent::Done { usage }) if usage.output_tokens > 0), "{backend}");
+        assert!(matches!(events.last(), Some(TurnEvent::Done { usage, .. }) if usage.output_tokens > 0), "{backend}");
         let msgs = w.storage.list_messages(&conv).await.unwrap();
         assert_eq!(msgs.last().unwrap().content, text, "{backend}");
 

@@ -439,6 +439,21 @@ async fn personas_and_user_settings() {
         let upd = PersonaInput { model: Some(String::new()), temperature: Some(-1.0), ..Default::default() };
         let scout2 = s.update_persona(&a.id, &scout.id, &upd).await.unwrap();
         assert_eq!((scout2.name.as_str(), scout2.model.as_deref(), scout2.temperature), ("Scout", None, None), "{b}");
+        // Tools: the default (the knowledge base) until named; a list replaces it, duplicates dropped;
+        // an update without a list keeps it; bad names are refused.
+        assert_eq!((scout2.tools.clone(), scout2.tool_sources()), (None, vec!["kb".to_string()]), "{b}");
+        let tools = PersonaInput { tools: Some(vec!["game".into(), "kb".into(), "game".into()]), ..Default::default() };
+        let scout3 = s.update_persona(&a.id, &scout.id, &tools).await.unwrap();
+        assert_eq!(scout3.tools, Some(vec!["game".to_string(), "kb".to_string()]), "{b}");
+        let renamed = PersonaInput { name: Some("Ranger".into()), ..Default::default() };
+        assert_eq!(s.update_persona(&a.id, &scout.id, &renamed).await.unwrap().tools, scout3.tools, "{b}");
+        let none = PersonaInput { tools: Some(Vec::new()), ..Default::default() };
+        let mute = s.update_persona(&a.id, &scout.id, &none).await.unwrap();
+        assert_eq!((mute.tools.clone(), mute.tool_sources()), (Some(Vec::new()), Vec::new()), "{b}");
+        for bad in [vec!["a b".to_string()], vec!["x".repeat(65)], (0..33).map(|i| format!("t{i}")).collect()] {
+            let input = PersonaInput { tools: Some(bad), ..Default::default() };
+            assert!(matches!(s.update_persona(&a.id, &scout.id, &input).await, Err(CoreError::InvalidInput(_))));
+        }
         // Settings: default persona must be visible; theme dark or light.
         let set = UserSettings {
             default_persona_id: Some(scout.id.clone()),

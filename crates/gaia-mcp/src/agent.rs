@@ -74,6 +74,14 @@ pub enum AgentEvent {
         /// Whether it finished with an answer.
         ok: bool,
     },
+    /// A piece of a model's answer as it streams (only with [`Agent::streaming`]): the text of the
+    /// final answer, or what a model says before it calls tools.
+    TextDelta {
+        /// The agent.
+        agent: String,
+        /// The text.
+        text: String,
+    },
     /// Text of the final answer.
     Text {
         /// The agent.
@@ -137,6 +145,9 @@ pub struct Agent {
     budget: Option<f64>,
     user: Option<String>,
     recorder: Option<Arc<dyn CallRecorder>>,
+    stream: bool,
+    temperature: Option<f32>,
+    max_tokens: Option<u32>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -178,7 +189,24 @@ impl Agent {
             budget: None,
             user: None,
             recorder: None,
+            stream: false,
+            temperature: None,
+            max_tokens: None,
         }
+    }
+
+    /// Streams each model call, sending its text to the run's events as it arrives
+    /// ([`AgentEvent::TextDelta`]), so a reader sees the answer being written.
+    pub fn streaming(mut self, on: bool) -> Self {
+        self.stream = on;
+        self
+    }
+
+    /// The sampling temperature and the most tokens of each answer.
+    pub fn with_sampling(mut self, temperature: Option<f32>, max_tokens: Option<u32>) -> Self {
+        self.temperature = temperature;
+        self.max_tokens = max_tokens;
+        self
     }
 
     /// A system prompt (a persona) put before the conversation.
@@ -296,8 +324,12 @@ impl Agent {
                 req.tools = self.toolbox.specs().to_vec();
             }
             req.user = self.user.clone();
+            req.temperature = self.temperature;
+            req.max_tokens = self.max_tokens;
             let left = deadline.saturating_duration_since(Instant::now());
-            let answer = call_model(&self.registry, self.recorder.as_ref(), &self.name, &candidates, &req, left).await;
+            let text = events.as_ref().filter(|_| self.stream);
+            let answer =
+                call_model(&self.registry, self.recorder.as_ref(), &self.name, &candidates, &req, left, text).await;
             let (routed, cost) = match answer {
                 Answer::Ok(r, cost) => (r, cost),
                 Answer::Failed(f) => return Err(McpError::Provider(f.error)),

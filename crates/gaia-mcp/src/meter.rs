@@ -3,10 +3,14 @@
 //! abandoned because the run itself was dropped — with the provider and model that served it, its
 //! tokens and its cost. A run that fails part-way has therefore already reported every call it made.
 
+use crate::agent::AgentEvent;
 use gaia_core::types::Usage;
-use gaia_providers::{Candidate, ChatRequest, ChatResponse, ProviderRegistry, RouteFailure, Routed};
+use gaia_providers::{
+    Candidate, ChatEvent, ChatRequest, ChatResponse, ProviderRegistry, RouteFailure, Routed, StreamAccumulator,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 
 /// Status reported for a call abandoned because its run was dropped (the client went away).
 pub const ABANDONED: u16 = 499;
@@ -96,6 +100,8 @@ pub(crate) enum Answer {
 }
 
 /// Makes one model call through `registry` within `left`, reporting it to `recorder` however it ends.
+/// With `text`, the answer is streamed and its text goes to `text` as it arrives
+/// ([`AgentEvent::TextDelta`]); the whole answer is returned either way.
 pub(crate) async fn call_model(
     registry: &ProviderRegistry,
     recorder: Option<&Arc<dyn CallRecorder>>,
@@ -103,6 +109,7 @@ pub(crate) async fn call_model(
     candidates: &[Candidate],
     req: &ChatRequest,
     left: Duration,
+    text: Option<&mpsc::Sender<AgentEvent>>,
 ) -> Answer {
     let (provider, model) =
         candidates.first().map(|(p, m)| (p.name().to_string(), m.clone())).unwrap_or_else(|| ("-".into(), "-".into()));
@@ -119,7 +126,13 @@ pub(crate) async fn call_model(
         },
         started: Instant::now(),
     };
-    match tokio::time::timeout(left, registry.chat_routed(candidates, req)).await {
+    let call = async {
+        match text {
+            None => registry.chat_routed(candidates, req).await,
+            Some(tx) => streamed(registry, candidates, req, agent, tx).await,
+        }
+    };
+    match tokio::time::timeout(left, call).await {
         Ok(Ok(r)) => {
             let cost = registry.cost(r.provider.name(), &r.model, r.value.usage);
             pending.done(r.provider.name(), &r.model, r.value.usage, cost, CallOutcome::Answered);
@@ -139,6 +152,38 @@ pub(crate) async fn call_model(
             Answer::TimedOut
         }
     }
+}
+
+/// A streamed call: text deltas go to `tx` as they arrive; the events are gathered into the whole
+/// answer. A stream that fails after it started is a failure of the provider that was streaming.
+async fn streamed(
+    registry: &ProviderRegistry,
+    candidates: &[Candidate],
+    req: &ChatRequest,
+    agent: &str,
+    tx: &mpsc::Sender<AgentEvent>,
+) -> std::result::Result<Routed<ChatResponse>, RouteFailure> {
+    use futures::StreamExt;
+    let r = registry.stream_routed(candidates, req).await?;
+    let mut acc = StreamAccumulator::default();
+    let mut stream = r.value;
+    while let Some(ev) = stream.next().await {
+        match ev {
+            Ok(ev) => {
+                if let ChatEvent::TextDelta(t) = &ev {
+                    if !t.is_empty() {
+                        let _ = tx.send(AgentEvent::TextDelta { agent: agent.to_string(), text: t.clone() }).await;
+                    }
+                }
+                acc.push(&ev);
+            }
+            Err(error) => {
+                let provider = Some(r.provider.name().to_string());
+                return Err(RouteFailure { error, provider, model: Some(r.model), attempts: r.attempts });
+            }
+        }
+    }
+    Ok(Routed { provider: r.provider, model: r.model, value: acc.finish(), attempts: r.attempts })
 }
 
 #[cfg(test)]
@@ -162,7 +207,7 @@ mod tests {
         let registry = ProviderRegistry::new();
         let req = ChatRequest::new("m", vec![ChatMessage::user("hi")]);
         // No candidates: the registry fails at once, and the failure is reported.
-        let a = call_model(&registry, Some(&recorder), "a", &[], &req, Duration::from_secs(1)).await;
+        let a = call_model(&registry, Some(&recorder), "a", &[], &req, Duration::from_secs(1), None).await;
         assert!(matches!(a, Answer::Failed(_)));
         // A call dropped before it ended (its run was dropped) is reported as abandoned.
         drop(Pending {

@@ -180,14 +180,23 @@ impl Orchestrator {
     ) -> Result<String> {
         let candidates = self.registry.candidates(&self.model).await?;
         let req = ChatRequest::new(self.model.clone(), messages);
-        let (r, c) =
-            match call_model(&self.registry, self.recorder.as_ref(), "coordinator", &candidates, &req, left).await {
-                Answer::Ok(r, c) => (r, c),
-                Answer::Failed(f) => return Err(McpError::Provider(f.error)),
-                Answer::TimedOut => {
-                    return Err(McpError::Limit("the deadline passed while the coordinator was answering".into()))
-                }
-            };
+        let (r, c) = match call_model(
+            &self.registry,
+            self.recorder.as_ref(),
+            "coordinator",
+            &candidates,
+            &req,
+            left,
+            None,
+        )
+        .await
+        {
+            Answer::Ok(r, c) => (r, c),
+            Answer::Failed(f) => return Err(McpError::Provider(f.error)),
+            Answer::TimedOut => {
+                return Err(McpError::Limit("the deadline passed while the coordinator was answering".into()))
+            }
+        };
         *usage += r.value.usage;
         *cost += c;
         Ok(r.value.content)

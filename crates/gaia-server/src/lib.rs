@@ -59,6 +59,7 @@ pub mod session;
 pub mod sse;
 pub mod state;
 pub mod tls;
+pub mod tools;
 pub mod ui;
 
 pub use access::{Access, RouteDecl, Routes};
@@ -97,12 +98,16 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         // Per route (after routing), so requests are counted by their route template.
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe::track));
+    // The layers every request goes through are composed once around the whole router (axum clones a
+    // route's stack of `Router::layer`s for every request).
     let cors = state.config().server.cors_origins.clone();
-    security::layers(routes, &cors, state.config().server.tls.is_some())
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(TraceLayer::new_for_http())
+    let tls = state.config().server.tls.is_some();
+    let service = tower::ServiceBuilder::new()
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .with_state(state)
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .service(security::wrap(routes.with_state(state), &cors, tls));
+    Router::new().fallback_service(service)
 }
 
 /// A 404 or 405 in the shape its client reads: the vendor's under `/v1/` (Anthropic's when the

@@ -17,8 +17,9 @@ use axum::extract::Request;
 use axum::http::header::{self, HeaderName, HeaderValue};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
-use axum::Router;
+use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
+use tower::util::BoxCloneSyncService;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -177,39 +178,46 @@ pub(crate) fn warn_untrusted_proxy_once() {
     }
 }
 
-/// Adds the security headers (where a route did not set its own), HSTS over HTTPS (`tls`: Gaia serves
-/// TLS itself) and, when configured, CORS.
-pub fn layers<S: Clone + Send + Sync + 'static>(router: Router<S>, cors_origins: &[String], tls: bool) -> Router<S> {
+/// Wraps `service` (the whole router) in the security headers (where a route did not set its own),
+/// HSTS over HTTPS (`tls`: Gaia serves TLS itself) and, when configured, CORS. The layers are composed
+/// once around the router, not per route: axum clones a route's whole stack for every request, one
+/// allocation per layer added with `Router::layer`.
+pub fn wrap<S>(service: S, cors_origins: &[String], tls: bool) -> BoxCloneSyncService<Request, Response, Infallible>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
     let set = |name: HeaderName, value: &'static str| {
         SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
     };
-    let mut r = router
-        .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .layer(set(header::X_FRAME_OPTIONS, "DENY"))
-        .layer(set(header::REFERRER_POLICY, "no-referrer"))
+    let secured = tower::ServiceBuilder::new()
+        .layer(tower::layer::layer_fn(move |inner| Transport { inner, tls }))
         .layer(set(header::CONTENT_SECURITY_POLICY, CSP))
-        .layer(tower::layer::layer_fn(move |inner| Transport { inner, tls }));
-    if !cors_origins.is_empty() {
-        let origin = if cors_origins.iter().any(|o| o == "*") {
-            AllowOrigin::any()
-        } else {
-            AllowOrigin::list(cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
-        };
-        let cors = CorsLayer::new()
-            .allow_origin(origin)
-            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
-            .allow_headers([
-                header::AUTHORIZATION,
-                header::CONTENT_TYPE,
-                HeaderName::from_static("x-api-key"),
-                HeaderName::from_static("anthropic-version"),
-                HeaderName::from_static("x-gaia-cache"),
-            ])
-            .expose_headers([HeaderName::from_static("x-request-id"), HeaderName::from_static("x-gaia-cache")])
-            .max_age(std::time::Duration::from_secs(600));
-        r = r.layer(cors);
+        .layer(set(header::REFERRER_POLICY, "no-referrer"))
+        .layer(set(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .service(service);
+    if cors_origins.is_empty() {
+        return BoxCloneSyncService::new(secured);
     }
-    r
+    let origin = if cors_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    let cors = CorsLayer::new()
+        .allow_origin(origin)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-api-key"),
+            HeaderName::from_static("anthropic-version"),
+            HeaderName::from_static("x-gaia-cache"),
+        ])
+        .expose_headers([HeaderName::from_static("x-request-id"), HeaderName::from_static("x-gaia-cache")])
+        .max_age(std::time::Duration::from_secs(600));
+    BoxCloneSyncService::new(tower::ServiceBuilder::new().layer(cors).service(secured))
 }
 
 #[cfg(test)]

@@ -28,9 +28,9 @@ struct Inner {
     usage: UsageRecorder,
     responses: Option<ResponseCache>,
     active_streams: Arc<AtomicUsize>,
-    kb: std::sync::OnceLock<gaia_kb::Kb>,
     rbac: gaia_rbac::Rbac,
-    warm_tools: tokio::sync::OnceCell<gaia_mcp::Toolbox>,
+    /// The tool sources of chat turns and agents (the knowledge base, the warm MCP servers).
+    tools: Arc<crate::tools::ServerTools>,
     quotas: gaia_core::quota::Quotas,
     metrics: Arc<crate::observe::Metrics>,
     engine: gaia_chat::Engine,
@@ -95,6 +95,8 @@ impl AppState {
         providers.set_price_source(Arc::new(quotas.clone()));
         let mcp_processes = Arc::new(tokio::sync::Semaphore::new(config.mcp_processes.max_concurrent.max(1)));
         let usage = UsageRecorder::spawn(storage.clone());
+        let tools =
+            Arc::new(crate::tools::ServerTools::new(rbac.clone(), config.mcp_servers.clone(), config.agents.kb_tools));
         let engine = gaia_chat::Engine::new(gaia_chat::EngineParts {
             storage: storage.clone(),
             providers: providers.clone(),
@@ -105,6 +107,8 @@ impl AppState {
             responses: responses.clone(),
             observer: Some(metrics.clone()),
             chat: config.chat.clone(),
+            tools: Some(tools.clone()),
+            tool_limits: config.agents.limits.clone(),
         });
         AppState {
             inner: Arc::new(Inner {
@@ -117,7 +121,7 @@ impl AppState {
                 agent_runs: Default::default(),
                 mcp_processes,
                 rbac,
-                warm_tools: tokio::sync::OnceCell::new(),
+                tools,
                 config,
                 cache,
                 auth,
@@ -127,7 +131,6 @@ impl AppState {
                 responses,
                 storage,
                 active_streams: Arc::new(AtomicUsize::new(0)),
-                kb: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -266,29 +269,24 @@ impl AppState {
 
     /// The knowledge base as `p` may see it: documents they may not read are left out everywhere.
     pub async fn kb_for(&self, p: &gaia_core::auth::Principal) -> Option<gaia_kb::Kb> {
-        let kb = self.kb()?;
-        let rbac = self.rbac().await.clone();
-        let who = gaia_rbac::Subject::from(p);
-        Some(kb.restricted(Arc::new(move |path: &str| {
-            rbac.check(&who, gaia_rbac::Action::Read, &gaia_rbac::Resource::kb_document(path)).allowed
-        })))
+        self.inner.tools.kb_for(p).await
     }
 
-    /// The warm agents' MCP tools (connected and listed on first use, then kept).
-    pub fn warm_tools(&self) -> &tokio::sync::OnceCell<gaia_mcp::Toolbox> {
-        &self.inner.warm_tools
+    /// The tool sources of chat turns and agents.
+    pub fn tools(&self) -> &crate::tools::ServerTools {
+        &self.inner.tools
     }
 
     /// The knowledge base, when one is configured.
     pub fn kb(&self) -> Option<&gaia_kb::Kb> {
-        self.inner.kb.get()
+        self.inner.tools.kb()
     }
     /// Attaches a knowledge base (once; later calls are ignored and return `false`). Its syncs are
     /// announced on the event bus ([`gaia_core::events::Event::KbSynced`]).
     pub fn set_kb(&self, kb: gaia_kb::Kb) -> bool {
         let mut syncs = kb.subscribe_syncs();
         let name = kb.config().name.clone();
-        if self.inner.kb.set(kb).is_err() {
+        if !self.inner.tools.set_kb(kb) {
             return false;
         }
         let events = self.inner.events.clone();

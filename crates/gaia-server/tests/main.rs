@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod browser;
 mod chat;
+mod chat_tools;
 mod common;
 mod compat;
 mod compat_edge;

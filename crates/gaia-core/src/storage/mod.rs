@@ -24,7 +24,10 @@ pub use budgets::{Budget, BudgetPeriod, NewBudget};
 pub use conversations::{Conversation, ConversationHit, StoredMessage};
 pub use credentials::CredentialsVersions;
 pub use limits::{LimitScope, RateLimitOverride};
-pub use personas::{Persona, PersonaInput, UserSettings, DEFAULT_PERSONA_ID, MAX_PERSONA_NAME, MAX_SYSTEM_PROMPT};
+pub use personas::{
+    Persona, PersonaInput, UserSettings, DEFAULT_PERSONA_ID, DEFAULT_PERSONA_TOOLS, MAX_PERSONA_NAME,
+    MAX_PERSONA_TOOLS, MAX_SYSTEM_PROMPT, MAX_TOOL_SOURCE_NAME,
+};
 pub use prices::PriceEntry;
 pub use providers::{OpenedEntry, RuntimeProvider, NO_SECRETS_KEY};
 pub use sessions::{RefreshOutcome, WebSession};

@@ -13,6 +13,12 @@ pub const DEFAULT_PERSONA_ID: &str = "default";
 pub const MAX_PERSONA_NAME: usize = 100;
 /// Longest persona system prompt, in characters.
 pub const MAX_SYSTEM_PROMPT: usize = 20_000;
+/// Most tool sources a persona may name.
+pub const MAX_PERSONA_TOOLS: usize = 32;
+/// Longest tool source name.
+pub const MAX_TOOL_SOURCE_NAME: usize = 64;
+/// The tool sources of a persona that names none: the knowledge base's tools.
+pub const DEFAULT_PERSONA_TOOLS: &[&str] = &["kb"];
 
 /// A persona: who the model plays, and with which settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +37,10 @@ pub struct Persona {
     pub model: Option<String>,
     /// Sampling temperature used when the request gives none.
     pub temperature: Option<f64>,
+    /// The tool sources it may use in chat turns (`kb`, MCP server names, `world`); `None`: the
+    /// default ([`DEFAULT_PERSONA_TOOLS`]); empty: no tools.
+    #[serde(default)]
+    pub tools: Option<Vec<String>>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -41,6 +51,14 @@ impl Persona {
     /// Whether this is a built-in persona.
     pub fn is_builtin(&self) -> bool {
         self.user_id.is_none()
+    }
+
+    /// The tool sources it may use: its own list, or the default.
+    pub fn tool_sources(&self) -> Vec<String> {
+        match &self.tools {
+            Some(t) => t.clone(),
+            None => DEFAULT_PERSONA_TOOLS.iter().map(|s| s.to_string()).collect(),
+        }
     }
 }
 
@@ -62,6 +80,10 @@ pub struct PersonaInput {
     /// Temperature, 0 to 2 (negative clears it).
     #[serde(default)]
     pub temperature: Option<f64>,
+    /// The tool sources it may use in chat turns (`[]`: none); unchanged when absent (the default
+    /// for a new persona: the knowledge base's tools).
+    #[serde(default)]
+    pub tools: Option<Vec<String>>,
 }
 
 /// A user's chat settings.
@@ -77,7 +99,7 @@ pub struct UserSettings {
     pub theme: Option<String>,
 }
 
-const COLS: &str = "id, user_id, name, description, system_prompt, model, temperature, created_at, updated_at";
+const COLS: &str = "id, user_id, name, description, system_prompt, model, temperature, tools, created_at, updated_at";
 
 fn row_to_persona(r: &AnyRow) -> Result<Persona> {
     Ok(Persona {
@@ -88,6 +110,13 @@ fn row_to_persona(r: &AnyRow) -> Result<Persona> {
         system_prompt: r.try_get("system_prompt")?,
         model: r.try_get("model")?,
         temperature: r.try_get("temperature")?,
+        tools: r.try_get::<Option<String>, _>("tools")?.and_then(|t| match serde_json::from_str(&t) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(error = %e, "a persona's tool list is not a JSON array of names; using the default");
+                None
+            }
+        }),
         created_at: from_ms(r.try_get("created_at")?),
         updated_at: from_ms(r.try_get("updated_at")?),
     })
@@ -119,7 +148,34 @@ fn check_input(p: &PersonaInput) -> Result<()> {
             return Err(CoreError::InvalidInput("temperature must be between 0 and 2".into()));
         }
     }
+    if let Some(tools) = &p.tools {
+        if tools.len() > MAX_PERSONA_TOOLS {
+            return Err(CoreError::InvalidInput(format!("at most {MAX_PERSONA_TOOLS} tool sources")));
+        }
+        let valid = |t: &String| {
+            !t.is_empty()
+                && t.len() <= MAX_TOOL_SOURCE_NAME
+                && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if let Some(bad) = tools.iter().find(|t| !valid(t)) {
+            return Err(CoreError::InvalidInput(format!(
+                "tool source `{}` must be 1 to {MAX_TOOL_SOURCE_NAME} letters, digits, `-` or `_`",
+                bad.chars().take(80).collect::<String>()
+            )));
+        }
+    }
     Ok(())
+}
+
+/// A tool list as stored (duplicates dropped, order kept).
+fn tools_json(tools: &[String]) -> String {
+    let mut seen = Vec::with_capacity(tools.len());
+    for t in tools {
+        if !seen.contains(t) {
+            seen.push(t.clone());
+        }
+    }
+    serde_json::to_string(&seen).unwrap_or_else(|_| "[]".into())
 }
 
 impl Storage {
@@ -156,8 +212,8 @@ impl Storage {
         let temperature = input.temperature.filter(|t| *t >= 0.0);
         let (id, now) = (new_id(), now_ms());
         sqlx::query(
-            "INSERT INTO personas (id, user_id, name, description, system_prompt, model, temperature, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+            "INSERT INTO personas (id, user_id, name, description, system_prompt, model, temperature, tools, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $9, $8, $8)",
         )
         .bind(&id)
         .bind(user_id)
@@ -167,6 +223,7 @@ impl Storage {
         .bind(non_empty(input.model.as_deref()))
         .bind(temperature)
         .bind(now)
+        .bind(input.tools.as_deref().map(tools_json))
         .execute(self.pool())
         .await
         .map_err(super::user_row_error(user_id))?;
@@ -195,7 +252,7 @@ impl Storage {
         };
         sqlx::query(
             "UPDATE personas SET name = $1, description = $2, system_prompt = $3, model = $4, temperature = $5, \
-             updated_at = $6 WHERE id = $7 AND user_id = $8",
+             updated_at = $6, tools = $9 WHERE id = $7 AND user_id = $8",
         )
         .bind(&name)
         .bind(pick(&input.description, &current.description))
@@ -205,6 +262,7 @@ impl Storage {
         .bind(now_ms())
         .bind(id)
         .bind(user_id)
+        .bind(input.tools.as_deref().map(tools_json).or_else(|| current.tools.as_deref().map(tools_json)))
         .execute(self.pool())
         .await?;
         self.get_persona(user_id, id).await?.ok_or_else(|| CoreError::NotFound(format!("persona {id}")))

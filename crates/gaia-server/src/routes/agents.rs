@@ -133,20 +133,7 @@ fn process_slots(state: &AppState) -> Result<Option<OwnedSemaphorePermit>, Strin
 
 /// The tools of the MCP servers, connected and listed once and kept (the warm agents' toolbox).
 async fn warm_toolbox(state: &AppState) -> Toolbox {
-    state
-        .warm_tools()
-        .get_or_init(|| async {
-            let mut tb = Toolbox::new();
-            for s in mcp_sources(state) {
-                tb.add(s);
-            }
-            for (source, err) in tb.refresh().await {
-                tracing::warn!(%source, %err, "MCP server left out of the warm agents");
-            }
-            tb
-        })
-        .await
-        .clone()
+    state.tools().warm().await.clone()
 }
 
 /// Adds the per-caller tools: the knowledge base as the caller may see it, and the filesystem tool

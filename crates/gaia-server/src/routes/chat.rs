@@ -2,6 +2,12 @@
 //! body, run a turn of the conversation engine ([`gaia_chat::Engine::turn`]), render its answer.
 //! Streams are Server-Sent Events; when the client disconnects the upstream call is dropped with the
 //! stream and whatever text had arrived is stored (by the engine).
+//!
+//! The model is offered the tools of the turn's persona (by default the knowledge base's) and uses
+//! them when it decides to; `_metadata.tools_used` lists them. A stream shows each tool call between
+//! the text pieces as `{"type": "tool_call", "id", "name", "arguments"}` and `{"type": "tool_result",
+//! "id", "name", "ok", "duration_ms"}` events, which clients that only read text skip (they have no
+//! `choices`, like the first `metadata` event).
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admission, ApiJson};
@@ -60,7 +66,8 @@ pub async fn chat_v1(
             "id": id, "object": "chat.completion", "created": created, "model": a.model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": a.content}, "finish_reason": a.finish_reason.as_openai()}],
             "usage": usage_json(a.usage),
-            "_metadata": {"conversation_id": a.conversation_id, "message_id": a.message_id, "provider": a.provider, "attempts": a.attempts}
+            "_metadata": {"conversation_id": a.conversation_id, "message_id": a.message_id, "provider": a.provider,
+                          "attempts": a.attempts, "tools_used": a.tools_used}
         }))
         .into_response());
     }
@@ -78,11 +85,18 @@ pub async fn chat_v1(
         let out: Vec<Event> = match ev {
             TurnEvent::Delta(t) => vec![data(chunk(json!({"content": t}), None))],
             TurnEvent::Finish(f) => vec![data(chunk(json!({}), Some(f.as_openai())))],
+            TurnEvent::ToolCall { id, name, arguments } => {
+                vec![data(json!({"type": "tool_call", "id": id, "name": name, "arguments": arguments}))]
+            }
+            TurnEvent::ToolResult { id, name, ok, duration_ms } => {
+                vec![data(json!({"type": "tool_result", "id": id, "name": name, "ok": ok, "duration_ms": duration_ms}))]
+            }
             TurnEvent::Error(m) => vec![data(json!({"error": {"message": m, "type": "upstream_error"}}))],
-            TurnEvent::Done { usage } => {
+            TurnEvent::Done { usage, tools_used } => {
                 let mut u = chunk(json!({}), None);
                 u["choices"] = json!([]);
                 u["usage"] = usage_json(usage);
+                u["_metadata"] = json!({"tools_used": tools_used});
                 vec![data(u), Event::data("[DONE]")]
             }
             _ => Vec::new(),
@@ -102,7 +116,9 @@ pub async fn chat_v03(
     let turn = state.engine().turn(&admitted, "chat_v0.3", body.input).await.map_err(ApiError::from)?;
     if !body.stream {
         let a = turn.complete().await?;
-        return Ok(axum::Json(json!({"response": a.content, "conversation_id": a.conversation_id})).into_response());
+        return Ok(axum::Json(json!({"response": a.content, "conversation_id": a.conversation_id,
+                                    "_metadata": {"tools_used": a.tools_used}}))
+        .into_response());
     }
     let s = turn.stream().await?;
     let head = futures::stream::iter(vec![data(
@@ -111,8 +127,16 @@ pub async fn chat_v03(
     let body = s.events.filter_map(move |ev| {
         let out = match ev {
             TurnEvent::Delta(t) => Some(data(json!({"type": "content", "content": t}))),
+            TurnEvent::ToolCall { id, name, arguments } => {
+                Some(data(json!({"type": "tool_call", "id": id, "name": name, "arguments": arguments})))
+            }
+            TurnEvent::ToolResult { id, name, ok, duration_ms } => {
+                Some(data(json!({"type": "tool_result", "id": id, "name": name, "ok": ok, "duration_ms": duration_ms})))
+            }
             TurnEvent::Error(m) => Some(data(json!({"type": "error", "message": m}))),
-            TurnEvent::Done { usage } => Some(data(json!({"type": "done", "usage": usage_json(usage)}))),
+            TurnEvent::Done { usage, tools_used } => {
+                Some(data(json!({"type": "done", "usage": usage_json(usage), "tools_used": tools_used})))
+            }
             _ => None,
         };
         futures::future::ready(out)

@@ -1,0 +1,88 @@
+//! The server's tool sources, for chat turns (the conversation engine's [`gaia_chat::ToolCatalog`])
+//! and agents: `kb`, the knowledge base as the caller may read it, and the configured MCP servers by
+//! name, kept connected once first used (the warm toolbox).
+
+use gaia_core::auth::Principal;
+use gaia_core::config::McpServerConfig;
+use gaia_kb::Kb;
+use gaia_mcp::{KbToolSource, McpClientSource, Toolbox};
+use std::sync::{Arc, OnceLock};
+use tokio::sync::OnceCell;
+
+/// The name of the knowledge base's tool source.
+pub const KB_SOURCE: &str = "kb";
+
+/// The tool sources of one server.
+pub struct ServerTools {
+    kb: OnceLock<Kb>,
+    rbac: gaia_rbac::Rbac,
+    warm: OnceCell<Toolbox>,
+    mcp_servers: Vec<McpServerConfig>,
+    kb_tools: bool,
+}
+
+impl ServerTools {
+    /// The sources over `rbac`'s access control, the MCP servers `mcp_servers`; `kb_tools`: whether
+    /// the knowledge base is offered as tools (`agents.kb_tools`).
+    pub(crate) fn new(rbac: gaia_rbac::Rbac, mcp_servers: Vec<McpServerConfig>, kb_tools: bool) -> Self {
+        ServerTools { kb: OnceLock::new(), rbac, warm: OnceCell::new(), mcp_servers, kb_tools }
+    }
+
+    /// The knowledge base, once attached.
+    pub(crate) fn kb(&self) -> Option<&Kb> {
+        self.kb.get()
+    }
+
+    /// Attaches the knowledge base (once: `false` when one already was).
+    pub(crate) fn set_kb(&self, kb: Kb) -> bool {
+        self.kb.set(kb).is_ok()
+    }
+
+    /// The knowledge base as `p` may see it: documents they may not read are left out everywhere.
+    pub(crate) async fn kb_for(&self, p: &Principal) -> Option<Kb> {
+        let kb = self.kb()?;
+        if let Err(e) = self.rbac.ensure_loaded().await {
+            tracing::error!(error = %e, "cannot load the access-control policy; only built-in roles apply");
+        }
+        let rbac = self.rbac.clone();
+        let who = gaia_rbac::Subject::from(p);
+        Some(kb.restricted(Arc::new(move |path: &str| {
+            rbac.check(&who, gaia_rbac::Action::Read, &gaia_rbac::Resource::kb_document(path)).allowed
+        })))
+    }
+
+    /// The MCP servers' tools, connected and listed on first use and then kept (a server that fails
+    /// is left out, and logged).
+    pub(crate) async fn warm(&self) -> &Toolbox {
+        self.warm
+            .get_or_init(|| async {
+                let mut tb = Toolbox::new();
+                for c in &self.mcp_servers {
+                    tb.add(Arc::new(McpClientSource::new(c.clone())));
+                }
+                for (source, err) in tb.refresh().await {
+                    tracing::warn!(%source, %err, "MCP server left out of the warm tools");
+                }
+                tb
+            })
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl gaia_chat::ToolCatalog for ServerTools {
+    async fn toolbox(&self, principal: &Principal, sources: &[String]) -> Toolbox {
+        let mcp: Vec<String> =
+            sources.iter().filter(|s| self.mcp_servers.iter().any(|c| &c.name == *s)).cloned().collect();
+        // The MCP servers are only reached when the persona names one of them.
+        let mut tb = if mcp.is_empty() { Toolbox::new() } else { self.warm().await.only(&mcp) };
+        if self.kb_tools && sources.iter().any(|s| s == KB_SOURCE) {
+            if let Some(view) = self.kb_for(principal).await {
+                if let Err(e) = tb.add_listed(Arc::new(KbToolSource::new(view))).await {
+                    tracing::warn!(error = %e, "knowledge-base tools unavailable for this turn");
+                }
+            }
+        }
+        tb
+    }
+}
