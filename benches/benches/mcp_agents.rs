@@ -82,6 +82,7 @@ async fn setup() -> Setup {
     storage.migrate().await.unwrap();
     let mut config = Config { jwt_secret: Some("bench-secret-0123456789-0123456789".into()), ..Config::default() };
     config.chat.auto_title = false;
+    config.chat.memory = false;
     config.mcp_servers =
         vec![serde_json::from_value(json!({"name": "game", "transport": "http", "url": mcp_url})).unwrap()];
     let state = AppState::new(config, storage.clone(), Arc::new(MemoryCache::new(10_000)), registry);

@@ -199,7 +199,8 @@ async fn main() -> anyhow::Result<()> {
         usage: gaia_core::usage::UsageRecorder::spawn(storage.clone()),
         responses: None,
         observer: None,
-        chat: gaia_core::config::ChatConfig { auto_title: false, ..Default::default() },
+        // No background calls (titles, memory): this example checks each request the model gets.
+        chat: gaia_core::config::ChatConfig { auto_title: false, memory: false, ..Default::default() },
         // No tool catalog: Mara answers from the notes the game puts in her prompt.
         tools: None,
         tool_limits: Default::default(),

@@ -28,6 +28,7 @@ mod admission;
 mod call;
 mod engine;
 mod error;
+mod memory;
 mod meter;
 mod turn;
 

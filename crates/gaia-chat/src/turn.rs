@@ -19,6 +19,7 @@ use crate::admission::Admitted;
 use crate::call::{Answer, CallSpec};
 use crate::engine::Engine;
 use crate::error::{ChatError, Result};
+use crate::memory::Remember;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use gaia_core::context;
@@ -88,6 +89,8 @@ pub struct Turn {
     speaker: String,
     /// The tools offered, when there are any.
     tools: Option<Arc<Toolbox>>,
+    /// The persona (its memory of the user is updated after the answer).
+    persona_id: Option<String>,
 }
 
 impl std::fmt::Debug for Turn {
@@ -314,6 +317,10 @@ impl Engine {
         if let Some(s) = input.system.as_deref().filter(|s| !s.trim().is_empty()) {
             system.push(ChatMessage::system(s));
         }
+        if let Some(pid) = persona_id.as_deref().filter(|_| self.inner.chat.memory) {
+            let remembered = storage.persona_memory(user_id, pid).await?;
+            system.extend(crate::memory::prompt(&remembered));
+        }
         let mut history_images = if stored_history.iter().any(|m| !m.attachments.is_empty()) {
             storage.conversation_images(&conversation.id).await?
         } else {
@@ -379,6 +386,7 @@ impl Engine {
             model_asked,
             speaker: persona.map(|p| p.name).unwrap_or_else(|| "assistant".into()),
             tools,
+            persona_id,
         })
     }
 
@@ -468,16 +476,27 @@ impl Turn {
         Ok(())
     }
 
-    /// The background job giving a new conversation its title, when titles are on.
-    fn title_job(&self) -> Option<AutoTitle> {
-        (self.is_new && self.engine.inner.chat.auto_title).then(|| AutoTitle {
+    /// The background jobs after the answer: a new conversation's title (when titles are on), and
+    /// the persona's memory of the user (when memory is on).
+    fn after(&self) -> After {
+        let title = (self.is_new && self.engine.inner.chat.auto_title).then(|| AutoTitle {
             engine: self.engine.clone(),
             admitted: self.admitted.clone(),
             conversation: self.conversation.clone(),
             candidates: self.candidates.clone(),
             model: self.request.model.clone(),
             message: self.message.clone(),
-        })
+        });
+        let memory = self.persona_id.clone().filter(|_| self.engine.inner.chat.memory).map(|persona_id| Remember {
+            engine: self.engine.clone(),
+            admitted: self.admitted.clone(),
+            persona_id,
+            candidates: self.candidates.clone(),
+            model: self.request.model.clone(),
+            user: self.message.clone(),
+            answer: String::new(),
+        });
+        After { title, memory }
     }
 
     /// Calls the model for the whole answer (running the tools it calls, when tools are offered) and
@@ -489,9 +508,7 @@ impl Turn {
         let (r, called) = self.engine.complete(&self.admitted, self.spec(false), &self.request).await?;
         self.provider_accepted().await?;
         let message_id = self.engine.store_answer(&self.conversation.id, &r.content, &called.model, r.usage).await;
-        if let Some(job) = self.title_job() {
-            job.spawn(&r.content);
-        }
+        self.after().spawn(&r.content);
         Ok(TurnAnswer {
             conversation_id: self.conversation.id,
             message_id,
@@ -510,9 +527,7 @@ impl Turn {
         self.provider_accepted().await?;
         let (provider, model) = run.model.split_once('/').unwrap_or(("-", run.model.as_str()));
         let message_id = self.engine.store_answer(&self.conversation.id, &run.content, model, run.usage).await;
-        if let Some(job) = self.title_job() {
-            job.spawn(&run.content);
-        }
+        self.after().spawn(&run.content);
         Ok(TurnAnswer {
             conversation_id: self.conversation.id,
             message_id,
@@ -538,9 +553,9 @@ impl Turn {
             Answer::Full(r) => gaia_providers::response_cache::replay(r),
         };
         self.provider_accepted().await?;
-        let title = self.title_job();
+        let after = self.after();
         let events =
-            turn_events(self.engine.clone(), self.conversation.id.clone(), called.model.clone(), upstream, title);
+            turn_events(self.engine.clone(), self.conversation.id.clone(), called.model.clone(), upstream, after);
         Ok(TurnStream { conversation_id: self.conversation.id, provider: called.provider, model: called.model, events })
     }
 
@@ -553,7 +568,7 @@ impl Turn {
             None => ("-".to_string(), self.request.model.clone()),
         };
         let messages = self.request.messages.clone();
-        let title = self.title_job();
+        let after = self.after();
         let conversation_id = self.conversation.id.clone();
         let turn = self;
         let events = Box::pin(async_stream::stream! {
@@ -619,9 +634,7 @@ impl Turn {
                         tracing::warn!(error = %e, "cannot rewind the regenerated conversation");
                     }
                     partial.save().await;
-                    if let Some(job) = title {
-                        job.spawn(&partial.content);
-                    }
+                    after.spawn(&partial.content);
                     yield TurnEvent::Finish(FinishReason::Stop);
                     yield TurnEvent::Done { usage: run.usage, tools_used: used };
                 }
@@ -634,6 +647,24 @@ impl Turn {
             }
         });
         Ok(TurnStream { conversation_id, provider, model, events })
+    }
+}
+
+/// What runs in the background after an answer.
+struct After {
+    title: Option<AutoTitle>,
+    memory: Option<Remember>,
+}
+
+impl After {
+    fn spawn(self, answer: &str) {
+        if let Some(job) = self.title {
+            job.spawn(answer);
+        }
+        if let Some(mut job) = self.memory {
+            job.answer = answer.to_string();
+            job.spawn();
+        }
     }
 }
 
@@ -747,7 +778,7 @@ fn turn_events(
     conversation_id: String,
     model: String,
     mut upstream: ChatStream,
-    title: Option<AutoTitle>,
+    after: After,
 ) -> BoxStream<'static, TurnEvent> {
     Box::pin(async_stream::stream! {
         let mut partial = Partial { engine, conversation_id, model, content: String::new(), usage: Usage::default(), saved: false };
@@ -772,8 +803,8 @@ fn turn_events(
         }
         drop(upstream);
         partial.save().await;
-        if let (Some(job), false) = (title, failed) {
-            job.spawn(&partial.content);
+        if !failed {
+            after.spawn(&partial.content);
         }
         yield TurnEvent::Done { usage: partial.usage, tools_used: Vec::new() };
     })

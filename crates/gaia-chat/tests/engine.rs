@@ -46,7 +46,7 @@ async fn world(db: gaia_core::testing::TestDb, limits: LimitsConfig, responses: 
         usage: usage.clone(),
         responses,
         observer: None,
-        chat: ChatConfig { auto_title: false, ..ChatConfig::default() },
+        chat: ChatConfig { auto_title: false, memory: false, ..ChatConfig::default() },
         tools: None,
         tool_limits: Default::default(),
     });

@@ -283,6 +283,67 @@ impl RecordingListener {
     }
 }
 
+/// Every value of every column of every table of `s` (except the migrations' bookkeeping), as text, with
+/// the table and column it is in: found from the database catalog, so a table added later is
+/// covered too.
+pub async fn every_value(s: &Storage) -> Vec<(String, String)> {
+    let (tables_sql, columns_sql) = match s.backend() {
+        crate::storage::Backend::Sqlite => (
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+            "SELECT name FROM pragma_table_info($1) ORDER BY cid",
+        ),
+        _ => (
+            "SELECT CAST(table_name AS TEXT) AS name FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+            "SELECT CAST(column_name AS TEXT) AS name FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+        ),
+    };
+    let tables: Vec<String> = sqlx::query(tables_sql)
+        .fetch_all(s.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| sqlx::Row::get::<String, _>(r, "name"))
+        .filter(|t| t != "_sqlx_migrations")
+        .collect();
+    assert!(tables.len() >= 25, "the catalog lists the tables: {tables:?}");
+    let mut out = Vec::new();
+    for table in tables {
+        let columns: Vec<String> = sqlx::query(columns_sql)
+            .bind(&table)
+            .fetch_all(s.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| sqlx::Row::get::<String, _>(r, "name"))
+            .collect();
+        assert!(!columns.is_empty(), "{table} has columns");
+        let select: Vec<String> = columns.iter().map(|c| format!("CAST(\"{c}\" AS TEXT)")).collect();
+        let sql = format!("SELECT {} FROM \"{table}\"", select.join(", "));
+        for row in sqlx::query(&sql).fetch_all(s.pool()).await.unwrap_or_else(|e| panic!("{sql}: {e}")) {
+            for (i, c) in columns.iter().enumerate() {
+                if let Some(v) = sqlx::Row::get::<Option<String>, _>(&row, i) {
+                    out.push((format!("{table}.{c}"), v));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Where `id` or `email` (any case) appears, as `table.column`.
+pub fn mentions(values: &[(String, String)], id: &str, email: &str) -> Vec<String> {
+    let mut at: Vec<String> = values
+        .iter()
+        .filter(|(_, v)| v.contains(id) || v.to_lowercase().contains(email))
+        .map(|(at, _)| at.clone())
+        .collect();
+    at.sort();
+    at.dedup();
+    at
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 
 mod auth;
 mod cache;
+mod erase;
 mod retention;
 mod runtime_providers;
 mod storage;

@@ -43,6 +43,6 @@ pub use client::McpClientSource;
 pub use error::{McpError, Result};
 pub use gaia_core::config::{AgentConfig, AgentLimits, McpServerConfig, McpTransport};
 pub use meter::{CallOutcome, CallRecorder, ModelCall};
-pub use orchestrate::{OrchestratedRun, Orchestrator, Specialist, SubRun, Subtask};
+pub use orchestrate::{json_object, OrchestratedRun, Orchestrator, Specialist, SubRun, Subtask};
 pub use server::ToolServer;
 pub use toolbox::{FnTool, ToolSource, Toolbox};

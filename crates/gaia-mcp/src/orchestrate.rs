@@ -92,7 +92,7 @@ impl std::fmt::Debug for Orchestrator {
 }
 
 /// Finds the first JSON object in a model's text (models wrap JSON in prose or code fences).
-fn json_object(text: &str) -> Option<serde_json::Value> {
+pub fn json_object(text: &str) -> Option<serde_json::Value> {
     let start = text.find('{')?;
     let mut depth = 0usize;
     let (mut in_str, mut esc) = (false, false);

@@ -96,7 +96,8 @@ impl Routes {
     }
 
     /// Whether the routes added from now on call models, and so are subject to rate limits and
-    /// budgets ([`crate::admission`]), checked after access control and before the handler.
+    /// budgets (the conversation engine's admission, `gaia_chat::Engine::admit`), checked after access control
+    /// and before the handler.
     pub fn quota(mut self, on: bool) -> Self {
         self.quota = on;
         self

@@ -140,8 +140,8 @@ pub fn route_table(state: &AppState) -> Vec<RouteDecl> {
 fn routes(state: &AppState) -> Routes {
     use gaia_rbac::{Action::*, ResourceType as T};
     use routes::{
-        agents, attachments, auth, chat, compat, conversations, health, kb, keys, models, personas, pricing, providers,
-        quotas, rbac, usage,
+        agents, attachments, auth, chat, compat, conversations, health, kb, keys, me, models, personas, pricing,
+        providers, quotas, rbac, usage,
     };
     const OWN_CONVERSATIONS: &str = "/users/{user}/conversations";
     const CONVERSATION: &str = "/users/{user}/conversations/{id}";
@@ -205,7 +205,11 @@ fn routes(state: &AppState) -> Routes {
         .patch("/personas/{id}", perm(T::Persona, Write, PERSONA), personas::update)
         .put("/personas/{id}", perm(T::Persona, Write, PERSONA), personas::update)
         .delete("/personas/{id}", perm(T::Persona, Delete, PERSONA), personas::delete)
+        .get("/personas/{id}/memory", perm(T::Persona, Read, PERSONA), personas::memory)
+        .delete("/personas/{id}/memory", perm(T::Persona, Delete, PERSONA), personas::forget)
         .get("/settings", perm(T::User, Read, ME), personas::settings)
+        .get("/me/export", perm(T::User, Read, ME), me::export)
+        .delete("/me", perm(T::User, Write, ME), me::erase)
         .patch("/settings", perm(T::User, Write, ME), personas::update_settings)
         .get("/models", perm(T::Provider, Read, "/providers"), models::list)
         .get("/providers", perm(T::Provider, Read, "/providers"), providers::list)

@@ -20,6 +20,7 @@ fn config(url: &str) -> gaia_core::Config {
     let mut c =
         gaia_core::Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Default::default() };
     c.chat.auto_title = false;
+    c.chat.memory = false;
     c.rbac.first_user_admin = false;
     c.mcp_servers = vec![serde_json::from_value(json!({"name": "game", "transport": "http", "url": url})).unwrap()];
     c

@@ -114,6 +114,7 @@ async fn a_persona_sees_only_the_tools_it_names() {
         ..gaia_core::Config::default()
     };
     config.chat.auto_title = false;
+    config.chat.memory = false;
     config.rbac.first_user_admin = false;
     config.mcp_servers =
         vec![serde_json::from_value(json!({"name": "game", "transport": "http", "url": url})).unwrap()];

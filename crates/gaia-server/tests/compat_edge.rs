@@ -444,6 +444,7 @@ async fn either_auth_header_on_either_endpoint() {
 async fn bad_input_is_refused_in_each_apis_shape() {
     let mut config = Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Config::default() };
     config.chat.auto_title = false;
+    config.chat.memory = false;
     config.rbac.first_user_admin = false;
     config.server.body_limit_bytes = 16 * 1024;
     let s = start_with(sqlite_db(), Some(MockConfig::default()), config).await;

@@ -29,6 +29,7 @@ use std::sync::Arc;
 fn config() -> Config {
     let mut c = Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Config::default() };
     c.chat.auto_title = false;
+    c.chat.memory = false;
     c.rbac.first_user_admin = false;
     c
 }

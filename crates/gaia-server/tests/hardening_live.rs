@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::Message;
 fn config() -> Config {
     let mut c = Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Config::default() };
     c.chat.auto_title = false;
+    c.chat.memory = false;
     c.rbac.first_user_admin = false;
     // Validations are cached for a minute: only the revocation poll can end them sooner.
     c.cache.api_key_ttl_secs = 60;

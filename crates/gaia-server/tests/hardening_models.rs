@@ -43,6 +43,7 @@ fn set_prices(s: &TestServer) {
 fn agent_config() -> Config {
     let mut c = config();
     c.chat.auto_title = false;
+    c.chat.memory = false;
     c
 }
 
@@ -146,8 +147,9 @@ async fn call(s: &TestServer, route: Route, key: &str, conversation: &str) -> Ou
 
 /// The table: each route, and the usage rows one successful call of it adds (endpoint, rows).
 const CASES: &[(Route, &[(&str, usize)])] = &[
-    (Route::ChatV1, &[("chat", 1)]),
-    (Route::ChatV03, &[("chat_v0.3", 1)]),
+    // Each turn, then the persona's memory of the user (in the background).
+    (Route::ChatV1, &[("chat", 1), ("persona_memory", 1)]),
+    (Route::ChatV03, &[("chat_v0.3", 1), ("persona_memory", 1)]),
     (Route::OpenAi, &[("openai", 1)]),
     (Route::Anthropic, &[("anthropic", 1)]),
     (Route::McpAgent, &[("mcp_agent", 1)]),
@@ -155,7 +157,7 @@ const CASES: &[(Route, &[(&str, usize)])] = &[
     // Plan, the default specialist (no tools here: one call), synthesis.
     (Route::Orchestrated, &[("orchestrated", 3)]),
     (Route::McpChat, &[("mcp_chat", 1)]),
-    (Route::AutoTitle, &[("chat", 1), ("chat_title", 1)]),
+    (Route::AutoTitle, &[("chat", 1), ("chat_title", 1), ("persona_memory", 1)]),
 ];
 
 /// A system role that may chat in its own conversations and hold API keys, but not use providers.

@@ -61,6 +61,7 @@ fn set_variables() {
 fn config() -> Config {
     let mut config = Config { jwt_secret: Some(JWT_SECRET.into()), ..Config::default() };
     config.chat.auto_title = false;
+    config.chat.memory = false;
     config.rbac.first_user_admin = false;
     // The defaults (the vendors' variables) plus one this test sets.
     config.provider_policy.allowed_key_envs.push(REAL_KEY_VAR.into());
@@ -424,6 +425,7 @@ async fn a_variables_key_goes_only_where_the_configuration_sends_it() {
     ];
     let mut config = Config::load_from(Some(&file), env).unwrap();
     config.chat.auto_title = false;
+    config.chat.memory = false;
     config.rbac.first_user_admin = false;
     assert!(config.provider_policy.allowed_hosts.is_empty(), "the default: any host");
     set_variables();

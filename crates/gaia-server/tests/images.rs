@@ -142,6 +142,7 @@ async fn bad_uploads_are_refused_with_a_reason() {
     let mut config =
         gaia_core::Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Default::default() };
     config.chat.auto_title = false;
+    config.chat.memory = false;
     config.chat.max_image_bytes = 1024;
     let s = common::start_with(sqlite_db(), Some(MockConfig::default()), config).await;
     let (a, _, _) = s.register("a@example.com").await;

@@ -20,6 +20,8 @@ mod hardening_providers;
 mod images;
 mod kb;
 mod live;
+mod me;
+mod memory;
 mod metrics;
 mod personas;
 mod providers;

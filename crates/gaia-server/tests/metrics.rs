@@ -239,6 +239,7 @@ async fn metrics_can_be_public() {
     for db in database_urls().await {
         let mut config = Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Config::default() };
         config.chat.auto_title = false;
+        config.chat.memory = false;
         config.rbac.first_user_admin = false;
         config.server.metrics_public = true;
         let s = start_with(db, Some(MockConfig::default()), config).await;

@@ -29,6 +29,7 @@ async fn admin_of(s: &TestServer) -> (String, String) {
 async fn admin_api_validates_entries_and_never_shows_keys() {
     let mut config = Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Config::default() };
     config.chat.auto_title = false;
+    config.chat.memory = false;
     config.rbac.first_user_admin = false;
     // The variables runtime providers may read their keys from (`[provider_policy]`).
     config.provider_policy.allowed_key_envs = vec!["TEST_H3_PROVIDER_KEY".into(), "TEST_H3_UNSET_VARIABLE".into()];
@@ -161,6 +162,7 @@ async fn runtime_changes_survive_a_restart_and_reach_other_instances() {
         let b = db.backend;
         let mut config = Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Config::default() };
         config.chat.auto_title = false;
+        config.chat.memory = false;
         config.rbac.first_user_admin = true;
         let mut configured = ProviderEntry::new("configured", ProviderKind::Openai);
         configured.base_url = Some(mock.openai_base_url());
@@ -273,6 +275,7 @@ async fn literal_keys_are_encrypted_at_rest_and_survive_a_restart() {
             ..Config::default()
         };
         config.chat.auto_title = false;
+        config.chat.memory = false;
         config.rbac.first_user_admin = true;
         config.provider_policy.allowed_key_envs = vec!["TEST_SECRETS_PROVIDER_KEY".into()];
         config.provider_policy.allowed_hosts = vec!["127.0.0.1".into()];
@@ -528,6 +531,7 @@ async fn response_cache_on_redis_is_shared_and_expires() {
     let prefix = unique_redis_prefix();
     let mut config = Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Config::default() };
     config.chat.auto_title = false;
+    config.chat.memory = false;
     config.rbac.first_user_admin = false;
     config.cache.response_ttl_secs = 1;
     let db = sqlite_db();
@@ -563,6 +567,7 @@ async fn response_cache_on_redis_behaves_like_in_process() {
     let prefix = unique_redis_prefix();
     let mut config = Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Config::default() };
     config.chat.auto_title = false;
+    config.chat.memory = false;
     config.rbac.first_user_admin = false;
     let s = start_shared(sqlite_db(), Some(MockConfig::default()), config, Some((&url, &prefix))).await;
     let (token, _, _) = s.register("redis-behaviour@example.com").await;

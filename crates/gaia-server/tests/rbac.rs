@@ -419,6 +419,7 @@ async fn a_change_on_one_instance_reaches_the_other() {
         let mut config =
             gaia_core::Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Default::default() };
         config.chat.auto_title = false;
+        config.chat.memory = false;
         config.rbac.first_user_admin = false;
         // With Redis (CI), changes travel by pub/sub alone: database polling is off. Without it, the
         // instances poll the database.

@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 fn config() -> Config {
     let mut c = Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Config::default() };
     c.chat.auto_title = false;
+    c.chat.memory = false;
     c.rbac.first_user_admin = false;
     // Only Redis announcements may carry access-control changes between the instances.
     c.rbac.refresh_interval_ms = 0;

@@ -149,11 +149,15 @@ pub struct ChatConfig {
     pub auto_title: bool,
     /// Largest image accepted by `POST /api/v1/attachments`, in bytes (5 MiB: Anthropic's limit).
     pub max_image_bytes: usize,
+    /// Personas remember each user: after each exchange (in the background, one more model call,
+    /// metered as `persona_memory`) the facts the user told and a running summary of older turns
+    /// are updated, and put in the system prompt of the next turns.
+    pub memory: bool,
 }
 
 impl Default for ChatConfig {
     fn default() -> Self {
-        ChatConfig { auto_title: true, max_image_bytes: 5 * 1024 * 1024 }
+        ChatConfig { auto_title: true, max_image_bytes: 5 * 1024 * 1024, memory: true }
     }
 }
 

@@ -9,7 +9,9 @@ mod audit;
 mod budgets;
 mod conversations;
 mod credentials;
+mod erase;
 mod limits;
+mod memories;
 mod personas;
 mod prices;
 mod providers;
@@ -23,7 +25,13 @@ pub use audit::AuditRecord;
 pub use budgets::{Budget, BudgetPeriod, NewBudget};
 pub use conversations::{Conversation, ConversationHit, StoredMessage};
 pub use credentials::CredentialsVersions;
+pub use erase::{
+    ExportedApiKey, ExportedConversation, ExportedDocument, ExportedGrant, ExportedMembership, ExportedShare,
+    ExportedSignIn, ExportedUser, ExportedWebSession, UsageExport, UserExport, ERASED_USER, MAX_EXPORT_CONVERSATIONS,
+    MAX_EXPORT_MESSAGES, MAX_EXPORT_ROWS,
+};
 pub use limits::{LimitScope, RateLimitOverride};
+pub use memories::{PersonaMemory, StoredMemory, MAX_MEMORY_FACTS, MAX_MEMORY_FACT_CHARS, MAX_MEMORY_SUMMARY_CHARS};
 pub use personas::{
     Persona, PersonaInput, UserSettings, DEFAULT_PERSONA_ID, DEFAULT_PERSONA_TOOLS, MAX_PERSONA_NAME,
     MAX_PERSONA_TOOLS, MAX_SYSTEM_PROMPT, MAX_TOOL_SOURCE_NAME,

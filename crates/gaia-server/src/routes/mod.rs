@@ -9,6 +9,7 @@ pub mod conversations;
 pub mod health;
 pub mod kb;
 pub mod keys;
+pub mod me;
 pub mod models;
 pub mod personas;
 pub mod pricing;

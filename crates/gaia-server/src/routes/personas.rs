@@ -3,6 +3,9 @@
 //!
 //! Built-in personas are visible to everyone and read-only (403 on change); another user's persona is
 //! a 404.
+//!
+//! `GET/DELETE /api/v1/personas/{id}/memory`: what the persona remembers about the caller (facts and a
+//! running summary, `chat.memory`), and forgetting it.
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Auth};
@@ -50,6 +53,30 @@ pub async fn update(
     ApiJson(body): ApiJson<PersonaInput>,
 ) -> ApiResult<Json<Persona>> {
     Ok(Json(state.storage().update_persona(&p.user_id, &id, &body).await?))
+}
+
+/// The persona `id` as the caller may use it (404 otherwise).
+async fn visible(state: &AppState, user_id: &str, id: &str) -> ApiResult<Persona> {
+    state
+        .storage()
+        .get_persona(user_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Persona {id} not found")))
+}
+
+/// What the persona remembers about the caller: `{persona_id, facts, summary, turns, updated_at}`.
+pub async fn memory(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let persona = visible(&state, &p.user_id, &id).await?;
+    let m = state.storage().persona_memory(&p.user_id, &persona.id).await?;
+    Ok(Json(json!({"persona_id": persona.id, "facts": m.facts, "summary": m.summary, "turns": m.turns,
+                   "updated_at": m.updated_at})))
+}
+
+/// Makes the persona forget what it remembers about the caller (204).
+pub async fn forget(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let persona = visible(&state, &p.user_id, &id).await?;
+    state.storage().delete_persona_memory(&p.user_id, &persona.id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Deletes one of the caller's personas (204).

@@ -40,6 +40,7 @@ impl Drop for TestServer {
 pub async fn start(db: TestDb, mock: Option<MockConfig>) -> TestServer {
     let mut config = Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Config::default() };
     config.chat.auto_title = false;
+    config.chat.memory = false;
     // Tests make administrators explicitly.
     config.rbac.first_user_admin = false;
     start_with(db, mock, config).await
