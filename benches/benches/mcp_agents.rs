@@ -1,7 +1,9 @@
 //! Warm against cold agents: `POST /api/v1/chat/mcp-agent-hot` (MCP servers already connected, tool
 //! lists cached) against `POST /api/v1/chat/mcp-agent` (connect, initialize and list per request),
 //! both running one tool call on an MCP server over Streamable HTTP and two model calls on the mock
-//! upstream. Baseline, in the same run: a plain `POST /api/v1/chat` (one model call, no tools).
+//! upstream. Baseline, in the same run: a plain `POST /api/v1/chat` (one model call, a persona without
+//! tools). And chat turns with the knowledge-base tools offered (the default persona): one where the
+//! model uses none (what a turn with no useful tool costs), one where it searches once.
 //!
 //! `cargo bench -p gaia-benches --bench mcp_agents`
 
@@ -55,6 +57,8 @@ impl ServerHandler for Game {
 struct Setup {
     url: String,
     key: String,
+    /// A persona without tools.
+    silent: String,
     http: reqwest::Client,
     _dir: std::path::PathBuf,
 }
@@ -86,14 +90,35 @@ async fn setup() -> Setup {
     config.mcp_servers =
         vec![serde_json::from_value(json!({"name": "game", "transport": "http", "url": mcp_url})).unwrap()];
     let state = AppState::new(config, storage.clone(), Arc::new(MemoryCache::new(10_000)), registry);
+    // A small knowledge base, so that chat turns are offered its tools.
+    let vault = dir.join("vault");
+    std::fs::create_dir_all(&vault).unwrap();
+    for (name, text) in [
+        ("Fog", "The fog rolls in at dusk."),
+        ("Mill", "The old mill hides the bunker."),
+        ("Bridge", "Ravens guard the bridge."),
+    ] {
+        std::fs::write(vault.join(format!("{name}.md")), format!("# {name}\n{text}\n")).unwrap();
+    }
+    let kb = gaia_kb::Kb::open(gaia_kb::KbConfig { root: vault, sync_interval_secs: 0, ..Default::default() })
+        .await
+        .unwrap();
+    state.set_kb(kb);
     let user = storage.create_user("bench@example.com", None, None).await.unwrap();
+    let silent = gaia_core::storage::PersonaInput {
+        name: Some("Silent".into()),
+        system_prompt: Some("You answer.".into()),
+        tools: Some(Vec::new()),
+        ..Default::default()
+    };
+    let silent = storage.create_persona(&user.id, &silent).await.unwrap().id;
     let (_, key) = state.auth().create_api_key(&user.id, None).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
         gaia_server::serve(listener, state, std::future::pending()).await.unwrap();
     });
-    Setup { url, key, http: reqwest::Client::new(), _dir: dir }
+    Setup { url, key, silent, http: reqwest::Client::new(), _dir: dir }
 }
 
 async fn post(s: &Setup, path: &str, body: serde_json::Value) {
@@ -110,8 +135,15 @@ fn bench(c: &mut Criterion) {
     rt.block_on(post(&s, "/api/v1/chat/mcp-agent", agent_body.clone()));
     rt.block_on(post(&s, "/api/v1/chat/mcp-agent-hot", agent_body.clone()));
     let mut g = c.benchmark_group("mcp_agents");
-    g.bench_function("baseline_plain_chat", |b| {
-        b.to_async(&rt).iter(|| post(&s, "/api/v1/chat", json!({"message": "hello", "model": "openai/mock-gpt"})))
+    let plain = json!({"message": "hello", "model": "openai/mock-gpt", "persona_id": s.silent});
+    let offered = json!({"message": "hello", "model": "openai/mock-gpt"});
+    let searched = json!({"message": "call tool kb__search_knowledge_base fog", "model": "openai/mock-gpt"});
+    g.bench_function("baseline_plain_chat", |b| b.to_async(&rt).iter(|| post(&s, "/api/v1/chat", plain.clone())));
+    g.bench_function("chat_kb_tools_offered_none_used", |b| {
+        b.to_async(&rt).iter(|| post(&s, "/api/v1/chat", offered.clone()))
+    });
+    g.bench_function("chat_kb_tools_one_search", |b| {
+        b.to_async(&rt).iter(|| post(&s, "/api/v1/chat", searched.clone()))
     });
     g.bench_function("cold_agent_one_tool_call", |b| {
         b.to_async(&rt).iter(|| post(&s, "/api/v1/chat/mcp-agent", agent_body.clone()))

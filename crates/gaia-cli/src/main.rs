@@ -676,6 +676,13 @@ async fn chat(args: ChatArgs) -> Result<()> {
         let v: serde_json::Value = serde_json::from_str(&ev.data).unwrap_or_default();
         if v["type"] == "metadata" {
             conversation = v["conversation_id"].as_str().map(str::to_string);
+        } else if v["type"] == "tool_call" {
+            // Tool use goes to stderr, so that stdout is the answer alone.
+            eprintln!("[{} {}]", v["name"].as_str().unwrap_or("tool"), v["arguments"].as_str().unwrap_or(""));
+        } else if v["type"] == "tool_result" {
+            if v["ok"] == false {
+                eprintln!("[{} failed]", v["name"].as_str().unwrap_or("tool"));
+            }
         } else if let Some(e) = v.get("error") {
             writeln!(out)?;
             bail!("the model failed mid-answer: {}", e["message"].as_str().unwrap_or("unknown error"));

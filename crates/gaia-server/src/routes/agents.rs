@@ -215,21 +215,6 @@ async fn check(state: &AppState, p: &Principal, body: AgentBody) -> ApiResult<Ch
     }
     let storage = state.storage();
     let settings = storage.user_settings(&p.user_id).await?;
-    let persona_id =
-        body.persona_id.clone().or(settings.default_persona_id.clone()).unwrap_or(DEFAULT_PERSONA_ID.into());
-    let persona = storage
-        .get_persona(&p.user_id, &persona_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("Persona {persona_id} not found")))?;
-    let model = body
-        .model
-        .clone()
-        .filter(|m| !m.trim().is_empty())
-        .or(persona.model.clone())
-        .or(settings.default_model.clone())
-        .unwrap_or_default();
-    // Fail early on an unknown model.
-    state.providers().candidates(&model).await?;
     let conversation = match &body.conversation_id {
         Some(id) => Some(
             storage
@@ -239,6 +224,25 @@ async fn check(state: &AppState, p: &Principal, body: AgentBody) -> ApiResult<Ch
         ),
         None => None,
     };
+    // The same persona as a chat turn would have: the request's, the conversation's, the user's
+    // default, the built-in one.
+    let asked = body.persona_id.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let wanted =
+        conversation.as_ref().and_then(|c| c.persona_id.clone()).into_iter().chain(settings.default_persona_id.clone());
+    let persona = state
+        .engine()
+        .persona_for(&p.user_id, asked, wanted)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Persona {DEFAULT_PERSONA_ID} not found")))?;
+    let model = body
+        .model
+        .clone()
+        .filter(|m| !m.trim().is_empty())
+        .or(persona.model.clone())
+        .or(settings.default_model.clone())
+        .unwrap_or_default();
+    // Fail early on an unknown model.
+    state.providers().candidates(&model).await?;
     let mut limits = state.config().agents.limits.clone();
     if let Some(n) = body.max_tool_calls {
         limits.max_tool_calls = limits.max_tool_calls.min(n);
