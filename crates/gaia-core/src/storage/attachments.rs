@@ -53,7 +53,7 @@ pub fn sniff_image_type(bytes: &[u8]) -> Option<&'static str> {
 
 const COLS: &str = "id, user_id, message_id, media_type, file_name, size, created_at";
 
-fn row_to_attachment(r: &AnyRow) -> Result<Attachment> {
+pub(super) fn row_to_attachment(r: &AnyRow) -> Result<Attachment> {
     Ok(Attachment {
         id: r.try_get("id")?,
         user_id: r.try_get("user_id")?,

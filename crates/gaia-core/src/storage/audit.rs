@@ -61,19 +61,7 @@ impl Storage {
         .bind(limit.clamp(1, 10_000))
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                let details: String = r.try_get("details")?;
-                Ok(AuditRecord {
-                    id: r.try_get("id")?,
-                    actor_id: r.try_get("actor_id")?,
-                    action: r.try_get("action")?,
-                    target: r.try_get("target")?,
-                    details: serde_json::from_str(&details).unwrap_or(serde_json::Value::String(details)),
-                    created_at: from_ms(r.try_get("created_at")?),
-                })
-            })
-            .collect()
+        rows.iter().map(row_to_audit).collect()
     }
 }
 
@@ -99,4 +87,17 @@ impl Storage {
         )
         .await
     }
+}
+
+/// An `audit_log` row.
+pub(super) fn row_to_audit(r: &sqlx::any::AnyRow) -> Result<AuditRecord> {
+    let details: String = r.try_get("details")?;
+    Ok(AuditRecord {
+        id: r.try_get("id")?,
+        actor_id: r.try_get("actor_id")?,
+        action: r.try_get("action")?,
+        target: r.try_get("target")?,
+        details: serde_json::from_str(&details).unwrap_or(serde_json::Value::String(details)),
+        created_at: from_ms(r.try_get("created_at")?),
+    })
 }

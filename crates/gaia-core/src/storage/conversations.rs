@@ -116,7 +116,7 @@ fn snippet_around(text: &str, needle: &str, width: usize) -> String {
     s
 }
 
-fn row_to_msg(r: &AnyRow) -> Result<StoredMessage> {
+pub(super) fn row_to_msg(r: &AnyRow) -> Result<StoredMessage> {
     let role: String = r.try_get("role")?;
     Ok(StoredMessage {
         id: r.try_get("id")?,

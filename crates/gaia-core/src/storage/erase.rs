@@ -11,7 +11,6 @@ use super::{
     Storage, StoredMemory, StoredMessage, UsageFilter, UsageRecord, UsageSummary, UserSettings,
 };
 use crate::error::{CoreError, Result};
-use crate::types::Role;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyArguments, AnyRow};
@@ -602,21 +601,6 @@ fn row_to_conversation(r: &AnyRow) -> Result<(Conversation, Option<DateTime<Utc>
     ))
 }
 
-fn row_to_message(r: &AnyRow) -> Result<StoredMessage> {
-    let role: String = r.try_get("role")?;
-    Ok(StoredMessage {
-        id: r.try_get("id")?,
-        conversation_id: r.try_get("conversation_id")?,
-        role: Role::parse(&role).ok_or_else(|| CoreError::Database(format!("unknown role `{role}` in messages")))?,
-        content: r.try_get("content")?,
-        model: r.try_get("model")?,
-        input_tokens: r.try_get("input_tokens")?,
-        output_tokens: r.try_get("output_tokens")?,
-        created_at: from_ms(r.try_get("created_at")?),
-        attachments: Vec::new(),
-    })
-}
-
 impl Storage {
     /// Everything stored about `user_id`, for the user to take away (see [`UserExport`]: what it holds,
     /// its bounds, and its `truncated` flag). `NotFound` for an unknown user.
@@ -659,7 +643,7 @@ impl Storage {
         .fetch_all(pool)
         .await?
         .iter()
-        .map(row_to_message)
+        .map(super::conversations::row_to_msg)
         .collect::<Result<Vec<_>>>()?;
         let cut_in = if cut(&mut messages, MAX_EXPORT_MESSAGES) {
             truncated = true;
@@ -692,17 +676,7 @@ impl Storage {
         .fetch_all(pool)
         .await?
         .iter()
-        .map(|r| {
-            Ok(Attachment {
-                id: r.try_get("id")?,
-                user_id: r.try_get("user_id")?,
-                message_id: r.try_get("message_id")?,
-                media_type: r.try_get("media_type")?,
-                file_name: r.try_get("file_name")?,
-                size: r.try_get("size")?,
-                created_at: from_ms(r.try_get("created_at")?),
-            })
-        })
+        .map(super::attachments::row_to_attachment)
         .collect::<Result<Vec<_>>>()?;
         truncated |= cut(&mut attachments, MAX_EXPORT_ROWS);
 
@@ -835,16 +809,7 @@ impl Storage {
         .fetch_all(pool)
         .await?
         .iter()
-        .map(|r| {
-            Ok(Invite {
-                id: r.try_get("id")?,
-                email: r.try_get("email")?,
-                created_at: from_ms(r.try_get("created_at")?),
-                expires_at: from_ms(r.try_get("expires_at")?),
-                created_by: r.try_get("created_by")?,
-                used_at: opt_time(r, "used_at")?,
-            })
-        })
+        .map(super::users::row_to_invite)
         .collect::<Result<Vec<_>>>()?;
 
         let mut args = Vec::new();
@@ -880,17 +845,7 @@ impl Storage {
         .fetch_all(pool)
         .await?
         .iter()
-        .map(|r| {
-            let details: String = r.try_get("details")?;
-            Ok(AuditRecord {
-                id: r.try_get("id")?,
-                actor_id: r.try_get("actor_id")?,
-                action: r.try_get("action")?,
-                target: r.try_get("target")?,
-                details: serde_json::from_str(&details).unwrap_or(serde_json::Value::String(details)),
-                created_at: from_ms(r.try_get("created_at")?),
-            })
-        })
+        .map(super::audit::row_to_audit)
         .collect::<Result<Vec<_>>>()?;
         truncated |= cut(&mut audit, MAX_EXPORT_ROWS);
 

@@ -30,6 +30,18 @@ pub const MAX_DISPLAY_NAME: usize = 200;
 
 const COLS: &str = "id, email, display_name, password_hash, is_admin, created_at";
 
+/// An `auth_invites` row.
+pub(super) fn row_to_invite(r: &AnyRow) -> Result<Invite> {
+    Ok(Invite {
+        id: r.try_get("id")?,
+        email: r.try_get("email")?,
+        created_at: from_ms(r.try_get("created_at")?),
+        expires_at: from_ms(r.try_get("expires_at")?),
+        created_by: r.try_get("created_by")?,
+        used_at: r.try_get::<Option<i64>, _>("used_at")?.map(from_ms),
+    })
+}
+
 fn row_to_user(r: &AnyRow) -> Result<User> {
     Ok(User {
         id: r.try_get("id")?,
@@ -260,18 +272,7 @@ impl Storage {
         .bind(i64::from(limit))
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Invite {
-                    id: r.try_get("id")?,
-                    email: r.try_get("email")?,
-                    created_at: from_ms(r.try_get("created_at")?),
-                    expires_at: from_ms(r.try_get("expires_at")?),
-                    created_by: r.try_get("created_by")?,
-                    used_at: r.try_get::<Option<i64>, _>("used_at")?.map(from_ms),
-                })
-            })
-            .collect()
+        rows.iter().map(row_to_invite).collect()
     }
 
     /// Deletes invitation `id`, so its token no longer registers anyone; `false` if there was none.
