@@ -126,10 +126,7 @@ impl Engine {
 
     /// The access-control engine, loaded (only built-in roles apply when the policy cannot be read).
     pub async fn rbac(&self) -> &gaia_rbac::Rbac {
-        if let Err(e) = self.inner.rbac.ensure_loaded().await {
-            tracing::error!(error = %e, "cannot load the access-control policy; only built-in roles apply");
-        }
-        &self.inner.rbac
+        self.inner.rbac.loaded().await
     }
 
     pub(crate) fn observe(&self, f: impl FnOnce(&dyn CallObserver)) {

@@ -71,6 +71,15 @@ impl Rbac {
         Self::with_policy(storage, Policy::build(Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), -1))
     }
 
+    /// This engine with its policy loaded if it was never loaded; when the policy cannot be read,
+    /// that is logged and only the built-in roles apply (checks keep working, never wider).
+    pub async fn loaded(&self) -> &Rbac {
+        if let Err(e) = self.ensure_loaded().await {
+            tracing::error!(error = %e, "cannot load the access-control policy; only built-in roles apply");
+        }
+        self
+    }
+
     /// Loads the policy if it was never loaded.
     pub async fn ensure_loaded(&self) -> Result<()> {
         if self.policy().version() < 0 {

@@ -261,10 +261,7 @@ impl AppState {
     }
     /// The access-control engine, its policy loaded.
     pub async fn rbac(&self) -> &gaia_rbac::Rbac {
-        if let Err(e) = self.inner.rbac.ensure_loaded().await {
-            tracing::error!(error = %e, "cannot load the access-control policy; only built-in roles apply");
-        }
-        &self.inner.rbac
+        self.inner.rbac.loaded().await
     }
 
     /// The knowledge base as `p` may see it: documents they may not read are left out everywhere.
