@@ -48,21 +48,22 @@ impl ServerTools {
         })))
     }
 
-    /// The MCP servers' tools, connected and listed on first use and then kept (a server that fails
-    /// is left out, and logged).
+    /// The MCP servers' tools, connected and listed now, each server afresh (a server that fails is
+    /// left out, and logged as left out of `whose` tools).
+    pub(crate) async fn connect(&self, whose: &str) -> Toolbox {
+        let mut tb = Toolbox::new();
+        for c in &self.mcp_servers {
+            tb.add(Arc::new(McpClientSource::new(c.clone())));
+        }
+        for (source, err) in tb.refresh().await {
+            tracing::warn!(%source, %err, whose, "MCP server left out");
+        }
+        tb
+    }
+
+    /// The MCP servers' tools, connected and listed on first use and then kept.
     pub(crate) async fn warm(&self) -> &Toolbox {
-        self.warm
-            .get_or_init(|| async {
-                let mut tb = Toolbox::new();
-                for c in &self.mcp_servers {
-                    tb.add(Arc::new(McpClientSource::new(c.clone())));
-                }
-                for (source, err) in tb.refresh().await {
-                    tracing::warn!(%source, %err, "MCP server left out of the warm tools");
-                }
-                tb
-            })
-            .await
+        self.warm.get_or_init(|| self.connect("the warm tools")).await
     }
 }
 

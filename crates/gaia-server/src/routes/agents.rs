@@ -34,9 +34,7 @@ use gaia_core::config::{AgentLimits, McpTransport};
 use gaia_core::events::Event as BusEvent;
 use gaia_core::storage::{Conversation, Persona, UsageFilter, DEFAULT_PERSONA_ID};
 use gaia_core::types::{ChatMessage, Role};
-use gaia_mcp::{
-    Agent, AgentRun, FsToolSource, KbToolSource, McpClientSource, OrchestratedRun, Orchestrator, Specialist, Toolbox,
-};
+use gaia_mcp::{Agent, AgentRun, FsToolSource, KbToolSource, OrchestratedRun, Orchestrator, Specialist, Toolbox};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -73,11 +71,6 @@ pub struct AgentBody {
     /// Fewer tool calls than the configured limit.
     #[serde(default)]
     pub max_tool_calls: Option<u32>,
-}
-
-/// The MCP servers of `[[mcp_servers]]`, each a fresh source.
-fn mcp_sources(state: &AppState) -> Vec<Arc<McpClientSource>> {
-    state.config().mcp_servers.iter().cloned().map(|c| Arc::new(McpClientSource::new(c))).collect()
 }
 
 /// A refusal that passes by itself (`status`: 503 for want of MCP server process slots, 429 for too
@@ -399,13 +392,7 @@ pub async fn mcp_agent(
         Ok(s) => s,
         Err(why) => return Ok(busy(why)),
     };
-    let mut tools = Toolbox::new();
-    for s in mcp_sources(&state) {
-        tools.add(s);
-    }
-    for (source, err) in tools.refresh().await {
-        tracing::warn!(%source, %err, "MCP server left out of this agent");
-    }
+    let mut tools = state.tools().connect("this agent").await;
     add_local_tools(&state, &p, &mut tools).await?;
     let prep = prepare(&state, &admitted, checked, tools, "mcp_agent").await?;
     Ok(run_agent(state, prep, stream, slots, running).await)
