@@ -11,6 +11,7 @@
 //!   context window, images, the stored user message; [`Turn::complete`] and [`Turn::stream`] answer
 //!   and store the answer with its usage.
 //! - [`RunMeter`]: the metering of agent and orchestrated runs (`gaia-mcp`).
+//! - [`presence`]: who has a conversation open and who is typing, across instances.
 //!
 //! ```no_run
 //! use gaia_chat::{Engine, TurnInput};
@@ -30,6 +31,7 @@ mod engine;
 mod error;
 mod memory;
 mod meter;
+pub mod presence;
 mod turn;
 
 pub use admission::{Admitted, Estimate, Gate, MODELS_RESOURCE};

@@ -72,6 +72,53 @@ pub enum Event {
         /// Whether the budget refuses further requests (hard) or only warns (soft).
         hard: bool,
     },
+    /// A live connection opened a conversation (`member` is set) or closed it (`member` is `None`).
+    Presence {
+        /// The presence tracker that sent it (one per instance).
+        instance: String,
+        /// Conversation.
+        conversation_id: String,
+        /// The live connection (an opaque id, one per WebSocket).
+        connection: String,
+        /// Who, when the connection joined.
+        member: Option<PresenceMember>,
+    },
+    /// Every live connection one instance has on a conversation, replacing what was known of it
+    /// (sent periodically, and when another instance's connection joins).
+    PresenceSync {
+        /// The presence tracker that sent it.
+        instance: String,
+        /// Conversation.
+        conversation_id: String,
+        /// Its connections there (bounded by the sender).
+        members: Vec<PresenceMember>,
+    },
+    /// A participant started or stopped typing in a conversation.
+    Typing {
+        /// The presence tracker that sent it.
+        instance: String,
+        /// Conversation.
+        conversation_id: String,
+        /// The connection typing.
+        connection: String,
+        /// User id.
+        user_id: String,
+        /// The name shown to the other participants.
+        name: String,
+        /// Started (`true`) or stopped.
+        typing: bool,
+    },
+}
+
+/// One live connection's participant in a conversation ([`Event::Presence`], [`Event::PresenceSync`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceMember {
+    /// The live connection.
+    pub connection: String,
+    /// User id.
+    pub user_id: String,
+    /// The name shown to the other participants.
+    pub name: String,
 }
 
 /// Largest per-subscriber buffer of an [`EventBus`].
@@ -111,9 +158,11 @@ impl Event {
     /// The conversation the event is about, if any.
     pub fn conversation_id(&self) -> Option<&str> {
         match self {
-            Event::MessageCreated { conversation_id, .. } | Event::ConversationUpdated { conversation_id } => {
-                Some(conversation_id)
-            }
+            Event::MessageCreated { conversation_id, .. }
+            | Event::ConversationUpdated { conversation_id }
+            | Event::Presence { conversation_id, .. }
+            | Event::PresenceSync { conversation_id, .. }
+            | Event::Typing { conversation_id, .. } => Some(conversation_id),
             _ => None,
         }
     }

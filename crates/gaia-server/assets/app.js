@@ -305,6 +305,12 @@
         } else if (ev.type === "resync") {
           if (!controller) reloadMessages();
           refreshSidebar();
+        } else if (ev.type === "presence" && ev.conversation_id === conversation) {
+          showPresence(ev);
+        } else if (ev.type === "typing" && ev.conversation_id === conversation) {
+          showTyping(ev);
+        } else if (ev.type === "unsubscribed" && ev.reason && ev.conversation_id === conversation) {
+          toast("This conversation is no longer shared with you.");
         }
       });
       ws.addEventListener("close", () => {
@@ -316,9 +322,57 @@
     function subscribe(id) {
       if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "subscribe", conversation_id: id }));
     }
+    function typing(on) {
+      if (conversation && ws && ws.readyState === WebSocket.OPEN) {
+        ws.send(JSON.stringify({ type: "typing", conversation_id: conversation, typing: on }));
+      }
+    }
     connect();
-    return { subscribe };
+    return { subscribe, typing };
   })();
+
+  // Presence: who else has this conversation open (on any instance), and who is typing.
+  const presenceBox = document.getElementById("presence");
+  const typingBox = document.getElementById("typing");
+  const me = chat.dataset.user || "";
+  const typists = new Map(); // user id -> {name, timer}
+  function showPresence(ev) {
+    const others = (ev.participants || []).filter((x) => x.user_id !== me).map((x) => x.name);
+    const more = Math.max(0, (ev.count || 0) - (ev.participants || []).length);
+    presenceBox.textContent = others.length ? "Here now: " + others.join(", ") + (more ? " and " + more + " more" : "") : "";
+    presenceBox.hidden = !others.length;
+  }
+  function renderTyping() {
+    const names = Array.from(typists.values()).map((t) => t.name);
+    typingBox.textContent = names.length === 0 ? "" : names.join(", ") + (names.length === 1 ? " is typing…" : " are typing…");
+    typingBox.hidden = names.length === 0;
+  }
+  function showTyping(ev) {
+    const old = typists.get(ev.user_id);
+    if (old) clearTimeout(old.timer);
+    if (ev.typing) {
+      // An indicator not repeated within 6 s goes away (the sender may have lost its connection).
+      typists.set(ev.user_id, { name: ev.name, timer: setTimeout(() => { typists.delete(ev.user_id); renderTyping(); }, 6000) });
+    } else {
+      typists.delete(ev.user_id);
+    }
+    renderTyping();
+  }
+  // Our own typing: said at most every 2.5 s while keys are pressed, withdrawn after 4 s of quiet or on send.
+  let typingSince = 0;
+  let typingQuiet = null;
+  function stopTyping() {
+    clearTimeout(typingQuiet);
+    if (typingSince) { typingSince = 0; live.typing(false); }
+  }
+  input.addEventListener("input", () => {
+    const now = Date.now();
+    if (now - typingSince > 2500) { typingSince = now; live.typing(true); }
+    clearTimeout(typingQuiet);
+    typingQuiet = setTimeout(stopTyping, 4000);
+  });
+  input.addEventListener("blur", stopTyping);
+  form.addEventListener("submit", stopTyping);
 
   document.getElementById("conv-list").addEventListener("click", async (e) => {
     const btn = e.target.closest("button");

@@ -4,27 +4,38 @@
 //! Authentication is the same as the API's (API key, bearer token, or the web UI's session cookie).
 //! With a cookie, the `Origin` header must match the `Host` (no cross-site WebSocket hijacking).
 //!
-//! Frames are JSON text. The client sends `{"type": "subscribe", "conversation_id": "…"}`,
-//! `{"type": "unsubscribe", "conversation_id": "…"}` or `{"type": "ping"}`. The server sends
-//! `{"type": "ready"}` once, then `subscribed`, `pong`, `error` (`message`), and for the caller's
-//! conversations:
+//! Frames are JSON text. The client sends `{"type": "subscribe", "conversation_id": "…"}` (its own
+//! conversations, and those shared with it for reading), `{"type": "unsubscribe", "conversation_id":
+//! "…"}`, `{"type": "typing", "conversation_id": "…", "typing": true|false}` (in a subscribed
+//! conversation the user may post in: their own; repeat `true` every few seconds while typing, send
+//! `false` on stop or send) or `{"type": "ping"}`. The server sends `{"type": "ready"}` once, then
+//! `subscribed`, `unsubscribed` (also unasked, with a `reason`, when a share is withdrawn), `pong`,
+//! `error` (`message`), and:
 //! - `message_created` (`conversation_id`, `message`: the stored message) for subscribed conversations;
 //! - `conversation_updated` (`conversation_id`, `conversation`: the conversation, or `null` once
-//!   deleted) for any conversation of the caller;
+//!   deleted) for any conversation of the caller, and for subscribed shared ones;
+//! - `presence` (`conversation_id`, `participants`: `[{user_id, name}]`, at most 50, and `count`):
+//!   who has a subscribed conversation open now, on any instance (each user once, the caller included);
+//! - `typing` (`conversation_id`, `user_id`, `name`, `typing`): someone else (or the caller in another
+//!   tab) started or stopped typing there; show it for at most 6 s unless repeated;
 //! - `resync` when events were missed (a slow connection): reload what is shown.
+//!
+//! Presence and typing cross instances through the event bus ([`gaia_chat::presence`]).
 
 use crate::error::ApiError;
 use crate::extract::Auth;
+use crate::routes::conversations::{readable, shared_with};
 use crate::state::AppState;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use gaia_chat::presence::{Connection, Participant, PresenceUpdate};
 use gaia_core::auth::Principal;
 use gaia_core::events::Event;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -61,7 +72,37 @@ fn credentials_of(headers: &HeaderMap) -> HeaderMap {
 enum ClientFrame {
     Subscribe { conversation_id: String },
     Unsubscribe { conversation_id: String },
+    Typing { conversation_id: String, typing: bool },
     Ping,
+}
+
+/// A conversation the connection follows: whose it is (the caller's own, or shared with them).
+struct Followed {
+    owner: String,
+}
+
+/// What one connection follows, and its presence in those conversations.
+struct Session {
+    p: Principal,
+    followed: HashMap<String, Followed>,
+    presence: Connection,
+}
+
+impl Session {
+    fn owns(&self, conversation_id: &str) -> bool {
+        self.followed.get(conversation_id).is_some_and(|f| f.owner == self.p.user_id)
+    }
+
+    fn unfollow(&mut self, conversation_id: &str) -> bool {
+        self.presence.leave(conversation_id);
+        self.followed.remove(conversation_id).is_some()
+    }
+}
+
+/// The caller as the other participants see them ([`Participant::named`]).
+async fn participant(state: &AppState, p: &Principal) -> Participant {
+    let user = state.storage().get_user(&p.user_id).await.ok().flatten();
+    Participant::named(&p.user_id, user.as_ref().and_then(|u| u.display_name.as_deref()), p.email.as_deref())
 }
 
 /// `GET /ws/chat`.
@@ -121,7 +162,9 @@ async fn still_valid(state: &AppState, p: &Principal, credentials: &HeaderMap) -
 
 async fn run(state: AppState, p: Principal, credentials: HeaderMap, mut socket: WebSocket) {
     let mut events = state.events().subscribe();
-    let mut subscribed: HashSet<String> = HashSet::new();
+    let mut updates = state.presence().subscribe();
+    let presence = state.presence().connect(participant(&state, &p).await);
+    let mut s = Session { p, followed: HashMap::new(), presence };
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     let mut recheck = tokio::time::interval(RECHECK_EVERY);
@@ -132,19 +175,21 @@ async fn run(state: AppState, p: Principal, credentials: HeaderMap, mut socket: 
         return;
     }
     loop {
-        tokio::select! {
+        let out: Vec<Value> = tokio::select! {
             changed = revocations.changed(), if announced => {
                 announced = changed.is_ok();
-                if !still_valid(&state, &p, &credentials).await {
+                if !still_valid(&state, &s.p, &credentials).await {
                     close_revoked(&mut socket).await;
                     break;
                 }
+                Vec::new()
             }
             _ = recheck.tick() => {
-                if !still_valid(&state, &p, &credentials).await {
+                if !still_valid(&state, &s.p, &credentials).await {
                     close_revoked(&mut socket).await;
                     break;
                 }
+                withdrawn_shares(&state, &mut s).await
             }
             frame = socket.recv() => {
                 let text = match frame {
@@ -152,30 +197,36 @@ async fn run(state: AppState, p: Principal, credentials: HeaderMap, mut socket: 
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                     Some(Ok(_)) => continue, // pings are answered by axum; binary frames are ignored
                 };
-                let reply = handle_frame(&state, &p, &mut subscribed, text.as_str()).await;
-                if !send(&mut socket, reply).await {
-                    break;
-                }
+                handle_frame(&state, &mut s, text.as_str()).await.into_iter().collect()
             }
-            ev = events.recv() => {
-                let out = match ev {
-                    Ok(ev) => event_frame(&state, &p, &mut subscribed, ev).await,
-                    Err(RecvError::Lagged(n)) => {
-                        tracing::debug!(missed = n, "live socket fell behind");
-                        Some(json!({"type": "resync"}))
-                    }
-                    Err(RecvError::Closed) => break,
-                };
-                if let Some(v) = out {
-                    if !send(&mut socket, v).await {
-                        break;
-                    }
+            ev = events.recv() => match ev {
+                Ok(ev) => event_frame(&state, &mut s, ev).await.into_iter().collect(),
+                Err(RecvError::Lagged(n)) => {
+                    tracing::debug!(missed = n, "live socket fell behind");
+                    vec![json!({"type": "resync"})]
                 }
-            }
+                Err(RecvError::Closed) => break,
+            },
+            update = updates.recv() => match update {
+                Ok(u) => presence_frame(&s, u).into_iter().collect(),
+                // Missed presence changes: the current lists of what the connection follows.
+                Err(RecvError::Lagged(_)) => s
+                    .followed
+                    .keys()
+                    .map(|id| participants_frame(id, state.presence().participants(id)))
+                    .collect(),
+                Err(RecvError::Closed) => break,
+            },
             _ = ping.tick() => {
                 if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
                     break;
                 }
+                Vec::new()
+            }
+        };
+        for v in out {
+            if !send(&mut socket, v).await {
+                return;
             }
         }
     }
@@ -190,59 +241,118 @@ async fn close_revoked(socket: &mut WebSocket) {
     let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
-async fn handle_frame(state: &AppState, p: &Principal, subscribed: &mut HashSet<String>, text: &str) -> Value {
+/// Stops following the shared conversations the caller may no longer read.
+async fn withdrawn_shares(state: &AppState, s: &mut Session) -> Vec<Value> {
+    let shared: Vec<(String, String)> = s
+        .followed
+        .iter()
+        .filter(|(_, f)| f.owner != s.p.user_id)
+        .map(|(id, f)| (id.clone(), f.owner.clone()))
+        .collect();
+    let mut out = Vec::new();
+    for (id, owner) in shared {
+        if !shared_with(state, &s.p, &owner, &id).await {
+            s.unfollow(&id);
+            out.push(json!({"type": "unsubscribed", "conversation_id": id, "reason": "no longer shared with you"}));
+        }
+    }
+    out
+}
+
+async fn handle_frame(state: &AppState, s: &mut Session, text: &str) -> Option<Value> {
     let frame: ClientFrame = match serde_json::from_str(text) {
         Ok(f) => f,
-        Err(e) => return json!({"type": "error", "message": format!("bad frame: {e}")}),
+        Err(e) => return Some(json!({"type": "error", "message": format!("bad frame: {e}")})),
     };
-    match frame {
+    Some(match frame {
         ClientFrame::Ping => json!({"type": "pong"}),
         ClientFrame::Unsubscribe { conversation_id } => {
-            subscribed.remove(&conversation_id);
+            s.unfollow(&conversation_id);
             json!({"type": "unsubscribed", "conversation_id": conversation_id})
         }
-        ClientFrame::Subscribe { conversation_id } => {
-            if subscribed.len() >= MAX_SUBSCRIPTIONS && !subscribed.contains(&conversation_id) {
-                return json!({"type": "error", "message": format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection")});
+        ClientFrame::Typing { conversation_id, typing } => {
+            if !s.followed.contains_key(&conversation_id) {
+                return Some(
+                    json!({"type": "error", "message": format!("subscribe to {conversation_id} before typing in it")}),
+                );
             }
-            match state.storage().get_conversation(&p.user_id, &conversation_id).await {
-                Ok(Some(_)) => {
-                    subscribed.insert(conversation_id.clone());
+            if !s.owns(&conversation_id) {
+                return Some(
+                    json!({"type": "error", "message": "this conversation is shared with you to read; you cannot post in it"}),
+                );
+            }
+            s.presence.typing(&conversation_id, typing);
+            return None; // no answer: typing frames come often
+        }
+        ClientFrame::Subscribe { conversation_id } => {
+            if s.followed.len() >= MAX_SUBSCRIPTIONS && !s.followed.contains_key(&conversation_id) {
+                return Some(
+                    json!({"type": "error", "message": format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection")}),
+                );
+            }
+            match readable(state, &s.p, &conversation_id).await {
+                Ok(c) => {
+                    s.followed.insert(conversation_id.clone(), Followed { owner: c.user_id });
+                    s.presence.join(&conversation_id);
                     json!({"type": "subscribed", "conversation_id": conversation_id})
                 }
                 // Someone else's conversation looks exactly like a missing one.
-                Ok(None) => json!({"type": "error", "message": format!("Conversation {conversation_id} not found")}),
+                Err(e) if e.status == StatusCode::NOT_FOUND => {
+                    json!({"type": "error", "message": format!("Conversation {conversation_id} not found")})
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "live socket: cannot check a conversation");
+                    tracing::warn!(error = %e.message, "live socket: cannot check a conversation");
                     json!({"type": "error", "message": "cannot subscribe now; try again"})
                 }
             }
         }
-    }
+    })
 }
 
 /// The frame an event becomes for this connection, if it concerns it.
-async fn event_frame(state: &AppState, p: &Principal, subscribed: &mut HashSet<String>, ev: Event) -> Option<Value> {
+async fn event_frame(state: &AppState, s: &mut Session, ev: Event) -> Option<Value> {
     let storage = state.storage();
     match ev {
-        Event::MessageCreated { conversation_id, message_id } if subscribed.contains(&conversation_id) => match storage
-            .get_message(&conversation_id, &message_id)
-            .await
-        {
-            Ok(Some(m)) => Some(json!({"type": "message_created", "conversation_id": conversation_id, "message": m})),
-            Ok(None) => None,
-            Err(e) => {
-                tracing::warn!(error = %e, "live socket: cannot load a message");
-                Some(json!({"type": "resync"}))
+        Event::MessageCreated { conversation_id, message_id } if s.followed.contains_key(&conversation_id) => {
+            // A share can be withdrawn at any time: check it again before showing anything.
+            if !s.owns(&conversation_id) {
+                let owner = s.followed.get(&conversation_id).map(|f| f.owner.clone()).unwrap_or_default();
+                if !shared_with(state, &s.p, &owner, &conversation_id).await {
+                    s.unfollow(&conversation_id);
+                    return Some(
+                        json!({"type": "unsubscribed", "conversation_id": conversation_id, "reason": "no longer shared with you"}),
+                    );
+                }
             }
-        },
+            match storage.get_message(&conversation_id, &message_id).await {
+                Ok(Some(m)) => {
+                    Some(json!({"type": "message_created", "conversation_id": conversation_id, "message": m}))
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "live socket: cannot load a message");
+                    Some(json!({"type": "resync"}))
+                }
+            }
+        }
         Event::ConversationUpdated { conversation_id } => {
-            match storage.get_conversation(&p.user_id, &conversation_id).await {
+            let found = if s.followed.contains_key(&conversation_id) && !s.owns(&conversation_id) {
+                readable(state, &s.p, &conversation_id).await.map(Some).or_else(|e| {
+                    if e.status == StatusCode::NOT_FOUND {
+                        Ok(None)
+                    } else {
+                        Err(e.message)
+                    }
+                })
+            } else {
+                storage.get_conversation(&s.p.user_id, &conversation_id).await.map_err(|e| e.to_string())
+            };
+            match found {
                 Ok(Some(c)) => {
                     Some(json!({"type": "conversation_updated", "conversation_id": conversation_id, "conversation": c}))
                 }
                 // Gone: tell the connections that followed it; others cannot tell it was the caller's.
-                Ok(None) if subscribed.remove(&conversation_id) => Some(
+                Ok(None) if s.unfollow(&conversation_id) => Some(
                     json!({"type": "conversation_updated", "conversation_id": conversation_id, "conversation": null}),
                 ),
                 Ok(None) => None,
@@ -254,6 +364,27 @@ async fn event_frame(state: &AppState, p: &Principal, subscribed: &mut HashSet<S
         }
         _ => None,
     }
+}
+
+/// The frame a presence update becomes for this connection, if it follows the conversation.
+fn presence_frame(s: &Session, update: PresenceUpdate) -> Option<Value> {
+    if !s.followed.contains_key(update.conversation_id()) {
+        return None;
+    }
+    match update {
+        PresenceUpdate::Participants { conversation_id, participants, total } => {
+            Some(participants_frame(&conversation_id, (participants, total)))
+        }
+        PresenceUpdate::Typing { conversation_id, connection, participant, typing } => (connection != s.presence.id())
+            .then(|| {
+                json!({"type": "typing", "conversation_id": conversation_id, "user_id": participant.user_id,
+                       "name": participant.name, "typing": typing})
+            }),
+    }
+}
+
+fn participants_frame(conversation_id: &str, (participants, total): (Vec<Participant>, usize)) -> Value {
+    json!({"type": "presence", "conversation_id": conversation_id, "participants": participants, "count": total})
 }
 
 #[cfg(test)]

@@ -34,6 +34,8 @@ struct Inner {
     quotas: gaia_core::quota::Quotas,
     metrics: Arc<crate::observe::Metrics>,
     engine: gaia_chat::Engine,
+    /// Who has each conversation open and who is typing, across instances (`/ws/chat`).
+    presence: gaia_chat::presence::Presence,
     provider_changes: crate::provider_store::AppliedChanges,
     password_gate: gaia_core::auth::PasswordGate,
     live_connections: Arc<crate::per_user::PerUser>,
@@ -110,11 +112,13 @@ impl AppState {
             tools: Some(tools.clone()),
             tool_limits: config.agents.limits.clone(),
         });
+        let presence = gaia_chat::presence::Presence::new(events.clone());
         AppState {
             inner: Arc::new(Inner {
                 quotas,
                 metrics,
                 engine,
+                presence,
                 provider_changes: Default::default(),
                 password_gate: gaia_core::auth::PasswordGate::new(config.auth.hash_concurrency, config.auth.hash_queue),
                 live_connections: Default::default(),
@@ -225,6 +229,11 @@ impl AppState {
     pub fn usage(&self) -> &UsageRecorder {
         &self.inner.usage
     }
+    /// Live presence in conversations (who has one open, who is typing), across instances.
+    pub fn presence(&self) -> &gaia_chat::presence::Presence {
+        &self.inner.presence
+    }
+
     /// The conversation engine: every chat turn and model call goes through it.
     pub fn engine(&self) -> &gaia_chat::Engine {
         &self.inner.engine

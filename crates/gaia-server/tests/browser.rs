@@ -1,6 +1,8 @@
 //! End-to-end tests of the web UI in real headless Chromium, driven over WebDriver (chromedriver +
 //! fantoccini), against the server and the mock upstream: register, stream, switch, search, delete,
-//! XSS, image upload, regenerate, two tabs kept in sync over `/ws/chat`, settings, logout and login.
+//! XSS, image upload, regenerate, two tabs kept in sync over `/ws/chat`, settings, logout and login;
+//! and two browsers (two users, on two server instances bridged by Redis when it is available) on
+//! one shared conversation, seeing each other's presence and typing.
 //! Any console error on the way fails it (a Content-Security-Policy violation, such as htmx injecting an
 //! inline style, is one; issue 17 item 11).
 //! Screenshots of the main pages are saved under `target/tmp/screenshots/`.
@@ -356,4 +358,108 @@ async fn chat_in_headless_chromium() {
     assert_eq!(texts(&c, "#conv-list li.conv a").await.len(), 1);
     assert_clean_console(&driver, &c, "/login and back").await;
     c.close().await.unwrap();
+}
+
+async fn sign_in(c: &Client, base: &str, email: &str) {
+    c.goto(&format!("{base}/login")).await.unwrap();
+    c.find(Locator::Css("input[name=email]")).await.unwrap().send_keys(email).await.unwrap();
+    c.find(Locator::Css("input[name=password]")).await.unwrap().send_keys("correct horse battery").await.unwrap();
+    c.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_for("the chat page after signing in", || async { c.current_url().await.is_ok_and(|u| u.path() == "/chat") })
+        .await;
+}
+
+/// The text of the first element matching `css` when it is shown, else an empty string.
+async fn shown_text(c: &Client, css: &str) -> String {
+    match c.find(Locator::Css(css)).await {
+        Ok(e) if e.is_displayed().await.unwrap_or(false) => e.text().await.unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+#[tokio::test]
+async fn presence_and_typing_reach_a_second_browser() {
+    let (Some(driver_path), Some(chromium)) = (
+        find("GAIA_CHROMEDRIVER", &["/usr/bin/chromedriver"]),
+        find("GAIA_CHROMIUM", &["/usr/bin/chromium", "/usr/bin/chromium-browser"]),
+    ) else {
+        assert!(!services_required(), "chromium and chromedriver are required (GAIA_REQUIRE_SERVICES=1)");
+        eprintln!("skipping: chromium or chromedriver not installed");
+        return;
+    };
+    // Two instances on one database, their event buses bridged by Redis; one instance without Redis.
+    let redis = gaia_core::testing::redis_url();
+    assert!(redis.is_some() || !services_required(), "GAIA_TEST_REDIS_URL is required");
+    let prefix = gaia_core::testing::unique_redis_prefix();
+    let mut config =
+        gaia_core::Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Default::default() };
+    config.chat.auto_title = false;
+    config.chat.memory = false;
+    config.rbac.first_user_admin = false;
+    let db = sqlite_db();
+    let db2 = db.alias();
+    let shared = redis.as_deref().map(|u| (u, prefix.as_str()));
+    let one = common::start_shared(db, Some(MockConfig::default()), config.clone(), shared).await;
+    let two = match shared {
+        Some(r) => Some(common::start_shared(db2, Some(MockConfig::default()), config, Some(r)).await),
+        None => None,
+    };
+    let other = two.as_ref().unwrap_or(&one);
+
+    // Ann's conversation, shared with Bob for reading.
+    let (ann, _, _) = one.register("ann@example.com").await;
+    let (_, _, bob_id) = one.register("bob@example.com").await;
+    let v: serde_json::Value = one
+        .http
+        .post(format!("{}/api/v1/chat", one.url))
+        .bearer_auth(&ann)
+        .json(&json!({"message": "Where do we meet?"}))
+        .fetch_json()
+        .await;
+    let conv = v["_metadata"]["conversation_id"].as_str().unwrap().to_string();
+    let r = one
+        .http
+        .post(format!("{}/api/v1/rbac/shares", one.url))
+        .bearer_auth(&ann)
+        .json(&json!({"conversation_id": conv, "user_id": bob_id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    let driver = start_driver(&driver_path).await;
+    let a = browser(&driver, &chromium).await;
+    let b = browser(&driver, &chromium).await;
+    sign_in(&a, &one.url, "ann@example.com").await;
+    sign_in(&b, &other.url, "bob@example.com").await;
+    a.goto(&format!("{}/chat/{conv}", one.url)).await.unwrap();
+    b.goto(&format!("{}/chat/{conv}", other.url)).await.unwrap();
+
+    // Bob reads the shared conversation without a composer.
+    wait_for("the read-only note", || async { shown_text(&b, ".read-only").await.contains("Shared with you") }).await;
+    assert!(!b.find(Locator::Css("#composer")).await.unwrap().is_displayed().await.unwrap());
+    assert!(texts(&b, "#messages article.user .body").await.iter().any(|t| t == "Where do we meet?"));
+    assert_eq!(texts(&b, "#messages article.user .who").await, ["ann"], "signed by its author, not \"You\"");
+    // Each sees the other here.
+    wait_for("Bob in Ann's presence list", || async { shown_text(&a, "#presence").await == "Here now: bob" }).await;
+    wait_for("Ann in Bob's presence list", || async { shown_text(&b, "#presence").await == "Here now: ann" }).await;
+
+    // Ann types: Bob sees it; when she sends, the indicator goes and her message arrives.
+    a.find(Locator::Css("#input")).await.unwrap().send_keys("At the old well").await.unwrap();
+    wait_for("Ann typing, in Bob's browser", || async { shown_text(&b, "#typing").await == "ann is typing…" }).await;
+    screenshot(&b, "presence-typing").await;
+    assert_eq!(shown_text(&a, "#typing").await, "", "nobody is told about their own typing");
+    a.find(Locator::Css("#send")).await.unwrap().click().await.unwrap();
+    wait_for("the typing indicator gone", || async { shown_text(&b, "#typing").await.is_empty() }).await;
+    wait_for("Ann's message, live in Bob's browser", || async {
+        texts(&b, "#messages article.user .body").await.iter().any(|t| t == "At the old well")
+    })
+    .await;
+    assert_clean_console(&driver, &a, "the shared conversation (Ann)").await;
+    assert_clean_console(&driver, &b, "the shared conversation (Bob)").await;
+
+    // Bob leaves: Ann sees him go.
+    b.close().await.unwrap();
+    wait_for("Bob gone from Ann's presence list", || async { shown_text(&a, "#presence").await.is_empty() }).await;
+    a.close().await.unwrap();
 }

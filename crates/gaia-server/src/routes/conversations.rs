@@ -86,19 +86,24 @@ async fn owned(state: &AppState, user_id: &str, id: &str) -> ApiResult<Conversat
 
 /// A conversation the caller may read: their own, or one shared with them (or their team). Anything
 /// else is a 404, whether it exists or not.
-async fn readable(state: &AppState, p: &gaia_core::auth::Principal, id: &str) -> ApiResult<Conversation> {
+pub(crate) async fn readable(state: &AppState, p: &gaia_core::auth::Principal, id: &str) -> ApiResult<Conversation> {
     if let Some(c) = state.storage().get_conversation(&p.user_id, id).await? {
         return Ok(c);
     }
     let not_found = || ApiError::not_found(format!("Conversation {id} not found"));
     let c = state.storage().find_conversation(id).await?.ok_or_else(not_found)?;
-    let who = gaia_rbac::Subject::from(p);
-    let resource = gaia_rbac::Resource::conversation(&c.user_id, &c.id);
-    if state.rbac().await.check(&who, gaia_rbac::Action::Read, &resource).allowed {
+    if shared_with(state, p, &c.user_id, &c.id).await {
         Ok(c)
     } else {
         Err(not_found())
     }
+}
+
+/// Whether `owner`'s conversation `id` is shared with the caller (or their team) for reading, now.
+pub(crate) async fn shared_with(state: &AppState, p: &gaia_core::auth::Principal, owner: &str, id: &str) -> bool {
+    let who = gaia_rbac::Subject::from(p);
+    let resource = gaia_rbac::Resource::conversation(owner, id);
+    state.rbac().await.check(&who, gaia_rbac::Action::Read, &resource).allowed
 }
 
 /// The caller's conversations, most recently updated first.

@@ -284,12 +284,19 @@ async fn chat_page(state: AppState, headers: HeaderMap, id: Option<String>) -> R
 
 async fn render_chat(state: &AppState, p: &Principal, s: &WebSession, id: Option<&str>) -> Result<Response, ApiError> {
     let storage = state.storage();
+    // The caller's own conversation, or one shared with them (shown read-only).
     let current = match id {
-        Some(id) => match storage.get_conversation(&p.user_id, id).await? {
-            Some(c) => Some(c),
-            None => return Ok(Redirect::to("/chat").into_response()),
+        Some(id) => match crate::routes::conversations::readable(state, p, id).await {
+            Ok(c) => Some(c),
+            Err(e) if e.status == StatusCode::NOT_FOUND => return Ok(Redirect::to("/chat").into_response()),
+            Err(e) => return Err(e),
         },
         None => None,
+    };
+    let read_only = current.as_ref().is_some_and(|c| c.user_id != p.user_id);
+    let author = match &current {
+        Some(c) if read_only => author_of(state, &c.user_id).await,
+        _ => "You".to_string(),
     };
     let messages = match &current {
         Some(c) => storage.list_messages(&c.id).await?,
@@ -317,6 +324,9 @@ async fn render_chat(state: &AppState, p: &Principal, s: &WebSession, id: Option
         model: settings.default_model.as_deref(),
         personas: &personas,
         persona: &persona,
+        user_id: &p.user_id,
+        read_only,
+        author: &author,
     };
     Ok(html(StatusCode::OK, pages::chat(&ctx, &page)))
 }
@@ -354,15 +364,25 @@ async fn conversation_messages(State(state): State<AppState>, headers: HeaderMap
     };
     let storage = state.storage();
     let result = async {
-        let c = storage
-            .get_conversation(&p.user_id, &id)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("Conversation {id} not found")))?;
+        let c = crate::routes::conversations::readable(&state, &p, &id).await?;
         let msgs = storage.list_messages(&c.id).await?;
-        Ok::<_, ApiError>(html(StatusCode::OK, pages::messages(&msgs)))
+        let author = if c.user_id == p.user_id { "You".to_string() } else { author_of(&state, &c.user_id).await };
+        Ok::<_, ApiError>(html(StatusCode::OK, pages::messages(&msgs, &author)))
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// How the owner of a conversation shared with the reader is named on its messages.
+async fn author_of(state: &AppState, owner: &str) -> String {
+    let user = state.storage().get_user(owner).await.ok().flatten();
+    let u = user.as_ref();
+    gaia_chat::presence::Participant::named(
+        owner,
+        u.and_then(|u| u.display_name.as_deref()),
+        u.map(|u| u.email.as_str()),
+    )
+    .name
 }
 
 /// The models of every provider as `provider/model`, sorted.

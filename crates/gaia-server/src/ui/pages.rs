@@ -104,8 +104,9 @@ pub fn conversation_list(items: &[Conversation], current: Option<&str>) -> Marku
     }
 }
 
-/// One message bubble.
-pub fn message(m: &StoredMessage) -> Markup {
+/// One message bubble; the user's messages are signed `author` ("You", or the owner's name in a
+/// conversation shared with the reader).
+pub fn message(m: &StoredMessage, author: &str) -> Markup {
     let role = match m.role {
         Role::User => "user",
         Role::Assistant => "assistant",
@@ -113,7 +114,7 @@ pub fn message(m: &StoredMessage) -> Markup {
     };
     html! {
         article .msg .(role) data-id=(m.id) {
-            div .who { @if role == "user" { "You" } @else { "Assistant" } @if let Some(model) = &m.model { span .model { " · " (model) } } }
+            div .who { @if role == "user" { (author) } @else { "Assistant" } @if let Some(model) = &m.model { span .model { " · " (model) } } }
             @if !m.attachments.is_empty() {
                 div .images {
                     @for a in &m.attachments {
@@ -128,11 +129,11 @@ pub fn message(m: &StoredMessage) -> Markup {
     }
 }
 
-/// The messages of a conversation.
-pub fn messages(msgs: &[StoredMessage]) -> Markup {
+/// The messages of a conversation, the user's signed `author`.
+pub fn messages(msgs: &[StoredMessage], author: &str) -> Markup {
     html! {
         @if msgs.is_empty() { div .welcome { h2 { "What shall we talk about?" } } }
-        @for m in msgs { (message(m)) }
+        @for m in msgs { (message(m, author)) }
     }
 }
 
@@ -154,6 +155,12 @@ pub struct ChatPage<'a> {
     pub personas: &'a [Persona],
     /// The persona selected.
     pub persona: &'a str,
+    /// The signed-in user's id (to tell the others apart in presence lists).
+    pub user_id: &'a str,
+    /// The open conversation is someone else's, shared with the user: shown, not written to.
+    pub read_only: bool,
+    /// Who the conversation's user messages are from: "You", or the owner's name when shared.
+    pub author: &'a str,
 }
 
 /// The chat page.
@@ -180,23 +187,26 @@ pub fn chat(ctx: &PageCtx<'_>, p: &ChatPage<'_>) -> Markup {
                         }
                     }
                 }
-                main .chat data-conversation=(current_id.unwrap_or("")) {
+                main .chat data-conversation=(current_id.unwrap_or("")) data-user=(p.user_id) {
                     header {
                         h1 #conv-title { (p.current.and_then(|c| c.title.as_deref()).unwrap_or("New chat")) }
-                        label { "Model "
+                        span #presence .presence hidden {}
+                        label hidden[p.read_only] { "Model "
                             select #model {
                                 option value="" { "default" }
                                 @for m in p.models { option value=(m) selected[p.model == Some(m.as_str())] { (m) } }
                             }
                         }
-                        label { "Persona "
+                        label hidden[p.read_only] { "Persona "
                             select #persona {
                                 @for x in p.personas { option value=(x.id) selected[x.id == p.persona] { (x.name) } }
                             }
                         }
                     }
-                    section #messages aria-live="polite" { (messages(p.messages)) }
-                    form #composer {
+                    section #messages aria-live="polite" { (messages(p.messages, p.author)) }
+                    p #typing .typing-note aria-live="polite" hidden {}
+                    @if p.read_only { p .read-only { "Shared with you: you can read this conversation, not write in it." } }
+                    form #composer hidden[p.read_only] {
                         div #pending .pending hidden {}
                         textarea #input name="message" rows="3" placeholder="Send a message (Enter to send, Shift+Enter for a new line; paste or drop images)" {}
                         div .buttons {
