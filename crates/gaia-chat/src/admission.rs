@@ -180,6 +180,40 @@ impl Engine {
         })
     }
 
+    /// The most a tool loop (an agent run, a chat turn with tools, an orchestrated run) of `admitted`
+    /// may still spend: what is left of today's agent ceiling (`limits.daily_cost_ceiling`; refused
+    /// with 429 once reached) and of their hard budgets (402 once used up); `None` when neither applies.
+    pub async fn run_budget(
+        &self,
+        admitted: &Admitted,
+        limits: &gaia_core::config::AgentLimits,
+    ) -> Result<Option<f64>, crate::ChatError> {
+        let ceiling_left = match limits.daily_cost_ceiling {
+            Some(ceiling) => {
+                let since = chrono::Utc::now().date_naive().and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+                let filter = gaia_core::storage::UsageFilter {
+                    user_id: Some(admitted.principal().user_id.clone()),
+                    since: Some(since),
+                    until: None,
+                };
+                let spent = self.inner.storage.usage_summary(&filter).await?.totals.cost_usd;
+                if spent >= ceiling {
+                    return Err(Refusal::new(429, format!("today's agent cost ceiling ({ceiling}) is reached")).into());
+                }
+                Some(ceiling - spent)
+            }
+            None => None,
+        };
+        let budget_left = self.budget_left(admitted.subject()).await;
+        if budget_left.is_some_and(|left| left <= 0.0) {
+            return Err(Refusal::new(402, "a hard budget of this caller is used up").into());
+        }
+        Ok(match (ceiling_left, budget_left) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
     /// What is left of `who`'s hard budgets in their current periods (the tightest), `None` when no
     /// hard budget applies: the most an agent run may still spend.
     pub async fn budget_left(&self, who: &Subject) -> Option<f64> {

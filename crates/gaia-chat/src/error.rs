@@ -36,6 +36,9 @@ pub enum ChatError {
     /// Bad input (`InvalidInput`), something missing (`NotFound`), or storage.
     #[error(transparent)]
     Core(#[from] CoreError),
+    /// A tool source of a tool loop failed as a whole (an MCP server that broke the protocol).
+    #[error(transparent)]
+    Tools(gaia_mcp::McpError),
 }
 
 impl ChatError {
@@ -61,6 +64,7 @@ impl ChatError {
             ChatError::Core(CoreError::Conflict(_)) => 409,
             ChatError::Core(CoreError::Database(_)) => 503,
             ChatError::Core(_) => 500,
+            ChatError::Tools(_) => 502,
         }
     }
 }

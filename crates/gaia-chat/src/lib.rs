@@ -12,6 +12,7 @@
 //!   and store the answer with its usage.
 //! - [`RunMeter`]: the metering of agent and orchestrated runs (`gaia-mcp`).
 //! - [`presence`]: who has a conversation open and who is typing, across instances.
+//! - [`chat_tool`]: `gaia__chat`, asking a model through the engine as a tool for MCP clients.
 //!
 //! ```no_run
 //! use gaia_chat::{Engine, TurnInput};
@@ -32,6 +33,7 @@ mod error;
 mod memory;
 mod meter;
 pub mod presence;
+mod tool;
 mod turn;
 
 pub use admission::{Admitted, Estimate, Gate, MODELS_RESOURCE};
@@ -39,4 +41,5 @@ pub use call::{Answer, CacheStatus, CacheUse, CallSpec, Called};
 pub use engine::{CallObserver, CallReport, Engine, EngineParts, ToolCatalog};
 pub use error::{ChatError, Refusal, Result};
 pub use meter::{Meter, RunMeter, CLIENT_CLOSED};
+pub use tool::{chat_tool, CHAT_TOOL_ENDPOINT, CHAT_TOOL_SOURCE, MAX_CHAT_TOOL_TEXT};
 pub use turn::{title_from, Turn, TurnAnswer, TurnEvent, TurnInput, TurnStream, MAX_IMAGES_PER_MESSAGE};

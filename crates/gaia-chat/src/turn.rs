@@ -22,12 +22,13 @@ use crate::error::{ChatError, Result};
 use crate::memory::Remember;
 use futures::stream::BoxStream;
 use futures::StreamExt;
+use gaia_core::config::AgentLimits;
 use gaia_core::context;
 use gaia_core::events::Event as BusEvent;
 use gaia_core::storage::{Conversation, Persona, DEFAULT_PERSONA_ID};
 use gaia_core::types::ToolSpec;
 use gaia_core::types::{ChatMessage, FinishReason, Role, Usage};
-use gaia_mcp::{Agent, AgentEvent, McpError, Toolbox};
+use gaia_mcp::{Agent, AgentEvent, AgentRun, McpError, Toolbox};
 use gaia_providers::{merge_usage, Candidate, ChatEvent, ChatRequest, ChatStream};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -449,17 +450,41 @@ impl Turn {
     }
 
     /// The tool loop of this turn over `tools`: every model call metered under the turn's endpoint,
-    /// within the tool limits and what is left of the caller's hard budgets.
-    async fn agent(&self, tools: Arc<Toolbox>, stream: bool) -> Agent {
+    /// within `limits` and what is left of the caller's agent ceiling and hard budgets
+    /// ([`Engine::run_budget`]).
+    async fn agent(&self, tools: Arc<Toolbox>, stream: bool, limits: AgentLimits) -> Result<Agent> {
         let engine = &self.engine;
-        let budget = engine.budget_left(self.admitted.subject()).await;
-        Agent::new(&self.speaker, engine.inner.providers.clone(), &self.model_asked, tools)
-            .with_limits(engine.inner.tool_limits.clone())
+        let budget = engine.run_budget(&self.admitted, &limits).await?;
+        Ok(Agent::new(&self.speaker, engine.inner.providers.clone(), &self.model_asked, tools)
+            .with_limits(limits)
             .with_budget(budget)
             .with_sampling(self.request.temperature, self.request.max_tokens)
             .with_recorder(crate::meter::RunMeter::new(engine, &self.admitted, self.endpoint))
             .for_user(&self.admitted.principal().user_id)
-            .streaming(stream)
+            .streaming(stream))
+    }
+
+    /// Runs this turn as an agent over the caller's own `tools` (instead of the persona's), within
+    /// `limits`: the tool loop's progress goes to `progress` as it happens ([`AgentEvent`]), the answer
+    /// is stored like any turn's, and the whole run comes back (its tool calls, tokens, cost). Used by
+    /// the agent endpoints, whose toolbox is assembled per request (MCP servers, files).
+    pub async fn run(
+        self,
+        tools: Toolbox,
+        limits: AgentLimits,
+        progress: Option<tokio::sync::mpsc::Sender<AgentEvent>>,
+    ) -> Result<AgentRun> {
+        let agent = self.agent(Arc::new(tools), false, limits).await?;
+        let run = agent.run(self.request.messages.clone(), progress).await;
+        // The agent's toolbox (and the MCP server processes it owns) ends here, before the answer is
+        // stored.
+        drop(agent);
+        let run = run.map_err(run_error)?;
+        self.provider_accepted().await?;
+        let model = run.model.split_once('/').map_or(run.model.as_str(), |(_, m)| m);
+        self.engine.store_answer(&self.conversation.id, &run.content, model, run.usage).await;
+        self.after().spawn(&run.content);
+        Ok(run)
     }
 
     fn spec(&self, stream: bool) -> CallSpec<'_> {
@@ -523,7 +548,13 @@ impl Turn {
     }
 
     async fn complete_with_tools(self, tools: Arc<Toolbox>) -> Result<TurnAnswer> {
-        let run = self.agent(tools, false).await.run(self.request.messages.clone(), None).await.map_err(run_error)?;
+        let limits = self.engine.inner.tool_limits.clone();
+        let run = self
+            .agent(tools, false, limits)
+            .await?
+            .run(self.request.messages.clone(), None)
+            .await
+            .map_err(run_error)?;
         self.provider_accepted().await?;
         let (provider, model) = run.model.split_once('/').unwrap_or(("-", run.model.as_str()));
         let message_id = self.engine.store_answer(&self.conversation.id, &run.content, model, run.usage).await;
@@ -562,7 +593,7 @@ impl Turn {
     /// The tool loop, streamed: the run is driven by the stream itself, so a client that leaves ends
     /// it (its calls are metered as abandoned, what it had said is stored).
     async fn stream_with_tools(self, tools: Arc<Toolbox>) -> Result<TurnStream> {
-        let agent = self.agent(tools, true).await;
+        let agent = self.agent(tools, true, self.engine.inner.tool_limits.clone()).await?;
         let (provider, model) = match self.candidates.first() {
             Some((p, m)) => (p.name().to_string(), m.clone()),
             None => ("-".to_string(), self.request.model.clone()),
@@ -815,7 +846,7 @@ fn run_error(e: McpError) -> ChatError {
     match e {
         McpError::Provider(p) => ChatError::Provider(p),
         McpError::Invalid(m) => ChatError::invalid(m),
-        other => ChatError::Core(gaia_core::CoreError::Internal(other.to_string())),
+        other => ChatError::Tools(other),
     }
 }
 

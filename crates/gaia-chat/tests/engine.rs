@@ -233,3 +233,51 @@ async fn a_bad_turn_is_refused_and_stores_nothing() {
     assert!(convs.is_empty(), "nothing stored");
     assert_eq!(w.mock.requests(), 0);
 }
+
+#[tokio::test]
+async fn an_agent_turn_runs_the_callers_tools_stores_its_answer_and_respects_the_ceiling() {
+    use gaia_mcp::{AgentEvent, FnTool, Toolbox};
+    for db in gaia_core::testing::database_urls().await {
+        let backend = db.backend;
+        let w = world(db, LimitsConfig::default(), false).await;
+        let admitted = w.engine.admit(&w.user, false).await.unwrap().budgets(None).await.unwrap();
+        let mut tools = Toolbox::new();
+        let schema = serde_json::json!({"type": "object", "properties": {"place": {"type": "string"}}});
+        tools.add(Arc::new(FnTool::new("game", "locate", "Where a place is", schema, |_| async move {
+            Ok("The safe house is behind the bakery.".to_string())
+        })));
+        assert!(tools.refresh().await.is_empty());
+        let turn = w.engine.turn(&admitted, "mcp_agent", input("call tool game__locate safe house")).await.unwrap();
+        let conversation = turn.conversation().id.clone();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let run = turn.run(tools.clone(), Default::default(), Some(tx)).await.unwrap();
+        assert_eq!(run.tool_calls.len(), 1, "{backend}: {run:?}");
+        assert_eq!(run.tool_calls[0].name, "game__locate");
+        let mut seen = Vec::new();
+        while let Ok(ev) = rx.try_recv() {
+            if let AgentEvent::ToolStarted { name, .. } = ev {
+                seen.push(name);
+            }
+        }
+        assert_eq!(seen, ["game__locate"], "{backend}: progress reported as it happened");
+        // Stored like any turn: the request, then the answer.
+        let msgs = w.storage.list_messages(&conversation).await.unwrap();
+        let roles: Vec<Role> = msgs.iter().map(|m| m.role).collect();
+        assert_eq!(roles, [Role::User, Role::Assistant], "{backend}");
+        assert_eq!(msgs[1].content, run.content);
+        // Both model calls of the loop are metered under the caller's endpoint.
+        let r = records(&w).await;
+        assert_eq!(r.len(), 2, "{backend}: {r:?}");
+        assert!(r.iter().all(|u| u.endpoint == "mcp_agent" && u.status == 200 && u.input_tokens > 0));
+
+        // A daily agent ceiling already reached (0 here: the mock's model has no price): refused with
+        // 429 before any call.
+        let limits = gaia_core::config::AgentLimits { daily_cost_ceiling: Some(0.0), ..Default::default() };
+        let e = w.engine.run_budget(&admitted, &limits).await.unwrap_err();
+        assert_eq!(e.http_status(), 429, "{backend}: {e}");
+        let turn = w.engine.turn(&admitted, "mcp_agent", input("again")).await.unwrap();
+        let e = turn.run(tools, limits, None).await.unwrap_err();
+        assert_eq!(e.http_status(), 429, "{backend}");
+        assert_eq!(records(&w).await.len(), 2, "{backend}: no call was made");
+    }
+}

@@ -109,13 +109,17 @@ enum RetentionCommand {
 
 #[derive(Subcommand)]
 enum McpCommand {
-    /// Serve the knowledge-base tools, `gaia__chat` (when providers are configured) and the filesystem
-    /// tool of `[agents] fs_root` as an MCP server on stdin/stdout, for Claude Desktop, IDEs or other
-    /// agents. Logs go to stderr.
+    /// Serve the knowledge-base tools, `gaia__chat` (when providers are configured and `--user` is
+    /// given) and the filesystem tool of `[agents] fs_root` as an MCP server on stdin/stdout, for
+    /// Claude Desktop, IDEs or other agents. Logs go to stderr.
     Serve {
         /// Vault folder (overrides kb.root; needed when no [kb] is configured).
         #[arg(long)]
         root: Option<PathBuf>,
+        /// The user (email) `gaia__chat` asks as: admitted with their permission, rate limits and
+        /// budgets, and metered to them as `mcp_chat`, as on the server's `/mcp`.
+        #[arg(long, env = "GAIA_MCP_USER")]
+        user: Option<String>,
     },
 }
 
@@ -328,7 +332,7 @@ async fn main() -> Result<()> {
         Command::Users { command } => users::run(&load(cli.config)?, command).await,
         Command::Rbac(args) => rbac::run(&load(cli.config)?.database_url, args).await,
         Command::Quotas(args) => quotas::run(&load(cli.config)?.database_url, args).await,
-        Command::Mcp { command: McpCommand::Serve { root } } => mcp_serve(cli.config, root).await,
+        Command::Mcp { command: McpCommand::Serve { root, user } } => mcp_serve(cli.config, root, user).await,
         Command::Retention { command } => retention(cli.config, command).await,
     }
 }
@@ -365,7 +369,7 @@ async fn open_kb_reporting(
     Ok(Some(Kb::open_reporting(kc, storage).await.context("cannot open the knowledge base")?))
 }
 
-async fn mcp_serve(path: Option<PathBuf>, root: Option<PathBuf>) -> Result<()> {
+async fn mcp_serve(path: Option<PathBuf>, root: Option<PathBuf>, user: Option<String>) -> Result<()> {
     use std::sync::Arc;
     let cfg = load(path)?;
     let mut tools = gaia_mcp::Toolbox::new();
@@ -375,40 +379,43 @@ async fn mcp_serve(path: Option<PathBuf>, root: Option<PathBuf>) -> Result<()> {
     if let Some(dir) = &cfg.agents.fs_root {
         tools.add(Arc::new(gaia_mcp::FsToolSource::new(dir)?));
     }
-    let providers = gaia_providers::ProviderRegistry::from_config(&cfg);
-    if !providers.is_empty() {
-        let schema = serde_json::json!({"type": "object", "properties": {
-            "message": {"type": "string"}, "model": {"type": "string"}, "system": {"type": "string"}
-        }, "required": ["message"], "additionalProperties": false});
-        let chat =
-            gaia_mcp::FnTool::new("gaia", "chat", "Ask a model through Gaia's providers.", schema, move |args| {
-                let providers = providers.clone();
-                async move {
-                    let tool_err = |m: String| gaia_mcp::McpError::Tool { tool: "chat".into(), message: m };
-                    let message = args["message"].as_str().unwrap_or_default().to_string();
-                    if message.trim().is_empty() {
-                        return Err(tool_err("`message` is required".into()));
-                    }
-                    let model = args["model"].as_str().unwrap_or_default();
-                    let candidates = providers.candidates(model).await.map_err(|e| tool_err(e.to_string()))?;
-                    let mut messages = Vec::new();
-                    if let Some(s) = args["system"].as_str() {
-                        messages.push(gaia_core::types::ChatMessage::system(s));
-                    }
-                    messages.push(gaia_core::types::ChatMessage::user(message));
-                    let req = gaia_providers::ChatRequest::new(candidates[0].1.clone(), messages);
-                    let r =
-                        providers.chat_routed(&candidates, &req).await.map_err(|f| tool_err(f.error.to_string()))?;
-                    Ok(r.value.content)
-                }
-            });
-        tools.add(Arc::new(chat));
+    // The chat tool goes through the conversation engine, as a named user (never around it).
+    match user {
+        Some(email) => {
+            let gaia = gaia_server::Gaia::builder()
+                .config(cfg.clone())
+                .background_jobs(false)
+                .ui(false)
+                .build()
+                .await
+                .context("cannot start the conversation engine")?;
+            let state = gaia.state().clone();
+            let u = state
+                .storage()
+                .get_user_by_email(&email)
+                .await?
+                .with_context(|| format!("no user {email}: create it first (gaia users create)"))?;
+            let principal = gaia_core::auth::Principal {
+                user_id: u.id,
+                email: Some(u.email),
+                is_admin: u.is_admin,
+                method: gaia_core::auth::AuthMethod::Jwt,
+            };
+            if state.providers().is_empty() {
+                tracing::warn!("no provider configured: gaia__chat is not served");
+            } else {
+                tools.add(Arc::new(gaia_chat::chat_tool(state.engine(), principal)));
+            }
+        }
+        None => {
+            tracing::info!("gaia__chat is not served: pass --user EMAIL (or GAIA_MCP_USER) to ask models as that user")
+        }
     }
     for (source, err) in tools.refresh().await {
         tracing::warn!(%source, %err, "tools left out");
     }
     if tools.is_empty() {
-        bail!("nothing to serve: configure [kb] (or pass --root FOLDER), [[providers]] or [agents] fs_root");
+        bail!("nothing to serve: configure [kb] (or pass --root FOLDER), [agents] fs_root, or providers with --user");
     }
     tracing::info!(tools = tools.specs().len(), "serving MCP on stdio");
     gaia_mcp::ToolServer::new(Arc::new(tools)).serve_stdio().await?;

@@ -152,8 +152,9 @@ const CASES: &[(Route, &[(&str, usize)])] = &[
     (Route::ChatV03, &[("chat_v0.3", 1), ("persona_memory", 1)]),
     (Route::OpenAi, &[("openai", 1)]),
     (Route::Anthropic, &[("anthropic", 1)]),
-    (Route::McpAgent, &[("mcp_agent", 1)]),
-    (Route::McpAgentHot, &[("mcp_agent_hot", 1)]),
+    // Agent requests are turns too: a new conversation gets its title, the persona its memory.
+    (Route::McpAgent, &[("chat_title", 1), ("mcp_agent", 1), ("persona_memory", 1)]),
+    (Route::McpAgentHot, &[("chat_title", 1), ("mcp_agent_hot", 1), ("persona_memory", 1)]),
     // Plan, the default specialist (no tools here: one call), synthesis.
     (Route::Orchestrated, &[("orchestrated", 3)]),
     (Route::McpChat, &[("mcp_chat", 1)]),

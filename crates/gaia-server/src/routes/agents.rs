@@ -4,6 +4,10 @@
 //! no start-up). Both offer the configured MCP servers' tools, the knowledge-base tools (only what
 //! the caller may read) and the filesystem tool of `[agents] fs_root`.
 //!
+//! An agent request is a conversation turn of the engine (`gaia_chat::Turn::run`): the same persona,
+//! model, history fitted to the context window, persona memory, stored messages and automatic title
+//! as `/api/v1/chat`, run over the request's toolbox instead of the persona's.
+//!
 //! The body is `{message, model?, conversation_id?, persona_id?, system?, stream?, max_tool_calls?}`.
 //! The answer is `{response, conversation_id, _metadata: {agent, model, iterations, tool_calls,
 //! usage, cost, stopped, duration_ms}}`; with `stream: true`, Server-Sent Events: `metadata`, then the
@@ -28,12 +32,9 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use gaia_chat::{Admitted, RunMeter};
+use gaia_chat::{Admitted, RunMeter, Turn, TurnInput};
 use gaia_core::auth::Principal;
 use gaia_core::config::{AgentLimits, McpTransport};
-use gaia_core::events::Event as BusEvent;
-use gaia_core::storage::{Conversation, Persona, UsageFilter, DEFAULT_PERSONA_ID};
-use gaia_core::types::{ChatMessage, Role};
 use gaia_mcp::{Agent, AgentRun, FsToolSource, KbToolSource, OrchestratedRun, Orchestrator, Specialist, Toolbox};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -159,142 +160,27 @@ async fn source_names(state: &AppState, p: &Principal) -> Vec<String> {
     names
 }
 
-/// The most a run of `p` may still spend: what is left of today's agent ceiling (429 once reached)
-/// and of their hard budgets (402 once used up); `None` when neither applies.
-async fn run_budget(state: &AppState, p: &Principal, limits: &AgentLimits) -> ApiResult<Option<f64>> {
-    let ceiling_left = match limits.daily_cost_ceiling {
-        Some(ceiling) => {
-            let since = chrono::Utc::now().date_naive().and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
-            let filter = UsageFilter { user_id: Some(p.user_id.clone()), since: Some(since), until: None };
-            let spent = state.storage().usage_summary(&filter).await?.totals.cost_usd;
-            if spent >= ceiling {
-                return Err(ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    format!("today's agent cost ceiling ({ceiling}) is reached"),
-                ));
-            }
-            Some(ceiling - spent)
-        }
-        None => None,
-    };
-    let who = state.engine().subject(p).await;
-    let budget_left = state.engine().budget_left(&who).await;
-    if budget_left.is_some_and(|left| left <= 0.0) {
-        return Err(ApiError::new(StatusCode::PAYMENT_REQUIRED, "a hard budget of this caller is used up"));
-    }
-    Ok(match (ceiling_left, budget_left) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    })
-}
-
-/// An agent request, checked: nothing is stored and no process started yet.
-struct Checked {
-    message: String,
-    system: Option<String>,
-    persona: Persona,
-    model: String,
-    conversation: Option<Conversation>,
-    limits: AgentLimits,
-    budget: Option<f64>,
-}
-
-/// Checks an agent request (message, persona, model, conversation, ceiling and budgets) before
-/// anything is started or stored.
-async fn check(state: &AppState, p: &Principal, body: AgentBody) -> ApiResult<Checked> {
-    let message = body.message.trim().to_string();
-    if message.is_empty() {
-        return Err(ApiError::bad_request("`message` must not be empty"));
-    }
-    let storage = state.storage();
-    let settings = storage.user_settings(&p.user_id).await?;
-    let conversation = match &body.conversation_id {
-        Some(id) => Some(
-            storage
-                .get_conversation(&p.user_id, id)
-                .await?
-                .ok_or_else(|| ApiError::not_found(format!("Conversation {id} not found")))?,
-        ),
-        None => None,
-    };
-    // The same persona as a chat turn would have: the request's, the conversation's, the user's
-    // default, the built-in one.
-    let asked = body.persona_id.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    let wanted =
-        conversation.as_ref().and_then(|c| c.persona_id.clone()).into_iter().chain(settings.default_persona_id.clone());
-    let persona = state
-        .engine()
-        .persona_for(&p.user_id, asked, wanted)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("Persona {DEFAULT_PERSONA_ID} not found")))?;
-    let model = body
-        .model
-        .clone()
-        .filter(|m| !m.trim().is_empty())
-        .or(persona.model.clone())
-        .or(settings.default_model.clone())
-        .unwrap_or_default();
-    // Fail early on an unknown model.
-    state.providers().candidates(&model).await?;
+/// The turn of an agent request, prepared by the engine like any chat turn (persona, model, history
+/// fitted to the context window, persona memory, the request stored), and the run's limits.
+async fn agent_turn(
+    state: &AppState,
+    admitted: &Admitted,
+    body: AgentBody,
+    endpoint: &'static str,
+) -> ApiResult<(Turn, AgentLimits)> {
     let mut limits = state.config().agents.limits.clone();
     if let Some(n) = body.max_tool_calls {
         limits.max_tool_calls = limits.max_tool_calls.min(n);
     }
-    let budget = run_budget(state, p, &limits).await?;
-    let system = body.system.filter(|s| !s.trim().is_empty());
-    Ok(Checked { message, system, persona, model, conversation, limits, budget })
-}
-
-/// What a run needs: the agent, the conversation, the messages.
-struct Prepared {
-    agent: Agent,
-    conversation_id: String,
-    messages: Vec<ChatMessage>,
-}
-
-/// Stores the request in its conversation (made now if new) and builds the agent over `tools`.
-async fn prepare(
-    state: &AppState,
-    admitted: &Admitted,
-    c: Checked,
-    tools: Toolbox,
-    endpoint: &'static str,
-) -> ApiResult<Prepared> {
-    let p = admitted.principal();
-    let storage = state.storage();
-    let conversation = match c.conversation {
-        Some(conv) => conv,
-        None => {
-            let title: String = c.message.lines().next().unwrap_or_default().chars().take(80).collect();
-            let conv =
-                storage.create_conversation_with_persona(&p.user_id, Some(&title), None, Some(&c.persona.id)).await?;
-            state.events().publish(BusEvent::ConversationUpdated { conversation_id: conv.id.clone() });
-            conv
-        }
+    let input = TurnInput {
+        message: body.message,
+        model: body.model,
+        conversation_id: body.conversation_id,
+        persona_id: body.persona_id,
+        system: body.system,
+        ..Default::default()
     };
-    let mut messages: Vec<ChatMessage> = storage
-        .list_messages(&conversation.id)
-        .await?
-        .into_iter()
-        .filter(|m| matches!(m.role, Role::User | Role::Assistant) && !m.content.is_empty())
-        .map(|m| ChatMessage::new(m.role, m.content))
-        .collect();
-    if let Some(s) = &c.system {
-        messages.insert(0, ChatMessage::system(s.clone()));
-    }
-    messages.push(ChatMessage::user(c.message.clone()));
-    let stored = storage.add_message(&conversation.id, Role::User, &c.message, None, None).await?;
-    state
-        .events()
-        .publish(BusEvent::MessageCreated { conversation_id: conversation.id.clone(), message_id: stored.id });
-
-    let agent = Agent::new(&c.persona.name, state.providers().clone(), &c.model, Arc::new(tools))
-        .with_system(c.persona.system_prompt.clone())
-        .with_limits(c.limits)
-        .with_budget(c.budget)
-        .with_recorder(RunMeter::new(state.engine(), admitted, endpoint))
-        .for_user(&p.user_id);
-    Ok(Prepared { agent, conversation_id: conversation.id, messages })
+    Ok((state.engine().turn(admitted, endpoint, input).await?, limits))
 }
 
 fn metadata(run: &AgentRun) -> Value {
@@ -306,49 +192,35 @@ fn metadata(run: &AgentRun) -> Value {
     })
 }
 
-/// Stores the answer (the run's model calls were metered as they ended).
-async fn finish(state: &AppState, conversation_id: &str, run: &AgentRun) {
-    state.engine().store_answer(conversation_id, &run.content, &run.model, run.usage).await;
-}
-
-/// Runs a prepared agent; `slots` (the request's MCP server processes) and `running` (its place among
-/// the caller's runs) are held until it ends.
+/// Runs an agent turn over `tools`; `slots` (the request's MCP server processes) and `running` (its
+/// place among the caller's runs) are held until it ends.
 async fn run_agent(
-    state: AppState,
-    prep: Prepared,
+    turn: Turn,
+    tools: Toolbox,
+    limits: AgentLimits,
     stream: bool,
     slots: Option<OwnedSemaphorePermit>,
     running: Slot,
 ) -> Response {
-    let Prepared { agent, conversation_id, messages } = prep;
+    let conversation_id = turn.conversation().id.clone();
     if !stream {
-        let run = agent.run(messages, None).await;
-        // The processes end with the agent's toolbox; only then are their slots free.
-        drop(agent);
+        // The processes end with the run's toolbox, inside `run`; only then are their slots free.
+        let run = turn.run(tools, limits, None).await;
         drop(slots);
         drop(running);
         return match run {
-            Ok(run) => {
-                finish(&state, &conversation_id, &run).await;
-                axum::Json(json!({
-                    "response": run.content, "conversation_id": conversation_id, "_metadata": metadata(&run),
-                }))
-                .into_response()
-            }
-            Err(e) => agent_error(e).into_response(),
+            Ok(run) => axum::Json(json!({
+                "response": run.content, "conversation_id": conversation_id, "_metadata": metadata(&run),
+            }))
+            .into_response(),
+            Err(e) => ApiError::from(e).into_response(),
         };
     }
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-    let conv = conversation_id.clone();
-    let st = state.clone();
     let handle = tokio::spawn(async move {
-        let r = agent.run(messages, Some(tx)).await;
-        drop(agent);
+        let r = turn.run(tools, limits, Some(tx)).await;
         drop(slots);
         drop(running);
-        if let Ok(run) = &r {
-            finish(&st, &conv, run).await;
-        }
         r
     });
     let events = async_stream::stream! {
@@ -358,7 +230,7 @@ async fn run_agent(
         }
         match handle.await {
             Ok(Ok(run)) => yield SseEvent::data(&json!({"type": "done", "response": run.content, "_metadata": metadata(&run)}).to_string()),
-            Ok(Err(e)) => yield SseEvent::data(&json!({"type": "error", "message": agent_error(e).message}).to_string()),
+            Ok(Err(e)) => yield SseEvent::data(&json!({"type": "error", "message": ApiError::from(e).message}).to_string()),
             Err(e) => yield SseEvent::data(&json!({"type": "error", "message": format!("the agent stopped: {e}")}).to_string()),
         }
     };
@@ -373,9 +245,10 @@ fn agent_error(e: gaia_mcp::McpError) -> ApiError {
     }
 }
 
-/// `POST /api/v1/chat/mcp-agent`: an agent assembled for this request. The request is checked before
-/// any MCP server process starts, and the processes it would start must fit under
-/// `mcp_processes.max_concurrent` (else 503 with `Retry-After`).
+/// `POST /api/v1/chat/mcp-agent`: an agent assembled for this request. The request is checked
+/// (ceiling and budgets, persona, model, conversation) before any MCP server process starts, and the
+/// processes it would start must fit under `mcp_processes.max_concurrent` (else 503 with
+/// `Retry-After`).
 pub async fn mcp_agent(
     State(state): State<AppState>,
     Admission(admitted): Admission,
@@ -387,15 +260,15 @@ pub async fn mcp_agent(
         Ok(r) => r,
         Err(refused) => return Ok(*refused),
     };
-    let checked = check(&state, &p, body).await?;
+    state.engine().run_budget(&admitted, &state.config().agents.limits).await?;
     let slots = match process_slots(&state) {
         Ok(s) => s,
         Err(why) => return Ok(busy(why)),
     };
+    let (turn, limits) = agent_turn(&state, &admitted, body, "mcp_agent").await?;
     let mut tools = state.tools().connect("this agent").await;
     add_local_tools(&state, &p, &mut tools).await?;
-    let prep = prepare(&state, &admitted, checked, tools, "mcp_agent").await?;
-    Ok(run_agent(state, prep, stream, slots, running).await)
+    Ok(run_agent(turn, tools, limits, stream, slots, running).await)
 }
 
 /// `POST /api/v1/chat/mcp-agent-hot`: an agent whose MCP servers are already connected.
@@ -410,11 +283,11 @@ pub async fn mcp_agent_hot(
         Ok(r) => r,
         Err(refused) => return Ok(*refused),
     };
-    let checked = check(&state, &p, body).await?;
+    state.engine().run_budget(&admitted, &state.config().agents.limits).await?;
+    let (turn, limits) = agent_turn(&state, &admitted, body, "mcp_agent_hot").await?;
     let mut tools = warm_toolbox(&state).await;
     add_local_tools(&state, &p, &mut tools).await?;
-    let prep = prepare(&state, &admitted, checked, tools, "mcp_agent_hot").await?;
-    Ok(run_agent(state, prep, stream, None, running).await)
+    Ok(run_agent(turn, tools, limits, stream, None, running).await)
 }
 
 /// One specialist of an orchestrated request.
@@ -558,7 +431,7 @@ pub async fn orchestrated(
         state.providers().candidates(&agent_model).await?;
         checked.push((name, a, system, agent_model));
     }
-    let budget = run_budget(&state, &p, &limits).await?;
+    let budget = state.engine().run_budget(&admitted, &limits).await?;
 
     let mut all = warm_toolbox(&state).await;
     add_local_tools(&state, &p, &mut all).await?;
