@@ -14,45 +14,9 @@ use gaia_core::Config;
 use gaia_providers::mock::{MockConfig, MockUpstream};
 use gaia_providers::{OpenAiConfig, OpenAiProvider, ProviderRegistry};
 use gaia_server::AppState;
-use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult, PaginatedRequestParams,
-    ServerCapabilities, ServerConfig, Tool,
-};
-use rmcp::service::{RequestContext, RoleServer};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{ErrorData, ServerHandler};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
-
-#[derive(Clone)]
-struct Game;
-
-impl ServerHandler for Game {
-    fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-    }
-    async fn list_tools(
-        &self,
-        _r: Option<PaginatedRequestParams>,
-        _c: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, ErrorData> {
-        let schema = json!({"type": "object", "properties": {"query": {"type": "string"}}});
-        Ok(ListToolsResult::with_all_items(vec![Tool::new(
-            "roll",
-            "Roll dice",
-            Arc::new(schema.as_object().cloned().unwrap_or_default()),
-        )]))
-    }
-    async fn call_tool(
-        &self,
-        _r: CallToolRequestParams,
-        _c: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        Ok(CallToolResult::success(vec![ContentBlock::text("rolled 4")]).into())
-    }
-}
 
 struct Setup {
     url: String,
@@ -65,16 +29,8 @@ struct Setup {
 
 async fn setup() -> Setup {
     // The game's MCP server.
-    let service = StreamableHttpService::new(
-        || Ok(Game),
-        LocalSessionManager::default().into(),
-        StreamableHttpServerConfig::default(),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mcp_url = format!("http://{}/mcp", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, axum::Router::new().nest_service("/mcp", service)).await;
-    });
+    let game = gaia_mcp::testing::McpTestServer::one("roll", "Roll dice", |_| async { "rolled 4".to_string() });
+    let mcp_url = game.serve().await;
     // Gaia, on SQLite, with the mock upstream.
     let mock = MockUpstream::start("127.0.0.1:0".parse().unwrap(), MockConfig::default()).await.unwrap();
     let registry = ProviderRegistry::new();

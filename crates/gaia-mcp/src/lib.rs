@@ -35,6 +35,8 @@ pub mod error;
 pub mod meter;
 pub mod orchestrate;
 pub mod server;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod toolbox;
 
 pub use agent::{Agent, AgentEvent, AgentRun, ToolCallRecord};

@@ -5,17 +5,10 @@
 
 use gaia_core::config::{AgentLimits, McpServerConfig};
 use gaia_core::types::ChatMessage;
+use gaia_mcp::testing::McpTestServer;
 use gaia_mcp::{Agent, AgentEvent, FnTool, FsToolSource, McpClientSource, Toolbox};
 use gaia_providers::mock::{MockConfig, MockUpstream};
 use gaia_providers::{OpenAiConfig, OpenAiProvider, ProviderRegistry};
-use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult, PaginatedRequestParams,
-    ServerCapabilities, ServerConfig, Tool,
-};
-use rmcp::service::{RequestContext, RoleServer};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{ErrorData, ServerHandler};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,65 +16,19 @@ use std::time::{Duration, Instant};
 type RunLog = Arc<Mutex<Vec<(String, Instant, Instant)>>>;
 
 /// The game's MCP server: `roll` answers, `broken` fails, `slow` takes a while and logs when it ran.
-#[derive(Clone, Default)]
-struct Game {
-    log: RunLog,
-}
-
-impl ServerHandler for Game {
-    fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-    }
-
-    async fn list_tools(
-        &self,
-        _r: Option<PaginatedRequestParams>,
-        _c: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, ErrorData> {
-        let obj = json!({"type": "object", "properties": {"query": {"type": "string"}}});
-        let schema = Arc::new(obj.as_object().cloned().unwrap_or_default());
-        Ok(ListToolsResult::with_all_items(vec![
-            Tool::new("roll", "Roll dice", schema.clone()),
-            Tool::new("broken", "Always fails", schema.clone()),
-            Tool::new("slow", "Takes 400 ms", schema),
-        ]))
-    }
-
-    async fn call_tool(
-        &self,
-        r: CallToolRequestParams,
-        _c: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        let q = r.arguments.as_ref().and_then(|a| a.get("query")).and_then(|v| v.as_str()).unwrap_or("").to_string();
-        let out = match r.name.as_ref() {
-            "roll" => CallToolResult::success(vec![ContentBlock::text(format!("rolled 4 on {q}"))]),
-            "broken" => CallToolResult::error(vec![ContentBlock::text("the dice fell off the table")]),
-            "slow" => {
+fn game(log: RunLog) -> McpTestServer {
+    McpTestServer::new()
+        .with_tool("roll", "Roll dice", |q| async move { Ok(format!("rolled 4 on {q}")) })
+        .with_tool("broken", "Always fails", |_| async { Err("the dice fell off the table".to_string()) })
+        .with_tool("slow", "Takes 400 ms", move |q| {
+            let log = log.clone();
+            async move {
                 let start = Instant::now();
                 tokio::time::sleep(Duration::from_millis(400)).await;
-                self.log.lock().unwrap().push((q.clone(), start, Instant::now()));
-                CallToolResult::success(vec![ContentBlock::text(format!("slow {q} done"))])
+                log.lock().unwrap().push((q.clone(), start, Instant::now()));
+                Ok(format!("slow {q} done"))
             }
-            other => return Err(ErrorData::invalid_params(format!("no tool {other}"), None)),
-        };
-        Ok(out.into())
-    }
-}
-
-/// Serves `game` over Streamable HTTP on `addr` (port 0: any); returns the address and the task.
-async fn serve_game(game: Game, addr: &str) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-    let service = StreamableHttpService::new(
-        move || Ok(game.clone()),
-        LocalSessionManager::default().into(),
-        StreamableHttpServerConfig::default(),
-    );
-    let app = axum::Router::new().nest_service("/mcp", service);
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (addr, task)
+        })
 }
 
 /// A TCP proxy in front of a server: aborting its task closes every connection at once, as a crash of
@@ -123,8 +70,8 @@ fn user(text: &str) -> Vec<ChatMessage> {
 #[tokio::test]
 async fn an_agent_uses_mcp_rust_and_filesystem_tools() {
     let (reg, _mock) = registry().await;
-    let game = Game::default();
-    let (addr, _server) = serve_game(game.clone(), "127.0.0.1:0").await;
+    let log = RunLog::default();
+    let (addr, _server) = game(log.clone()).serve_on("127.0.0.1:0").await;
     let dir = tempfile::tempdir().unwrap();
     let mut tools = Toolbox::new();
     tools.add(Arc::new(McpClientSource::new(game_config(addr))));
@@ -174,7 +121,7 @@ async fn an_agent_uses_mcp_rust_and_filesystem_tools() {
     // Two calls at once run in parallel: their runs on the server overlap.
     let run = agent.run(user("call tool game__slow a call tool game__slow b"), None).await.unwrap();
     assert_eq!(run.tool_calls.len(), 2, "{:?}", run.tool_calls);
-    let log = game.log.lock().unwrap().clone();
+    let log = log.lock().unwrap().clone();
     assert_eq!(log.len(), 2);
     let (a, b) = (&log[0], &log[1]);
     assert!(a.1 < b.2 && b.1 < a.2, "the two calls overlapped in time");
@@ -183,7 +130,7 @@ async fn an_agent_uses_mcp_rust_and_filesystem_tools() {
 #[tokio::test]
 async fn limits_stop_the_loop_with_a_clear_answer() {
     let (reg, mock) = registry().await;
-    let (addr, _server) = serve_game(Game::default(), "127.0.0.1:0").await;
+    let (addr, _server) = game(RunLog::default()).serve_on("127.0.0.1:0").await;
     let mut tools = Toolbox::new();
     tools.add(Arc::new(McpClientSource::new(game_config(addr))));
     tools.refresh().await;
@@ -206,7 +153,7 @@ async fn limits_stop_the_loop_with_a_clear_answer() {
 #[tokio::test]
 async fn a_server_crash_mid_call_fails_the_call_and_a_restart_is_picked_up() {
     let (reg, _mock) = registry().await;
-    let (backend, _server) = serve_game(Game::default(), "127.0.0.1:0").await;
+    let (backend, _server) = game(RunLog::default()).serve_on("127.0.0.1:0").await;
     let (addr, front) = proxy("127.0.0.1:0", backend).await;
     let mut tools = Toolbox::new();
     tools.add(Arc::new(McpClientSource::new(game_config(addr))));
@@ -227,7 +174,7 @@ async fn a_server_crash_mid_call_fails_the_call_and_a_restart_is_picked_up() {
     assert!(run.content.starts_with("Tool result received: error:"), "{}", run.content);
     // The server comes back on the same address (a new process: a fresh one, without the old
     // session): the next call reconnects.
-    let (backend2, _server2) = serve_game(Game::default(), "127.0.0.1:0").await;
+    let (backend2, _server2) = game(RunLog::default()).serve_on("127.0.0.1:0").await;
     let (_addr, _front) = proxy(&addr.to_string(), backend2).await;
     let run = agent.run(user("call tool game__roll again"), None).await.unwrap();
     assert!(run.tool_calls[0].ok, "{:?}", run.tool_calls);
@@ -238,8 +185,8 @@ async fn a_server_crash_mid_call_fails_the_call_and_a_restart_is_picked_up() {
 async fn orchestrated_specialists_run_in_parallel_and_are_synthesised() {
     use gaia_mcp::{Orchestrator, Specialist};
     let (reg, _mock) = registry().await;
-    let game = Game::default();
-    let (addr, _server) = serve_game(game.clone(), "127.0.0.1:0").await;
+    let log = RunLog::default();
+    let (addr, _server) = game(log.clone()).serve_on("127.0.0.1:0").await;
     let mut tools = Toolbox::new();
     tools.add(Arc::new(McpClientSource::new(game_config(addr))));
     tools.refresh().await;
@@ -267,7 +214,7 @@ async fn orchestrated_specialists_run_in_parallel_and_are_synthesised() {
         assert!(r.tool_calls[0].ok, "{:?}", r.tool_calls);
     }
     // The specialists' tool calls overlapped in time on the game server.
-    let log = game.log.lock().unwrap().clone();
+    let log = log.lock().unwrap().clone();
     assert_eq!(log.len(), 2);
     assert!(log[0].1 < log[1].2 && log[1].1 < log[0].2, "the specialists ran in parallel");
     assert!(run.usage.input_tokens > run.coordinator_usage.input_tokens);

@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use common::mcp::OneTool;
+use common::mcp::McpTestServer;
 use common::{start_with, Fetch};
 use gaia_core::testing::sqlite_db;
 use gaia_providers::mock::MockConfig;
@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 
 /// A game server with one tool.
-fn game() -> OneTool {
-    OneTool::new("quest_status", "Status of a quest", |q| async move { format!("{q}: 2 of 3 steps done") })
+fn game() -> McpTestServer {
+    McpTestServer::one("quest_status", "Status of a quest", |q| async move { format!("{q}: 2 of 3 steps done") })
 }
 
 fn config(url: &str) -> gaia_core::Config {

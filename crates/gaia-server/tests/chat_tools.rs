@@ -2,7 +2,7 @@
 //! turn's persona (by default the knowledge base's, as the caller may read it), and the model decides.
 //! The mock upstream is scripted to call a tool when the message says `call tool NAME ...`.
 
-use crate::common::mcp::OneTool;
+use crate::common::mcp::McpTestServer;
 use crate::common::{sse_data, start, start_with, TestServer};
 use gaia_core::testing::{database_urls, sqlite_db};
 use gaia_providers::mock::MockConfig;
@@ -107,7 +107,7 @@ async fn a_chat_turn_searches_the_knowledge_base_when_the_model_asks() {
 
 #[tokio::test]
 async fn a_persona_sees_only_the_tools_it_names() {
-    let game = OneTool::new("inventory", "The player's inventory", |q| async move { format!("a lantern ({q})") });
+    let game = McpTestServer::one("inventory", "The player's inventory", |q| async move { format!("a lantern ({q})") });
     let url = game.serve().await;
     let mut config = gaia_core::Config {
         jwt_secret: Some("integration-test-secret-0123456789".into()),

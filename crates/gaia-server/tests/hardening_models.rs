@@ -5,7 +5,7 @@
 //! agent endpoint checks a request before starting any MCP server process and caps those processes.
 //! Each test performs the attack it guards against.
 
-use crate::common::mcp::OneTool;
+use crate::common::mcp::McpTestServer;
 use crate::common::{start_with, TestServer};
 use gaia_core::storage::{LimitScope, NewBudget, NewUsage, UsageFilter, UsageRecord};
 use gaia_core::testing::{database_urls, sqlite_db, TestDb};
@@ -324,7 +324,7 @@ async fn failed_and_partial_runs_are_metered_call_by_call() {
         // An MCP server with one tool, `stop_upstream`, that shuts the model upstream down: the
         // agent's next model call fails.
         let upstream = Arc::new(tokio::sync::Mutex::new(Some(upstream)));
-        let saboteur = OneTool::new("stop_upstream", "Stops the model upstream", move |_| {
+        let saboteur = McpTestServer::one("stop_upstream", "Stops the model upstream", move |_| {
             let upstream = upstream.clone();
             async move {
                 if let Some(m) = upstream.lock().await.take() {
@@ -582,7 +582,7 @@ async fn parallel_runs_are_capped_per_user(db: TestDb) {
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let (g, n) = (gate.clone(), started.clone());
-    let wait = OneTool::new("wait", "Waits", move |_| {
+    let wait = McpTestServer::one("wait", "Waits", move |_| {
         let (g, n) = (g.clone(), n.clone());
         async move {
             n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -639,7 +639,7 @@ async fn parallel_agent_runs_of_one_user_are_capped() {
 /// A run whose budget is spent after its first model call (which asked for a tool) ends there with a
 /// clear result: no last "answer now" call with the whole context, which would spend past the budget.
 async fn a_spent_budget_makes_no_final_call(db: TestDb) {
-    let tool = OneTool::new("wait", "Answers at once", |_| async { "done".to_string() });
+    let tool = McpTestServer::one("wait", "Answers at once", |_| async { "done".to_string() });
     let url = tool.serve().await;
     let mut cfg = ops_config(&url);
     cfg.agents.limits.daily_cost_ceiling = Some(0.001);
