@@ -108,6 +108,22 @@ pub enum Event {
         /// Started (`true`) or stopped.
         typing: bool,
     },
+    /// A game world changed (`gaia-world`): the delta every player whose view it touches gets, as
+    /// the real-time protocol's `world_update` (v0.4).
+    WorldUpdate {
+        /// Experience.
+        experience: String,
+        /// The world instance (the experience for a shared world; one per player when isolated).
+        world_id: String,
+        /// Who made the change (`None`: an administrator's or the system's).
+        user_id: Option<String>,
+        /// The version the change applies to.
+        base_version: i64,
+        /// The version after it.
+        snapshot_version: i64,
+        /// The changes (`{operation, area_id, path?, instance_id, template_id?, item?}`).
+        changes: Vec<serde_json::Value>,
+    },
 }
 
 /// One live connection's participant in a conversation ([`Event::Presence`], [`Event::PresenceSync`]).

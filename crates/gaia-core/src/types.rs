@@ -68,8 +68,9 @@ pub struct ToolSpec {
     /// What the tool does, for the model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// JSON schema of the arguments object.
-    pub parameters: serde_json::Value,
+    /// JSON schema of the arguments object (shared: a toolbox offers the same schemas on every
+    /// turn without copying them).
+    pub parameters: std::sync::Arc<serde_json::Value>,
 }
 
 /// One message of a conversation, provider-neutral.

@@ -75,8 +75,29 @@ async fn export_holds_everything_of_the_user_and_nothing_of_others() {
             .unwrap();
         s.create_sign_in(&ann.id, "refresh-hash-of-ann", Utc::now() + Duration::days(1)).await.unwrap();
         s.set_rate_limit(LimitScope::Key, &a_key, Some(5), None, None).await.unwrap();
+        // Ann and Bob in a game world: Ann carries a medkit and knows Sam.
+        let world = [
+            ("INSERT INTO world_instances (id, experience_id, owner_id, content_version, version, created_at, updated_at) \
+              VALUES ('w-export', 'safe-house', NULL, '1.0.0', 2, 0, 0)", vec![]),
+            ("INSERT INTO world_players (world_id, user_id, location_id, area_id, stats, version, updated_at) \
+              VALUES ('w-export', $1, 'safe_house', 'roof', '{\"health\": 80}', 1, 0)", vec![ann.id.clone()]),
+            ("INSERT INTO world_players (world_id, user_id, location_id, area_id, version, updated_at) \
+              VALUES ('w-export', $1, 'pharmacy', 'front', 1, 0)", vec![bob.id.clone()]),
+            ("INSERT INTO world_items (world_id, item_id, template_id, holder, data, version) \
+              VALUES ('w-export', 'medkit_1', 'medkit', $1, '{\"instance_id\": \"medkit_1\"}', 1)", vec![format!("player:{}", ann.id)]),
+            ("INSERT INTO world_npc_relations (world_id, user_id, npc_id, trust, updated_at) \
+              VALUES ('w-export', $1, 'radio_operator', 55, 0)", vec![ann.id.clone()]),
+        ];
+        for (sql, params) in &world {
+            exec(&s, sql, &params.iter().map(String::as_str).collect::<Vec<_>>()).await;
+        }
 
         let x = s.export_user(&ann.id).await.unwrap();
+        assert_eq!(x.worlds.len(), 1, "{b}: {:?}", x.worlds);
+        assert_eq!(x.worlds[0]["current_area"], "roof");
+        assert_eq!(x.worlds[0]["stats"]["health"], 80);
+        assert_eq!(x.worlds[0]["inventory"][0]["instance_id"], "medkit_1");
+        assert_eq!(x.worlds[0]["relationships"][0]["trust"], 55);
         assert_eq!((x.user.id.as_str(), x.user.email.as_str()), (ann.id.as_str(), "ann.export@example.com"), "{b}");
         assert_eq!(x.user.display_name.as_deref(), Some("Ann"));
         assert_eq!(x.settings.theme.as_deref(), Some("dark"));
@@ -265,6 +286,48 @@ async fn erasing_a_user_leaves_nothing_of_them_in_any_table() {
                 "INSERT INTO kb_unmirrored (kb, path, author_name, author_email, message, edited_at) VALUES ('main', 'common/lore.md', 'ann.erase', $1, 'Edit lore', 1)",
                 vec![email.into()],
             ),
+            // Game worlds: a shared world where Ann plays, carries an item and knows an NPC; Ann's own
+            // copy of an isolated world; Bob's view of the shared one.
+            (
+                "INSERT INTO world_instances (id, experience_id, owner_id, content_version, version, created_at, updated_at) \
+                 VALUES ('safe-house', 'safe-house', NULL, '1.0.0', 3, 0, 0)",
+                vec![],
+            ),
+            (
+                "INSERT INTO world_instances (id, experience_id, owner_id, content_version, version, created_at, updated_at) \
+                 VALUES ($1, 'solo', $2, '1.0.0', 1, 0, 0)",
+                vec![format!("solo:{id}"), id.clone()],
+            ),
+            (
+                "INSERT INTO world_items (world_id, item_id, template_id, holder, data, version) \
+                 VALUES ('safe-house', 'medkit_1', 'medkit', $1, '{}', 2)",
+                vec![format!("player:{id}")],
+            ),
+            (
+                "INSERT INTO world_items (world_id, item_id, template_id, holder, data, version) \
+                 VALUES ($1, 'lamp_1', 'lamp', $2, '{}', 1)",
+                vec![format!("solo:{id}"), format!("player:{id}")],
+            ),
+            (
+                "INSERT INTO world_players (world_id, user_id, location_id, area_id, version, updated_at) \
+                 VALUES ('safe-house', $1, 'safe_house', 'main_room', 2, 0)",
+                vec![id.clone()],
+            ),
+            (
+                "INSERT INTO world_players (world_id, user_id, location_id, area_id, version, updated_at) \
+                 VALUES ($1, $2, 'cave', 'mouth', 1, 0)",
+                vec![format!("solo:{id}"), id.clone()],
+            ),
+            (
+                "INSERT INTO world_players (world_id, user_id, location_id, area_id, version, updated_at) \
+                 VALUES ('safe-house', $1, 'pharmacy', 'front', 3, 0)",
+                vec![bob.id.clone()],
+            ),
+            (
+                "INSERT INTO world_npc_relations (world_id, user_id, npc_id, trust, updated_at) \
+                 VALUES ('safe-house', $1, 'radio_operator', 60, 0)",
+                vec![id.clone()],
+            ),
         ];
         for (sql, params) in &rows {
             exec(&s, sql, &params.iter().map(String::as_str).collect::<Vec<_>>()).await;
@@ -316,6 +379,10 @@ async fn erasing_a_user_leaves_nothing_of_them_in_any_table() {
             "kb_documents.updated_by",
             "kb_unmirrored.author_email",
             "kb_unmirrored.message",
+            "world_instances.owner_id",
+            "world_items.holder",
+            "world_players.user_id",
+            "world_npc_relations.user_id",
         ] {
             assert!(found.contains(&table.to_string()), "{b}: the setup put Ann in {table}; found in {found:?}");
         }
@@ -332,6 +399,19 @@ async fn erasing_a_user_leaves_nothing_of_them_in_any_table() {
         assert!(left.is_empty(), "{b}: Ann's id or email is still in {left:?}");
         assert!(!after.iter().any(|(_, v)| v.contains("ann-hash") || v.contains("csrf-of-ann")), "{b}");
         assert!(s.get_user(&id).await.unwrap().is_none());
+        // The shared world stays (Bob plays in it); what Ann carried left with her.
+        let pool = s.pool().clone();
+        let count = |sql: &'static str| {
+            let pool = pool.clone();
+            async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
+        };
+        assert_eq!(
+            count("SELECT COUNT(*) FROM world_players WHERE world_id = 'safe-house'").await,
+            1,
+            "{b}: Bob's view stays"
+        );
+        assert_eq!(count("SELECT COUNT(*) FROM world_items WHERE holder = 'gone'").await, 1, "{b}");
+        assert_eq!(count("SELECT COUNT(*) FROM world_instances").await, 1, "{b}: Ann's own world went");
         assert!(s.get_user_by_email(email).await.unwrap().is_none());
 
         // Usage and spend stay, under ERASED_USER.

@@ -61,8 +61,9 @@ pub fn version_of(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-/// Splits the YAML frontmatter from the text: `(yaml, body_offset)`.
-fn split_frontmatter(text: &str) -> (Option<&str>, usize) {
+/// Splits the YAML frontmatter from the text (between a first `---` line and the next `---` or `...`
+/// line): `(yaml, body_offset)`; `(None, 0)` when there is none, or when it is never closed.
+pub fn split_frontmatter(text: &str) -> (Option<&str>, usize) {
     let start = if text.starts_with("---\n") {
         4
     } else if text.starts_with("---\r\n") {

@@ -25,7 +25,7 @@ pub struct KbTools {
 }
 
 fn spec(name: &str, description: &str, parameters: Value) -> ToolSpec {
-    ToolSpec { name: name.to_string(), description: Some(description.to_string()), parameters }
+    ToolSpec { name: name.to_string(), description: Some(description.to_string()), parameters: parameters.into() }
 }
 
 fn args<T: for<'de> Deserialize<'de>>(tool: &str, raw: &str) -> Result<T> {
@@ -124,8 +124,13 @@ impl KbTools {
         KbTools { kb }
     }
 
-    /// The tool specifications, to offer to a model.
+    /// The tool specifications, to offer to a model (built once; their schemas are shared).
     pub fn specs() -> Vec<ToolSpec> {
+        static SPECS: std::sync::OnceLock<Vec<ToolSpec>> = std::sync::OnceLock::new();
+        SPECS.get_or_init(Self::build_specs).clone()
+    }
+
+    fn build_specs() -> Vec<ToolSpec> {
         vec![
             spec(
                 "search_knowledge_base",

@@ -177,7 +177,7 @@ impl ToolSource for FsToolSource {
         let spec = |name: &str, d: &str, p: serde_json::Value| ToolSpec {
             name: name.into(),
             description: Some(d.into()),
-            parameters: p,
+            parameters: p.into(),
         };
         Ok(vec![
             spec(

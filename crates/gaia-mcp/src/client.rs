@@ -126,7 +126,7 @@ impl ToolSource for McpClientSource {
                         .map(|t| ToolSpec {
                             name: t.name.to_string(),
                             description: t.description.map(|d| d.to_string()),
-                            parameters: serde_json::Value::Object((*t.input_schema).clone()),
+                            parameters: serde_json::Value::Object((*t.input_schema).clone()).into(),
                         })
                         .collect())
                 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 /// A tool as MCP lists it.
 pub fn mcp_tool(spec: &ToolSpec) -> Tool {
-    let schema = match &spec.parameters {
+    let schema = match &*spec.parameters {
         serde_json::Value::Object(m) => m.clone(),
         _ => serde_json::Map::new(),
     };

@@ -45,7 +45,11 @@ impl FnTool {
     {
         FnTool {
             source: source.to_string(),
-            spec: ToolSpec { name: name.to_string(), description: Some(description.to_string()), parameters },
+            spec: ToolSpec {
+                name: name.to_string(),
+                description: Some(description.to_string()),
+                parameters: parameters.into(),
+            },
             run: Arc::new(move |v| Box::pin(run(v))),
         }
     }

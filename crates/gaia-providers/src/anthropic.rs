@@ -204,7 +204,7 @@ fn structured_output(req: &ChatRequest) -> Result<Structured, ProviderError> {
     let spec = ToolSpec {
         name,
         description: Some(description.unwrap_or_else(|| RESPONSE_TOOL_DESCRIPTION.to_string())),
-        parameters: schema,
+        parameters: schema.into(),
     };
     Ok(Structured { tool: Some((spec, choice)), instruction: None })
 }
@@ -216,7 +216,7 @@ fn tool_json(t: &ToolSpec) -> Value {
     if let Some(d) = &t.description {
         o.insert("description".into(), json!(d));
     }
-    o.insert("input_schema".into(), t.parameters.clone());
+    o.insert("input_schema".into(), (*t.parameters).clone());
     Value::Object(o)
 }
 
@@ -647,7 +647,7 @@ mod tests {
         let mut req = ChatRequest::new("m", vec![ChatMessage::user("x")]);
         req.extra.insert("parallel_tool_calls".into(), json!(false));
         assert!(request_body(&req, false, 10).unwrap().get("tool_choice").is_none(), "no tools, no choice");
-        req.tools.push(ToolSpec { name: "wx".into(), description: None, parameters: json!({"type": "object"}) });
+        req.tools.push(ToolSpec { name: "wx".into(), description: None, parameters: json!({"type": "object"}).into() });
         assert_eq!(
             request_body(&req, false, 10).unwrap()["tool_choice"],
             json!({"type": "auto", "disable_parallel_tool_use": true})
@@ -666,7 +666,7 @@ mod tests {
     }
 
     fn wx() -> ToolSpec {
-        ToolSpec { name: "wx".into(), description: None, parameters: json!({"type": "object"}) }
+        ToolSpec { name: "wx".into(), description: None, parameters: json!({"type": "object"}).into() }
     }
 
     #[test]

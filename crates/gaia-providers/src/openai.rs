@@ -8,7 +8,7 @@ use crate::types::{ChatEvent, ChatRequest, ChatResponse, ChatStream, ProviderHea
 use async_trait::async_trait;
 use futures::StreamExt;
 use gaia_core::types::{FinishReason, ModelInfo, Role, ToolCall, Usage};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 /// Settings of an OpenAI-format provider.
@@ -80,96 +80,167 @@ impl OpenAiProvider {
     }
 }
 
-/// The OpenAI request body for `req`.
+/// The body of `req` in OpenAI's chat format, as JSON (what [`Body`] serializes).
 pub fn request_body(req: &ChatRequest, stream: bool) -> Value {
-    let messages: Vec<Value> = req
-        .messages
-        .iter()
-        .map(|m| {
-            let mut o = Map::new();
-            o.insert("role".into(), json!(m.role.as_str()));
-            if m.role == Role::Assistant && !m.tool_calls.is_empty() {
-                o.insert("content".into(), if m.content.is_empty() { Value::Null } else { json!(m.content) });
-                o.insert(
-                    "tool_calls".into(),
-                    Value::Array(
-                        m.tool_calls
-                            .iter()
-                            .map(|t| json!({"id": t.id, "type": "function", "function": {"name": t.name, "arguments": t.arguments}}))
-                            .collect(),
-                    ),
-                );
-            } else if !m.images.is_empty() {
-                // Vision input: an array of parts, text first.
-                let mut parts = Vec::with_capacity(m.images.len() + 1);
-                if !m.content.is_empty() {
-                    parts.push(json!({"type": "text", "text": m.content}));
+    serde_json::to_value(Body { req, stream }).unwrap_or(Value::Null)
+}
+
+/// The body of a chat request in OpenAI's format, serialized straight from the request: nothing is
+/// copied (tool schemas and message texts are written from where they are). Pass-through fields
+/// (`extra`) come first; the request's own settings replace theirs.
+pub(crate) struct Body<'a> {
+    pub(crate) req: &'a ChatRequest,
+    pub(crate) stream: bool,
+}
+
+impl Body<'_> {
+    /// The key `max_tokens` is sent under: `max_completion_tokens` when the client named it so
+    /// (OpenAI's reasoning models require it), else `max_tokens`.
+    fn max_tokens_key(&self) -> &'static str {
+        if self.req.extra.contains_key("max_completion_tokens") {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        }
+    }
+
+    /// Whether the request's own settings write `key` (so a pass-through field of that name is left out).
+    fn owns(&self, key: &str) -> bool {
+        let r = self.req;
+        match key {
+            "model" | "messages" | "stream" | "stream_options" => true,
+            "temperature" => r.temperature.is_some(),
+            "max_tokens" | "max_completion_tokens" => r.max_tokens.is_some() && key == self.max_tokens_key(),
+            "top_p" => r.top_p.is_some(),
+            "stop" => !r.stop.is_empty(),
+            "tools" => !r.tools.is_empty(),
+            "tool_choice" => r.tool_choice.is_some(),
+            "user" => r.user.is_some(),
+            _ => false,
+        }
+    }
+}
+
+impl serde::Serialize for Body<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let r = self.req;
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in &r.extra {
+            if !self.owns(k) {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.serialize_entry("model", &r.model)?;
+        m.serialize_entry("messages", &Messages(&r.messages))?;
+        if let Some(t) = r.temperature {
+            m.serialize_entry("temperature", &f32_json(t))?;
+        }
+        if let Some(t) = r.max_tokens {
+            m.serialize_entry(self.max_tokens_key(), &t)?;
+        }
+        if let Some(p) = r.top_p {
+            m.serialize_entry("top_p", &f32_json(p))?;
+        }
+        if !r.stop.is_empty() {
+            m.serialize_entry("stop", &r.stop)?;
+        }
+        if !r.tools.is_empty() {
+            m.serialize_entry("tools", &Tools(&r.tools))?;
+        }
+        if let Some(tc) = &r.tool_choice {
+            m.serialize_entry("tool_choice", tc)?;
+        }
+        if let Some(u) = &r.user {
+            m.serialize_entry("user", u)?;
+        }
+        m.serialize_entry("stream", &self.stream)?;
+        if self.stream {
+            m.serialize_entry("stream_options", &json!({"include_usage": true}))?;
+        }
+        m.end()
+    }
+}
+
+/// Messages in OpenAI's format, written from the request's.
+struct Messages<'a>(&'a [gaia_core::types::ChatMessage]);
+
+impl serde::Serialize for Messages<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for msg in self.0 {
+            seq.serialize_element(&Message(msg))?;
+        }
+        return seq.end();
+
+        struct Message<'a>(&'a gaia_core::types::ChatMessage);
+        impl serde::Serialize for Message<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let msg = self.0;
+                let mut o = s.serialize_map(None)?;
+                o.serialize_entry("role", msg.role.as_str())?;
+                if msg.role == Role::Assistant && !msg.tool_calls.is_empty() {
+                    if msg.content.is_empty() {
+                        o.serialize_entry("content", &Value::Null)?;
+                    } else {
+                        o.serialize_entry("content", &msg.content)?;
+                    }
+                    let calls: Vec<Value> = msg
+                        .tool_calls
+                        .iter()
+                        .map(|t| json!({"id": t.id, "type": "function", "function": {"name": t.name, "arguments": t.arguments}}))
+                        .collect();
+                    o.serialize_entry("tool_calls", &calls)?;
+                } else if !msg.images.is_empty() {
+                    // Vision input: an array of parts, text first.
+                    let mut parts = Vec::with_capacity(msg.images.len() + 1);
+                    if !msg.content.is_empty() {
+                        parts.push(json!({"type": "text", "text": msg.content}));
+                    }
+                    parts.extend(
+                        msg.images.iter().map(|i| json!({"type": "image_url", "image_url": {"url": i.to_url()}})),
+                    );
+                    o.serialize_entry("content", &parts)?;
+                } else {
+                    o.serialize_entry("content", &msg.content)?;
                 }
-                parts.extend(m.images.iter().map(|i| json!({"type": "image_url", "image_url": {"url": i.to_url()}})));
-                o.insert("content".into(), Value::Array(parts));
-            } else {
-                o.insert("content".into(), json!(m.content));
+                if let Some(id) = &msg.tool_call_id {
+                    o.serialize_entry("tool_call_id", id)?;
+                }
+                o.end()
             }
-            if let Some(id) = &m.tool_call_id {
-                o.insert("tool_call_id".into(), json!(id));
-            }
-            Value::Object(o)
-        })
-        .collect();
-    let mut body = Map::new();
-    // Pass-through fields first, so explicit settings below win.
-    for (k, v) in &req.extra {
-        body.insert(k.clone(), v.clone());
+        }
     }
-    body.insert("model".into(), json!(req.model));
-    body.insert("messages".into(), Value::Array(messages));
-    if let Some(t) = req.temperature {
-        body.insert("temperature".into(), f32_json(t));
+}
+
+/// Tool definitions in OpenAI's format (`{type: "function", function: {name, description?,
+/// parameters}}`), the schemas written where they are.
+struct Tools<'a>(&'a [gaia_core::types::ToolSpec]);
+
+impl serde::Serialize for Tools<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        #[derive(serde::Serialize)]
+        struct Function<'a> {
+            name: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            description: Option<&'a str>,
+            parameters: &'a Value,
+        }
+        #[derive(serde::Serialize)]
+        struct Tool<'a> {
+            #[serde(rename = "type")]
+            kind: &'static str,
+            function: Function<'a>,
+        }
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for t in self.0 {
+            let function = Function { name: &t.name, description: t.description.as_deref(), parameters: &t.parameters };
+            seq.serialize_element(&Tool { kind: "function", function })?;
+        }
+        seq.end()
     }
-    if let Some(t) = req.max_tokens {
-        // A client that named the limit `max_completion_tokens` (which OpenAI's reasoning models
-        // require) has it passed through in `extra`: keep that name, with the request's value.
-        let key = if body.contains_key("max_completion_tokens") { "max_completion_tokens" } else { "max_tokens" };
-        body.insert(key.into(), json!(t));
-    }
-    if let Some(p) = req.top_p {
-        body.insert("top_p".into(), f32_json(p));
-    }
-    if !req.stop.is_empty() {
-        body.insert("stop".into(), json!(req.stop));
-    }
-    if !req.tools.is_empty() {
-        body.insert(
-            "tools".into(),
-            Value::Array(
-                req.tools
-                    .iter()
-                    .map(|t| {
-                        let mut f = Map::new();
-                        f.insert("name".into(), json!(t.name));
-                        if let Some(d) = &t.description {
-                            f.insert("description".into(), json!(d));
-                        }
-                        f.insert("parameters".into(), t.parameters.clone());
-                        json!({"type": "function", "function": f})
-                    })
-                    .collect(),
-            ),
-        );
-    }
-    if let Some(tc) = &req.tool_choice {
-        body.insert("tool_choice".into(), tc.clone());
-    }
-    if let Some(u) = &req.user {
-        body.insert("user".into(), json!(u));
-    }
-    body.insert("stream".into(), json!(stream));
-    if stream {
-        body.insert("stream_options".into(), json!({"include_usage": true}));
-    } else {
-        body.remove("stream_options");
-    }
-    Value::Object(body)
 }
 
 /// Maps OpenAI's `finish_reason`.
@@ -319,14 +390,14 @@ impl Provider for OpenAiProvider {
     }
 
     async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        let b = self.post("chat/completions").json(&request_body(req, false)).timeout(self.cfg.timeout);
+        let b = self.post("chat/completions").json(&Body { req, stream: false }).timeout(self.cfg.timeout);
         let v = http::json(&self.cfg.name, http::send(&self.cfg.name, b).await?).await?;
         parse_response(&self.cfg.name, &v)
     }
 
     async fn chat_stream(&self, req: &ChatRequest) -> Result<ChatStream, ProviderError> {
         // The timeout covers the whole stream: one still running then ends with a timeout error.
-        let b = self.post("chat/completions").json(&request_body(req, true)).timeout(self.cfg.timeout);
+        let b = self.post("chat/completions").json(&Body { req, stream: true }).timeout(self.cfg.timeout);
         let resp = http::send(&self.cfg.name, b).await?;
         let name = self.cfg.name.clone();
         let mut events = Box::pin(http::sse(&name, resp));
@@ -365,4 +436,50 @@ impl Provider for OpenAiProvider {
 /// widening to `f64` would give).
 pub(crate) fn f32_json(v: f32) -> Value {
     v.to_string().parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Value::Number).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gaia_core::types::{ChatMessage, ToolSpec};
+
+    #[test]
+    fn the_body_keeps_pass_through_fields_and_lets_the_requests_own_settings_win() {
+        let mut req = ChatRequest::new("gpt", vec![ChatMessage::system("be brief"), ChatMessage::user("hi")]);
+        for (k, v) in [
+            ("seed", json!(7)),
+            ("model", json!("other")),
+            ("temperature", json!(1.5)),
+            ("max_completion_tokens", json!(1)),
+            ("stream_options", json!({"include_usage": false})),
+            ("top_p", json!(0.5)),
+        ] {
+            req.extra.insert(k.into(), v);
+        }
+        req.temperature = Some(0.25);
+        req.max_tokens = Some(64);
+        req.tools.push(ToolSpec { name: "wx".into(), description: None, parameters: json!({"type": "object"}).into() });
+        let b = request_body(&req, false);
+        assert_eq!(b["seed"], 7, "a pass-through field stays");
+        assert_eq!(b["model"], "gpt");
+        assert_eq!(b["temperature"], 0.25);
+        assert_eq!(b["max_completion_tokens"], 64, "the client's name for the limit, with the request's value");
+        assert!(b.get("max_tokens").is_none());
+        assert_eq!(b["top_p"], 0.5, "a setting the request leaves unset passes through");
+        assert!(b.get("stream_options").is_none(), "no stream options without a stream");
+        assert_eq!(
+            b["tools"],
+            json!([{"type": "function", "function": {"name": "wx", "parameters": {"type": "object"}}}])
+        );
+        assert_eq!(
+            b["messages"],
+            json!([{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}])
+        );
+        let s = request_body(&req, true);
+        assert_eq!((s["stream"].clone(), s["stream_options"].clone()), (json!(true), json!({"include_usage": true})));
+        // What is sent is exactly that JSON.
+        let sent: Value =
+            serde_json::from_slice(&serde_json::to_vec(&Body { req: &req, stream: true }).unwrap()).unwrap();
+        assert_eq!(sent, s);
+    }
 }

@@ -137,7 +137,9 @@ mod tests {
             ("system prompt", |r| r.messages[0].content = "be long".into()),
             ("one more turn", |r| r.messages.push(ChatMessage::user("again"))),
             ("images", |r| r.messages[1].images.push(ImagePart::Url { url: "https://x/y.png".into() })),
-            ("tools", |r| r.tools.push(ToolSpec { name: "lookup".into(), description: None, parameters: json!({}) })),
+            ("tools", |r| {
+                r.tools.push(ToolSpec { name: "lookup".into(), description: None, parameters: json!({}).into() })
+            }),
             ("tool_choice", |r| r.tool_choice = Some(json!("required"))),
             ("max_tokens", |r| r.max_tokens = Some(5)),
             ("stop", |r| r.stop.push("\n".into())),

@@ -74,7 +74,7 @@ async fn tool_calls_both_formats() {
     let tool = ToolSpec {
         name: "search_kb".into(),
         description: Some("Search the world".into()),
-        parameters: json!({"type": "object", "properties": {"query": {"type": "string"}}}),
+        parameters: json!({"type": "object", "properties": {"query": {"type": "string"}}}).into(),
     };
     for p in clients(&m, None) {
         let mut r = req("mock-claude", "call tool search_kb fog rules");

@@ -24,6 +24,9 @@ pub enum ResourceType {
     ApiKey,
     /// Administration.
     Admin,
+    /// Game worlds (`/experiences/<exp>`): `read` to see one, `write` to play it (commands),
+    /// `admin` for its `@` admin commands.
+    Experience,
 }
 
 /// What a subject wants to do with a resource.
@@ -45,7 +48,7 @@ pub enum Action {
 
 impl ResourceType {
     /// Every resource type.
-    pub const ALL: [ResourceType; 8] = [
+    pub const ALL: [ResourceType; 9] = [
         ResourceType::Kb,
         ResourceType::Conversation,
         ResourceType::Persona,
@@ -54,6 +57,7 @@ impl ResourceType {
         ResourceType::User,
         ResourceType::ApiKey,
         ResourceType::Admin,
+        ResourceType::Experience,
     ];
 
     /// The name used in APIs and the database (`kb`, `conversation`, …, `api_key`, `admin`).
@@ -67,6 +71,7 @@ impl ResourceType {
             ResourceType::User => "user",
             ResourceType::ApiKey => "api_key",
             ResourceType::Admin => "admin",
+            ResourceType::Experience => "experience",
         }
     }
 }
@@ -82,7 +87,7 @@ impl std::str::FromStr for ResourceType {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         ResourceType::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| {
             crate::RbacError::Invalid(format!(
-                "resource type `{s}` is not one of kb, conversation, persona, provider, usage, user, api_key, admin"
+                "resource type `{s}` is not one of kb, conversation, persona, provider, usage, user, api_key, admin, experience"
             ))
         })
     }

@@ -101,6 +101,7 @@ pub fn builtin_roles() -> Vec<Role> {
         (T::Provider, &[Read][..], "/providers/**"),
         (T::Kb, &[Read][..], "/kb/common/**"),
         (T::Kb, &all[..], "/kb/users/{user}/**"),
+        (T::Experience, &[Read, Write][..], "/experiences/**"),
     ];
     // Providers stay the administrators' to change (a provider's key and endpoint are the server's
     // secrets): developers read them, as users do.
@@ -116,8 +117,10 @@ pub fn builtin_roles() -> Vec<Role> {
         (T::Provider, &[Read][..], "/providers/**"),
         (T::Kb, &[Read][..], "/kb/common/**"),
         (T::Kb, &[Read][..], "/kb/users/{user}/**"),
+        (T::Experience, &[Read][..], "/experiences/**"),
     ];
-    let every_type = [T::Kb, T::Conversation, T::Persona, T::Provider, T::Usage, T::User, T::ApiKey, T::Admin];
+    let every_type =
+        [T::Kb, T::Conversation, T::Persona, T::Provider, T::Usage, T::User, T::ApiKey, T::Admin, T::Experience];
     let admin: Vec<Permission> = every_type.iter().map(|t| Permission::new(*t, Admin, "**")).collect();
     vec![
         Role {

@@ -140,9 +140,10 @@ pub fn route_table(state: &AppState) -> Vec<RouteDecl> {
 fn routes(state: &AppState) -> Routes {
     use gaia_rbac::{Action::*, ResourceType as T};
     use routes::{
-        agents, attachments, auth, chat, compat, conversations, health, kb, keys, me, models, personas, pricing,
-        providers, quotas, rbac, usage,
+        agents, attachments, auth, chat, compat, conversations, experiences, health, kb, keys, me, models, personas,
+        pricing, providers, quotas, rbac, usage,
     };
+    const EXPERIENCE: &str = "/experiences/{exp}";
     const OWN_CONVERSATIONS: &str = "/users/{user}/conversations";
     const CONVERSATION: &str = "/users/{user}/conversations/{id}";
     const OWN_PERSONAS: &str = "/users/{user}/personas";
@@ -237,6 +238,10 @@ fn routes(state: &AppState) -> Routes {
         .get("/pricing/history", perm(T::Provider, Read, "/providers"), pricing::history)
         .post("/pricing", perm(T::Admin, Write, QUOTAS), pricing::add)
         .delete("/pricing/{id}", perm(T::Admin, Delete, QUOTAS), pricing::remove)
+        .get("/experiences", Access::AnyOf(T::Experience, Read), experiences::list)
+        .get("/experiences/{exp}", perm(T::Experience, Read, EXPERIENCE), experiences::get)
+        .get("/experiences/{exp}/state", perm(T::Experience, Read, EXPERIENCE), experiences::state)
+        .post("/experiences/{exp}/command", perm(T::Experience, Write, EXPERIENCE), experiences::command)
         .merge(kb_routes)
         .get("/rbac/me", perm(T::User, Read, ME), rbac::me)
         .post("/rbac/check", perm(T::Admin, Read, RBAC), rbac::check)

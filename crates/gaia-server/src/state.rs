@@ -36,6 +36,8 @@ struct Inner {
     engine: gaia_chat::Engine,
     /// Who has each conversation open and who is typing, across instances (`/ws/chat`).
     presence: gaia_chat::presence::Presence,
+    /// Game worlds: the experiences of the vault and their live state.
+    worlds: gaia_world::Worlds,
     provider_changes: crate::provider_store::AppliedChanges,
     password_gate: gaia_core::auth::PasswordGate,
     live_connections: Arc<crate::per_user::PerUser>,
@@ -113,12 +115,14 @@ impl AppState {
             tool_limits: config.agents.limits.clone(),
         });
         let presence = gaia_chat::presence::Presence::new(events.clone());
+        let worlds = gaia_world::Worlds::new(storage.clone(), events.clone());
         AppState {
             inner: Arc::new(Inner {
                 quotas,
                 metrics,
                 engine,
                 presence,
+                worlds,
                 provider_changes: Default::default(),
                 password_gate: gaia_core::auth::PasswordGate::new(config.auth.hash_concurrency, config.auth.hash_queue),
                 live_connections: Default::default(),
@@ -229,6 +233,11 @@ impl AppState {
     pub fn usage(&self) -> &UsageRecorder {
         &self.inner.usage
     }
+    /// Game worlds (experiences read from the knowledge base's vault, their live state, commands).
+    pub fn worlds(&self) -> &gaia_world::Worlds {
+        &self.inner.worlds
+    }
+
     /// Live presence in conversations (who has one open, who is typing), across instances.
     pub fn presence(&self) -> &gaia_chat::presence::Presence {
         &self.inner.presence
@@ -296,10 +305,18 @@ impl AppState {
             return false;
         }
         let events = self.inner.events.clone();
+        let worlds = self.inner.worlds.clone();
+        let root = self.kb().map(|kb| kb.config().root.clone());
         tokio::spawn(async move {
+            // The experiences are read from the vault now, and again after each sync.
+            let reload = |root: Option<std::path::PathBuf>, worlds: gaia_world::Worlds| load_worlds(worlds, root);
+            reload(root.clone(), worlds.clone()).await;
             loop {
                 match syncs.recv().await {
                     Ok(r) => {
+                        if !r.changed.is_empty() || !r.deleted.is_empty() {
+                            reload(root.clone(), worlds.clone()).await;
+                        }
                         events.publish(gaia_core::events::Event::KbSynced {
                             kb: name.clone(),
                             commit: r.commit,
@@ -314,6 +331,11 @@ impl AppState {
         });
         true
     }
+    /// Reads the experiences from the knowledge base's vault again (done at start and after each sync).
+    pub async fn reload_worlds(&self) {
+        load_worlds(self.inner.worlds.clone(), self.kb().map(|kb| kb.config().root.clone())).await;
+    }
+
     /// Number of chat streams currently being served.
     pub fn active_streams(&self) -> usize {
         self.inner.active_streams.load(Ordering::SeqCst)
@@ -322,6 +344,15 @@ impl AppState {
     pub(crate) fn stream_ticket(&self) -> StreamTicket {
         self.inner.active_streams.fetch_add(1, Ordering::SeqCst);
         StreamTicket(self.inner.active_streams.clone())
+    }
+}
+
+/// Loads the experiences of the vault at `root` into `worlds` (off the async workers).
+async fn load_worlds(worlds: gaia_world::Worlds, root: Option<std::path::PathBuf>) {
+    let Some(root) = root else { return };
+    match tokio::task::spawn_blocking(move || gaia_world::content::load_catalog(&root)).await {
+        Ok(catalog) => worlds.set_catalog(catalog),
+        Err(e) => tracing::warn!(error = %e, "cannot read the experiences"),
     }
 }
 

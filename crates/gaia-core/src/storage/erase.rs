@@ -86,6 +86,10 @@ pub struct UserExport {
     pub kb_documents: Vec<ExportedDocument>,
     /// Audit records of what the user did, or what was done to the account, newest first.
     pub audit: Vec<AuditRecord>,
+    /// The user in game worlds: each world's view (place, stats, status effects, quests), the items
+    /// they carry, and their relationships with NPCs.
+    #[serde(default)]
+    pub worlds: Vec<serde_json::Value>,
     /// Whether a bound cut something (see [`UserExport`]).
     pub truncated: bool,
 }
@@ -550,6 +554,15 @@ async fn erase_in(conn: &mut AnyConnection, who: &Who, email: &str) -> Result<()
         "DELETE FROM messages WHERE conversation_id IN (SELECT id FROM conversations WHERE user_id = $1)",
         "DELETE FROM conversations WHERE user_id = $1",
         "DELETE FROM persona_memories WHERE user_id = $1",
+        // Game worlds: the player's views and NPC relationships go; what they carried leaves the
+        // world with them (`gone`); their own worlds (isolated experiences) go whole.
+        "DELETE FROM world_npc_relations WHERE user_id = $1",
+        "DELETE FROM world_players WHERE user_id = $1",
+        "UPDATE world_items SET holder = 'gone' WHERE holder = 'player:' || $1",
+        "DELETE FROM world_items WHERE world_id IN (SELECT id FROM world_instances WHERE owner_id = $1)",
+        "DELETE FROM world_players WHERE world_id IN (SELECT id FROM world_instances WHERE owner_id = $1)",
+        "DELETE FROM world_npc_relations WHERE world_id IN (SELECT id FROM world_instances WHERE owner_id = $1)",
+        "DELETE FROM world_instances WHERE owner_id = $1",
         "DELETE FROM personas WHERE user_id = $1",
         "DELETE FROM refresh_tokens WHERE user_id = $1",
         "DELETE FROM auth_sessions WHERE user_id = $1",
@@ -849,6 +862,61 @@ impl Storage {
         .collect::<Result<Vec<_>>>()?;
         truncated |= cut(&mut audit, MAX_EXPORT_ROWS);
 
+        let mut worlds = Vec::new();
+        let players = sqlx::query(
+            "SELECT w.experience_id, p.world_id, p.location_id, p.area_id, p.stats, p.status_effects, p.quests \
+             FROM world_players p JOIN world_instances w ON w.id = p.world_id WHERE p.user_id = $1 \
+             ORDER BY p.world_id LIMIT $2",
+        )
+        .bind(user_id)
+        .bind(over(MAX_EXPORT_ROWS))
+        .fetch_all(pool)
+        .await?;
+        let holder = format!("player:{user_id}");
+        for r in &players {
+            let world_id: String = r.try_get("world_id")?;
+            let json = |c: &str| -> Result<serde_json::Value> {
+                Ok(serde_json::from_str(&r.try_get::<String, _>(c)?).unwrap_or(serde_json::Value::Null))
+            };
+            let items: Vec<serde_json::Value> = sqlx::query(
+                "SELECT data FROM world_items WHERE world_id = $1 AND holder = $2 ORDER BY item_id LIMIT $3",
+            )
+            .bind(&world_id)
+            .bind(&holder)
+            .bind(over(MAX_EXPORT_ROWS))
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|i| Ok(serde_json::from_str(&i.try_get::<String, _>("data")?).unwrap_or(serde_json::Value::Null)))
+            .collect::<Result<_>>()?;
+            let relations: Vec<serde_json::Value> = sqlx::query(
+                "SELECT npc_id, trust, exchanges, facts FROM world_npc_relations WHERE world_id = $1 AND user_id = $2 \
+                 ORDER BY npc_id LIMIT $3",
+            )
+            .bind(&world_id)
+            .bind(user_id)
+            .bind(over(MAX_EXPORT_ROWS))
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|n| {
+                let parse = |c: &str| -> Result<serde_json::Value> {
+                    Ok(serde_json::from_str(&n.try_get::<String, _>(c)?).unwrap_or(serde_json::Value::Null))
+                };
+                Ok(serde_json::json!({"npc_id": n.try_get::<String, _>("npc_id")?, "trust": n.try_get::<i64, _>("trust")?,
+                                      "exchanges": parse("exchanges")?, "facts": parse("facts")?}))
+            })
+            .collect::<Result<_>>()?;
+            worlds.push(serde_json::json!({
+                "experience": r.try_get::<String, _>("experience_id")?,
+                "current_location": r.try_get::<String, _>("location_id")?,
+                "current_area": r.try_get::<String, _>("area_id")?,
+                "stats": json("stats")?, "status_effects": json("status_effects")?, "quests": json("quests")?,
+                "inventory": items, "relationships": relations,
+            }));
+        }
+        truncated |= cut(&mut worlds, MAX_EXPORT_ROWS);
+
         Ok(UserExport {
             exported_at: from_ms(now_ms()),
             user,
@@ -869,6 +937,7 @@ impl Storage {
             invites,
             kb_documents,
             audit,
+            worlds,
             truncated,
         })
     }

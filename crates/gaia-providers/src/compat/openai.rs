@@ -159,7 +159,7 @@ pub fn parse_request(body: &Value) -> Result<ParsedRequest, ProviderError> {
             req.tools.push(ToolSpec {
                 name: name.to_string(),
                 description: f.get("description").and_then(Value::as_str).map(str::to_string),
-                parameters,
+                parameters: parameters.into(),
             });
         }
     }

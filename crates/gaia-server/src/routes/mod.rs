@@ -6,6 +6,7 @@ pub mod auth;
 pub mod chat;
 pub mod compat;
 pub mod conversations;
+pub mod experiences;
 pub mod health;
 pub mod kb;
 pub mod keys;

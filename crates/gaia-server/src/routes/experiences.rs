@@ -1,0 +1,111 @@
+//! Game worlds over HTTP (`../shared/specs/game-worlds.md` §5): `GET /api/v1/experiences` (those the
+//! caller may read), `GET /api/v1/experiences/{exp}` (its settings and what it holds),
+//! `GET /api/v1/experiences/{exp}/state` (the caller's view, `snapshot_version` included: a new
+//! player joins at the starting place) and `POST /api/v1/experiences/{exp}/command` (a command object
+//! as a WebSocket `action`: `{action, instance_id?, destination?, target_npc_id?, quest_id?,
+//! message?}`; the answer is the command's result, `success: false` included: a command that cannot
+//! be done here is not an HTTP error).
+//!
+//! Access: `experience:read` on `/experiences/<exp>` to see one, `experience:write` to play it (the
+//! built-in `user` role has both on every experience; `viewer` reads).
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, Auth};
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::Json;
+use gaia_core::auth::Principal;
+use gaia_rbac::{Action as Do, Resource, ResourceType, Subject};
+use gaia_world::{Action, Worlds};
+use serde_json::{json, Value};
+
+impl From<gaia_world::WorldError> for ApiError {
+    fn from(e: gaia_world::WorldError) -> Self {
+        let status =
+            axum::http::StatusCode::from_u16(e.http_status()).unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        match e {
+            gaia_world::WorldError::Database(m) => {
+                tracing::error!(error = %m, "game world storage");
+                ApiError::new(status, "the game world is unavailable; try again")
+            }
+            other => ApiError::new(status, other.to_string()),
+        }
+    }
+}
+
+/// Whether `p` may `action` experience `id`.
+async fn may(state: &AppState, p: &Principal, action: Do, id: &str) -> bool {
+    let resource = Resource::new(ResourceType::Experience, format!("/experiences/{id}"));
+    state.rbac().await.check(&Subject::from(p), action, &resource).allowed
+}
+
+fn summary(exp: &gaia_world::content::Experience) -> Value {
+    let c = &exp.config;
+    json!({
+        "id": c.id, "name": c.name, "version": c.version, "description": c.description,
+        "state_model": c.state.model, "capabilities": c.capabilities, "multiplayer": c.multiplayer,
+    })
+}
+
+/// `GET /api/v1/experiences`: the experiences the caller may read; administrators also get the
+/// content problems of those that did not load (`errors`, each naming the file and the field).
+pub async fn list(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Value>> {
+    let catalog = state.worlds().catalog();
+    let mut out = Vec::new();
+    for (id, exp) in &catalog.experiences {
+        if may(&state, &p, Do::Read, id).await {
+            out.push(summary(exp));
+        }
+    }
+    let mut body = json!({"experiences": out, "count": out.len()});
+    if p.is_admin {
+        body["errors"] = json!(catalog.errors);
+    }
+    Ok(Json(body))
+}
+
+fn readable(worlds: &Worlds, id: &str) -> ApiResult<std::sync::Arc<gaia_world::content::Experience>> {
+    worlds.experience(id).map_err(|_| ApiError::not_found(format!("Experience {id} not found")))
+}
+
+/// `GET /api/v1/experiences/{exp}`: the settings, the places, the commands and the waypoints.
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let exp = readable(state.worlds(), &id)?;
+    let mut v = summary(&exp);
+    v["config"] = json!(exp.config);
+    v["locations"] = exp
+        .world
+        .locations
+        .values()
+        .map(|l| {
+            json!({"id": l.id, "name": l.name, "description": l.description, "gps": l.gps,
+                        "areas": l.areas.values().map(|a| json!({"id": a.id, "name": a.name})).collect::<Vec<_>>()})
+        })
+        .collect();
+    v["commands"] = exp
+        .commands
+        .values()
+        .map(|c| json!({"command": c.command, "aliases": c.aliases, "description": c.description}))
+        .collect();
+    v["waypoints"] = json!(exp.waypoints.values().collect::<Vec<_>>());
+    Ok(Json(v))
+}
+
+/// `GET /api/v1/experiences/{exp}/state`: the caller's view of the world.
+pub async fn state(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    readable(state.worlds(), &id)?;
+    let view = state.worlds().view(&id, &p.user_id).await?;
+    Ok(Json(json!(view)))
+}
+
+/// `POST /api/v1/experiences/{exp}/command`: runs a command as the caller.
+pub async fn command(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    ApiJson(action): ApiJson<Action>,
+) -> ApiResult<Json<Value>> {
+    readable(state.worlds(), &id)?;
+    let result = state.worlds().command(&id, &p.user_id, &action).await?;
+    Ok(Json(json!(result)))
+}

@@ -1,0 +1,373 @@
+//! The content of an experience as written in the vault (`../shared/specs/game-worlds.md` §1): field
+//! names are exact; unknown fields are kept (`extra`) and ignored.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// A point on Earth.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Gps {
+    /// Latitude, degrees (-90..=90).
+    pub lat: f64,
+    /// Longitude, degrees (-180..=180).
+    pub lng: f64,
+}
+
+/// One world for all players, or a copy per player.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateModel {
+    /// One world; each player has a view (position, inventory, stats).
+    #[default]
+    Shared,
+    /// Each player gets a copy of the world.
+    Isolated,
+}
+
+/// `config.json`'s `state`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StateSettings {
+    /// Shared or isolated.
+    #[serde(default)]
+    pub model: StateModel,
+    /// Unknown fields, kept.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `config.json`'s `bootstrap`: where a new player starts, with what.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Bootstrap {
+    /// Location id.
+    #[serde(default)]
+    pub player_starting_location: String,
+    /// Area id in that location (else its first area).
+    #[serde(default)]
+    pub player_starting_area: Option<String>,
+    /// Item template ids a new player holds.
+    #[serde(default)]
+    pub player_starting_inventory: Vec<String>,
+    /// Unknown fields, kept.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `config.json`'s `multiplayer`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Multiplayer {
+    /// Most players at once (none: no limit).
+    #[serde(default)]
+    pub max_concurrent_players: Option<u32>,
+    /// Unknown fields, kept.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `config.json`'s `capabilities`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Capabilities {
+    /// Played by GPS position.
+    #[serde(default)]
+    pub gps_based: bool,
+    /// Uses AR anchors.
+    #[serde(default)]
+    pub ar_enabled: bool,
+    /// Players carry items.
+    #[serde(default)]
+    pub inventory_system: bool,
+    /// Players take quests.
+    #[serde(default)]
+    pub quest_system: bool,
+    /// Unknown fields, kept.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `experiences/<exp>/config.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExperienceConfig {
+    /// The experience's id (its folder's name).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// `x.y.z`.
+    pub version: String,
+    /// What it is about.
+    #[serde(default)]
+    pub description: String,
+    /// Shared or isolated world.
+    #[serde(default)]
+    pub state: StateSettings,
+    /// Where players start.
+    #[serde(default)]
+    pub bootstrap: Bootstrap,
+    /// Player limits.
+    #[serde(default)]
+    pub multiplayer: Option<Multiplayer>,
+    /// What the game uses.
+    #[serde(default)]
+    pub capabilities: Capabilities,
+    /// Unknown fields, kept.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// An item in the world (`world.json`); its fields override its template's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemInstance {
+    /// Unique within the experience.
+    pub instance_id: String,
+    /// `templates/items/<template_id>.md`.
+    pub template_id: String,
+    /// The name text commands match first ("dream bottle").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semantic_name: Option<String>,
+    /// Overrides the template's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collectible: Option<bool>,
+    /// Hidden items are not shown or matched (default: visible).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visible: Option<bool>,
+    /// Free state of this instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<Map<String, Value>>,
+    /// Unknown fields, kept.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A spot in an area: where items and NPCs are.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Spot {
+    /// Id (unique in its area).
+    #[serde(default)]
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// What a player sees.
+    #[serde(default)]
+    pub description: String,
+    /// Items here.
+    #[serde(default)]
+    pub items: Vec<ItemInstance>,
+    /// NPC ids here.
+    #[serde(default)]
+    pub npcs: Vec<String>,
+    /// Unknown fields, kept.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// An area of a location.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Area {
+    /// Id (unique in its location).
+    #[serde(default)]
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// What a player sees.
+    #[serde(default)]
+    pub description: String,
+    /// Spots.
+    #[serde(default)]
+    pub spots: BTreeMap<String, Spot>,
+    /// Items directly in the area (older content).
+    #[serde(default)]
+    pub items: Vec<ItemInstance>,
+    /// NPC ids directly in the area (older content).
+    #[serde(default)]
+    pub npcs: Vec<String>,
+    /// Area ids reachable from here (in any location of the experience).
+    #[serde(default)]
+    pub exits: Vec<String>,
+    /// Unknown fields, kept.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A location: a real place (with GPS) holding areas.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Location {
+    /// Id.
+    #[serde(default)]
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// What a player sees.
+    #[serde(default)]
+    pub description: String,
+    /// Where it is.
+    #[serde(default)]
+    pub gps: Option<Gps>,
+    /// Its areas.
+    #[serde(default)]
+    pub areas: BTreeMap<String, Area>,
+    /// Area ids reachable from anywhere in the location.
+    #[serde(default)]
+    pub exits: Vec<String>,
+    /// Unknown fields, kept.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `state/world.json`: the world as a new instance starts it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorldDoc {
+    /// Free metadata.
+    #[serde(default)]
+    pub metadata: Map<String, Value>,
+    /// Locations by id.
+    #[serde(default)]
+    pub locations: BTreeMap<String, Location>,
+    /// NPCs by id (free fields).
+    #[serde(default)]
+    pub npcs: BTreeMap<String, Value>,
+    /// Unknown fields, kept.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `templates/items/<id>.md`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ItemTemplate {
+    /// The file's stem.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// One line.
+    #[serde(default)]
+    pub description: String,
+    /// Players may pick it up.
+    #[serde(default)]
+    pub collectible: bool,
+    /// Used up when used.
+    #[serde(default)]
+    pub consumable: bool,
+    /// Stat changes when used (`{health: 20}`).
+    #[serde(default)]
+    pub effects: BTreeMap<String, f64>,
+    /// The Markdown after the frontmatter (shown by `examine`).
+    #[serde(default)]
+    pub body: String,
+    /// Unknown frontmatter fields, kept.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `templates/npcs/<id>.md`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NpcTemplate {
+    /// The file's stem.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// A voice id for speech.
+    #[serde(default)]
+    pub voice: Option<String>,
+    /// Where the NPC usually is.
+    #[serde(default)]
+    pub location: Option<String>,
+    /// Personality and knowledge (given to the model when a player talks to the NPC).
+    #[serde(default)]
+    pub body: String,
+    /// Unknown frontmatter fields, kept.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A command written as rules in prose (`game-logic/` or `admin-logic/`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CommandDef {
+    /// Its name (frontmatter `command`).
+    pub command: String,
+    /// Other names.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Needs the experience-admin permission (default false in `game-logic/`, true in `admin-logic/`).
+    #[serde(default)]
+    pub requires_admin: bool,
+    /// One line.
+    #[serde(default)]
+    pub description: String,
+    /// The rules, in prose (the body).
+    #[serde(default)]
+    pub rules: String,
+    /// The file, relative to the experience's folder.
+    #[serde(default)]
+    pub file: String,
+    /// Unknown frontmatter fields, kept.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `waypoints/<id>.md`'s media.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Media {
+    /// Audio to play.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<String>,
+    /// Visual effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visual_fx: Option<String>,
+    /// Interaction kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interaction: Option<String>,
+    /// Image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_ref: Option<String>,
+    /// Text shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_text: Option<String>,
+    /// Unknown fields, kept.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A real-world anchor (`waypoints/<id>.md`, one fenced YAML block).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Waypoint {
+    /// Id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// `zone`, `landmark`, `pathway`, …
+    pub waypoint_type: String,
+    /// Where it is.
+    pub location: Gps,
+    /// What the client plays or shows there.
+    #[serde(default)]
+    pub media: Media,
+    /// An AR anchor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vps_anchor_id: Option<String>,
+    /// The world location it anchors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location_id: Option<String>,
+    /// Unknown fields, kept.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One experience, loaded and validated.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Experience {
+    /// `config.json`.
+    pub config: ExperienceConfig,
+    /// `state/world.json`.
+    pub world: WorldDoc,
+    /// Item templates by id.
+    pub item_templates: BTreeMap<String, ItemTemplate>,
+    /// NPC templates by id.
+    pub npc_templates: BTreeMap<String, NpcTemplate>,
+    /// Player commands (`game-logic/`) by name.
+    pub commands: BTreeMap<String, CommandDef>,
+    /// Admin commands (`admin-logic/`) by name.
+    pub admin_commands: BTreeMap<String, CommandDef>,
+    /// Waypoints by id.
+    pub waypoints: BTreeMap<String, Waypoint>,
+}

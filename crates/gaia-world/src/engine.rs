@@ -1,0 +1,693 @@
+//! The world engine: the experiences loaded from the vault, their live state, and the commands.
+
+use crate::command::{parse, Action, CommandResult, StateChange, Verb, FAST_COMMANDS};
+use crate::content::{Area, Catalog, Experience, ItemTemplate, Location};
+use crate::error::{Result, WorldError};
+use crate::state::{world_id, Change, Holder, LiveItem, PlayerState, WorldStore};
+use gaia_core::events::{Event, EventBus};
+use gaia_core::storage::Storage;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+/// Game worlds: the experiences and their live state. Cheap to clone.
+#[derive(Clone)]
+pub struct Worlds {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: WorldStore,
+    events: EventBus,
+    catalog: RwLock<Arc<Catalog>>,
+}
+
+impl std::fmt::Debug for Worlds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worlds").field("experiences", &self.catalog().experiences.len()).finish_non_exhaustive()
+    }
+}
+
+/// A player's view of a world (`GET …/state`).
+#[derive(Debug, Clone, Serialize)]
+pub struct PlayerView {
+    /// Experience.
+    pub experience: String,
+    /// The version the view is at.
+    pub snapshot_version: i64,
+    /// Where the player is, what they carry, their stats and quests.
+    pub player: Value,
+}
+
+impl Worlds {
+    /// An engine over `storage` (migrated), publishing changes on `events`, with no experience yet
+    /// ([`Worlds::set_catalog`]).
+    pub fn new(storage: Storage, events: EventBus) -> Worlds {
+        Worlds {
+            inner: Arc::new(Inner {
+                store: WorldStore::new(storage),
+                events,
+                catalog: RwLock::new(Arc::new(Catalog::default())),
+            }),
+        }
+    }
+
+    /// Replaces the experiences (after loading them from the vault, and again after each sync).
+    /// Live state stays: worlds already started keep their items; places and templates are read from
+    /// the new content.
+    pub fn set_catalog(&self, catalog: Catalog) {
+        for e in &catalog.errors {
+            tracing::warn!(experience = %e.experience, file = %e.file, field = %e.field, "experience skipped: {}", e.message);
+        }
+        *self.inner.catalog.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(catalog);
+    }
+
+    /// The experiences loaded, and the problems of those that were not.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.inner.catalog.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// One experience.
+    pub fn experience(&self, id: &str) -> Result<Arc<Experience>> {
+        self.catalog().experiences.get(id).cloned().ok_or_else(|| WorldError::NotFound(format!("experience {id}")))
+    }
+
+    /// The view of `user_id` in experience `exp` (they join it when new: starting place and inventory).
+    pub async fn view(&self, exp: &str, user_id: &str) -> Result<PlayerView> {
+        let exp = self.experience(exp)?;
+        let world = self.inner.store.ensure(&exp, user_id).await?;
+        let version = self.inner.store.version(&world).await?;
+        let player = self.inner.store.player(&world, user_id).await?;
+        let inventory = self.inner.store.items_of(&world, &Holder::Player(user_id.to_string())).await?;
+        Ok(PlayerView {
+            experience: exp.config.id.clone(),
+            snapshot_version: version,
+            player: player_json(&exp, &player, &inventory),
+        })
+    }
+
+    /// What NPC `npc_id` of experience `exp` thinks of `user_id` (trust, recent exchanges, facts).
+    pub async fn relationship(&self, exp: &str, user_id: &str, npc_id: &str) -> Result<crate::Relationship> {
+        let exp = self.experience(exp)?;
+        let world = world_id(&exp, user_id);
+        self.inner.store.relationship(&world, user_id, npc_id).await
+    }
+
+    /// Runs a command of `user_id` in experience `exp`: a fast command (`look`, `go`, `collect_item`,
+    /// `drop_item`, `examine`, `use_item`, `inventory`, `give_item`, `accept_quest`, or simple text
+    /// naming one). A command that cannot be done here is a result with `success: false` and nothing
+    /// changed; an error is only bad input (400), an unknown experience (404) or the database.
+    pub async fn command(&self, exp: &str, user_id: &str, action: &Action) -> Result<CommandResult> {
+        action.check().map_err(WorldError::Invalid)?;
+        let exp = self.experience(exp)?;
+        let world = self.inner.store.ensure(&exp, user_id).await?;
+        let Some(parsed) = parse(&action.action) else {
+            let version = self.inner.store.version(&world).await?;
+            let mut r = CommandResult::fail(
+                format!("Unknown command \"{}\". Try: {}.", action.action.trim(), FAST_COMMANDS.join(", ")),
+                version,
+            );
+            r.available_actions = Some(FAST_COMMANDS.iter().map(|s| s.to_string()).collect());
+            return Ok(r);
+        };
+        let ctx = Ctx { worlds: self, exp: &exp, world: &world, user_id };
+        let object = action.instance_id.clone().or(parsed.object.clone());
+        let result = match parsed.verb {
+            Verb::Look => ctx.look().await?,
+            Verb::Inventory => ctx.inventory().await?,
+            Verb::Examine => ctx.examine(object.as_deref()).await?,
+            Verb::Go => ctx.go(action.destination.as_deref().or(parsed.object.as_deref())).await?,
+            Verb::Collect => ctx.collect(object.as_deref()).await?,
+            Verb::Drop => ctx.drop_item(object.as_deref()).await?,
+            Verb::Use => ctx.use_item(object.as_deref()).await?,
+            Verb::Give => {
+                ctx.give(object.as_deref(), action.target_npc_id.as_deref().or(parsed.npc.as_deref())).await?
+            }
+            Verb::AcceptQuest => ctx.accept_quest(action.quest_id.as_deref().or(parsed.object.as_deref())).await?,
+        };
+        Ok(result)
+    }
+
+    fn publish(&self, exp: &Experience, world: &str, user_id: &str, version: i64, changes: &[StateChange]) {
+        if changes.is_empty() {
+            return;
+        }
+        self.inner.events.publish(Event::WorldUpdate {
+            experience: exp.config.id.clone(),
+            world_id: world.to_string(),
+            user_id: Some(user_id.to_string()),
+            base_version: version - 1,
+            snapshot_version: version,
+            changes: changes.iter().map(|c| serde_json::to_value(c).unwrap_or(Value::Null)).collect(),
+        });
+    }
+}
+
+/// The item as shown: its template's fields, overridden by the instance's.
+pub(crate) fn merged(exp: &Experience, item: &crate::content::ItemInstance) -> Value {
+    let t = exp.item_templates.get(&item.template_id);
+    let mut v = Map::new();
+    v.insert("instance_id".into(), item.instance_id.clone().into());
+    v.insert("template_id".into(), item.template_id.clone().into());
+    v.insert("name".into(), t.map(|t| t.name.clone()).unwrap_or_else(|| item.template_id.clone()).into());
+    v.insert("description".into(), t.map(|t| t.description.clone()).unwrap_or_default().into());
+    v.insert("collectible".into(), is_collectible(t, item).into());
+    v.insert("consumable".into(), t.is_some_and(|t| t.consumable).into());
+    if let Some(t) = t.filter(|t| !t.effects.is_empty()) {
+        v.insert("effects".into(), json!(t.effects));
+    }
+    if let Some(s) = &item.semantic_name {
+        v.insert("semantic_name".into(), s.clone().into());
+    }
+    if let Some(s) = &item.state {
+        v.insert("state".into(), Value::Object(s.clone()));
+    }
+    for (k, x) in &item.extra {
+        v.insert(k.clone(), x.clone());
+    }
+    Value::Object(v)
+}
+
+fn is_collectible(t: Option<&ItemTemplate>, item: &crate::content::ItemInstance) -> bool {
+    item.collectible.unwrap_or_else(|| t.is_some_and(|t| t.collectible))
+}
+
+fn visible(item: &LiveItem) -> bool {
+    item.instance.visible.unwrap_or(true)
+}
+
+fn display_name(exp: &Experience, item: &crate::content::ItemInstance) -> String {
+    item.semantic_name
+        .clone()
+        .or_else(|| exp.item_templates.get(&item.template_id).map(|t| t.name.clone()))
+        .unwrap_or_else(|| item.template_id.clone())
+}
+
+fn npc_name(exp: &Experience, id: &str) -> String {
+    exp.npc_templates
+        .get(id)
+        .map(|t| t.name.clone())
+        .or_else(|| exp.world.npcs.get(id).and_then(|n| n.get("name")).and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| id.to_string())
+}
+
+fn player_json(exp: &Experience, p: &PlayerState, inventory: &[LiveItem]) -> Value {
+    json!({
+        "current_location": p.current_location,
+        "current_area": p.current_area,
+        "inventory": inventory.iter().map(|i| merged(exp, &i.instance)).collect::<Vec<_>>(),
+        "stats": p.stats,
+        "status_effects": p.status_effects,
+        "quests": p.quests,
+    })
+}
+
+/// Finds the item named by `name` (an instance id, a semantic name, a template name, or a unique
+/// part of one) among `items`.
+fn find_item<'a>(exp: &Experience, items: &'a [LiveItem], name: &str) -> Option<&'a LiveItem> {
+    let n = crate::command::strip_articles(&name.to_lowercase());
+    let n = n.as_str();
+    let by = |f: &dyn Fn(&LiveItem) -> bool| items.iter().find(|i| f(i));
+    by(&|i| i.instance.instance_id.to_lowercase() == n)
+        .or_else(|| by(&|i| i.instance.semantic_name.as_deref().is_some_and(|s| s.to_lowercase() == n)))
+        .or_else(|| {
+            by(&|i| exp.item_templates.get(&i.instance.template_id).is_some_and(|t| t.name.to_lowercase() == n))
+        })
+        .or_else(|| by(&|i| i.instance.template_id.to_lowercase() == n))
+        .or_else(|| {
+            let hits: Vec<&LiveItem> =
+                items.iter().filter(|i| display_name(exp, &i.instance).to_lowercase().contains(n)).collect();
+            (hits.len() == 1).then(|| hits[0])
+        })
+}
+
+/// One command's context.
+struct Ctx<'a> {
+    worlds: &'a Worlds,
+    exp: &'a Experience,
+    world: &'a str,
+    user_id: &'a str,
+}
+
+impl Ctx<'_> {
+    fn store(&self) -> &WorldStore {
+        &self.worlds.inner.store
+    }
+
+    fn place(&self, p: &PlayerState) -> Option<(&Location, &Area)> {
+        let l = self.exp.world.locations.get(&p.current_location)?;
+        let a = l.areas.get(&p.current_area)?;
+        Some((l, a))
+    }
+
+    fn me(&self) -> Holder {
+        Holder::Player(self.user_id.to_string())
+    }
+
+    async fn version(&self) -> Result<i64> {
+        self.store().version(self.world).await
+    }
+
+    /// Area ids reachable from where the player is: the area's exits, the location's, its other areas.
+    fn exits(&self, l: &Location, a: &Area) -> Vec<String> {
+        let mut out: Vec<String> = a.exits.iter().chain(&l.exits).cloned().collect();
+        out.extend(l.areas.keys().filter(|k| **k != a.id && !a.id.is_empty()).cloned());
+        out.retain(|x| *x != a.id);
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The location holding area `area` (the current location first).
+    fn location_of(&self, area: &str, current: &str) -> Option<String> {
+        if self.exp.world.locations.get(current).is_some_and(|l| l.areas.contains_key(area)) {
+            return Some(current.to_string());
+        }
+        self.exp.world.locations.iter().find(|(_, l)| l.areas.contains_key(area)).map(|(id, _)| id.clone())
+    }
+
+    fn npcs_here(a: &Area) -> Vec<String> {
+        let mut v: Vec<String> = a.npcs.iter().chain(a.spots.values().flat_map(|s| s.npcs.iter())).cloned().collect();
+        v.dedup();
+        v
+    }
+
+    async fn look(&self) -> Result<CommandResult> {
+        let version = self.version().await?;
+        let p = self.store().player(self.world, self.user_id).await?;
+        let Some((l, a)) = self.place(&p) else {
+            return Ok(CommandResult::fail("You are nowhere this world knows; go somewhere first.", version));
+        };
+        let items = self.store().items_in_area(self.world, &l.id, &a.id).await?;
+        let items: Vec<&LiveItem> = items.iter().filter(|i| visible(i)).collect();
+        let npcs = Self::npcs_here(a);
+        let exits = self.exits(l, a);
+        let mut text = format!("{} — {}. {}", l.name, a.name, a.description.trim());
+        if !items.is_empty() {
+            let names: Vec<String> = items.iter().map(|i| display_name(self.exp, &i.instance)).collect();
+            text.push_str(&format!(" You see: {}.", names.join(", ")));
+        }
+        if !npcs.is_empty() {
+            let names: Vec<String> = npcs.iter().map(|n| npc_name(self.exp, n)).collect();
+            text.push_str(&format!(" Here: {}.", names.join(", ")));
+        }
+        if !exits.is_empty() {
+            text.push_str(&format!(" Exits: {}.", exits.join(", ")));
+        }
+        let mut spots = BTreeMap::new();
+        for (sid, s) in &a.spots {
+            let here: Vec<Value> = items
+                .iter()
+                .filter(|i| matches!(&i.holder, Holder::Area { spot, .. } if spot == sid))
+                .map(|i| merged(self.exp, &i.instance))
+                .collect();
+            spots.insert(
+                sid.clone(),
+                json!({"id": sid, "name": s.name, "description": s.description, "items": here, "npcs": s.npcs}),
+            );
+        }
+        let loose: Vec<Value> = items
+            .iter()
+            .filter(|i| matches!(&i.holder, Holder::Area { spot, .. } if spot.is_empty()))
+            .map(|i| merged(self.exp, &i.instance))
+            .collect();
+        let mut r = CommandResult::ok(text, version);
+        r.metadata = Some(json!({
+            "location": {"id": l.id, "name": l.name, "description": l.description, "gps": l.gps},
+            "area": {"id": a.id, "name": a.name, "description": a.description, "spots": spots, "items": loose, "npcs": a.npcs},
+            "npcs": npcs, "exits": exits,
+        }));
+        r.available_actions = Some(FAST_COMMANDS.iter().map(|s| s.to_string()).collect());
+        Ok(r)
+    }
+
+    async fn inventory(&self) -> Result<CommandResult> {
+        let version = self.version().await?;
+        let items = self.store().items_of(self.world, &self.me()).await?;
+        let text = if items.is_empty() {
+            "You carry nothing.".to_string()
+        } else {
+            let names: Vec<String> = items.iter().map(|i| display_name(self.exp, &i.instance)).collect();
+            format!("You carry: {}.", names.join(", "))
+        };
+        let mut r = CommandResult::ok(text, version);
+        r.metadata =
+            Some(json!({"inventory": items.iter().map(|i| merged(self.exp, &i.instance)).collect::<Vec<_>>()}));
+        Ok(r)
+    }
+
+    async fn examine(&self, name: Option<&str>) -> Result<CommandResult> {
+        let version = self.version().await?;
+        let Some(name) = name else {
+            return Ok(CommandResult::fail("Examine what? Name an item.", version));
+        };
+        let p = self.store().player(self.world, self.user_id).await?;
+        // The inventory, then the area, then the rest of the location.
+        let mut found = None;
+        let mine = self.store().items_of(self.world, &self.me()).await?;
+        if let Some(i) = find_item(self.exp, &mine, name) {
+            found = Some(i.clone());
+        } else if let Some((l, a)) = self.place(&p) {
+            let here: Vec<LiveItem> =
+                self.store().items_in_area(self.world, &l.id, &a.id).await?.into_iter().filter(visible).collect();
+            found = find_item(self.exp, &here, name).cloned();
+            if found.is_none() {
+                for other in l.areas.keys().filter(|k| **k != a.id) {
+                    let there: Vec<LiveItem> = self
+                        .store()
+                        .items_in_area(self.world, &l.id, other)
+                        .await?
+                        .into_iter()
+                        .filter(visible)
+                        .collect();
+                    if let Some(i) = find_item(self.exp, &there, name) {
+                        found = Some(i.clone());
+                        break;
+                    }
+                }
+            }
+        }
+        let Some(item) = found else {
+            return Ok(CommandResult::fail(format!("There is no {name} here or in your inventory."), version));
+        };
+        let t = self.exp.item_templates.get(&item.instance.template_id);
+        let body = t.map(|t| t.body.trim().to_string()).filter(|b| !b.is_empty());
+        let text = body.unwrap_or_else(|| {
+            t.map(|t| t.description.clone()).unwrap_or_else(|| display_name(self.exp, &item.instance))
+        });
+        let mut r = CommandResult::ok(text, version);
+        r.metadata = Some(json!({"item": merged(self.exp, &item.instance)}));
+        r.item_id = Some(item.instance.instance_id.clone());
+        Ok(r)
+    }
+
+    async fn go(&self, destination: Option<&str>) -> Result<CommandResult> {
+        let version = self.version().await?;
+        let Some(dest) = destination.map(str::trim).filter(|d| !d.is_empty()) else {
+            return Ok(CommandResult::fail("Go where? Name an area or a place.", version));
+        };
+        let p = self.store().player(self.world, self.user_id).await?;
+        let Some((l, a)) = self.place(&p) else {
+            return Ok(CommandResult::fail("You are nowhere this world knows.", version));
+        };
+        let exits = self.exits(l, a);
+        let dest_l = dest.to_lowercase();
+        // An area reachable from here (by id or name), or a location one of the exits leads into.
+        let target = exits
+            .iter()
+            .find(|x| x.to_lowercase() == dest_l)
+            .cloned()
+            .or_else(|| {
+                exits
+                    .iter()
+                    .find(|x| {
+                        self.location_of(x, &l.id)
+                            .and_then(|lid| self.exp.world.locations.get(&lid))
+                            .and_then(|loc| loc.areas.get(*x))
+                            .is_some_and(|ar| ar.name.to_lowercase() == dest_l)
+                    })
+                    .cloned()
+            })
+            .or_else(|| {
+                let loc = self
+                    .exp
+                    .world
+                    .locations
+                    .iter()
+                    .find(|(id, loc)| id.to_lowercase() == dest_l || loc.name.to_lowercase() == dest_l)?;
+                exits.iter().find(|x| loc.1.areas.contains_key(*x)).cloned()
+            });
+        let Some(area) = target else {
+            return Ok(CommandResult::fail(
+                format!("You cannot go to {dest} from here. Exits: {}.", exits.join(", ")),
+                version,
+            ));
+        };
+        let Some(location) = self.location_of(&area, &l.id) else {
+            return Ok(CommandResult::fail(format!("There is no {dest}."), version));
+        };
+        let mut c = self.store().begin(self.world).await?;
+        c.set_place(self.user_id, &location, &area).await?;
+        let change = StateChange {
+            operation: "update".into(),
+            area_id: None,
+            path: Some("player.location".into()),
+            instance_id: self.user_id.to_string(),
+            template_id: None,
+            item: Some(json!({"current_location": location, "current_area": area})),
+        };
+        let name = self.exp.world.locations.get(&location).and_then(|x| x.areas.get(&area)).map(|x| x.name.clone());
+        self.finish(c, format!("You go to {}.", name.unwrap_or(area.clone())), vec![change], None).await
+    }
+
+    async fn finish(
+        &self,
+        c: Change,
+        message: String,
+        changes: Vec<StateChange>,
+        item_id: Option<String>,
+    ) -> Result<CommandResult> {
+        let version = c.commit().await?;
+        self.worlds.publish(self.exp, self.world, self.user_id, version, &changes);
+        let mut r = CommandResult::ok(message, version);
+        r.state_changes = changes;
+        r.item_id = item_id;
+        Ok(r)
+    }
+
+    async fn collect(&self, name: Option<&str>) -> Result<CommandResult> {
+        let version = self.version().await?;
+        let Some(name) = name else {
+            return Ok(CommandResult::fail("Collect what? Name an item.", version));
+        };
+        let p = self.store().player(self.world, self.user_id).await?;
+        let Some((l, a)) = self.place(&p) else {
+            return Ok(CommandResult::fail("You are nowhere this world knows.", version));
+        };
+        let here: Vec<LiveItem> =
+            self.store().items_in_area(self.world, &l.id, &a.id).await?.into_iter().filter(visible).collect();
+        let Some(item) = find_item(self.exp, &here, name).cloned() else {
+            return Ok(CommandResult::fail(format!("There is no {name} here."), version));
+        };
+        let template = self.exp.item_templates.get(&item.instance.template_id);
+        let label = display_name(self.exp, &item.instance);
+        if !is_collectible(template, &item.instance) {
+            return Ok(CommandResult::fail(format!("The {label} cannot be collected."), version));
+        }
+        let mut c = self.store().begin(self.world).await?;
+        // Taken only if it is still where it was seen: of two players racing for it, one gets it.
+        if !c.move_item(&item.instance.instance_id, &item.holder, &self.me()).await? {
+            drop(c);
+            return Ok(CommandResult::fail(format!("The {label} is no longer here."), self.version().await?));
+        }
+        let shown = merged(self.exp, &item.instance);
+        let changes = vec![
+            StateChange {
+                operation: "remove".into(),
+                area_id: Some(a.id.clone()),
+                path: None,
+                instance_id: item.instance.instance_id.clone(),
+                template_id: Some(item.instance.template_id.clone()),
+                item: None,
+            },
+            StateChange {
+                operation: "add".into(),
+                area_id: None,
+                path: Some("player.inventory".into()),
+                instance_id: item.instance.instance_id.clone(),
+                template_id: Some(item.instance.template_id.clone()),
+                item: Some(shown),
+            },
+        ];
+        let id = item.instance.instance_id.clone();
+        self.finish(c, format!("You collect the {label}."), changes, Some(id)).await
+    }
+
+    async fn held(&self, name: Option<&str>, what: &str) -> Result<std::result::Result<LiveItem, CommandResult>> {
+        let version = self.version().await?;
+        let Some(name) = name else {
+            return Ok(Err(CommandResult::fail(format!("{what} what? Name an item you carry."), version)));
+        };
+        let mine = self.store().items_of(self.world, &self.me()).await?;
+        match find_item(self.exp, &mine, name) {
+            Some(i) => Ok(Ok(i.clone())),
+            None => Ok(Err(CommandResult::fail(format!("You do not carry any {name}."), version))),
+        }
+    }
+
+    async fn drop_item(&self, name: Option<&str>) -> Result<CommandResult> {
+        let item = match self.held(name, "Drop").await? {
+            Ok(i) => i,
+            Err(r) => return Ok(r),
+        };
+        let p = self.store().player(self.world, self.user_id).await?;
+        let Some((l, a)) = self.place(&p) else {
+            return Ok(CommandResult::fail("You are nowhere this world knows.", self.version().await?));
+        };
+        let to = Holder::Area { location: l.id.clone(), area: a.id.clone(), spot: String::new() };
+        let mut c = self.store().begin(self.world).await?;
+        if !c.move_item(&item.instance.instance_id, &item.holder, &to).await? {
+            drop(c);
+            return Ok(CommandResult::fail("You no longer carry it.", self.version().await?));
+        }
+        let label = display_name(self.exp, &item.instance);
+        let changes = vec![
+            StateChange {
+                operation: "remove".into(),
+                area_id: None,
+                path: Some("player.inventory".into()),
+                instance_id: item.instance.instance_id.clone(),
+                template_id: Some(item.instance.template_id.clone()),
+                item: None,
+            },
+            StateChange {
+                operation: "add".into(),
+                area_id: Some(a.id.clone()),
+                path: None,
+                instance_id: item.instance.instance_id.clone(),
+                template_id: Some(item.instance.template_id.clone()),
+                item: Some(merged(self.exp, &item.instance)),
+            },
+        ];
+        let id = item.instance.instance_id.clone();
+        self.finish(c, format!("You drop the {label}."), changes, Some(id)).await
+    }
+
+    async fn use_item(&self, name: Option<&str>) -> Result<CommandResult> {
+        let item = match self.held(name, "Use").await? {
+            Ok(i) => i,
+            Err(r) => return Ok(r),
+        };
+        let label = display_name(self.exp, &item.instance);
+        let Some(t) = self.exp.item_templates.get(&item.instance.template_id) else {
+            return Ok(CommandResult::fail(format!("Nothing happens with the {label}."), self.version().await?));
+        };
+        if t.effects.is_empty() && !t.consumable {
+            return Ok(CommandResult::fail(format!("Nothing happens with the {label}."), self.version().await?));
+        }
+        let mut c = self.store().begin(self.world).await?;
+        let mut p = c.player(self.user_id).await?;
+        let mut said = Vec::new();
+        for (stat, delta) in &t.effects {
+            let now = p.stats.get(stat).and_then(Value::as_f64).unwrap_or(0.0);
+            let max = p.stats.get(&format!("max_{stat}")).and_then(Value::as_f64);
+            let next = (now + delta).max(0.0);
+            let next = max.map_or(next, |m| next.min(m));
+            p.stats.insert(stat.clone(), json!(next.round() as i64));
+            said.push(format!("{stat} {now:.0} → {next:.0}"));
+        }
+        c.set_player_data(self.user_id, &p).await?;
+        let mut changes = vec![StateChange {
+            operation: "update".into(),
+            area_id: None,
+            path: Some("player.stats".into()),
+            instance_id: self.user_id.to_string(),
+            template_id: None,
+            item: Some(Value::Object(p.stats.clone())),
+        }];
+        if t.consumable {
+            if !c.move_item(&item.instance.instance_id, &item.holder, &Holder::Gone).await? {
+                drop(c);
+                return Ok(CommandResult::fail("You no longer carry it.", self.version().await?));
+            }
+            changes.push(StateChange {
+                operation: "remove".into(),
+                area_id: None,
+                path: Some("player.inventory".into()),
+                instance_id: item.instance.instance_id.clone(),
+                template_id: Some(item.instance.template_id.clone()),
+                item: None,
+            });
+        }
+        let text = if said.is_empty() {
+            format!("You use the {label}.")
+        } else {
+            format!("You use the {label}: {}.", said.join(", "))
+        };
+        let id = item.instance.instance_id.clone();
+        self.finish(c, text, changes, Some(id)).await
+    }
+
+    async fn give(&self, name: Option<&str>, npc: Option<&str>) -> Result<CommandResult> {
+        let item = match self.held(name, "Give").await? {
+            Ok(i) => i,
+            Err(r) => return Ok(r),
+        };
+        let version = self.version().await?;
+        let Some(npc) = npc.map(str::trim).filter(|n| !n.is_empty()) else {
+            return Ok(CommandResult::fail("Give it to whom? Name someone here.", version));
+        };
+        let p = self.store().player(self.world, self.user_id).await?;
+        let Some((_, a)) = self.place(&p) else {
+            return Ok(CommandResult::fail("You are nowhere this world knows.", version));
+        };
+        let want = npc.to_lowercase();
+        let Some(npc_id) = Self::npcs_here(a)
+            .into_iter()
+            .find(|n| n.to_lowercase() == want || npc_name(self.exp, n).to_lowercase() == want)
+        else {
+            return Ok(CommandResult::fail(format!("There is no {npc} here."), version));
+        };
+        let mut c = self.store().begin(self.world).await?;
+        if !c.move_item(&item.instance.instance_id, &item.holder, &Holder::Npc(npc_id.clone())).await? {
+            drop(c);
+            return Ok(CommandResult::fail("You no longer carry it.", self.version().await?));
+        }
+        // A gift raises the NPC's trust in the player.
+        let mut rel = c.relationship(self.user_id, &npc_id).await?;
+        rel.trust = (rel.trust + 5).min(100);
+        c.set_relationship(self.user_id, &npc_id, &rel).await?;
+        let label = display_name(self.exp, &item.instance);
+        let changes = vec![StateChange {
+            operation: "remove".into(),
+            area_id: None,
+            path: Some("player.inventory".into()),
+            instance_id: item.instance.instance_id.clone(),
+            template_id: Some(item.instance.template_id.clone()),
+            item: None,
+        }];
+        let id = item.instance.instance_id.clone();
+        let mut r = self
+            .finish(c, format!("You give the {label} to {}.", npc_name(self.exp, &npc_id)), changes, Some(id))
+            .await?;
+        r.metadata = Some(json!({"npc_id": npc_id, "trust": rel.trust}));
+        Ok(r)
+    }
+
+    async fn accept_quest(&self, quest: Option<&str>) -> Result<CommandResult> {
+        let version = self.version().await?;
+        let Some(quest) = quest.map(str::trim).filter(|q| !q.is_empty()) else {
+            return Ok(CommandResult::fail("Accept which quest?", version));
+        };
+        // Quests are declared in the world's metadata (`metadata.quests.<id>`).
+        let declared = self.exp.world.metadata.get("quests").and_then(Value::as_object);
+        let Some(def) = declared.and_then(|q| q.get(quest)) else {
+            return Ok(CommandResult::fail(format!("There is no quest {quest}."), version));
+        };
+        let mut c = self.store().begin(self.world).await?;
+        let mut p = c.player(self.user_id).await?;
+        if p.quests.contains_key(quest) {
+            drop(c);
+            return Ok(CommandResult::fail(format!("You already took the quest {quest}."), version));
+        }
+        let entry = json!({"status": "active", "accepted_at": chrono::Utc::now().timestamp_millis()});
+        p.quests.insert(quest.to_string(), entry.clone());
+        c.set_player_data(self.user_id, &p).await?;
+        let changes = vec![StateChange {
+            operation: "add".into(),
+            area_id: None,
+            path: Some("player.quests".into()),
+            instance_id: quest.to_string(),
+            template_id: None,
+            item: Some(entry),
+        }];
+        let title = def.get("name").and_then(Value::as_str).unwrap_or(quest).to_string();
+        self.finish(c, format!("You accept the quest: {title}."), changes, None).await
+    }
+}
+
+/// The world a user plays in for an experience (shared: the experience's; isolated: their own).
+pub fn world_of(exp: &Experience, user_id: &str) -> String {
+    world_id(exp, user_id)
+}

@@ -1,0 +1,525 @@
+//! Live world state in the database (SQLite or PostgreSQL, the tables of migration `…18_worlds`):
+//! world instances with their version, where every item instance is (`world_items.holder`), each
+//! player's view and each player's relationship with each NPC.
+//!
+//! Every change is one transaction that first raises the world's version
+//! (`UPDATE world_instances SET version = version + 1 … RETURNING version`): on PostgreSQL that row
+//! lock orders the writers of one world, on SQLite the database's write lock does, so two commands
+//! never see the same version and a conditional move (`UPDATE world_items … WHERE holder = <where it
+//! must be>`) decides races: two players collecting one item, exactly one gets it.
+
+use crate::content::{Experience, ItemInstance, StateModel};
+use crate::error::{Result, WorldError};
+use gaia_core::storage::Storage;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+/// Where an item is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Holder {
+    /// In a spot of an area (`spot` empty: in the area itself).
+    Area { location: String, area: String, spot: String },
+    /// In a player's inventory.
+    Player(String),
+    /// Given to an NPC.
+    Npc(String),
+    /// Used up or removed.
+    Gone,
+}
+
+impl Holder {
+    pub(crate) fn encode(&self) -> String {
+        match self {
+            Holder::Area { location, area, spot } => format!("area:{location}/{area}/{spot}"),
+            Holder::Player(u) => format!("player:{u}"),
+            Holder::Npc(n) => format!("npc:{n}"),
+            Holder::Gone => "gone".into(),
+        }
+    }
+
+    pub(crate) fn decode(s: &str) -> Holder {
+        if let Some(rest) = s.strip_prefix("area:") {
+            let mut parts = rest.splitn(3, '/');
+            let location = parts.next().unwrap_or_default().to_string();
+            let area = parts.next().unwrap_or_default().to_string();
+            let spot = parts.next().unwrap_or_default().to_string();
+            Holder::Area { location, area, spot }
+        } else if let Some(u) = s.strip_prefix("player:") {
+            Holder::Player(u.to_string())
+        } else if let Some(n) = s.strip_prefix("npc:") {
+            Holder::Npc(n.to_string())
+        } else {
+            Holder::Gone
+        }
+    }
+
+    /// The range of encoded holders in an area (any spot): `[start, end)`.
+    pub(crate) fn area_range(location: &str, area: &str) -> (String, String) {
+        (format!("area:{location}/{area}/"), format!("area:{location}/{area}0"))
+    }
+}
+
+/// An item instance of a live world.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LiveItem {
+    pub(crate) instance: ItemInstance,
+    pub(crate) holder: Holder,
+}
+
+/// A player's view of a world.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlayerState {
+    /// Location id.
+    pub current_location: String,
+    /// Area id.
+    pub current_area: String,
+    /// Stats (`health`, `max_health`, …).
+    pub stats: Map<String, Value>,
+    /// Status effects.
+    pub status_effects: Vec<Value>,
+    /// Quests by id (`{status, …}`).
+    pub quests: Map<String, Value>,
+}
+
+/// A player's relationship with an NPC.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Relationship {
+    /// 0–100, 50 to start with.
+    pub trust: i64,
+    /// The last exchanges (`{player, npc, at}`), oldest first, at most [`MAX_EXCHANGES`].
+    pub exchanges: Vec<Value>,
+    /// Facts the NPC learned.
+    pub facts: Vec<String>,
+}
+
+/// Exchanges kept per player and NPC.
+pub const MAX_EXCHANGES: usize = 20;
+
+/// Starting trust of a relationship.
+pub const START_TRUST: i64 = 50;
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn json_text(v: &impl Serialize) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+fn parse_json<T: serde::de::DeserializeOwned + Default>(text: &str) -> T {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+/// The id of the world a player of `exp` plays in.
+pub(crate) fn world_id(exp: &Experience, user_id: &str) -> String {
+    match exp.config.state.model {
+        StateModel::Shared => exp.config.id.clone(),
+        StateModel::Isolated => format!("{}:{user_id}", exp.config.id),
+    }
+}
+
+/// The live state of worlds, in `storage`.
+#[derive(Clone, Debug)]
+pub(crate) struct WorldStore {
+    storage: Storage,
+}
+
+/// A change being made: the transaction and the version it makes.
+pub(crate) struct Change {
+    pub(crate) tx: Transaction<'static, Any>,
+    pub(crate) world_id: String,
+    pub(crate) version: i64,
+}
+
+impl WorldStore {
+    pub(crate) fn new(storage: Storage) -> Self {
+        WorldStore { storage }
+    }
+
+    /// Makes the world of `exp` for `user_id` (and the player in it) when they do not exist yet;
+    /// returns the world's id.
+    pub(crate) async fn ensure(&self, exp: &Experience, user_id: &str) -> Result<String> {
+        let id = world_id(exp, user_id);
+        let pool = self.storage.pool();
+        let exists = sqlx::query("SELECT 1 FROM world_players WHERE world_id = $1 AND user_id = $2")
+            .bind(&id)
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await
+            .map_err(WorldError::db)?;
+        if exists.is_some() {
+            return Ok(id);
+        }
+        let mut tx = pool.begin().await.map_err(WorldError::db)?;
+        let now = now_ms();
+        let owner = (exp.config.state.model == StateModel::Isolated).then_some(user_id);
+        let created = sqlx::query(
+            "INSERT INTO world_instances (id, experience_id, owner_id, content_version, version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 0, $5, $5) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(&exp.config.id)
+        .bind(owner)
+        .bind(&exp.config.version)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(WorldError::db)?
+        .rows_affected()
+            == 1;
+        if created {
+            for (location, area, spot, item) in content_items(exp) {
+                let holder = Holder::Area { location, area, spot };
+                insert_item(&mut tx, &id, item, &holder, 0).await?;
+            }
+        }
+        let (location, area) = starting_place(exp);
+        let mut stats = Map::new();
+        stats.insert("health".into(), 100.into());
+        stats.insert("max_health".into(), 100.into());
+        let joined = sqlx::query(
+            "INSERT INTO world_players (world_id, user_id, location_id, area_id, stats, status_effects, quests, version, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, '[]', '{}', 0, $6) ON CONFLICT (world_id, user_id) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(user_id)
+        .bind(&location)
+        .bind(&area)
+        .bind(json_text(&stats))
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(WorldError::db)?
+        .rows_affected()
+            == 1;
+        if joined {
+            // The starting inventory: new instances of the templates, held by the player.
+            for template in &exp.config.bootstrap.player_starting_inventory {
+                let item = ItemInstance {
+                    instance_id: format!("{template}-{}", short_id()),
+                    template_id: template.clone(),
+                    semantic_name: None,
+                    collectible: None,
+                    visible: None,
+                    state: None,
+                    extra: Map::new(),
+                };
+                insert_item(&mut tx, &id, &item, &Holder::Player(user_id.to_string()), 0).await?;
+            }
+        }
+        tx.commit().await.map_err(WorldError::db)?;
+        Ok(id)
+    }
+
+    /// The world's current version.
+    pub(crate) async fn version(&self, world_id: &str) -> Result<i64> {
+        let row = sqlx::query("SELECT version FROM world_instances WHERE id = $1")
+            .bind(world_id)
+            .fetch_optional(self.storage.pool())
+            .await
+            .map_err(WorldError::db)?;
+        match row {
+            Some(r) => r.try_get::<i64, _>("version").map_err(WorldError::db),
+            None => Err(WorldError::NotFound(format!("world {world_id}"))),
+        }
+    }
+
+    /// A player's view.
+    pub(crate) async fn player(&self, world_id: &str, user_id: &str) -> Result<PlayerState> {
+        let row = sqlx::query(
+            "SELECT location_id, area_id, stats, status_effects, quests FROM world_players \
+             WHERE world_id = $1 AND user_id = $2",
+        )
+        .bind(world_id)
+        .bind(user_id)
+        .fetch_optional(self.storage.pool())
+        .await
+        .map_err(WorldError::db)?
+        .ok_or_else(|| WorldError::NotFound(format!("player {user_id} in world {world_id}")))?;
+        player_of(&row)
+    }
+
+    /// Items held by `holder`.
+    pub(crate) async fn items_of(&self, world_id: &str, holder: &Holder) -> Result<Vec<LiveItem>> {
+        let rows = sqlx::query(
+            "SELECT template_id, holder, data FROM world_items WHERE world_id = $1 AND holder = $2 ORDER BY item_id",
+        )
+        .bind(world_id)
+        .bind(holder.encode())
+        .fetch_all(self.storage.pool())
+        .await
+        .map_err(WorldError::db)?;
+        rows.iter().map(item_of).collect()
+    }
+
+    /// Items in an area (any of its spots, or the area itself).
+    pub(crate) async fn items_in_area(&self, world_id: &str, location: &str, area: &str) -> Result<Vec<LiveItem>> {
+        let (start, end) = Holder::area_range(location, area);
+        let rows = sqlx::query(
+            "SELECT template_id, holder, data FROM world_items WHERE world_id = $1 AND holder >= $2 AND holder < $3 \
+             ORDER BY item_id",
+        )
+        .bind(world_id)
+        .bind(start)
+        .bind(end)
+        .fetch_all(self.storage.pool())
+        .await
+        .map_err(WorldError::db)?;
+        rows.iter().map(item_of).collect()
+    }
+
+    /// A player's relationship with an NPC (the starting one when they never met).
+    pub(crate) async fn relationship(&self, world_id: &str, user_id: &str, npc_id: &str) -> Result<Relationship> {
+        let row = sqlx::query(
+            "SELECT trust, exchanges, facts FROM world_npc_relations WHERE world_id = $1 AND user_id = $2 AND npc_id = $3",
+        )
+        .bind(world_id)
+        .bind(user_id)
+        .bind(npc_id)
+        .fetch_optional(self.storage.pool())
+        .await
+        .map_err(WorldError::db)?;
+        relationship_of(row.as_ref())
+    }
+
+    /// Starts a change of `world_id`: its version raised, in a transaction the caller commits (or
+    /// drops, which changes nothing).
+    pub(crate) async fn begin(&self, world_id: &str) -> Result<Change> {
+        let mut tx = self.storage.pool().begin().await.map_err(WorldError::db)?;
+        let row = sqlx::query(
+            "UPDATE world_instances SET version = version + 1, updated_at = $2 WHERE id = $1 RETURNING version",
+        )
+        .bind(world_id)
+        .bind(now_ms())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(WorldError::db)?
+        .ok_or_else(|| WorldError::NotFound(format!("world {world_id}")))?;
+        let version = row.try_get::<i64, _>("version").map_err(WorldError::db)?;
+        Ok(Change { tx, world_id: world_id.to_string(), version })
+    }
+}
+
+impl Change {
+    /// Moves an item from `from` to `to`; `false` (nothing changed) when it is not at `from` now.
+    pub(crate) async fn move_item(&mut self, item_id: &str, from: &Holder, to: &Holder) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE world_items SET holder = $4, version = $5 WHERE world_id = $1 AND item_id = $2 AND holder = $3",
+        )
+        .bind(&self.world_id)
+        .bind(item_id)
+        .bind(from.encode())
+        .bind(to.encode())
+        .bind(self.version)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(WorldError::db)?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Sets a player's place.
+    pub(crate) async fn set_place(&mut self, user_id: &str, location: &str, area: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE world_players SET location_id = $3, area_id = $4, version = $5, updated_at = $6 \
+             WHERE world_id = $1 AND user_id = $2",
+        )
+        .bind(&self.world_id)
+        .bind(user_id)
+        .bind(location)
+        .bind(area)
+        .bind(self.version)
+        .bind(now_ms())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(WorldError::db)?;
+        Ok(())
+    }
+
+    /// Reads a player's view inside the change (locked with the world on PostgreSQL).
+    pub(crate) async fn player(&mut self, user_id: &str) -> Result<PlayerState> {
+        let row = sqlx::query(
+            "SELECT location_id, area_id, stats, status_effects, quests FROM world_players \
+             WHERE world_id = $1 AND user_id = $2",
+        )
+        .bind(&self.world_id)
+        .bind(user_id)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(WorldError::db)?
+        .ok_or_else(|| WorldError::NotFound(format!("player {user_id}")))?;
+        player_of(&row)
+    }
+
+    /// Writes a player's stats, status effects and quests.
+    pub(crate) async fn set_player_data(&mut self, user_id: &str, p: &PlayerState) -> Result<()> {
+        sqlx::query(
+            "UPDATE world_players SET stats = $3, status_effects = $4, quests = $5, version = $6, updated_at = $7 \
+             WHERE world_id = $1 AND user_id = $2",
+        )
+        .bind(&self.world_id)
+        .bind(user_id)
+        .bind(json_text(&p.stats))
+        .bind(json_text(&p.status_effects))
+        .bind(json_text(&p.quests))
+        .bind(self.version)
+        .bind(now_ms())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(WorldError::db)?;
+        Ok(())
+    }
+
+    /// A player's relationship with an NPC, read inside the change.
+    pub(crate) async fn relationship(&mut self, user_id: &str, npc_id: &str) -> Result<Relationship> {
+        let row = sqlx::query(
+            "SELECT trust, exchanges, facts FROM world_npc_relations WHERE world_id = $1 AND user_id = $2 AND npc_id = $3",
+        )
+        .bind(&self.world_id)
+        .bind(user_id)
+        .bind(npc_id)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(WorldError::db)?;
+        relationship_of(row.as_ref())
+    }
+
+    /// Writes a player's relationship with an NPC.
+    pub(crate) async fn set_relationship(&mut self, user_id: &str, npc_id: &str, r: &Relationship) -> Result<()> {
+        let keep = r.exchanges.len().saturating_sub(MAX_EXCHANGES);
+        sqlx::query(
+            "INSERT INTO world_npc_relations (world_id, user_id, npc_id, trust, exchanges, facts, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (world_id, user_id, npc_id) DO UPDATE SET \
+             trust = excluded.trust, exchanges = excluded.exchanges, facts = excluded.facts, updated_at = excluded.updated_at",
+        )
+        .bind(&self.world_id)
+        .bind(user_id)
+        .bind(npc_id)
+        .bind(r.trust.clamp(0, 100))
+        .bind(json_text(&r.exchanges[keep..].to_vec()))
+        .bind(json_text(&r.facts))
+        .bind(now_ms())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(WorldError::db)?;
+        Ok(())
+    }
+
+    /// Makes the change.
+    pub(crate) async fn commit(self) -> Result<i64> {
+        self.tx.commit().await.map_err(WorldError::db)?;
+        Ok(self.version)
+    }
+}
+
+async fn insert_item(
+    tx: &mut Transaction<'static, Any>,
+    world_id: &str,
+    item: &ItemInstance,
+    holder: &Holder,
+    version: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO world_items (world_id, item_id, template_id, holder, data, version) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (world_id, item_id) DO NOTHING",
+    )
+    .bind(world_id)
+    .bind(&item.instance_id)
+    .bind(&item.template_id)
+    .bind(holder.encode())
+    .bind(json_text(item))
+    .bind(version)
+    .execute(&mut **tx)
+    .await
+    .map_err(WorldError::db)?;
+    Ok(())
+}
+
+fn item_of(r: &AnyRow) -> Result<LiveItem> {
+    let data: String = r.try_get("data").map_err(WorldError::db)?;
+    let holder: String = r.try_get("holder").map_err(WorldError::db)?;
+    let instance: ItemInstance =
+        serde_json::from_str(&data).map_err(|e| WorldError::Invalid(format!("a stored item is not valid: {e}")))?;
+    Ok(LiveItem { instance, holder: Holder::decode(&holder) })
+}
+
+fn relationship_of(row: Option<&AnyRow>) -> Result<Relationship> {
+    Ok(match row {
+        Some(r) => Relationship {
+            trust: r.try_get("trust").map_err(WorldError::db)?,
+            exchanges: parse_json(&r.try_get::<String, _>("exchanges").map_err(WorldError::db)?),
+            facts: parse_json(&r.try_get::<String, _>("facts").map_err(WorldError::db)?),
+        },
+        None => Relationship { trust: START_TRUST, exchanges: Vec::new(), facts: Vec::new() },
+    })
+}
+
+fn player_of(r: &AnyRow) -> Result<PlayerState> {
+    let text = |c: &str| r.try_get::<String, _>(c).map_err(WorldError::db);
+    Ok(PlayerState {
+        current_location: text("location_id")?,
+        current_area: text("area_id")?,
+        stats: parse_json(&text("stats")?),
+        status_effects: parse_json(&text("status_effects")?),
+        quests: parse_json(&text("quests")?),
+    })
+}
+
+/// Where a new player starts: the bootstrap location and area (else the location's first area).
+pub(crate) fn starting_place(exp: &Experience) -> (String, String) {
+    let b = &exp.config.bootstrap;
+    let area = b
+        .player_starting_area
+        .clone()
+        .or_else(|| exp.world.locations.get(&b.player_starting_location).and_then(|l| l.areas.keys().next().cloned()));
+    (b.player_starting_location.clone(), area.unwrap_or_default())
+}
+
+/// Every item instance of the content with where it starts (area-level items: spot "").
+pub(crate) fn content_items(exp: &Experience) -> Vec<(String, String, String, &ItemInstance)> {
+    let mut out = Vec::new();
+    for (lid, l) in &exp.world.locations {
+        for (aid, a) in &l.areas {
+            for item in &a.items {
+                out.push((lid.clone(), aid.clone(), String::new(), item));
+            }
+            for (sid, s) in &a.spots {
+                for item in &s.items {
+                    out.push((lid.clone(), aid.clone(), sid.clone(), item));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn short_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holders_round_trip_and_area_ranges_hold_only_that_area() {
+        for h in [
+            Holder::Area { location: "safe_house".into(), area: "main_room".into(), spot: "table".into() },
+            Holder::Area { location: "l".into(), area: "a".into(), spot: String::new() },
+            Holder::Player("u1".into()),
+            Holder::Npc("sam".into()),
+            Holder::Gone,
+        ] {
+            assert_eq!(Holder::decode(&h.encode()), h);
+        }
+        let (start, end) = Holder::area_range("safe_house", "main_room");
+        let inside =
+            Holder::Area { location: "safe_house".into(), area: "main_room".into(), spot: "z".into() }.encode();
+        let other =
+            Holder::Area { location: "safe_house".into(), area: "main_room2".into(), spot: String::new() }.encode();
+        assert!(inside >= start && inside < end);
+        assert!(!(other >= start && other < end), "{other}");
+    }
+}

@@ -1,0 +1,219 @@
+//! Playing the sample experience (`safe-house`) through the engine: look, go, collect, inventory,
+//! examine, use, drop, give, quests; commands out of place and bad input change nothing; every change
+//! raises the version by one and is published as a `world_update`; 100 players racing for one item:
+//! exactly one gets it. On SQLite and PostgreSQL.
+
+use gaia_core::events::{Event, EventBus};
+use gaia_core::storage::Storage;
+use gaia_core::testing::database_urls;
+use gaia_world::content::load_catalog;
+use gaia_world::{Action, CommandResult, WorldError, Worlds};
+use serde_json::Value;
+use std::path::Path;
+
+const EXP: &str = "safe-house";
+
+fn sample() -> gaia_world::content::Catalog {
+    let c = load_catalog(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sample"));
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
+    c
+}
+
+async fn worlds(storage: &Storage) -> (Worlds, EventBus) {
+    let bus = EventBus::default();
+    let w = Worlds::new(storage.clone(), bus.clone());
+    w.set_catalog(sample());
+    (w, bus)
+}
+
+async fn player(storage: &Storage, name: &str) -> String {
+    storage.create_user(&format!("{name}-{}@example.com", uuid::Uuid::new_v4()), None, None).await.unwrap().id
+}
+
+async fn run(w: &Worlds, user: &str, text: &str) -> CommandResult {
+    w.command(EXP, user, &Action::new(text)).await.unwrap()
+}
+
+fn inventory_ids(view: &Value) -> Vec<String> {
+    let mut ids: Vec<String> =
+        view["inventory"].as_array().unwrap().iter().map(|i| i["template_id"].as_str().unwrap().to_string()).collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn the_sample_plays_end_to_end() {
+    for db in database_urls().await {
+        let b = db.backend;
+        let storage = db.storage().await;
+        let (w, bus) = worlds(&storage).await;
+        let mut events = bus.subscribe();
+        let ann = player(&storage, "ann").await;
+
+        // A new player starts in the safe house with a bandage.
+        let v = w.view(EXP, &ann).await.unwrap();
+        assert_eq!(
+            (v.player["current_location"].as_str(), v.player["current_area"].as_str()),
+            (Some("safe_house"), Some("main_room")),
+            "{b}"
+        );
+        assert_eq!(inventory_ids(&v.player), ["bandage"], "{b}");
+        let start = v.snapshot_version;
+
+        let look = run(&w, &ann, "look").await;
+        assert!(look.success, "{b}: {look:?}");
+        assert!(look.message.contains("Sam"), "{b}: {}", look.message);
+        let meta = look.metadata.unwrap();
+        let exits: Vec<&str> = meta["exits"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        assert!(exits.contains(&"front") && exits.contains(&"roof"), "{b}: {exits:?}");
+        assert_eq!(look.snapshot_version, start, "looking changes nothing");
+
+        // Out of place: not collectible, not here, nowhere to go.
+        let r = run(&w, &ann, "take the radio").await;
+        assert!(!r.success && r.message.contains("cannot be collected"), "{b}: {r:?}");
+        let r = run(&w, &ann, "collect medkit").await;
+        assert!(!r.success && r.message.contains("no medkit here"), "{b}: {r:?}");
+        let r = run(&w, &ann, "go to the moon").await;
+        assert!(!r.success && r.message.contains("cannot go"), "{b}: {r:?}");
+        assert!(r.state_changes.is_empty());
+        let r = run(&w, &ann, "dance wildly").await;
+        assert!(!r.success && r.message.contains("Unknown command"), "{b}: {r:?}");
+        assert_eq!(w.view(EXP, &ann).await.unwrap().snapshot_version, start, "{b}: nothing changed");
+
+        // Collect by text: one change, published.
+        let r = run(&w, &ann, "pick up the canned food").await;
+        assert!(r.success, "{b}: {r:?}");
+        assert_eq!(r.snapshot_version, start + 1, "{b}");
+        assert_eq!(r.item_id.as_deref(), Some("canned_food_1"));
+        let ops: Vec<(&str, Option<&str>)> =
+            r.state_changes.iter().map(|c| (c.operation.as_str(), c.path.as_deref())).collect();
+        assert_eq!(ops, [("remove", None), ("add", Some("player.inventory"))], "{b}");
+        match events.recv().await.unwrap() {
+            Event::WorldUpdate { experience, base_version, snapshot_version, changes, user_id, .. } => {
+                assert_eq!((experience.as_str(), base_version, snapshot_version), (EXP, start, start + 1), "{b}");
+                assert_eq!(user_id.as_deref(), Some(ann.as_str()));
+                assert_eq!(changes.len(), 2);
+                assert_eq!(changes[0]["area_id"], "main_room");
+            }
+            other => panic!("{b}: {other:?}"),
+        }
+
+        // To the pharmacy (a location: through the exit into it), then its back room.
+        let r = run(&w, &ann, "go to pharmacy").await;
+        assert!(r.success, "{b}: {r:?}");
+        let r =
+            w.command(EXP, &ann, &Action { destination: Some("back_room".into()), ..Action::new("go") }).await.unwrap();
+        assert!(r.success, "{b}: {r:?}");
+        let r = w
+            .command(EXP, &ann, &Action { instance_id: Some("medkit_1".into()), ..Action::new("collect_item") })
+            .await
+            .unwrap();
+        assert!(r.success, "{b}: {r:?}");
+        let r = run(&w, &ann, "examine medkit").await;
+        assert!(r.success && !r.message.is_empty(), "{b}: {r:?}");
+        let v = w.view(EXP, &ann).await.unwrap();
+        assert_eq!(inventory_ids(&v.player), ["bandage", "canned_food", "medkit"], "{b}");
+
+        // Using a consumable: its effect (health stays within max_health), and it is gone.
+        let r = run(&w, &ann, "use the medkit").await;
+        assert!(r.success, "{b}: {r:?}");
+        let v = w.view(EXP, &ann).await.unwrap();
+        assert_eq!(v.player["stats"]["health"], 100, "{b}: capped at max_health");
+        assert_eq!(inventory_ids(&v.player), ["bandage", "canned_food"], "{b}");
+        let r = run(&w, &ann, "use the medkit").await;
+        assert!(!r.success, "{b}: used up: {r:?}");
+
+        // Drop, and it lies here for anyone.
+        let r = run(&w, &ann, "drop bandage").await;
+        assert!(r.success, "{b}: {r:?}");
+        let look = run(&w, &ann, "look").await;
+        assert!(look.message.contains("Bandage"), "{b}: {}", look.message);
+
+        // Back to Sam, and give him the food: he trusts Ann more.
+        for step in ["go front", "go main_room"] {
+            let r = run(&w, &ann, step).await;
+            assert!(r.success, "{b} {step}: {r:?}");
+        }
+        let r = run(&w, &ann, "give canned food to Sam").await;
+        assert!(r.success, "{b}: {r:?}");
+        let rel = w.relationship(EXP, &ann, "radio_operator").await.unwrap();
+        assert_eq!(rel.trust, 55, "{b}");
+        let r = run(&w, &ann, "give canned food to Sam").await;
+        assert!(!r.success, "{b}: nothing left to give: {r:?}");
+
+        // Bad input is an error, an unknown experience a 404; nothing changes.
+        let before = w.view(EXP, &ann).await.unwrap().snapshot_version;
+        let e = w.command(EXP, &ann, &Action::new("  ")).await.unwrap_err();
+        assert!(matches!(e, WorldError::Invalid(_)), "{b}: {e}");
+        let long = Action { instance_id: Some("x".repeat(10_000)), ..Action::new("examine") };
+        assert!(matches!(w.command(EXP, &ann, &long).await, Err(WorldError::Invalid(_))));
+        let e = w.command("no-such-world", &ann, &Action::new("look")).await.unwrap_err();
+        assert_eq!(e.http_status(), 404, "{b}");
+        assert_eq!(w.view(EXP, &ann).await.unwrap().snapshot_version, before, "{b}");
+    }
+}
+
+#[tokio::test]
+async fn a_second_player_sees_the_first_players_changes() {
+    for db in database_urls().await {
+        let b = db.backend;
+        let storage = db.storage().await;
+        let (w, _) = worlds(&storage).await;
+        let (ann, bob) = (player(&storage, "ann").await, player(&storage, "bob").await);
+        assert!(run(&w, &ann, "take canned food").await.success);
+        // Shared world: Bob sees one can left on the shelf, and the same version as Ann.
+        let look = run(&w, &bob, "look").await;
+        assert!(
+            look.message.contains("can of peaches") && !look.message.contains("can of beans"),
+            "{b}: {}",
+            look.message
+        );
+        assert_eq!(look.snapshot_version, w.view(EXP, &ann).await.unwrap().snapshot_version, "{b}");
+        // A second instance of the engine on the same database sees it too.
+        let (other, _) = worlds(&storage).await;
+        let look = other.command(EXP, &bob, &Action::new("look")).await.unwrap();
+        assert!(!look.message.contains("can of beans"), "{b}: {}", look.message);
+    }
+}
+
+#[tokio::test]
+async fn a_hundred_players_racing_for_one_item_one_gets_it() {
+    for db in database_urls().await {
+        let b = db.backend;
+        let storage = db.storage().await;
+        let (w, _) = worlds(&storage).await;
+        let mut players = Vec::new();
+        for i in 0..100 {
+            let p = player(&storage, &format!("p{i}")).await;
+            assert!(run(&w, &p, "go to pharmacy").await.success, "{b}");
+            players.push(p);
+        }
+        // All at once: the can on the pharmacy counter.
+        let tries = players.iter().map(|p| {
+            let (w, p) = (w.clone(), p.clone());
+            tokio::spawn(async move {
+                w.command(EXP, &p, &Action { instance_id: Some("canned_food_3".into()), ..Action::new("collect_item") })
+                    .await
+                    .unwrap()
+            })
+        });
+        let results: Vec<CommandResult> =
+            futures::future::join_all(tries).await.into_iter().map(Result::unwrap).collect();
+        let winners = results.iter().filter(|r| r.success).count();
+        assert_eq!(winners, 1, "{b}: exactly one gets it");
+        // It exists exactly once: in the winner's inventory, nowhere else.
+        let mut held = 0;
+        for p in &players {
+            let v = w.view(EXP, p).await.unwrap();
+            held += v.player["inventory"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|i| i["instance_id"] == "canned_food_3")
+                .count();
+        }
+        assert_eq!(held, 1, "{b}");
+        let look = run(&w, &players[0], "look").await;
+        assert!(!look.message.contains("can of soup"), "{b}: {}", look.message);
+    }
+}
