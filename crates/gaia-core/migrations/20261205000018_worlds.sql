@@ -54,3 +54,13 @@ CREATE TABLE IF NOT EXISTS world_npc_relations (
     PRIMARY KEY (world_id, user_id, npc_id)
 );
 CREATE INDEX IF NOT EXISTS world_npc_relations_user ON world_npc_relations (user_id);
+
+-- What `@reset` replaced, for `@reset undo`: the world's rows (or one player's) as JSON, newest last.
+CREATE TABLE IF NOT EXISTS world_backups (
+    id         TEXT PRIMARY KEY,
+    world_id   TEXT NOT NULL REFERENCES world_instances(id) ON DELETE CASCADE,
+    user_id    TEXT REFERENCES users(id) ON DELETE CASCADE,
+    snapshot   TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS world_backups_world ON world_backups (world_id, created_at);

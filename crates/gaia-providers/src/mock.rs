@@ -22,6 +22,8 @@
 //!   (finish reason `stop` / `stop_sequence`, with `stop_sequence` naming it); a token limit
 //!   (`max_completion_tokens` or `max_tokens`) below the reply's word count cuts it to that many words
 //!   (finish reason `length` / `max_tokens`).
+//! - Replies queued with [`MockHandle::push_reply`] answer the next requests that call no tool, in
+//!   turn, exactly (a scripted JSON answer, say).
 //! - Usage: input tokens = words in all messages (at least 1); output tokens = words in the reply.
 //! - Faults by model name (or for every request through [`MockConfig::fault`]): `mock-error-401`,
 //!   `mock-error-429` (with `retry-after: 1`), `mock-error-500`, `mock-error-503` (any `mock-error-NNN`
@@ -128,6 +130,8 @@ struct MockState {
     honour_tool_choice: AtomicBool,
     last: Mutex<Option<Value>>,
     per_model: Mutex<std::collections::HashMap<String, u64>>,
+    /// Replies given in turn to the next requests that call no tool ([`MockHandle::push_reply`]).
+    scripted: Mutex<std::collections::VecDeque<String>>,
 }
 
 /// The mock server.
@@ -155,6 +159,7 @@ impl MockUpstream {
             cfg,
             counter: AtomicU64::new(0),
             honour_tool_choice: AtomicBool::new(false),
+            scripted: Mutex::default(),
             last: Mutex::new(None),
             per_model: Mutex::new(std::collections::HashMap::new()),
         });
@@ -200,6 +205,13 @@ impl MockHandle {
     pub fn set_honour_tool_choice(&self, on: bool) {
         self.state.honour_tool_choice.store(on, Ordering::Relaxed);
     }
+    /// Makes the next request that calls no tool answer exactly `text` (each call queues one reply;
+    /// they are given in turn, then the usual `Mock reply to: …` again): for scripting a model's
+    /// structured answers (a JSON object, a refusal) in tests.
+    pub fn push_reply(&self, text: impl Into<String>) {
+        self.state.scripted.lock().unwrap_or_else(|e| e.into_inner()).push_back(text.into());
+    }
+
     /// Number of model lists (`GET /v1/models`) requested.
     pub fn model_list_requests(&self) -> u64 {
         self.state.model_lists.load(Ordering::Relaxed)
@@ -502,6 +514,18 @@ fn plan(vendor: Vendor, body: &Value, honour_tool_choice: bool) -> Plan {
     Plan { text, tool_calls, end, input_tokens: input.max(1), output_tokens: output.max(1) }
 }
 
+/// The plan with its text replaced by the next scripted reply, when one is queued and it calls no tool.
+fn scripted(state: &MockState, mut p: Plan) -> Plan {
+    if p.tool_calls.is_empty() {
+        if let Some(text) = state.scripted.lock().unwrap_or_else(|e| e.into_inner()).pop_front() {
+            p.output_tokens = words(&text).max(1);
+            p.text = text;
+            p.end = End::Natural;
+        }
+    }
+    p
+}
+
 /// Applies an Anthropic `tool_choice` that demands a call: `tool` keeps only the planned calls of that
 /// tool, or makes one from its schema; `any` with no planned call makes one of the last tool.
 fn forced_tool_calls(body: &Value, calls: &mut Vec<(String, String)>) {
@@ -732,7 +756,7 @@ async fn openai_chat(State(state): State<Arc<MockState>>, headers: HeaderMap, bo
         Err(r) => return r,
     };
     let model = v["model"].as_str().unwrap_or_default().to_string();
-    let p = plan(Vendor::OpenAi, &v, false);
+    let p = scripted(&state, plan(Vendor::OpenAi, &v, false));
     let id = format!("chatcmpl-mock-{n}");
     let created = 1_700_000_000u64 + n;
     let finish = match (&p.end, p.tool_calls.is_empty()) {
@@ -824,7 +848,7 @@ async fn anthropic_messages(State(state): State<Arc<MockState>>, headers: Header
         Err(r) => return r,
     };
     let model = v["model"].as_str().unwrap_or_default().to_string();
-    let p = plan(Vendor::Anthropic, &v, state.honour_tool_choice.load(Ordering::Relaxed));
+    let p = scripted(&state, plan(Vendor::Anthropic, &v, state.honour_tool_choice.load(Ordering::Relaxed)));
     let id = format!("msg_mock_{n}");
     let stop = match (&p.end, p.tool_calls.is_empty()) {
         (_, false) => "tool_use",

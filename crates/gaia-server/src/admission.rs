@@ -37,6 +37,16 @@ fn refused(errors: ErrorRenderer, headers: &HeaderMap, r: Refusal) -> Response {
     resp
 }
 
+/// A refusal in Gaia's own error shape, with its headers (`Retry-After`, `x-ratelimit-*`), for the
+/// handlers that admit their requests themselves (a game world's commands that call a model).
+pub(crate) fn refusal_response(r: Refusal) -> Response {
+    use axum::response::IntoResponse;
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
+    let mut resp = ApiError::new(status, r.message).into_response();
+    add_headers(&mut resp, &r.headers);
+    resp
+}
+
 /// The middleware. `permission_checked`: the route's declared access already is the permission to
 /// use models, so admission does not look it up again.
 pub(crate) async fn admit(

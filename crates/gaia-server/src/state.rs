@@ -115,7 +115,7 @@ impl AppState {
             tool_limits: config.agents.limits.clone(),
         });
         let presence = gaia_chat::presence::Presence::new(events.clone());
-        let worlds = gaia_world::Worlds::new(storage.clone(), events.clone());
+        let worlds = gaia_world::Worlds::with_engine(storage.clone(), events.clone(), engine.clone());
         AppState {
             inner: Arc::new(Inner {
                 quotas,
@@ -350,8 +350,9 @@ impl AppState {
 /// Loads the experiences of the vault at `root` into `worlds` (off the async workers).
 async fn load_worlds(worlds: gaia_world::Worlds, root: Option<std::path::PathBuf>) {
     let Some(root) = root else { return };
+    let load = worlds.begin_load();
     match tokio::task::spawn_blocking(move || gaia_world::content::load_catalog(&root)).await {
-        Ok(catalog) => worlds.set_catalog(catalog),
+        Ok(catalog) => worlds.set_catalog_from(load, catalog),
         Err(e) => tracing::warn!(error = %e, "cannot read the experiences"),
     }
 }

@@ -7,47 +7,27 @@ use crate::common;
 
 use common::{start, Fetch};
 use gaia_core::testing::database_urls;
-use gaia_kb::{Kb, KbConfig};
 use serde_json::{json, Value};
-use std::path::Path;
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-/// A vault with the sample experience and a broken one.
-fn vault() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../gaia-world/sample/experiences");
-    copy_dir(&sample, &dir.path().join("experiences"));
+/// The sample world, and a broken experience beside it.
+async fn vault(s: &common::TestServer) -> tempfile::TempDir {
+    let dir = common::with_sample_world(s).await;
+    let sample = dir.path().join("experiences/safe-house");
     let broken = dir.path().join("experiences/broken-world");
-    copy_dir(&sample.join("safe-house"), &broken);
+    std::fs::create_dir_all(broken.join("state")).unwrap();
+    std::fs::copy(sample.join("state/world.json"), broken.join("state/world.json")).unwrap();
     std::fs::write(broken.join("config.json"), r#"{"id": "broken-world", "name": "Broken", "version": "one"}"#)
         .unwrap();
-    std::fs::write(dir.path().join("README.md"), "# A vault\n").unwrap();
+    s.state.reload_worlds().await;
     dir
 }
 
 #[tokio::test]
 async fn the_sample_experience_plays_over_http() {
     for db in database_urls().await {
-        let s = start(db, None).await;
+        let s = start(db, Some(gaia_providers::mock::MockConfig::default())).await;
         let b = s.backend;
-        let dir = vault();
-        let kb = Kb::open(KbConfig { root: dir.path().to_path_buf(), sync_interval_secs: 0, ..KbConfig::default() })
-            .await
-            .unwrap();
-        assert!(s.state.set_kb(kb));
-        s.state.reload_worlds().await;
+        let _vault = vault(&s).await;
         let (token, _, _) = s.register("player@example.com").await;
         let url = |p: &str| format!("{}/api/v1/experiences{p}", s.url);
 
@@ -102,6 +82,59 @@ async fn the_sample_experience_plays_over_http() {
             state["player"]["inventory"].as_array().unwrap().iter().filter_map(|i| i["instance_id"].as_str()).collect();
         assert!(inv.contains(&"canned_food_1"), "{b}: {state}");
 
+        // Talk to Sam (the model answers as Sam, metered; trust grows), here in the safe house.
+        let r: Value =
+            cmd(json!({"action": "talk", "target_npc_id": "radio_operator", "message": "Anyone out there?"}))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        assert_eq!(r["success"], true, "{b}: {r}");
+        assert_eq!(r["metadata"]["npc_id"], "radio_operator");
+        assert_eq!(r["metadata"]["voice"], "calm_low");
+        assert!(r["message"].as_str().unwrap().contains("Anyone out there?"), "{b}: the mock echoes: {r}");
+        assert_eq!(r["metadata"]["trust"], 51);
+        let r: Value = cmd(json!({"action": "talk to nobody: hello"})).await.unwrap().json().await.unwrap();
+        assert_eq!(r["success"], false, "{b}: {r}");
+
+        // A rules command: the model's JSON is checked and applied as one change, then narrated.
+        let mock = s.mock.as_ref().unwrap();
+        for step in ["go to pharmacy", "go back_room"] {
+            let r: Value = cmd(json!({"action": step})).await.unwrap().json().await.unwrap();
+            assert_eq!(r["success"], true, "{b} {step}: {r}");
+        }
+        let before: Value = s.http.get(url("/safe-house/state")).bearer_auth(&token).fetch_json().await;
+        let v1 = before["snapshot_version"].as_i64().unwrap();
+        mock.push_reply(r#"{"success": true, "state_updates": {"add_items": ["bandage"]}, "message": "You find a bandage.", "available_actions": ["look"]}"#);
+        let r: Value = cmd(json!({"action": "scavenge the shelves"})).await.unwrap().json().await.unwrap();
+        assert_eq!(r["success"], true, "{b}: {r}");
+        assert_eq!(r["snapshot_version"].as_i64(), Some(v1 + 1), "{b}");
+        assert_eq!(r["state_changes"][0]["template_id"], "bandage");
+        assert!(r["message"].as_str().unwrap().starts_with("Mock reply to:"), "{b}: the narrative pass: {r}");
+        // Answers that are not JSON, or change what the rules do not speak of, change nothing.
+        for bad in [
+            "I found nothing, sorry!",
+            r#"{"success": true, "state_updates": {"stats": {"strength": 99}}, "message": "Stronger!"}"#,
+            r#"{"success": true, "state_updates": {"add_items": ["rocket_launcher"]}, "message": "Boom"}"#,
+            r#"{"success": true, "state_updates": {"remove_items": ["medkit_1"]}, "message": "Gone"}"#,
+            r#"{"success": true, "state_updates": {"gold": 1000}, "message": "Rich"}"#,
+        ] {
+            mock.push_reply(bad);
+            let r: Value = cmd(json!({"action": "loot"})).await.unwrap().json().await.unwrap();
+            assert_eq!(r["success"], false, "{b}: {bad}: {r}");
+            assert_eq!(r["metadata"]["error"], "invalid_model_answer", "{b}: {r}");
+            assert_eq!(r["snapshot_version"].as_i64(), Some(v1 + 1), "{b}: nothing changed");
+        }
+
+        // Admin commands need experience:admin.
+        let r: Value = cmd(json!({"action": "@stats"})).await.unwrap().json().await.unwrap();
+        assert_eq!(
+            (r["success"].as_bool(), r["metadata"]["error"].as_str()),
+            (Some(false), Some("not_allowed")),
+            "{b}: {r}"
+        );
+
         // Administrators see what did not load, naming the file and the field.
         let (_, _, admin_id) = s.register("boss@example.com").await;
         s.state.storage().set_admin(&admin_id, true).await.unwrap();
@@ -116,6 +149,37 @@ async fn the_sample_experience_plays_over_http() {
                 && e["file"].as_str().unwrap().ends_with("config.json")),
             "{b}: {list}"
         );
+        // An administrator edits the live world, resets it and undoes the reset.
+        let acmd = |body: Value| s.http.post(url("/safe-house/command")).bearer_auth(&admin).json(&body).send();
+        let r: Value = acmd(json!({"action": "@stats"})).await.unwrap().json().await.unwrap();
+        assert_eq!(r["success"], true, "{b}: {r}");
+        let r: Value = acmd(json!({"action": "@spawn medkit at roof"})).await.unwrap().json().await.unwrap();
+        assert_eq!(r["success"], true, "{b}: {r}");
+        let spawned = r["item_id"].as_str().unwrap().to_string();
+        let r: Value = acmd(json!({"action": format!("@where {spawned}")})).await.unwrap().json().await.unwrap();
+        assert!(r["message"].as_str().unwrap().contains("roof"), "{b}: {r}");
+        let r: Value = acmd(json!({"action": "@edit item medkit_1 semantic_name golden medkit"}))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(r["success"], true, "{b}: {r}");
+        let r: Value = acmd(json!({"action": "@reset experience"})).await.unwrap().json().await.unwrap();
+        assert_eq!(r["success"], true, "{b}: {r}");
+        let r: Value = acmd(json!({"action": format!("@where {spawned}")})).await.unwrap().json().await.unwrap();
+        assert_eq!(r["success"], false, "{b}: gone with the reset: {r}");
+        let state: Value = s.http.get(url("/safe-house/state")).bearer_auth(&token).fetch_json().await;
+        assert_eq!(state["player"]["current_area"], "main_room", "{b}: the player starts again: {state}");
+        let r: Value = acmd(json!({"action": "@reset undo"})).await.unwrap().json().await.unwrap();
+        assert_eq!(r["success"], true, "{b}: {r}");
+        let r: Value = acmd(json!({"action": format!("@where {spawned}")})).await.unwrap().json().await.unwrap();
+        assert_eq!(r["success"], true, "{b}: back after the undo: {r}");
+        let state: Value = s.http.get(url("/safe-house/state")).bearer_auth(&token).fetch_json().await;
+        assert_eq!(state["player"]["current_area"], "back_room", "{b}: the player is back where they were: {state}");
+        let r: Value = acmd(json!({"action": "@reset undo"})).await.unwrap().json().await.unwrap();
+        assert_eq!(r["success"], false, "{b}: nothing more to undo: {r}");
+
         // Without credentials: 401.
         assert_eq!(s.http.get(url("")).send().await.unwrap().status(), 401);
     }

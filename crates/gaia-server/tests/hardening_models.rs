@@ -6,7 +6,7 @@
 //! Each test performs the attack it guards against.
 
 use crate::common::mcp::McpTestServer;
-use crate::common::{start_with, TestServer};
+use crate::common::{self, start_with, TestServer};
 use gaia_core::storage::{LimitScope, NewBudget, NewUsage, UsageFilter, UsageRecord};
 use gaia_core::testing::{database_urls, sqlite_db, TestDb};
 use gaia_core::types::ModelPrice;
@@ -85,6 +85,7 @@ enum Route {
     Orchestrated,
     McpChat,
     AutoTitle,
+    WorldTalk,
 }
 
 /// What a call answered: the HTTP status (200 for a successful MCP tool call) and the text.
@@ -128,6 +129,9 @@ async fn call(s: &TestServer, route: Route, key: &str, conversation: &str) -> Ou
         Route::McpAgent => s.post("/api/v1/chat/mcp-agent", key).json(&json!({"message": "hi", "model": model})),
         Route::McpAgentHot => s.post("/api/v1/chat/mcp-agent-hot", key).json(&json!({"message": "hi", "model": model})),
         Route::Orchestrated => s.post("/api/v1/chat/orchestrated", key).json(&json!({"message": "hi", "model": model})),
+        Route::WorldTalk => s
+            .post("/api/v1/experiences/safe-house/command", key)
+            .json(&json!({"action": "talk", "target_npc_id": "radio_operator", "message": "hi"})),
         Route::McpChat => {
             let cfg = serde_json::from_value(json!({"name": "gaia", "transport": "http",
                 "url": format!("{}/mcp", s.url), "headers": {"authorization": format!("Bearer {key}")}}))
@@ -155,10 +159,13 @@ const CASES: &[(Route, &[(&str, usize)])] = &[
     // Agent requests are turns too: a new conversation gets its title, the persona its memory.
     (Route::McpAgent, &[("chat_title", 1), ("mcp_agent", 1), ("persona_memory", 1)]),
     (Route::McpAgentHot, &[("chat_title", 1), ("mcp_agent_hot", 1), ("persona_memory", 1)]),
-    // Plan, the default specialist (no tools here: one call), synthesis.
-    (Route::Orchestrated, &[("orchestrated", 3)]),
+    // Plan, the two default specialists (the librarian, as there is a knowledge base, and the
+    // operator; no tool calls: one call each), synthesis.
+    (Route::Orchestrated, &[("orchestrated", 4)]),
     (Route::McpChat, &[("mcp_chat", 1)]),
     (Route::AutoTitle, &[("chat", 1), ("chat_title", 1), ("persona_memory", 1)]),
+    // An NPC's answer in a game world.
+    (Route::WorldTalk, &[("world_talk", 1)]),
 ];
 
 /// A system role that may chat in its own conversations and hold API keys, but not use providers.
@@ -193,8 +200,9 @@ fn route_path(route: Route) -> Option<&'static str> {
         Route::McpAgent => Some("/api/v1/chat/mcp-agent"),
         Route::McpAgentHot => Some("/api/v1/chat/mcp-agent-hot"),
         Route::Orchestrated => Some("/api/v1/chat/orchestrated"),
-        // `/mcp` admits its chat tool's calls itself (its other tools call no model).
-        Route::McpChat => None,
+        // `/mcp` admits its chat tool's calls itself (its other tools call no model); so does a game
+        // world's command route, for the commands that call a model.
+        Route::McpChat | Route::WorldTalk => None,
     }
 }
 
@@ -212,6 +220,7 @@ async fn the_table_covers_every_route_that_calls_models() {
 async fn every_model_route_is_admitted_and_metered() {
     for db in database_urls().await {
         let s = start_with(db, Some(MockConfig::default()), config()).await;
+        let _world = common::with_sample_world(&s).await;
         let b = s.backend;
         set_prices(&s);
         let storage = s.state.storage();

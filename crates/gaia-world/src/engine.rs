@@ -21,6 +21,53 @@ struct Inner {
     store: WorldStore,
     events: EventBus,
     catalog: RwLock<Arc<Catalog>>,
+    /// Loads started (`begin_load`) and the newest one applied: an older load never replaces a newer one.
+    loads: std::sync::atomic::AtomicU64,
+    applied: std::sync::Mutex<u64>,
+    /// The conversation engine, for the commands that need a model (`talk`, rules commands).
+    engine: Option<gaia_chat::Engine>,
+}
+
+/// Who runs a command: the player, whether they may use the experience's admin commands, and their
+/// admission to call models (needed by `talk` and the rules commands; without it those answer that
+/// they need a model).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The player's user id.
+    pub user_id: String,
+    /// May use the `@` admin commands (`experience:admin` on `/experiences/<exp>`).
+    pub admin: bool,
+    admitted: Option<gaia_chat::Admitted>,
+}
+
+impl Caller {
+    /// A player without a model: the fast commands only.
+    pub fn player(user_id: impl Into<String>) -> Caller {
+        Caller { user_id: user_id.into(), admin: false, admitted: None }
+    }
+
+    /// A player admitted to call models by the conversation engine (`Engine::admit`).
+    pub fn admitted(admitted: gaia_chat::Admitted) -> Caller {
+        Caller { user_id: admitted.principal().user_id.clone(), admin: false, admitted: Some(admitted) }
+    }
+
+    /// The same caller, allowed (or not) to use the admin commands.
+    pub fn with_admin(mut self, admin: bool) -> Caller {
+        self.admin = admin;
+        self
+    }
+}
+
+impl From<&str> for Caller {
+    fn from(user_id: &str) -> Caller {
+        Caller::player(user_id)
+    }
+}
+
+impl From<&String> for Caller {
+    fn from(user_id: &String) -> Caller {
+        Caller::player(user_id.as_str())
+    }
 }
 
 impl std::fmt::Debug for Worlds {
@@ -49,6 +96,24 @@ impl Worlds {
                 store: WorldStore::new(storage),
                 events,
                 catalog: RwLock::new(Arc::new(Catalog::default())),
+                loads: Default::default(),
+                applied: Default::default(),
+                engine: None,
+            }),
+        }
+    }
+
+    /// An engine whose `talk` and rules commands call models through `engine` (the conversation
+    /// engine: admitted, routed and metered like every model call).
+    pub fn with_engine(storage: Storage, events: EventBus, engine: gaia_chat::Engine) -> Worlds {
+        Worlds {
+            inner: Arc::new(Inner {
+                store: WorldStore::new(storage),
+                events,
+                catalog: RwLock::new(Arc::new(Catalog::default())),
+                loads: Default::default(),
+                applied: Default::default(),
+                engine: Some(engine),
             }),
         }
     }
@@ -61,6 +126,23 @@ impl Worlds {
             tracing::warn!(experience = %e.experience, file = %e.file, field = %e.field, "experience skipped: {}", e.message);
         }
         *self.inner.catalog.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(catalog);
+    }
+
+    /// Marks the start of a load of the experiences (reading the vault takes a while): pass the
+    /// number to [`Worlds::set_catalog_from`], so that a load that started earlier and ends later does
+    /// not replace a newer one.
+    pub fn begin_load(&self) -> u64 {
+        self.inner.loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+    }
+
+    /// Sets the catalog of load `load` ([`Worlds::begin_load`]) unless a newer load was applied.
+    pub fn set_catalog_from(&self, load: u64, catalog: Catalog) {
+        let mut applied = self.inner.applied.lock().unwrap_or_else(|e| e.into_inner());
+        if load < *applied {
+            return;
+        }
+        *applied = load;
+        self.set_catalog(catalog);
     }
 
     /// The experiences loaded, and the problems of those that were not.
@@ -87,6 +169,13 @@ impl Worlds {
         })
     }
 
+    /// Whether `action` may call a model (`talk`, a rules command, or text that is none of the fast
+    /// commands): a server admits the caller to call models only then ([`Caller::admitted`]).
+    pub fn needs_model(action: &Action) -> bool {
+        let text = action.action.trim();
+        !text.starts_with('@') && (crate::talk::is_talk(action) || parse(text).is_none())
+    }
+
     /// What NPC `npc_id` of experience `exp` thinks of `user_id` (trust, recent exchanges, facts).
     pub async fn relationship(&self, exp: &str, user_id: &str, npc_id: &str) -> Result<crate::Relationship> {
         let exp = self.experience(exp)?;
@@ -98,20 +187,22 @@ impl Worlds {
     /// `drop_item`, `examine`, `use_item`, `inventory`, `give_item`, `accept_quest`, or simple text
     /// naming one). A command that cannot be done here is a result with `success: false` and nothing
     /// changed; an error is only bad input (400), an unknown experience (404) or the database.
-    pub async fn command(&self, exp: &str, user_id: &str, action: &Action) -> Result<CommandResult> {
+    pub async fn command(&self, exp: &str, caller: impl Into<Caller>, action: &Action) -> Result<CommandResult> {
         action.check().map_err(WorldError::Invalid)?;
+        let caller = caller.into();
+        let user_id = caller.user_id.as_str();
         let exp = self.experience(exp)?;
         let world = self.inner.store.ensure(&exp, user_id).await?;
-        let Some(parsed) = parse(&action.action) else {
-            let version = self.inner.store.version(&world).await?;
-            let mut r = CommandResult::fail(
-                format!("Unknown command \"{}\". Try: {}.", action.action.trim(), FAST_COMMANDS.join(", ")),
-                version,
-            );
-            r.available_actions = Some(FAST_COMMANDS.iter().map(|s| s.to_string()).collect());
+        let ctx = Ctx { worlds: self, exp: &exp, world: &world, user_id, caller: &caller };
+        if action.action.trim_start().starts_with('@') {
+            return ctx.admin_command(action).await;
+        }
+        if let Some(r) = ctx.talk_if_asked(action).await? {
             return Ok(r);
+        }
+        let Some(parsed) = parse(&action.action) else {
+            return ctx.rules_command(action).await;
         };
-        let ctx = Ctx { worlds: self, exp: &exp, world: &world, user_id };
         let object = action.instance_id.clone().or(parsed.object.clone());
         let result = match parsed.verb {
             Verb::Look => ctx.look().await?,
@@ -129,7 +220,7 @@ impl Worlds {
         Ok(result)
     }
 
-    fn publish(&self, exp: &Experience, world: &str, user_id: &str, version: i64, changes: &[StateChange]) {
+    pub(crate) fn publish(&self, exp: &Experience, world: &str, user_id: &str, version: i64, changes: &[StateChange]) {
         if changes.is_empty() {
             return;
         }
@@ -177,14 +268,14 @@ fn visible(item: &LiveItem) -> bool {
     item.instance.visible.unwrap_or(true)
 }
 
-fn display_name(exp: &Experience, item: &crate::content::ItemInstance) -> String {
+pub(crate) fn display_name(exp: &Experience, item: &crate::content::ItemInstance) -> String {
     item.semantic_name
         .clone()
         .or_else(|| exp.item_templates.get(&item.template_id).map(|t| t.name.clone()))
         .unwrap_or_else(|| item.template_id.clone())
 }
 
-fn npc_name(exp: &Experience, id: &str) -> String {
+pub(crate) fn npc_name(exp: &Experience, id: &str) -> String {
     exp.npc_templates
         .get(id)
         .map(|t| t.name.clone())
@@ -205,7 +296,7 @@ fn player_json(exp: &Experience, p: &PlayerState, inventory: &[LiveItem]) -> Val
 
 /// Finds the item named by `name` (an instance id, a semantic name, a template name, or a unique
 /// part of one) among `items`.
-fn find_item<'a>(exp: &Experience, items: &'a [LiveItem], name: &str) -> Option<&'a LiveItem> {
+pub(crate) fn find_item<'a>(exp: &Experience, items: &'a [LiveItem], name: &str) -> Option<&'a LiveItem> {
     let n = crate::command::strip_articles(&name.to_lowercase());
     let n = n.as_str();
     let by = |f: &dyn Fn(&LiveItem) -> bool| items.iter().find(|i| f(i));
@@ -223,29 +314,35 @@ fn find_item<'a>(exp: &Experience, items: &'a [LiveItem], name: &str) -> Option<
 }
 
 /// One command's context.
-struct Ctx<'a> {
-    worlds: &'a Worlds,
-    exp: &'a Experience,
-    world: &'a str,
-    user_id: &'a str,
+pub(crate) struct Ctx<'a> {
+    pub(crate) worlds: &'a Worlds,
+    pub(crate) exp: &'a Experience,
+    pub(crate) world: &'a str,
+    pub(crate) user_id: &'a str,
+    pub(crate) caller: &'a Caller,
 }
 
 impl Ctx<'_> {
-    fn store(&self) -> &WorldStore {
+    pub(crate) fn store(&self) -> &WorldStore {
         &self.worlds.inner.store
     }
 
-    fn place(&self, p: &PlayerState) -> Option<(&Location, &Area)> {
+    /// The conversation engine and the caller's admission, when both are there.
+    pub(crate) fn model(&self) -> Option<(&gaia_chat::Engine, &gaia_chat::Admitted)> {
+        Some((self.worlds.inner.engine.as_ref()?, self.caller.admitted.as_ref()?))
+    }
+
+    pub(crate) fn place(&self, p: &PlayerState) -> Option<(&Location, &Area)> {
         let l = self.exp.world.locations.get(&p.current_location)?;
         let a = l.areas.get(&p.current_area)?;
         Some((l, a))
     }
 
-    fn me(&self) -> Holder {
+    pub(crate) fn me(&self) -> Holder {
         Holder::Player(self.user_id.to_string())
     }
 
-    async fn version(&self) -> Result<i64> {
+    pub(crate) async fn version(&self) -> Result<i64> {
         self.store().version(self.world).await
     }
 
@@ -267,13 +364,13 @@ impl Ctx<'_> {
         self.exp.world.locations.iter().find(|(_, l)| l.areas.contains_key(area)).map(|(id, _)| id.clone())
     }
 
-    fn npcs_here(a: &Area) -> Vec<String> {
+    pub(crate) fn npcs_here(a: &Area) -> Vec<String> {
         let mut v: Vec<String> = a.npcs.iter().chain(a.spots.values().flat_map(|s| s.npcs.iter())).cloned().collect();
         v.dedup();
         v
     }
 
-    async fn look(&self) -> Result<CommandResult> {
+    pub(crate) async fn look(&self) -> Result<CommandResult> {
         let version = self.version().await?;
         let p = self.store().player(self.world, self.user_id).await?;
         let Some((l, a)) = self.place(&p) else {
@@ -441,7 +538,7 @@ impl Ctx<'_> {
         self.finish(c, format!("You go to {}.", name.unwrap_or(area.clone())), vec![change], None).await
     }
 
-    async fn finish(
+    pub(crate) async fn finish(
         &self,
         c: Change,
         message: String,

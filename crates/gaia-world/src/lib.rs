@@ -7,13 +7,18 @@
 
 #![warn(missing_docs)]
 
+mod admin;
 pub mod command;
 pub mod content;
 mod engine;
 mod error;
+mod rules;
 mod state;
+mod talk;
 
 pub use command::{Action, CommandResult, StateChange};
-pub use engine::{world_of, PlayerView, Worlds};
+pub use engine::{world_of, Caller, PlayerView, Worlds};
 pub use error::{Result, WorldError};
+pub use rules::{NARRATIVE_ENDPOINT, RULES_ENDPOINT};
 pub use state::{PlayerState, Relationship};
+pub use talk::TALK_ENDPOINT;

@@ -270,6 +270,34 @@ impl WorldStore {
         rows.iter().map(item_of).collect()
     }
 
+    /// One item, wherever it is.
+    pub(crate) async fn item(&self, world_id: &str, item_id: &str) -> Result<Option<LiveItem>> {
+        let row = sqlx::query("SELECT template_id, holder, data FROM world_items WHERE world_id = $1 AND item_id = $2")
+            .bind(world_id)
+            .bind(item_id)
+            .fetch_optional(self.storage.pool())
+            .await
+            .map_err(WorldError::db)?;
+        row.as_ref().map(item_of).transpose()
+    }
+
+    /// How many players the world has, and how many items are in play (not gone).
+    pub(crate) async fn counts(&self, world_id: &str) -> Result<(i64, i64)> {
+        let pool = self.storage.pool();
+        let players: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM world_players WHERE world_id = $1")
+            .bind(world_id)
+            .fetch_one(pool)
+            .await
+            .map_err(WorldError::db)?;
+        let items: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM world_items WHERE world_id = $1 AND holder <> 'gone'")
+                .bind(world_id)
+                .fetch_one(pool)
+                .await
+                .map_err(WorldError::db)?;
+        Ok((players, items))
+    }
+
     /// A player's relationship with an NPC (the starting one when they never met).
     pub(crate) async fn relationship(&self, world_id: &str, user_id: &str, npc_id: &str) -> Result<Relationship> {
         let row = sqlx::query(
@@ -405,6 +433,238 @@ impl Change {
         .await
         .map_err(WorldError::db)?;
         Ok(())
+    }
+
+    /// A new instance of `template` at `holder` (an id of its own: `<template>-<random>`).
+    pub(crate) async fn spawn(&mut self, template: &str, holder: &Holder) -> Result<ItemInstance> {
+        let item = ItemInstance {
+            instance_id: format!("{template}-{}", short_id()),
+            template_id: template.to_string(),
+            semantic_name: None,
+            collectible: None,
+            visible: None,
+            state: None,
+            extra: Map::new(),
+        };
+        insert_item(&mut self.tx, &self.world_id, &item, holder, self.version).await?;
+        Ok(item)
+    }
+
+    /// Rewrites an item's own fields (its state, visibility), where it is.
+    pub(crate) async fn set_item(&mut self, item: &ItemInstance) -> Result<()> {
+        sqlx::query("UPDATE world_items SET data = $3, version = $4 WHERE world_id = $1 AND item_id = $2")
+            .bind(&self.world_id)
+            .bind(&item.instance_id)
+            .bind(json_text(item))
+            .bind(self.version)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(WorldError::db)?;
+        Ok(())
+    }
+
+    /// Moves an item wherever it is (an administrator's edit); `false` when it does not exist.
+    pub(crate) async fn place_item(&mut self, item_id: &str, to: &Holder) -> Result<bool> {
+        let n = sqlx::query("UPDATE world_items SET holder = $3, version = $4 WHERE world_id = $1 AND item_id = $2")
+            .bind(&self.world_id)
+            .bind(item_id)
+            .bind(to.encode())
+            .bind(self.version)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(WorldError::db)?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Keeps the world's rows (or one player's, `user`) as a backup, then removes them: the world
+    /// starts again from its content (or the player joins again) on the next command.
+    pub(crate) async fn reset(&mut self, exp: &Experience, user: Option<&str>) -> Result<()> {
+        let snapshot = self.snapshot(user).await?;
+        sqlx::query(
+            "INSERT INTO world_backups (id, world_id, user_id, snapshot, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(&self.world_id)
+        .bind(user)
+        .bind(snapshot.to_string())
+        .bind(now_ms())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(WorldError::db)?;
+        match user {
+            Some(u) => {
+                self.remove_player_rows(u).await?;
+            }
+            None => {
+                for sql in [
+                    "DELETE FROM world_items WHERE world_id = $1",
+                    "DELETE FROM world_players WHERE world_id = $1",
+                    "DELETE FROM world_npc_relations WHERE world_id = $1",
+                ] {
+                    sqlx::query(sql).bind(&self.world_id).execute(&mut *self.tx).await.map_err(WorldError::db)?;
+                }
+                for (location, area, spot, item) in content_items(exp) {
+                    insert_item(
+                        &mut self.tx,
+                        &self.world_id,
+                        item,
+                        &Holder::Area { location, area, spot },
+                        self.version,
+                    )
+                    .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a player from the world: their view, relationships and what they carry.
+    async fn remove_player_rows(&mut self, user: &str) -> Result<()> {
+        let holder = Holder::Player(user.to_string()).encode();
+        for (sql, second) in [
+            ("DELETE FROM world_items WHERE world_id = $1 AND holder = $2", holder.as_str()),
+            ("DELETE FROM world_players WHERE world_id = $1 AND user_id = $2", user),
+            ("DELETE FROM world_npc_relations WHERE world_id = $1 AND user_id = $2", user),
+        ] {
+            sqlx::query(sql).bind(&self.world_id).bind(second).execute(&mut *self.tx).await.map_err(WorldError::db)?;
+        }
+        Ok(())
+    }
+
+    /// Puts back what the last `@reset` of this world replaced; `false` when there is no backup.
+    pub(crate) async fn undo_reset(&mut self) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT id, user_id, snapshot FROM world_backups WHERE world_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1",
+        )
+        .bind(&self.world_id)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(WorldError::db)?;
+        let Some(row) = row else { return Ok(false) };
+        let id: String = row.try_get("id").map_err(WorldError::db)?;
+        let user: Option<String> = row.try_get("user_id").map_err(WorldError::db)?;
+        let snapshot: Value = serde_json::from_str(&row.try_get::<String, _>("snapshot").map_err(WorldError::db)?)
+            .map_err(|e| WorldError::Invalid(format!("a backup is not valid: {e}")))?;
+        // What replaced it goes first.
+        match &user {
+            Some(u) => {
+                self.remove_player_rows(u).await?;
+            }
+            None => {
+                for sql in [
+                    "DELETE FROM world_items WHERE world_id = $1",
+                    "DELETE FROM world_players WHERE world_id = $1",
+                    "DELETE FROM world_npc_relations WHERE world_id = $1",
+                ] {
+                    sqlx::query(sql).bind(&self.world_id).execute(&mut *self.tx).await.map_err(WorldError::db)?;
+                }
+            }
+        }
+        let list = |k: &str| snapshot.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
+        let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        for i in list("items") {
+            sqlx::query(
+                "INSERT INTO world_items (world_id, item_id, template_id, holder, data, version) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (world_id, item_id) DO UPDATE SET holder = excluded.holder, data = excluded.data, version = excluded.version",
+            )
+            .bind(&self.world_id)
+            .bind(text(&i, "item_id"))
+            .bind(text(&i, "template_id"))
+            .bind(text(&i, "holder"))
+            .bind(text(&i, "data"))
+            .bind(self.version)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(WorldError::db)?;
+        }
+        for p in list("players") {
+            sqlx::query(
+                "INSERT INTO world_players (world_id, user_id, location_id, area_id, stats, status_effects, quests, version, updated_at) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 WHERE EXISTS (SELECT 1 FROM users WHERE id = $2)",
+            )
+            .bind(&self.world_id)
+            .bind(text(&p, "user_id"))
+            .bind(text(&p, "location_id"))
+            .bind(text(&p, "area_id"))
+            .bind(text(&p, "stats"))
+            .bind(text(&p, "status_effects"))
+            .bind(text(&p, "quests"))
+            .bind(self.version)
+            .bind(now_ms())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(WorldError::db)?;
+        }
+        for r in list("relations") {
+            sqlx::query(
+                "INSERT INTO world_npc_relations (world_id, user_id, npc_id, trust, exchanges, facts, updated_at) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM users WHERE id = $2)",
+            )
+            .bind(&self.world_id)
+            .bind(text(&r, "user_id"))
+            .bind(text(&r, "npc_id"))
+            .bind(r.get("trust").and_then(Value::as_i64).unwrap_or(START_TRUST))
+            .bind(text(&r, "exchanges"))
+            .bind(text(&r, "facts"))
+            .bind(now_ms())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(WorldError::db)?;
+        }
+        sqlx::query("DELETE FROM world_backups WHERE id = $1")
+            .bind(&id)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(WorldError::db)?;
+        Ok(true)
+    }
+
+    /// The world's rows (or one player's) as JSON.
+    async fn snapshot(&mut self, user: Option<&str>) -> Result<Value> {
+        let w = self.world_id.clone();
+        type Query<'q> = (&'q str, Vec<String>);
+        let (items, players, relations): (Query, Query, Query) = match user {
+            Some(u) => (
+                ("SELECT item_id, template_id, holder, data FROM world_items WHERE world_id = $1 AND holder = $2",
+                 vec![w.clone(), Holder::Player(u.to_string()).encode()]),
+                ("SELECT user_id, location_id, area_id, stats, status_effects, quests FROM world_players \
+                  WHERE world_id = $1 AND user_id = $2", vec![w.clone(), u.to_string()]),
+                ("SELECT user_id, npc_id, trust, exchanges, facts FROM world_npc_relations WHERE world_id = $1 AND user_id = $2",
+                 vec![w.clone(), u.to_string()]),
+            ),
+            None => (
+                ("SELECT item_id, template_id, holder, data FROM world_items WHERE world_id = $1", vec![w.clone()]),
+                ("SELECT user_id, location_id, area_id, stats, status_effects, quests FROM world_players WHERE world_id = $1",
+                 vec![w.clone()]),
+                ("SELECT user_id, npc_id, trust, exchanges, facts FROM world_npc_relations WHERE world_id = $1", vec![w.clone()]),
+            ),
+        };
+        let mut out = Map::new();
+        for (key, (sql, params), cols) in [
+            ("items", items, &["item_id", "template_id", "holder", "data"][..]),
+            ("players", players, &["user_id", "location_id", "area_id", "stats", "status_effects", "quests"][..]),
+            ("relations", relations, &["user_id", "npc_id", "exchanges", "facts"][..]),
+        ] {
+            let mut q = sqlx::query(sql);
+            for p in &params {
+                q = q.bind(p);
+            }
+            let rows = q.fetch_all(&mut *self.tx).await.map_err(WorldError::db)?;
+            let mut list = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let mut o = Map::new();
+                for c in cols {
+                    o.insert(c.to_string(), Value::String(r.try_get::<String, _>(*c).map_err(WorldError::db)?));
+                }
+                if key == "relations" {
+                    o.insert("trust".into(), Value::from(r.try_get::<i64, _>("trust").map_err(WorldError::db)?));
+                }
+                list.push(Value::Object(o));
+            }
+            out.insert(key.to_string(), Value::Array(list));
+        }
+        Ok(Value::Object(out))
     }
 
     /// Makes the change.

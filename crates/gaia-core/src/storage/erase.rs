@@ -557,9 +557,12 @@ async fn erase_in(conn: &mut AnyConnection, who: &Who, email: &str) -> Result<()
         // Game worlds: the player's views and NPC relationships go; what they carried leaves the
         // world with them (`gone`); their own worlds (isolated experiences) go whole.
         "DELETE FROM world_npc_relations WHERE user_id = $1",
+        // An `@reset` backup that holds the user (theirs, or a whole world's) goes: undo is lost for it.
+        "DELETE FROM world_backups WHERE user_id = $1 OR snapshot LIKE '%' || $1 || '%'",
         "DELETE FROM world_players WHERE user_id = $1",
         "UPDATE world_items SET holder = 'gone' WHERE holder = 'player:' || $1",
         "DELETE FROM world_items WHERE world_id IN (SELECT id FROM world_instances WHERE owner_id = $1)",
+        "DELETE FROM world_backups WHERE world_id IN (SELECT id FROM world_instances WHERE owner_id = $1)",
         "DELETE FROM world_players WHERE world_id IN (SELECT id FROM world_instances WHERE owner_id = $1)",
         "DELETE FROM world_npc_relations WHERE world_id IN (SELECT id FROM world_instances WHERE owner_id = $1)",
         "DELETE FROM world_instances WHERE owner_id = $1",

@@ -13,10 +13,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Auth};
 use crate::state::AppState;
 use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use gaia_core::auth::Principal;
 use gaia_rbac::{Action as Do, Resource, ResourceType, Subject};
-use gaia_world::{Action, Worlds};
+use gaia_world::{Action, Caller, Worlds};
 use serde_json::{json, Value};
 
 impl From<gaia_world::WorldError> for ApiError {
@@ -98,14 +99,31 @@ pub async fn state(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<
     Ok(Json(json!(view)))
 }
 
-/// `POST /api/v1/experiences/{exp}/command`: runs a command as the caller.
+/// `POST /api/v1/experiences/{exp}/command`: runs a command as the caller. A command that may call a
+/// model (`talk`, a rules command) is admitted by the conversation engine first (the permission to
+/// use models, rate limits, budgets: refused in Gaia's error shape, nothing changed); the fast ones
+/// are not (they call no model). `@` commands need `experience:admin` on `/experiences/<exp>`.
 pub async fn command(
     State(state): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<String>,
     ApiJson(action): ApiJson<Action>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     readable(state.worlds(), &id)?;
-    let result = state.worlds().command(&id, &p.user_id, &action).await?;
-    Ok(Json(json!(result)))
+    action.check().map_err(ApiError::bad_request)?;
+    let admin = may(&state, &p, Do::Admin, &id).await;
+    let caller = if Worlds::needs_model(&action) {
+        let admitted = match state.engine().admit(&p, false).await {
+            Ok(gate) => gate.budgets(None).await,
+            Err(r) => Err(r),
+        };
+        match admitted {
+            Ok(a) => Caller::admitted(a),
+            Err(r) => return Ok(crate::admission::refusal_response(r)),
+        }
+    } else {
+        Caller::player(p.user_id.clone())
+    };
+    let result = state.worlds().command(&id, caller.with_admin(admin), &action).await?;
+    Ok(Json(json!(result)).into_response())
 }
