@@ -6,6 +6,7 @@ mod otel;
 mod quotas;
 mod rbac;
 mod users;
+mod world;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -75,6 +76,8 @@ enum Command {
     Rbac(rbac::RbacArgs),
     /// Rate limits, budgets, model prices and usage reports (`gaia quotas limits|budgets|prices|report`).
     Quotas(quotas::QuotaArgs),
+    /// Game worlds: list and validate the experiences of the vault; a player's state, commands, resets.
+    World(world::WorldArgs),
     /// Data retention: delete messages, usage records and audit rows older than `[retention]` says.
     Retention {
         #[command(subcommand)]
@@ -332,6 +335,7 @@ async fn main() -> Result<()> {
         Command::Users { command } => users::run(&load(cli.config)?, command).await,
         Command::Rbac(args) => rbac::run(&load(cli.config)?.database_url, args).await,
         Command::Quotas(args) => quotas::run(&load(cli.config)?.database_url, args).await,
+        Command::World(args) => world::run(load(cli.config)?, args).await,
         Command::Mcp { command: McpCommand::Serve { root, user } } => mcp_serve(cli.config, root, user).await,
         Command::Retention { command } => retention(cli.config, command).await,
     }

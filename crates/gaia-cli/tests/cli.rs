@@ -42,6 +42,8 @@ fn help_everywhere() {
         vec!["quotas", "budgets", "add", "--help"],
         vec!["rbac", "team", "--help"],
         vec!["rbac", "grant", "--help"],
+        vec!["world", "--help"],
+        vec!["world", "command", "--help"],
     ] {
         let (ok, out, err) = run(gaia().args(&args));
         assert!(ok, "{args:?}: {err}");
@@ -490,4 +492,55 @@ fn kb_search_read_ls_reindex_on_a_folder() {
     assert!(!ok && err.contains("cannot be used with"), "{err}");
     let (ok, _, err) = run(gaia().current_dir(dir.path()).args(["kb", "search", "fog"]));
     assert!(!ok && err.contains("no knowledge base configured"), "{err}");
+}
+
+#[test]
+fn world_list_validate_command_and_reset() {
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../gaia-world/sample");
+    let root = sample.to_str().unwrap();
+    let (ok, out, err) = run(gaia().args(["world", "validate", "--root", root]));
+    assert!(ok, "{err}");
+    assert!(out.contains("ok\tsafe-house"), "{out}");
+    let (ok, out, _) = run(gaia().args(["world", "list", "--root", root, "--json"]));
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["experiences"][0]["id"], "safe-house");
+
+    // A broken experience: listed with its file and field, exit code 1.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("experiences/broken");
+    std::fs::create_dir_all(bad.join("state")).unwrap();
+    std::fs::write(bad.join("config.json"), r#"{"id": "broken", "name": "B", "version": "x"}"#).unwrap();
+    std::fs::write(bad.join("state/world.json"), "{}").unwrap();
+    let (ok, out, _) = run(gaia().args(["world", "validate", "--root", dir.path().to_str().unwrap()]));
+    assert!(!ok, "{out}");
+    assert!(out.contains("error\tbroken\texperiences/broken/config.json\tversion"), "{out}");
+
+    // Playing as a user, on a temporary database.
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("gaia.db").display());
+    let (ok, _, err) =
+        run(gaia().env("GAIA_DATABASE_URL", &db).args(["users", "create", "--email", "designer@example.com"]));
+    assert!(ok, "{err}");
+    let play = |args: &[&str]| {
+        let mut all = vec!["world"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--root", root]);
+        run(gaia().env("GAIA_DATABASE_URL", &db).args(&all))
+    };
+    let (ok, out, err) =
+        play(&["command", "safe-house", "--user", "designer@example.com", "take", "the", "can", "of", "beans"]);
+    assert!(ok, "{out} {err}");
+    assert!(out.contains("can of beans"), "{out}");
+    let (ok, out, _) = play(&["state", "safe-house", "--user", "designer@example.com"]);
+    assert!(ok && out.contains("canned_food_1"), "{out}");
+    let (ok, out, _) = play(&["command", "safe-house", "--user", "designer@example.com", "@stats"]);
+    assert!(!ok && out.contains("administrators"), "{out}");
+    let (ok, out, err) = play(&["reset", "safe-house", "--user", "designer@example.com"]);
+    assert!(ok, "{out} {err}");
+    let (ok, out, _) = play(&["state", "safe-house", "--user", "designer@example.com"]);
+    assert!(ok && !out.contains("canned_food_1"), "{out}");
+    let (ok, _, err) = play(&["reset", "safe-house", "--user", "designer@example.com", "--undo"]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = play(&["state", "safe-house", "--user", "designer@example.com"]);
+    assert!(ok && out.contains("canned_food_1"), "{out}");
 }

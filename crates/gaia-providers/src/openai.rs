@@ -80,7 +80,8 @@ impl OpenAiProvider {
     }
 }
 
-/// The body of `req` in OpenAI's chat format, as JSON (what [`Body`] serializes).
+/// The body of `req` in OpenAI's chat format, as JSON (exactly what the client sends, which it
+/// serializes straight from the request).
 pub fn request_body(req: &ChatRequest, stream: bool) -> Value {
     serde_json::to_value(Body { req, stream }).unwrap_or(Value::Null)
 }

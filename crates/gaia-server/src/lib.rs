@@ -293,6 +293,7 @@ fn routes(state: &AppState) -> Routes {
         .quota(true)
         .post("/api/v0.3/chat", perm(T::Conversation, Write, OWN_CONVERSATIONS), chat::chat_v03)
         .quota(false)
+        .get("/api/v0.3/locations/nearby", Access::AnyOf(T::Experience, Read), experiences::nearby)
         .merge(compatible)
         // Gaia as an MCP server (Streamable HTTP); each tool checks the caller's rights itself.
         .service(

@@ -116,6 +116,7 @@ impl AppState {
         });
         let presence = gaia_chat::presence::Presence::new(events.clone());
         let worlds = gaia_world::Worlds::with_engine(storage.clone(), events.clone(), engine.clone());
+        tools.set_worlds(&worlds);
         AppState {
             inner: Arc::new(Inner {
                 quotas,
@@ -305,17 +306,26 @@ impl AppState {
             return false;
         }
         let events = self.inner.events.clone();
-        let worlds = self.inner.worlds.clone();
+        // Weak: the worlds hold the engine, which holds the knowledge base whose syncs this task waits
+        // for; a strong reference would keep them all (and the database pool) alive for ever.
+        let worlds = self.inner.worlds.downgrade();
         let root = self.kb().map(|kb| kb.config().root.clone());
         tokio::spawn(async move {
             // The experiences are read from the vault now, and again after each sync.
-            let reload = |root: Option<std::path::PathBuf>, worlds: gaia_world::Worlds| load_worlds(worlds, root);
-            reload(root.clone(), worlds.clone()).await;
+            let reload = |root: Option<std::path::PathBuf>, worlds: &gaia_world::WeakWorlds| {
+                let worlds = worlds.upgrade();
+                async move {
+                    if let Some(w) = worlds {
+                        load_worlds(w, root).await;
+                    }
+                }
+            };
+            reload(root.clone(), &worlds).await;
             loop {
                 match syncs.recv().await {
                     Ok(r) => {
                         if !r.changed.is_empty() || !r.deleted.is_empty() {
-                            reload(root.clone(), worlds.clone()).await;
+                            reload(root.clone(), &worlds).await;
                         }
                         events.publish(gaia_core::events::Event::KbSynced {
                             kb: name.clone(),

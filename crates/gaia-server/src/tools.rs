@@ -1,6 +1,7 @@
 //! The server's tool sources, for chat turns (the conversation engine's [`gaia_chat::ToolCatalog`])
-//! and agents: `kb`, the knowledge base as the caller may read it, and the configured MCP servers by
-//! name, kept connected once first used (the warm toolbox).
+//! and agents: `kb`, the knowledge base as the caller may read it, `world`, the game worlds the caller
+//! may play (`gaia_world::tools`), and the configured MCP servers by name, kept connected once first
+//! used (the warm toolbox).
 
 use gaia_core::auth::Principal;
 use gaia_core::config::McpServerConfig;
@@ -15,6 +16,8 @@ pub const KB_SOURCE: &str = "kb";
 /// The tool sources of one server.
 pub struct ServerTools {
     kb: OnceLock<Kb>,
+    /// Weak: the worlds hold the engine, which holds these tools.
+    worlds: OnceLock<gaia_world::WeakWorlds>,
     rbac: gaia_rbac::Rbac,
     warm: OnceCell<Toolbox>,
     mcp_servers: Vec<McpServerConfig>,
@@ -25,7 +28,30 @@ impl ServerTools {
     /// The sources over `rbac`'s access control, the MCP servers `mcp_servers`; `kb_tools`: whether
     /// the knowledge base is offered as tools (`agents.kb_tools`).
     pub(crate) fn new(rbac: gaia_rbac::Rbac, mcp_servers: Vec<McpServerConfig>, kb_tools: bool) -> Self {
-        ServerTools { kb: OnceLock::new(), rbac, warm: OnceCell::new(), mcp_servers, kb_tools }
+        ServerTools { kb: OnceLock::new(), worlds: OnceLock::new(), rbac, warm: OnceCell::new(), mcp_servers, kb_tools }
+    }
+
+    /// Attaches the game worlds (made after the engine, which holds these tools).
+    pub(crate) fn set_worlds(&self, worlds: &gaia_world::Worlds) {
+        let _ = self.worlds.set(worlds.downgrade());
+    }
+
+    /// The game-world tools of `p`: the experiences they may play.
+    async fn world_tools(&self, p: &Principal) -> Option<gaia_world::tools::WorldTools> {
+        let worlds = self.worlds.get()?.upgrade()?;
+        let rbac = self.rbac.loaded().await;
+        let who = gaia_rbac::Subject::from(p);
+        let playable: Vec<String> = worlds
+            .catalog()
+            .experiences
+            .keys()
+            .filter(|id| {
+                let r = gaia_rbac::Resource::new(gaia_rbac::ResourceType::Experience, format!("/experiences/{id}"));
+                rbac.check(&who, gaia_rbac::Action::Write, &r).allowed
+            })
+            .cloned()
+            .collect();
+        (!playable.is_empty()).then(|| gaia_world::tools::WorldTools::new(worlds, p.user_id.clone(), playable))
     }
 
     /// The knowledge base, once attached.
@@ -78,6 +104,13 @@ impl gaia_chat::ToolCatalog for ServerTools {
             if let Some(view) = self.kb_for(principal).await {
                 if let Err(e) = tb.add_listed(Arc::new(KbToolSource::new(view))).await {
                     tracing::warn!(error = %e, "knowledge-base tools unavailable for this turn");
+                }
+            }
+        }
+        if sources.iter().any(|s| s == gaia_world::tools::WORLD_SOURCE) {
+            if let Some(world) = self.world_tools(principal).await {
+                if let Err(e) = tb.add_listed(Arc::new(world)).await {
+                    tracing::warn!(error = %e, "game-world tools unavailable for this turn");
                 }
             }
         }

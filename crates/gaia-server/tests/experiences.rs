@@ -180,6 +180,56 @@ async fn the_sample_experience_plays_over_http() {
         let r: Value = acmd(json!({"action": "@reset undo"})).await.unwrap().json().await.unwrap();
         assert_eq!(r["success"], false, "{b}: nothing more to undo: {r}");
 
+        // A chat persona that names `world` is offered the game-world tools; the default one is not.
+        let npc: Value = s
+            .http
+            .post(format!("{}/api/v1/personas", s.url))
+            .bearer_auth(&token)
+            .json(&json!({"name": "Game master", "system_prompt": "You run the game.", "tools": ["world"]}))
+            .fetch_json()
+            .await;
+        let chat = |persona: Option<&str>| {
+            let mut body = json!({"message": "what do I carry?", "model": "openai/mock-gpt"});
+            if let Some(p) = persona {
+                body["persona_id"] = json!(p);
+            }
+            s.http.post(format!("{}/api/v1/chat", s.url)).bearer_auth(&token).json(&body).send()
+        };
+        assert_eq!(chat(npc["id"].as_str()).await.unwrap().status(), 200);
+        let offered = |v: Value| -> Vec<String> {
+            v["tools"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t["function"]["name"].as_str().map(str::to_string))
+                .collect()
+        };
+        let tools = offered(mock.last_request().unwrap());
+        assert!(tools.contains(&"world__interact_with_experience".to_string()), "{b}: {tools:?}");
+        assert!(!tools.iter().any(|t| t.starts_with("kb__")), "{b}: only what the persona names: {tools:?}");
+        assert_eq!(chat(None).await.unwrap().status(), 200);
+        assert!(!offered(mock.last_request().unwrap()).iter().any(|t| t.starts_with("world__")), "{b}");
+
+        // Waypoints near a position, nearest first, pathways left out.
+        let near = |q: &str| s.http.get(format!("{}/api/v0.3/locations/nearby?{q}", s.url)).bearer_auth(&token).send();
+        let r: Value =
+            near("gps=48.8566,2.3522&radius=1000&experience=safe-house").await.unwrap().json().await.unwrap();
+        let ids: Vec<&str> = r["locations"].as_array().unwrap().iter().filter_map(|l| l["id"].as_str()).collect();
+        assert_eq!(ids, ["safe_house", "pharmacy"], "{b}: {r}");
+        assert_eq!(r["count"], 2);
+        assert_eq!(r["locations"][0]["gps"], json!([48.8566, 2.3522]));
+        let r: Value = near("gps=48.8566,2.3522&radius=100&experience=safe-house").await.unwrap().json().await.unwrap();
+        assert_eq!(r["count"], 1, "{b}: the pharmacy is 300 m away: {r}");
+        for bad in [
+            "gps=91,0&experience=safe-house",
+            "gps=x&experience=safe-house",
+            "gps=1,1&radius=0&experience=safe-house",
+            "gps=1,1&radius=20000&experience=safe-house",
+        ] {
+            assert_eq!(near(bad).await.unwrap().status(), 400, "{b}: {bad}");
+        }
+        assert_eq!(near("gps=1,1&experience=atlantis").await.unwrap().status(), 404);
+
         // Without credentials: 401.
         assert_eq!(s.http.get(url("")).send().await.unwrap().status(), 401);
     }

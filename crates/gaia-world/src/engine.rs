@@ -76,6 +76,18 @@ impl std::fmt::Debug for Worlds {
     }
 }
 
+/// A reference to a [`Worlds`] that does not keep it alive (for the holders it holds itself, such as
+/// the conversation engine's tool catalog, so that no cycle keeps the database pool open).
+#[derive(Clone, Debug, Default)]
+pub struct WeakWorlds(std::sync::Weak<Inner>);
+
+impl WeakWorlds {
+    /// The engine, while it exists.
+    pub fn upgrade(&self) -> Option<Worlds> {
+        self.0.upgrade().map(|inner| Worlds { inner })
+    }
+}
+
 /// A player's view of a world (`GET …/state`).
 #[derive(Debug, Clone, Serialize)]
 pub struct PlayerView {
@@ -116,6 +128,11 @@ impl Worlds {
                 engine: Some(engine),
             }),
         }
+    }
+
+    /// A reference that does not keep the engine alive.
+    pub fn downgrade(&self) -> WeakWorlds {
+        WeakWorlds(Arc::downgrade(&self.inner))
     }
 
     /// Replaces the experiences (after loading them from the vault, and again after each sync).
@@ -167,6 +184,26 @@ impl Worlds {
             snapshot_version: version,
             player: player_json(&exp, &player, &inventory),
         })
+    }
+
+    /// The waypoints of experience `exp` within `radius_m` metres of `at`, nearest first, with their
+    /// distance; `pathway` waypoints are left out (spec §5).
+    pub fn nearby(
+        &self,
+        exp: &str,
+        at: crate::content::Gps,
+        radius_m: f64,
+    ) -> Result<Vec<(f64, crate::content::Waypoint)>> {
+        let exp = self.experience(exp)?;
+        let mut out: Vec<(f64, crate::content::Waypoint)> = exp
+            .waypoints
+            .values()
+            .filter(|w| w.waypoint_type != "pathway")
+            .map(|w| (distance_m(at, w.location), w.clone()))
+            .filter(|(d, _)| *d <= radius_m)
+            .collect();
+        out.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
+        Ok(out)
     }
 
     /// Whether `action` may call a model (`talk`, a rules command, or text that is none of the fast
@@ -233,6 +270,16 @@ impl Worlds {
             changes: changes.iter().map(|c| serde_json::to_value(c).unwrap_or(Value::Null)).collect(),
         });
     }
+}
+
+/// The great-circle distance between two points, in metres (haversine, mean Earth radius).
+pub fn distance_m(a: crate::content::Gps, b: crate::content::Gps) -> f64 {
+    const R: f64 = 6_371_008.8;
+    let (la1, la2) = (a.lat.to_radians(), b.lat.to_radians());
+    let dlat = la2 - la1;
+    let dlng = (b.lng - a.lng).to_radians();
+    let h = (dlat / 2.0).sin().powi(2) + la1.cos() * la2.cos() * (dlng / 2.0).sin().powi(2);
+    2.0 * R * h.sqrt().min(1.0).asin()
 }
 
 /// The item as shown: its template's fields, overridden by the instance's.

@@ -88,7 +88,7 @@ pub struct PlayerState {
 pub struct Relationship {
     /// 0–100, 50 to start with.
     pub trust: i64,
-    /// The last exchanges (`{player, npc, at}`), oldest first, at most [`MAX_EXCHANGES`].
+    /// The last exchanges (`{player, npc, at}`), oldest first, at most 20.
     pub exchanges: Vec<Value>,
     /// Facts the NPC learned.
     pub facts: Vec<String>,

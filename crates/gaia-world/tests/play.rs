@@ -217,3 +217,43 @@ async fn a_hundred_players_racing_for_one_item_one_gets_it() {
         assert!(!look.message.contains("can of soup"), "{b}: {}", look.message);
     }
 }
+
+#[tokio::test]
+async fn chat_personas_act_on_the_world_through_the_world_tools() {
+    use gaia_mcp::ToolSource;
+    use gaia_world::tools::WorldTools;
+    for db in database_urls().await {
+        let b = db.backend;
+        let storage = db.storage().await;
+        let (w, _) = worlds(&storage).await;
+        let ann = player(&storage, "ann").await;
+        let tools = WorldTools::new(w.clone(), ann.clone(), vec![EXP.to_string()]);
+        let names: Vec<String> = tools.specs().await.unwrap().into_iter().map(|s| s.name).collect();
+        assert_eq!(names, ["interact_with_experience", "get_player_inventory", "check_quest_state"]);
+        let out = tools
+            .call("interact_with_experience", r#"{"experience": "safe-house", "action": "take the can of beans"}"#)
+            .await
+            .unwrap();
+        let r: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(r["success"], true, "{b}: {r}");
+        let inv: Value =
+            serde_json::from_str(&tools.call("get_player_inventory", r#"{"experience": "safe-house"}"#).await.unwrap())
+                .unwrap();
+        assert!(inv["inventory"].as_array().unwrap().iter().any(|i| i["instance_id"] == "canned_food_1"), "{b}: {inv}");
+        let q: Value =
+            serde_json::from_str(&tools.call("check_quest_state", r#"{"experience": "safe-house"}"#).await.unwrap())
+                .unwrap();
+        assert_eq!(q["current_area"], "main_room");
+        // Only the player's playable worlds, only fast commands, never admin ones.
+        for (args, why) in [
+            (r#"{"experience": "elsewhere", "action": "look"}"#, "no experience"),
+            (r#"{"experience": "safe-house", "action": "talk to sam: hi"}"#, "fast commands"),
+            (r#"{"experience": "safe-house", "action": "scavenge"}"#, "fast commands"),
+            (r#"{"experience": "safe-house", "action": "@reset experience"}"#, "admin"),
+        ] {
+            let e = tools.call("interact_with_experience", args).await.unwrap_err().to_string();
+            assert!(e.contains(why), "{b}: {args}: {e}");
+        }
+        assert_eq!(w.view(EXP, &ann).await.unwrap().snapshot_version, 1, "{b}: only the one change");
+    }
+}

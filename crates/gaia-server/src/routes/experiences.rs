@@ -127,3 +127,56 @@ pub async fn command(
     let result = state.worlds().command(&id, caller.with_admin(admin), &action).await?;
     Ok(Json(json!(result)).into_response())
 }
+
+/// Query of `GET /api/v0.3/locations/nearby`.
+#[derive(Debug, serde::Deserialize)]
+pub struct NearbyQuery {
+    /// `<lat>,<lng>`.
+    gps: String,
+    /// Metres, 1 to 10,000 (default 1,000).
+    #[serde(default)]
+    radius: Option<f64>,
+    /// The experience.
+    experience: String,
+}
+
+/// `GET /api/v0.3/locations/nearby?gps=<lat>,<lng>&radius=<m>&experience=<exp>`: the experience's
+/// waypoints within `radius` metres, nearest first (`pathway` waypoints left out):
+/// `{locations: [{id, name, waypoint_type, gps: [lat, lng], media, vps_anchor_id?, distance_m}], count}`.
+pub async fn nearby(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    axum::extract::Query(q): axum::extract::Query<NearbyQuery>,
+) -> ApiResult<Json<Value>> {
+    let bad = || ApiError::bad_request("`gps` is `<lat>,<lng>` with -90 <= lat <= 90 and -180 <= lng <= 180");
+    let (lat, lng) = q.gps.split_once(',').ok_or_else(bad)?;
+    let lat: f64 = lat.trim().parse().map_err(|_| bad())?;
+    let lng: f64 = lng.trim().parse().map_err(|_| bad())?;
+    if !(lat.is_finite() && lng.is_finite() && (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lng)) {
+        return Err(bad());
+    }
+    let radius = q.radius.unwrap_or(1_000.0);
+    if !(1.0..=10_000.0).contains(&radius) {
+        return Err(ApiError::bad_request("`radius` is 1 to 10000 (metres)"));
+    }
+    if !may(&state, &p, Do::Read, &q.experience).await {
+        return Err(ApiError::not_found(format!("Experience {} not found", q.experience)));
+    }
+    let at = gaia_world::content::Gps { lat, lng };
+    let found = state
+        .worlds()
+        .nearby(&q.experience, at, radius)
+        .map_err(|_| ApiError::not_found(format!("Experience {} not found", q.experience)))?;
+    let locations: Vec<Value> = found
+        .iter()
+        .map(|(d, w)| {
+            let mut v = json!({"id": w.id, "name": w.name, "waypoint_type": w.waypoint_type,
+                               "gps": [w.location.lat, w.location.lng], "media": w.media, "distance_m": d.round()});
+            if let Some(a) = &w.vps_anchor_id {
+                v["vps_anchor_id"] = json!(a);
+            }
+            v
+        })
+        .collect();
+    Ok(Json(json!({"count": locations.len(), "locations": locations})))
+}
