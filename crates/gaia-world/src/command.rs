@@ -85,6 +85,49 @@ pub struct StateChange {
     pub item: Option<Value>,
 }
 
+impl StateChange {
+    /// An item added to, removed from or changed in an area.
+    pub(crate) fn in_area(
+        operation: &str,
+        area_id: &str,
+        item: &crate::content::ItemInstance,
+        shown: Option<Value>,
+    ) -> Self {
+        StateChange {
+            operation: operation.into(),
+            area_id: Some(area_id.to_string()),
+            path: None,
+            instance_id: item.instance_id.clone(),
+            template_id: Some(item.template_id.clone()),
+            item: shown,
+        }
+    }
+
+    /// An item added to, removed from or changed in the player's inventory.
+    pub(crate) fn in_inventory(operation: &str, item: &crate::content::ItemInstance, shown: Option<Value>) -> Self {
+        StateChange {
+            operation: operation.into(),
+            area_id: None,
+            path: Some("player.inventory".into()),
+            instance_id: item.instance_id.clone(),
+            template_id: Some(item.template_id.clone()),
+            item: shown,
+        }
+    }
+
+    /// A change of the player's own state at `path` (`player.location`, `player.stats`, …).
+    pub(crate) fn of_player(operation: &str, path: impl Into<String>, user_id: &str, value: Value) -> Self {
+        StateChange {
+            operation: operation.into(),
+            area_id: None,
+            path: Some(path.into()),
+            instance_id: user_id.to_string(),
+            template_id: None,
+            item: Some(value),
+        }
+    }
+}
+
 /// What every command returns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommandResult {

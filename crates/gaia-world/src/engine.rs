@@ -573,14 +573,12 @@ impl Ctx<'_> {
         };
         let mut c = self.store().begin(self.world).await?;
         c.set_place(self.user_id, &location, &area).await?;
-        let change = StateChange {
-            operation: "update".into(),
-            area_id: None,
-            path: Some("player.location".into()),
-            instance_id: self.user_id.to_string(),
-            template_id: None,
-            item: Some(json!({"current_location": location, "current_area": area})),
-        };
+        let change = StateChange::of_player(
+            "update",
+            "player.location",
+            self.user_id,
+            json!({"current_location": location, "current_area": area}),
+        );
         let name = self.exp.world.locations.get(&location).and_then(|x| x.areas.get(&area)).map(|x| x.name.clone());
         self.finish(c, format!("You go to {}.", name.unwrap_or(area.clone())), vec![change], None).await
     }
@@ -627,22 +625,8 @@ impl Ctx<'_> {
         }
         let shown = merged(self.exp, &item.instance);
         let changes = vec![
-            StateChange {
-                operation: "remove".into(),
-                area_id: Some(a.id.clone()),
-                path: None,
-                instance_id: item.instance.instance_id.clone(),
-                template_id: Some(item.instance.template_id.clone()),
-                item: None,
-            },
-            StateChange {
-                operation: "add".into(),
-                area_id: None,
-                path: Some("player.inventory".into()),
-                instance_id: item.instance.instance_id.clone(),
-                template_id: Some(item.instance.template_id.clone()),
-                item: Some(shown),
-            },
+            StateChange::in_area("remove", &a.id, &item.instance, None),
+            StateChange::in_inventory("add", &item.instance, Some(shown)),
         ];
         let id = item.instance.instance_id.clone();
         self.finish(c, format!("You collect the {label}."), changes, Some(id)).await
@@ -677,22 +661,8 @@ impl Ctx<'_> {
         }
         let label = display_name(self.exp, &item.instance);
         let changes = vec![
-            StateChange {
-                operation: "remove".into(),
-                area_id: None,
-                path: Some("player.inventory".into()),
-                instance_id: item.instance.instance_id.clone(),
-                template_id: Some(item.instance.template_id.clone()),
-                item: None,
-            },
-            StateChange {
-                operation: "add".into(),
-                area_id: Some(a.id.clone()),
-                path: None,
-                instance_id: item.instance.instance_id.clone(),
-                template_id: Some(item.instance.template_id.clone()),
-                item: Some(merged(self.exp, &item.instance)),
-            },
+            StateChange::in_inventory("remove", &item.instance, None),
+            StateChange::in_area("add", &a.id, &item.instance, Some(merged(self.exp, &item.instance))),
         ];
         let id = item.instance.instance_id.clone();
         self.finish(c, format!("You drop the {label}."), changes, Some(id)).await
@@ -722,27 +692,14 @@ impl Ctx<'_> {
             said.push(format!("{stat} {now:.0} → {next:.0}"));
         }
         c.set_player_data(self.user_id, &p).await?;
-        let mut changes = vec![StateChange {
-            operation: "update".into(),
-            area_id: None,
-            path: Some("player.stats".into()),
-            instance_id: self.user_id.to_string(),
-            template_id: None,
-            item: Some(Value::Object(p.stats.clone())),
-        }];
+        let mut changes =
+            vec![StateChange::of_player("update", "player.stats", self.user_id, Value::Object(p.stats.clone()))];
         if t.consumable {
             if !c.move_item(&item.instance.instance_id, &item.holder, &Holder::Gone).await? {
                 drop(c);
                 return Ok(CommandResult::fail("You no longer carry it.", self.version().await?));
             }
-            changes.push(StateChange {
-                operation: "remove".into(),
-                area_id: None,
-                path: Some("player.inventory".into()),
-                instance_id: item.instance.instance_id.clone(),
-                template_id: Some(item.instance.template_id.clone()),
-                item: None,
-            });
+            changes.push(StateChange::in_inventory("remove", &item.instance, None));
         }
         let text = if said.is_empty() {
             format!("You use the {label}.")
@@ -783,14 +740,7 @@ impl Ctx<'_> {
         rel.trust = (rel.trust + 5).min(100);
         c.set_relationship(self.user_id, &npc_id, &rel).await?;
         let label = display_name(self.exp, &item.instance);
-        let changes = vec![StateChange {
-            operation: "remove".into(),
-            area_id: None,
-            path: Some("player.inventory".into()),
-            instance_id: item.instance.instance_id.clone(),
-            template_id: Some(item.instance.template_id.clone()),
-            item: None,
-        }];
+        let changes = vec![StateChange::in_inventory("remove", &item.instance, None)];
         let id = item.instance.instance_id.clone();
         let mut r = self
             .finish(c, format!("You give the {label} to {}.", npc_name(self.exp, &npc_id)), changes, Some(id))

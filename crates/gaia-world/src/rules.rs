@@ -192,27 +192,18 @@ impl Ctx<'_> {
                 player.status_effects = e.clone();
             }
             c.set_player_data(self.user_id, &player).await?;
-            changes.push(StateChange {
-                operation: "update".into(),
-                area_id: None,
-                path: Some("player.stats".into()),
-                instance_id: self.user_id.to_string(),
-                template_id: None,
-                item: Some(json!({"stats": player.stats, "status_effects": player.status_effects})),
-            });
+            changes.push(StateChange::of_player(
+                "update",
+                "player.stats",
+                self.user_id,
+                json!({"stats": player.stats, "status_effects": player.status_effects}),
+            ));
         }
         for item in &updates.remove {
             if !c.move_item(&item.instance.instance_id, &item.holder, &Holder::Gone).await? {
                 return Ok(invalid(format!("{} is no longer there", item.instance.instance_id)));
             }
-            changes.push(StateChange {
-                operation: "remove".into(),
-                area_id: None,
-                path: Some("player.inventory".into()),
-                instance_id: item.instance.instance_id.clone(),
-                template_id: Some(item.instance.template_id.clone()),
-                item: None,
-            });
+            changes.push(StateChange::in_inventory("remove", &item.instance, None));
         }
         for template in &updates.add {
             let item = c.spawn(template, &self.me()).await?;

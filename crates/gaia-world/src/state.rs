@@ -497,13 +497,7 @@ impl Change {
                 self.remove_player_rows(u).await?;
             }
             None => {
-                for sql in [
-                    "DELETE FROM world_items WHERE world_id = $1",
-                    "DELETE FROM world_players WHERE world_id = $1",
-                    "DELETE FROM world_npc_relations WHERE world_id = $1",
-                ] {
-                    sqlx::query(sql).bind(&self.world_id).execute(&mut *self.tx).await.map_err(WorldError::db)?;
-                }
+                self.remove_world_rows().await?;
                 for (location, area, spot, item) in content_items(exp) {
                     insert_item(
                         &mut self.tx,
@@ -515,6 +509,18 @@ impl Change {
                     .await?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Empties the world: its items, players and relationships.
+    async fn remove_world_rows(&mut self) -> Result<()> {
+        for sql in [
+            "DELETE FROM world_items WHERE world_id = $1",
+            "DELETE FROM world_players WHERE world_id = $1",
+            "DELETE FROM world_npc_relations WHERE world_id = $1",
+        ] {
+            sqlx::query(sql).bind(&self.world_id).execute(&mut *self.tx).await.map_err(WorldError::db)?;
         }
         Ok(())
     }
@@ -552,13 +558,7 @@ impl Change {
                 self.remove_player_rows(u).await?;
             }
             None => {
-                for sql in [
-                    "DELETE FROM world_items WHERE world_id = $1",
-                    "DELETE FROM world_players WHERE world_id = $1",
-                    "DELETE FROM world_npc_relations WHERE world_id = $1",
-                ] {
-                    sqlx::query(sql).bind(&self.world_id).execute(&mut *self.tx).await.map_err(WorldError::db)?;
-                }
+                self.remove_world_rows().await?;
             }
         }
         let list = |k: &str| snapshot.get(k).and_then(Value::as_array).cloned().unwrap_or_default();

@@ -122,14 +122,12 @@ impl Ctx<'_> {
         rel.exchanges.push(json!({"player": message, "npc": answer, "at": chrono::Utc::now().timestamp_millis()}));
         rel.trust = (rel.trust + 1).min(100);
         c.set_relationship(self.user_id, &npc_id, &rel).await?;
-        let change = StateChange {
-            operation: "update".into(),
-            area_id: None,
-            path: Some(format!("player.relationships.{npc_id}")),
-            instance_id: self.user_id.to_string(),
-            template_id: None,
-            item: Some(json!({"trust": rel.trust})),
-        };
+        let change = StateChange::of_player(
+            "update",
+            format!("player.relationships.{npc_id}"),
+            self.user_id,
+            json!({"trust": rel.trust}),
+        );
         let mut r = self.finish(c, answer.clone(), vec![change], None).await?;
         let voice = template.and_then(|t| t.voice.clone());
         r.metadata =
