@@ -386,25 +386,7 @@ async fn mcp_serve(path: Option<PathBuf>, root: Option<PathBuf>, user: Option<St
     // The chat tool goes through the conversation engine, as a named user (never around it).
     match user {
         Some(email) => {
-            let gaia = gaia_server::Gaia::builder()
-                .config(cfg.clone())
-                .background_jobs(false)
-                .ui(false)
-                .build()
-                .await
-                .context("cannot start the conversation engine")?;
-            let state = gaia.state().clone();
-            let u = state
-                .storage()
-                .get_user_by_email(&email)
-                .await?
-                .with_context(|| format!("no user {email}: create it first (gaia users create)"))?;
-            let principal = gaia_core::auth::Principal {
-                user_id: u.id,
-                email: Some(u.email),
-                is_admin: u.is_admin,
-                method: gaia_core::auth::AuthMethod::Jwt,
-            };
+            let (state, principal) = acting_as(cfg.clone(), &email).await?;
             if state.providers().is_empty() {
                 tracing::warn!("no provider configured: gaia__chat is not served");
             } else {
@@ -424,6 +406,34 @@ async fn mcp_serve(path: Option<PathBuf>, root: Option<PathBuf>, user: Option<St
     tracing::info!(tools = tools.specs().len(), "serving MCP on stdio");
     gaia_mcp::ToolServer::new(Arc::new(tools)).serve_stdio().await?;
     Ok(())
+}
+
+/// The server's state (database, providers, the conversation engine; no background job, no web UI) and
+/// the existing user `email` as the principal the command acts as: how the CLI runs the engine for a
+/// user (`gaia mcp serve --user`, `gaia world`). No token is issued, so a missing `jwt_secret` is
+/// replaced by one of this process only.
+pub(crate) async fn acting_as(mut cfg: Config, email: &str) -> Result<(AppState, gaia_core::auth::Principal)> {
+    cfg.jwt_secret.get_or_insert_with(|| uuid::Uuid::new_v4().to_string() + &uuid::Uuid::new_v4().to_string());
+    let gaia = gaia_server::Gaia::builder()
+        .config(cfg)
+        .background_jobs(false)
+        .ui(false)
+        .build()
+        .await
+        .context("cannot start the engine")?;
+    let state = gaia.state().clone();
+    let u = state
+        .storage()
+        .get_user_by_email(email)
+        .await?
+        .with_context(|| format!("no user {email}: create it first (gaia users create)"))?;
+    let principal = gaia_core::auth::Principal {
+        user_id: u.id,
+        email: Some(u.email),
+        is_admin: u.is_admin,
+        method: gaia_core::auth::AuthMethod::Jwt,
+    };
+    Ok((state, principal))
 }
 
 async fn kb(path: Option<PathBuf>, args: KbArgs) -> Result<()> {

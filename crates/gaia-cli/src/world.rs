@@ -159,37 +159,12 @@ pub async fn run(cfg: Config, args: WorldArgs) -> Result<()> {
     Ok(())
 }
 
-/// The server's state (database, providers, engine) with the experiences of `root` loaded, and the
-/// user `email` as a principal.
-async fn engine(
-    mut cfg: Config,
-    root: &Path,
-    email: &str,
-) -> Result<(gaia_server::AppState, gaia_core::auth::Principal)> {
-    // No token is issued here: a secret of this process only, rather than a warning about a missing one.
-    cfg.jwt_secret.get_or_insert_with(|| uuid::Uuid::new_v4().to_string() + &uuid::Uuid::new_v4().to_string());
-    let gaia = gaia_server::Gaia::builder()
-        .config(cfg)
-        .background_jobs(false)
-        .ui(false)
-        .build()
-        .await
-        .context("cannot start the world engine")?;
-    let state = gaia.state().clone();
+/// The server's state with the experiences of `root` loaded, and the user `email` as a principal.
+async fn engine(cfg: Config, root: &Path, email: &str) -> Result<(gaia_server::AppState, gaia_core::auth::Principal)> {
+    let (state, principal) = crate::acting_as(cfg, email).await?;
     let root = root.to_path_buf();
     let catalog = tokio::task::spawn_blocking(move || load_catalog(&root)).await?;
     state.worlds().set_catalog_from(state.worlds().begin_load(), catalog);
-    let u = state
-        .storage()
-        .get_user_by_email(email)
-        .await?
-        .with_context(|| format!("no user {email}: create it first (gaia users create)"))?;
-    let principal = gaia_core::auth::Principal {
-        user_id: u.id,
-        email: Some(u.email),
-        is_admin: u.is_admin,
-        method: gaia_core::auth::AuthMethod::Jwt,
-    };
     Ok((state, principal))
 }
 
