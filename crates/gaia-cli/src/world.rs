@@ -6,7 +6,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use gaia_core::Config;
-use gaia_world::content::{load_catalog, Catalog};
+use gaia_world::content::load_catalog;
 use gaia_world::{Action, Caller};
 use std::path::{Path, PathBuf};
 
@@ -76,17 +76,13 @@ fn vault_root(cfg: &Config, root: Option<PathBuf>) -> Result<PathBuf> {
     }
 }
 
-fn load(root: &Path) -> Catalog {
-    load_catalog(root)
-}
-
 /// Runs `gaia world`.
 pub async fn run(cfg: Config, args: WorldArgs) -> Result<()> {
     let root = vault_root(&cfg, args.root)?;
     let print = |v: serde_json::Value| println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     match args.command {
         WorldCommand::List => {
-            let catalog = load(&root);
+            let catalog = load_catalog(&root);
             if args.json {
                 let list: Vec<_> = catalog.experiences.values().map(|e| &e.config).collect();
                 print(serde_json::json!({"experiences": list, "errors": catalog.errors}));
@@ -101,7 +97,7 @@ pub async fn run(cfg: Config, args: WorldArgs) -> Result<()> {
             }
         }
         WorldCommand::Validate => {
-            let catalog = load(&root);
+            let catalog = load_catalog(&root);
             if args.json {
                 print(
                     serde_json::json!({"valid": catalog.experiences.keys().collect::<Vec<_>>(), "errors": catalog.errors}),

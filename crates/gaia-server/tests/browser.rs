@@ -32,6 +32,23 @@ fn find(var: &str, candidates: &[&str]) -> Option<PathBuf> {
     candidates.iter().map(PathBuf::from).find(|p| p.exists())
 }
 
+/// chromedriver and Chromium, or `None` (the test is skipped) when they are not installed — a failure
+/// under `GAIA_REQUIRE_SERVICES=1`.
+fn browser_programs() -> Option<(PathBuf, PathBuf)> {
+    let found = (
+        find("GAIA_CHROMEDRIVER", &["/usr/bin/chromedriver"]),
+        find("GAIA_CHROMIUM", &["/usr/bin/chromium", "/usr/bin/chromium-browser"]),
+    );
+    match found {
+        (Some(driver), Some(chromium)) => Some((driver, chromium)),
+        _ => {
+            assert!(!services_required(), "chromium and chromedriver are required (GAIA_REQUIRE_SERVICES=1)");
+            eprintln!("skipping: chromium or chromedriver not installed");
+            None
+        }
+    }
+}
+
 struct Driver {
     child: Child,
     url: String,
@@ -147,14 +164,7 @@ async fn send(c: &Client, text: &str) {
 
 #[tokio::test]
 async fn chat_in_headless_chromium() {
-    let (Some(driver_path), Some(chromium)) = (
-        find("GAIA_CHROMEDRIVER", &["/usr/bin/chromedriver"]),
-        find("GAIA_CHROMIUM", &["/usr/bin/chromium", "/usr/bin/chromium-browser"]),
-    ) else {
-        assert!(!services_required(), "chromium and chromedriver are required (GAIA_REQUIRE_SERVICES=1)");
-        eprintln!("skipping: chromium or chromedriver not installed");
-        return;
-    };
+    let Some((driver_path, chromium)) = browser_programs() else { return };
     // Slow chunks so that streaming is visible.
     let mock = MockConfig { chunks: 8, chunk_delay: Duration::from_millis(60), ..Default::default() };
     let s = start(sqlite_db(), Some(mock)).await;
@@ -379,23 +389,12 @@ async fn shown_text(c: &Client, css: &str) -> String {
 
 #[tokio::test]
 async fn presence_and_typing_reach_a_second_browser() {
-    let (Some(driver_path), Some(chromium)) = (
-        find("GAIA_CHROMEDRIVER", &["/usr/bin/chromedriver"]),
-        find("GAIA_CHROMIUM", &["/usr/bin/chromium", "/usr/bin/chromium-browser"]),
-    ) else {
-        assert!(!services_required(), "chromium and chromedriver are required (GAIA_REQUIRE_SERVICES=1)");
-        eprintln!("skipping: chromium or chromedriver not installed");
-        return;
-    };
+    let Some((driver_path, chromium)) = browser_programs() else { return };
     // Two instances on one database, their event buses bridged by Redis; one instance without Redis.
     let redis = gaia_core::testing::redis_url();
     assert!(redis.is_some() || !services_required(), "GAIA_TEST_REDIS_URL is required");
     let prefix = gaia_core::testing::unique_redis_prefix();
-    let mut config =
-        gaia_core::Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Default::default() };
-    config.chat.auto_title = false;
-    config.chat.memory = false;
-    config.rbac.first_user_admin = false;
+    let config = common::test_config();
     let db = sqlite_db();
     let db2 = db.alias();
     let shared = redis.as_deref().map(|u| (u, prefix.as_str()));

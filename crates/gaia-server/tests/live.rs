@@ -301,11 +301,7 @@ async fn presence_and_typing_cross_instances_through_redis() {
         return;
     };
     let prefix = unique_redis_prefix();
-    let mut config =
-        gaia_core::Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Default::default() };
-    config.chat.auto_title = false;
-    config.chat.memory = false;
-    config.rbac.first_user_admin = false;
+    let config = common::test_config();
     let db = sqlite_db();
     let db2 = db.alias();
     let one = common::start_shared(db, Some(MockConfig::default()), config.clone(), Some((&url, &prefix))).await;

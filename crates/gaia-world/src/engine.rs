@@ -103,21 +103,16 @@ impl Worlds {
     /// An engine over `storage` (migrated), publishing changes on `events`, with no experience yet
     /// ([`Worlds::set_catalog`]).
     pub fn new(storage: Storage, events: EventBus) -> Worlds {
-        Worlds {
-            inner: Arc::new(Inner {
-                store: WorldStore::new(storage),
-                events,
-                catalog: RwLock::new(Arc::new(Catalog::default())),
-                loads: Default::default(),
-                applied: Default::default(),
-                engine: None,
-            }),
-        }
+        Worlds::build(storage, events, None)
     }
 
     /// An engine whose `talk` and rules commands call models through `engine` (the conversation
     /// engine: admitted, routed and metered like every model call).
     pub fn with_engine(storage: Storage, events: EventBus, engine: gaia_chat::Engine) -> Worlds {
+        Worlds::build(storage, events, Some(engine))
+    }
+
+    fn build(storage: Storage, events: EventBus, engine: Option<gaia_chat::Engine>) -> Worlds {
         Worlds {
             inner: Arc::new(Inner {
                 store: WorldStore::new(storage),
@@ -125,7 +120,7 @@ impl Worlds {
                 catalog: RwLock::new(Arc::new(Catalog::default())),
                 loads: Default::default(),
                 applied: Default::default(),
-                engine: Some(engine),
+                engine,
             }),
         }
     }
@@ -779,9 +774,4 @@ impl Ctx<'_> {
         let title = def.get("name").and_then(Value::as_str).unwrap_or(quest).to_string();
         self.finish(c, format!("You accept the quest: {title}."), changes, None).await
     }
-}
-
-/// The world a user plays in for an experience (shared: the experience's; isolated: their own).
-pub fn world_of(exp: &Experience, user_id: &str) -> String {
-    world_id(exp, user_id)
 }

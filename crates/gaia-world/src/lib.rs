@@ -18,7 +18,7 @@ mod talk;
 pub mod tools;
 
 pub use command::{Action, CommandResult, StateChange};
-pub use engine::{distance_m, world_of, Caller, PlayerView, WeakWorlds, Worlds};
+pub use engine::{distance_m, Caller, PlayerView, WeakWorlds, Worlds};
 pub use error::{Result, WorldError};
 pub use rules::{NARRATIVE_ENDPOINT, RULES_ENDPOINT};
 pub use state::{PlayerState, Relationship};

@@ -100,6 +100,14 @@ pub const MAX_EXCHANGES: usize = 20;
 /// Starting trust of a relationship.
 pub const START_TRUST: i64 = 50;
 
+/// A player's view (`$1` world, `$2` user), read by the store and inside a change alike.
+const PLAYER_SQL: &str =
+    "SELECT location_id, area_id, stats, status_effects, quests FROM world_players WHERE world_id = $1 AND user_id = $2";
+
+/// A player's relationship with an NPC (`$1` world, `$2` user, `$3` NPC).
+const RELATIONSHIP_SQL: &str =
+    "SELECT trust, exchanges, facts FROM world_npc_relations WHERE world_id = $1 AND user_id = $2 AND npc_id = $3";
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -228,16 +236,13 @@ impl WorldStore {
 
     /// A player's view.
     pub(crate) async fn player(&self, world_id: &str, user_id: &str) -> Result<PlayerState> {
-        let row = sqlx::query(
-            "SELECT location_id, area_id, stats, status_effects, quests FROM world_players \
-             WHERE world_id = $1 AND user_id = $2",
-        )
-        .bind(world_id)
-        .bind(user_id)
-        .fetch_optional(self.storage.pool())
-        .await
-        .map_err(WorldError::db)?
-        .ok_or_else(|| WorldError::NotFound(format!("player {user_id} in world {world_id}")))?;
+        let row = sqlx::query(PLAYER_SQL)
+            .bind(world_id)
+            .bind(user_id)
+            .fetch_optional(self.storage.pool())
+            .await
+            .map_err(WorldError::db)?
+            .ok_or_else(|| WorldError::NotFound(format!("player {user_id} in world {world_id}")))?;
         player_of(&row)
     }
 
@@ -300,15 +305,13 @@ impl WorldStore {
 
     /// A player's relationship with an NPC (the starting one when they never met).
     pub(crate) async fn relationship(&self, world_id: &str, user_id: &str, npc_id: &str) -> Result<Relationship> {
-        let row = sqlx::query(
-            "SELECT trust, exchanges, facts FROM world_npc_relations WHERE world_id = $1 AND user_id = $2 AND npc_id = $3",
-        )
-        .bind(world_id)
-        .bind(user_id)
-        .bind(npc_id)
-        .fetch_optional(self.storage.pool())
-        .await
-        .map_err(WorldError::db)?;
+        let row = sqlx::query(RELATIONSHIP_SQL)
+            .bind(world_id)
+            .bind(user_id)
+            .bind(npc_id)
+            .fetch_optional(self.storage.pool())
+            .await
+            .map_err(WorldError::db)?;
         relationship_of(row.as_ref())
     }
 
@@ -368,16 +371,13 @@ impl Change {
 
     /// Reads a player's view inside the change (locked with the world on PostgreSQL).
     pub(crate) async fn player(&mut self, user_id: &str) -> Result<PlayerState> {
-        let row = sqlx::query(
-            "SELECT location_id, area_id, stats, status_effects, quests FROM world_players \
-             WHERE world_id = $1 AND user_id = $2",
-        )
-        .bind(&self.world_id)
-        .bind(user_id)
-        .fetch_optional(&mut *self.tx)
-        .await
-        .map_err(WorldError::db)?
-        .ok_or_else(|| WorldError::NotFound(format!("player {user_id}")))?;
+        let row = sqlx::query(PLAYER_SQL)
+            .bind(&self.world_id)
+            .bind(user_id)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(WorldError::db)?
+            .ok_or_else(|| WorldError::NotFound(format!("player {user_id}")))?;
         player_of(&row)
     }
 
@@ -402,15 +402,13 @@ impl Change {
 
     /// A player's relationship with an NPC, read inside the change.
     pub(crate) async fn relationship(&mut self, user_id: &str, npc_id: &str) -> Result<Relationship> {
-        let row = sqlx::query(
-            "SELECT trust, exchanges, facts FROM world_npc_relations WHERE world_id = $1 AND user_id = $2 AND npc_id = $3",
-        )
-        .bind(&self.world_id)
-        .bind(user_id)
-        .bind(npc_id)
-        .fetch_optional(&mut *self.tx)
-        .await
-        .map_err(WorldError::db)?;
+        let row = sqlx::query(RELATIONSHIP_SQL)
+            .bind(&self.world_id)
+            .bind(user_id)
+            .bind(npc_id)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(WorldError::db)?;
         relationship_of(row.as_ref())
     }
 

@@ -38,12 +38,17 @@ impl Drop for TestServer {
 /// Starts the server on `db`, with OpenAI and Anthropic providers on a mock upstream when `mock` is given.
 /// Automatic conversation titles are off (they add a background model call); see [`start_with`].
 pub async fn start(db: TestDb, mock: Option<MockConfig>) -> TestServer {
+    start_with(db, mock, test_config()).await
+}
+
+/// The configuration of [`start`]: a fixed JWT secret, no automatic titles or persona memory (they
+/// add background model calls), and administrators made explicitly.
+pub fn test_config() -> Config {
     let mut config = Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Config::default() };
     config.chat.auto_title = false;
     config.chat.memory = false;
-    // Tests make administrators explicitly.
     config.rbac.first_user_admin = false;
-    start_with(db, mock, config).await
+    config
 }
 
 /// [`start`] with a given configuration.
