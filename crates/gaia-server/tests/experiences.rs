@@ -165,10 +165,21 @@ async fn the_sample_experience_plays_over_http() {
             .await
             .unwrap();
         assert_eq!(r["success"], true, "{b}: {r}");
+        // Places: a new area joined to the main room, where players can go at once.
+        for action in ["@create area cellar in safe_house The Cellar", "@connect main_room cellar"] {
+            let r: Value = acmd(json!({"action": action})).await.unwrap().json().await.unwrap();
+            assert_eq!(r["success"], true, "{b}: {action}: {r}");
+        }
+        let r: Value = acmd(json!({"action": "go", "destination": "cellar"})).await.unwrap().json().await.unwrap();
+        assert_eq!(r["success"], true, "{b}: {r}");
+        let r: Value = acmd(json!({"action": "go main_room"})).await.unwrap().json().await.unwrap();
+        assert_eq!(r["success"], true, "{b}: {r}");
         let r: Value = acmd(json!({"action": "@reset experience"})).await.unwrap().json().await.unwrap();
         assert_eq!(r["success"], true, "{b}: {r}");
         let r: Value = acmd(json!({"action": format!("@where {spawned}")})).await.unwrap().json().await.unwrap();
         assert_eq!(r["success"], false, "{b}: gone with the reset: {r}");
+        let r: Value = acmd(json!({"action": "go cellar"})).await.unwrap().json().await.unwrap();
+        assert_eq!(r["success"], false, "{b}: the cellar went with the reset: {r}");
         let state: Value = s.http.get(url("/safe-house/state")).bearer_auth(&token).fetch_json().await;
         assert_eq!(state["player"]["current_area"], "main_room", "{b}: the player starts again: {state}");
         let r: Value = acmd(json!({"action": "@reset undo"})).await.unwrap().json().await.unwrap();

@@ -324,3 +324,62 @@ async fn a_redis_restart_under_load_loses_nothing_and_heals() {
     }
     assert!(limiter_ok, "{bk}: the limiter did not reconnect");
 }
+
+#[tokio::test]
+async fn two_instances_play_one_game_world() {
+    let Some(url) = redis() else { return };
+    for db in database_urls().await {
+        let b = db.backend;
+        let (one, two) = pair(db, &url, config()).await;
+        let _vault_one = common::with_sample_world(&one).await;
+        let _vault_two = common::with_sample_world(&two).await;
+        let (ann, _, _) = one.register("ann@example.com").await;
+        let (bob, _, _) = one.register("bob@example.com").await;
+        let (ann, _) = one.api_key(&ann).await;
+        let (bob, _) = two.api_key(&bob).await;
+        let mut updates_on_two = two.state.events().subscribe();
+        let command = |s: &TestServer, token: &str, action: &str| {
+            s.post("/api/v1/experiences/safe-house/command", token).json(&json!({"action": action})).send()
+        };
+
+        // Ann takes a can on the first instance; Bob, on the second, sees it gone at the same version.
+        let r: Value = command(&one, &ann, "take the can of beans").await.unwrap().json().await.unwrap();
+        assert_eq!(r["success"], true, "{b}: {r}");
+        let look: Value = command(&two, &bob, "look").await.unwrap().json().await.unwrap();
+        let text = look["message"].as_str().unwrap();
+        assert!(!text.contains("can of beans") && text.contains("can of peaches"), "{b}: {text}");
+        assert!(look["snapshot_version"].as_i64() >= r["snapshot_version"].as_i64(), "{b}: {look}");
+        // The change crossed to the second instance's bus as a world update (for its sockets).
+        let crossed = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Ok(gaia_core::events::Event::WorldUpdate { snapshot_version, .. }) = updates_on_two.recv().await
+                {
+                    if Some(snapshot_version) == r["snapshot_version"].as_i64() {
+                        return;
+                    }
+                }
+            }
+        })
+        .await;
+        assert!(crossed.is_ok(), "{b}: no world_update crossed");
+
+        // Both race for the last can on the shelf, one on each instance: exactly one gets it.
+        let (x, y) = tokio::join!(
+            command(&one, &ann, "take the can of peaches"),
+            command(&two, &bob, "take the can of peaches")
+        );
+        let x: Value = x.unwrap().json().await.unwrap();
+        let y: Value = y.unwrap().json().await.unwrap();
+        assert_eq!([&x["success"], &y["success"]].iter().filter(|s| ***s == true).count(), 1, "{b}: {x} {y}");
+        let state = |s: &TestServer, token: &str| {
+            let req = s.get("/api/v1/experiences/safe-house/state", token);
+            async move { req.fetch_json().await }
+        };
+        let held = |v: &Value| {
+            v["player"]["inventory"].as_array().unwrap().iter().filter(|i| i["instance_id"] == "canned_food_2").count()
+        };
+        let (sa, sb): (Value, Value) = (state(&two, &ann).await, state(&one, &bob).await);
+        assert_eq!(held(&sa) + held(&sb), 1, "{b}: {sa} {sb}");
+        assert_eq!(sa["snapshot_version"], sb["snapshot_version"], "{b}");
+    }
+}

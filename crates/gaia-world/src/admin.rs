@@ -3,10 +3,11 @@
 //!
 //! Reading: `@list locations|areas|spots|items|npcs|templates|waypoints|commands`, `@inspect <kind>
 //! <id>`, `@where <item id>`, `@find <text>`, `@stats`. Changing the live world (each one versioned
-//! change): `@spawn <template_id> [at <area>]`, `@delete item <id>`, `@edit item <id>
-//! <semantic_name|visible|collectible|state.<key>> <value>`, `@reset experience`, `@reset player
+//! change): `@spawn <template_id> [at <area>]` (also `@create item`), `@delete item <id>`, `@edit item
+//! <id> <semantic_name|visible|collectible|state.<key>> <value>`; places with `@create`, `@edit`,
+//! `@delete`, `@connect` and `@disconnect` (module `places`); `@reset experience`, `@reset player
 //! <user id>` (what they replace is kept as a backup) and `@reset undo` (puts the last backup back).
-//! Places, templates and rules are the vault's: designers change them there (a sync re-reads them).
+//! Templates and rules are the vault's: designers change them there (a sync re-reads them).
 
 use crate::command::{Action, CommandResult, StateChange};
 use crate::engine::{merged, npc_name, Ctx};
@@ -36,16 +37,23 @@ impl Ctx<'_> {
             "find" => Ok(self.find(&words[1.min(words.len())..].join(" "), version)),
             "stats" => self.stats(version).await,
             "spawn" => {
-                let at = words.iter().position(|w| w.eq_ignore_ascii_case("at")).and_then(|i| words.get(i + 1)).copied();
+                let at =
+                    words.iter().position(|w| w.eq_ignore_ascii_case("at")).and_then(|i| words.get(i + 1)).copied();
                 self.spawn(arg(1), at, version).await
             }
             "delete" if arg(1).eq_ignore_ascii_case("item") => self.delete_item(arg(2), version).await,
+            "delete" => self.delete_place(arg(1), arg(2), version).await,
             "edit" if arg(1).eq_ignore_ascii_case("item") => self.edit_item(arg(2), arg(3), &words, version).await,
+            "edit" => self.edit_place(&words, version).await,
+            "create" => self.create_place(&words, version).await,
+            "connect" | "disconnect" => {
+                self.connect(arg(1), arg(2), arg(0).eq_ignore_ascii_case("connect"), version).await
+            }
             "reset" => self.reset(arg(1), arg(2), version).await,
             other => Ok(CommandResult::fail(
                 format!(
-                    "Unknown admin command @{other}. Try: @list, @inspect, @where, @find, @stats, @spawn, @delete item, \
-                     @edit item, @reset experience|player <user>|undo."
+                    "Unknown admin command @{other}. Try: @list, @inspect, @where, @find, @stats, @spawn, @create, \
+                     @edit, @delete, @connect, @disconnect, @reset experience|player <user>|undo."
                 ),
                 version,
             )),
@@ -180,7 +188,7 @@ impl Ctx<'_> {
         Ok(r)
     }
 
-    async fn spawn(&self, template: &str, at: Option<&str>, version: i64) -> Result<CommandResult> {
+    pub(crate) async fn spawn(&self, template: &str, at: Option<&str>, version: i64) -> Result<CommandResult> {
         if !self.exp.item_templates.contains_key(template) {
             return Ok(CommandResult::fail(format!("There is no item template {template}."), version));
         }

@@ -180,11 +180,22 @@ pub(crate) enum Verb {
     Inventory,
     Give,
     AcceptQuest,
+    CompleteQuest,
 }
 
 /// The fast commands' names, as `available_actions` lists them.
-pub const FAST_COMMANDS: &[&str] =
-    &["look", "go", "collect_item", "drop_item", "examine", "use_item", "inventory", "give_item", "accept_quest"];
+pub const FAST_COMMANDS: &[&str] = &[
+    "look",
+    "go",
+    "collect_item",
+    "drop_item",
+    "examine",
+    "use_item",
+    "inventory",
+    "give_item",
+    "accept_quest",
+    "complete_quest",
+];
 
 /// A command read: its verb, the object named in text (when the fields did not name it), and for
 /// `give`, the NPC named in text.
@@ -216,7 +227,9 @@ pub(crate) fn parse(action: &str) -> Option<Parsed> {
         "examine" | "inspect" | "read" | "x" => p(Verb::Examine, rest_text(&[])),
         "use_item" | "use" | "eat" | "drink" | "consume" | "apply" => p(Verb::Use, rest_text(&[])),
         "inventory" | "inv" | "i" if rest.is_empty() => p(Verb::Inventory, None),
-        "accept_quest" | "accept" => p(Verb::AcceptQuest, rest_text(&["quest"])),
+        "accept_quest" | "accept" => p(Verb::AcceptQuest, rest_text(&["quest", "the"])),
+        "complete_quest" | "complete" | "finish" => p(Verb::CompleteQuest, rest_text(&["quest", "the"])),
+        "turn" if rest.first() == Some(&"in") => p(Verb::CompleteQuest, rest_text(&["in", "quest", "the"])),
         "give_item" | "give" => {
             let joined = rest.join(" ");
             let (object, npc) = match joined.rsplit_once(" to ") {
@@ -262,6 +275,9 @@ mod tests {
         assert_eq!(verb("look at the radio"), Some((Verb::Examine, Some("radio".into()), None)));
         assert_eq!(verb("collect_item"), Some((Verb::Collect, None, None)));
         assert_eq!(verb("inventory"), Some((Verb::Inventory, None, None)));
+        assert_eq!(verb("accept quest first_aid"), Some((Verb::AcceptQuest, Some("first_aid".into()), None)));
+        assert_eq!(verb("turn in first_aid"), Some((Verb::CompleteQuest, Some("first_aid".into()), None)));
+        assert_eq!(verb("complete_quest"), Some((Verb::CompleteQuest, None, None)));
         assert_eq!(verb("scavenge the shelves"), None);
         assert_eq!(verb("   "), None);
     }

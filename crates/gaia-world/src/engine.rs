@@ -8,7 +8,7 @@ use gaia_core::events::{Event, EventBus};
 use gaia_core::storage::Storage;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 /// Game worlds: the experiences and their live state. Cheap to clone.
@@ -26,7 +26,19 @@ struct Inner {
     applied: std::sync::Mutex<u64>,
     /// The conversation engine, for the commands that need a model (`talk`, rules commands).
     engine: Option<gaia_chat::Engine>,
+    /// The places of worlds their administrators edited ([`crate::places`]), by world id: the content
+    /// they were made from, the version of the world's last place edit, and the result.
+    edited: std::sync::Mutex<HashMap<String, EditedPlaces>>,
 }
+
+struct EditedPlaces {
+    base: Arc<Experience>,
+    places_version: i64,
+    experience: Arc<Experience>,
+}
+
+/// Most worlds whose edited places are kept built (the cache is emptied when full).
+const MAX_EDITED_WORLDS: usize = 1_024;
 
 /// Who runs a command: the player, whether they may use the experience's admin commands, and their
 /// admission to call models (needed by `talk` and the rules commands; without it those answer that
@@ -121,6 +133,7 @@ impl Worlds {
                 loads: Default::default(),
                 applied: Default::default(),
                 engine,
+                edited: Default::default(),
             }),
         }
     }
@@ -169,8 +182,7 @@ impl Worlds {
 
     /// The view of `user_id` in experience `exp` (they join it when new: starting place and inventory).
     pub async fn view(&self, exp: &str, user_id: &str) -> Result<PlayerView> {
-        let exp = self.experience(exp)?;
-        let world = self.inner.store.ensure(&exp, user_id).await?;
+        let (exp, world) = self.enter(exp, user_id).await?;
         let version = self.inner.store.version(&world).await?;
         let player = self.inner.store.player(&world, user_id).await?;
         let inventory = self.inner.store.items_of(&world, &Holder::Player(user_id.to_string())).await?;
@@ -179,6 +191,34 @@ impl Worlds {
             snapshot_version: version,
             player: player_json(&exp, &player, &inventory),
         })
+    }
+
+    /// The world `user_id` plays in experience `exp` (they join it when new) and the experience as
+    /// that world has it: its content with the places its administrators edited.
+    async fn enter(&self, exp: &str, user_id: &str) -> Result<(Arc<Experience>, String)> {
+        let base = self.experience(exp)?;
+        let (world, places_version) = self.inner.store.ensure(&base, user_id).await?;
+        if places_version == 0 {
+            return Ok((base, world));
+        }
+        let cached = {
+            let edited = self.inner.edited.lock().unwrap_or_else(|e| e.into_inner());
+            edited
+                .get(&world)
+                .filter(|e| e.places_version == places_version && Arc::ptr_eq(&e.base, &base))
+                .map(|e| e.experience.clone())
+        };
+        if let Some(experience) = cached {
+            return Ok((experience, world));
+        }
+        let edits = self.inner.store.place_edits(&world).await?;
+        let experience = Arc::new(crate::places::apply(&base, &edits));
+        let mut edited = self.inner.edited.lock().unwrap_or_else(|e| e.into_inner());
+        if edited.len() >= MAX_EDITED_WORLDS {
+            edited.clear();
+        }
+        edited.insert(world.clone(), EditedPlaces { base, places_version, experience: experience.clone() });
+        Ok((experience, world))
     }
 
     /// The waypoints of experience `exp` within `radius_m` metres of `at`, nearest first, with their
@@ -216,15 +256,14 @@ impl Worlds {
     }
 
     /// Runs a command of `user_id` in experience `exp`: a fast command (`look`, `go`, `collect_item`,
-    /// `drop_item`, `examine`, `use_item`, `inventory`, `give_item`, `accept_quest`, or simple text
+    /// `drop_item`, `examine`, `use_item`, `inventory`, `give_item`, `accept_quest`, `complete_quest`, or simple text
     /// naming one). A command that cannot be done here is a result with `success: false` and nothing
     /// changed; an error is only bad input (400), an unknown experience (404) or the database.
     pub async fn command(&self, exp: &str, caller: impl Into<Caller>, action: &Action) -> Result<CommandResult> {
         action.check().map_err(WorldError::Invalid)?;
         let caller = caller.into();
         let user_id = caller.user_id.as_str();
-        let exp = self.experience(exp)?;
-        let world = self.inner.store.ensure(&exp, user_id).await?;
+        let (exp, world) = self.enter(exp, user_id).await?;
         let ctx = Ctx { worlds: self, exp: &exp, world: &world, user_id, caller: &caller };
         if action.action.trim_start().starts_with('@') {
             return ctx.admin_command(action).await;
@@ -248,6 +287,7 @@ impl Worlds {
                 ctx.give(object.as_deref(), action.target_npc_id.as_deref().or(parsed.npc.as_deref())).await?
             }
             Verb::AcceptQuest => ctx.accept_quest(action.quest_id.as_deref().or(parsed.object.as_deref())).await?,
+            Verb::CompleteQuest => ctx.complete_quest(action.quest_id.as_deref().or(parsed.object.as_deref())).await?,
         };
         Ok(result)
     }
@@ -275,6 +315,21 @@ pub fn distance_m(a: crate::content::Gps, b: crate::content::Gps) -> f64 {
     let dlng = (b.lng - a.lng).to_radians();
     let h = (dlat / 2.0).sin().powi(2) + la1.cos() * la2.cos() * (dlng / 2.0).sin().powi(2);
     2.0 * R * h.sqrt().min(1.0).asin()
+}
+
+/// Adds `deltas` to `stats` (a stat stays within 0 and its `max_<stat>`, when there is one); says
+/// what changed (`health 80 → 100`).
+pub(crate) fn add_stats(stats: &mut Map<String, Value>, deltas: &BTreeMap<String, f64>) -> Vec<String> {
+    let mut said = Vec::new();
+    for (stat, delta) in deltas {
+        let now = stats.get(stat).and_then(Value::as_f64).unwrap_or(0.0);
+        let max = stats.get(&format!("max_{stat}")).and_then(Value::as_f64);
+        let next = (now + delta).max(0.0);
+        let next = max.map_or(next, |m| next.min(m));
+        stats.insert(stat.clone(), json!(next.round() as i64));
+        said.push(format!("{stat} {now:.0} → {next:.0}"));
+    }
+    said
 }
 
 /// The item as shown: its template's fields, overridden by the instance's.
@@ -677,15 +732,7 @@ impl Ctx<'_> {
         }
         let mut c = self.store().begin(self.world).await?;
         let mut p = c.player(self.user_id).await?;
-        let mut said = Vec::new();
-        for (stat, delta) in &t.effects {
-            let now = p.stats.get(stat).and_then(Value::as_f64).unwrap_or(0.0);
-            let max = p.stats.get(&format!("max_{stat}")).and_then(Value::as_f64);
-            let next = (now + delta).max(0.0);
-            let next = max.map_or(next, |m| next.min(m));
-            p.stats.insert(stat.clone(), json!(next.round() as i64));
-            said.push(format!("{stat} {now:.0} → {next:.0}"));
-        }
+        let said = add_stats(&mut p.stats, &t.effects);
         c.set_player_data(self.user_id, &p).await?;
         let mut changes =
             vec![StateChange::of_player("update", "player.stats", self.user_id, Value::Object(p.stats.clone()))];
@@ -742,36 +789,5 @@ impl Ctx<'_> {
             .await?;
         r.metadata = Some(json!({"npc_id": npc_id, "trust": rel.trust}));
         Ok(r)
-    }
-
-    async fn accept_quest(&self, quest: Option<&str>) -> Result<CommandResult> {
-        let version = self.version().await?;
-        let Some(quest) = quest.map(str::trim).filter(|q| !q.is_empty()) else {
-            return Ok(CommandResult::fail("Accept which quest?", version));
-        };
-        // Quests are declared in the world's metadata (`metadata.quests.<id>`).
-        let declared = self.exp.world.metadata.get("quests").and_then(Value::as_object);
-        let Some(def) = declared.and_then(|q| q.get(quest)) else {
-            return Ok(CommandResult::fail(format!("There is no quest {quest}."), version));
-        };
-        let mut c = self.store().begin(self.world).await?;
-        let mut p = c.player(self.user_id).await?;
-        if p.quests.contains_key(quest) {
-            drop(c);
-            return Ok(CommandResult::fail(format!("You already took the quest {quest}."), version));
-        }
-        let entry = json!({"status": "active", "accepted_at": chrono::Utc::now().timestamp_millis()});
-        p.quests.insert(quest.to_string(), entry.clone());
-        c.set_player_data(self.user_id, &p).await?;
-        let changes = vec![StateChange {
-            operation: "add".into(),
-            area_id: None,
-            path: Some("player.quests".into()),
-            instance_id: quest.to_string(),
-            template_id: None,
-            item: Some(entry),
-        }];
-        let title = def.get("name").and_then(Value::as_str).unwrap_or(quest).to_string();
-        self.finish(c, format!("You accept the quest: {title}."), changes, None).await
     }
 }

@@ -12,6 +12,8 @@ pub mod command;
 pub mod content;
 mod engine;
 mod error;
+mod places;
+mod quests;
 mod rules;
 mod state;
 mod talk;

@@ -104,6 +104,43 @@ pub const START_TRUST: i64 = 50;
 const PLAYER_SQL: &str =
     "SELECT location_id, area_id, stats, status_effects, quests FROM world_players WHERE world_id = $1 AND user_id = $2";
 
+/// The items of a holder (`$1` world, `$2` encoded holder).
+const ITEMS_OF_SQL: &str =
+    "SELECT template_id, holder, data FROM world_items WHERE world_id = $1 AND holder = $2 ORDER BY item_id";
+
+/// The queries of items in a range of holders (`$1` world, `[$2, $3)`, such as `area:<l>/<a>/` to
+/// `area:<l>/<a>0`), which rely on byte order: PostgreSQL's default collation may be a language's,
+/// which orders punctuation otherwise, so there the comparison names the "C" collation.
+#[derive(Debug)]
+pub(crate) struct Ranges {
+    items: &'static str,
+    count: &'static str,
+}
+
+macro_rules! ranges {
+    ($holder:literal) => {
+        Ranges {
+            items: concat!(
+                "SELECT template_id, holder, data FROM world_items WHERE world_id = $1 AND ",
+                $holder,
+                " >= $2 AND ",
+                $holder,
+                " < $3 ORDER BY item_id"
+            ),
+            count: concat!(
+                "SELECT COUNT(*) FROM world_items WHERE world_id = $1 AND ",
+                $holder,
+                " >= $2 AND ",
+                $holder,
+                " < $3"
+            ),
+        }
+    };
+}
+
+static SQLITE_RANGES: Ranges = ranges!("holder");
+static POSTGRES_RANGES: Ranges = ranges!("holder COLLATE \"C\"");
+
 /// A player's relationship with an NPC (`$1` world, `$2` user, `$3` NPC).
 const RELATIONSHIP_SQL: &str =
     "SELECT trust, exchanges, facts FROM world_npc_relations WHERE world_id = $1 AND user_id = $2 AND npc_id = $3";
@@ -132,6 +169,8 @@ pub(crate) fn world_id(exp: &Experience, user_id: &str) -> String {
 #[derive(Clone, Debug)]
 pub(crate) struct WorldStore {
     storage: Storage,
+    /// Holder ranges in byte order ([`Ranges`]).
+    ranges: &'static Ranges,
 }
 
 /// A change being made: the transaction and the version it makes.
@@ -139,26 +178,37 @@ pub(crate) struct Change {
     pub(crate) tx: Transaction<'static, Any>,
     pub(crate) world_id: String,
     pub(crate) version: i64,
+    ranges: &'static Ranges,
 }
 
 impl WorldStore {
     pub(crate) fn new(storage: Storage) -> Self {
-        WorldStore { storage }
+        let ranges = match storage.backend() {
+            gaia_core::storage::Backend::Postgres => &POSTGRES_RANGES,
+            _ => &SQLITE_RANGES,
+        };
+        WorldStore { storage, ranges }
     }
 
     /// Makes the world of `exp` for `user_id` (and the player in it) when they do not exist yet;
-    /// returns the world's id.
-    pub(crate) async fn ensure(&self, exp: &Experience, user_id: &str) -> Result<String> {
+    /// returns the world's id and the version of its last place edit (0: its places are the content's).
+    pub(crate) async fn ensure(&self, exp: &Experience, user_id: &str) -> Result<(String, i64)> {
         let id = world_id(exp, user_id);
         let pool = self.storage.pool();
-        let exists = sqlx::query("SELECT 1 FROM world_players WHERE world_id = $1 AND user_id = $2")
-            .bind(&id)
-            .bind(user_id)
-            .fetch_optional(pool)
-            .await
-            .map_err(WorldError::db)?;
-        if exists.is_some() {
-            return Ok(id);
+        let places_version = |row: Option<AnyRow>| -> Result<Option<i64>> {
+            row.map(|r| r.try_get::<i64, _>("places_version").map_err(WorldError::db)).transpose()
+        };
+        let exists = sqlx::query(
+            "SELECT i.places_version FROM world_players p JOIN world_instances i ON i.id = p.world_id \
+             WHERE p.world_id = $1 AND p.user_id = $2",
+        )
+        .bind(&id)
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(WorldError::db)?;
+        if let Some(v) = places_version(exists)? {
+            return Ok((id, v));
         }
         let mut tx = pool.begin().await.map_err(WorldError::db)?;
         let now = now_ms();
@@ -218,7 +268,28 @@ impl WorldStore {
             }
         }
         tx.commit().await.map_err(WorldError::db)?;
-        Ok(id)
+        let row = sqlx::query("SELECT places_version FROM world_instances WHERE id = $1")
+            .bind(&id)
+            .fetch_optional(pool)
+            .await
+            .map_err(WorldError::db)?;
+        Ok((id, places_version(row)?.unwrap_or(0)))
+    }
+
+    /// The place edits of a world (`world_places`): `(place key, edit)`.
+    pub(crate) async fn place_edits(&self, world_id: &str) -> Result<Vec<(String, Value)>> {
+        let rows = sqlx::query("SELECT place, data FROM world_places WHERE world_id = $1 ORDER BY place")
+            .bind(world_id)
+            .fetch_all(self.storage.pool())
+            .await
+            .map_err(WorldError::db)?;
+        rows.iter()
+            .map(|r| {
+                let place: String = r.try_get("place").map_err(WorldError::db)?;
+                let data: String = r.try_get("data").map_err(WorldError::db)?;
+                Ok((place, serde_json::from_str(&data).unwrap_or(Value::Null)))
+            })
+            .collect()
     }
 
     /// The world's current version.
@@ -248,30 +319,25 @@ impl WorldStore {
 
     /// Items held by `holder`.
     pub(crate) async fn items_of(&self, world_id: &str, holder: &Holder) -> Result<Vec<LiveItem>> {
-        let rows = sqlx::query(
-            "SELECT template_id, holder, data FROM world_items WHERE world_id = $1 AND holder = $2 ORDER BY item_id",
-        )
-        .bind(world_id)
-        .bind(holder.encode())
-        .fetch_all(self.storage.pool())
-        .await
-        .map_err(WorldError::db)?;
+        let rows = sqlx::query(ITEMS_OF_SQL)
+            .bind(world_id)
+            .bind(holder.encode())
+            .fetch_all(self.storage.pool())
+            .await
+            .map_err(WorldError::db)?;
         rows.iter().map(item_of).collect()
     }
 
     /// Items in an area (any of its spots, or the area itself).
     pub(crate) async fn items_in_area(&self, world_id: &str, location: &str, area: &str) -> Result<Vec<LiveItem>> {
         let (start, end) = Holder::area_range(location, area);
-        let rows = sqlx::query(
-            "SELECT template_id, holder, data FROM world_items WHERE world_id = $1 AND holder >= $2 AND holder < $3 \
-             ORDER BY item_id",
-        )
-        .bind(world_id)
-        .bind(start)
-        .bind(end)
-        .fetch_all(self.storage.pool())
-        .await
-        .map_err(WorldError::db)?;
+        let rows = sqlx::query(self.ranges.items)
+            .bind(world_id)
+            .bind(start)
+            .bind(end)
+            .fetch_all(self.storage.pool())
+            .await
+            .map_err(WorldError::db)?;
         rows.iter().map(item_of).collect()
     }
 
@@ -329,7 +395,7 @@ impl WorldStore {
         .map_err(WorldError::db)?
         .ok_or_else(|| WorldError::NotFound(format!("world {world_id}")))?;
         let version = row.try_get::<i64, _>("version").map_err(WorldError::db)?;
-        Ok(Change { tx, world_id: world_id.to_string(), version })
+        Ok(Change { tx, world_id: world_id.to_string(), version, ranges: self.ranges })
     }
 }
 
@@ -349,6 +415,108 @@ impl Change {
         .map_err(WorldError::db)?
         .rows_affected();
         Ok(n == 1)
+    }
+
+    /// Items held by `holder`, read inside the change.
+    pub(crate) async fn items_of(&mut self, holder: &Holder) -> Result<Vec<LiveItem>> {
+        let rows = sqlx::query(ITEMS_OF_SQL)
+            .bind(&self.world_id)
+            .bind(holder.encode())
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(WorldError::db)?;
+        rows.iter().map(item_of).collect()
+    }
+
+    /// The edit of place `key`, read inside the change.
+    pub(crate) async fn place_edit(&mut self, key: &str) -> Result<Option<Value>> {
+        let row = sqlx::query("SELECT data FROM world_places WHERE world_id = $1 AND place = $2")
+            .bind(&self.world_id)
+            .bind(key)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(WorldError::db)?;
+        Ok(match row {
+            Some(r) => serde_json::from_str(&r.try_get::<String, _>("data").map_err(WorldError::db)?).ok(),
+            None => None,
+        })
+    }
+
+    /// Writes the edit of place `key` (`None`: removes it) and marks the world's places changed.
+    pub(crate) async fn set_place_edit(&mut self, key: &str, edit: Option<&Value>) -> Result<()> {
+        match edit {
+            Some(e) => sqlx::query(
+                "INSERT INTO world_places (world_id, place, data, version) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (world_id, place) DO UPDATE SET data = excluded.data, version = excluded.version",
+            )
+            .bind(&self.world_id)
+            .bind(key)
+            .bind(e.to_string())
+            .bind(self.version),
+            None => sqlx::query("DELETE FROM world_places WHERE world_id = $1 AND place = $2")
+                .bind(&self.world_id)
+                .bind(key),
+        }
+        .execute(&mut *self.tx)
+        .await
+        .map_err(WorldError::db)?;
+        self.places_changed().await
+    }
+
+    /// Removes the edits of places whose keys start with one of `prefixes` (the places inside a
+    /// deleted one).
+    pub(crate) async fn remove_place_edits(&mut self, prefixes: &[String]) -> Result<()> {
+        let keys: Vec<String> = sqlx::query_scalar("SELECT place FROM world_places WHERE world_id = $1")
+            .bind(&self.world_id)
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(WorldError::db)?;
+        for key in keys.iter().filter(|k| prefixes.iter().any(|p| k.starts_with(p.as_str()))) {
+            sqlx::query("DELETE FROM world_places WHERE world_id = $1 AND place = $2")
+                .bind(&self.world_id)
+                .bind(key)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(WorldError::db)?;
+        }
+        self.places_changed().await
+    }
+
+    async fn places_changed(&mut self) -> Result<()> {
+        sqlx::query("UPDATE world_instances SET places_version = $2 WHERE id = $1")
+            .bind(&self.world_id)
+            .bind(self.version)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(WorldError::db)?;
+        Ok(())
+    }
+
+    /// How many items (not gone) are held in `[start, end)` of encoded holders, inside the change.
+    pub(crate) async fn count_items_in(&mut self, start: &str, end: &str) -> Result<i64> {
+        sqlx::query_scalar(self.ranges.count)
+            .bind(&self.world_id)
+            .bind(start)
+            .bind(end)
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(WorldError::db)
+    }
+
+    /// How many players are in `location` (in `area` of it, when given), inside the change.
+    pub(crate) async fn count_players_in(&mut self, location: &str, area: Option<&str>) -> Result<i64> {
+        let q = match area {
+            Some(a) => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM world_players WHERE world_id = $1 AND location_id = $2 AND area_id = $3",
+            )
+            .bind(&self.world_id)
+            .bind(location)
+            .bind(a),
+            None => sqlx::query_scalar("SELECT COUNT(*) FROM world_players WHERE world_id = $1 AND location_id = $2")
+                .bind(&self.world_id)
+                .bind(location),
+        };
+        q.fetch_one(&mut *self.tx).await.map_err(WorldError::db)
     }
 
     /// Sets a player's place.
@@ -496,6 +664,7 @@ impl Change {
             }
             None => {
                 self.remove_world_rows().await?;
+                self.places_changed().await?;
                 for (location, area, spot, item) in content_items(exp) {
                     insert_item(
                         &mut self.tx,
@@ -517,6 +686,7 @@ impl Change {
             "DELETE FROM world_items WHERE world_id = $1",
             "DELETE FROM world_players WHERE world_id = $1",
             "DELETE FROM world_npc_relations WHERE world_id = $1",
+            "DELETE FROM world_places WHERE world_id = $1",
         ] {
             sqlx::query(sql).bind(&self.world_id).execute(&mut *self.tx).await.map_err(WorldError::db)?;
         }
@@ -610,6 +780,19 @@ impl Change {
             .await
             .map_err(WorldError::db)?;
         }
+        for e in list("places") {
+            sqlx::query("INSERT INTO world_places (world_id, place, data, version) VALUES ($1, $2, $3, $4)")
+                .bind(&self.world_id)
+                .bind(text(&e, "place"))
+                .bind(text(&e, "data"))
+                .bind(self.version)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(WorldError::db)?;
+        }
+        if user.is_none() {
+            self.places_changed().await?;
+        }
         sqlx::query("DELETE FROM world_backups WHERE id = $1")
             .bind(&id)
             .execute(&mut *self.tx)
@@ -622,7 +805,7 @@ impl Change {
     async fn snapshot(&mut self, user: Option<&str>) -> Result<Value> {
         let w = self.world_id.clone();
         type Query<'q> = (&'q str, Vec<String>);
-        let (items, players, relations): (Query, Query, Query) = match user {
+        let (items, players, relations, places): (Query, Query, Query, Query) = match user {
             Some(u) => (
                 ("SELECT item_id, template_id, holder, data FROM world_items WHERE world_id = $1 AND holder = $2",
                  vec![w.clone(), Holder::Player(u.to_string()).encode()]),
@@ -630,12 +813,15 @@ impl Change {
                   WHERE world_id = $1 AND user_id = $2", vec![w.clone(), u.to_string()]),
                 ("SELECT user_id, npc_id, trust, exchanges, facts FROM world_npc_relations WHERE world_id = $1 AND user_id = $2",
                  vec![w.clone(), u.to_string()]),
+                // A player's reset leaves the places as they are.
+                ("SELECT place, data FROM world_places WHERE 1 = 0", vec![]),
             ),
             None => (
                 ("SELECT item_id, template_id, holder, data FROM world_items WHERE world_id = $1", vec![w.clone()]),
                 ("SELECT user_id, location_id, area_id, stats, status_effects, quests FROM world_players WHERE world_id = $1",
                  vec![w.clone()]),
                 ("SELECT user_id, npc_id, trust, exchanges, facts FROM world_npc_relations WHERE world_id = $1", vec![w.clone()]),
+                ("SELECT place, data FROM world_places WHERE world_id = $1", vec![w.clone()]),
             ),
         };
         let mut out = Map::new();
@@ -643,6 +829,7 @@ impl Change {
             ("items", items, &["item_id", "template_id", "holder", "data"][..]),
             ("players", players, &["user_id", "location_id", "area_id", "stats", "status_effects", "quests"][..]),
             ("relations", relations, &["user_id", "npc_id", "exchanges", "facts"][..]),
+            ("places", places, &["place", "data"][..]),
         ] {
             let mut q = sqlx::query(sql);
             for p in &params {

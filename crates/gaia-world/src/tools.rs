@@ -5,7 +5,11 @@
 //! - `interact_with_experience {experience, action, instance_id?, destination?, target_npc_id?,
 //!   quest_id?}`: a fast command (`look`, `go`, `collect_item`, …) as the player; the command's result.
 //! - `get_player_inventory {experience}`: what the player carries.
-//! - `check_quest_state {experience}`: the player's quests and stats.
+//! - `check_quest_state {experience}`: the player's quests and stats, and the quests the world
+//!   declares (what each requires and gives).
+//! - `grant_quest_reward {experience, quest_id}`: completes one of the player's active quests and gives
+//!   its rewards, once, and only when the game finds what the quest requires (the model's word is not
+//!   enough: a player cannot talk an NPC into a reward).
 //!
 //! Tools never run model commands (`talk`, rules commands) or `@` commands: the chat turn is already
 //! the model's, and administration is not a chat persona's.
@@ -65,7 +69,7 @@ impl ToolSource for WorldTools {
                 "interact_with_experience",
                 "Do something in the game world as the player: look, go (destination), collect_item, drop_item, \
                  examine, use_item (instance_id), inventory, give_item (instance_id, target_npc_id), accept_quest \
-                 (quest_id), or simple text such as `pick up the medkit`.",
+                 (quest_id), complete_quest (quest_id), or simple text such as `pick up the medkit`.",
                 json!({"type": "object", "properties": {
                     "experience": exp, "action": {"type": "string", "maxLength": 1000},
                     "instance_id": {"type": "string"}, "destination": {"type": "string"},
@@ -79,8 +83,17 @@ impl ToolSource for WorldTools {
             ),
             spec(
                 "check_quest_state",
-                "The player's quests, stats and place in the game world.",
-                json!({"type": "object", "properties": {"experience": exp}, "required": ["experience"]}),
+                "The player's quests, stats and place in the game world, and the quests the world offers \
+                 (what each requires and gives).",
+                json!({"type": "object", "properties": {"experience": exp.clone()}, "required": ["experience"]}),
+            ),
+            spec(
+                "grant_quest_reward",
+                "Complete one of the player's active quests and give its rewards. The game checks what the \
+                 quest requires (items carried, place) and refuses when it is not met; a quest is rewarded once.",
+                json!({"type": "object", "properties": {
+                    "experience": exp, "quest_id": {"type": "string", "maxLength": 128}
+                }, "required": ["experience", "quest_id"]}),
             ),
         ])
     }
@@ -105,10 +118,16 @@ impl ToolSource for WorldTools {
                         tool: tool.into(),
                         message:
                             "only the game's fast commands (look, go, collect_item, drop_item, examine, use_item, \
-                                  inventory, give_item, accept_quest) are available here"
+                                  inventory, give_item, accept_quest, complete_quest) are available here"
                                 .into(),
                     });
                 }
+                let r = self.worlds.command(&exp, Caller::player(self.user_id.clone()), &action).await.map_err(fail)?;
+                Ok(serde_json::to_string(&r).unwrap_or_default())
+            }
+            "grant_quest_reward" => {
+                let quest = args.get("quest_id").and_then(Value::as_str).unwrap_or_default();
+                let action = Action { quest_id: Some(quest.to_string()), ..Action::new("complete_quest") };
                 let r = self.worlds.command(&exp, Caller::player(self.user_id.clone()), &action).await.map_err(fail)?;
                 Ok(serde_json::to_string(&r).unwrap_or_default())
             }
@@ -118,8 +137,10 @@ impl ToolSource for WorldTools {
                 let out = if tool == "get_player_inventory" {
                     json!({"inventory": p["inventory"], "snapshot_version": v.snapshot_version})
                 } else {
+                    let declared = self.worlds.experience(&exp).map(|e| json!(e.quests)).unwrap_or_default();
                     json!({"quests": p["quests"], "stats": p["stats"], "status_effects": p["status_effects"],
-                           "current_location": p["current_location"], "current_area": p["current_area"]})
+                           "current_location": p["current_location"], "current_area": p["current_area"],
+                           "world_quests": declared})
                 };
                 Ok(out.to_string())
             }

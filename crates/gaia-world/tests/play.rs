@@ -229,7 +229,10 @@ async fn chat_personas_act_on_the_world_through_the_world_tools() {
         let ann = player(&storage, "ann").await;
         let tools = WorldTools::new(w.clone(), ann.clone(), vec![EXP.to_string()]);
         let names: Vec<String> = tools.specs().await.unwrap().into_iter().map(|s| s.name).collect();
-        assert_eq!(names, ["interact_with_experience", "get_player_inventory", "check_quest_state"]);
+        assert_eq!(
+            names,
+            ["interact_with_experience", "get_player_inventory", "check_quest_state", "grant_quest_reward"]
+        );
         let out = tools
             .call("interact_with_experience", r#"{"experience": "safe-house", "action": "take the can of beans"}"#)
             .await
@@ -244,6 +247,7 @@ async fn chat_personas_act_on_the_world_through_the_world_tools() {
             serde_json::from_str(&tools.call("check_quest_state", r#"{"experience": "safe-house"}"#).await.unwrap())
                 .unwrap();
         assert_eq!(q["current_area"], "main_room");
+        assert_eq!(q["world_quests"]["first_aid"]["requires"]["items"][0], "medkit", "{b}: {q}");
         // Only the player's playable worlds, only fast commands, never admin ones.
         for (args, why) in [
             (r#"{"experience": "elsewhere", "action": "look"}"#, "no experience"),

@@ -565,6 +565,7 @@ async fn erase_in(conn: &mut AnyConnection, who: &Who, email: &str) -> Result<()
         "DELETE FROM world_backups WHERE world_id IN (SELECT id FROM world_instances WHERE owner_id = $1)",
         "DELETE FROM world_players WHERE world_id IN (SELECT id FROM world_instances WHERE owner_id = $1)",
         "DELETE FROM world_npc_relations WHERE world_id IN (SELECT id FROM world_instances WHERE owner_id = $1)",
+        "DELETE FROM world_places WHERE world_id IN (SELECT id FROM world_instances WHERE owner_id = $1)",
         "DELETE FROM world_instances WHERE owner_id = $1",
         "DELETE FROM personas WHERE user_id = $1",
         "DELETE FROM refresh_tokens WHERE user_id = $1",

@@ -199,6 +199,7 @@ fn load_folder(dir: &Path, id: &str) -> Result<Experience, Vec<ContentError>> {
     match (p.is_empty(), draft.config, draft.world) {
         (true, Some(config), Some(world)) => Ok(Experience {
             config,
+            quests: validate::quests(&world),
             world,
             item_templates: draft.item_templates,
             npc_templates: draft.npc_templates,

@@ -370,4 +370,68 @@ pub struct Experience {
     pub admin_commands: BTreeMap<String, CommandDef>,
     /// Waypoints by id.
     pub waypoints: BTreeMap<String, Waypoint>,
+    /// Quests by id, as `world.json` declares them in `metadata.quests`.
+    pub quests: BTreeMap<String, Quest>,
+}
+
+/// A quest, declared in `world.json` under `metadata.quests.<id>`. A player takes it
+/// (`accept_quest`) and completes it (`complete_quest`, or the `grant_quest_reward` tool) once what
+/// it requires holds; the rewards are then given once.
+///
+/// ```json
+/// "first_aid": {"name": "First Aid", "description": "Bring Sam a medkit.", "giver": "radio_operator",
+///               "requires": {"items": ["medkit"], "location": "safe_house"}, "consume_items": true,
+///               "rewards": {"items": ["bandage"], "stats": {"max_health": 10}, "trust": 10}}
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Quest {
+    /// Its title.
+    #[serde(default)]
+    pub name: String,
+    /// What the player is asked to do.
+    #[serde(default)]
+    pub description: String,
+    /// The NPC who gives it: consumed items go to them and `rewards.trust` raises their trust.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub giver: Option<String>,
+    /// What must hold to complete it.
+    #[serde(default)]
+    pub requires: QuestRequires,
+    /// Whether the required items are handed over on completion (else the player keeps them).
+    #[serde(default)]
+    pub consume_items: bool,
+    /// What completing it gives.
+    #[serde(default)]
+    pub rewards: QuestRewards,
+    /// Unknown fields, kept.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// What a quest requires to be completed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QuestRequires {
+    /// Item templates the player must carry (one instance of each listed; list one twice for two).
+    #[serde(default)]
+    pub items: Vec<String>,
+    /// The location the player must be in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// The area the player must be in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub area: Option<String>,
+}
+
+/// What completing a quest gives.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QuestRewards {
+    /// New item instances of these templates, in the player's inventory.
+    #[serde(default)]
+    pub items: Vec<String>,
+    /// Added to the player's stats (`health` is kept at most `max_health`).
+    #[serde(default)]
+    pub stats: BTreeMap<String, f64>,
+    /// Added to the giver's trust in the player (0–100).
+    #[serde(default)]
+    pub trust: i64,
 }

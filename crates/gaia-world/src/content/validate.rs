@@ -2,15 +2,20 @@
 //! NPCs, areas, locations), unique ids and names, ranges. Every problem names its file and field.
 
 use super::load::{Draft, CONFIG_FILE, WORLD_FILE};
-use super::model::{Area, CommandDef, ExperienceConfig, Gps, ItemInstance, WorldDoc};
+use super::model::{Area, CommandDef, ExperienceConfig, Gps, ItemInstance, Quest, WorldDoc};
 use serde::Serialize;
+use serde_json::Value;
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Longest id (experience folder, template file stem, item instance id), in characters.
 pub(crate) const MAX_ID_CHARS: usize = 128;
 /// Most item instances in an experience's world.
 pub(crate) const MAX_ITEM_INSTANCES: usize = 100_000;
+/// Most quests an experience declares.
+pub(crate) const MAX_QUESTS: usize = 10_000;
+/// Most items a quest requires or gives.
+const MAX_QUEST_ITEMS: usize = 100;
 /// Most problems listed for one experience (the rest are counted in one last problem).
 const MAX_PROBLEMS: usize = 1_000;
 
@@ -134,6 +139,16 @@ pub(crate) fn validate(draft: &Draft, problems: &mut Problems) {
     check_commands(&draft.admin_commands, problems);
 }
 
+/// The quests `world` declares (`metadata.quests`), those that read as quests.
+pub(crate) fn quests(world: &WorldDoc) -> BTreeMap<String, Quest> {
+    let declared = world.metadata.get("quests").and_then(Value::as_object);
+    declared
+        .into_iter()
+        .flatten()
+        .filter_map(|(id, q)| Some((id.clone(), serde_json::from_value(q.clone()).ok()?)))
+        .collect()
+}
+
 /// Whether `id` names an item template (one that did not load counts: it was reported already).
 fn is_item_template(draft: &Draft, id: &str) -> bool {
     draft.item_templates.contains_key(id) || draft.broken_item_templates.contains(id)
@@ -234,6 +249,74 @@ impl<'a, 'p> WorldCheck<'a, 'p> {
                 self.area(area, &format!("{path}.areas.{area_id}"));
             }
         }
+        self.quests();
+    }
+
+    /// `metadata.quests`: an object of quests, each naming known templates, NPCs and places.
+    fn quests(&mut self) {
+        let Some(declared) = self.world.metadata.get("quests") else { return };
+        let Some(declared) = declared.as_object() else {
+            self.p.push(WORLD_FILE, "metadata.quests", "must be an object of quests by id");
+            return;
+        };
+        if declared.len() > MAX_QUESTS {
+            self.p.push(WORLD_FILE, "metadata.quests", format!("{} quests; at most {MAX_QUESTS}", declared.len()));
+            return;
+        }
+        for (id, q) in declared {
+            let path = format!("metadata.quests.{id}");
+            if let Err(why) = check_id(id) {
+                self.p.push(WORLD_FILE, &path, why);
+            }
+            let quest: Quest = match serde_json::from_value(q.clone()) {
+                Ok(q) => q,
+                Err(e) => {
+                    self.p.push(WORLD_FILE, &path, format!("not a quest: {e}"));
+                    continue;
+                }
+            };
+            for (list, field) in [(&quest.requires.items, "requires.items"), (&quest.rewards.items, "rewards.items")] {
+                if list.len() > MAX_QUEST_ITEMS {
+                    self.p.push(WORLD_FILE, format!("{path}.{field}"), format!("at most {MAX_QUEST_ITEMS} items"));
+                }
+                for (i, t) in list.iter().enumerate().take(MAX_QUEST_ITEMS) {
+                    if !is_item_template(self.draft, t) {
+                        self.p.push(
+                            WORLD_FILE,
+                            format!("{path}.{field}[{i}]"),
+                            format!("no item template `{t}` (templates/items/{t}.md)"),
+                        );
+                    }
+                }
+            }
+            if let Some(giver) = &quest.giver {
+                if !self.is_npc(giver) {
+                    self.p.push(
+                        WORLD_FILE,
+                        format!("{path}.giver"),
+                        format!("no NPC `{giver}` in the world's `npcs` or in templates/npcs/"),
+                    );
+                }
+            }
+            if let Some(l) = &quest.requires.location {
+                if !self.world.locations.contains_key(l) {
+                    self.p.push(WORLD_FILE, format!("{path}.requires.location"), format!("no location `{l}`"));
+                }
+            }
+            if let Some(a) = &quest.requires.area {
+                if !self.areas.contains(a.as_str()) {
+                    self.p.push(WORLD_FILE, format!("{path}.requires.area"), format!("no area `{a}` in any location"));
+                }
+            }
+            for (stat, v) in &quest.rewards.stats {
+                if !v.is_finite() || v.abs() > 1e9 {
+                    self.p.push(WORLD_FILE, format!("{path}.rewards.stats.{stat}"), "must be a number within ±1e9");
+                }
+            }
+            if !(-100..=100).contains(&quest.rewards.trust) {
+                self.p.push(WORLD_FILE, format!("{path}.rewards.trust"), "must be within -100 to 100");
+            }
+        }
     }
 
     fn area(&mut self, area: &'a Area, path: &str) {
@@ -282,12 +365,15 @@ impl<'a, 'p> WorldCheck<'a, 'p> {
         }
     }
 
+    fn is_npc(&self, npc: &str) -> bool {
+        self.world.npcs.contains_key(npc)
+            || self.draft.npc_templates.contains_key(npc)
+            || self.draft.broken_npc_templates.contains(npc)
+    }
+
     fn npcs(&mut self, npcs: &[String], path: &str) {
         for (i, npc) in npcs.iter().enumerate() {
-            let known = self.world.npcs.contains_key(npc)
-                || self.draft.npc_templates.contains_key(npc)
-                || self.draft.broken_npc_templates.contains(npc);
-            if !known {
+            if !self.is_npc(npc) {
                 self.p.push(
                     WORLD_FILE,
                     format!("{path}.npcs[{i}]"),
