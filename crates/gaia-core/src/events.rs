@@ -108,6 +108,18 @@ pub enum Event {
         /// Started (`true`) or stopped.
         typing: bool,
     },
+    /// The players one instance has in a game zone (a location of a world), replacing what was known
+    /// of that instance there (sent when it changes, at most once a second, and every few seconds).
+    WorldPresence {
+        /// The instance that sent it.
+        instance: String,
+        /// The world instance.
+        world_id: String,
+        /// The location (zone).
+        location_id: String,
+        /// Its players there (bounded by the sender).
+        members: Vec<WorldPresenceMember>,
+    },
     /// A game world changed (`gaia-world`): the delta every player whose view it touches gets, as
     /// the real-time protocol's `world_update` (v0.4).
     WorldUpdate {
@@ -124,6 +136,17 @@ pub enum Event {
         /// The changes (`{operation, area_id, path?, instance_id, template_id?, item?}`).
         changes: Vec<serde_json::Value>,
     },
+}
+
+/// A player present in a game zone ([`Event::WorldPresence`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorldPresenceMember {
+    /// User id.
+    pub user_id: String,
+    /// The name shown to the other players.
+    pub name: String,
+    /// Distance to the zone's centre, in metres (rounded; never the player's coordinates).
+    pub distance_m: u32,
 }
 
 /// One live connection's participant in a conversation ([`Event::Presence`], [`Event::PresenceSync`]).

@@ -52,6 +52,7 @@ pub mod live;
 pub mod mcp_http;
 pub mod observe;
 mod per_user;
+pub mod play;
 pub mod provider_store;
 pub mod routes;
 pub mod security;
@@ -290,6 +291,9 @@ fn routes(state: &AppState) -> Routes {
     all.get("/health", Access::Public, health::health)
         .get("/metrics", metrics, observe::metrics)
         .get("/ws/chat", perm(T::Conversation, Read, OWN_CONVERSATIONS), live::chat_socket)
+        // The game client's socket authenticates with the `token` in its query (clients cannot set
+        // headers on WebSockets) and checks `experience:read`/`write`/`admin` itself.
+        .get("/ws/experience", Access::Public, play::experience_socket)
         .quota(true)
         .post("/api/v0.3/chat", perm(T::Conversation, Write, OWN_CONVERSATIONS), chat::chat_v03)
         .quota(false)

@@ -100,7 +100,7 @@ impl Session {
 }
 
 /// The caller as the other participants see them ([`Participant::named`]).
-async fn participant(state: &AppState, p: &Principal) -> Participant {
+pub(crate) async fn participant(state: &AppState, p: &Principal) -> Participant {
     let user = state.storage().get_user(&p.user_id).await.ok().flatten();
     Participant::named(&p.user_id, user.as_ref().and_then(|u| u.display_name.as_deref()), p.email.as_deref())
 }

@@ -447,6 +447,9 @@ pub struct Metrics {
     active_streams: IntGauge,
     rate_limited: IntCounterVec,
     budget_refused: IntCounterVec,
+    world_sockets: IntGauge,
+    world_resyncs: IntCounterVec,
+    world_gps: IntCounterVec,
     seen: Mutex<Seen>,
     recent: Mutex<Recent>,
     started: Instant,
@@ -594,6 +597,18 @@ impl Metrics {
             counter("gaia_rate_limited_total", "Requests refused by a rate limit, by scope.", &["scope"])?;
         let budget_refused =
             counter("gaia_budget_refused_total", "Requests refused by a spending budget, by scope.", &["scope"])?;
+        let world_sockets = IntGauge::new("gaia_world_sockets", "Game clients connected to /ws/experience.")?;
+        registry.register(Box::new(world_sockets.clone()))?;
+        let world_resyncs = counter(
+            "gaia_world_resyncs_total",
+            "Fresh areas of interest sent instead of deltas, by reason (lost, behind, resume_miss).",
+            &["reason"],
+        )?;
+        let world_gps = counter(
+            "gaia_world_gps_suspicious_total",
+            "Positions not trusted (impossible speed or jump, poor accuracy), by response (flag, refuse).",
+            &["response"],
+        )?;
         Ok(Metrics {
             registry,
             http_requests,
@@ -608,6 +623,9 @@ impl Metrics {
             active_streams,
             rate_limited,
             budget_refused,
+            world_sockets,
+            world_resyncs,
+            world_gps,
             seen: Mutex::new(Seen::default()),
             recent: Mutex::new(Recent::default()),
             started: Instant::now(),
@@ -748,6 +766,21 @@ impl Metrics {
         let scope = self.scope_label(scope);
         self.budget_refused.with_label_values(&[&scope]).inc();
         self.with_slot(|s| s.totals.budget_refused += 1);
+    }
+
+    /// Counts a game socket opening (`1`) or closing (`-1`).
+    pub fn world_socket(&self, delta: i64) {
+        self.world_sockets.add(delta);
+    }
+
+    /// Counts a fresh area of interest sent instead of deltas.
+    pub fn world_resync(&self, reason: &'static str) {
+        self.world_resyncs.with_label_values(&[reason]).inc();
+    }
+
+    /// Counts a position not trusted, and what was done (`flag`, `refuse`).
+    pub fn world_gps_suspicious(&self, response: &'static str) {
+        self.world_gps.with_label_values(&[response]).inc();
     }
 
     /// Every metric in Prometheus's text exposition format, with the active-stream gauge set to

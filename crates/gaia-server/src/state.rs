@@ -41,6 +41,8 @@ struct Inner {
     provider_changes: crate::provider_store::AppliedChanges,
     password_gate: gaia_core::auth::PasswordGate,
     live_connections: Arc<crate::per_user::PerUser>,
+    /// The game sockets' fan-out of world changes (started with the first game socket).
+    play_hub: std::sync::OnceLock<Arc<crate::play::PlayHub>>,
     /// Agent and orchestrated runs going on, per user (`agents.max_concurrent_runs_per_user`).
     agent_runs: Arc<crate::per_user::PerUser>,
     /// Slots for the stdio MCP server processes of cold agent requests (`mcp_processes.max_concurrent`).
@@ -127,6 +129,7 @@ impl AppState {
                 provider_changes: Default::default(),
                 password_gate: gaia_core::auth::PasswordGate::new(config.auth.hash_concurrency, config.auth.hash_queue),
                 live_connections: Default::default(),
+                play_hub: Default::default(),
                 agent_runs: Default::default(),
                 mcp_processes,
                 rbac,
@@ -259,6 +262,16 @@ impl AppState {
         &self.inner.provider_changes
     }
     /// The live (WebSocket) connections open on this instance, per user.
+    pub(crate) fn play_hub(&self) -> Arc<crate::play::PlayHub> {
+        self.inner
+            .play_hub
+            .get_or_init(|| {
+                let grace = std::time::Duration::from_secs(self.config().worlds.resume_grace_secs);
+                crate::play::PlayHub::start(self.events(), grace)
+            })
+            .clone()
+    }
+
     pub(crate) fn live_connections(&self) -> &Arc<crate::per_user::PerUser> {
         &self.inner.live_connections
     }

@@ -25,6 +25,7 @@ mod me;
 mod memory;
 mod metrics;
 mod personas;
+mod play;
 mod providers;
 mod quotas;
 mod rbac;

@@ -30,7 +30,9 @@ async fn every_route_declares_its_access_and_it_holds() {
     assert!(table.len() > 60, "{} routes", table.len());
     let public: Vec<_> =
         table.iter().filter(|r| r.access == "public").map(|r| format!("{} {}", r.method, r.path)).collect();
-    // The public routes are exactly these: sign-in, health, assets, and the signed webhook.
+    // The public routes are exactly these: sign-in, health, assets, the signed webhook, and the game
+    // client's socket (it authenticates with the token in its query and checks access itself:
+    // `play::` tests).
     let mut want = vec![
         "GET /",
         "GET /login",
@@ -46,6 +48,7 @@ async fn every_route_declares_its_access_and_it_holds() {
         "POST /api/v1/auth/logout",
         "POST /api/v1/auth/validate",
         "POST /api/v1/kb/webhook",
+        "GET /ws/experience",
     ];
     want.sort();
     let mut got = public.clone();

@@ -180,63 +180,12 @@ async fn live_updates_cross_instances() {
     }
 }
 
-/// A Redis server of this test's own (the shared one must not be restarted under other tests).
-struct OwnRedis {
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Option<std::process::Child>,
-}
-
-impl OwnRedis {
-    fn start() -> Option<OwnRedis> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-        let mut r = OwnRedis { port, dir: tempfile::tempdir().ok()?, child: None };
-        r.spawn()?;
-        Some(r)
-    }
-
-    fn spawn(&mut self) -> Option<()> {
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .ok()?;
-        self.child = Some(child);
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return Some(());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 #[tokio::test]
 async fn a_redis_restart_under_load_loses_nothing_and_heals() {
     if redis().is_none() {
         return;
     }
-    let Some(mut redis) = OwnRedis::start() else {
+    let Some(mut redis) = common::OwnRedis::start() else {
         assert!(!services_required(), "redis-server is required to restart Redis in a test");
         return;
     };
@@ -302,17 +251,7 @@ async fn a_redis_restart_under_load_loses_nothing_and_heals() {
     }
     assert_eq!(messages, 2 * ok as usize, "{bk}");
     // Healed on its own: events cross instances again and the shared limiter answers.
-    let mut rx = b.state.events().subscribe();
-    let mut healed = false;
-    for _ in 0..100 {
-        a.state.events().publish(gaia_core::events::Event::ConversationUpdated { conversation_id: "ping".into() });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        if rx.try_recv().is_ok() {
-            healed = true;
-            break;
-        }
-    }
-    assert!(healed, "{bk}: events did not cross instances after the restart");
+    assert!(common::events_cross(&a, &b).await, "{bk}: events did not cross instances after the restart");
     let limits = [gaia_core::ratelimit::Limit::new("heal", 10, 1)];
     let mut limiter_ok = false;
     for _ in 0..50 {

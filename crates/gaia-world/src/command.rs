@@ -183,19 +183,104 @@ pub(crate) enum Verb {
     CompleteQuest,
 }
 
-/// The fast commands' names, as `available_actions` lists them.
-pub const FAST_COMMANDS: &[&str] = &[
-    "look",
-    "go",
-    "collect_item",
-    "drop_item",
-    "examine",
-    "use_item",
-    "inventory",
-    "give_item",
-    "accept_quest",
-    "complete_quest",
+/// A fast command: its name (the `action`), what it does, and the fields it needs. The one
+/// definition of the fast commands: `available_actions`, the `commands_schema` a game client asks for
+/// ([`commands_schema`]) and the tests that hold the engine to it are made from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandSpec {
+    /// The `action`.
+    pub name: &'static str,
+    /// What it does.
+    pub description: &'static str,
+    /// The fields it needs (`instance_id`, `destination`, `target_npc_id`, `quest_id`); simple text
+    /// may name them instead (`collect the medkit`).
+    pub fields: &'static [&'static str],
+}
+
+const fn spec(name: &'static str, description: &'static str, fields: &'static [&'static str]) -> CommandSpec {
+    CommandSpec { name, description, fields }
+}
+
+/// The fast commands (deterministic, no model call).
+pub const FAST_COMMANDS: &[CommandSpec] = &[
+    spec("look", "Describe where the player is: the area, its spots, items, NPCs and exits.", &[]),
+    spec("go", "Go to an area reachable from here, or a location an exit leads into.", &["destination"]),
+    spec("collect_item", "Pick up a collectible item here.", &["instance_id"]),
+    spec("drop_item", "Put down an item the player carries, here.", &["instance_id"]),
+    spec(
+        "examine",
+        "Describe an item carried or here (inventory first, then the area, then the location).",
+        &["instance_id"],
+    ),
+    spec("use_item", "Use an item carried: its effects apply, a consumable is used up.", &["instance_id"]),
+    spec("inventory", "List what the player carries.", &[]),
+    spec("give_item", "Give an item carried to an NPC here.", &["instance_id", "target_npc_id"]),
+    spec("accept_quest", "Take a quest the world offers.", &["quest_id"]),
+    spec(
+        "complete_quest",
+        "Complete a quest taken, once what it requires holds; its rewards are given once.",
+        &["quest_id"],
+    ),
 ];
+
+/// The JSON Schema of the command fields a client may send.
+fn field_schema(field: &str) -> Value {
+    let (max, description) = match field {
+        "action" => (MAX_ACTION_CHARS, "The command's name, or simple text naming one"),
+        "message" => (MAX_MESSAGE_CHARS, "What the player says"),
+        "instance_id" => (MAX_ID_CHARS, "An item instance's id (or its name)"),
+        "destination" => (MAX_ID_CHARS, "An area's or location's id (or its name)"),
+        "target_npc_id" => (MAX_ID_CHARS, "An NPC's id (or their name)"),
+        "quest_id" => (MAX_ID_CHARS, "A quest's id"),
+        _ => (MAX_ID_CHARS, ""),
+    };
+    serde_json::json!({"type": "string", "minLength": 1, "maxLength": max, "description": description})
+}
+
+/// The JSON Schema of one command: an object whose `action` is `name`, with `fields` required and
+/// `optional` allowed.
+fn command_schema(name: &str, description: &str, fields: &[&str], optional: &[&str]) -> Value {
+    let mut properties = serde_json::Map::new();
+    properties.insert("action".into(), serde_json::json!({"const": name}));
+    for f in fields.iter().chain(optional) {
+        properties.insert(f.to_string(), field_schema(f));
+    }
+    let mut required = vec!["action"];
+    required.extend(fields);
+    serde_json::json!({"type": "object", "description": description, "properties": properties, "required": required})
+}
+
+/// `commands_schema.commands` for a player of `exp`: the fast commands, `talk`, the experience's
+/// rules commands (`game-logic/`), and for its administrators the `@` commands (`admin-logic/` too).
+pub fn commands_schema(exp: &crate::content::Experience, admin: bool) -> Value {
+    let mut out = serde_json::Map::new();
+    for c in FAST_COMMANDS {
+        out.insert(c.name.into(), command_schema(c.name, c.description, c.fields, &[]));
+    }
+    out.insert(
+        "talk".into(),
+        command_schema("talk", "Say something to an NPC here; they answer.", &["target_npc_id", "message"], &[]),
+    );
+    for c in exp.commands.values().filter(|c| !c.requires_admin || admin) {
+        out.insert(c.command.clone(), command_schema(&c.command, &c.description, &[], &["message"]));
+    }
+    if admin {
+        let mut at = command_schema(
+            "@",
+            "An administrator's command: @list, @inspect, @where, @find, @stats, \
+             @spawn, @create, @edit, @delete, @connect, @disconnect, @reset.",
+            &[],
+            &[],
+        );
+        at["properties"]["action"] =
+            serde_json::json!({"type": "string", "pattern": "^@", "maxLength": MAX_ACTION_CHARS});
+        out.insert("@".into(), at);
+        for c in exp.admin_commands.values() {
+            out.insert(c.command.clone(), command_schema(&c.command, &c.description, &[], &["message"]));
+        }
+    }
+    Value::Object(out)
+}
 
 /// A command read: its verb, the object named in text (when the fields did not name it), and for
 /// `give`, the NPC named in text.

@@ -3,6 +3,7 @@
 use crate::command::{parse, Action, CommandResult, StateChange, Verb, FAST_COMMANDS};
 use crate::content::{Area, Catalog, Experience, ItemTemplate, Location};
 use crate::error::{Result, WorldError};
+use crate::geo::GeoIndex;
 use crate::state::{world_id, Change, Holder, LiveItem, PlayerState, WorldStore};
 use gaia_core::events::{Event, EventBus};
 use gaia_core::storage::Storage;
@@ -29,7 +30,18 @@ struct Inner {
     /// The places of worlds their administrators edited ([`crate::places`]), by world id: the content
     /// they were made from, the version of the world's last place edit, and the result.
     edited: std::sync::Mutex<HashMap<String, EditedPlaces>>,
+    /// The areas of each location shown lately (`area_of_interest`), by world and location: the
+    /// experience and version they were built at.
+    zones: std::sync::Mutex<HashMap<(String, String), BuiltZone>>,
+    /// The geographic index of each experience, with the experience it was built from.
+    geo: std::sync::Mutex<HashMap<String, BuiltIndex>>,
 }
+
+/// A geographic index and the experience it was built from.
+type BuiltIndex = (Arc<Experience>, Arc<GeoIndex>);
+
+/// A location's areas as shown, the experience and the version they were built at.
+type BuiltZone = (Arc<Experience>, i64, Arc<Map<String, Value>>);
 
 struct EditedPlaces {
     base: Arc<Experience>,
@@ -134,6 +146,8 @@ impl Worlds {
                 applied: Default::default(),
                 engine,
                 edited: Default::default(),
+                geo: Default::default(),
+                zones: Default::default(),
             }),
         }
     }
@@ -193,9 +207,16 @@ impl Worlds {
         })
     }
 
+    /// The id of the world `user_id` plays in experience `exp` (they join it when new: the starting
+    /// place and inventory). One query for a returning player.
+    pub async fn join(&self, exp: &str, user_id: &str) -> Result<String> {
+        let base = self.experience(exp)?;
+        Ok(self.inner.store.ensure(&base, user_id).await?.0)
+    }
+
     /// The world `user_id` plays in experience `exp` (they join it when new) and the experience as
     /// that world has it: its content with the places its administrators edited.
-    async fn enter(&self, exp: &str, user_id: &str) -> Result<(Arc<Experience>, String)> {
+    pub(crate) async fn enter(&self, exp: &str, user_id: &str) -> Result<(Arc<Experience>, String)> {
         let base = self.experience(exp)?;
         let (world, places_version) = self.inner.store.ensure(&base, user_id).await?;
         if places_version == 0 {
@@ -221,8 +242,8 @@ impl Worlds {
         Ok((experience, world))
     }
 
-    /// The waypoints of experience `exp` within `radius_m` metres of `at`, nearest first, with their
-    /// distance; `pathway` waypoints are left out (spec §5).
+    /// The waypoints of experience `exp` within `radius_m` metres of `at` (at most 10 km), nearest
+    /// first, with their distance; `pathway` waypoints are left out (spec §5).
     pub fn nearby(
         &self,
         exp: &str,
@@ -230,15 +251,67 @@ impl Worlds {
         radius_m: f64,
     ) -> Result<Vec<(f64, crate::content::Waypoint)>> {
         let exp = self.experience(exp)?;
-        let mut out: Vec<(f64, crate::content::Waypoint)> = exp
-            .waypoints
-            .values()
-            .filter(|w| w.waypoint_type != "pathway")
-            .map(|w| (distance_m(at, w.location), w.clone()))
-            .filter(|(d, _)| *d <= radius_m)
-            .collect();
-        out.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
-        Ok(out)
+        let geo = self.geo(&exp);
+        Ok(geo.waypoints_near(at, radius_m).into_iter().map(|(d, w)| (d, w.clone())).collect())
+    }
+
+    /// The commands a player of `exp` may send, as JSON Schemas by name (`commands_schema.commands`):
+    /// the fast commands, `talk`, the rules commands, and for administrators (`admin`) the `@` ones.
+    pub fn commands_schema(&self, exp: &str, admin: bool) -> Result<Value> {
+        Ok(crate::command::commands_schema(&*self.experience(exp)?, admin))
+    }
+
+    /// The geographic index of `exp` (built once per loaded or edited experience).
+    pub(crate) fn geo(&self, exp: &Arc<Experience>) -> Arc<GeoIndex> {
+        let mut geo = self.inner.geo.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((built_from, index)) = geo.get(&exp.config.id) {
+            if Arc::ptr_eq(built_from, exp) {
+                return index.clone();
+            }
+        }
+        let index = Arc::new(GeoIndex::build(exp));
+        if geo.len() >= MAX_EDITED_WORLDS {
+            geo.clear();
+        }
+        geo.insert(exp.config.id.clone(), (exp.clone(), index.clone()));
+        index
+    }
+
+    pub(crate) fn store(&self) -> &WorldStore {
+        &self.inner.store
+    }
+
+    /// The areas of `location` of `world` as built at `version` from `exp`, if they are kept.
+    pub(crate) fn zone_cached(
+        &self,
+        exp: &Arc<Experience>,
+        world: &str,
+        location: &str,
+        version: i64,
+    ) -> Option<Arc<Map<String, Value>>> {
+        let zones = self.inner.zones.lock().unwrap_or_else(|e| e.into_inner());
+        let (built_from, at, areas) = zones.get(&(world.to_string(), location.to_string()))?;
+        (*at == version && Arc::ptr_eq(built_from, exp)).then(|| areas.clone())
+    }
+
+    pub(crate) fn cache_zone(
+        &self,
+        exp: &Arc<Experience>,
+        world: &str,
+        location: &str,
+        version: i64,
+        areas: Arc<Map<String, Value>>,
+    ) {
+        let mut zones = self.inner.zones.lock().unwrap_or_else(|e| e.into_inner());
+        if zones.len() >= MAX_EDITED_WORLDS {
+            zones.clear();
+        }
+        let key = (world.to_string(), location.to_string());
+        // Never replace a newer version by an older one.
+        if zones.get(&key).is_some_and(|(_, at, _)| *at > version) {
+            return;
+        }
+        zones.insert(key, (exp.clone(), version, areas));
     }
 
     /// Whether `action` may call a model (`talk`, a rules command, or text that is none of the fast
@@ -246,6 +319,14 @@ impl Worlds {
     pub fn needs_model(action: &Action) -> bool {
         let text = action.action.trim();
         !text.starts_with('@') && (crate::talk::is_talk(action) || parse(text).is_none())
+    }
+
+    /// Whether `action` needs the player to be where they are said to be (collecting, giving,
+    /// talking to an NPC, completing a quest): a game client whose position is not trusted is
+    /// refused these.
+    pub fn location_bound(action: &Action) -> bool {
+        crate::talk::is_talk(action)
+            || parse(&action.action).is_some_and(|p| matches!(p.verb, Verb::Collect | Verb::Give | Verb::CompleteQuest))
     }
 
     /// What NPC `npc_id` of experience `exp` thinks of `user_id` (trust, recent exchanges, facts).
@@ -292,10 +373,9 @@ impl Worlds {
         Ok(result)
     }
 
+    /// Publishes a change as a `world_update` (every change, even one with nothing a client shows, so
+    /// that the versions on the bus have no holes: a hole means events were lost).
     pub(crate) fn publish(&self, exp: &Experience, world: &str, user_id: &str, version: i64, changes: &[StateChange]) {
-        if changes.is_empty() {
-            return;
-        }
         self.inner.events.publish(Event::WorldUpdate {
             experience: exp.config.id.clone(),
             world_id: world.to_string(),
@@ -512,7 +592,7 @@ impl Ctx<'_> {
             "area": {"id": a.id, "name": a.name, "description": a.description, "spots": spots, "items": loose, "npcs": a.npcs},
             "npcs": npcs, "exits": exits,
         }));
-        r.available_actions = Some(FAST_COMMANDS.iter().map(|s| s.to_string()).collect());
+        r.available_actions = Some(FAST_COMMANDS.iter().map(|c| c.name.to_string()).collect());
         Ok(r)
     }
 
@@ -621,16 +701,21 @@ impl Ctx<'_> {
         let Some(location) = self.location_of(&area, &l.id) else {
             return Ok(CommandResult::fail(format!("There is no {dest}."), version));
         };
+        self.move_to(&location, &area).await
+    }
+
+    /// Moves the player to `area` of `location`: one change, published.
+    pub(crate) async fn move_to(&self, location: &str, area: &str) -> Result<CommandResult> {
         let mut c = self.store().begin(self.world).await?;
-        c.set_place(self.user_id, &location, &area).await?;
+        c.set_place(self.user_id, location, area).await?;
         let change = StateChange::of_player(
             "update",
             "player.location",
             self.user_id,
             json!({"current_location": location, "current_area": area}),
         );
-        let name = self.exp.world.locations.get(&location).and_then(|x| x.areas.get(&area)).map(|x| x.name.clone());
-        self.finish(c, format!("You go to {}.", name.unwrap_or(area.clone())), vec![change], None).await
+        let name = self.exp.world.locations.get(location).and_then(|x| x.areas.get(area)).map(|x| x.name.clone());
+        self.finish(c, format!("You go to {}.", name.unwrap_or_else(|| area.to_string())), vec![change], None).await
     }
 
     pub(crate) async fn finish(

@@ -91,7 +91,7 @@ impl Ctx<'_> {
             }
         }
         let Some(def) = def else {
-            let mut names: Vec<String> = FAST_COMMANDS.iter().map(|s| s.to_string()).collect();
+            let mut names: Vec<String> = FAST_COMMANDS.iter().map(|c| c.name.to_string()).collect();
             names.extend(self.exp.commands.values().map(|c| c.command.clone()));
             let mut r = CommandResult::fail(format!("Unknown command \"{text}\". Try: {}.", names.join(", ")), version);
             r.available_actions = Some(names);

@@ -173,6 +173,15 @@ pub(crate) struct WorldStore {
     ranges: &'static Ranges,
 }
 
+/// A player's location at one version ([`WorldStore::location_snapshot`]).
+pub(crate) struct LocationSnapshot {
+    pub(crate) version: i64,
+    pub(crate) player: PlayerState,
+    /// The items in the player's location (`None`: the caller had them at this version).
+    pub(crate) items: Option<Vec<LiveItem>>,
+    pub(crate) inventory: Vec<LiveItem>,
+}
+
 /// A change being made: the transaction and the version it makes.
 pub(crate) struct Change {
     pub(crate) tx: Transaction<'static, Any>,
@@ -274,6 +283,61 @@ impl WorldStore {
             .await
             .map_err(WorldError::db)?;
         Ok((id, places_version(row)?.unwrap_or(0)))
+    }
+
+    /// What a player sees, read at one version: the world's version, the player, the items in the
+    /// player's location (any area) and the player's inventory (one transaction; on PostgreSQL a
+    /// repeatable-read one, so that every part is of the same moment).
+    pub(crate) async fn location_snapshot(
+        &self,
+        world_id: &str,
+        user_id: &str,
+        cached: impl Fn(&str, i64) -> bool,
+    ) -> Result<LocationSnapshot> {
+        let mut tx = self.storage.pool().begin().await.map_err(WorldError::db)?;
+        if self.storage.backend() == gaia_core::storage::Backend::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *tx)
+                .await
+                .map_err(WorldError::db)?;
+        }
+        let version: i64 = sqlx::query_scalar("SELECT version FROM world_instances WHERE id = $1")
+            .bind(world_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(WorldError::db)?
+            .ok_or_else(|| WorldError::NotFound(format!("world {world_id}")))?;
+        let row = sqlx::query(PLAYER_SQL)
+            .bind(world_id)
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(WorldError::db)?
+            .ok_or_else(|| WorldError::NotFound(format!("player {user_id} in world {world_id}")))?;
+        let player = player_of(&row)?;
+        let l = &player.current_location;
+        // The location's items, unless the caller has them at this version already.
+        let items = if cached(l, version) {
+            None
+        } else {
+            let rows = sqlx::query(self.ranges.items)
+                .bind(world_id)
+                .bind(format!("area:{l}/"))
+                .bind(format!("area:{l}0"))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(WorldError::db)?;
+            Some(rows.iter().map(item_of).collect::<Result<Vec<_>>>()?)
+        };
+        let rows = sqlx::query(ITEMS_OF_SQL)
+            .bind(world_id)
+            .bind(Holder::Player(user_id.to_string()).encode())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(WorldError::db)?;
+        let inventory = rows.iter().map(item_of).collect::<Result<Vec<_>>>()?;
+        tx.commit().await.map_err(WorldError::db)?;
+        Ok(LocationSnapshot { version, player, items, inventory })
     }
 
     /// The place edits of a world (`world_places`): `(place key, edit)`.

@@ -261,3 +261,65 @@ async fn chat_personas_act_on_the_world_through_the_world_tools() {
         assert_eq!(w.view(EXP, &ann).await.unwrap().snapshot_version, 1, "{b}: only the one change");
     }
 }
+
+#[tokio::test]
+async fn every_command_in_the_schema_is_one_the_engine_accepts() {
+    let db = gaia_core::testing::sqlite_db();
+    let storage = db.storage().await;
+    let (w, _) = worlds(&storage).await;
+    let ann = player(&storage, "ann").await;
+    let schema = w.commands_schema(EXP, false).unwrap();
+    let commands = schema.as_object().unwrap();
+    assert!(commands.contains_key("talk") && commands.contains_key("scavenge"), "{schema}");
+    assert!(!commands.contains_key("@") && !commands.contains_key("spawn_horde"), "admin commands are for admins");
+    assert!(w.commands_schema(EXP, true).unwrap().get("@").is_some());
+    for spec in gaia_world::FAST_COMMANDS {
+        let s = &commands[spec.name];
+        let required: Vec<&str> = s["required"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        assert_eq!(required[0], "action");
+        assert_eq!(&required[1..], spec.fields, "{}", spec.name);
+        // The engine reads it as that fast command (no model), and without its fields says what is
+        // missing rather than not knowing it.
+        let bare = Action::new(spec.name);
+        assert!(!Worlds::needs_model(&bare), "{} is a fast command", spec.name);
+        let r = w.command(EXP, &ann, &bare).await.unwrap();
+        assert!(!r.message.contains("Unknown command"), "{}: {r:?}", spec.name);
+        if !spec.fields.is_empty() {
+            assert!(!r.success, "{} without its fields: {r:?}", spec.name);
+        }
+    }
+    // Talk and rules commands are the model's.
+    assert!(Worlds::needs_model(&Action {
+        target_npc_id: Some("radio_operator".into()),
+        message: Some("hi".into()),
+        ..Action::new("talk")
+    }));
+    assert!(Worlds::needs_model(&Action::new("scavenge")));
+}
+
+#[tokio::test]
+async fn positions_put_players_in_zones_and_the_area_of_interest_shows_them() {
+    use gaia_world::content::Gps;
+    for db in database_urls().await {
+        let b = db.backend;
+        let storage = db.storage().await;
+        let (w, _) = worlds(&storage).await;
+        let ann = player(&storage, "ann").await;
+        let a = w.area_of_interest(EXP, &ann).await.unwrap();
+        assert_eq!(a.zone.as_ref().unwrap()["id"], "safe_house", "{b}");
+        assert_eq!(a.areas["main_room"]["spots"]["radio_desk"]["npcs"][0], "radio_operator");
+        assert_eq!(a.player["inventory"].as_array().unwrap().len(), 1);
+        // 300 m away: the pharmacy, a versioned move.
+        let moved = w.update_location(EXP, &ann, Gps { lat: 48.8585, lng: 2.3552 }).await.unwrap();
+        assert_eq!((moved.zone.as_deref(), moved.moved), (Some("pharmacy"), true), "{b}");
+        let a2 = w.area_of_interest(EXP, &ann).await.unwrap();
+        assert_eq!(a2.snapshot_version, a.snapshot_version + 1, "{b}");
+        assert!(a2.areas.contains_key("back_room"), "{b}");
+        // Standing still there changes nothing; far from everything, the player stays where they were.
+        let same = w.update_location(EXP, &ann, Gps { lat: 48.8585, lng: 2.3552 }).await.unwrap();
+        assert!(!same.moved, "{b}");
+        let far = w.update_location(EXP, &ann, Gps { lat: 40.0, lng: -3.0 }).await.unwrap();
+        assert_eq!((far.zone, far.moved), (None, false), "{b}");
+        assert_eq!(w.area_of_interest(EXP, &ann).await.unwrap().snapshot_version, a2.snapshot_version, "{b}");
+    }
+}

@@ -12,6 +12,7 @@ mod ops;
 mod providers;
 mod retention;
 mod tls;
+mod worlds;
 
 pub use auth::{parse_network, AuthConfig, Registration, MAX_INVITE_TTL_SECS};
 pub use kb::{KbConfig, KbStorageMode};
@@ -19,6 +20,7 @@ pub use mcp::{AgentConfig, AgentLimits, McpServerConfig, McpTransport};
 pub use ops::{EventsConfig, LimitsConfig};
 pub use retention::RetentionConfig;
 pub use tls::TlsConfig;
+pub use worlds::{GpsResponse, WorldsConfig};
 
 pub use providers::{
     is_gaia_variable, vendor_key_host, Deployment, ModelEntry, ModelSpec, ProviderEntry, ProviderKind, ProviderPolicy,
@@ -88,6 +90,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// Stdio MCP server processes started for agent requests (`[mcp_processes]`).
     pub mcp_processes: McpProcessesConfig,
+    /// Game sockets (`[worlds]`): trusted positions, resume.
+    pub worlds: WorldsConfig,
 }
 
 /// Stdio MCP server processes started for agent requests.
@@ -224,6 +228,7 @@ impl Default for Config {
             mcp_servers: Vec::new(),
             agents: AgentConfig::default(),
             retention: RetentionConfig::default(),
+            worlds: WorldsConfig::default(),
             mcp_processes: McpProcessesConfig::default(),
         }
     }
@@ -296,6 +301,7 @@ impl fmt::Debug for Config {
             .field("mcp_servers", &self.mcp_servers.iter().map(|m| &m.name).collect::<Vec<_>>())
             .field("agents", &self.agents)
             .field("retention", &self.retention)
+            .field("worlds", &self.worlds)
             .finish()
     }
 }
@@ -485,6 +491,7 @@ impl Config {
 
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<()> {
+        self.worlds.validate().map_err(CoreError::Config)?;
         if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
             return Err(CoreError::Config(format!(
                 "key `server.bind`: `{}` is not a socket address like 127.0.0.1:8666",

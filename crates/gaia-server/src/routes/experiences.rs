@@ -35,7 +35,7 @@ impl From<gaia_world::WorldError> for ApiError {
 }
 
 /// Whether `p` may `action` experience `id`.
-async fn may(state: &AppState, p: &Principal, action: Do, id: &str) -> bool {
+pub(crate) async fn may(state: &AppState, p: &Principal, action: Do, id: &str) -> bool {
     let resource = Resource::new(ResourceType::Experience, format!("/experiences/{id}"));
     state.rbac().await.check(&Subject::from(p), action, &resource).allowed
 }
@@ -111,21 +111,30 @@ pub async fn command(
 ) -> ApiResult<Response> {
     readable(state.worlds(), &id)?;
     action.check().map_err(ApiError::bad_request)?;
-    let admin = may(&state, &p, Do::Admin, &id).await;
-    let caller = if Worlds::needs_model(&action) {
-        let admitted = match state.engine().admit(&p, false).await {
-            Ok(gate) => gate.budgets(None).await,
-            Err(r) => Err(r),
-        };
-        match admitted {
-            Ok(a) => Caller::admitted(a),
-            Err(r) => return Ok(crate::admission::refusal_response(r)),
-        }
+    let caller = match caller_for(&state, &p, &id, &action).await {
+        Ok(c) => c,
+        Err(r) => return Ok(crate::admission::refusal_response(r)),
+    };
+    let result = state.worlds().command(&id, caller, &action).await?;
+    Ok(Json(json!(result)).into_response())
+}
+
+/// Who runs `action` in experience `id`: the caller, their admin permission, and, only when the
+/// command may call a model, their admission by the conversation engine (else its refusal). The one
+/// place HTTP and the game client's socket decide it.
+pub(crate) async fn caller_for(
+    state: &AppState,
+    p: &Principal,
+    id: &str,
+    action: &Action,
+) -> Result<Caller, gaia_chat::Refusal> {
+    let admin = may(state, p, Do::Admin, id).await;
+    let caller = if Worlds::needs_model(action) {
+        Caller::admitted(state.engine().admit(p, false).await?.budgets(None).await?)
     } else {
         Caller::player(p.user_id.clone())
     };
-    let result = state.worlds().command(&id, caller.with_admin(admin), &action).await?;
-    Ok(Json(json!(result)).into_response())
+    Ok(caller.with_admin(admin))
 }
 
 /// Query of `GET /api/v0.3/locations/nearby`.

@@ -261,3 +261,67 @@ pub async fn with_sample_world(s: &TestServer) -> tempfile::TempDir {
     s.state.reload_worlds().await;
     dir
 }
+
+/// A Redis server of this test's own (the shared one must not be restarted under other tests).
+pub struct OwnRedis {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    pub fn start() -> Option<OwnRedis> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let mut r = OwnRedis { port, dir: tempfile::tempdir().ok()?, child: None };
+        r.spawn()?;
+        Some(r)
+    }
+
+    pub fn spawn(&mut self) -> Option<()> {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Some(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Whether events published on `from` reach `to` (through their shared broker) within 5 s.
+pub async fn events_cross(from: &TestServer, to: &TestServer) -> bool {
+    let mut rx = to.state.events().subscribe();
+    for _ in 0..100 {
+        from.state.events().publish(gaia_core::events::Event::ConversationUpdated { conversation_id: "ping".into() });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if rx.try_recv().is_ok() {
+            return true;
+        }
+    }
+    false
+}

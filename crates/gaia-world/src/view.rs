@@ -1,0 +1,160 @@
+//! What a game client is shown (spec §4): the area of interest around a player (their zone: the
+//! nearest location within 1 km, its areas, spots, items and NPCs, and the player's own state) and
+//! the player's zone as they move ([`crate::geo`]).
+
+use crate::content::{Experience, Gps};
+use crate::engine::{merged, Worlds};
+use crate::error::Result;
+use crate::state::Holder;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+/// The world around a player, as the `area_of_interest` message carries it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AreaOfInterest {
+    /// The version the view is at.
+    pub snapshot_version: i64,
+    /// The player's zone (`{id, name, description, gps: {lat, lng}}`), or `null` when no location
+    /// is near.
+    pub zone: Option<Value>,
+    /// The zone's areas by id: `{id, name, description, spots: {<id>: {id, name, description, items,
+    /// npcs}}, items, npcs}` (items merged with their templates; `items` of the area itself: those in
+    /// no spot). Shared by every player who asks at the same version: the same `Arc`.
+    pub areas: Arc<Map<String, Value>>,
+    /// `{current_location, current_area, inventory, stats, status_effects, quests}`.
+    pub player: Value,
+    /// The world the player plays in (a shared experience's id, or an isolated player's own world);
+    /// `world_update` events name it.
+    #[serde(skip)]
+    pub world_id: String,
+}
+
+/// Where a position put a player ([`Worlds::update_location`]).
+#[derive(Debug, Clone)]
+pub struct Located {
+    /// Their zone now (`None`: no location near).
+    pub zone: Option<String>,
+    /// Whether they changed location (a versioned change, published).
+    pub moved: bool,
+}
+
+impl Worlds {
+    /// The area of interest of `user_id` in `exp`: the areas of the location they are in. The areas
+    /// of a location at a version are built once and shared ([`AreaOfInterest::areas`]) by every
+    /// player who asks at that version.
+    pub async fn area_of_interest(&self, exp: &str, user_id: &str) -> Result<AreaOfInterest> {
+        let (exp, world) = self.enter(exp, user_id).await?;
+        // The areas kept for the player's location at the version read, if any (then its items are
+        // not read again).
+        let hit = std::sync::Mutex::new(None);
+        let cached = |location: &str, version: i64| {
+            let found = self.zone_cached(&exp, &world, location, version);
+            let is = found.is_some();
+            *hit.lock().unwrap_or_else(|e| e.into_inner()) = found;
+            is
+        };
+        let snap = self.store().location_snapshot(&world, user_id, cached).await?;
+        let p = &snap.player;
+        let location = exp.world.locations.get(&p.current_location);
+        let kept = hit.into_inner().unwrap_or_else(|e| e.into_inner());
+        let areas = match (snap.items.as_deref(), kept) {
+            (None, Some(areas)) => areas,
+            (items, _) => {
+                let built = Arc::new(zone_areas(&exp, location, items.unwrap_or_default()));
+                self.cache_zone(&exp, &world, &p.current_location, snap.version, built.clone());
+                built
+            }
+        };
+        let zone = location.map(|l| {
+            let gps = l.gps.or_else(|| self.geo(&exp).location(&l.id));
+            json!({"id": l.id, "name": l.name, "description": l.description,
+                   "gps": gps.map(|g| json!({"lat": g.lat, "lng": g.lng}))})
+        });
+        let inventory: Vec<Value> = snap.inventory.iter().map(|i| merged(&exp, &i.instance)).collect();
+        Ok(AreaOfInterest {
+            snapshot_version: snap.version,
+            zone,
+            areas,
+            player: json!({"current_location": p.current_location, "current_area": p.current_area,
+                           "inventory": inventory, "stats": p.stats, "status_effects": p.status_effects,
+                           "quests": p.quests}),
+            world_id: world,
+        })
+    }
+
+    /// The zone (location id) of a player of `exp` at `at` who was in `current`: the nearest
+    /// location within 1 km, with hysteresis ([`crate::geo::GeoIndex::zone`]). No database read.
+    pub fn zone_for(&self, exp: &str, at: Gps, current: Option<&str>) -> Result<Option<String>> {
+        Ok(self.geo(&self.experience(exp)?).zone(at, current))
+    }
+
+    /// Sets where `user_id` is from a GPS position: their zone is the nearest location within 1 km
+    /// (with hysteresis, [`crate::geo::HYSTERESIS_M`]); entering another location moves them there
+    /// (to its first area) as a versioned change. Far from every location, they stay where they were.
+    pub async fn update_location(&self, exp: &str, user_id: &str, at: Gps) -> Result<Located> {
+        let (experience, world) = self.enter(exp, user_id).await?;
+        let p = self.store().player(&world, user_id).await?;
+        let zone = self.geo(&experience).zone(at, Some(&p.current_location));
+        let Some(z) = zone.clone().filter(|z| *z != p.current_location) else {
+            return Ok(Located { zone, moved: false });
+        };
+        let Some(area) = first_area(&experience, &z) else {
+            return Ok(Located { zone, moved: false });
+        };
+        let caller = crate::engine::Caller::player(user_id);
+        let ctx = crate::engine::Ctx { worlds: self, exp: &experience, world: &world, user_id, caller: &caller };
+        let moved = ctx.move_to(&z, &area).await?.success;
+        Ok(Located { zone, moved })
+    }
+}
+
+/// Where a player entering `location` arrives: the bootstrap area when it is the starting location,
+/// else its first area.
+fn first_area(exp: &Experience, location: &str) -> Option<String> {
+    let l = exp.world.locations.get(location)?;
+    let b = &exp.config.bootstrap;
+    if b.player_starting_location == location {
+        if let Some(a) = b.player_starting_area.as_ref().filter(|a| l.areas.contains_key(*a)) {
+            return Some(a.clone());
+        }
+    }
+    l.areas.keys().next().cloned()
+}
+
+/// The areas of `location` with `items` (those of the location, any holder inside it) in place.
+fn zone_areas(
+    exp: &Experience,
+    location: Option<&crate::content::Location>,
+    items: &[crate::state::LiveItem],
+) -> Map<String, Value> {
+    let mut areas = Map::new();
+    let Some(l) = location else { return areas };
+    for (aid, a) in &l.areas {
+        let here = |spot: &str| -> Vec<Value> {
+            items
+                .iter()
+                .filter(|i| i.instance.visible.unwrap_or(true))
+                .filter(|i| matches!(&i.holder, Holder::Area { area, spot: s, .. } if area == aid && s == spot))
+                .map(|i| merged(exp, &i.instance))
+                .collect()
+        };
+        let spots: Map<String, Value> = a
+            .spots
+            .iter()
+            .map(|(sid, s)| {
+                (
+                    sid.clone(),
+                    json!({"id": sid, "name": s.name, "description": s.description,
+                                     "items": here(sid), "npcs": s.npcs}),
+                )
+            })
+            .collect();
+        areas.insert(
+            aid.clone(),
+            json!({"id": aid, "name": a.name, "description": a.description, "spots": spots,
+                   "items": here(""), "npcs": a.npcs}),
+        );
+    }
+    areas
+}
