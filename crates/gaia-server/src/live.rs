@@ -150,8 +150,9 @@ async fn send(socket: &mut WebSocket, v: Value) -> bool {
     socket.send(Message::Text(v.to_string().into())).await.is_ok()
 }
 
-/// Whether the credentials the connection was opened with still name the same user.
-async fn still_valid(state: &AppState, p: &Principal, credentials: &HeaderMap) -> bool {
+/// Whether the credentials a connection was opened with still name the same user (`/ws/chat` and
+/// `/ws/experience`).
+pub(crate) async fn still_valid(state: &AppState, p: &Principal, credentials: &HeaderMap) -> bool {
     match crate::extract::authenticate(state, credentials, &axum::http::Method::GET).await {
         Ok(now) => now.user_id == p.user_id,
         Err(e) if e.status == StatusCode::UNAUTHORIZED => false,

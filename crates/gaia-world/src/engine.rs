@@ -397,6 +397,29 @@ pub fn distance_m(a: crate::content::Gps, b: crate::content::Gps) -> f64 {
     2.0 * R * h.sqrt().min(1.0).asin()
 }
 
+/// An area as players are shown it (`look`'s `area`, the areas of an area of interest): its spots,
+/// each with its items, and the items in no spot. `items`: the visible items in the area.
+pub(crate) fn area_json(exp: &Experience, id: &str, a: &Area, items: &[&LiveItem]) -> Value {
+    let in_spot = |sid: &str| -> Vec<Value> {
+        items
+            .iter()
+            .filter(|i| matches!(&i.holder, Holder::Area { spot, .. } if spot == sid))
+            .map(|i| merged(exp, &i.instance))
+            .collect()
+    };
+    let spots: Map<String, Value> = a
+        .spots
+        .iter()
+        .map(|(sid, s)| {
+            (
+                sid.clone(),
+                json!({"id": sid, "name": s.name, "description": s.description, "items": in_spot(sid), "npcs": s.npcs}),
+            )
+        })
+        .collect();
+    json!({"id": id, "name": a.name, "description": a.description, "spots": spots, "items": in_spot(""), "npcs": a.npcs})
+}
+
 /// Adds `deltas` to `stats` (a stat stays within 0 and its `max_<stat>`, when there is one); says
 /// what changed (`health 80 → 100`).
 pub(crate) fn add_stats(stats: &mut Map<String, Value>, deltas: &BTreeMap<String, f64>) -> Vec<String> {
@@ -441,7 +464,7 @@ fn is_collectible(t: Option<&ItemTemplate>, item: &crate::content::ItemInstance)
     item.collectible.unwrap_or_else(|| t.is_some_and(|t| t.collectible))
 }
 
-fn visible(item: &LiveItem) -> bool {
+pub(crate) fn visible(item: &LiveItem) -> bool {
     item.instance.visible.unwrap_or(true)
 }
 
@@ -460,7 +483,7 @@ pub(crate) fn npc_name(exp: &Experience, id: &str) -> String {
         .unwrap_or_else(|| id.to_string())
 }
 
-fn player_json(exp: &Experience, p: &PlayerState, inventory: &[LiveItem]) -> Value {
+pub(crate) fn player_json(exp: &Experience, p: &PlayerState, inventory: &[LiveItem]) -> Value {
     json!({
         "current_location": p.current_location,
         "current_area": p.current_area,
@@ -501,7 +524,7 @@ pub(crate) struct Ctx<'a> {
 
 impl Ctx<'_> {
     pub(crate) fn store(&self) -> &WorldStore {
-        &self.worlds.inner.store
+        self.worlds.store()
     }
 
     /// The conversation engine and the caller's admission, when both are there.
@@ -569,27 +592,10 @@ impl Ctx<'_> {
         if !exits.is_empty() {
             text.push_str(&format!(" Exits: {}.", exits.join(", ")));
         }
-        let mut spots = BTreeMap::new();
-        for (sid, s) in &a.spots {
-            let here: Vec<Value> = items
-                .iter()
-                .filter(|i| matches!(&i.holder, Holder::Area { spot, .. } if spot == sid))
-                .map(|i| merged(self.exp, &i.instance))
-                .collect();
-            spots.insert(
-                sid.clone(),
-                json!({"id": sid, "name": s.name, "description": s.description, "items": here, "npcs": s.npcs}),
-            );
-        }
-        let loose: Vec<Value> = items
-            .iter()
-            .filter(|i| matches!(&i.holder, Holder::Area { spot, .. } if spot.is_empty()))
-            .map(|i| merged(self.exp, &i.instance))
-            .collect();
         let mut r = CommandResult::ok(text, version);
         r.metadata = Some(json!({
             "location": {"id": l.id, "name": l.name, "description": l.description, "gps": l.gps},
-            "area": {"id": a.id, "name": a.name, "description": a.description, "spots": spots, "items": loose, "npcs": a.npcs},
+            "area": area_json(self.exp, &a.id, a, &items),
             "npcs": npcs, "exits": exits,
         }));
         r.available_actions = Some(FAST_COMMANDS.iter().map(|c| c.name.to_string()).collect());

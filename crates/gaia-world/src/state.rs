@@ -976,14 +976,25 @@ fn player_of(r: &AnyRow) -> Result<PlayerState> {
     })
 }
 
-/// Where a new player starts: the bootstrap location and area (else the location's first area).
+/// Where a new player starts: the bootstrap location, and its area where a player entering it
+/// arrives ([`first_area`]).
 pub(crate) fn starting_place(exp: &Experience) -> (String, String) {
+    let location = exp.config.bootstrap.player_starting_location.clone();
+    let area = first_area(exp, &location).unwrap_or_default();
+    (location, area)
+}
+
+/// Where a player entering `location` arrives: the bootstrap area when it is the starting location,
+/// else its first area.
+pub(crate) fn first_area(exp: &Experience, location: &str) -> Option<String> {
+    let l = exp.world.locations.get(location)?;
     let b = &exp.config.bootstrap;
-    let area = b
-        .player_starting_area
-        .clone()
-        .or_else(|| exp.world.locations.get(&b.player_starting_location).and_then(|l| l.areas.keys().next().cloned()));
-    (b.player_starting_location.clone(), area.unwrap_or_default())
+    if b.player_starting_location == location {
+        if let Some(a) = b.player_starting_area.as_ref().filter(|a| l.areas.contains_key(*a)) {
+            return Some(a.clone());
+        }
+    }
+    l.areas.keys().next().cloned()
 }
 
 /// Every item instance of the content with where it starts (area-level items: spot "").

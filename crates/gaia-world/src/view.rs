@@ -3,7 +3,7 @@
 //! the player's zone as they move ([`crate::geo`]).
 
 use crate::content::{Experience, Gps};
-use crate::engine::{merged, Worlds};
+use crate::engine::{area_json, player_json, visible, Worlds};
 use crate::error::Result;
 use crate::state::Holder;
 use serde::Serialize;
@@ -71,14 +71,11 @@ impl Worlds {
             json!({"id": l.id, "name": l.name, "description": l.description,
                    "gps": gps.map(|g| json!({"lat": g.lat, "lng": g.lng}))})
         });
-        let inventory: Vec<Value> = snap.inventory.iter().map(|i| merged(&exp, &i.instance)).collect();
         Ok(AreaOfInterest {
             snapshot_version: snap.version,
             zone,
             areas,
-            player: json!({"current_location": p.current_location, "current_area": p.current_area,
-                           "inventory": inventory, "stats": p.stats, "status_effects": p.status_effects,
-                           "quests": p.quests}),
+            player: player_json(&exp, p, &snap.inventory),
             world_id: world,
         })
     }
@@ -99,7 +96,7 @@ impl Worlds {
         let Some(z) = zone.clone().filter(|z| *z != p.current_location) else {
             return Ok(Located { zone, moved: false });
         };
-        let Some(area) = first_area(&experience, &z) else {
+        let Some(area) = crate::state::first_area(&experience, &z) else {
             return Ok(Located { zone, moved: false });
         };
         let caller = crate::engine::Caller::player(user_id);
@@ -109,52 +106,21 @@ impl Worlds {
     }
 }
 
-/// Where a player entering `location` arrives: the bootstrap area when it is the starting location,
-/// else its first area.
-fn first_area(exp: &Experience, location: &str) -> Option<String> {
-    let l = exp.world.locations.get(location)?;
-    let b = &exp.config.bootstrap;
-    if b.player_starting_location == location {
-        if let Some(a) = b.player_starting_area.as_ref().filter(|a| l.areas.contains_key(*a)) {
-            return Some(a.clone());
-        }
-    }
-    l.areas.keys().next().cloned()
-}
-
 /// The areas of `location` with `items` (those of the location, any holder inside it) in place.
 fn zone_areas(
     exp: &Experience,
     location: Option<&crate::content::Location>,
     items: &[crate::state::LiveItem],
 ) -> Map<String, Value> {
-    let mut areas = Map::new();
-    let Some(l) = location else { return areas };
-    for (aid, a) in &l.areas {
-        let here = |spot: &str| -> Vec<Value> {
-            items
+    let Some(l) = location else { return Map::new() };
+    l.areas
+        .iter()
+        .map(|(aid, a)| {
+            let here: Vec<&crate::state::LiveItem> = items
                 .iter()
-                .filter(|i| i.instance.visible.unwrap_or(true))
-                .filter(|i| matches!(&i.holder, Holder::Area { area, spot: s, .. } if area == aid && s == spot))
-                .map(|i| merged(exp, &i.instance))
-                .collect()
-        };
-        let spots: Map<String, Value> = a
-            .spots
-            .iter()
-            .map(|(sid, s)| {
-                (
-                    sid.clone(),
-                    json!({"id": sid, "name": s.name, "description": s.description,
-                                     "items": here(sid), "npcs": s.npcs}),
-                )
-            })
-            .collect();
-        areas.insert(
-            aid.clone(),
-            json!({"id": aid, "name": a.name, "description": a.description, "spots": spots,
-                   "items": here(""), "npcs": a.npcs}),
-        );
-    }
-    areas
+                .filter(|i| visible(i) && matches!(&i.holder, Holder::Area { area, .. } if area == aid))
+                .collect();
+            (aid.clone(), area_json(exp, aid, a, &here))
+        })
+        .collect()
 }

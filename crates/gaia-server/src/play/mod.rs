@@ -244,15 +244,6 @@ async fn run(state: AppState, p: Principal, credentials: HeaderMap, q: PlayQuery
     }
 }
 
-/// Whether the credentials the socket was opened with still name the same user.
-async fn still_valid(state: &AppState, p: &Principal, credentials: &HeaderMap) -> bool {
-    match crate::extract::authenticate(state, credentials, &axum::http::Method::GET).await {
-        Ok(now) => now.user_id == p.user_id,
-        Err(e) if e.status == axum::http::StatusCode::UNAUTHORIZED => false,
-        Err(_) => true,
-    }
-}
-
 const REVOKED: (u16, &str) = (CLOSE_POLICY, "credentials revoked or expired; sign in again");
 
 impl Player {
@@ -275,13 +266,13 @@ impl Player {
             let out: Vec<Message> = tokio::select! {
                 changed = revocations.changed(), if announced => {
                     announced = changed.is_ok();
-                    if !still_valid(&self.state, &self.p, credentials).await {
+                    if !crate::live::still_valid(&self.state, &self.p, credentials).await {
                         return Some(REVOKED);
                     }
                     Vec::new()
                 }
                 _ = ping.tick() => {
-                    if !still_valid(&self.state, &self.p, credentials).await {
+                    if !crate::live::still_valid(&self.state, &self.p, credentials).await {
                         return Some(REVOKED);
                     }
                     vec![Message::Ping(Vec::new().into())]
