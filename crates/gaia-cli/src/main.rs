@@ -21,6 +21,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// mimalloc gives freed memory back to the system, so a server's RSS follows what it holds (10,000
+/// game sockets: see BENCHMARKS.md) rather than its peak, as glibc's allocator keeps it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "gaia", version, about = "Gaia: an AI platform for games — server, keys, chat, mock LLM")]
 struct Cli {

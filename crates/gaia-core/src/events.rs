@@ -147,6 +147,10 @@ pub struct WorldPresenceMember {
     pub name: String,
     /// Distance to the zone's centre, in metres (rounded; never the player's coordinates).
     pub distance_m: u32,
+    /// The coarse place they are in (`gaia_world::geo::area_cell`: a cell of about 0.1 km²; 0 when
+    /// unknown), to list each player the others nearest to them.
+    #[serde(default)]
+    pub cell: u64,
 }
 
 /// One live connection's participant in a conversation ([`Event::Presence`], [`Event::PresenceSync`]).

@@ -643,3 +643,65 @@ async fn rate_limits_budgets_prices_and_daily_spend() {
         assert!(s.delete_price(&p.id).await.unwrap());
     }
 }
+
+/// Migration 20 fills `world_items.location_id` and `area_id` from the holders of items placed
+/// before it, with string functions both databases have.
+#[tokio::test]
+async fn item_places_are_filled_from_their_holders_by_the_migration() {
+    const BEFORE: &str = "20261205000020";
+    for db in database_urls().await {
+        let s = Storage::connect(&db.url).await.unwrap();
+        // The migrations before it, from a copy of their files (same bytes: same checksums).
+        let dir = tempfile::tempdir().unwrap();
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        for f in std::fs::read_dir(&src).unwrap() {
+            let f = f.unwrap();
+            if f.file_name().to_string_lossy().as_ref() < BEFORE {
+                std::fs::copy(f.path(), dir.path().join(f.file_name())).unwrap();
+            }
+        }
+        sqlx::migrate::Migrator::new(dir.path()).await.unwrap().run(s.pool()).await.unwrap();
+        sqlx::query(
+            "INSERT INTO world_instances (id, experience_id, content_version, version, created_at, updated_at) \
+             VALUES ('w', 'e', '1', 0, 0, 0)",
+        )
+        .execute(s.pool())
+        .await
+        .unwrap();
+        let holders = [
+            ("i1", "area:safe_house/main_room/table"),
+            ("i2", "area:l/a/"),
+            ("i3", "player:u"),
+            ("i4", "area:l.1/a-2/spot/with/slashes"),
+            ("i5", "gone"),
+            ("i6", "npc:sam"),
+        ];
+        for (id, holder) in holders {
+            sqlx::query(
+                "INSERT INTO world_items (world_id, item_id, template_id, holder, data, version) \
+                 VALUES ('w', $1, 't', $2, '{}', 0)",
+            )
+            .bind(id)
+            .bind(holder)
+            .execute(s.pool())
+            .await
+            .unwrap();
+        }
+        s.migrate().await.unwrap_or_else(|e| panic!("{}: {e}", db.backend));
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT item_id, location_id, area_id FROM world_items ORDER BY item_id")
+                .fetch_all(s.pool())
+                .await
+                .unwrap();
+        let want = [
+            ("i1", "safe_house", "main_room"),
+            ("i2", "l", "a"),
+            ("i3", "", ""),
+            ("i4", "l.1", "a-2"),
+            ("i5", "", ""),
+            ("i6", "", ""),
+        ];
+        let got: Vec<(&str, &str, &str)> = rows.iter().map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str())).collect();
+        assert_eq!(got, want, "{}", db.backend);
+    }
+}

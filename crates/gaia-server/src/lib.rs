@@ -363,10 +363,13 @@ where
     for<'a> std::net::SocketAddr: axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
 {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let draining = state.clone();
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");
+        // Upgraded sockets are not in-flight requests: they are told to go.
+        draining.start_draining();
         let _ = tx.send(());
     });
     let mut task = tokio::spawn(async move { server.await });

@@ -50,6 +50,8 @@ use std::time::{Duration, Instant};
 /// Upper bounds, in seconds, of the HTTP request latency buckets.
 pub const HTTP_BUCKETS: &[f64] =
     &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+/// Upper bounds, in seconds, of the game sockets' fan-out delay buckets.
+pub const WORLD_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 /// Upper bounds, in seconds, of the model-call latency buckets.
 pub const MODEL_BUCKETS: &[f64] =
     &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0, 300.0];
@@ -450,6 +452,7 @@ pub struct Metrics {
     world_sockets: IntGauge,
     world_resyncs: IntCounterVec,
     world_gps: IntCounterVec,
+    world_delay: HistogramVec,
     seen: Mutex<Seen>,
     recent: Mutex<Recent>,
     started: Instant,
@@ -609,6 +612,13 @@ impl Metrics {
             "Positions not trusted (impossible speed or jump, poor accuracy), by response (flag, refuse).",
             &["response"],
         )?;
+        let world_delay = histogram(
+            "gaia_world_update_delay_seconds",
+            "Time from a world change leaving this instance's hub (in version order) to its world_update \
+             being handed to a game socket: the server side of the fan-out.",
+            &[],
+            WORLD_BUCKETS,
+        )?;
         Ok(Metrics {
             registry,
             http_requests,
@@ -626,6 +636,7 @@ impl Metrics {
             world_sockets,
             world_resyncs,
             world_gps,
+            world_delay,
             seen: Mutex::new(Seen::default()),
             recent: Mutex::new(Recent::default()),
             started: Instant::now(),
@@ -776,6 +787,11 @@ impl Metrics {
     /// Counts a fresh area of interest sent instead of deltas.
     pub fn world_resync(&self, reason: &'static str) {
         self.world_resyncs.with_label_values(&[reason]).inc();
+    }
+
+    /// Records how long a `world_update` waited between the hub and its socket.
+    pub fn world_update_delay(&self, waited: Duration) {
+        self.world_delay.with_label_values(&[] as &[&str]).observe(waited.as_secs_f64());
     }
 
     /// Counts a position not trusted, and what was done (`flag`, `refuse`).

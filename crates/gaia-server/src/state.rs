@@ -47,6 +47,8 @@ struct Inner {
     agent_runs: Arc<crate::per_user::PerUser>,
     /// Slots for the stdio MCP server processes of cold agent requests (`mcp_processes.max_concurrent`).
     mcp_processes: Arc<tokio::sync::Semaphore>,
+    /// `true` once the server is stopping: live sockets close with a hint to reconnect.
+    draining: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -132,6 +134,7 @@ impl AppState {
                 play_hub: Default::default(),
                 agent_runs: Default::default(),
                 mcp_processes,
+                draining: tokio::sync::watch::Sender::new(false),
                 rbac,
                 tools,
                 config,
@@ -270,6 +273,18 @@ impl AppState {
                 crate::play::PlayHub::start(self.events(), grace)
             })
             .clone()
+    }
+
+    /// Tells this instance's live sockets that it is stopping: they close with a hint to reconnect
+    /// (to another instance, or to this one once it is back). [`crate::serve`] calls it when its
+    /// shutdown signal comes.
+    pub fn start_draining(&self) {
+        self.inner.draining.send_replace(true);
+    }
+
+    /// Becomes `true` when the instance starts stopping ([`AppState::start_draining`]).
+    pub(crate) fn draining(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.draining.subscribe()
     }
 
     pub(crate) fn live_connections(&self) -> &Arc<crate::per_user::PerUser> {

@@ -3,7 +3,8 @@
 //! versions line up, and what they carry adds up; bad input gets the matching `error` and never
 //! closes another player's socket; bad credentials close with 1008; `commands_schema` lists what the
 //! engine accepts; implausible positions are not trusted for location-bound actions; a reconnecting
-//! client resumes with the deltas it missed, without leaving the zone's presence; a revoked key
+//! client resumes with the deltas it missed, without leaving the zone's presence, and a stopping
+//! instance closes every socket with 1012 and a hint to resume; a revoked key
 //! closes its socket; events lost while Redis restarts are repaired with a fresh view.
 
 use crate::common;
@@ -242,7 +243,7 @@ async fn bad_input_gets_an_error_and_never_touches_other_players() {
 }
 
 #[tokio::test]
-async fn an_impossible_jump_is_not_trusted_for_location_bound_actions() {
+async fn an_impossible_jump_is_not_trusted_for_location_bound_actions_even_on_a_new_socket() {
     let s = common::start(sqlite_db(), Some(MockConfig::default())).await;
     let _vault = common::with_sample_world(&s).await;
     let (ann, _, _) = s.register("ann@example.com").await;
@@ -267,8 +268,17 @@ async fn an_impossible_jump_is_not_trusted_for_location_bound_actions() {
     assert!(next_of(&mut a, "area_of_interest").await.get("position_trusted").is_none());
     send(&mut a, json!({"type": "action", "action": "collect_item", "instance_id": "canned_food_1"})).await;
     assert_eq!(next_of(&mut a, "action_response").await["success"], true);
+    // A new socket does not start the check afresh: 30 km from the last position, a second later,
+    // is still a jump.
+    drop(a);
+    let mut again = connect(&s, &ann).await;
+    send(&mut again, json!({"type": "update_location", "lat": SAFE_HOUSE.0 + 0.27, "lng": SAFE_HOUSE.1})).await;
+    assert_eq!(next_of(&mut again, "area_of_interest").await["position_trusted"], false);
+    // While a few metres from it (within the kept position's rounding) is not.
+    send(&mut again, json!({"type": "update_location", "lat": SAFE_HOUSE.0, "lng": SAFE_HOUSE.1 + 0.00002})).await;
+    assert!(next_of(&mut again, "area_of_interest").await.get("position_trusted").is_none());
     let metrics = s.state.metrics().render(0);
-    assert!(metrics.contains("gaia_world_gps_suspicious_total{response=\"refuse\"} 2"), "{metrics}");
+    assert!(metrics.contains("gaia_world_gps_suspicious_total{response=\"refuse\"} 3"), "{metrics}");
 }
 
 #[tokio::test]
@@ -314,6 +324,14 @@ async fn a_reconnecting_client_resumes_with_the_deltas_it_missed() {
     let mut again = tokio_tungstenite::connect_async(url).await.unwrap().0;
     assert_eq!(next(&mut again).await["type"], "connected");
     assert_eq!(next(&mut again).await["type"], "area_of_interest");
+    // The instance stops: every socket is told to come back (1012, "service restart") with its
+    // version, not dropped.
+    let mut s = s;
+    s.shutdown();
+    for ws in [&mut again, &mut bws] {
+        let v = next_of(ws, "closed").await;
+        assert_eq!(v["code"], 1012, "{v}");
+    }
 }
 
 #[tokio::test]

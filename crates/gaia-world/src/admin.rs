@@ -21,7 +21,7 @@ const MAX_LISTED: usize = 200;
 impl Ctx<'_> {
     /// Runs an `@` command.
     pub(crate) async fn admin_command(&self, action: &Action) -> Result<CommandResult> {
-        let version = self.version().await?;
+        let version = self.seen.version;
         if !self.caller.admin {
             let mut r = CommandResult::fail("Only the experience's administrators may use @ commands.", version);
             r.metadata = Some(json!({"error": "not_allowed"}));

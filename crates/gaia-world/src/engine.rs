@@ -4,7 +4,7 @@ use crate::command::{parse, Action, CommandResult, StateChange, Verb, FAST_COMMA
 use crate::content::{Area, Catalog, Experience, ItemTemplate, Location};
 use crate::error::{Result, WorldError};
 use crate::geo::GeoIndex;
-use crate::state::{world_id, Change, Holder, LiveItem, PlayerState, WorldStore};
+use crate::state::{world_id, Change, Holder, LiveItem, LocationSnapshot, PlayerState, WorldStore};
 use gaia_core::events::{Event, EventBus};
 use gaia_core::storage::Storage;
 use serde::Serialize;
@@ -196,14 +196,11 @@ impl Worlds {
 
     /// The view of `user_id` in experience `exp` (they join it when new: starting place and inventory).
     pub async fn view(&self, exp: &str, user_id: &str) -> Result<PlayerView> {
-        let (exp, world) = self.enter(exp, user_id).await?;
-        let version = self.inner.store.version(&world).await?;
-        let player = self.inner.store.player(&world, user_id).await?;
-        let inventory = self.inner.store.items_of(&world, &Holder::Player(user_id.to_string())).await?;
+        let (exp, _, seen) = self.enter(exp, user_id).await?;
         Ok(PlayerView {
             experience: exp.config.id.clone(),
-            snapshot_version: version,
-            player: player_json(&exp, &player, &inventory),
+            snapshot_version: seen.version,
+            player: player_json(&exp, &seen.player, &seen.inventory),
         })
     }
 
@@ -214,32 +211,51 @@ impl Worlds {
         Ok(self.inner.store.ensure(&base, user_id).await?.0)
     }
 
-    /// The world `user_id` plays in experience `exp` (they join it when new) and the experience as
-    /// that world has it: its content with the places its administrators edited.
-    pub(crate) async fn enter(&self, exp: &str, user_id: &str) -> Result<(Arc<Experience>, String)> {
+    /// The world `user_id` plays in experience `exp` (they join it when new), the experience as
+    /// that world has it (its content with the places its administrators edited) and what the
+    /// player sees there now: for a returning player, one database statement.
+    pub(crate) async fn enter(&self, exp: &str, user_id: &str) -> Result<(Arc<Experience>, String, LocationSnapshot)> {
         let base = self.experience(exp)?;
-        let (world, places_version) = self.inner.store.ensure(&base, user_id).await?;
+        let world = world_id(&base, user_id);
+        let seen = match self.inner.store.location_snapshot(&world, user_id).await? {
+            Some(seen) => seen,
+            None => {
+                self.inner.store.ensure(&base, user_id).await?;
+                self.inner
+                    .store
+                    .location_snapshot(&world, user_id)
+                    .await?
+                    .ok_or_else(|| WorldError::NotFound(format!("player {user_id} in world {world}")))?
+            }
+        };
+        let exp = self.places(base, &world, seen.places_version).await?;
+        Ok((exp, world, seen))
+    }
+
+    /// Experience `base` as world `world` has it at `places_version`: its content with the places
+    /// its administrators edited (rebuilt when that version changes, kept per world).
+    async fn places(&self, base: Arc<Experience>, world: &str, places_version: i64) -> Result<Arc<Experience>> {
         if places_version == 0 {
-            return Ok((base, world));
+            return Ok(base);
         }
         let cached = {
             let edited = self.inner.edited.lock().unwrap_or_else(|e| e.into_inner());
             edited
-                .get(&world)
+                .get(world)
                 .filter(|e| e.places_version == places_version && Arc::ptr_eq(&e.base, &base))
                 .map(|e| e.experience.clone())
         };
         if let Some(experience) = cached {
-            return Ok((experience, world));
+            return Ok(experience);
         }
-        let edits = self.inner.store.place_edits(&world).await?;
+        let edits = self.inner.store.place_edits(world).await?;
         let experience = Arc::new(crate::places::apply(&base, &edits));
         let mut edited = self.inner.edited.lock().unwrap_or_else(|e| e.into_inner());
         if edited.len() >= MAX_EDITED_WORLDS {
             edited.clear();
         }
-        edited.insert(world.clone(), EditedPlaces { base, places_version, experience: experience.clone() });
-        Ok((experience, world))
+        edited.insert(world.to_string(), EditedPlaces { base, places_version, experience: experience.clone() });
+        Ok(experience)
     }
 
     /// The waypoints of experience `exp` within `radius_m` metres of `at` (at most 10 km), nearest
@@ -344,8 +360,8 @@ impl Worlds {
         action.check().map_err(WorldError::Invalid)?;
         let caller = caller.into();
         let user_id = caller.user_id.as_str();
-        let (exp, world) = self.enter(exp, user_id).await?;
-        let ctx = Ctx { worlds: self, exp: &exp, world: &world, user_id, caller: &caller };
+        let (exp, world, seen) = self.enter(exp, user_id).await?;
+        let ctx = Ctx { worlds: self, exp: &exp, world: &world, user_id, caller: &caller, seen: &seen };
         if action.action.trim_start().starts_with('@') {
             return ctx.admin_command(action).await;
         }
@@ -357,9 +373,9 @@ impl Worlds {
         };
         let object = action.instance_id.clone().or(parsed.object.clone());
         let result = match parsed.verb {
-            Verb::Look => ctx.look().await?,
-            Verb::Inventory => ctx.inventory().await?,
-            Verb::Examine => ctx.examine(object.as_deref()).await?,
+            Verb::Look => ctx.look(),
+            Verb::Inventory => ctx.inventory(),
+            Verb::Examine => ctx.examine(object.as_deref()),
             Verb::Go => ctx.go(action.destination.as_deref().or(parsed.object.as_deref())).await?,
             Verb::Collect => ctx.collect(object.as_deref()).await?,
             Verb::Drop => ctx.drop_item(object.as_deref()).await?,
@@ -496,10 +512,10 @@ pub(crate) fn player_json(exp: &Experience, p: &PlayerState, inventory: &[LiveIt
 
 /// Finds the item named by `name` (an instance id, a semantic name, a template name, or a unique
 /// part of one) among `items`.
-pub(crate) fn find_item<'a>(exp: &Experience, items: &'a [LiveItem], name: &str) -> Option<&'a LiveItem> {
+pub(crate) fn find_item<'a>(exp: &Experience, items: &[&'a LiveItem], name: &str) -> Option<&'a LiveItem> {
     let n = crate::command::strip_articles(&name.to_lowercase());
     let n = n.as_str();
-    let by = |f: &dyn Fn(&LiveItem) -> bool| items.iter().find(|i| f(i));
+    let by = |f: &dyn Fn(&LiveItem) -> bool| items.iter().copied().find(|i| f(i));
     by(&|i| i.instance.instance_id.to_lowercase() == n)
         .or_else(|| by(&|i| i.instance.semantic_name.as_deref().is_some_and(|s| s.to_lowercase() == n)))
         .or_else(|| {
@@ -508,7 +524,7 @@ pub(crate) fn find_item<'a>(exp: &Experience, items: &'a [LiveItem], name: &str)
         .or_else(|| by(&|i| i.instance.template_id.to_lowercase() == n))
         .or_else(|| {
             let hits: Vec<&LiveItem> =
-                items.iter().filter(|i| display_name(exp, &i.instance).to_lowercase().contains(n)).collect();
+                items.iter().copied().filter(|i| display_name(exp, &i.instance).to_lowercase().contains(n)).collect();
             (hits.len() == 1).then(|| hits[0])
         })
 }
@@ -520,6 +536,10 @@ pub(crate) struct Ctx<'a> {
     pub(crate) world: &'a str,
     pub(crate) user_id: &'a str,
     pub(crate) caller: &'a Caller,
+    /// What the player saw when the command began (one snapshot: the version, the player, the items
+    /// of their location and their own). A change re-checks what it relies on inside its
+    /// transaction (an item is moved only from where it was seen).
+    pub(crate) seen: &'a LocationSnapshot,
 }
 
 impl Ctx<'_> {
@@ -570,14 +590,12 @@ impl Ctx<'_> {
         v
     }
 
-    pub(crate) async fn look(&self) -> Result<CommandResult> {
-        let version = self.version().await?;
-        let p = self.store().player(self.world, self.user_id).await?;
-        let Some((l, a)) = self.place(&p) else {
-            return Ok(CommandResult::fail("You are nowhere this world knows; go somewhere first.", version));
+    pub(crate) fn look(&self) -> CommandResult {
+        let version = self.seen.version;
+        let Some((l, a)) = self.place(&self.seen.player) else {
+            return CommandResult::fail("You are nowhere this world knows; go somewhere first.", version);
         };
-        let items = self.store().items_in_area(self.world, &l.id, &a.id).await?;
-        let items: Vec<&LiveItem> = items.iter().filter(|i| visible(i)).collect();
+        let items = self.seen.visible_in(&a.id);
         let npcs = Self::npcs_here(a);
         let exits = self.exits(l, a);
         let mut text = format!("{} — {}. {}", l.name, a.name, a.description.trim());
@@ -599,12 +617,12 @@ impl Ctx<'_> {
             "npcs": npcs, "exits": exits,
         }));
         r.available_actions = Some(FAST_COMMANDS.iter().map(|c| c.name.to_string()).collect());
-        Ok(r)
+        r
     }
 
-    async fn inventory(&self) -> Result<CommandResult> {
-        let version = self.version().await?;
-        let items = self.store().items_of(self.world, &self.me()).await?;
+    fn inventory(&self) -> CommandResult {
+        let version = self.seen.version;
+        let items = &self.seen.inventory;
         let text = if items.is_empty() {
             "You carry nothing.".to_string()
         } else {
@@ -614,42 +632,23 @@ impl Ctx<'_> {
         let mut r = CommandResult::ok(text, version);
         r.metadata =
             Some(json!({"inventory": items.iter().map(|i| merged(self.exp, &i.instance)).collect::<Vec<_>>()}));
-        Ok(r)
+        r
     }
 
-    async fn examine(&self, name: Option<&str>) -> Result<CommandResult> {
-        let version = self.version().await?;
+    fn examine(&self, name: Option<&str>) -> CommandResult {
+        let version = self.seen.version;
         let Some(name) = name else {
-            return Ok(CommandResult::fail("Examine what? Name an item.", version));
+            return CommandResult::fail("Examine what? Name an item.", version);
         };
-        let p = self.store().player(self.world, self.user_id).await?;
         // The inventory, then the area, then the rest of the location.
-        let mut found = None;
-        let mine = self.store().items_of(self.world, &self.me()).await?;
-        if let Some(i) = find_item(self.exp, &mine, name) {
-            found = Some(i.clone());
-        } else if let Some((l, a)) = self.place(&p) {
-            let here: Vec<LiveItem> =
-                self.store().items_in_area(self.world, &l.id, &a.id).await?.into_iter().filter(visible).collect();
-            found = find_item(self.exp, &here, name).cloned();
-            if found.is_none() {
-                for other in l.areas.keys().filter(|k| **k != a.id) {
-                    let there: Vec<LiveItem> = self
-                        .store()
-                        .items_in_area(self.world, &l.id, other)
-                        .await?
-                        .into_iter()
-                        .filter(visible)
-                        .collect();
-                    if let Some(i) = find_item(self.exp, &there, name) {
-                        found = Some(i.clone());
-                        break;
-                    }
-                }
-            }
+        let mine: Vec<&LiveItem> = self.seen.inventory.iter().collect();
+        let mut found = find_item(self.exp, &mine, name);
+        if let Some((l, a)) = self.place(&self.seen.player).filter(|_| found.is_none()) {
+            let areas = std::iter::once(&a.id).chain(l.areas.keys().filter(|k| **k != a.id));
+            found = areas.into_iter().find_map(|area| find_item(self.exp, &self.seen.visible_in(area), name));
         }
         let Some(item) = found else {
-            return Ok(CommandResult::fail(format!("There is no {name} here or in your inventory."), version));
+            return CommandResult::fail(format!("There is no {name} here or in your inventory."), version);
         };
         let t = self.exp.item_templates.get(&item.instance.template_id);
         let body = t.map(|t| t.body.trim().to_string()).filter(|b| !b.is_empty());
@@ -659,16 +658,15 @@ impl Ctx<'_> {
         let mut r = CommandResult::ok(text, version);
         r.metadata = Some(json!({"item": merged(self.exp, &item.instance)}));
         r.item_id = Some(item.instance.instance_id.clone());
-        Ok(r)
+        r
     }
 
     async fn go(&self, destination: Option<&str>) -> Result<CommandResult> {
-        let version = self.version().await?;
+        let version = self.seen.version;
         let Some(dest) = destination.map(str::trim).filter(|d| !d.is_empty()) else {
             return Ok(CommandResult::fail("Go where? Name an area or a place.", version));
         };
-        let p = self.store().player(self.world, self.user_id).await?;
-        let Some((l, a)) = self.place(&p) else {
+        let Some((l, a)) = self.place(&self.seen.player) else {
             return Ok(CommandResult::fail("You are nowhere this world knows.", version));
         };
         let exits = self.exits(l, a);
@@ -740,17 +738,14 @@ impl Ctx<'_> {
     }
 
     async fn collect(&self, name: Option<&str>) -> Result<CommandResult> {
-        let version = self.version().await?;
+        let version = self.seen.version;
         let Some(name) = name else {
             return Ok(CommandResult::fail("Collect what? Name an item.", version));
         };
-        let p = self.store().player(self.world, self.user_id).await?;
-        let Some((l, a)) = self.place(&p) else {
+        let Some((_, a)) = self.place(&self.seen.player) else {
             return Ok(CommandResult::fail("You are nowhere this world knows.", version));
         };
-        let here: Vec<LiveItem> =
-            self.store().items_in_area(self.world, &l.id, &a.id).await?.into_iter().filter(visible).collect();
-        let Some(item) = find_item(self.exp, &here, name).cloned() else {
+        let Some(item) = find_item(self.exp, &self.seen.visible_in(&a.id), name).cloned() else {
             return Ok(CommandResult::fail(format!("There is no {name} here."), version));
         };
         let template = self.exp.item_templates.get(&item.instance.template_id);
@@ -773,26 +768,26 @@ impl Ctx<'_> {
         self.finish(c, format!("You collect the {label}."), changes, Some(id)).await
     }
 
-    async fn held(&self, name: Option<&str>, what: &str) -> Result<std::result::Result<LiveItem, CommandResult>> {
-        let version = self.version().await?;
+    /// The item named `name` that the player carries, or the answer saying they do not.
+    fn held(&self, name: Option<&str>, what: &str) -> std::result::Result<LiveItem, Box<CommandResult>> {
+        let version = self.seen.version;
         let Some(name) = name else {
-            return Ok(Err(CommandResult::fail(format!("{what} what? Name an item you carry."), version)));
+            return Err(Box::new(CommandResult::fail(format!("{what} what? Name an item you carry."), version)));
         };
-        let mine = self.store().items_of(self.world, &self.me()).await?;
+        let mine: Vec<&LiveItem> = self.seen.inventory.iter().collect();
         match find_item(self.exp, &mine, name) {
-            Some(i) => Ok(Ok(i.clone())),
-            None => Ok(Err(CommandResult::fail(format!("You do not carry any {name}."), version))),
+            Some(i) => Ok(i.clone()),
+            None => Err(Box::new(CommandResult::fail(format!("You do not carry any {name}."), version))),
         }
     }
 
     async fn drop_item(&self, name: Option<&str>) -> Result<CommandResult> {
-        let item = match self.held(name, "Drop").await? {
+        let item = match self.held(name, "Drop") {
             Ok(i) => i,
-            Err(r) => return Ok(r),
+            Err(r) => return Ok(*r),
         };
-        let p = self.store().player(self.world, self.user_id).await?;
-        let Some((l, a)) = self.place(&p) else {
-            return Ok(CommandResult::fail("You are nowhere this world knows.", self.version().await?));
+        let Some((l, a)) = self.place(&self.seen.player) else {
+            return Ok(CommandResult::fail("You are nowhere this world knows.", self.seen.version));
         };
         let to = Holder::Area { location: l.id.clone(), area: a.id.clone(), spot: String::new() };
         let mut c = self.store().begin(self.world).await?;
@@ -810,16 +805,16 @@ impl Ctx<'_> {
     }
 
     async fn use_item(&self, name: Option<&str>) -> Result<CommandResult> {
-        let item = match self.held(name, "Use").await? {
+        let item = match self.held(name, "Use") {
             Ok(i) => i,
-            Err(r) => return Ok(r),
+            Err(r) => return Ok(*r),
         };
         let label = display_name(self.exp, &item.instance);
         let Some(t) = self.exp.item_templates.get(&item.instance.template_id) else {
-            return Ok(CommandResult::fail(format!("Nothing happens with the {label}."), self.version().await?));
+            return Ok(CommandResult::fail(format!("Nothing happens with the {label}."), self.seen.version));
         };
         if t.effects.is_empty() && !t.consumable {
-            return Ok(CommandResult::fail(format!("Nothing happens with the {label}."), self.version().await?));
+            return Ok(CommandResult::fail(format!("Nothing happens with the {label}."), self.seen.version));
         }
         let mut c = self.store().begin(self.world).await?;
         let mut p = c.player(self.user_id).await?;
@@ -844,16 +839,15 @@ impl Ctx<'_> {
     }
 
     async fn give(&self, name: Option<&str>, npc: Option<&str>) -> Result<CommandResult> {
-        let item = match self.held(name, "Give").await? {
+        let item = match self.held(name, "Give") {
             Ok(i) => i,
-            Err(r) => return Ok(r),
+            Err(r) => return Ok(*r),
         };
-        let version = self.version().await?;
+        let version = self.seen.version;
         let Some(npc) = npc.map(str::trim).filter(|n| !n.is_empty()) else {
             return Ok(CommandResult::fail("Give it to whom? Name someone here.", version));
         };
-        let p = self.store().player(self.world, self.user_id).await?;
-        let Some((_, a)) = self.place(&p) else {
+        let Some((_, a)) = self.place(&self.seen.player) else {
             return Ok(CommandResult::fail("You are nowhere this world knows.", version));
         };
         let want = npc.to_lowercase();

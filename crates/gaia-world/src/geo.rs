@@ -53,6 +53,23 @@ fn cell(at: Gps) -> Option<CellIndex> {
     LatLng::new(at.lat, at.lng).ok().map(|p| p.to_cell(RESOLUTION))
 }
 
+/// A coarse place on the Earth: the id of the H3 cell of about 0.1 km² holding `at` (`None` for a
+/// point off the globe). It tells who is near whom (presence lists) without passing coordinates
+/// around.
+pub fn area_cell(at: Gps) -> Option<u64> {
+    cell(at).map(u64::from)
+}
+
+/// The distance between the centres of two cells from [`area_cell`], in metres (`None` when either
+/// is not a cell id).
+pub fn cell_distance_m(a: u64, b: u64) -> Option<f64> {
+    let centre = |c: u64| -> Option<Gps> {
+        let p = LatLng::from(CellIndex::try_from(c).ok()?);
+        Some(Gps { lat: p.lat(), lng: p.lng() })
+    };
+    Some(distance_m(centre(a)?, centre(b)?))
+}
+
 impl GeoIndex {
     /// Indexes `exp`'s locations and waypoints.
     pub fn build(exp: &Experience) -> GeoIndex {
@@ -156,6 +173,20 @@ impl GeoIndex {
 mod tests {
     use super::*;
     use crate::content::{Location, Media};
+
+    #[test]
+    fn area_cells_are_coarse_and_their_distances_close_to_the_points_distance() {
+        let a = Gps { lat: 48.8567, lng: 2.3523 };
+        let near = Gps { lat: 48.85671, lng: 2.35231 };
+        let far = Gps { lat: 48.8667, lng: 2.3523 };
+        assert_eq!(area_cell(a), area_cell(near), "a metre apart: the same cell");
+        let (ca, cf) = (area_cell(a).unwrap(), area_cell(far).unwrap());
+        assert_eq!(cell_distance_m(ca, ca), Some(0.0));
+        let d = cell_distance_m(ca, cf).unwrap();
+        assert!((d - distance_m(a, far)).abs() < 400.0, "{d}");
+        assert_eq!(area_cell(Gps { lat: f64::NAN, lng: 0.0 }), None);
+        assert_eq!(cell_distance_m(ca, 0), None, "not a cell id");
+    }
 
     fn exp(points: &[(&str, f64, f64)]) -> Experience {
         let mut e = Experience::default();

@@ -12,7 +12,6 @@ use crate::command::{CommandResult, StateChange};
 use crate::content::{Area, Experience, Gps, Location, Spot};
 use crate::engine::Ctx;
 use crate::error::Result;
-use crate::state::Holder;
 use serde_json::{json, Map, Value};
 
 /// Longest place name, in characters.
@@ -75,21 +74,6 @@ impl Place {
             Kind::Location => &self.location,
             Kind::Area => &self.area,
             Kind::Spot => &self.spot,
-        }
-    }
-
-    /// The item holders inside it, as a range `[start, end)` of encoded holders.
-    fn holders(&self) -> (String, String) {
-        match self.kind {
-            Kind::Location => (format!("area:{}/", self.location), format!("area:{}0", self.location)),
-            Kind::Area => Holder::area_range(&self.location, &self.area),
-            Kind::Spot => {
-                let h =
-                    Holder::Area { location: self.location.clone(), area: self.area.clone(), spot: self.spot.clone() };
-                let h = h.encode();
-                // Exactly this holder: nothing sorts between `h` and `h` + the smallest character.
-                (h.clone(), format!("{h}\u{1}"))
-            }
         }
     }
 
@@ -412,8 +396,11 @@ impl Ctx<'_> {
             ));
         }
         let mut c = self.store().begin(self.world).await?;
-        let (from, to) = place.holders();
-        let items = c.count_items_in(&from, &to).await?;
+        let items = match kind {
+            Kind::Location => c.count_items_in(&place.location, None, None).await?,
+            Kind::Area => c.count_items_in(&place.location, Some(&place.area), None).await?,
+            Kind::Spot => c.count_items_in(&place.location, Some(&place.area), Some(&place.spot)).await?,
+        };
         let players = match kind {
             Kind::Location => c.count_players_in(&place.location, None).await?,
             Kind::Area => c.count_players_in(&place.location, Some(&place.area)).await?,

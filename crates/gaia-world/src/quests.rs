@@ -17,7 +17,7 @@ const COMPLETED: &str = "completed";
 
 impl Ctx<'_> {
     pub(crate) async fn accept_quest(&self, quest: Option<&str>) -> Result<CommandResult> {
-        let version = self.version().await?;
+        let version = self.seen.version;
         let Some(id) = quest.map(str::trim).filter(|q| !q.is_empty()) else {
             return Ok(CommandResult::fail("Accept which quest?", version));
         };
@@ -41,7 +41,7 @@ impl Ctx<'_> {
     }
 
     pub(crate) async fn complete_quest(&self, quest: Option<&str>) -> Result<CommandResult> {
-        let version = self.version().await?;
+        let version = self.seen.version;
         let Some(id) = quest.map(str::trim).filter(|q| !q.is_empty()) else {
             return Ok(CommandResult::fail("Complete which quest?", version));
         };

@@ -80,12 +80,12 @@ struct Updates {
 impl Ctx<'_> {
     /// Runs a command that is none of the fast ones: a rules command, or an unknown one.
     pub(crate) async fn rules_command(&self, action: &Action) -> Result<CommandResult> {
-        let version = self.version().await?;
+        let version = self.seen.version;
         let text = action.action.trim();
         let mut def = command_named(self.exp.commands.values(), text);
         if def.is_none() && !self.exp.commands.is_empty() {
             match self.pick_command(text).await {
-                Some(Picked::Look) => return self.look().await,
+                Some(Picked::Look) => return Ok(self.look()),
                 Some(Picked::Command(name)) => def = self.exp.commands.values().find(|c| c.command == name),
                 None => {}
             }

@@ -55,9 +55,13 @@ impl Holder {
         }
     }
 
-    /// The range of encoded holders in an area (any spot): `[start, end)`.
-    pub(crate) fn area_range(location: &str, area: &str) -> (String, String) {
-        (format!("area:{location}/{area}/"), format!("area:{location}/{area}0"))
+    /// The location and area of an item held in an area (`world_items.location_id`, `area_id`);
+    /// empty for any other holder.
+    pub(crate) fn place(&self) -> (&str, &str) {
+        match self {
+            Holder::Area { location, area, .. } => (location, area),
+            _ => ("", ""),
+        }
     }
 }
 
@@ -108,38 +112,27 @@ const PLAYER_SQL: &str =
 const ITEMS_OF_SQL: &str =
     "SELECT template_id, holder, data FROM world_items WHERE world_id = $1 AND holder = $2 ORDER BY item_id";
 
-/// The queries of items in a range of holders (`$1` world, `[$2, $3)`, such as `area:<l>/<a>/` to
-/// `area:<l>/<a>0`), which rely on byte order: PostgreSQL's default collation may be a language's,
-/// which orders punctuation otherwise, so there the comparison names the "C" collation.
-#[derive(Debug)]
-pub(crate) struct Ranges {
-    items: &'static str,
-    count: &'static str,
-}
+/// The items in an area, any spot of it (`$1` world, `$2` location, `$3` area).
+const ITEMS_IN_AREA_SQL: &str = "SELECT template_id, holder, data FROM world_items \
+     WHERE world_id = $1 AND location_id = $2 AND area_id = $3 ORDER BY item_id";
 
-macro_rules! ranges {
-    ($holder:literal) => {
-        Ranges {
-            items: concat!(
-                "SELECT template_id, holder, data FROM world_items WHERE world_id = $1 AND ",
-                $holder,
-                " >= $2 AND ",
-                $holder,
-                " < $3 ORDER BY item_id"
-            ),
-            count: concat!(
-                "SELECT COUNT(*) FROM world_items WHERE world_id = $1 AND ",
-                $holder,
-                " >= $2 AND ",
-                $holder,
-                " < $3"
-            ),
-        }
-    };
-}
-
-static SQLITE_RANGES: Ranges = ranges!("holder");
-static POSTGRES_RANGES: Ranges = ranges!("holder COLLATE \"C\"");
+/// What a player sees, in one statement (one snapshot on either database: `$1` world, `$2` user, `$3`
+/// the player's encoded holder): the world's versions and the player on every row, with the player's
+/// items (a row with no item when they carry nothing), then the items of the player's location.
+/// No `ORDER BY`: sorting by item would make SQLite walk the world's items in key order instead of
+/// using the holder and place indexes.
+const SNAPSHOT_SQL: &str = "\
+    SELECT i.version, i.places_version, p.location_id, p.area_id, p.stats, p.status_effects, p.quests, \
+           it.item_id, it.template_id, it.holder, it.data \
+    FROM world_instances i JOIN world_players p ON p.world_id = i.id AND p.user_id = $2 \
+    LEFT JOIN world_items it ON it.world_id = i.id AND it.holder = $3 \
+    WHERE i.id = $1 \
+    UNION ALL \
+    SELECT i.version, i.places_version, p.location_id, p.area_id, p.stats, p.status_effects, p.quests, \
+           it.item_id, it.template_id, it.holder, it.data \
+    FROM world_instances i JOIN world_players p ON p.world_id = i.id AND p.user_id = $2 \
+    JOIN world_items it ON it.world_id = i.id AND it.location_id = p.location_id \
+    WHERE i.id = $1 AND p.location_id <> ''";
 
 /// A player's relationship with an NPC (`$1` world, `$2` user, `$3` NPC).
 const RELATIONSHIP_SQL: &str =
@@ -169,17 +162,25 @@ pub(crate) fn world_id(exp: &Experience, user_id: &str) -> String {
 #[derive(Clone, Debug)]
 pub(crate) struct WorldStore {
     storage: Storage,
-    /// Holder ranges in byte order ([`Ranges`]).
-    ranges: &'static Ranges,
 }
 
-/// A player's location at one version ([`WorldStore::location_snapshot`]).
+/// What a player sees at one version ([`WorldStore::location_snapshot`]).
 pub(crate) struct LocationSnapshot {
     pub(crate) version: i64,
+    /// The version of the world's last place edit (0: its places are the content's).
+    pub(crate) places_version: i64,
     pub(crate) player: PlayerState,
-    /// The items in the player's location (`None`: the caller had them at this version).
-    pub(crate) items: Option<Vec<LiveItem>>,
+    /// The items in the player's location (any area, any spot), by id.
+    pub(crate) items: Vec<LiveItem>,
+    /// The player's items, by id.
     pub(crate) inventory: Vec<LiveItem>,
+}
+
+impl LocationSnapshot {
+    /// The visible items in `area` of the player's location.
+    pub(crate) fn visible_in(&self, area: &str) -> Vec<&LiveItem> {
+        self.items.iter().filter(|i| i.holder.place().1 == area && crate::engine::visible(i)).collect()
+    }
 }
 
 /// A change being made: the transaction and the version it makes.
@@ -187,16 +188,11 @@ pub(crate) struct Change {
     pub(crate) tx: Transaction<'static, Any>,
     pub(crate) world_id: String,
     pub(crate) version: i64,
-    ranges: &'static Ranges,
 }
 
 impl WorldStore {
     pub(crate) fn new(storage: Storage) -> Self {
-        let ranges = match storage.backend() {
-            gaia_core::storage::Backend::Postgres => &POSTGRES_RANGES,
-            _ => &SQLITE_RANGES,
-        };
-        WorldStore { storage, ranges }
+        WorldStore { storage }
     }
 
     /// Makes the world of `exp` for `user_id` (and the player in it) when they do not exist yet;
@@ -285,59 +281,41 @@ impl WorldStore {
         Ok((id, places_version(row)?.unwrap_or(0)))
     }
 
-    /// What a player sees, read at one version: the world's version, the player, the items in the
-    /// player's location (any area) and the player's inventory (one transaction; on PostgreSQL a
-    /// repeatable-read one, so that every part is of the same moment).
-    pub(crate) async fn location_snapshot(
-        &self,
-        world_id: &str,
-        user_id: &str,
-        cached: impl Fn(&str, i64) -> bool,
-    ) -> Result<LocationSnapshot> {
-        let mut tx = self.storage.pool().begin().await.map_err(WorldError::db)?;
-        if self.storage.backend() == gaia_core::storage::Backend::Postgres {
-            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                .execute(&mut *tx)
-                .await
-                .map_err(WorldError::db)?;
-        }
-        let version: i64 = sqlx::query_scalar("SELECT version FROM world_instances WHERE id = $1")
-            .bind(world_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(WorldError::db)?
-            .ok_or_else(|| WorldError::NotFound(format!("world {world_id}")))?;
-        let row = sqlx::query(PLAYER_SQL)
+    /// What a player sees, read at one version in one statement: the world's version and places
+    /// version, the player, the items in the player's location (any area) and the player's
+    /// inventory. `None` when the world or the player is not there (yet: [`WorldStore::ensure`]).
+    pub(crate) async fn location_snapshot(&self, world_id: &str, user_id: &str) -> Result<Option<LocationSnapshot>> {
+        let me = Holder::Player(user_id.to_string()).encode();
+        let rows = sqlx::query(SNAPSHOT_SQL)
             .bind(world_id)
             .bind(user_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(WorldError::db)?
-            .ok_or_else(|| WorldError::NotFound(format!("player {user_id} in world {world_id}")))?;
-        let player = player_of(&row)?;
-        let l = &player.current_location;
-        // The location's items, unless the caller has them at this version already.
-        let items = if cached(l, version) {
-            None
-        } else {
-            let rows = sqlx::query(self.ranges.items)
-                .bind(world_id)
-                .bind(format!("area:{l}/"))
-                .bind(format!("area:{l}0"))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(WorldError::db)?;
-            Some(rows.iter().map(item_of).collect::<Result<Vec<_>>>()?)
-        };
-        let rows = sqlx::query(ITEMS_OF_SQL)
-            .bind(world_id)
-            .bind(Holder::Player(user_id.to_string()).encode())
-            .fetch_all(&mut *tx)
+            .bind(&me)
+            .fetch_all(self.storage.pool())
             .await
             .map_err(WorldError::db)?;
-        let inventory = rows.iter().map(item_of).collect::<Result<Vec<_>>>()?;
-        tx.commit().await.map_err(WorldError::db)?;
-        Ok(LocationSnapshot { version, player, items, inventory })
+        let Some(first) = rows.first() else { return Ok(None) };
+        let mut snap = LocationSnapshot {
+            version: first.try_get("version").map_err(WorldError::db)?,
+            places_version: first.try_get("places_version").map_err(WorldError::db)?,
+            player: player_of(first)?,
+            items: Vec::new(),
+            inventory: Vec::new(),
+        };
+        let mut ids = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let Some(id) = r.try_get::<Option<String>, _>("item_id").map_err(WorldError::db)? else { continue };
+            let item = item_of(r)?;
+            ids.push((id, matches!(item.holder, Holder::Player(_)), item));
+        }
+        ids.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, mine, item) in ids {
+            if mine {
+                snap.inventory.push(item);
+            } else {
+                snap.items.push(item);
+            }
+        }
+        Ok(Some(snap))
     }
 
     /// The place edits of a world (`world_places`): `(place key, edit)`.
@@ -394,11 +372,10 @@ impl WorldStore {
 
     /// Items in an area (any of its spots, or the area itself).
     pub(crate) async fn items_in_area(&self, world_id: &str, location: &str, area: &str) -> Result<Vec<LiveItem>> {
-        let (start, end) = Holder::area_range(location, area);
-        let rows = sqlx::query(self.ranges.items)
+        let rows = sqlx::query(ITEMS_IN_AREA_SQL)
             .bind(world_id)
-            .bind(start)
-            .bind(end)
+            .bind(location)
+            .bind(area)
             .fetch_all(self.storage.pool())
             .await
             .map_err(WorldError::db)?;
@@ -459,25 +436,41 @@ impl WorldStore {
         .map_err(WorldError::db)?
         .ok_or_else(|| WorldError::NotFound(format!("world {world_id}")))?;
         let version = row.try_get::<i64, _>("version").map_err(WorldError::db)?;
-        Ok(Change { tx, world_id: world_id.to_string(), version, ranges: self.ranges })
+        Ok(Change { tx, world_id: world_id.to_string(), version })
     }
 }
 
 impl Change {
     /// Moves an item from `from` to `to`; `false` (nothing changed) when it is not at `from` now.
     pub(crate) async fn move_item(&mut self, item_id: &str, from: &Holder, to: &Holder) -> Result<bool> {
-        let n = sqlx::query(
-            "UPDATE world_items SET holder = $4, version = $5 WHERE world_id = $1 AND item_id = $2 AND holder = $3",
-        )
-        .bind(&self.world_id)
-        .bind(item_id)
-        .bind(from.encode())
-        .bind(to.encode())
-        .bind(self.version)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(WorldError::db)?
-        .rows_affected();
+        self.set_holder(item_id, Some(from), to).await
+    }
+
+    /// Puts an item at `to`: only when it is at `from` now, if given (of two players racing for it,
+    /// one gets it), else wherever it is. `false` when nothing changed.
+    async fn set_holder(&mut self, item_id: &str, from: Option<&Holder>, to: &Holder) -> Result<bool> {
+        let sql = match from {
+            Some(_) => {
+                "UPDATE world_items SET holder = $3, location_id = $4, area_id = $5, version = $6 \
+                 WHERE world_id = $1 AND item_id = $2 AND holder = $7"
+            }
+            None => {
+                "UPDATE world_items SET holder = $3, location_id = $4, area_id = $5, version = $6 \
+                 WHERE world_id = $1 AND item_id = $2"
+            }
+        };
+        let (location, area) = to.place();
+        let mut q = sqlx::query(sql)
+            .bind(&self.world_id)
+            .bind(item_id)
+            .bind(to.encode())
+            .bind(location)
+            .bind(area)
+            .bind(self.version);
+        if let Some(from) = from {
+            q = q.bind(from.encode());
+        }
+        let n = q.execute(&mut *self.tx).await.map_err(WorldError::db)?.rows_affected();
         Ok(n == 1)
     }
 
@@ -556,15 +549,34 @@ impl Change {
         Ok(())
     }
 
-    /// How many items (not gone) are held in `[start, end)` of encoded holders, inside the change.
-    pub(crate) async fn count_items_in(&mut self, start: &str, end: &str) -> Result<i64> {
-        sqlx::query_scalar(self.ranges.count)
+    /// How many items are in `location` (in `area` of it, when given; in that spot of it, when
+    /// given too), inside the change.
+    pub(crate) async fn count_items_in(
+        &mut self,
+        location: &str,
+        area: Option<&str>,
+        spot: Option<&str>,
+    ) -> Result<i64> {
+        let q = match (area, spot) {
+            (Some(area), Some(spot)) => {
+                let at = Holder::Area { location: location.into(), area: area.into(), spot: spot.into() };
+                sqlx::query_scalar("SELECT COUNT(*) FROM world_items WHERE world_id = $1 AND holder = $2")
+                    .bind(&self.world_id)
+                    .bind(at.encode())
+            }
+            (Some(area), None) => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM world_items WHERE world_id = $1 AND location_id = $2 AND area_id = $3",
+            )
             .bind(&self.world_id)
-            .bind(start)
-            .bind(end)
-            .fetch_one(&mut *self.tx)
-            .await
-            .map_err(WorldError::db)
+            .bind(location)
+            .bind(area),
+            (None, _) => {
+                sqlx::query_scalar("SELECT COUNT(*) FROM world_items WHERE world_id = $1 AND location_id = $2")
+                    .bind(&self.world_id)
+                    .bind(location)
+            }
+        };
+        q.fetch_one(&mut *self.tx).await.map_err(WorldError::db)
     }
 
     /// How many players are in `location` (in `area` of it, when given), inside the change.
@@ -695,16 +707,7 @@ impl Change {
 
     /// Moves an item wherever it is (an administrator's edit); `false` when it does not exist.
     pub(crate) async fn place_item(&mut self, item_id: &str, to: &Holder) -> Result<bool> {
-        let n = sqlx::query("UPDATE world_items SET holder = $3, version = $4 WHERE world_id = $1 AND item_id = $2")
-            .bind(&self.world_id)
-            .bind(item_id)
-            .bind(to.encode())
-            .bind(self.version)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(WorldError::db)?
-            .rows_affected();
-        Ok(n == 1)
+        self.set_holder(item_id, None, to).await
     }
 
     /// Keeps the world's rows (or one player's, `user`) as a backup, then removes them: the world
@@ -796,14 +799,19 @@ impl Change {
         let list = |k: &str| snapshot.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
         let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
         for i in list("items") {
+            let holder = Holder::decode(&text(&i, "holder"));
             sqlx::query(
-                "INSERT INTO world_items (world_id, item_id, template_id, holder, data, version) VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (world_id, item_id) DO UPDATE SET holder = excluded.holder, data = excluded.data, version = excluded.version",
+                "INSERT INTO world_items (world_id, item_id, template_id, holder, location_id, area_id, data, version) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (world_id, item_id) DO UPDATE SET holder = excluded.holder, location_id = excluded.location_id, \
+                 area_id = excluded.area_id, data = excluded.data, version = excluded.version",
             )
             .bind(&self.world_id)
             .bind(text(&i, "item_id"))
             .bind(text(&i, "template_id"))
-            .bind(text(&i, "holder"))
+            .bind(holder.encode())
+            .bind(holder.place().0)
+            .bind(holder.place().1)
             .bind(text(&i, "data"))
             .bind(self.version)
             .execute(&mut *self.tx)
@@ -931,13 +939,15 @@ async fn insert_item(
     version: i64,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO world_items (world_id, item_id, template_id, holder, data, version) VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (world_id, item_id) DO NOTHING",
+        "INSERT INTO world_items (world_id, item_id, template_id, holder, location_id, area_id, data, version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (world_id, item_id) DO NOTHING",
     )
     .bind(world_id)
     .bind(&item.instance_id)
     .bind(&item.template_id)
     .bind(holder.encode())
+    .bind(holder.place().0)
+    .bind(holder.place().1)
     .bind(json_text(item))
     .bind(version)
     .execute(&mut **tx)
@@ -1024,7 +1034,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn holders_round_trip_and_area_ranges_hold_only_that_area() {
+    fn holders_round_trip_and_name_their_place() {
         for h in [
             Holder::Area { location: "safe_house".into(), area: "main_room".into(), spot: "table".into() },
             Holder::Area { location: "l".into(), area: "a".into(), spot: String::new() },
@@ -1034,12 +1044,9 @@ mod tests {
         ] {
             assert_eq!(Holder::decode(&h.encode()), h);
         }
-        let (start, end) = Holder::area_range("safe_house", "main_room");
-        let inside =
-            Holder::Area { location: "safe_house".into(), area: "main_room".into(), spot: "z".into() }.encode();
-        let other =
-            Holder::Area { location: "safe_house".into(), area: "main_room2".into(), spot: String::new() }.encode();
-        assert!(inside >= start && inside < end);
-        assert!(!(other >= start && other < end), "{other}");
+        let at = Holder::Area { location: "safe_house".into(), area: "main_room".into(), spot: "table".into() };
+        assert_eq!(at.place(), ("safe_house", "main_room"));
+        assert_eq!(Holder::Player("u1".into()).place(), ("", ""));
+        assert_eq!(Holder::Gone.place(), ("", ""));
     }
 }

@@ -60,7 +60,7 @@ impl Ctx<'_> {
     }
 
     async fn talk(&self, npc: &str, message: &str) -> Result<CommandResult> {
-        let version = self.version().await?;
+        let version = self.seen.version;
         let message = message.trim();
         if npc.trim().is_empty() {
             return Ok(CommandResult::fail("Talk to whom? Name someone here.", version));
@@ -68,8 +68,8 @@ impl Ctx<'_> {
         if message.is_empty() {
             return Ok(CommandResult::fail("Say what? Give a message.", version));
         }
-        let p = self.store().player(self.world, self.user_id).await?;
-        let Some((_, area)) = self.place(&p) else {
+        let p = &self.seen.player;
+        let Some((_, area)) = self.place(p) else {
             return Ok(CommandResult::fail("You are nowhere this world knows.", version));
         };
         let want = npc.trim().to_lowercase();

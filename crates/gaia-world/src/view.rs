@@ -44,25 +44,14 @@ impl Worlds {
     /// of a location at a version are built once and shared ([`AreaOfInterest::areas`]) by every
     /// player who asks at that version.
     pub async fn area_of_interest(&self, exp: &str, user_id: &str) -> Result<AreaOfInterest> {
-        let (exp, world) = self.enter(exp, user_id).await?;
-        // The areas kept for the player's location at the version read, if any (then its items are
-        // not read again).
-        let hit = std::sync::Mutex::new(None);
-        let cached = |location: &str, version: i64| {
-            let found = self.zone_cached(&exp, &world, location, version);
-            let is = found.is_some();
-            *hit.lock().unwrap_or_else(|e| e.into_inner()) = found;
-            is
-        };
-        let snap = self.store().location_snapshot(&world, user_id, cached).await?;
-        let p = &snap.player;
+        let (exp, world, seen) = self.enter(exp, user_id).await?;
+        let p = &seen.player;
         let location = exp.world.locations.get(&p.current_location);
-        let kept = hit.into_inner().unwrap_or_else(|e| e.into_inner());
-        let areas = match (snap.items.as_deref(), kept) {
-            (None, Some(areas)) => areas,
-            (items, _) => {
-                let built = Arc::new(zone_areas(&exp, location, items.unwrap_or_default()));
-                self.cache_zone(&exp, &world, &p.current_location, snap.version, built.clone());
+        let areas = match self.zone_cached(&exp, &world, &p.current_location, seen.version) {
+            Some(areas) => areas,
+            None => {
+                let built = Arc::new(zone_areas(&exp, location, &seen.items));
+                self.cache_zone(&exp, &world, &p.current_location, seen.version, built.clone());
                 built
             }
         };
@@ -72,10 +61,10 @@ impl Worlds {
                    "gps": gps.map(|g| json!({"lat": g.lat, "lng": g.lng}))})
         });
         Ok(AreaOfInterest {
-            snapshot_version: snap.version,
+            snapshot_version: seen.version,
             zone,
             areas,
-            player: player_json(&exp, p, &snap.inventory),
+            player: player_json(&exp, p, &seen.inventory),
             world_id: world,
         })
     }
@@ -90,8 +79,8 @@ impl Worlds {
     /// (with hysteresis, [`crate::geo::HYSTERESIS_M`]); entering another location moves them there
     /// (to its first area) as a versioned change. Far from every location, they stay where they were.
     pub async fn update_location(&self, exp: &str, user_id: &str, at: Gps) -> Result<Located> {
-        let (experience, world) = self.enter(exp, user_id).await?;
-        let p = self.store().player(&world, user_id).await?;
+        let (experience, world, seen) = self.enter(exp, user_id).await?;
+        let p = &seen.player;
         let zone = self.geo(&experience).zone(at, Some(&p.current_location));
         let Some(z) = zone.clone().filter(|z| *z != p.current_location) else {
             return Ok(Located { zone, moved: false });
@@ -100,7 +89,8 @@ impl Worlds {
             return Ok(Located { zone, moved: false });
         };
         let caller = crate::engine::Caller::player(user_id);
-        let ctx = crate::engine::Ctx { worlds: self, exp: &experience, world: &world, user_id, caller: &caller };
+        let ctx =
+            crate::engine::Ctx { worlds: self, exp: &experience, world: &world, user_id, caller: &caller, seen: &seen };
         let moved = ctx.move_to(&z, &area).await?.success;
         Ok(Located { zone, moved })
     }

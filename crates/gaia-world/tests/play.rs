@@ -295,6 +295,41 @@ async fn every_command_in_the_schema_is_one_the_engine_accepts() {
         ..Action::new("talk")
     }));
     assert!(Worlds::needs_model(&Action::new("scavenge")));
+    // Every command of the administrators' schema (the fast ones, `talk`, the rules commands, `@`),
+    // filled as its schema allows (each field at its longest), is what a client's message reads as
+    // and passes the engine's input checks; one character more than a field's `maxLength` does not.
+    let full = w.commands_schema(EXP, true).unwrap();
+    for (name, s) in full.as_object().unwrap() {
+        let properties = s["properties"].as_object().unwrap();
+        let fill = |over: Option<&str>| -> Value {
+            let mut v = serde_json::Map::new();
+            for (field, p) in properties {
+                let max = p["maxLength"].as_u64().unwrap_or(0) as usize + usize::from(over == Some(field.as_str()));
+                let value = match p.get("const") {
+                    Some(c) => c.clone(),
+                    None if field == "action" => Value::from(format!("@{}", "x".repeat(max - 1))),
+                    None => Value::from("x".repeat(max)),
+                };
+                v.insert(field.clone(), value);
+            }
+            Value::Object(v)
+        };
+        let a: Action = serde_json::from_value(fill(None)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        a.check().unwrap_or_else(|e| panic!("{name} as its schema allows: {e}"));
+        let read = serde_json::to_value(&a).unwrap();
+        for field in properties.keys() {
+            assert!(read.get(field).is_some_and(|v| !v.is_null()), "{name}: `{field}` is not a field the engine reads");
+        }
+        for (field, p) in properties.iter().filter(|(_, p)| p.get("maxLength").is_some()) {
+            let a: Action = serde_json::from_value(fill(Some(field))).unwrap();
+            assert!(a.check().is_err(), "{name}: `{field}` longer than {} is refused", p["maxLength"]);
+        }
+    }
+    let at = w
+        .command(EXP, gaia_world::Caller::player(ann.clone()).with_admin(true), &Action::new("@list items"))
+        .await
+        .unwrap();
+    assert!(at.success, "{at:?}");
 }
 
 #[tokio::test]

@@ -34,11 +34,20 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// What the hub hands a socket.
+/// A `world_update` for versions `(base, snapshot]`, shared by every socket that gets it.
+pub(crate) struct Delta {
+    pub(crate) base: i64,
+    pub(crate) snapshot: i64,
+    /// The frame's body without `type` and `base_version` (`{"version":"0.4",…}`).
+    pub(crate) body: Arc<str>,
+    pub(crate) queued: Instant,
+    /// It moved the player (who may then be in another zone).
+    pub(crate) moved: bool,
+}
+
+/// What the hub hands a socket (small: a socket's queue holds many).
 pub(crate) enum Out {
-    /// A `world_update` for versions `(base, snapshot]`: the frame's body without `type` and
-    /// `base_version` (`{"version":"0.4",…}`), shared by every socket that gets it.
-    Delta { base: i64, snapshot: i64, body: Arc<str>, queued: Instant, moved: bool },
+    Delta(Arc<Delta>),
     /// A whole frame, as is (presence).
     Frame(Arc<str>),
     /// The socket's view may have missed changes: send a fresh area of interest.
@@ -48,7 +57,8 @@ pub(crate) enum Out {
 impl Out {
     fn size(&self) -> usize {
         match self {
-            Out::Delta { body, .. } | Out::Frame(body) => body.len(),
+            Out::Delta(d) => d.body.len(),
+            Out::Frame(body) => body.len(),
             Out::Resync => 0,
         }
     }
@@ -373,16 +383,16 @@ impl PlayHub {
         let (base, snapshot) = (c.base, c.snapshot);
         public.retain(|id, _| !own.contains_key(id));
         if !public.is_empty() {
-            let body = c.body(false);
+            let d = Arc::new(Delta { base, snapshot, body: c.body(false), queued, moved: false });
             for o in public.values() {
-                o.push(Out::Delta { base, snapshot, body: body.clone(), queued, moved: false });
+                o.push(Out::Delta(d.clone()));
             }
         }
         if !own.is_empty() {
-            let body = c.body(true);
             let moved = c.changes.iter().any(|x| x["path"] == "player.location");
+            let d = Arc::new(Delta { base, snapshot, body: c.body(true), queued, moved });
             for o in own.values() {
-                o.push(Out::Delta { base, snapshot, body: body.clone(), queued, moved });
+                o.push(Out::Delta(d.clone()));
             }
         }
     }

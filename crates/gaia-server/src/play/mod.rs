@@ -28,7 +28,11 @@
 //!   explicit read and write buffers, no compression; the per-user socket cap shared with
 //!   `/ws/chat`; credentials checked again when a revocation is announced and every 30 s (a revoked
 //!   key closes with 1008).
+//! - Shutdown: when the instance stops, every socket closes with 1012 and a hint to reconnect with
+//!   `resume_version` (to another instance, or this one once back); within the grace period the
+//!   player resumes without leaving the zone's presence.
 
+mod fix;
 mod hub;
 mod presence;
 
@@ -66,11 +70,17 @@ const MAX_BEHIND: usize = 3;
 const BEHIND_WINDOW: Duration = Duration::from_secs(60);
 /// Keep-alive pings, and credential checks without an announced revocation.
 const PING_EVERY: Duration = Duration::from_secs(30);
+/// How often a socket keeps its player's last trusted position for the next socket (and at its end).
+const FIX_KEPT_EVERY: Duration = Duration::from_secs(5);
 /// At most one audit record of untrusted positions per socket in this time.
 const GPS_AUDIT_EVERY: Duration = Duration::from_secs(60);
 /// Close codes: policy (bad or revoked credentials, floods), try again later (overloaded).
 const CLOSE_POLICY: u16 = 1008;
 const CLOSE_AGAIN_LATER: u16 = 1013;
+/// The close of every socket when the instance stops (RFC 6455 "service restart").
+const CLOSE_RESTART: u16 = 1012;
+const RESTARTING: (u16, &str) =
+    (CLOSE_RESTART, "server restarting; reconnect in 2 s with resume_version to get what you missed");
 
 /// The query of `GET /ws/experience`.
 #[derive(Debug, Deserialize)]
@@ -104,7 +114,7 @@ pub async fn experience_socket(
     let ws = ws
         .max_message_size(MAX_CLIENT_FRAME)
         .max_frame_size(MAX_CLIENT_FRAME)
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(8 * 1024)
         .max_write_buffer_size(256 * 1024);
     let Some(p) = principal else {
@@ -152,7 +162,7 @@ struct Player {
     /// The version the client's view is at (`None`: it has none yet).
     version: Option<i64>,
     /// The last area of interest sent (from `snapshot_version` on), while no delta came after it.
-    sent_view: Option<Arc<str>>,
+    sent_view: Option<SentView>,
     /// The zone (location) followed, its areas.
     zone: Option<String>,
     zone_centre: Option<Gps>,
@@ -164,10 +174,23 @@ struct Player {
     refused: u32,
     /// Fresh views sent for falling behind, recently.
     behind: VecDeque<Instant>,
-    /// The last trusted position and when it came; whether positions are trusted now.
+    /// The last trusted position and when it came (this socket's, or the one kept from the
+    /// player's last socket: module `fix`), within how many metres it is known, when it was last
+    /// kept; whether positions are trusted now.
     fix: Option<(Gps, Instant)>,
+    fix_slack_m: f64,
+    fix_kept: Option<Instant>,
     trusted: bool,
     audited: Option<Instant>,
+}
+
+/// The last area of interest a socket sent, kept to send again while no delta came after it; the
+/// areas are the zone's, serialised once and shared.
+struct SentView {
+    snapshot_version: i64,
+    zone: String,
+    areas: Arc<str>,
+    player: String,
 }
 
 /// Counts the socket in `gaia_world_sockets` while it lives.
@@ -185,14 +208,14 @@ async fn run(state: AppState, p: Principal, credentials: HeaderMap, q: PlayQuery
     let worlds = state.worlds();
     let experience = q.experience;
     let readable = worlds.experience(&experience).is_ok()
-        && crate::routes::experiences::may(&state, &p, Do::Read, &experience).await;
+        && Box::pin(crate::routes::experiences::may(&state, &p, Do::Read, &experience)).await;
     if !readable {
         let _ = socket.send(text(error("not_allowed", format!("no experience `{experience}` here"), None))).await;
         close(socket, CLOSE_POLICY, "unknown experience").await;
         return;
     }
     // Joining makes the player's world (and them in it).
-    let world = match worlds.join(&experience, &p.user_id).await {
+    let world = match Box::pin(worlds.join(&experience, &p.user_id)).await {
         Ok(w) => w,
         Err(e) => {
             tracing::warn!(error = %e, "game socket could not join its world");
@@ -207,8 +230,8 @@ async fn run(state: AppState, p: Principal, credentials: HeaderMap, q: PlayQuery
     state.metrics().world_socket(1);
     let _counted = Counted { state: state.clone() };
     let mut s = Player {
-        can_play: crate::routes::experiences::may(&state, &p, Do::Write, &experience).await,
-        admin: crate::routes::experiences::may(&state, &p, Do::Admin, &experience).await,
+        can_play: Box::pin(crate::routes::experiences::may(&state, &p, Do::Write, &experience)).await,
+        admin: Box::pin(crate::routes::experiences::may(&state, &p, Do::Admin, &experience)).await,
         state: state.clone(),
         hub: hub.clone(),
         p,
@@ -226,17 +249,26 @@ async fn run(state: AppState, p: Principal, credentials: HeaderMap, q: PlayQuery
         refused: 0,
         behind: VecDeque::new(),
         fix: None,
+        fix_slack_m: fix::SLACK_M,
+        fix_kept: None,
         trusted: true,
         audited: None,
     };
+    s.fix = Box::pin(fix::load(&s.state, &s.experience, &s.p.user_id)).await;
     let connected = json!({"type": "connected", "connection_id": format!("{}-{}", s.p.user_id, outbox.id),
         "user_id": s.p.user_id, "experience": s.experience, "timestamp": now_ms(),
         "message": format!("Connected to {}", s.experience)});
     let mut first = vec![text(connected)];
     if let Some(v) = q.resume_version {
-        first.extend(s.resume(v).await);
+        first.extend(Box::pin(s.resume(v)).await);
     }
+    // What a socket holds while it lives is this future: the work of each message (commands, views)
+    // is boxed while it runs, so that an idle socket costs little memory.
     let ended = s.play(&mut socket, &mut queue, &credentials, first).await;
+    // This socket's last trusted position, for the player's next socket.
+    if let (Some((at, when)), Some(_)) = (s.fix, s.fix_kept) {
+        Box::pin(fix::save(&s.state, &s.experience, &s.p.user_id, at, when)).await;
+    }
     s.hub.unregister(&s.outbox, &s.world, &s.areas);
     s.hub.presence.forget(&s.outbox, &s.world, s.zone.as_deref());
     if let Some((code, reason)) = ended {
@@ -261,18 +293,28 @@ impl Player {
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
         let mut revocations = self.state.auth().watch_revocations();
+        let mut draining = self.state.draining();
+        if *draining.borrow_and_update() {
+            return Some(RESTARTING);
+        }
         let mut announced = true;
         loop {
             let out: Vec<Message> = tokio::select! {
+                Ok(()) = draining.changed() => {
+                    if *draining.borrow_and_update() {
+                        return Some(RESTARTING);
+                    }
+                    Vec::new()
+                }
                 changed = revocations.changed(), if announced => {
                     announced = changed.is_ok();
-                    if !crate::live::still_valid(&self.state, &self.p, credentials).await {
+                    if !Box::pin(crate::live::still_valid(&self.state, &self.p, credentials)).await {
                         return Some(REVOKED);
                     }
                     Vec::new()
                 }
                 _ = ping.tick() => {
-                    if !crate::live::still_valid(&self.state, &self.p, credentials).await {
+                    if !Box::pin(crate::live::still_valid(&self.state, &self.p, credentials)).await {
                         return Some(REVOKED);
                     }
                     vec![Message::Ping(Vec::new().into())]
@@ -280,7 +322,7 @@ impl Player {
                 frame = socket.recv() => match frame {
                     Some(Ok(Message::Text(t))) => {
                         if self.take_token() {
-                            self.handle(t.as_str()).await
+                            Box::pin(self.handle(t.as_str())).await
                         } else {
                             self.refused += 1;
                             if self.refused >= MAX_REFUSED {
@@ -294,7 +336,7 @@ impl Player {
                     Some(Ok(_)) => continue,
                 },
                 out = queue.recv() => match out {
-                    Some(out) => self.queued(out).await,
+                    Some(out) => Box::pin(self.queued(out)).await,
                     None => return None,
                 },
             };
@@ -309,7 +351,7 @@ impl Player {
                 if self.fell_behind() {
                     return Some((CLOSE_AGAIN_LATER, "too slow to keep up; reconnect in 5 s"));
                 }
-                for m in self.refresh(None, "behind").await {
+                for m in Box::pin(self.refresh(None, "behind")).await {
                     socket.send(m).await.ok()?;
                 }
             }
@@ -357,16 +399,19 @@ impl Player {
         match o {
             Out::Resync => self.refresh(None, "lost").await,
             Out::Frame(f) => vec![Message::Text(Utf8Bytes::from(f.to_string()))],
-            Out::Delta { base, snapshot, body, queued, moved } => {
-                if queued.elapsed() > MAX_FRAME_AGE {
+            Out::Delta(d) => {
+                if d.queued.elapsed() > MAX_FRAME_AGE {
                     return self.refresh(None, "behind").await;
                 }
-                match self.delta_frame(base, snapshot, &body) {
+                match self.delta_frame(d.base, d.snapshot, &d.body) {
                     None => Vec::new(),
                     Some(Err(())) => self.refresh(None, "lost").await,
                     // The player went elsewhere: perhaps another zone, a new view.
-                    Some(Ok(_)) if moved => self.refresh(None, "zone").await,
-                    Some(Ok(m)) => vec![m],
+                    Some(Ok(_)) if d.moved => self.refresh(None, "zone").await,
+                    Some(Ok(m)) => {
+                        self.state.metrics().world_update_delay(d.queued.elapsed());
+                        vec![m]
+                    }
                 }
             }
         }
@@ -379,26 +424,28 @@ impl Player {
         }
         // Asked again with nothing changed in the view since it was sent (every change touching it
         // comes as a delta, which drops this copy): the same view, no database read.
-        let body = match self.sent_view.clone().filter(|_| reason == "request") {
-            Some(body) => body,
+        let sent = match self.sent_view.take().filter(|_| reason == "request") {
+            Some(sent) => sent,
             None => match self.view().await {
-                Ok(a) => {
-                    // The areas are serialised once per version and zone, shared by every socket.
-                    let areas = self.hub.areas_json(&self.world, &a);
-                    let body: Arc<str> = format!(
-                        "\"snapshot_version\":{},\"zone\":{},\"areas\":{areas},\"player\":{}",
-                        a.snapshot_version,
-                        json!(a.zone),
-                        a.player
-                    )
-                    .into();
-                    self.sent_view = Some(body.clone());
-                    body
-                }
+                // The areas are serialised once per version and zone, shared by every socket.
+                Ok(a) => SentView {
+                    snapshot_version: a.snapshot_version,
+                    zone: json!(a.zone).to_string(),
+                    areas: self.hub.areas_json(&self.world, &a),
+                    player: a.player.to_string(),
+                },
                 Err(e) => return vec![text(error("processing_error", e, request_id))],
             },
         };
-        let mut frame = format!("{{\"type\":\"area_of_interest\",\"timestamp\":{},{body}", now_ms());
+        let mut frame = format!(
+            "{{\"type\":\"area_of_interest\",\"timestamp\":{},\"snapshot_version\":{},\"zone\":{},\"areas\":{},\"player\":{}",
+            now_ms(),
+            sent.snapshot_version,
+            sent.zone,
+            sent.areas,
+            sent.player
+        );
+        self.sent_view = Some(sent);
         if let Some(r) = request_id {
             frame.push_str(&format!(",\"request_id\":{r}"));
         }
@@ -427,7 +474,7 @@ impl Player {
                         self.name = Some(crate::live::participant(&self.state, &self.p).await.name);
                     }
                     let name = self.name.as_deref().unwrap_or_default();
-                    self.hub.presence.enter(&self.outbox, &self.world, new, name, self.distance());
+                    self.hub.presence.enter(&self.outbox, &self.world, new, name, self.whereabouts());
                 }
                 self.zone = zone;
             }
@@ -446,11 +493,15 @@ impl Player {
         Err("the world changes too fast; ask again".into())
     }
 
-    /// The player's distance to their zone's centre, in metres (0 when unknown).
-    fn distance(&self) -> u32 {
-        match (self.fix, self.zone_centre) {
-            (Some((at, _)), Some(c)) => gaia_world::distance_m(at, c).round().min(u32::MAX as f64) as u32,
-            _ => 0,
+    /// Where the player is, coarsely, for the zone's presence: their distance to its centre and
+    /// their cell (0 when unknown).
+    fn whereabouts(&self) -> presence::Whereabouts {
+        let Some((at, _)) = self.fix else { return presence::Whereabouts::default() };
+        presence::Whereabouts {
+            distance_m: self
+                .zone_centre
+                .map_or(0, |c| gaia_world::distance_m(at, c).round().min(u32::MAX as f64) as u32),
+            cell: gaia_world::geo::area_cell(at).unwrap_or(0),
         }
     }
 
@@ -552,6 +603,11 @@ impl Player {
         }
         self.trusted = true;
         self.fix = Some((at, Instant::now()));
+        self.fix_slack_m = 0.0;
+        if self.fix_kept.is_none_or(|t| t.elapsed() >= FIX_KEPT_EVERY) {
+            self.fix_kept = Some(Instant::now());
+            Box::pin(fix::save(&self.state, &self.experience, &self.p.user_id, at, Instant::now())).await;
+        }
         // Another zone moves the player (a change); within theirs, nothing is written.
         let zone = self.state.worlds().zone_for(&self.experience, at, self.zone.as_deref()).ok().flatten();
         if self.can_play && zone.is_some() && zone != self.zone {
@@ -561,7 +617,7 @@ impl Player {
             self.sent_view = None;
         }
         if let Some(zone) = &self.zone {
-            self.hub.presence.moved(&self.world, zone, &self.p.user_id, self.distance());
+            self.hub.presence.moved(&self.world, zone, &self.p.user_id, self.whereabouts());
         }
         self.refresh(rid, "request").await
     }
@@ -577,7 +633,7 @@ impl Player {
         let (last, when) = self.fix?;
         // Fixes less than a second apart are judged over one second (clients batch them).
         let secs = when.elapsed().as_secs_f64().max(1.0);
-        let speed = gaia_world::distance_m(last, at) / secs;
+        let speed = (gaia_world::distance_m(last, at) - self.fix_slack_m).max(0.0) / secs;
         (speed > cfg.gps_max_speed_mps).then(|| format!("{speed:.0} m/s"))
     }
 

@@ -1,13 +1,17 @@
 //! Who is in each game zone (a location of a world), on every instance: the `presence` message
-//! `{type: "presence", location_id, players: [{user_id, name}], count, timestamp}` (the 50 players
-//! nearest the zone's centre, each once, and how many there are), sent to the zone's sockets at most
-//! once a second when it changed.
+//! `{type: "presence", location_id, players: [{user_id, name}], count, timestamp}` (everyone in the
+//! zone, each once, and how many there are; in a zone of more than 50, the 50 nearest the player
+//! who gets it), sent to the zone's sockets at most once a second when it changed.
+//!
+//! Where players are is known coarsely: the cell of about 0.1 km² they are in
+//! (`gaia_world::geo::area_cell`) and their distance to the zone's centre. In a crowded zone, the
+//! players of one cell share one list (nearest the cell's centre), built and serialised once.
 //!
 //! Each instance knows its own players and tells the others through the event bus
 //! (`Event::WorldPresence`: when its list for a zone changes, and every few seconds; a list not
-//! repeated for 15 s is forgotten). Distances, never coordinates, cross the bus and nothing is
-//! stored. A player whose last socket drops stays listed for the resume grace period, so a reconnect
-//! does not make them leave and come back.
+//! repeated for 15 s is forgotten). Cells and distances, never coordinates, cross the bus, and
+//! nothing is stored. A player whose last socket drops stays listed for the resume grace period, so
+//! a reconnect does not make them leave and come back.
 
 use super::hub::{lock, now_ms, Out, Outbox, Sockets};
 use gaia_core::events::{Event, EventBus, WorldPresenceMember};
@@ -26,9 +30,17 @@ const REMOTE_TTL: Duration = Duration::from_secs(15);
 /// Ticks (of one second) between two full publications of this instance's lists.
 const SYNC_EVERY_TICKS: u64 = 5;
 
+/// Where a player is, coarsely: their distance to the zone's centre (metres) and their cell
+/// (`gaia_world::geo::area_cell`, 0 when unknown).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Whereabouts {
+    pub(crate) distance_m: u32,
+    pub(crate) cell: u64,
+}
+
 struct Here {
     name: String,
-    distance_m: u32,
+    at: Whereabouts,
     /// This player's sockets in the zone.
     sockets: usize,
     /// When their last socket left (they stay listed for the grace period).
@@ -47,25 +59,64 @@ struct Zone {
 }
 
 impl Zone {
-    /// Everyone present, each once (nearest first), and how many.
-    fn listed(&self) -> (Vec<(u32, &str, &str)>, usize) {
-        let mut all: HashMap<&str, (u32, &str)> = HashMap::new();
-        let locals = self.local.iter().map(|(u, h)| (u.as_str(), h.name.as_str(), h.distance_m));
-        let remotes = self
-            .remote
-            .values()
-            .flat_map(|(_, m)| m.iter().map(|x| (x.user_id.as_str(), x.name.as_str(), x.distance_m)));
-        for (u, name, d) in locals.chain(remotes) {
-            let e = all.entry(u).or_insert((d, name));
-            if d < e.0 {
-                *e = (d, name);
+    /// Everyone present, each once (where they are nearest the zone's centre).
+    fn everyone(&self) -> HashMap<&str, (&str, Whereabouts)> {
+        let mut all: HashMap<&str, (&str, Whereabouts)> = HashMap::new();
+        let locals = self.local.iter().map(|(u, h)| (u.as_str(), h.name.as_str(), h.at));
+        let remotes = self.remote.values().flat_map(|(_, m)| {
+            m.iter()
+                .map(|x| (x.user_id.as_str(), x.name.as_str(), Whereabouts { distance_m: x.distance_m, cell: x.cell }))
+        });
+        for (u, name, at) in locals.chain(remotes) {
+            let e = all.entry(u).or_insert((name, at));
+            if at.distance_m < e.1.distance_m {
+                *e = (name, at);
             }
         }
+        all
+    }
+
+    /// How many players are present, about (a player on two instances counts twice).
+    fn about(&self) -> usize {
+        self.local.len() + self.remote.values().map(|(_, m)| m.len()).sum::<usize>()
+    }
+
+    /// The `presence` frames of the zone `zone`: one for every socket when at most [`MAX_LISTED`]
+    /// players are present; else one per cell the zone's sockets are in, listing the players
+    /// nearest that cell (those whose cell is unknown: nearest the zone's centre).
+    fn frames(&self, zone: &str) -> Vec<(Arc<str>, Vec<Arc<Outbox>>)> {
+        let all = self.everyone();
         let count = all.len();
-        let mut list: Vec<(u32, &str, &str)> = all.into_iter().map(|(u, (d, n))| (d, n, u)).collect();
-        list.sort();
-        list.truncate(MAX_LISTED);
-        (list, count)
+        let frame = |list: Vec<(&str, &str)>| -> Arc<str> {
+            let players: Vec<_> = list.iter().map(|(user, name)| json!({"user_id": user, "name": name})).collect();
+            json!({"type": "presence", "location_id": zone, "players": players, "count": count, "timestamp": now_ms()})
+                .to_string()
+                .into()
+        };
+        let nearest = |from: u64| -> Vec<(&str, &str)> {
+            let mut list: Vec<(u64, u32, &str, &str)> = all
+                .iter()
+                .map(|(u, (name, at))| {
+                    let d = match (from, at.cell) {
+                        (0, _) | (_, 0) => None,
+                        (a, b) => gaia_world::geo::cell_distance_m(a, b),
+                    };
+                    (d.map_or(u64::MAX, |d| d as u64), at.distance_m, *name, *u)
+                })
+                .collect();
+            list.sort_unstable();
+            list.truncate(MAX_LISTED);
+            list.into_iter().map(|(_, _, name, user)| (user, name)).collect()
+        };
+        if count <= MAX_LISTED {
+            return vec![(frame(nearest(0)), self.sockets.values().cloned().collect())];
+        }
+        let mut by_cell: HashMap<u64, Vec<Arc<Outbox>>> = HashMap::new();
+        for o in self.sockets.values() {
+            let cell = self.local.get(&o.user_id).map_or(0, |h| h.at.cell);
+            by_cell.entry(cell).or_default().push(o.clone());
+        }
+        by_cell.into_iter().map(|(cell, sockets)| (frame(nearest(cell)), sockets)).collect()
     }
 }
 
@@ -89,21 +140,21 @@ impl Presences {
         }
     }
 
-    /// Socket `o` of a player named `name` is in `zone` of `world`, `distance_m` from its centre.
-    pub(crate) fn enter(&self, o: &Arc<Outbox>, world: &str, zone: &str, name: &str, distance_m: u32) {
+    /// Socket `o` of a player named `name` is in `zone` of `world`, `at` there.
+    pub(crate) fn enter(&self, o: &Arc<Outbox>, world: &str, zone: &str, name: &str, at: Whereabouts) {
         let mut zones = lock(&self.zones);
         let z = zones.entry((world.to_string(), zone.to_string())).or_default();
         z.sockets.insert(o.id, o.clone());
         let here = z.local.entry(o.user_id.clone()).or_insert_with(|| Here {
             name: name.to_string(),
-            distance_m,
+            at,
             sockets: 0,
             left: None,
         });
         let new = here.sockets == 0 && here.left.is_none();
         here.sockets += 1;
         here.left = None;
-        here.distance_m = distance_m;
+        here.at = at;
         z.local_changed |= new;
         // The newcomer gets the list at the next tick (and the others a new one if they are new).
         z.changed = true;
@@ -129,12 +180,19 @@ impl Presences {
         }
     }
 
-    /// A player of this instance moved within `zone`.
-    pub(crate) fn moved(&self, world: &str, zone: &str, user_id: &str, distance_m: u32) {
+    /// A player of this instance moved within `zone`. In a crowded zone, another cell changes who is
+    /// nearest them (and whom they are nearest to).
+    pub(crate) fn moved(&self, world: &str, zone: &str, user_id: &str, at: Whereabouts) {
         let mut zones = lock(&self.zones);
-        if let Some(here) = zones.get_mut(&(world.to_string(), zone.to_string())).and_then(|z| z.local.get_mut(user_id))
-        {
-            here.distance_m = distance_m;
+        let Some(z) = zones.get_mut(&(world.to_string(), zone.to_string())) else { return };
+        let crowded = z.about() > MAX_LISTED;
+        if let Some(here) = z.local.get_mut(user_id) {
+            let other_cell = here.at.cell != at.cell;
+            here.at = at;
+            if crowded && other_cell {
+                z.changed = true;
+                z.local_changed = true;
+            }
         }
     }
 
@@ -178,7 +236,8 @@ impl Presences {
                     .map(|(u, h)| WorldPresenceMember {
                         user_id: u.clone(),
                         name: h.name.clone(),
-                        distance_m: h.distance_m,
+                        distance_m: h.at.distance_m,
+                        cell: h.at.cell,
                     })
                     .collect();
                 members.sort_by_key(|m| m.distance_m);
@@ -187,15 +246,10 @@ impl Presences {
                 z.local_changed = false;
             }
             if z.changed && !z.sockets.is_empty() {
-                let (list, count) = z.listed();
-                let players: Vec<_> =
-                    list.iter().map(|(_, name, user)| json!({"user_id": user, "name": name})).collect();
-                let frame: Arc<str> = json!({"type": "presence", "location_id": zone, "players": players,
-                                             "count": count, "timestamp": now_ms()})
-                .to_string()
-                .into();
-                for o in z.sockets.values() {
-                    o.push(Out::Frame(frame.clone()));
+                for (frame, sockets) in z.frames(zone) {
+                    for o in sockets {
+                        o.push(Out::Frame(frame.clone()));
+                    }
                 }
             }
             z.changed = false;
@@ -220,5 +274,64 @@ impl Presences {
         for z in lock(&self.zones).values_mut() {
             z.sockets.remove(&o.id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::play::PlayHub;
+    use gaia_world::content::Gps;
+
+    fn at(lat: f64, lng: f64) -> Whereabouts {
+        Whereabouts { distance_m: 0, cell: gaia_world::geo::area_cell(Gps { lat, lng }).unwrap() }
+    }
+
+    /// The next presence frame a socket gets.
+    async fn presence(rx: &mut tokio::sync::mpsc::Receiver<Out>) -> (Arc<str>, serde_json::Value) {
+        loop {
+            let out = tokio::time::timeout(Duration::from_secs(3), rx.recv()).await.expect("a frame").unwrap();
+            if let Out::Frame(f) = out {
+                let v = serde_json::from_str(&f).unwrap();
+                return (f, v);
+            }
+        }
+    }
+
+    fn users(v: &serde_json::Value) -> Vec<String> {
+        v["players"].as_array().unwrap().iter().map(|p| p["user_id"].as_str().unwrap().to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_crowded_zone_lists_each_player_those_nearest_them_one_list_per_cell() {
+        let hub = PlayHub::start(&EventBus::new(64), Duration::from_secs(30));
+        // 55 players at the zone's centre, 5 two kilometres north.
+        let mut sockets = Vec::new();
+        for i in 0..60 {
+            let user = format!("u{i:02}");
+            let (o, rx) = hub.register(&user, "w");
+            let spot = if i < 55 { at(48.8567, 2.3523) } else { at(48.8747, 2.3523) };
+            hub.presence.enter(&o, "w", "zone", &user, spot);
+            sockets.push((o, rx));
+        }
+        hub.presence.tick();
+        let far: Vec<String> = (55..60).map(|i| format!("u{i:02}")).collect();
+        let (shared, v) = presence(&mut sockets[59].1).await;
+        assert_eq!((v["count"].as_u64(), users(&v).len()), (Some(60), MAX_LISTED), "{v}");
+        assert_eq!(users(&v)[..5], far[..], "the nearest first: the four others two km north, and themself");
+        let (other, _) = presence(&mut sockets[56].1).await;
+        assert!(Arc::ptr_eq(&shared, &other), "one frame per cell, serialised once");
+        let (_, centre) = presence(&mut sockets[0].1).await;
+        assert!(users(&centre).iter().all(|u| !far.contains(u)), "{centre}");
+        // A zone of at most 50 lists everyone, the same frame for all.
+        let small = PlayHub::start(&EventBus::new(64), Duration::from_secs(30));
+        let (a, mut ra) = small.register("ann", "w");
+        let (b, mut rb) = small.register("bob", "w");
+        small.presence.enter(&a, "w", "zone", "Ann", at(48.8567, 2.3523));
+        small.presence.enter(&b, "w", "zone", "Bob", at(48.8747, 2.3523));
+        small.presence.tick();
+        let ((fa, va), (fb, _)) = (presence(&mut ra).await, presence(&mut rb).await);
+        assert!(Arc::ptr_eq(&fa, &fb));
+        assert_eq!((va["count"].as_u64(), users(&va).len()), (Some(2), 2));
     }
 }
