@@ -213,7 +213,7 @@ async fn run_gateway() {
         }
         eprintln!("gateway: scaled-out mode (Redis cache, shared rate limits, a budget and a price in force)");
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = gaia_core::net::listen("127.0.0.1:0").await.unwrap();
     println!("URL http://{}/v1/chat/completions {key}", listener.local_addr().unwrap());
     let st = state.clone();
     tokio::spawn(async move { gaia_server::serve(listener, st, std::future::pending()).await });

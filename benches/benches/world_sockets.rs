@@ -1,7 +1,8 @@
 //! Load generator for the game client's WebSocket (`/ws/experience`): many players on one instance.
 //!
-//! Two processes on loopback: the Gaia server (SQLite file in WAL mode, the sample world
-//! `safe-house`, one user and API key per player), a child of this one started from this same
+//! Two processes on loopback: the Gaia server (listening and allocating as the `gaia` binary does:
+//! `gaia_core::net::listen`, mimalloc; SQLite file in WAL mode, the sample world `safe-house`, one
+//! user and API key per player), a child of this one started from this same
 //! executable with `GAIA_BENCH_ROLE=server`, and this process, which plays the players on tokio
 //! tasks. Measured, in one run:
 //!
@@ -108,7 +109,7 @@ fn server() {
             }
             std::fs::write(&keys_file, keys).unwrap();
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = gaia_core::net::listen("127.0.0.1:0").await.unwrap();
         println!("port {}", listener.local_addr().unwrap().port());
         println!("keys {}", keys_file.display());
         println!("dir {}", dir.display());

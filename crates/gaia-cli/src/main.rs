@@ -558,7 +558,7 @@ async fn serve(path: Option<PathBuf>, bind: Option<String>) -> Result<()> {
     if state.providers().is_empty() {
         tracing::warn!("no LLM provider configured: chat answers 503 until OPENAI_API_KEY or ANTHROPIC_API_KEY is set");
     }
-    let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = gaia_core::net::listen(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     match tls {
         Some(tls) => gaia_server::serve_tls(listener, tls, state, gaia_server::shutdown_signal()).await?,
         None => gaia_server::serve(listener, state, gaia_server::shutdown_signal()).await?,

@@ -74,6 +74,7 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod events;
+pub mod net;
 pub mod pricing;
 pub mod quota;
 pub mod ratelimit;

@@ -148,7 +148,7 @@ pub struct MockHandle {
 impl MockUpstream {
     /// Binds `bind` (use port 0 for any free port) and serves in a background task.
     pub async fn start(bind: SocketAddr, cfg: MockConfig) -> std::io::Result<MockHandle> {
-        let listener = tokio::net::TcpListener::bind(bind).await?;
+        let listener = gaia_core::net::listen(&bind.to_string()).await?;
         let addr = listener.local_addr()?;
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
