@@ -76,7 +76,7 @@ fn server() {
         if first {
             let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../crates/gaia-world/sample/experiences/safe-house");
-            copy(&sample, &vault.join("experiences/safe-house"));
+            gaia_core::testing::copy_dir(&sample, &vault.join("experiences/safe-house"));
         }
         let mut config = gaia_core::Config::default();
         config.server.max_sockets_per_user = 4;
@@ -179,19 +179,6 @@ impl Server {
 /// The servers' RSS, `a + b` MiB.
 fn rss_all(servers: &[Server]) -> String {
     servers.iter().map(|s| format!("{:.0}", s.rss())).collect::<Vec<_>>().join(" + ") + " MiB"
-}
-
-fn copy(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 fn rss_mib(pid: u32) -> f64 {

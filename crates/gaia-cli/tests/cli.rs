@@ -389,20 +389,9 @@ fn kb_sync_clones_fetches_and_hides_the_token() {
 
 /// A copy of the sample world vault (`../shared/kb-fixtures/world`) in `dir/world`.
 fn world_vault(dir: &std::path::Path) -> std::path::PathBuf {
-    fn copy(from: &std::path::Path, to: &std::path::Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                copy(&e.path(), &to.join(e.file_name()));
-            } else {
-                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-            }
-        }
-    }
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/kb-fixtures/world");
     let dest = dir.join("world");
-    copy(&src, &dest);
+    gaia_core::testing::copy_dir(&src, &dest);
     dest
 }
 

@@ -46,6 +46,21 @@ const SCHEMA_PREFIX: &str = "gaia_test_";
 /// Age after which a leftover test schema is removed.
 const STALE_SCHEMA_SECS: u64 = 6 * 3600;
 
+/// Copies the folder `from` into `to` (made when missing), recursively: a test's own copy of a
+/// sample vault or world.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("{}: {e}", to.display()));
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap_or_else(|e| panic!("{}: {e}", target.display()));
+        }
+    }
+}
+
 /// Whether missing services are failures (`GAIA_REQUIRE_SERVICES` is `1`, `true` or `yes`).
 pub fn services_required() -> bool {
     std::env::var(REQUIRE_SERVICES_VAR).map(|v| is_truthy(&v)).unwrap_or(false)

@@ -8,20 +8,9 @@ use gaia_kb::{Kb, KbConfig};
 use serde_json::{json, Value};
 
 fn world_copy(dir: &std::path::Path) -> std::path::PathBuf {
-    fn copy(from: &std::path::Path, to: &std::path::Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                copy(&e.path(), &to.join(e.file_name()));
-            } else {
-                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-            }
-        }
-    }
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/kb-fixtures/world");
     let dest = dir.join("world");
-    copy(&src, &dest);
+    gaia_core::testing::copy_dir(&src, &dest);
     dest
 }
 

@@ -188,6 +188,17 @@ mod tests {
         assert_eq!(cell_distance_m(ca, 0), None, "not a cell id");
     }
 
+    /// The nearest location within `radius_m` of `at`, found by measuring every one (ties: the
+    /// smaller id).
+    fn scan(e: &Experience, at: Gps, radius_m: f64) -> Option<(&str, f64)> {
+        e.world
+            .locations
+            .values()
+            .map(|l| (l.id.as_str(), distance_m(at, l.gps.unwrap())))
+            .filter(|(_, d)| *d <= radius_m)
+            .min_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(b.0)))
+    }
+
     fn exp(points: &[(&str, f64, f64)]) -> Experience {
         let mut e = Experience::default();
         for (id, lat, lng) in points {
@@ -217,14 +228,7 @@ mod tests {
         let index = GeoIndex::build(&e);
         for k in 0..200 {
             let at = Gps { lat: 48.79 + (k % 23) as f64 * 0.0029, lng: 2.29 + (k % 17) as f64 * 0.0051 };
-            let scan = e
-                .world
-                .locations
-                .values()
-                .map(|l| (l.id.as_str(), distance_m(at, l.gps.unwrap())))
-                .filter(|(_, d)| *d <= ZONE_RADIUS_M)
-                .min_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(b.0)));
-            assert_eq!(index.nearest_location(at, ZONE_RADIUS_M), scan, "at {at:?}");
+            assert_eq!(index.nearest_location(at, ZONE_RADIUS_M), scan(&e, at, ZONE_RADIUS_M), "at {at:?}");
         }
     }
 
@@ -246,14 +250,7 @@ mod tests {
         for _ in 0..500 {
             let at = Gps { lat: 48.83 + unit() * 0.056, lng: 2.32 + unit() * 0.074 };
             for radius in [30.0, 200.0, 1_000.0] {
-                let scan = e
-                    .world
-                    .locations
-                    .values()
-                    .map(|l| (l.id.as_str(), distance_m(at, l.gps.unwrap())))
-                    .filter(|(_, d)| *d <= radius)
-                    .min_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(b.0)));
-                assert_eq!(index.nearest_location(at, radius), scan, "at {at:?}, {radius} m");
+                assert_eq!(index.nearest_location(at, radius), scan(&e, at, radius), "at {at:?}, {radius} m");
             }
         }
     }

@@ -1,6 +1,7 @@
 //! Loading experiences from a vault: the sample, broken experiences next to good ones, older content,
 //! links and bounds.
 
+use gaia_core::testing::copy_dir;
 use gaia_world::content::{load_catalog, load_experience, Catalog, ContentError};
 use serde_json::{json, Value};
 use std::fs;
@@ -9,20 +10,6 @@ use std::path::{Path, PathBuf};
 /// The project's sample vault (`crates/gaia-world/sample`).
 fn sample_vault() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("sample")
-}
-
-/// Copies the folder `from` into `to`.
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// A vault in a temporary folder with a copy of the sample experience under each of `ids`.

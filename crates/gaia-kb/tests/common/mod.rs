@@ -20,19 +20,7 @@ pub fn world_fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/kb-fixtures/world")
 }
 
-/// Copies a folder recursively.
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
+pub use gaia_core::testing::copy_dir;
 
 /// A copy of the sample world vault in `dir/name` (a small built-in vault when `../shared` is absent).
 pub fn world_vault(dir: &Path, name: &str) -> PathBuf {

@@ -235,21 +235,9 @@ pub async fn eventually_async<F: Future<Output = bool>>(mut cond: impl FnMut() -
 /// A vault (a temporary folder) holding the sample game world `safe-house` of
 /// `crates/gaia-world/sample`, attached to the server as its knowledge base, experiences loaded.
 pub async fn with_sample_world(s: &TestServer) -> tempfile::TempDir {
-    fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            let target = to.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                copy_dir(&entry.path(), &target);
-            } else {
-                std::fs::copy(entry.path(), target).unwrap();
-            }
-        }
-    }
     let dir = tempfile::tempdir().unwrap();
     let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../gaia-world/sample/experiences");
-    copy_dir(&sample, &dir.path().join("experiences"));
+    gaia_core::testing::copy_dir(&sample, &dir.path().join("experiences"));
     let kb = gaia_kb::Kb::open(gaia_kb::KbConfig {
         root: dir.path().to_path_buf(),
         sync_interval_secs: 0,
