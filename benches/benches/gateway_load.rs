@@ -15,6 +15,13 @@
 //! as one instance of a scaled-out deployment: cache, rate-limit counters and events in Redis, with
 //! per-key and per-user rate limits, a hard budget and a recorded price in force, so every request is
 //! admitted through Redis and costed; `GAIA_BENCH_BUDGET=0` leaves the budget out).
+//!
+//! Held streams (`GAIA_BENCH_STREAMS=N`, only this case is run): N slow streams opened within
+//! `GAIA_BENCH_RAMP_SECS` (default 2) and held to their end, first straight to the mock, then through
+//! Gaia; the mock sends `GAIA_BENCH_CHUNKS` chunks (default 8) with `GAIA_BENCH_CHUNK_MS` between them
+//! (default 1000). Each stream is classified by how it ended (completed with `[DONE]`, an error event
+//! inside a 200 stream, an HTTP error status, a refused connection, or cut), and the gateway's RSS is
+//! sampled every 100 ms. `GAIA_BENCH_UPSTREAM_H2=1` has the gateway speak HTTP/2 to the mock (h2c).
 
 use futures::StreamExt;
 use gaia_core::cache::MemoryCache;
@@ -26,6 +33,10 @@ use gaia_server::AppState;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+// The `gaia` binary's allocator, so that the gateway's memory is what a deployment would see.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -157,9 +168,12 @@ const ROLE_ENV: &str = "GAIA_BENCH_ROLE";
 
 /// Child role `mock`: the mock upstream alone. Prints `URL <openai base url>` and runs until stdin closes.
 async fn run_mock() {
-    let mock = MockUpstream::start("127.0.0.1:0".parse().unwrap(), MockConfig { chunks: 8, ..Default::default() })
-        .await
-        .unwrap();
+    let config = MockConfig {
+        chunks: env_u64("GAIA_BENCH_CHUNKS", 8) as usize,
+        chunk_delay: Duration::from_millis(env_u64("GAIA_BENCH_CHUNK_MS", 0)),
+        ..Default::default()
+    };
+    let mock = MockUpstream::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
     println!("URL {}", mock.openai_base_url());
     wait_for_stdin_close().await;
 }
@@ -176,6 +190,8 @@ async fn run_gateway() {
     let registry = ProviderRegistry::new();
     let mut oc = OpenAiConfig::new(upstream, None);
     oc.models = vec!["mock-gpt".into()];
+    // `GAIA_BENCH_UPSTREAM_H2=1`: HTTP/2 to the upstream (h2c), streams sharing connections (lanes).
+    oc.http2_prior_knowledge = std::env::var("GAIA_BENCH_UPSTREAM_H2").as_deref() == Ok("1");
     registry.register(Arc::new(OpenAiProvider::new(oc)));
     let mut config = Config { jwt_secret: Some("bench-secret-bench-secret-bench".into()), ..Config::default() };
     let redis = std::env::var("GAIA_BENCH_REDIS_URL").ok().filter(|u| !u.is_empty());
@@ -286,14 +302,155 @@ fn main() {
     }
 }
 
+/// How one held stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Ending {
+    /// `data: [DONE]` after the content, no error event.
+    Completed,
+    /// An error event inside a 200 stream (the gateway's in-band error after the first byte).
+    ErrorEvent,
+    /// An HTTP error status.
+    Status(u16),
+    /// The connection was refused or failed before an answer.
+    Refused,
+    /// The body ended (or broke) before `[DONE]`.
+    Cut,
+}
+
+/// One held stream: its ending, time to the first body byte, and whole duration.
+async fn held_stream(client: &reqwest::Client, t: &Target) -> (Ending, Duration, Duration) {
+    let body = json!({"model": "mock-gpt", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "Where is the safe house?"}]});
+    let start = Instant::now();
+    let mut req = client.post(&t.url).json(&body);
+    if let Some(k) = &t.key {
+        req = req.bearer_auth(k);
+    }
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(_) => return (Ending::Refused, Duration::ZERO, start.elapsed()),
+    };
+    if !resp.status().is_success() {
+        return (Ending::Status(resp.status().as_u16()), Duration::ZERO, start.elapsed());
+    }
+    let mut first = None;
+    // Only the end of the body and whether an error event passed are kept.
+    let mut tail: Vec<u8> = Vec::new();
+    let mut error_event = false;
+    let mut body = resp.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let Ok(chunk) = chunk else { return (Ending::Cut, first.unwrap_or_default(), start.elapsed()) };
+        first.get_or_insert_with(|| start.elapsed());
+        tail.extend_from_slice(&chunk);
+        let text = String::from_utf8_lossy(&tail);
+        error_event |= text.contains("\"error\"") || text.contains("event: error");
+        let keep = tail.len().saturating_sub(64);
+        tail.drain(..keep);
+    }
+    let done = String::from_utf8_lossy(&tail).trim_end().ends_with("data: [DONE]");
+    let ending = match (error_event, done) {
+        (true, _) => Ending::ErrorEvent,
+        (false, true) => Ending::Completed,
+        (false, false) => Ending::Cut,
+    };
+    (ending, first.unwrap_or_default(), start.elapsed())
+}
+
+/// Opens `n` streams within `ramp` and holds each to its end, sampling the RSS of `pid` meanwhile.
+async fn hold_streams(t: Arc<Target>, n: usize, ramp: Duration, pid: u32) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // A client of its own, so that every stream has its own connection as a game client's would.
+    let client = reqwest::Client::builder().pool_max_idle_per_host(0).tcp_nodelay(true).build().unwrap();
+    let open = Arc::new(AtomicUsize::new(0));
+    let most_open = Arc::new(AtomicUsize::new(0));
+    let rss_start = rss_kib(pid);
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        tokio::spawn(async move {
+            let mut peak = 0;
+            while sampling.load(Ordering::Relaxed) {
+                peak = peak.max(rss_kib(pid));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            peak
+        })
+    };
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        let due = start + ramp.mul_f64(i as f64 / n as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let (c, t, open, most) = (client.clone(), t.clone(), open.clone(), most_open.clone());
+        tasks.push(tokio::spawn(async move {
+            let now = open.fetch_add(1, Ordering::Relaxed) + 1;
+            most.fetch_max(now, Ordering::Relaxed);
+            let r = held_stream(&c, &t).await;
+            open.fetch_sub(1, Ordering::Relaxed);
+            r
+        }));
+    }
+    let mut endings = std::collections::BTreeMap::<Ending, usize>::new();
+    let (mut firsts, mut totals) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for task in tasks {
+        let (e, first, total) = task.await.unwrap_or((Ending::Cut, Duration::ZERO, Duration::ZERO));
+        *endings.entry(e).or_default() += 1;
+        if e == Ending::Completed {
+            firsts.push(first);
+            totals.push(total);
+        }
+    }
+    let elapsed = start.elapsed();
+    sampling.store(false, Ordering::Relaxed);
+    let peak = sampler.await.unwrap_or(0);
+    firsts.sort_unstable();
+    totals.sort_unstable();
+    let pick = |v: &[Duration], q: f64| {
+        v.get(((q * v.len() as f64).ceil() as usize).saturating_sub(1)).copied().unwrap_or_default()
+    };
+    let endings: Vec<String> = endings.iter().map(|(e, c)| format!("{e:?} {c}")).collect();
+    println!(
+        "| {n} | {} | {} | {} / {} | {} / {} | {:.1} s | {:.1} → {:.1} MiB |",
+        endings.join(", "),
+        most_open.load(Ordering::Relaxed),
+        ms(pick(&firsts, 0.5)),
+        ms(pick(&firsts, 0.99)),
+        ms(pick(&totals, 0.5)),
+        ms(pick(&totals, 0.99)),
+        elapsed.as_secs_f64(),
+        rss_start as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
+}
+
 /// The load generator: starts the mock and the gateway as child processes and measures both.
 async fn drive() {
     let rate = env_u64("GAIA_BENCH_RATE", 1000);
     let secs = env_u64("GAIA_BENCH_SECS", 10);
     let soak = env_u64("GAIA_SOAK_SECS", 0);
 
-    let mock = Child::spawn("mock", &[]);
+    let streams = env_u64("GAIA_BENCH_STREAMS", 0) as usize;
+    // Held streams are slow: a second between chunks unless told otherwise.
+    let chunk_ms = env_u64("GAIA_BENCH_CHUNK_MS", if streams > 0 { 1000 } else { 0 }).to_string();
+    let mock = Child::spawn("mock", &[("GAIA_BENCH_CHUNK_MS", &chunk_ms)]);
     let gaia = Child::spawn("gateway", &[("GAIA_BENCH_UPSTREAM", &mock.words[0])]);
+    if streams > 0 {
+        let ramp = Duration::from_secs_f64(env_u64("GAIA_BENCH_RAMP_SECS", 2) as f64);
+        println!(
+            "gateway_load: {streams} held streams opened within {} s, {} chunks {} ms apart",
+            ramp.as_secs(),
+            env_u64("GAIA_BENCH_CHUNKS", 8),
+            chunk_ms
+        );
+        println!("| target | streams | endings | most open at once | first byte p50 / p99 | whole stream p50 / p99 | run | RSS (that process) start → peak |");
+        println!("|---|---|---|---|---|---|---|---|");
+        let direct = Arc::new(Target { url: format!("{}/chat/completions", mock.words[0]), key: None });
+        let gateway = Arc::new(Target { url: gaia.words[0].clone(), key: Some(gaia.words[1].clone()) });
+        print!("| mock direct (baseline) ");
+        hold_streams(direct, streams, ramp, mock.pid()).await;
+        print!("| through Gaia ");
+        hold_streams(gateway, streams, ramp, gaia.pid()).await;
+        return;
+    }
 
     let client = reqwest::Client::builder().pool_max_idle_per_host(1024).tcp_nodelay(true).build().unwrap();
     let direct = Arc::new(Target { url: format!("{}/chat/completions", mock.words[0]), key: None });

@@ -74,6 +74,7 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod events;
+pub mod kb_area;
 pub mod net;
 pub mod pricing;
 pub mod quota;

@@ -42,6 +42,7 @@ use crate::pricing::{EffectivePrice, PriceBook};
 use crate::ratelimit::{Decision, Limit, RateLimiter};
 use crate::storage::{Budget, LimitScope, RateLimitOverride, Storage};
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -194,13 +195,18 @@ pub struct Quotas {
     inner: Arc<Inner>,
 }
 
+/// Every rate-limit override, by (scope, subject).
+type Overrides = HashMap<(LimitScope, String), RateLimitOverride>;
+
 struct Inner {
     storage: Storage,
     defaults: LimitsConfig,
     local: RateLimiter,
     shared: OnceLock<RateLimiter>,
     events: OnceLock<EventBus>,
-    overrides: moka::future::Cache<(LimitScope, String), Option<RateLimitOverride>>,
+    /// Every rate-limit override, by (scope, subject): one snapshot, so that a caller without one
+    /// costs no lookup of their own.
+    overrides: moka::future::Cache<(), Arc<Overrides>>,
     budgets: moka::future::Cache<(), Arc<BudgetIndex>>,
     spent: moka::future::Cache<(String, i64), f64>,
     /// Budgets whose limit was announced this period (budget id, period start).
@@ -235,7 +241,7 @@ impl Quotas {
                 local: RateLimiter::memory(),
                 shared: OnceLock::new(),
                 events: OnceLock::new(),
-                overrides: moka::future::Cache::builder().max_capacity(100_000).time_to_live(SETTINGS_TTL).build(),
+                overrides: moka::future::Cache::builder().max_capacity(1).time_to_live(SETTINGS_TTL).build(),
                 budgets: moka::future::Cache::builder().max_capacity(1).time_to_live(SETTINGS_TTL).build(),
                 spent: moka::future::Cache::builder().max_capacity(100_000).time_to_live(SPEND_TTL).build(),
                 announced: moka::sync::Cache::builder()
@@ -263,17 +269,17 @@ impl Quotas {
         self.inner.shared.get().unwrap_or(&self.inner.local)
     }
 
-    async fn override_of(&self, scope: LimitScope, id: &str) -> Option<RateLimitOverride> {
+    /// Every rate-limit override (read again once [`SETTINGS_TTL`] has passed or after a change).
+    async fn overrides(&self) -> Arc<Overrides> {
         let storage = self.inner.storage.clone();
-        let key = (scope, id.to_string());
-        let id = id.to_string();
         self.inner
             .overrides
-            .get_with(key, async move {
-                storage.rate_limit(scope, &id).await.unwrap_or_else(|e| {
+            .get_with((), async move {
+                let all = storage.list_rate_limits().await.unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "cannot read rate limits; using the defaults");
-                    None
-                })
+                    Vec::new()
+                });
+                Arc::new(all.into_iter().map(|o| ((o.scope, o.subject_id.clone()), o)).collect())
             })
             .await
     }
@@ -281,14 +287,23 @@ impl Quotas {
     /// The limits in force for `who`: (scope, requests per minute, tokens per minute), 0 = none.
     async fn limits_for(&self, who: &Subject) -> Vec<(LimitScope, String, u64, u64)> {
         let d = &self.inner.defaults;
+        let overrides = self.overrides().await;
+        let no_defaults = d.key_requests_per_minute == 0
+            && d.key_tokens_per_minute == 0
+            && d.user_requests_per_minute == 0
+            && d.user_tokens_per_minute == 0;
+        if overrides.is_empty() && no_defaults {
+            return Vec::new();
+        }
+        let override_of = |scope: LimitScope, id: &str| overrides.get(&(scope, id.to_string())).cloned();
         let mut out = Vec::with_capacity(2);
         if let Some(k) = &who.key_id {
-            let o = self.override_of(LimitScope::Key, k).await;
+            let o = override_of(LimitScope::Key, k);
             let rpm = limit_of(o.as_ref().and_then(|o| o.requests_per_minute), d.key_requests_per_minute);
             let tpm = limit_of(o.as_ref().and_then(|o| o.tokens_per_minute), d.key_tokens_per_minute);
             out.push((LimitScope::Key, k.clone(), rpm, tpm));
         }
-        let o = self.override_of(LimitScope::User, &who.user_id).await;
+        let o = override_of(LimitScope::User, &who.user_id);
         let rpm = limit_of(o.as_ref().and_then(|o| o.requests_per_minute), d.user_requests_per_minute);
         let tpm = limit_of(o.as_ref().and_then(|o| o.tokens_per_minute), d.user_tokens_per_minute);
         out.push((LimitScope::User, who.user_id.clone(), rpm, tpm));

@@ -8,10 +8,10 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use tantivy::collector::{Count, TopDocs};
+use tantivy::collector::TopDocs;
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query, RegexQuery, TermQuery,
-    TermSetQuery,
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query, RegexQuery,
+    TermQuery, TermSetQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, STORED, STRING};
 use tantivy::snippet::SnippetGenerator;
@@ -24,6 +24,10 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Te
 /// index written by an older version is rebuilt (see [`SearchIndex::open`]).
 const TOKENIZER: &str = "gaia_words_cjk";
 const SNIPPET_CHARS: usize = 200;
+/// Memory the index writer may fill before it writes a segment (shared by its threads, at least
+/// 15 MB each): more makes a full build faster (fewer segments to merge), and is held only while
+/// documents are indexed.
+const WRITER_BUDGET: usize = 64_000_000;
 /// Most results one search returns.
 pub const MAX_LIMIT: usize = 100;
 
@@ -42,6 +46,13 @@ pub struct SearchOptions {
     pub tags: Vec<String>,
     /// Only these documents (vault paths).
     pub paths: Option<Vec<String>>,
+}
+
+/// The documents a restricted search may return: those carrying one of `terms` (access terms, see
+/// [`crate::access`]) or at one of `paths` (vault paths).
+pub(crate) struct Readable<'a> {
+    pub(crate) terms: &'a [String],
+    pub(crate) paths: Vec<String>,
 }
 
 /// One search result.
@@ -77,6 +88,8 @@ struct Fields {
     headings: Field,
     body: Field,
     version: Field,
+    /// Access terms (see [`crate::access`]): the document's access path and its subtrees.
+    access: Field,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -93,8 +106,10 @@ fn schema() -> (Schema, Fields) {
         aliases: b.add_text_field("aliases", text.clone()),
         tags_text: b.add_text_field("tags_text", text.clone()),
         headings: b.add_text_field("headings", text.clone()),
-        body: b.add_text_field("body", text.set_stored()),
+        // Not stored: snippets are cut from the documents the knowledge base holds in memory.
+        body: b.add_text_field("body", text),
         version: b.add_text_field("version", STRING | STORED),
+        access: b.add_text_field("access", STRING),
     };
     (b.build(), fields)
 }
@@ -284,7 +299,7 @@ impl SearchIndex {
             }
         };
         index.tokenizers().register(TOKENIZER, analyzer());
-        let writer = index.writer(64_000_000)?;
+        let writer = index.writer(WRITER_BUDGET)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         Ok(SearchIndex {
             reader,
@@ -299,6 +314,9 @@ impl SearchIndex {
         let f = &self.fields;
         let mut doc = TantivyDocument::default();
         doc.add_text(f.path, d.path.as_str());
+        for t in crate::access::index_terms(d.path.as_str()) {
+            doc.add_text(f.access, &t);
+        }
         for p in folder_prefixes(&d.folder()) {
             doc.add_text(f.folder, &p);
         }
@@ -445,7 +463,12 @@ impl SearchIndex {
 
     /// The query for a search, or `None` when it cannot match anything (its words have nothing
     /// searchable in them, such as `!!!`).
-    fn build_query(&self, parsed: &ParsedQuery, opts: &SearchOptions) -> Result<Option<Box<dyn Query>>> {
+    fn build_query(
+        &self,
+        parsed: &ParsedQuery,
+        opts: &SearchOptions,
+        readable: Option<&Readable<'_>>,
+    ) -> Result<Option<Box<dyn Query>>> {
         let f = &self.fields;
         let mut parts: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut positive = false;
@@ -482,19 +505,48 @@ impl SearchIndex {
             let terms = paths.iter().map(|p| Term::from_field_text(f.path, p));
             parts.push((Occur::Must, Box::new(TermSetQuery::new(terms))));
         }
+        if let Some(r) = readable {
+            let mut any: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+            // A few terms (a caller's areas and shares) are seeked through as posting lists; many
+            // (a caller with many shares) are gathered into one set first.
+            if r.terms.len() <= 16 {
+                for t in r.terms {
+                    let q = TermQuery::new(Term::from_field_text(f.access, t), IndexRecordOption::Basic);
+                    any.push((Occur::Should, Box::new(q)));
+                }
+            } else {
+                let terms = r.terms.iter().map(|t| Term::from_field_text(f.access, t));
+                any.push((Occur::Should, Box::new(TermSetQuery::new(terms))));
+            }
+            if !r.paths.is_empty() {
+                let terms = r.paths.iter().map(|p| Term::from_field_text(f.path, p));
+                any.push((Occur::Should, Box::new(TermSetQuery::new(terms))));
+            }
+            if any.is_empty() {
+                return Ok(None);
+            }
+            // A filter: it must not change the ranking.
+            parts.push((Occur::Must, Box::new(ConstScoreQuery::new(Box::new(BooleanQuery::new(any)), 0.0))));
+        }
         if !positive {
             parts.push((Occur::Must, Box::new(AllQuery)));
         }
         Ok(Some(Box::new(BooleanQuery::new(parts))))
     }
 
-    /// Runs a search.
-    pub fn search(&self, opts: &SearchOptions) -> Result<SearchResults> {
+    /// Runs a search among the documents `readable` names (all when `None`); `body` gives the text of
+    /// a document (by vault path) to cut its snippet from.
+    pub(crate) fn search<'d>(
+        &self,
+        opts: &SearchOptions,
+        readable: Option<&Readable<'_>>,
+        body: &dyn Fn(&str) -> Option<&'d str>,
+    ) -> Result<SearchResults> {
         let parsed = parse_query(&opts.query);
         if parsed.must.is_empty() && opts.folder.is_none() && opts.tags.is_empty() && parsed.is_empty() {
             return Err(KbError::InvalidInput("the search query is empty".into()));
         }
-        let Some(query) = self.build_query(&parsed, opts)? else {
+        let Some(query) = self.build_query(&parsed, opts, readable)? else {
             return Ok(SearchResults { total: 0, hits: Vec::new() });
         };
         let limit = if opts.limit == 0 { 10 } else { opts.limit.min(MAX_LIMIT) };
@@ -502,23 +554,27 @@ impl SearchIndex {
         // Past the last document there is nothing to page through (and a huge offset must not
         // make the collector reserve room for it).
         let offset = opts.offset.min(searcher.num_docs() as usize);
-        let collector = (TopDocs::with_limit(limit).and_offset(offset).order_by_score(), Count);
-        let (top, total) = searcher.search(&*query, &collector)?;
+        // Counted apart from the ranking: a count alone needs no scores, and the top documents
+        // alone can skip blocks that cannot reach them (block-max WAND), where together every
+        // matching document would be scored.
+        let top = searcher.search(&*query, &TopDocs::with_limit(limit).and_offset(offset).order_by_score())?;
+        let total = query.count(&searcher)?;
         let mut snippets = SnippetGenerator::create(&searcher, &*query, self.fields.body)?;
         snippets.set_max_num_chars(SNIPPET_CHARS);
         let mut hits = Vec::with_capacity(top.len());
         for (score, addr) in top {
             let doc: TantivyDocument = searcher.doc(addr)?;
             let text = |f: Field| doc.get_first(f).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-            let snippet = snippets.snippet_from_doc(&doc);
+            let path = text(self.fields.path);
+            let body = body(&path).unwrap_or_default();
+            let snippet = snippets.snippet(body);
             let snippet = if snippet.fragment().trim().is_empty() {
-                let body = text(self.fields.body);
                 let cut: String = body.chars().take(SNIPPET_CHARS).collect();
                 escape_html(cut.trim())
             } else {
                 snippet.to_html()
             };
-            hits.push(SearchHit { path: text(self.fields.path), title: text(self.fields.title), score, snippet });
+            hits.push(SearchHit { path, title: text(self.fields.title), score, snippet });
         }
         Ok(SearchResults { total, hits })
     }

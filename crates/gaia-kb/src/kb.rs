@@ -1,11 +1,12 @@
 //! [`Kb`]: one knowledge base — its documents, link graph, search index and storage backend.
 
+use crate::access::ReadAccess;
 use crate::db::{DbStore, Mirror, Unmirrored};
 use crate::document::Document;
 use crate::error::{KbError, Result};
 use crate::fs;
 use crate::git::{Author, Change, GitRepo, SyncState, TreeChanges};
-use crate::index::{SearchIndex, SearchOptions, SearchResults};
+use crate::index::{Readable, SearchIndex, SearchOptions, SearchResults};
 use crate::parse::Link;
 use crate::path::{PathError, VaultPath};
 use chrono::{DateTime, Utc};
@@ -30,30 +31,37 @@ enum Backend {
 
 /// Documents and the link graph between them. Never changed in place: an edit builds the next set
 /// and swaps it in, so readers work on a snapshot (an `Arc`) without holding a lock.
+/// The name and link maps are shared between snapshots until a change touches them (an edit that
+/// keeps every title, alias and path shares the name maps and copies only the link sets it changes).
 #[derive(Default, Clone)]
 struct Docs {
     by_path: BTreeMap<String, Arc<Document>>,
     /// Lower-cased name (file stem, title, alias) → paths.
-    by_name: HashMap<String, Vec<String>>,
+    by_name: Arc<HashMap<String, Vec<String>>>,
     /// Lower-cased path → path (links may differ from the path in case).
-    by_lower_path: HashMap<String, String>,
+    by_lower_path: Arc<HashMap<String, String>>,
     /// Path → paths of documents with a link that may resolve to it, for some reader: a link resolves
     /// to the first candidate the reader may see (see [`Docs::resolve_link`]), so every candidate is
     /// recorded and [`Docs::backlinks_of`] checks which link really does for the reader.
-    linkers: HashMap<String, BTreeSet<String>>,
+    linkers: HashMap<String, Arc<BTreeSet<String>>>,
+}
+
+/// The names a document can be linked by (file stem, title, aliases).
+fn names_of(d: &Document) -> impl Iterator<Item = &str> + '_ {
+    std::iter::once(d.stem())
+        .chain(std::iter::once(d.note.title.as_str()))
+        .chain(d.note.aliases.iter().map(String::as_str))
 }
 
 /// Which documents a reader may see (by vault path).
 type See<'a> = &'a dyn Fn(&str) -> bool;
 
 impl Docs {
-    fn rebuild_links(&mut self) {
+    /// The documents `by_path` with their name and link maps derived from scratch.
+    fn derive(by_path: BTreeMap<String, Arc<Document>>) -> Docs {
         let mut by_name: HashMap<String, Vec<String>> = HashMap::new();
-        for (p, d) in &self.by_path {
-            let names = std::iter::once(d.stem().to_string())
-                .chain(std::iter::once(d.note.title.clone()))
-                .chain(d.note.aliases.iter().cloned());
-            for n in names {
+        for (p, d) in &by_path {
+            for n in names_of(d) {
                 let list = by_name.entry(n.to_lowercase()).or_default();
                 if !list.contains(p) {
                     list.push(p.clone());
@@ -63,19 +71,69 @@ impl Docs {
         for list in by_name.values_mut() {
             list.sort_by_key(|p| (p.len(), p.clone()));
         }
-        self.by_name = by_name;
-        self.by_lower_path = self.by_path.keys().map(|p| (p.to_lowercase(), p.clone())).collect();
+        let by_lower_path = by_path.keys().map(|p| (p.to_lowercase(), p.clone())).collect();
+        let mut docs = Docs {
+            by_path,
+            by_name: Arc::new(by_name),
+            by_lower_path: Arc::new(by_lower_path),
+            linkers: HashMap::new(),
+        };
         let mut linkers: HashMap<String, BTreeSet<String>> = HashMap::new();
-        for (p, d) in &self.by_path {
+        for (p, d) in &docs.by_path {
             for l in &d.note.links {
-                for target in self.link_candidates(&l.target) {
+                for target in docs.link_candidates(&l.target) {
                     if target != p {
                         linkers.entry(target.to_string()).or_default().insert(p.clone());
                     }
                 }
             }
         }
-        self.linkers = linkers;
+        docs.linkers = linkers.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+        docs
+    }
+
+    /// The next snapshot, holding `by_path`. When the same paths remain and no changed document
+    /// changed its names, the name maps are shared and only the changed documents' links are
+    /// re-resolved (an ordinary edit costs what that one document does); otherwise everything is
+    /// derived again ([`Docs::derive`]).
+    fn next(&self, by_path: BTreeMap<String, Arc<Document>>) -> Docs {
+        let same_paths = by_path.len() == self.by_path.len() && by_path.keys().eq(self.by_path.keys());
+        if !same_paths {
+            return Docs::derive(by_path);
+        }
+        let changed: Vec<(&str, &Arc<Document>, &Arc<Document>)> = by_path
+            .iter()
+            .zip(self.by_path.values())
+            .filter(|((_, new), old)| !Arc::ptr_eq(new, old))
+            .map(|((p, new), old)| (p.as_str(), new, old))
+            .collect();
+        if changed.iter().any(|(_, new, old)| !names_of(new).eq(names_of(old))) {
+            return Docs::derive(by_path);
+        }
+        let mut linkers = self.linkers.clone();
+        for (p, new, old) in changed {
+            let targets = |d: &Document| -> BTreeSet<String> {
+                let mut out = BTreeSet::new();
+                for l in &d.note.links {
+                    // The names and paths are the same in both snapshots: so are the candidates.
+                    out.extend(self.link_candidates(&l.target).into_iter().filter(|t| *t != p).map(str::to_string));
+                }
+                out
+            };
+            let (before, after) = (targets(old), targets(new));
+            for t in before.difference(&after) {
+                if let Some(set) = linkers.get_mut(t) {
+                    Arc::make_mut(set).remove(p);
+                    if set.is_empty() {
+                        linkers.remove(t);
+                    }
+                }
+            }
+            for t in after.difference(&before) {
+                Arc::make_mut(linkers.entry(t.clone()).or_default()).insert(p.to_string());
+            }
+        }
+        Docs { by_path, by_name: self.by_name.clone(), by_lower_path: self.by_lower_path.clone(), linkers }
     }
 
     /// Every document a (non-empty) link target may name, most preferred first: the vault path (with
@@ -115,6 +173,7 @@ impl Docs {
     fn backlinks_of(&self, target: &str, see: See<'_>) -> Vec<&str> {
         self.linkers
             .get(target)
+            .map(|set| set.iter())
             .into_iter()
             .flatten()
             .filter(|src| see(src))
@@ -382,15 +441,12 @@ const GREP_NEST_LIMIT: u32 = 64;
 /// How long an exact or regex search ([`Kb::grep`]) may scan before it is stopped.
 pub const GREP_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Decides which documents (by vault path) a caller may read; see [`Kb::restricted`].
-pub type ReadFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
-
 /// A knowledge base. Cheap to clone (shared inside).
 #[derive(Clone)]
 pub struct Kb {
     inner: Arc<Inner>,
     /// Documents this handle may see (`None`: all).
-    filter: Option<ReadFilter>,
+    access: Option<ReadAccess>,
 }
 
 impl std::fmt::Debug for Kb {
@@ -522,7 +578,7 @@ impl Kb {
         let index = blocking(move || SearchIndex::open(index_dir.as_deref())).await?;
         let scans = Arc::new(tokio::sync::Semaphore::new(config.scan_limit()));
         let kb = Kb {
-            filter: None,
+            access: None,
             inner: Arc::new(Inner {
                 scans,
                 config,
@@ -572,13 +628,15 @@ impl Kb {
 
     /// Builds the next document set from the current one (off the async workers) and swaps it in.
     /// Callers hold the `edit` lock, so no concurrent change is lost.
-    async fn update_docs(&self, change: impl FnOnce(&mut Docs) + Send + 'static) -> Result<()> {
+    async fn update_docs(
+        &self,
+        change: impl FnOnce(&mut BTreeMap<String, Arc<Document>>) + Send + 'static,
+    ) -> Result<()> {
         let current = self.snapshot();
         let next = blocking(move || {
-            let mut next = Docs::clone(&current);
-            change(&mut next);
-            next.rebuild_links();
-            Ok(next)
+            let mut by_path = current.by_path.clone();
+            change(&mut by_path);
+            Ok(current.next(by_path))
         })
         .await?;
         *self.inner.docs.write().expect("docs lock") = Arc::new(next);
@@ -635,10 +693,18 @@ impl Kb {
     /// paths (re-)indexed and removed.
     async fn install(&self, docs: Vec<Arc<Document>>) -> Result<(Vec<String>, Vec<String>)> {
         let indexed = self.inner.index.indexed_versions()?;
+        let current = self.snapshot();
         let mut by_path = BTreeMap::new();
         for d in docs {
+            // A document read again with the same content stays the one in memory, so that the next
+            // snapshot shares what was derived from it.
+            let d = match current.by_path.get(d.path.as_str()) {
+                Some(old) if old.version == d.version && old.modified == d.modified => old.clone(),
+                _ => d,
+            };
             by_path.insert(d.path.as_str().to_string(), d);
         }
+        drop(current);
         let changed: Vec<Arc<Document>> =
             by_path.values().filter(|d| indexed.get(d.path.as_str()) != Some(&d.version)).cloned().collect();
         let deleted: Vec<String> = indexed.keys().filter(|p| !by_path.contains_key(*p)).cloned().collect();
@@ -649,7 +715,7 @@ impl Kb {
         }
         #[cfg(feature = "semantic")]
         self.inner.semantic.update(changed.iter().map(|d| d.as_ref()), &deleted, by_path.len());
-        self.update_docs(move |g| g.by_path = by_path).await?;
+        self.update_docs(move |g| *g = by_path).await?;
         Ok((changed.iter().map(|d| d.path.as_str().to_string()).collect(), deleted))
     }
 
@@ -798,7 +864,7 @@ impl Kb {
                     _ = tick.tick() => {}
                 }
                 let Some(inner) = weak.upgrade() else { break };
-                let kb = Kb { inner, filter: None };
+                let kb = Kb { inner, access: None };
                 if let Err(e) = kb.sync().await {
                     tracing::warn!(kb = %kb.inner.config.name, error = %e, "knowledge-base sync failed");
                 }
@@ -844,7 +910,7 @@ impl Kb {
             },
             _ => Vec::new(),
         };
-        let last_sync_error = match (last_sync_error, &self.filter) {
+        let last_sync_error = match (last_sync_error, &self.access) {
             (Some(_), Some(_)) => Some("the last sync failed (administrators see why)".to_string()),
             (e, _) => e,
         };
@@ -865,32 +931,42 @@ impl Kb {
     }
 
     /// Ranked full-text search (BM25) with highlighted snippets.
+    ///
+    /// Through a [`Kb::restricted`] handle, the index itself leaves out what the caller may not read
+    /// (see [`ReadAccess`]), and every hit is checked with the caller's filter as well.
     pub fn search(&self, opts: &SearchOptions) -> Result<SearchResults> {
-        let Some(f) = &self.filter else { return self.inner.index.search(opts) };
-        let visible: Vec<String> = {
-            let docs = self.snapshot();
-            docs.by_path
-                .keys()
-                .filter(|p| f(p))
-                .filter(|p| opts.paths.as_ref().is_none_or(|only| only.contains(p)))
-                .cloned()
-                .collect()
+        let docs = self.snapshot();
+        let body = |p: &str| docs.by_path.get(p).map(|d| d.body());
+        let Some(a) = self.access.as_ref().filter(|a| !a.is_everything()) else {
+            return self.inner.index.search(opts, None, &body);
         };
-        let mut opts = opts.clone();
-        opts.paths = Some(visible);
-        self.inner.index.search(&opts)
+        let paths: Vec<String> = if a.is_partial() {
+            let only = opts.paths.as_ref();
+            docs.by_path.keys().filter(|p| only.is_none_or(|only| only.contains(p)) && a.allows(p)).cloned().collect()
+        } else {
+            Vec::new()
+        };
+        let mut found = self.inner.index.search(opts, Some(&Readable { terms: a.terms(), paths }), &body)?;
+        let before = found.hits.len();
+        found.hits.retain(|h| a.allows(&h.path));
+        if found.hits.len() < before {
+            // The index's terms and the filter disagree: a bug in how the access was described.
+            tracing::error!(left_out = before - found.hits.len(), "search hits the caller may not read were left out");
+            found.total = found.total.saturating_sub(before - found.hits.len());
+        }
+        Ok(found)
     }
 
-    /// This knowledge base as seen by a caller who may read only the documents `filter` accepts:
+    /// This knowledge base as seen by a caller who may read only the documents `access` allows:
     /// searches, reads, listings, links, backlinks and contexts leave the others out (reading one is
     /// `NotFound`, as if it did not exist). Edits are not filtered: check write access before them.
-    pub fn restricted(&self, filter: ReadFilter) -> Kb {
-        Kb { inner: self.inner.clone(), filter: Some(filter) }
+    pub fn restricted(&self, access: impl Into<ReadAccess>) -> Kb {
+        Kb { inner: self.inner.clone(), access: Some(access.into()) }
     }
 
     /// Whether this handle may see the document at `path`.
     pub fn can_see(&self, path: &str) -> bool {
-        self.filter.as_ref().is_none_or(|f| f(path))
+        self.access.as_ref().is_none_or(|a| a.allows(path))
     }
 
     /// Exact or regex search over the raw text of the documents, line by line, within
@@ -1359,10 +1435,10 @@ impl Kb {
         }
         self.update_docs(move |g| {
             for p in &deletes {
-                g.by_path.remove(p);
+                g.remove(p);
             }
             for d in up {
-                g.by_path.insert(d.path.as_str().to_string(), d);
+                g.insert(d.path.as_str().to_string(), d);
             }
         })
         .await
@@ -1541,6 +1617,49 @@ impl Kb {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn doc(path: &str, content: &str) -> Arc<Document> {
+        Arc::new(Document::new(VaultPath::parse(path).unwrap(), content.to_string(), None))
+    }
+
+    fn set(docs: &[Arc<Document>]) -> BTreeMap<String, Arc<Document>> {
+        docs.iter().map(|d| (d.path.as_str().to_string(), d.clone())).collect()
+    }
+
+    /// What an incremental snapshot holds is what deriving it from scratch gives, whatever changed.
+    #[test]
+    fn incremental_links_match_a_full_derivation() {
+        let base = vec![
+            doc("a.md", "# A\nSee [[b]] and [[C note]]."),
+            doc("b.md", "---\naliases: [Bee]\n---\n# B\nBack to [[a]]."),
+            doc("c.md", "---\ntitle: C note\n---\nNothing."),
+            doc("d/e.md", "# E\n[[Bee]] [[missing]]"),
+        ];
+        let start = Docs::derive(set(&base));
+        let edits: Vec<Vec<Arc<Document>>> = vec![
+            // Links changed, names kept: incremental.
+            vec![doc("a.md", "# A\nOnly [[d/e]] now."), base[1].clone(), base[2].clone(), base[3].clone()],
+            vec![
+                base[0].clone(),
+                base[1].clone(),
+                doc("c.md", "---\ntitle: C note\n---\n[[a]] [[b]]"),
+                base[3].clone(),
+            ],
+            // A title changed: derived again.
+            vec![base[0].clone(), base[1].clone(), doc("c.md", "---\ntitle: Sea\n---\nNothing."), base[3].clone()],
+            // A document gone, another added.
+            vec![base[0].clone(), base[1].clone(), doc("f.md", "# F\n[[a]]"), base[3].clone()],
+        ];
+        for (i, docs) in edits.iter().enumerate() {
+            let next = start.next(set(docs));
+            let full = Docs::derive(set(docs));
+            assert_eq!(next.linkers, full.linkers, "edit {i}");
+            assert_eq!(next.by_name, full.by_name, "edit {i}");
+            assert_eq!(next.by_lower_path, full.by_lower_path, "edit {i}");
+        }
+        let same = start.next(set(&base));
+        assert!(Arc::ptr_eq(&same.by_name, &start.by_name), "nothing changed: the name maps are shared");
+    }
 
     #[tokio::test]
     async fn grep_stops_at_its_deadline_with_a_timeout() {

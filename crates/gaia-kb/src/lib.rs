@@ -38,6 +38,7 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 mod db;
 pub mod document;
 pub mod error;
@@ -52,6 +53,7 @@ pub mod query;
 pub mod semantic;
 pub mod tools;
 
+pub use access::{ReadAccess, ReadFilter};
 pub use document::Document;
 pub use error::{KbError, Result};
 pub use gaia_core::config::{KbConfig, KbStorageMode};
@@ -59,7 +61,7 @@ pub use git::{Author, SyncState};
 pub use index::{SearchHit, SearchOptions, SearchResults};
 pub use kb::{
     Context, ContextDocument, ContextReason, EditOutcome, GrepMatch, GrepOptions, Kb, KbStatus, LinkInfo, ListEntry,
-    ReadFilter, SyncReport, WriteRequest,
+    SyncReport, WriteRequest,
 };
 pub use path::{PathError, VaultPath};
 pub use tools::KbTools;

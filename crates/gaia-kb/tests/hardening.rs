@@ -188,7 +188,7 @@ async fn private_titles_and_aliases_neither_capture_links_nor_show_through_conte
     ] {
         kb.write(WriteRequest { path: path.into(), content: content.into(), ..Default::default() }).await.unwrap();
     }
-    let other = kb.restricted(Arc::new(|p: &str| !p.starts_with("users/a/")));
+    let other = kb.restricted(gaia_kb::ReadAccess::new(Arc::new(|p: &str| !p.starts_with("users/a/"))));
     // Links and backlinks resolve among what the reader may read.
     let l = other.links("Places/Lighthouse.md").unwrap();
     assert_eq!(l[0].path.as_deref(), Some("Places/Harbour Town.md"));

@@ -3,6 +3,7 @@
 use crate::compat::openai::ResponseFormat;
 use crate::error::ProviderError;
 use crate::http;
+use crate::lanes::{ClientSettings, Lanes};
 use crate::provider::Provider;
 use crate::types::{ChatEvent, ChatRequest, ChatResponse, ChatStream, ProviderHealth};
 use async_trait::async_trait;
@@ -10,6 +11,7 @@ use futures::StreamExt;
 use gaia_core::types::{FinishReason, ImagePart, ModelInfo, Role, ToolCall, ToolSpec, Usage};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Settings of an Anthropic provider.
@@ -31,6 +33,9 @@ pub struct AnthropicConfig {
     pub timeout: Duration,
     /// Connection timeout.
     pub connect_timeout: Duration,
+    /// Speak HTTP/2 from the first byte over plain HTTP (h2c with prior knowledge), for upstreams on
+    /// a private network that do; `https` upstreams negotiate HTTP/2 on their own.
+    pub http2_prior_knowledge: bool,
 }
 
 impl std::fmt::Debug for AnthropicConfig {
@@ -57,6 +62,7 @@ impl AnthropicConfig {
             default_max_tokens: 4096,
             timeout: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(10),
+            http2_prior_knowledge: false,
         }
     }
 }
@@ -65,14 +71,18 @@ impl AnthropicConfig {
 #[derive(Debug, Clone)]
 pub struct AnthropicProvider {
     cfg: AnthropicConfig,
-    client: reqwest::Client,
+    lanes: Arc<Lanes>,
 }
 
 impl AnthropicProvider {
     /// A client for `cfg`.
     pub fn new(cfg: AnthropicConfig) -> Self {
-        let client = http::client(cfg.connect_timeout, cfg.timeout);
-        AnthropicProvider { cfg, client }
+        let lanes = Arc::new(Lanes::new(ClientSettings {
+            connect_timeout: cfg.connect_timeout,
+            timeout: cfg.timeout,
+            http2_prior_knowledge: cfg.http2_prior_knowledge,
+        }));
+        AnthropicProvider { cfg, lanes }
     }
 
     fn headers(&self, b: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -575,7 +585,8 @@ impl Provider for AnthropicProvider {
         if !self.cfg.models.is_empty() {
             return Ok(self.cfg.models.iter().map(|m| ModelInfo::new(m.clone(), self.cfg.name.clone())).collect());
         }
-        let b = self.headers(self.client.get(http::join(&self.cfg.base_url, "v1/models"))).timeout(self.cfg.timeout);
+        let b =
+            self.headers(self.lanes.any().get(http::join(&self.cfg.base_url, "v1/models"))).timeout(self.cfg.timeout);
         let v = http::json(&self.cfg.name, http::send(&self.cfg.name, b).await?).await?;
         let data = v.get("data").and_then(Value::as_array).cloned().unwrap_or_default();
         Ok(data
@@ -587,8 +598,9 @@ impl Provider for AnthropicProvider {
 
     async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         let (body, response_tool) = build_body(req, false, self.cfg.default_max_tokens)?;
+        let (client, _ticket) = self.lanes.client();
         let b = self
-            .headers(self.client.post(http::join(&self.cfg.base_url, "v1/messages")))
+            .headers(client.post(http::join(&self.cfg.base_url, "v1/messages")))
             .json(&body)
             .timeout(self.cfg.timeout);
         let v = http::json(&self.cfg.name, http::send(&self.cfg.name, b).await?).await?;
@@ -598,14 +610,16 @@ impl Provider for AnthropicProvider {
     async fn chat_stream(&self, req: &ChatRequest) -> Result<ChatStream, ProviderError> {
         let (body, response_tool) = build_body(req, true, self.cfg.default_max_tokens)?;
         // The timeout covers the whole stream: one still running then ends with a timeout error.
+        let (client, ticket) = self.lanes.client();
         let b = self
-            .headers(self.client.post(http::join(&self.cfg.base_url, "v1/messages")))
+            .headers(client.post(http::join(&self.cfg.base_url, "v1/messages")))
             .json(&body)
             .timeout(self.cfg.timeout);
         let resp = http::send(&self.cfg.name, b).await?;
         let name = self.cfg.name.clone();
         let mut events = Box::pin(http::sse(&name, resp));
         let s = async_stream::try_stream! {
+            let _lane = ticket;
             let mut parser = response_tool.map(EventParser::with_response_tool).unwrap_or_default();
             while let Some(ev) = events.next().await {
                 let ev = ev?;
@@ -625,8 +639,9 @@ impl Provider for AnthropicProvider {
 
     async fn health(&self) -> ProviderHealth {
         let start = Instant::now();
-        let b =
-            self.headers(self.client.get(http::join(&self.cfg.base_url, "v1/models"))).timeout(Duration::from_secs(10));
+        let b = self
+            .headers(self.lanes.any().get(http::join(&self.cfg.base_url, "v1/models")))
+            .timeout(Duration::from_secs(10));
         let r = http::send(&self.cfg.name, b).await;
         ProviderHealth {
             provider: self.cfg.name.clone(),

@@ -9,13 +9,17 @@ use std::time::Duration;
 /// (`Authorization`, and Anthropic's `x-api-key`, which an HTTP client does not strip on a redirect to
 /// another host), so a redirect could carry it away from the origin the provider policy allowed; a
 /// 3xx answer is a provider error instead ([`send`]).
-pub(crate) fn client(connect_timeout: Duration, timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
+pub(crate) fn client(settings: crate::lanes::ClientSettings) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(connect_timeout.min(timeout))
-        .read_timeout(timeout)
+        .connect_timeout(settings.connect_timeout.min(settings.timeout))
+        .read_timeout(settings.timeout)
         .pool_idle_timeout(Duration::from_secs(90))
-        .build()
+        .tcp_nodelay(true);
+    if settings.http2_prior_knowledge {
+        b = b.http2_prior_knowledge();
+    }
+    b.build()
         .or_else(|_| reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build())
         .unwrap_or_default()
 }

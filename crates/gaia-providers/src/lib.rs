@@ -38,6 +38,7 @@ pub mod compat;
 pub mod error;
 pub mod health;
 mod http;
+mod lanes;
 pub mod mock;
 pub mod openai;
 pub mod provider;

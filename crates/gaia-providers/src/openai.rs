@@ -3,12 +3,14 @@
 
 use crate::error::ProviderError;
 use crate::http;
+use crate::lanes::{ClientSettings, Lanes, Ticket};
 use crate::provider::Provider;
 use crate::types::{ChatEvent, ChatRequest, ChatResponse, ChatStream, ProviderHealth};
 use async_trait::async_trait;
 use futures::StreamExt;
 use gaia_core::types::{FinishReason, ModelInfo, Role, ToolCall, Usage};
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Settings of an OpenAI-format provider.
@@ -26,6 +28,9 @@ pub struct OpenAiConfig {
     pub timeout: Duration,
     /// Connection timeout.
     pub connect_timeout: Duration,
+    /// Speak HTTP/2 from the first byte over plain HTTP (h2c with prior knowledge), for upstreams on
+    /// a private network that do; `https` upstreams negotiate HTTP/2 on their own.
+    pub http2_prior_knowledge: bool,
 }
 
 impl std::fmt::Debug for OpenAiConfig {
@@ -50,6 +55,7 @@ impl OpenAiConfig {
             models: Vec::new(),
             timeout: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(10),
+            http2_prior_knowledge: false,
         }
     }
 }
@@ -58,18 +64,38 @@ impl OpenAiConfig {
 #[derive(Debug, Clone)]
 pub struct OpenAiProvider {
     cfg: OpenAiConfig,
-    client: reqwest::Client,
+    lanes: Arc<Lanes>,
+    /// `{base_url}/chat/completions`, parsed once (`None` when the base URL is not a URL: each call
+    /// then fails with the client's error).
+    chat_url: Option<reqwest::Url>,
 }
 
 impl OpenAiProvider {
     /// A client for `cfg`.
     pub fn new(cfg: OpenAiConfig) -> Self {
-        let client = http::client(cfg.connect_timeout, cfg.timeout);
-        OpenAiProvider { cfg, client }
+        let lanes = Arc::new(Lanes::new(ClientSettings {
+            connect_timeout: cfg.connect_timeout,
+            timeout: cfg.timeout,
+            http2_prior_knowledge: cfg.http2_prior_knowledge,
+        }));
+        let chat_url = reqwest::Url::parse(&http::join(&cfg.base_url, "chat/completions")).ok();
+        OpenAiProvider { cfg, lanes, chat_url }
     }
 
-    fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        self.auth(self.client.post(http::join(&self.cfg.base_url, path)))
+    /// The provider's connection lanes.
+    #[cfg(test)]
+    pub(crate) fn lanes(&self) -> &Lanes {
+        &self.lanes
+    }
+
+    /// A `POST` to the chat endpoint, on a lane whose place the ticket holds.
+    fn post_chat(&self) -> (reqwest::RequestBuilder, Ticket) {
+        let (client, ticket) = self.lanes.client();
+        let b = match &self.chat_url {
+            Some(url) => client.post(url.clone()),
+            None => client.post(http::join(&self.cfg.base_url, "chat/completions")),
+        };
+        (self.auth(b), ticket)
     }
 
     fn auth(&self, b: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -380,7 +406,7 @@ impl Provider for OpenAiProvider {
         if !self.cfg.models.is_empty() {
             return Ok(self.cfg.models.iter().map(|m| ModelInfo::new(m.clone(), self.cfg.name.clone())).collect());
         }
-        let b = self.auth(self.client.get(http::join(&self.cfg.base_url, "models"))).timeout(self.cfg.timeout);
+        let b = self.auth(self.lanes.any().get(http::join(&self.cfg.base_url, "models"))).timeout(self.cfg.timeout);
         let v = http::json(&self.cfg.name, http::send(&self.cfg.name, b).await?).await?;
         let data = v.get("data").and_then(Value::as_array).cloned().unwrap_or_default();
         Ok(data
@@ -391,18 +417,21 @@ impl Provider for OpenAiProvider {
     }
 
     async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        let b = self.post("chat/completions").json(&Body { req, stream: false }).timeout(self.cfg.timeout);
+        let (b, _ticket) = self.post_chat();
+        let b = b.json(&Body { req, stream: false }).timeout(self.cfg.timeout);
         let v = http::json(&self.cfg.name, http::send(&self.cfg.name, b).await?).await?;
         parse_response(&self.cfg.name, &v)
     }
 
     async fn chat_stream(&self, req: &ChatRequest) -> Result<ChatStream, ProviderError> {
         // The timeout covers the whole stream: one still running then ends with a timeout error.
-        let b = self.post("chat/completions").json(&Body { req, stream: true }).timeout(self.cfg.timeout);
+        let (b, ticket) = self.post_chat();
+        let b = b.json(&Body { req, stream: true }).timeout(self.cfg.timeout);
         let resp = http::send(&self.cfg.name, b).await?;
         let name = self.cfg.name.clone();
         let mut events = Box::pin(http::sse(&name, resp));
         let s = async_stream::try_stream! {
+            let _lane = ticket;
             let mut parser = ChunkParser::default();
             while let Some(ev) = events.next().await {
                 let ev = ev?;
@@ -422,7 +451,8 @@ impl Provider for OpenAiProvider {
 
     async fn health(&self) -> ProviderHealth {
         let start = Instant::now();
-        let b = self.auth(self.client.get(http::join(&self.cfg.base_url, "models"))).timeout(Duration::from_secs(10));
+        let b =
+            self.auth(self.lanes.any().get(http::join(&self.cfg.base_url, "models"))).timeout(Duration::from_secs(10));
         let r = http::send(&self.cfg.name, b).await;
         ProviderHealth {
             provider: self.cfg.name.clone(),

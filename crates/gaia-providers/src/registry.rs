@@ -124,6 +124,7 @@ impl ProviderRegistry {
                         c.models = models.clone();
                         c.timeout = timeout;
                         c.connect_timeout = connect;
+                        c.http2_prior_knowledge = entry.http2_prior_knowledge;
                         Arc::new(AnthropicProvider::new(c))
                     }
                     _ => {
@@ -132,6 +133,7 @@ impl ProviderRegistry {
                         c.models = models.clone();
                         c.timeout = timeout;
                         c.connect_timeout = connect;
+                        c.http2_prior_knowledge = entry.http2_prior_knowledge;
                         Arc::new(OpenAiProvider::new(c))
                     }
                 }

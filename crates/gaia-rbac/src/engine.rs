@@ -119,6 +119,12 @@ impl Rbac {
         self.policy().can_any(subject, action, resource_type, now_ms())
     }
 
+    /// Where `subject` may do `action` on resources of `resource_type` now ([`Policy::reach`]), for
+    /// filtering an index instead of checking its entries one by one.
+    pub fn reach(&self, subject: &Subject, action: Action, resource_type: ResourceType) -> crate::Reach {
+        self.policy().reach(subject, action, resource_type, now_ms())
+    }
+
     /// Everything `subject` may do, with where each permission comes from.
     pub fn what_can(&self, subject: &Subject) -> Vec<Effective> {
         self.policy().effective(subject, now_ms())

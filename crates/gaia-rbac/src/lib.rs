@@ -42,7 +42,9 @@ pub mod store;
 pub use engine::Rbac;
 pub use error::{RbacError, Result};
 pub use model::{Action, Permission, Resource, ResourceType};
-pub use pattern::Pattern;
-pub use policy::{Decision, Effective, Grant, Group, GroupKind, Member, Policy, Share, ShareAccess, Subject, WhoCan};
+pub use pattern::{Pattern, Shape};
+pub use policy::{
+    Decision, Effective, Grant, Group, GroupKind, Member, Policy, Reach, Share, ShareAccess, Subject, WhoCan,
+};
 pub use role::{builtin_roles, Role, Scope, DEFAULT_ROLE};
 pub use store::AuditEntry;

@@ -154,13 +154,7 @@ impl Resource {
     /// A knowledge-base document or folder, by its path in the vault: `users/<id>/…`, `teams/<id>/…` and
     /// `workspaces/<id>/…` are those areas, anything else is in the common area (`/kb/common/…`).
     pub fn kb_document(vault_path: &str) -> Self {
-        let p = vault_path.trim_matches('/');
-        let area = p.split('/').next().unwrap_or_default();
-        let path = match area {
-            "users" | "teams" | "workspaces" => format!("/kb/{p}"),
-            _ => format!("/kb/common/{p}"),
-        };
-        Self::new(ResourceType::Kb, path)
+        Self::new(ResourceType::Kb, gaia_core::kb_area::access_path(vault_path))
     }
 }
 

@@ -27,12 +27,39 @@ impl Pattern {
         &self.raw
     }
 
+    /// What the pattern covers, when that can be said without matching paths one by one.
+    pub fn shape(&self) -> Shape {
+        let literal = |segs: &[String]| segs.iter().all(|s| !s.contains('*'));
+        let joined = |segs: &[String]| format!("/{}", segs.join("/"));
+        match self.segments.split_last() {
+            None => Shape::Other,
+            Some((last, rest)) if last == "**" && rest.is_empty() => Shape::Everything,
+            Some((last, rest)) if last == "**" && literal(rest) => Shape::Subtree(joined(rest)),
+            Some(_) if literal(&self.segments) => Shape::Exact(joined(&self.segments)),
+            Some(_) => Shape::Other,
+        }
+    }
+
     /// Whether `path` matches.
     pub fn matches(&self, path: &str) -> bool {
         let path: Vec<&str> = split(path).collect();
         let pat: Vec<&str> = self.segments.iter().map(String::as_str).collect();
         match_segments(&pat, &path)
     }
+}
+
+/// What a [`Pattern`] covers ([`Pattern::shape`]). Paths are written with a leading `/` and no
+/// trailing one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shape {
+    /// Every path (`**`).
+    Everything,
+    /// One path (a pattern without wildcards).
+    Exact(String),
+    /// A path and every path under it (literal segments, then `**`).
+    Subtree(String),
+    /// Anything else (a wildcard before the end): paths have to be matched one by one.
+    Other,
 }
 
 impl From<String> for Pattern {
@@ -102,7 +129,25 @@ fn match_segment(pat: &str, text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::Pattern;
+    use super::{Pattern, Shape};
+
+    #[test]
+    fn shapes() {
+        let shape = |p: &str| Pattern::new(p).shape();
+        assert_eq!(shape("**"), Shape::Everything);
+        assert_eq!(shape("/**/"), Shape::Everything);
+        assert_eq!(shape("/kb/**"), Shape::Subtree("/kb".into()));
+        assert_eq!(shape("/kb/teams/red/**"), Shape::Subtree("/kb/teams/red".into()));
+        assert_eq!(shape("kb/common/a.md"), Shape::Exact("/kb/common/a.md".into()));
+        for other in ["", "/kb/teams/*/public/**", "/kb/**/users/u1/**", "/kb/quest-*.md", "/kb/**/**"] {
+            assert_eq!(shape(other), Shape::Other, "{other}");
+        }
+        // What a shape says agrees with matching.
+        for (p, path) in [("/kb/teams/red/**", "/kb/teams/red"), ("/kb/teams/red/**", "/kb/teams/red/x/y.md")] {
+            assert!(matches!(shape(p), Shape::Subtree(s) if path == s || path.starts_with(&format!("{s}/"))));
+            assert!(Pattern::new(p).matches(path));
+        }
+    }
 
     /// (pattern, path, expected) — tests as data.
     const CASES: &[(&str, &str, bool)] = &[

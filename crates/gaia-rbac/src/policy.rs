@@ -2,6 +2,7 @@
 //! snapshot, and the evaluation of a check against it (no I/O, no locks).
 
 use crate::model::{Action, Permission, Resource, ResourceType};
+use crate::pattern::{Pattern, Shape};
 use crate::role::{builtin_roles, Role, Scope, DEFAULT_ROLE};
 use crate::RbacError;
 use chrono::{DateTime, Utc};
@@ -199,6 +200,21 @@ pub struct Effective {
     pub via: String,
     /// When it stops applying (unix milliseconds).
     pub expires_at: Option<i64>,
+}
+
+/// Where a subject may do an action on resources of one type ([`Policy::reach`]): a resource is
+/// allowed exactly when `everything` is set, its path is one of `exact`, lies in (or is) one of
+/// `subtrees`, or matches one of `other`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reach {
+    /// Every resource of the type.
+    pub everything: bool,
+    /// Single resources, by path.
+    pub exact: Vec<String>,
+    /// Resources at or under these paths.
+    pub subtrees: Vec<String>,
+    /// Patterns with wildcards before their end, to match path by path.
+    pub other: Vec<Pattern>,
 }
 
 /// Who holds a permission on a resource, as answered by [`Policy::who_can`].
@@ -405,6 +421,30 @@ impl Policy {
         }
     }
 
+    /// Where `subject` may do `action` on resources of `resource_type` at `now_ms`: the union of what
+    /// [`Policy::check`] allows, as a few paths and subtrees where the permissions' patterns say so
+    /// (to filter an index on), and the patterns to match one by one where they do not.
+    pub fn reach(&self, subject: &Subject, action: Action, resource_type: ResourceType, now_ms: i64) -> Reach {
+        let mut out = Reach::default();
+        for e in self.effective(subject, now_ms) {
+            let p = &e.permission;
+            if p.resource_type != resource_type || !p.action.implies(action) {
+                continue;
+            }
+            match p.pattern.shape() {
+                Shape::Everything => out.everything = true,
+                Shape::Exact(path) => out.exact.push(path),
+                Shape::Subtree(path) => out.subtrees.push(path),
+                Shape::Other => out.other.push(p.pattern.clone()),
+            }
+        }
+        for v in [&mut out.exact, &mut out.subtrees] {
+            v.sort_unstable();
+            v.dedup();
+        }
+        out
+    }
+
     /// Whether `subject` holds `action` on resources of `resource_type` anywhere.
     pub fn can_any(&self, subject: &Subject, action: Action, resource_type: ResourceType, now_ms: i64) -> bool {
         self.effective(subject, now_ms)
@@ -572,5 +612,77 @@ mod tests {
         assert!(p.check_grantable("admin", Some(GroupKind::Team)).is_err());
         assert!(p.check_grantable("kb_reader", Some(GroupKind::Workspace)).is_ok());
         assert!(matches!(p.check_grantable("nope", None), Err(RbacError::NotFound(_))));
+    }
+
+    #[test]
+    fn reach_is_what_check_allows() {
+        let custom = Role {
+            name: "public_reader".into(),
+            scope: Scope::System,
+            description: "reads every team's public folder".into(),
+            permissions: vec![
+                Permission::new(ResourceType::Kb, Action::Read, "/kb/teams/*/public/**"),
+                Permission::new(ResourceType::Kb, Action::Write, "/kb/common/drafts/**"),
+            ],
+            builtin: false,
+        };
+        let groups = vec![group("red", GroupKind::Team), group("ws", GroupKind::Workspace)];
+        let members = vec![Member { group_id: "red".into(), user_id: "a".into(), role: "kb_editor".into() }];
+        let grants = vec![
+            grant("b", "kb_reader", Some("ws"), None),
+            grant("p", "public_reader", None, None),
+            grant("x", "kb_reader", Some("ws"), Some(1_000)),
+        ];
+        let share = |id: &str, path: &str, user: &str| Share {
+            id: id.into(),
+            resource: Resource::kb_document(path),
+            user_id: Some(user.into()),
+            group_id: None,
+            access: ShareAccess::Read,
+            created_by: Some("a".into()),
+            created_at: ts(0),
+        };
+        let shares = vec![share("s1", "teams/red/public", "c"), share("s2", "teams/red/plan.md", "c")];
+        let p = Policy::build(vec![custom], groups, grants, members, shares, 1);
+        let docs = [
+            "world/mara.md",
+            "teams/red/plan.md",
+            "teams/red/plan.md/x.md",
+            "teams/red/public/map.md",
+            "teams/blue/public/map.md",
+            "teams/blue/secret.md",
+            "workspaces/ws/x.md",
+            "users/a/n.md",
+            "users/c/n.md",
+            "drafts/d.md",
+            "teams.md",
+        ];
+        let covered = |r: &Reach, path: &str| {
+            r.everything
+                || r.exact.iter().any(|e| e == path)
+                || r.subtrees.iter().any(|s| path == s || path.starts_with(&format!("{s}/")))
+                || r.other.iter().any(|o| o.matches(path))
+        };
+        for who in [Subject::user("a"), Subject::user("b"), Subject::user("c"), Subject::user("p"), Subject::user("x")]
+            .into_iter()
+            .chain([Subject::admin("root")])
+        {
+            for (now, action) in [(0, Action::Read), (2_000, Action::Read), (0, Action::Write)] {
+                let r = p.reach(&who, action, ResourceType::Kb, now);
+                for d in docs {
+                    let res = Resource::kb_document(d);
+                    assert_eq!(
+                        covered(&r, &res.path),
+                        p.check(&who, action, &res, now).allowed,
+                        "{who:?} {action} {d} at {now}: {r:?}"
+                    );
+                }
+            }
+        }
+        let plain = p.reach(&Subject::user("c"), Action::Read, ResourceType::Kb, 0);
+        assert!(!plain.everything && plain.other.is_empty(), "{plain:?}");
+        assert!(plain.exact.contains(&"/kb/teams/red/plan.md".to_string()));
+        assert!(p.reach(&Subject::admin("root"), Action::Read, ResourceType::Kb, 0).everything);
+        assert!(!p.reach(&Subject::user("p"), Action::Read, ResourceType::Kb, 0).other.is_empty());
     }
 }

@@ -65,13 +65,29 @@ impl ServerTools {
     }
 
     /// The knowledge base as `p` may see it: documents they may not read are left out everywhere.
+    /// Searches filter in the index on where `p` may read (areas, folders, shared documents), so
+    /// that they cost the same however many documents `p` may read.
     pub(crate) async fn kb_for(&self, p: &Principal) -> Option<Kb> {
         let kb = self.kb()?;
         let rbac = self.rbac.loaded().await.clone();
         let who = gaia_rbac::Subject::from(p);
-        Some(kb.restricted(Arc::new(move |path: &str| {
+        let reach = rbac.reach(&who, gaia_rbac::Action::Read, gaia_rbac::ResourceType::Kb);
+        let mut access = gaia_kb::ReadAccess::new(Arc::new(move |path: &str| {
             rbac.check(&who, gaia_rbac::Action::Read, &gaia_rbac::Resource::kb_document(path)).allowed
-        })))
+        }));
+        if reach.everything {
+            access = access.everything();
+        }
+        for path in &reach.exact {
+            access = access.exact(path);
+        }
+        for path in &reach.subtrees {
+            access = access.subtree(path);
+        }
+        if reach.other.is_empty() {
+            access = access.exhaustive();
+        }
+        Some(kb.restricted(access))
     }
 
     /// The MCP servers' tools, connected and listed now, each server afresh (a server that fails is

@@ -395,6 +395,16 @@ async fn users_and_teams_are_isolated() {
             200,
             "{b}"
         );
+        // Searches find the shared document too (filtered in the index, not document by document).
+        let found = |v: &Value| -> Vec<String> {
+            let mut p: Vec<String> =
+                v["response"].as_array().unwrap().iter().map(|h| h["path"].as_str().unwrap().to_string()).collect();
+            p.sort();
+            p
+        };
+        let search = |q: &str| s.http.get(url(&format!("/kb/search?q={q}"))).bearer_auth(&bob).send();
+        let (_, v) = json_of(search("moonstone").await.unwrap()).await;
+        assert_eq!(found(&v), [diary.clone(), "world/lore.md".to_string()], "{b}: {v}");
         let id = ksh["id"].as_str().unwrap();
         assert_eq!(
             json_of(s.http.delete(url(&format!("/rbac/shares/{id}"))).bearer_auth(&bob).send().await.unwrap()).await.0,
@@ -409,6 +419,37 @@ async fn users_and_teams_are_isolated() {
             404,
             "{b}"
         );
+        let (_, v) = json_of(search("moonstone").await.unwrap()).await;
+        assert_eq!(found(&v), ["world/lore.md"], "{b}: the share is gone from searches too: {v}");
+        // A custom role whose pattern has a wildcard inside (every user area's `public` folder): such
+        // permissions are matched document by document, and still only they are found.
+        let rbac = s.state.rbac().await.clone();
+        let role = gaia_rbac::Role {
+            name: "public_reader".into(),
+            scope: gaia_rbac::Scope::System,
+            description: "reads every user's public folder".into(),
+            permissions: vec![
+                gaia_rbac::Permission::new(gaia_rbac::ResourceType::Kb, gaia_rbac::Action::Read, "/kb/common/**"),
+                gaia_rbac::Permission::new(
+                    gaia_rbac::ResourceType::Kb,
+                    gaia_rbac::Action::Read,
+                    "/kb/users/*/public/**",
+                ),
+            ],
+            builtin: false,
+        };
+        rbac.create_role(None, role).await.unwrap();
+        rbac.grant(None, &bob_id, "public_reader", None, None).await.unwrap();
+        let kb = s.state.kb().unwrap();
+        let public = format!("users/{ann_id}/public/map.md");
+        for (p, text) in
+            [(public.as_str(), "# Map\nThe moonstone lies north."), ("ruins.md", "# Ruins\nNo moonstone here.")]
+        {
+            let w = gaia_kb::WriteRequest { path: p.into(), content: text.into(), ..Default::default() };
+            kb.write(w).await.unwrap();
+        }
+        let (_, v) = json_of(search("moonstone").await.unwrap()).await;
+        assert_eq!(found(&v), ["ruins.md".to_string(), public, "world/lore.md".to_string()], "{b}: {v}");
         let _ = sh;
     }
 }

@@ -137,6 +137,11 @@ pub struct ProviderEntry {
     /// candidate is tried (default: `routing.first_token_timeout_secs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_token_timeout_secs: Option<u64>,
+    /// Speak HTTP/2 over plain HTTP from the first byte (h2c with prior knowledge), for an upstream on
+    /// a private network that does: thousands of streams then share a few connections. `https`
+    /// upstreams negotiate HTTP/2 by themselves.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub http2_prior_knowledge: bool,
 }
 
 fn default_timeout() -> u64 {
@@ -160,6 +165,7 @@ impl fmt::Debug for ProviderEntry {
             .field("timeout_secs", &self.timeout_secs)
             .field("connect_timeout_secs", &self.connect_timeout_secs)
             .field("first_token_timeout_secs", &self.first_token_timeout_secs)
+            .field("http2_prior_knowledge", &self.http2_prior_knowledge)
             .finish()
     }
 }
@@ -178,6 +184,7 @@ impl ProviderEntry {
             timeout_secs: default_timeout(),
             connect_timeout_secs: default_connect_timeout(),
             first_token_timeout_secs: None,
+            http2_prior_knowledge: false,
         }
     }
 

@@ -257,6 +257,12 @@ fn bind_all<'q>(
     q
 }
 
+/// The row counts of one `INSERT` of usage records, largest first (15 parameters a row: far below
+/// both databases' limits).
+const INSERT_ROWS: [usize; 4] = [64, 16, 4, 1];
+/// Columns of a usage record row.
+const USAGE_COLUMNS: usize = 15;
+
 impl Storage {
     /// Stores usage records in one transaction.
     pub async fn insert_usage(&self, records: &[NewUsage]) -> Result<()> {
@@ -264,45 +270,69 @@ impl Storage {
             return Ok(());
         }
         let mut tx = self.pool().begin().await?;
+        // The batch is written at one time (a record waits in the writer's queue for milliseconds).
+        let now = now_ms();
+        let day = from_ms(now).format("%Y-%m-%d").to_string();
         // Per user and per key and day: calls and spend, added to `usage_daily` with the records.
-        let mut daily: std::collections::BTreeMap<(&'static str, &str, String), (i64, f64)> =
-            std::collections::BTreeMap::new();
+        let mut daily: std::collections::BTreeMap<(&'static str, &str), (i64, f64)> = std::collections::BTreeMap::new();
+        let cost_of = |u: &NewUsage| if u.cost_usd.is_finite() { u.cost_usd } else { 0.0 };
         for u in records {
-            let now = now_ms();
-            let day = from_ms(now).format("%Y-%m-%d").to_string();
-            let cost = if u.cost_usd.is_finite() { u.cost_usd } else { 0.0 };
-            let e = daily.entry(("user", u.user_id.as_str(), day.clone())).or_default();
+            let cost = cost_of(u);
+            let e = daily.entry(("user", u.user_id.as_str())).or_default();
             e.0 += 1;
             e.1 += cost;
             if let Some(k) = &u.api_key_id {
-                let e = daily.entry(("key", k.as_str(), day.clone())).or_default();
+                let e = daily.entry(("key", k.as_str())).or_default();
                 e.0 += 1;
                 e.1 += cost;
             }
-            sqlx::query(
-                "INSERT INTO usage_records (id, created_at, day, user_id, api_key_id, provider, model, endpoint, \
-                 input_tokens, output_tokens, cost_usd, latency_ms, ttft_ms, status, error) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-            )
-            .bind(new_id())
-            .bind(now)
-            .bind(day)
-            .bind(&u.user_id)
-            .bind(u.api_key_id.as_deref())
-            .bind(&u.provider)
-            .bind(&u.model)
-            .bind(&u.endpoint)
-            .bind(i64::try_from(u.input_tokens).unwrap_or(i64::MAX))
-            .bind(i64::try_from(u.output_tokens).unwrap_or(i64::MAX))
-            .bind(cost)
-            .bind(i64::try_from(u.latency_ms).unwrap_or(i64::MAX))
-            .bind(u.ttft_ms.map(|v| i64::try_from(v).unwrap_or(i64::MAX)))
-            .bind(i64::from(u.status))
-            .bind(u.error.as_deref())
-            .execute(&mut *tx)
-            .await?;
         }
-        for ((scope, subject, day), (requests, cost)) in daily {
+        // One statement for many rows.
+        // A few statement shapes only (rows of 64, 16, 4 or 1), so that every one stays prepared in
+        // the connection's statement cache instead of one per batch size being compiled again.
+        let mut rest = records;
+        while !rest.is_empty() {
+            let take = INSERT_ROWS.iter().copied().find(|n| *n <= rest.len()).unwrap_or(1);
+            let (chunk, next) = rest.split_at(take);
+            rest = next;
+            // Numbered placeholders (`$1`…), which both databases read through the `Any` driver.
+            let mut sql = String::from(
+                "INSERT INTO usage_records (id, created_at, day, user_id, api_key_id, provider, model, endpoint, \
+                 input_tokens, output_tokens, cost_usd, latency_ms, ttft_ms, status, error) VALUES ",
+            );
+            for row in 0..chunk.len() {
+                sql.push_str(if row == 0 { "(" } else { ", (" });
+                for col in 0..USAGE_COLUMNS {
+                    if col > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push('$');
+                    sql.push_str(&(row * USAGE_COLUMNS + col + 1).to_string());
+                }
+                sql.push(')');
+            }
+            let mut q = sqlx::query(&sql);
+            for u in chunk {
+                q = q
+                    .bind(new_id())
+                    .bind(now)
+                    .bind(day.as_str())
+                    .bind(u.user_id.as_str())
+                    .bind(u.api_key_id.as_deref())
+                    .bind(u.provider.as_str())
+                    .bind(u.model.as_str())
+                    .bind(u.endpoint.as_str())
+                    .bind(i64::try_from(u.input_tokens).unwrap_or(i64::MAX))
+                    .bind(i64::try_from(u.output_tokens).unwrap_or(i64::MAX))
+                    .bind(cost_of(u))
+                    .bind(i64::try_from(u.latency_ms).unwrap_or(i64::MAX))
+                    .bind(u.ttft_ms.map(|v| i64::try_from(v).unwrap_or(i64::MAX)))
+                    .bind(i64::from(u.status))
+                    .bind(u.error.as_deref());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for ((scope, subject), (requests, cost)) in daily {
             sqlx::query(
                 "INSERT INTO usage_daily (scope, subject_id, day, requests, cost_usd) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (scope, subject_id, day) DO UPDATE SET requests = usage_daily.requests + excluded.requests, \
@@ -310,7 +340,7 @@ impl Storage {
             )
             .bind(scope)
             .bind(subject)
-            .bind(day)
+            .bind(&day)
             .bind(requests)
             .bind(cost)
             .execute(&mut *tx)

@@ -4,6 +4,7 @@ use super::{check_schema, check_tool_name, invalid};
 use crate::error::ProviderError;
 use crate::types::{ChatEvent, ChatRequest, ChatResponse};
 use gaia_core::types::{ChatMessage, FinishReason, ImagePart, Role, ToolCall, ToolSpec, Usage};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 /// A parsed `/v1/chat/completions` request.
@@ -326,31 +327,98 @@ pub fn finish_reason(f: &FinishReason) -> &'static str {
     }
 }
 
-fn usage_json(u: Usage) -> Value {
-    json!({"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens, "total_tokens": u.total()})
-}
-
 /// A `chat.completion` object for `resp`, naming `model` as the client asked for it.
 pub fn render_response(resp: &ChatResponse, id: &str, created: i64, model: &str) -> Value {
-    let mut message = json!({"role": "assistant", "content": resp.content, "refusal": null});
-    if !resp.tool_calls.is_empty() {
-        if resp.content.is_empty() {
-            message["content"] = Value::Null;
-        }
-        message["tool_calls"] = Value::Array(
+    serde_json::to_value(Completion::of(resp, id, created, model)).unwrap_or(Value::Null)
+}
+
+/// [`render_response`] written straight to JSON bytes (no intermediate [`Value`]: what the
+/// gateway sends).
+pub fn render_response_bytes(resp: &ChatResponse, id: &str, created: i64, model: &str) -> Vec<u8> {
+    serde_json::to_vec(&Completion::of(resp, id, created, model)).unwrap_or_default()
+}
+
+/// A `chat.completion` object, serialized from the answer where it is.
+#[derive(Serialize)]
+struct Completion<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: i64,
+    model: &'a str,
+    choices: [CompletionChoice<'a>; 1],
+    usage: UsageOut,
+}
+
+#[derive(Serialize)]
+struct CompletionChoice<'a> {
+    index: u32,
+    message: MessageOut<'a>,
+    logprobs: Option<()>,
+    finish_reason: &'static str,
+}
+
+#[derive(Serialize)]
+struct MessageOut<'a> {
+    role: &'static str,
+    content: Option<&'a str>,
+    refusal: Option<()>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<Vec<ToolCallOut<'a>>>,
+}
+
+#[derive(Serialize)]
+struct ToolCallOut<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: FunctionOut<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionOut<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+#[derive(Serialize)]
+struct UsageOut {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+}
+
+impl<'a> Completion<'a> {
+    fn of(resp: &'a ChatResponse, id: &'a str, created: i64, model: &'a str) -> Self {
+        let tools = !resp.tool_calls.is_empty();
+        let tool_calls = tools.then(|| {
             resp.tool_calls
                 .iter()
-                .map(
-                    |t| json!({"id": t.id, "type": "function", "function": {"name": t.name, "arguments": t.arguments}}),
-                )
-                .collect(),
-        );
+                .map(|t| ToolCallOut {
+                    id: &t.id,
+                    kind: "function",
+                    function: FunctionOut { name: &t.name, arguments: &t.arguments },
+                })
+                .collect()
+        });
+        let content = (!(tools && resp.content.is_empty())).then_some(resp.content.as_str());
+        Completion {
+            id,
+            object: "chat.completion",
+            created,
+            model,
+            choices: [CompletionChoice {
+                index: 0,
+                message: MessageOut { role: "assistant", content, refusal: None, tool_calls },
+                logprobs: None,
+                finish_reason: finish_reason(&resp.finish_reason),
+            }],
+            usage: UsageOut {
+                prompt_tokens: resp.usage.input_tokens,
+                completion_tokens: resp.usage.output_tokens,
+                total_tokens: resp.usage.total(),
+            },
+        }
     }
-    json!({
-        "id": id, "object": "chat.completion", "created": created, "model": model,
-        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish_reason(&resp.finish_reason)}],
-        "usage": usage_json(resp.usage),
-    })
 }
 
 /// Renders a stream of [`ChatEvent`]s as `chat.completion.chunk` objects.
@@ -377,36 +445,36 @@ impl ChunkRenderer {
         }
     }
 
-    fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
-        let mut c = json!({
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]
-        });
-        if self.include_usage {
-            c["usage"] = Value::Null;
-        }
-        c
+    /// One chunk as JSON text, written from where its parts are (no intermediate [`Value`]).
+    fn chunk(&self, delta: Delta<'_>, finish: Option<&'static str>) -> String {
+        let c = ChunkOut {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: &self.model,
+            choices: vec![ChunkChoice { index: 0, delta, logprobs: None, finish_reason: finish }],
+            usage: self.include_usage.then_some(None),
+        };
+        serde_json::to_string(&c).unwrap_or_default()
     }
 
-    /// The first chunk (role).
-    pub fn start(&self) -> Value {
-        self.chunk(json!({"role": "assistant", "content": ""}), None)
+    /// The first chunk (role), as JSON text.
+    pub fn start(&self) -> String {
+        self.chunk(Delta::Role { role: "assistant", content: "" }, None)
     }
 
-    /// Chunks for one event (none for events with no OpenAI equivalent).
-    pub fn event(&mut self, ev: &ChatEvent) -> Vec<Value> {
+    /// Chunks for one event (none for events with no OpenAI equivalent), as JSON texts.
+    pub fn event(&mut self, ev: &ChatEvent) -> Vec<String> {
         match ev {
-            ChatEvent::TextDelta(t) if !t.is_empty() => vec![self.chunk(json!({"content": t}), None)],
+            ChatEvent::TextDelta(t) if !t.is_empty() => vec![self.chunk(Delta::Text { content: t }, None)],
             ChatEvent::ToolCallDelta { index, id, name, arguments } => {
-                let mut tc = json!({"index": index, "function": {"arguments": arguments}});
-                if let Some(id) = id {
-                    tc["id"] = json!(id);
-                    tc["type"] = json!("function");
-                }
-                if let Some(n) = name {
-                    tc["function"]["name"] = json!(n);
-                }
-                vec![self.chunk(json!({"tool_calls": [tc]}), None)]
+                let call = ToolCallDeltaOut {
+                    index: *index,
+                    id: id.as_deref(),
+                    kind: id.as_ref().map(|_| "function"),
+                    function: FunctionDeltaOut { name: name.as_deref(), arguments },
+                };
+                vec![self.chunk(Delta::Tools { tool_calls: [call] }, None)]
             }
             ChatEvent::Usage(u) => {
                 crate::types::merge_usage(&mut self.usage, *u);
@@ -414,24 +482,35 @@ impl ChunkRenderer {
             }
             ChatEvent::Finish(f) if !self.finished => {
                 self.finished = true;
-                vec![self.chunk(json!({}), Some(finish_reason(f)))]
+                vec![self.chunk(Delta::Empty {}, Some(finish_reason(f)))]
             }
             _ => Vec::new(),
         }
     }
 
-    /// Closing chunks: a finish chunk if none was sent, and the usage chunk when asked for.
-    pub fn finish(&mut self) -> Vec<Value> {
+    /// Closing chunks: a finish chunk if none was sent, and the usage chunk when asked for, as JSON
+    /// texts.
+    pub fn finish(&mut self) -> Vec<String> {
         let mut out = Vec::new();
         if !self.finished {
             self.finished = true;
-            out.push(self.chunk(json!({}), Some(finish_reason(&FinishReason::Stop))));
+            out.push(self.chunk(Delta::Empty {}, Some(finish_reason(&FinishReason::Stop))));
         }
         if self.include_usage {
-            out.push(json!({
-                "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                "choices": [], "usage": usage_json(self.usage)
-            }));
+            let u = self.usage;
+            let c = ChunkOut {
+                id: &self.id,
+                object: "chat.completion.chunk",
+                created: self.created,
+                model: &self.model,
+                choices: Vec::new(),
+                usage: Some(Some(UsageOut {
+                    prompt_tokens: u.input_tokens,
+                    completion_tokens: u.output_tokens,
+                    total_tokens: u.total(),
+                })),
+            };
+            out.push(serde_json::to_string(&c).unwrap_or_default());
         }
         out
     }
@@ -440,6 +519,53 @@ impl ChunkRenderer {
     pub fn usage(&self) -> Usage {
         self.usage
     }
+}
+
+/// A `chat.completion.chunk`.
+#[derive(Serialize)]
+struct ChunkOut<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: i64,
+    model: &'a str,
+    choices: Vec<ChunkChoice<'a>>,
+    /// Absent unless the client asked for usage; then `null` until the last chunk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Option<UsageOut>>,
+}
+
+#[derive(Serialize)]
+struct ChunkChoice<'a> {
+    index: u32,
+    delta: Delta<'a>,
+    logprobs: Option<()>,
+    finish_reason: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Delta<'a> {
+    Role { role: &'static str, content: &'static str },
+    Text { content: &'a str },
+    Tools { tool_calls: [ToolCallDeltaOut<'a>; 1] },
+    Empty {},
+}
+
+#[derive(Serialize)]
+struct ToolCallDeltaOut<'a> {
+    index: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    function: FunctionDeltaOut<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionDeltaOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    arguments: &'a str,
 }
 
 /// An error body in OpenAI's shape.
@@ -464,6 +590,38 @@ pub fn error_type(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renders_a_completion_as_openai_does() {
+        let mut r = ChatResponse {
+            id: "up".into(),
+            model: "m".into(),
+            content: "Hi.".into(),
+            tool_calls: Vec::new(),
+            finish_reason: FinishReason::Stop,
+            usage: Usage { input_tokens: 3, output_tokens: 2 },
+        };
+        let want = json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 7, "model": "asked",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi.", "refusal": null},
+                         "logprobs": null, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+        });
+        assert_eq!(render_response(&r, "chatcmpl-1", 7, "asked"), want);
+        let bytes: Value = serde_json::from_slice(&render_response_bytes(&r, "chatcmpl-1", 7, "asked")).unwrap();
+        assert_eq!(bytes, want);
+        // A tool call without text: `content` is null and the calls are listed.
+        r.content.clear();
+        r.finish_reason = FinishReason::ToolCalls;
+        r.tool_calls = vec![ToolCall { id: "c1".into(), name: "wx".into(), arguments: "{}".into() }];
+        let v = render_response(&r, "chatcmpl-1", 7, "asked");
+        assert_eq!(v["choices"][0]["message"]["content"], Value::Null);
+        assert_eq!(
+            v["choices"][0]["message"]["tool_calls"],
+            json!([{"id": "c1", "type": "function", "function": {"name": "wx", "arguments": "{}"}}])
+        );
+        assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+    }
 
     #[test]
     fn parses_a_full_request() {
@@ -592,18 +750,36 @@ mod tests {
 
     #[test]
     fn renders_stream() {
+        let v = |s: &str| serde_json::from_str::<Value>(s).unwrap();
         let mut r = ChunkRenderer::new("x", 1, "m", true);
-        assert_eq!(r.start()["choices"][0]["delta"]["role"], "assistant");
+        assert_eq!(
+            v(&r.start()),
+            json!({"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "m", "usage": null,
+                   "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}]})
+        );
         let c = r.event(&ChatEvent::ToolCallDelta {
             index: 0,
             id: Some("c".into()),
             name: Some("wx".into()),
             arguments: String::new(),
         });
-        assert_eq!(c[0]["choices"][0]["delta"]["tool_calls"][0]["function"]["name"], "wx");
+        assert_eq!(
+            v(&c[0])["choices"][0]["delta"],
+            json!({"tool_calls": [{"index": 0, "id": "c", "type": "function", "function": {"name": "wx", "arguments": ""}}]})
+        );
+        let more = r.event(&ChatEvent::ToolCallDelta { index: 0, id: None, name: None, arguments: "{}".into() });
+        assert_eq!(
+            v(&more[0])["choices"][0]["delta"],
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]})
+        );
+        assert_eq!(v(&r.event(&ChatEvent::TextDelta("Hi".into()))[0])["choices"][0]["delta"], json!({"content": "Hi"}));
         r.event(&ChatEvent::Usage(Usage { input_tokens: 3, output_tokens: 4 }));
         let end = r.finish();
-        assert_eq!(end[0]["choices"][0]["finish_reason"], "stop");
-        assert_eq!(end[1]["usage"]["total_tokens"], 7);
+        assert_eq!(v(&end[0])["choices"][0]["finish_reason"], "stop");
+        assert_eq!(v(&end[0])["choices"][0]["delta"], json!({}));
+        assert_eq!(v(&end[1])["usage"]["total_tokens"], 7);
+        assert_eq!(v(&end[1])["choices"], json!([]));
+        // Without `include_usage`, no `usage` key at all.
+        assert!(v(&ChunkRenderer::new("x", 1, "m", false).start()).get("usage").is_none());
     }
 }

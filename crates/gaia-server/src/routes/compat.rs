@@ -153,7 +153,8 @@ pub async fn chat_completions(
     };
     let mut upstream = match answer {
         Answer::Full(r) => {
-            let resp = axum::Json(openai::render_response(&r, &id, created, &asked)).into_response();
+            let body = openai::render_response_bytes(&r, &id, created, &asked);
+            let resp = ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response();
             return with_cache_header(resp, called.cache);
         }
         Answer::Stream(s) => s,
@@ -162,11 +163,11 @@ pub async fn chat_completions(
     let mut renderer = openai::ChunkRenderer::new(id, created, asked, parsed.include_usage);
     let events = async_stream::stream! {
         let _ticket = ticket;
-        yield data(&renderer.start());
+        yield Event::data(&renderer.start());
         let mut failed = false;
         while let Some(ev) = upstream.next().await {
             match ev {
-                Ok(ev) => for c in renderer.event(&ev) { yield data(&c); },
+                Ok(ev) => for c in renderer.event(&ev) { yield Event::data(&c); },
                 Err(e) => {
                     failed = true;
                     let status = e.http_status();
@@ -176,7 +177,7 @@ pub async fn chat_completions(
             }
         }
         if !failed {
-            for c in renderer.finish() { yield data(&c); }
+            for c in renderer.finish() { yield Event::data(&c); }
         }
         yield Event::data("[DONE]");
     };

@@ -32,6 +32,7 @@ fn public_entry(e: &ProviderEntry) -> Value {
         "timeout_secs": e.timeout_secs,
         "connect_timeout_secs": e.connect_timeout_secs,
         "first_token_timeout_secs": e.first_token_timeout_secs,
+        "http2_prior_knowledge": e.http2_prior_knowledge,
     })
 }
 
