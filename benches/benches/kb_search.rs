@@ -61,19 +61,12 @@ fn as_user(kb: &Kb, policy: &Arc<gaia_rbac::Policy>, in_index: bool) -> Kb {
     let (p, w) = (policy.clone(), who.clone());
     let filter: gaia_kb::ReadFilter =
         Arc::new(move |path: &str| p.check(&w, Action::Read, &Resource::kb_document(path), 0).allowed);
-    let mut access = ReadAccess::new(filter);
-    if in_index {
-        let reach = policy.reach(&who, Action::Read, ResourceType::Kb, 0);
-        assert!(reach.other.is_empty() && !reach.everything);
-        for s in &reach.subtrees {
-            access = access.subtree(s);
-        }
-        for e in &reach.exact {
-            access = access.exact(e);
-        }
-        access = access.exhaustive();
+    if !in_index {
+        return kb.restricted(ReadAccess::new(filter));
     }
-    kb.restricted(access)
+    let reach = policy.reach(&who, Action::Read, ResourceType::Kb, 0);
+    assert!(reach.other.is_empty() && !reach.everything);
+    kb.restricted(gaia_server::tools::kb_read_access(filter, &reach))
 }
 
 fn main() {

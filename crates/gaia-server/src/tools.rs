@@ -72,22 +72,10 @@ impl ServerTools {
         let rbac = self.rbac.loaded().await.clone();
         let who = gaia_rbac::Subject::from(p);
         let reach = rbac.reach(&who, gaia_rbac::Action::Read, gaia_rbac::ResourceType::Kb);
-        let mut access = gaia_kb::ReadAccess::new(Arc::new(move |path: &str| {
+        let filter: gaia_kb::ReadFilter = Arc::new(move |path: &str| {
             rbac.check(&who, gaia_rbac::Action::Read, &gaia_rbac::Resource::kb_document(path)).allowed
-        }));
-        if reach.everything {
-            access = access.everything();
-        }
-        for path in &reach.exact {
-            access = access.exact(path);
-        }
-        for path in &reach.subtrees {
-            access = access.subtree(path);
-        }
-        if reach.other.is_empty() {
-            access = access.exhaustive();
-        }
-        Some(kb.restricted(access))
+        });
+        Some(kb.restricted(kb_read_access(filter, &reach)))
     }
 
     /// The MCP servers' tools, connected and listed now, each server afresh (a server that fails is
@@ -107,6 +95,26 @@ impl ServerTools {
     pub(crate) async fn warm(&self) -> &Toolbox {
         self.warm.get_or_init(|| self.connect("the warm tools")).await
     }
+}
+
+/// What a caller may read in the knowledge base: `filter` (their permission check on one vault path)
+/// as the reference, and their `reach` (from the same permissions) as the terms the search index
+/// filters on; permissions the index cannot express leave the filter to test documents one by one.
+pub fn kb_read_access(filter: gaia_kb::ReadFilter, reach: &gaia_rbac::Reach) -> gaia_kb::ReadAccess {
+    let mut access = gaia_kb::ReadAccess::new(filter);
+    if reach.everything {
+        access = access.everything();
+    }
+    for path in &reach.exact {
+        access = access.exact(path);
+    }
+    for path in &reach.subtrees {
+        access = access.subtree(path);
+    }
+    if reach.other.is_empty() {
+        access = access.exhaustive();
+    }
+    access
 }
 
 #[async_trait::async_trait]

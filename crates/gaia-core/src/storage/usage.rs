@@ -287,9 +287,9 @@ impl Storage {
                 e.1 += cost;
             }
         }
-        // One statement for many rows.
-        // A few statement shapes only (rows of 64, 16, 4 or 1), so that every one stays prepared in
-        // the connection's statement cache instead of one per batch size being compiled again.
+        // One statement for many rows, in a few shapes only (rows of 64, 16, 4 or 1), so that every
+        // one stays prepared in the connection's statement cache instead of one per batch size being
+        // compiled again.
         let mut rest = records;
         while !rest.is_empty() {
             let take = INSERT_ROWS.iter().copied().find(|n| *n <= rest.len()).unwrap_or(1);
