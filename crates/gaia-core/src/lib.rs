@@ -19,7 +19,7 @@
 //! | [`quota`] | [`Quotas`](quota::Quotas): rate limits and budgets checked before model calls |
 //! | [`secrets`] | [`Secrets`](secrets::Secrets): encryption at rest of stored secrets (provider API keys) |
 //! | [`ratelimit`] | [`RateLimiter`](ratelimit::RateLimiter): sliding-window limits, in-process or in Redis |
-//! | `testing` | (feature `testing`) test databases on SQLite and PostgreSQL, Redis for tests |
+//! | `testing` | (feature `testing`) test databases on SQLite and PostgreSQL, Redis for tests, stand-ins for others' servers (an HTTP listener, an identity provider's key set) |
 //!
 //! Storage speaks one set of SQL with `$1` placeholders through sqlx's `Any` driver, so the same code
 //! and the same embedded migrations run on SQLite (`sqlite://gaia.db`, the default, created on first run)

@@ -4,6 +4,7 @@
 mod auth;
 mod cache;
 mod erase;
+mod jwks;
 mod retention;
 mod runtime_providers;
 mod storage;

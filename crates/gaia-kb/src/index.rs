@@ -14,7 +14,6 @@ use tantivy::query::{
     TermQuery, TermSetQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, STORED, STRING};
-use tantivy::snippet::SnippetGenerator;
 use tantivy::tokenizer::{
     AsciiFoldingFilter, LowerCaser, RemoveLongFilter, TextAnalyzer, Token, TokenStream, Tokenizer,
 };
@@ -23,7 +22,6 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Te
 /// Name of the analyzer in the schema; changing how text is tokenised needs a new name, so that an
 /// index written by an older version is rebuilt (see [`SearchIndex::open`]).
 const TOKENIZER: &str = "gaia_words_cjk";
-const SNIPPET_CHARS: usize = 200;
 /// Memory the index writer may fill before it writes a segment (shared by its threads, at least
 /// 15 MB each): more makes a full build faster (fewer segments to merge), and is held only while
 /// documents are indexed.
@@ -559,21 +557,13 @@ impl SearchIndex {
         // matching document would be scored.
         let top = searcher.search(&*query, &TopDocs::with_limit(limit).and_offset(offset).order_by_score())?;
         let total = query.count(&searcher)?;
-        let mut snippets = SnippetGenerator::create(&searcher, &*query, self.fields.body)?;
-        snippets.set_max_num_chars(SNIPPET_CHARS);
+        let snippets = crate::snippet::Snippets::new(&searcher, &*query, self.fields.body, analyzer())?;
         let mut hits = Vec::with_capacity(top.len());
         for (score, addr) in top {
             let doc: TantivyDocument = searcher.doc(addr)?;
             let text = |f: Field| doc.get_first(f).and_then(|v| v.as_str()).unwrap_or_default().to_string();
             let path = text(self.fields.path);
-            let body = body(&path).unwrap_or_default();
-            let snippet = snippets.snippet(body);
-            let snippet = if snippet.fragment().trim().is_empty() {
-                let cut: String = body.chars().take(SNIPPET_CHARS).collect();
-                escape_html(cut.trim())
-            } else {
-                snippet.to_html()
-            };
+            let snippet = snippets.cut(body(&path).unwrap_or_default());
             hits.push(SearchHit { path, title: text(self.fields.title), score, snippet });
         }
         Ok(SearchResults { total, hits })

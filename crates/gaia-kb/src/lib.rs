@@ -51,6 +51,7 @@ pub mod path;
 pub mod query;
 #[cfg(feature = "semantic")]
 pub mod semantic;
+mod snippet;
 pub mod tools;
 
 pub use access::{ReadAccess, ReadFilter};

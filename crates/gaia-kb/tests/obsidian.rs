@@ -391,3 +391,28 @@ impl TapSort for Vec<String> {
         self
     }
 }
+
+#[tokio::test]
+async fn snippets_of_long_notes_come_from_where_the_words_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("vault");
+    std::fs::create_dir_all(&root).unwrap();
+    let filler = "The road winds past fields and quiet farms. ".repeat(200); // ~8.8 KB
+                                                                             // The word only near the end, once inside a longer word first (not a match), then whole.
+    let long = format!("# Long\n{filler}Beaconsfield is far. {filler}Lanterns glow. The Beacon burns bright.\n");
+    std::fs::write(root.join("Long.md"), long).unwrap();
+    // Written with diacritics only: the raw text has no `cafe`, the whole note is tokenized.
+    std::fs::write(root.join("Accents.md"), format!("# Accents\n{filler}Meet me at the café tonight.\n")).unwrap();
+    // A multi-byte text around the word: the window never cuts a character.
+    let wide = "ÄÖÜ äöü ß ".repeat(400);
+    std::fs::write(root.join("Wide.md"), format!("# Wide\n{wide}the beacon {wide}")).unwrap();
+    let kb = Kb::open(KbConfig { root, sync_interval_secs: 0, ..KbConfig::default() }).await.unwrap();
+
+    let r = kb.search(&SearchOptions { query: "beacon".into(), limit: 10, ..Default::default() }).unwrap();
+    let snippet = |path: &str| r.hits.iter().find(|h| h.path == path).map(|h| h.snippet.clone()).unwrap();
+    assert!(snippet("Long.md").contains("<b>Beacon</b> burns bright"), "{}", snippet("Long.md"));
+    assert!(snippet("Wide.md").contains("<b>beacon</b>"), "{}", snippet("Wide.md"));
+    assert!(!snippet("Long.md").contains("Beaconsfield"), "{}", snippet("Long.md"));
+    let r = kb.search(&SearchOptions { query: "cafe".into(), ..Default::default() }).unwrap();
+    assert!(r.hits[0].snippet.contains("<b>café</b>"), "{}", r.hits[0].snippet);
+}

@@ -82,6 +82,13 @@ impl AppState {
         };
         let auth =
             Authenticator::new(storage.clone(), cache.clone(), jwt, Duration::from_secs(config.cache.api_key_ttl_secs));
+        if !config.auth.jwks.is_empty() {
+            // The configuration was validated; a failure here leaves those providers' tokens refused.
+            match gaia_core::auth::Jwks::new(&config.auth.jwks).and_then(|j| auth.set_jwks(j)) {
+                Ok(()) => {}
+                Err(e) => tracing::error!(error = %e, "the identity providers of [[auth.jwks]] cannot be used"),
+            }
+        }
         if config.cache.revocation_poll_ms > 0 {
             auth.spawn_revocation_watch(Duration::from_millis(config.cache.revocation_poll_ms));
         }

@@ -2,9 +2,10 @@
 
 use crate::common;
 
-use common::{start, Fetch};
+use common::{start, start_with, test_config, Fetch};
 use gaia_core::auth::{Claims, JwtKeys};
-use gaia_core::testing::database_urls;
+use gaia_core::config::JwksProvider;
+use gaia_core::testing::{database_urls, hs256, jws, sqlite_db, KeySetServer, SigningKey};
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -178,6 +179,44 @@ async fn expired_and_foreign_jwts_are_refused() {
         let r = s.http.get(format!("{}/api/v1/conversations", s.url)).bearer_auth(&ext).send().await.unwrap();
         assert_eq!(r.status(), 200, "{}", s.backend);
     }
+}
+
+#[tokio::test]
+async fn a_studios_identity_provider_signs_players_in_with_its_published_keys() {
+    let key = SigningKey::p256("2026-12");
+    let idp = KeySetServer::start(&[&key]).await;
+    let mut config = test_config();
+    config.auth.jwks = vec![JwksProvider {
+        name: "studio".into(),
+        url: idp.url(),
+        issuer: "https://login.studio.example".into(),
+        audiences: vec!["my-game".into()],
+        algorithms: vec!["ES256".into()],
+        subject_prefix: "studio:".into(),
+        refresh_secs: 600,
+        refetch_secs: 30,
+    }];
+    config.validate().unwrap();
+    let s = start_with(sqlite_db(), None, config).await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({"iss": "https://login.studio.example", "sub": "player-9", "aud": "my-game", "exp": now + 300});
+    let r = s.http.get(format!("{}/api/v1/rbac/me", s.url)).bearer_auth(key.token(&claims)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let me: Value = r.json().await.unwrap();
+    assert_eq!(me["user_id"], "studio:player-9");
+    assert_eq!(me["is_admin"], false);
+    // The key set is public: an HS256 token keyed with it is refused, with the reason.
+    let forged =
+        jws(&json!({"alg": "HS256", "kid": "2026-12"}), &claims, &|m| hs256(key.jwk.to_string().as_bytes(), m));
+    let r = s.http.get(format!("{}/api/v1/rbac/me", s.url)).bearer_auth(&forged).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.json::<Value>().await.unwrap()["detail"].as_str().unwrap().contains("algorithm"));
+    // Another audience: refused.
+    let mut other = claims.clone();
+    other["aud"] = json!("another-game");
+    let r = s.http.get(format!("{}/api/v1/rbac/me", s.url)).bearer_auth(key.token(&other)).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(idp.fetches(), 1);
 }
 
 #[tokio::test]

@@ -145,6 +145,8 @@ struct Inner {
     storage: Storage,
     cache: SharedCache,
     jwt: JwtKeys,
+    /// Other identity providers whose tokens are accepted (`[[auth.jwks]]`), when configured.
+    jwks: std::sync::OnceLock<super::jwks::Jwks>,
     api_key_ttl: Duration,
     /// Keys whose `last_used_at` was written recently.
     touched: moka::sync::Cache<String, ()>,
@@ -225,6 +227,7 @@ impl Authenticator {
                 storage,
                 cache,
                 jwt,
+                jwks: std::sync::OnceLock::new(),
                 api_key_ttl,
                 touched,
                 revoked,
@@ -234,6 +237,12 @@ impl Authenticator {
                 revocations: tokio::sync::watch::Sender::new(0),
             }),
         }
+    }
+
+    /// Also accepts the tokens of the identity providers in `jwks` (`[[auth.jwks]]`), verified with
+    /// the keys they publish. `InvalidInput` if providers were already set.
+    pub fn set_jwks(&self, jwks: super::jwks::Jwks) -> Result<()> {
+        self.inner.jwks.set(jwks).map_err(|_| CoreError::InvalidInput("the identity providers are already set".into()))
     }
 
     /// The credentials version this instance knows of.
@@ -431,10 +440,20 @@ impl Authenticator {
         self.inner.storage.delete_web_session(&hash_api_key(token)).await
     }
 
-    /// Validates a JWT (signature, audience `authenticated`, expiry) and returns its user, creating a
-    /// local user for a subject seen for the first time.
+    /// Validates a JWT and returns its user, creating a local user for a subject seen for the first
+    /// time: a token whose issuer is one of the identity providers set with [`Self::set_jwks`] is
+    /// verified with that provider's keys (see [`super::jwks`]), any other with Gaia's HS256 secret
+    /// (signature, audience `authenticated`, expiry).
     pub async fn authenticate_jwt(&self, token: &str) -> Result<Principal> {
-        let claims = self.inner.jwt.verify(token.trim())?;
+        let token = token.trim();
+        let foreign = match self.inner.jwks.get() {
+            Some(jwks) => jwks.verify(token).await?,
+            None => None,
+        };
+        let claims = match foreign {
+            Some(claims) => claims,
+            None => self.inner.jwt.verify(token)?,
+        };
         // Gaia's own tokens name their sign-in session (claim `gaia_sid`; another issuer's OIDC `sid` is
         // not read): refused once it is revoked (logout, theft).
         if let Some(sid) = claims.sid.as_deref() {

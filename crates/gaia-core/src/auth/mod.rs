@@ -1,6 +1,7 @@
 //! Authentication primitives: API keys ([`generate_api_key`], [`hash_api_key`]), passwords
-//! ([`hash_password`], [`verify_password`]), HS256 JWTs ([`JwtKeys`]), and the [`Authenticator`] that
-//! turns a credential into a [`Principal`].
+//! ([`hash_password`], [`verify_password`]), HS256 JWTs ([`JwtKeys`]), other identity providers' JWTs
+//! verified with their published keys ([`Jwks`]), and the [`Authenticator`] that turns a credential
+//! into a [`Principal`].
 //!
 //! ```
 //! use gaia_core::auth::{generate_api_key, hash_api_key, looks_like_jwt, JwtKeys};
@@ -18,6 +19,7 @@
 
 pub mod api_key;
 mod authenticator;
+pub mod jwks;
 pub mod jwt;
 pub mod password;
 pub mod sign_in;
@@ -27,5 +29,6 @@ pub use authenticator::{
     AuthMethod, Authenticator, Principal, RotatedKey, DEFAULT_ROTATION_OVERLAP, MAX_KEY_LIFETIME, MAX_KEY_NAME,
     MAX_ROTATION_OVERLAP, TOUCH_INTERVAL,
 };
+pub use jwks::Jwks;
 pub use jwt::{looks_like_jwt, Claims, JwtKeys};
 pub use password::{hash_password, verify_password, GateError, PasswordGate, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};

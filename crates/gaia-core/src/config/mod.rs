@@ -14,7 +14,9 @@ mod retention;
 mod tls;
 mod worlds;
 
-pub use auth::{parse_network, AuthConfig, Registration, MAX_INVITE_TTL_SECS};
+pub use auth::{
+    parse_network, AuthConfig, JwksProvider, Registration, JWKS_ALGORITHMS, MAX_INVITE_TTL_SECS, MAX_JWKS_PROVIDERS,
+};
 pub use kb::{KbConfig, KbStorageMode};
 pub use mcp::{AgentConfig, AgentLimits, McpServerConfig, McpTransport};
 pub use ops::{EventsConfig, LimitsConfig};
