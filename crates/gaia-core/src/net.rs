@@ -4,8 +4,19 @@
 //! new connections (thousands of game clients reconnecting after a restart, a burst of streams)
 //! overflows that queue: the kernel drops the SYNs, and the clients only retry after 1, 3, 7 s.
 //! [`listen`] asks for [`LISTEN_BACKLOG`] instead (the kernel caps it at `net.core.somaxconn`).
+//!
+//! And what counts as this machine for the URLs Gaia calls ([`is_loopback_host`]): the one rule
+//! behind "plain http only to loopback" for providers' keys and identity providers' key sets.
 
 use std::io;
+
+/// Whether `host` (a URL's host, as a URL parser gives it: a domain, an IPv4 address, or an IPv6
+/// address with or without brackets) is this machine's loopback: `localhost`, `127.0.0.0/8`,
+/// `::1`. Requests there do not cross a network.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
 use tokio::net::{TcpListener, TcpSocket};
 
 /// Connections the kernel may queue for a listener before it accepts them.

@@ -118,8 +118,7 @@ impl Origin {
     /// Whether the host is this machine's loopback (`localhost`, `127.0.0.0/8`, `[::1]`): requests
     /// there do not cross a network.
     pub fn is_loopback(&self) -> bool {
-        let host = self.host.trim_start_matches('[').trim_end_matches(']');
-        host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        gaia_core::net::is_loopback_host(&self.host)
     }
 }
 

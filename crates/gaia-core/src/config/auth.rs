@@ -119,26 +119,18 @@ pub const JWKS_ALGORITHMS: [&str; 9] =
 /// Most `[[auth.jwks]]` providers.
 pub const MAX_JWKS_PROVIDERS: usize = 16;
 
-/// Whether `url` is `https`, or `http` to a loopback host (`localhost`, `127.0.0.0/8`, `[::1]`).
+/// Whether `url` is `https`, or `http` to a loopback host (`localhost`, `127.0.0.0/8`, `[::1]`), with
+/// no user name or password in it; parsed as the HTTP client parses it.
 fn secure_or_loopback(url: &str) -> bool {
-    if url.len() > 2048 || url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+    let Ok(parsed) = reqwest::Url::parse(url) else { return false };
+    if url.len() > 2048 || !parsed.username().is_empty() || parsed.password().is_some() {
         return false;
     }
-    let lower = url.to_ascii_lowercase();
-    let rest = match (lower.strip_prefix("https://"), lower.strip_prefix("http://")) {
-        (Some(r), _) => return !r.is_empty() && !r.starts_with('/'),
-        (None, Some(r)) => r,
-        (None, None) => return false,
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.contains('@') {
-        return false;
+    match (parsed.scheme(), parsed.host_str()) {
+        ("https", Some(host)) => !host.is_empty(),
+        ("http", Some(host)) => crate::net::is_loopback_host(host),
+        _ => false,
     }
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    };
-    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 impl JwksProvider {
