@@ -19,7 +19,6 @@
 
 use crate::config::JwksProvider;
 use crate::error::{CoreError, Result};
-use base64::Engine;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
@@ -271,11 +270,6 @@ impl Jwks {
         Ok(Jwks { providers: Arc::new(providers), client })
     }
 
-    /// Whether any provider is configured.
-    pub fn is_empty(&self) -> bool {
-        self.providers.is_empty()
-    }
-
     /// Verifies `token` if its issuer is one of the providers: `Ok(None)` when it names none of them
     /// (the token is then Gaia's own, or nobody's), the claims when it is valid, `Unauthorized` with
     /// the reason otherwise. The subject returned carries the provider's `subject_prefix`.
@@ -287,10 +281,7 @@ impl Jwks {
         if payload.len() > MAX_PAYLOAD_CHARS {
             return Ok(None);
         }
-        let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')) else {
-            return Ok(None);
-        };
-        let Some(iss) = serde_json::from_slice::<Unverified>(&bytes).ok().and_then(|u| u.iss) else {
+        let Some(iss) = super::jwt::segment_json::<Unverified>(payload).and_then(|u| u.iss) else {
             return Ok(None);
         };
         let Some(provider) = self.providers.iter().find(|p| p.config.issuer == iss) else {

@@ -124,12 +124,13 @@ pub fn looks_like_jwt(s: &str) -> bool {
     let (Some(h), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return false;
     };
-    match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim_end_matches('=')) {
-        Ok(bytes) => {
-            serde_json::from_slice::<serde_json::Value>(&bytes).map(|v| v.get("alg").is_some()).unwrap_or(false)
-        }
-        Err(_) => false,
-    }
+    segment_json::<serde_json::Value>(h).is_some_and(|v| v.get("alg").is_some())
+}
+
+/// One segment of a compact JWT (header or payload) read as JSON, without verifying anything.
+pub(crate) fn segment_json<T: serde::de::DeserializeOwned>(segment: &str) -> Option<T> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(segment.trim_end_matches('=')).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 #[cfg(test)]
