@@ -9,6 +9,7 @@
 
 use crate::engine::Engine;
 use crate::error::{Refusal, Result};
+use gaia_core::attribution::{Attribution, Tags};
 use gaia_core::auth::Principal;
 use gaia_core::context::estimate_tokens;
 use gaia_core::pricing::EffectivePrice;
@@ -35,6 +36,7 @@ pub struct Admitted {
 struct AdmittedInner {
     principal: Principal,
     who: Subject,
+    tags: Tags,
     rate: Vec<(&'static str, String)>,
 }
 
@@ -44,9 +46,14 @@ impl Admitted {
         &self.inner.principal
     }
 
-    /// Who the calls are charged to: the user, their key, their teams.
+    /// Who the calls are charged to: the user, their key, their teams, the end user they are for.
     pub fn subject(&self) -> &Subject {
         &self.inner.who
+    }
+
+    /// The request's tags, recorded with every call's usage.
+    pub fn tags(&self) -> &Tags {
+        &self.inner.tags
     }
 
     /// The `x-ratelimit-*` headers of the rate limits that apply (none when none does).
@@ -129,25 +136,40 @@ impl Engine {
         Err(Refusal::new(403, "you may not use models (provider:read on /providers is needed)"))
     }
 
-    /// Who `p` is for quotas: the user, their API key, their teams and workspaces.
+    /// Who `p` is for quotas: the user, their API key, their teams and workspaces (no end user).
     pub async fn subject(&self, p: &Principal) -> Subject {
         let user_id = p.user_id.clone();
         let teams = self.rbac().await.policy().groups_of(&user_id).into_iter().map(str::to_string).collect();
-        Subject { user_id, key_id: p.api_key_id().map(str::to_string), teams }
+        Subject { user_id, key_id: p.api_key_id().map(str::to_string), teams, end_user: None }
     }
 
     /// The first step of admission: the permission to use models and the rate limits (this request is
     /// counted when it passes). `permission_checked`: the caller's route already required the same
     /// permission, so it is not looked up again.
     pub async fn admit(&self, p: &Principal, permission_checked: bool) -> Result<Gate, Refusal> {
+        self.admit_for(p, permission_checked, Attribution::default()).await
+    }
+
+    /// [`Engine::admit`] for a request made for an end user (a game's player) and with tags: the end
+    /// user's own rate limits and budgets apply as well (theirs, else their key's default for its
+    /// players, else the configured one), and every call of the request is recorded with both.
+    pub async fn admit_for(
+        &self,
+        p: &Principal,
+        permission_checked: bool,
+        attribution: Attribution,
+    ) -> Result<Gate, Refusal> {
         if !permission_checked {
             self.may_use_models(p).await?;
         }
-        let who = self.subject(p).await;
+        let mut who = self.subject(p).await;
+        who.end_user = attribution.end_user().map(str::to_string);
         let rate = self.check_rate(&who).await?;
         let budgets = self.inner.quotas.budgets_for(&who).await;
-        let admitted =
-            Admitted { inner: std::sync::Arc::new(AdmittedInner { principal: p.clone(), who, rate: rate.headers() }) };
+        let tags = attribution.tags().clone();
+        let admitted = Admitted {
+            inner: std::sync::Arc::new(AdmittedInner { principal: p.clone(), who, tags, rate: rate.headers() }),
+        };
         Ok(Gate { engine: self.clone(), admitted, budgets })
     }
 
@@ -164,7 +186,8 @@ impl Engine {
         }
         let secs = rate.retry_after().map(|d| d.as_secs().max(1)).unwrap_or(1);
         let what = rate.refused_by().unwrap_or_else(|| "rate limit".into());
-        self.observe(|o| o.rate_limited(if what.contains("API key") { "key" } else { "user" }));
+        let scope = rate.refused_scope().map_or("user", |s| s.as_str());
+        self.observe(|o| o.rate_limited(scope));
         let mut refusal = Refusal::new(429, format!("rate limit reached ({what}); retry in {secs} s"));
         refusal.headers = rate.headers();
         Err(refusal)
@@ -194,7 +217,7 @@ impl Engine {
                 let filter = gaia_core::storage::UsageFilter {
                     user_id: Some(admitted.principal().user_id.clone()),
                     since: Some(since),
-                    until: None,
+                    ..Default::default()
                 };
                 let spent = self.inner.storage.usage_summary(&filter).await?.totals.cost_usd;
                 if spent >= ceiling {

@@ -45,6 +45,8 @@ impl Meter {
                 user_id: p.user_id.clone(),
                 api_key_id: p.api_key_id().map(str::to_string),
                 endpoint: endpoint.to_string(),
+                end_user: admitted.subject().end_user.clone(),
+                tags: admitted.tags().clone(),
                 ..Default::default()
             },
             start: Instant::now(),

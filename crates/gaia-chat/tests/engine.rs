@@ -61,7 +61,7 @@ fn uuid() -> String {
 
 async fn records(w: &World) -> Vec<NewUsage> {
     w.usage.flush().await;
-    let filter = UsageFilter { user_id: Some(w.user.user_id.clone()), since: None, until: None };
+    let filter = UsageFilter { user_id: Some(w.user.user_id.clone()), since: None, until: None, end_user: None };
     let r = w.storage.list_usage(&filter, 100).await.unwrap();
     r.into_iter().map(|r| r.usage).collect()
 }

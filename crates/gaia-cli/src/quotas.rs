@@ -37,9 +37,9 @@ enum QuotaCommand {
         #[command(subcommand)]
         command: PricesCommand,
     },
-    /// Usage totals grouped by day, model, provider, user or key.
+    /// Usage totals grouped by day, model, provider, user, key, end user or a tag's value.
     Report {
-        /// `day`, `model`, `provider`, `user` or `key`.
+        /// `day`, `model`, `provider`, `user`, `key`, `end_user` or `tag:<key>`.
         #[arg(long, default_value = "day")]
         group_by: String,
         /// From this time (RFC 3339).
@@ -58,11 +58,12 @@ enum QuotaCommand {
 enum LimitsCommand {
     /// List the limits set.
     List,
-    /// Set the limits of a user or key (an option left out keeps the default; 0 is unlimited).
+    /// Set the limits of a user, key or end user (an option left out keeps the default; 0 is unlimited).
     Set {
-        /// `user` or `key`.
+        /// `user`, `key`, `end_user` (one player: `USER_ID:PLAYER_ID`) or `key_end_users` (each player
+        /// of a key).
         scope: String,
-        /// The user or key id.
+        /// The user, key or end user id.
         id: String,
         /// Model requests per minute.
         #[arg(long)]
@@ -71,11 +72,11 @@ enum LimitsCommand {
         #[arg(long)]
         tpm: Option<u64>,
     },
-    /// Remove the limits of a user or key (the defaults apply again).
+    /// Remove the limits of a user, key or end user (the defaults apply again).
     Clear {
-        /// `user` or `key`.
+        /// `user`, `key`, `end_user` or `key_end_users`.
         scope: String,
-        /// The user or key id.
+        /// The user, key or end user id.
         id: String,
     },
 }
@@ -257,8 +258,11 @@ pub async fn run(database_url: &str, args: QuotaArgs) -> Result<()> {
             }
         },
         QuotaCommand::Report { group_by, since, until, csv } => {
-            let by: UsageGroupBy = group_by.parse().context("--group-by")?;
-            let groups = storage.usage_grouped(&UsageFilter { user_id: None, since, until }, by).await?;
+            let filter = UsageFilter { user_id: None, since, until, end_user: None };
+            let groups = match group_by.strip_prefix("tag:") {
+                Some(key) => storage.usage_grouped_by_tag(&filter, key).await?,
+                None => storage.usage_grouped(&filter, group_by.parse::<UsageGroupBy>().context("--group-by")?).await?,
+            };
             if csv {
                 use std::io::Write;
                 std::io::stdout().write_all(&gaia_core::storage::UsageGroup::to_csv(&group_by, &groups))?;

@@ -65,7 +65,8 @@ async fn gaia_serves_its_knowledge_base_over_stdio_mcp() {
     let answer = src.call("gaia__chat", r#"{"message": "Hello there"}"#).await.unwrap();
     assert_eq!(answer, "Mock reply to: Hello there");
     // Metered to the named user, like `/mcp`'s chat tool.
-    let filter = gaia_core::storage::UsageFilter { user_id: Some(user.id.clone()), since: None, until: None };
+    let filter =
+        gaia_core::storage::UsageFilter { user_id: Some(user.id.clone()), since: None, until: None, end_user: None };
     let mut rows = Vec::new();
     for _ in 0..100 {
         rows = storage.list_usage(&filter, 10).await.unwrap();

@@ -6,6 +6,7 @@
 //!
 //! | Module | What it holds |
 //! |---|---|
+//! | [`attribution`] | Who a call is for (the end user: a game's player) and its tags, checked and bounded |
 //! | [`types`] | Chat messages, roles, tool calls, usage, model descriptions and prices |
 //! | [`error`] | [`CoreError`] and [`Result`] |
 //! | [`config`] | [`Config`]: defaults ← `gaia.toml` ← `GAIA_*` / vendor environment variables |
@@ -68,6 +69,7 @@
 
 #![warn(missing_docs)]
 
+pub mod attribution;
 pub mod auth;
 pub mod cache;
 pub mod config;

@@ -23,7 +23,7 @@
 //! storage.migrate().await?;
 //! let limits = LimitsConfig { user_requests_per_minute: 2, ..Default::default() };
 //! let quotas = Quotas::new(storage, limits);
-//! let who = Subject { user_id: "u1".into(), key_id: None, teams: vec![] };
+//! let who = Subject { user_id: "u1".into(), ..Default::default() };
 //! assert!(quotas.check_rate(&who).await.allowed());
 //! assert!(quotas.check_rate(&who).await.allowed());
 //! let third = quotas.check_rate(&who).await;
@@ -62,6 +62,16 @@ pub struct Subject {
     pub key_id: Option<String>,
     /// The teams the user belongs to (for team budgets).
     pub teams: Vec<String>,
+    /// The end user (a game's player) the call is for, if the request named one: their own limits
+    /// and budgets apply as well, inside the user's namespace.
+    pub end_user: Option<String>,
+}
+
+impl Subject {
+    /// The end user's subject id (`<user id>:<end user id>`), when there is an end user.
+    pub fn end_user_subject(&self) -> Option<String> {
+        self.end_user.as_deref().map(|e| crate::attribution::end_user_subject(&self.user_id, e))
+    }
 }
 
 /// Which limit a rate decision is about.
@@ -94,6 +104,12 @@ impl RateCheck {
         self.decision.as_ref().filter(|d| !d.allowed).map(|d| d.retry_after)
     }
 
+    /// Which scope refused it (`user`, `key` or `end_user`).
+    pub fn refused_scope(&self) -> Option<LimitScope> {
+        let d = self.decision.as_ref()?;
+        self.units.get(d.refused_by?).map(|(_, scope)| *scope)
+    }
+
     /// What refused it (`"requests per minute of the API key"`, …).
     pub fn refused_by(&self) -> Option<String> {
         let d = self.decision.as_ref()?;
@@ -104,6 +120,7 @@ impl RateCheck {
         };
         let whose = match scope {
             LimitScope::Key => "API key",
+            LimitScope::EndUser => "end user",
             _ => "user",
         };
         Some(format!("{what} per minute of the {whose}"))
@@ -164,6 +181,7 @@ impl std::fmt::Display for BudgetRefusal {
                 LimitScope::Key => "API key",
                 LimitScope::Team => "team",
                 LimitScope::User => "user",
+                LimitScope::EndUser | LimitScope::KeyEndUsers => "end user",
             },
             self.spent_usd,
             self.budget.limit_usd,
@@ -291,7 +309,8 @@ impl Quotas {
         let no_defaults = d.key_requests_per_minute == 0
             && d.key_tokens_per_minute == 0
             && d.user_requests_per_minute == 0
-            && d.user_tokens_per_minute == 0;
+            && d.user_tokens_per_minute == 0
+            && (who.end_user.is_none() || (d.end_user_requests_per_minute == 0 && d.end_user_tokens_per_minute == 0));
         if overrides.is_empty() && no_defaults {
             return Vec::new();
         }
@@ -307,6 +326,17 @@ impl Quotas {
         let rpm = limit_of(o.as_ref().and_then(|o| o.requests_per_minute), d.user_requests_per_minute);
         let tpm = limit_of(o.as_ref().and_then(|o| o.tokens_per_minute), d.user_tokens_per_minute);
         out.push((LimitScope::User, who.user_id.clone(), rpm, tpm));
+        if let Some(subject) = who.end_user_subject() {
+            // The end user's own limit, else their key's default for its players, else the configured one.
+            let own = override_of(LimitScope::EndUser, &subject);
+            let of_key = who.key_id.as_deref().and_then(|k| override_of(LimitScope::KeyEndUsers, k));
+            let pick = |f: fn(&RateLimitOverride) -> Option<u64>, default: u64| {
+                own.as_ref().and_then(f).or_else(|| of_key.as_ref().and_then(f)).unwrap_or(default)
+            };
+            let rpm = pick(|o| o.requests_per_minute, d.end_user_requests_per_minute);
+            let tpm = pick(|o| o.tokens_per_minute, d.end_user_tokens_per_minute);
+            out.push((LimitScope::EndUser, subject, rpm, tpm));
+        }
         out.retain(|(_, _, rpm, tpm)| *rpm > 0 || *tpm > 0);
         out
     }
@@ -380,7 +410,10 @@ impl Quotas {
             .await
     }
 
-    /// The budgets that apply to `who` (theirs, their key's, their teams').
+    /// The budgets that apply to `who` (theirs, their key's, their teams', and for a call made for an
+    /// end user, that end user's own and their key's budget for each of its players). A key's budget
+    /// for its players comes back as the end user's (scope `end_user`, subject `<user>:<end user>`,
+    /// the key budget's id), so that it is spent and checked per player.
     pub async fn budgets_for(&self, who: &Subject) -> Vec<Budget> {
         let index = self.all_budgets().await;
         if index.by_subject.is_empty() {
@@ -391,14 +424,34 @@ impl Quotas {
             subjects.push((LimitScope::Key, k.clone()));
         }
         subjects.extend(who.teams.iter().map(|t| (LimitScope::Team, t.clone())));
-        subjects.iter().filter_map(|s| index.by_subject.get(s)).flatten().cloned().collect()
+        let end_user = who.end_user_subject();
+        if let Some(e) = &end_user {
+            subjects.push((LimitScope::EndUser, e.clone()));
+        }
+        let mut out: Vec<Budget> = subjects.iter().filter_map(|s| index.by_subject.get(s)).flatten().cloned().collect();
+        if let (Some(e), Some(k)) = (end_user, &who.key_id) {
+            if let Some(each) = index.by_subject.get(&(LimitScope::KeyEndUsers, k.clone())) {
+                out.extend(each.iter().map(|b| Budget {
+                    scope: LimitScope::EndUser,
+                    subject_id: e.clone(),
+                    ..b.clone()
+                }));
+            }
+        }
+        out
+    }
+
+    /// The cache key of `budget`'s spend in the period starting at `start` (a key's budget for its
+    /// players is spent per player, under the same id).
+    fn spend_key(budget: &Budget, start: DateTime<Utc>) -> (String, i64) {
+        (format!("{}|{}", budget.id, budget.subject_id), start.timestamp_millis())
     }
 
     /// What was spent against `budget` in its current period (`team_members` for team budgets).
     pub async fn spent(&self, budget: &Budget, team_members: &[&str]) -> Result<f64> {
         let now = Utc::now();
         let start = budget.period.start(now);
-        let key = (budget.id.clone(), start.timestamp_millis());
+        let key = Self::spend_key(budget, start);
         if let Some(v) = self.inner.spent.get(&key).await {
             return Ok(v);
         }
@@ -406,6 +459,9 @@ impl Quotas {
             LimitScope::User => self.inner.storage.spent_since(&[budget.subject_id.as_str()], None, start).await?,
             LimitScope::Key => self.inner.storage.spent_since(&[], Some(&budget.subject_id), start).await?,
             LimitScope::Team => self.inner.storage.spent_since(team_members, None, start).await?,
+            LimitScope::EndUser => self.inner.storage.spent_by_end_user_since(&budget.subject_id, start).await?,
+            // Spent per player: `budgets_for` hands it out as each player's; unapplied, nothing is spent.
+            LimitScope::KeyEndUsers => 0.0,
         };
         self.inner.spent.insert(key, spent).await;
         Ok(spent)
@@ -470,7 +526,7 @@ impl Quotas {
 
     /// Raises [`Event::BudgetReached`] for `b` unless already raised this period by this instance.
     fn announce(&self, b: &Budget, spent: f64) {
-        let key = (b.id.clone(), b.period.start(Utc::now()).timestamp_millis());
+        let key = Self::spend_key(b, b.period.start(Utc::now()));
         if self.inner.announced.contains_key(&key) {
             return;
         }
@@ -501,7 +557,7 @@ impl Quotas {
             return;
         }
         for b in self.budgets_for(who).await {
-            let key = (b.id, b.period.start(Utc::now()).timestamp_millis());
+            let key = Self::spend_key(&b, b.period.start(Utc::now()));
             if let Some(v) = self.inner.spent.get(&key).await {
                 self.inner.spent.insert(key, v + cost_usd).await;
             }
@@ -558,7 +614,7 @@ mod tests {
     }
 
     fn who(user: &str, key: Option<&str>) -> Subject {
-        Subject { user_id: user.into(), key_id: key.map(Into::into), teams: vec!["t1".into()] }
+        Subject { user_id: user.into(), key_id: key.map(Into::into), teams: vec!["t1".into()], end_user: None }
     }
 
     #[tokio::test]
@@ -633,6 +689,60 @@ mod tests {
         assert!((st.spent_usd - 0.7).abs() < 1e-9 && st.remaining_usd == 0.0);
         // Someone else is not concerned.
         assert!(q.check_budgets(&Subject { user_id: "u9".into(), ..Default::default() }, 100.0, members).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn end_users_have_limits_and_budgets_of_their_own() {
+        let limits = LimitsConfig { end_user_requests_per_minute: 1, ..Default::default() };
+        let (q, storage) = quotas(limits).await;
+        let player = |user: &str, key: &str, p: &str| Subject { end_user: Some(p.into()), ..who(user, Some(key)) };
+        assert!(q.check_rate(&player("u1", "k1", "p1")).await.allowed());
+        let refused = q.check_rate(&player("u1", "k1", "p1")).await;
+        assert_eq!(refused.refused_by().as_deref(), Some("requests per minute of the end user"));
+        assert_eq!(refused.refused_scope(), Some(LimitScope::EndUser));
+        // Another player, the same player id of another user, and no player at all are not concerned.
+        assert!(q.check_rate(&player("u1", "k1", "p2")).await.allowed());
+        assert!(q.check_rate(&player("u2", "k9", "p1")).await.allowed());
+        assert!(q.check_rate(&who("u1", Some("k1"))).await.headers().is_empty());
+        // The key's default for its players, then the player's own limit.
+        storage.set_rate_limit(LimitScope::KeyEndUsers, "k1", Some(3), None, None).await.unwrap();
+        q.settings_changed();
+        assert!(q.check_rate(&player("u1", "k1", "p1")).await.allowed());
+        storage.set_rate_limit(LimitScope::EndUser, "u1:p2", Some(1), None, None).await.unwrap();
+        q.settings_changed();
+        assert!(!q.check_rate(&player("u1", "k1", "p2")).await.allowed(), "p2's own limit: 1, used");
+        assert!(storage.set_rate_limit(LimitScope::EndUser, "p2", Some(1), None, None).await.is_err());
+
+        // Each player of k1: $0.5 a day, spent per player.
+        let each = NewBudget {
+            scope: LimitScope::KeyEndUsers,
+            subject_id: "k1".into(),
+            period: BudgetPeriod::Daily,
+            limit_usd: 0.5,
+            hard: true,
+        };
+        let each = storage.create_budget(&each, None).await.unwrap();
+        let spend = |p: &str, cost: f64| NewUsage {
+            user_id: "u1".into(),
+            api_key_id: Some("k1".into()),
+            end_user: Some(p.into()),
+            cost_usd: cost,
+            status: 200,
+            ..Default::default()
+        };
+        storage.insert_usage(&[spend("p1", 0.3), spend("p1", 0.3), spend("p2", 0.1)]).await.unwrap();
+        q.settings_changed();
+        let members = |_: &str| Vec::new();
+        let r = q.check_budgets(&player("u1", "k1", "p1"), 0.01, members).await.unwrap_err();
+        assert_eq!((r.budget.id.as_str(), r.budget.scope), (each.id.as_str(), LimitScope::EndUser));
+        assert!(r.to_string().contains("daily budget of this end user"), "{r}");
+        assert!((r.spent_usd - 0.6).abs() < 1e-9);
+        assert!(q.check_budgets(&player("u1", "k1", "p2"), 0.01, members).await.is_ok());
+        assert!(q.check_budgets(&who("u1", Some("k1")), 0.01, members).await.is_ok(), "no player: not concerned");
+        // A call of p2 finished here counts at once.
+        q.add_spend(&player("u1", "k1", "p2"), 0.45).await;
+        assert!(q.check_budgets(&player("u1", "k1", "p2"), 0.01, members).await.is_err());
+        assert!(q.check_budgets(&player("u1", "k1", "p3"), 0.01, members).await.is_ok());
     }
 
     #[tokio::test]

@@ -29,6 +29,7 @@ fn usage(user: &str, key: Option<&str>, cost: f64, error: Option<String>) -> New
         ttft_ms: None,
         status: if error.is_some() { 502 } else { 200 },
         error,
+        ..Default::default()
     }
 }
 
@@ -197,7 +198,13 @@ async fn erasing_a_user_leaves_nothing_of_them_in_any_table() {
         s.create_sign_in(&id, "refresh-of-ann", later).await.unwrap();
         s.insert_web_session("web-session-of-ann", &id, "csrf-of-ann", later).await.unwrap();
         let quota = format!("quota of {email} reached");
-        s.insert_usage(&[usage(&id, Some(&a_key), 0.5, Some(quota)), usage(&id, None, 1.0, None)]).await.unwrap();
+        // One call for one of Ann's players, tagged: the player's daily total is named after Ann.
+        let for_player = NewUsage {
+            end_user: Some("player-7".into()),
+            tags: gaia_core::attribution::Tags::parse("npc=louisa").unwrap(),
+            ..usage(&id, None, 1.0, None)
+        };
+        s.insert_usage(&[usage(&id, Some(&a_key), 0.5, Some(quota)), for_player]).await.unwrap();
         let budget = |scope, subject: &str| NewBudget {
             scope,
             subject_id: subject.into(),
@@ -209,6 +216,12 @@ async fn erasing_a_user_leaves_nothing_of_them_in_any_table() {
         s.create_budget(&budget(LimitScope::Key, &a_key), None).await.unwrap();
         s.set_rate_limit(LimitScope::User, &id, Some(10), None, Some(&bob.id)).await.unwrap();
         s.set_rate_limit(LimitScope::Key, &a_key, Some(10), Some(1000), None).await.unwrap();
+        s.create_budget(&budget(LimitScope::EndUser, &format!("{id}:player-7")), None).await.unwrap();
+        s.create_budget(&budget(LimitScope::KeyEndUsers, &a_key), None).await.unwrap();
+        s.set_rate_limit(LimitScope::EndUser, &format!("{id}:player-7"), Some(2), None, None).await.unwrap();
+        s.set_rate_limit(LimitScope::KeyEndUsers, &a_key, Some(2), None, None).await.unwrap();
+        let player_spent_before = s.spent_by_end_user_since(&format!("{id}:player-7"), Utc::now()).await.unwrap();
+        assert!((player_spent_before - 1.0).abs() < 1e-9, "{b}: {player_spent_before}");
         s.record_audit(Some(&id), "auth.login", &id, &serde_json::json!({ "email": email, "ip": "192.0.2.1" }))
             .await
             .unwrap();
@@ -424,7 +437,9 @@ async fn erasing_a_user_leaves_nothing_of_them_in_any_table() {
         assert!((spent - spent_before).abs() < 1e-9 && spent_before > 0.0, "{b}: {spent} vs {spent_before}");
         let key_spent = s.spent_since(&[], Some(ERASED_USER), Utc::now()).await.unwrap();
         assert!((key_spent - key_spent_before).abs() < 1e-9 && key_spent > 0.0, "{b}");
+        assert_eq!(s.spent_by_end_user_since(&format!("{id}:player-7"), Utc::now()).await.unwrap(), 0.0, "{b}");
         let records = s.list_usage(&erased, 10).await.unwrap();
+        assert!(records.iter().all(|r| r.usage.end_user.is_none()), "{b}: the records forget the player");
         assert!(records.iter().any(|r| r.usage.error.as_deref() == Some("quota of erased-user reached")), "{b}");
 
         // Audit trails stay, anonymized.

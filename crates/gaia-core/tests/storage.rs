@@ -167,6 +167,7 @@ async fn usage_records_and_summaries() {
             ttft_ms: Some(3),
             status,
             error: (status >= 400).then(|| "upstream error 500, with, commas".to_string()),
+            ..Default::default()
         };
         s.insert_usage(&[
             rec("u1", "gpt", "openai", 10, 20, 0.5, 200),

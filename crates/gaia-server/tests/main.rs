@@ -12,6 +12,7 @@ mod compat;
 mod compat_edge;
 mod compat_structured;
 mod conversations;
+mod end_users;
 mod experiences;
 mod hardening_auth;
 mod hardening_kb;

@@ -68,8 +68,12 @@ async fn a_persona_remembers_each_user_across_conversations_and_restarts() {
         assert!(
             eventually_async(|| async {
                 s.state.usage().flush().await;
-                let filter =
-                    gaia_core::storage::UsageFilter { user_id: Some(user_id.clone()), since: None, until: None };
+                let filter = gaia_core::storage::UsageFilter {
+                    user_id: Some(user_id.clone()),
+                    since: None,
+                    until: None,
+                    end_user: None,
+                };
                 let rows = s.state.storage().list_usage(&filter, 100).await.unwrap();
                 rows.iter().filter(|r| r.usage.endpoint == "persona_memory" && r.usage.status == 200).count() >= 2
             })

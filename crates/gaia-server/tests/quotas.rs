@@ -346,7 +346,7 @@ async fn usage_reports_by_user_team_model_and_day() {
         assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
         let csv = r.text().await.unwrap();
         let mut lines = csv.lines();
-        assert_eq!(lines.next(), Some("day,requests,errors,input_tokens,output_tokens,cost_usd"));
+        assert_eq!(lines.next(), Some("day,requests,errors,input_tokens,output_tokens,cached_input_tokens,cost_usd"));
         assert!(lines.next().unwrap().starts_with(&chrono::Utc::now().format("%Y-%m-%d").to_string()));
         assert_eq!(report("group_by=planet").send().await.unwrap().status(), 400);
         assert_eq!(report("format=xml").send().await.unwrap().status(), 400);

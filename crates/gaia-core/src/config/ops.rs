@@ -31,4 +31,9 @@ pub struct LimitsConfig {
     pub user_requests_per_minute: u64,
     /// Tokens (input + output) per minute per user.
     pub user_tokens_per_minute: u64,
+    /// Model requests per minute per end user (each player a caller names, within that caller's
+    /// players); a key's `key_end_users` limit replaces it for that key's players.
+    pub end_user_requests_per_minute: u64,
+    /// Tokens (input + output) per minute per end user.
+    pub end_user_tokens_per_minute: u64,
 }

@@ -126,9 +126,7 @@ impl Storage {
         if !(b.limit_usd.is_finite() && b.limit_usd > 0.0) {
             return Err(CoreError::InvalidInput("limit_usd must be a positive number".into()));
         }
-        if b.subject_id.trim().is_empty() {
-            return Err(CoreError::InvalidInput("subject_id is empty".into()));
-        }
+        b.scope.check_subject(&b.subject_id)?;
         let id = new_id();
         sqlx::query(
             "INSERT INTO budgets (id, scope, subject_id, period, limit_usd, hard, created_by, created_at) \
@@ -174,6 +172,16 @@ impl Storage {
     pub async fn delete_budget(&self, id: &str) -> Result<bool> {
         let r = sqlx::query("DELETE FROM budgets WHERE id = $1").bind(id).execute(self.pool()).await?;
         Ok(r.rows_affected() > 0)
+    }
+
+    /// US dollars spent since the UTC day of `since` for one end user (`<user id>:<end user id>`),
+    /// from the daily totals.
+    pub async fn spent_by_end_user_since(&self, subject: &str, since: DateTime<Utc>) -> Result<f64> {
+        let day = since.format("%Y-%m-%d").to_string();
+        let sql = "SELECT CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) AS spent FROM usage_daily \
+                   WHERE scope = 'end_user' AND subject_id = $1 AND day >= $2";
+        let row = sqlx::query(sql).bind(subject).bind(&day).fetch_one(self.pool()).await?;
+        Ok(row.try_get::<f64, _>("spent")?)
     }
 
     /// US dollars spent since the UTC day of `since` by the given users (any key) or through the given

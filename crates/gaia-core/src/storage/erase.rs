@@ -484,6 +484,10 @@ async fn run(conn: &mut AnyConnection, sql: &str, params: &[&str]) -> Result<u64
 /// The user's API keys, as a subquery on `$1` (the user id).
 const KEYS_OF_USER: &str = "(SELECT id FROM api_keys WHERE user_id = $1)";
 
+/// The subjects of the user's end users (`<user id>:…`), as a condition on `subject_id` and `$1` (the
+/// user id): a prefix compared as text, so no character of the id is a pattern.
+const END_USERS_OF_USER: &str = "IS NOT NULL AND substr(subject_id, 1, length($1) + 1) = $1 || ':'";
+
 /// Moves the daily totals (`usage_daily`) of scope `scope` whose subject matches `subject` (an SQL
 /// condition on `$1`, the user id) to subject [`ERASED_USER`], added to what it already has that day.
 async fn merge_daily(conn: &mut AnyConnection, user_id: &str, scope: &str, subject: &str) -> Result<()> {
@@ -511,6 +515,10 @@ async fn erase_in(conn: &mut AnyConnection, who: &Who, email: &str) -> Result<()
     //    (First, while the user's API keys still exist to be found.)
     merge_daily(conn, id, "user", "= $1").await?;
     merge_daily(conn, id, "key", &format!("IN {KEYS_OF_USER}")).await?;
+    // Their players' daily totals (`<user id>:<end user>`) go under ERASED_USER's, and the records
+    // forget which player each call was for.
+    merge_daily(conn, id, "end_user", END_USERS_OF_USER).await?;
+    run(conn, "UPDATE usage_records SET end_user = NULL WHERE user_id = $1", &[id]).await?;
     let usage_errors = Kept { table: "usage_records", keys: &["id"], cols: &["error"] };
     anonymize(conn, who, &usage_errors, Some("user_id = $user")).await?;
     run(
@@ -527,7 +535,8 @@ async fn erase_in(conn: &mut AnyConnection, who: &Who, email: &str) -> Result<()
             conn,
             &format!(
                 "DELETE FROM {table} WHERE (scope = 'user' AND subject_id = $1) \
-                 OR (scope = 'key' AND subject_id IN {KEYS_OF_USER})"
+                 OR (scope IN ('key', 'key_end_users') AND subject_id IN {KEYS_OF_USER}) \
+                 OR (scope = 'end_user' AND subject_id {END_USERS_OF_USER})"
             ),
             &[id],
         )

@@ -18,6 +18,11 @@ pub enum LimitScope {
     Key,
     /// The members of a team, together (budgets only).
     Team,
+    /// One end user (a game's player) of one Gaia user: subject `<user id>:<end user id>`.
+    EndUser,
+    /// Every end user of one API key, each on their own (the key's default for its players):
+    /// subject the key id.
+    KeyEndUsers,
 }
 
 impl LimitScope {
@@ -27,7 +32,24 @@ impl LimitScope {
             LimitScope::User => "user",
             LimitScope::Key => "key",
             LimitScope::Team => "team",
+            LimitScope::EndUser => "end_user",
+            LimitScope::KeyEndUsers => "key_end_users",
         }
+    }
+
+    /// Checks `subject_id` as a subject of this scope: not empty; an end user's is
+    /// `<user id>:<end user id>` with a valid end user id.
+    pub fn check_subject(self, subject_id: &str) -> Result<()> {
+        if subject_id.trim().is_empty() {
+            return Err(CoreError::InvalidInput("the subject id is empty".into()));
+        }
+        if subject_id.len() > 512 {
+            return Err(CoreError::InvalidInput("the subject id is over 512 bytes".into()));
+        }
+        if self == LimitScope::EndUser {
+            crate::attribution::parse_end_user_subject(subject_id)?;
+        }
+        Ok(())
     }
 }
 
@@ -38,7 +60,11 @@ impl std::str::FromStr for LimitScope {
             "user" => Ok(LimitScope::User),
             "key" => Ok(LimitScope::Key),
             "team" => Ok(LimitScope::Team),
-            other => Err(CoreError::InvalidInput(format!("unknown scope `{other}` (user, key or team)"))),
+            "end_user" => Ok(LimitScope::EndUser),
+            "key_end_users" => Ok(LimitScope::KeyEndUsers),
+            other => Err(CoreError::InvalidInput(format!(
+                "unknown scope `{other}` (user, key, team, end_user or key_end_users)"
+            ))),
         }
     }
 }
@@ -96,11 +122,9 @@ impl Storage {
         updated_by: Option<&str>,
     ) -> Result<RateLimitOverride> {
         if scope == LimitScope::Team {
-            return Err(CoreError::InvalidInput("rate limits apply to users and keys, not teams".into()));
+            return Err(CoreError::InvalidInput("rate limits apply to users, keys and end users, not teams".into()));
         }
-        if subject_id.trim().is_empty() {
-            return Err(CoreError::InvalidInput("the user or key id is empty".into()));
-        }
+        scope.check_subject(subject_id)?;
         let mut tx = self.pool().begin().await?;
         sqlx::query("DELETE FROM rate_limits WHERE scope = $1 AND subject_id = $2")
             .bind(scope.as_str())

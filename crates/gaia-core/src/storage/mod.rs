@@ -39,7 +39,9 @@ pub use personas::{
 pub use prices::PriceEntry;
 pub use providers::{OpenedEntry, RuntimeProvider, NO_SECRETS_KEY};
 pub use sessions::{RefreshOutcome, WebSession};
-pub use usage::{NewUsage, UsageFilter, UsageGroup, UsageGroupBy, UsageRecord, UsageSummary, UsageTotals};
+pub use usage::{
+    spreadsheet_safe, NewUsage, UsageFilter, UsageGroup, UsageGroupBy, UsageRecord, UsageSummary, UsageTotals,
+};
 pub use users::{Invite, User, MAX_DISPLAY_NAME};
 
 use crate::config::redact_url;

@@ -1,6 +1,7 @@
 //! Usage and cost records: one row per model call, with day-level aggregation.
 
 use super::{from_ms, new_id, now_ms, Storage};
+use crate::attribution::{end_user_subject, Tags};
 use crate::error::Result;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,9 @@ pub struct NewUsage {
     pub input_tokens: u64,
     /// Generated tokens.
     pub output_tokens: u64,
+    /// Of the prompt tokens, those read from the provider's prompt cache (priced at its cached rate).
+    #[serde(default)]
+    pub cached_input_tokens: u64,
     /// Cost in US dollars.
     pub cost_usd: f64,
     /// Total time of the call.
@@ -34,6 +38,13 @@ pub struct NewUsage {
     pub status: u16,
     /// Error message when the call failed.
     pub error: Option<String>,
+    /// The end user the call was for (a game's player), in the caller's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_user: Option<String>,
+    /// The request's tags (`x-gaia-tags`), stored beside the record (`usage_tags`) and not read back
+    /// by [`Storage::list_usage`]; reports group by them ([`Storage::usage_grouped_by_tag`]).
+    #[serde(default, skip_serializing_if = "Tags::is_empty")]
+    pub tags: Tags,
 }
 
 /// A stored usage record.
@@ -57,6 +68,8 @@ pub struct UsageFilter {
     pub since: Option<DateTime<Utc>>,
     /// Until this time (exclusive).
     pub until: Option<DateTime<Utc>>,
+    /// Only the calls made for this end user.
+    pub end_user: Option<String>,
 }
 
 /// Aggregated figures.
@@ -70,6 +83,9 @@ pub struct UsageTotals {
     pub input_tokens: i64,
     /// Generated tokens.
     pub output_tokens: i64,
+    /// Prompt tokens read from providers' prompt caches (part of `input_tokens`).
+    #[serde(default)]
+    pub cached_input_tokens: i64,
     /// Cost in US dollars.
     pub cost_usd: f64,
 }
@@ -80,6 +96,7 @@ impl std::ops::AddAssign<&UsageTotals> for UsageTotals {
         self.errors += other.errors;
         self.input_tokens += other.input_tokens;
         self.output_tokens += other.output_tokens;
+        self.cached_input_tokens += other.cached_input_tokens;
         self.cost_usd += other.cost_usd;
     }
 }
@@ -96,19 +113,23 @@ pub struct UsageGroup {
 
 impl UsageGroup {
     /// `groups` as CSV (RFC 4180 quoting): a header row `GROUP_BY,requests,errors,input_tokens,
-    /// output_tokens,cost_usd`, then a row per group, costs with 8 decimals.
+    /// output_tokens,cached_input_tokens,cost_usd`, then a row per group, costs with 8 decimals. A group
+    /// key that a spreadsheet would read as a formula (starting with `=`, `+`, `-`, `@`, a tab or a
+    /// carriage return: end users and tags are the callers' own text) is prefixed with `'`.
     pub fn to_csv(group_by: &str, groups: &[UsageGroup]) -> Vec<u8> {
         let mut w = csv::Writer::from_writer(Vec::new());
         let mut rows =
-            vec![[group_by, "requests", "errors", "input_tokens", "output_tokens", "cost_usd"].map(String::from)];
+            vec![[group_by, "requests", "errors", "input_tokens", "output_tokens", "cached_input_tokens", "cost_usd"]
+                .map(String::from)];
         rows.extend(groups.iter().map(|g| {
             let t = &g.totals;
             [
-                g.key.clone(),
+                spreadsheet_safe(&g.key).into_owned(),
                 t.requests.to_string(),
                 t.errors.to_string(),
                 t.input_tokens.to_string(),
                 t.output_tokens.to_string(),
+                t.cached_input_tokens.to_string(),
                 format!("{:.8}", t.cost_usd),
             ]
         }));
@@ -117,6 +138,17 @@ impl UsageGroup {
             let _ = w.write_record(&row);
         }
         w.into_inner().unwrap_or_default()
+    }
+}
+
+/// `cell` as a CSV cell a spreadsheet will not run: text starting with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return (which spreadsheets read as a formula) is prefixed with `'`; a lone `-` (no value)
+/// is kept.
+pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) && cell != "-" {
+        std::borrow::Cow::Owned(format!("'{cell}"))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
     }
 }
 
@@ -135,6 +167,8 @@ pub enum UsageGroupBy {
     User,
     /// API key id (`-` for calls without a key).
     Key,
+    /// End user (`-` for calls that named none).
+    EndUser,
 }
 
 impl UsageGroupBy {
@@ -145,6 +179,7 @@ impl UsageGroupBy {
             UsageGroupBy::Provider => "provider",
             UsageGroupBy::User => "user_id",
             UsageGroupBy::Key => "COALESCE(api_key_id, '-')",
+            UsageGroupBy::EndUser => "COALESCE(end_user, '-')",
         }
     }
 }
@@ -158,9 +193,10 @@ impl std::str::FromStr for UsageGroupBy {
             "provider" => UsageGroupBy::Provider,
             "user" => UsageGroupBy::User,
             "key" => UsageGroupBy::Key,
+            "end_user" => UsageGroupBy::EndUser,
             other => {
                 return Err(crate::CoreError::InvalidInput(format!(
-                    "cannot group usage by `{other}` (day, model, provider, user, key or team)"
+                    "cannot group usage by `{other}` (day, model, provider, user, key, end_user, team or tag:<key>)"
                 )))
             }
         })
@@ -181,11 +217,12 @@ pub struct UsageSummary {
 }
 
 const COLS: &str = "id, created_at, user_id, api_key_id, provider, model, endpoint, input_tokens, output_tokens, \
-                    cost_usd, latency_ms, ttft_ms, status, error";
+                    cost_usd, latency_ms, ttft_ms, status, error, end_user, cached_input_tokens";
 const AGG: &str = "COUNT(*) AS requests, \
     CAST(COALESCE(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0) AS BIGINT) AS errors, \
     CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
     CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, \
+    CAST(COALESCE(SUM(cached_input_tokens), 0) AS BIGINT) AS cached_input_tokens, \
     CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) AS cost_usd";
 
 fn row_to_record(r: &AnyRow) -> Result<UsageRecord> {
@@ -205,6 +242,9 @@ fn row_to_record(r: &AnyRow) -> Result<UsageRecord> {
             ttft_ms: r.try_get::<Option<i64>, _>("ttft_ms")?.map(|v| v.max(0) as u64),
             status: r.try_get::<i64, _>("status")?.clamp(0, 999) as u16,
             error: r.try_get("error")?,
+            end_user: r.try_get("end_user")?,
+            cached_input_tokens: r.try_get::<i64, _>("cached_input_tokens")?.max(0) as u64,
+            tags: Tags::default(),
         },
     })
 }
@@ -215,6 +255,7 @@ fn row_to_totals(r: &AnyRow) -> Result<UsageTotals> {
         errors: r.try_get("errors")?,
         input_tokens: r.try_get("input_tokens")?,
         output_tokens: r.try_get("output_tokens")?,
+        cached_input_tokens: r.try_get("cached_input_tokens")?,
         cost_usd: r.try_get("cost_usd")?,
     })
 }
@@ -234,6 +275,10 @@ fn where_clause(f: &UsageFilter) -> (String, Vec<Bind>) {
     if let Some(u) = f.until {
         binds.push(Bind::Int(u.timestamp_millis()));
         conds.push(format!("created_at < ${}", binds.len()));
+    }
+    if let Some(e) = &f.end_user {
+        binds.push(Bind::Text(e.clone()));
+        conds.push(format!("end_user = ${}", binds.len()));
     }
     let w = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
     (w, binds)
@@ -257,11 +302,11 @@ fn bind_all<'q>(
     q
 }
 
-/// The row counts of one `INSERT` of usage records, largest first (15 parameters a row: far below
+/// The row counts of one `INSERT` of usage records, largest first (17 parameters a row: far below
 /// both databases' limits).
 const INSERT_ROWS: [usize; 4] = [64, 16, 4, 1];
 /// Columns of a usage record row.
-const USAGE_COLUMNS: usize = 15;
+const USAGE_COLUMNS: usize = 17;
 
 impl Storage {
     /// Stores usage records in one transaction.
@@ -273,32 +318,40 @@ impl Storage {
         // The batch is written at one time (a record waits in the writer's queue for milliseconds).
         let now = now_ms();
         let day = from_ms(now).format("%Y-%m-%d").to_string();
-        // Per user and per key and day: calls and spend, added to `usage_daily` with the records.
-        let mut daily: std::collections::BTreeMap<(&'static str, &str), (i64, f64)> = std::collections::BTreeMap::new();
+        // Per user, key and end user and day: calls and spend, added to `usage_daily` with the records.
+        type Daily<'a> = std::collections::BTreeMap<(&'static str, std::borrow::Cow<'a, str>), (i64, f64)>;
+        let mut daily: Daily<'_> = std::collections::BTreeMap::new();
         let cost_of = |u: &NewUsage| if u.cost_usd.is_finite() { u.cost_usd } else { 0.0 };
-        for u in records {
-            let cost = cost_of(u);
-            let e = daily.entry(("user", u.user_id.as_str())).or_default();
+        fn add<'a>(daily: &mut Daily<'a>, scope: &'static str, subject: std::borrow::Cow<'a, str>, cost: f64) {
+            let e = daily.entry((scope, subject)).or_default();
             e.0 += 1;
             e.1 += cost;
+        }
+        for u in records {
+            let cost = cost_of(u);
+            add(&mut daily, "user", u.user_id.as_str().into(), cost);
             if let Some(k) = &u.api_key_id {
-                let e = daily.entry(("key", k.as_str())).or_default();
-                e.0 += 1;
-                e.1 += cost;
+                add(&mut daily, "key", k.as_str().into(), cost);
+            }
+            if let Some(e) = &u.end_user {
+                add(&mut daily, "end_user", end_user_subject(&u.user_id, e).into(), cost);
             }
         }
+        let ids: Vec<String> = records.iter().map(|_| new_id()).collect();
         // One statement for many rows, in a few shapes only (rows of 64, 16, 4 or 1), so that every
         // one stays prepared in the connection's statement cache instead of one per batch size being
         // compiled again.
         let mut rest = records;
         while !rest.is_empty() {
             let take = INSERT_ROWS.iter().copied().find(|n| *n <= rest.len()).unwrap_or(1);
+            let done = records.len() - rest.len();
             let (chunk, next) = rest.split_at(take);
             rest = next;
             // Numbered placeholders (`$1`…), which both databases read through the `Any` driver.
             let mut sql = String::from(
                 "INSERT INTO usage_records (id, created_at, day, user_id, api_key_id, provider, model, endpoint, \
-                 input_tokens, output_tokens, cost_usd, latency_ms, ttft_ms, status, error) VALUES ",
+                 input_tokens, output_tokens, cost_usd, latency_ms, ttft_ms, status, error, end_user, \
+                 cached_input_tokens) VALUES ",
             );
             for row in 0..chunk.len() {
                 sql.push_str(if row == 0 { "(" } else { ", (" });
@@ -312,9 +365,9 @@ impl Storage {
                 sql.push(')');
             }
             let mut q = sqlx::query(&sql);
-            for u in chunk {
+            for (u, id) in chunk.iter().zip(&ids[done..]) {
                 q = q
-                    .bind(new_id())
+                    .bind(id.as_str())
                     .bind(now)
                     .bind(day.as_str())
                     .bind(u.user_id.as_str())
@@ -328,9 +381,23 @@ impl Storage {
                     .bind(i64::try_from(u.latency_ms).unwrap_or(i64::MAX))
                     .bind(u.ttft_ms.map(|v| i64::try_from(v).unwrap_or(i64::MAX)))
                     .bind(i64::from(u.status))
-                    .bind(u.error.as_deref());
+                    .bind(u.error.as_deref())
+                    .bind(u.end_user.as_deref())
+                    .bind(i64::try_from(u.cached_input_tokens).unwrap_or(i64::MAX));
             }
             q.execute(&mut *tx).await?;
+        }
+        // Tags, for the records that have any (a row per tag).
+        for (u, id) in records.iter().zip(&ids) {
+            for (k, v) in u.tags.pairs() {
+                sqlx::query("INSERT INTO usage_tags (usage_id, tagged_at, tag_key, tag_value) VALUES ($1, $2, $3, $4)")
+                    .bind(id.as_str())
+                    .bind(now)
+                    .bind(k.as_str())
+                    .bind(v.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         for ((scope, subject), (requests, cost)) in daily {
             sqlx::query(
@@ -339,7 +406,7 @@ impl Storage {
                  cost_usd = usage_daily.cost_usd + excluded.cost_usd",
             )
             .bind(scope)
-            .bind(subject)
+            .bind(subject.as_ref())
             .bind(&day)
             .bind(requests)
             .bind(cost)
@@ -365,6 +432,21 @@ impl Storage {
         let order = if by == UsageGroupBy::Day { "key" } else { "cost_usd DESC, key" };
         let col = by.column();
         let sql = format!("SELECT {col} AS key, {AGG} FROM usage_records {w} GROUP BY {col} ORDER BY {order}");
+        let rows = bind_all(sqlx::query(&sql), &binds).fetch_all(self.pool()).await?;
+        rows.iter().map(|r| Ok(UsageGroup { key: r.try_get("key")?, totals: row_to_totals(r)? })).collect()
+    }
+
+    /// Totals in the filter grouped by the value of tag `key` (`-` for calls without that tag), most
+    /// expensive first.
+    pub async fn usage_grouped_by_tag(&self, filter: &UsageFilter, key: &str) -> Result<Vec<UsageGroup>> {
+        let (w, mut binds) = where_clause(filter);
+        binds.push(Bind::Text(key.to_string()));
+        let n = binds.len();
+        let sql = format!(
+            "SELECT COALESCE(t.tag_value, '-') AS key, {AGG} FROM usage_records \
+             LEFT JOIN usage_tags t ON t.usage_id = usage_records.id AND t.tag_key = ${n} {w} \
+             GROUP BY COALESCE(t.tag_value, '-') ORDER BY cost_usd DESC, key"
+        );
         let rows = bind_all(sqlx::query(&sql), &binds).fetch_all(self.pool()).await?;
         rows.iter().map(|r| Ok(UsageGroup { key: r.try_get("key")?, totals: row_to_totals(r)? })).collect()
     }
@@ -396,6 +478,10 @@ impl Storage {
 impl Storage {
     /// Deletes up to `limit` usage records created before `before`. Returns how many.
     pub async fn purge_usage_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
+        // Tags are written at their record's time, so the same cut-off removes a record's tags.
+        let tags =
+            "DELETE FROM usage_tags WHERE usage_id IN (SELECT usage_id FROM usage_tags WHERE tagged_at < $1 LIMIT $2)";
+        while self.delete_batch(tags, before, limit).await? >= u64::from(limit.max(1)) {}
         self.delete_batch(
             "DELETE FROM usage_records WHERE id IN (SELECT id FROM usage_records WHERE created_at < $1 LIMIT $2)",
             before,
@@ -411,19 +497,37 @@ mod csv_tests {
 
     #[test]
     fn groups_as_csv_quote_their_keys_and_totals_add_up() {
-        let mut t = UsageTotals { requests: 2, errors: 1, input_tokens: 10, output_tokens: 20, cost_usd: 0.5 };
-        t += &UsageTotals { requests: 1, errors: 0, input_tokens: 5, output_tokens: 5, cost_usd: 0.25 };
+        let mut t = UsageTotals {
+            requests: 2,
+            errors: 1,
+            input_tokens: 10,
+            output_tokens: 20,
+            cached_input_tokens: 4,
+            cost_usd: 0.5,
+        };
+        t += &UsageTotals {
+            requests: 1,
+            errors: 0,
+            input_tokens: 5,
+            output_tokens: 5,
+            cached_input_tokens: 0,
+            cost_usd: 0.25,
+        };
         assert_eq!((t.requests, t.errors, t.input_tokens, t.output_tokens, t.cost_usd), (3, 1, 15, 25, 0.75));
         let groups = vec![
             UsageGroup { key: "team, \"red\"".into(), totals: t },
             UsageGroup { key: "plain".into(), totals: UsageTotals::default() },
+            UsageGroup { key: "=HYPERLINK(\"x\")".into(), totals: UsageTotals::default() },
+            UsageGroup { key: "-".into(), totals: UsageTotals::default() },
         ];
         let csv = String::from_utf8(UsageGroup::to_csv("team", &groups)).unwrap();
         assert_eq!(
             csv,
-            "team,requests,errors,input_tokens,output_tokens,cost_usd\n\
-             \"team, \"\"red\"\"\",3,1,15,25,0.75000000\n\
-             plain,0,0,0,0,0.00000000\n"
+            "team,requests,errors,input_tokens,output_tokens,cached_input_tokens,cost_usd\n\
+             \"team, \"\"red\"\"\",3,1,15,25,4,0.75000000\n\
+             plain,0,0,0,0,0,0.00000000\n\
+             \"'=HYPERLINK(\"\"x\"\")\",0,0,0,0,0,0.00000000\n\
+             -,0,0,0,0,0,0.00000000\n"
         );
     }
 }

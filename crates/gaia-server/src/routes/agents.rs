@@ -72,6 +72,9 @@ pub struct AgentBody {
     /// Fewer tool calls than the configured limit.
     #[serde(default)]
     pub max_tool_calls: Option<u32>,
+    /// The player (end user) this run is for (read by admission, like the `x-gaia-end-user` header).
+    #[serde(default)]
+    pub player_id: Option<String>,
 }
 
 /// A refusal that passes by itself (`status`: 503 for want of MCP server process slots, 429 for too
@@ -328,6 +331,9 @@ pub struct OrchestratedBody {
     /// Stream every step.
     #[serde(default)]
     pub stream: bool,
+    /// The player (end user) this run is for (read by admission, like the `x-gaia-end-user` header).
+    #[serde(default)]
+    pub player_id: Option<String>,
 }
 
 fn orchestrated_metadata(run: &OrchestratedRun) -> Value {

@@ -32,6 +32,10 @@ pub struct ChatBody {
     /// Stream the answer as Server-Sent Events.
     #[serde(default)]
     pub stream: bool,
+    /// The player (end user) this turn is for: their limits and budgets apply, and the turn's usage
+    /// is recorded under them (read by admission, like the `x-gaia-end-user` header).
+    #[serde(default)]
+    pub player_id: Option<String>,
 }
 
 fn usage_json(u: Usage) -> Value {

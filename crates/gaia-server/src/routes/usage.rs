@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use gaia_core::auth::Principal;
-use gaia_core::storage::UsageFilter;
+use gaia_core::storage::{spreadsheet_safe, UsageFilter};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -31,6 +31,9 @@ pub struct UsageQuery {
     /// Admins only: another user's id, or `*` for everyone.
     #[serde(default)]
     pub user_id: Option<String>,
+    /// Only the calls made for this end user (a player).
+    #[serde(default)]
+    pub end_user: Option<String>,
 }
 
 fn parse_time(s: &str, end_of_day: bool) -> ApiResult<DateTime<Utc>> {
@@ -70,7 +73,8 @@ async fn filter(state: &AppState, p: &Principal, q: &UsageQuery) -> ApiResult<Us
             return Err(ApiError::bad_request("`since` must be before `until`"));
         }
     }
-    Ok(UsageFilter { user_id, since, until })
+    let end_user = q.end_user.as_deref().map(gaia_core::attribution::end_user).transpose().map_err(ApiError::from)?;
+    Ok(UsageFilter { user_id, since, until, end_user })
 }
 
 /// Totals overall and by day, model and provider.
@@ -114,6 +118,8 @@ pub async fn export(
         "ttft_ms",
         "status",
         "error",
+        "end_user",
+        "cached_input_tokens",
     ];
     w.write_record(header).map_err(ApiError::internal)?;
     for r in rows {
@@ -131,7 +137,9 @@ pub async fn export(
             u.latency_ms.to_string(),
             u.ttft_ms.map(|v| v.to_string()).unwrap_or_default(),
             u.status.to_string(),
-            u.error.unwrap_or_default(),
+            spreadsheet_safe(&u.error.unwrap_or_default()).into_owned(),
+            spreadsheet_safe(&u.end_user.unwrap_or_default()).into_owned(),
+            u.cached_input_tokens.to_string(),
         ])
         .map_err(ApiError::internal)?;
     }
@@ -152,7 +160,7 @@ pub struct ReportQuery {
     /// The period and whose usage (as for `/usage`; `user_id=*` for everyone, admins).
     #[serde(flatten)]
     pub usage: UsageQuery,
-    /// `day`, `model`, `provider`, `user`, `key` or `team` (default `day`).
+    /// `day`, `model`, `provider`, `user`, `key`, `end_user`, `team` or `tag:<key>` (default `day`).
     #[serde(default)]
     pub group_by: Option<String>,
     /// `json` (default) or `csv`.
@@ -160,8 +168,9 @@ pub struct ReportQuery {
     pub format: Option<String>,
 }
 
-/// `GET /api/v1/usage/report`: totals grouped by day, model, provider, user, API key or team (a
-/// user in several teams counts in each), as JSON or CSV.
+/// `GET /api/v1/usage/report`: totals grouped by day, model, provider, user, API key, end user, team
+/// (a user in several teams counts in each) or the value of a tag (`tag:npc`; `-` for calls without
+/// it), as JSON or CSV.
 pub async fn report(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -193,6 +202,10 @@ pub async fn report(
         let mut v: Vec<UsageGroup> = teams.into_iter().map(|(key, totals)| UsageGroup { key, totals }).collect();
         v.sort_by(|a, b| b.totals.cost_usd.total_cmp(&a.totals.cost_usd).then(a.key.cmp(&b.key)));
         v
+    } else if let Some(key) = by.strip_prefix("tag:") {
+        // Checked as a tag key is, so the name is bounded and the CSV file name stays plain.
+        gaia_core::attribution::Tags::parse(&format!("{key}=x")).map_err(ApiError::from)?;
+        state.storage().usage_grouped_by_tag(&f, key).await?
     } else {
         state.storage().usage_grouped(&f, by.parse::<UsageGroupBy>()?).await?
     };
@@ -201,7 +214,7 @@ pub async fn report(
         return Ok(Json(body).into_response());
     }
     let body = UsageGroup::to_csv(by, &groups);
-    let disposition = format!("attachment; filename=\"gaia-usage-by-{by}.csv\"");
+    let disposition = format!("attachment; filename=\"gaia-usage-by-{}.csv\"", by.replace(':', "-"));
     Ok((
         [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, disposition)],
         body,
