@@ -204,6 +204,7 @@ async fn run_gateway() {
                 key_tokens_per_minute: 1_000_000_000_000,
                 user_requests_per_minute: 100_000_000,
                 user_tokens_per_minute: 1_000_000_000_000,
+                ..Default::default()
             };
             Arc::new(gaia_core::cache::RedisCache::connect_with_prefix(url, &prefix).await.unwrap())
         }
@@ -214,7 +215,7 @@ async fn run_gateway() {
     let (_, key) = state.auth().create_api_key(&user.id, None).await.unwrap();
     if let Some(url) = &redis {
         state.connect_redis(url, &prefix).await.unwrap();
-        let price = gaia_core::types::ModelPrice { input: 0.15, output: 0.6 };
+        let price = gaia_core::types::ModelPrice::new(0.15, 0.6);
         storage.add_price("openai", "mock-gpt", price, chrono::Utc::now(), None).await.unwrap();
         state.quotas().reload_prices().await.unwrap();
         let budget = gaia_core::storage::NewBudget {

@@ -312,8 +312,10 @@ impl Engine {
             }
         };
         let mut system = Vec::new();
+        // The persona's prompt is the stable prefix of every turn: marked for the provider's prompt
+        // cache (Anthropic's `cache_control`; OpenAI caches on its own).
         if let Some(p) = &persona {
-            system.push(ChatMessage::system(p.system_prompt.clone()));
+            system.push(ChatMessage { cache: true, ..ChatMessage::system(p.system_prompt.clone()) });
         }
         if let Some(s) = input.system.as_deref().filter(|s| !s.trim().is_empty()) {
             system.push(ChatMessage::system(s));
@@ -356,7 +358,14 @@ impl Engine {
             .unwrap_or(context::DEFAULT_CONTEXT_WINDOW);
         let reserve = input.max_tokens.unwrap_or(context::DEFAULT_ANSWER_RESERVE).min(window / 2);
         let latest = ChatMessage::user_with_images(&message, latest_images);
-        let (messages, dropped) = context::fit_history(system, history, latest, window, reserve);
+        let (mut messages, dropped) = context::fit_history(system, history, latest, window, reserve);
+        // The conversation so far is the next turn's prefix as well: cached up to the message
+        // before the new one.
+        if let [.., before, _] = messages.as_mut_slice() {
+            if before.role != Role::System {
+                before.cache = true;
+            }
+        }
         if dropped > 0 {
             tracing::debug!(conversation_id = %conversation.id, dropped, window, "older messages left out of the prompt");
         }

@@ -176,7 +176,7 @@ async fn admission_refuses_over_a_rate_limit_before_any_call() {
 #[tokio::test]
 async fn a_hard_budget_refuses_a_request_it_cannot_pay_for() {
     let w = world(gaia_core::testing::sqlite_db(), LimitsConfig::default(), false).await;
-    let price = gaia_core::types::ModelPrice { input: 1_000_000.0, output: 1_000_000.0 };
+    let price = gaia_core::types::ModelPrice::new(1_000_000.0, 1_000_000.0);
     w.storage.add_price("openai", "mock-gpt", price, chrono::Utc::now(), None).await.unwrap();
     w.engine.quotas().reload_prices().await.unwrap();
     w.engine.providers().set_price_source(Arc::new(w.engine.quotas().clone()));

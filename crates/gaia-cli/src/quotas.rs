@@ -126,6 +126,9 @@ enum PricesCommand {
         /// US dollars per million output tokens.
         #[arg(long)]
         output: f64,
+        /// US dollars per million input tokens read from the provider's prompt cache (default: `--input`).
+        #[arg(long)]
+        cached_input: Option<f64>,
         /// When it takes effect (RFC 3339; default now).
         #[arg(long)]
         from: Option<DateTime<Utc>>,
@@ -242,9 +245,10 @@ pub async fn run(database_url: &str, args: QuotaArgs) -> Result<()> {
                     );
                 }
             }
-            PricesCommand::Set { provider, model, input, output, from } => {
+            PricesCommand::Set { provider, model, input, output, cached_input, from } => {
                 let from = from.unwrap_or_else(Utc::now);
-                let p = storage.add_price(&provider, &model, ModelPrice { input, output }, from, None).await?;
+                let price = ModelPrice { input, output, cached_input };
+                let p = storage.add_price(&provider, &model, price, from, None).await?;
                 if json {
                     return print(&p);
                 }

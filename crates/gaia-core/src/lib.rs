@@ -55,7 +55,7 @@
 //! let conv = storage.create_conversation(&user.id, Some("First Light"), None).await?;
 //! storage.add_message(&conv.id, Role::User, "Where is the safe house?", None, None).await?;
 //! let reply = storage.add_message(&conv.id, Role::Assistant, "Fifth Street.", Some("gpt-4o-mini"),
-//!     Some(Usage { input_tokens: 12, output_tokens: 3 })).await?;
+//!     Some(Usage::new(12, 3))).await?;
 //! bus.publish(Event::MessageCreated { conversation_id: conv.id.clone(), message_id: reply.id.clone() });
 //! assert_eq!(storage.list_messages(&conv.id).await?.len(), 2);
 //! assert!(matches!(events.recv().await, Ok(Event::MessageCreated { .. })));

@@ -10,7 +10,7 @@
 //! let jan = Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap();
 //! let entry = PriceEntry {
 //!     id: "p1".into(), provider: "openai".into(), model: "gpt-4o-mini".into(),
-//!     price: ModelPrice { input: 0.1, output: 0.4 }, effective_from: jan,
+//!     price: ModelPrice::new(0.1, 0.4), effective_from: jan,
 //!     created_by: None, created_at: jan,
 //! };
 //! let book = PriceBook::new(vec![entry]);
@@ -112,7 +112,7 @@ mod tests {
             id: id.into(),
             provider: "p".into(),
             model: "m".into(),
-            price: ModelPrice { input, output: input * 4.0 },
+            price: ModelPrice::new(input, input * 4.0),
             effective_from: from,
             created_by: None,
             created_at: created,
@@ -135,7 +135,7 @@ mod tests {
         assert!(book.price_at("p", "other", d(20)).is_none());
         assert_eq!(book.history("p", "m").len(), 3);
         let cost =
-            book.price_at("p", "m", d(6)).unwrap().cost(Usage { input_tokens: 1_000_000, output_tokens: 500_000 });
+            book.price_at("p", "m", d(6)).unwrap().cost(Usage::new(1_000_000, 500_000));
         assert!((cost - 3.0).abs() < 1e-9);
         assert!(!book.is_empty());
     }

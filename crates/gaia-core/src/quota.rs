@@ -748,19 +748,19 @@ mod tests {
     #[tokio::test]
     async fn recorded_prices_take_over_from_their_date() {
         let (q, storage) = quotas(LimitsConfig::default()).await;
-        let configured = Some(ModelPrice { input: 1.0, output: 2.0 });
-        let usage = Usage { input_tokens: 1_000_000, output_tokens: 0 };
+        let configured = Some(ModelPrice::new(1.0, 2.0));
+        let usage = Usage::new(1_000_000, 0);
         // Recorded, else configured: as the provider registry prices (see its price source).
         let cost = |model: &str, configured: Option<ModelPrice>| {
             q.prices().price_at("p", model, Utc::now()).map(|p| p.price).or(configured).map(|p| p.cost(usage))
         };
         assert_eq!(cost("m", configured), Some(1.0));
         storage
-            .add_price("p", "m", ModelPrice { input: 3.0, output: 3.0 }, Utc::now() - chrono::Duration::hours(1), None)
+            .add_price("p", "m", ModelPrice::new(3.0, 3.0), Utc::now() - chrono::Duration::hours(1), None)
             .await
             .unwrap();
         storage
-            .add_price("p", "m", ModelPrice { input: 9.0, output: 9.0 }, Utc::now() + chrono::Duration::days(1), None)
+            .add_price("p", "m", ModelPrice::new(9.0, 9.0), Utc::now() + chrono::Duration::days(1), None)
             .await
             .unwrap();
         q.reload_prices().await.unwrap();

@@ -89,6 +89,10 @@ pub struct ChatMessage {
     /// Images given with a user message (sent to vision models).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<ImagePart>,
+    /// The prompt up to and including this message is a stable prefix the provider may cache
+    /// (Anthropic's `cache_control` on the message's last block; OpenAI caches on its own).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cache: bool,
 }
 
 /// An image in a message: inline bytes (base64) or a URL the provider fetches itself.
@@ -145,7 +149,14 @@ impl ImagePart {
 impl ChatMessage {
     /// A message with the given role and text.
     pub fn new(role: Role, content: impl Into<String>) -> Self {
-        ChatMessage { role, content: content.into(), tool_calls: Vec::new(), tool_call_id: None, images: Vec::new() }
+        ChatMessage {
+            role,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+            images: Vec::new(),
+            cache: false,
+        }
     }
     /// A system message.
     pub fn system(content: impl Into<String>) -> Self {
@@ -171,6 +182,7 @@ impl ChatMessage {
             tool_calls: Vec::new(),
             tool_call_id: Some(tool_call_id.into()),
             images: Vec::new(),
+            cache: false,
         }
     }
 }
@@ -178,13 +190,28 @@ impl ChatMessage {
 /// Token usage of one model call.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
-    /// Tokens in the prompt (OpenAI `prompt_tokens`, Anthropic `input_tokens`).
+    /// Tokens in the prompt, all of them (OpenAI `prompt_tokens`; Anthropic `input_tokens` plus the
+    /// tokens read from and written to its prompt cache).
     pub input_tokens: u64,
     /// Tokens generated (OpenAI `completion_tokens`, Anthropic `output_tokens`).
     pub output_tokens: u64,
+    /// Of `input_tokens`, those the provider read from its prompt cache (OpenAI
+    /// `prompt_tokens_details.cached_tokens`, Anthropic `cache_read_input_tokens`), priced at the
+    /// cached input rate.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cached_input_tokens: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Usage {
+    /// `input` prompt tokens and `output` generated ones, none from a cache.
+    pub fn new(input: u64, output: u64) -> Usage {
+        Usage { input_tokens: input, output_tokens: output, cached_input_tokens: 0 }
+    }
+
     /// Input plus output tokens.
     pub fn total(&self) -> u64 {
         self.input_tokens + self.output_tokens
@@ -195,6 +222,7 @@ impl std::ops::AddAssign for Usage {
     fn add_assign(&mut self, rhs: Usage) {
         self.input_tokens += rhs.input_tokens;
         self.output_tokens += rhs.output_tokens;
+        self.cached_input_tokens += rhs.cached_input_tokens;
     }
 }
 
@@ -262,12 +290,26 @@ pub struct ModelPrice {
     pub input: f64,
     /// Dollars per million output (generated) tokens.
     pub output: f64,
+    /// Dollars per million input tokens read from the provider's prompt cache (`None`: the input
+    /// price).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_input: Option<f64>,
 }
 
 impl ModelPrice {
-    /// Cost of `usage` in dollars.
+    /// `input` and `output` dollars per million tokens, cached input at the input price.
+    pub const fn new(input: f64, output: f64) -> ModelPrice {
+        ModelPrice { input, output, cached_input: None }
+    }
+
+    /// Cost of `usage` in dollars: cached input tokens at the cached rate, the other input tokens at
+    /// the input rate.
     pub fn cost(&self, usage: Usage) -> f64 {
-        (usage.input_tokens as f64 * self.input + usage.output_tokens as f64 * self.output) / 1_000_000.0
+        let cached = usage.cached_input_tokens.min(usage.input_tokens);
+        let fresh = usage.input_tokens - cached;
+        let cached_rate = self.cached_input.unwrap_or(self.input);
+        (fresh as f64 * self.input + cached as f64 * cached_rate + usage.output_tokens as f64 * self.output)
+            / 1_000_000.0
     }
 }
 
@@ -286,15 +328,15 @@ mod tests {
 
     #[test]
     fn prices_per_million() {
-        let p = ModelPrice { input: 0.15, output: 0.60 };
-        let c = p.cost(Usage { input_tokens: 1_000_000, output_tokens: 500_000 });
+        let p = ModelPrice::new(0.15, 0.60);
+        let c = p.cost(Usage::new(1_000_000, 500_000));
         assert!((c - 0.45).abs() < 1e-12);
     }
 
     #[test]
     fn usage_adds() {
-        let mut u = Usage { input_tokens: 3, output_tokens: 4 };
-        u += Usage { input_tokens: 1, output_tokens: 1 };
+        let mut u = Usage::new(3, 4);
+        u += Usage::new(1, 1);
         assert_eq!(u.total(), 9);
     }
 

@@ -231,7 +231,7 @@ async fn erasing_a_user_leaves_nothing_of_them_in_any_table() {
         // What Ann did as an administrator, on things that stay.
         s.create_budget(&budget(LimitScope::User, &bob.id), Some(&id)).await.unwrap();
         s.set_rate_limit(LimitScope::User, &bob.id, Some(3), None, Some(&id)).await.unwrap();
-        s.add_price("openai", "gpt", ModelPrice { input: 1.0, output: 2.0 }, Utc::now(), Some(&id)).await.unwrap();
+        s.add_price("openai", "gpt", ModelPrice::new(1.0, 2.0), Utc::now(), Some(&id)).await.unwrap();
         s.remove_runtime_provider("retired", Some(&id)).await.unwrap();
         let for_carol =
             s.create_invite("invite-hash-for-carol", Some("carol@example.com"), Some(&id), later).await.unwrap();

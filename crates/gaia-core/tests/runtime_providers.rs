@@ -31,6 +31,7 @@ fn entry() -> ProviderEntry {
             capabilities: vec!["tools".into()],
             input_price: Some(0.1),
             output_price: Some(0.2),
+            ..Default::default()
         }),
     ];
     e.first_token_timeout_secs = Some(7);

@@ -108,7 +108,7 @@ async fn conversations_and_messages() {
 
         for i in 0..5 {
             let role = if i % 2 == 0 { Role::User } else { Role::Assistant };
-            let usage = (role == Role::Assistant).then_some(Usage { input_tokens: 10, output_tokens: i });
+            let usage = (role == Role::Assistant).then_some(Usage::new(10, i));
             s.add_message(&c1.id, role, &format!("m{i}"), Some("mock-gpt"), usage).await.unwrap();
         }
         let msgs = s.list_messages(&c1.id).await.unwrap();
@@ -320,7 +320,7 @@ async fn user_input_is_validated_and_stored_faithfully() {
             Some("Ünïcode \u{FFFD} title")
         );
 
-        let big = Usage { input_tokens: u64::MAX, output_tokens: 7 };
+        let big = Usage::new(u64::MAX, 7);
         let m = s.add_message(&c.id, Role::Assistant, "", Some("m"), Some(big)).await.unwrap();
         assert_eq!(m.input_tokens, Some(i64::MAX), "{b}: token counts saturate instead of wrapping");
     }
@@ -635,9 +635,9 @@ async fn rate_limits_budgets_prices_and_daily_spend() {
 
         // Prices with effective dates.
         let now = chrono::Utc::now();
-        let p = s.add_price("p", "m1", ModelPrice { input: 1.0, output: 2.0 }, now, Some("admin")).await.unwrap();
+        let p = s.add_price("p", "m1", ModelPrice::new(1.0, 2.0), now, Some("admin")).await.unwrap();
         assert!(s.add_price("p", "", ModelPrice::default(), now, None).await.is_err());
-        assert!(s.add_price("p", "m1", ModelPrice { input: -1.0, output: 0.0 }, now, None).await.is_err());
+        assert!(s.add_price("p", "m1", ModelPrice::new(-1.0, 0.0), now, None).await.is_err());
         let all = s.list_prices().await.unwrap();
         assert_eq!(all, vec![p.clone()], "{b}");
         assert_eq!(all[0].effective_from.timestamp_millis(), now.timestamp_millis());

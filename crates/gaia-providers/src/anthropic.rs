@@ -108,6 +108,16 @@ fn push_block(messages: &mut Vec<Value>, role: &str, block: Value) {
     messages.push(json!({"role": role, "content": [block]}));
 }
 
+/// Most `cache_control` breakpoints Anthropic accepts in one request.
+pub const MAX_CACHE_BREAKPOINTS: usize = 4;
+
+/// Marks the last block of the last message as the end of a cacheable prefix.
+fn mark_cache(messages: &mut [Value]) {
+    if let Some(block) = messages.last_mut().and_then(|m| m["content"].as_array_mut()).and_then(|a| a.last_mut()) {
+        block["cache_control"] = json!({"type": "ephemeral"});
+    }
+}
+
 /// Translates OpenAI-style `tool_choice` to Anthropic's.
 fn tool_choice(v: &Value) -> Option<Value> {
     match v {
@@ -248,11 +258,22 @@ fn build_body(
     default_max_tokens: u32,
 ) -> Result<(Value, Option<String>), ProviderError> {
     let structured = structured_output(req)?;
-    let mut system = Vec::new();
+    // System prompts, and whether each ends a cacheable prefix.
+    let mut system: Vec<(String, bool)> = Vec::new();
     let mut messages: Vec<Value> = Vec::new();
+    // Prompt caching: at most MAX_CACHE_BREAKPOINTS marks, the system prompt's first, then the last
+    // messages marked (the longest prefixes).
+    let system_cached = req.messages.iter().any(|m| m.role == Role::System && m.cache);
+    let marked = req.messages.iter().filter(|m| m.role != Role::System && m.cache).count();
+    let mut skip_marks = marked.saturating_sub(MAX_CACHE_BREAKPOINTS - usize::from(system_cached));
     for m in &req.messages {
+        let cache_this = m.cache && m.role != Role::System && {
+            let keep = skip_marks == 0;
+            skip_marks = skip_marks.saturating_sub(1);
+            keep
+        };
         match m.role {
-            Role::System => system.push(m.content.clone()),
+            Role::System => system.push((m.content.clone(), m.cache)),
             Role::User => {
                 // Images first, then the text (Anthropic's advice for vision prompts).
                 for i in &m.images {
@@ -285,16 +306,35 @@ fn build_body(
                 json!({"type": "tool_result", "tool_use_id": m.tool_call_id.clone().unwrap_or_default(), "content": m.content}),
             ),
         }
+        if cache_this {
+            mark_cache(&mut messages);
+        }
     }
     if let Some(i) = structured.instruction {
-        system.push(i.to_string());
+        system.push((i.to_string(), false));
     }
     let mut body = Map::new();
     body.insert("model".into(), json!(req.model));
     body.insert("max_tokens".into(), json!(req.max_tokens.unwrap_or(default_max_tokens)));
     body.insert("messages".into(), Value::Array(messages));
-    if !system.is_empty() {
-        body.insert("system".into(), json!(system.join("\n\n")));
+    if system.iter().any(|(_, cached)| *cached) {
+        // As blocks, the cached prefix ending with the last system prompt marked for caching.
+        let last_cached = system.iter().rposition(|(_, cached)| *cached).unwrap_or(0);
+        let blocks: Vec<Value> = system
+            .iter()
+            .enumerate()
+            .map(|(i, (text, _))| {
+                let mut b = json!({"type": "text", "text": text});
+                if i == last_cached {
+                    b["cache_control"] = json!({"type": "ephemeral"});
+                }
+                b
+            })
+            .collect();
+        body.insert("system".into(), Value::Array(blocks));
+    } else if !system.is_empty() {
+        let texts: Vec<&str> = system.iter().map(|(t, _)| t.as_str()).collect();
+        body.insert("system".into(), json!(texts.join("\n\n")));
     }
     if let Some(t) = req.temperature {
         body.insert("temperature".into(), crate::openai::f32_json(t));
@@ -359,10 +399,16 @@ fn stream_error(provider: &str, message: impl Into<String>) -> ProviderError {
     ProviderError::Stream { provider: provider.to_string(), message: message.into() }
 }
 
+/// Anthropic's usage object. Its `input_tokens` leaves out the prompt tokens read from the cache
+/// (`cache_read_input_tokens`) and written to it (`cache_creation_input_tokens`); Gaia's counts them
+/// all, and the read ones again as cached.
 fn usage_of(v: Option<&Value>) -> Usage {
+    let n = |k: &str| v.and_then(|u| u.get(k)).and_then(Value::as_u64).unwrap_or(0);
+    let cached = n("cache_read_input_tokens");
     Usage {
-        input_tokens: v.and_then(|u| u.get("input_tokens")).and_then(Value::as_u64).unwrap_or(0),
-        output_tokens: v.and_then(|u| u.get("output_tokens")).and_then(Value::as_u64).unwrap_or(0),
+        input_tokens: n("input_tokens").saturating_add(cached).saturating_add(n("cache_creation_input_tokens")),
+        output_tokens: n("output_tokens"),
+        cached_input_tokens: cached,
     }
 }
 
@@ -478,7 +524,7 @@ impl EventParser {
                 });
                 // The input is counted up front (the output count here is only a placeholder).
                 if self.usage.input_tokens > 0 {
-                    out.push(ChatEvent::Usage(Usage { input_tokens: self.usage.input_tokens, output_tokens: 0 }));
+                    out.push(ChatEvent::Usage(Usage { output_tokens: 0, ..self.usage }));
                 }
             }
             "content_block_start" => {
@@ -547,6 +593,7 @@ impl EventParser {
                 }
                 if u.input_tokens > 0 {
                     self.usage.input_tokens = u.input_tokens;
+                    self.usage.cached_input_tokens = u.cached_input_tokens;
                 }
                 out.push(ChatEvent::Usage(self.usage));
                 if let Some(r) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
@@ -656,6 +703,32 @@ impl Provider for AnthropicProvider {
 mod tests {
     use super::*;
     use gaia_core::types::{ChatMessage, ToolSpec};
+
+    #[test]
+    fn prompt_cache_marks_are_sent_within_anthropics_limit_and_cached_usage_is_read() {
+        let mut messages = vec![ChatMessage { cache: true, ..ChatMessage::system("lore") }];
+        for i in 0..6 {
+            let m = if i % 2 == 0 { ChatMessage::user(format!("u{i}")) } else { ChatMessage::assistant(format!("a{i}")) };
+            messages.push(ChatMessage { cache: i > 0, ..m });
+        }
+        let body = request_body(&ChatRequest::new("c", messages), false, 100).unwrap();
+        assert_eq!(body["system"], json!([{"type": "text", "text": "lore", "cache_control": {"type": "ephemeral"}}]));
+        let marked: Vec<String> = body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["content"].as_array().unwrap().iter().any(|b| b.get("cache_control").is_some()))
+            .map(|m| m["content"][0]["text"].as_str().unwrap().to_string())
+            .collect();
+        // Four marks at most: the system prompt's and the last three messages'.
+        assert_eq!(marked, ["a3", "u4", "a5"]);
+        // Without marks, the system prompt stays a string.
+        let plain = request_body(&ChatRequest::new("c", vec![ChatMessage::system("s"), ChatMessage::user("u")]), false, 9);
+        assert_eq!(plain.unwrap()["system"], "s");
+        let u = usage_of(Some(&json!({"input_tokens": 10, "cache_read_input_tokens": 1000,
+            "cache_creation_input_tokens": 5, "output_tokens": 3})));
+        assert_eq!(u, Usage { input_tokens: 1015, output_tokens: 3, cached_input_tokens: 1000 });
+    }
 
     #[test]
     fn parallel_tool_calls_off_is_disable_parallel_tool_use() {
@@ -839,6 +912,6 @@ mod tests {
         let evs = p
             .push("a", "message_start", r#"{"type":"message_start","message":{"id":"m","model":"c","usage":{"input_tokens":12,"output_tokens":1}}}"#)
             .unwrap();
-        assert_eq!(evs[1], ChatEvent::Usage(Usage { input_tokens: 12, output_tokens: 0 }));
+        assert_eq!(evs[1], ChatEvent::Usage(Usage::new(12, 0)));
     }
 }

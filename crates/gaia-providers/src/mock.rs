@@ -130,6 +130,8 @@ struct MockState {
     honour_tool_choice: AtomicBool,
     last: Mutex<Option<Value>>,
     per_model: Mutex<std::collections::HashMap<String, u64>>,
+    /// Digests of the prompt prefixes cached so far (see [`prompt_cache`]).
+    prompt_cache: Mutex<std::collections::HashSet<u64>>,
     /// Replies given in turn to the next requests that call no tool ([`MockHandle::push_reply`]).
     scripted: Mutex<std::collections::VecDeque<String>>,
 }
@@ -162,6 +164,7 @@ impl MockUpstream {
             scripted: Mutex::default(),
             last: Mutex::new(None),
             per_model: Mutex::new(std::collections::HashMap::new()),
+            prompt_cache: Mutex::new(std::collections::HashSet::new()),
         });
         let app = router(state.clone());
         let (tx, rx) = oneshot::channel::<()>();
@@ -354,6 +357,9 @@ struct Plan {
     end: End,
     input_tokens: u64,
     output_tokens: u64,
+    /// Prompt tokens read from the mock's prompt cache, and written to it (of `input_tokens`).
+    cache_read: u64,
+    cache_written: u64,
 }
 
 /// The request's stop sequences (`stop`: a string or strings; `stop_sequences`: strings).
@@ -409,6 +415,86 @@ fn cut_reply(vendor: Vendor, body: &Value, text: String) -> (String, End) {
         }
     }
     (text, end)
+}
+
+/// Anthropic's usage object: `input_tokens` leaves out the cached ones.
+fn anthropic_usage(p: &Plan, output_tokens: u64) -> Value {
+    json!({
+        "input_tokens": p.input_tokens.saturating_sub(p.cache_read + p.cache_written).max(1),
+        "cache_read_input_tokens": p.cache_read,
+        "cache_creation_input_tokens": p.cache_written,
+        "output_tokens": output_tokens,
+    })
+}
+
+/// The smallest prompt prefix the mock caches, in tokens (the vendors' minimum for most models).
+pub const CACHE_MIN_TOKENS: u64 = 1024;
+/// Prefixes the mock remembers before forgetting them all.
+const CACHE_CAPACITY: usize = 10_000;
+
+/// The prompt prefix of `body` a provider would cache, in tokens, with a digest of it: OpenAI
+/// caches on its own every prompt's prefix before its last message; Anthropic the prefix up to the
+/// last block marked with `cache_control` (system blocks first, then the messages' blocks).
+fn cacheable_prefix(vendor: Vendor, body: &Value) -> (u64, u64) {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.get("model").and_then(Value::as_str).unwrap_or_default().hash(&mut h);
+    let messages = body.get("messages").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let (mut tokens, mut cached, mut digest) = (0u64, 0u64, 0u64);
+    let mut take = |text: &str, marked: bool, h: &mut std::collections::hash_map::DefaultHasher| {
+        text.hash(h);
+        tokens += words(text);
+        if marked {
+            (cached, digest) = (tokens, h.finish());
+        }
+    };
+    match vendor {
+        Vendor::OpenAi => {
+            let head = messages.len().saturating_sub(1);
+            for m in &messages[..head] {
+                take(&m.get("content").map(content_text).unwrap_or_default(), false, &mut h);
+            }
+            if head > 0 {
+                take("", true, &mut h);
+            }
+        }
+        Vendor::Anthropic => {
+            let blocks = |c: Option<&Value>| -> Vec<Value> {
+                match c {
+                    Some(Value::Array(a)) => a.clone(),
+                    Some(other) => vec![json!({"type": "text", "text": content_text(other)})],
+                    None => Vec::new(),
+                }
+            };
+            let mut all = blocks(body.get("system"));
+            for m in messages {
+                all.extend(blocks(m.get("content")));
+            }
+            for b in &all {
+                let text = content_text(&Value::Array(vec![b.clone()]));
+                take(&text, b.get("cache_control").is_some_and(|c| !c.is_null()), &mut h);
+            }
+        }
+    }
+    (cached, digest)
+}
+
+/// (tokens read from the cache, tokens written to it) for `body`: a prefix of at least
+/// [`CACHE_MIN_TOKENS`] is read when the same one (same model) was seen before, else written.
+fn prompt_cache(state: &MockState, vendor: Vendor, body: &Value) -> (u64, u64) {
+    let (tokens, digest) = cacheable_prefix(vendor, body);
+    if tokens < CACHE_MIN_TOKENS {
+        return (0, 0);
+    }
+    let mut seen = state.prompt_cache.lock().unwrap_or_else(|e| e.into_inner());
+    if seen.contains(&digest) {
+        return (tokens, 0);
+    }
+    if seen.len() >= CACHE_CAPACITY {
+        seen.clear();
+    }
+    seen.insert(digest);
+    (0, tokens)
 }
 
 fn words(s: &str) -> u64 {
@@ -511,7 +597,15 @@ fn plan(vendor: Vendor, body: &Value, honour_tool_choice: bool) -> Plan {
     let (text, end) = if tool_calls.is_empty() { cut_reply(vendor, body, text) } else { (text, End::Natural) };
     let output =
         if tool_calls.is_empty() { words(&text) } else { tool_calls.iter().map(|(_, a)| words(a)).sum::<u64>().max(1) };
-    Plan { text, tool_calls, end, input_tokens: input.max(1), output_tokens: output.max(1) }
+    Plan {
+        text,
+        tool_calls,
+        end,
+        input_tokens: input.max(1),
+        output_tokens: output.max(1),
+        cache_read: 0,
+        cache_written: 0,
+    }
 }
 
 /// The plan with its text replaced by the next scripted reply, when one is queued and it calls no tool.
@@ -756,7 +850,9 @@ async fn openai_chat(State(state): State<Arc<MockState>>, headers: HeaderMap, bo
         Err(r) => return r,
     };
     let model = v["model"].as_str().unwrap_or_default().to_string();
-    let p = scripted(&state, plan(Vendor::OpenAi, &v, false));
+    let mut p = scripted(&state, plan(Vendor::OpenAi, &v, false));
+    // OpenAI reports what it read from its cache, not what it wrote.
+    p.cache_read = prompt_cache(&state, Vendor::OpenAi, &v).0;
     let id = format!("chatcmpl-mock-{n}");
     let created = 1_700_000_000u64 + n;
     let finish = match (&p.end, p.tool_calls.is_empty()) {
@@ -764,7 +860,8 @@ async fn openai_chat(State(state): State<Arc<MockState>>, headers: HeaderMap, bo
         (End::Length, true) => "length",
         _ => "stop",
     };
-    let usage = json!({"prompt_tokens": p.input_tokens, "completion_tokens": p.output_tokens, "total_tokens": p.input_tokens + p.output_tokens});
+    let usage = json!({"prompt_tokens": p.input_tokens, "completion_tokens": p.output_tokens,
+        "total_tokens": p.input_tokens + p.output_tokens, "prompt_tokens_details": {"cached_tokens": p.cache_read}});
     let calls: Vec<Value> = p
         .tool_calls
         .iter()
@@ -848,7 +945,8 @@ async fn anthropic_messages(State(state): State<Arc<MockState>>, headers: Header
         Err(r) => return r,
     };
     let model = v["model"].as_str().unwrap_or_default().to_string();
-    let p = scripted(&state, plan(Vendor::Anthropic, &v, state.honour_tool_choice.load(Ordering::Relaxed)));
+    let mut p = scripted(&state, plan(Vendor::Anthropic, &v, state.honour_tool_choice.load(Ordering::Relaxed)));
+    (p.cache_read, p.cache_written) = prompt_cache(&state, Vendor::Anthropic, &v);
     let id = format!("msg_mock_{n}");
     let stop = match (&p.end, p.tool_calls.is_empty()) {
         (_, false) => "tool_use",
@@ -877,7 +975,7 @@ async fn anthropic_messages(State(state): State<Arc<MockState>>, headers: Header
         let full = json!({
             "id": id, "type": "message", "role": "assistant", "model": model, "content": content,
             "stop_reason": stop, "stop_sequence": stop_sequence,
-            "usage": {"input_tokens": p.input_tokens, "output_tokens": p.output_tokens}
+            "usage": anthropic_usage(&p, p.output_tokens)
         });
         if let Some(r) = broken_body(fault, full.to_string()) {
             return r;
@@ -892,7 +990,7 @@ async fn anthropic_messages(State(state): State<Arc<MockState>>, headers: Header
             json!({"type": "message_start", "message": {
                 "id": id, "type": "message", "role": "assistant", "model": model, "content": [],
                 "stop_reason": null, "stop_sequence": null,
-                "usage": {"input_tokens": p.input_tokens, "output_tokens": 1}
+                "usage": anthropic_usage(&p, 1)
             }}),
         ),
         content: false,

@@ -512,7 +512,7 @@ mod tests {
             id: format!("price-{input}"),
             provider: "p".into(),
             model: "m".into(),
-            price: ModelPrice { input, output: input * 2.0 },
+            price: ModelPrice::new(input, input * 2.0),
             effective_from: from,
             created_by: None,
             created_at: from,
@@ -522,16 +522,16 @@ mod tests {
     #[test]
     fn recorded_prices_win_over_configured_ones_for_every_caller() {
         let reg = ProviderRegistry::new();
-        let usage = Usage { input_tokens: 1_000_000, output_tokens: 1_000_000 };
+        let usage = Usage::new(1_000_000, 1_000_000);
         assert_eq!(reg.cost("p", "m", usage), 0.0, "no price: free");
-        reg.set_price("p", "m", ModelPrice { input: 1.0, output: 2.0 });
+        reg.set_price("p", "m", ModelPrice::new(1.0, 2.0));
         assert_eq!(reg.cost("p", "m", usage), 3.0);
         let now = Utc::now();
         let book =
             PriceBook::new(vec![recorded(5.0, now - Duration::hours(1)), recorded(7.0, now + Duration::days(1))]);
         reg.set_price_source(Arc::new(book));
         // The recorded price in effect now, for pricing and costing alike.
-        assert_eq!(reg.price("p", "m"), Some(ModelPrice { input: 5.0, output: 10.0 }));
+        assert_eq!(reg.price("p", "m"), Some(ModelPrice::new(5.0, 10.0)));
         assert_eq!(reg.cost("p", "m", usage), 15.0);
         let effective = reg.price_at("p", "m", now).unwrap();
         assert_eq!(effective.id.as_deref(), Some("price-5"));
@@ -539,7 +539,7 @@ mod tests {
         let before = reg.price_at("p", "m", now - Duration::days(1)).unwrap();
         assert_eq!((before.price.input, before.id), (1.0, None));
         assert_eq!(reg.price_at("p", "m", now + Duration::days(2)).unwrap().price.input, 7.0);
-        assert_eq!(reg.configured_price("p", "m"), Some(ModelPrice { input: 1.0, output: 2.0 }));
+        assert_eq!(reg.configured_price("p", "m"), Some(ModelPrice::new(1.0, 2.0)));
         // Models without any price stay free.
         assert_eq!(reg.cost("p", "other", usage), 0.0);
     }

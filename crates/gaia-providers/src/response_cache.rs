@@ -101,7 +101,7 @@ mod tests {
             content: "hello".into(),
             tool_calls: vec![ToolCall { id: "c".into(), name: "t".into(), arguments: "{}".into() }],
             finish_reason: FinishReason::ToolCalls,
-            usage: Usage { input_tokens: 3, output_tokens: 2 },
+            usage: Usage::new(3, 2),
         }
     }
 

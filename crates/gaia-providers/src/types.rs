@@ -180,6 +180,7 @@ pub async fn collect_stream(mut stream: ChatStream) -> Result<ChatResponse, Prov
 pub fn merge_usage(acc: &mut Usage, u: Usage) {
     if u.input_tokens > 0 {
         acc.input_tokens = u.input_tokens;
+        acc.cached_input_tokens = u.cached_input_tokens;
     }
     if u.output_tokens > 0 {
         acc.output_tokens = u.output_tokens;

@@ -40,7 +40,7 @@ async fn text_non_streaming_and_streaming() {
         assert_eq!(r.content, "Mock reply to: Where is the safe house?", "{}", p.name());
         assert_eq!(r.finish_reason, FinishReason::Stop);
         // system (3 words) + user (5 words); reply 8 words
-        assert_eq!(r.usage, Usage { input_tokens: 8, output_tokens: 8 }, "{}", p.name());
+        assert_eq!(r.usage, Usage::new(8, 8), "{}", p.name());
 
         let mut s = within(p.chat_stream(&req("mock-gpt", "Where is the safe house?"))).await.unwrap();
         let mut deltas = Vec::new();
@@ -62,7 +62,7 @@ async fn text_non_streaming_and_streaming() {
         assert!(started);
         assert_eq!(deltas.len(), 3, "{}: {deltas:?}", p.name());
         assert_eq!(deltas.concat(), "Mock reply to: Where is the safe house?");
-        assert_eq!(usage, Some(Usage { input_tokens: 8, output_tokens: 8 }), "{}", p.name());
+        assert_eq!(usage, Some(Usage::new(8, 8)), "{}", p.name());
         assert_eq!(finish, Some(FinishReason::Stop));
     }
     assert_eq!(m.requests(), 4);

@@ -45,7 +45,7 @@ async fn openai_tool_call_stream() {
         vec![ToolCall { id: "call_qX1".into(), name: "get_weather".into(), arguments: r#"{"city": "Tokyo"}"#.into() }]
     );
     assert_eq!(r.finish_reason, FinishReason::ToolCalls);
-    assert_eq!(r.usage, Usage { input_tokens: 81, output_tokens: 15 });
+    assert_eq!(r.usage, Usage::new(81, 15));
 }
 
 #[tokio::test]
@@ -67,7 +67,7 @@ async fn anthropic_tool_call_stream() {
         }]
     );
     assert_eq!(r.finish_reason, FinishReason::ToolCalls);
-    assert_eq!(r.usage, Usage { input_tokens: 472, output_tokens: 89 });
+    assert_eq!(r.usage, Usage::new(472, 89));
 }
 
 #[test]

@@ -188,6 +188,7 @@ async fn config_entries_balance_across_deployments() {
             capabilities: vec!["tools".into()],
             input_price: Some(1.0),
             output_price: Some(2.0),
+            ..Default::default()
         }),
     ];
     let mut cfg = Config::default();
@@ -220,8 +221,8 @@ async fn auto_selection_uses_live_latency_and_prices() {
     let mut sc = OpenAiConfig::new(m.openai_base_url(), None);
     sc.name = "slowpoke".into();
     reg.register(Arc::new(OpenAiProvider::new(sc)));
-    reg.set_price("anthropic", "mock-claude", gaia_core::types::ModelPrice { input: 0.1, output: 0.2 });
-    reg.set_price("slowpoke", "mock-gpt", gaia_core::types::ModelPrice { input: 5.0, output: 20.0 });
+    reg.set_price("anthropic", "mock-claude", gaia_core::types::ModelPrice::new(0.1, 0.2));
+    reg.set_price("slowpoke", "mock-gpt", gaia_core::types::ModelPrice::new(5.0, 20.0));
     // Live statistics as real traffic would leave them (deterministic here).
     for (p, ms) in [("openai", 20), ("anthropic", 30), ("slowpoke", 400)] {
         for _ in 0..5 {

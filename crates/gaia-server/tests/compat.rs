@@ -332,7 +332,7 @@ async fn models_endpoints() {
 #[tokio::test]
 async fn providers_health_and_model_filters() {
     let (s, key) = server().await;
-    s.state.providers().set_price("openai", "mock-gpt", gaia_core::types::ModelPrice { input: 0.1, output: 0.4 });
+    s.state.providers().set_price("openai", "mock-gpt", gaia_core::types::ModelPrice::new(0.1, 0.4));
     // Some traffic, one failure.
     for model in ["openai/mock-gpt", "openai/mock-gpt", "anthropic/mock-error-500"] {
         s.http

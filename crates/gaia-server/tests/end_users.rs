@@ -101,7 +101,7 @@ async fn a_players_budget_stops_that_player_only() {
         let s = start_with(db, Some(MockConfig::default()), config()).await;
         let b = s.backend;
         for (p, m) in [("openai", "mock-gpt"), ("anthropic", "mock-claude")] {
-            s.state.providers().set_price(p, m, ModelPrice { input: 1000.0, output: 1000.0 });
+            s.state.providers().set_price(p, m, ModelPrice::new(1000.0, 1000.0));
         }
         let admin = admin(&s, "boss@example.com").await;
         let (token, _, user_id) = s.register("game@example.com").await;
@@ -163,7 +163,7 @@ async fn usage_is_reported_by_end_user_and_by_tag() {
     for db in database_urls().await {
         let s = start_with(db, Some(MockConfig::default()), config()).await;
         let b = s.backend;
-        s.state.providers().set_price("openai", "mock-gpt", ModelPrice { input: 1.0, output: 1.0 });
+        s.state.providers().set_price("openai", "mock-gpt", ModelPrice::new(1.0, 1.0));
         let (token, _, _) = s.register("tags@example.com").await;
         let (key, _) = s.api_key(&token).await;
         let tagged = |player: &str, tags: &str| {

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// One dollar per thousand tokens: every call of the mock costs something.
-const PRICE: ModelPrice = ModelPrice { input: 1000.0, output: 1000.0 };
+const PRICE: ModelPrice = ModelPrice::new(1000.0, 1000.0);
 
 fn config() -> Config {
     let mut c = Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Config::default() };

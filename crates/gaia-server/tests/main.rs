@@ -27,6 +27,7 @@ mod memory;
 mod metrics;
 mod personas;
 mod play;
+mod prompt_cache;
 mod providers;
 mod quotas;
 mod rbac;

@@ -71,7 +71,7 @@ async fn metrics_and_performance_follow_the_traffic() {
     for db in database_urls().await {
         let s = start(db, Some(MockConfig::default())).await;
         let b = s.backend;
-        s.state.providers().set_price("openai", "mock-gpt", ModelPrice { input: 1.0, output: 2.0 });
+        s.state.providers().set_price("openai", "mock-gpt", ModelPrice::new(1.0, 2.0));
         let (token, _, _) = s.register("player@example.com").await;
         let (key, _) = s.api_key(&token).await;
 

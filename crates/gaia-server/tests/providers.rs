@@ -404,6 +404,7 @@ async fn models_filters() {
             capabilities: caps.iter().map(|c| c.to_string()).collect(),
             input_price: Some(price / 4.0),
             output_price: Some(price),
+            cached_input_price: None,
         })
     };
     e.models = vec![

@@ -121,7 +121,7 @@ async fn budgets_refuse_before_the_provider_and_raise_events() {
         let b = s.backend;
         // One dollar per thousand tokens: every call costs something.
         for (p, m) in [("openai", "mock-gpt"), ("anthropic", "mock-claude")] {
-            s.state.providers().set_price(p, m, ModelPrice { input: 1000.0, output: 1000.0 });
+            s.state.providers().set_price(p, m, ModelPrice::new(1000.0, 1000.0));
         }
         let (admin, _, admin_id) = s.register("boss@example.com").await;
         s.state.storage().set_admin(&admin_id, true).await.unwrap();
@@ -229,7 +229,7 @@ async fn prices_with_effective_dates_and_estimates() {
     for db in database_urls().await {
         let s = start_with(db, Some(MockConfig::default()), config()).await;
         let b = s.backend;
-        s.state.providers().set_price("openai", "mock-gpt", ModelPrice { input: 1.0, output: 2.0 });
+        s.state.providers().set_price("openai", "mock-gpt", ModelPrice::new(1.0, 2.0));
         let (admin, _, admin_id) = s.register("cfo@example.com").await;
         s.state.storage().set_admin(&admin_id, true).await.unwrap();
         let (token, _, _) = s.register("player@example.com").await;
@@ -318,7 +318,7 @@ async fn usage_reports_by_user_team_model_and_day() {
     for db in database_urls().await {
         let s = start_with(db, Some(MockConfig::default()), config()).await;
         let b = s.backend;
-        s.state.providers().set_price("openai", "mock-gpt", ModelPrice { input: 1.0, output: 1.0 });
+        s.state.providers().set_price("openai", "mock-gpt", ModelPrice::new(1.0, 1.0));
         let (admin, _, admin_id) = s.register("lead@example.com").await;
         s.state.storage().set_admin(&admin_id, true).await.unwrap();
         let (t1, _, u1) = s.register("one@example.com").await;

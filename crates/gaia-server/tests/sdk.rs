@@ -56,7 +56,7 @@ async fn the_sdks_name_players_and_a_players_budget_stops_only_them() {
     let Some(python) = python() else { return };
     let s = start(sqlite_db(), Some(MockConfig::default())).await;
     for (p, m) in [("openai", "mock-gpt"), ("anthropic", "mock-claude")] {
-        s.state.providers().set_price(p, m, gaia_core::types::ModelPrice { input: 1000.0, output: 1000.0 });
+        s.state.providers().set_price(p, m, gaia_core::types::ModelPrice::new(1000.0, 1000.0));
     }
     let (token, _, user_id) = s.register("sdk-players@example.com").await;
     let (key, key_id) = s.api_key(&token).await;

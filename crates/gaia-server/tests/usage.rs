@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 async fn every_call_is_metered_and_reported() {
     for db in database_urls().await {
         let s = start(db, Some(MockConfig::default())).await;
-        s.state.providers().set_price("openai", "mock-gpt", ModelPrice { input: 1_000_000.0, output: 2_000_000.0 });
+        s.state.providers().set_price("openai", "mock-gpt", ModelPrice::new(1_000_000.0, 2_000_000.0));
         let (token, _, user_id) = s.register("usage@example.com").await;
         let (key, key_id) = s.api_key(&token).await;
 

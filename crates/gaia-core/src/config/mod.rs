@@ -634,7 +634,7 @@ deployments = [{ base_url = "http://127.0.0.1:11435/v1" }, { api_key = "second-k
         let cat = a.catalog();
         assert_eq!(cat[0].id, "claude-y");
         assert_eq!(cat[1].context_window, Some(200_000));
-        assert_eq!(cat[1].price(), Some(ModelPrice { input: 3.0, output: 15.0 }));
+        assert_eq!(cat[1].price(), Some(ModelPrice::new(3.0, 15.0)));
         let local = &c.providers[1];
         assert_eq!(local.api_key.as_deref(), Some("local-secret"));
         let deps = local.all_deployments();

@@ -46,12 +46,15 @@ pub struct ModelEntry {
     /// Dollars per million output tokens.
     #[serde(default)]
     pub output_price: Option<f64>,
+    /// Dollars per million input tokens read from the provider's prompt cache (default: the input price).
+    #[serde(default)]
+    pub cached_input_price: Option<f64>,
 }
 
 impl ModelEntry {
     /// The price, when both halves are known.
     pub fn price(&self) -> Option<ModelPrice> {
-        Some(ModelPrice { input: self.input_price?, output: self.output_price? })
+        Some(ModelPrice { input: self.input_price?, output: self.output_price?, cached_input: self.cached_input_price })
     }
 }
 

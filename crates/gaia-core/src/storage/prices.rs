@@ -27,14 +27,19 @@ pub struct PriceEntry {
     pub created_at: DateTime<Utc>,
 }
 
-const COLS: &str = "id, provider, model, input_per_million, output_per_million, effective_from, created_by, created_at";
+const COLS: &str = "id, provider, model, input_per_million, output_per_million, cached_input_per_million, \
+                    effective_from, created_by, created_at";
 
 fn row_to_price(r: &AnyRow) -> Result<PriceEntry> {
     Ok(PriceEntry {
         id: r.try_get("id")?,
         provider: r.try_get("provider")?,
         model: r.try_get("model")?,
-        price: ModelPrice { input: r.try_get("input_per_million")?, output: r.try_get("output_per_million")? },
+        price: ModelPrice {
+            input: r.try_get("input_per_million")?,
+            output: r.try_get("output_per_million")?,
+            cached_input: r.try_get("cached_input_per_million")?,
+        },
         effective_from: from_ms(r.try_get("effective_from")?),
         created_by: r.try_get("created_by")?,
         created_at: from_ms(r.try_get("created_at")?),
@@ -55,19 +60,20 @@ impl Storage {
             return Err(CoreError::InvalidInput("provider and model are required".into()));
         }
         let ok = |v: f64| v.is_finite() && v >= 0.0;
-        if !ok(price.input) || !ok(price.output) {
+        if !ok(price.input) || !ok(price.output) || !price.cached_input.is_none_or(ok) {
             return Err(CoreError::InvalidInput("prices must be non-negative numbers".into()));
         }
         let id = new_id();
         sqlx::query(
-            "INSERT INTO model_prices (id, provider, model, input_per_million, output_per_million, effective_from, \
-             created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO model_prices (id, provider, model, input_per_million, output_per_million, \
+             cached_input_per_million, effective_from, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&id)
         .bind(provider)
         .bind(model)
         .bind(price.input)
         .bind(price.output)
+        .bind(price.cached_input)
         .bind(effective_from.timestamp_millis())
         .bind(created_by)
         .bind(now_ms())

@@ -35,6 +35,23 @@ fn text_of_blocks(v: &Value, what: &str) -> Result<String, ProviderError> {
     }
 }
 
+/// Anthropic's usage object for `u`: its `input_tokens` leave out those read from the cache, which
+/// are `cache_read_input_tokens` (only when there are some).
+fn usage_json(u: gaia_core::types::Usage) -> Value {
+    let cached = u.cached_input_tokens.min(u.input_tokens);
+    let mut v = json!({"input_tokens": u.input_tokens - cached, "output_tokens": u.output_tokens});
+    if cached > 0 {
+        v["cache_read_input_tokens"] = json!(cached);
+        v["cache_creation_input_tokens"] = json!(0);
+    }
+    v
+}
+
+/// Whether a block carries a prompt-caching mark (`cache_control`, e.g. `{"type": "ephemeral"}`).
+fn cache_control(block: &Value) -> bool {
+    block.get("cache_control").is_some_and(|c| !c.is_null())
+}
+
 /// Prefix of a failed tool's result text: a `tool_result` with `is_error: true` has no flag to go in
 /// a provider-neutral tool message (nor in OpenAI's `tool` message), so the failure is said in the text.
 pub const TOOL_ERROR_PREFIX: &str = "Error: ";
@@ -139,7 +156,8 @@ pub fn parse_request(body: &Value) -> Result<ParsedRequest, ProviderError> {
     if let Some(system) = obj.get("system") {
         let s = text_of_blocks(system, "system")?;
         if !s.is_empty() {
-            messages.push(ChatMessage::system(s));
+            let cache = system.as_array().is_some_and(|blocks| blocks.iter().any(cache_control));
+            messages.push(ChatMessage { cache, ..ChatMessage::system(s) });
         }
     }
     for (i, m) in raw.iter().enumerate() {
@@ -157,7 +175,11 @@ pub fn parse_request(body: &Value) -> Result<ParsedRequest, ProviderError> {
         let mut text = String::new();
         let mut calls = Vec::new();
         let mut images = Vec::new();
+        // A `cache_control` mark ends a cacheable prefix: the message holding the block is marked.
+        let mut cache = false;
         for b in &blocks {
+            let tool_results_before = messages.len();
+            let marked = cache_control(b);
             match b.get("type").and_then(Value::as_str) {
                 Some("text") => text.push_str(b.get("text").and_then(Value::as_str).unwrap_or_default()),
                 // Extended-thinking blocks a client replays from earlier answers: history only, and no
@@ -196,12 +218,24 @@ pub fn parse_request(body: &Value) -> Result<ParsedRequest, ProviderError> {
                 }
                 None => return Err(invalid(format!("messages.{i}: content blocks need a `type`"))),
             }
+            if marked {
+                match messages.get_mut(tool_results_before) {
+                    // A marked tool result is a message of its own.
+                    Some(tool) => tool.cache = true,
+                    None => cache = true,
+                }
+            }
         }
         if !text.is_empty() || !calls.is_empty() || !images.is_empty() {
             let mut msg = ChatMessage::new(role, text);
             msg.tool_calls = calls;
             msg.images = images;
+            msg.cache = cache;
             messages.push(msg);
+        } else if cache {
+            if let Some(last) = messages.last_mut() {
+                last.cache = true;
+            }
         }
     }
     let mut req = ChatRequest::new(model, messages);
@@ -286,7 +320,7 @@ pub fn render_response(resp: &ChatResponse, id: &str, model: &str) -> Value {
     json!({
         "id": id, "type": "message", "role": "assistant", "model": model, "content": content,
         "stop_reason": stop_reason(&resp.finish_reason), "stop_sequence": stop_sequence(&resp.finish_reason),
-        "usage": {"input_tokens": resp.usage.input_tokens, "output_tokens": resp.usage.output_tokens}
+        "usage": usage_json(resp.usage)
     })
 }
 
@@ -332,7 +366,7 @@ impl EventRenderer {
                 json!({"type": "message_start", "message": {
                     "id": self.id, "type": "message", "role": "assistant", "model": self.model, "content": [],
                     "stop_reason": null, "stop_sequence": null,
-                    "usage": {"input_tokens": self.usage.input_tokens, "output_tokens": self.usage.output_tokens}
+                    "usage": usage_json(self.usage)
                 }}),
             ),
             ("ping", json!({"type": "ping"})),
@@ -408,7 +442,7 @@ impl EventRenderer {
             "message_delta",
             json!({"type": "message_delta",
                    "delta": {"stop_reason": stop_reason(&self.stop), "stop_sequence": stop_sequence(&self.stop)},
-                   "usage": {"input_tokens": self.usage.input_tokens, "output_tokens": self.usage.output_tokens}}),
+                   "usage": usage_json(self.usage)}),
         ));
         out.push(("message_stop", json!({"type": "message_stop"})));
         out
@@ -443,6 +477,31 @@ pub fn error_type(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cache_control_marks_the_messages_that_hold_it_and_cached_usage_is_rendered() {
+        let body = json!({"model": "m", "max_tokens": 5,
+            "system": [{"type": "text", "text": "lore", "cache_control": {"type": "ephemeral"}}],
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "q", "cache_control": {"type": "ephemeral"}}]},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "r",
+                                               "cache_control": {"type": "ephemeral"}},
+                                              {"type": "text", "text": "and?"}]},
+            ]});
+        let req = parse_request(&body).unwrap().request;
+        let marks: Vec<(Role, bool)> = req.messages.iter().map(|m| (m.role, m.cache)).collect();
+        assert_eq!(
+            marks,
+            [(Role::System, true), (Role::User, true), (Role::Assistant, false), (Role::Tool, true), (Role::User, false)]
+        );
+        let u = gaia_core::types::Usage { input_tokens: 1010, output_tokens: 2, cached_input_tokens: 1000 };
+        assert_eq!(
+            usage_json(u),
+            json!({"input_tokens": 10, "output_tokens": 2, "cache_read_input_tokens": 1000, "cache_creation_input_tokens": 0})
+        );
+        assert_eq!(usage_json(gaia_core::types::Usage::new(3, 4)), json!({"input_tokens": 3, "output_tokens": 4}));
+    }
 
     #[test]
     fn parses_tools_and_results() {
@@ -518,7 +577,7 @@ mod tests {
         let v = render_response(&resp, "msg_1", "m");
         assert_eq!((v["stop_reason"].as_str(), v["stop_sequence"].as_str()), (Some("stop_sequence"), Some("END")));
         let mut r = EventRenderer::new("msg_1", "m");
-        r.event(&ChatEvent::Usage(Usage { input_tokens: 7, output_tokens: 0 }));
+        r.event(&ChatEvent::Usage(Usage::new(7, 0)));
         assert_eq!(r.start()[0].1["message"]["usage"]["input_tokens"], 7);
         r.event(&ChatEvent::Finish(FinishReason::Other("pause_turn".into())));
         assert_eq!(r.finish().last().map(|e| e.0), Some("message_stop"));

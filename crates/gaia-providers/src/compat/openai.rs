@@ -87,6 +87,12 @@ pub fn parse_request(body: &Value) -> Result<ParsedRequest, ProviderError> {
         }
         let mut msg = ChatMessage::new(role, content);
         msg.images = images;
+        // Anthropic-style `cache_control` on a content part (as LiteLLM accepts): a Claude model
+        // behind this endpoint caches the prompt up to here; OpenAI caches on its own.
+        msg.cache = m
+            .get("content")
+            .and_then(Value::as_array)
+            .is_some_and(|parts| parts.iter().any(|p| p.get("cache_control").is_some_and(|c| !c.is_null())));
         if let Some(calls) = m.get("tool_calls").and_then(Value::as_array) {
             for c in calls {
                 msg.tool_calls.push(ToolCall {
@@ -385,6 +391,26 @@ struct UsageOut {
     prompt_tokens: u64,
     completion_tokens: u64,
     total_tokens: u64,
+    /// Only when some prompt tokens came from a cache, as OpenAI reports them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+#[derive(Serialize)]
+struct PromptTokensDetails {
+    cached_tokens: u64,
+}
+
+impl UsageOut {
+    fn of(u: Usage) -> Self {
+        UsageOut {
+            prompt_tokens: u.input_tokens,
+            completion_tokens: u.output_tokens,
+            total_tokens: u.total(),
+            prompt_tokens_details: (u.cached_input_tokens > 0)
+                .then_some(PromptTokensDetails { cached_tokens: u.cached_input_tokens }),
+        }
+    }
 }
 
 impl<'a> Completion<'a> {
@@ -412,11 +438,7 @@ impl<'a> Completion<'a> {
                 logprobs: None,
                 finish_reason: finish_reason(&resp.finish_reason),
             }],
-            usage: UsageOut {
-                prompt_tokens: resp.usage.input_tokens,
-                completion_tokens: resp.usage.output_tokens,
-                total_tokens: resp.usage.total(),
-            },
+            usage: UsageOut::of(resp.usage),
         }
     }
 }
@@ -504,11 +526,7 @@ impl ChunkRenderer {
                 created: self.created,
                 model: &self.model,
                 choices: Vec::new(),
-                usage: Some(Some(UsageOut {
-                    prompt_tokens: u.input_tokens,
-                    completion_tokens: u.output_tokens,
-                    total_tokens: u.total(),
-                })),
+                usage: Some(Some(UsageOut::of(u))),
             };
             out.push(serde_json::to_string(&c).unwrap_or_default());
         }
@@ -599,7 +617,7 @@ mod tests {
             content: "Hi.".into(),
             tool_calls: Vec::new(),
             finish_reason: FinishReason::Stop,
-            usage: Usage { input_tokens: 3, output_tokens: 2 },
+            usage: Usage::new(3, 2),
         };
         let want = json!({
             "id": "chatcmpl-1", "object": "chat.completion", "created": 7, "model": "asked",
@@ -773,7 +791,7 @@ mod tests {
             json!({"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]})
         );
         assert_eq!(v(&r.event(&ChatEvent::TextDelta("Hi".into()))[0])["choices"][0]["delta"], json!({"content": "Hi"}));
-        r.event(&ChatEvent::Usage(Usage { input_tokens: 3, output_tokens: 4 }));
+        r.event(&ChatEvent::Usage(Usage::new(3, 4)));
         let end = r.finish();
         assert_eq!(v(&end[0])["choices"][0]["finish_reason"], "stop");
         assert_eq!(v(&end[0])["choices"][0]["delta"], json!({}));

@@ -48,6 +48,10 @@ pub struct NewPrice {
     pub input_per_million: f64,
     /// US dollars per million output tokens.
     pub output_per_million: f64,
+    /// US dollars per million input tokens read from the provider's prompt cache (default: the
+    /// input price).
+    #[serde(default)]
+    pub cached_input_per_million: Option<f64>,
     /// When it takes effect (RFC 3339; default: now).
     #[serde(default)]
     pub effective_from: Option<DateTime<Utc>>,
@@ -59,12 +63,14 @@ pub async fn add(
     Auth(p): Auth,
     ApiJson(b): ApiJson<NewPrice>,
 ) -> ApiResult<impl IntoResponse> {
-    let price = ModelPrice { input: b.input_per_million, output: b.output_per_million };
+    let price =
+        ModelPrice { input: b.input_per_million, output: b.output_per_million, cached_input: b.cached_input_per_million };
     let from = b.effective_from.unwrap_or_else(Utc::now);
     let e = state.storage().add_price(&b.provider, &b.model, price, from, Some(&p.user_id)).await?;
     state.quotas().reload_prices().await?;
     let details = json!({"provider": e.provider, "model": e.model, "input_per_million": price.input,
-        "output_per_million": price.output, "effective_from": e.effective_from});
+        "output_per_million": price.output, "cached_input_per_million": price.cached_input,
+        "effective_from": e.effective_from});
     crate::audit::record(&state, Some(&p.user_id), "price.add", &e.id, details).await;
     Ok((StatusCode::CREATED, Json(e)))
 }
