@@ -204,6 +204,7 @@ async fn main() -> anyhow::Result<()> {
         // No tool catalog: Mara answers from the notes the game puts in her prompt.
         tools: None,
         tool_limits: Default::default(),
+        guardrails: Default::default(),
     });
     let game = Game {
         engine,

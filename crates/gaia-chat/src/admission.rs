@@ -274,9 +274,7 @@ impl Engine {
         let provider = provider.name().to_string();
         let price = providers.price_at(&provider, &model, chrono::Utc::now());
         let (input_cost_usd, output_cost_usd) = match &price {
-            Some(p) => {
-                (p.cost(Usage::new(input_tokens, 0)), p.cost(Usage::new(0, output_tokens)))
-            }
+            Some(p) => (p.cost(Usage::new(input_tokens, 0)), p.cost(Usage::new(0, output_tokens))),
             None => (0.0, 0.0),
         };
         Some(Estimate {

@@ -7,6 +7,7 @@
 use crate::admission::Admitted;
 use crate::engine::Engine;
 use crate::error::Result;
+use crate::guardrails::Stage;
 use crate::meter::{metered, Meter};
 use gaia_providers::response_cache::{cacheable, replay, ResponseCache};
 use gaia_providers::{Candidate, ChatRequest, ChatResponse, ChatStream};
@@ -56,6 +57,11 @@ pub struct CallSpec<'a> {
     pub stream: bool,
     /// Whether the response cache may answer.
     pub cache: CacheUse,
+    /// The persona of the turn making the call (its guardrail rules apply too).
+    pub persona: Option<&'a str>,
+    /// Whether the guardrails apply (all calls made for a caller; not the engine's own
+    /// bookkeeping calls: titles, persona memory).
+    pub guarded: bool,
 }
 
 impl std::fmt::Debug for CallSpec<'_> {
@@ -72,7 +78,15 @@ impl std::fmt::Debug for CallSpec<'_> {
 impl<'a> CallSpec<'a> {
     /// A call of `model` through `endpoint`, whole, without the response cache.
     pub fn new(endpoint: &'a str, model: &'a str) -> Self {
-        CallSpec { endpoint, model, candidates: None, stream: false, cache: CacheUse::Never }
+        CallSpec {
+            endpoint,
+            model,
+            candidates: None,
+            stream: false,
+            cache: CacheUse::Never,
+            persona: None,
+            guarded: true,
+        }
     }
 }
 
@@ -112,6 +126,22 @@ impl Engine {
     /// ends. A streamed answer is metered as it is read.
     pub async fn call(&self, admitted: &Admitted, spec: CallSpec<'_>, req: &ChatRequest) -> Result<(Answer, Called)> {
         let mut meter = Meter::start(self, admitted, spec.endpoint);
+        // Guardrails: the input is checked (and redacted) before anything else; the answer below.
+        let rules = if spec.guarded { self.guard_rules(admitted, spec.persona).await } else { Default::default() };
+        let guarded_req;
+        let req = if self.inner.guardrails.covers(&rules, Stage::Input) {
+            let mut r = req.clone();
+            if let Err(e) = self.guard_request(admitted, spec.endpoint, &rules, &mut r).await {
+                meter.target("-", spec.model);
+                meter.finish(e.http_status(), Some(e.to_string()));
+                return Err(e);
+            }
+            guarded_req = r;
+            &guarded_req
+        } else {
+            req
+        };
+        let guard_output = self.inner.guardrails.covers(&rules, Stage::Output);
         let resolved;
         let candidates = match spec.candidates {
             Some(c) => c,
@@ -138,12 +168,21 @@ impl Engine {
             let key = ResponseCache::key(spec.model, req);
             let hit = rc.get(&key).await;
             self.observe(|o| o.response_cache(hit.is_some()));
-            if let Some(hit) = hit {
+            if let Some(mut hit) = hit {
                 meter.target("cache", &hit.model);
                 meter.token();
                 meter.finish(200, None);
                 let model = hit.model.clone();
-                let answer = if spec.stream { Answer::Stream(replay(hit)) } else { Answer::Full(hit) };
+                let answer = match (spec.stream, guard_output) {
+                    (true, true) => Answer::Stream(self.guard_stream(admitted, spec.endpoint, rules, replay(hit))),
+                    (true, false) => Answer::Stream(replay(hit)),
+                    (false, guard) => {
+                        if guard {
+                            self.guard_answer(admitted, spec.endpoint, &rules, &mut hit.content).await?;
+                        }
+                        Answer::Full(hit)
+                    }
+                };
                 return Ok((answer, Called { provider: "cache".into(), model, attempts: 0, cache: CacheStatus::Hit }));
             }
             cache = CacheStatus::Miss;
@@ -155,7 +194,11 @@ impl Engine {
                 Ok(r) => {
                     let provider = r.provider.name().to_string();
                     meter.target(&provider, &r.model);
-                    let answer = Answer::Stream(metered(r.value, meter, fill));
+                    let mut stream = metered(r.value, meter, fill);
+                    if guard_output {
+                        stream = self.guard_stream(admitted, spec.endpoint, rules, stream);
+                    }
+                    let answer = Answer::Stream(stream);
                     Ok((answer, Called { provider, model: r.model, attempts: r.attempts, cache }))
                 }
                 Err(f) => {
@@ -165,11 +208,14 @@ impl Engine {
             }
         } else {
             match providers.chat_routed(candidates, req).await {
-                Ok(r) => {
+                Ok(mut r) => {
                     let provider = r.provider.name().to_string();
                     meter.target(&provider, &r.model);
                     meter.usage(r.value.usage);
                     meter.finish(200, None);
+                    if guard_output {
+                        self.guard_answer(admitted, spec.endpoint, &rules, &mut r.value.content).await?;
+                    }
                     if let Some((rc, key)) = &fill {
                         rc.put(key, &r.value).await;
                     }

@@ -47,6 +47,8 @@ pub trait CallObserver: Send + Sync {
     fn budget_refused(&self, _scope: &str) {}
     /// The response cache was looked up.
     fn response_cache(&self, _hit: bool) {}
+    /// A guardrail rule tripped (`stage`: `input` or `output`; `action`: `refuse`, `redact` or `flag`).
+    fn guardrail_trip(&self, _rule: &str, _stage: &str, _action: &str) {}
 }
 
 /// Where the tools of chat turns come from: the application's tool sources, each with a name (`kb`
@@ -84,6 +86,8 @@ pub struct EngineParts {
     pub tools: Option<Arc<dyn ToolCatalog>>,
     /// The limits of a turn's tool loop (tool calls, model round trips, deadline): `[agents]`'s.
     pub tool_limits: AgentLimits,
+    /// The checks on what goes to models and comes back (`[guardrails]`; none by default).
+    pub guardrails: crate::guardrails::Guardrails,
 }
 
 /// The conversation engine. Cheap to clone (an `Arc` inside).

@@ -30,6 +30,7 @@ mod admission;
 mod call;
 mod engine;
 mod error;
+pub mod guardrails;
 mod memory;
 mod meter;
 pub mod presence;

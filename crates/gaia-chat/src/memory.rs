@@ -110,7 +110,11 @@ impl Remember {
         req.temperature = Some(0.0);
         req.max_tokens = Some(800);
         req.user = Some(user_id.clone());
-        let spec = CallSpec { candidates: Some(&self.candidates), ..CallSpec::new("persona_memory", &self.model) };
+        let spec = CallSpec {
+            candidates: Some(&self.candidates),
+            guarded: false,
+            ..CallSpec::new("persona_memory", &self.model)
+        };
         let memory = match self.engine.complete(&self.admitted, spec, &req).await {
             Ok((r, _)) => parse(&r.content).unwrap_or(draft),
             Err(e) => {

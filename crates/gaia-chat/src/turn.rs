@@ -19,6 +19,7 @@ use crate::admission::Admitted;
 use crate::call::{Answer, CallSpec};
 use crate::engine::Engine;
 use crate::error::{ChatError, Result};
+use crate::guardrails::{Release, RuleSet, Stage, Verdict};
 use crate::memory::Remember;
 use futures::stream::BoxStream;
 use futures::StreamExt;
@@ -483,12 +484,33 @@ impl Turn {
         limits: AgentLimits,
         progress: Option<tokio::sync::mpsc::Sender<AgentEvent>>,
     ) -> Result<AgentRun> {
+        let (rules, messages) = self.guarded_messages().await?;
+        let guard_output = self.engine.inner.guardrails.covers(&rules, Stage::Output);
+        // With output rules, the run's text is not passed on as it comes (only the checked answer
+        // is): progress keeps its tool events.
+        let progress = match progress {
+            Some(tx) if guard_output => {
+                let (ftx, mut frx) = tokio::sync::mpsc::channel::<AgentEvent>(64);
+                tokio::spawn(async move {
+                    while let Some(ev) = frx.recv().await {
+                        if !matches!(ev, AgentEvent::TextDelta { .. }) && tx.send(ev).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                Some(ftx)
+            }
+            other => other,
+        };
         let agent = self.agent(Arc::new(tools), false, limits).await?;
-        let run = agent.run(self.request.messages.clone(), progress).await;
+        let run = agent.run(messages, progress).await;
         // The agent's toolbox (and the MCP server processes it owns) ends here, before the answer is
         // stored.
         drop(agent);
-        let run = run.map_err(run_error)?;
+        let mut run = run.map_err(run_error)?;
+        if guard_output {
+            self.engine.guard_answer(&self.admitted, self.endpoint, &rules, &mut run.content).await?;
+        }
         self.provider_accepted().await?;
         let model = run.model.split_once('/').map_or(run.model.as_str(), |(_, m)| m);
         self.engine.store_answer(&self.conversation.id, &run.content, model, run.usage).await;
@@ -497,7 +519,12 @@ impl Turn {
     }
 
     fn spec(&self, stream: bool) -> CallSpec<'_> {
-        CallSpec { stream, candidates: Some(&self.candidates), ..CallSpec::new(self.endpoint, &self.request.model) }
+        CallSpec {
+            stream,
+            candidates: Some(&self.candidates),
+            persona: self.persona_id.as_deref(),
+            ..CallSpec::new(self.endpoint, &self.request.model)
+        }
     }
 
     /// For a regeneration, deletes the old answers once the provider has taken the new request.
@@ -556,14 +583,25 @@ impl Turn {
         })
     }
 
+    /// The guardrail rules of this turn, and its messages checked (and redacted) by them: the tool
+    /// loop's calls do not go through [`Engine::call`], so the turn guards them itself.
+    async fn guarded_messages(&self) -> Result<(RuleSet, Vec<ChatMessage>)> {
+        let engine = &self.engine;
+        let rules = engine.guard_rules(&self.admitted, self.persona_id.as_deref()).await;
+        let mut request = self.request.clone();
+        if engine.inner.guardrails.covers(&rules, Stage::Input) {
+            engine.guard_request(&self.admitted, self.endpoint, &rules, &mut request).await?;
+        }
+        Ok((rules, request.messages))
+    }
+
     async fn complete_with_tools(self, tools: Arc<Toolbox>) -> Result<TurnAnswer> {
         let limits = self.engine.inner.tool_limits.clone();
-        let run = self
-            .agent(tools, false, limits)
-            .await?
-            .run(self.request.messages.clone(), None)
-            .await
-            .map_err(run_error)?;
+        let (rules, messages) = self.guarded_messages().await?;
+        let mut run = self.agent(tools, false, limits).await?.run(messages, None).await.map_err(run_error)?;
+        if self.engine.inner.guardrails.covers(&rules, Stage::Output) {
+            self.engine.guard_answer(&self.admitted, self.endpoint, &rules, &mut run.content).await?;
+        }
         self.provider_accepted().await?;
         let (provider, model) = run.model.split_once('/').unwrap_or(("-", run.model.as_str()));
         let message_id = self.engine.store_answer(&self.conversation.id, &run.content, model, run.usage).await;
@@ -602,12 +640,18 @@ impl Turn {
     /// The tool loop, streamed: the run is driven by the stream itself, so a client that leaves ends
     /// it (its calls are metered as abandoned, what it had said is stored).
     async fn stream_with_tools(self, tools: Arc<Toolbox>) -> Result<TurnStream> {
+        let (rules, messages) = self.guarded_messages().await?;
         let agent = self.agent(tools, true, self.engine.inner.tool_limits.clone()).await?;
         let (provider, model) = match self.candidates.first() {
             Some((p, m)) => (p.name().to_string(), m.clone()),
             None => ("-".to_string(), self.request.model.clone()),
         };
-        let messages = self.request.messages.clone();
+        // The answer's text is let out as the guardrails pass it (none apply: as it comes).
+        let guardrails = self.engine.inner.guardrails.clone();
+        let guarded = guardrails.covers(&rules, Stage::Output);
+        let mut guard = guardrails.output_guard(rules.clone());
+        // The raw text of the answer so far (before redaction), to tell what was not streamed.
+        let mut raw = String::new();
         let after = self.after();
         let conversation_id = self.conversation.id.clone();
         let turn = self;
@@ -638,12 +682,42 @@ impl Turn {
                     }
                 };
                 match ev {
+                    AgentEvent::TextDelta { text, .. } if guarded => {
+                        raw.push_str(&text);
+                        match guard.push(&text) {
+                            Release::Text(text, trips) => {
+                                turn.engine.report_trips(&turn.admitted, turn.endpoint, &trips);
+                                if !text.is_empty() {
+                                    partial.content.push_str(&text);
+                                    yield TurnEvent::Delta(text);
+                                }
+                            }
+                            Release::Stop(trips, message) => {
+                                turn.engine.report_trips(&turn.admitted, turn.endpoint, &trips);
+                                partial.save().await;
+                                yield TurnEvent::Error(message);
+                                yield TurnEvent::Done { usage: partial.usage, tools_used: used };
+                                return;
+                            }
+                        }
+                    }
                     AgentEvent::TextDelta { text, .. } => {
                         partial.content.push_str(&text);
                         yield TurnEvent::Delta(text);
                     }
                     AgentEvent::ToolStarted { id, name, arguments, .. } => {
                         used.push(name.clone());
+                        if guarded {
+                            // What was held back of the text before the call goes out checked.
+                            if let Release::Text(text, trips) = guard.finish() {
+                                turn.engine.report_trips(&turn.admitted, turn.endpoint, &trips);
+                                if !text.is_empty() {
+                                    yield TurnEvent::Delta(text);
+                                }
+                            }
+                            guard = guardrails.output_guard(rules.clone());
+                            raw.clear();
+                        }
                         // What the model said before calling tools is not part of its answer.
                         partial.content.clear();
                         yield TurnEvent::ToolCall { id, name, arguments };
@@ -659,9 +733,47 @@ impl Turn {
                 None => run.await,
             };
             match finished {
-                Ok(run) => {
+                Ok(mut run) => {
                     partial.usage = run.usage;
                     partial.model = run.model.split_once('/').map_or(run.model.clone(), |(_, m)| m.to_string());
+                    if guarded {
+                        // What is held back, then what of the answer was not streamed (a limit
+                        // stopped the loop), checked whole.
+                        let mut release = guard.finish();
+                        if let Release::Text(held, trips) = release {
+                            turn.engine.report_trips(&turn.admitted, turn.endpoint, &trips);
+                            partial.content.push_str(&held);
+                            if !held.is_empty() {
+                                yield TurnEvent::Delta(held);
+                            }
+                            let mut rest = if raw.is_empty() {
+                                run.content.clone()
+                            } else {
+                                run.content.strip_prefix(raw.as_str()).unwrap_or_default().to_string()
+                            };
+                            release = match guardrails.check_text(&rules, Stage::Output, &mut rest) {
+                                Verdict::Pass(trips) => Release::Text(rest, trips),
+                                Verdict::Refuse(trips, m) => Release::Stop(trips, m),
+                            };
+                        }
+                        match release {
+                            Release::Text(rest, trips) => {
+                                turn.engine.report_trips(&turn.admitted, turn.endpoint, &trips);
+                                if !rest.is_empty() {
+                                    partial.content.push_str(&rest);
+                                    yield TurnEvent::Delta(rest);
+                                }
+                                run.content = partial.content.clone();
+                            }
+                            Release::Stop(trips, message) => {
+                                turn.engine.report_trips(&turn.admitted, turn.endpoint, &trips);
+                                partial.save().await;
+                                yield TurnEvent::Error(message);
+                                yield TurnEvent::Done { usage: run.usage, tools_used: used };
+                                return;
+                            }
+                        }
+                    }
                     if run.content != partial.content && !run.content.is_empty() {
                         // The answer was not streamed (a limit stopped the loop): send what is missing.
                         let rest = run.content.strip_prefix(partial.content.as_str()).unwrap_or(&run.content).to_string();
@@ -739,7 +851,8 @@ impl AutoTitle {
             req.temperature = Some(0.2);
             req.max_tokens = Some(24);
             req.user = Some(admitted.principal().user_id.clone());
-            let spec = CallSpec { candidates: Some(&candidates), ..CallSpec::new("chat_title", &model) };
+            let spec =
+                CallSpec { candidates: Some(&candidates), guarded: false, ..CallSpec::new("chat_title", &model) };
             let title = match engine.complete(&admitted, spec, &req).await {
                 Ok((r, _)) => clean_title(&r.content),
                 Err(_) => None,

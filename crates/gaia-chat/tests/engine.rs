@@ -49,6 +49,7 @@ async fn world(db: gaia_core::testing::TestDb, limits: LimitsConfig, responses: 
         chat: ChatConfig { auto_title: false, memory: false, ..ChatConfig::default() },
         tools: None,
         tool_limits: Default::default(),
+        guardrails: Default::default(),
     });
     let u = storage.create_user(&format!("player-{}@example.com", uuid()), None, None).await.unwrap();
     let user = Principal { user_id: u.id, email: Some(u.email), is_admin: false, method: AuthMethod::Jwt };

@@ -134,8 +134,7 @@ mod tests {
         assert_eq!(book.price_at("p", "m", d(10)).unwrap().id.as_deref(), Some("c"));
         assert!(book.price_at("p", "other", d(20)).is_none());
         assert_eq!(book.history("p", "m").len(), 3);
-        let cost =
-            book.price_at("p", "m", d(6)).unwrap().cost(Usage::new(1_000_000, 500_000));
+        let cost = book.price_at("p", "m", d(6)).unwrap().cost(Usage::new(1_000_000, 500_000));
         assert!((cost - 3.0).abs() < 1e-9);
         assert!(!book.is_empty());
     }

@@ -15,6 +15,8 @@ const LINGER: Duration = Duration::from_millis(5);
 /// Records waiting before `record` writes directly instead of queueing.
 const QUEUE: usize = 16_384;
 
+// Nearly every message is a record: boxing it would cost an allocation per call to shrink the rare flush.
+#[allow(clippy::large_enum_variant)]
 enum Msg {
     Record(NewUsage),
     Flush(oneshot::Sender<()>),

@@ -708,7 +708,8 @@ mod tests {
     fn prompt_cache_marks_are_sent_within_anthropics_limit_and_cached_usage_is_read() {
         let mut messages = vec![ChatMessage { cache: true, ..ChatMessage::system("lore") }];
         for i in 0..6 {
-            let m = if i % 2 == 0 { ChatMessage::user(format!("u{i}")) } else { ChatMessage::assistant(format!("a{i}")) };
+            let m =
+                if i % 2 == 0 { ChatMessage::user(format!("u{i}")) } else { ChatMessage::assistant(format!("a{i}")) };
             messages.push(ChatMessage { cache: i > 0, ..m });
         }
         let body = request_body(&ChatRequest::new("c", messages), false, 100).unwrap();
@@ -723,7 +724,8 @@ mod tests {
         // Four marks at most: the system prompt's and the last three messages'.
         assert_eq!(marked, ["a3", "u4", "a5"]);
         // Without marks, the system prompt stays a string.
-        let plain = request_body(&ChatRequest::new("c", vec![ChatMessage::system("s"), ChatMessage::user("u")]), false, 9);
+        let plain =
+            request_body(&ChatRequest::new("c", vec![ChatMessage::system("s"), ChatMessage::user("u")]), false, 9);
         assert_eq!(plain.unwrap()["system"], "s");
         let u = usage_of(Some(&json!({"input_tokens": 10, "cache_read_input_tokens": 1000,
             "cache_creation_input_tokens": 5, "output_tokens": 3})));

@@ -71,6 +71,9 @@ pub enum ProviderError {
     /// The request itself is invalid.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// The request or the answer was refused by a guardrail (the message says which).
+    #[error("{0}")]
+    ContentRefused(String),
 }
 
 impl ProviderError {
@@ -99,7 +102,7 @@ impl ProviderError {
             ProviderError::CircuitOpen { .. } => 503,
             ProviderError::UnknownModel(_) => 404,
             ProviderError::NotConfigured(_) => 503,
-            ProviderError::InvalidRequest(_) => 400,
+            ProviderError::InvalidRequest(_) | ProviderError::ContentRefused(_) => 400,
         }
     }
 

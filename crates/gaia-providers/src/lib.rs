@@ -55,5 +55,6 @@ pub use provider::Provider;
 pub use registry::ProviderRegistry;
 pub use routing::{Candidate, Hint, RetryPolicy, RouteFailure, Routed};
 pub use types::{
-    collect_stream, merge_usage, ChatEvent, ChatRequest, ChatResponse, ChatStream, ProviderHealth, StreamAccumulator,
+    collect_stream, merge_usage, ChatEvent, ChatRequest, ChatResponse, ChatStream, Moderation, ProviderHealth,
+    StreamAccumulator,
 };

@@ -49,7 +49,7 @@ use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use axum::Router;
 use futures::Stream;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -130,6 +130,8 @@ struct MockState {
     honour_tool_choice: AtomicBool,
     last: Mutex<Option<Value>>,
     per_model: Mutex<std::collections::HashMap<String, u64>>,
+    /// `POST /v1/moderations` requests received.
+    moderations: AtomicU64,
     /// Digests of the prompt prefixes cached so far (see [`prompt_cache`]).
     prompt_cache: Mutex<std::collections::HashSet<u64>>,
     /// Replies given in turn to the next requests that call no tool ([`MockHandle::push_reply`]).
@@ -165,6 +167,7 @@ impl MockUpstream {
             last: Mutex::new(None),
             per_model: Mutex::new(std::collections::HashMap::new()),
             prompt_cache: Mutex::new(std::collections::HashSet::new()),
+            moderations: AtomicU64::new(0),
         });
         let app = router(state.clone());
         let (tx, rx) = oneshot::channel::<()>();
@@ -223,7 +226,12 @@ impl MockHandle {
     pub fn requests(&self) -> u64 {
         self.state.counter.load(Ordering::Relaxed)
     }
-    /// The JSON body of the last chat request.
+    /// `POST /v1/moderations` requests received (not counted in [`MockHandle::requests`]).
+    pub fn moderation_requests(&self) -> u64 {
+        self.state.moderations.load(Ordering::Relaxed)
+    }
+
+    /// The last chat request received (either format).
     pub fn last_request(&self) -> Option<Value> {
         self.state.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -263,7 +271,49 @@ fn router(state: Arc<MockState>) -> Router {
         .route("/v1/chat/completions", post(openai_chat))
         .route("/v1/messages", post(anthropic_messages))
         .route("/v1/models", get(models))
+        .route("/v1/moderations", post(moderations))
         .with_state(state)
+}
+
+/// Words the mock's moderation flags, with their category: a deterministic stand-in for a
+/// moderation model, so tests know what is flagged.
+pub const MODERATION_FLAGS: &[(&str, &str)] =
+    &[("kill", "violence"), ("bomb", "violence"), ("hate", "hate"), ("idiot", "harassment")];
+
+/// OpenAI's `POST /v1/moderations`: `input` a string or strings; one result per input.
+async fn moderations(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorised(&state, Vendor::OpenAi, &headers) {
+        return error_response(Vendor::OpenAi, 401, "invalid API key");
+    }
+    let n = state.moderations.fetch_add(1, Ordering::Relaxed) + 1;
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return error_response(Vendor::OpenAi, 400, "the body is not JSON");
+    };
+    let inputs: Vec<String> = match v.get("input") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        _ => return error_response(Vendor::OpenAi, 400, "`input` is required"),
+    };
+    let all = ["harassment", "hate", "self-harm", "sexual", "violence"];
+    let results: Vec<Value> = inputs
+        .iter()
+        .map(|text| {
+            let lower = text.to_lowercase();
+            let hit: Vec<&str> = MODERATION_FLAGS
+                .iter()
+                .filter(|(w, _)| lower.split(|c: char| !c.is_alphanumeric()).any(|t| t == *w))
+                .map(|(_, c)| *c)
+                .collect();
+            let categories: Map<String, Value> = all.iter().map(|c| (c.to_string(), json!(hit.contains(c)))).collect();
+            let scores: Map<String, Value> =
+                all.iter().map(|c| (c.to_string(), json!(if hit.contains(c) { 0.97 } else { 0.001 }))).collect();
+            json!({"flagged": !hit.is_empty(), "categories": categories, "category_scores": scores})
+        })
+        .collect();
+    let model = v.get("model").and_then(Value::as_str).unwrap_or("omni-moderation-latest");
+    axum::Json(json!({"id": format!("modr-mock-{n}"), "model": model,
+                      "results": results}))
+    .into_response()
 }
 
 #[derive(Clone, Copy, PartialEq)]

@@ -451,6 +451,23 @@ impl Provider for OpenAiProvider {
         Ok(Box::pin(s))
     }
 
+    async fn moderate(&self, model: &str, input: &str) -> Result<crate::types::Moderation, ProviderError> {
+        let url = http::join(&self.cfg.base_url, "moderations");
+        let b = self.auth(self.lanes.any().post(url)).json(&json!({"model": model, "input": input}));
+        let v = http::json(&self.cfg.name, http::send(&self.cfg.name, b.timeout(self.cfg.timeout)).await?).await?;
+        let result =
+            v.pointer("/results/0").ok_or_else(|| stream_error(&self.cfg.name, "moderation without results"))?;
+        let categories = result
+            .get("categories")
+            .and_then(Value::as_object)
+            .map(|c| c.iter().filter(|(_, on)| on.as_bool() == Some(true)).map(|(k, _)| k.clone()).collect())
+            .unwrap_or_default();
+        Ok(crate::types::Moderation {
+            flagged: result.get("flagged").and_then(Value::as_bool).unwrap_or(false),
+            categories,
+        })
+    }
+
     async fn health(&self) -> ProviderHealth {
         let start = Instant::now();
         let b =

@@ -1,7 +1,7 @@
 //! The [`Provider`] trait every LLM client implements.
 
 use crate::error::ProviderError;
-use crate::types::{ChatRequest, ChatResponse, ChatStream, ProviderHealth};
+use crate::types::{ChatRequest, ChatResponse, ChatStream, Moderation, ProviderHealth};
 use async_trait::async_trait;
 use gaia_core::types::ModelInfo;
 
@@ -18,4 +18,9 @@ pub trait Provider: Send + Sync {
     async fn chat_stream(&self, req: &ChatRequest) -> Result<ChatStream, ProviderError>;
     /// A quick probe of reachability and credentials.
     async fn health(&self) -> ProviderHealth;
+    /// Moderation of `input` by `model` (OpenAI's `/v1/moderations`); providers without one refuse.
+    async fn moderate(&self, model: &str, input: &str) -> Result<Moderation, ProviderError> {
+        let _ = (model, input);
+        Err(ProviderError::InvalidRequest(format!("provider `{}` offers no moderation", self.name())))
+    }
 }

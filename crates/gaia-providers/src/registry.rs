@@ -213,6 +213,24 @@ impl ProviderRegistry {
         self.read().providers.clone()
     }
 
+    /// Moderation of `input` by `model` (`provider/model`, or a model id: the first provider that
+    /// offers moderation with it is asked).
+    pub async fn moderate(&self, model: &str, input: &str) -> Result<crate::types::Moderation, ProviderError> {
+        if let Some((prov, id)) = model.split_once('/') {
+            if let Some(p) = self.get(prov) {
+                return p.moderate(id, input).await;
+            }
+        }
+        let mut last = ProviderError::NotConfigured(format!("no provider offers the moderation model `{model}`"));
+        for p in self.providers() {
+            match p.moderate(model, input).await {
+                Ok(m) => return Ok(m),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
     /// The provider with this name.
     pub fn get(&self, name: &str) -> Option<Arc<dyn Provider>> {
         self.read().providers.iter().find(|p| p.name() == name).cloned()

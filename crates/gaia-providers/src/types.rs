@@ -176,6 +176,15 @@ pub async fn collect_stream(mut stream: ChatStream) -> Result<ChatResponse, Prov
     Ok(acc.finish())
 }
 
+/// A moderation model's judgement of a text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moderation {
+    /// Whether the text was flagged.
+    pub flagged: bool,
+    /// The categories flagged (`violence`, `harassment`, …).
+    pub categories: Vec<String>,
+}
+
 /// Merges a usage report into `acc` (non-zero fields replace).
 pub fn merge_usage(acc: &mut Usage, u: Usage) {
     if u.input_tokens > 0 {

@@ -141,8 +141,8 @@ pub fn route_table(state: &AppState) -> Vec<RouteDecl> {
 fn routes(state: &AppState) -> Routes {
     use gaia_rbac::{Action::*, ResourceType as T};
     use routes::{
-        agents, attachments, auth, chat, compat, conversations, experiences, health, kb, keys, me, models, personas,
-        pricing, providers, quotas, rbac, usage,
+        agents, attachments, auth, chat, compat, conversations, experiences, guardrails, health, kb, keys, me, models,
+        personas, pricing, providers, quotas, rbac, usage,
     };
     const EXPERIENCE: &str = "/experiences/{exp}";
     const OWN_CONVERSATIONS: &str = "/users/{user}/conversations";
@@ -234,6 +234,9 @@ fn routes(state: &AppState) -> Routes {
         .post("/budgets", perm(T::Admin, Write, QUOTAS), quotas::create_budget)
         .delete("/budgets/{id}", perm(T::Admin, Delete, QUOTAS), quotas::delete_budget)
         .get("/budgets/mine", perm(T::Usage, Read, "/users/{user}/usage"), quotas::my_budgets)
+        .get("/guardrails", perm(T::Admin, Read, "/admin/guardrails"), guardrails::list)
+        .put("/guardrails/{scope}/{id}", perm(T::Admin, Write, "/admin/guardrails"), guardrails::bind)
+        .delete("/guardrails/{scope}/{id}", perm(T::Admin, Delete, "/admin/guardrails"), guardrails::unbind)
         .get("/pricing", perm(T::Provider, Read, "/providers"), pricing::list)
         .post("/pricing/estimate", perm(T::Provider, Read, "/providers"), pricing::estimate)
         .get("/pricing/history", perm(T::Provider, Read, "/providers"), pricing::history)

@@ -91,6 +91,10 @@ impl gaia_chat::CallObserver for Metrics {
     fn response_cache(&self, hit: bool) {
         self.cache(hit)
     }
+    fn guardrail_trip(&self, rule: &str, stage: &str, action: &str) {
+        // Rule names come from the configuration (at most 64): a bounded label.
+        self.guardrail_trips.with_label_values(&[rule, stage, action]).inc();
+    }
 }
 
 /// A recent provider or model error.
@@ -449,6 +453,7 @@ pub struct Metrics {
     active_streams: IntGauge,
     rate_limited: IntCounterVec,
     budget_refused: IntCounterVec,
+    guardrail_trips: IntCounterVec,
     world_sockets: IntGauge,
     world_resyncs: IntCounterVec,
     world_gps: IntCounterVec,
@@ -600,6 +605,11 @@ impl Metrics {
             counter("gaia_rate_limited_total", "Requests refused by a rate limit, by scope.", &["scope"])?;
         let budget_refused =
             counter("gaia_budget_refused_total", "Requests refused by a spending budget, by scope.", &["scope"])?;
+        let guardrail_trips = counter(
+            "gaia_guardrail_trips_total",
+            "Guardrail rules that tripped, by rule, stage (input, output) and action (refuse, redact, flag).",
+            &["rule", "stage", "action"],
+        )?;
         let world_sockets = IntGauge::new("gaia_world_sockets", "Game clients connected to /ws/experience.")?;
         registry.register(Box::new(world_sockets.clone()))?;
         let world_resyncs = counter(
@@ -633,6 +643,7 @@ impl Metrics {
             active_streams,
             rate_limited,
             budget_refused,
+            guardrail_trips,
             world_sockets,
             world_resyncs,
             world_gps,

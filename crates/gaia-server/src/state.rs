@@ -124,6 +124,11 @@ impl AppState {
             chat: config.chat.clone(),
             tools: Some(tools.clone()),
             tool_limits: config.agents.limits.clone(),
+            // The configuration was validated when read: the rules compile.
+            guardrails: gaia_chat::guardrails::Guardrails::new(&config.guardrails).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "guardrails not compiled; none apply");
+                Default::default()
+            }),
         });
         let presence = gaia_chat::presence::Presence::new(events.clone());
         let worlds = gaia_world::Worlds::with_engine(storage.clone(), events.clone(), engine.clone());

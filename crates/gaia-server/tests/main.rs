@@ -14,6 +14,7 @@ mod compat_structured;
 mod conversations;
 mod end_users;
 mod experiences;
+mod guardrails;
 mod hardening_auth;
 mod hardening_kb;
 mod hardening_live;

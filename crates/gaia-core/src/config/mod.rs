@@ -6,6 +6,7 @@
 //! `ANTHROPIC_BASE_URL`.
 
 mod auth;
+mod guardrails;
 mod kb;
 mod mcp;
 mod ops;
@@ -16,6 +17,10 @@ mod worlds;
 
 pub use auth::{
     parse_network, AuthConfig, JwksProvider, Registration, JWKS_ALGORITHMS, MAX_INVITE_TTL_SECS, MAX_JWKS_PROVIDERS,
+};
+pub use guardrails::{
+    valid_name as valid_guardrail_name, GuardrailAction, GuardrailCheck, GuardrailRule, GuardrailStage,
+    GuardrailsConfig, PiiKind, PATTERN_SIZE_LIMIT as GUARDRAIL_PATTERN_SIZE_LIMIT,
 };
 pub use kb::{KbConfig, KbStorageMode};
 pub use mcp::{AgentConfig, AgentLimits, McpServerConfig, McpTransport};
@@ -56,6 +61,8 @@ pub struct Config {
     pub events: EventsConfig,
     /// Default rate limits.
     pub limits: LimitsConfig,
+    /// Checks on model input and output.
+    pub guardrails: GuardrailsConfig,
     /// HS256 secret for JWTs. When unset a random one is generated at start (tokens die with the process).
     pub jwt_secret: Option<String>,
     /// Key encrypting the secrets Gaia stores in its database, such as the API keys of providers
@@ -215,6 +222,7 @@ impl Default for Config {
             nats_url: None,
             events: EventsConfig::default(),
             limits: LimitsConfig::default(),
+            guardrails: GuardrailsConfig::default(),
             jwt_secret: None,
             secrets_key: None,
             jwt_ttl_secs: 3600,
@@ -548,6 +556,7 @@ impl Config {
             tls.validate()?;
         }
         self.auth.validate()?;
+        self.guardrails.validate().map_err(|e| CoreError::Config(format!("key `{e}")))?;
         if self.retention.interval_secs == 0 {
             return Err(CoreError::Config("key `retention.interval_secs`: must be greater than 0".into()));
         }

@@ -403,6 +403,7 @@ const KEPT: &[Kept] = &[
     Kept { table: "auth_invites", keys: &["id"], cols: &["created_by", "used_by"] },
     Kept { table: "budgets", keys: &["id"], cols: &["created_by"] },
     Kept { table: "rate_limits", keys: &["scope", "subject_id"], cols: &["updated_by"] },
+    Kept { table: "guardrail_bindings", keys: &["scope", "subject_id"], cols: &["updated_by"] },
     Kept { table: "model_prices", keys: &["id"], cols: &["created_by"] },
     Kept { table: "runtime_providers", keys: &["name"], cols: &["updated_by"] },
     Kept { table: "rbac_teams", keys: &["id"], cols: &["created_by"] },
@@ -542,6 +543,17 @@ async fn erase_in(conn: &mut AnyConnection, who: &Who, email: &str) -> Result<()
         )
         .await?;
     }
+
+    // Guardrails bound to the user's keys and personas go with them.
+    run(
+        conn,
+        &format!(
+            "DELETE FROM guardrail_bindings WHERE (scope = 'key' AND subject_id IN {KEYS_OF_USER}) \
+             OR (scope = 'persona' AND subject_id IN (SELECT id FROM personas WHERE user_id = $1))"
+        ),
+        &[id],
+    )
+    .await?;
 
     // 3. The user's own data, children before parents (foreign keys are enforced).
     let mut args = Vec::new();

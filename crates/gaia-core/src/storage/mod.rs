@@ -10,6 +10,7 @@ mod budgets;
 mod conversations;
 mod credentials;
 mod erase;
+mod guardrails;
 mod limits;
 mod memories;
 mod personas;
@@ -30,6 +31,7 @@ pub use erase::{
     ExportedSignIn, ExportedUser, ExportedWebSession, UsageExport, UserExport, ERASED_USER, MAX_EXPORT_CONVERSATIONS,
     MAX_EXPORT_MESSAGES, MAX_EXPORT_ROWS,
 };
+pub use guardrails::{GuardrailBinding, MAX_BOUND_RULES};
 pub use limits::{LimitScope, RateLimitOverride};
 pub use memories::{PersonaMemory, StoredMemory, MAX_MEMORY_FACTS, MAX_MEMORY_FACT_CHARS, MAX_MEMORY_SUMMARY_CHARS};
 pub use personas::{

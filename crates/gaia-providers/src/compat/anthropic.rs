@@ -481,19 +481,25 @@ mod tests {
     #[test]
     fn cache_control_marks_the_messages_that_hold_it_and_cached_usage_is_rendered() {
         let body = json!({"model": "m", "max_tokens": 5,
-            "system": [{"type": "text", "text": "lore", "cache_control": {"type": "ephemeral"}}],
-            "messages": [
-                {"role": "user", "content": [{"type": "text", "text": "q", "cache_control": {"type": "ephemeral"}}]},
-                {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
-                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "r",
-                                               "cache_control": {"type": "ephemeral"}},
-                                              {"type": "text", "text": "and?"}]},
-            ]});
+        "system": [{"type": "text", "text": "lore", "cache_control": {"type": "ephemeral"}}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "q", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "r",
+                                           "cache_control": {"type": "ephemeral"}},
+                                          {"type": "text", "text": "and?"}]},
+        ]});
         let req = parse_request(&body).unwrap().request;
         let marks: Vec<(Role, bool)> = req.messages.iter().map(|m| (m.role, m.cache)).collect();
         assert_eq!(
             marks,
-            [(Role::System, true), (Role::User, true), (Role::Assistant, false), (Role::Tool, true), (Role::User, false)]
+            [
+                (Role::System, true),
+                (Role::User, true),
+                (Role::Assistant, false),
+                (Role::Tool, true),
+                (Role::User, false)
+            ]
         );
         let u = gaia_core::types::Usage { input_tokens: 1010, output_tokens: 2, cached_input_tokens: 1000 };
         assert_eq!(

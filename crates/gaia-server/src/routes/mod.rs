@@ -7,6 +7,7 @@ pub mod chat;
 pub mod compat;
 pub mod conversations;
 pub mod experiences;
+pub mod guardrails;
 pub mod health;
 pub mod kb;
 pub mod keys;

@@ -63,8 +63,11 @@ pub async fn add(
     Auth(p): Auth,
     ApiJson(b): ApiJson<NewPrice>,
 ) -> ApiResult<impl IntoResponse> {
-    let price =
-        ModelPrice { input: b.input_per_million, output: b.output_per_million, cached_input: b.cached_input_per_million };
+    let price = ModelPrice {
+        input: b.input_per_million,
+        output: b.output_per_million,
+        cached_input: b.cached_input_per_million,
+    };
     let from = b.effective_from.unwrap_or_else(Utc::now);
     let e = state.storage().add_price(&b.provider, &b.model, price, from, Some(&p.user_id)).await?;
     state.quotas().reload_prices().await?;
