@@ -16,6 +16,7 @@
 //! per-key and per-user rate limits, a hard budget and a recorded price in force, so every request is
 //! admitted through Redis and costed; `GAIA_BENCH_BUDGET=0` leaves the budget out).
 //!
+//! `GAIA_BENCH_GUARDRAILS=1` (gateway role) checks every request with typical guardrails.
 //! Held streams (`GAIA_BENCH_STREAMS=N`, only this case is run): N slow streams opened within
 //! `GAIA_BENCH_RAMP_SECS` (default 2) and held to their end, first straight to the mock, then through
 //! Gaia; the mock sends `GAIA_BENCH_CHUNKS` chunks (default 8) with `GAIA_BENCH_CHUNK_MS` between them
@@ -210,6 +211,33 @@ async fn run_gateway() {
         }
         None => Arc::new(MemoryCache::new(100_000)),
     };
+    // `GAIA_BENCH_GUARDRAILS=1`: every request checked by typical guardrails (personal data redacted
+    // and injection markers refused on input, a word list on the output, streamed in windows).
+    if std::env::var("GAIA_BENCH_GUARDRAILS").as_deref() == Ok("1") {
+        config.guardrails = toml::from_str(
+            r#"
+            apply = ["pii", "injection", "spoilers"]
+            [[rules]]
+            name = "pii"
+            check = "pii"
+            stage = "input"
+            action = "redact"
+            [[rules]]
+            name = "injection"
+            check = "injection"
+            stage = "input"
+            action = "refuse"
+            [[rules]]
+            name = "spoilers"
+            check = "words"
+            words = ["secret ending", "the butler did it", "final boss"]
+            stage = "output"
+            action = "refuse"
+            "#,
+        )
+        .unwrap();
+        eprintln!("gateway: guardrails on (pii, injection, a word list on the output)");
+    }
     let state = AppState::new(config, storage.clone(), cache, registry);
     let user = storage.create_user("bench@example.com", None, None).await.unwrap();
     let (_, key) = state.auth().create_api_key(&user.id, None).await.unwrap();

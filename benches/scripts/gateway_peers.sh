@@ -16,7 +16,9 @@
 # Settings: GAIA_BENCH_SECS (seconds per measurement, default 10), GAIA_BENCH_WARMUP (seconds of
 # warm-up at 32 connections before each target's measurements, default 2), GAIA_BENCH_PEER=0 (skip
 # LiteLLM), GAIA_BENCH_CACHE (where LiteLLM's venv is kept, default ~/.cache/gaia-bench),
-# GAIA_BENCH_LOG (a file to append the raw wrk output and the servers' logs to).
+# GAIA_BENCH_LOG (a file to append the raw wrk output and the servers' logs to), GAIA_BENCH_EXTRA=1 (also
+# Gaia with each request naming a player in its body and two tags in a header, and Gaia with typical
+# guardrails on: personal data and injection markers on the input, a word list on the output).
 # Installs what is missing: Debian's nginx-light (or nginx) and wrk with apt-get (run as root, or
 # install them first), and `litellm[proxy]` from PyPI into a venv under the cache dir (needs python3).
 # On a 2-core machine wrk, the proxy and nginx share the cores: compare the rows, not the absolutes;
@@ -24,6 +26,7 @@
 set -euo pipefail
 
 SECS=${GAIA_BENCH_SECS:-10}
+EXTRA=${GAIA_BENCH_EXTRA:-0}
 WARMUP=${GAIA_BENCH_WARMUP:-2}
 PEER=${GAIA_BENCH_PEER:-1}
 CACHE=${GAIA_BENCH_CACHE:-$HOME/.cache/gaia-bench}
@@ -170,13 +173,20 @@ wait_200 10 -X POST -H 'Content-Type: application/json' -d "$REQ" "$NGINX_URL/v1
 # --- Gaia: two gateways, one in front of each nginx location ---------------------------------------
 mkfifo gw.stdin
 exec 9<> gw.stdin
-start_gateway() { # name upstream
-  GAIA_BENCH_ROLE=gateway GAIA_BENCH_UPSTREAM="$2" "$BIN" < gw.stdin > "$1.out" 2> "$1.err" 9>&- &
+start_gateway() { # name upstream [guardrails: 1]
+  GAIA_BENCH_ROLE=gateway GAIA_BENCH_UPSTREAM="$2" GAIA_BENCH_GUARDRAILS="${3:-0}" "$BIN" < gw.stdin \
+    > "$1.out" 2> "$1.err" 9>&- &
   GW_PIDS+=($!)
 }
 start_gateway gaia "$NGINX_URL/v1"
 start_gateway gaia-stream "$NGINX_URL/stream/v1"
-for g in gaia gaia-stream; do
+GATEWAYS=(gaia gaia-stream)
+if [[ $EXTRA != 0 ]]; then
+  start_gateway guarded "$NGINX_URL/v1" 1
+  start_gateway guarded-stream "$NGINX_URL/stream/v1" 1
+  GATEWAYS+=(guarded guarded-stream)
+fi
+for g in "${GATEWAYS[@]}"; do
   t0=$SECONDS
   until grep -q '^URL' "$g.out" 2> /dev/null; do
     (( SECONDS - t0 < 60 )) || { cat "$g.err" >&2; log "gateway $g did not start"; exit 1; }
@@ -185,6 +195,14 @@ for g in gaia gaia-stream; do
 done
 read -r _ GAIA_URL GAIA_KEY < <(grep '^URL' gaia.out)
 read -r _ GAIA_STREAM_URL GAIA_STREAM_KEY < <(grep '^URL' gaia-stream.out)
+if [[ $EXTRA != 0 ]]; then
+  read -r _ GUARDED_URL GUARDED_KEY < <(grep '^URL' guarded.out)
+  read -r _ GUARDED_STREAM_URL GUARDED_STREAM_KEY < <(grep '^URL' guarded-stream.out)
+fi
+# The same requests naming the player they are for (OpenAI's `user`), sent with tags.
+REQ_PLAYER=${REQ/\"model\"/\"user\":\"player-7\",\"model\"}
+REQ_PLAYER_STREAM=${REQ_STREAM/\"model\"/\"user\":\"player-7\",\"model\"}
+TAGS="x-gaia-tags: npc=louisa,quest=first-light"
 
 # --- The peer: LiteLLM's proxy ---------------------------------------------------------------------
 if [[ $PEER != 0 ]]; then
@@ -228,6 +246,7 @@ fi
 check() { # label url key body expected-substring...
   local out auth=()
   [[ -n $3 ]] && auth=(-H "Authorization: Bearer $3")
+  [[ $1 == *player* ]] && auth+=(-H "$TAGS")
   out=$(curl -sS -N --max-time 30 -X POST -H 'Content-Type: application/json' "${auth[@]}" -d "$4" "$2") ||
     { log "$1: request failed"; exit 1; }
   printf '=== %s\n%s\n' "$1" "$out" >> answers.log
@@ -243,6 +262,12 @@ check "nginx" "$NGINX_URL/v1/chat/completions" "" "$REQ" "${PLAIN_OK[@]}"
 check "nginx stream" "$NGINX_URL/stream/v1/chat/completions" "" "$REQ_STREAM" "${STREAM_OK[@]}"
 check "Gaia" "$GAIA_URL" "$GAIA_KEY" "$REQ" "${PLAIN_OK[@]}"
 check "Gaia stream" "$GAIA_STREAM_URL" "$GAIA_STREAM_KEY" "$REQ_STREAM" "${STREAM_OK[@]}"
+if [[ $EXTRA != 0 ]]; then
+  check "Gaia player" "$GAIA_URL" "$GAIA_KEY" "$REQ_PLAYER" "${PLAIN_OK[@]}"
+  check "Gaia player stream" "$GAIA_STREAM_URL" "$GAIA_STREAM_KEY" "$REQ_PLAYER_STREAM" "${STREAM_OK[@]}"
+  check "Gaia guarded" "$GUARDED_URL" "$GUARDED_KEY" "$REQ" "${PLAIN_OK[@]}"
+  check "Gaia guarded stream" "$GUARDED_STREAM_URL" "$GUARDED_STREAM_KEY" "$REQ_STREAM" "${STREAM_OK[@]}"
+fi
 if [[ $PEER != 0 ]]; then
   check "LiteLLM" "$LITELLM_URL" "$LITELLM_KEY" "$REQ" "${PLAIN_OK[@]}"
   check "LiteLLM stream" "$LITELLM_URL" "$LITELLM_KEY" "${REQ_STREAM/mock-gpt/mock-gpt-stream}" "${STREAM_OK[@]}"
@@ -257,6 +282,8 @@ wrk.body = os.getenv("WRK_BODY")
 wrk.headers["Content-Type"] = "application/json"
 local key = os.getenv("WRK_KEY")
 if key and key ~= "" then wrk.headers["Authorization"] = "Bearer " .. key end
+local tags = os.getenv("WRK_TAGS")
+if tags and tags ~= "" then wrk.headers["x-gaia-tags"] = tags end
 
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
@@ -278,7 +305,9 @@ EOF
 # wrk_run name conns secs url key body: leaves the GAIA_WRK line's fields in R_<field>.
 wrk_run() {
   local out
-  out=$(WRK_KEY=$5 WRK_BODY=$6 wrk -t1 -c"$2" -d"${3}s" --timeout 10s --latency -s bench.lua "$4" 9>&-)
+  local tags=""
+  [[ $1 == *player* ]] && tags=${TAGS#x-gaia-tags: }
+  out=$(WRK_KEY=$5 WRK_BODY=$6 WRK_TAGS=$tags wrk -t1 -c"$2" -d"${3}s" --timeout 10s --latency -s bench.lua "$4" 9>&-)
   printf '=== %s, %s connection(s), %s s\n%s\n' "$1" "$2" "$3" "$out" >> wrk.log
   local line
   line=$(grep '^GAIA_WRK' <<< "$out") || { echo "$out" >&2; log "$1: wrk printed no summary"; exit 1; }
@@ -286,8 +315,10 @@ wrk_run() {
 }
 
 TARGETS=(nginx gaia)
+[[ $EXTRA != 0 ]] && TARGETS+=(player guarded)
 [[ $PEER != 0 ]] && TARGETS+=(litellm)
-declare -A LABEL=([nginx]="nginx (floor)" [gaia]="Gaia" [litellm]="LiteLLM")
+declare -A LABEL=([nginx]="nginx (floor)" [gaia]="Gaia" [litellm]="LiteLLM" [player]="Gaia, a player and tags"
+  [guarded]="Gaia, guardrails on")
 declare -A P50 P99 P999 RPS ERR
 us() { awk -v u="$1" 'BEGIN { printf "%.3f ms", u / 1000 }'; }
 for c in plain stream; do
@@ -298,6 +329,10 @@ for c in plain stream; do
       nginx/stream) url=$NGINX_URL/stream/v1/chat/completions key="" ;;
       gaia/plain) url=$GAIA_URL key=$GAIA_KEY ;;
       gaia/stream) url=$GAIA_STREAM_URL key=$GAIA_STREAM_KEY ;;
+      player/plain) url=$GAIA_URL key=$GAIA_KEY body=$REQ_PLAYER ;;
+      player/stream) url=$GAIA_STREAM_URL key=$GAIA_STREAM_KEY body=$REQ_PLAYER_STREAM ;;
+      guarded/plain) url=$GUARDED_URL key=$GUARDED_KEY ;;
+      guarded/stream) url=$GUARDED_STREAM_URL key=$GUARDED_STREAM_KEY ;;
       litellm/plain) url=$LITELLM_URL key=$LITELLM_KEY ;;
       litellm/stream) url=$LITELLM_URL key=$LITELLM_KEY body=${REQ_STREAM/mock-gpt/mock-gpt-stream} ;;
     esac
