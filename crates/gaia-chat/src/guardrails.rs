@@ -414,7 +414,7 @@ impl Guardrails {
 
     /// A guard for a streamed answer checked with `set`.
     pub fn output_guard(&self, set: RuleSet) -> OutputGuard {
-        OutputGuard { rules: self.clone(), set, pending: String::new(), sent_chars: 0, window: self.window }
+        OutputGuard { rules: self.clone(), set, pending: String::new(), sent_chars: 0, window: self.window, cut: false }
     }
 }
 
@@ -426,6 +426,8 @@ pub struct OutputGuard {
     pending: String,
     sent_chars: usize,
     window: usize,
+    /// A length rule cut the answer: nothing more is let out (nor counted as another trip).
+    cut: bool,
 }
 
 /// What a guard lets out.
@@ -454,6 +456,9 @@ impl OutputGuard {
 
     fn check(&mut self, last: bool) -> Release {
         let mut text = std::mem::take(&mut self.pending);
+        if self.cut {
+            return Release::Text(String::new(), Vec::new());
+        }
         let mut trips = Vec::new();
         for r in self.rules.active(&self.set, Stage::Output) {
             let tripped = match &r.matcher {
@@ -461,8 +466,10 @@ impl OutputGuard {
                     let total = self.sent_chars + text.chars().count();
                     if total > *max && r.action == GuardrailAction::Redact {
                         text = cut_chars(&text, max.saturating_sub(self.sent_chars)).to_string();
+                        self.cut = true;
                     }
-                    total > *max
+                    // A flagged length is recorded once.
+                    total > *max && self.sent_chars <= *max
                 }
                 Matcher::Moderation(_) => false,
                 _ => {
@@ -481,7 +488,7 @@ impl OutputGuard {
             }
         }
         // Hold back the tail (it may begin a match the next text completes), unless this is the end.
-        let keep = if last { 0 } else { HOLD_BACK };
+        let keep = if last || self.cut { 0 } else { HOLD_BACK };
         let n = text.chars().count();
         let cut = text.char_indices().nth(n.saturating_sub(keep)).map_or(text.len(), |(i, _)| i);
         self.pending = text.split_off(cut);
@@ -598,6 +605,26 @@ mod tests {
             assert!(matches!(guard.finish(), Release::Stop(..)));
         }
         assert!(!sent.contains("forbidden"), "{sent}");
+    }
+
+    #[test]
+    fn a_streamed_answer_is_cut_at_its_length_once() {
+        let (g, all) = guardrails(
+            "stream_window_chars = 16\n[[rules]]\nname = \"short\"\ncheck = \"max_length\"\nmax_chars = 100\nstage = \"output\"\naction = \"redact\"",
+        );
+        let mut guard = g.output_guard(all);
+        let (mut out, mut trips) = (String::new(), 0);
+        for _ in 0..100 {
+            if let Release::Text(t, tr) = guard.push("0123456789") {
+                out.push_str(&t);
+                trips += tr.len();
+            }
+        }
+        if let Release::Text(t, tr) = guard.finish() {
+            out.push_str(&t);
+            trips += tr.len();
+        }
+        assert_eq!((out.len(), trips), (100, 1));
     }
 
     #[test]

@@ -278,7 +278,12 @@ fn quotas_from_the_command_line() {
     let (ok, out, _) = g(&["limits", "list"]);
     assert!(ok && out.contains("key k1: 60 requests/min, 20000 tokens/min"), "{out}");
     let (ok, _, err) = g(&["limits", "set", "team", "t1", "--rpm", "1"]);
-    assert!(!ok && err.contains("users and keys"), "{err}");
+    assert!(!ok && err.contains("not teams"), "{err}");
+    // One player of user u1, and each player of key k1.
+    assert!(g(&["limits", "set", "end_user", "u1:player-7", "--rpm", "5"]).0);
+    assert!(g(&["limits", "set", "key_end_users", "k1", "--rpm", "20"]).0);
+    let (ok, _, err) = g(&["limits", "set", "end_user", "player-7", "--rpm", "5"]);
+    assert!(!ok && err.contains("<user id>:<end user id>"), "{err}");
     assert!(g(&["limits", "clear", "key", "k1"]).0);
     let (ok, _, err) = g(&["limits", "clear", "key", "k1"]);
     assert!(!ok && err.contains("no limits"), "{err}");
