@@ -62,6 +62,9 @@ pub struct CallSpec<'a> {
     /// Whether the guardrails apply (all calls made for a caller; not the engine's own
     /// bookkeeping calls: titles, persona memory).
     pub guarded: bool,
+    /// The input was checked already (a turn checks its new message before storing it): only the
+    /// answer is.
+    pub input_checked: bool,
 }
 
 impl std::fmt::Debug for CallSpec<'_> {
@@ -86,6 +89,7 @@ impl<'a> CallSpec<'a> {
             cache: CacheUse::Never,
             persona: None,
             guarded: true,
+            input_checked: false,
         }
     }
 }
@@ -129,7 +133,7 @@ impl Engine {
         // Guardrails: the input is checked (and redacted) before anything else; the answer below.
         let rules = if spec.guarded { self.guard_rules(admitted, spec.persona).await } else { Default::default() };
         let guarded_req;
-        let req = if self.inner.guardrails.covers(&rules, Stage::Input) {
+        let req = if !spec.input_checked && self.inner.guardrails.covers(&rules, Stage::Input) {
             let mut r = req.clone();
             if let Err(e) = self.guard_request(admitted, spec.endpoint, &rules, &mut r).await {
                 meter.target("-", spec.model);

@@ -33,8 +33,8 @@ use regex::Regex;
 use std::ops::Range;
 use std::sync::Arc;
 
-/// Characters of streamed output held back past a checked window, so that a match across two
-/// windows is caught before any of it is sent.
+/// Characters of streamed output held back past a checked window (at least; more when a configured
+/// word is longer), so that a match across two windows is caught before any of it is sent.
 pub const HOLD_BACK: usize = 64;
 /// What replaces redacted text.
 pub const REDACTED: &str = "[redacted]";
@@ -134,6 +134,8 @@ pub struct Guardrails {
     rules: Arc<Vec<Rule>>,
     defaults: Arc<Vec<usize>>,
     window: usize,
+    /// [`HOLD_BACK`], or the longest configured word of an output rule.
+    hold_back: usize,
     bindings: Arc<std::sync::Mutex<Arc<Bindings>>>,
 }
 
@@ -158,7 +160,7 @@ fn words_matcher(words: &[String]) -> Result<AhoCorasick, String> {
     AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
         .match_kind(MatchKind::LeftmostLongest)
-        .build(words.iter().map(|w| w.trim().to_lowercase()))
+        .build(words.iter().map(|w| w.trim().to_ascii_lowercase()))
         .map_err(|e| e.to_string())
 }
 
@@ -316,10 +318,18 @@ impl Guardrails {
         config.validate()?;
         let rules: Vec<Rule> = config.rules.iter().map(Rule::compile).collect::<Result<_, _>>()?;
         let defaults = config.apply.iter().filter_map(|n| rules.iter().position(|r| &r.name == n)).collect();
+        let longest_word = config
+            .rules
+            .iter()
+            .filter(|r| r.stage.output())
+            .flat_map(|r| r.words.iter().map(|w| w.chars().count()))
+            .max()
+            .unwrap_or(0);
         Ok(Guardrails {
             rules: Arc::new(rules),
             defaults: Arc::new(defaults),
             window: config.stream_window_chars,
+            hold_back: HOLD_BACK.max(longest_word + 1),
             bindings: Arc::default(),
         })
     }
@@ -443,7 +453,7 @@ impl OutputGuard {
     /// Adds streamed text; checks once a window has gathered.
     pub fn push(&mut self, delta: &str) -> Release {
         self.pending.push_str(delta);
-        if self.pending.chars().count() < self.window + HOLD_BACK {
+        if self.pending.chars().count() < self.window + self.rules.hold_back {
             return Release::Text(String::new(), Vec::new());
         }
         self.check(false)
@@ -455,45 +465,84 @@ impl OutputGuard {
     }
 
     fn check(&mut self, last: bool) -> Release {
-        let mut text = std::mem::take(&mut self.pending);
+        let text = std::mem::take(&mut self.pending);
         if self.cut {
             return Release::Text(String::new(), Vec::new());
         }
-        let mut trips = Vec::new();
-        for r in self.rules.active(&self.set, Stage::Output) {
-            let tripped = match &r.matcher {
-                Matcher::MaxLength(max) => {
-                    let total = self.sent_chars + text.chars().count();
-                    if total > *max && r.action == GuardrailAction::Redact {
-                        text = cut_chars(&text, max.saturating_sub(self.sent_chars)).to_string();
-                        self.cut = true;
+        let rules: Vec<&Rule> = self.rules.active(&self.set, Stage::Output).collect();
+        let found: Vec<(&Rule, Vec<Range<usize>>)> = rules
+            .iter()
+            .filter(|r| !matches!(r.matcher, Matcher::MaxLength(_) | Matcher::Moderation(_)))
+            .map(|r| (*r, r.matches(&text)))
+            .collect();
+        // A refusing rule's match stops the stream wherever it is: none of it has been sent.
+        if let Some((r, _)) = found.iter().find(|(r, m)| r.action == GuardrailAction::Refuse && !m.is_empty()) {
+            let trip = Trip { rule: r.name.clone(), stage: Stage::Output, action: r.action };
+            return Release::Stop(vec![trip], r.refusal());
+        }
+        // What goes out: everything at the end; else all but the held-back tail, and not a match
+        // that reaches the tail (the next text may extend it).
+        let mut cut = if last {
+            text.len()
+        } else {
+            let n = text.chars().count();
+            text.char_indices().nth(n.saturating_sub(self.rules.hold_back)).map_or(text.len(), |(i, _)| i)
+        };
+        if !last {
+            let mut moved = true;
+            while moved {
+                moved = false;
+                for m in found.iter().flat_map(|(_, ms)| ms) {
+                    if m.start < cut && m.end >= cut {
+                        cut = m.start;
+                        moved = true;
                     }
-                    // A flagged length is recorded once.
-                    total > *max && self.sent_chars <= *max
-                }
-                Matcher::Moderation(_) => false,
-                _ => {
-                    let found = r.matches(&text);
-                    if !found.is_empty() && r.action == GuardrailAction::Redact {
-                        text = redact(&text, &found);
-                    }
-                    !found.is_empty()
-                }
-            };
-            if tripped {
-                trips.push(Trip { rule: r.name.clone(), stage: Stage::Output, action: r.action });
-                if r.action == GuardrailAction::Refuse {
-                    return Release::Stop(trips, r.refusal());
                 }
             }
         }
-        // Hold back the tail (it may begin a match the next text completes), unless this is the end.
-        let keep = if last || self.cut { 0 } else { HOLD_BACK };
-        let n = text.chars().count();
-        let cut = text.char_indices().nth(n.saturating_sub(keep)).map_or(text.len(), |(i, _)| i);
-        self.pending = text.split_off(cut);
-        self.sent_chars += text.chars().count();
-        Release::Text(text, trips)
+        let mut trips = Vec::new();
+        let mut redactions: Vec<Range<usize>> = Vec::new();
+        for (r, ms) in &found {
+            let inside: Vec<Range<usize>> = ms.iter().filter(|m| m.end <= cut).cloned().collect();
+            if inside.is_empty() {
+                continue;
+            }
+            trips.push(Trip { rule: r.name.clone(), stage: Stage::Output, action: r.action });
+            if r.action == GuardrailAction::Redact {
+                redactions.extend(inside);
+            }
+        }
+        redactions.sort_by_key(|m| (m.start, std::cmp::Reverse(m.end)));
+        let mut merged: Vec<Range<usize>> = Vec::with_capacity(redactions.len());
+        for m in redactions {
+            match merged.last_mut() {
+                Some(last) if m.start < last.end => last.end = last.end.max(m.end),
+                _ => merged.push(m),
+            }
+        }
+        let mut out = redact(&text[..cut], &merged);
+        for r in &rules {
+            let Matcher::MaxLength(max) = r.matcher else { continue };
+            let total = self.sent_chars + out.chars().count();
+            if total <= max {
+                continue;
+            }
+            // Recorded once: when the answer first goes over.
+            if self.sent_chars <= max {
+                trips.push(Trip { rule: r.name.clone(), stage: Stage::Output, action: r.action });
+            }
+            match r.action {
+                GuardrailAction::Refuse => return Release::Stop(trips, r.refusal()),
+                GuardrailAction::Redact => {
+                    out = cut_chars(&out, max.saturating_sub(self.sent_chars)).to_string();
+                    self.cut = true;
+                }
+                GuardrailAction::Flag => {}
+            }
+        }
+        self.pending = if self.cut { String::new() } else { text[cut..].to_string() };
+        self.sent_chars += out.chars().count();
+        Release::Text(out, trips)
     }
 }
 
@@ -691,6 +740,11 @@ impl crate::engine::Engine {
         }
     }
 
+    /// The compiled guardrails.
+    pub fn guardrails(&self) -> &Guardrails {
+        &self.inner.guardrails
+    }
+
     /// Forgets the bindings read (after a change on this instance; others see it within 2 s).
     pub fn guardrails_changed(&self) {
         *self.inner.guardrails.bindings_slot().lock().unwrap_or_else(|e| e.into_inner()) = Arc::default();
@@ -755,7 +809,7 @@ impl crate::engine::Engine {
     }
 
     /// Runs the moderation rules of `rules` at `stage` on `text`: the trips, or the refusal.
-    async fn moderate(&self, rules: &RuleSet, stage: Stage, text: &str) -> Verdict {
+    pub(crate) async fn moderate(&self, rules: &RuleSet, stage: Stage, text: &str) -> Verdict {
         let mut trips = Vec::new();
         for (rule, model, action, refusal) in self.inner.guardrails.moderation(rules, stage) {
             match self.inner.providers.moderate(&model, tail_chars(text, MODERATION_MAX_CHARS)).await {
@@ -775,9 +829,10 @@ impl crate::engine::Engine {
         Verdict::Pass(trips)
     }
 
-    /// Checks (and redacts) a request's input: the `user` messages and tool results, then the
-    /// moderation rules on the user's text. A refusal is a [`gaia_providers::ProviderError::ContentRefused`].
-    pub(crate) async fn guard_request(
+    /// Checks (and redacts) a request's input: the `user` messages and tool results the caller
+    /// sends, then the moderation rules on the user's text. A refusal is a
+    /// [`gaia_providers::ProviderError::ContentRefused`] (a 400 in the caller's shape).
+    pub async fn guard_request(
         &self,
         admitted: &crate::Admitted,
         endpoint: &str,
@@ -816,8 +871,24 @@ impl crate::engine::Engine {
         }
     }
 
-    /// Checks (and redacts) a whole answer's text.
-    pub(crate) async fn guard_answer(
+    /// Checks (and redacts) one text the caller sends (a turn's new message, an agent's task).
+    pub async fn guard_input(
+        &self,
+        admitted: &crate::Admitted,
+        endpoint: &str,
+        rules: &RuleSet,
+        text: &mut String,
+    ) -> crate::error::Result<()> {
+        let mut req = gaia_providers::ChatRequest::new("", vec![gaia_core::types::ChatMessage::user(text.clone())]);
+        self.guard_request(admitted, endpoint, rules, &mut req).await?;
+        if let Some(m) = req.messages.pop() {
+            *text = m.content;
+        }
+        Ok(())
+    }
+
+    /// Checks (and redacts) a whole answer's text (the moderation rules included).
+    pub async fn guard_answer(
         &self,
         admitted: &crate::Admitted,
         endpoint: &str,
@@ -869,6 +940,7 @@ impl crate::engine::Engine {
         let s = async_stream::stream! {
             let mut stream = stream;
             let mut whole = String::new();
+            let mut judged = false;
             while let Some(ev) = stream.next().await {
                 let ev = match ev {
                     Ok(ev) => ev,
@@ -902,6 +974,7 @@ impl crate::engine::Engine {
                     None => {}
                 }
                 if let (true, ChatEvent::Finish(_)) = (moderated, &ev) {
+                    judged = true;
                     match engine.moderate(&rules, Stage::Output, &whole).await {
                         Verdict::Refuse(trips, message) => {
                             engine.report_trips(&admitted, &endpoint, &trips);
@@ -915,10 +988,27 @@ impl crate::engine::Engine {
                     yield Ok(ev);
                 }
             }
-            if let Release::Text(text, trips) = guard.finish() {
-                engine.report_trips(&admitted, &endpoint, &trips);
-                if !text.is_empty() {
-                    yield Ok(ChatEvent::TextDelta(text));
+            // A stream that ended without its finish event: judged and checked all the same.
+            if moderated && !judged {
+                match engine.moderate(&rules, Stage::Output, &whole).await {
+                    Verdict::Refuse(trips, message) => {
+                        engine.report_trips(&admitted, &endpoint, &trips);
+                        yield Err(ProviderError::ContentRefused(message));
+                        return;
+                    }
+                    Verdict::Pass(trips) => engine.report_trips(&admitted, &endpoint, &trips),
+                }
+            }
+            match guard.finish() {
+                Release::Text(text, trips) => {
+                    engine.report_trips(&admitted, &endpoint, &trips);
+                    if !text.is_empty() {
+                        yield Ok(ChatEvent::TextDelta(text));
+                    }
+                }
+                Release::Stop(trips, message) => {
+                    engine.report_trips(&admitted, &endpoint, &trips);
+                    yield Err(ProviderError::ContentRefused(message));
                 }
             }
         };

@@ -296,6 +296,20 @@ impl Engine {
         } else {
             message.to_string()
         };
+        // The new message is checked (and redacted) before anything is stored: a refused one leaves
+        // no trace in the conversation, and a redacted one is stored redacted (so the history, the
+        // title and the persona's memory never hold what was taken out). The turn's model calls
+        // then do not check the input again.
+        let message = if input.regenerate {
+            message
+        } else {
+            let rules = self.guard_rules(admitted, persona_id.as_deref()).await;
+            let mut message = message;
+            if self.inner.guardrails.covers(&rules, Stage::Input) {
+                self.guard_input(admitted, endpoint, &rules, &mut message).await?;
+            }
+            message
+        };
         let (conversation, is_new) = match existing {
             Some(c) => {
                 if asked_persona.is_some() && c.persona_id != persona_id {
@@ -321,9 +335,12 @@ impl Engine {
         if let Some(s) = input.system.as_deref().filter(|s| !s.trim().is_empty()) {
             system.push(ChatMessage::system(s));
         }
+        let mut remembered_prompt = false;
         if let Some(pid) = persona_id.as_deref().filter(|_| self.inner.chat.memory) {
             let remembered = storage.persona_memory(user_id, pid).await?;
-            system.extend(crate::memory::prompt(&remembered));
+            let prompt = crate::memory::prompt(&remembered);
+            remembered_prompt = prompt.is_some();
+            system.extend(prompt);
         }
         let mut history_images = if stored_history.iter().any(|m| !m.attachments.is_empty()) {
             storage.conversation_images(&conversation.id).await?
@@ -361,9 +378,10 @@ impl Engine {
         let latest = ChatMessage::user_with_images(&message, latest_images);
         let (mut messages, dropped) = context::fit_history(system, history, latest, window, reserve);
         // The conversation so far is the next turn's prefix as well: cached up to the message
-        // before the new one.
+        // before the new one; not when what the persona remembers (which changes between turns)
+        // comes before it, for that prefix would be written to the cache each turn and never read.
         if let [.., before, _] = messages.as_mut_slice() {
-            if before.role != Role::System {
+            if before.role != Role::System && !remembered_prompt {
                 before.cache = true;
             }
         }
@@ -486,14 +504,16 @@ impl Turn {
     ) -> Result<AgentRun> {
         let (rules, messages) = self.guarded_messages().await?;
         let guard_output = self.engine.inner.guardrails.covers(&rules, Stage::Output);
-        // With output rules, the run's text is not passed on as it comes (only the checked answer
-        // is): progress keeps its tool events.
+        // With output rules, the run's text is not passed on as it comes, nor its raw whole answer
+        // (only the checked answer is returned): progress keeps its tool events.
         let progress = match progress {
             Some(tx) if guard_output => {
                 let (ftx, mut frx) = tokio::sync::mpsc::channel::<AgentEvent>(64);
                 tokio::spawn(async move {
                     while let Some(ev) = frx.recv().await {
-                        if !matches!(ev, AgentEvent::TextDelta { .. }) && tx.send(ev).await.is_err() {
+                        if !matches!(ev, AgentEvent::TextDelta { .. } | AgentEvent::Text { .. })
+                            && tx.send(ev).await.is_err()
+                        {
                             break;
                         }
                     }
@@ -523,6 +543,7 @@ impl Turn {
             stream,
             candidates: Some(&self.candidates),
             persona: self.persona_id.as_deref(),
+            input_checked: true,
             ..CallSpec::new(self.endpoint, &self.request.model)
         }
     }
@@ -583,16 +604,12 @@ impl Turn {
         })
     }
 
-    /// The guardrail rules of this turn, and its messages checked (and redacted) by them: the tool
-    /// loop's calls do not go through [`Engine::call`], so the turn guards them itself.
+    /// The guardrail rules of this turn, and its messages (whose new one was checked when the turn
+    /// was prepared): the tool loop's calls do not go through [`Engine::call`], so the turn guards
+    /// their answer itself.
     async fn guarded_messages(&self) -> Result<(RuleSet, Vec<ChatMessage>)> {
-        let engine = &self.engine;
-        let rules = engine.guard_rules(&self.admitted, self.persona_id.as_deref()).await;
-        let mut request = self.request.clone();
-        if engine.inner.guardrails.covers(&rules, Stage::Input) {
-            engine.guard_request(&self.admitted, self.endpoint, &rules, &mut request).await?;
-        }
-        Ok((rules, request.messages))
+        let rules = self.engine.guard_rules(&self.admitted, self.persona_id.as_deref()).await;
+        Ok((rules, self.request.messages.clone()))
     }
 
     async fn complete_with_tools(self, tools: Arc<Toolbox>) -> Result<TurnAnswer> {
@@ -709,10 +726,19 @@ impl Turn {
                         used.push(name.clone());
                         if guarded {
                             // What was held back of the text before the call goes out checked.
-                            if let Release::Text(text, trips) = guard.finish() {
-                                turn.engine.report_trips(&turn.admitted, turn.endpoint, &trips);
-                                if !text.is_empty() {
-                                    yield TurnEvent::Delta(text);
+                            match guard.finish() {
+                                Release::Text(text, trips) => {
+                                    turn.engine.report_trips(&turn.admitted, turn.endpoint, &trips);
+                                    if !text.is_empty() {
+                                        yield TurnEvent::Delta(text);
+                                    }
+                                }
+                                Release::Stop(trips, message) => {
+                                    turn.engine.report_trips(&turn.admitted, turn.endpoint, &trips);
+                                    partial.save().await;
+                                    yield TurnEvent::Error(message);
+                                    yield TurnEvent::Done { usage: partial.usage, tools_used: used };
+                                    return;
                                 }
                             }
                             guard = guardrails.output_guard(rules.clone());
@@ -764,6 +790,17 @@ impl Turn {
                                     yield TurnEvent::Delta(rest);
                                 }
                                 run.content = partial.content.clone();
+                                // A moderation model judges the whole answer at its end.
+                                match turn.engine.moderate(&rules, Stage::Output, &run.content).await {
+                                    Verdict::Pass(trips) => turn.engine.report_trips(&turn.admitted, turn.endpoint, &trips),
+                                    Verdict::Refuse(trips, message) => {
+                                        turn.engine.report_trips(&turn.admitted, turn.endpoint, &trips);
+                                        partial.save().await;
+                                        yield TurnEvent::Error(message);
+                                        yield TurnEvent::Done { usage: run.usage, tools_used: used };
+                                        return;
+                                    }
+                                }
                             }
                             Release::Stop(trips, message) => {
                                 turn.engine.report_trips(&turn.admitted, turn.endpoint, &trips);

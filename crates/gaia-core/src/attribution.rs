@@ -21,7 +21,7 @@
 use crate::error::{CoreError, Result};
 
 /// Longest end-user id, in characters.
-pub const MAX_END_USER_CHARS: usize = 128;
+pub const MAX_END_USER_CHARS: usize = 256;
 /// Most tags on one request.
 pub const MAX_TAGS: usize = 10;
 /// Longest tag key, in bytes (`[a-z0-9_.-]`).
@@ -48,17 +48,31 @@ pub fn end_user(raw: &str) -> Result<String> {
 }
 
 /// The subject id of end user `end_user` of Gaia user `user_id`, as limits, budgets and daily
-/// totals name it: `<user_id>:<end_user>`.
+/// totals name it: `<user_id>:<end_user>`, where a `%` or `:` in the user id (an identity
+/// provider's subject may have them) is written `%25` / `%3A`, so that the first `:` always ends
+/// the user id and no two users' players share a subject.
 pub fn end_user_subject(user_id: &str, end_user: &str) -> String {
-    let mut s = String::with_capacity(user_id.len() + 1 + end_user.len());
-    s.push_str(user_id);
-    s.push(':');
+    let mut s = user_subject_prefix(user_id);
     s.push_str(end_user);
     s
 }
 
-/// Splits an end user's subject id (`<user_id>:<end_user>`) into the user and the end user, both
-/// checked; the user id is everything before the first `:`.
+/// The beginning every end-user subject of `user_id` has: its escaped id and `:`.
+pub fn user_subject_prefix(user_id: &str) -> String {
+    let mut s = String::with_capacity(user_id.len() + 1);
+    for c in user_id.chars() {
+        match c {
+            '%' => s.push_str("%25"),
+            ':' => s.push_str("%3A"),
+            c => s.push(c),
+        }
+    }
+    s.push(':');
+    s
+}
+
+/// Splits an end user's subject id (`<user_id>:<end_user>`) into the user (as written, escaped) and
+/// the end user, both checked; the user id is everything before the first `:`.
 pub fn parse_end_user_subject(subject: &str) -> Result<(&str, String)> {
     let (user, end) = subject.split_once(':').ok_or_else(|| {
         CoreError::InvalidInput(
@@ -69,6 +83,13 @@ pub fn parse_end_user_subject(subject: &str) -> Result<(&str, String)> {
         return Err(CoreError::InvalidInput("the user id before `:` is empty".into()));
     }
     Ok((user, end_user(end)?))
+}
+
+/// Whether `key` is a valid tag key (`[a-z0-9_.-]`, 1 to [`MAX_TAG_KEY`] bytes).
+pub fn valid_tag_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= MAX_TAG_KEY
+        && key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
 }
 
 /// A request's tags: `key=value` pairs, keys unique. Keys are `[a-z0-9_.-]`, up to
@@ -90,10 +111,7 @@ impl Tags {
                 .split_once('=')
                 .ok_or_else(|| CoreError::InvalidInput(format!("tag `{}` is not `key=value`", clip(part))))?;
             let (k, v) = (k.trim(), v.trim());
-            let key_ok = !k.is_empty()
-                && k.len() <= MAX_TAG_KEY
-                && k.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b));
-            if !key_ok {
+            if !valid_tag_key(k) {
                 return Err(CoreError::InvalidInput(format!(
                     "tag key `{}` must be 1 to {MAX_TAG_KEY} of a-z, 0-9, `_`, `.`, `-`",
                     clip(k)
@@ -226,6 +244,9 @@ mod tests {
         assert!(end_user(&"é".repeat(MAX_END_USER_CHARS)).is_ok());
         assert!(end_user(&"é".repeat(MAX_END_USER_CHARS + 1)).is_err());
         assert_eq!(end_user_subject("u1", "p:7"), "u1:p:7");
+        // A user id with `:` cannot make another user's subject.
+        assert_ne!(end_user_subject("a", "b:c"), end_user_subject("a:b", "c"));
+        assert_eq!(end_user_subject("a:b%", "c"), "a%3Ab%25:c");
         assert_eq!(parse_end_user_subject("u1:p:7").unwrap(), ("u1", "p:7".to_string()));
         assert!(parse_end_user_subject("p7").is_err());
         assert!(parse_end_user_subject(":p7").is_err());

@@ -213,22 +213,15 @@ impl ProviderRegistry {
         self.read().providers.clone()
     }
 
-    /// Moderation of `input` by `model` (`provider/model`, or a model id: the first provider that
-    /// offers moderation with it is asked).
+    /// Moderation of `input` by `model`, named `provider/model`: only that provider is asked.
     pub async fn moderate(&self, model: &str, input: &str) -> Result<crate::types::Moderation, ProviderError> {
-        if let Some((prov, id)) = model.split_once('/') {
-            if let Some(p) = self.get(prov) {
-                return p.moderate(id, input).await;
-            }
+        let (prov, id) = model.split_once('/').ok_or_else(|| {
+            ProviderError::InvalidRequest(format!("name the moderation model `provider/model`: {model}"))
+        })?;
+        match self.get(prov) {
+            Some(p) => p.moderate(id, input).await,
+            None => Err(ProviderError::NotConfigured(format!("no provider is named `{prov}`"))),
         }
-        let mut last = ProviderError::NotConfigured(format!("no provider offers the moderation model `{model}`"));
-        for p in self.providers() {
-            match p.moderate(model, input).await {
-                Ok(m) => return Ok(m),
-                Err(e) => last = e,
-            }
-        }
-        Err(last)
     }
 
     /// The provider with this name.

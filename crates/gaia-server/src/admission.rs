@@ -56,7 +56,14 @@ struct MetadataFields<'a> {
 /// not JSON or these fields are not strings: the handler judges the body).
 fn body_end_user(body: &[u8]) -> Option<String> {
     let f: EndUserFields<'_> = serde_json::from_slice(body).ok()?;
-    f.player_id.or(f.user).or_else(|| f.metadata.and_then(|m| m.user_id)).map(Cow::into_owned)
+    // An empty id (some clients send `"user": ""`) names no one.
+    fn named(v: Option<Cow<'_, str>>) -> Option<Cow<'_, str>> {
+        v.filter(|s| !s.trim().is_empty())
+    }
+    named(f.player_id)
+        .or_else(|| named(f.user))
+        .or_else(|| named(f.metadata.and_then(|m| m.user_id)))
+        .map(Cow::into_owned)
 }
 
 /// The header's value as text; a value that is not visible ASCII or UTF-8 is an error.

@@ -211,17 +211,19 @@ async fn usage_is_reported_by_end_user_and_by_tag() {
             assert_eq!(r.status(), 400, "{bad}");
             assert_eq!(r.json::<Value>().await.unwrap()["error"]["type"], "invalid_request_error");
         }
-        let long = "x".repeat(200);
+        let long = "x".repeat(300);
         let r = s.post("/v1/chat/completions", &key).json(&openai(Some(&long))).send().await.unwrap();
         assert_eq!(r.status(), 400);
-        assert!(r.text().await.unwrap().contains("over 128 characters"));
+        assert!(r.text().await.unwrap().contains("over 256 characters"));
         let not_utf8 = reqwest::header::HeaderValue::from_bytes(b"p\xff").unwrap();
         let r = s.post("/v1/chat/completions", &key).header("x-gaia-end-user", not_utf8).json(&openai(None));
         assert_eq!(r.send().await.unwrap().status(), 400);
         assert_eq!(s.mock.as_ref().unwrap().requests(), before);
+        // An empty `user` names no one (some clients send one).
+        assert_eq!(s.post("/v1/chat/completions", &key).json(&openai(Some(""))).send().await.unwrap().status(), 200);
         assert_eq!(report("group_by=tag:NPC").await.unwrap().status(), 400);
         assert_eq!(report("end_user=").await.unwrap().status(), 400);
         let me: Value = s.get("/api/v1/usage", &key).fetch_json().await;
-        assert_eq!(me["totals"]["requests"], 5, "{b}: {me}");
+        assert_eq!(me["totals"]["requests"], 6, "{b}: {me}");
     }
 }

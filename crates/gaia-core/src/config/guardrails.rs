@@ -126,7 +126,7 @@ pub struct GuardrailRule {
     /// `max_length`: the most characters.
     #[serde(default)]
     pub max_chars: Option<usize>,
-    /// `moderation`: the moderation model (`provider/model` or a model id the registry knows).
+    /// `moderation`: the moderation model, as `provider/model` (the text goes to that provider only).
     #[serde(default)]
     pub model: Option<String>,
     /// The refusal's message (default: names the rule).
@@ -175,8 +175,10 @@ impl GuardrailsConfig {
                     return Err(format!("{at}.max_chars: a positive number is needed"))
                 }
                 GuardrailCheck::Moderation => {
-                    if r.model.as_deref().is_none_or(|m| m.trim().is_empty()) {
-                        return Err(format!("{at}.model: the moderation model is needed"));
+                    // Named with its provider, so the text goes to that provider only.
+                    let named = r.model.as_deref().and_then(|m| m.split_once('/'));
+                    if named.is_none_or(|(p, m)| p.trim().is_empty() || m.trim().is_empty()) {
+                        return Err(format!("{at}.model: the moderation model, as `provider/model`"));
                     }
                     if r.action == GuardrailAction::Redact {
                         return Err(format!("{at}.action: a moderation rule refuses or flags; it cannot redact"));

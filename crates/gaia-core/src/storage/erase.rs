@@ -485,9 +485,9 @@ async fn run(conn: &mut AnyConnection, sql: &str, params: &[&str]) -> Result<u64
 /// The user's API keys, as a subquery on `$1` (the user id).
 const KEYS_OF_USER: &str = "(SELECT id FROM api_keys WHERE user_id = $1)";
 
-/// The subjects of the user's end users (`<user id>:…`), as a condition on `subject_id` and `$1` (the
-/// user id): a prefix compared as text, so no character of the id is a pattern.
-const END_USERS_OF_USER: &str = "IS NOT NULL AND substr(subject_id, 1, length($1) + 1) = $1 || ':'";
+/// The subjects of the user's end users, as a condition on `subject_id` and `$1` (their subjects'
+/// prefix, [`crate::attribution::user_subject_prefix`]): compared as text, so no character is a pattern.
+const END_USERS_OF_USER: &str = "IS NOT NULL AND substr(subject_id, 1, length($1)) = $1";
 
 /// Moves the daily totals (`usage_daily`) of scope `scope` whose subject matches `subject` (an SQL
 /// condition on `$1`, the user id) to subject [`ERASED_USER`], added to what it already has that day.
@@ -518,8 +518,12 @@ async fn erase_in(conn: &mut AnyConnection, who: &Who, email: &str) -> Result<()
     merge_daily(conn, id, "key", &format!("IN {KEYS_OF_USER}")).await?;
     // Their players' daily totals (`<user id>:<end user>`) go under ERASED_USER's, and the records
     // forget which player each call was for.
-    merge_daily(conn, id, "end_user", END_USERS_OF_USER).await?;
+    let players = crate::attribution::user_subject_prefix(id);
+    merge_daily(conn, &players, "end_user", END_USERS_OF_USER).await?;
     run(conn, "UPDATE usage_records SET end_user = NULL WHERE user_id = $1", &[id]).await?;
+    // Tags are the caller's own text (a value may be an address): they go.
+    run(conn, "DELETE FROM usage_tags WHERE usage_id IN (SELECT id FROM usage_records WHERE user_id = $1)", &[id])
+        .await?;
     let usage_errors = Kept { table: "usage_records", keys: &["id"], cols: &["error"] };
     anonymize(conn, who, &usage_errors, Some("user_id = $user")).await?;
     run(
@@ -536,10 +540,15 @@ async fn erase_in(conn: &mut AnyConnection, who: &Who, email: &str) -> Result<()
             conn,
             &format!(
                 "DELETE FROM {table} WHERE (scope = 'user' AND subject_id = $1) \
-                 OR (scope IN ('key', 'key_end_users') AND subject_id IN {KEYS_OF_USER}) \
-                 OR (scope = 'end_user' AND subject_id {END_USERS_OF_USER})"
+                 OR (scope IN ('key', 'key_end_users') AND subject_id IN {KEYS_OF_USER})"
             ),
             &[id],
+        )
+        .await?;
+        run(
+            conn,
+            &format!("DELETE FROM {table} WHERE scope = 'end_user' AND subject_id {END_USERS_OF_USER}"),
+            &[&players],
         )
         .await?;
     }

@@ -369,10 +369,18 @@ pub async fn orchestrated(
     ApiJson(body): ApiJson<OrchestratedBody>,
 ) -> ApiResult<Response> {
     let p = admitted.principal().clone();
-    let task = body.message.trim().to_string();
+    let mut task = body.message.trim().to_string();
     if task.is_empty() {
         return Err(ApiError::bad_request("`message` must not be empty"));
     }
+    // Guardrails: the task is checked (and redacted) before anything starts; with output rules, the
+    // run's text is not passed on as it comes, only its checked answer.
+    let engine = state.engine().clone();
+    let rules = engine.guard_rules(&admitted, None).await;
+    if engine.guardrails().covers(&rules, gaia_chat::guardrails::Stage::Input) {
+        engine.guard_input(&admitted, "orchestrated", &rules, &mut task).await.map_err(ApiError::from)?;
+    }
+    let guard_output = engine.guardrails().covers(&rules, gaia_chat::guardrails::Stage::Output);
     let running = match run_slot(&state, &p) {
         Ok(r) => r,
         Err(refused) => return Ok(*refused),
@@ -466,7 +474,10 @@ pub async fn orchestrated(
     if !body.stream {
         let run = orch.run(&task, None).await.map_err(agent_error);
         drop(running);
-        let run = run?;
+        let mut run = run?;
+        if guard_output {
+            engine.guard_answer(&admitted, "orchestrated", &rules, &mut run.content).await.map_err(ApiError::from)?;
+        }
         return Ok(axum::Json(
             json!({"response": run.content, "plan": run.plan, "_metadata": orchestrated_metadata(&run)}),
         )
@@ -480,11 +491,22 @@ pub async fn orchestrated(
     });
     let events = async_stream::stream! {
         while let Some(ev) = rx.recv().await {
+            if guard_output && matches!(ev, gaia_mcp::AgentEvent::TextDelta { .. } | gaia_mcp::AgentEvent::Text { .. }) {
+                continue;
+            }
             yield SseEvent::data(&serde_json::to_string(&ev).unwrap_or_default());
         }
         match handle.await {
-            Ok(Ok(run)) => {
-                yield SseEvent::data(&json!({"type": "done", "response": run.content, "plan": run.plan, "_metadata": orchestrated_metadata(&run)}).to_string());
+            Ok(Ok(mut run)) => {
+                let checked = if guard_output {
+                    engine.guard_answer(&admitted, "orchestrated", &rules, &mut run.content).await
+                } else {
+                    Ok(())
+                };
+                match checked {
+                    Ok(()) => yield SseEvent::data(&json!({"type": "done", "response": run.content, "plan": run.plan, "_metadata": orchestrated_metadata(&run)}).to_string()),
+                    Err(e) => yield SseEvent::data(&json!({"type": "error", "message": e.to_string()}).to_string()),
+                }
             }
             Ok(Err(e)) => yield SseEvent::data(&json!({"type": "error", "message": agent_error(e).message}).to_string()),
             Err(e) => yield SseEvent::data(&json!({"type": "error", "message": format!("the orchestration stopped: {e}")}).to_string()),

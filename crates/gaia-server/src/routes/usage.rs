@@ -128,8 +128,8 @@ pub async fn export(
             r.created_at.to_rfc3339(),
             u.user_id,
             u.api_key_id.unwrap_or_default(),
-            u.provider,
-            u.model,
+            spreadsheet_safe(&u.provider).into_owned(),
+            spreadsheet_safe(&u.model).into_owned(),
             u.endpoint,
             u.input_tokens.to_string(),
             u.output_tokens.to_string(),
@@ -204,7 +204,9 @@ pub async fn report(
         v
     } else if let Some(key) = by.strip_prefix("tag:") {
         // Checked as a tag key is, so the name is bounded and the CSV file name stays plain.
-        gaia_core::attribution::Tags::parse(&format!("{key}=x")).map_err(ApiError::from)?;
+        if !gaia_core::attribution::valid_tag_key(key) {
+            return Err(ApiError::bad_request("`tag:<key>`: the key is 1 to 32 of a-z, 0-9, `_`, `.`, `-`"));
+        }
         state.storage().usage_grouped_by_tag(&f, key).await?
     } else {
         state.storage().usage_grouped(&f, by.parse::<UsageGroupBy>()?).await?
