@@ -387,17 +387,35 @@ impl Storage {
             }
             q.execute(&mut *tx).await?;
         }
-        // Tags, for the records that have any (a row per tag).
-        for (u, id) in records.iter().zip(&ids) {
-            for (k, v) in u.tags.pairs() {
-                sqlx::query("INSERT INTO usage_tags (usage_id, tagged_at, tag_key, tag_value) VALUES ($1, $2, $3, $4)")
-                    .bind(id.as_str())
-                    .bind(now)
-                    .bind(k.as_str())
-                    .bind(v.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+        // Tags, for the records that have any (a row per tag), gathered into multi-row inserts of the
+        // same few shapes.
+        let tags: Vec<(&str, &str, &str)> = records
+            .iter()
+            .zip(&ids)
+            .flat_map(|(u, id)| u.tags.pairs().iter().map(move |(k, v)| (id.as_str(), k.as_str(), v.as_str())))
+            .collect();
+        let mut rest = &tags[..];
+        while !rest.is_empty() {
+            let take = INSERT_ROWS.iter().copied().find(|n| *n <= rest.len()).unwrap_or(1);
+            let (chunk, next) = rest.split_at(take);
+            rest = next;
+            let mut sql = String::from("INSERT INTO usage_tags (usage_id, tagged_at, tag_key, tag_value) VALUES ");
+            for row in 0..chunk.len() {
+                let n = row * 4;
+                sql.push_str(&format!(
+                    "{}(${}, ${}, ${}, ${})",
+                    if row == 0 { "" } else { ", " },
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4
+                ));
             }
+            let mut q = sqlx::query(&sql);
+            for (id, k, v) in chunk {
+                q = q.bind(*id).bind(now).bind(*k).bind(*v);
+            }
+            q.execute(&mut *tx).await?;
         }
         for ((scope, subject), (requests, cost)) in daily {
             sqlx::query(
