@@ -15,7 +15,7 @@
 //! assert!(Tags::parse("npc=louisa,npc=felix").is_err(), "a key given twice");
 //! let a = Attribution::new(Some("player-7"), tags).unwrap();
 //! assert_eq!(a.end_user(), Some("player-7"));
-//! assert!(Attribution::new(Some(&"x".repeat(129)), Tags::default()).is_err());
+//! assert!(Attribution::new(Some(&"x".repeat(257)), Tags::default()).is_err());
 //! ```
 
 use crate::error::{CoreError, Result};
