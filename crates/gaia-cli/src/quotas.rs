@@ -103,6 +103,20 @@ enum BudgetsCommand {
         #[arg(long)]
         soft: bool,
     },
+    /// Change a budget's limit, or make it hard or soft (running servers apply it within seconds).
+    Set {
+        /// Budget id.
+        id: String,
+        /// The new limit in US dollars.
+        #[arg(long)]
+        limit_usd: Option<f64>,
+        /// Refuse requests once reached.
+        #[arg(long, conflicts_with = "soft")]
+        hard: bool,
+        /// Only raise an event when reached.
+        #[arg(long)]
+        soft: bool,
+    },
     /// Remove a budget by id.
     Remove {
         /// Budget id.
@@ -219,6 +233,17 @@ pub async fn run(database_url: &str, args: QuotaArgs) -> Result<()> {
                     return print(&b);
                 }
                 println!("budget {} added", b.id);
+            }
+            BudgetsCommand::Set { id, limit_usd, hard, soft } => {
+                let Some(old) = storage.budget(&id).await? else { bail!("budget {id} not found") };
+                let hard = if hard || soft { hard } else { old.hard };
+                let Some(b) = storage.update_budget(&id, limit_usd.unwrap_or(old.limit_usd), hard).await? else {
+                    bail!("budget {id} not found")
+                };
+                if json {
+                    return print(&b);
+                }
+                println!("budget {} now ${} {} ({})", b.id, b.limit_usd, b.period.as_str(), if b.hard { "hard" } else { "soft" });
             }
             BudgetsCommand::Remove { id } => {
                 if !storage.delete_budget(&id).await? {

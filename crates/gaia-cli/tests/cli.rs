@@ -300,6 +300,14 @@ fn quotas_from_the_command_line() {
     let (ok, _, err) =
         g(&["budgets", "add", "--scope", "user", "--subject", "u1", "--period", "weekly", "--limit-usd", "3"]);
     assert!(!ok && err.contains("weekly"), "{err}");
+    let id = b["id"].as_str().unwrap();
+    let (ok, out, err) = g(&["--json", "budgets", "set", id, "--limit-usd", "7.5", "--soft"]);
+    assert!(ok, "{err}");
+    let changed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((changed["limit_usd"].as_f64(), changed["hard"].as_bool()), (Some(7.5), Some(false)));
+    let (ok, _, err) = g(&["budgets", "set", id, "--limit-usd=-1"]);
+    assert!(!ok && err.contains("positive"), "{err}");
+    assert!(!g(&["budgets", "set", "nope", "--hard"]).0);
     assert!(g(&["budgets", "remove", b["id"].as_str().unwrap()]).0);
     // Prices with a date, and the (empty) usage report.
     let (ok, out, err) = g(&[

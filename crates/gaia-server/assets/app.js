@@ -70,6 +70,12 @@
   }
 
   const chat = document.querySelector("main.chat");
+  // Forms that change something irreversible ask first (the admin console's revoke and delete buttons).
+  document.addEventListener("submit", (e) => {
+    const msg = e.target instanceof HTMLFormElement ? e.target.dataset.confirm : undefined;
+    if (msg && !confirm(msg)) e.preventDefault();
+  });
+
   if (!chat) return;
   const list = document.getElementById("messages");
   const form = document.getElementById("composer");

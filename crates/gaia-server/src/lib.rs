@@ -232,6 +232,7 @@ fn routes(state: &AppState) -> Routes {
         .delete("/limits/{scope}/{id}", perm(T::Admin, Delete, QUOTAS), quotas::delete_limit)
         .get("/budgets", perm(T::Admin, Read, QUOTAS), quotas::list_budgets)
         .post("/budgets", perm(T::Admin, Write, QUOTAS), quotas::create_budget)
+        .patch("/budgets/{id}", perm(T::Admin, Write, QUOTAS), quotas::update_budget)
         .delete("/budgets/{id}", perm(T::Admin, Delete, QUOTAS), quotas::delete_budget)
         .get("/budgets/mine", perm(T::Usage, Read, "/users/{user}/usage"), quotas::my_budgets)
         .get("/guardrails", perm(T::Admin, Read, "/admin/guardrails"), guardrails::list)

@@ -462,3 +462,98 @@ async fn presence_and_typing_reach_a_second_browser() {
     wait_for("Bob gone from Ann's presence list", || async { shown_text(&a, "#presence").await.is_empty() }).await;
     a.close().await.unwrap();
 }
+
+/// Submits the form that `css` finds, through its submit button, and waits for the page it leads to.
+async fn submit_form(c: &Client, css: &str) {
+    let form = c.find(Locator::Css(css)).await.unwrap();
+    form.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_admin_console_in_headless_chromium() {
+    let Some((driver_path, chromium)) = browser_programs() else { return };
+    let s = start(sqlite_db(), Some(MockConfig::default())).await;
+    // One dollar per thousand tokens: every call costs something.
+    s.state.providers().set_price("openai", "mock-gpt", gaia_core::types::ModelPrice::new(1000.0, 1000.0));
+    let (_, _, admin_id) = s.register("boss@example.com").await;
+    s.state.storage().set_admin(&admin_id, true).await.unwrap();
+    let (token, _, _) = s.register("player@example.com").await;
+    let (key, _) = s.api_key(&token).await;
+    let chat = || {
+        s.post("/v1/chat/completions", &key)
+            .header("x-gaia-tags", "npc=louisa")
+            .json(&json!({"model": "mock-gpt", "user": "ana", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+    };
+    assert_eq!(chat().await.unwrap().status(), 200);
+    let pages: Vec<String> = gaia_server::route_table(&s.state)
+        .into_iter()
+        .filter(|r| r.page && r.method == "GET" && (r.path == "/admin" || r.path.starts_with("/admin/")))
+        .map(|r| r.path)
+        .collect();
+    assert!(pages.len() >= 10, "{pages:?}");
+    let driver = start_driver(&driver_path).await;
+    let c = browser(&driver, &chromium).await;
+    let url = |p: &str| format!("{}{p}", s.url);
+
+    // The administrator reaches the console from the chat, and every page loads cleanly.
+    sign_in(&c, &s.url, "boss@example.com").await;
+    c.find(Locator::Css("#admin-link")).await.unwrap().click().await.unwrap();
+    wait_for("the console", || async { c.current_url().await.is_ok_and(|u| u.path() == "/admin") }).await;
+    for path in &pages {
+        c.goto(&url(path)).await.unwrap();
+        let h1 = c.find(Locator::Css("main h1")).await.unwrap().text().await.unwrap();
+        assert!(!h1.contains("403") && !h1.is_empty(), "{path}: {h1}");
+        screenshot(&c, &format!("admin{}", path.replace('/', "-"))).await;
+        assert_clean_console(&driver, &c, path).await;
+    }
+    // The providers' health refreshes itself (htmx polling, no console error).
+    c.goto(&url("/admin/providers")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5_600)).await;
+    assert!(!texts(&c, "#providers tr[data-provider=openai] td").await.is_empty());
+    assert_clean_console(&driver, &c, "/admin/providers after a refresh").await;
+
+    // The administrator gives the player a budget, then lowers it: the player's next call is refused.
+    c.goto(&url("/admin/limits")).await.unwrap();
+    let form = c.find(Locator::Css("#budget-form")).await.unwrap();
+    form.find(Locator::Css("select[name=scope]")).await.unwrap().select_by_value("user").await.unwrap();
+    form.find(Locator::Css("input[name=subject]")).await.unwrap().send_keys("player@example.com").await.unwrap();
+    form.find(Locator::Css("input[name=limit_usd]")).await.unwrap().send_keys("5").await.unwrap();
+    submit_form(&c, "#budget-form").await;
+    wait_for("the budget", || async { !texts(&c, "#budgets tr[data-budget]").await.is_empty() }).await;
+    assert!(texts(&c, "#budgets tr[data-budget]").await[0].contains("player@example.com"));
+    assert_eq!(chat().await.unwrap().status(), 200, "within the budget");
+    let limit = c.find(Locator::Css("#budgets form.budget-edit input[name=limit_usd]")).await.unwrap();
+    limit.clear().await.unwrap();
+    limit.send_keys("0.000001").await.unwrap();
+    submit_form(&c, "#budgets form.budget-edit").await;
+    wait_for("the saved budget", || async {
+        texts(&c, "main p.notice").await.iter().any(|t| t.contains("Budget changed"))
+    })
+    .await;
+    screenshot(&c, "admin-budget-changed").await;
+    assert_clean_console(&driver, &c, "/admin/limits after changing a budget").await;
+    let r = chat().await.unwrap();
+    assert_eq!(r.status(), 402, "the player sees the new budget apply");
+    let mine: serde_json::Value = s.get("/api/v1/budgets/mine", &key).fetch_json().await;
+    assert_eq!(mine["budgets"][0]["limit_usd"], 0.000001);
+    // Deleting asks first; dismissing keeps the budget.
+    submit_form(&c, "#budgets tr[data-budget] form[data-confirm]").await;
+    c.dismiss_alert().await.unwrap();
+    assert_eq!(s.state.storage().list_budgets(None).await.unwrap().len(), 1);
+    c.close().await.unwrap();
+
+    // A player signed in to the web UI gets a 403 page on every page of the console.
+    let c = browser(&driver, &chromium).await;
+    sign_in(&c, &s.url, "player@example.com").await;
+    assert!(c.find(Locator::Css("#admin-link")).await.is_err(), "no link to the console");
+    for path in &pages {
+        c.goto(&url(path)).await.unwrap();
+        let h1 = c.find(Locator::Css("main h1")).await.unwrap().text().await.unwrap();
+        assert_eq!(h1, "403 Forbidden", "{path}");
+    }
+    // Only the HTTP status is logged (a 403 page is an error response to the browser).
+    let errors = console_errors(&driver, &c).await;
+    assert!(errors.iter().all(|e| e.contains("403")), "{errors:#?}");
+    c.close().await.unwrap();
+}

@@ -1,6 +1,7 @@
 //! The integration tests of `gaia-server`, built as one test binary (one link, one process start-up),
 //! a module per area. Run one area with `cargo test -p gaia-server --test integration <module>::`.
 
+mod admin_console;
 mod agents;
 mod audit;
 mod auth;

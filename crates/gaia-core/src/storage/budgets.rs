@@ -168,6 +168,24 @@ impl Storage {
         rows.iter().map(row_to_budget).collect()
     }
 
+    /// Changes a budget's limit and whether it is hard; the changed budget, or `None` when there is
+    /// no budget `id`.
+    pub async fn update_budget(&self, id: &str, limit_usd: f64, hard: bool) -> Result<Option<Budget>> {
+        if !(limit_usd.is_finite() && limit_usd > 0.0) {
+            return Err(CoreError::InvalidInput("limit_usd must be a positive number".into()));
+        }
+        let r = sqlx::query("UPDATE budgets SET limit_usd = $1, hard = $2 WHERE id = $3")
+            .bind(limit_usd)
+            .bind(i32::from(hard))
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        if r.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.budget(id).await
+    }
+
     /// Deletes a budget; whether it existed.
     pub async fn delete_budget(&self, id: &str) -> Result<bool> {
         let r = sqlx::query("DELETE FROM budgets WHERE id = $1").bind(id).execute(self.pool()).await?;

@@ -85,7 +85,7 @@ fn row_to_conv(r: &AnyRow) -> Result<Conversation> {
 }
 
 /// `text` as a `LIKE` pattern matching it anywhere (with `\` as the escape character).
-fn like_pattern(text: &str) -> String {
+pub(super) fn like_pattern(text: &str) -> String {
     let mut p = String::with_capacity(text.len() + 2);
     p.push('%');
     for c in text.to_lowercase().chars() {

@@ -167,7 +167,8 @@ pub enum UsageGroupBy {
     User,
     /// API key id (`-` for calls without a key).
     Key,
-    /// End user (`-` for calls that named none).
+    /// End user (`-` for calls that named none); over every user's usage, `<user id>:<end user>`, so
+    /// that players of different callers with the same id stay apart.
     EndUser,
 }
 
@@ -448,10 +449,24 @@ impl Storage {
     pub async fn usage_grouped(&self, filter: &UsageFilter, by: UsageGroupBy) -> Result<Vec<UsageGroup>> {
         let (w, binds) = where_clause(filter);
         let order = if by == UsageGroupBy::Day { "key" } else { "cost_usd DESC, key" };
-        let col = by.column();
+        // Across users, players are told apart by their caller: two studios' "ana" are two players.
+        let col = match by {
+            UsageGroupBy::EndUser if filter.user_id.is_none() => {
+                "CASE WHEN end_user IS NULL THEN '-' ELSE user_id || ':' || end_user END"
+            }
+            _ => by.column(),
+        };
         let sql = format!("SELECT {col} AS key, {AGG} FROM usage_records {w} GROUP BY {col} ORDER BY {order}");
         let rows = bind_all(sqlx::query(&sql), &binds).fetch_all(self.pool()).await?;
         rows.iter().map(|r| Ok(UsageGroup { key: r.try_get("key")?, totals: row_to_totals(r)? })).collect()
+    }
+
+    /// The tag keys recorded with usage, sorted (at most 100).
+    pub async fn usage_tag_keys(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT DISTINCT tag_key FROM usage_tags ORDER BY tag_key LIMIT 100")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("tag_key")?)).collect()
     }
 
     /// Totals in the filter grouped by the value of tag `key` (`-` for calls without that tag), most

@@ -357,6 +357,29 @@ impl Storage {
             .ok_or_else(|| CoreError::Conflict(format!("cannot create user {id}: its email addresses are taken")))
     }
 
+    /// Users by creation time, oldest first: `limit` of them (at most 1,000) from `offset`, only those
+    /// whose email contains `email_like` when it is given (case-insensitive, at most 200 characters).
+    pub async fn list_users(&self, email_like: Option<&str>, limit: i64, offset: i64) -> Result<Vec<User>> {
+        let limit = limit.clamp(1, 1_000);
+        let offset = offset.max(0);
+        let rows = match email_like.map(str::trim).filter(|q| !q.is_empty()) {
+            Some(q) => {
+                // The user's text is matched literally (LIKE's wildcards escaped).
+                let q: String = q.chars().take(200).collect();
+                let pattern = super::conversations::like_pattern(&q);
+                let sql = format!(
+                    "SELECT {COLS} FROM users WHERE email LIKE $1 ESCAPE '\\' ORDER BY created_at, id LIMIT $2 OFFSET $3"
+                );
+                sqlx::query(&sql).bind(pattern).bind(limit).bind(offset).fetch_all(self.pool()).await?
+            }
+            None => {
+                let sql = format!("SELECT {COLS} FROM users ORDER BY created_at, id LIMIT $1 OFFSET $2");
+                sqlx::query(&sql).bind(limit).bind(offset).fetch_all(self.pool()).await?
+            }
+        };
+        rows.iter().map(row_to_user).collect()
+    }
+
     /// Number of users.
     pub async fn count_users(&self) -> Result<i64> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM users").fetch_one(self.pool()).await?;

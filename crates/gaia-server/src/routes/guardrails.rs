@@ -9,6 +9,7 @@ use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use gaia_core::storage::GuardrailBinding;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -36,25 +37,31 @@ pub async fn bind(
     Path((scope, id)): Path<(String, String)>,
     ApiJson(b): ApiJson<Bind>,
 ) -> ApiResult<Json<Value>> {
-    if b.rules.len() > gaia_core::storage::MAX_BOUND_RULES {
+    Ok(Json(json!(bind_rules(&state, &p.user_id, &scope, &id, &b.rules).await?)))
+}
+
+/// Binds configured rules to a key or persona for `actor`: checked against `[guardrails]`, applied
+/// on every instance, audited.
+pub(crate) async fn bind_rules(
+    state: &AppState,
+    actor: &str,
+    scope: &str,
+    id: &str,
+    rules: &[String],
+) -> ApiResult<GuardrailBinding> {
+    if rules.len() > gaia_core::storage::MAX_BOUND_RULES {
         return Err(ApiError::bad_request(format!("at most {} rules", gaia_core::storage::MAX_BOUND_RULES)));
     }
     let configured = &state.config().guardrails.rules;
-    if let Some(unknown) = b.rules.iter().find(|n| !configured.iter().any(|r| &r.name == *n)) {
+    if let Some(unknown) = rules.iter().find(|n| !configured.iter().any(|r| &r.name == *n)) {
         let unknown: String = unknown.chars().take(64).collect();
         return Err(ApiError::bad_request(format!("no guardrail rule is named `{unknown}` in [guardrails]")));
     }
-    let set = state.storage().set_guardrail_binding(&scope, &id, &b.rules, Some(&p.user_id)).await?;
+    let set = state.storage().set_guardrail_binding(scope, id, rules, Some(actor)).await?;
     state.engine().guardrails_changed();
-    crate::audit::record(
-        &state,
-        Some(&p.user_id),
-        "guardrails.bind",
-        &format!("{scope}:{id}"),
-        json!({"rules": b.rules}),
-    )
-    .await;
-    Ok(Json(json!(set)))
+    crate::audit::record(state, Some(actor), "guardrails.bind", &format!("{scope}:{id}"), json!({"rules": rules}))
+        .await;
+    Ok(set)
 }
 
 /// `DELETE /api/v1/guardrails/{scope}/{id}`.
@@ -63,10 +70,16 @@ pub async fn unbind(
     Auth(p): Auth,
     Path((scope, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    if !state.storage().delete_guardrail_binding(&scope, &id).await? {
+    unbind_rules(&state, &p.user_id, &scope, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes a binding (404 when there is none), applied on every instance, audited.
+pub(crate) async fn unbind_rules(state: &AppState, actor: &str, scope: &str, id: &str) -> ApiResult<()> {
+    if !state.storage().delete_guardrail_binding(scope, id).await? {
         return Err(ApiError::not_found(format!("no guardrails are bound to {scope} {id}")));
     }
     state.engine().guardrails_changed();
-    crate::audit::record(&state, Some(&p.user_id), "guardrails.unbind", &format!("{scope}:{id}"), json!({})).await;
-    Ok(StatusCode::NO_CONTENT)
+    crate::audit::record(state, Some(actor), "guardrails.unbind", &format!("{scope}:{id}"), json!({})).await;
+    Ok(())
 }

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use gaia_core::auth::DEFAULT_ROTATION_OVERLAP;
+use gaia_core::auth::{RotatedKey, DEFAULT_ROTATION_OVERLAP};
 use gaia_core::events::Event;
 use gaia_core::storage::ApiKeyRecord;
 use serde::Deserialize;
@@ -40,7 +40,7 @@ pub struct RotateKey {
 }
 
 /// The expiry asked for in a creation body.
-fn requested_expiry(body: &CreateKey, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, ApiError> {
+pub(crate) fn requested_expiry(body: &CreateKey, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, ApiError> {
     match (body.expires_in_days, body.expires_at) {
         (Some(_), Some(_)) => Err(ApiError::bad_request("give either `expires_in_days` or `expires_at`, not both")),
         (Some(0), None) => Err(ApiError::bad_request("`expires_in_days` must be at least 1")),
@@ -65,10 +65,26 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateKey>,
 ) -> ApiResult<impl IntoResponse> {
     let expires_at = requested_expiry(&body, Utc::now())?;
-    let (rec, key) = state.auth().create_api_key_with_expiry(&p.user_id, body.name.as_deref(), expires_at).await?;
-    let details = json!({"prefix": rec.prefix, "name": rec.name, "expires_at": rec.expires_at});
-    crate::audit::record(&state, Some(&p.user_id), "key.create", &rec.id, details).await;
+    let (rec, key) = issue_key(&state, &p.user_id, &p.user_id, body.name.as_deref(), expires_at).await?;
     Ok((StatusCode::CREATED, Json(created(&rec, &key))))
+}
+
+/// Creates a key for `owner` on `actor`'s behalf (the caller themselves, or an administrator in the
+/// console), audited; the key itself is returned once.
+pub(crate) async fn issue_key(
+    state: &AppState,
+    actor: &str,
+    owner: &str,
+    name: Option<&str>,
+    expires_at: Option<DateTime<Utc>>,
+) -> ApiResult<(ApiKeyRecord, String)> {
+    let (rec, key) = state.auth().create_api_key_with_expiry(owner, name, expires_at).await?;
+    let mut details = json!({"prefix": rec.prefix, "name": rec.name, "expires_at": rec.expires_at});
+    if owner != actor {
+        details["owner"] = json!(owner);
+    }
+    crate::audit::record(state, Some(actor), "key.create", &rec.id, details).await;
+    Ok((rec, key))
 }
 
 /// Rotates one of the caller's keys: a new key (same name, same lifetime) is in the answer once, and
@@ -80,18 +96,29 @@ pub async fn rotate(
     Path(id): Path<String>,
     OptionalJson(body): OptionalJson<RotateKey>,
 ) -> ApiResult<impl IntoResponse> {
-    match state.storage().get_api_key(&id).await? {
-        Some(k) if k.user_id == p.user_id => {}
-        _ => return Err(ApiError::not_found(format!("API key {id} not found"))),
-    }
+    owned(&state, &p.user_id, &id).await?;
     let overlap = body.overlap_secs.map_or(DEFAULT_ROTATION_OVERLAP, Duration::from_secs);
-    let r = state.auth().rotate_api_key(&id, overlap).await?;
-    let details = json!({"new_key_id": r.new.id, "prefix": r.new.prefix, "overlap_secs": overlap.as_secs(),
-                         "old_expires_at": r.old.expires_at});
-    crate::audit::record(&state, Some(&p.user_id), "key.rotate", &id, details).await;
+    let r = rotate_key(&state, &p.user_id, &id, overlap).await?;
     let mut answer = created(&r.new, &r.key);
     answer["rotated"] = json!({"id": r.old.id, "prefix": r.old.prefix, "expires_at": r.old.expires_at});
     Ok((StatusCode::CREATED, Json(answer)))
+}
+
+/// 404 unless key `id` is `user`'s.
+async fn owned(state: &AppState, user: &str, id: &str) -> ApiResult<()> {
+    match state.storage().get_api_key(id).await? {
+        Some(k) if k.user_id == user => Ok(()),
+        _ => Err(ApiError::not_found(format!("API key {id} not found"))),
+    }
+}
+
+/// Rotates key `id` on `actor`'s behalf (whoever may), audited.
+pub(crate) async fn rotate_key(state: &AppState, actor: &str, id: &str, overlap: Duration) -> ApiResult<RotatedKey> {
+    let r = state.auth().rotate_api_key(id, overlap).await?;
+    let details = json!({"new_key_id": r.new.id, "prefix": r.new.prefix, "overlap_secs": overlap.as_secs(),
+                         "old_expires_at": r.old.expires_at});
+    crate::audit::record(state, Some(actor), "key.rotate", id, details).await;
+    Ok(r)
 }
 
 /// The caller's keys (prefixes only).
@@ -102,13 +129,15 @@ pub async fn list(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<Jso
 
 /// Revokes one of the caller's keys; it stops working at once. Another user's key is a 404.
 pub async fn revoke(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    match state.storage().get_api_key(&id).await? {
-        Some(k) if k.user_id == p.user_id => {
-            state.auth().revoke_api_key(&id).await?;
-            crate::audit::record(&state, Some(&p.user_id), "key.revoke", &id, json!({})).await;
-            state.events().publish(Event::ApiKeyRevoked { key_id: id });
-            Ok(StatusCode::NO_CONTENT)
-        }
-        _ => Err(ApiError::not_found(format!("API key {id} not found"))),
-    }
+    owned(&state, &p.user_id, &id).await?;
+    revoke_key(&state, &p.user_id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes key `id` on `actor`'s behalf: it stops working at once on every instance; audited.
+pub(crate) async fn revoke_key(state: &AppState, actor: &str, id: &str) -> ApiResult<()> {
+    state.auth().revoke_api_key(id).await?;
+    crate::audit::record(state, Some(actor), "key.revoke", id, json!({})).await;
+    state.events().publish(Event::ApiKeyRevoked { key_id: id.to_string() });
+    Ok(())
 }

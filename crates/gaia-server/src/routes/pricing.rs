@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use chrono::{DateTime, Utc};
+use gaia_core::storage::PriceEntry;
 use gaia_core::types::ModelPrice;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -63,19 +64,24 @@ pub async fn add(
     Auth(p): Auth,
     ApiJson(b): ApiJson<NewPrice>,
 ) -> ApiResult<impl IntoResponse> {
+    Ok((StatusCode::CREATED, Json(record_price(&state, &p.user_id, &b).await?)))
+}
+
+/// Records a price for `actor`, reloads the price book, audits it.
+pub(crate) async fn record_price(state: &AppState, actor: &str, b: &NewPrice) -> ApiResult<PriceEntry> {
     let price = ModelPrice {
         input: b.input_per_million,
         output: b.output_per_million,
         cached_input: b.cached_input_per_million,
     };
     let from = b.effective_from.unwrap_or_else(Utc::now);
-    let e = state.storage().add_price(&b.provider, &b.model, price, from, Some(&p.user_id)).await?;
+    let e = state.storage().add_price(&b.provider, &b.model, price, from, Some(actor)).await?;
     state.quotas().reload_prices().await?;
     let details = json!({"provider": e.provider, "model": e.model, "input_per_million": price.input,
         "output_per_million": price.output, "cached_input_per_million": price.cached_input,
         "effective_from": e.effective_from});
-    crate::audit::record(&state, Some(&p.user_id), "price.add", &e.id, details).await;
-    Ok((StatusCode::CREATED, Json(e)))
+    crate::audit::record(state, Some(actor), "price.add", &e.id, details).await;
+    Ok(e)
 }
 
 /// `GET /api/v1/pricing/history` parameters.
@@ -102,12 +108,18 @@ pub async fn history(State(state): State<AppState>, Query(q): Query<HistoryQuery
 
 /// `DELETE /api/v1/pricing/{id}`.
 pub async fn remove(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    if !state.storage().delete_price(&id).await? {
+    remove_price(&state, &p.user_id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a recorded price (404 when there is none `id`), reloads the price book, audits it.
+pub(crate) async fn remove_price(state: &AppState, actor: &str, id: &str) -> ApiResult<()> {
+    if !state.storage().delete_price(id).await? {
         return Err(ApiError::not_found(format!("price {id} not found")));
     }
     state.quotas().reload_prices().await?;
-    crate::audit::record(&state, Some(&p.user_id), "price.delete", &id, json!({})).await;
-    Ok(StatusCode::NO_CONTENT)
+    crate::audit::record(state, Some(actor), "price.delete", id, json!({})).await;
+    Ok(())
 }
 
 /// `POST /api/v1/pricing/estimate`: a chat request body (Gaia's, OpenAI's or Anthropic's shape; the

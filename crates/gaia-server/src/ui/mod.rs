@@ -7,6 +7,8 @@
 //! talks to the JSON API (`/api/v1/chat` with `stream: true`, `/api/v1/conversations/...`) with the
 //! session cookie and the session's CSRF token.
 
+pub(crate) mod admin;
+pub(crate) mod chart;
 pub mod markdown;
 pub mod pages;
 
@@ -51,6 +53,7 @@ pub fn routes(state: &AppState) -> Routes {
             conversation_messages,
         )
         .get("/assets/{file}", Access::Public, asset)
+        .merge(admin::routes(state))
 }
 
 async fn asset(Path(file): Path<String>) -> Response {
@@ -327,6 +330,7 @@ async fn render_chat(state: &AppState, p: &Principal, s: &WebSession, id: Option
         user_id: &p.user_id,
         read_only,
         author: &author,
+        admin: admin::may_open(state, p).await,
     };
     Ok(html(StatusCode::OK, pages::chat(&ctx, &page)))
 }

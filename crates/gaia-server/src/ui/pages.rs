@@ -161,6 +161,8 @@ pub struct ChatPage<'a> {
     pub read_only: bool,
     /// Who the conversation's user messages are from: "You", or the owner's name when shared.
     pub author: &'a str,
+    /// The user may open the admin console (a link is shown).
+    pub admin: bool,
 }
 
 /// The chat page.
@@ -180,6 +182,7 @@ pub fn chat(ctx: &PageCtx<'_>, p: &ChatPage<'_>) -> Markup {
                     ul #conv-list { (conversation_list(p.conversations, current_id)) }
                     div .me {
                         a #settings-link href="/settings" title="Profile and settings" { (p.user) }
+                        @if p.admin { a #admin-link href="/admin" title="Admin console" { "Admin" } }
                         button #theme type="button" title="Toggle theme" { "◐" }
                         form method="post" action="/logout" {
                             input type="hidden" name="csrf_token" value=(ctx.csrf.unwrap_or(""));

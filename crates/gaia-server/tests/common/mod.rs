@@ -160,6 +160,29 @@ impl TestServer {
         (v["key"].as_str().unwrap().to_string(), v["id"].as_str().unwrap().to_string())
     }
 
+    /// Signs a registered user in through the web UI's login form (as a browser does): the session
+    /// cookie and the session's CSRF token.
+    pub async fn sign_in_web(&self, email: &str) -> WebUser {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let r = http.get(format!("{}/login", self.url)).send().await.unwrap();
+        let form_cookie = cookie_value(&r, "gaia_csrf").expect("the login form's CSRF cookie");
+        let r = http
+            .post(format!("{}/login", self.url))
+            .header("cookie", format!("gaia_csrf={form_cookie}"))
+            .form(&[("email", email), ("password", "correct horse battery"), ("csrf_token", form_cookie.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "signed in");
+        let cookie = format!("gaia_session={}", cookie_value(&r, "gaia_session").expect("a session cookie"));
+        let page = http.get(format!("{}/chat", self.url)).header("cookie", &cookie).send().await.unwrap();
+        let page = page.text().await.unwrap();
+        let marker = "name=\"csrf-token\" content=\"";
+        let at = page.find(marker).expect("the page's CSRF token") + marker.len();
+        let csrf = page[at..at + page[at..].find('"').unwrap()].to_string();
+        WebUser { http, url: self.url.clone(), cookie, csrf }
+    }
+
     pub fn post(&self, path: &str, key: &str) -> reqwest::RequestBuilder {
         self.http.post(format!("{}{path}", self.url)).header("X-API-Key", key)
     }
@@ -167,6 +190,54 @@ impl TestServer {
     pub fn get(&self, path: &str, key: &str) -> reqwest::RequestBuilder {
         self.http.get(format!("{}{path}", self.url)).header("X-API-Key", key)
     }
+}
+
+/// A user signed in to the web UI (see [`TestServer::sign_in_web`]); redirects are not followed.
+pub struct WebUser {
+    pub http: reqwest::Client,
+    pub url: String,
+    /// `gaia_session=...`.
+    pub cookie: String,
+    /// The session's CSRF token.
+    pub csrf: String,
+}
+
+impl WebUser {
+    /// A page: its status and HTML.
+    pub async fn page(&self, path: &str) -> (u16, String) {
+        let r = self.http.get(format!("{}{path}", self.url)).header("cookie", &self.cookie).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// Posts a form with the session's CSRF token: the status, the redirect's target and the body.
+    pub async fn submit(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String, String) {
+        let mut all: Vec<(&str, &str)> = fields.to_vec();
+        all.push(("csrf_token", &self.csrf));
+        self.post_form(path, &all).await
+    }
+
+    /// Posts a form as given (no token added).
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String, String) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("cookie", &self.cookie)
+            .form(fields)
+            .send()
+            .await
+            .unwrap();
+        let location = r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        (r.status().as_u16(), location, r.text().await.unwrap())
+    }
+}
+
+/// The value of cookie `name` set by `r`.
+pub fn cookie_value(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|c| {
+        let (kv, _) = c.split_once(';').unwrap_or((c, ""));
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| v.to_string())
+    })
 }
 
 /// The `data:` payloads of an SSE body.
