@@ -110,6 +110,37 @@ pub enum Verdict {
     Refuse(Vec<Trip>, String),
 }
 
+impl Verdict {
+    /// Whether it refuses.
+    pub fn refused(&self) -> bool {
+        matches!(self, Verdict::Refuse(..))
+    }
+
+    /// This verdict followed by `next` (a later check of the same call): the trips of both, refused
+    /// when `next` refuses. A refusal stands as it is (`next` is dropped).
+    pub fn then(self, next: Verdict) -> Verdict {
+        match (self, next) {
+            (Verdict::Pass(mut trips), Verdict::Pass(t)) => {
+                trips.extend(t);
+                Verdict::Pass(trips)
+            }
+            (Verdict::Pass(mut trips), Verdict::Refuse(t, m)) => {
+                trips.extend(t);
+                Verdict::Refuse(trips, m)
+            }
+            (refused, _) => refused,
+        }
+    }
+
+    /// The trips, and the refusal's message if it refuses.
+    pub fn into_parts(self) -> (Vec<Trip>, Option<String>) {
+        match self {
+            Verdict::Pass(trips) => (trips, None),
+            Verdict::Refuse(trips, m) => (trips, Some(m)),
+        }
+    }
+}
+
 enum Matcher {
     /// Whole words and phrases, case-insensitive.
     Words(AhoCorasick),
@@ -841,34 +872,39 @@ impl crate::engine::Engine {
     ) -> crate::error::Result<()> {
         use gaia_core::types::Role;
         let g = &self.inner.guardrails;
-        let mut trips = Vec::new();
-        let mut refused = None;
+        let mut verdict = Verdict::Pass(Vec::new());
         for m in req.messages.iter_mut().filter(|m| matches!(m.role, Role::User | Role::Tool)) {
-            match g.check_text(rules, Stage::Input, &mut m.content) {
-                Verdict::Pass(t) => trips.extend(t),
-                Verdict::Refuse(t, message) => {
-                    trips.extend(t);
-                    refused = Some(message);
-                    break;
-                }
+            verdict = verdict.then(g.check_text(rules, Stage::Input, &mut m.content));
+            if verdict.refused() {
+                break;
             }
         }
-        if refused.is_none() {
+        if !verdict.refused() {
             let text: Vec<&str> =
                 req.messages.iter().filter(|m| m.role == Role::User).map(|m| m.content.as_str()).collect();
-            match self.moderate(rules, Stage::Input, &text.join("\n")).await {
-                Verdict::Pass(t) => trips.extend(t),
-                Verdict::Refuse(t, message) => {
-                    trips.extend(t);
-                    refused = Some(message);
-                }
-            }
+            verdict = verdict.then(self.moderate(rules, Stage::Input, &text.join("\n")).await);
         }
-        self.report_trips(admitted, endpoint, &trips);
-        match refused {
+        self.refuse_or_pass(admitted, endpoint, verdict)
+    }
+
+    /// Reports a verdict's trips, and turns a refusal into the error the caller gets.
+    fn refuse_or_pass(&self, admitted: &crate::Admitted, endpoint: &str, verdict: Verdict) -> crate::error::Result<()> {
+        match self.report_verdict(admitted, endpoint, verdict) {
             Some(message) => Err(gaia_providers::ProviderError::ContentRefused(message).into()),
             None => Ok(()),
         }
+    }
+
+    /// Reports a verdict's trips; the refusal's message if it refuses.
+    pub(crate) fn report_verdict(
+        &self,
+        admitted: &crate::Admitted,
+        endpoint: &str,
+        verdict: Verdict,
+    ) -> Option<String> {
+        let (trips, refused) = verdict.into_parts();
+        self.report_trips(admitted, endpoint, &trips);
+        refused
     }
 
     /// Checks (and redacts) one text the caller sends (a turn's new message, an agent's task).
@@ -896,28 +932,10 @@ impl crate::engine::Engine {
         content: &mut String,
     ) -> crate::error::Result<()> {
         let mut verdict = self.inner.guardrails.check_text(rules, Stage::Output, content);
-        if let Verdict::Pass(mut trips) = verdict {
-            verdict = match self.moderate(rules, Stage::Output, content).await {
-                Verdict::Pass(t) => {
-                    trips.extend(t);
-                    Verdict::Pass(trips)
-                }
-                Verdict::Refuse(t, m) => {
-                    trips.extend(t);
-                    Verdict::Refuse(trips, m)
-                }
-            };
+        if !verdict.refused() {
+            verdict = verdict.then(self.moderate(rules, Stage::Output, content).await);
         }
-        match verdict {
-            Verdict::Pass(trips) => {
-                self.report_trips(admitted, endpoint, &trips);
-                Ok(())
-            }
-            Verdict::Refuse(trips, message) => {
-                self.report_trips(admitted, endpoint, &trips);
-                Err(gaia_providers::ProviderError::ContentRefused(message).into())
-            }
-        }
+        self.refuse_or_pass(admitted, endpoint, verdict)
     }
 
     /// A streamed answer checked in windows: text is sent once checked (and redacted); a rule that
@@ -975,13 +993,10 @@ impl crate::engine::Engine {
                 }
                 if let (true, ChatEvent::Finish(_)) = (moderated, &ev) {
                     judged = true;
-                    match engine.moderate(&rules, Stage::Output, &whole).await {
-                        Verdict::Refuse(trips, message) => {
-                            engine.report_trips(&admitted, &endpoint, &trips);
-                            yield Err(ProviderError::ContentRefused(message));
-                            return;
-                        }
-                        Verdict::Pass(trips) => engine.report_trips(&admitted, &endpoint, &trips),
+                    let verdict = engine.moderate(&rules, Stage::Output, &whole).await;
+                    if let Some(message) = engine.report_verdict(&admitted, &endpoint, verdict) {
+                        yield Err(ProviderError::ContentRefused(message));
+                        return;
                     }
                 }
                 if !matches!(ev, ChatEvent::TextDelta(_)) {
@@ -990,13 +1005,10 @@ impl crate::engine::Engine {
             }
             // A stream that ended without its finish event: judged and checked all the same.
             if moderated && !judged {
-                match engine.moderate(&rules, Stage::Output, &whole).await {
-                    Verdict::Refuse(trips, message) => {
-                        engine.report_trips(&admitted, &endpoint, &trips);
-                        yield Err(ProviderError::ContentRefused(message));
-                        return;
-                    }
-                    Verdict::Pass(trips) => engine.report_trips(&admitted, &endpoint, &trips),
+                let verdict = engine.moderate(&rules, Stage::Output, &whole).await;
+                if let Some(message) = engine.report_verdict(&admitted, &endpoint, verdict) {
+                    yield Err(ProviderError::ContentRefused(message));
+                    return;
                 }
             }
             match guard.finish() {

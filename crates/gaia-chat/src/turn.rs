@@ -791,15 +791,12 @@ impl Turn {
                                 }
                                 run.content = partial.content.clone();
                                 // A moderation model judges the whole answer at its end.
-                                match turn.engine.moderate(&rules, Stage::Output, &run.content).await {
-                                    Verdict::Pass(trips) => turn.engine.report_trips(&turn.admitted, turn.endpoint, &trips),
-                                    Verdict::Refuse(trips, message) => {
-                                        turn.engine.report_trips(&turn.admitted, turn.endpoint, &trips);
-                                        partial.save().await;
-                                        yield TurnEvent::Error(message);
-                                        yield TurnEvent::Done { usage: run.usage, tools_used: used };
-                                        return;
-                                    }
+                                let verdict = turn.engine.moderate(&rules, Stage::Output, &run.content).await;
+                                if let Some(message) = turn.engine.report_verdict(&turn.admitted, turn.endpoint, verdict) {
+                                    partial.save().await;
+                                    yield TurnEvent::Error(message);
+                                    yield TurnEvent::Done { usage: run.usage, tools_used: used };
+                                    return;
                                 }
                             }
                             Release::Stop(trips, message) => {

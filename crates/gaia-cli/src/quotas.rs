@@ -243,7 +243,13 @@ pub async fn run(database_url: &str, args: QuotaArgs) -> Result<()> {
                 if json {
                     return print(&b);
                 }
-                println!("budget {} now ${} {} ({})", b.id, b.limit_usd, b.period.as_str(), if b.hard { "hard" } else { "soft" });
+                println!(
+                    "budget {} now ${} {} ({})",
+                    b.id,
+                    b.limit_usd,
+                    b.period.as_str(),
+                    if b.hard { "hard" } else { "soft" }
+                );
             }
             BudgetsCommand::Remove { id } => {
                 if !storage.delete_budget(&id).await? {

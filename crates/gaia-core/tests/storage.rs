@@ -58,6 +58,17 @@ async fn users() {
         assert_eq!(ext.id, "supabase-sub-1");
         assert_eq!(s.ensure_user("supabase-sub-1", None).await.unwrap().email, "ext@example.com");
         assert_eq!(s.count_users().await.unwrap(), 2);
+        // Listed oldest first, and found by a part of the email taken literally.
+        s.create_user("under_score@example.com", None, None).await.unwrap();
+        let all = s.list_users(None, 10, 0).await.unwrap();
+        assert_eq!(all.iter().map(|u| u.email.as_str()).collect::<Vec<_>>()[0], "mara@example.com", "{}", db.backend);
+        assert_eq!(all.len(), 3);
+        assert_eq!(s.list_users(None, 10, 2).await.unwrap().len(), 1);
+        let found = s.list_users(Some("  MARA "), 10, 0).await.unwrap();
+        assert_eq!(found.len(), 1, "{}", db.backend);
+        assert_eq!(s.list_users(Some("a_a"), 10, 0).await.unwrap().len(), 0, "`_` is not a wildcard (mara)");
+        assert_eq!(s.list_users(Some("der_sc"), 10, 0).await.unwrap().len(), 1);
+        assert_eq!(s.list_users(Some("%"), 10, 0).await.unwrap().len(), 0, "`%` is not a wildcard");
     }
 }
 
@@ -630,6 +641,24 @@ async fn rate_limits_budgets_prices_and_daily_spend() {
         assert_eq!(by_user[1].totals.requests, 3);
         let by_key = s.usage_grouped(&UsageFilter::default(), UsageGroupBy::Key).await.unwrap();
         assert!(by_key.iter().any(|g| g.key == "-" && g.totals.requests == 1), "{b}: {by_key:?}");
+        // A batch for many players: their daily totals are written in gathered upserts, and a
+        // second batch adds to them.
+        let players: Vec<NewUsage> = (0..70)
+            .map(|i| NewUsage { end_user: Some(format!("p{i}")), ..rec("u3", Some("k3"), "m1", 0.01 * f64::from(i)) })
+            .collect();
+        s.insert_usage(&players).await.unwrap();
+        s.insert_usage(&players[..5]).await.unwrap();
+        let subject = |p: &str| gaia_core::attribution::end_user_subject("u3", p);
+        assert!((s.spent_by_end_user_since(&subject("p69"), month).await.unwrap() - 0.69).abs() < 1e-9, "{b}");
+        assert!((s.spent_by_end_user_since(&subject("p4"), month).await.unwrap() - 0.08).abs() < 1e-9, "{b}");
+        let all: f64 = (0..70).map(|i| 0.01 * f64::from(i)).sum::<f64>() + 0.10;
+        assert!((s.spent_since(&["u3"], None, month).await.unwrap() - all).abs() < 1e-9, "{b}");
+        assert!((s.spent_since(&[], Some("k3"), month).await.unwrap() - all).abs() < 1e-9, "{b}");
+        // Budgets change in place.
+        let changed = s.update_budget(&budget.id, 2.5, false).await.unwrap().unwrap();
+        assert_eq!((changed.limit_usd, changed.hard, changed.id.as_str()), (2.5, false, budget.id.as_str()), "{b}");
+        assert!(s.update_budget(&budget.id, 0.0, true).await.is_err());
+        assert!(s.update_budget("nope", 1.0, true).await.unwrap().is_none());
         assert!(s.delete_budget(&budget.id).await.unwrap());
         assert!(!s.delete_budget(&budget.id).await.unwrap());
 

@@ -418,19 +418,36 @@ impl Storage {
             }
             q.execute(&mut *tx).await?;
         }
-        for ((scope, subject), (requests, cost)) in daily {
-            sqlx::query(
-                "INSERT INTO usage_daily (scope, subject_id, day, requests, cost_usd) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (scope, subject_id, day) DO UPDATE SET requests = usage_daily.requests + excluded.requests, \
+        // The daily totals, gathered the same way (a batch for thousands of players has a row for
+        // each of them; the keys are distinct, as one upsert statement needs).
+        let daily: Vec<_> = daily.into_iter().collect();
+        let mut rest = &daily[..];
+        while !rest.is_empty() {
+            let take = INSERT_ROWS.iter().copied().find(|n| *n <= rest.len()).unwrap_or(1);
+            let (chunk, next) = rest.split_at(take);
+            rest = next;
+            let mut sql = String::from("INSERT INTO usage_daily (scope, subject_id, day, requests, cost_usd) VALUES ");
+            for row in 0..chunk.len() {
+                let n = row * 5;
+                sql.push_str(&format!(
+                    "{}(${}, ${}, ${}, ${}, ${})",
+                    if row == 0 { "" } else { ", " },
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5
+                ));
+            }
+            sql.push_str(
+                " ON CONFLICT (scope, subject_id, day) DO UPDATE SET requests = usage_daily.requests + excluded.requests, \
                  cost_usd = usage_daily.cost_usd + excluded.cost_usd",
-            )
-            .bind(scope)
-            .bind(subject.as_ref())
-            .bind(&day)
-            .bind(requests)
-            .bind(cost)
-            .execute(&mut *tx)
-            .await?;
+            );
+            let mut q = sqlx::query(&sql);
+            for ((scope, subject), (requests, cost)) in chunk {
+                q = q.bind(*scope).bind(subject.as_ref()).bind(day.as_str()).bind(*requests).bind(*cost);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
