@@ -8,6 +8,10 @@
 #   cargo bench -p gaia-benches --bench gateway_load --no-run   # prints the benchmark executable
 #   benches/scripts/gateway_instructions.sh target/release/deps/gateway_load-<hash> [N=2000]
 #
+# GAIA_BENCH_PLAYER=1: each request names a player (OpenAI's `user`) and carries two tags, as
+# `gateway_peers.sh GAIA_BENCH_EXTRA=1` sends them. GAIA_BENCH_KEEP=<file>: keep the callgrind profile
+# there (read it with `callgrind_annotate --inclusive=yes <file>`).
+#
 # Needs valgrind and python3 (Debian: `apt-get install valgrind python3`).
 set -euo pipefail
 BIN=$(realpath "$1"); N=${2:-2000}
@@ -24,14 +28,19 @@ UPSTREAM=$(awk '/URL/{print $2}' mock.out)
 until grep -q URL gw.out 2>/dev/null; do sleep 0.5; done
 read -r _ URL KEY < <(grep URL gw.out)
 drive() {
-  python3 - "$URL" "$KEY" "$1" <<'PY'
+  python3 - "$URL" "$KEY" "$1" "${GAIA_BENCH_PLAYER:-0}" <<'PY'
 import http.client, json, sys, urllib.parse
-url, key, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+url, key, n, player = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] != "0"
 u = urllib.parse.urlparse(url)
 c = http.client.HTTPConnection(u.hostname, u.port)
-body = json.dumps({"model": "mock-gpt", "messages": [{"role": "user", "content": "Where is the safe house?"}]})
+req = {"model": "mock-gpt", "messages": [{"role": "user", "content": "Where is the safe house?"}]}
+headers = {"Authorization": "Bearer " + key, "Content-Type": "application/json"}
+if player:
+    req["user"] = "player-7"
+    headers["x-gaia-tags"] = "npc=louisa,quest=first-light"
+body = json.dumps(req)
 for _ in range(n):
-    c.request("POST", u.path, body, {"Authorization": "Bearer " + key, "Content-Type": "application/json"})
+    c.request("POST", u.path, body, headers)
     r = c.getresponse(); r.read()
     if r.status != 200: sys.exit(f"status {r.status}")
 PY
@@ -43,3 +52,4 @@ callgrind_control -d >/dev/null
 sleep 2
 TOTAL=$(grep -h '^summary:' "$WORK"/cg.out.* | awk '{print $2}' | tail -1)
 echo "instructions per request: $((TOTAL / N)) (N=$N, total $TOTAL)"
+if [[ -n ${GAIA_BENCH_KEEP:-} ]]; then cp "$(grep -l '^summary:' "$WORK"/cg.out.* | tail -1)" "$GAIA_BENCH_KEEP"; fi

@@ -309,6 +309,65 @@ const INSERT_ROWS: [usize; 4] = [64, 16, 4, 1];
 /// Columns of a usage record row.
 const USAGE_COLUMNS: usize = 17;
 
+/// The statements that write usage.
+#[derive(Clone, Copy)]
+enum UsageWrite {
+    Records,
+    Tags,
+    Daily,
+}
+
+/// The statement writing `rows` rows (one of [`INSERT_ROWS`]), built once: an insert of 64 records
+/// has over a thousand placeholders, and writing its text again for every batch showed in the
+/// gateway's profile.
+fn statement(what: UsageWrite, rows: usize) -> &'static str {
+    static BUILT: std::sync::OnceLock<[[String; INSERT_ROWS.len()]; 3]> = std::sync::OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        [UsageWrite::Records, UsageWrite::Tags, UsageWrite::Daily].map(|w| INSERT_ROWS.map(|n| build_statement(w, n)))
+    });
+    // Batches are cut into the shapes of `INSERT_ROWS` only.
+    let shape = INSERT_ROWS.iter().position(|n| *n == rows).unwrap_or(INSERT_ROWS.len() - 1);
+    &built[what as usize][shape]
+}
+
+fn build_statement(what: UsageWrite, rows: usize) -> String {
+    match what {
+        UsageWrite::Records => format!(
+            "INSERT INTO usage_records (id, created_at, day, user_id, api_key_id, provider, model, endpoint, \
+             input_tokens, output_tokens, cost_usd, latency_ms, ttft_ms, status, error, end_user, \
+             cached_input_tokens) VALUES {}",
+            values(rows, USAGE_COLUMNS)
+        ),
+        UsageWrite::Tags => {
+            format!("INSERT INTO usage_tags (usage_id, tagged_at, tag_key, tag_value) VALUES {}", values(rows, 4))
+        }
+        UsageWrite::Daily => format!(
+            "INSERT INTO usage_daily (scope, subject_id, day, requests, cost_usd) VALUES {} \
+             ON CONFLICT (scope, subject_id, day) DO UPDATE SET requests = usage_daily.requests + excluded.requests, \
+             cost_usd = usage_daily.cost_usd + excluded.cost_usd",
+            values(rows, 5)
+        ),
+    }
+}
+
+/// The `VALUES` list of a multi-row insert: `rows` tuples of `cols` numbered placeholders
+/// (`($1, $2), ($3, $4)`), which both databases read through the `Any` driver.
+fn values(rows: usize, cols: usize) -> String {
+    let mut sql = String::with_capacity(rows * cols * 5);
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for col in 0..cols {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(row * cols + col + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 impl Storage {
     /// Stores usage records in one transaction.
     pub async fn insert_usage(&self, records: &[NewUsage]) -> Result<()> {
@@ -348,24 +407,7 @@ impl Storage {
             let done = records.len() - rest.len();
             let (chunk, next) = rest.split_at(take);
             rest = next;
-            // Numbered placeholders (`$1`…), which both databases read through the `Any` driver.
-            let mut sql = String::from(
-                "INSERT INTO usage_records (id, created_at, day, user_id, api_key_id, provider, model, endpoint, \
-                 input_tokens, output_tokens, cost_usd, latency_ms, ttft_ms, status, error, end_user, \
-                 cached_input_tokens) VALUES ",
-            );
-            for row in 0..chunk.len() {
-                sql.push_str(if row == 0 { "(" } else { ", (" });
-                for col in 0..USAGE_COLUMNS {
-                    if col > 0 {
-                        sql.push_str(", ");
-                    }
-                    sql.push('$');
-                    sql.push_str(&(row * USAGE_COLUMNS + col + 1).to_string());
-                }
-                sql.push(')');
-            }
-            let mut q = sqlx::query(&sql);
+            let mut q = sqlx::query(statement(UsageWrite::Records, chunk.len()));
             for (u, id) in chunk.iter().zip(&ids[done..]) {
                 q = q
                     .bind(id.as_str())
@@ -400,19 +442,7 @@ impl Storage {
             let take = INSERT_ROWS.iter().copied().find(|n| *n <= rest.len()).unwrap_or(1);
             let (chunk, next) = rest.split_at(take);
             rest = next;
-            let mut sql = String::from("INSERT INTO usage_tags (usage_id, tagged_at, tag_key, tag_value) VALUES ");
-            for row in 0..chunk.len() {
-                let n = row * 4;
-                sql.push_str(&format!(
-                    "{}(${}, ${}, ${}, ${})",
-                    if row == 0 { "" } else { ", " },
-                    n + 1,
-                    n + 2,
-                    n + 3,
-                    n + 4
-                ));
-            }
-            let mut q = sqlx::query(&sql);
+            let mut q = sqlx::query(statement(UsageWrite::Tags, chunk.len()));
             for (id, k, v) in chunk {
                 q = q.bind(*id).bind(now).bind(*k).bind(*v);
             }
@@ -426,24 +456,7 @@ impl Storage {
             let take = INSERT_ROWS.iter().copied().find(|n| *n <= rest.len()).unwrap_or(1);
             let (chunk, next) = rest.split_at(take);
             rest = next;
-            let mut sql = String::from("INSERT INTO usage_daily (scope, subject_id, day, requests, cost_usd) VALUES ");
-            for row in 0..chunk.len() {
-                let n = row * 5;
-                sql.push_str(&format!(
-                    "{}(${}, ${}, ${}, ${}, ${})",
-                    if row == 0 { "" } else { ", " },
-                    n + 1,
-                    n + 2,
-                    n + 3,
-                    n + 4,
-                    n + 5
-                ));
-            }
-            sql.push_str(
-                " ON CONFLICT (scope, subject_id, day) DO UPDATE SET requests = usage_daily.requests + excluded.requests, \
-                 cost_usd = usage_daily.cost_usd + excluded.cost_usd",
-            );
-            let mut q = sqlx::query(&sql);
+            let mut q = sqlx::query(statement(UsageWrite::Daily, chunk.len()));
             for ((scope, subject), (requests, cost)) in chunk {
                 q = q.bind(*scope).bind(subject.as_ref()).bind(day.as_str()).bind(*requests).bind(*cost);
             }
