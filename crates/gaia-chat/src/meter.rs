@@ -108,6 +108,7 @@ impl Meter {
         r.input_tokens = self.usage.input_tokens;
         r.output_tokens = self.usage.output_tokens;
         r.cached_input_tokens = self.usage.cached_input_tokens;
+        r.cache_write_input_tokens = self.usage.cache_write_input_tokens;
         r.cost_usd = parts.providers.cost(&r.provider, &r.model, self.usage);
         let elapsed = self.start.elapsed();
         r.latency_ms = elapsed.as_millis() as u64;

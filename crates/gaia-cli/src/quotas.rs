@@ -143,6 +143,10 @@ enum PricesCommand {
         /// US dollars per million input tokens read from the provider's prompt cache (default: `--input`).
         #[arg(long)]
         cached_input: Option<f64>,
+        /// US dollars per million input tokens written to the provider's prompt cache (default:
+        /// `--input`; Anthropic charges 1.25 times it).
+        #[arg(long)]
+        cache_write: Option<f64>,
         /// When it takes effect (RFC 3339; default now).
         #[arg(long)]
         from: Option<DateTime<Utc>>,
@@ -276,9 +280,9 @@ pub async fn run(database_url: &str, args: QuotaArgs) -> Result<()> {
                     );
                 }
             }
-            PricesCommand::Set { provider, model, input, output, cached_input, from } => {
+            PricesCommand::Set { provider, model, input, output, cached_input, cache_write, from } => {
                 let from = from.unwrap_or_else(Utc::now);
-                let price = ModelPrice { input, output, cached_input };
+                let price = ModelPrice { input, output, cached_input, cache_write_input: cache_write };
                 let p = storage.add_price(&provider, &model, price, from, None).await?;
                 if json {
                     return print(&p);

@@ -200,6 +200,10 @@ pub struct Usage {
     /// cached input rate.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub cached_input_tokens: u64,
+    /// Of `input_tokens`, those the provider wrote to its prompt cache (Anthropic
+    /// `cache_creation_input_tokens`), priced at the cache-write rate.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_write_input_tokens: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -209,7 +213,7 @@ fn is_zero(n: &u64) -> bool {
 impl Usage {
     /// `input` prompt tokens and `output` generated ones, none from a cache.
     pub fn new(input: u64, output: u64) -> Usage {
-        Usage { input_tokens: input, output_tokens: output, cached_input_tokens: 0 }
+        Usage { input_tokens: input, output_tokens: output, cached_input_tokens: 0, cache_write_input_tokens: 0 }
     }
 
     /// Input plus output tokens.
@@ -223,6 +227,7 @@ impl std::ops::AddAssign for Usage {
         self.input_tokens += rhs.input_tokens;
         self.output_tokens += rhs.output_tokens;
         self.cached_input_tokens += rhs.cached_input_tokens;
+        self.cache_write_input_tokens += rhs.cache_write_input_tokens;
     }
 }
 
@@ -294,21 +299,30 @@ pub struct ModelPrice {
     /// price).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_input: Option<f64>,
+    /// Dollars per million input tokens written to the provider's prompt cache (`None`: the input
+    /// price; Anthropic charges 1.25 times the input price for its five-minute cache).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write_input: Option<f64>,
 }
 
 impl ModelPrice {
     /// `input` and `output` dollars per million tokens, cached input at the input price.
     pub const fn new(input: f64, output: f64) -> ModelPrice {
-        ModelPrice { input, output, cached_input: None }
+        ModelPrice { input, output, cached_input: None, cache_write_input: None }
     }
 
-    /// Cost of `usage` in dollars: cached input tokens at the cached rate, the other input tokens at
-    /// the input rate.
+    /// Cost of `usage` in dollars: input tokens read from the prompt cache at the cached rate, those
+    /// written to it at the cache-write rate, the other input tokens at the input rate.
     pub fn cost(&self, usage: Usage) -> f64 {
         let cached = usage.cached_input_tokens.min(usage.input_tokens);
-        let fresh = usage.input_tokens - cached;
+        let written = usage.cache_write_input_tokens.min(usage.input_tokens - cached);
+        let fresh = usage.input_tokens - cached - written;
         let cached_rate = self.cached_input.unwrap_or(self.input);
-        (fresh as f64 * self.input + cached as f64 * cached_rate + usage.output_tokens as f64 * self.output)
+        let write_rate = self.cache_write_input.unwrap_or(self.input);
+        (fresh as f64 * self.input
+            + cached as f64 * cached_rate
+            + written as f64 * write_rate
+            + usage.output_tokens as f64 * self.output)
             / 1_000_000.0
     }
 }
@@ -331,6 +345,20 @@ mod tests {
         let p = ModelPrice::new(0.15, 0.60);
         let c = p.cost(Usage::new(1_000_000, 500_000));
         assert!((c - 0.45).abs() < 1e-12);
+        // Anthropic's rates: cache reads at a tenth of the input price, writes at 1.25 times it.
+        let p = ModelPrice { cached_input: Some(0.3), cache_write_input: Some(3.75), ..ModelPrice::new(3.0, 15.0) };
+        let u = Usage {
+            input_tokens: 3_000_000,
+            output_tokens: 0,
+            cached_input_tokens: 1_000_000,
+            cache_write_input_tokens: 1_000_000,
+        };
+        assert!((p.cost(u) - (3.0 + 0.3 + 3.75)).abs() < 1e-9, "{}", p.cost(u));
+        // Without those rates, every input token is at the input price; counts above the input are capped.
+        let plain = ModelPrice::new(3.0, 15.0);
+        assert!((plain.cost(u) - 9.0).abs() < 1e-9);
+        let over = Usage { cache_write_input_tokens: 9_000_000, ..u };
+        assert!((p.cost(over) - (0.3 + 2.0 * 3.75)).abs() < 1e-9, "{}", p.cost(over));
     }
 
     #[test]

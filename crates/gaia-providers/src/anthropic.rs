@@ -401,14 +401,16 @@ fn stream_error(provider: &str, message: impl Into<String>) -> ProviderError {
 
 /// Anthropic's usage object. Its `input_tokens` leaves out the prompt tokens read from the cache
 /// (`cache_read_input_tokens`) and written to it (`cache_creation_input_tokens`); Gaia's counts them
-/// all, and the read ones again as cached.
+/// all, the read ones again as cached and the written ones as cache writes.
 fn usage_of(v: Option<&Value>) -> Usage {
     let n = |k: &str| v.and_then(|u| u.get(k)).and_then(Value::as_u64).unwrap_or(0);
     let cached = n("cache_read_input_tokens");
+    let written = n("cache_creation_input_tokens");
     Usage {
-        input_tokens: n("input_tokens").saturating_add(cached).saturating_add(n("cache_creation_input_tokens")),
+        input_tokens: n("input_tokens").saturating_add(cached).saturating_add(written),
         output_tokens: n("output_tokens"),
         cached_input_tokens: cached,
+        cache_write_input_tokens: written,
     }
 }
 
@@ -594,6 +596,7 @@ impl EventParser {
                 if u.input_tokens > 0 {
                     self.usage.input_tokens = u.input_tokens;
                     self.usage.cached_input_tokens = u.cached_input_tokens;
+                    self.usage.cache_write_input_tokens = u.cache_write_input_tokens;
                 }
                 out.push(ChatEvent::Usage(self.usage));
                 if let Some(r) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
@@ -729,7 +732,10 @@ mod tests {
         assert_eq!(plain.unwrap()["system"], "s");
         let u = usage_of(Some(&json!({"input_tokens": 10, "cache_read_input_tokens": 1000,
             "cache_creation_input_tokens": 5, "output_tokens": 3})));
-        assert_eq!(u, Usage { input_tokens: 1015, output_tokens: 3, cached_input_tokens: 1000 });
+        assert_eq!(
+            u,
+            Usage { input_tokens: 1015, output_tokens: 3, cached_input_tokens: 1000, cache_write_input_tokens: 5 }
+        );
     }
 
     #[test]

@@ -288,6 +288,8 @@ fn usage(v: &Value) -> Option<Usage> {
         output_tokens: u.get("completion_tokens").and_then(Value::as_u64).unwrap_or(0),
         // Prompt caching is automatic at OpenAI; what was read from the cache is reported here.
         cached_input_tokens: u.pointer("/prompt_tokens_details/cached_tokens").and_then(Value::as_u64).unwrap_or(0),
+        // OpenAI does not bill writing its cache.
+        cache_write_input_tokens: 0,
     })
 }
 

@@ -190,6 +190,7 @@ pub fn merge_usage(acc: &mut Usage, u: Usage) {
     if u.input_tokens > 0 {
         acc.input_tokens = u.input_tokens;
         acc.cached_input_tokens = u.cached_input_tokens;
+        acc.cache_write_input_tokens = u.cache_write_input_tokens;
     }
     if u.output_tokens > 0 {
         acc.output_tokens = u.output_tokens;

@@ -24,10 +24,13 @@ async fn cached_prompt_tokens_are_passed_through_read_metered_and_priced() {
     let (token, _, user_id) = s.register("cache@example.com").await;
     s.state.storage().set_admin(&user_id, true).await.unwrap();
     let (key, _) = s.api_key(&token).await;
-    // Cached input at a hundredth of the input price.
+    // Cached input at a hundredth of the input price; Anthropic's cache writes at 1.25 times it.
     for (provider, model) in [("anthropic", "mock-claude"), ("openai", "mock-gpt")] {
-        let price = json!({"provider": provider, "model": model, "input_per_million": 100.0,
-                           "output_per_million": 100.0, "cached_input_per_million": 1.0});
+        let mut price = json!({"provider": provider, "model": model, "input_per_million": 100.0,
+                               "output_per_million": 100.0, "cached_input_per_million": 1.0});
+        if provider == "anthropic" {
+            price["cache_write_input_per_million"] = json!(125.0);
+        }
         let r = s.post("/api/v1/pricing", &key).json(&price).send().await.unwrap();
         assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
     }
@@ -42,7 +45,9 @@ async fn cached_prompt_tokens_are_passed_through_read_metered_and_priced() {
     let first: Value = ask().await.unwrap().json().await.unwrap();
     let upstream = mock.last_request().unwrap();
     assert_eq!(upstream["system"][0]["cache_control"]["type"], "ephemeral", "{upstream}");
-    assert!(first["usage"].get("cache_read_input_tokens").is_none(), "nothing read the first time: {first}");
+    assert_eq!(first["usage"]["cache_read_input_tokens"], 0, "nothing read the first time: {first}");
+    let written = first["usage"]["cache_creation_input_tokens"].as_u64().unwrap();
+    assert!(written >= CACHE_MIN_TOKENS, "the first call writes the cache: {first}");
     let second: Value = ask().await.unwrap().json().await.unwrap();
     let read = second["usage"]["cache_read_input_tokens"].as_u64().unwrap();
     assert!(read >= CACHE_MIN_TOKENS, "{second}");
@@ -73,6 +78,13 @@ async fn cached_prompt_tokens_are_passed_through_read_metered_and_priced() {
         let fresh = (b.input_tokens - b.cached_input_tokens) as f64;
         let want = (fresh * 100.0 + b.cached_input_tokens as f64 * 1.0 + b.output_tokens as f64 * 100.0) / 1e6;
         assert!((b.cost_usd - want).abs() < 1e-12, "{} vs {want}", b.cost_usd);
+        // The call that wrote the cache paid the write rate for what it wrote (Anthropic's).
+        let write_rate = if a.provider == "anthropic" { 125.0 } else { 100.0 };
+        assert_eq!(a.cache_write_input_tokens > 0, a.provider == "anthropic", "{a:?}");
+        let fresh = (a.input_tokens - a.cache_write_input_tokens) as f64;
+        let want =
+            (fresh * 100.0 + a.cache_write_input_tokens as f64 * write_rate + a.output_tokens as f64 * 100.0) / 1e6;
+        assert!((a.cost_usd - want).abs() < 1e-12, "{} vs {want}", a.cost_usd);
         assert!(b.cost_usd < a.cost_usd / 5.0, "{} vs {}", b.cost_usd, a.cost_usd);
     }
     let report: Value = s.get("/api/v1/usage/report?group_by=model", &key).fetch_json().await;
@@ -83,6 +95,10 @@ async fn cached_prompt_tokens_are_passed_through_read_metered_and_priced() {
     assert!(summary["totals"]["cached_input_tokens"].as_u64().unwrap() >= 2 * CACHE_MIN_TOKENS, "{summary}");
     let prices: Value = s.get("/api/v1/pricing", &key).fetch_json().await;
     assert!(prices.to_string().contains("\"cached_input\":1.0"), "{prices}");
+    assert!(prices.to_string().contains("\"cache_write_input\":125.0"), "{prices}");
+    // The export has the written tokens.
+    let csv = s.get("/api/v1/usage/export", &key).send().await.unwrap().text().await.unwrap();
+    assert!(csv.lines().next().unwrap().ends_with(",cached_input_tokens,cache_write_input_tokens"), "{csv}");
 
     // Gaia's own chat marks the persona's prompt as the stable prefix.
     let persona = json!({"name": "Keeper", "system_prompt": lore()});
@@ -106,5 +122,8 @@ async fn cached_prompt_tokens_are_passed_through_read_metered_and_priced() {
     // A cached price must be a non-negative number.
     let bad = json!({"provider": "openai", "model": "mock-gpt", "input_per_million": 1.0,
                      "output_per_million": 1.0, "cached_input_per_million": -1.0});
+    assert_eq!(s.post("/api/v1/pricing", &key).json(&bad).send().await.unwrap().status(), 400);
+    let bad = json!({"provider": "openai", "model": "mock-gpt", "input_per_million": 1.0,
+                     "output_per_million": 1.0, "cache_write_input_per_million": -1.0});
     assert_eq!(s.post("/api/v1/pricing", &key).json(&bad).send().await.unwrap().status(), 400);
 }

@@ -405,6 +405,7 @@ async fn models_filters() {
             input_price: Some(price / 4.0),
             output_price: Some(price),
             cached_input_price: None,
+            cache_write_price: None,
         })
     };
     e.models = vec![

@@ -49,12 +49,21 @@ pub struct ModelEntry {
     /// Dollars per million input tokens read from the provider's prompt cache (default: the input price).
     #[serde(default)]
     pub cached_input_price: Option<f64>,
+    /// Dollars per million input tokens written to the provider's prompt cache (default: the input
+    /// price).
+    #[serde(default)]
+    pub cache_write_price: Option<f64>,
 }
 
 impl ModelEntry {
     /// The price, when both halves are known.
     pub fn price(&self) -> Option<ModelPrice> {
-        Some(ModelPrice { input: self.input_price?, output: self.output_price?, cached_input: self.cached_input_price })
+        Some(ModelPrice {
+            input: self.input_price?,
+            output: self.output_price?,
+            cached_input: self.cached_input_price,
+            cache_write_input: self.cache_write_price,
+        })
     }
 }
 

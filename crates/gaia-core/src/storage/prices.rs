@@ -28,7 +28,7 @@ pub struct PriceEntry {
 }
 
 const COLS: &str = "id, provider, model, input_per_million, output_per_million, cached_input_per_million, \
-                    effective_from, created_by, created_at";
+                    cache_write_input_per_million, effective_from, created_by, created_at";
 
 fn row_to_price(r: &AnyRow) -> Result<PriceEntry> {
     Ok(PriceEntry {
@@ -39,6 +39,7 @@ fn row_to_price(r: &AnyRow) -> Result<PriceEntry> {
             input: r.try_get("input_per_million")?,
             output: r.try_get("output_per_million")?,
             cached_input: r.try_get("cached_input_per_million")?,
+            cache_write_input: r.try_get("cache_write_input_per_million")?,
         },
         effective_from: from_ms(r.try_get("effective_from")?),
         created_by: r.try_get("created_by")?,
@@ -60,13 +61,18 @@ impl Storage {
             return Err(CoreError::InvalidInput("provider and model are required".into()));
         }
         let ok = |v: f64| v.is_finite() && v >= 0.0;
-        if !ok(price.input) || !ok(price.output) || !price.cached_input.is_none_or(ok) {
+        if !ok(price.input)
+            || !ok(price.output)
+            || !price.cached_input.is_none_or(ok)
+            || !price.cache_write_input.is_none_or(ok)
+        {
             return Err(CoreError::InvalidInput("prices must be non-negative numbers".into()));
         }
         let id = new_id();
         sqlx::query(
             "INSERT INTO model_prices (id, provider, model, input_per_million, output_per_million, \
-             cached_input_per_million, effective_from, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             cached_input_per_million, cache_write_input_per_million, effective_from, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&id)
         .bind(provider)
@@ -74,6 +80,7 @@ impl Storage {
         .bind(price.input)
         .bind(price.output)
         .bind(price.cached_input)
+        .bind(price.cache_write_input)
         .bind(effective_from.timestamp_millis())
         .bind(created_by)
         .bind(now_ms())

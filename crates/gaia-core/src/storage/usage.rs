@@ -1,6 +1,6 @@
 //! Usage and cost records: one row per model call, with day-level aggregation.
 
-use super::{from_ms, new_id, now_ms, Storage};
+use super::{from_ms, new_time_ordered_id, now_ms, Storage};
 use crate::attribution::{end_user_subject, Tags};
 use crate::error::Result;
 use chrono::{DateTime, Utc};
@@ -28,6 +28,10 @@ pub struct NewUsage {
     /// Of the prompt tokens, those read from the provider's prompt cache (priced at its cached rate).
     #[serde(default)]
     pub cached_input_tokens: u64,
+    /// Of the prompt tokens, those written to the provider's prompt cache (priced at its cache-write
+    /// rate).
+    #[serde(default)]
+    pub cache_write_input_tokens: u64,
     /// Cost in US dollars.
     pub cost_usd: f64,
     /// Total time of the call.
@@ -218,7 +222,8 @@ pub struct UsageSummary {
 }
 
 const COLS: &str = "id, created_at, user_id, api_key_id, provider, model, endpoint, input_tokens, output_tokens, \
-                    cost_usd, latency_ms, ttft_ms, status, error, end_user, cached_input_tokens";
+                    cost_usd, latency_ms, ttft_ms, status, error, end_user, cached_input_tokens, \
+                    cache_write_input_tokens";
 const AGG: &str = "COUNT(*) AS requests, \
     CAST(COALESCE(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0) AS BIGINT) AS errors, \
     CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
@@ -245,6 +250,7 @@ fn row_to_record(r: &AnyRow) -> Result<UsageRecord> {
             error: r.try_get("error")?,
             end_user: r.try_get("end_user")?,
             cached_input_tokens: r.try_get::<i64, _>("cached_input_tokens")?.max(0) as u64,
+            cache_write_input_tokens: r.try_get::<i64, _>("cache_write_input_tokens")?.max(0) as u64,
             tags: Tags::default(),
         },
     })
@@ -307,7 +313,7 @@ fn bind_all<'q>(
 /// both databases' limits).
 const INSERT_ROWS: [usize; 4] = [64, 16, 4, 1];
 /// Columns of a usage record row.
-const USAGE_COLUMNS: usize = 17;
+const USAGE_COLUMNS: usize = 18;
 
 /// The statements that write usage.
 #[derive(Clone, Copy)]
@@ -335,7 +341,7 @@ fn build_statement(what: UsageWrite, rows: usize) -> String {
         UsageWrite::Records => format!(
             "INSERT INTO usage_records (id, created_at, day, user_id, api_key_id, provider, model, endpoint, \
              input_tokens, output_tokens, cost_usd, latency_ms, ttft_ms, status, error, end_user, \
-             cached_input_tokens) VALUES {}",
+             cached_input_tokens, cache_write_input_tokens) VALUES {}",
             values(rows, USAGE_COLUMNS)
         ),
         UsageWrite::Tags => {
@@ -397,7 +403,7 @@ impl Storage {
                 add(&mut daily, "end_user", end_user_subject(&u.user_id, e).into(), cost);
             }
         }
-        let ids: Vec<String> = records.iter().map(|_| new_id()).collect();
+        let ids: Vec<String> = records.iter().map(|_| new_time_ordered_id()).collect();
         // One statement for many rows, in a few shapes only (rows of 64, 16, 4 or 1), so that every
         // one stays prepared in the connection's statement cache instead of one per batch size being
         // compiled again.
@@ -426,7 +432,8 @@ impl Storage {
                     .bind(i64::from(u.status))
                     .bind(u.error.as_deref())
                     .bind(u.end_user.as_deref())
-                    .bind(i64::try_from(u.cached_input_tokens).unwrap_or(i64::MAX));
+                    .bind(i64::try_from(u.cached_input_tokens).unwrap_or(i64::MAX))
+                    .bind(i64::try_from(u.cache_write_input_tokens).unwrap_or(i64::MAX));
             }
             q.execute(&mut *tx).await?;
         }

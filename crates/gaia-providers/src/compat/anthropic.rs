@@ -35,14 +35,16 @@ fn text_of_blocks(v: &Value, what: &str) -> Result<String, ProviderError> {
     }
 }
 
-/// Anthropic's usage object for `u`: its `input_tokens` leave out those read from the cache, which
-/// are `cache_read_input_tokens` (only when there are some).
+/// Anthropic's usage object for `u`: its `input_tokens` leave out those read from the cache
+/// (`cache_read_input_tokens`) and written to it (`cache_creation_input_tokens`), both given when
+/// either is.
 fn usage_json(u: gaia_core::types::Usage) -> Value {
     let cached = u.cached_input_tokens.min(u.input_tokens);
-    let mut v = json!({"input_tokens": u.input_tokens - cached, "output_tokens": u.output_tokens});
-    if cached > 0 {
+    let written = u.cache_write_input_tokens.min(u.input_tokens - cached);
+    let mut v = json!({"input_tokens": u.input_tokens - cached - written, "output_tokens": u.output_tokens});
+    if cached > 0 || written > 0 {
         v["cache_read_input_tokens"] = json!(cached);
-        v["cache_creation_input_tokens"] = json!(0);
+        v["cache_creation_input_tokens"] = json!(written);
     }
     v
 }
@@ -501,7 +503,12 @@ mod tests {
                 (Role::User, false)
             ]
         );
-        let u = gaia_core::types::Usage { input_tokens: 1010, output_tokens: 2, cached_input_tokens: 1000 };
+        let u = gaia_core::types::Usage {
+            input_tokens: 1010,
+            output_tokens: 2,
+            cached_input_tokens: 1000,
+            cache_write_input_tokens: 0,
+        };
         assert_eq!(
             usage_json(u),
             json!({"input_tokens": 10, "output_tokens": 2, "cache_read_input_tokens": 1000, "cache_creation_input_tokens": 0})

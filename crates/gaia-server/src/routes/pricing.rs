@@ -53,6 +53,10 @@ pub struct NewPrice {
     /// input price).
     #[serde(default)]
     pub cached_input_per_million: Option<f64>,
+    /// US dollars per million input tokens written to the provider's prompt cache (default: the
+    /// input price; Anthropic charges 1.25 times it).
+    #[serde(default)]
+    pub cache_write_input_per_million: Option<f64>,
     /// When it takes effect (RFC 3339; default: now).
     #[serde(default)]
     pub effective_from: Option<DateTime<Utc>>,
@@ -73,12 +77,14 @@ pub(crate) async fn record_price(state: &AppState, actor: &str, b: &NewPrice) ->
         input: b.input_per_million,
         output: b.output_per_million,
         cached_input: b.cached_input_per_million,
+        cache_write_input: b.cache_write_input_per_million,
     };
     let from = b.effective_from.unwrap_or_else(Utc::now);
     let e = state.storage().add_price(&b.provider, &b.model, price, from, Some(actor)).await?;
     state.quotas().reload_prices().await?;
     let details = json!({"provider": e.provider, "model": e.model, "input_per_million": price.input,
         "output_per_million": price.output, "cached_input_per_million": price.cached_input,
+        "cache_write_input_per_million": price.cache_write_input,
         "effective_from": e.effective_from});
     crate::audit::record(state, Some(actor), "price.add", &e.id, details).await;
     Ok(e)

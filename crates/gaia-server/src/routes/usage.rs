@@ -120,6 +120,7 @@ pub async fn export(
         "error",
         "end_user",
         "cached_input_tokens",
+        "cache_write_input_tokens",
     ];
     w.write_record(header).map_err(ApiError::internal)?;
     for r in rows {
@@ -140,6 +141,7 @@ pub async fn export(
             spreadsheet_safe(&u.error.unwrap_or_default()).into_owned(),
             spreadsheet_safe(&u.end_user.unwrap_or_default()).into_owned(),
             u.cached_input_tokens.to_string(),
+            u.cache_write_input_tokens.to_string(),
         ])
         .map_err(ApiError::internal)?;
     }

@@ -383,6 +383,8 @@ pub(crate) struct PriceForm {
     output: String,
     #[serde(default)]
     cached_input: String,
+    #[serde(default)]
+    cache_write_input: String,
     /// `YYYY-MM-DD` (UTC midnight) or empty for now.
     #[serde(default)]
     effective_from: String,
@@ -410,6 +412,7 @@ async fn add_price(State(st): State<AppState>, headers: HeaderMap, Form(f): Form
             input_per_million: number("input price", &f.input)?,
             output_per_million: number("output price", &f.output)?,
             cached_input_per_million: optional_number("cached input price", &f.cached_input)?,
+            cache_write_input_per_million: optional_number("cache write price", &f.cache_write_input)?,
             effective_from: field(&f.effective_from).map(when).transpose()?,
         };
         pricing::record_price(&st, &p.user_id, &price).await?;

@@ -225,7 +225,7 @@ pub(crate) async fn models(st: &AppState, token: &str) -> ApiResult<Markup> {
     Ok(html! {
         p .muted { "US dollars per million tokens. Recorded prices take effect at their date; without one, the configured price applies." }
         table #models {
-            thead { tr { th { "Provider" } th { "Model" } th { "Input" } th { "Cached input" } th { "Output" } th { "Next change" } } }
+            thead { tr { th { "Provider" } th { "Model" } th { "Input" } th { "Cached input" } th { "Cache write" } th { "Output" } th { "Next change" } } }
             tbody {
                 @for m in &models {
                     @let price = st.providers().price_at(&m.provider, &m.id, now);
@@ -236,9 +236,10 @@ pub(crate) async fn models(st: &AppState, token: &str) -> ApiResult<Markup> {
                             Some(e) => {
                                 td { (per_m(e.price.input)) }
                                 td { (e.price.cached_input.map(per_m).unwrap_or("as input".into())) }
+                                td { (e.price.cache_write_input.map(per_m).unwrap_or("as input".into())) }
                                 td { (per_m(e.price.output)) }
                             },
-                            None => { td colspan="3" .muted { "no price: calls cost nothing" } },
+                            None => { td colspan="4" .muted { "no price: calls cost nothing" } },
                         }
                         td { @if let Some(e) = next { (per_m(e.price.input)) " / " (per_m(e.price.output)) " from " (time(&e.effective_from)) } }
                     }
@@ -254,17 +255,19 @@ pub(crate) async fn models(st: &AppState, token: &str) -> ApiResult<Markup> {
             label { "Input per million" input name="input" inputmode="decimal" required; }
             label { "Output per million" input name="output" inputmode="decimal" required; }
             label { "Cached input per million (optional)" input name="cached_input" inputmode="decimal"; }
+            label { "Cache write per million (optional)" input name="cache_write_input" inputmode="decimal"; }
             label { "Effective from (YYYY-MM-DD, empty: now)" input name="effective_from" type="date"; }
             button type="submit" { "Record price" }
         }
         h2 { "Recorded prices" }
         table #price-history {
-            thead { tr { th { "Provider" } th { "Model" } th { "Input" } th { "Cached" } th { "Output" } th { "From" } th {} } }
+            thead { tr { th { "Provider" } th { "Model" } th { "Input" } th { "Cached" } th { "Cache write" } th { "Output" } th { "From" } th {} } }
             tbody {
                 @for e in history.iter().rev().take(500) {
                     tr {
                         td { (e.provider) } td { (e.model) } td { (per_m(e.price.input)) }
-                        td { (e.price.cached_input.map(per_m).unwrap_or_default()) } td { (per_m(e.price.output)) }
+                        td { (e.price.cached_input.map(per_m).unwrap_or_default()) }
+                        td { (e.price.cache_write_input.map(per_m).unwrap_or_default()) } td { (per_m(e.price.output)) }
                         td { (time(&e.effective_from)) }
                         td { (button(&format!("/admin/prices/{}/delete", e.id), token, "Delete", Some("Delete this price?"))) }
                     }
