@@ -202,7 +202,10 @@ async fn usage_is_reported_by_end_user_and_by_tag() {
         assert!(r.headers()["content-disposition"].to_str().unwrap().contains("gaia-usage-by-tag-quest.csv"));
         // The export carries the end user.
         let csv = s.get("/api/v1/usage/export", &key).send().await.unwrap().text().await.unwrap();
-        assert!(csv.lines().next().unwrap().ends_with(",end_user,cached_input_tokens,cache_write_input_tokens"), "{csv}");
+        assert!(
+            csv.lines().next().unwrap().ends_with(",end_user,cached_input_tokens,cache_write_input_tokens"),
+            "{csv}"
+        );
         assert!(csv.contains(",p1,"));
         // Bad tags and group keys are refused, in the caller's shape, and nothing is called.
         let before = s.mock.as_ref().unwrap().requests();
