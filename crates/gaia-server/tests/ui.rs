@@ -4,22 +4,13 @@
 
 use crate::common;
 
-use common::{start, Fetch};
+use common::{set_cookie, start, Fetch};
 use gaia_core::testing::database_urls;
 use gaia_core::Config;
 use gaia_providers::mock::MockConfig;
 use reqwest::redirect::Policy;
 use serde_json::{json, Value};
 use std::time::Duration;
-
-/// `name=value` of the `Set-Cookie` headers of `r` that set `name`.
-fn set_cookie(r: &reqwest::Response, name: &str) -> Option<(String, String)> {
-    r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|c| {
-        let (kv, _) = c.split_once(';').unwrap_or((c, ""));
-        let (k, v) = kv.split_once('=')?;
-        (k == name).then(|| (v.to_string(), c.to_string()))
-    })
-}
 
 fn csrf_in(html: &str) -> String {
     let at = html.find("name=\"csrf_token\" value=\"").or_else(|| html.find("name=\"csrf-token\" content=\"")).unwrap();

@@ -80,14 +80,25 @@ pub async fn list(State(state): State<AppState>, Auth(p): Auth) -> Json<Value> {
 /// and figures only: no provider is called for them, however often they ask.
 pub async fn health(State(state): State<AppState>, Auth(p): Auth, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     let reg = state.providers();
-    let provider = reg.get(&name).ok_or_else(|| ApiError::not_found(format!("provider {name} not found")))?;
+    if reg.get(&name).is_none() {
+        return Err(ApiError::not_found(format!("provider {name} not found")));
+    }
     if !health::sees_detail(&state, &p).await {
         return Ok(Json(json!({"name": name, "health": health::provider_health(reg, &name, false)})));
     }
+    let probe = probe(&state, &name).await?;
+    Ok(Json(json!({"name": name, "probe": probe, "health": health::provider_health(reg, &name, true)})))
+}
+
+/// Probes provider `name` now (a call with its key), records the result in its statistics, and
+/// answers it with its message redacted (404 when there is no such provider).
+pub(crate) async fn probe(state: &AppState, name: &str) -> ApiResult<gaia_providers::ProviderHealth> {
+    let reg = state.providers();
+    let provider = reg.get(name).ok_or_else(|| ApiError::not_found(format!("provider {name} not found")))?;
     let mut probe = provider.health().await;
     probe.message = probe.message.as_deref().map(crate::observe::redact);
-    reg.stats(&name).probe(probe.ok, std::time::Duration::from_millis(probe.latency_ms));
-    Ok(Json(json!({"name": name, "probe": probe, "health": health::provider_health(reg, &name, true)})))
+    reg.stats(name).probe(probe.ok, std::time::Duration::from_millis(probe.latency_ms));
+    Ok(probe)
 }
 
 /// The longest provider name accepted by the admin API, in bytes.

@@ -36,7 +36,8 @@ pub struct UsageQuery {
     pub end_user: Option<String>,
 }
 
-fn parse_time(s: &str, end_of_day: bool) -> ApiResult<DateTime<Utc>> {
+/// A day (`YYYY-MM-DD`, UTC midnight; the next midnight with `end_of_day`) or an RFC 3339 time.
+pub(crate) fn parse_time(s: &str, end_of_day: bool) -> ApiResult<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }

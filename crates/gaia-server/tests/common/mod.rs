@@ -231,13 +231,18 @@ impl WebUser {
     }
 }
 
-/// The value of cookie `name` set by `r`.
-pub fn cookie_value(r: &reqwest::Response, name: &str) -> Option<String> {
+/// The value of cookie `name` set by `r`, and the whole `Set-Cookie` header that sets it.
+pub fn set_cookie(r: &reqwest::Response, name: &str) -> Option<(String, String)> {
     r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|c| {
         let (kv, _) = c.split_once(';').unwrap_or((c, ""));
         let (k, v) = kv.split_once('=')?;
-        (k == name).then(|| v.to_string())
+        (k == name).then(|| (v.to_string(), c.to_string()))
     })
+}
+
+/// The value of cookie `name` set by `r`.
+pub fn cookie_value(r: &reqwest::Response, name: &str) -> Option<String> {
+    set_cookie(r, name).map(|(v, _)| v)
 }
 
 /// The `data:` payloads of an SSE body.

@@ -14,7 +14,7 @@ mod views;
 use super::{html, signed_in};
 use crate::access::{Access, Routes};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::{guardrails, keys, pricing, quotas};
+use crate::routes::{guardrails, keys, pricing, providers, quotas, usage};
 use crate::session;
 use crate::state::AppState;
 use axum::extract::rejection::QueryRejection;
@@ -22,7 +22,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::Utc;
 use gaia_core::auth::Principal;
 use gaia_core::storage::{BudgetPeriod, LimitScope, NewBudget, User, WebSession};
 use gaia_rbac::{Action, GroupKind, Resource, ResourceType as T, Subject};
@@ -357,11 +357,7 @@ async fn probe(
     Form(f): Form<CsrfOnly>,
 ) -> Response {
     submit(st, headers, &f.csrf_token, Section::Providers, |st, _| async move {
-        let reg = st.providers();
-        let provider =
-            reg.get(&name).ok_or_else(|| ApiError::not_found(format!("provider {} not found", short(&name))))?;
-        let h = provider.health().await;
-        reg.stats(&name).probe(h.ok, Duration::from_millis(h.latency_ms));
+        providers::probe(&st, &name).await?;
         Ok(Outcome::Done("probe"))
     })
     .await
@@ -390,18 +386,6 @@ pub(crate) struct PriceForm {
     effective_from: String,
 }
 
-/// A day (`YYYY-MM-DD`, midnight UTC) or an RFC 3339 time.
-fn when(s: &str) -> ApiResult<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
-        .ok_or_else(|| ApiError::bad_request(format!("`{}` is not a date (YYYY-MM-DD)", short(s))))
-}
-
 async fn add_price(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<PriceForm>) -> Response {
     submit(st, headers, &f.csrf_token.clone(), Section::Models, |st, p| async move {
         let (provider, model) =
@@ -413,7 +397,7 @@ async fn add_price(State(st): State<AppState>, headers: HeaderMap, Form(f): Form
             output_per_million: number("output price", &f.output)?,
             cached_input_per_million: optional_number("cached input price", &f.cached_input)?,
             cache_write_input_per_million: optional_number("cache write price", &f.cache_write_input)?,
-            effective_from: field(&f.effective_from).map(when).transpose()?,
+            effective_from: field(&f.effective_from).map(|s| usage::parse_time(s, false)).transpose()?,
         };
         pricing::record_price(&st, &p.user_id, &price).await?;
         Ok(Outcome::Done("price.add"))

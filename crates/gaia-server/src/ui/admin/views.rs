@@ -744,6 +744,11 @@ pub(crate) async fn audit(st: &AppState, q: &PageQuery) -> ApiResult<Markup> {
 
 // --- Guardrails ---
 
+/// A text field of an audit record's details (empty when absent).
+fn detail<'a>(r: &'a gaia_core::storage::AuditRecord, key: &str) -> &'a str {
+    r.details.get(key).and_then(|v| v.as_str()).unwrap_or("")
+}
+
 fn label_of<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
@@ -754,7 +759,7 @@ pub(crate) async fn guardrails(st: &AppState, token: &str) -> ApiResult<Markup> 
     let trips = st.storage().audit_records(Some("guardrail.trip"), 500).await?;
     let mut counts: BTreeMap<(String, String, String), u64> = BTreeMap::new();
     for t in &trips {
-        let s = |k: &str| t.details.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let s = |k: &str| detail(t, k).to_string();
         *counts.entry((t.target.clone(), s("stage"), s("action"))).or_default() += 1;
     }
     let names = emails(st).await?;
@@ -803,7 +808,7 @@ pub(crate) async fn guardrails(st: &AppState, token: &str) -> ApiResult<Markup> 
             thead { tr { th { "When" } th { "Caller" } th { "Rule" } th { "Stage" } th { "Action" } th { "Endpoint" } th { "End user" } } }
             tbody {
                 @for t in trips.iter().take(100) {
-                    @let s = |k: &str| t.details.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+                    @let s = |k: &str| detail(t, k);
                     tr {
                         td { (time(&t.created_at)) }
                         td { (t.actor_id.as_deref().map(|a| name_of(&names, a)).unwrap_or("–")) }
