@@ -92,6 +92,16 @@ impl Gate {
         Ok(self.admitted)
     }
 
+    /// [`Gate::budgets`] for a call whose cost the caller estimated itself, in US dollars (media
+    /// priced per image, character, second or credit).
+    pub async fn with_cost(self, estimate_usd: f64) -> Result<Admitted, Refusal> {
+        if self.budgets.is_empty() {
+            return Ok(self.admitted);
+        }
+        self.engine.check_budgets(self.budgets, estimate_usd).await?;
+        Ok(self.admitted)
+    }
+
     /// [`Gate::budgets`] for a request already built.
     pub async fn for_request(self, req: &ChatRequest) -> Result<Admitted, Refusal> {
         if self.budgets.is_empty() {

@@ -24,6 +24,8 @@ pub struct Meter {
     start: Instant,
     first_token: Option<Duration>,
     usage: Usage,
+    /// A cost set by the caller (media priced per unit), instead of the tokens' cost.
+    cost: Option<f64>,
     done: bool,
 }
 
@@ -52,6 +54,7 @@ impl Meter {
             start: Instant::now(),
             first_token: None,
             usage: Usage::default(),
+            cost: None,
             done: false,
         }
     }
@@ -60,6 +63,12 @@ impl Meter {
     pub fn target(&mut self, provider: &str, model: &str) {
         self.record.provider = provider.to_string();
         self.record.model = model.to_string();
+    }
+
+    /// Sets what the call cost, in US dollars, for calls priced by something other than tokens (an
+    /// image, characters of speech, seconds of audio, credits of a 3D task).
+    pub fn cost(&mut self, usd: f64) {
+        self.cost = Some(usd);
     }
 
     /// Sets the target from a routing failure (the last provider tried), and records the failure.
@@ -109,7 +118,10 @@ impl Meter {
         r.output_tokens = self.usage.output_tokens;
         r.cached_input_tokens = self.usage.cached_input_tokens;
         r.cache_write_input_tokens = self.usage.cache_write_input_tokens;
-        r.cost_usd = parts.providers.cost(&r.provider, &r.model, self.usage);
+        r.cost_usd = match self.cost {
+            Some(usd) => usd,
+            None => parts.providers.cost(&r.provider, &r.model, self.usage),
+        };
         let elapsed = self.start.elapsed();
         r.latency_ms = elapsed.as_millis() as u64;
         r.ttft_ms = self.first_token.map(|d| d.as_millis() as u64);

@@ -38,7 +38,7 @@
 use crate::config::LimitsConfig;
 use crate::error::Result;
 use crate::events::{Event, EventBus};
-use crate::pricing::{EffectivePrice, PriceBook};
+use crate::pricing::{EffectivePrice, PriceBook, UnitPrice};
 use crate::ratelimit::{Decision, Limit, RateLimiter};
 use crate::storage::{Budget, LimitScope, RateLimitOverride, Storage};
 use chrono::{DateTime, Utc};
@@ -566,7 +566,8 @@ impl Quotas {
 
     /// Reloads the recorded prices from the database.
     pub async fn reload_prices(&self) -> Result<()> {
-        let book = PriceBook::new(self.inner.storage.list_prices().await?);
+        let book = PriceBook::new(self.inner.storage.list_prices().await?)
+            .with_unit_prices(self.inner.storage.list_unit_prices().await?);
         if let Ok(mut w) = self.inner.prices.write() {
             *w = Arc::new(book);
         }
@@ -598,6 +599,14 @@ impl Quotas {
 impl crate::pricing::PriceSource for Quotas {
     fn recorded_price(&self, provider: &str, model: &str, at: DateTime<Utc>) -> Option<EffectivePrice> {
         self.prices().price_at(provider, model, at)
+    }
+
+    fn recorded_unit_price(&self, provider: &str, model: &str, unit: &str, at: DateTime<Utc>) -> Option<UnitPrice> {
+        self.prices().unit_price_at(provider, model, unit, at)
+    }
+
+    fn recorded_sell_price(&self, kind: &str, at: DateTime<Utc>) -> Option<UnitPrice> {
+        self.prices().sell_price_at(kind, at)
     }
 }
 

@@ -5,6 +5,9 @@
 //! when every other deployment fails too, so a dead endpoint does not slow every other call down.
 
 use crate::error::ProviderError;
+use crate::media::{
+    GeneratedImage, ImageRequest, Model3dRequest, Model3dTask, SpeechRequest, Transcription, TranscriptionRequest,
+};
 use crate::provider::Provider;
 use crate::types::{ChatRequest, ChatResponse, ChatStream, ProviderHealth};
 use async_trait::async_trait;
@@ -104,6 +107,49 @@ impl BalancedProvider {
     }
 }
 
+impl BalancedProvider {
+    /// Calls the deployments in [`BalancedProvider::order`] until one answers, moving on after a
+    /// failure another deployment may not have.
+    async fn balanced<'a, T, F, Fut>(&'a self, call: F) -> Result<T, ProviderError>
+    where
+        F: Fn(&'a Arc<dyn Provider>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ProviderError>> + 'a,
+    {
+        let mut last = None;
+        for i in self.order() {
+            match call(&self.members[i]).await {
+                Ok(r) => {
+                    self.succeeded(i);
+                    return Ok(r);
+                }
+                Err(e) if try_next(&e) => {
+                    self.failed(i);
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| ProviderError::NotConfigured(self.name.clone())))
+    }
+
+    /// Asks each deployment in turn about a task one of them started (each knows only its own): the
+    /// first that knows it answers.
+    async fn owner_of_task<'a, T, F, Fut>(&'a self, call: F) -> Result<T, ProviderError>
+    where
+        F: Fn(&'a Arc<dyn Provider>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ProviderError>> + 'a,
+    {
+        let mut last = None;
+        for m in &self.members {
+            match call(m).await {
+                Ok(r) => return Ok(r),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| ProviderError::NotConfigured(self.name.clone())))
+    }
+}
+
 /// Whether another deployment may succeed where this one failed.
 fn try_next(e: &ProviderError) -> bool {
     e.is_retryable() || matches!(e, ProviderError::Unauthorized { .. })
@@ -127,39 +173,43 @@ impl Provider for BalancedProvider {
     }
 
     async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        let mut last = None;
-        for i in self.order() {
-            match self.members[i].chat(req).await {
-                Ok(r) => {
-                    self.succeeded(i);
-                    return Ok(r);
-                }
-                Err(e) if try_next(&e) => {
-                    self.failed(i);
-                    last = Some(e);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| ProviderError::NotConfigured(self.name.clone())))
+        self.balanced(|p| async move { p.chat(req).await }).await
     }
 
     async fn chat_stream(&self, req: &ChatRequest) -> Result<ChatStream, ProviderError> {
-        let mut last = None;
-        for i in self.order() {
-            match self.members[i].chat_stream(req).await {
-                Ok(s) => {
-                    self.succeeded(i);
-                    return Ok(s);
-                }
-                Err(e) if try_next(&e) => {
-                    self.failed(i);
-                    last = Some(e);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| ProviderError::NotConfigured(self.name.clone())))
+        self.balanced(|p| async move { p.chat_stream(req).await }).await
+    }
+
+    async fn moderate(&self, model: &str, input: &str) -> Result<crate::types::Moderation, ProviderError> {
+        self.balanced(|p| async move { p.moderate(model, input).await }).await
+    }
+
+    async fn generate_images(&self, req: &ImageRequest) -> Result<Vec<GeneratedImage>, ProviderError> {
+        self.balanced(|p| async move { p.generate_images(req).await }).await
+    }
+
+    async fn speech(&self, req: &SpeechRequest) -> Result<bytes::Bytes, ProviderError> {
+        self.balanced(|p| async move { p.speech(req).await }).await
+    }
+
+    async fn transcribe(&self, req: &TranscriptionRequest) -> Result<Transcription, ProviderError> {
+        self.balanced(|p| async move { p.transcribe(req).await }).await
+    }
+
+    async fn start_model_3d(&self, req: &Model3dRequest) -> Result<String, ProviderError> {
+        self.balanced(|p| async move { p.start_model_3d(req).await }).await
+    }
+
+    async fn poll_model_3d(&self, task: &str) -> Result<Model3dTask, ProviderError> {
+        self.owner_of_task(|p| async move { p.poll_model_3d(task).await }).await
+    }
+
+    async fn cancel_model_3d(&self, task: &str) -> Result<(), ProviderError> {
+        self.owner_of_task(|p| async move { p.cancel_model_3d(task).await }).await
+    }
+
+    async fn download(&self, url: &str, max: usize) -> Result<bytes::Bytes, ProviderError> {
+        self.balanced(|p| async move { p.download(url, max).await }).await
     }
 
     async fn health(&self) -> ProviderHealth {

@@ -4,6 +4,7 @@
 use crate::error::ProviderError;
 use crate::http;
 use crate::lanes::{ClientSettings, Lanes, Ticket};
+use crate::media::{self, GeneratedImage, ImageRequest, SpeechRequest, Transcription, TranscriptionRequest};
 use crate::provider::Provider;
 use crate::types::{ChatEvent, ChatRequest, ChatResponse, ChatStream, ProviderHealth};
 use async_trait::async_trait;
@@ -468,6 +469,112 @@ impl Provider for OpenAiProvider {
             flagged: result.get("flagged").and_then(Value::as_bool).unwrap_or(false),
             categories,
         })
+    }
+
+    async fn generate_images(&self, req: &ImageRequest) -> Result<Vec<GeneratedImage>, ProviderError> {
+        let name = &self.cfg.name;
+        let mut body = json!({"model": req.model, "prompt": req.prompt, "n": req.n.max(1)});
+        // GPT Image models always answer in base64 and refuse the parameter; DALL·E and compatible
+        // servers answer with a URL unless asked.
+        if !req.model.starts_with("gpt-image") {
+            body["response_format"] = json!("b64_json");
+        }
+        for (k, v) in [("size", &req.size), ("quality", &req.quality), ("style", &req.style), ("user", &req.user)] {
+            if let Some(v) = v {
+                body[k] = json!(v);
+            }
+        }
+        let b = self.auth(self.lanes.any().post(http::join(&self.cfg.base_url, "images/generations"))).json(&body);
+        let resp = http::send(name, b.timeout(self.cfg.timeout)).await?;
+        let raw = media::read_bounded(name, resp, media::MAX_MEDIA_BYTES * 2).await?;
+        let v: Value = serde_json::from_slice(&raw).map_err(|e| stream_error(name, &format!("invalid JSON: {e}")))?;
+        let data =
+            v.get("data").and_then(Value::as_array).ok_or_else(|| stream_error(name, "no `data` in the answer"))?;
+        let mut images = Vec::with_capacity(data.len());
+        for d in data.iter().take(media::MAX_IMAGES as usize) {
+            let revised_prompt = d.get("revised_prompt").and_then(Value::as_str).map(str::to_string);
+            let bytes = if let Some(b64) = d.get("b64_json").and_then(Value::as_str) {
+                use base64::Engine as _;
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map_err(|e| stream_error(name, &format!("invalid base64 image: {e}")))?;
+                if decoded.len() > media::MAX_MEDIA_BYTES {
+                    return Err(stream_error(name, "an image is too large"));
+                }
+                bytes::Bytes::from(decoded)
+            } else if let Some(url) = d.get("url").and_then(Value::as_str) {
+                self.download(url, media::MAX_MEDIA_BYTES).await?
+            } else {
+                return Err(stream_error(name, "an image has neither `b64_json` nor `url`"));
+            };
+            images.push(GeneratedImage { bytes, revised_prompt });
+        }
+        if images.is_empty() {
+            return Err(stream_error(name, "the provider returned no image"));
+        }
+        Ok(images)
+    }
+
+    async fn speech(&self, req: &SpeechRequest) -> Result<bytes::Bytes, ProviderError> {
+        let mut body = json!({"model": req.model, "input": req.input, "voice": req.voice,
+                              "response_format": req.format.as_str()});
+        if let Some(s) = req.speed {
+            body["speed"] = json!(f32_json(s));
+        }
+        if let Some(i) = &req.instructions {
+            body["instructions"] = json!(i);
+        }
+        let b = self.auth(self.lanes.any().post(http::join(&self.cfg.base_url, "audio/speech"))).json(&body);
+        let resp = http::send(&self.cfg.name, b.timeout(self.cfg.timeout)).await?;
+        let audio = media::read_bounded(&self.cfg.name, resp, media::MAX_MEDIA_BYTES).await?;
+        if audio.is_empty() {
+            return Err(stream_error(&self.cfg.name, "the provider returned no audio"));
+        }
+        Ok(audio)
+    }
+
+    async fn transcribe(&self, req: &TranscriptionRequest) -> Result<Transcription, ProviderError> {
+        let name = &self.cfg.name;
+        let part = reqwest::multipart::Part::bytes(req.audio.to_vec()).file_name(req.file_name.clone());
+        // `verbose_json` reports the audio's length (what transcription is priced by); models that only
+        // answer `json` report it in `usage.seconds`, when at all.
+        let verbose = req.model.starts_with("whisper");
+        let mut form = reqwest::multipart::Form::new()
+            .part("file", part)
+            .text("model", req.model.clone())
+            .text("response_format", if verbose { "verbose_json" } else { "json" });
+        if let Some(l) = &req.language {
+            form = form.text("language", l.clone());
+        }
+        if let Some(p) = &req.prompt {
+            form = form.text("prompt", p.clone());
+        }
+        if let Some(t) = req.temperature {
+            form = form.text("temperature", f32_json(t).to_string());
+        }
+        let b =
+            self.auth(self.lanes.any().post(http::join(&self.cfg.base_url, "audio/transcriptions"))).multipart(form);
+        let resp = http::send(name, b.timeout(self.cfg.timeout)).await?;
+        let raw = media::read_bounded(name, resp, media::MAX_MEDIA_BYTES).await?;
+        let v: Value = serde_json::from_slice(&raw).map_err(|e| stream_error(name, &format!("invalid JSON: {e}")))?;
+        let text =
+            v.get("text").and_then(Value::as_str).ok_or_else(|| stream_error(name, "no `text` in the answer"))?;
+        let seconds = v
+            .get("duration")
+            .and_then(Value::as_f64)
+            .or_else(|| v.pointer("/usage/seconds").and_then(Value::as_f64))
+            .or_else(|| media::wav_seconds(&req.audio));
+        Ok(Transcription {
+            text: text.to_string(),
+            seconds,
+            language: v.get("language").and_then(Value::as_str).map(str::to_string),
+        })
+    }
+
+    async fn download(&self, url: &str, max: usize) -> Result<bytes::Bytes, ProviderError> {
+        // No key goes with a download: the file may be on another host than the API.
+        let resp = http::send(&self.cfg.name, self.lanes.any().get(url).timeout(self.cfg.timeout)).await?;
+        media::read_bounded(&self.cfg.name, resp, max).await
     }
 
     async fn health(&self) -> ProviderHealth {

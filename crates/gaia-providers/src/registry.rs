@@ -4,12 +4,13 @@ use crate::anthropic::{AnthropicConfig, AnthropicProvider};
 use crate::balanced::BalancedProvider;
 use crate::error::ProviderError;
 use crate::health::{BreakerConfig, HealthSnapshot, ProviderStats};
+use crate::meshy::{MeshyConfig, MeshyProvider};
 use crate::openai::{OpenAiConfig, OpenAiProvider};
 use crate::provider::Provider;
 use crate::routing::RetryPolicy;
 use crate::types::ProviderHealth;
 use gaia_core::config::{Config, ModelEntry, ProviderEntry, ProviderKind};
-use gaia_core::pricing::{EffectivePrice, PriceSource};
+use gaia_core::pricing::{unit_fallbacks, EffectivePrice, PriceSource, UnitPrice};
 use gaia_core::types::{ModelInfo, ModelPrice, Usage};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -126,6 +127,14 @@ impl ProviderRegistry {
                         c.connect_timeout = connect;
                         c.http2_prior_knowledge = entry.http2_prior_knowledge;
                         Arc::new(AnthropicProvider::new(c))
+                    }
+                    ProviderKind::Meshy => {
+                        let mut c = MeshyConfig::new(url, d.api_key);
+                        c.name = entry.name.clone();
+                        c.models = models.clone();
+                        c.timeout = timeout;
+                        c.connect_timeout = connect;
+                        Arc::new(MeshyProvider::new(c))
                     }
                     _ => {
                         let mut c = OpenAiConfig::new(url, d.api_key);
@@ -331,6 +340,29 @@ impl ProviderRegistry {
         source
             .and_then(|s| s.recorded_price(provider, model, at))
             .or_else(|| configured.map(EffectivePrice::configured))
+    }
+
+    /// The price of one `unit` of the media model `model` at `provider` in effect at `at` (the most
+    /// specific unit first, see [`gaia_core::pricing::unit_fallbacks`]): the recorded one, else the
+    /// catalog's `unit_prices`.
+    pub fn unit_price_at(
+        &self,
+        provider: &str,
+        model: &str,
+        unit: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Option<UnitPrice> {
+        let (source, configured) = {
+            let g = self.read();
+            let entry = g.catalog.get(provider).and_then(|m| m.get(model));
+            let configured = entry.and_then(|e| {
+                unit_fallbacks(unit)
+                    .into_iter()
+                    .find_map(|u| e.unit_prices.get(u).map(|p| UnitPrice::configured(u, *p)))
+            });
+            (g.price_source.clone(), configured)
+        };
+        source.and_then(|s| s.recorded_unit_price(provider, model, unit, at)).or(configured)
     }
 
     /// The price of `model` at `provider` now (recorded over configured), when there is one.

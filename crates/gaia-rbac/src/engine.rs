@@ -334,8 +334,11 @@ impl Rbac {
         if user_id.is_some() == group_id.is_some() {
             return Err(RbacError::Invalid("share with exactly one of a user or a team/workspace".into()));
         }
-        if !matches!(resource.resource_type, ResourceType::Kb | ResourceType::Conversation | ResourceType::Persona) {
-            return Err(RbacError::Invalid("only kb, conversation and persona resources can be shared".into()));
+        if !matches!(
+            resource.resource_type,
+            ResourceType::Kb | ResourceType::Conversation | ResourceType::Persona | ResourceType::Asset
+        ) {
+            return Err(RbacError::Invalid("only kb, conversation, persona and asset resources can be shared".into()));
         }
         if !resource.path.starts_with('/') || resource.path.contains("..") || resource.path.contains('*') {
             return Err(RbacError::Invalid("a shared path must be absolute, without `..` or wildcards".into()));

@@ -27,6 +27,8 @@ pub enum ResourceType {
     /// Game worlds (`/experiences/<exp>`): `read` to see one, `write` to play it (commands),
     /// `admin` for its `@` admin commands.
     Experience,
+    /// Generated assets (`/users/<owner>/assets/<id>`): images, voices, 3D models.
+    Asset,
 }
 
 /// What a subject wants to do with a resource.
@@ -48,7 +50,7 @@ pub enum Action {
 
 impl ResourceType {
     /// Every resource type.
-    pub const ALL: [ResourceType; 9] = [
+    pub const ALL: [ResourceType; 10] = [
         ResourceType::Kb,
         ResourceType::Conversation,
         ResourceType::Persona,
@@ -58,6 +60,7 @@ impl ResourceType {
         ResourceType::ApiKey,
         ResourceType::Admin,
         ResourceType::Experience,
+        ResourceType::Asset,
     ];
 
     /// The name used in APIs and the database (`kb`, `conversation`, …, `api_key`, `admin`).
@@ -72,6 +75,7 @@ impl ResourceType {
             ResourceType::ApiKey => "api_key",
             ResourceType::Admin => "admin",
             ResourceType::Experience => "experience",
+            ResourceType::Asset => "asset",
         }
     }
 }
@@ -87,7 +91,7 @@ impl std::str::FromStr for ResourceType {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         ResourceType::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| {
             crate::RbacError::Invalid(format!(
-                "resource type `{s}` is not one of kb, conversation, persona, provider, usage, user, api_key, admin, experience"
+                "resource type `{s}` is not one of kb, conversation, persona, provider, usage, user, api_key, admin, experience, asset"
             ))
         })
     }
@@ -143,6 +147,11 @@ impl Resource {
     pub fn new(resource_type: ResourceType, path: impl Into<String>) -> Self {
         Resource { resource_type, path: path.into() }
     }
+    /// The asset `id` of `owner`.
+    pub fn asset(owner: &str, id: &str) -> Self {
+        Self::new(ResourceType::Asset, format!("/users/{owner}/assets/{id}"))
+    }
+
     /// The conversation `id` of `owner`.
     pub fn conversation(owner: &str, id: &str) -> Self {
         Self::new(ResourceType::Conversation, format!("/users/{owner}/conversations/{id}"))

@@ -93,6 +93,7 @@ pub fn builtin_roles() -> Vec<Role> {
     let all = [Read, Write, Delete, Share, Admin];
     let mine_full: Vec<(ResourceType, &[Action], &str)> = vec![
         (T::Conversation, &all[..], "/users/{user}/**"),
+        (T::Asset, &all[..], "/users/{user}/**"),
         (T::Persona, &all[..], "/users/{user}/**"),
         (T::ApiKey, &all[..], "/users/{user}/**"),
         (T::Usage, &[Read][..], "/users/{user}/**"),
@@ -109,6 +110,7 @@ pub fn builtin_roles() -> Vec<Role> {
     developer.push((T::Usage, &[Read][..], "/users/**"));
     let viewer: Vec<(ResourceType, &[Action], &str)> = vec![
         (T::Conversation, &[Read][..], "/users/{user}/**"),
+        (T::Asset, &[Read][..], "/users/{user}/**"),
         (T::Persona, &[Read][..], "/users/{user}/**"),
         (T::Persona, &[Read][..], "/personas/builtin/**"),
         (T::Usage, &[Read][..], "/users/{user}/**"),
@@ -119,8 +121,18 @@ pub fn builtin_roles() -> Vec<Role> {
         (T::Kb, &[Read][..], "/kb/users/{user}/**"),
         (T::Experience, &[Read][..], "/experiences/**"),
     ];
-    let every_type =
-        [T::Kb, T::Conversation, T::Persona, T::Provider, T::Usage, T::User, T::ApiKey, T::Admin, T::Experience];
+    let every_type = [
+        T::Kb,
+        T::Conversation,
+        T::Persona,
+        T::Provider,
+        T::Usage,
+        T::User,
+        T::ApiKey,
+        T::Admin,
+        T::Experience,
+        T::Asset,
+    ];
     let admin: Vec<Permission> = every_type.iter().map(|t| Permission::new(*t, Admin, "**")).collect();
     vec![
         Role {

@@ -90,7 +90,7 @@ async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiErr
 }
 
 /// The request's attribution from its headers and (when the headers name no end user) its body.
-fn attribution(headers: &HeaderMap, body: Option<&[u8]>) -> Result<Attribution, ApiError> {
+pub(crate) fn attribution(headers: &HeaderMap, body: Option<&[u8]>) -> Result<Attribution, ApiError> {
     let tags = match header_text(headers, TAGS_HEADER)? {
         Some(raw) => Tags::parse(&raw).map_err(|e| ApiError::bad_request(format!("{TAGS_HEADER}: {e}")))?,
         None => Tags::default(),

@@ -141,8 +141,8 @@ pub fn route_table(state: &AppState) -> Vec<RouteDecl> {
 fn routes(state: &AppState) -> Routes {
     use gaia_rbac::{Action::*, ResourceType as T};
     use routes::{
-        agents, attachments, auth, chat, compat, conversations, experiences, guardrails, health, kb, keys, me, models,
-        personas, pricing, providers, quotas, rbac, usage,
+        agents, assets, attachments, auth, chat, compat, compat_media, conversations, experiences, guardrails, health,
+        kb, keys, me, models, personas, pricing, providers, quotas, rbac, usage,
     };
     const EXPERIENCE: &str = "/experiences/{exp}";
     const OWN_CONVERSATIONS: &str = "/users/{user}/conversations";
@@ -154,6 +154,7 @@ fn routes(state: &AppState) -> Routes {
     const QUOTAS: &str = "/admin/quotas";
     let perm = Access::Permission;
     let image_limit = state.config().chat.max_image_bytes.saturating_add(64 * 1024);
+    const OWN_ASSETS: &str = "/users/{user}/assets";
     let uploads = Routes::new(state, "")
         .post("/attachments", perm(T::Conversation, Write, OWN_CONVERSATIONS), attachments::upload)
         // Room for the image plus the multipart framing around it.
@@ -243,6 +244,23 @@ fn routes(state: &AppState) -> Routes {
         .get("/pricing/history", perm(T::Provider, Read, "/providers"), pricing::history)
         .post("/pricing", perm(T::Admin, Write, QUOTAS), pricing::add)
         .delete("/pricing/{id}", perm(T::Admin, Delete, QUOTAS), pricing::remove)
+        // Assets admit themselves (rate limits, and budgets against their priced estimate): their
+        // cost is per image, character, second or credit, not per token.
+        .post("/assets/generate", perm(T::Asset, Write, OWN_ASSETS), assets::generate)
+        .post("/assets/estimate", perm(T::Asset, Read, OWN_ASSETS), assets::estimate)
+        .get("/assets", perm(T::Asset, Read, OWN_ASSETS), assets::list)
+        .get("/assets/report", perm(T::Usage, Read, "/users/{user}/usage"), assets::report)
+        .get("/assets/prices", perm(T::Provider, Read, "/providers"), assets::prices)
+        .post("/assets/prices", perm(T::Admin, Write, QUOTAS), assets::add_price)
+        .delete("/assets/prices/{id}", perm(T::Admin, Delete, QUOTAS), assets::remove_price)
+        // Shared assets are readable by others: the handler checks `asset:<action>` on
+        // `/users/<owner>/assets/<id>` (another user's unshared asset is a 404).
+        .get("/assets/{id}", Access::AnyOf(T::Asset, Read), assets::get)
+        .delete("/assets/{id}", Access::AnyOf(T::Asset, Delete), assets::delete)
+        .post("/assets/{id}/cancel", Access::AnyOf(T::Asset, Delete), assets::cancel)
+        .get("/assets/{id}/content", Access::AnyOf(T::Asset, Read), assets::content)
+        .post("/assets/{id}/url", Access::AnyOf(T::Asset, Read), assets::signed_url)
+        .get("/assets/{id}/events", Access::AnyOf(T::Asset, Read), assets::events)
         .get("/experiences", Access::AnyOf(T::Experience, Read), experiences::list)
         .get("/experiences/{exp}", perm(T::Experience, Read, EXPERIENCE), experiences::get)
         .get("/experiences/{exp}/state", perm(T::Experience, Read, EXPERIENCE), experiences::state)
@@ -280,6 +298,12 @@ fn routes(state: &AppState) -> Routes {
         all = all.merge(ui::routes(state));
     }
     let models = perm(T::Provider, Read, "/providers");
+    let audio_limit = state.config().assets.max_audio_bytes.saturating_add(64 * 1024);
+    let audio_uploads = Routes::new(state, "")
+        .errors(compat::openai_errors)
+        .post("/v1/audio/transcriptions", models, compat_media::transcriptions)
+        // Room for the audio plus the multipart framing around it.
+        .layer_all(|r| r.layer(DefaultBodyLimit::max(audio_limit)));
     let compatible = Routes::new(state, "")
         .quota(true)
         .errors(compat::openai_errors)
@@ -287,6 +311,11 @@ fn routes(state: &AppState) -> Routes {
         .errors(compat::anthropic_errors)
         .post("/v1/messages", models, compat::messages)
         .quota(false)
+        // Media admit themselves like `/api/v1/assets/generate` (priced per unit, not per token).
+        .errors(compat::openai_errors)
+        .post("/v1/images/generations", models, compat_media::images)
+        .post("/v1/audio/speech", models, compat_media::speech)
+        .merge(audio_uploads)
         .errors(compat::models_errors)
         .get("/v1/models", models, compat::list_models)
         .get("/v1/models/{*id}", models, compat::get_model);
@@ -298,6 +327,8 @@ fn routes(state: &AppState) -> Routes {
         // The game client's socket authenticates with the `token` in its query (clients cannot set
         // headers on WebSockets) and checks `experience:read`/`write`/`admin` itself.
         .get("/ws/experience", Access::Public, play::experience_socket)
+        // A signed URL's target: the signature (HMAC of asset, variant and expiry) is the access.
+        .get("/assets/{id}/content", Access::Public, assets::signed_content)
         .quota(true)
         .post("/api/v0.3/chat", perm(T::Conversation, Write, OWN_CONVERSATIONS), chat::chat_v03)
         .quota(false)

@@ -38,6 +38,8 @@ struct Inner {
     presence: gaia_chat::presence::Presence,
     /// Game worlds: the experiences of the vault and their live state.
     worlds: gaia_world::Worlds,
+    /// Generated images, voices and 3D models.
+    assets: gaia_assets::Assets,
     provider_changes: crate::provider_store::AppliedChanges,
     password_gate: gaia_core::auth::PasswordGate,
     live_connections: Arc<crate::per_user::PerUser>,
@@ -133,6 +135,29 @@ impl AppState {
         let presence = gaia_chat::presence::Presence::new(events.clone());
         let worlds = gaia_world::Worlds::with_engine(storage.clone(), events.clone(), engine.clone());
         tools.set_worlds(&worlds);
+        let assets = gaia_assets::Assets::new(
+            engine.clone(),
+            gaia_assets::AssetStore::from_config(&config.assets).unwrap_or_else(|e| {
+                // The configuration was validated; a store that cannot be set up keeps files in
+                // memory, said loudly, rather than stop the server.
+                tracing::error!(error = %e, "the asset store cannot be used; assets are kept in memory only");
+                gaia_assets::AssetStore::memory()
+            }),
+            config.assets.clone(),
+            config.asset_signing_key().unwrap_or_else(|| {
+                tracing::warn!("no secrets_key or jwt_secret: signed asset URLs end with this process");
+                uuid::Uuid::new_v4().as_bytes().repeat(2)
+            }),
+        );
+        {
+            // Jobs left pending by a previous run (or another instance) are polled again.
+            let assets = assets.clone();
+            tokio::spawn(async move {
+                if let Err(e) = assets.resume_jobs().await {
+                    tracing::warn!(error = %e, "cannot resume pending 3D jobs");
+                }
+            });
+        }
         AppState {
             inner: Arc::new(Inner {
                 quotas,
@@ -140,6 +165,7 @@ impl AppState {
                 engine,
                 presence,
                 worlds,
+                assets,
                 provider_changes: Default::default(),
                 password_gate: gaia_core::auth::PasswordGate::new(config.auth.hash_concurrency, config.auth.hash_queue),
                 live_connections: Default::default(),
@@ -260,6 +286,11 @@ impl AppState {
     /// Live presence in conversations (who has one open, who is typing), across instances.
     pub fn presence(&self) -> &gaia_chat::presence::Presence {
         &self.inner.presence
+    }
+
+    /// Generated assets: images, speech, transcriptions, 3D models.
+    pub fn assets(&self) -> &gaia_assets::Assets {
+        &self.inner.assets
     }
 
     /// The conversation engine: every chat turn and model call goes through it.

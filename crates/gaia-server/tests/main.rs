@@ -3,6 +3,7 @@
 
 mod admin_console;
 mod agents;
+mod assets;
 mod audit;
 mod auth;
 mod browser;

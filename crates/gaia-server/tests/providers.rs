@@ -406,6 +406,7 @@ async fn models_filters() {
             output_price: Some(price),
             cached_input_price: None,
             cache_write_price: None,
+            unit_prices: Default::default(),
         })
     };
     e.models = vec![

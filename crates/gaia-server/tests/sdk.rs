@@ -75,3 +75,21 @@ async fn the_sdks_name_players_and_a_players_budget_stops_only_them() {
     let keys: Vec<&str> = groups.iter().map(|g| g.key.as_str()).collect();
     assert!(keys.contains(&"spender") && keys.contains(&"saver"), "{keys:?}");
 }
+
+#[tokio::test]
+async fn the_openai_sdk_makes_images_speech_and_transcriptions() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::test_config();
+    config.assets.store = dir.path().display().to_string();
+    let s = common::start_with(sqlite_db(), Some(MockConfig::default()), config).await;
+    let (token, _, user_id) = s.register("sdk-media@example.com").await;
+    let (key, _) = s.api_key(&token).await;
+    assert!(run_script(&python, "media.py", &s, &key).await.contains("media ok"));
+    // Each call made a stored, owned asset.
+    let made = s.state.assets().list(Some(&user_id), None, None, 50).await.unwrap();
+    let kinds: Vec<&str> = made.iter().map(|a| a.kind.as_str()).collect();
+    for k in ["image", "speech", "transcription"] {
+        assert!(kinds.contains(&k), "{kinds:?}");
+    }
+}

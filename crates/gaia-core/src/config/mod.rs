@@ -5,6 +5,7 @@
 //! `GAIA_JWT_SECRET`, `GAIA_SECRETS_KEY`, and the vendors' own `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `ANTHROPIC_API_KEY`,
 //! `ANTHROPIC_BASE_URL`.
 
+mod assets;
 mod auth;
 mod guardrails;
 mod kb;
@@ -15,6 +16,7 @@ mod retention;
 mod tls;
 mod worlds;
 
+pub use assets::AssetsConfig;
 pub use auth::{
     parse_network, AuthConfig, JwksProvider, Registration, JWKS_ALGORITHMS, MAX_INVITE_TTL_SECS, MAX_JWKS_PROVIDERS,
 };
@@ -101,6 +103,8 @@ pub struct Config {
     pub mcp_processes: McpProcessesConfig,
     /// Game sockets (`[worlds]`): trusted positions, resume.
     pub worlds: WorldsConfig,
+    /// Generated images, voices and 3D models (`[assets]`).
+    pub assets: AssetsConfig,
 }
 
 /// Stdio MCP server processes started for agent requests.
@@ -240,6 +244,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             worlds: WorldsConfig::default(),
             mcp_processes: McpProcessesConfig::default(),
+            assets: AssetsConfig::default(),
         }
     }
 }
@@ -312,6 +317,7 @@ impl fmt::Debug for Config {
             .field("agents", &self.agents)
             .field("retention", &self.retention)
             .field("worlds", &self.worlds)
+            .field("assets", &self.assets)
             .finish()
     }
 }
@@ -326,6 +332,7 @@ const ALIASES: &[(&str, &str)] = &[("GAIA_BIND", "server.bind")];
 const VENDOR_ENV: &[(&str, ProviderKind, &str, &str)] = &[
     ("openai", ProviderKind::Openai, "OPENAI_API_KEY", "OPENAI_BASE_URL"),
     ("anthropic", ProviderKind::Anthropic, "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"),
+    ("meshy", ProviderKind::Meshy, "MESHY_API_KEY", "MESHY_BASE_URL"),
 ];
 
 /// Inserts `value` at the dotted `path` of `dict`, creating tables on the way.
@@ -480,6 +487,17 @@ impl Config {
         Ok(())
     }
 
+    /// The key signing asset URLs (`gaia-assets`), derived with HKDF-SHA256 from `secrets_key`, else
+    /// `jwt_secret`, so every instance sharing them accepts the others' URLs; `None` when neither is
+    /// set (a random key is then used, and signed URLs end with the process).
+    pub fn asset_signing_key(&self) -> Option<Vec<u8>> {
+        let secret = self.secrets_key.as_deref().or(self.jwt_secret.as_deref())?;
+        let hk = hkdf::Hkdf::<sha2::Sha256>::new(None, secret.as_bytes());
+        let mut key = vec![0u8; 32];
+        hk.expand(b"gaia asset urls v1", &mut key).ok()?;
+        Some(key)
+    }
+
     /// The keys sealing the secrets Gaia stores (provider API keys added through the admin API, see
     /// [`crate::secrets`]): `secrets_key` when set, else one derived with HKDF-SHA256 from
     /// `jwt_secret` when that is set (it is stable across restarts then; a random per-start JWT
@@ -502,6 +520,7 @@ impl Config {
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<()> {
         self.worlds.validate().map_err(CoreError::Config)?;
+        self.assets.validate()?;
         if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
             return Err(CoreError::Config(format!(
                 "key `server.bind`: `{}` is not a socket address like 127.0.0.1:8666",

@@ -16,6 +16,8 @@ pub enum ProviderKind {
     Openai,
     /// Anthropic Messages.
     Anthropic,
+    /// Meshy's text-to-3D task API.
+    Meshy,
 }
 
 impl ProviderKind {
@@ -24,6 +26,7 @@ impl ProviderKind {
         match self {
             ProviderKind::Openai => "https://api.openai.com/v1",
             ProviderKind::Anthropic => "https://api.anthropic.com",
+            ProviderKind::Meshy => "https://api.meshy.ai",
         }
     }
 }
@@ -53,6 +56,11 @@ pub struct ModelEntry {
     /// price).
     #[serde(default)]
     pub cache_write_price: Option<f64>,
+    /// Prices of what media models are billed by, in US dollars per unit: `image` (per image, or
+    /// `image:1024x1024`, `image:1024x1024:hd` for a size and quality), `character` (speech),
+    /// `second` (transcribed audio), `credit` (3D tasks).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unit_prices: BTreeMap<String, f64>,
 }
 
 impl ModelEntry {

@@ -4,6 +4,7 @@
 //! Migrations under `crates/gaia-core/migrations` are embedded in the binary.
 
 mod api_keys;
+mod assets;
 mod attachments;
 mod audit;
 mod budgets;
@@ -21,6 +22,10 @@ mod usage;
 mod users;
 
 pub use api_keys::{ApiKeyRecord, NewApiKey, RefreshToken};
+pub use assets::{
+    Asset, AssetFilter, AssetGroup, AssetKind, AssetOutcome, AssetReportRow, AssetStatus, NewAsset, UnitPriceEntry,
+    UnitPriceKind, MAX_ASSET_PAGE,
+};
 pub use attachments::{sniff_image_type, Attachment, IMAGE_TYPES, MAX_FILE_NAME};
 pub use audit::AuditRecord;
 pub use budgets::{Budget, BudgetPeriod, NewBudget};

@@ -298,3 +298,8 @@ pub async fn get_model(
         None => error(api, StatusCode::NOT_FOUND, &format!("The model `{id}` does not exist")),
     }
 }
+
+/// An error in OpenAI's shape (the compatible media endpoints).
+pub(crate) fn openai_error(status: StatusCode, message: &str) -> Response {
+    error(Api::OpenAi, status, message)
+}

@@ -95,6 +95,14 @@ pub async fn erase(
         }
     }
     state.usage().flush().await;
+    // The asset files first: their rows, which name them, go with the account.
+    if let Err(e) = state.assets().erase_owner(&p.user_id).await {
+        tracing::error!(error = %e, "cannot delete the asset files of an erased account");
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the asset store could not be changed; nothing else was erased, try again",
+        ));
+    }
     state.storage().erase_user(&p.user_id).await?;
     // Outdate this instance's cached validations now (the others notice within a poll).
     if let Err(e) = state.auth().refresh_revocations().await {

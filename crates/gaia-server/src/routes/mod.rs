@@ -1,10 +1,12 @@
 //! Route handlers, one module per resource.
 
 pub mod agents;
+pub mod assets;
 pub mod attachments;
 pub mod auth;
 pub mod chat;
 pub mod compat;
+pub mod compat_media;
 pub mod conversations;
 pub mod experiences;
 pub mod guardrails;

@@ -269,6 +269,9 @@ pub struct ShareBody {
     /// A KB document or folder (vault path).
     #[serde(default)]
     pub kb_path: Option<String>,
+    /// A generated asset of the caller.
+    #[serde(default)]
+    pub asset_id: Option<String>,
     /// With this user…
     #[serde(default)]
     pub user_id: Option<String>,
@@ -287,8 +290,15 @@ pub async fn create_share(
     ApiJson(b): ApiJson<ShareBody>,
 ) -> ApiResult<Response> {
     let access: ShareAccess = b.access.as_deref().unwrap_or("read").parse()?;
-    let resource = match (&b.conversation_id, &b.kb_path) {
-        (Some(c), None) => {
+    let resource = match (&b.conversation_id, &b.kb_path, &b.asset_id) {
+        (None, None, Some(a)) => {
+            // Only the owner's own assets can be shared; someone else's is a 404.
+            match st.assets().get(a).await {
+                Ok(asset) if asset.owner_id == p.user_id => Resource::asset(&p.user_id, a),
+                _ => return Err(ApiError::not_found(format!("asset {a} not found"))),
+            }
+        }
+        (Some(c), None, None) => {
             // Only the owner's own conversations can be shared; someone else's is a 404.
             st.storage()
                 .get_conversation(&p.user_id, c)
@@ -296,11 +306,11 @@ pub async fn create_share(
                 .ok_or_else(|| ApiError::not_found(format!("Conversation {c} not found")))?;
             Resource::conversation(&p.user_id, c)
         }
-        (None, Some(path)) => {
+        (None, Some(path), None) => {
             let vp = gaia_kb::VaultPath::parse(path).map_err(|e| ApiError::bad_request(e.to_string()))?;
             Resource::kb_document(vp.as_str())
         }
-        _ => return Err(ApiError::bad_request("give exactly one of `conversation_id` and `kb_path`")),
+        _ => return Err(ApiError::bad_request("give exactly one of `conversation_id`, `kb_path` and `asset_id`")),
     };
     let rbac = st.rbac().await;
     let d = rbac.check(&Subject::from(&p), Action::Share, &resource);

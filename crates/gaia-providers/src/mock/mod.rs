@@ -3,7 +3,9 @@
 //!
 //! Routes: `POST /v1/chat/completions` (OpenAI, streaming with `stream_options.include_usage`),
 //! `POST /v1/messages` (Anthropic, streaming events), `GET /v1/models` (OpenAI's list shape, or
-//! Anthropic's when the request carries `anthropic-version`).
+//! Anthropic's when the request carries `anthropic-version`); and media ([`media`]): OpenAI's
+//! `POST /v1/images/generations`, `POST /v1/audio/speech`, `POST /v1/audio/transcriptions`, and
+//! Meshy's text-to-3D tasks under `/openapi/v2/text-to-3d`.
 //!
 //! Behaviour, all deterministic:
 //! - The reply text is `Mock reply to: <text of the last user message>` (or `Mock reply.` when there is
@@ -56,6 +58,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
+
+pub mod media;
 
 /// How long `mock-slow` waits before answering.
 pub const SLOW_DELAY: Duration = Duration::from_secs(30);
@@ -132,6 +136,8 @@ struct MockState {
     per_model: Mutex<std::collections::HashMap<String, u64>>,
     /// `POST /v1/moderations` requests received.
     moderations: AtomicU64,
+    /// Media generated so far (images, speech, transcriptions, 3D tasks), and the 3D tasks.
+    media: media::MediaState,
     /// Digests of the prompt prefixes cached so far (see [`prompt_cache`]).
     prompt_cache: Mutex<std::collections::HashSet<u64>>,
     /// Replies given in turn to the next requests that call no tool ([`MockHandle::push_reply`]).
@@ -168,6 +174,7 @@ impl MockUpstream {
             per_model: Mutex::new(std::collections::HashMap::new()),
             prompt_cache: Mutex::new(std::collections::HashSet::new()),
             moderations: AtomicU64::new(0),
+            media: media::MediaState::default(),
         });
         let app = router(state.clone());
         let (tx, rx) = oneshot::channel::<()>();
@@ -231,6 +238,19 @@ impl MockHandle {
         self.state.moderations.load(Ordering::Relaxed)
     }
 
+    /// Media requests received: images, speech and transcriptions asked for, and 3D tasks created.
+    pub fn media_requests(&self) -> u64 {
+        self.state.media.requests.load(Ordering::Relaxed)
+    }
+    /// How long the mock's 3D tasks take from creation to success (default 300 ms).
+    pub fn set_model_3d_duration(&self, d: Duration) {
+        *self.state.media.task_duration.lock().unwrap_or_else(|e| e.into_inner()) = Some(d);
+    }
+    /// The 3D tasks the mock still holds (created and not deleted).
+    pub fn model_3d_tasks(&self) -> usize {
+        self.state.media.tasks.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// The last chat request received (either format).
     pub fn last_request(&self) -> Option<Value> {
         self.state.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
@@ -272,6 +292,7 @@ fn router(state: Arc<MockState>) -> Router {
         .route("/v1/messages", post(anthropic_messages))
         .route("/v1/models", get(models))
         .route("/v1/moderations", post(moderations))
+        .merge(media::routes())
         .with_state(state)
 }
 
