@@ -2,6 +2,7 @@
 //! knowledge base (`gaia kb search|read|ls|sync|reindex`), manage access (`gaia rbac ...`), apply data
 //! retention (`gaia retention run`).
 
+mod assets;
 mod otel;
 mod quotas;
 mod rbac;
@@ -81,6 +82,8 @@ enum Command {
     Rbac(rbac::RbacArgs),
     /// Rate limits, budgets, model prices and usage reports (`gaia quotas limits|budgets|prices|report`).
     Quotas(quotas::QuotaArgs),
+    /// Generated assets: list them, their cost and revenue report, unit and sell prices.
+    Assets(assets::AssetArgs),
     /// Game worlds: list and validate the experiences of the vault; a player's state, commands, resets.
     World(world::WorldArgs),
     /// Data retention: delete messages, usage records and audit rows older than `[retention]` says.
@@ -341,6 +344,7 @@ async fn main() -> Result<()> {
         Command::Rbac(args) => rbac::run(&load(cli.config)?.database_url, args).await,
         Command::Quotas(args) => quotas::run(&load(cli.config)?.database_url, args).await,
         Command::World(args) => world::run(load(cli.config)?, args).await,
+        Command::Assets(args) => assets::run(&load(cli.config)?.database_url, args).await,
         Command::Mcp { command: McpCommand::Serve { root, user } } => mcp_serve(cli.config, root, user).await,
         Command::Retention { command } => retention(cli.config, command).await,
     }

@@ -158,7 +158,7 @@ enum PricesCommand {
     },
 }
 
-fn print(v: impl serde::Serialize) -> Result<()> {
+pub(crate) fn print(v: impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
 }

@@ -44,6 +44,8 @@ fn help_everywhere() {
         vec!["rbac", "grant", "--help"],
         vec!["world", "--help"],
         vec!["world", "command", "--help"],
+        vec!["assets", "--help"],
+        vec!["assets", "prices", "cost", "--help"],
     ] {
         let (ok, out, err) = run(gaia().args(&args));
         assert!(ok, "{args:?}: {err}");
@@ -545,4 +547,40 @@ fn world_list_validate_command_and_reset() {
     assert!(ok, "{err}");
     let (ok, out, _) = play(&["state", "safe-house", "--user", "designer@example.com"]);
     assert!(ok && out.contains("canned_food_1"), "{out}");
+}
+
+#[test]
+fn asset_prices_and_report_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("assets.db").display());
+    let g = |args: &[&str]| run(gaia().env("GAIA_DATABASE_URL", &db).arg("assets").args(args));
+    let (ok, out, err) = g(&[
+        "prices",
+        "cost",
+        "--provider",
+        "openai",
+        "--model",
+        "dall-e-3",
+        "--unit",
+        "image:1024x1024:hd",
+        "--usd",
+        "0.08",
+    ]);
+    assert!(ok && out.starts_with("recorded "), "{out}{err}");
+    assert!(g(&["prices", "sell", "--type", "model_3d", "--usd", "2.5"]).0);
+    let (ok, _, err) = g(&["prices", "sell", "--type", "hat", "--usd", "1"]);
+    assert!(!ok && err.contains("asset kind"), "{err}");
+    let (ok, _, err) = g(&["prices", "cost", "--provider", "p", "--model", "m", "--unit", "image", "--usd=-1"]);
+    assert!(!ok && err.contains("non-negative"), "{err}");
+    let (ok, out, _) = g(&["prices", "list"]);
+    assert!(
+        ok && out.contains("cost openai/dall-e-3 per image:1024x1024:hd: $0.08") && out.contains("sell model_3d: $2.5"),
+        "{out}"
+    );
+    let (ok, out, _) = g(&["report", "--csv"]);
+    assert!(ok && out.starts_with("type,assets,failed,units,cost_usd,revenue_usd,margin_usd"), "{out}");
+    let (ok, _, err) = g(&["report", "--group-by", "planet"]);
+    assert!(!ok && err.contains("planet"), "{err}");
+    let (ok, out, _) = g(&["--json", "list"]);
+    assert!(ok && out.trim() == "[]", "{out}");
 }

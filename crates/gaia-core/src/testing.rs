@@ -38,6 +38,9 @@ use std::time::Duration;
 pub const DATABASE_URL_VAR: &str = "GAIA_TEST_DATABASE_URL";
 /// Environment variable with the Redis URL used by tests.
 pub const REDIS_URL_VAR: &str = "GAIA_TEST_REDIS_URL";
+/// The variable naming an S3-compatible server for the asset store's tests (`http://127.0.0.1:55000`,
+/// a `moto_server` in CI).
+pub const S3_URL_VAR: &str = "GAIA_TEST_S3_URL";
 /// Environment variable that turns a missing service into a test failure.
 pub const REQUIRE_SERVICES_VAR: &str = "GAIA_REQUIRE_SERVICES";
 
@@ -228,6 +231,11 @@ pub async fn database_urls() -> Vec<TestDb> {
 /// `GAIA_TEST_REDIS_URL`, when set.
 pub fn redis_url() -> Option<String> {
     service_url(REDIS_URL_VAR)
+}
+
+/// `GAIA_TEST_S3_URL`, when set: an S3-compatible server accepting any credentials (moto).
+pub fn s3_url() -> Option<String> {
+    service_url(S3_URL_VAR)
 }
 
 /// A key prefix no other test uses (`gaia-test:<random>:`).

@@ -472,3 +472,41 @@ async fn model_3d_jobs_complete_can_be_cancelled_and_survive_a_restart() {
         drop(first);
     }
 }
+
+#[tokio::test]
+async fn assets_live_in_an_s3_compatible_bucket() {
+    let Some(s3) = gaia_core::testing::s3_url() else { return };
+    let bucket = format!("gaia-{}", uuid::Uuid::new_v4().simple());
+    assert!(reqwest::Client::new().put(format!("{s3}/{bucket}")).send().await.unwrap().status().is_success());
+    for db in database_urls().await {
+        let mut c = common::test_config();
+        c.assets.store = format!("s3://{bucket}/{}", db.backend);
+        c.assets.s3_endpoint = Some(s3.clone());
+        c.assets.s3_allow_http = true;
+        c.assets.s3_access_key_id = Some("test".into());
+        c.assets.s3_secret_access_key = Some("test".into());
+        let s = start_with(db, Some(MockConfig::default()), c).await;
+        let b = s.backend;
+        let (key, _) = user(&s, "s3-user@example.com").await;
+        let (status, v) = generate(
+            &s,
+            &key,
+            json!({"type": "speech", "prompt": "From the bucket", "model": "openai/tts-1",
+                                                    "options": {"format": "mp3"}}),
+        )
+        .await;
+        assert_eq!(status, 201, "{b}: {v}");
+        let id = v["assets"][0]["id"].as_str().unwrap().to_string();
+        let r = s.get(&format!("/api/v1/assets/{id}/content"), &key).header("range", "bytes=0-2").send().await.unwrap();
+        assert_eq!(r.status(), 206, "{b}");
+        assert_eq!(&r.bytes().await.unwrap()[..], b"ID3");
+        let listing =
+            reqwest::get(format!("{s3}/{bucket}?list-type=2&prefix={b}/")).await.unwrap().text().await.unwrap();
+        assert!(listing.contains(&id), "{listing}");
+        let r = s.http.delete(format!("{}/api/v1/assets/{id}", s.url)).bearer_auth(&key).send().await.unwrap();
+        assert_eq!(r.status(), 204);
+        let listing =
+            reqwest::get(format!("{s3}/{bucket}?list-type=2&prefix={b}/")).await.unwrap().text().await.unwrap();
+        assert!(!listing.contains(&id), "deleted from the bucket: {listing}");
+    }
+}
