@@ -39,8 +39,9 @@ mod picture;
 mod service;
 mod sign;
 mod store;
+pub mod tools;
 
 pub use error::{AssetError, Result};
-pub use service::{AssetRequest, Assets, Content, Estimate, SignedUrl, TranscriptionAsk};
+pub use service::{AssetRequest, Assets, Content, Estimate, SignedUrl, TranscriptionAsk, WeakAssets};
 pub use sign::Signer;
 pub use store::AssetStore;

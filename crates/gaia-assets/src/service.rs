@@ -133,6 +133,18 @@ pub struct Assets {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// A handle on [`Assets`] that does not keep it alive (for what the engine holds, since the assets
+/// hold the engine).
+#[derive(Clone, Debug)]
+pub struct WeakAssets(std::sync::Weak<Inner>);
+
+impl WeakAssets {
+    /// The assets, while they exist.
+    pub fn upgrade(&self) -> Option<Assets> {
+        self.0.upgrade().map(|inner| Assets { inner })
+    }
+}
+
 impl std::fmt::Debug for Assets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Assets").field("store", &self.inner.store.label()).finish()
@@ -185,6 +197,11 @@ impl Assets {
                 polling: Mutex::new(HashSet::new()),
             }),
         }
+    }
+
+    /// A handle that does not keep the assets alive.
+    pub fn downgrade(&self) -> WeakAssets {
+        WeakAssets(Arc::downgrade(&self.inner))
     }
 
     /// The file store.

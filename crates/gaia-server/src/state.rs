@@ -149,6 +149,7 @@ impl AppState {
                 uuid::Uuid::new_v4().as_bytes().repeat(2)
             }),
         );
+        tools.set_assets(&assets);
         {
             // Jobs left pending by a previous run (or another instance) are polled again.
             let assets = assets.clone();

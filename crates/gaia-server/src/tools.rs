@@ -1,6 +1,7 @@
 //! The server's tool sources, for chat turns (the conversation engine's [`gaia_chat::ToolCatalog`])
 //! and agents: `kb`, the knowledge base as the caller may read it, `world`, the game worlds the caller
-//! may play (`gaia_world::tools`), and the configured MCP servers by name, kept connected once first
+//! may play (`gaia_world::tools`), `assets`, images, speech and 3D models made for the caller
+//! (`gaia_assets::tools`), and the configured MCP servers by name, kept connected once first
 //! used (the warm toolbox).
 
 use gaia_core::auth::Principal;
@@ -18,6 +19,8 @@ pub struct ServerTools {
     kb: OnceLock<Kb>,
     /// Weak: the worlds hold the engine, which holds these tools.
     worlds: OnceLock<gaia_world::WeakWorlds>,
+    /// The asset service (made after the engine, which holds these tools).
+    assets: OnceLock<gaia_assets::WeakAssets>,
     rbac: gaia_rbac::Rbac,
     warm: OnceCell<Toolbox>,
     mcp_servers: Vec<McpServerConfig>,
@@ -28,12 +31,25 @@ impl ServerTools {
     /// The sources over `rbac`'s access control, the MCP servers `mcp_servers`; `kb_tools`: whether
     /// the knowledge base is offered as tools (`agents.kb_tools`).
     pub(crate) fn new(rbac: gaia_rbac::Rbac, mcp_servers: Vec<McpServerConfig>, kb_tools: bool) -> Self {
-        ServerTools { kb: OnceLock::new(), worlds: OnceLock::new(), rbac, warm: OnceCell::new(), mcp_servers, kb_tools }
+        ServerTools {
+            kb: OnceLock::new(),
+            worlds: OnceLock::new(),
+            assets: OnceLock::new(),
+            rbac,
+            warm: OnceCell::new(),
+            mcp_servers,
+            kb_tools,
+        }
     }
 
     /// Attaches the game worlds (made after the engine, which holds these tools).
     pub(crate) fn set_worlds(&self, worlds: &gaia_world::Worlds) {
         let _ = self.worlds.set(worlds.downgrade());
+    }
+
+    /// Attaches the asset service.
+    pub(crate) fn set_assets(&self, assets: &gaia_assets::Assets) {
+        let _ = self.assets.set(assets.downgrade());
     }
 
     /// The game-world tools of `p`: the experiences they may play.
@@ -128,6 +144,14 @@ impl gaia_chat::ToolCatalog for ServerTools {
             if let Some(view) = self.kb_for(principal).await {
                 if let Err(e) = tb.add_listed(Arc::new(KbToolSource::new(view))).await {
                     tracing::warn!(error = %e, "knowledge-base tools unavailable for this turn");
+                }
+            }
+        }
+        if sources.iter().any(|s| s == gaia_assets::tools::ASSETS_SOURCE) {
+            if let Some(assets) = self.assets.get().and_then(|a| a.upgrade()) {
+                let tools = gaia_assets::tools::AssetTools::new(assets, principal.clone());
+                if let Err(e) = tb.add_listed(Arc::new(tools)).await {
+                    tracing::warn!(error = %e, "asset tools unavailable for this turn");
                 }
             }
         }

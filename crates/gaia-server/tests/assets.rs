@@ -510,3 +510,31 @@ async fn assets_live_in_an_s3_compatible_bucket() {
         assert!(!listing.contains(&id), "deleted from the bucket: {listing}");
     }
 }
+
+#[tokio::test]
+async fn models_make_assets_through_the_asset_tools() {
+    use gaia_mcp::ToolSource;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.assets.image_model = Some("openai/mock-image".into());
+    c.assets.speech_model = Some("openai/tts-1".into());
+    let s = start_with(gaia_core::testing::sqlite_db(), Some(MockConfig::default()), c).await;
+    let (token, _, id) = s.register("tool-user@example.com").await;
+    let p = s.state.auth().authenticate_bearer(&token).await.unwrap();
+    assert_eq!(p.user_id, id);
+    let tools = gaia_assets::tools::AssetTools::new(s.state.assets().clone(), p);
+    let names: Vec<String> = tools.specs().await.unwrap().into_iter().map(|t| t.name).collect();
+    assert_eq!(names, ["generate_image", "speak", "generate_model_3d"]);
+    let out: Value =
+        serde_json::from_str(&tools.call("generate_image", r#"{"prompt": "a key", "size": "64x64"}"#).await.unwrap())
+            .unwrap();
+    assert_eq!(out["assets"][0]["status"], "succeeded", "{out}");
+    let out: Value = serde_json::from_str(&tools.call("speak", r#"{"text": "Hello there"}"#).await.unwrap()).unwrap();
+    assert_eq!(out["assets"][0]["type"], "speech");
+    // Failures are tool errors the model reads, not panics.
+    let e = tools.call("generate_model_3d", r#"{"prompt": "a chest"}"#).await.unwrap_err();
+    assert!(e.to_string().contains("assets.model_3d_model"), "{e}");
+    assert!(tools.call("speak", "not json").await.is_err());
+    assert!(tools.call("speak", r#"{}"#).await.unwrap_err().to_string().contains("prompt"));
+    assert_eq!(s.state.assets().list(Some(&id), None, None, 10).await.unwrap().len(), 2);
+}
