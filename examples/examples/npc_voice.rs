@@ -30,7 +30,7 @@ use gaia_assets::{AssetRequest, AssetStore, Assets, TranscriptionAsk};
 use gaia_chat::{Engine, EngineParts, TurnInput};
 use gaia_core::attribution::Attribution;
 use gaia_core::auth::{AuthMethod, Principal};
-use gaia_core::storage::{AssetKind, Storage};
+use gaia_core::storage::{AssetKind, NewUnitPrice, Storage, UnitPriceKind};
 use gaia_providers::mock::{MockConfig, MockUpstream};
 use gaia_providers::{OpenAiConfig, OpenAiProvider, ProviderRegistry};
 use serde::{Deserialize, Serialize};
@@ -169,9 +169,17 @@ async fn main() -> anyhow::Result<()> {
     // What the voice costs (usually in gaia.toml's catalog, or recorded through the pricing API).
     let storage = Storage::connect("sqlite::memory:").await?;
     storage.migrate().await?;
-    let per_char = gaia_core::storage::UnitPriceKind::Cost;
-    storage.add_unit_price(per_char, "openai", "tts-1", "character", 0.000015, chrono_now(), None).await?;
-    storage.add_unit_price(per_char, "openai", "whisper-1", "second", 0.0001, chrono_now(), None).await?;
+    for (model, unit, usd) in [("tts-1", "character", 0.000015), ("whisper-1", "second", 0.0001)] {
+        let price = NewUnitPrice {
+            kind: UnitPriceKind::Cost,
+            provider: "openai".into(),
+            model: model.into(),
+            unit: unit.into(),
+            usd_per_unit: usd,
+            effective_from: Some(chrono::Utc::now() - chrono::Duration::seconds(1)),
+        };
+        storage.add_unit_price(&price, None).await?;
+    }
     let account = storage.create_user("gatekeeper-game@example.com", None, Some("The game")).await?;
     let quotas = gaia_core::quota::Quotas::new(storage.clone(), Default::default());
     quotas.reload_prices().await?;
@@ -245,8 +253,4 @@ async fn main() -> anyhow::Result<()> {
     let _ = stop.send(());
     server.await??;
     Ok(())
-}
-
-fn chrono_now() -> chrono::DateTime<chrono::Utc> {
-    chrono::Utc::now() - chrono::Duration::seconds(1)
 }

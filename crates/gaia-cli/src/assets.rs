@@ -5,7 +5,7 @@ use crate::quotas::print;
 use anyhow::{bail, Result};
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
-use gaia_core::storage::{AssetFilter, AssetGroup, AssetKind, Storage, UnitPriceKind};
+use gaia_core::storage::{AssetFilter, AssetGroup, AssetKind, NewUnitPrice, Storage, UnitPriceKind};
 use serde_json::json;
 
 /// Options shared by the asset commands.
@@ -178,30 +178,26 @@ pub async fn run(database_url: &str, args: AssetArgs) -> Result<()> {
                 }
             }
             PricesCommand::Cost { provider, model, unit, usd, from } => {
-                let e = storage
-                    .add_unit_price(
-                        UnitPriceKind::Cost,
-                        &provider,
-                        &model,
-                        &unit,
-                        usd,
-                        from.unwrap_or_else(Utc::now),
-                        None,
-                    )
-                    .await?;
-                if json {
-                    return print(&e);
-                }
-                println!("recorded {}", e.id);
+                let new = NewUnitPrice {
+                    kind: UnitPriceKind::Cost,
+                    provider,
+                    model,
+                    unit,
+                    usd_per_unit: usd,
+                    effective_from: from,
+                };
+                recorded(storage.add_unit_price(&new, None).await?, json)?;
             }
             PricesCommand::Sell { kind: k, usd, from } => {
-                let e = storage
-                    .add_unit_price(UnitPriceKind::Sell, "", "", &k, usd, from.unwrap_or_else(Utc::now), None)
-                    .await?;
-                if json {
-                    return print(&e);
-                }
-                println!("recorded {}", e.id);
+                let new = NewUnitPrice {
+                    kind: UnitPriceKind::Sell,
+                    provider: String::new(),
+                    model: String::new(),
+                    unit: k,
+                    usd_per_unit: usd,
+                    effective_from: from,
+                };
+                recorded(storage.add_unit_price(&new, None).await?, json)?;
             }
             PricesCommand::Delete { id } => {
                 if !storage.delete_unit_price(&id).await? {
@@ -211,5 +207,13 @@ pub async fn run(database_url: &str, args: AssetArgs) -> Result<()> {
             }
         },
     }
+    Ok(())
+}
+
+fn recorded(e: gaia_core::storage::UnitPriceEntry, json: bool) -> Result<()> {
+    if json {
+        return print(&e);
+    }
+    println!("recorded {}", e.id);
     Ok(())
 }

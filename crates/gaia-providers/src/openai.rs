@@ -487,7 +487,7 @@ impl Provider for OpenAiProvider {
         let b = self.auth(self.lanes.any().post(http::join(&self.cfg.base_url, "images/generations"))).json(&body);
         let resp = http::send(name, b.timeout(self.cfg.timeout)).await?;
         let raw = media::read_bounded(name, resp, media::MAX_MEDIA_BYTES * 2).await?;
-        let v: Value = serde_json::from_slice(&raw).map_err(|e| stream_error(name, &format!("invalid JSON: {e}")))?;
+        let v: Value = serde_json::from_slice(&raw).map_err(|e| stream_error(name, format!("invalid JSON: {e}")))?;
         let data =
             v.get("data").and_then(Value::as_array).ok_or_else(|| stream_error(name, "no `data` in the answer"))?;
         let mut images = Vec::with_capacity(data.len());
@@ -497,7 +497,7 @@ impl Provider for OpenAiProvider {
                 use base64::Engine as _;
                 let decoded = base64::engine::general_purpose::STANDARD
                     .decode(b64)
-                    .map_err(|e| stream_error(name, &format!("invalid base64 image: {e}")))?;
+                    .map_err(|e| stream_error(name, format!("invalid base64 image: {e}")))?;
                 if decoded.len() > media::MAX_MEDIA_BYTES {
                     return Err(stream_error(name, "an image is too large"));
                 }
@@ -556,7 +556,7 @@ impl Provider for OpenAiProvider {
             self.auth(self.lanes.any().post(http::join(&self.cfg.base_url, "audio/transcriptions"))).multipart(form);
         let resp = http::send(name, b.timeout(self.cfg.timeout)).await?;
         let raw = media::read_bounded(name, resp, media::MAX_MEDIA_BYTES).await?;
-        let v: Value = serde_json::from_slice(&raw).map_err(|e| stream_error(name, &format!("invalid JSON: {e}")))?;
+        let v: Value = serde_json::from_slice(&raw).map_err(|e| stream_error(name, format!("invalid JSON: {e}")))?;
         let text =
             v.get("text").and_then(Value::as_str).ok_or_else(|| stream_error(name, "no `text` in the answer"))?;
         let seconds = v

@@ -301,6 +301,28 @@ pub struct UnitPriceEntry {
     pub created_at: DateTime<Utc>,
 }
 
+/// A unit or sell price to record (the body of `POST /api/v1/assets/prices`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUnitPrice {
+    /// `cost` (a provider's price per unit of a model) or `sell` (the game's price of an asset kind).
+    pub kind: UnitPriceKind,
+    /// Provider (cost prices).
+    #[serde(default)]
+    pub provider: String,
+    /// Model (cost prices).
+    #[serde(default)]
+    pub model: String,
+    /// The unit (`image`, `image:1024x1024:hd`, `character`, `second`, `credit`), or the asset kind
+    /// of a sell price.
+    pub unit: String,
+    /// US dollars per unit (per asset for a sell price).
+    pub usd_per_unit: f64,
+    /// When it takes effect (default: now).
+    #[serde(default)]
+    pub effective_from: Option<DateTime<Utc>>,
+}
+
 /// The longest unit name.
 const MAX_UNIT: usize = 64;
 
@@ -590,20 +612,13 @@ impl Storage {
             .collect()
     }
 
-    /// Records a unit price (a provider's cost per unit of `model`, or with
-    /// [`UnitPriceKind::Sell`] the game's price of one asset of the kind `unit`), taking effect at
-    /// `effective_from`.
-    pub async fn add_unit_price(
-        &self,
-        kind: UnitPriceKind,
-        provider: &str,
-        model: &str,
-        unit: &str,
-        usd_per_unit: f64,
-        effective_from: DateTime<Utc>,
-        created_by: Option<&str>,
-    ) -> Result<UnitPriceEntry> {
-        let unit = unit.trim();
+    /// Records a unit price (a provider's cost per unit of a model, or with [`UnitPriceKind::Sell`]
+    /// the game's price of one asset of the kind `unit`), taking effect at `effective_from` (now
+    /// when unset).
+    pub async fn add_unit_price(&self, p: &NewUnitPrice, created_by: Option<&str>) -> Result<UnitPriceEntry> {
+        let (kind, provider, model, usd_per_unit) = (p.kind, p.provider.as_str(), p.model.as_str(), p.usd_per_unit);
+        let effective_from = p.effective_from.unwrap_or_else(Utc::now);
+        let unit = p.unit.trim();
         let valid_unit = !unit.is_empty()
             && unit.len() <= MAX_UNIT
             && unit.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-' | '.'));

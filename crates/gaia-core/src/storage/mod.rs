@@ -23,8 +23,8 @@ mod users;
 
 pub use api_keys::{ApiKeyRecord, NewApiKey, RefreshToken};
 pub use assets::{
-    Asset, AssetFilter, AssetGroup, AssetKind, AssetOutcome, AssetReportRow, AssetStatus, NewAsset, UnitPriceEntry,
-    UnitPriceKind, MAX_ASSET_PAGE,
+    Asset, AssetFilter, AssetGroup, AssetKind, AssetOutcome, AssetReportRow, AssetStatus, NewAsset, NewUnitPrice,
+    UnitPriceEntry, UnitPriceKind, MAX_ASSET_PAGE,
 };
 pub use attachments::{sniff_image_type, Attachment, IMAGE_TYPES, MAX_FILE_NAME};
 pub use audit::AuditRecord;

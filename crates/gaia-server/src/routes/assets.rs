@@ -8,6 +8,9 @@
 //! Another user's asset is a 404 unless it was shared (RBAC `asset:read` on
 //! `/users/<owner>/assets/<id>`).
 
+// Handlers return early with a ready `Response` as the error value, the usual axum idiom.
+#![allow(clippy::result_large_err)]
+
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Auth};
 use crate::sse::{self, SseEvent};
@@ -17,10 +20,9 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use gaia_assets::{AssetError, AssetRequest, Content};
 use gaia_core::auth::Principal;
-use gaia_core::storage::{spreadsheet_safe, Asset, AssetFilter, AssetGroup, AssetKind, UnitPriceKind};
+use gaia_core::storage::{spreadsheet_safe, Asset, AssetFilter, AssetGroup, AssetKind, NewUnitPrice};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -493,28 +495,6 @@ pub async fn report(
     Ok(axum::Json(json!({"group_by": group_name, "rows": rows, "totals": totals})).into_response())
 }
 
-/// `POST /api/v1/assets/prices` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewUnitPrice {
-    /// `cost` (a provider's price per unit of a model) or `sell` (the game's price of an asset kind).
-    pub kind: UnitPriceKind,
-    /// Provider (cost prices).
-    #[serde(default)]
-    pub provider: String,
-    /// Model (cost prices).
-    #[serde(default)]
-    pub model: String,
-    /// The unit (`image`, `image:1024x1024:hd`, `character`, `second`, `credit`) or, for a sell
-    /// price, the asset kind.
-    pub unit: String,
-    /// US dollars per unit (per asset for a sell price).
-    pub usd_per_unit: f64,
-    /// When it takes effect (default: now).
-    #[serde(default)]
-    pub effective_from: Option<chrono::DateTime<Utc>>,
-}
-
 /// `GET /api/v1/assets/prices`: every recorded unit and sell price, and the configured sell prices.
 pub async fn prices(State(state): State<AppState>) -> ApiResult<Response> {
     let book = state.quotas().prices();
@@ -530,11 +510,7 @@ pub async fn add_price(
     Auth(p): Auth,
     ApiJson(b): ApiJson<NewUnitPrice>,
 ) -> ApiResult<Response> {
-    let from = b.effective_from.unwrap_or_else(Utc::now);
-    let e = state
-        .storage()
-        .add_unit_price(b.kind, &b.provider, &b.model, &b.unit, b.usd_per_unit, from, Some(&p.user_id))
-        .await?;
+    let e = state.storage().add_unit_price(&b, Some(&p.user_id)).await?;
     state.quotas().reload_prices().await?;
     crate::audit::record(&state, Some(&p.user_id), "asset_price.add", &e.id, json!(e)).await;
     Ok((StatusCode::CREATED, axum::Json(e)).into_response())

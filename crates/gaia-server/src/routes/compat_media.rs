@@ -3,6 +3,9 @@
 //! `POST /v1/audio/transcriptions` (multipart). Each generation is an asset (`gaia_assets`): admitted,
 //! metered, priced and stored like those of `/api/v1/assets`; errors come in OpenAI's shape.
 
+// Handlers return early with a ready `Response` as the error value, the usual axum idiom.
+#![allow(clippy::result_large_err)]
+
 use crate::routes::compat::openai_error;
 use crate::state::AppState;
 use axum::body::Bytes;
