@@ -795,7 +795,7 @@ impl Assets {
         let expires = chrono::Utc::now().timestamp().saturating_add(ttl as i64);
         let variant = if thumbnail { "thumbnail" } else { "file" };
         let sig = self.inner.signer.sign(id, variant, expires);
-        SignedUrl { url: format!("/assets/{id}/content?variant={variant}&expires={expires}&sig={sig}"), expires }
+        SignedUrl { url: format!("/media/{id}?variant={variant}&expires={expires}&sig={sig}"), expires }
     }
 
     /// Whether a signed URL's `variant`, `expires` and `sig` are good for `id` now.

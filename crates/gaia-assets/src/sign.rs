@@ -1,4 +1,4 @@
-//! Signed, time-limited URLs for game clients: `…/content?variant=file&expires=<unix>&sig=<hex>`,
+//! Signed, time-limited URLs for game clients: `/media/<id>?variant=file&expires=<unix>&sig=<hex>`,
 //! where `sig` is an HMAC-SHA256 of the asset id, the variant and the expiry under a key only the
 //! servers know. A URL cannot be moved to another asset or variant, nor its expiry extended.
 

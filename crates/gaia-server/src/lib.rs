@@ -34,7 +34,10 @@
 //! `sync`, `webhook`, `tools/{name}` with POST; answers in the `{status, response, metadata}` envelope);
 //! and the wire-compatible
 //! `POST /v1/chat/completions`, `GET /v1/models`, `GET /v1/models/{id}` (OpenAI) and `POST /v1/messages`
-//! (Anthropic), whose errors come in those APIs' own shapes.
+//! (Anthropic), and `POST /v1/images/generations`, `/v1/audio/speech`, `/v1/audio/transcriptions`
+//! (OpenAI media), whose errors come in those APIs' own shapes. Generated assets under
+//! `/api/v1/assets` (generate, estimate, list, get, delete, cancel, content, signed URLs, events,
+//! report, prices) and `GET /media/{id}` (a signed URL's target).
 //! Operations: `GET /metrics` (Prometheus text format; admins, or anyone with
 //! `server.metrics_public`), `GET /api/v1/performance/{summary,providers,errors}` (admins); see
 //! [`observe`].
@@ -328,7 +331,7 @@ fn routes(state: &AppState) -> Routes {
         // headers on WebSockets) and checks `experience:read`/`write`/`admin` itself.
         .get("/ws/experience", Access::Public, play::experience_socket)
         // A signed URL's target: the signature (HMAC of asset, variant and expiry) is the access.
-        .get("/assets/{id}/content", Access::Public, assets::signed_content)
+        .get("/media/{id}", Access::Public, assets::signed_content)
         .quota(true)
         .post("/api/v0.3/chat", perm(T::Conversation, Write, OWN_CONVERSATIONS), chat::chat_v03)
         .quota(false)

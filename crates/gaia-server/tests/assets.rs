@@ -295,7 +295,7 @@ async fn assets_are_private_until_shared_and_signed_urls_cannot_be_bent() {
             url.replace("variant=file", "variant=thumbnail"),
             url.replace(&format!("expires={expires}"), &format!("expires={}", expires + 3600)),
             url.replace("&sig=", "&sig=00"),
-            format!("/assets/{id}/content"),
+            format!("/media/{id}"),
         ];
         for t in tampered {
             assert_eq!(s.http.get(format!("{}{t}", s.url)).send().await.unwrap().status(), 403, "{b}: {t}");
@@ -304,12 +304,7 @@ async fn assets_are_private_until_shared_and_signed_urls_cannot_be_bent() {
         let stale = s.state.assets().sign_url(&id, false, None).url.replace("expires=", "x=");
         assert_eq!(s.http.get(format!("{}{stale}", s.url)).send().await.unwrap().status(), 403);
         let sig = gaia_assets::Signer::new(s.state.config().asset_signing_key().unwrap()).sign(&id, "file", past);
-        let r = s
-            .http
-            .get(format!("{}/assets/{id}/content?variant=file&expires={past}&sig={sig}", s.url))
-            .send()
-            .await
-            .unwrap();
+        let r = s.http.get(format!("{}/media/{id}?variant=file&expires={past}&sig={sig}", s.url)).send().await.unwrap();
         assert_eq!(r.status(), 403, "expired");
         // Asking for a longer life than the server allows gets the server's limit.
         let long: Value = s

@@ -681,6 +681,51 @@ deployments = [{ base_url = "http://127.0.0.1:11435/v1" }, { api_key = "second-k
     }
 
     #[test]
+    fn assets_from_the_file_as_the_readme_writes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("gaia.toml");
+        let toml = r#"
+[[providers]]
+name = "openai"
+kind = "openai"
+models = [
+  { id = "gpt-image-1", unit_prices = { "image" = 0.04, "image:1024x1536:high" = 0.25 } },
+  { id = "tts-1", unit_prices = { character = 0.000015 } },
+]
+
+[[providers]]
+name = "meshy"
+kind = "meshy"
+api_key = "msy-secret"
+
+[assets]
+store = "s3://game-assets/one"
+s3_secret_access_key = "s3-secret"
+image_model = "openai/gpt-image-1"
+sell_prices = { image = 0.5, model_3d = 2.0 }
+"#;
+        std::fs::write(&p, toml).unwrap();
+        let c = Config::load_from(Some(&p), env(&[])).unwrap();
+        let cat = c.providers[0].catalog();
+        assert_eq!(cat[0].unit_prices["image:1024x1536:high"], 0.25);
+        assert_eq!(cat[0].price(), None, "no token price");
+        assert_eq!(c.providers[1].base_url(), "https://api.meshy.ai");
+        assert_eq!(c.assets.sell_prices["model_3d"], 2.0);
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("s3-secret") && !dbg.contains("msy-secret"), "{dbg}");
+        for (bad, says) in [
+            ("[assets]\nsell_prices = { hat = 1.0 }\n", "not an asset kind"),
+            ("[assets]\nsell_prices = { image = -1.0 }\n", "non-negative"),
+            ("[assets]\nmax_image_side = 100000\n", "max_image_side"),
+            ("[assets]\nstore = \" \"\n", "assets.store"),
+        ] {
+            std::fs::write(&p, bad).unwrap();
+            let e = Config::load_from(Some(&p), env(&[])).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn provider_policy_from_the_file() {
         let c = Config::load_from(None, env(&[])).unwrap();
         assert_eq!(c.provider_policy, ProviderPolicy::default());

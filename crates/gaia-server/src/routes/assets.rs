@@ -2,7 +2,7 @@
 //! `GET /api/v1/assets`, `GET/DELETE /api/v1/assets/{id}`, `POST /api/v1/assets/{id}/cancel`,
 //! `GET /api/v1/assets/{id}/content` (range requests), `POST /api/v1/assets/{id}/url` (a signed URL),
 //! `GET /api/v1/assets/{id}/events` (a job's progress, SSE), `GET /api/v1/assets/report` (JSON or
-//! CSV), the unit and sell prices under `/api/v1/assets/prices`, and `GET /assets/{id}/content`
+//! CSV), the unit and sell prices under `/api/v1/assets/prices`, and `GET /media/{id}`
 //! (a signed URL's target: no credentials, the signature is the access).
 //!
 //! Another user's asset is a 404 unless it was shared (RBAC `asset:read` on
@@ -278,7 +278,7 @@ pub async fn content(
     }
 }
 
-/// `GET /assets/{id}/content?variant=&expires=&sig=`: a signed URL's target. The signature is the
+/// `GET /media/{id}?variant=&expires=&sig=`: a signed URL's target. The signature is the
 /// access: a wrong, altered or expired one is a 403.
 pub async fn signed_content(
     State(state): State<AppState>,

@@ -28,7 +28,7 @@ png = base64.b64decode(img.data[0].b64_json)
 check(png.startswith(b"\x89PNG"), "a PNG in b64_json")
 img = client.images.generate(model="openai/dall-e-3", prompt="a misty harbour", size="256x256", response_format="url")
 url = img.data[0].url
-check(url.startswith(URL + "/assets/"), f"a Gaia URL: {url}")
+check(url.startswith(URL + "/media/"), f"a Gaia URL: {url}")
 with urllib.request.urlopen(url) as r:
     check(r.read().startswith(b"\x89PNG"), "the signed URL serves the image without a key")
 check(img.data[0].revised_prompt == "a misty harbour", "revised_prompt passed through")
