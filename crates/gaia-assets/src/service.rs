@@ -349,7 +349,7 @@ impl Assets {
                 ("credit".to_string(), f64::from(credits), 1, Value::Object(o.clone()))
             }
             AssetKind::Transcription => {
-                return Err(invalid("transcriptions take audio: POST it to /api/v1/assets/transcriptions"))
+                return Err(invalid("transcriptions take audio: POST it to /v1/audio/transcriptions"))
             }
         };
         let estimate = self.estimate_for(kind, &name, &model, unit, units, assets);
@@ -369,9 +369,20 @@ impl Assets {
         Ok(self.estimate_for(AssetKind::Transcription, provider.name(), &model, "second".into(), seconds, 1))
     }
 
-    /// Admission: `principal`'s permission to use models and rate limits, then their hard budgets
-    /// against `estimate_usd` (402 before any provider is called).
+    /// Admission: `principal`'s permission to make assets (`asset:write` in their own area) and to
+    /// use models, their rate limits, then their hard budgets against `estimate_usd` (402 before any
+    /// provider is called).
     async fn admit(&self, principal: &Principal, attribution: Attribution, estimate_usd: f64) -> Result<Admitted> {
+        let own =
+            gaia_rbac::Resource::new(gaia_rbac::ResourceType::Asset, format!("/users/{}/assets", principal.user_id));
+        let rbac = self.inner.engine.rbac().await;
+        if !rbac.check(&gaia_rbac::Subject::from(principal), gaia_rbac::Action::Write, &own).allowed {
+            return Err(AssetError::Refused(gaia_chat::Refusal {
+                status: 403,
+                message: "you may not make assets (asset:write on /users/{user}/assets is needed)".into(),
+                headers: Vec::new(),
+            }));
+        }
         let gate = self.inner.engine.admit_for(principal, false, attribution).await?;
         Ok(gate.with_cost(estimate_usd).await?)
     }
@@ -726,9 +737,13 @@ impl Assets {
 
     /// Deletes an asset and its files (a job still running is cancelled at the provider first).
     pub async fn delete(&self, id: &str) -> Result<()> {
-        let a = self.get(id).await?;
+        let mut a = self.get(id).await?;
         if !a.status.is_final() {
-            let _ = self.cancel(id).await;
+            // Cancelled, or finished meanwhile: either way, the files to delete are those of now.
+            a = match self.cancel(id).await {
+                Ok(a) => a,
+                Err(_) => self.get(id).await?,
+            };
         }
         for k in [&a.object_key, &a.thumbnail_key].into_iter().flatten() {
             self.inner.store.delete(k).await?;
@@ -744,6 +759,26 @@ impl Assets {
             self.inner.store.delete(k).await?;
         }
         Ok(keys.len())
+    }
+
+    /// The size in bytes of `asset`'s file (`thumbnail`: its thumbnail), without reading it.
+    pub async fn size(&self, asset: &Asset, thumbnail: bool) -> Result<u64> {
+        if asset.kind == AssetKind::Transcription && !thumbnail {
+            return Ok(asset.prompt.len() as u64);
+        }
+        let key = if thumbnail { asset.thumbnail_key.as_ref() } else { asset.object_key.as_ref() };
+        match key {
+            Some(k) => self.inner.store.size(k).await,
+            None => Err(self.no_file(asset, thumbnail)),
+        }
+    }
+
+    fn no_file(&self, asset: &Asset, thumbnail: bool) -> AssetError {
+        if asset.status.is_final() {
+            AssetError::NotFound(format!("asset {} has no {}", asset.id, if thumbnail { "thumbnail" } else { "file" }))
+        } else {
+            AssetError::Conflict(format!("asset {} is not ready ({})", asset.id, asset.status.as_str()))
+        }
     }
 
     /// The bytes of `asset`'s file (`thumbnail`: its thumbnail), or `range` of them.

@@ -133,20 +133,22 @@ impl BalancedProvider {
     }
 
     /// Asks each deployment in turn about a task one of them started (each knows only its own): the
-    /// first that knows it answers.
+    /// first that knows it answers. "Not found" is the answer only when every deployment gives it;
+    /// any other failure (the owner unreachable, say) wins over the others' "not found".
     async fn owner_of_task<'a, T, F, Fut>(&'a self, call: F) -> Result<T, ProviderError>
     where
         F: Fn(&'a Arc<dyn Provider>) -> Fut,
         Fut: std::future::Future<Output = Result<T, ProviderError>> + 'a,
     {
-        let mut last = None;
+        let (mut failure, mut not_found) = (None, None);
         for m in &self.members {
             match call(m).await {
                 Ok(r) => return Ok(r),
-                Err(e) => last = Some(e),
+                Err(e @ ProviderError::Upstream { status: 404, .. }) => not_found = Some(e),
+                Err(e) => failure = Some(e),
             }
         }
-        Err(last.unwrap_or_else(|| ProviderError::NotConfigured(self.name.clone())))
+        Err(failure.or(not_found).unwrap_or_else(|| ProviderError::NotConfigured(self.name.clone())))
     }
 }
 

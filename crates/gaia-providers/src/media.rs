@@ -252,6 +252,64 @@ pub(crate) async fn read_bounded(
     Ok(buf.freeze())
 }
 
+/// Where a file a provider answered with may be fetched from: over `https` from a public host, or
+/// from the provider's own origin (a compatible server on a private network, the mock). Never a
+/// private, loopback or link-local address elsewhere, so an upstream cannot make Gaia fetch from the
+/// network it runs in (a cloud's metadata service, say).
+pub(crate) fn download_url(provider: &str, base_url: &str, url: &str) -> Result<reqwest::Url, ProviderError> {
+    let refused = |why: &str| ProviderError::Stream {
+        provider: provider.to_string(),
+        message: format!("the provider answered with a file URL Gaia does not fetch ({why})"),
+    };
+    let u = reqwest::Url::parse(url).map_err(|_| refused("not a URL"))?;
+    if crate::http::Origin::of(url).is_some() && crate::http::Origin::of(url) == crate::http::Origin::of(base_url) {
+        return Ok(u);
+    }
+    if u.scheme() != "https" {
+        return Err(refused("not https"));
+    }
+    let host = u.host_str().unwrap_or_default();
+    let public = match host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => {
+            let [a, b, ..] = ip.octets();
+            !(ip.is_private()
+                || ip.is_loopback()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || (a == 100 && (b & 0xc0) == 64))
+        }
+        Ok(std::net::IpAddr::V6(ip)) => {
+            let s = ip.segments()[0];
+            !(ip.is_loopback() || ip.is_unspecified() || (s & 0xfe00) == 0xfc00 || (s & 0xffc0) == 0xfe80)
+                && ip.to_ipv4_mapped().is_none()
+        }
+        Err(_) => !host.is_empty() && !gaia_core::net::is_loopback_host(host) && !host.ends_with(".internal"),
+    };
+    if public {
+        Ok(u)
+    } else {
+        Err(refused("a private or local address"))
+    }
+}
+
+/// Downloads a file a provider made, at most `max` bytes; a failure says the status, never the body
+/// (it could be anything the host answers).
+pub(crate) async fn download(provider: &str, req: reqwest::RequestBuilder, max: usize) -> Result<Bytes, ProviderError> {
+    let resp = match crate::http::send(provider, req).await {
+        Ok(r) => r,
+        Err(ProviderError::Upstream { status, .. }) => {
+            return Err(ProviderError::Upstream {
+                provider: provider.to_string(),
+                status,
+                message: format!("the provider's file could not be downloaded (HTTP {status})"),
+            })
+        }
+        Err(e) => return Err(e),
+    };
+    read_bounded(provider, resp, max).await
+}
+
 fn too_big(provider: &str, max: usize) -> ProviderError {
     ProviderError::Stream { provider: provider.to_string(), message: format!("the answer is larger than {max} bytes") }
 }
@@ -308,6 +366,34 @@ mod tests {
         let mut lying = w.clone();
         lying[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(wav_seconds(&lying), None);
+    }
+
+    #[test]
+    fn provider_files_are_fetched_only_from_public_https_or_the_provider_itself() {
+        let ok = |base: &str, url: &str| download_url("p", base, url).is_ok();
+        let api = "https://api.openai.com/v1";
+        assert!(ok(api, "https://oaidalleapiprodscus.blob.core.windows.net/private/img.png?sig=x"));
+        assert!(
+            ok("http://127.0.0.1:9000/v1", "http://127.0.0.1:9000/v1/files/mock-images/a.png"),
+            "the provider's own origin"
+        );
+        for bad in [
+            "http://example.com/a.png",
+            "https://169.254.169.254/latest/meta-data/",
+            "https://10.0.0.8/a.png",
+            "https://100.64.0.1/a.png",
+            "https://127.0.0.1/a.png",
+            "https://localhost/a.png",
+            "https://[::1]/a.png",
+            "https://[fd00::1]/a.png",
+            "https://[::ffff:10.0.0.1]/a.png",
+            "https://metadata.google.internal/computeMetadata/v1/",
+            "file:///etc/passwd",
+            "http://127.0.0.1:9001/other-port.png",
+            "not a url",
+        ] {
+            assert!(!ok(if bad.contains("9001") { "http://127.0.0.1:9000/v1" } else { api }, bad), "{bad}");
+        }
     }
 
     #[test]

@@ -202,19 +202,16 @@ impl Provider for MeshyProvider {
     }
 
     async fn cancel_model_3d(&self, task: &str) -> Result<(), ProviderError> {
+        // A task this account does not have is a 404 (a balanced provider then asks the next key).
         let url = self.url(&format!("openapi/v2/text-to-3d/{}", checked_task_id(task)?));
-        match http::send(&self.cfg.name, self.auth(self.lanes.any().delete(url))).await {
-            Ok(_) => Ok(()),
-            // Already gone at the provider: cancelled as far as anyone can tell.
-            Err(ProviderError::Upstream { status: 404, .. }) => Ok(()),
-            Err(e) => Err(e),
-        }
+        http::send(&self.cfg.name, self.auth(self.lanes.any().delete(url))).await.map(|_| ())
     }
 
     async fn download(&self, url: &str, max: usize) -> Result<bytes::Bytes, ProviderError> {
         // Model files are on Meshy's asset host, signed in their URL: no key goes with them.
+        let url = media::download_url(&self.cfg.name, &self.cfg.base_url, url)?;
         let b = self.lanes.any().get(url).timeout(self.cfg.timeout.max(Duration::from_secs(120)));
-        media::read_bounded(&self.cfg.name, http::send(&self.cfg.name, b).await?, max).await
+        media::download(&self.cfg.name, b, max).await
     }
 
     async fn health(&self) -> ProviderHealth {

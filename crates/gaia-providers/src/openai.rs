@@ -573,8 +573,8 @@ impl Provider for OpenAiProvider {
 
     async fn download(&self, url: &str, max: usize) -> Result<bytes::Bytes, ProviderError> {
         // No key goes with a download: the file may be on another host than the API.
-        let resp = http::send(&self.cfg.name, self.lanes.any().get(url).timeout(self.cfg.timeout)).await?;
-        media::read_bounded(&self.cfg.name, resp, max).await
+        let url = media::download_url(&self.cfg.name, &self.cfg.base_url, url)?;
+        media::download(&self.cfg.name, self.lanes.any().get(url).timeout(self.cfg.timeout), max).await
     }
 
     async fn health(&self) -> ProviderHealth {

@@ -170,6 +170,14 @@ async fn images_speech_and_transcriptions_are_priced_stored_and_reported() {
         assert_eq!(status, 502, "an upstream failure is a bad gateway");
         let list: Value = s.get("/api/v1/assets?type=image", &key).send().await.unwrap().json().await.unwrap();
         assert_eq!(list["assets"][0]["status"], "failed", "{b}: {list}");
+        // A group of failures only is reported too (no revenue, no cost).
+        let r = s.get("/api/v1/assets/report?group_by=model", &key).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{b}");
+        let r: Value = r.json().await.unwrap();
+        let failed =
+            r["rows"].as_array().unwrap().iter().find(|r| r["key"] == "openai/mock-error-503").unwrap().clone();
+        assert_eq!((failed["assets"].as_u64(), failed["failed"].as_u64()), (Some(1), Some(1)), "{r}");
+        assert_eq!(failed["revenue_usd"].as_f64(), Some(0.0));
 
         // Deleting removes the row and the files.
         let r = s.http.delete(format!("{}/api/v1/assets/{id}", s.url)).bearer_auth(&key).send().await.unwrap();
@@ -235,6 +243,19 @@ async fn assets_are_private_until_shared_and_signed_urls_cannot_be_bent() {
         assert_eq!(r.status(), 404);
         let mine: Value = s.get("/api/v1/assets", &bob).send().await.unwrap().json().await.unwrap();
         assert_eq!(mine["assets"].as_array().unwrap().len(), 0);
+        // A viewer reads but makes nothing, on any route (the compatible ones too).
+        let (viewer, viewer_id) = user(&s, "viewer-assets@example.com").await;
+        s.state.rbac().await.grant(None, &viewer_id, "viewer", None, None).await.unwrap();
+        let r = s
+            .post("/v1/audio/speech", &viewer)
+            .json(&json!({"model": "openai/tts-1", "voice": "alloy", "input": "hi"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{b}");
+        let (status, _) =
+            generate(&s, &viewer, json!({"type": "speech", "prompt": "hi", "model": "openai/tts-1"})).await;
+        assert_eq!(status, 403);
         // Bob cannot share what is not his.
         let r =
             s.post("/api/v1/rbac/shares", &bob).json(&json!({"asset_id": id, "user_id": bob_id})).send().await.unwrap();

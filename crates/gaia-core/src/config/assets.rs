@@ -109,6 +109,12 @@ impl AssetsConfig {
         if self.max_audio_bytes == 0 || self.signed_url_ttl_secs == 0 || self.poll_interval_ms == 0 {
             return bad("max_audio_bytes", "sizes and intervals must be greater than 0");
         }
+        if self.poll_interval_ms > 3_600_000 || !(1..=7 * 24 * 3600).contains(&self.job_timeout_secs) {
+            return bad("job_timeout_secs", "polls at most hourly, and jobs time out within 7 days");
+        }
+        if self.signed_url_ttl_secs > 7 * 24 * 3600 {
+            return bad("signed_url_ttl_secs", "signed URLs live at most 7 days");
+        }
         for (kind, usd) in &self.sell_prices {
             if !matches!(kind.as_str(), "image" | "speech" | "transcription" | "model_3d") {
                 return bad(

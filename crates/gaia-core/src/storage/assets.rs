@@ -481,9 +481,13 @@ impl Storage {
         q.fetch_all(self.pool()).await?.iter().map(row_to_asset).collect()
     }
 
-    /// The 3D jobs not final yet, oldest first (what a starting server resumes).
+    /// The 3D jobs not final yet, oldest first (what a starting server resumes). Images, speech and
+    /// transcriptions being stored by a request of another instance are not jobs: they are left to it.
     pub async fn unfinished_assets(&self) -> Result<Vec<Asset>> {
-        let sql = format!("SELECT {COLS} FROM assets WHERE status IN ('pending', 'running') ORDER BY created_at");
+        let sql = format!(
+            "SELECT {COLS} FROM assets WHERE status IN ('pending', 'running') AND kind = 'model_3d' \
+             AND task_id IS NOT NULL ORDER BY created_at"
+        );
         sqlx::query(&sql).fetch_all(self.pool()).await?.iter().map(row_to_asset).collect()
     }
 
@@ -578,7 +582,7 @@ impl Storage {
             "SELECT {key} AS k, COUNT(*) AS n, \
              SUM(CASE WHEN status IN ('failed', 'canceled') THEN 1 ELSE 0 END) AS failed, \
              SUM(units) AS units, SUM(cost_usd) AS cost, \
-             SUM(CASE WHEN status = 'succeeded' THEN revenue_usd ELSE 0 END) AS revenue \
+             SUM(CASE WHEN status = 'succeeded' THEN revenue_usd ELSE 0.0 END) AS revenue \
              FROM assets{wh} GROUP BY {key} ORDER BY cost DESC, k"
         );
         let mut q = sqlx::query(&sql);

@@ -223,8 +223,8 @@ fn requested_range(headers: &HeaderMap, total: u64) -> Result<Option<std::ops::R
 
 async fn serve_content(state: &AppState, a: &Asset, thumbnail: bool, headers: &HeaderMap) -> Response {
     // The size first, for the range; a range past the end is a 416 naming the size.
-    let total = match state.assets().content(a, thumbnail, Some(0..0)).await {
-        Ok(c) => c.total,
+    let total = match state.assets().size(a, thumbnail).await {
+        Ok(n) => n,
         Err(e) => return asset_error(e),
     };
     let range = match requested_range(headers, total) {
