@@ -54,16 +54,8 @@ async fn main() -> anyhow::Result<()> {
         .route("/health", get(|| async { "game ok" }))
         .route("/players/{id}", get(player))
         .nest("/ai", gaia.router());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let server = gaia_examples::LocalServer::start(app).await?;
+    let base = server.url.clone();
     println!("game server with Gaia under /ai at {base}");
 
     let http = reqwest::Client::new();
@@ -105,8 +97,7 @@ async fn main() -> anyhow::Result<()> {
     println!("GET /ai/api/v1/conversations without a key -> {}", r.status());
     ensure!(r.status() == 401, "credentials are required");
 
-    let _ = stop.send(());
-    server.await??;
+    server.stop().await?;
     println!("mount_router: all checks passed");
     Ok(())
 }

@@ -26,7 +26,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use gaia_chat::{Engine, EngineParts, TurnInput};
+use gaia_chat::{Engine, TurnInput};
 use gaia_core::auth::{AuthMethod, Principal};
 use gaia_core::storage::{PersonaInput, Storage};
 use gaia_kb::{Kb, KbConfig};
@@ -190,22 +190,10 @@ async fn main() -> anyhow::Result<()> {
 
     // The engine over Gaia's parts: storage, the models, the event bus, rate limits and budgets (the
     // defaults here; set limits and budgets per account in storage), access control, usage metering.
-    let engine = Engine::new(EngineParts {
-        storage: storage.clone(),
-        providers: models,
-        events: gaia_core::events::EventBus::default(),
-        quotas: gaia_core::quota::Quotas::new(storage.clone(), gaia_core::config::LimitsConfig::default()),
-        rbac: gaia_rbac::Rbac::unloaded(storage.clone()),
-        usage: gaia_core::usage::UsageRecorder::spawn(storage.clone()),
-        responses: None,
-        observer: None,
-        // No background calls (titles, memory): this example checks each request the model gets.
-        chat: gaia_core::config::ChatConfig { auto_title: false, memory: false, ..Default::default() },
-        // No tool catalog: Mara answers from the notes the game puts in her prompt.
-        tools: None,
-        tool_limits: Default::default(),
-        guardrails: Default::default(),
-    });
+    // No background calls (titles, memory) and no tool catalog: Mara answers from the notes the game
+    // puts in her prompt.
+    let quotas = gaia_core::quota::Quotas::new(storage.clone(), gaia_core::config::LimitsConfig::default());
+    let engine = gaia_examples::engine(&storage, models, quotas);
     let game = Game {
         engine,
         kb,
@@ -217,21 +205,12 @@ async fn main() -> anyhow::Result<()> {
     let app = Router::new().route("/npc/{name}/talk", post(talk)).with_state(game);
 
     // Serve on a free loopback port until told to stop.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
-    println!("game server on http://{addr}\n");
+    let server = gaia_examples::LocalServer::start(app).await?;
+    println!("game server on {}\n", server.url);
 
     // A player's client. (No proxy: the server is on loopback.)
     let client = reqwest::Client::builder().no_proxy().build()?;
-    let url = format!("http://{addr}/npc/mara/talk");
+    let url = format!("{}/npc/mara/talk", server.url);
     let lines = [
         // About a place, named by one of its aliases.
         ("Where can I hide tonight?", Some("Bunker"), "Places/Safe House.md"),
@@ -262,7 +241,7 @@ async fn main() -> anyhow::Result<()> {
     ensure!(said.contains(&"Where can I hide tonight?"), "the conversation so far goes with each line");
 
     // An NPC the game does not have.
-    let response = client.post(format!("http://{addr}/npc/nobody/talk")).json(&serde_json::json!({
+    let response = client.post(format!("{}/npc/nobody/talk", server.url)).json(&serde_json::json!({
         "player": "Ash", "text": "Hello?"
     }));
     let status = response.send().await?.status();
@@ -270,8 +249,7 @@ async fn main() -> anyhow::Result<()> {
     ensure!(status == StatusCode::NOT_FOUND, "unknown NPCs are a 404");
 
     // Shut down: the server finishes in-flight requests, then the mock stops.
-    let _ = stop.send(());
-    server.await??;
+    server.stop().await?;
     mock.shutdown().await;
     println!("\nnpc_companion: all checks passed");
     Ok(())

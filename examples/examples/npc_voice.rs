@@ -27,7 +27,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine as _;
 use gaia_assets::{AssetRequest, AssetStore, Assets, TranscriptionAsk};
-use gaia_chat::{Engine, EngineParts, TurnInput};
+use gaia_chat::{Engine, TurnInput};
 use gaia_core::attribution::Attribution;
 use gaia_core::auth::{AuthMethod, Principal};
 use gaia_core::storage::{AssetKind, NewUnitPrice, Storage, UnitPriceKind};
@@ -185,20 +185,7 @@ async fn main() -> anyhow::Result<()> {
     quotas.reload_prices().await?;
     models.set_price_source(Arc::new(quotas.clone()));
 
-    let engine = Engine::new(EngineParts {
-        storage: storage.clone(),
-        providers: models,
-        events: gaia_core::events::EventBus::default(),
-        quotas,
-        rbac: gaia_rbac::Rbac::unloaded(storage.clone()),
-        usage: gaia_core::usage::UsageRecorder::spawn(storage.clone()),
-        responses: None,
-        observer: None,
-        chat: gaia_core::config::ChatConfig { auto_title: false, memory: false, ..Default::default() },
-        tools: None,
-        tool_limits: Default::default(),
-        guardrails: Default::default(),
-    });
+    let engine = gaia_examples::engine(&storage, models, quotas);
     // The audio is kept in a folder here; `assets.store = "s3://bucket/game"` keeps it in a bucket.
     let folder = tempfile::tempdir()?;
     let assets = Assets::new(
@@ -213,21 +200,12 @@ async fn main() -> anyhow::Result<()> {
         game: Principal { user_id: account.id, email: Some(account.email), is_admin: false, method: AuthMethod::Jwt },
     };
     let app = Router::new().route("/npc/{name}/talk", post(talk)).with_state(game);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
-    println!("game server on http://{addr}\n");
+    let server = gaia_examples::LocalServer::start(app).await?;
+    println!("game server on {}\n", server.url);
 
     // A game client: a typed line, then the NPC's own answer played back to it as spoken audio.
     let client = reqwest::Client::builder().no_proxy().build()?;
-    let url = format!("http://{addr}/npc/Brann/talk");
+    let url = format!("{}/npc/Brann/talk", server.url);
     let typed = Talk { player: "Ash".into(), text: Some("May I pass the gate?".into()), audio_base64: None };
     let r = client.post(&url).json(&typed).send().await?;
     ensure!(r.status().is_success(), "talk failed: {} {}", r.status(), r.text().await?);
@@ -250,7 +228,5 @@ async fn main() -> anyhow::Result<()> {
     ensure!(second.cost_usd > 0.0, "hearing and speaking are priced");
     println!("\nthat exchange cost ${:.6}", second.cost_usd);
 
-    let _ = stop.send(());
-    server.await??;
-    Ok(())
+    server.stop().await
 }

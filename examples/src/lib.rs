@@ -68,3 +68,59 @@ const BUILT_IN_WORLD: &[(&str, &str)] = &[
          Fog makes zombies faster and hides them. Safe houses shrink their protection radius.\n",
     ),
 ];
+
+/// A game server's app on a free loopback port, until [`LocalServer::stop`].
+pub struct LocalServer {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl LocalServer {
+    /// Serves `app` on a free loopback port in a background task.
+    pub async fn start(app: axum::Router) -> std::io::Result<LocalServer> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Ok(LocalServer { url, stop, task })
+    }
+
+    /// Stops serving and waits for the server to finish.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await??;
+        Ok(())
+    }
+}
+
+/// The conversation engine over `storage`, the `models` and `quotas`, with in-process events,
+/// access control and usage metering, and no background model calls (automatic titles, persona
+/// memory) nor tool catalog: the examples check every request the model gets.
+pub fn engine(
+    storage: &gaia_core::storage::Storage,
+    models: gaia_providers::ProviderRegistry,
+    quotas: gaia_core::quota::Quotas,
+) -> gaia_chat::Engine {
+    gaia_chat::Engine::new(gaia_chat::EngineParts {
+        storage: storage.clone(),
+        providers: models,
+        events: gaia_core::events::EventBus::default(),
+        quotas,
+        rbac: gaia_rbac::Rbac::unloaded(storage.clone()),
+        usage: gaia_core::usage::UsageRecorder::spawn(storage.clone()),
+        responses: None,
+        observer: None,
+        chat: gaia_core::config::ChatConfig { auto_title: false, memory: false, ..Default::default() },
+        tools: None,
+        tool_limits: Default::default(),
+        guardrails: Default::default(),
+    })
+}

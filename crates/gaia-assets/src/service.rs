@@ -413,13 +413,13 @@ impl Assets {
 
     /// Records a generation that failed (metered, and listed as failed).
     async fn record_failure(&self, admitted: &Admitted, plan: &Plan, prompt: &str, e: &AssetError) {
-        let new = self.new_asset(admitted, &plan.estimate, AssetStatus::Running, prompt, plan.options.clone());
+        let new = self.new_asset(admitted, &plan.estimate, AssetStatus::Failed, prompt, plan.options.clone());
         let outcome = AssetOutcome { error: Some(e.to_string()), ..Default::default() };
-        match self.inner.engine.storage().create_asset(&new).await {
-            Ok(a) => {
-                let _ = self.inner.engine.storage().finish_asset(&a.id, AssetStatus::Failed, &outcome).await;
-            }
-            Err(err) => tracing::warn!(error = %err, "cannot record a failed generation"),
+        let id = uuid::Uuid::new_v4().to_string();
+        if let Err(err) =
+            self.inner.engine.storage().create_finished_asset(&id, &new, AssetStatus::Failed, &outcome).await
+        {
+            tracing::warn!(error = %err, "cannot record a failed generation");
         }
     }
 
@@ -435,7 +435,9 @@ impl Assets {
         let admitted = self.admit(principal, attribution, plan.estimate.cost_usd).await?;
         let prompt = req.prompt.trim();
         match plan.estimate.kind {
-            AssetKind::Image => self.make_images(&admitted, &plan, prompt).await,
+            AssetKind::Image => {
+                Ok(self.make_images(&admitted, &plan, prompt).await?.into_iter().map(|(a, _)| a).collect())
+            }
             AssetKind::Speech => Ok(vec![self.make_speech(&admitted, &plan, prompt).await?.0]),
             AssetKind::Model3d => Ok(vec![self.start_model_3d(&admitted, &plan, prompt).await?]),
             AssetKind::Transcription => Err(invalid("transcriptions take audio")),
@@ -465,19 +467,15 @@ impl Assets {
         attribution: Attribution,
         req: &AssetRequest,
     ) -> Result<Vec<(Asset, Bytes)>> {
-        let assets = self.generate(principal, attribution, req).await?;
-        let mut out = Vec::with_capacity(assets.len());
-        for a in assets {
-            let bytes = match &a.object_key {
-                Some(k) => self.inner.store.get(k).await?,
-                None => Bytes::new(),
-            };
-            out.push((a, bytes));
+        let plan = self.plan(req).await?;
+        if plan.estimate.kind != AssetKind::Image {
+            return Err(invalid("not an image request"));
         }
-        Ok(out)
+        let admitted = self.admit(principal, attribution, plan.estimate.cost_usd).await?;
+        self.make_images(&admitted, &plan, req.prompt.trim()).await
     }
 
-    async fn make_images(&self, admitted: &Admitted, plan: &Plan, prompt: &str) -> Result<Vec<Asset>> {
+    async fn make_images(&self, admitted: &Admitted, plan: &Plan, prompt: &str) -> Result<Vec<(Asset, Bytes)>> {
         let e = &plan.estimate;
         let o = plan.options.as_object().cloned().unwrap_or_default();
         let s = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
@@ -519,13 +517,15 @@ impl Assets {
                 options["width"] = json!(p.width);
                 options["height"] = json!(p.height);
             }
-            let new = self.new_asset(admitted, e, AssetStatus::Running, prompt, options);
-            let a = self.inner.engine.storage().create_asset(&new).await?;
+            let new = self.new_asset(admitted, e, AssetStatus::Succeeded, prompt, options);
+            let id = uuid::Uuid::new_v4().to_string();
+            let mut bytes = Bytes::new();
             let outcome = match prepared {
                 Ok(p) => {
                     let ext = p.media_type.trim_start_matches("image/");
-                    let key = object_key(&a.owner_id, &a.id, ext);
-                    let thumb_key = object_key(&a.owner_id, &a.id, "png");
+                    let key = object_key(&new.owner_id, &id, ext);
+                    let thumb_key = object_key(&new.owner_id, &id, "png");
+                    bytes = p.bytes.clone();
                     self.inner.store.put(&key, p.bytes.clone()).await?;
                     self.inner.store.put(&thumb_key, p.thumbnail).await?;
                     AssetOutcome {
@@ -547,8 +547,8 @@ impl Assets {
                 },
             };
             let status = if outcome.object_key.is_some() { AssetStatus::Succeeded } else { AssetStatus::Failed };
-            self.inner.engine.storage().finish_asset(&a.id, status, &outcome).await?;
-            out.push(self.get(&a.id).await?);
+            let a = self.inner.engine.storage().create_finished_asset(&id, &new, status, &outcome).await?;
+            out.push((a, bytes));
         }
         Ok(out)
     }
@@ -581,13 +581,9 @@ impl Assets {
         let mut options = plan.options.clone();
         options["voice"] = json!(req.voice);
         options["format"] = json!(format.as_str());
-        let a = self
-            .inner
-            .engine
-            .storage()
-            .create_asset(&self.new_asset(admitted, e, AssetStatus::Running, text, options))
-            .await?;
-        let key = object_key(&a.owner_id, &a.id, format.as_str());
+        let new = self.new_asset(admitted, e, AssetStatus::Succeeded, text, options);
+        let id = uuid::Uuid::new_v4().to_string();
+        let key = object_key(&new.owner_id, &id, format.as_str());
         self.inner.store.put(&key, audio.clone()).await?;
         let outcome = AssetOutcome {
             media_type: Some(format.media_type().to_string()),
@@ -598,8 +594,8 @@ impl Assets {
             revenue_usd: e.sell_usd,
             ..Default::default()
         };
-        self.inner.engine.storage().finish_asset(&a.id, AssetStatus::Succeeded, &outcome).await?;
-        Ok((self.get(&a.id).await?, audio))
+        let a = self.inner.engine.storage().create_finished_asset(&id, &new, AssetStatus::Succeeded, &outcome).await?;
+        Ok((a, audio))
     }
 
     /// Transcribes audio as `principal`: the asset (its text in `prompt`; the audio is not kept)
@@ -649,9 +645,7 @@ impl Assets {
         let cost = plan.estimate.usd_per_unit.unwrap_or(0.0) * seconds;
         meter.cost(cost);
         meter.finish(200, None);
-        let mut new = self.new_asset(&admitted, &plan.estimate, AssetStatus::Running, &t.text, plan.options.clone());
-        new.prompt = t.text.clone();
-        let a = self.inner.engine.storage().create_asset(&new).await?;
+        let new = self.new_asset(&admitted, &plan.estimate, AssetStatus::Succeeded, &t.text, plan.options.clone());
         let outcome = AssetOutcome {
             media_type: Some("text/plain; charset=utf-8".into()),
             size: t.text.len() as u64,
@@ -660,8 +654,9 @@ impl Assets {
             revenue_usd: plan.estimate.sell_usd,
             ..Default::default()
         };
-        self.inner.engine.storage().finish_asset(&a.id, AssetStatus::Succeeded, &outcome).await?;
-        Ok((self.get(&a.id).await?, t))
+        let id = uuid::Uuid::new_v4().to_string();
+        let a = self.inner.engine.storage().create_finished_asset(&id, &new, AssetStatus::Succeeded, &outcome).await?;
+        Ok((a, t))
     }
 
     async fn start_model_3d(&self, admitted: &Admitted, plan: &Plan, prompt: &str) -> Result<Asset> {

@@ -12,7 +12,7 @@ use gaia_core::types::{FinishReason, ImagePart, ModelInfo, Role, ToolCall, ToolS
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Settings of an Anthropic provider.
 #[derive(Clone)]
@@ -688,17 +688,8 @@ impl Provider for AnthropicProvider {
     }
 
     async fn health(&self) -> ProviderHealth {
-        let start = Instant::now();
-        let b = self
-            .headers(self.lanes.any().get(http::join(&self.cfg.base_url, "v1/models")))
-            .timeout(Duration::from_secs(10));
-        let r = http::send(&self.cfg.name, b).await;
-        ProviderHealth {
-            provider: self.cfg.name.clone(),
-            ok: r.is_ok(),
-            latency_ms: start.elapsed().as_millis() as u64,
-            message: r.err().map(|e| e.to_string()),
-        }
+        let b = self.headers(self.lanes.any().get(http::join(&self.cfg.base_url, "v1/models")));
+        http::probe(&self.cfg.name, b).await
     }
 }
 

@@ -53,6 +53,18 @@ pub(crate) async fn send(provider: &str, req: reqwest::RequestBuilder) -> Result
     Err(ProviderError::from_status(provider, status.as_u16(), retry_after, &body))
 }
 
+/// A health probe: `req` sent with a 10 s timeout, timed; any 2xx answer is healthy.
+pub(crate) async fn probe(provider: &str, req: reqwest::RequestBuilder) -> crate::types::ProviderHealth {
+    let start = std::time::Instant::now();
+    let r = send(provider, req.timeout(Duration::from_secs(10))).await;
+    crate::types::ProviderHealth {
+        provider: provider.to_string(),
+        ok: r.is_ok(),
+        latency_ms: start.elapsed().as_millis() as u64,
+        message: r.err().map(|e| e.to_string()),
+    }
+}
+
 /// Reads a JSON body.
 pub(crate) async fn json(provider: &str, resp: reqwest::Response) -> Result<serde_json::Value, ProviderError> {
     let bytes = resp.bytes().await.map_err(|e| ProviderError::from_reqwest(provider, e))?;

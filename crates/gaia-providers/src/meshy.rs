@@ -17,7 +17,7 @@ use crate::types::{ChatRequest, ChatResponse, ChatStream, ProviderHealth};
 use async_trait::async_trait;
 use gaia_core::types::ModelInfo;
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The models Meshy's text-to-3D offers when none are configured.
 pub const MESHY_MODELS: &[&str] = &["meshy-5", "meshy-6", "latest"];
@@ -215,15 +215,7 @@ impl Provider for MeshyProvider {
     }
 
     async fn health(&self) -> ProviderHealth {
-        let start = Instant::now();
-        let b = self.auth(self.lanes.any().get(self.url("openapi/v1/balance"))).timeout(Duration::from_secs(10));
-        let r = http::send(&self.cfg.name, b).await;
-        ProviderHealth {
-            provider: self.cfg.name.clone(),
-            ok: r.is_ok(),
-            latency_ms: start.elapsed().as_millis() as u64,
-            message: r.err().map(|e| e.to_string()),
-        }
+        http::probe(&self.cfg.name, self.auth(self.lanes.any().get(self.url("openapi/v1/balance")))).await
     }
 }
 

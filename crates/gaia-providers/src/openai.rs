@@ -12,7 +12,7 @@ use futures::StreamExt;
 use gaia_core::types::{FinishReason, ModelInfo, Role, ToolCall, Usage};
 use serde_json::{json, Value};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Settings of an OpenAI-format provider.
 #[derive(Clone)]
@@ -578,16 +578,8 @@ impl Provider for OpenAiProvider {
     }
 
     async fn health(&self) -> ProviderHealth {
-        let start = Instant::now();
-        let b =
-            self.auth(self.lanes.any().get(http::join(&self.cfg.base_url, "models"))).timeout(Duration::from_secs(10));
-        let r = http::send(&self.cfg.name, b).await;
-        ProviderHealth {
-            provider: self.cfg.name.clone(),
-            ok: r.is_ok(),
-            latency_ms: start.elapsed().as_millis() as u64,
-            message: r.err().map(|e| e.to_string()),
-        }
+        let b = self.auth(self.lanes.any().get(http::join(&self.cfg.base_url, "models")));
+        http::probe(&self.cfg.name, b).await
     }
 }
 

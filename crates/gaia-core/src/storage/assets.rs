@@ -418,35 +418,65 @@ enum FilterArg {
 }
 
 impl Storage {
-    /// Records a new asset (a job `pending`, or a synchronous generation about to be stored).
+    /// Records a new asset not final yet (a 3D job, `pending`).
     pub async fn create_asset(&self, a: &NewAsset) -> Result<Asset> {
-        let id = new_id();
+        self.insert_asset(&new_id(), a, a.status, &AssetOutcome::default()).await
+    }
+
+    /// Records an asset made at once (an image, speech, a transcription), final with its outcome, in
+    /// one statement; `id` is the one its files were stored under.
+    pub async fn create_finished_asset(
+        &self,
+        id: &str,
+        a: &NewAsset,
+        status: AssetStatus,
+        o: &AssetOutcome,
+    ) -> Result<Asset> {
+        self.insert_asset(id, a, status, o).await
+    }
+
+    async fn insert_asset(&self, id: &str, a: &NewAsset, status: AssetStatus, o: &AssetOutcome) -> Result<Asset> {
         let now = now_ms();
         let options = serde_json::to_string(&a.options).unwrap_or_else(|_| "{}".into());
         let tags = (!a.tags.is_empty()).then(|| serde_json::to_string(&a.tags).unwrap_or_default());
+        let prompt = o.text.as_deref().unwrap_or(&a.prompt);
+        let finished = status.is_final().then_some(now);
+        let progress: i32 = if status == AssetStatus::Succeeded { 100 } else { 0 };
         sqlx::query(
             "INSERT INTO assets (id, owner_id, api_key_id, end_user, kind, status, provider, model, prompt, options, \
-             task_id, unit, tags, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)",
+             task_id, unit, tags, media_type, size, object_key, thumbnail_key, error, units, cost_usd, revenue_usd, \
+             progress, created_at, updated_at, finished_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
+             $22, $23, $23, $24)",
         )
-        .bind(&id)
+        .bind(id)
         .bind(&a.owner_id)
         .bind(&a.api_key_id)
         .bind(&a.end_user)
         .bind(a.kind.as_str())
-        .bind(a.status.as_str())
+        .bind(status.as_str())
         .bind(&a.provider)
         .bind(&a.model)
-        .bind(super::clean_text(&a.prompt).as_ref())
+        .bind(super::clean_text(prompt).as_ref())
         .bind(options)
         .bind(&a.task_id)
         .bind(a.kind.unit())
         .bind(tags)
+        .bind(&o.media_type)
+        .bind(o.size as i64)
+        .bind(&o.object_key)
+        .bind(&o.thumbnail_key)
+        .bind(o.error.as_deref().map(|e| super::clean_text(e).into_owned()))
+        .bind(o.units)
+        .bind(o.cost_usd)
+        .bind(o.revenue_usd)
+        .bind(progress)
         .bind(now)
+        .bind(finished)
         .execute(self.pool())
         .await
         .map_err(super::user_row_error(&a.owner_id))?;
-        self.asset(&id).await?.ok_or_else(|| CoreError::Internal("asset vanished after insert".into()))
+        self.asset(id).await?.ok_or_else(|| CoreError::Internal("asset vanished after insert".into()))
     }
 
     /// An asset by id (whoever owns it: callers check access).

@@ -56,6 +56,20 @@ fn auth(p: Result<crate::extract::Auth, crate::error::ApiError>) -> Result<Princ
     p.map(|a| a.0).map_err(|e| openai_error(e.status, &e.message))
 }
 
+/// What every JSON media request starts with: the caller, the body as an object, and who the call is
+/// for (`x-gaia-end-user` or the body's `user`, and `x-gaia-tags`).
+fn begin(
+    p: Result<crate::extract::Auth, crate::error::ApiError>,
+    body: &Result<Bytes, BytesRejection>,
+    headers: &HeaderMap,
+) -> Result<(Principal, Map<String, Value>, gaia_core::attribution::Attribution), Response> {
+    let p = auth(p)?;
+    let m = json_body(body)?;
+    let attribution =
+        crate::admission::attribution(headers, body.as_deref().ok()).map_err(|e| openai_error(e.status, &e.message))?;
+    Ok((p, m, attribution))
+}
+
 /// The scheme and host clients reached this server at, for absolute URLs in answers.
 fn origin(state: &AppState, headers: &HeaderMap) -> String {
     let scheme = if state.config().server.tls.is_some() { "https" } else { "http" };
@@ -77,12 +91,8 @@ pub async fn images(
     p: Result<crate::extract::Auth, crate::error::ApiError>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let p = match auth(p) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let m = match json_body(&body) {
-        Ok(m) => m,
+    let (p, m, attribution) = match begin(p, &body, &headers) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let parsed = (|| -> Result<(AssetRequest, bool), Response> {
@@ -107,10 +117,6 @@ pub async fn images(
     let (req, b64) = match parsed {
         Ok(x) => x,
         Err(r) => return r,
-    };
-    let attribution = match crate::admission::attribution(&headers, body.as_deref().ok()) {
-        Ok(a) => a,
-        Err(e) => return openai_error(e.status, &e.message),
     };
     let made = match state.assets().images_with_bytes(&p, attribution, &req).await {
         Ok(m) => m,
@@ -144,12 +150,8 @@ pub async fn speech(
     p: Result<crate::extract::Auth, crate::error::ApiError>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let p = match auth(p) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let m = match json_body(&body) {
-        Ok(m) => m,
+    let (p, m, attribution) = match begin(p, &body, &headers) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let parsed = (|| -> Result<AssetRequest, Response> {
@@ -172,10 +174,6 @@ pub async fn speech(
     let req = match parsed {
         Ok(r) => r,
         Err(r) => return r,
-    };
-    let attribution = match crate::admission::attribution(&headers, body.as_deref().ok()) {
-        Ok(a) => a,
-        Err(e) => return openai_error(e.status, &e.message),
     };
     match state.assets().speak(&p, attribution, &req).await {
         Ok((a, audio)) => {
