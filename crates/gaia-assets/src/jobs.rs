@@ -4,8 +4,7 @@
 //! no request is ever held open while a model is made.
 
 use crate::error::{AssetError, Result};
-use crate::service::{Assets, Estimate};
-use gaia_chat::Engine;
+use crate::service::Assets;
 use gaia_core::storage::{Asset, AssetOutcome, AssetStatus};
 use gaia_providers::media::{self, TaskStatus};
 use gaia_providers::ProviderError;
@@ -20,10 +19,6 @@ enum Poll {
     Again,
     /// The job is over (or no longer this poller's).
     Done,
-}
-
-pub(crate) async fn record_charge(engine: &Engine, id: &str, e: &Estimate) -> Result<()> {
-    Ok(engine.storage().set_asset_charge(id, e.units, e.cost_usd, e.sell_usd).await?)
 }
 
 impl Assets {

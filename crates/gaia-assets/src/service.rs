@@ -364,9 +364,14 @@ impl Assets {
     /// What transcribing `audio` would cost (its length read from a WAV header, else estimated at
     /// 128 kb/s).
     pub async fn estimate_transcription(&self, model: Option<&str>, audio: &[u8]) -> Result<Estimate> {
+        Ok(self.plan_transcription(model, audio).await?.1)
+    }
+
+    async fn plan_transcription(&self, model: Option<&str>, audio: &[u8]) -> Result<(Arc<dyn Provider>, Estimate)> {
         let (provider, model) = self.resolve(AssetKind::Transcription, model).await?;
         let seconds = media::wav_seconds(audio).unwrap_or(audio.len() as f64 / 16_000.0).ceil();
-        Ok(self.estimate_for(AssetKind::Transcription, provider.name(), &model, "second".into(), seconds, 1))
+        let e = self.estimate_for(AssetKind::Transcription, provider.name(), &model, "second".into(), seconds, 1);
+        Ok((provider, e))
     }
 
     /// Admission: `principal`'s permission to make assets (`asset:write` in their own area) and to
@@ -387,21 +392,13 @@ impl Assets {
         Ok(gate.with_cost(estimate_usd).await?)
     }
 
-    fn new_asset(
-        &self,
-        admitted: &Admitted,
-        e: &Estimate,
-        status: AssetStatus,
-        prompt: &str,
-        options: Value,
-    ) -> NewAsset {
+    fn new_asset(&self, admitted: &Admitted, e: &Estimate, prompt: &str, options: Value) -> NewAsset {
         let p = admitted.principal();
         NewAsset {
             owner_id: p.user_id.clone(),
             api_key_id: p.api_key_id().map(str::to_string),
             end_user: admitted.subject().end_user.clone(),
             kind: e.kind,
-            status,
             provider: e.provider.clone(),
             model: e.model.clone(),
             prompt: prompt.to_string(),
@@ -413,12 +410,10 @@ impl Assets {
 
     /// Records a generation that failed (metered, and listed as failed).
     async fn record_failure(&self, admitted: &Admitted, plan: &Plan, prompt: &str, e: &AssetError) {
-        let new = self.new_asset(admitted, &plan.estimate, AssetStatus::Failed, prompt, plan.options.clone());
+        let new = self.new_asset(admitted, &plan.estimate, prompt, plan.options.clone());
         let outcome = AssetOutcome { error: Some(e.to_string()), ..Default::default() };
         let id = uuid::Uuid::new_v4().to_string();
-        if let Err(err) =
-            self.inner.engine.storage().create_finished_asset(&id, &new, AssetStatus::Failed, &outcome).await
-        {
+        if let Err(err) = self.inner.engine.storage().create_asset(&id, &new, AssetStatus::Failed, &outcome).await {
             tracing::warn!(error = %err, "cannot record a failed generation");
         }
     }
@@ -517,7 +512,7 @@ impl Assets {
                 options["width"] = json!(p.width);
                 options["height"] = json!(p.height);
             }
-            let new = self.new_asset(admitted, e, AssetStatus::Succeeded, prompt, options);
+            let new = self.new_asset(admitted, e, prompt, options);
             let id = uuid::Uuid::new_v4().to_string();
             let mut bytes = Bytes::new();
             let outcome = match prepared {
@@ -547,7 +542,7 @@ impl Assets {
                 },
             };
             let status = if outcome.object_key.is_some() { AssetStatus::Succeeded } else { AssetStatus::Failed };
-            let a = self.inner.engine.storage().create_finished_asset(&id, &new, status, &outcome).await?;
+            let a = self.inner.engine.storage().create_asset(&id, &new, status, &outcome).await?;
             out.push((a, bytes));
         }
         Ok(out)
@@ -581,7 +576,7 @@ impl Assets {
         let mut options = plan.options.clone();
         options["voice"] = json!(req.voice);
         options["format"] = json!(format.as_str());
-        let new = self.new_asset(admitted, e, AssetStatus::Succeeded, text, options);
+        let new = self.new_asset(admitted, e, text, options);
         let id = uuid::Uuid::new_v4().to_string();
         let key = object_key(&new.owner_id, &id, format.as_str());
         self.inner.store.put(&key, audio.clone()).await?;
@@ -594,7 +589,7 @@ impl Assets {
             revenue_usd: e.sell_usd,
             ..Default::default()
         };
-        let a = self.inner.engine.storage().create_finished_asset(&id, &new, AssetStatus::Succeeded, &outcome).await?;
+        let a = self.inner.engine.storage().create_asset(&id, &new, AssetStatus::Succeeded, &outcome).await?;
         Ok((a, audio))
     }
 
@@ -617,8 +612,7 @@ impl Assets {
         {
             return Err(invalid("`prompt` is at most 2000 characters and `language` an ISO-639-1 code"));
         }
-        let estimate = self.estimate_transcription(ask.model.as_deref(), &ask.audio).await?;
-        let (provider, _) = self.resolve(AssetKind::Transcription, ask.model.as_deref()).await?;
+        let (provider, estimate) = self.plan_transcription(ask.model.as_deref(), &ask.audio).await?;
         let admitted = self.admit(principal, attribution, estimate.cost_usd).await?;
         let options = json!({"language": ask.language, "file_name": ask.file_name});
         let plan = Plan { provider, estimate, options };
@@ -645,7 +639,7 @@ impl Assets {
         let cost = plan.estimate.usd_per_unit.unwrap_or(0.0) * seconds;
         meter.cost(cost);
         meter.finish(200, None);
-        let new = self.new_asset(&admitted, &plan.estimate, AssetStatus::Succeeded, &t.text, plan.options.clone());
+        let new = self.new_asset(&admitted, &plan.estimate, &t.text, plan.options.clone());
         let outcome = AssetOutcome {
             media_type: Some("text/plain; charset=utf-8".into()),
             size: t.text.len() as u64,
@@ -655,7 +649,7 @@ impl Assets {
             ..Default::default()
         };
         let id = uuid::Uuid::new_v4().to_string();
-        let a = self.inner.engine.storage().create_finished_asset(&id, &new, AssetStatus::Succeeded, &outcome).await?;
+        let a = self.inner.engine.storage().create_asset(&id, &new, AssetStatus::Succeeded, &outcome).await?;
         Ok((a, t))
     }
 
@@ -684,12 +678,14 @@ impl Assets {
         // The provider bills a task's credits when it is created, whatever becomes of it.
         meter.cost(e.cost_usd);
         meter.finish(202, None);
-        let mut new = self.new_asset(admitted, e, AssetStatus::Pending, prompt, plan.options.clone());
+        let mut new = self.new_asset(admitted, e, prompt, plan.options.clone());
         new.task_id = Some(task);
-        let a = self.inner.engine.storage().create_asset(&new).await?;
-        crate::jobs::record_charge(&self.inner.engine, &a.id, e).await?;
+        let charge =
+            AssetOutcome { units: e.units, cost_usd: e.cost_usd, revenue_usd: e.sell_usd, ..Default::default() };
+        let id = uuid::Uuid::new_v4().to_string();
+        let a = self.inner.engine.storage().create_asset(&id, &new, AssetStatus::Pending, &charge).await?;
         self.watch(a.clone());
-        self.get(&a.id).await
+        Ok(a)
     }
 
     /// An asset by id, whoever owns it (callers check access: [`Assets::may_read`]).

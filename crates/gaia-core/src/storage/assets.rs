@@ -171,8 +171,6 @@ pub struct NewAsset {
     pub end_user: Option<String>,
     /// What it is.
     pub kind: AssetKind,
-    /// Its first status (`pending` for a job, else the final one).
-    pub status: AssetStatus,
     /// Provider.
     pub provider: String,
     /// Model.
@@ -418,24 +416,10 @@ enum FilterArg {
 }
 
 impl Storage {
-    /// Records a new asset not final yet (a 3D job, `pending`).
-    pub async fn create_asset(&self, a: &NewAsset) -> Result<Asset> {
-        self.insert_asset(&new_id(), a, a.status, &AssetOutcome::default()).await
-    }
-
-    /// Records an asset made at once (an image, speech, a transcription), final with its outcome, in
-    /// one statement; `id` is the one its files were stored under.
-    pub async fn create_finished_asset(
-        &self,
-        id: &str,
-        a: &NewAsset,
-        status: AssetStatus,
-        o: &AssetOutcome,
-    ) -> Result<Asset> {
-        self.insert_asset(id, a, status, o).await
-    }
-
-    async fn insert_asset(&self, id: &str, a: &NewAsset, status: AssetStatus, o: &AssetOutcome) -> Result<Asset> {
+    /// Records an asset in one statement, with its status and outcome: one made at once (an image,
+    /// speech, a transcription) final, its files stored under `id` first; a 3D job `pending`, with
+    /// what it was charged.
+    pub async fn create_asset(&self, id: &str, a: &NewAsset, status: AssetStatus, o: &AssetOutcome) -> Result<Asset> {
         let now = now_ms();
         let options = serde_json::to_string(&a.options).unwrap_or_else(|_| "{}".into());
         let tags = (!a.tags.is_empty()).then(|| serde_json::to_string(&a.tags).unwrap_or_default());
@@ -519,18 +503,6 @@ impl Storage {
              AND task_id IS NOT NULL ORDER BY created_at"
         );
         sqlx::query(&sql).fetch_all(self.pool()).await?.iter().map(row_to_asset).collect()
-    }
-
-    /// Records what an asset was charged (a job's units, cost and revenue, known when it is created).
-    pub async fn set_asset_charge(&self, id: &str, units: f64, cost_usd: f64, revenue_usd: f64) -> Result<()> {
-        sqlx::query("UPDATE assets SET units = $1, cost_usd = $2, revenue_usd = $3 WHERE id = $4")
-            .bind(units)
-            .bind(cost_usd)
-            .bind(revenue_usd)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
     }
 
     /// Records a job's progress (only while it is not final); whether it changed.

@@ -31,15 +31,7 @@ use std::time::Duration;
 pub(crate) fn asset_error(e: AssetError) -> Response {
     match e {
         AssetError::Refused(r) => crate::admission::refusal_response(r),
-        AssetError::Core(c) => ApiError::from(c).into_response(),
-        AssetError::Provider(p) => ApiError::from(p).into_response(),
-        other => {
-            let status = StatusCode::from_u16(other.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            if status.is_server_error() {
-                tracing::warn!(error = %other, "asset error");
-            }
-            ApiError::new(status, other.to_string()).into_response()
-        }
+        other => to_api(other).into_response(),
     }
 }
 
@@ -150,8 +142,17 @@ pub async fn list(
     Ok(axum::Json(json!({"assets": list, "next_before": next})).into_response())
 }
 
+/// An asset error as an [`ApiError`]: database and provider failures through their own conversions
+/// (a database failure says so, not its text).
 fn to_api(e: AssetError) -> ApiError {
-    ApiError::new(StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), e.to_string())
+    match e {
+        AssetError::Core(c) => ApiError::from(c),
+        AssetError::Provider(p) => ApiError::from(p),
+        other => ApiError::new(
+            StatusCode::from_u16(other.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            other.to_string(),
+        ),
+    }
 }
 
 /// The asset `id` if `p` may read it (or change it, `change`); 404 otherwise, so that another user's
