@@ -382,6 +382,8 @@ async fn conversations_can_be_renamed_and_paged() {
         let c = s.get_conversation(&u.id, &ids[0]).await.unwrap().unwrap();
         assert_eq!(c.title.as_deref(), Some("renamed"));
         assert_eq!(s.list_conversations(&u.id, 1, 0).await.unwrap()[0].id, ids[0], "{b}: renaming bumps it");
+        // Times are in milliseconds: a touch in the rename's millisecond would tie with it.
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
         s.touch_conversation(&ids[1]).await.unwrap();
         assert_eq!(s.list_conversations(&u.id, 1, 0).await.unwrap()[0].id, ids[1], "{b}");
     }
