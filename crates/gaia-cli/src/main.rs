@@ -61,6 +61,8 @@ enum Command {
     },
     /// Run the database migrations and exit.
     Migrate,
+    /// Ask a running server whether it is ready (exit 0) or not (exit 1): a container's health check.
+    Health(HealthArgs),
     /// Manage API keys.
     Keys {
         #[command(subcommand)]
@@ -336,6 +338,7 @@ async fn main() -> Result<()> {
             println!("migrations applied ({})", storage.backend().as_str());
             Ok(())
         }
+        Command::Health(args) => health(cli.config, args).await,
         Command::Keys { command } => keys(cli.config, command).await,
         Command::Chat(args) => chat(args).await,
         Command::MockLlm(args) => mock(args).await,
@@ -531,6 +534,49 @@ async fn kb(path: Option<PathBuf>, args: KbArgs) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+#[derive(Args)]
+struct HealthArgs {
+    /// The URL to ask (default: `/health/ready` of the configured `server.bind`, through loopback when
+    /// it listens on every address).
+    #[arg(long)]
+    url: Option<String>,
+    /// Ask `/health/live` (the process answers) instead of `/health/ready`.
+    #[arg(long)]
+    live: bool,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 5)]
+    timeout_secs: u64,
+}
+
+/// `gaia health`: exits 0 when the server answers 200, else with an error (exit 1).
+async fn health(path: Option<PathBuf>, args: HealthArgs) -> Result<()> {
+    let check = if args.live { "live" } else { "ready" };
+    let (url, tls) = match args.url {
+        Some(u) => (u, false),
+        None => {
+            let cfg = load(path)?;
+            let mut addr: SocketAddr = cfg.server.bind.parse().context("server.bind")?;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(if addr.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
+            }
+            let tls = cfg.server.tls.is_some();
+            (format!("{}://{addr}/health/{check}", if tls { "https" } else { "http" }), tls)
+        }
+    };
+    // The server's own certificate may not name the loopback address: this request reads nothing
+    // secret and sends no credential.
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(args.timeout_secs.max(1)))
+        .danger_accept_invalid_certs(tls)
+        .build()?;
+    let r = http.get(&url).send().await.with_context(|| format!("{url}: no answer"))?;
+    if !r.status().is_success() {
+        bail!("{url}: {}", r.status());
+    }
+    println!("{check}");
     Ok(())
 }
 

@@ -110,6 +110,35 @@ fn wait_for_port(port: u16) {
     panic!("nothing listening on {port}");
 }
 
+/// `gaia serve` on `server_port` with the database `db`, its OpenAI provider the mock on `mock_port`,
+/// and `env` besides; listening when this returns.
+fn serve_on_mock(db: &str, mock_port: u16, server_port: u16, env: &[(&str, &str)]) -> Kill {
+    let server = Kill(
+        gaia()
+            .env("GAIA_DATABASE_URL", db)
+            .env("OPENAI_BASE_URL", format!("http://127.0.0.1:{mock_port}/v1"))
+            .env("OPENAI_API_KEY", "sk-mock")
+            .envs(env.iter().copied())
+            .args(["serve", "--bind", &format!("127.0.0.1:{server_port}")])
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(server_port);
+    server
+}
+
+/// Sends SIGTERM to `server` and waits (30 s at most) for it to exit.
+fn terminate(server: &mut Kill) -> std::process::ExitStatus {
+    assert!(Command::new("kill").args(["-TERM", &server.0.id().to_string()]).status().unwrap().success());
+    for _ in 0..600 {
+        if let Some(s) = server.0.try_wait().unwrap() {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the server did not stop within 30 s of SIGTERM");
+}
+
 #[test]
 fn mock_serve_and_chat_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
@@ -123,16 +152,7 @@ fn mock_serve_and_chat_end_to_end() {
     let line = BufReader::new(m.stdout.take().unwrap()).lines().next().unwrap().unwrap();
     assert!(line.contains(&format!("127.0.0.1:{mock_port}")), "{line}");
     let _mock = Kill(m);
-    let _server = Kill(
-        gaia()
-            .env("GAIA_DATABASE_URL", &db)
-            .env("OPENAI_BASE_URL", format!("http://127.0.0.1:{mock_port}/v1"))
-            .env("OPENAI_API_KEY", "sk-mock")
-            .args(["serve", "--bind", &format!("127.0.0.1:{server_port}")])
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(server_port);
+    let mut server = serve_on_mock(&db, mock_port, server_port, &[]);
     let (ok, key, err) = run(gaia().env("GAIA_DATABASE_URL", &db).args(["keys", "create", "--email", "p@example.com"]));
     assert!(ok, "{err}");
     let (ok, out, err) = run(gaia().env("GAIA_API_KEY", key.trim()).args([
@@ -154,6 +174,65 @@ fn mock_serve_and_chat_end_to_end() {
         &format!("http://127.0.0.1:{server_port}"),
     ]));
     assert!(!ok && err.contains("401"), "{err}");
+    // The container's health check: ready through the configured address (`server.bind`), live, and
+    // a clear failure where nothing listens.
+    let (ok, out, err) = run(gaia().env("GAIA_BIND", format!("0.0.0.0:{server_port}")).arg("health"));
+    assert!(ok && out.trim() == "ready", "{out} {err}");
+    let (ok, out, _) =
+        run(gaia().args(["health", "--live", "--url", &format!("http://127.0.0.1:{server_port}/health/live")]));
+    assert!(ok && out.trim() == "live");
+    let (ok, _, err) = run(gaia().args(["health", "--url", &format!("http://127.0.0.1:{}/health/ready", free_port())]));
+    assert!(!ok && err.contains("no answer"), "{err}");
+    // SIGTERM: the server stops by itself, successfully.
+    let status = terminate(&mut server);
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn sigterm_cuts_streams_longer_than_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("grace.db").display());
+    let (mock_port, server_port) = (free_port(), free_port());
+    // An answer of about 600 characters in 600 pieces 100 ms apart: a minute, far past the grace.
+    let _mock = Kill(
+        gaia()
+            .args([
+                "mock-llm",
+                "--bind",
+                &format!("127.0.0.1:{mock_port}"),
+                "--chunks",
+                "600",
+                "--chunk-delay-ms",
+                "100",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(mock_port);
+    let mut server = serve_on_mock(&db, mock_port, server_port, &[("GAIA_SERVER__SHUTDOWN_GRACE_SECS", "1")]);
+    let (ok, key, err) = run(gaia().env("GAIA_DATABASE_URL", &db).args(["keys", "create", "--email", "g@example.com"]));
+    assert!(ok, "{err}");
+    let story = "tell me everything ".repeat(30);
+    let mut chat = Kill(
+        gaia()
+            .env("GAIA_API_KEY", key.trim())
+            .args(["chat", &story, "--model", "mock-gpt", "--url", &format!("http://127.0.0.1:{server_port}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // The answer has started.
+    let mut out = chat.0.stdout.take().unwrap();
+    let mut first = [0u8; 4];
+    std::io::Read::read_exact(&mut out, &mut first).unwrap();
+    assert!(terminate(&mut server).success(), "the server stops once the grace period is over");
+    // The stream was cut: the client got an end before the whole answer.
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut out, &mut rest);
+    let got = format!("{}{rest}", String::from_utf8_lossy(&first));
+    assert!(got.len() < story.len(), "{} characters arrived", got.len());
 }
 
 #[test]

@@ -9,6 +9,7 @@
 //! events are dropped, and bridges reconnect on their own.
 
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::{broadcast, mpsc};
 
@@ -185,6 +186,21 @@ struct Shared {
     outbox: OnceLock<mpsc::Sender<Envelope>>,
     /// `"memory"`, `"redis"` or `"nats"`.
     kind: OnceLock<&'static str>,
+    /// Whether the bridge receives other instances' events (its subscription is in place).
+    receiving: AtomicBool,
+    /// Whether the bridge's last forward to the broker succeeded.
+    sending: AtomicBool,
+}
+
+impl Shared {
+    /// Records that the subscription was lost (`false`) or is in place (`true`).
+    fn set_receiving(&self, up: bool) {
+        self.receiving.store(up, Ordering::Relaxed);
+    }
+    /// Records whether the last forward to the broker succeeded.
+    fn set_sending(&self, up: bool) {
+        self.sending.store(up, Ordering::Relaxed);
+    }
 }
 
 /// An event on the wire between instances.
@@ -226,6 +242,8 @@ impl EventBus {
                 origin: uuid::Uuid::new_v4().to_string(),
                 outbox: OnceLock::new(),
                 kind: OnceLock::new(),
+                receiving: AtomicBool::new(true),
+                sending: AtomicBool::new(true),
             }),
         }
     }
@@ -238,6 +256,12 @@ impl EventBus {
     /// Where events go beyond this process: `"memory"` (nowhere), `"redis"` or `"nats"`.
     pub fn kind(&self) -> &'static str {
         self.shared.kind.get().copied().unwrap_or("memory")
+    }
+
+    /// Whether events cross instances as they should: always with no bridge; with one, whether its
+    /// subscription is in place and its last forward succeeded (readiness: `GET /health/ready`).
+    pub fn broker_up(&self) -> bool {
+        self.shared.receiving.load(Ordering::Relaxed) && self.shared.sending.load(Ordering::Relaxed)
     }
 
     /// Installs the forwarder of a bridge; returns its receiving end, or `None` if a bridge is already

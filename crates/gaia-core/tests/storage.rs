@@ -26,6 +26,44 @@ async fn migrations_are_idempotent_and_backend_is_detected() {
 }
 
 #[tokio::test]
+async fn migrations_applied_tells_a_waiting_instance_and_survives_a_newer_build() {
+    for db in database_urls().await {
+        let s = Storage::connect(&db.url).await.unwrap();
+        assert!(!s.migrations_applied().await.unwrap(), "{}: nothing applied yet", db.backend);
+        // Some of them (an older build ran): still not all.
+        let dir = tempfile::tempdir().unwrap();
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut files: Vec<_> = std::fs::read_dir(&src).unwrap().map(|f| f.unwrap().path()).collect();
+        files.sort();
+        for f in &files[..files.len() - 1] {
+            std::fs::copy(f, dir.path().join(f.file_name().unwrap())).unwrap();
+        }
+        sqlx::migrate::Migrator::new(dir.path()).await.unwrap().run(s.pool()).await.unwrap();
+        assert!(!s.migrations_applied().await.unwrap(), "{}: the last one is missing", db.backend);
+        // Another process (`gaia migrate`) runs them while an instance waits.
+        let waiting = {
+            let s = s.clone();
+            tokio::spawn(async move { s.wait_for_migrations(std::time::Duration::from_millis(20)).await })
+        };
+        Storage::connect(&db.url).await.unwrap().migrate().await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(30), waiting).await.unwrap().unwrap().unwrap();
+        assert!(s.migrations_applied().await.unwrap());
+        // A newer build migrated further (a rolling update): this build still counts as migrated, and
+        // its own `migrate` (an old instance restarting) does not fail on the migration it lacks.
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (99991231000000, 'from a newer build', TRUE, $1, 1)",
+        )
+        .bind(vec![0u8; 48])
+        .execute(s.pool())
+        .await
+        .unwrap();
+        assert!(s.migrations_applied().await.unwrap());
+        s.migrate().await.unwrap_or_else(|e| panic!("{}: {e}", db.backend));
+    }
+}
+
+#[tokio::test]
 async fn sqlite_file_is_created_on_first_connect() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("new.db");

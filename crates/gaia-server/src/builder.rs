@@ -175,7 +175,8 @@ impl GaiaBuilder {
         self
     }
 
-    /// Connects and migrates the database, sets up the cache, the providers, the knowledge base, and
+    /// Connects and migrates the database (or, with `server.migrate_on_start = false`, waits until
+    /// another process has), sets up the cache, the providers, the knowledge base, and
     /// with Redis (or NATS) everything several instances share. Must run inside a tokio runtime.
     pub async fn build(self) -> Result<Gaia, CoreError> {
         let config = self.config;
@@ -184,7 +185,12 @@ impl GaiaBuilder {
             Some(s) => s,
             None => Storage::connect(&config.database_url).await?,
         };
-        storage.migrate().await?;
+        if config.server.migrate_on_start {
+            storage.migrate().await?;
+        } else {
+            // Another step runs `gaia migrate` (a Kubernetes Job, a compose one-shot service).
+            storage.wait_for_migrations(Duration::from_secs(2)).await?;
+        }
         let cache = match self.cache {
             Some(c) => c,
             None => cache::from_config(&config).await?,

@@ -57,6 +57,7 @@ pub mod observe;
 mod per_user;
 pub mod play;
 pub mod provider_store;
+mod readiness;
 pub mod routes;
 pub mod security;
 pub mod session;
@@ -80,9 +81,6 @@ use std::future::Future;
 use std::time::Duration;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
-
-/// How long in-flight requests (streams included) get to finish after a shutdown signal.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// All of Gaia's routes with their middleware (tracing, request ids, body limit, JSON 404s). Every
 /// route declares what it needs ([`access::Access`]); see [`route_table`].
@@ -325,6 +323,9 @@ fn routes(state: &AppState) -> Routes {
     let metrics =
         if state.config().server.metrics_public { Access::Public } else { perm(T::Admin, Read, "/admin/metrics") };
     all.get("/health", Access::Public, health::health)
+        // For orchestrators: cheap, anonymous, no detail (see `readiness`).
+        .get("/health/live", Access::Public, health::live)
+        .get("/health/ready", Access::Public, health::ready)
         .get("/metrics", metrics, observe::metrics)
         .get("/ws/chat", perm(T::Conversation, Read, OWN_CONVERSATIONS), live::chat_socket)
         // The game client's socket authenticates with the `token` in its query (clients cannot set
@@ -369,8 +370,11 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Serves [`router`] on `listener` until `shutdown` resolves, then lets in-flight requests (and
-/// streams) finish for up to [`SHUTDOWN_GRACE`] before returning.
+/// Serves [`router`] on `listener` until `shutdown` resolves, then stops as orchestrators expect:
+/// `GET /health/ready` answers 503 at once; requests are still served for `server.drain_secs` (load
+/// balancers take the instance out of rotation meanwhile); then the listener closes, live sockets are
+/// told to reconnect elsewhere, and in-flight requests and streams get `server.shutdown_grace_secs`
+/// to finish before what remains is cut.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -402,10 +406,17 @@ where
 {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let draining = state.clone();
+    let drain = Duration::from_secs(state.config().server.drain_secs);
+    let grace = Duration::from_secs(state.config().server.shutdown_grace_secs);
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
-        tracing::info!("shutting down: finishing in-flight requests");
+        draining.stop_taking_traffic();
+        if !drain.is_zero() {
+            tracing::info!(?drain, "shutting down: not ready any more, still serving while load balancers notice");
+            tokio::time::sleep(drain).await;
+        }
+        tracing::info!(?grace, "shutting down: closing the listener, finishing in-flight requests");
         // Upgraded sockets are not in-flight requests: they are told to go.
         draining.start_draining();
         let _ = tx.send(());
@@ -415,10 +426,10 @@ where
         r = &mut task => return r.map_err(std::io::Error::other)?,
         _ = rx => {}
     }
-    match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
+    match tokio::time::timeout(grace, &mut task).await {
         Ok(r) => r.map_err(std::io::Error::other)?,
         Err(_) => {
-            tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE:?}; closing them");
+            tracing::warn!("in-flight requests did not finish within {grace:?}; closing them");
             task.abort();
             Ok(())
         }

@@ -51,6 +51,8 @@ struct Inner {
     mcp_processes: Arc<tokio::sync::Semaphore>,
     /// `true` once the server is stopping: live sockets close with a hint to reconnect.
     draining: tokio::sync::watch::Sender<bool>,
+    /// Whether the instance takes traffic (`GET /health/ready`).
+    readiness: crate::readiness::Readiness,
 }
 
 impl std::fmt::Debug for AppState {
@@ -174,6 +176,7 @@ impl AppState {
                 agent_runs: Default::default(),
                 mcp_processes,
                 draining: tokio::sync::watch::Sender::new(false),
+                readiness: Default::default(),
                 rbac,
                 tools,
                 config,
@@ -317,6 +320,19 @@ impl AppState {
                 crate::play::PlayHub::start(self.events(), grace)
             })
             .clone()
+    }
+
+    /// Takes this instance out of rotation: `GET /health/ready` answers 503 from now on, while
+    /// requests are still served. [`crate::serve`] calls it as soon as its shutdown signal comes,
+    /// `server.drain_secs` before it closes the listener.
+    pub fn stop_taking_traffic(&self) {
+        self.inner.readiness.stop();
+    }
+
+    /// Whether this instance takes traffic: not stopping, database, cache and event broker up,
+    /// migrations applied (`GET /health/ready`; one check a second at most).
+    pub async fn ready(&self) -> bool {
+        self.inner.readiness.ready(self).await
     }
 
     /// Tells this instance's live sockets that it is stopping: they close with a hint to reconnect

@@ -242,7 +242,7 @@ async fn accept_loop(
 }
 
 /// [`serve`](crate::serve) with TLS: serves [`router`](crate::router) on `listener` through a [`TlsListener`] until
-/// `shutdown` resolves, then lets in-flight requests finish for up to [`SHUTDOWN_GRACE`](crate::SHUTDOWN_GRACE).
+/// `shutdown` resolves, then drains and stops as [`serve`](crate::serve) does (`server.drain_secs`, `server.shutdown_grace_secs`).
 ///
 /// ```no_run
 /// # async fn run(state: gaia_server::AppState) -> Result<(), Box<dyn std::error::Error>> {

@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use common::{eventually, sse_data, start, Fetch};
+use common::{eventually, eventually_async, sse_data, start, Fetch};
 use gaia_core::testing::{database_urls, sqlite_db};
 use gaia_providers::mock::MockConfig;
 use serde_json::{json, Value};
@@ -301,6 +301,88 @@ async fn client_disconnect_mid_stream_leaks_nothing() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(stored, "partial answer not stored");
+}
+
+/// A prompt whose mock answer (`Mock reply to: ...`, 80 characters) streams in up to 80 pieces.
+const LONG_STORY: &str = "a long story about the safe house behind the bakery on Rue Cler";
+
+/// A stream through `/v1/chat/completions` that has started: its response, and what came so far.
+async fn started_stream(s: &common::TestServer, key: &str) -> (reqwest::Response, String) {
+    let mut r = s
+        .http
+        .post(format!("{}/v1/chat/completions", s.url))
+        .bearer_auth(key)
+        .json(&json!({"model": "mock-gpt", "stream": true, "messages": [{"role": "user", "content": LONG_STORY}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let first = tokio::time::timeout(Duration::from_secs(10), r.chunk()).await.unwrap().unwrap().unwrap();
+    (r, String::from_utf8_lossy(&first).into_owned())
+}
+
+/// The rest of a stream until the server ends it (cleanly or not).
+async fn rest_of(mut r: reqwest::Response, mut body: String) -> String {
+    while let Ok(Ok(Some(c))) = tokio::time::timeout(Duration::from_secs(20), r.chunk()).await {
+        body.push_str(&String::from_utf8_lossy(&c));
+    }
+    body
+}
+
+#[tokio::test]
+async fn readiness_and_liveness_say_only_their_status() {
+    for db in database_urls().await {
+        let s = start(db, None).await;
+        for path in ["/health/live", "/health/ready"] {
+            let r = s.http.get(format!("{}{path}", s.url)).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{path}");
+            assert_eq!(r.json::<Value>().await.unwrap(), json!({"status": "ok"}), "{path}: no detail");
+        }
+        // Administrators see what readiness checks.
+        let (token, _, id) = s.register("ops@example.com").await;
+        s.state.storage().set_admin(&id, true).await.unwrap();
+        let detail: Value = s.http.get(format!("{}/api/v1/health", s.url)).bearer_auth(&token).fetch_json().await;
+        assert_eq!(detail["events"], json!({"status": "ok", "kind": "memory"}));
+        assert_eq!(detail["migrations"], json!({"applied": true}));
+        // The database goes away: not ready (within a check's freshness, a second), still alive.
+        s.state.storage().close().await;
+        let ready = format!("{}/health/ready", s.url);
+        assert!(eventually_async(|| async { s.http.get(&ready).send().await.unwrap().status() == 503 }).await);
+        let body: Value = s.http.get(&ready).send().await.unwrap().json().await.unwrap();
+        assert_eq!(body, json!({"status": "unavailable"}), "which part failed is not said");
+        assert_eq!(s.http.get(format!("{}/health/live", s.url)).send().await.unwrap().status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn draining_turns_readiness_off_before_the_listener_closes() {
+    let mut config = common::test_config();
+    config.server.drain_secs = 2;
+    // The answer takes 80 × 50 ms = 4 s: it runs across the drain (2 s) and the listener's closing.
+    let mock = MockConfig { chunks: 80, chunk_delay: Duration::from_millis(50), ..Default::default() };
+    let mut s = common::start_with(sqlite_db(), Some(mock), config).await;
+    let (token, _, _) = s.register("drain@example.com").await;
+    let (key, _) = s.api_key(&token).await;
+    let (r, body) = started_stream(&s, &key).await;
+    s.shutdown();
+    // Out of rotation at once, while requests are still served (the drain).
+    let ready = s.http.get(format!("{}/health/ready", s.url)).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert_eq!(s.http.get(format!("{}/health/live", s.url)).send().await.unwrap().status(), 200);
+    let answer = s
+        .http
+        .post(format!("{}/v1/chat/completions", s.url))
+        .bearer_auth(&key)
+        .json(&json!({"model": "mock-gpt", "messages": [{"role": "user", "content": "still there?"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200, "requests are served while draining");
+    // The stream that was running finishes; then the listener is closed.
+    let body = rest_of(r, body).await;
+    assert_eq!(sse_data(&body).last().unwrap(), "[DONE]", "the in-flight stream finished");
+    let live = format!("{}/health/live", s.url);
+    assert!(eventually_async(|| async { s.http.get(&live).send().await.is_err() }).await, "the listener is closed");
 }
 
 #[tokio::test]

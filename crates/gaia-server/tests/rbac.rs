@@ -42,6 +42,9 @@ async fn every_route_declares_its_access_and_it_holds() {
         "POST /logout",
         "GET /assets/{file}",
         "GET /health",
+        // For orchestrators: a status and nothing else (`chat::draining_*`).
+        "GET /health/live",
+        "GET /health/ready",
         "POST /api/v1/auth/register",
         "POST /api/v1/auth/login",
         "POST /api/v1/auth/refresh",

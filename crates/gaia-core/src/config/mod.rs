@@ -198,6 +198,18 @@ pub struct ServerConfig {
     pub metrics_public: bool,
     /// Most live WebSocket connections one user may have open on one instance (more: 429).
     pub max_sockets_per_user: usize,
+    /// Run the database migrations when the server starts (the default). Set it to false when a
+    /// separate step runs `gaia migrate` first (a Kubernetes Job, a compose one-shot service): the
+    /// server then waits until the migrations it knows are applied before it starts.
+    pub migrate_on_start: bool,
+    /// Seconds between a shutdown signal and the listener closing: `GET /health/ready` answers 503 at
+    /// once while requests are still served, so load balancers take the instance out of rotation
+    /// before connections are refused (5 on Kubernetes; 0, the default, closes at once).
+    pub drain_secs: u64,
+    /// Seconds in-flight requests and streams get to finish once the listener is closed; what is
+    /// still running after that is cut. Orchestrators must wait longer than `drain_secs` plus this
+    /// before they kill the process.
+    pub shutdown_grace_secs: u64,
 }
 
 /// Cache settings.
@@ -259,6 +271,9 @@ impl Default for ServerConfig {
             tls: None,
             metrics_public: false,
             max_sockets_per_user: 32,
+            migrate_on_start: true,
+            drain_secs: 0,
+            shutdown_grace_secs: 30,
         }
     }
 }
@@ -325,6 +340,13 @@ impl fmt::Debug for Config {
 /// HKDF `info` of the secrets key derived from `jwt_secret` (when `secrets_key` is unset).
 const JWT_DERIVED_INFO: &[u8] = b"gaia secrets key v1 (from jwt_secret)";
 
+/// The longest `server.drain_secs`.
+const MAX_DRAIN_SECS: u64 = 300;
+/// The longest `server.shutdown_grace_secs`.
+const MAX_SHUTDOWN_GRACE_SECS: u64 = 3600;
+/// The largest file a `<NAME>_FILE` variable may name (secrets and URLs are short).
+const MAX_ENV_FILE_BYTES: u64 = 64 * 1024;
+
 /// Short environment names and the nested key they set.
 const ALIASES: &[(&str, &str)] = &[("GAIA_BIND", "server.bind")];
 
@@ -365,6 +387,38 @@ fn is_setting(path: &str, value: &Value) -> bool {
         Ok(_) => true,
         Err(e) => !e.into_iter().any(|e| matches!(e.kind, figment::error::Kind::UnknownField(..))),
     }
+}
+
+/// Replaces every `<NAME>_FILE` variable by `<NAME>` with the content of the file it names (trailing
+/// line ends trimmed), for `GAIA_*` settings and the vendors' variables: secrets mounted as files
+/// (Kubernetes Secret volumes, compose secrets) stay out of the environment. Setting both `<NAME>`
+/// and `<NAME>_FILE` is an error, as is a missing, unreadable, non-UTF-8 or oversized file (the
+/// content is never part of the message).
+fn read_env_files(mut env: HashMap<String, String>) -> Result<HashMap<String, String>> {
+    let named: Vec<(String, String)> = env
+        .iter()
+        .filter_map(|(k, v)| {
+            let name = k.strip_suffix("_FILE")?;
+            let gaia = name.starts_with("GAIA_") && !name.starts_with("GAIA_TEST_") && name != "GAIA_CONFIG";
+            let vendor = VENDOR_ENV.iter().any(|(_, _, key, url)| name == *key || name == *url);
+            (gaia || vendor).then(|| (name.to_string(), v.clone()))
+        })
+        .collect();
+    for (name, path) in named {
+        if env.get(&name).is_some_and(|v| !v.is_empty()) {
+            return Err(CoreError::Config(format!("{name} and {name}_FILE are both set: set one")));
+        }
+        let fail = |why: String| CoreError::Config(format!("{name}_FILE: cannot read {path}: {why}"));
+        let meta = std::fs::metadata(&path).map_err(|e| fail(e.to_string()))?;
+        if meta.len() > MAX_ENV_FILE_BYTES {
+            return Err(fail(format!("larger than {MAX_ENV_FILE_BYTES} bytes")));
+        }
+        let bytes = std::fs::read(&path).map_err(|e| fail(e.to_string()))?;
+        let text = String::from_utf8(bytes).map_err(|_| fail("not UTF-8 text".into()))?;
+        env.remove(&format!("{name}_FILE"));
+        env.insert(name, text.trim_end_matches(['\r', '\n']).to_string());
+    }
+    Ok(env)
 }
 
 /// Turns environment variables into a nested dictionary of overrides. `GAIA_*` variables whose first
@@ -424,7 +478,7 @@ impl Config {
 
     /// Like [`Config::load`] but with an explicit environment (for tests).
     pub fn load_from(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config> {
-        let env: HashMap<String, String> = env.into_iter().collect();
+        let env = read_env_files(env.into_iter().collect())?;
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         match path {
             Some(p) => {
@@ -538,6 +592,14 @@ impl Config {
         if self.server.max_sockets_per_user == 0 {
             return Err(CoreError::Config("key `server.max_sockets_per_user`: must be at least 1".into()));
         }
+        if self.server.drain_secs > MAX_DRAIN_SECS {
+            return Err(CoreError::Config(format!("key `server.drain_secs`: at most {MAX_DRAIN_SECS}")));
+        }
+        if self.server.shutdown_grace_secs > MAX_SHUTDOWN_GRACE_SECS {
+            return Err(CoreError::Config(format!(
+                "key `server.shutdown_grace_secs`: at most {MAX_SHUTDOWN_GRACE_SECS}"
+            )));
+        }
         if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres")) {
             return Err(CoreError::Config(format!(
                 "key `database_url`: `{}` must start with sqlite:// or postgres://",
@@ -545,8 +607,16 @@ impl Config {
             )));
         }
         if let Some(r) = &self.redis_url {
-            if !(r.starts_with("redis://") || r.starts_with("rediss://")) {
-                return Err(CoreError::Config("key `redis_url`: must start with redis:// or rediss://".into()));
+            if r.starts_with("rediss://") {
+                // Said at start-up rather than as a connection failure later.
+                return Err(CoreError::Config(
+                    "key `redis_url`: Redis over TLS (rediss://) is not supported by this build; reach Redis \
+                     over a private network with redis://, or through a TLS tunnel on loopback"
+                        .into(),
+                ));
+            }
+            if !r.starts_with("redis://") {
+                return Err(CoreError::Config("key `redis_url`: must start with redis://".into()));
             }
         }
         if let Some(s) = &self.jwt_secret {
@@ -748,6 +818,61 @@ sell_prices = { image = 0.5, model_3d = 2.0 }
                 .unwrap();
         assert_eq!(c.server.bind, "0.0.0.0:1");
         assert!(!format!("{c:?}").contains("pw@"));
+    }
+
+    #[test]
+    fn settings_from_mounted_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &[u8]| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p.to_string_lossy().into_owned()
+        };
+        let jwt = write("jwt", b"a-jwt-secret-from-a-mounted-file-0123\n");
+        let db = write("db", b"postgres://gaia:s3cret@db:5432/gaia\r\n");
+        let key = write("openai", b"sk-from-file");
+        let c = Config::load_from(
+            None,
+            env(&[
+                ("GAIA_JWT_SECRET_FILE", &jwt),
+                ("GAIA_DATABASE_URL_FILE", &db),
+                ("OPENAI_API_KEY_FILE", &key),
+                ("GAIA_SERVER__DRAIN_SECS", "5"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.jwt_secret.as_deref(), Some("a-jwt-secret-from-a-mounted-file-0123"), "line end trimmed");
+        assert_eq!(c.database_url, "postgres://gaia:s3cret@db:5432/gaia");
+        assert_eq!(c.server.drain_secs, 5);
+        let openai = c.providers.iter().find(|p| p.name == "openai").unwrap();
+        assert_eq!(openai.api_key.as_deref(), Some("sk-from-file"));
+        // Both forms, a missing file, a directory, a huge file: clear errors that never show the content.
+        let both = Config::load_from(
+            None,
+            env(&[("GAIA_JWT_SECRET", "x".repeat(40).as_str()), ("GAIA_JWT_SECRET_FILE", &jwt)]),
+        );
+        assert!(both.unwrap_err().to_string().contains("GAIA_JWT_SECRET and GAIA_JWT_SECRET_FILE are both set"));
+        let missing = dir.path().join("nope").to_string_lossy().into_owned();
+        let e = Config::load_from(None, env(&[("GAIA_JWT_SECRET_FILE", &missing)])).unwrap_err().to_string();
+        assert!(e.contains("GAIA_JWT_SECRET_FILE: cannot read"), "{e}");
+        let folder = dir.path().to_string_lossy().into_owned();
+        assert!(Config::load_from(None, env(&[("GAIA_JWT_SECRET_FILE", &folder)])).is_err());
+        let huge = write("huge", &vec![b'a'; 70 * 1024]);
+        let e = Config::load_from(None, env(&[("GAIA_JWT_SECRET_FILE", &huge)])).unwrap_err().to_string();
+        assert!(e.contains("larger than") && !e.contains("aaaa"), "{e}");
+        let bad = write("bad", &[0xff, 0xfe]);
+        assert!(Config::load_from(None, env(&[("GAIA_SECRETS_KEY_FILE", &bad)]))
+            .unwrap_err()
+            .to_string()
+            .contains("UTF-8"));
+        // Other tools' `_FILE` variables are not read.
+        assert!(Config::load_from(None, env(&[("SSL_CERT_FILE", &missing), ("GAIA_TEST_X_FILE", &missing)])).is_ok());
+        // Redis over TLS is refused at start-up, with the reason.
+        let e = Config::load_from(None, env(&[("GAIA_REDIS_URL", "rediss://cache.example:6380")])).unwrap_err();
+        assert!(e.to_string().contains("not supported"), "{e}");
+        // Shutdown bounds.
+        assert!(Config::load_from(None, env(&[("GAIA_SERVER__DRAIN_SECS", "100000")])).is_err());
+        assert!(Config::load_from(None, env(&[("GAIA_SERVER__SHUTDOWN_GRACE_SECS", "100000")])).is_err());
     }
 
     #[test]

@@ -66,7 +66,7 @@ impl EventBus {
         let mut pubsub = client.get_async_pubsub().await.map_err(|e| connect_error(url, e))?;
         pubsub.subscribe(channel).await.map_err(|e| connect_error(url, e))?;
         let rx = self.attach("redis").ok_or(BridgeError::AlreadyConnected("redis"))?;
-        tokio::spawn(redis_publisher(conn, channel.to_string(), rx));
+        tokio::spawn(redis_publisher(conn, channel.to_string(), rx, std::sync::Arc::downgrade(&self.shared)));
         let weak = std::sync::Arc::downgrade(&self.shared);
         let tx = self.tx.clone();
         let channel = channel.to_string();
@@ -84,6 +84,9 @@ impl EventBus {
                     }
                 }
                 tracing::warn!("event bus: lost the Redis subscription; reconnecting");
+                if let Some(shared) = weak.upgrade() {
+                    shared.set_receiving(false);
+                }
                 loop {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     if upgrade(&weak, &tx).is_none() {
@@ -93,6 +96,9 @@ impl EventBus {
                         Ok(mut ps) => {
                             if ps.subscribe(&channel).await.is_ok() {
                                 tracing::info!("event bus: Redis subscription restored");
+                                if let Some(shared) = weak.upgrade() {
+                                    shared.set_receiving(true);
+                                }
                                 pubsub = Some(ps);
                                 break;
                             }
@@ -112,7 +118,25 @@ impl EventBus {
         if let Some(kind) = self.shared.kind.get() {
             return Err(BridgeError::AlreadyConnected(kind));
         }
+        // The client reconnects on its own; its connection state is what readiness reports.
+        let link = std::sync::Arc::downgrade(&self.shared);
         let client = async_nats::ConnectOptions::new()
+            .event_callback(move |event| {
+                if let Some(shared) = link.upgrade() {
+                    match event {
+                        async_nats::Event::Connected => {
+                            shared.set_receiving(true);
+                            shared.set_sending(true);
+                        }
+                        async_nats::Event::Disconnected | async_nats::Event::Closed => {
+                            shared.set_receiving(false);
+                            shared.set_sending(false);
+                        }
+                        _ => {}
+                    }
+                }
+                async {}
+            })
             .connection_timeout(Duration::from_secs(2))
             .connect(url)
             .await
@@ -162,11 +186,19 @@ fn upgrade(weak: &Weak<super::Shared>, tx: &tokio::sync::broadcast::Sender<super
     weak.upgrade().map(|shared| EventBus { tx: tx.clone(), shared })
 }
 
-async fn redis_publisher(mut conn: redis::aio::ConnectionManager, channel: String, mut rx: mpsc::Receiver<Envelope>) {
+async fn redis_publisher(
+    mut conn: redis::aio::ConnectionManager,
+    channel: String,
+    mut rx: mpsc::Receiver<Envelope>,
+    shared: Weak<super::Shared>,
+) {
     let mut healthy = true;
     while let Some(env) = rx.recv().await {
         let Ok(bytes) = serde_json::to_vec(&env) else { continue };
         let r: redis::RedisResult<i64> = redis::cmd("PUBLISH").arg(&channel).arg(bytes).query_async(&mut conn).await;
+        if let Some(shared) = shared.upgrade() {
+            shared.set_sending(r.is_ok());
+        }
         match r {
             Ok(_) if !healthy => {
                 healthy = true;

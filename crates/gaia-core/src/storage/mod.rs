@@ -61,7 +61,15 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The migrations this build knows.
+fn migrator() -> sqlx::migrate::Migrator {
+    let mut m = sqlx::migrate!("./migrations");
+    // Migrations only add (columns, tables, indexes), so a build may run on a database a newer build
+    // migrated: during a rolling update the old instances keep serving (and may restart) after the
+    // new migrations ran.
+    m.set_ignore_missing(true);
+    m
+}
 
 /// Which database engine a [`Storage`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,8 +200,45 @@ impl Storage {
 
     /// Runs the embedded migrations (idempotent: applied migrations are recorded and skipped).
     pub async fn migrate(&self) -> Result<()> {
-        MIGRATOR.run(&self.pool).await?;
+        migrator().run(&self.pool).await?;
         Ok(())
+    }
+
+    /// Whether every migration this build knows is applied (a database migrated by a newer build
+    /// counts: migrations only add). False when the migration table does not exist yet.
+    pub async fn migrations_applied(&self) -> Result<bool> {
+        let applied: Vec<i64> = match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+            .fetch_all(&self.pool)
+            .await
+        {
+            Ok(v) => v,
+            // No table yet: nothing is applied. Any other failure (unreachable database) is one.
+            Err(sqlx::Error::Database(_)) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        let applied: std::collections::HashSet<i64> = applied.into_iter().collect();
+        Ok(migrator().iter().filter(|m| m.migration_type.is_up_migration()).all(|m| applied.contains(&m.version)))
+    }
+
+    /// Waits until [`Storage::migrations_applied`] (another process runs them), checking every
+    /// `every` and logging while it waits.
+    pub async fn wait_for_migrations(&self, every: Duration) -> Result<()> {
+        let mut waited = Duration::ZERO;
+        loop {
+            match self.migrations_applied().await {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) => tracing::debug!(error = %e, "cannot read the applied migrations yet"),
+            }
+            if waited.as_secs() % 10 == 0 {
+                tracing::info!(
+                    waited_secs = waited.as_secs(),
+                    "waiting for the database migrations (server.migrate_on_start is false: run `gaia migrate`)"
+                );
+            }
+            tokio::time::sleep(every).await;
+            waited += every;
+        }
     }
 
     /// The database engine.

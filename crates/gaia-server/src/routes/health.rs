@@ -1,4 +1,5 @@
-//! Health: `GET /health` for anyone (load balancers, uptime checks) and `GET /api/v1/health` for
+//! Health: `GET /health/live` and `GET /health/ready` for orchestrators (no detail), `GET /health`
+//! for anyone (load balancers, uptime checks) and `GET /api/v1/health` for
 //! administrators (`admin:read` on `DETAIL_RESOURCE`); the same split applies to the providers'
 //! health in `GET /api/v1/providers` and `GET /api/v1/providers/{name}/health` (`sees_detail`,
 //! `provider_health`).
@@ -137,6 +138,24 @@ pub async fn health(State(state): State<AppState>) -> Response {
     (status_code(db_ok), axum::Json(body)).into_response()
 }
 
+/// `GET /health/live`: 200 while the process serves requests (liveness: a failing answer means
+/// restart it). Nothing is checked: a database outage must not make an orchestrator kill every
+/// instance.
+pub async fn live() -> Response {
+    (StatusCode::OK, axum::Json(json!({"status": "ok"}))).into_response()
+}
+
+/// `GET /health/ready`: 200 when this instance should get traffic, else 503 (stopping, or the
+/// database, cache or event broker unreachable, or migrations not applied yet); never which part
+/// failed (`GET /api/v1/health` tells administrators). The check: [`AppState::ready`].
+pub async fn ready(State(state): State<AppState>) -> Response {
+    if state.ready().await {
+        (StatusCode::OK, axum::Json(json!({"status": "ok"}))).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"status": "unavailable"}))).into_response()
+    }
+}
+
 /// `GET /api/v1/health` options.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -207,6 +226,9 @@ pub async fn detail(
         "version": env!("CARGO_PKG_VERSION"),
         "database": {"status": ok_error(db.is_ok()), "backend": state.storage().backend().as_str(), "error": error(&db)},
         "cache": {"status": ok_error(cache.is_ok()), "kind": state.cache().kind(), "error": error(&cache)},
+        // What readiness checks besides: the event broker, and whether the migrations are applied.
+        "events": {"status": ok_error(state.events().broker_up()), "kind": state.events().kind()},
+        "migrations": {"applied": state.storage().migrations_applied().await.ok()},
         "providers": providers,
         "probe_timed_out": probe_timeout,
         "active_streams": state.active_streams(),
