@@ -604,7 +604,16 @@ async fn serve(path: Option<PathBuf>, bind: Option<String>) -> Result<()> {
         tracing::info!("{notice}");
     }
     tracing::info!(registration = ?cfg.auth.registration, "registration (auth.registration)");
-    let state = AppState::from_config(cfg).await.context("cannot start")?;
+    // Starting may wait (for the migrations another step runs, for a first clone of the vault): a
+    // shutdown signal meanwhile stops it at once (in a container, `gaia` is PID 1: a signal it does not
+    // handle is ignored).
+    let state = tokio::select! {
+        state = AppState::from_config(cfg) => state.context("cannot start")?,
+        _ = gaia_server::shutdown_signal() => {
+            tracing::info!("stopped before starting");
+            return Ok(());
+        }
+    };
     if state.providers().is_empty() {
         tracing::warn!("no LLM provider configured: chat answers 503 until OPENAI_API_KEY or ANTHROPIC_API_KEY is set");
     }

@@ -189,6 +189,33 @@ fn mock_serve_and_chat_end_to_end() {
 }
 
 #[test]
+fn sigterm_stops_a_server_still_waiting_for_its_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("unmigrated.db").display());
+    let port = free_port();
+    let mut server = Kill(
+        gaia()
+            .env("GAIA_DATABASE_URL", &db)
+            .env("GAIA_SERVER__MIGRATE_ON_START", "false")
+            // The line this test waits for is an `info` one.
+            .env("RUST_LOG", "info")
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // It waits for `gaia migrate`, not listening.
+    let mut err = BufReader::new(server.0.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("waiting for the database migrations") {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "the server ended without waiting");
+    }
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    assert!(terminate(&mut server).success(), "a signal stops it before it starts");
+}
+
+#[test]
 fn sigterm_cuts_streams_longer_than_the_grace_period() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("grace.db").display());

@@ -64,6 +64,26 @@ async fn migrations_applied_tells_a_waiting_instance_and_survives_a_newer_build(
 }
 
 #[tokio::test]
+async fn a_busy_pool_counts_as_ready_and_a_closed_one_does_not() {
+    for (db, s) in each_backend().await {
+        s.check_ready().await.unwrap();
+        // Every connection serving something: the database answers, the instance is only busy.
+        let max = s.pool().options().get_max_connections();
+        let mut held = Vec::new();
+        for _ in 0..max {
+            held.push(s.pool().acquire().await.unwrap());
+        }
+        tokio::time::timeout(std::time::Duration::from_secs(5), s.check_ready())
+            .await
+            .unwrap_or_else(|_| panic!("{}: a busy pool waited for a connection", db.backend))
+            .unwrap();
+        drop(held);
+        s.close().await;
+        assert!(s.check_ready().await.is_err(), "{}: a closed pool is not ready", db.backend);
+    }
+}
+
+#[tokio::test]
 async fn sqlite_file_is_created_on_first_connect() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("new.db");

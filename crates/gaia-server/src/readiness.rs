@@ -40,7 +40,8 @@ impl Readiness {
         let mut last = self.last.lock().await;
         if let Some((at, answer)) = *last {
             if at.elapsed() < FRESH_FOR {
-                return answer;
+                // `stop` may have come while this probe waited for another one's check.
+                return answer && !self.stopping.load(Ordering::Relaxed);
             }
         }
         let answer = self.check(state).await;
@@ -49,7 +50,7 @@ impl Readiness {
     }
 
     async fn check(&self, state: &AppState) -> bool {
-        let (db, cache) = tokio::join!(answers(state.storage().ping()), answers(state.cache().ping()));
+        let (db, cache) = tokio::join!(answers(state.storage().check_ready()), answers(state.cache().ping()));
         if !db || !cache || !state.events().broker_up() {
             return false;
         }

@@ -186,6 +186,10 @@ fn upgrade(weak: &Weak<super::Shared>, tx: &tokio::sync::broadcast::Sender<super
     weak.upgrade().map(|shared| EventBus { tx: tx.clone(), shared })
 }
 
+/// How often a publisher whose last `PUBLISH` failed checks Redis again (with `PING`), so that its
+/// readiness comes back with Redis even when no event is published meanwhile.
+const RECHECK: Duration = Duration::from_secs(2);
+
 async fn redis_publisher(
     mut conn: redis::aio::ConnectionManager,
     channel: String,
@@ -193,20 +197,28 @@ async fn redis_publisher(
     shared: Weak<super::Shared>,
 ) {
     let mut healthy = true;
-    while let Some(env) = rx.recv().await {
-        let Ok(bytes) = serde_json::to_vec(&env) else { continue };
-        let r: redis::RedisResult<i64> = redis::cmd("PUBLISH").arg(&channel).arg(bytes).query_async(&mut conn).await;
+    let mut recheck = tokio::time::interval(RECHECK);
+    loop {
+        let r: redis::RedisResult<()> = tokio::select! {
+            env = rx.recv() => {
+                let Some(env) = env else { return };
+                let Ok(bytes) = serde_json::to_vec(&env) else { continue };
+                redis::cmd("PUBLISH").arg(&channel).arg(bytes).query_async::<i64>(&mut conn).await.map(|_| ())
+            }
+            _ = recheck.tick(), if !healthy => redis::cmd("PING").query_async::<String>(&mut conn).await.map(|_| ()),
+        };
         if let Some(shared) = shared.upgrade() {
             shared.set_sending(r.is_ok());
         }
         match r {
-            Ok(_) if !healthy => {
+            Ok(()) if !healthy => {
                 healthy = true;
                 tracing::info!("event bus: publishing to Redis again");
             }
-            Ok(_) => {}
+            Ok(()) => {}
             Err(e) if healthy => {
                 healthy = false;
+                recheck.reset();
                 tracing::warn!(error = %e, "event bus: cannot publish to Redis; events are not reaching other instances");
             }
             Err(_) => {}

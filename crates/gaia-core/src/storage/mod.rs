@@ -212,8 +212,9 @@ impl Storage {
             .await
         {
             Ok(v) => v,
-            // No table yet: nothing is applied. Any other failure (unreachable database) is one.
-            Err(sqlx::Error::Database(_)) => return Ok(false),
+            // No table yet: nothing is applied. Any other failure (unreachable database, no right to
+            // read the table) is one.
+            Err(sqlx::Error::Database(e)) if is_undefined_table(e.as_ref()) => return Ok(false),
             Err(e) => return Err(e.into()),
         };
         let applied: std::collections::HashSet<i64> = applied.into_iter().collect();
@@ -228,7 +229,7 @@ impl Storage {
             match self.migrations_applied().await {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
-                Err(e) => tracing::debug!(error = %e, "cannot read the applied migrations yet"),
+                Err(e) => tracing::warn!(error = %e, "cannot read which migrations are applied"),
             }
             if waited.as_secs() % 10 == 0 {
                 tracing::info!(
@@ -258,10 +259,28 @@ impl Storage {
         Ok(())
     }
 
+    /// Whether the database answers, for readiness probes: like [`Storage::ping`], except that a pool
+    /// whose every connection is in use counts as answering (those connections are serving
+    /// requests). A busy instance is not taken out of rotation for being busy, which would move its
+    /// load onto the others; a database that goes away closes the pool's connections, and the ping
+    /// then fails.
+    pub async fn check_ready(&self) -> Result<()> {
+        let saturated = self.pool.num_idle() == 0 && self.pool.size() >= self.pool.options().get_max_connections();
+        if saturated {
+            return Ok(());
+        }
+        self.ping().await
+    }
+
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
         self.pool.close().await
     }
+}
+
+/// Whether `e` says a table does not exist (PostgreSQL's SQLSTATE 42P01, SQLite's "no such table").
+fn is_undefined_table(e: &dyn sqlx::error::DatabaseError) -> bool {
+    e.code().as_deref() == Some("42P01") || e.message().contains("no such table")
 }
 
 /// Whether a SQLite URL designates an in-memory database.
