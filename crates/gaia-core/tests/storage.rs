@@ -46,7 +46,7 @@ async fn migrations_applied_tells_a_waiting_instance_and_survives_a_newer_build(
             tokio::spawn(async move { s.wait_for_migrations(std::time::Duration::from_millis(20)).await })
         };
         Storage::connect(&db.url).await.unwrap().migrate().await.unwrap();
-        tokio::time::timeout(std::time::Duration::from_secs(30), waiting).await.unwrap().unwrap().unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(30), waiting).await.unwrap().unwrap();
         assert!(s.migrations_applied().await.unwrap());
         // A newer build migrated further (a rolling update): this build still counts as migrated, and
         // its own `migrate` (an old instance restarting) does not fail on the migration it lacks.

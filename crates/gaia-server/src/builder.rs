@@ -189,7 +189,7 @@ impl GaiaBuilder {
             storage.migrate().await?;
         } else {
             // Another step runs `gaia migrate` (a Kubernetes Job, a compose one-shot service).
-            storage.wait_for_migrations(Duration::from_secs(2)).await?;
+            storage.wait_for_migrations(Duration::from_secs(2)).await;
         }
         let cache = match self.cache {
             Some(c) => c,

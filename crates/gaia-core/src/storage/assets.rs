@@ -410,6 +410,30 @@ fn filter_sql(f: &AssetFilter, args: &mut Vec<FilterArg>) -> String {
     }
 }
 
+/// An asset's progress as its status makes it: 100 once it succeeded, else 0.
+fn progress_of(status: AssetStatus) -> i32 {
+    if status == AssetStatus::Succeeded {
+        100
+    } else {
+        0
+    }
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// Binds an outcome's columns, in this order: media type, size, object key, thumbnail key, error
+/// (cleaned), units, cost, revenue (the insert and the update of an asset both name them so).
+fn bind_outcome<'q>(q: AnyQuery<'q>, o: &'q AssetOutcome) -> AnyQuery<'q> {
+    q.bind(&o.media_type)
+        .bind(o.size as i64)
+        .bind(&o.object_key)
+        .bind(&o.thumbnail_key)
+        .bind(o.error.as_deref().map(|e| super::clean_text(e).into_owned()))
+        .bind(o.units)
+        .bind(o.cost_usd)
+        .bind(o.revenue_usd)
+}
+
 enum FilterArg {
     Text(String),
     Int(i64),
@@ -423,10 +447,9 @@ impl Storage {
         let now = now_ms();
         let options = serde_json::to_string(&a.options).unwrap_or_else(|_| "{}".into());
         let tags = (!a.tags.is_empty()).then(|| serde_json::to_string(&a.tags).unwrap_or_default());
-        let prompt = o.text.as_deref().unwrap_or(&a.prompt);
+        let prompt = super::clean_text(o.text.as_deref().unwrap_or(&a.prompt));
         let finished = status.is_final().then_some(now);
-        let progress: i32 = if status == AssetStatus::Succeeded { 100 } else { 0 };
-        sqlx::query(
+        let q = sqlx::query(
             "INSERT INTO assets (id, owner_id, api_key_id, end_user, kind, status, provider, model, prompt, options, \
              task_id, unit, tags, media_type, size, object_key, thumbnail_key, error, units, cost_usd, revenue_usd, \
              progress, created_at, updated_at, finished_at) \
@@ -441,25 +464,18 @@ impl Storage {
         .bind(status.as_str())
         .bind(&a.provider)
         .bind(&a.model)
-        .bind(super::clean_text(prompt).as_ref())
+        .bind(prompt.as_ref())
         .bind(options)
         .bind(&a.task_id)
         .bind(a.kind.unit())
-        .bind(tags)
-        .bind(&o.media_type)
-        .bind(o.size as i64)
-        .bind(&o.object_key)
-        .bind(&o.thumbnail_key)
-        .bind(o.error.as_deref().map(|e| super::clean_text(e).into_owned()))
-        .bind(o.units)
-        .bind(o.cost_usd)
-        .bind(o.revenue_usd)
-        .bind(progress)
-        .bind(now)
-        .bind(finished)
-        .execute(self.pool())
-        .await
-        .map_err(super::user_row_error(&a.owner_id))?;
+        .bind(tags);
+        bind_outcome(q, o)
+            .bind(progress_of(status))
+            .bind(now)
+            .bind(finished)
+            .execute(self.pool())
+            .await
+            .map_err(super::user_row_error(&a.owner_id))?;
         self.asset(id).await?.ok_or_else(|| CoreError::Internal("asset vanished after insert".into()))
     }
 
@@ -524,28 +540,20 @@ impl Storage {
     /// completion racing: the first wins); whether this call made it final.
     pub async fn finish_asset(&self, id: &str, status: AssetStatus, o: &AssetOutcome) -> Result<bool> {
         let now = now_ms();
-        let progress: i32 = if status == AssetStatus::Succeeded { 100 } else { 0 };
-        let r = sqlx::query(
+        let q = sqlx::query(
             "UPDATE assets SET status = $1, media_type = $2, size = $3, object_key = $4, thumbnail_key = $5, \
              error = $6, units = $7, cost_usd = $8, revenue_usd = $9, prompt = COALESCE($10, prompt), \
              progress = CASE WHEN $11 = 100 THEN 100 ELSE progress END, updated_at = $12, finished_at = $12 \
              WHERE id = $13 AND status IN ('pending', 'running')",
         )
-        .bind(status.as_str())
-        .bind(&o.media_type)
-        .bind(o.size as i64)
-        .bind(&o.object_key)
-        .bind(&o.thumbnail_key)
-        .bind(o.error.as_deref().map(|e| super::clean_text(e).into_owned()))
-        .bind(o.units)
-        .bind(o.cost_usd)
-        .bind(o.revenue_usd)
-        .bind(o.text.as_deref().map(|t| super::clean_text(t).into_owned()))
-        .bind(progress)
-        .bind(now)
-        .bind(id)
-        .execute(self.pool())
-        .await?;
+        .bind(status.as_str());
+        let r = bind_outcome(q, o)
+            .bind(o.text.as_deref().map(|t| super::clean_text(t).into_owned()))
+            .bind(progress_of(status))
+            .bind(now)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
         Ok(r.rows_affected() > 0)
     }
 

@@ -222,23 +222,25 @@ impl Storage {
     }
 
     /// Waits until [`Storage::migrations_applied`] (another process runs them), checking every
-    /// `every` and logging while it waits.
-    pub async fn wait_for_migrations(&self, every: Duration) -> Result<()> {
-        let mut waited = Duration::ZERO;
+    /// `every` and saying so in the log every 10 s while it waits.
+    pub async fn wait_for_migrations(&self, every: Duration) {
+        const SAY_EVERY: Duration = Duration::from_secs(10);
+        let start = std::time::Instant::now();
+        let mut said: Option<std::time::Instant> = None;
         loop {
             match self.migrations_applied().await {
-                Ok(true) => return Ok(()),
+                Ok(true) => return,
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot read which migrations are applied"),
             }
-            if waited.as_secs() % 10 == 0 {
+            if said.is_none_or(|t| t.elapsed() >= SAY_EVERY) {
                 tracing::info!(
-                    waited_secs = waited.as_secs(),
+                    waited_secs = start.elapsed().as_secs(),
                     "waiting for the database migrations (server.migrate_on_start is false: run `gaia migrate`)"
                 );
+                said = Some(std::time::Instant::now());
             }
             tokio::time::sleep(every).await;
-            waited += every;
         }
     }
 
