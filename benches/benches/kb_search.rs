@@ -75,26 +75,8 @@ fn main() {
     }
     let files: usize = std::env::var("GAIA_KB_FILES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
     let words_per_note: usize = std::env::var("GAIA_KB_WORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(400);
-    let gen = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/kb-fixtures/gen_vault.py");
-    if !gen.exists() {
-        eprintln!("kb_search: {} not found; skipping", gen.display());
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    // `GAIA_KB_VAULT`: a folder to keep the generated vault in and reuse on later runs (generating
-    // 10,000 notes takes a while); it is generated there when missing.
-    let vault =
-        std::env::var("GAIA_KB_VAULT").map(std::path::PathBuf::from).unwrap_or_else(|_| dir.path().join("vault"));
-    if !vault.join(".generated").exists() {
-        let out = Command::new("python3")
-            .arg(&gen)
-            .arg(&vault)
-            .args(["--files", &files.to_string(), "--words", &words_per_note.to_string()])
-            .output()
-            .expect("python3");
-        assert!(out.status.success(), "gen_vault: {}", String::from_utf8_lossy(&out.stderr));
-        std::fs::write(vault.join(".generated"), "").unwrap();
-    }
+    let Some(vault) = gaia_benches::generated_vault(dir.path()) else { return };
     let vault_bytes = markdown_bytes(&vault);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
 

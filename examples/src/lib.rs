@@ -122,5 +122,7 @@ pub fn engine(
         tools: None,
         tool_limits: Default::default(),
         guardrails: Default::default(),
+        embeddings: Default::default(),
+        cache: None,
     })
 }

@@ -56,6 +56,22 @@ impl Admitted {
         &self.inner.tags
     }
 
+    /// Gaia's own calls made for no caller (the knowledge base embedding its notes): no permission,
+    /// rate limit or budget applies; their usage is recorded under the user id `gaia:<what>`.
+    pub fn internal(what: &str) -> Admitted {
+        let user_id = format!("gaia:{what}");
+        let principal = Principal {
+            user_id: user_id.clone(),
+            email: None,
+            is_admin: false,
+            method: gaia_core::auth::AuthMethod::Jwt,
+        };
+        let who = Subject { user_id, key_id: None, teams: Vec::new(), end_user: None };
+        Admitted {
+            inner: std::sync::Arc::new(AdmittedInner { principal, who, tags: Tags::default(), rate: Vec::new() }),
+        }
+    }
+
     /// The `x-ratelimit-*` headers of the rate limits that apply (none when none does).
     pub fn rate_headers(&self) -> &[(&'static str, String)] {
         &self.inner.rate

@@ -88,6 +88,10 @@ pub struct EngineParts {
     pub tool_limits: AgentLimits,
     /// The checks on what goes to models and comes back (`[guardrails]`; none by default).
     pub guardrails: crate::guardrails::Guardrails,
+    /// The embedding model and its cache (`[embeddings]`).
+    pub embeddings: gaia_core::config::EmbeddingsConfig,
+    /// The cache embeddings are kept in by content hash (none: not cached).
+    pub cache: Option<gaia_core::cache::SharedCache>,
 }
 
 /// The conversation engine. Cheap to clone (an `Arc` inside).

@@ -28,6 +28,7 @@
 
 mod admission;
 mod call;
+mod embed;
 mod engine;
 mod error;
 pub mod guardrails;
@@ -39,6 +40,7 @@ mod turn;
 
 pub use admission::{Admitted, Estimate, Gate, MODELS_RESOURCE};
 pub use call::{Answer, CacheStatus, CacheUse, CallSpec, Called};
+pub use embed::{EmbedSpec, Embedded, EngineEmbedder};
 pub use engine::{CallObserver, CallReport, Engine, EngineParts, ToolCatalog};
 pub use error::{ChatError, Refusal, Result};
 pub use meter::{Meter, RunMeter, CLIENT_CLOSED};

@@ -337,7 +337,8 @@ impl Engine {
         }
         let mut remembered_prompt = false;
         if let Some(pid) = persona_id.as_deref().filter(|_| self.inner.chat.memory) {
-            let remembered = storage.persona_memory(user_id, pid).await?;
+            let mut remembered = storage.persona_memory(user_id, pid).await?;
+            remembered.facts = crate::memory::recall(self, admitted, &remembered.facts, &message).await;
             let prompt = crate::memory::prompt(&remembered);
             remembered_prompt = prompt.is_some();
             system.extend(prompt);

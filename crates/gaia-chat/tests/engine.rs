@@ -36,7 +36,7 @@ async fn world(db: gaia_core::testing::TestDb, limits: LimitsConfig, responses: 
     let usage = UsageRecorder::spawn(storage.clone());
     let cache: gaia_core::cache::SharedCache = Arc::new(gaia_core::cache::MemoryCache::new(1_000));
     let responses =
-        responses.then(|| gaia_providers::response_cache::ResponseCache::new(cache, Duration::from_secs(60)));
+        responses.then(|| gaia_providers::response_cache::ResponseCache::new(cache.clone(), Duration::from_secs(60)));
     let engine = Engine::new(EngineParts {
         storage: storage.clone(),
         providers,
@@ -50,6 +50,8 @@ async fn world(db: gaia_core::testing::TestDb, limits: LimitsConfig, responses: 
         tools: None,
         tool_limits: Default::default(),
         guardrails: Default::default(),
+        embeddings: Default::default(),
+        cache: Some(cache),
     });
     let u = storage.create_user(&format!("player-{}@example.com", uuid()), None, None).await.unwrap();
     let user = Principal { user_id: u.id, email: Some(u.email), is_admin: false, method: AuthMethod::Jwt };

@@ -154,7 +154,7 @@ struct KbArgs {
 
 #[derive(Subcommand)]
 enum KbCommand {
-    /// Search: ranked (default), or exact text / regex line by line.
+    /// Search: ranked (default), exact text / regex line by line, or by meaning (semantic, hybrid).
     Search {
         /// Query (words, "phrases", prefix*, -excluded, tag:x, folder:x) or pattern.
         query: String,
@@ -168,8 +168,15 @@ enum KbCommand {
         #[arg(long)]
         tag: Vec<String>,
         /// Exact text search over the raw text.
-        #[arg(long, conflicts_with = "regex")]
+        #[arg(long, conflicts_with_all = ["regex", "semantic", "hybrid"])]
         exact: bool,
+        /// Search by meaning: the notes whose sections are nearest the query (needs `[embeddings]
+        /// model`; notes not embedded yet are embedded first, their vectors kept in the database).
+        #[arg(long, conflicts_with_all = ["regex", "hybrid"])]
+        semantic: bool,
+        /// Ranked and semantic search together (reciprocal rank fusion).
+        #[arg(long, conflicts_with = "regex")]
+        hybrid: bool,
         /// Regular-expression search over the raw text.
         #[arg(long)]
         regex: bool,
@@ -420,20 +427,25 @@ async fn mcp_serve(path: Option<PathBuf>, root: Option<PathBuf>, user: Option<St
     Ok(())
 }
 
+/// The server's state (database, providers, the conversation engine; no background job, no web UI),
+/// for commands that call models. No token is issued, so a missing `jwt_secret` is replaced by one of
+/// this process only.
+async fn engine_state(mut cfg: Config, kb: Option<gaia_kb::Kb>) -> Result<AppState> {
+    cfg.jwt_secret.get_or_insert_with(|| uuid::Uuid::new_v4().to_string() + &uuid::Uuid::new_v4().to_string());
+    let mut builder = gaia_server::Gaia::builder().config(cfg).background_jobs(false).ui(false);
+    if let Some(kb) = kb {
+        builder = builder.kb(kb);
+    }
+    let gaia = builder.build().await.context("cannot start the engine")?;
+    Ok(gaia.state().clone())
+}
+
 /// The server's state (database, providers, the conversation engine; no background job, no web UI) and
 /// the existing user `email` as the principal the command acts as: how the CLI runs the engine for a
 /// user (`gaia mcp serve --user`, `gaia world`). No token is issued, so a missing `jwt_secret` is
 /// replaced by one of this process only.
-pub(crate) async fn acting_as(mut cfg: Config, email: &str) -> Result<(AppState, gaia_core::auth::Principal)> {
-    cfg.jwt_secret.get_or_insert_with(|| uuid::Uuid::new_v4().to_string() + &uuid::Uuid::new_v4().to_string());
-    let gaia = gaia_server::Gaia::builder()
-        .config(cfg)
-        .background_jobs(false)
-        .ui(false)
-        .build()
-        .await
-        .context("cannot start the engine")?;
-    let state = gaia.state().clone();
+pub(crate) async fn acting_as(cfg: Config, email: &str) -> Result<(AppState, gaia_core::auth::Principal)> {
+    let state = engine_state(cfg, None).await?;
     let u = state
         .storage()
         .get_user_by_email(email)
@@ -456,8 +468,32 @@ async fn kb(path: Option<PathBuf>, args: KbArgs) -> Result<()> {
     };
     let print = |v: serde_json::Value| println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     match args.command {
-        KbCommand::Search { query, limit, folder, tag, exact, regex, case_sensitive } => {
-            if exact || regex {
+        KbCommand::Search { query, limit, folder, tag, exact, regex, case_sensitive, semantic, hybrid } => {
+            if semantic || hybrid {
+                // The server's engine embeds (metered, through the configured providers), and the
+                // vectors other instances stored are used as they are.
+                let _state = engine_state(cfg.clone(), Some(kb.clone())).await?;
+                if kb.semantic_status().is_none() {
+                    bail!("semantic and hybrid search need an embedding model: set `[embeddings] model` in gaia.toml (or GAIA_EMBEDDINGS__MODEL)");
+                }
+                kb.index_vectors().await.context("cannot embed the notes")?;
+                let mode = if semantic {
+                    gaia_kb::semantic::MeaningMode::Semantic
+                } else {
+                    gaia_kb::semantic::MeaningMode::Hybrid
+                };
+                let hits = kb.search_by_meaning(mode, &query, limit).await?;
+                if args.json {
+                    print(serde_json::to_value(&hits)?);
+                    return Ok(());
+                }
+                println!("{} result(s)", hits.len());
+                for h in hits {
+                    let place =
+                        if h.heading.is_empty() { h.title.clone() } else { format!("{} > {}", h.title, h.heading) };
+                    println!("{:.3}  {}  ({place})", h.score, h.path);
+                }
+            } else if exact || regex {
                 let m = kb.grep(&GrepOptions { pattern: query, regex, case_sensitive, folder, limit })?;
                 if args.json {
                     print(serde_json::to_value(&m)?);

@@ -605,6 +605,40 @@ fn kb_search_read_ls_reindex_on_a_folder() {
 }
 
 #[test]
+fn kb_search_by_meaning_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = world_vault(dir.path());
+    let index = dir.path().join("index");
+    let kb = |args: &[&str]| {
+        run(gaia()
+            .current_dir(dir.path())
+            .env("GAIA_DATABASE_URL", format!("sqlite://{}", dir.path().join("gaia.db").display()))
+            .arg("kb")
+            .arg("--root")
+            .arg(&vault)
+            .arg("--index-dir")
+            .arg(&index)
+            .args(args))
+    };
+    // Without an embedding model: a clear error.
+    let (ok, out, err) = kb(&["search", "zombie speed fog", "--semantic"]);
+    assert!(!ok && out.is_empty() && err.contains("[embeddings] model"), "{out} / {err}");
+    // The word-hashing test fallback (the tests have no model): found, the vectors kept in the
+    // database and the index saved beside the search index for the next run.
+    std::fs::write(dir.path().join("gaia.toml"), "[embeddings]\ntest_fallback = true\n").unwrap();
+    let (ok, out, err) = kb(&["search", "zombie speed visibility weather fog rain", "--semantic"]);
+    assert!(ok, "{err}");
+    assert!(out.lines().nth(1).is_some_and(|l| l.contains("Rules/Weather Effects.md")), "{out}");
+    assert!(dir.path().join("index.vectors").is_dir());
+    let (ok, out, err) = kb(&["search", "zombie speed visibility weather fog rain", "--hybrid", "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["path"], "Rules/Weather Effects.md", "{out}");
+    let (ok, _, err) = kb(&["search", "x", "--semantic", "--exact"]);
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
+}
+
+#[test]
 fn world_list_validate_command_and_reset() {
     let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../gaia-world/sample");
     let root = sample.to_str().unwrap();

@@ -88,6 +88,7 @@ pub mod storage;
 pub mod testing;
 pub mod types;
 pub mod usage;
+pub mod vectors;
 
 pub use config::Config;
 pub use error::{CoreError, Result};

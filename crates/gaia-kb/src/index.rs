@@ -44,6 +44,11 @@ pub struct SearchOptions {
     pub tags: Vec<String>,
     /// Only these documents (vault paths).
     pub paths: Option<Vec<String>>,
+    /// Match any of the query's words, not all (documents matching more, and rarer, words rank
+    /// higher): the BM25 side of hybrid search.
+    pub any_word: bool,
+    /// Leave the snippets out (hits' `snippet` empty): for callers that only rank.
+    pub no_snippets: bool,
 }
 
 /// The documents a restricted search may return: those carrying one of `terms` (access terms, see
@@ -470,11 +475,19 @@ impl SearchIndex {
         let f = &self.fields;
         let mut parts: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut positive = false;
+        let mut any: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for c in &parsed.must {
             if let Some(q) = self.clause_query(c)? {
-                parts.push((Occur::Must, q));
+                if opts.any_word {
+                    any.push((Occur::Should, q));
+                } else {
+                    parts.push((Occur::Must, q));
+                }
                 positive = true;
             }
+        }
+        if !any.is_empty() {
+            parts.push((Occur::Must, Box::new(BooleanQuery::new(any))));
         }
         if !positive && !parsed.must.is_empty() {
             return Ok(None);
@@ -557,13 +570,17 @@ impl SearchIndex {
         // matching document would be scored.
         let top = searcher.search(&*query, &TopDocs::with_limit(limit).and_offset(offset).order_by_score())?;
         let total = query.count(&searcher)?;
-        let snippets = crate::snippet::Snippets::new(&searcher, &*query, self.fields.body, analyzer())?;
+        let snippets = if opts.no_snippets {
+            None
+        } else {
+            Some(crate::snippet::Snippets::new(&searcher, &*query, self.fields.body, analyzer())?)
+        };
         let mut hits = Vec::with_capacity(top.len());
         for (score, addr) in top {
             let doc: TantivyDocument = searcher.doc(addr)?;
             let text = |f: Field| doc.get_first(f).and_then(|v| v.as_str()).unwrap_or_default().to_string();
             let path = text(self.fields.path);
-            let snippet = snippets.cut(body(&path).unwrap_or_default());
+            let snippet = snippets.as_ref().map(|s| s.cut(body(&path).unwrap_or_default())).unwrap_or_default();
             hits.push(SearchHit { path, title: text(self.fields.title), score, snippet });
         }
         Ok(SearchResults { total, hits })

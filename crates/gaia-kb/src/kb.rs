@@ -405,6 +405,10 @@ pub struct KbStatus {
     /// survives a restart and is the same on every instance sharing the database.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unmirrored: Vec<String>,
+    /// Semantic indexing: the embedding model, notes and chunks indexed, what waits (`None` when
+    /// semantic search is off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub semantic: Option<crate::semantic::SemanticStatus>,
 }
 
 #[derive(Debug, Default)]
@@ -430,8 +434,10 @@ struct Inner {
     sync_loop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     /// Exact and regex searches running ([`Kb::grep_async`]): at most `KbConfig::scan_limit`.
     scans: Arc<tokio::sync::Semaphore>,
-    #[cfg(feature = "semantic")]
-    semantic: crate::semantic::SemanticIndex,
+    /// Chunks, vectors and the indexer of semantic search (idle until [`Kb::enable_semantic`]).
+    semantic: Arc<crate::semantic::Semantic>,
+    /// Stops the semantic indexer (sent, replaced, or dropped with the knowledge base).
+    semantic_stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
 }
 
 /// Most bytes of an exact or regex search pattern ([`Kb::grep`]).
@@ -590,8 +596,8 @@ impl Kb {
                 synced: tokio::sync::broadcast::channel(16).0,
                 stats: Mutex::new(HashMap::new()),
                 sync_loop: Mutex::new(None),
-                #[cfg(feature = "semantic")]
-                semantic: crate::semantic::SemanticIndex::default(),
+                semantic: Arc::default(),
+                semantic_stop: Mutex::new(None),
             }),
         };
         // Hybrid: import the working copy into an empty database, unless edits wait for their commit
@@ -713,9 +719,12 @@ impl Kb {
             let (c, d) = (changed.clone(), deleted.clone());
             blocking(move || inner.index.apply(c.iter().map(|d| d.as_ref()), &d)).await?;
         }
-        #[cfg(feature = "semantic")]
-        self.inner.semantic.update(changed.iter().map(|d| d.as_ref()), &deleted, by_path.len());
+        let touched = !changed.is_empty() || !deleted.is_empty();
         self.update_docs(move |g| *g = by_path).await?;
+        // After the documents are in place: the indexer reads them when woken.
+        if touched {
+            self.inner.semantic.touch();
+        }
         Ok((changed.iter().map(|d| d.path.as_str().to_string()).collect(), deleted))
     }
 
@@ -927,6 +936,7 @@ impl Kb {
             index_size_bytes: self.inner.index.size_bytes(),
             unpushed_commits,
             unmirrored,
+            semantic: self.semantic_status(),
         }
     }
 
@@ -1428,11 +1438,6 @@ impl Kb {
         let inner = self.inner.clone();
         let (u2, d2) = (up.clone(), deletes.clone());
         blocking(move || inner.index.apply(u2.iter().map(|d| d.as_ref()), &d2)).await?;
-        #[cfg(feature = "semantic")]
-        {
-            let n = self.snapshot().by_path.len();
-            self.inner.semantic.update(up.iter().map(|d| d.as_ref()), &deletes, n);
-        }
         self.update_docs(move |g| {
             for p in &deletes {
                 g.remove(p);
@@ -1441,7 +1446,9 @@ impl Kb {
                 g.insert(d.path.as_str().to_string(), d);
             }
         })
-        .await
+        .await?;
+        self.inner.semantic.touch();
+        Ok(())
     }
 
     /// Writes a document: creates it, or replaces it if `version` still matches (or `overwrite`).
@@ -1594,23 +1601,155 @@ impl Kb {
         docs.by_path.values().filter(|d| self.can_see(d.path.as_str())).cloned().collect()
     }
 
-    /// Semantic (vector) search with the embedder in use.
-    #[cfg(feature = "semantic")]
-    pub fn semantic_search(&self, query: &str, limit: usize) -> Result<Vec<crate::semantic::SemanticHit>> {
-        if query.trim().is_empty() {
-            return Err(KbError::InvalidInput("the search query is empty".into()));
+    /// Turns semantic and hybrid search on: notes are embedded by `embedder` in the background (see
+    /// [`crate::semantic`]), their vectors kept in `store` (the database, shared by every instance;
+    /// in memory when `None`) under the scope `kb:<name>`. Called again, it replaces the embedder and
+    /// starts over. Needs a Tokio runtime.
+    pub fn enable_semantic(
+        &self,
+        embedder: Arc<dyn crate::semantic::Embedder>,
+        store: Option<Arc<dyn crate::semantic::VectorStore>>,
+    ) {
+        let c = &self.inner.config;
+        let dir = c.index_dir.as_ref().map(|d| {
+            let name = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "index".into());
+            d.with_file_name(format!("{name}.vectors"))
+        });
+        if embedder.is_test_fallback() {
+            tracing::warn!(kb = %c.name, "semantic search uses the word-hashing test fallback, which is not semantic: configure `[embeddings] model`");
         }
-        let docs = self.snapshot();
-        let mut hits = self.inner.semantic.search(query, limit, |p| docs.by_path.get(p).map(|d| d.note.title.clone()));
-        hits.retain(|h| self.can_see(&h.path));
-        Ok(hits)
+        let setup = crate::semantic::Setup {
+            embedder,
+            store: store.unwrap_or_else(|| Arc::new(crate::semantic::MemoryVectors::default())),
+            scope: format!("kb:{}", c.name),
+            dir,
+        };
+        let (tx, stop) = tokio::sync::oneshot::channel();
+        // The previous indexer, if any, stops as its sender is replaced.
+        *self.inner.semantic_stop.lock().expect("semantic lock") = Some(tx);
+        self.inner.semantic.configure(setup);
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let state = move || {
+                let inner = weak.upgrade()?;
+                let docs: Vec<Arc<Document>> =
+                    inner.docs.read().expect("docs lock").by_path.values().cloned().collect();
+                Some((inner.semantic.clone(), docs))
+            };
+            crate::semantic::run(state, stop).await;
+        });
+        self.inner.semantic.touch();
     }
 
-    /// Replaces the embedder used by semantic search and re-embeds every document.
-    #[cfg(feature = "semantic")]
-    pub fn set_embedder(&self, embedder: Arc<dyn crate::semantic::Embedder>) {
-        let docs = self.documents();
-        self.inner.semantic.set_embedder(embedder, docs.iter().map(|d| d.as_ref()));
+    /// Runs one semantic indexing pass now and waits for it (the background indexer does the same
+    /// after every change): every note whose version changed is re-chunked, and its new chunks
+    /// embedded; the index is then saved (when `index_dir` is set). For tests, benchmarks and
+    /// commands that need the index up to date.
+    pub async fn index_vectors(&self) -> Result<()> {
+        let docs: Vec<Arc<Document>> = self.snapshot().by_path.values().cloned().collect();
+        match self.inner.semantic.pass(&docs).await {
+            Ok(_) => {
+                self.inner.semantic.save().await;
+                Ok(())
+            }
+            Err(e) => {
+                self.inner.semantic.failed(&e);
+                Err(KbError::Unavailable(e.to_string()))
+            }
+        }
+    }
+
+    /// The `k` chunks nearest `query` (each a hit of its note: path, title, section, similarity),
+    /// through the approximate index, or comparing every vector when `exact`: what semantic search
+    /// ranks before it keeps the best chunk of each note. For diagnostics, and to measure the index's
+    /// recall against exact search (`benches/kb_semantic`). At most
+    /// [`crate::semantic::MAX_SEMANTIC_LIMIT`] chunks.
+    pub async fn nearest_chunks(
+        &self,
+        query: &str,
+        k: usize,
+        exact: bool,
+    ) -> Result<Vec<crate::semantic::SemanticHit>> {
+        let k = k.clamp(1, crate::semantic::MAX_SEMANTIC_LIMIT);
+        let found = self.inner.semantic.nearest(query, k, self.reader(), exact, false).await?;
+        let docs = self.snapshot();
+        Ok(crate::semantic::hits(found, |p| docs.by_path.get(p).cloned()))
+    }
+
+    /// Where semantic indexing stands (`None` when semantic search is off). Through a
+    /// [`Kb::restricted`] handle the last failure is not detailed (the provider's error text).
+    pub fn semantic_status(&self) -> Option<crate::semantic::SemanticStatus> {
+        let mut s = self.inner.semantic.status(self.snapshot().by_path.len())?;
+        if self.access.is_some() && s.last_error.is_some() {
+            s.last_error = Some("the embedding model failed (administrators see why)".into());
+        }
+        Some(s)
+    }
+
+    /// How many candidates a vector search explores through the graph (16 to 4,096; 0: the default,
+    /// 128):
+    /// more finds the exact nearest chunks more often, at a cost in time (see BENCHMARKS.md, "Semantic
+    /// search"). Applies to every handle of this knowledge base.
+    pub fn set_vector_search_width(&self, candidates: usize) {
+        self.inner.semantic.set_width(candidates);
+    }
+
+    /// What this handle may read, as a filter that outlives it (for work on a blocking thread).
+    fn reader(&self) -> crate::semantic::Allow {
+        let me = self.clone();
+        Arc::new(move |p: &str| me.can_see(p))
+    }
+
+    /// Search by meaning: `Semantic` ranks notes by their best chunk's similarity to `query`;
+    /// `Hybrid` fuses that ranking with BM25's (every word optional). At most
+    /// [`crate::semantic::MAX_SEMANTIC_LIMIT`] results (`limit` 0: 10); only notes this handle may
+    /// read. Fails with [`KbError::Unavailable`] when no embedding model is set up (saying how).
+    pub async fn search_by_meaning(
+        &self,
+        mode: crate::semantic::MeaningMode,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<crate::semantic::SemanticHit>> {
+        let limit = if limit == 0 { 10 } else { limit.min(crate::semantic::MAX_SEMANTIC_LIMIT) };
+        let depth = match mode {
+            crate::semantic::MeaningMode::Semantic => limit,
+            crate::semantic::MeaningMode::Hybrid => crate::semantic::fusion_depth(limit),
+        };
+        let exhaustive = self.access.as_ref().is_some_and(|a| a.is_partial());
+        // Hybrid: BM25 (every word optional, no snippets) runs on a blocking thread while the query
+        // is embedded and the vectors searched.
+        let bm25 = match mode {
+            crate::semantic::MeaningMode::Hybrid if self.inner.semantic.setup().is_some() => {
+                let kb = self.clone();
+                let opts = SearchOptions {
+                    query: query.to_string(),
+                    limit: depth,
+                    any_word: true,
+                    no_snippets: true,
+                    ..SearchOptions::default()
+                };
+                Some(tokio::task::spawn_blocking(move || kb.search(&opts)))
+            }
+            _ => None,
+        };
+        let found = self.inner.semantic.nearest(query, depth, self.reader(), exhaustive, true).await?;
+        let docs = self.snapshot();
+        let vectors = crate::semantic::hits(found, |p| docs.by_path.get(p).cloned());
+        let Some(bm25) = bm25 else { return Ok(vectors) };
+        let bm25 = match bm25.await.map_err(|e| KbError::Index(e.to_string()))? {
+            Ok(r) => r.hits.into_iter().map(|h| (h.path, h.title, h.snippet)).collect(),
+            // A query with nothing BM25 can match (only punctuation, only exclusions).
+            Err(KbError::InvalidInput(_)) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let mut fused = crate::semantic::fuse(bm25, vectors, limit);
+        // Notes found by BM25 alone show the start of their first section.
+        for h in fused.iter_mut().filter(|h| h.snippet.is_empty()) {
+            if let Some(d) = docs.by_path.get(&h.path) {
+                h.snippet = crate::semantic::first_excerpt(d);
+            }
+        }
+        Ok(fused)
     }
 }
 

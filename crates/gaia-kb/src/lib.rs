@@ -10,7 +10,9 @@
 //!   nested `#tags`, `[[wikilinks]]` with `#heading`, `#^block` and `|alias`, embeds, backlinks.
 //! - Search ([`index`]): tantivy BM25 over title, aliases, tags, headings and body; phrases, prefixes,
 //!   folder and tag filters, highlighted snippets; incremental re-indexing by document version. Exact
-//!   and regex search over the raw text with [`Kb::grep`]. Semantic search behind the `semantic` feature.
+//!   and regex search over the raw text with [`Kb::grep`]. Semantic and hybrid search ([`semantic`]:
+//!   notes cut along headings, embedded in the background, an HNSW index) with
+//!   [`Kb::search_by_meaning`] once [`Kb::enable_semantic`] is given an embedder.
 //! - LLM tools ([`tools`]): `search_knowledge_base`, `read_kb_file`, `list_kb_directory`,
 //!   `load_kos_context`, `search_within_context`, `synthesize_kb_information`.
 //! - Paths ([`VaultPath`]): nothing outside the vault is ever read or written (`..`, absolute paths,
@@ -39,6 +41,7 @@
 #![warn(missing_docs)]
 
 pub mod access;
+mod chunk;
 mod db;
 pub mod document;
 pub mod error;
@@ -49,10 +52,10 @@ pub mod kb;
 pub mod parse;
 pub mod path;
 pub mod query;
-#[cfg(feature = "semantic")]
 pub mod semantic;
 mod snippet;
 pub mod tools;
+mod vectors;
 
 pub use access::{ReadAccess, ReadFilter};
 pub use document::Document;

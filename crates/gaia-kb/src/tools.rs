@@ -4,6 +4,7 @@
 use crate::error::{KbError, Result};
 use crate::index::SearchOptions;
 use crate::kb::{GrepOptions, Kb};
+use crate::semantic::MeaningMode;
 use gaia_core::types::ToolSpec;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -136,13 +137,14 @@ impl KbTools {
                 "search_knowledge_base",
                 "Search the game's knowledge base (Markdown notes). Ranked full-text search by default: all words \
                  must match; supports \"exact phrases\", prefix*, -excluded, tag:NAME and folder:PATH. mode \
-                 'exact' or 'regex' searches the raw text line by line instead.",
+                 'exact' or 'regex' searches the raw text line by line instead; 'semantic' finds the sections \
+                 nearest in meaning, 'hybrid' combines both (when the server has an embedding model).",
                 json!({"type": "object", "properties": {
                     "query": {"type": "string", "description": "What to look for"},
                     "limit": {"type": "integer", "minimum": 1, "maximum": 100, "description": "Most results (default 10)"},
                     "folder": {"type": "string", "description": "Only notes under this folder"},
                     "tags": {"type": "array", "items": {"type": "string"}, "description": "Only notes with all these tags"},
-                    "mode": {"type": "string", "enum": ["ranked", "exact", "regex"], "description": "ranked (default): BM25 with snippets; exact or regex: matching lines of the raw text"},
+                    "mode": {"type": "string", "enum": ["ranked", "exact", "regex", "semantic", "hybrid"], "description": "ranked (default): BM25 with snippets; exact or regex: matching lines of the raw text; semantic: by meaning (the sections nearest the query); hybrid: ranked and semantic together, best for questions in natural language"},
                     "case_sensitive": {"type": "boolean", "description": "exact and regex modes: match case (default false)"}
                 }, "required": ["query"], "additionalProperties": false}),
             ),
@@ -226,7 +228,14 @@ impl KbTools {
                             .await?;
                         Ok(json!({"total": m.len(), "matches": m}))
                     }
-                    other => Err(KbError::InvalidInput(format!("unknown search mode {other:?}"))),
+                    mode @ ("semantic" | "hybrid") => {
+                        let m = if mode == "semantic" { MeaningMode::Semantic } else { MeaningMode::Hybrid };
+                        let hits = self.kb.search_by_meaning(m, &a.query, a.limit.unwrap_or(10)).await?;
+                        Ok(json!({"total": hits.len(), "mode": mode, "hits": hits}))
+                    }
+                    other => Err(KbError::InvalidInput(format!(
+                        "unknown search mode {other:?} (ranked, exact, regex, semantic, hybrid)"
+                    ))),
                 }
             }
             "read_kb_file" => {

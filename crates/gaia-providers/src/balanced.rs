@@ -4,6 +4,7 @@
 //! ([`BalancedProvider::with_cooldown`], 10 s by default, doubling while it keeps failing), tried only
 //! when every other deployment fails too, so a dead endpoint does not slow every other call down.
 
+use crate::embeddings::{EmbeddingRequest, Embeddings};
 use crate::error::ProviderError;
 use crate::media::{
     GeneratedImage, ImageRequest, Model3dRequest, Model3dTask, SpeechRequest, Transcription, TranscriptionRequest,
@@ -196,6 +197,10 @@ impl Provider for BalancedProvider {
 
     async fn transcribe(&self, req: &TranscriptionRequest) -> Result<Transcription, ProviderError> {
         self.balanced(|p| async move { p.transcribe(req).await }).await
+    }
+
+    async fn embed(&self, req: &EmbeddingRequest) -> Result<Embeddings, ProviderError> {
+        self.balanced(|p| async move { p.embed(req).await }).await
     }
 
     async fn start_model_3d(&self, req: &Model3dRequest) -> Result<String, ProviderError> {

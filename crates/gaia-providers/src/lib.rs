@@ -35,6 +35,7 @@
 pub mod anthropic;
 pub mod balanced;
 pub mod compat;
+pub mod embeddings;
 pub mod error;
 pub mod health;
 mod http;
@@ -50,6 +51,7 @@ pub mod routing;
 pub mod types;
 
 pub use anthropic::{AnthropicConfig, AnthropicProvider};
+pub use embeddings::{EmbeddingRequest, Embeddings};
 pub use error::ProviderError;
 pub use http::Origin;
 pub use meshy::{MeshyConfig, MeshyProvider};

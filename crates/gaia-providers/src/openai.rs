@@ -1,6 +1,7 @@
-//! OpenAI Chat Completions client; also serves any OpenAI-compatible server (Ollama, vLLM, LM Studio…)
-//! through its base URL.
+//! OpenAI Chat Completions client (with OpenAI's moderation, media and embedding endpoints); also
+//! serves any OpenAI-compatible server (Ollama, vLLM, LM Studio…) through its base URL.
 
+use crate::embeddings::{self, EmbeddingRequest, Embeddings};
 use crate::error::ProviderError;
 use crate::http;
 use crate::lanes::{ClientSettings, Lanes, Ticket};
@@ -533,6 +534,16 @@ impl Provider for OpenAiProvider {
         Ok(audio)
     }
 
+    async fn embed(&self, req: &EmbeddingRequest) -> Result<Embeddings, ProviderError> {
+        req.validate()?;
+        let name = &self.cfg.name;
+        let b = self.auth(self.lanes.any().post(http::join(&self.cfg.base_url, "embeddings")));
+        let b = b.json(&EmbeddingBody::of(req)).timeout(self.cfg.timeout);
+        let resp = http::send(name, b).await?;
+        let raw = media::read_bounded(name, resp, req.answer_limit()).await?;
+        parse_embeddings(name, req, &raw)
+    }
+
     async fn transcribe(&self, req: &TranscriptionRequest) -> Result<Transcription, ProviderError> {
         let name = &self.cfg.name;
         let part = reqwest::multipart::Part::bytes(req.audio.to_vec()).file_name(req.file_name.clone());
@@ -581,6 +592,149 @@ impl Provider for OpenAiProvider {
         let b = self.auth(self.lanes.any().get(http::join(&self.cfg.base_url, "models")));
         http::probe(&self.cfg.name, b).await
     }
+}
+
+/// The body of an embedding request in OpenAI's format: `{"model", "input": [..], "encoding_format":
+/// "float", "dimensions"?, "user"?}`.
+#[derive(serde::Serialize)]
+struct EmbeddingBody<'a> {
+    model: &'a str,
+    input: &'a [String],
+    encoding_format: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dimensions: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+}
+
+impl<'a> EmbeddingBody<'a> {
+    fn of(r: &'a EmbeddingRequest) -> Self {
+        EmbeddingBody {
+            model: &r.model,
+            input: &r.input,
+            encoding_format: "float",
+            dimensions: r.dimensions,
+            user: r.user.as_deref(),
+        }
+    }
+}
+
+/// OpenAI's embedding answer, as far as Gaia reads it.
+#[derive(serde::Deserialize)]
+struct EmbeddingAnswer {
+    #[serde(default)]
+    data: Option<Vec<EmbeddingItem>>,
+    #[serde(default)]
+    usage: Option<EmbeddingUsage>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct EmbeddingItem {
+    #[serde(default)]
+    index: Option<u64>,
+    embedding: Vector,
+}
+
+#[derive(serde::Deserialize)]
+struct EmbeddingUsage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+}
+
+/// One embedding as the answer carries it: an array of numbers, or (`encoding_format: "base64"`) the
+/// base64 of its little-endian `f32`s. Read straight into `f32`s, never through a JSON tree.
+struct Vector(Result<Vec<f32>, String>);
+
+impl<'de> serde::Deserialize<'de> for Vector {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Vector;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of numbers or a base64 string")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vector, A::Error> {
+                let max = embeddings::MAX_EMBEDDING_DIMENSIONS;
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(max));
+                let mut len = 0usize;
+                // Numbers past the bound are read (the answer's size is bounded) but not kept.
+                while let Some(x) = seq.next_element::<f64>()? {
+                    len += 1;
+                    if len <= max {
+                        out.push(x as f32);
+                    }
+                }
+                if len > max {
+                    return Ok(Vector(Err(format!("an embedding has {len} numbers; at most {max} are taken"))));
+                }
+                Ok(Vector(Ok(out)))
+            }
+            fn visit_str<E: serde::de::Error>(self, b64: &str) -> Result<Vector, E> {
+                use base64::Engine as _;
+                // Four bytes a number: a longer string is refused before it is decoded.
+                if b64.len() > (embeddings::MAX_EMBEDDING_DIMENSIONS * 4).div_ceil(3) * 4 {
+                    return Ok(Vector(Err(format!(
+                        "an embedding has more than {} numbers",
+                        embeddings::MAX_EMBEDDING_DIMENSIONS
+                    ))));
+                }
+                let bytes = match base64::engine::general_purpose::STANDARD.decode(b64) {
+                    Ok(b) => b,
+                    Err(e) => return Ok(Vector(Err(format!("an embedding is invalid base64: {e}")))),
+                };
+                if bytes.len() % 4 != 0 {
+                    return Ok(Vector(Err(format!(
+                        "a base64 embedding has {} bytes, not a whole number of 4-byte floats",
+                        bytes.len()
+                    ))));
+                }
+                Ok(Vector(Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Parses OpenAI's answer to an embedding request (`{"data": [{"index", "embedding"}], "usage":
+/// {"prompt_tokens"}}`; embeddings as numbers or base64): the vectors in the inputs' order. Refused
+/// ([`ProviderError::Stream`]) unless every input has exactly one vector, under its own `index`, all
+/// of one size (1 to [`embeddings::MAX_EMBEDDING_DIMENSIONS`], the requested `dimensions` when set),
+/// every number finite.
+pub(crate) fn parse_embeddings(
+    provider: &str,
+    req: &EmbeddingRequest,
+    body: &[u8],
+) -> Result<Embeddings, ProviderError> {
+    let a: EmbeddingAnswer =
+        serde_json::from_slice(body).map_err(|e| stream_error(provider, format!("invalid embedding answer: {e}")))?;
+    let Some(data) = a.data else {
+        let msg = a.error.as_ref().and_then(|e| e.get("message")).and_then(Value::as_str);
+        return Err(stream_error(provider, msg.unwrap_or("no `data` in the embedding answer")));
+    };
+    let n = req.input.len();
+    if data.len() != n {
+        return Err(stream_error(provider, format!("the provider answered {} embeddings for {n} inputs", data.len())));
+    }
+    let mut slots: Vec<Option<Vec<f32>>> = vec![None; n];
+    for (pos, item) in data.into_iter().enumerate() {
+        // A compatible server that leaves `index` out answers in order.
+        let i = item.index.unwrap_or(pos as _);
+        let slot = usize::try_from(i)
+            .ok()
+            .and_then(|i| slots.get_mut(i))
+            .ok_or_else(|| stream_error(provider, format!("embedding index {i} is out of range for {n} inputs")))?;
+        if slot.is_some() {
+            return Err(stream_error(provider, format!("embedding index {i} appears twice")));
+        }
+        *slot = Some(item.embedding.0.map_err(|m| stream_error(provider, m))?);
+    }
+    // Every slot is filled: as many items as slots, none twice.
+    let vectors: Vec<Vec<f32>> = slots.into_iter().flatten().collect();
+    embeddings::check_vectors(provider, req, &vectors)?;
+    let input_tokens = a.usage.and_then(|u| u.prompt_tokens).unwrap_or(0);
+    Ok(Embeddings { vectors, usage: Usage { input_tokens, ..Usage::default() } })
 }
 
 /// An `f32` as the JSON number that prints like it (`0.3`, not `0.30000001192092896`, which a plain
@@ -632,5 +786,89 @@ mod tests {
         let sent: Value =
             serde_json::from_slice(&serde_json::to_vec(&Body { req: &req, stream: true }).unwrap()).unwrap();
         assert_eq!(sent, s);
+    }
+
+    fn embed_req(n: usize, dimensions: Option<u32>) -> EmbeddingRequest {
+        EmbeddingRequest { model: "e".into(), input: vec!["x".into(); n], dimensions, user: None }
+    }
+
+    fn b64(v: &[f32]) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
+    }
+
+    #[test]
+    fn embedding_answers_are_read_in_index_order_from_numbers_or_base64() {
+        let body = json!({"object": "list", "model": "e", "usage": {"prompt_tokens": 7, "total_tokens": 7},
+            "data": [{"object": "embedding", "index": 1, "embedding": b64(&[0.5, -0.25])},
+                     {"object": "embedding", "index": 0, "embedding": [1, -0.125]}]});
+        let e = parse_embeddings("p", &embed_req(2, None), body.to_string().as_bytes()).unwrap();
+        assert_eq!(e.vectors, vec![vec![1.0, -0.125], vec![0.5, -0.25]]);
+        assert_eq!(e.usage, Usage { input_tokens: 7, ..Usage::default() });
+        let sent = serde_json::to_value(EmbeddingBody::of(&EmbeddingRequest {
+            user: Some("u1".into()),
+            ..embed_req(2, Some(2))
+        }))
+        .unwrap();
+        assert_eq!(
+            sent,
+            json!({"model": "e", "input": ["x", "x"], "encoding_format": "float", "dimensions": 2, "user": "u1"})
+        );
+        let bare = serde_json::to_value(EmbeddingBody::of(&embed_req(1, None))).unwrap();
+        assert_eq!(bare, json!({"model": "e", "input": ["x"], "encoding_format": "float"}));
+    }
+
+    #[test]
+    fn malformed_embedding_answers_are_refused() {
+        let item = |i: Value, e: Value| json!({"object": "embedding", "index": i, "embedding": e});
+        let two = |a: Value, b: Value| json!({"data": [a, b]}).to_string();
+        let cases = [
+            (json!({"data": [item(json!(0), json!([1.0]))]}).to_string(), "1 embeddings for 2 inputs"),
+            (two(item(json!(0), json!([1.0])), item(json!(0), json!([1.0]))), "appears twice"),
+            (two(item(json!(0), json!([1.0])), item(json!(2), json!([1.0]))), "out of range"),
+            (two(json!({"embedding": [1.0]}), item(json!(0), json!([1.0]))), "appears twice"),
+            (two(item(json!(0), json!([1.0])), item(json!(1), json!([1.0, 2.0]))), "embedding 1 has 2 numbers"),
+            (two(item(json!(0), json!([])), item(json!(1), json!([]))), "embeddings of 0 numbers"),
+            (two(item(json!(0), json!([1.0])), item(json!(1), json!([1e300]))), "not finite"),
+            (two(item(json!(0), json!([1.0])), item(json!(1), json!(b64(&[f32::NAN])))), "not finite"),
+            (two(item(json!(0), json!([1.0])), item(json!(1), json!("AAAA"))), " 4-byte floats"),
+            (two(item(json!(0), json!([1.0])), item(json!(1), json!("!!"))), " invalid base64"),
+            (two(item(json!(0), json!([1.0])), item(json!(1), json!([1.0, null]))), "invalid embedding answer"),
+            (two(item(json!(0), json!(vec![0.5; 8193])), item(json!(1), json!(vec![0.5; 8193]))), "at most 8192"),
+            (json!({"error": {"message": "quota exceeded"}}).to_string(), "quota exceeded"),
+            ("{\"data\": [".to_string(), "invalid embedding answer"),
+        ];
+        for (body, want) in cases {
+            match parse_embeddings("p", &embed_req(2, None), body.as_bytes()) {
+                Err(ProviderError::Stream { message, .. }) => assert!(message.contains(want), "{want}: {message}"),
+                other => panic!("{want}: {other:?}"),
+            }
+        }
+        // The size asked for is the size answered.
+        let body = two(item(json!(0), json!([1.0])), item(json!(1), json!([1.0])));
+        let e = parse_embeddings("p", &embed_req(2, Some(3)), body.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("not the 3 asked for"), "{e}");
+    }
+
+    #[test]
+    fn embedding_requests_are_checked() {
+        let msg = |r: EmbeddingRequest| match r.validate() {
+            Err(ProviderError::InvalidRequest(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert!(msg(embed_req(0, None)).contains("at least one input"));
+        assert!(msg(embed_req(2049, None)).contains("at most 2048 inputs, not 2049"));
+        assert!(msg(embed_req(1, Some(0))).contains("between 1 and 8192, not 0"));
+        assert!(msg(embed_req(1, Some(8193))).contains("not 8193"));
+        let mut long = embed_req(2, None);
+        long.input[1] = "é".repeat(32_769);
+        assert!(msg(long.clone()).contains("input 1 has 32769 characters"));
+        long.input[1] = "é".repeat(32_768);
+        assert!(long.validate().is_ok(), "characters are counted, not bytes");
+        assert!(embed_req(2048, Some(8192)).validate().is_ok());
+        // The answer's bound follows the request's size, within the hard limit.
+        assert!(embed_req(1, Some(16)).answer_limit() < 128 * 1024);
+        assert!(embed_req(2048, Some(3072)).answer_limit() > 2048 * 3072 * 22);
+        assert_eq!(embed_req(2048, None).answer_limit(), crate::embeddings::MAX_EMBEDDING_ANSWER_BYTES);
     }
 }

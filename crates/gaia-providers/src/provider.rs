@@ -1,5 +1,6 @@
 //! The [`Provider`] trait every LLM client implements.
 
+use crate::embeddings::{EmbeddingRequest, Embeddings};
 use crate::error::ProviderError;
 use crate::media::{
     unsupported, GeneratedImage, ImageRequest, Model3dRequest, Model3dTask, SpeechRequest, Transcription,
@@ -57,6 +58,11 @@ pub trait Provider: Send + Sync {
     async fn cancel_model_3d(&self, task: &str) -> Result<(), ProviderError> {
         let _ = task;
         Err(unsupported(self.name(), "3D models"))
+    }
+    /// The vectors of `req.input` (OpenAI's `/embeddings`), one per input in order, all of one size.
+    async fn embed(&self, req: &EmbeddingRequest) -> Result<Embeddings, ProviderError> {
+        let _ = req;
+        Err(unsupported(self.name(), "embeddings"))
     }
     /// Downloads a file the provider produced (a 3D task's model or thumbnail), at most `max` bytes.
     async fn download(&self, url: &str, max: usize) -> Result<bytes::Bytes, ProviderError> {

@@ -2,6 +2,7 @@
 //! retryable errors before any output, a circuit breaker per provider, a first-token timeout for
 //! streams, and passive health statistics from every call.
 
+use crate::embeddings::{EmbeddingRequest, Embeddings};
 use crate::error::ProviderError;
 use crate::health::ProviderStats;
 use crate::provider::Provider;
@@ -199,23 +200,36 @@ impl ProviderRegistry {
         Ok(out)
     }
 
-    /// A complete answer from the first candidate that gives one.
-    pub async fn chat_routed(
+    /// Calls the candidates in order until one answers: each gets up to `1 + max_retries` attempts
+    /// (`call(provider, model id)` makes one) with backoff between them, while its circuit allows;
+    /// an error that is the request's fault ends it all at once. Every attempt is recorded in the
+    /// provider's statistics; `done` turns a success into the answer and records it (it gets the
+    /// provider's statistics and when the attempt started). `skip` picks errors that move on to the
+    /// next candidate at once, neither retried nor counted against the provider (a provider that
+    /// cannot serve this kind of call). `asked_model` names the model of the error when there is no
+    /// candidate.
+    async fn routed<T, U, F, Fut, D>(
         &self,
         candidates: &[Candidate],
-        req: &ChatRequest,
-    ) -> Result<Routed<ChatResponse>, RouteFailure> {
+        asked_model: &str,
+        skip: fn(&ProviderError) -> bool,
+        call: F,
+        done: D,
+    ) -> Result<Routed<U>, RouteFailure>
+    where
+        F: Fn(&Arc<dyn Provider>, &str) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ProviderError>>,
+        D: Fn(T, &Arc<ProviderStats>, Instant) -> U,
+    {
         let policy = self.retry_policy();
         let mut fail = RouteFailure {
-            error: ProviderError::UnknownModel(req.model.clone()),
+            error: ProviderError::UnknownModel(asked_model.to_string()),
             provider: None,
             model: None,
             attempts: 0,
         };
         for (p, model) in candidates {
             let stats = self.stats(p.name());
-            let mut r = req.clone();
-            r.model = model.clone();
             fail.provider = Some(p.name().to_string());
             fail.model = Some(model.clone());
             for attempt in 0..=policy.max_retries {
@@ -225,15 +239,20 @@ impl ProviderRegistry {
                 }
                 fail.attempts += 1;
                 let t0 = Instant::now();
-                match p.chat(&r).await {
+                match call(p, model).await {
                     Ok(value) => {
-                        stats.success(t0.elapsed());
+                        let value = done(value, &stats, t0);
                         return Ok(Routed {
                             provider: p.clone(),
                             model: model.clone(),
                             value,
                             attempts: fail.attempts,
                         });
+                    }
+                    Err(e) if skip(&e) => {
+                        stats.release();
+                        fail.error = e;
+                        break;
                     }
                     Err(e) => {
                         if counts_against_provider(&e) {
@@ -260,6 +279,21 @@ impl ProviderRegistry {
         Err(fail)
     }
 
+    /// A complete answer from the first candidate that gives one.
+    pub async fn chat_routed(
+        &self,
+        candidates: &[Candidate],
+        req: &ChatRequest,
+    ) -> Result<Routed<ChatResponse>, RouteFailure> {
+        let call = |p: &Arc<dyn Provider>, model: &str| {
+            let mut r = req.clone();
+            r.model = model.to_string();
+            let p = p.clone();
+            async move { p.chat(&r).await }
+        };
+        self.routed(candidates, &req.model, never, call, succeeded).await
+    }
+
     /// A stream from the first candidate whose stream produces a first event. Retries and fallbacks
     /// happen only before that first event, so nothing is ever sent to the client twice.
     pub async fn stream_routed(
@@ -267,27 +301,13 @@ impl ProviderRegistry {
         candidates: &[Candidate],
         req: &ChatRequest,
     ) -> Result<Routed<ChatStream>, RouteFailure> {
-        let policy = self.retry_policy();
-        let mut fail = RouteFailure {
-            error: ProviderError::UnknownModel(req.model.clone()),
-            provider: None,
-            model: None,
-            attempts: 0,
-        };
-        for (p, model) in candidates {
-            let stats = self.stats(p.name());
+        let call = |p: &Arc<dyn Provider>, model: &str| {
             let mut r = req.clone();
-            r.model = model.clone();
-            fail.provider = Some(p.name().to_string());
-            fail.model = Some(model.clone());
-            for attempt in 0..=policy.max_retries {
-                if !stats.allow() {
-                    fail.error = ProviderError::CircuitOpen { provider: p.name().to_string() };
-                    break;
-                }
-                fail.attempts += 1;
-                let t0 = Instant::now();
-                let opened = tokio::time::timeout(self.first_token_timeout(p.name()), async {
+            r.model = model.to_string();
+            let p = p.clone();
+            let limit = self.first_token_timeout(p.name());
+            async move {
+                tokio::time::timeout(limit, async {
                     let mut s = p.chat_stream(&r).await?;
                     match s.next().await {
                         Some(Ok(first)) => Ok((s, first)),
@@ -299,41 +319,55 @@ impl ProviderRegistry {
                     }
                 })
                 .await
-                .unwrap_or_else(|_| Err(ProviderError::Timeout { provider: p.name().to_string() }));
-                match opened {
-                    Ok((rest, first)) => {
-                        let value = watch(rest, first, stats.clone(), t0);
-                        return Ok(Routed {
-                            provider: p.clone(),
-                            model: model.clone(),
-                            value,
-                            attempts: fail.attempts,
-                        });
-                    }
-                    Err(e) => {
-                        if counts_against_provider(&e) {
-                            stats.failure(t0.elapsed(), &e.to_string());
-                        } else {
-                            stats.release();
-                        }
-                        if !worth_falling_back(&e) {
-                            fail.error = e;
-                            return Err(fail);
-                        }
-                        let wait = (e.is_retryable() && attempt < policy.max_retries)
-                            .then(|| policy.backoff(attempt, retry_after(&e)))
-                            .flatten();
-                        fail.error = e;
-                        match wait {
-                            Some(w) => tokio::time::sleep(w).await,
-                            None => break,
-                        }
-                    }
-                }
+                .unwrap_or_else(|_| Err(ProviderError::Timeout { provider: p.name().to_string() }))
             }
-        }
-        Err(fail)
+        };
+        // The stream's success (or failure) is recorded when it ends.
+        let done = |(rest, first): (ChatStream, ChatEvent), stats: &Arc<ProviderStats>, t0: Instant| {
+            watch(rest, first, stats.clone(), t0)
+        };
+        self.routed(candidates, &req.model, never, call, done).await
     }
+
+    /// The vectors of `req.input` from the first candidate that gives them, with the same retries,
+    /// fallbacks and circuit breakers as [`ProviderRegistry::chat_routed`] (`req.model` is replaced by
+    /// each candidate's model id). The request is checked first ([`EmbeddingRequest::validate`]): an
+    /// invalid one fails with no attempt. A candidate whose provider does not embed is skipped (not
+    /// counted against it); one that answers vectors that do not fit the request (their number, size,
+    /// or values) counts as a failed attempt.
+    pub async fn embed_routed(
+        &self,
+        candidates: &[Candidate],
+        req: &EmbeddingRequest,
+    ) -> Result<Routed<Embeddings>, RouteFailure> {
+        if let Err(error) = req.validate() {
+            return Err(RouteFailure { error, provider: None, model: None, attempts: 0 });
+        }
+        let call = |p: &Arc<dyn Provider>, model: &str| {
+            let mut r = req.clone();
+            r.model = model.to_string();
+            let p = p.clone();
+            async move {
+                let e = p.embed(&r).await?;
+                crate::embeddings::check_vectors(p.name(), &r, &e.vectors)?;
+                Ok(e)
+            }
+        };
+        // The request is valid: a provider refusing it as invalid cannot embed (or not like this).
+        let cannot = |e: &ProviderError| matches!(e, ProviderError::InvalidRequest(_));
+        self.routed(candidates, &req.model, cannot, call, succeeded).await
+    }
+}
+
+/// No error skips a candidate (see [`ProviderRegistry::routed`]).
+fn never(_: &ProviderError) -> bool {
+    false
+}
+
+/// A complete answer, recorded as a success.
+fn succeeded<T>(value: T, stats: &Arc<ProviderStats>, started: Instant) -> T {
+    stats.success(started.elapsed());
+    value
 }
 
 /// Records the outcome of a stream in the provider's statistics: success at its end (with the time to

@@ -33,7 +33,7 @@
 //! `list`, `context`, `backlinks`, `links`, `status`, `tools` with GET; `write`, `move`, `delete`,
 //! `sync`, `webhook`, `tools/{name}` with POST; answers in the `{status, response, metadata}` envelope);
 //! and the wire-compatible
-//! `POST /v1/chat/completions`, `GET /v1/models`, `GET /v1/models/{id}` (OpenAI) and `POST /v1/messages`
+//! `POST /v1/chat/completions`, `POST /v1/embeddings`, `GET /v1/models`, `GET /v1/models/{id}` (OpenAI) and `POST /v1/messages`
 //! (Anthropic), and `POST /v1/images/generations`, `/v1/audio/speech`, `/v1/audio/transcriptions`
 //! (OpenAI media), whose errors come in those APIs' own shapes. Generated assets under
 //! `/api/v1/assets` (generate, estimate, list, get, delete, cancel, content, signed URLs, events,
@@ -309,6 +309,7 @@ fn routes(state: &AppState) -> Routes {
         .quota(true)
         .errors(compat::openai_errors)
         .post("/v1/chat/completions", models, compat::chat_completions)
+        .post("/v1/embeddings", models, compat::embeddings)
         .errors(compat::anthropic_errors)
         .post("/v1/messages", models, compat::messages)
         .quota(false)

@@ -133,6 +133,8 @@ impl AppState {
                 tracing::error!(error = %e, "guardrails not compiled; none apply");
                 Default::default()
             }),
+            embeddings: config.embeddings.clone(),
+            cache: Some(cache.clone()),
         });
         let presence = gaia_chat::presence::Presence::new(events.clone());
         let worlds = gaia_world::Worlds::with_engine(storage.clone(), events.clone(), engine.clone());
@@ -390,9 +392,10 @@ impl AppState {
     pub fn set_kb(&self, kb: gaia_kb::Kb) -> bool {
         let mut syncs = kb.subscribe_syncs();
         let name = kb.config().name.clone();
-        if !self.inner.tools.set_kb(kb) {
+        if !self.inner.tools.set_kb(kb.clone()) {
             return false;
         }
+        self.enable_semantic(&kb);
         let events = self.inner.events.clone();
         // Weak: the worlds hold the engine, which holds the knowledge base whose syncs this task waits
         // for; a strong reference would keep them all (and the database pool) alive for ever.
@@ -429,6 +432,22 @@ impl AppState {
         });
         true
     }
+    /// Turns on the knowledge base's semantic search when `[embeddings]` names a model (or allows the
+    /// test fallback): its notes are embedded through the engine (metered as `kb_embeddings`), their
+    /// vectors kept in the database.
+    fn enable_semantic(&self, kb: &gaia_kb::Kb) {
+        let cfg = &self.config().embeddings;
+        let store: Arc<dyn gaia_kb::semantic::VectorStore> = Arc::new(self.storage().clone());
+        match self.engine().embedder(gaia_chat::Admitted::internal("kb"), "kb_embeddings") {
+            Some(e) => kb.enable_semantic(Arc::new(e), Some(store)),
+            None if cfg.test_fallback => {
+                let dims = cfg.dimensions.unwrap_or(256) as usize;
+                kb.enable_semantic(Arc::new(gaia_kb::semantic::HashEmbedder::new(dims)), Some(store))
+            }
+            None => {}
+        }
+    }
+
     /// Reads the experiences from the knowledge base's vault again (done at start and after each sync).
     pub async fn reload_worlds(&self) {
         load_worlds(self.inner.worlds.clone(), self.kb().map(|kb| kb.config().root.clone())).await;

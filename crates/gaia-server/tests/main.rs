@@ -14,6 +14,7 @@ mod compat;
 mod compat_edge;
 mod compat_structured;
 mod conversations;
+mod embeddings;
 mod end_users;
 mod experiences;
 mod guardrails;

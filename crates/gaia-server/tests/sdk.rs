@@ -93,3 +93,12 @@ async fn the_openai_sdk_makes_images_speech_and_transcriptions() {
         assert!(kinds.contains(&k), "{kinds:?}");
     }
 }
+
+#[tokio::test]
+async fn the_openai_sdk_makes_embeddings() {
+    let Some(python) = python() else { return };
+    let s = start(sqlite_db(), Some(MockConfig::default())).await;
+    let (token, _, _) = s.register("sdk-embeddings@example.com").await;
+    let (key, _) = s.api_key(&token).await;
+    assert!(run_script(&python, "embeddings.py", &s, &key).await.contains("embeddings ok"));
+}

@@ -7,6 +7,7 @@
 
 mod assets;
 mod auth;
+mod embeddings;
 mod guardrails;
 mod kb;
 mod mcp;
@@ -20,6 +21,7 @@ pub use assets::AssetsConfig;
 pub use auth::{
     parse_network, AuthConfig, JwksProvider, Registration, JWKS_ALGORITHMS, MAX_INVITE_TTL_SECS, MAX_JWKS_PROVIDERS,
 };
+pub use embeddings::EmbeddingsConfig;
 pub use guardrails::{
     valid_name as valid_guardrail_name, GuardrailAction, GuardrailCheck, GuardrailRule, GuardrailStage,
     GuardrailsConfig, PiiKind, PATTERN_SIZE_LIMIT as GUARDRAIL_PATTERN_SIZE_LIMIT,
@@ -105,6 +107,8 @@ pub struct Config {
     pub worlds: WorldsConfig,
     /// Generated images, voices and 3D models (`[assets]`).
     pub assets: AssetsConfig,
+    /// The embedding model of semantic search and persona memory (`[embeddings]`).
+    pub embeddings: EmbeddingsConfig,
 }
 
 /// Stdio MCP server processes started for agent requests.
@@ -257,6 +261,7 @@ impl Default for Config {
             worlds: WorldsConfig::default(),
             mcp_processes: McpProcessesConfig::default(),
             assets: AssetsConfig::default(),
+            embeddings: EmbeddingsConfig::default(),
         }
     }
 }
@@ -333,6 +338,7 @@ impl fmt::Debug for Config {
             .field("retention", &self.retention)
             .field("worlds", &self.worlds)
             .field("assets", &self.assets)
+            .field("embeddings", &self.embeddings)
             .finish()
     }
 }
@@ -575,6 +581,7 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         self.worlds.validate().map_err(CoreError::Config)?;
         self.assets.validate()?;
+        self.embeddings.validate()?;
         if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
             return Err(CoreError::Config(format!(
                 "key `server.bind`: `{}` is not a socket address like 127.0.0.1:8666",

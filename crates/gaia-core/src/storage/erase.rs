@@ -584,6 +584,8 @@ async fn erase_in(conn: &mut AnyConnection, who: &Who, email: &str) -> Result<()
         "DELETE FROM messages WHERE conversation_id IN (SELECT id FROM conversations WHERE user_id = $1)",
         "DELETE FROM conversations WHERE user_id = $1",
         "DELETE FROM persona_memories WHERE user_id = $1",
+        // The vectors of their persona memory's facts (scope `memory:<user id>`).
+        "DELETE FROM embeddings WHERE scope = 'memory:' || $1",
         // Game worlds: the player's views and NPC relationships go; what they carried leaves the
         // world with them (`gone`); their own worlds (isolated experiences) go whole.
         "DELETE FROM world_npc_relations WHERE user_id = $1",

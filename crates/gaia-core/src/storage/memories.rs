@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-/// Most facts a persona keeps about a user.
-pub const MAX_MEMORY_FACTS: usize = 32;
+/// Most facts a persona keeps about a user. A prompt shows at most a few dozen of them: the ones
+/// nearest the user's message by meaning (the conversation engine's persona memory).
+pub const MAX_MEMORY_FACTS: usize = 256;
 /// Longest fact, in characters.
 pub const MAX_MEMORY_FACT_CHARS: usize = 200;
 /// Longest running summary, in characters.
@@ -157,9 +158,9 @@ mod tests {
     #[test]
     fn memories_are_bounded() {
         let m = PersonaMemory {
-            facts: (0..40)
+            facts: (0..MAX_MEMORY_FACTS + 8)
                 .map(|i| format!("fact {i}"))
-                .chain(["fact 39".into(), " ".into(), "x".repeat(500)])
+                .chain([format!("fact {}", MAX_MEMORY_FACTS + 7), " ".into(), "x".repeat(500)])
                 .collect(),
             summary: "a".repeat(100) + &"b".repeat(MAX_MEMORY_SUMMARY_CHARS),
             ..Default::default()

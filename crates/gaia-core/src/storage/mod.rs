@@ -20,6 +20,7 @@ mod providers;
 mod sessions;
 mod usage;
 mod users;
+mod vectors;
 
 pub use api_keys::{ApiKeyRecord, NewApiKey, RefreshToken};
 pub use assets::{

@@ -3,7 +3,8 @@
 //!
 //! Routes: `POST /v1/chat/completions` (OpenAI, streaming with `stream_options.include_usage`),
 //! `POST /v1/messages` (Anthropic, streaming events), `GET /v1/models` (OpenAI's list shape, or
-//! Anthropic's when the request carries `anthropic-version`); and media ([`media`]): OpenAI's
+//! Anthropic's when the request carries `anthropic-version`), `POST /v1/embeddings` (OpenAI's, with
+//! [`mock_embedding`]'s vectors: see [`embeddings`]); and media ([`media`]): OpenAI's
 //! `POST /v1/images/generations`, `POST /v1/audio/speech`, `POST /v1/audio/transcriptions`, and
 //! Meshy's text-to-3D tasks under `/openapi/v2/text-to-3d`.
 //!
@@ -59,7 +60,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
+pub mod embeddings;
 pub mod media;
+
+pub use embeddings::{mock_embedding, mock_embedding_dimensions};
 
 /// How long `mock-slow` waits before answering.
 pub const SLOW_DELAY: Duration = Duration::from_secs(30);
@@ -138,6 +142,8 @@ struct MockState {
     moderations: AtomicU64,
     /// Media generated so far (images, speech, transcriptions, 3D tasks), and the 3D tasks.
     media: media::MediaState,
+    /// Embedding requests and inputs received.
+    embeddings: embeddings::EmbeddingState,
     /// Digests of the prompt prefixes cached so far (see [`prompt_cache`]).
     prompt_cache: Mutex<std::collections::HashSet<u64>>,
     /// Replies given in turn to the next requests that call no tool ([`MockHandle::push_reply`]).
@@ -175,6 +181,7 @@ impl MockUpstream {
             prompt_cache: Mutex::new(std::collections::HashSet::new()),
             moderations: AtomicU64::new(0),
             media: media::MediaState::default(),
+            embeddings: embeddings::EmbeddingState::default(),
         });
         let app = router(state.clone());
         let (tx, rx) = oneshot::channel::<()>();
@@ -238,6 +245,17 @@ impl MockHandle {
         self.state.moderations.load(Ordering::Relaxed)
     }
 
+    /// `POST /v1/embeddings` requests received with a valid key (not counted in
+    /// [`MockHandle::requests`]), well-formed or not.
+    pub fn embedding_requests(&self) -> u64 {
+        self.state.embeddings.requests.load(Ordering::Relaxed)
+    }
+    /// Inputs (texts or token lists) of the well-formed `POST /v1/embeddings` requests received, in
+    /// all: how many embeddings were asked of the mock (answered, or failed by an injected fault).
+    pub fn embedding_inputs(&self) -> usize {
+        usize::try_from(self.state.embeddings.inputs.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
+    }
+
     /// Media requests received: images, speech and transcriptions asked for, and 3D tasks created.
     pub fn media_requests(&self) -> u64 {
         self.state.media.requests.load(Ordering::Relaxed)
@@ -293,6 +311,7 @@ fn router(state: Arc<MockState>) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/moderations", post(moderations))
         .merge(media::routes())
+        .merge(embeddings::routes())
         .with_state(state)
 }
 
@@ -858,6 +877,24 @@ fn fault_for(state: &MockState, model: &str) -> Option<Fault> {
     state.cfg.fault
 }
 
+/// The fault injected for `model`, played out before an answer: a slow start, the configured
+/// first-byte delay, then the error answer of an injected status (`Err`). `Ok` carries the fault (a
+/// fault that shapes the answer itself, such as a broken stream, is the caller's to play).
+async fn play_fault(state: &MockState, vendor: Vendor, model: &str) -> Result<Option<Fault>, Response> {
+    let fault = fault_for(state, model);
+    if fault == Some(Fault::Slow) {
+        tokio::time::sleep(SLOW_DELAY).await;
+    }
+    let first_byte = state.delays().0;
+    if !first_byte.is_zero() {
+        tokio::time::sleep(first_byte).await;
+    }
+    if let Some(Fault::Status(code)) = fault {
+        return Err(error_response(vendor, code, &format!("mock error {code}")));
+    }
+    Ok(fault)
+}
+
 /// Runs the checks shared by both chat routes; `Ok` carries the parsed body and fault.
 async fn prepare(
     state: &MockState,
@@ -871,17 +908,7 @@ async fn prepare(
     }
     let v = parse_request(vendor, body)?;
     *state.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(v.clone());
-    let fault = fault_for(state, v["model"].as_str().unwrap_or_default());
-    if fault == Some(Fault::Slow) {
-        tokio::time::sleep(SLOW_DELAY).await;
-    }
-    let first_byte = state.delays().0;
-    if !first_byte.is_zero() {
-        tokio::time::sleep(first_byte).await;
-    }
-    if let Some(Fault::Status(code)) = fault {
-        return Err(error_response(vendor, code, &format!("mock error {code}")));
-    }
+    let fault = play_fault(state, vendor, v["model"].as_str().unwrap_or_default()).await?;
     Ok((v, fault, n))
 }
 

@@ -303,3 +303,151 @@ pub async fn get_model(
 pub(crate) fn openai_error(status: StatusCode, message: &str) -> Response {
     error(Api::OpenAi, status, message)
 }
+
+/// The texts of an embeddings request's `input`: a string or an array of strings. Token arrays (the
+/// other forms OpenAI takes) are refused: Gaia routes to any model, and token ids are one model's.
+fn embedding_inputs(v: Option<&Value>) -> Result<Vec<String>, String> {
+    const TOKENS: &str =
+        "`input` as token ids is not supported (token ids belong to one model's tokenizer): send the text";
+    match v {
+        None | Some(Value::Null) => Err("`input` is required".into()),
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::Array(items)) => {
+            if items.is_empty() {
+                return Err("`input` must not be empty".into());
+            }
+            if items.len() > gaia_providers::embeddings::MAX_EMBEDDING_INPUTS {
+                return Err(format!(
+                    "`input` may hold at most {} texts",
+                    gaia_providers::embeddings::MAX_EMBEDDING_INPUTS
+                ));
+            }
+            items
+                .iter()
+                .map(|i| match i {
+                    Value::String(s) => Ok(s.clone()),
+                    Value::Number(_) | Value::Array(_) => Err(TOKENS.to_string()),
+                    _ => Err("`input` must be a string or an array of strings".to_string()),
+                })
+                .collect()
+        }
+        Some(Value::Number(_)) => Err(TOKENS.into()),
+        Some(_) => Err("`input` must be a string or an array of strings".into()),
+    }
+}
+
+/// `POST /v1/embeddings`: OpenAI's Embeddings API (`input` a string or strings, `model`,
+/// `dimensions`, `encoding_format` `float` or `base64`, `user`), through the engine: cached by content
+/// hash (`x-gaia-cache: off` skips the cache), routed with fallbacks, metered as `embeddings`.
+pub async fn embeddings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    admission: Result<Admission, ApiError>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    const API: Api = Api::OpenAi;
+    let bad = |m: &str| error(API, StatusCode::BAD_REQUEST, m);
+    let admitted = match admission {
+        Ok(Admission(a)) => a,
+        Err(e) => return api_error(API, e),
+    };
+    let body = match parse_body(API, body) {
+        Ok(Value::Object(m)) => m,
+        Ok(_) => return bad("the request body must be a JSON object"),
+        Err(r) => return r,
+    };
+    let input = match embedding_inputs(body.get("input")) {
+        Ok(i) => i,
+        Err(m) => return bad(&m),
+    };
+    let model = match body.get("model") {
+        Some(Value::String(m)) if !m.trim().is_empty() => m.clone(),
+        None | Some(Value::Null) => match state.config().embeddings.model.clone() {
+            Some(m) => m,
+            None => return bad("`model` is required"),
+        },
+        Some(_) => return bad("`model` must be a model name"),
+    };
+    let base64 = match body.get("encoding_format") {
+        None | Some(Value::Null) => false,
+        Some(Value::String(f)) if f == "float" => false,
+        Some(Value::String(f)) if f == "base64" => true,
+        Some(_) => return bad("`encoding_format` must be float or base64"),
+    };
+    let dimensions = match body.get("dimensions") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_u64().and_then(|d| u32::try_from(d).ok()) {
+            Some(d) => Some(d),
+            None => return bad("`dimensions` must be a positive integer"),
+        },
+    };
+    let user = match body.get("user") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(u)) => Some(u.chars().take(256).collect::<String>()),
+        Some(_) => return bad("`user` must be a string"),
+    };
+    let spec = gaia_chat::EmbedSpec {
+        dimensions,
+        cache: cache_preference(&headers) != Some(false),
+        user: user.as_deref(),
+        ..gaia_chat::EmbedSpec::new("embeddings", &model)
+    };
+    let made = match state.engine().embed(&admitted, spec, &input).await {
+        Ok(m) => m,
+        Err(e) => return chat_error(API, e),
+    };
+    // Serialized straight from the vectors (f32s written as f32s), never as a JSON tree: a large
+    // batch is tens of millions of numbers.
+    #[derive(serde::Serialize)]
+    #[serde(untagged)]
+    enum Vector<'a> {
+        Floats(&'a [f32]),
+        Base64(String),
+    }
+    #[derive(serde::Serialize)]
+    struct Item<'a> {
+        object: &'static str,
+        index: usize,
+        embedding: Vector<'a>,
+    }
+    let data: Vec<Item> = made
+        .vectors
+        .iter()
+        .enumerate()
+        .map(|(index, v)| {
+            let embedding = if base64 {
+                use base64::Engine as _;
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                Vector::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                Vector::Floats(v)
+            };
+            Item { object: "embedding", index, embedding }
+        })
+        .collect();
+    #[derive(serde::Serialize)]
+    struct Usage {
+        prompt_tokens: u64,
+        total_tokens: u64,
+    }
+    #[derive(serde::Serialize)]
+    struct List<'a> {
+        object: &'static str,
+        data: Vec<Item<'a>>,
+        model: &'a str,
+        usage: Usage,
+    }
+    let tokens = made.usage.input_tokens;
+    let usage = Usage { prompt_tokens: tokens, total_tokens: tokens };
+    let answer = serde_json::to_vec(&List { object: "list", data, model: &model, usage });
+    let status = if made.cached == input.len() { CacheStatus::Hit } else { CacheStatus::Miss };
+    let body = match answer {
+        Ok(b) => b,
+        Err(e) => return error(API, StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot write the answer: {e}")),
+    };
+    let mut resp = ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response();
+    if let Ok(n) = HeaderValue::from_str(&made.cached.to_string()) {
+        resp.headers_mut().insert("x-gaia-cached-inputs", n);
+    }
+    with_cache_header(resp, status)
+}

@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use gaia_core::auth::Principal;
+use gaia_kb::semantic::MeaningMode;
 use gaia_kb::{Author, GrepOptions, Kb, KbError, KbTools, SearchOptions, VaultPath, WriteRequest};
 use gaia_rbac::{Action, Resource, ResourceType, Subject};
 use serde::Deserialize;
@@ -143,7 +144,7 @@ pub struct SearchQuery {
     /// The query (`q` or `query`).
     #[serde(alias = "query")]
     pub q: String,
-    /// `ranked` (default), `exact`, `regex` or `semantic`.
+    /// `ranked` (default), `exact`, `regex`, `semantic` or `hybrid`.
     #[serde(default)]
     pub mode: Option<String>,
     /// Most results.
@@ -184,7 +185,7 @@ pub async fn search(
                 offset: q.offset.unwrap_or(0),
                 folder: q.folder,
                 tags,
-                paths: None,
+                ..SearchOptions::default()
             };
             let (limit, offset) = (opts.limit, opts.offset);
             let r = kb.search(&opts).map_err(kb_error)?;
@@ -205,15 +206,16 @@ pub async fn search(
             let n = m.len();
             Ok(ok(t, m, json!({"total": n, "mode": mode})))
         }
-        "semantic" => {
-            let hits = kb.semantic_search(&q.q, q.limit.unwrap_or(10)).map_err(kb_error)?;
+        "semantic" | "hybrid" => {
+            let m = if mode == "semantic" { MeaningMode::Semantic } else { MeaningMode::Hybrid };
+            let hits = kb.search_by_meaning(m, &q.q, q.limit.unwrap_or(10)).await.map_err(kb_error)?;
             let n = hits.len();
             Ok(ok(t, hits, json!({"total": n, "mode": mode})))
         }
         other => Err(fail(
             StatusCode::BAD_REQUEST,
             "invalid_input",
-            format!("unknown search mode `{other}` (ranked, exact, regex, semantic)"),
+            format!("unknown search mode `{other}` (ranked, exact, regex, semantic, hybrid)"),
         )),
     }
 }

@@ -76,6 +76,7 @@ pub async fn memory(State(state): State<AppState>, Auth(p): Auth, Path(id): Path
 pub async fn forget(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let persona = visible(&state, &p.user_id, &id).await?;
     state.storage().delete_persona_memory(&p.user_id, &persona.id).await?;
+    state.engine().prune_memory_vectors(&p.user_id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
