@@ -618,10 +618,11 @@ async fn model_lookup_by_id_in_either_shape() {
 async fn unknown_vendor_routes_answer_in_the_vendors_shape() {
     let (s, key) = server().await;
     // OpenAI clients reaching a route Gaia does not serve get OpenAI's error body.
-    let r = s.http.post(format!("{}/v1/embeddings", s.url)).bearer_auth(&key).json(&json!({})).send().await.unwrap();
+    let r =
+        s.http.post(format!("{}/v1/fine_tuning/jobs", s.url)).bearer_auth(&key).json(&json!({})).send().await.unwrap();
     assert_eq!(r.status(), 404);
     let v: Value = r.json().await.unwrap();
-    assert_eq!(v["error"]["message"], "Invalid URL (POST /v1/embeddings)", "{v}");
+    assert_eq!(v["error"]["message"], "Invalid URL (POST /v1/fine_tuning/jobs)", "{v}");
     assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
     assert!(v["error"]["code"].is_null() && v["error"]["param"].is_null(), "{v}");
     // Anthropic clients (they send `anthropic-version`) get Anthropic's.

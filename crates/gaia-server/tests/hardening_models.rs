@@ -33,7 +33,7 @@ fn config() -> Config {
 fn set_prices(s: &TestServer) {
     // The mock serves every model through either vendor's API, so either provider may be chosen.
     for p in ["openai", "anthropic"] {
-        for m in ["mock-gpt", "mock-claude"] {
+        for m in ["mock-gpt", "mock-claude", "mock-embed"] {
             s.state.providers().set_price(p, m, PRICE);
         }
     }
@@ -83,6 +83,7 @@ enum Route {
     McpAgent,
     McpAgentHot,
     Orchestrated,
+    Embeddings,
     McpChat,
     AutoTitle,
     WorldTalk,
@@ -129,6 +130,7 @@ async fn call(s: &TestServer, route: Route, key: &str, conversation: &str) -> Ou
         Route::McpAgent => s.post("/api/v1/chat/mcp-agent", key).json(&json!({"message": "hi", "model": model})),
         Route::McpAgentHot => s.post("/api/v1/chat/mcp-agent-hot", key).json(&json!({"message": "hi", "model": model})),
         Route::Orchestrated => s.post("/api/v1/chat/orchestrated", key).json(&json!({"message": "hi", "model": model})),
+        Route::Embeddings => s.post("/v1/embeddings", key).json(&json!({"model": "openai/mock-embed", "input": "hi"})),
         Route::WorldTalk => s
             .post("/api/v1/experiences/safe-house/command", key)
             .json(&json!({"action": "talk", "target_npc_id": "radio_operator", "message": "hi"})),
@@ -162,6 +164,7 @@ const CASES: &[(Route, &[(&str, usize)])] = &[
     // Plan, the two default specialists (the librarian, as there is a knowledge base, and the
     // operator; no tool calls: one call each), synthesis.
     (Route::Orchestrated, &[("orchestrated", 4)]),
+    (Route::Embeddings, &[("embeddings", 1)]),
     (Route::McpChat, &[("mcp_chat", 1)]),
     (Route::AutoTitle, &[("chat", 1), ("chat_title", 1), ("persona_memory", 1)]),
     // An NPC's answer in a game world.
@@ -200,6 +203,7 @@ fn route_path(route: Route) -> Option<&'static str> {
         Route::McpAgent => Some("/api/v1/chat/mcp-agent"),
         Route::McpAgentHot => Some("/api/v1/chat/mcp-agent-hot"),
         Route::Orchestrated => Some("/api/v1/chat/orchestrated"),
+        Route::Embeddings => Some("/v1/embeddings"),
         // `/mcp` admits its chat tool's calls itself (its other tools call no model); so does a game
         // world's command route, for the commands that call a model.
         Route::McpChat | Route::WorldTalk => None,
