@@ -3,7 +3,8 @@
 //! hybrid search against the exact scan of the same vectors (the baseline) and BM25 ranked search
 //! (the peer), recall@10 of the approximate index against exact search, a one-note edit (only its
 //! changed chunks embedded again), and a restart with the saved index and with the index lost
-//! (rebuilt from the stored vectors).
+//! (rebuilt from the stored vectors). At this size the index scans every vector (quantized); the
+//! HNSW graph is then forced (`Kb::set_vector_graph_above`) and measured the same way.
 //!
 //! `GAIA_KB_FILES=10000 GAIA_KB_WORDS=1000 GAIA_KB_VAULT=/tmp/vault10k cargo bench -p gaia-benches --bench kb_semantic`
 //! (`GAIA_KB_DIMS` sets the vectors' size, default 256). The vectors are the mock upstream's
@@ -70,6 +71,47 @@ fn queries(kb: &Kb, n: usize, words: usize) -> Vec<String> {
         .collect()
 }
 
+/// Recall@10 of the index's search against the exact search, for keyword queries and passages, at
+/// each of `widths` (`None`: the index's search as configured): strict (the same chunks as the exact
+/// search) and by distance (chunks as near as the exact search's tenth: equally near chunks are ties).
+/// One Markdown row each.
+async fn recall_sweep(kb: &Kb, label: &str, sets: &[(&str, &Vec<String>)], widths: &[Option<usize>]) -> Vec<String> {
+    let mut rows = Vec::new();
+    for (kind, qs) in sets {
+        let exact: Vec<Vec<gaia_kb::semantic::SemanticHit>> =
+            futures::future::join_all(qs.iter().map(|q| kb.nearest_chunks(q, 10, true)))
+                .await
+                .into_iter()
+                .map(Result::unwrap)
+                .collect();
+        for width in widths {
+            kb.set_vector_search_width(width.unwrap_or(0));
+            let (mut strict, mut near, mut total) = (0usize, 0usize, 0usize);
+            let mut t = Vec::new();
+            for (q, e) in qs.iter().zip(&exact) {
+                let start = Instant::now();
+                let a = kb.nearest_chunks(q, 10, false).await.unwrap();
+                t.push(start.elapsed());
+                let key = |h: &gaia_kb::semantic::SemanticHit| (h.path.clone(), h.heading.clone(), h.snippet.clone());
+                let want: std::collections::HashSet<_> = e.iter().map(key).collect();
+                let tenth = e.last().map(|h| h.score).unwrap_or(f32::MIN);
+                strict += a.iter().filter(|h| want.contains(&key(h))).count();
+                near += a.iter().filter(|h| h.score >= tenth - 1e-5).count().min(e.len());
+                total += e.len();
+            }
+            let width = width.map_or("-".to_string(), |w| w.to_string());
+            rows.push(format!(
+                "| {label} | {kind} | {width} | {} | {:.3} | {:.3} |",
+                ms(percentile(&mut t, 0.5)),
+                strict as f64 / total.max(1) as f64,
+                near as f64 / total.max(1) as f64
+            ));
+        }
+    }
+    kb.set_vector_search_width(0);
+    rows
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return;
@@ -83,6 +125,7 @@ fn main() {
     println!("| store | operation | p50 | p99 | vs exact scan (baseline) |");
     println!("|---|---|---|---|---|");
     let mut notes = Vec::new();
+    let mut sweep: Vec<String> = Vec::new();
     for db in dbs {
         let backend = db.backend;
         let storage = rt.block_on(db.storage());
@@ -110,43 +153,6 @@ fn main() {
         let passages = queries(&kb, 50, 60);
         let rounds = 4;
         let mut times: Vec<(&str, Vec<Duration>)> = Vec::new();
-        // Recall@10 at several search widths: strict (the same chunks as the exact search) and by
-        // distance (chunks as near as the exact search's tenth: equally near chunks are ties).
-        let mut sweep: Vec<String> = Vec::new();
-        rt.block_on(async {
-            for (kind, qs) in [("8 words", &qs), ("60 words", &passages)] {
-                let exact: Vec<Vec<gaia_kb::semantic::SemanticHit>> =
-                    futures::future::join_all(qs.iter().map(|q| kb.nearest_chunks(q, 10, true)))
-                        .await
-                        .into_iter()
-                        .map(Result::unwrap)
-                        .collect();
-                for width in [64, 128, 256, 512, 1024] {
-                    kb.set_vector_search_width(width);
-                    let (mut strict, mut near, mut total) = (0usize, 0usize, 0usize);
-                    let mut t = Vec::new();
-                    for (q, e) in qs.iter().zip(&exact) {
-                        let start = Instant::now();
-                        let a = kb.nearest_chunks(q, 10, false).await.unwrap();
-                        t.push(start.elapsed());
-                        let key =
-                            |h: &gaia_kb::semantic::SemanticHit| (h.path.clone(), h.heading.clone(), h.snippet.clone());
-                        let want: std::collections::HashSet<_> = e.iter().map(key).collect();
-                        let tenth = e.last().map(|h| h.score).unwrap_or(f32::MIN);
-                        strict += a.iter().filter(|h| want.contains(&key(h))).count();
-                        near += a.iter().filter(|h| h.score >= tenth - 1e-5).count().min(e.len());
-                        total += e.len();
-                    }
-                    sweep.push(format!(
-                        "| {backend} | {kind} | {width} | {} | {:.3} | {:.3} |",
-                        ms(percentile(&mut t, 0.5)),
-                        strict as f64 / total.max(1) as f64,
-                        near as f64 / total.max(1) as f64
-                    ));
-                }
-            }
-            kb.set_vector_search_width(0);
-        });
         let mut recall_hits = 0usize;
         let mut recall_total = 0usize;
         rt.block_on(async {
@@ -193,7 +199,7 @@ fn main() {
                 }
             }
             times.push(("exact scan of every vector, top 10 chunks (baseline)", exact));
-            times.push(("HNSW, top 10 chunks", approx));
+            times.push(("vector index (quantized scan at this size), top 10 chunks", approx));
             times.push(("semantic search, top 10 notes", semantic));
             times.push(("hybrid search (BM25 + vectors, fused), top 10 notes", hybrid));
             times.push(("BM25 ranked search, all words, top 10 (peer)", ranked));
@@ -226,44 +232,66 @@ fn main() {
         let re_embedded = embedder.texts.load(Ordering::SeqCst) - before;
         drop(kb);
 
-        // Restarts: with the saved index, then with it lost (rebuilt from the stored vectors).
-        let restart = |remove: bool| {
+        // Restarts: with the saved index, then with it lost (rebuilt from the stored vectors), then
+        // with a graph forced at this size (the HNSW search measured against the exact one).
+        let restart = |remove: bool, graph_above: Option<usize>| {
             if remove {
                 std::fs::remove_dir_all(dir.path().join(format!("index-{backend}.vectors"))).unwrap();
             }
             let kb = rt.block_on(Kb::open(config.clone())).unwrap();
+            kb.set_vector_graph_above(graph_above);
             let e = Arc::new(MockVectors { dims, texts: AtomicUsize::new(0) });
             let t = Instant::now();
             rt.block_on(async {
                 kb.enable_semantic(e.clone(), Some(store.clone()));
                 kb.index_vectors().await.unwrap();
             });
-            (t.elapsed(), e.texts.load(Ordering::SeqCst))
+            (kb, t.elapsed(), e.texts.load(Ordering::SeqCst))
         };
-        let (loaded, loaded_embedded) = restart(false);
-        let (rebuilt, rebuilt_embedded) = restart(true);
+        let (kb, loaded, loaded_embedded) = restart(false, None);
+        drop(kb);
+        let (kb, rebuilt, rebuilt_embedded) = restart(true, None);
+        let sets = [("8 words", &qs), ("60 words", &passages)];
+        sweep.extend(rt.block_on(recall_sweep(&kb, &format!("{backend}, scan (default)"), &sets, &[None])));
+        drop(kb);
+        let (kb, graph_built, _) = restart(true, Some(0));
+        let widths = [Some(64), Some(128), Some(256), Some(512), Some(1024)];
+        sweep.extend(rt.block_on(recall_sweep(&kb, &format!("{backend}, HNSW graph"), &sets, &widths)));
+        let mut graph_hybrid = Vec::new();
+        rt.block_on(async {
+            for q in &qs {
+                let t = Instant::now();
+                kb.search_by_meaning(MeaningMode::Hybrid, q, 10).await.unwrap();
+                graph_hybrid.push(t.elapsed());
+            }
+        });
+        drop(kb);
         notes.push(format!(
             "{backend}: {files} notes, {chunks} chunks of {dims} dimensions; embedded and indexed in {} ({:.0} chunks/s); \
              recall@10 of the HNSW index against exact search {:.3} ({recall_hits}/{recall_total}); a one-note edit: \
              {re_embedded} chunk(s) embedded again, written and re-indexed in {}; restart with the saved index {} \
-             ({loaded_embedded} embedded), with it lost (rebuilt from the {backend} vectors) {} ({rebuilt_embedded} embedded)",
+             ({loaded_embedded} embedded), with it lost (rebuilt from the {backend} vectors) {} ({rebuilt_embedded} embedded); \
+             with the graph forced, rebuilt in {}, hybrid search p50 through it {}",
             ms(build),
             chunks as f64 / build.as_secs_f64(),
             recall_hits as f64 / recall_total.max(1) as f64,
             ms(edit),
             ms(loaded),
             ms(rebuilt),
+            ms(graph_built),
+            ms(percentile(&mut graph_hybrid, 0.5)),
         ));
-        notes.push(format!("SWEEP\n{}", sweep.join("\n")));
     }
     println!();
-    println!("| store | queries | search width | HNSW top 10 p50 | recall@10, same chunks | recall@10, as near |");
+    println!(
+        "| store, search | queries | graph search width | top 10 p50 | recall@10, same chunks | recall@10, as near |"
+    );
     println!("|---|---|---|---|---|---|");
-    for n in notes.iter().filter_map(|n| n.strip_prefix("SWEEP\n")) {
+    for n in &sweep {
         println!("{n}");
     }
     println!();
-    for n in notes.iter().filter(|n| !n.starts_with("SWEEP")) {
+    for n in &notes {
         println!("- {n}");
     }
 }

@@ -1673,7 +1673,7 @@ impl Kb {
         let k = k.clamp(1, crate::semantic::MAX_SEMANTIC_LIMIT);
         let found = self.inner.semantic.nearest(query, k, self.reader(), exact, false).await?;
         let docs = self.snapshot();
-        Ok(crate::semantic::hits(found, |p| docs.by_path.get(p).cloned()))
+        Ok(crate::semantic::hits(found, |p| docs.by_path.get(p).cloned(), true))
     }
 
     /// Where semantic indexing stands (`None` when semantic search is off). Through a
@@ -1686,12 +1686,20 @@ impl Kb {
         Some(s)
     }
 
-    /// How many candidates a vector search explores through the graph (16 to 4,096; 0: the default,
-    /// 128):
+    /// How many candidates a vector search explores through the graph, once the index has one (16
+    /// to 4,096; 0: the default, 128; see [`Kb::set_vector_graph_above`]):
     /// more finds the exact nearest chunks more often, at a cost in time (see BENCHMARKS.md, "Semantic
     /// search"). Applies to every handle of this knowledge base.
     pub fn set_vector_search_width(&self, candidates: usize) {
         self.inner.semantic.set_width(candidates);
+    }
+
+    /// How many live chunks the vector index holds before searches go through its HNSW graph
+    /// instead of comparing every vector (`None`: the default, 2²⁵ numbers' worth: 131,072 chunks of
+    /// 256 numbers, 21,845 of 1,536; `Some(0)`: always the graph). Takes effect for the index built
+    /// or loaded next: call it before [`Kb::enable_semantic`]. For benchmarks and tuning.
+    pub fn set_vector_graph_above(&self, chunks: Option<usize>) {
+        self.inner.semantic.set_graph_above(chunks);
     }
 
     /// What this handle may read, as a filter that outlives it (for work on a blocking thread).
@@ -1734,8 +1742,12 @@ impl Kb {
         };
         let found = self.inner.semantic.nearest(query, depth, self.reader(), exhaustive, true).await?;
         let docs = self.snapshot();
-        let vectors = crate::semantic::hits(found, |p| docs.by_path.get(p).cloned());
-        let Some(bm25) = bm25 else { return Ok(vectors) };
+        let Some(bm25) = bm25 else {
+            return Ok(crate::semantic::hits(found, |p| docs.by_path.get(p).cloned(), true));
+        };
+        // Snippets are cut for the fused results only: the best chunk of each note the vectors found.
+        let best: HashMap<String, String> = found.iter().map(|f| (f.path.clone(), f.hash.clone())).collect();
+        let vectors = crate::semantic::hits(found, |p| docs.by_path.get(p).cloned(), false);
         let bm25 = match bm25.await.map_err(|e| KbError::Index(e.to_string()))? {
             Ok(r) => r.hits.into_iter().map(|h| (h.path, h.title, h.snippet)).collect(),
             // A query with nothing BM25 can match (only punctuation, only exclusions).
@@ -1743,10 +1755,9 @@ impl Kb {
             Err(e) => return Err(e),
         };
         let mut fused = crate::semantic::fuse(bm25, vectors, limit);
-        // Notes found by BM25 alone show the start of their first section.
         for h in fused.iter_mut().filter(|h| h.snippet.is_empty()) {
             if let Some(d) = docs.by_path.get(&h.path) {
-                h.snippet = crate::semantic::first_excerpt(d);
+                h.snippet = crate::semantic::snippet(d, best.get(&h.path).map(String::as_str));
             }
         }
         Ok(fused)

@@ -1,7 +1,8 @@
 //! Semantic search: notes cut into chunks along headings (`chunk`), embedded in the
 //! background by the configured [`Embedder`], their vectors kept in a [`VectorStore`] (the database:
 //! every instance shares them, and a chunk that did not change is never embedded again), and searched
-//! through an in-process HNSW index (`vectors`, with `hnsw_rs`) saved beside the search index.
+//! in process (`vectors`: every vector compared, through a copy quantized to bytes, while that is the
+//! fastest; an HNSW graph, with `hnsw_rs`, above) and saved beside the search index.
 //!
 //! [`Kb::enable_semantic`](crate::kb::Kb::enable_semantic) starts the indexer: after every sync and
 //! edit it re-chunks the notes whose version changed, takes the vectors the store already has, embeds
@@ -37,9 +38,6 @@ const FUSION_DEPTH: usize = 50;
 const RRF_K: f32 = 60.0;
 /// Longest query embedded, in characters.
 pub const MAX_QUERY_CHARS: usize = 4096;
-/// Chunks up to which a search compares every vector instead of going through the graph (a scan of
-/// 8,192 vectors of 256 numbers takes about as long as a graph search, and finds the exact nearest).
-const EXACT_BELOW: usize = 8192;
 /// Characters of a chunk shown as a hit's snippet.
 const SNIPPET_CHARS: usize = 240;
 
@@ -83,6 +81,9 @@ pub struct SemanticStatus {
     pub notes_pending: usize,
     /// Chunks in the index.
     pub chunks: usize,
+    /// How the index is searched: `scan` (every vector compared, through a copy quantized to
+    /// bytes, the best compared again exactly) or `graph` (HNSW, once the chunks are many).
+    pub search: String,
     /// Chunks this instance embedded since it started.
     pub embedded: u64,
     /// Chunks whose vector was already stored (by this or another instance) and was not embedded again.
@@ -139,6 +140,9 @@ pub(crate) struct Semantic {
     dirty: std::sync::atomic::AtomicBool,
     /// Candidates a graph search explores (0: the default, [`crate::vectors::EF_SEARCH`]).
     width: std::sync::atomic::AtomicUsize,
+    /// Live chunks above which the index is searched through a graph, plus one (0: the default,
+    /// [`crate::vectors::default_graph_above`]).
+    graph_above: std::sync::atomic::AtomicUsize,
 }
 
 fn not_configured() -> KbError {
@@ -198,6 +202,7 @@ impl Semantic {
     pub(crate) fn status(&self, documents: usize) -> Option<SemanticStatus> {
         let setup = self.setup()?;
         let chunks = self.index().map(|i| i.live()).unwrap_or(0);
+        let graph = self.has_graph();
         let p = self.progress.lock().expect("semantic lock");
         let state = if p.last_error.is_some() {
             "failing"
@@ -213,6 +218,7 @@ impl Semantic {
             notes: p.indexed.len(),
             notes_pending: p.pending.max(documents.saturating_sub(p.indexed.len())),
             chunks,
+            search: if graph { "graph" } else { "scan" }.into(),
             embedded: p.embedded,
             reused: p.reused,
             skipped: p.skipped,
@@ -229,7 +235,9 @@ impl Semantic {
         if self.index().is_none() {
             if let Some(dir) = setup.dir.clone() {
                 let s = space.clone();
-                let loaded = tokio::task::spawn_blocking(move || ChunkIndex::load(&dir, &s)).await.ok().flatten();
+                let above = self.graph_above();
+                let loaded =
+                    tokio::task::spawn_blocking(move || ChunkIndex::load(&dir, &s, above)).await.ok().flatten();
                 if let Some(ix) = loaded {
                     tracing::info!(chunks = ix.live(), "loaded the saved vector index");
                     *self.index.write().expect("semantic lock") = Some(Arc::new(ix));
@@ -382,7 +390,7 @@ impl Semantic {
             None => {
                 // The first vectors, or the model's vectors changed size under the same name: a new
                 // index, and every note indexed again (into it) by the next pass.
-                let fresh = Arc::new(ChunkIndex::new(space, dims, 1024));
+                let fresh = Arc::new(ChunkIndex::new(space, dims, self.graph_above()));
                 let replaced = self.index.write().expect("semantic lock").replace(fresh.clone()).is_some();
                 if replaced {
                     tracing::warn!(space, dims, "the model's vectors changed size; indexing every note again");
@@ -432,6 +440,25 @@ impl Semantic {
     pub(crate) fn set_width(&self, ef: usize) {
         let ef = if ef == 0 { 0 } else { ef.clamp(16, 4096) };
         self.width.store(ef, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Sets the live chunks above which the index is searched through a graph (`None`: the
+    /// default), for the index built or loaded next.
+    pub(crate) fn set_graph_above(&self, chunks: Option<usize>) {
+        let v = chunks.map_or(0, |c| c.saturating_add(1));
+        self.graph_above.store(v, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn graph_above(&self) -> Option<usize> {
+        match self.graph_above.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            v => Some(v - 1),
+        }
+    }
+
+    /// Whether the index is there and searched through its graph.
+    pub(crate) fn has_graph(&self) -> bool {
+        self.index().is_some_and(|ix| ix.has_graph())
     }
 
     /// Whether the index changed since it was last saved.
@@ -489,11 +516,9 @@ impl Semantic {
             0 => crate::vectors::EF_SEARCH,
             w => w,
         };
-        // A small index is compared whole: exact, and as fast as the graph at this size.
-        let exhaustive = exhaustive || ix.live() <= EXACT_BELOW;
         let mut found = if exhaustive { Vec::new() } else { ix.search(&v, k, ef, allow.as_ref()) };
         if exhaustive || found.len() < k.min(ix.live()) {
-            // A filter letting few chunks through starves the graph search: compare them all.
+            // A filter letting few chunks through starves a graph search: compare them all.
             let ix = ix.clone();
             found = tokio::task::spawn_blocking(move || ix.exact(&v, k, allow.as_ref()))
                 .await
@@ -534,21 +559,24 @@ async fn embed_batch(
     }
 }
 
-/// Semantic hits from what [`Semantic::nearest`] found.
-pub(crate) fn hits(found: Vec<Found>, doc: impl Fn(&str) -> Option<Arc<Document>>) -> Vec<SemanticHit> {
+/// Semantic hits from what [`Semantic::nearest`] found, with their snippets when `snippets` (else
+/// empty: see [`snippet`]).
+pub(crate) fn hits(found: Vec<Found>, doc: impl Fn(&str) -> Option<Arc<Document>>, snippets: bool) -> Vec<SemanticHit> {
     found
         .into_iter()
         .filter_map(|f| {
             let d = doc(&f.path)?;
-            let snippet = chunks(&d).iter().find(|c| c.hash == f.hash).map(excerpt).unwrap_or_default();
+            let snippet = if snippets { snippet(&d, Some(&f.hash)) } else { String::new() };
             Some(SemanticHit { path: f.path, title: d.note.title.clone(), heading: f.heading, score: f.score, snippet })
         })
         .collect()
 }
 
-/// The start of a note's first chunk (a hit's snippet when no chunk of it was found near).
-pub(crate) fn first_excerpt(d: &Document) -> String {
-    chunks(d).first().map(excerpt).unwrap_or_default()
+/// The start of the chunk of `d` whose hash is `hash`, or of its first chunk (a hit's snippet when
+/// no chunk of it was found near).
+pub(crate) fn snippet(d: &Document, hash: Option<&str>) -> String {
+    let cs = chunks(d);
+    hash.and_then(|h| cs.iter().find(|c| c.hash == h)).or(cs.first()).map(excerpt).unwrap_or_default()
 }
 
 /// Reciprocal rank fusion of BM25's ranking (path, title, snippet) and the vectors' (best first).

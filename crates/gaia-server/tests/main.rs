@@ -29,6 +29,7 @@ mod live;
 mod me;
 mod memory;
 mod metrics;
+mod npcs;
 mod personas;
 mod play;
 mod prompt_cache;

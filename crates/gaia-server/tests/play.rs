@@ -5,7 +5,8 @@
 //! engine accepts; implausible positions are not trusted for location-bound actions; a reconnecting
 //! client resumes with the deltas it missed, without leaving the zone's presence, and a stopping
 //! instance closes every socket with 1012 and a hint to resume; a revoked key
-//! closes its socket; events lost while Redis restarts are repaired with a fresh view.
+//! closes its socket; events lost while Redis restarts are repaired with a fresh view; NPCs speak
+//! (`npc_speech`) with their reply's emotion and their goals' lines.
 
 use crate::common;
 
@@ -397,4 +398,39 @@ async fn updates_lost_while_redis_restarts_are_repaired_with_a_fresh_view() {
             _ => {}
         }
     }
+}
+
+#[tokio::test]
+async fn npcs_speak_with_their_emotion_and_their_goals_lines() {
+    let s = common::start(sqlite_db(), Some(MockConfig::default())).await;
+    let _vault = common::with_sample_world(&s).await;
+    let (token, _, _) = s.register("ann@example.com").await;
+    let mut ws = connect(&s, &token).await;
+    arrive(&mut ws).await;
+
+    // A talk: the answer, then Sam's speech with the reply's emotion.
+    s.mock.as_ref().unwrap().push_reply("[curious 0.6] Say again? Signal's weak.");
+    send(&mut ws, json!({"type": "action", "action": "talk", "target_npc_id": "radio_operator", "message": "Hello?"}))
+        .await;
+    let r = next_of(&mut ws, "action_response").await;
+    assert_eq!(r["success"], true, "{r}");
+    let speech = next_of(&mut ws, "npc_speech").await;
+    assert_eq!(
+        (speech["npc_id"].as_str(), speech["text"].as_str(), speech["voice"].as_str()),
+        (Some("radio_operator"), Some("Say again? Signal's weak."), Some("calm_low")),
+        "{speech}"
+    );
+    assert_eq!(speech["emotion"], json!({"name": "curious", "intensity": 0.6}), "{speech}");
+
+    // Walking back in where Sam is: his goal's line, with its emotion, no model call.
+    let calls = s.mock.as_ref().unwrap().requests();
+    send(&mut ws, json!({"type": "action", "action": "go roof"})).await;
+    assert_eq!(next_of(&mut ws, "action_response").await["success"], true);
+    send(&mut ws, json!({"type": "action", "action": "go main_room"})).await;
+    let r = next_of(&mut ws, "action_response").await;
+    assert_eq!(r["metadata"]["npc_reactions"][0]["goal"], "warn_newcomer", "{r}");
+    let speech = next_of(&mut ws, "npc_speech").await;
+    assert!(speech["text"].as_str().unwrap().starts_with("Door."), "{speech}");
+    assert_eq!(speech["emotion"]["name"], "afraid", "{speech}");
+    assert_eq!(s.mock.as_ref().unwrap().requests(), calls, "goals fire without the model");
 }

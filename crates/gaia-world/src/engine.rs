@@ -712,14 +712,20 @@ impl Ctx<'_> {
     pub(crate) async fn move_to(&self, location: &str, area: &str) -> Result<CommandResult> {
         let mut c = self.store().begin(self.world).await?;
         c.set_place(self.user_id, location, area).await?;
-        let change = StateChange::of_player(
+        let mut changes = vec![StateChange::of_player(
             "update",
             "player.location",
             self.user_id,
             json!({"current_location": location, "current_area": area}),
-        );
+        )];
+        // NPCs there may react to the arrival, in the same change.
+        let mut reactions = self.react(&mut c, crate::npc::WorldEvent::EntersArea { area }).await?;
+        changes.extend(std::mem::take(&mut reactions.changes));
         let name = self.exp.world.locations.get(location).and_then(|x| x.areas.get(area)).map(|x| x.name.clone());
-        self.finish(c, format!("You go to {}.", name.unwrap_or_else(|| area.to_string())), vec![change], None).await
+        let mut r =
+            self.finish(c, format!("You go to {}.", name.unwrap_or_else(|| area.to_string())), changes, None).await?;
+        r.metadata = reactions.metadata();
+        Ok(r)
     }
 
     pub(crate) async fn finish(
@@ -862,17 +868,29 @@ impl Ctx<'_> {
             drop(c);
             return Ok(CommandResult::fail("You no longer carry it.", self.version().await?));
         }
-        // A gift raises the NPC's trust in the player.
+        // A gift raises the NPC's trust in the player (and their goals may react to it).
         let mut rel = c.relationship(self.user_id, &npc_id).await?;
         rel.trust = (rel.trust + 5).min(100);
         c.set_relationship(self.user_id, &npc_id, &rel).await?;
         let label = display_name(self.exp, &item.instance);
-        let changes = vec![StateChange::in_inventory("remove", &item.instance, None)];
+        let mut changes = vec![StateChange::in_inventory("remove", &item.instance, None)];
+        let template = item.instance.template_id.clone();
+        let ev = crate::npc::WorldEvent::ItemGiven { npc: &npc_id, template: &template };
+        let reactions = self.react(&mut c, ev).await?;
+        // The relationship as the gift and the goals left it, once.
+        let rel = c.relationship(self.user_id, &npc_id).await?;
+        let mine = crate::npc::relationship_change(self.user_id, &npc_id, &rel);
+        changes.extend(reactions.changes.into_iter().filter(|ch| ch.path != mine.path));
+        changes.push(mine);
         let id = item.instance.instance_id.clone();
         let mut r = self
             .finish(c, format!("You give the {label} to {}.", npc_name(self.exp, &npc_id)), changes, Some(id))
             .await?;
-        r.metadata = Some(json!({"npc_id": npc_id, "trust": rel.trust}));
+        let mut meta = json!({"npc_id": npc_id, "trust": rel.trust, "relationship": rel.view()});
+        if !reactions.speech.is_empty() {
+            meta["npc_reactions"] = Value::Array(reactions.speech);
+        }
+        r.metadata = Some(meta);
         Ok(r)
     }
 }

@@ -13,6 +13,7 @@ pub mod content;
 mod engine;
 mod error;
 pub mod geo;
+mod npc;
 mod places;
 mod quests;
 mod rules;
@@ -25,6 +26,6 @@ pub use command::{commands_schema, Action, CommandResult, CommandSpec, StateChan
 pub use engine::{distance_m, Caller, PlayerView, WeakWorlds, Worlds};
 pub use error::{Result, WorldError};
 pub use rules::{NARRATIVE_ENDPOINT, RULES_ENDPOINT};
-pub use state::{PlayerState, Relationship};
+pub use state::{GoalState, MindState, PlayerState, Relationship};
 pub use talk::TALK_ENDPOINT;
 pub use view::{AreaOfInterest, Located};

@@ -8,7 +8,8 @@
 use crate::command::{CommandResult, StateChange};
 use crate::engine::{add_stats, display_name, merged, Ctx};
 use crate::error::Result;
-use crate::state::Holder;
+use crate::npc::{relationship_change, WorldEvent};
+use crate::state::{Holder, PlayerState};
 use serde_json::{json, Value};
 
 /// A quest's status in the player's view (`quests.<id>.status`).
@@ -30,13 +31,25 @@ impl Ctx<'_> {
             drop(c);
             return Ok(CommandResult::fail(format!("You already took the quest {id}."), version));
         }
-        let entry = json!({"status": ACTIVE, "accepted_at": chrono::Utc::now().timestamp_millis()});
-        p.quests.insert(id.to_string(), entry.clone());
-        c.set_player_data(self.user_id, &p).await?;
-        let changes = vec![quest_change("add", id, entry)];
         let title = if def.name.is_empty() { id } else { def.name.as_str() };
+        if let Some(giver) = def.giver.as_deref().filter(|_| !def.requires.relationship.is_empty()) {
+            let rel = c.relationship(self.user_id, giver).await?;
+            if let Some(why) = rel.unmet(&def.requires.relationship) {
+                drop(c);
+                let who = crate::engine::npc_name(self.exp, giver);
+                return Ok(CommandResult::fail(format!("{who} does not offer you {title} yet ({why})."), version));
+            }
+        }
+        let mut changes = vec![start_quest(&mut p, id)];
+        c.set_player_data(self.user_id, &p).await?;
+        let reactions = self.react(&mut c, WorldEvent::QuestAccepted { quest: id }).await?;
+        changes.extend(reactions.changes);
         let mut r = self.finish(c, format!("You accept the quest: {title}."), changes, None).await?;
-        r.metadata = Some(json!({"quest_id": id, "status": ACTIVE, "quest": def}));
+        let mut meta = json!({"quest_id": id, "status": ACTIVE, "quest": def});
+        if !reactions.speech.is_empty() {
+            meta["npc_reactions"] = Value::Array(reactions.speech);
+        }
+        r.metadata = Some(meta);
         Ok(r)
     }
 
@@ -121,6 +134,7 @@ impl Ctx<'_> {
                 let mut rel = c.relationship(self.user_id, giver).await?;
                 rel.trust = (rel.trust + n).clamp(0, 100);
                 c.set_relationship(self.user_id, giver, &rel).await?;
+                changes.push(relationship_change(self.user_id, giver, &rel));
                 trust = Some(rel.trust);
             }
         }
@@ -130,13 +144,19 @@ impl Ctx<'_> {
         p.quests.insert(id.to_string(), entry.clone());
         c.set_player_data(self.user_id, &p).await?;
         changes.push(quest_change("update", id, entry));
+        let reactions = self.react(&mut c, WorldEvent::QuestCompleted { quest: id }).await?;
+        changes.extend(reactions.changes);
         let message = if said.is_empty() {
             format!("Quest complete: {title}.")
         } else {
             format!("Quest complete: {title}: {}.", said.join(", "))
         };
         let mut r = self.finish(c, message, changes, None).await?;
-        r.metadata = Some(json!({"quest_id": id, "status": COMPLETED, "rewards": def.rewards, "trust": trust}));
+        let mut meta = json!({"quest_id": id, "status": COMPLETED, "rewards": def.rewards, "trust": trust});
+        if !reactions.speech.is_empty() {
+            meta["npc_reactions"] = Value::Array(reactions.speech);
+        }
+        r.metadata = Some(meta);
         Ok(r)
     }
 
@@ -149,6 +169,14 @@ impl Ctx<'_> {
             .or_else(|| w.locations.values().find_map(|l| l.areas.get(id)).map(|a| a.name.clone()))
             .unwrap_or_else(|| id.to_string())
     }
+}
+
+/// Starts the quest `id` for the player `p` (the caller checked it is not taken, and writes `p`):
+/// the change to publish.
+pub(crate) fn start_quest(p: &mut PlayerState, id: &str) -> StateChange {
+    let entry = json!({"status": ACTIVE, "accepted_at": chrono::Utc::now().timestamp_millis()});
+    p.quests.insert(id.to_string(), entry.clone());
+    quest_change("add", id, entry)
 }
 
 /// A change of the player's quest `id` (the new entry).

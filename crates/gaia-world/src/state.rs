@@ -92,10 +92,84 @@ pub struct PlayerState {
 pub struct Relationship {
     /// 0–100, 50 to start with.
     pub trust: i64,
+    /// 0–100, 50 to start with.
+    pub respect: i64,
+    /// 0–100, 0 to start with.
+    pub familiarity: i64,
+    /// What the NPC last felt towards the player.
+    pub emotion: crate::content::Emotion,
     /// The last exchanges (`{player, npc, at}`), oldest first, at most 20.
     pub exchanges: Vec<Value>,
     /// Facts the NPC learned.
     pub facts: Vec<String>,
+    /// The NPC's goals and actions for this player.
+    pub mind: MindState,
+}
+
+impl Default for Relationship {
+    fn default() -> Relationship {
+        Relationship {
+            trust: START_TRUST,
+            respect: START_RESPECT,
+            familiarity: 0,
+            emotion: crate::content::Emotion::default(),
+            exchanges: Vec::new(),
+            facts: Vec::new(),
+            mind: MindState::default(),
+        }
+    }
+}
+
+impl Relationship {
+    /// Adds `d` to the axes (each kept within 0–100).
+    pub fn add(&mut self, d: &crate::content::Axes) {
+        self.trust = (self.trust + d.trust.unwrap_or(0)).clamp(0, 100);
+        self.respect = (self.respect + d.respect.unwrap_or(0)).clamp(0, 100);
+        self.familiarity = (self.familiarity + d.familiarity.unwrap_or(0)).clamp(0, 100);
+    }
+
+    /// What `min` requires that the relationship does not reach (`trust 60 needed, 52 now`), if any.
+    pub fn unmet(&self, min: &crate::content::Axes) -> Option<String> {
+        min.named().find_map(|(name, want)| {
+            let have = match name {
+                "trust" => self.trust,
+                "respect" => self.respect,
+                _ => self.familiarity,
+            };
+            (have < want).then(|| format!("{name} {want} needed, {have} now"))
+        })
+    }
+
+    /// The axes and emotion, as the player and the game see them.
+    pub fn view(&self) -> Value {
+        serde_json::json!({"trust": self.trust, "respect": self.respect, "familiarity": self.familiarity,
+                           "emotion": self.emotion})
+    }
+}
+
+/// The state of an NPC's goals and actions for one player.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct MindState {
+    /// By goal id.
+    #[serde(default)]
+    pub goals: std::collections::BTreeMap<String, GoalState>,
+    /// Items made for the player by `create` actions, by template.
+    #[serde(default)]
+    pub made: std::collections::BTreeMap<String, u32>,
+}
+
+/// Where one goal stands for one player.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct GoalState {
+    /// Times it fired.
+    #[serde(default)]
+    pub fired: u32,
+    /// Whether the NPC pursues it (fired, not achieved).
+    #[serde(default)]
+    pub active: bool,
+    /// Whether its `until` happened.
+    #[serde(default)]
+    pub achieved: bool,
 }
 
 /// Exchanges kept per player and NPC.
@@ -103,6 +177,9 @@ pub const MAX_EXCHANGES: usize = 20;
 
 /// Starting trust of a relationship.
 pub const START_TRUST: i64 = 50;
+
+/// Starting respect of a relationship.
+pub const START_RESPECT: i64 = 50;
 
 /// A player's view (`$1` world, `$2` user), read by the store and inside a change alike.
 const PLAYER_SQL: &str =
@@ -135,8 +212,8 @@ const SNAPSHOT_SQL: &str = "\
     WHERE i.id = $1 AND p.location_id <> ''";
 
 /// A player's relationship with an NPC (`$1` world, `$2` user, `$3` NPC).
-const RELATIONSHIP_SQL: &str =
-    "SELECT trust, exchanges, facts FROM world_npc_relations WHERE world_id = $1 AND user_id = $2 AND npc_id = $3";
+const RELATIONSHIP_SQL: &str = "SELECT trust, respect, familiarity, emotion, exchanges, facts, mind \
+     FROM world_npc_relations WHERE world_id = $1 AND user_id = $2 AND npc_id = $3";
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -660,16 +737,22 @@ impl Change {
     pub(crate) async fn set_relationship(&mut self, user_id: &str, npc_id: &str, r: &Relationship) -> Result<()> {
         let keep = r.exchanges.len().saturating_sub(MAX_EXCHANGES);
         sqlx::query(
-            "INSERT INTO world_npc_relations (world_id, user_id, npc_id, trust, exchanges, facts, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (world_id, user_id, npc_id) DO UPDATE SET \
-             trust = excluded.trust, exchanges = excluded.exchanges, facts = excluded.facts, updated_at = excluded.updated_at",
+            "INSERT INTO world_npc_relations (world_id, user_id, npc_id, trust, respect, familiarity, emotion, \
+             exchanges, facts, mind, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (world_id, user_id, npc_id) DO UPDATE SET trust = excluded.trust, respect = excluded.respect, \
+             familiarity = excluded.familiarity, emotion = excluded.emotion, exchanges = excluded.exchanges, \
+             facts = excluded.facts, mind = excluded.mind, updated_at = excluded.updated_at",
         )
         .bind(&self.world_id)
         .bind(user_id)
         .bind(npc_id)
         .bind(r.trust.clamp(0, 100))
+        .bind(r.respect.clamp(0, 100))
+        .bind(r.familiarity.clamp(0, 100))
+        .bind(json_text(&r.emotion))
         .bind(json_text(&r.exchanges[keep..].to_vec()))
         .bind(json_text(&r.facts))
+        .bind(json_text(&r.mind))
         .bind(now_ms())
         .execute(&mut *self.tx)
         .await
@@ -838,15 +921,20 @@ impl Change {
         }
         for r in list("relations") {
             sqlx::query(
-                "INSERT INTO world_npc_relations (world_id, user_id, npc_id, trust, exchanges, facts, updated_at) \
-                 SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM users WHERE id = $2)",
+                "INSERT INTO world_npc_relations (world_id, user_id, npc_id, trust, respect, familiarity, emotion, \
+                 exchanges, facts, mind, updated_at) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 WHERE EXISTS (SELECT 1 FROM users WHERE id = $2)",
             )
             .bind(&self.world_id)
             .bind(text(&r, "user_id"))
             .bind(text(&r, "npc_id"))
             .bind(r.get("trust").and_then(Value::as_i64).unwrap_or(START_TRUST))
+            .bind(r.get("respect").and_then(Value::as_i64).unwrap_or(START_RESPECT))
+            .bind(r.get("familiarity").and_then(Value::as_i64).unwrap_or(0))
+            .bind(text(&r, "emotion"))
             .bind(text(&r, "exchanges"))
             .bind(text(&r, "facts"))
+            .bind(r.get("mind").and_then(Value::as_str).unwrap_or("{}"))
             .bind(now_ms())
             .execute(&mut *self.tx)
             .await
@@ -883,7 +971,8 @@ impl Change {
                  vec![w.clone(), Holder::Player(u.to_string()).encode()]),
                 ("SELECT user_id, location_id, area_id, stats, status_effects, quests FROM world_players \
                   WHERE world_id = $1 AND user_id = $2", vec![w.clone(), u.to_string()]),
-                ("SELECT user_id, npc_id, trust, exchanges, facts FROM world_npc_relations WHERE world_id = $1 AND user_id = $2",
+                ("SELECT user_id, npc_id, trust, respect, familiarity, emotion, exchanges, facts, mind FROM world_npc_relations \
+                  WHERE world_id = $1 AND user_id = $2",
                  vec![w.clone(), u.to_string()]),
                 // A player's reset leaves the places as they are.
                 ("SELECT place, data FROM world_places WHERE 1 = 0", vec![]),
@@ -892,7 +981,8 @@ impl Change {
                 ("SELECT item_id, template_id, holder, data FROM world_items WHERE world_id = $1", vec![w.clone()]),
                 ("SELECT user_id, location_id, area_id, stats, status_effects, quests FROM world_players WHERE world_id = $1",
                  vec![w.clone()]),
-                ("SELECT user_id, npc_id, trust, exchanges, facts FROM world_npc_relations WHERE world_id = $1", vec![w.clone()]),
+                ("SELECT user_id, npc_id, trust, respect, familiarity, emotion, exchanges, facts, mind FROM world_npc_relations \
+                  WHERE world_id = $1", vec![w.clone()]),
                 ("SELECT place, data FROM world_places WHERE world_id = $1", vec![w.clone()]),
             ),
         };
@@ -900,7 +990,7 @@ impl Change {
         for (key, (sql, params), cols) in [
             ("items", items, &["item_id", "template_id", "holder", "data"][..]),
             ("players", players, &["user_id", "location_id", "area_id", "stats", "status_effects", "quests"][..]),
-            ("relations", relations, &["user_id", "npc_id", "exchanges", "facts"][..]),
+            ("relations", relations, &["user_id", "npc_id", "emotion", "exchanges", "facts", "mind"][..]),
             ("places", places, &["place", "data"][..]),
         ] {
             let mut q = sqlx::query(sql);
@@ -915,7 +1005,9 @@ impl Change {
                     o.insert(c.to_string(), Value::String(r.try_get::<String, _>(*c).map_err(WorldError::db)?));
                 }
                 if key == "relations" {
-                    o.insert("trust".into(), Value::from(r.try_get::<i64, _>("trust").map_err(WorldError::db)?));
+                    for axis in ["trust", "respect", "familiarity"] {
+                        o.insert(axis.into(), Value::from(r.try_get::<i64, _>(axis).map_err(WorldError::db)?));
+                    }
                 }
                 list.push(Value::Object(o));
             }
@@ -966,12 +1058,20 @@ fn item_of(r: &AnyRow) -> Result<LiveItem> {
 
 fn relationship_of(row: Option<&AnyRow>) -> Result<Relationship> {
     Ok(match row {
-        Some(r) => Relationship {
-            trust: r.try_get("trust").map_err(WorldError::db)?,
-            exchanges: parse_json(&r.try_get::<String, _>("exchanges").map_err(WorldError::db)?),
-            facts: parse_json(&r.try_get::<String, _>("facts").map_err(WorldError::db)?),
-        },
-        None => Relationship { trust: START_TRUST, exchanges: Vec::new(), facts: Vec::new() },
+        Some(r) => {
+            let text = |c: &str| r.try_get::<String, _>(c).map_err(WorldError::db);
+            let emotion = text("emotion")?;
+            Relationship {
+                trust: r.try_get("trust").map_err(WorldError::db)?,
+                respect: r.try_get("respect").map_err(WorldError::db)?,
+                familiarity: r.try_get("familiarity").map_err(WorldError::db)?,
+                emotion: parse_json(&emotion),
+                exchanges: parse_json(&text("exchanges")?),
+                facts: parse_json(&text("facts")?),
+                mind: parse_json(&text("mind")?),
+            }
+        }
+        None => Relationship::default(),
     })
 }
 

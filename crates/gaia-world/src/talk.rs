@@ -1,16 +1,21 @@
 //! `talk`: a player speaks to an NPC in the same area. The model answers as the NPC (its template's
-//! personality and knowledge, the player's relationship: trust and the last exchanges), through the
-//! conversation engine (admitted, routed, metered as `world_talk`); the exchange is remembered and
-//! trust rises by one with each friendly exchange (at most 100), in one versioned change.
+//! personality and knowledge, the player's relationship: its axes, the NPC's emotion, the last
+//! exchanges, the goals the NPC pursues), through the conversation engine (admitted, routed, metered
+//! as `world_talk`), with the template's actions as tools. Its reply starts with an emotion tag
+//! (`[happy 0.7]`); each action it proposes is checked ([`Ctx::take_action`]) and applied or refused.
+//! The exchange is remembered, trust and familiarity rise by one (at most 100), and the goals the
+//! message sets off fire, all in one versioned change.
 
-use crate::command::{strip_articles, Action, CommandResult, StateChange};
+use crate::command::{strip_articles, Action, CommandResult};
+use crate::content::{Axes, Emotion, EMOTIONS};
 use crate::engine::{npc_name, Ctx};
 use crate::error::Result;
+use crate::npc::{action_tools, matches, relationship_change, WorldEvent, MAX_ACTION_ARGS, MAX_ACTION_CALLS};
 use crate::state::MAX_EXCHANGES;
 use gaia_chat::CallSpec;
 use gaia_core::types::ChatMessage;
 use gaia_providers::ChatRequest;
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// Longest NPC answer kept, in characters.
 const MAX_ANSWER_CHARS: usize = 2_000;
@@ -94,10 +99,42 @@ impl Ctx<'_> {
             system.push_str(t.body.trim());
             system.push_str("\n\n");
         }
+        let r = &relationship;
         system.push_str(&format!(
-            "Your trust in this player is {} out of 100 (50: a stranger). Facts you know about them: {}.",
-            relationship.trust,
-            if relationship.facts.is_empty() { "none yet".to_string() } else { relationship.facts.join("; ") }
+            "Your relationship with this player: trust {}/100 (50: a stranger), respect {}/100, familiarity {}/100; \
+             you feel {} ({:.1}). Facts you know about them: {}.",
+            r.trust,
+            r.respect,
+            r.familiarity,
+            r.emotion.name,
+            r.emotion.intensity,
+            if r.facts.is_empty() { "none yet".to_string() } else { r.facts.join("; ") }
+        ));
+        // What the NPC pursues: its active goals, and those this message sets off.
+        let mut aims = template.map(|t| Self::aims(t, r)).unwrap_or_default();
+        let says = WorldEvent::PlayerSays { npc: &npc_id, text: message };
+        aims.extend(
+            template
+                .into_iter()
+                .flat_map(|t| &t.goals)
+                .filter(|g| matches(&g.when, &says, r))
+                .filter_map(|g| g.aim.clone()),
+        );
+        aims.dedup();
+        if !aims.is_empty() {
+            system.push_str(&format!("\n\nWhat you are after now: {}.", aims.join("; ")));
+        }
+        let tools = template.map(action_tools).unwrap_or_default();
+        if !tools.is_empty() {
+            system.push_str(
+                "\n\nYou can act on the world with your tools, when it fits the conversation; the game checks \
+                 each action and may refuse it.",
+            );
+        }
+        system.push_str(&format!(
+            "\n\nStart every reply with how you feel in brackets: one of {}, and an intensity from 0 to 1 \
+             (for example [happy 0.7]).",
+            EMOTIONS.join(", ")
         ));
         let mut messages = vec![ChatMessage::system(system)];
         for e in relationship.exchanges.iter().rev().take(MAX_EXCHANGES).rev() {
@@ -110,30 +147,91 @@ impl Ctx<'_> {
         let mut req = ChatRequest::new("", messages);
         req.user = Some(self.user_id.to_string());
         req.max_tokens = Some(300);
-        let answer = match engine.complete(admitted, CallSpec::new(TALK_ENDPOINT, ""), &req).await {
-            Ok((r, _)) => r.content.trim().chars().take(MAX_ANSWER_CHARS).collect::<String>(),
+        req.tools = tools;
+        let reply = match engine.complete(admitted, CallSpec::new(TALK_ENDPOINT, ""), &req).await {
+            Ok((r, _)) => r,
             Err(e) => {
                 return Ok(CommandResult::fail(format!("{name} does not answer ({e})."), version));
             }
         };
-        // Remember the exchange and grow trust, as one change.
+        let (felt, said) = emotion_of(&reply.content);
+        let mut answer: String = said.chars().take(MAX_ANSWER_CHARS).collect();
+        // The exchange, the actions the model proposed (each checked), the relationship and the goals
+        // the message sets off: one change.
         let mut c = self.store().begin(self.world).await?;
         let mut rel = c.relationship(self.user_id, &npc_id).await?;
+        let mut changes = Vec::new();
+        let mut actions = Vec::new();
+        for (i, call) in reply.tool_calls.iter().enumerate() {
+            let outcome = if i >= MAX_ACTION_CALLS {
+                Err(format!("at most {MAX_ACTION_CALLS} actions at once"))
+            } else if call.arguments.len() > MAX_ACTION_ARGS {
+                Err(format!("arguments longer than {MAX_ACTION_ARGS} bytes"))
+            } else {
+                match (serde_json::from_str::<Value>(&call.arguments), template) {
+                    (Ok(Value::Object(args)), Some(t)) => {
+                        self.take_action(&mut c, &npc_id, t, &call.name, &args, &mut rel).await?
+                    }
+                    (Ok(Value::Object(_)), None) => Err(format!("{name} cannot act on the world")),
+                    _ => Err("its arguments are not a JSON object".to_string()),
+                }
+            };
+            match outcome {
+                Ok((done, said)) => {
+                    changes.extend(done);
+                    actions.push(json!({"action": call.name, "ok": true, "message": said}));
+                }
+                Err(why) => {
+                    tracing::info!(npc = %npc_id, action = %call.name, why, "an NPC action was refused");
+                    actions.push(json!({"action": call.name, "ok": false, "reason": why}));
+                }
+            }
+        }
+        if answer.is_empty() {
+            // A reply made only of actions: say what was done.
+            let done: Vec<&str> = actions.iter().filter_map(|a| a["message"].as_str()).collect();
+            answer = if done.is_empty() { format!("{name} says nothing.") } else { done.join(" ") };
+        }
         rel.exchanges.push(json!({"player": message, "npc": answer, "at": chrono::Utc::now().timestamp_millis()}));
-        rel.trust = (rel.trust + 1).min(100);
+        rel.add(&Axes { trust: Some(1), familiarity: Some(1), ..Axes::default() });
+        if let Some(e) = felt {
+            rel.emotion = e;
+        }
         c.set_relationship(self.user_id, &npc_id, &rel).await?;
-        let change = StateChange::of_player(
-            "update",
-            format!("player.relationships.{npc_id}"),
-            self.user_id,
-            json!({"trust": rel.trust}),
-        );
-        let mut r = self.finish(c, answer.clone(), vec![change], None).await?;
+        let reactions = self.react(&mut c, says).await?;
+        let rel = c.relationship(self.user_id, &npc_id).await?;
+        let mine = relationship_change(self.user_id, &npc_id, &rel);
+        changes.extend(reactions.changes.into_iter().filter(|ch| ch.path != mine.path));
+        changes.push(mine);
+        let mut r = self.finish(c, answer.clone(), changes, None).await?;
         let voice = template.and_then(|t| t.voice.clone());
-        r.metadata =
-            Some(json!({"npc_id": npc_id, "npc_name": name, "text": answer, "voice": voice, "trust": rel.trust}));
+        let mut meta = json!({"npc_id": npc_id, "npc_name": name, "text": answer, "voice": voice,
+                              "emotion": rel.emotion, "trust": rel.trust, "relationship": rel.view()});
+        if !actions.is_empty() {
+            meta["actions"] = Value::Array(actions);
+        }
+        if !reactions.speech.is_empty() {
+            meta["npc_reactions"] = Value::Array(reactions.speech);
+        }
+        r.metadata = Some(meta);
         Ok(r)
     }
+}
+
+/// The emotion a reply starts with (`[happy 0.7] …`; an intensity of 0.5 when it gives none) and the
+/// reply without it. No tag, or an emotion not in [`EMOTIONS`]: no emotion, the reply as it is.
+fn emotion_of(reply: &str) -> (Option<Emotion>, String) {
+    let t = reply.trim_start();
+    if let Some((tag, rest)) = t.strip_prefix('[').and_then(|r| r.split_once(']')) {
+        let parts: Vec<&str> = tag.split_whitespace().collect();
+        let intensity = parts.get(1).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.5);
+        if parts.len() <= 2 && tag.len() <= 40 {
+            if let Some(e) = parts.first().and_then(|n| Emotion::new(n, intensity)) {
+                return (Some(e), rest.trim().to_string());
+            }
+        }
+    }
+    (None, reply.trim().to_string())
 }
 
 #[cfg(test)]
@@ -157,5 +255,17 @@ mod tests {
             Some(("radio operator".into(), "Hello there".into()))
         );
         assert_eq!(talk_of(&Action::new("look")), None);
+    }
+
+    #[test]
+    fn a_reply_s_emotion_is_read_from_its_tag() {
+        let (e, text) = emotion_of("[happy 0.8] Copy that.");
+        assert_eq!((e.map(|e| (e.name, e.intensity)), text.as_str()), (Some(("happy".into(), 0.8)), "Copy that."));
+        let (e, _) = emotion_of("  [Afraid] Shut the door!");
+        assert_eq!(e.map(|e| (e.name, e.intensity)), Some(("afraid".into(), 0.5)));
+        assert_eq!(emotion_of("[happy 7] Hi").0.map(|e| e.intensity), Some(1.0), "clamped");
+        for untagged in ["Copy that.", "[elated 0.9] Hi", "[a b c] Hi", "[happy"] {
+            assert_eq!(emotion_of(untagged), (None, untagged.trim().to_string()));
+        }
     }
 }

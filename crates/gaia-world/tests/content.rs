@@ -1,34 +1,11 @@
 //! Loading experiences from a vault: the sample, broken experiences next to good ones, older content,
 //! links and bounds.
 
+use crate::support::{edit_json, sample_vault, vault_with};
 use gaia_core::testing::copy_dir;
 use gaia_world::content::{load_catalog, load_experience, Catalog, ContentError};
 use serde_json::{json, Value};
 use std::fs;
-use std::path::{Path, PathBuf};
-
-/// The project's sample vault (`crates/gaia-world/sample`).
-fn sample_vault() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("sample")
-}
-
-/// A vault in a temporary folder with a copy of the sample experience under each of `ids`.
-fn vault_with(ids: &[&str]) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let vault = dir.path().join("vault");
-    for id in ids {
-        let folder = vault.join("experiences").join(id);
-        copy_dir(&sample_vault().join("experiences/safe-house"), &folder);
-        edit_json(&folder.join("config.json"), |config| config["id"] = json!(id));
-    }
-    (dir, vault)
-}
-
-fn edit_json(path: &Path, edit: impl FnOnce(&mut Value)) {
-    let mut value: Value = serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
-    edit(&mut value);
-    fs::write(path, serde_json::to_string_pretty(&value).unwrap()).unwrap();
-}
 
 /// `(file, field)` of each error.
 fn places(errors: &[ContentError]) -> Vec<(&str, &str)> {
@@ -78,7 +55,10 @@ fn the_sample_loads() {
     assert_eq!(desk.items[0].collectible, Some(false));
     assert_eq!(world.npcs["radio_operator"]["name"], "Sam");
 
-    assert_eq!(exp.item_templates.keys().collect::<Vec<_>>(), ["bandage", "canned_food", "medkit", "radio"]);
+    assert_eq!(
+        exp.item_templates.keys().collect::<Vec<_>>(),
+        ["bandage", "canned_food", "frequency_codes", "medkit", "radio"]
+    );
     let medkit = &exp.item_templates["medkit"];
     assert!(medkit.collectible && medkit.consumable);
     assert_eq!(medkit.effects["health"], 25.0);
@@ -87,6 +67,12 @@ fn the_sample_loads() {
     let sam = &exp.npc_templates["radio_operator"];
     assert_eq!((sam.name.as_str(), sam.location.as_deref()), ("Sam", Some("safe_house")));
     assert!(sam.body.contains("## Knowledge"));
+    // Sam's mind: goals set off by game events, actions the model may propose.
+    let goals: Vec<&str> = sam.goals.iter().map(|g| g.id.as_str()).collect();
+    assert_eq!(goals, ["warn_newcomer", "thank_for_medkit", "share_broadcast"]);
+    assert_eq!(sam.goals[1].emotion.as_ref().map(|e| (e.name.as_str(), e.intensity)), Some(("happy", 0.8)));
+    assert_eq!(sam.actions["hand_over"].requires.trust, Some(55));
+    assert!(sam.extra.get("goals").is_none(), "read, not kept as an unknown field");
 
     let scavenge = &exp.commands["scavenge"];
     assert_eq!(scavenge.aliases, ["search", "loot"]);

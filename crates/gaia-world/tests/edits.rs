@@ -8,40 +8,11 @@
 //! undo` puts them back; players may not use any of it; ids that would break the world are refused.
 
 use gaia_core::events::Event;
-use gaia_core::storage::Storage;
 use gaia_core::testing::database_urls;
-use gaia_world::content::load_catalog;
-use gaia_world::{Action, Caller, CommandResult, Worlds};
+use gaia_world::Action;
 use serde_json::Value;
-use std::path::Path;
 
-const EXP: &str = "safe-house";
-
-fn engine(storage: &Storage) -> (Worlds, gaia_core::events::EventBus) {
-    let bus = gaia_core::events::EventBus::default();
-    let w = Worlds::new(storage.clone(), bus.clone());
-    w.set_catalog(load_catalog(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sample")));
-    (w, bus)
-}
-
-async fn player(storage: &Storage, name: &str) -> String {
-    storage.create_user(&format!("{name}-{}@example.com", uuid::Uuid::new_v4()), None, None).await.unwrap().id
-}
-
-async fn run(w: &Worlds, user: &str, text: &str) -> CommandResult {
-    w.command(EXP, user, &Action::new(text)).await.unwrap()
-}
-
-async fn admin(w: &Worlds, user: &str, text: &str) -> CommandResult {
-    w.command(EXP, Caller::player(user).with_admin(true), &Action::new(text)).await.unwrap()
-}
-
-fn templates(view: &Value) -> Vec<String> {
-    let mut ids: Vec<String> =
-        view["inventory"].as_array().unwrap().iter().map(|i| i["template_id"].as_str().unwrap().to_string()).collect();
-    ids.sort();
-    ids
-}
+use crate::support::{admin, player, run, templates, worlds as engine, EXP};
 
 #[tokio::test]
 async fn a_quest_is_rewarded_once_and_only_when_its_requirements_hold() {
@@ -86,7 +57,12 @@ async fn a_quest_is_rewarded_once_and_only_when_its_requirements_hold() {
         assert_eq!(r["success"], true, "{b}: {r}");
         assert_eq!(r["snapshot_version"].as_i64(), Some(before.snapshot_version + 1), "{b}: one change");
         let v = w.view(EXP, &ann).await.unwrap();
-        assert_eq!(templates(&v.player), ["bandage", "bandage"], "{b}: the medkit handed over, a bandage given");
+        // Sam's goal `thank_for_medkit` (trust 60 now, 55 needed) hands over the frequency codes.
+        assert_eq!(
+            templates(&v.player),
+            ["bandage", "bandage", "frequency_codes"],
+            "{b}: the medkit handed over, a bandage given, the codes made by Sam's checked action"
+        );
         assert_eq!(v.player["stats"]["max_health"], 110, "{b}");
         assert_eq!(v.player["quests"]["first_aid"]["status"], "completed", "{b}");
         assert_eq!(w.relationship(EXP, &ann, "radio_operator").await.unwrap().trust, 60, "{b}");

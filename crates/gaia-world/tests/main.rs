@@ -3,4 +3,6 @@
 
 mod content;
 mod edits;
+mod npcs;
 mod play;
+mod support;

@@ -3,50 +3,19 @@
 //! raises the version by one and is published as a `world_update`; 100 players racing for one item:
 //! exactly one gets it. On SQLite and PostgreSQL.
 
-use gaia_core::events::{Event, EventBus};
-use gaia_core::storage::Storage;
+use gaia_core::events::Event;
 use gaia_core::testing::database_urls;
-use gaia_world::content::load_catalog;
 use gaia_world::{Action, CommandResult, WorldError, Worlds};
 use serde_json::Value;
-use std::path::Path;
 
-const EXP: &str = "safe-house";
-
-fn sample() -> gaia_world::content::Catalog {
-    let c = load_catalog(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sample"));
-    assert!(c.errors.is_empty(), "{:?}", c.errors);
-    c
-}
-
-async fn worlds(storage: &Storage) -> (Worlds, EventBus) {
-    let bus = EventBus::default();
-    let w = Worlds::new(storage.clone(), bus.clone());
-    w.set_catalog(sample());
-    (w, bus)
-}
-
-async fn player(storage: &Storage, name: &str) -> String {
-    storage.create_user(&format!("{name}-{}@example.com", uuid::Uuid::new_v4()), None, None).await.unwrap().id
-}
-
-async fn run(w: &Worlds, user: &str, text: &str) -> CommandResult {
-    w.command(EXP, user, &Action::new(text)).await.unwrap()
-}
-
-fn inventory_ids(view: &Value) -> Vec<String> {
-    let mut ids: Vec<String> =
-        view["inventory"].as_array().unwrap().iter().map(|i| i["template_id"].as_str().unwrap().to_string()).collect();
-    ids.sort();
-    ids
-}
+use crate::support::{player, run, templates, worlds, EXP};
 
 #[tokio::test]
 async fn the_sample_plays_end_to_end() {
     for db in database_urls().await {
         let b = db.backend;
         let storage = db.storage().await;
-        let (w, bus) = worlds(&storage).await;
+        let (w, bus) = worlds(&storage);
         let mut events = bus.subscribe();
         let ann = player(&storage, "ann").await;
 
@@ -57,7 +26,7 @@ async fn the_sample_plays_end_to_end() {
             (Some("safe_house"), Some("main_room")),
             "{b}"
         );
-        assert_eq!(inventory_ids(&v.player), ["bandage"], "{b}");
+        assert_eq!(templates(&v.player), ["bandage"], "{b}");
         let start = v.snapshot_version;
 
         let look = run(&w, &ann, "look").await;
@@ -112,14 +81,14 @@ async fn the_sample_plays_end_to_end() {
         let r = run(&w, &ann, "examine medkit").await;
         assert!(r.success && !r.message.is_empty(), "{b}: {r:?}");
         let v = w.view(EXP, &ann).await.unwrap();
-        assert_eq!(inventory_ids(&v.player), ["bandage", "canned_food", "medkit"], "{b}");
+        assert_eq!(templates(&v.player), ["bandage", "canned_food", "medkit"], "{b}");
 
         // Using a consumable: its effect (health stays within max_health), and it is gone.
         let r = run(&w, &ann, "use the medkit").await;
         assert!(r.success, "{b}: {r:?}");
         let v = w.view(EXP, &ann).await.unwrap();
         assert_eq!(v.player["stats"]["health"], 100, "{b}: capped at max_health");
-        assert_eq!(inventory_ids(&v.player), ["bandage", "canned_food"], "{b}");
+        assert_eq!(templates(&v.player), ["bandage", "canned_food"], "{b}");
         let r = run(&w, &ann, "use the medkit").await;
         assert!(!r.success, "{b}: used up: {r:?}");
 
@@ -158,7 +127,7 @@ async fn a_second_player_sees_the_first_players_changes() {
     for db in database_urls().await {
         let b = db.backend;
         let storage = db.storage().await;
-        let (w, _) = worlds(&storage).await;
+        let (w, _) = worlds(&storage);
         let (ann, bob) = (player(&storage, "ann").await, player(&storage, "bob").await);
         assert!(run(&w, &ann, "take canned food").await.success);
         // Shared world: Bob sees one can left on the shelf, and the same version as Ann.
@@ -170,7 +139,7 @@ async fn a_second_player_sees_the_first_players_changes() {
         );
         assert_eq!(look.snapshot_version, w.view(EXP, &ann).await.unwrap().snapshot_version, "{b}");
         // A second instance of the engine on the same database sees it too.
-        let (other, _) = worlds(&storage).await;
+        let (other, _) = worlds(&storage);
         let look = other.command(EXP, &bob, &Action::new("look")).await.unwrap();
         assert!(!look.message.contains("can of beans"), "{b}: {}", look.message);
     }
@@ -181,7 +150,7 @@ async fn a_hundred_players_racing_for_one_item_one_gets_it() {
     for db in database_urls().await {
         let b = db.backend;
         let storage = db.storage().await;
-        let (w, _) = worlds(&storage).await;
+        let (w, _) = worlds(&storage);
         let mut players = Vec::new();
         for i in 0..100 {
             let p = player(&storage, &format!("p{i}")).await;
@@ -225,7 +194,7 @@ async fn chat_personas_act_on_the_world_through_the_world_tools() {
     for db in database_urls().await {
         let b = db.backend;
         let storage = db.storage().await;
-        let (w, _) = worlds(&storage).await;
+        let (w, _) = worlds(&storage);
         let ann = player(&storage, "ann").await;
         let tools = WorldTools::new(w.clone(), ann.clone(), vec![EXP.to_string()]);
         let names: Vec<String> = tools.specs().await.unwrap().into_iter().map(|s| s.name).collect();
@@ -266,7 +235,7 @@ async fn chat_personas_act_on_the_world_through_the_world_tools() {
 async fn every_command_in_the_schema_is_one_the_engine_accepts() {
     let db = gaia_core::testing::sqlite_db();
     let storage = db.storage().await;
-    let (w, _) = worlds(&storage).await;
+    let (w, _) = worlds(&storage);
     let ann = player(&storage, "ann").await;
     let schema = w.commands_schema(EXP, false).unwrap();
     let commands = schema.as_object().unwrap();
@@ -338,7 +307,7 @@ async fn positions_put_players_in_zones_and_the_area_of_interest_shows_them() {
     for db in database_urls().await {
         let b = db.backend;
         let storage = db.storage().await;
-        let (w, _) = worlds(&storage).await;
+        let (w, _) = worlds(&storage);
         let ann = player(&storage, "ann").await;
         let a = w.area_of_interest(EXP, &ann).await.unwrap();
         assert_eq!(a.zone.as_ref().unwrap()["id"], "safe_house", "{b}");

@@ -926,8 +926,8 @@ impl Storage {
             .map(|i| Ok(serde_json::from_str(&i.try_get::<String, _>("data")?).unwrap_or(serde_json::Value::Null)))
             .collect::<Result<_>>()?;
             let relations: Vec<serde_json::Value> = sqlx::query(
-                "SELECT npc_id, trust, exchanges, facts FROM world_npc_relations WHERE world_id = $1 AND user_id = $2 \
-                 ORDER BY npc_id LIMIT $3",
+                "SELECT npc_id, trust, respect, familiarity, emotion, exchanges, facts, mind FROM world_npc_relations \
+                 WHERE world_id = $1 AND user_id = $2 ORDER BY npc_id LIMIT $3",
             )
             .bind(&world_id)
             .bind(user_id)
@@ -939,8 +939,11 @@ impl Storage {
                 let parse = |c: &str| -> Result<serde_json::Value> {
                     Ok(serde_json::from_str(&n.try_get::<String, _>(c)?).unwrap_or(serde_json::Value::Null))
                 };
-                Ok(serde_json::json!({"npc_id": n.try_get::<String, _>("npc_id")?, "trust": n.try_get::<i64, _>("trust")?,
-                                      "exchanges": parse("exchanges")?, "facts": parse("facts")?}))
+                let axis = |c: &str| n.try_get::<i64, _>(c);
+                Ok(serde_json::json!({"npc_id": n.try_get::<String, _>("npc_id")?, "trust": axis("trust")?,
+                                      "respect": axis("respect")?, "familiarity": axis("familiarity")?,
+                                      "emotion": parse("emotion")?, "exchanges": parse("exchanges")?,
+                                      "facts": parse("facts")?, "mind": parse("mind")?}))
             })
             .collect::<Result<_>>()?;
             worlds.push(serde_json::json!({

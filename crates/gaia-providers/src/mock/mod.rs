@@ -13,8 +13,9 @@
 //!   none), streamed in [`MockConfig::chunks`] pieces with [`MockConfig::chunk_delay`] before each.
 //! - When the last message is a tool result the reply is `Tool result received: <result text>`.
 //! - When the request offers tools and the last user message contains `call tool NAME` (NAME one of the
-//!   offered tools), the answer is a call of NAME with arguments `{"query": "<rest of the message>"}`,
-//!   finish reason `tool_calls` / `tool_use`. Several `call tool` phrases give several parallel calls.
+//!   offered tools), the answer is a call of NAME with arguments `{"query": "<rest of the message>"}`
+//!   (or the rest itself when it is a JSON object: `call tool give {"item": "key"}`), finish reason
+//!   `tool_calls` / `tool_use`. Several `call tool` phrases give several parallel calls.
 //! - With [`MockHandle::set_honour_tool_choice`] on (off by default), Anthropic requests whose
 //!   `tool_choice` forces a tool (`{"type": "tool", "name": NAME}`) answer with a call of NAME (the
 //!   `call tool NAME` arguments when the message has that phrase), else with input made from NAME's
@@ -667,7 +668,12 @@ fn plan(vendor: Vendor, body: &Value, honour_tool_choice: bool) -> Plan {
                     let rest = rest.split("call tool ").next().unwrap_or_default().trim();
                     if tools.iter().any(|t| t == name) {
                         let _ = i;
-                        tool_calls.push((name.to_string(), json!({"query": rest}).to_string()));
+                        // A JSON object after the name is the call's arguments, as written.
+                        let args = match serde_json::from_str::<Value>(rest) {
+                            Ok(Value::Object(o)) => Value::Object(o),
+                            _ => json!({"query": rest}),
+                        };
+                        tool_calls.push((name.to_string(), args.to_string()));
                     }
                 }
             }

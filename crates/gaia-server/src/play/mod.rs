@@ -682,11 +682,19 @@ impl Player {
             v["request_id"] = x.clone();
         }
         let mut out = vec![text(v)];
-        // What an NPC said (`talk`), for the client to show or voice.
+        // What NPCs said, for the client to show or voice: the answer of a `talk`, then the lines of
+        // the goals the command set off.
         if let Some(meta) = r.metadata.as_ref().filter(|_| r.success) {
-            if let (Some(npc), Some(said)) = (meta.get("npc_id"), meta.get("text")) {
-                out.push(text(json!({"type": "npc_speech", "npc_id": npc, "text": said, "voice": meta.get("voice"),
-                                     "timestamp": now_ms()})));
+            let reactions = meta.get("npc_reactions").and_then(Value::as_array).into_iter().flatten();
+            for said in std::iter::once(meta).filter(|m| m.get("text").is_some()).chain(reactions) {
+                if let (Some(npc), Some(line)) = (said.get("npc_id"), said.get("text")) {
+                    let mut v = json!({"type": "npc_speech", "npc_id": npc, "text": line, "voice": said.get("voice"),
+                                       "timestamp": now_ms()});
+                    if let Some(e) = said.get("emotion") {
+                        v["emotion"] = e.clone();
+                    }
+                    out.push(text(v));
+                }
             }
         }
         out

@@ -8,7 +8,8 @@
 //! config.json                     settings (its `id` is the folder's name)
 //! state/world.json                the world as a new instance starts it
 //! templates/items/<id>.md         item templates (YAML frontmatter, then Markdown)
-//! templates/npcs/<id>.md          NPC templates (the body: personality and knowledge)
+//! templates/npcs/<id>.md          NPC templates (the body: personality and knowledge; goals
+//!                                 and actions in the frontmatter: see [`Mind`])
 //! game-logic/<command>.md         player commands, rules in prose
 //! admin-logic/<command>.md        admin commands (`requires_admin` defaults to true)
 //! waypoints/<id>.md               real-world anchors (one fenced ```yaml block)
@@ -28,9 +29,11 @@
 //! ```
 
 mod load;
+mod mind;
 mod model;
 mod validate;
 
 pub use load::{load_catalog, load_experience, Catalog};
+pub use mind::*;
 pub use model::*;
 pub use validate::ContentError;

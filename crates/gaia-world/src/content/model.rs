@@ -275,6 +275,12 @@ pub struct NpcTemplate {
     /// Personality and knowledge (given to the model when a player talks to the NPC).
     #[serde(default)]
     pub body: String,
+    /// What game events make the NPC do (see [`crate::content::Mind`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub goals: Vec<super::NpcGoal>,
+    /// What the NPC may do to the world, by name (see [`crate::content::Mind`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub actions: BTreeMap<String, super::NpcAction>,
     /// Unknown frontmatter fields, kept.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -420,6 +426,10 @@ pub struct QuestRequires {
     /// The area the player must be in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub area: Option<String>,
+    /// The relationship with the giver it needs, each axis at least (checked when the quest is
+    /// taken, by the player or through the giver's action).
+    #[serde(default, skip_serializing_if = "super::Axes::is_empty")]
+    pub relationship: super::Axes,
 }
 
 /// What completing a quest gives.

@@ -135,6 +135,14 @@ pub(crate) fn validate(draft: &Draft, problems: &mut Problems) {
         WorldCheck::new(draft, world, problems).run();
     }
     check_waypoints(draft, world, problems);
+    if let Some(world) = world {
+        let quests = quests(world);
+        let area_exists = |a: &str| world.locations.values().any(|l| l.areas.contains_key(a));
+        let found = super::mind::check_minds(&draft.npc_templates, &draft.item_templates, &quests, &area_exists);
+        for (file, message) in found {
+            problems.push(&file, "goals/actions", message);
+        }
+    }
     check_commands(&draft.commands, problems);
     check_commands(&draft.admin_commands, problems);
 }
