@@ -65,16 +65,8 @@ fn one_model(spec: &str) -> bool {
     !spec.contains(',') && !spec.trim().starts_with("auto")
 }
 
-fn to_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
 fn from_bytes(b: &[u8]) -> Option<Vec<f32>> {
-    if b.is_empty() || b.len() % 4 != 0 {
-        return None;
-    }
-    let v: Vec<f32> = b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-    v.iter().all(|x| x.is_finite()).then_some(v)
+    gaia_core::vectors::vector_of_bytes(b).filter(|v| !v.is_empty())
 }
 
 /// Checks an embedding call's inputs against their bounds.
@@ -174,7 +166,7 @@ impl Engine {
         if let Some(c) = cache {
             for (i, slot) in missing.iter().zip(&slots) {
                 if let Some(v) = fresh.get(*slot) {
-                    if let Err(e) = c.set(&keys[*i], &to_bytes(v), ttl).await {
+                    if let Err(e) = c.set(&keys[*i], &gaia_core::vectors::vector_bytes(v), ttl).await {
                         tracing::debug!(error = %e, "an embedding could not be cached");
                     }
                 }
@@ -269,9 +261,9 @@ mod tests {
         assert!(check(&["a".into()], Some(0)).is_err());
         assert!(check(&["a".into()], Some(9000)).is_err());
         assert!(check(&["a".into()], Some(256)).is_ok());
-        assert_eq!(from_bytes(&to_bytes(&[1.5, -2.0])), Some(vec![1.5, -2.0]));
+        assert_eq!(from_bytes(&gaia_core::vectors::vector_bytes(&[1.5, -2.0])), Some(vec![1.5, -2.0]));
         assert_eq!(from_bytes(&[0, 0, 0]), None);
-        assert_eq!(from_bytes(&to_bytes(&[f32::INFINITY])), None);
+        assert_eq!(from_bytes(&gaia_core::vectors::vector_bytes(&[f32::INFINITY])), None);
         assert_ne!(cache_key("u", "m", None, "t"), cache_key("u", "m", Some(8), "t"));
         assert_ne!(cache_key("u", "m", None, "t"), cache_key("u", "n", None, "t"));
         assert_ne!(cache_key("u", "m", None, "t"), cache_key("v", "m", None, "t"), "one caller's cache is theirs");

@@ -129,23 +129,33 @@ pub fn content_hash(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-/// A vector as stored: base64 of its little-endian f32s.
+/// A vector's bytes: its f32s, little-endian (the form OpenAI's `base64` answers and Gaia's stores
+/// use).
+pub fn vector_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// A vector read back from [`vector_bytes`]; `None` when the length is not a multiple of 4 or a
+/// number is not finite.
+pub fn vector_of_bytes(bytes: &[u8]) -> Option<Vec<f32>> {
+    if bytes.len() % 4 != 0 {
+        return None;
+    }
+    let v: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    v.iter().all(|x| x.is_finite()).then_some(v)
+}
+
+/// A vector as stored and as OpenAI's `base64` encoding sends it: base64 of [`vector_bytes`].
 pub fn encode_vector(v: &[f32]) -> String {
     use base64::Engine as _;
-    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    base64::engine::general_purpose::STANDARD.encode(vector_bytes(v))
 }
 
 /// A stored vector read back; `None` when it is not one (bad base64, a length not a multiple of 4,
 /// a number that is not finite).
 pub fn decode_vector(s: &str) -> Option<Vec<f32>> {
     use base64::Engine as _;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
-    if bytes.len() % 4 != 0 {
-        return None;
-    }
-    let v: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-    v.iter().all(|x| x.is_finite()).then_some(v)
+    vector_of_bytes(&base64::engine::general_purpose::STANDARD.decode(s).ok()?)
 }
 
 /// Where vectors are kept, by scope (`kb:<name>`, `memory`), space ([`Embedder::space`]) and content

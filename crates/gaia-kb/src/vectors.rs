@@ -492,11 +492,7 @@ impl ChunkIndex {
             std::fs::create_dir_all(&tmp)?;
             let entries = {
                 let m = self.meta.read().expect("index lock");
-                let mut f = std::io::BufWriter::new(std::fs::File::create(tmp.join(ROWS))?);
-                for x in &m.rows {
-                    std::io::Write::write_all(&mut f, &x.to_le_bytes())?;
-                }
-                std::io::Write::flush(&mut f)?;
+                std::fs::write(tmp.join(ROWS), gaia_core::vectors::vector_bytes(&m.rows))?;
                 m.entries.clone()
             };
             let graph = self.graph.read().expect("index lock");
@@ -549,22 +545,16 @@ impl ChunkIndex {
                 return None;
             }
         }
-        let bytes = std::fs::read(dir.join(ROWS)).ok()?;
-        if meta.dims == 0 || bytes.len() != meta.entries.len() * meta.dims * 4 {
+        let rows = std::fs::read(dir.join(ROWS)).ok().and_then(|b| gaia_core::vectors::vector_of_bytes(&b));
+        let Some(rows) = rows.filter(|r| meta.dims > 0 && r.len() == meta.entries.len() * meta.dims) else {
             damaged();
             return None;
-        }
+        };
         let ix = ChunkIndex::new(&meta.space, meta.dims, graph_above);
         {
             let mut m = ix.meta.write().expect("index lock");
-            for row in bytes.chunks_exact(meta.dims * 4) {
-                let v: Vec<f32> = row.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-                if v.iter().any(|x| !x.is_finite()) {
-                    drop(m);
-                    damaged();
-                    return None;
-                }
-                m.push_row(&v);
+            for row in rows.chunks_exact(meta.dims) {
+                m.push_row(row);
             }
             m.entries = meta.entries;
             for id in 0..m.entries.len() {

@@ -127,3 +127,52 @@ pub(crate) fn check_vectors(provider: &str, req: &EmbeddingRequest, vectors: &[V
     }
     Ok(())
 }
+
+/// OpenAI's answer to an embedding request, `{"object": "list", "data": [{"object": "embedding",
+/// "index", "embedding"}], "model", "usage": {"prompt_tokens", "total_tokens"}}`, written straight
+/// from the vectors (floats as floats, never through a JSON tree: a large batch is tens of millions
+/// of numbers), or with each vector as base64 of its little-endian f32s when `base64`. The one
+/// renderer of Gaia's `/v1/embeddings` and the mock upstream's.
+pub fn openai_embedding_list<V: AsRef<[f32]>>(
+    vectors: &[V],
+    base64: bool,
+    model: &str,
+    prompt_tokens: u64,
+) -> serde_json::Result<Vec<u8>> {
+    #[derive(Serialize)]
+    #[serde(untagged)]
+    enum Vector<'a> {
+        Floats(&'a [f32]),
+        Base64(String),
+    }
+    #[derive(Serialize)]
+    struct Item<'a> {
+        object: &'static str,
+        index: usize,
+        embedding: Vector<'a>,
+    }
+    #[derive(Serialize)]
+    struct ListUsage {
+        prompt_tokens: u64,
+        total_tokens: u64,
+    }
+    #[derive(Serialize)]
+    struct List<'a> {
+        object: &'static str,
+        data: Vec<Item<'a>>,
+        model: &'a str,
+        usage: ListUsage,
+    }
+    let data = vectors
+        .iter()
+        .enumerate()
+        .map(|(index, v)| {
+            let v = v.as_ref();
+            let embedding =
+                if base64 { Vector::Base64(gaia_core::vectors::encode_vector(v)) } else { Vector::Floats(v) };
+            Item { object: "embedding", index, embedding }
+        })
+        .collect();
+    let usage = ListUsage { prompt_tokens, total_tokens: prompt_tokens };
+    serde_json::to_vec(&List { object: "list", data, model, usage })
+}

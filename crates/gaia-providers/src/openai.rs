@@ -684,13 +684,13 @@ impl<'de> serde::Deserialize<'de> for Vector {
                     Ok(b) => b,
                     Err(e) => return Ok(Vector(Err(format!("an embedding is invalid base64: {e}")))),
                 };
-                if bytes.len() % 4 != 0 {
-                    return Ok(Vector(Err(format!(
-                        "a base64 embedding has {} bytes, not a whole number of 4-byte floats",
+                match gaia_core::vectors::vector_of_bytes(&bytes) {
+                    Some(v) => Ok(Vector(Ok(v))),
+                    None => Ok(Vector(Err(format!(
+                        "a base64 embedding of {} bytes is not whole 4-byte floats, or holds a number that is not finite",
                         bytes.len()
-                    ))));
+                    )))),
                 }
-                Ok(Vector(Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())))
             }
         }
         d.deserialize_any(V)
@@ -793,8 +793,7 @@ mod tests {
     }
 
     fn b64(v: &[f32]) -> String {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
+        gaia_core::vectors::encode_vector(v)
     }
 
     #[test]

@@ -222,58 +222,15 @@ async fn embeddings(State(state): State<Arc<MockState>>, headers: HeaderMap, bod
     };
 
     let tokens: u64 = words.iter().map(|w| w.len().max(1) as u64).sum();
-    let data: Vec<Item> = words
-        .iter()
-        .enumerate()
-        .map(|(index, w)| {
-            let vector = embed_words(w.iter().map(String::as_str), dims);
-            let embedding = if base64 {
-                use base64::Engine as _;
-                let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
-                Vector::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
-            } else {
-                Vector::Floats(vector)
-            };
-            Item { object: "embedding", index, embedding }
-        })
-        .collect();
-    let answer =
-        Answer { object: "list", data, model, usage: AnswerUsage { prompt_tokens: tokens, total_tokens: tokens } };
-    let Ok(json) = serde_json::to_string(&answer) else {
-        return error_response(Vendor::OpenAi, 500, "the mock could not write its answer");
+    let vectors: Vec<Vec<f32>> = words.iter().map(|w| embed_words(w.iter().map(String::as_str), dims)).collect();
+    let json = match crate::embeddings::openai_embedding_list(&vectors, base64, model, tokens) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => return error_response(Vendor::OpenAi, 500, "the mock could not write its answer"),
     };
     if let Some(r) = broken_body(fault, json.clone()) {
         return r;
     }
     ([(header::CONTENT_TYPE, "application/json")], json).into_response()
-}
-
-#[derive(serde::Serialize)]
-struct Answer<'a> {
-    object: &'static str,
-    data: Vec<Item>,
-    model: &'a str,
-    usage: AnswerUsage,
-}
-
-#[derive(serde::Serialize)]
-struct Item {
-    object: &'static str,
-    index: usize,
-    embedding: Vector,
-}
-
-#[derive(serde::Serialize)]
-#[serde(untagged)]
-enum Vector {
-    Floats(Vec<f32>),
-    Base64(String),
-}
-
-#[derive(serde::Serialize)]
-struct AnswerUsage {
-    prompt_tokens: u64,
-    total_tokens: u64,
 }
 
 #[cfg(test)]

@@ -396,50 +396,8 @@ pub async fn embeddings(
         Ok(m) => m,
         Err(e) => return chat_error(API, e),
     };
-    // Serialized straight from the vectors (f32s written as f32s), never as a JSON tree: a large
-    // batch is tens of millions of numbers.
-    #[derive(serde::Serialize)]
-    #[serde(untagged)]
-    enum Vector<'a> {
-        Floats(&'a [f32]),
-        Base64(String),
-    }
-    #[derive(serde::Serialize)]
-    struct Item<'a> {
-        object: &'static str,
-        index: usize,
-        embedding: Vector<'a>,
-    }
-    let data: Vec<Item> = made
-        .vectors
-        .iter()
-        .enumerate()
-        .map(|(index, v)| {
-            let embedding = if base64 {
-                use base64::Engine as _;
-                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-                Vector::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
-            } else {
-                Vector::Floats(v)
-            };
-            Item { object: "embedding", index, embedding }
-        })
-        .collect();
-    #[derive(serde::Serialize)]
-    struct Usage {
-        prompt_tokens: u64,
-        total_tokens: u64,
-    }
-    #[derive(serde::Serialize)]
-    struct List<'a> {
-        object: &'static str,
-        data: Vec<Item<'a>>,
-        model: &'a str,
-        usage: Usage,
-    }
-    let tokens = made.usage.input_tokens;
-    let usage = Usage { prompt_tokens: tokens, total_tokens: tokens };
-    let answer = serde_json::to_vec(&List { object: "list", data, model: &model, usage });
+    let answer =
+        gaia_providers::embeddings::openai_embedding_list(&made.vectors, base64, &model, made.usage.input_tokens);
     let status = if made.cached == input.len() { CacheStatus::Hit } else { CacheStatus::Miss };
     let body = match answer {
         Ok(b) => b,
