@@ -266,6 +266,17 @@ fn routes(state: &AppState) -> Routes {
         .get("/experiences/{exp}", perm(T::Experience, Read, EXPERIENCE), experiences::get)
         .get("/experiences/{exp}/state", perm(T::Experience, Read, EXPERIENCE), experiences::state)
         .post("/experiences/{exp}/command", perm(T::Experience, Write, EXPERIENCE), experiences::command)
+        .get("/experiences/{exp}/npcs/{npc}/memories", perm(T::Experience, Read, EXPERIENCE), experiences::memories)
+        .delete(
+            "/experiences/{exp}/npcs/{npc}/memories",
+            perm(T::Experience, Write, EXPERIENCE),
+            experiences::forget_all,
+        )
+        .delete(
+            "/experiences/{exp}/npcs/{npc}/memories/{memory}",
+            perm(T::Experience, Write, EXPERIENCE),
+            experiences::forget_one,
+        )
         .merge(kb_routes)
         .get("/rbac/me", perm(T::User, Read, ME), rbac::me)
         .post("/rbac/check", perm(T::Admin, Read, RBAC), rbac::check)

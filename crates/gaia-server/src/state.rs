@@ -138,6 +138,7 @@ impl AppState {
         });
         let presence = gaia_chat::presence::Presence::new(events.clone());
         let worlds = gaia_world::Worlds::with_engine(storage.clone(), events.clone(), engine.clone());
+        worlds.set_npc_memory(config.worlds.npc_memory);
         tools.set_worlds(&worlds);
         let assets = gaia_assets::Assets::new(
             engine.clone(),

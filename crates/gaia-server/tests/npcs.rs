@@ -94,3 +94,108 @@ async fn an_npc_acts_through_checked_actions_and_replies_with_an_emotion() {
 fn state_trust(talk: &Value) -> i64 {
     talk["metadata"]["relationship"]["trust"].as_i64().unwrap()
 }
+
+/// The facts Ann tells Sam, one every 20 turns, and the question that should bring each back.
+const SEEDED: [(&str, &str); 10] = [
+    ("Ann's dog is called Biscuit", "What is my dog called?"),
+    ("Ann was born in Lisbon", "Where was I born?"),
+    ("Ann is allergic to penicillin", "Which medicine am I allergic to?"),
+    ("Ann's sister Maya waits in Porto", "Who waits for me in Porto?"),
+    ("Ann buried the spare keys under the oak tree", "Where did I bury the spare keys?"),
+    ("Ann owes Marco forty bullets", "How many bullets do I owe Marco?"),
+    ("Ann drives a blue pickup truck", "What colour is my pickup truck?"),
+    ("Ann hates the smell of diesel", "Which smell do I hate?"),
+    ("Ann promised to fix the generator on Sunday", "What did I promise to fix?"),
+    ("Ann's radio call sign is Nightjar", "What is my radio call sign?"),
+];
+
+#[tokio::test]
+async fn an_npc_recalls_a_fact_told_200_turns_earlier_and_players_never_share_memories() {
+    for db in database_urls().await {
+        let mut config = common::test_config();
+        config.worlds.npc_memory = true;
+        config.embeddings.model = Some("openai/text-embedding-3-small".into());
+        config.embeddings.dimensions = Some(256);
+        let s = common::start_with(db, Some(gaia_providers::mock::MockConfig::default()), config).await;
+        let b = s.backend;
+        let _vault = common::with_sample_world(&s).await;
+        let (ann, _, _) = s.register("ann@example.com").await;
+        let (bob, _, _) = s.register("bob@example.com").await;
+        let mock = s.mock.as_ref().unwrap();
+        let url = |p: &str| format!("{}/api/v1/experiences/safe-house{p}", s.url);
+        let talk = |token: &str, message: &str| {
+            let body = json!({"action": "talk", "target_npc_id": "radio_operator", "message": message});
+            let req = s.http.post(url("/command")).bearer_auth(token).json(&body).send();
+            async move { req.await.unwrap().json::<Value>().await.unwrap() }
+        };
+        let memories = |token: &str| {
+            let req = s.http.get(url("/npcs/radio_operator/memories")).bearer_auth(token).send();
+            async move { req.await.unwrap().json::<Value>().await.unwrap() }
+        };
+
+        // 200 turns: every exchange leaves a fact (the mock, scripted for the memory calls, draws
+        // one), ten of them the ones to recall.
+        for turn in 0..200usize {
+            let fact = match turn % 20 {
+                0 => SEEDED[turn / 20].0.to_string(),
+                _ => format!("On turn {turn} the survivor counted {turn} crows over the roof"),
+            };
+            // All as important: relevance to the question decides what comes back.
+            let importance = 3;
+            mock.push_reply_when(
+                "You keep what Sam remembers",
+                json!({"facts": [{"fact": fact, "importance": importance}]}).to_string(),
+            );
+            let r = talk(&ann, &format!("Turn {turn}: copy, over.")).await;
+            assert_eq!(r["success"], true, "{b}: {r}");
+            // The memory call runs after the answer, off its path: wait for it before the next
+            // turn (so the script and the turns pair up).
+            let want = turn + 1;
+            assert!(
+                common::eventually_async(|| async { memories(&ann).await["count"].as_u64() == Some(want as u64) })
+                    .await,
+                "{b}: turn {turn}: {}",
+                memories(&ann).await
+            );
+        }
+
+        // Each seeded fact comes back for its question.
+        let mut recalled = 0;
+        for (fact, question) in SEEDED {
+            let r = talk(&ann, question).await;
+            let got: Vec<&str> =
+                r["metadata"]["recalled"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+            assert!(got.len() <= gaia_world::PROMPT_MEMORIES, "{b}: bounded: {}", got.len());
+            if got.contains(&fact) {
+                recalled += 1;
+            }
+        }
+        assert!(recalled >= 9, "{b}: {recalled} of 10 seeded facts recalled after 200 turns");
+
+        // Bob, in the same place with the same NPC, never sees what Sam remembers of Ann.
+        assert_eq!(memories(&bob).await["count"], 0, "{b}");
+        let r = talk(&bob, "What is my dog called?").await;
+        assert!(r["metadata"].get("recalled").is_none(), "{b}: {r}");
+
+        // Ann sees what Sam remembers, and makes him forget one memory, then all.
+        let list = memories(&ann).await;
+        let dog = list["memories"].as_array().unwrap().iter().find(|m| m["text"] == SEEDED[0].0).unwrap().clone();
+        let del = |path: String, token: &str| {
+            let req = s.http.delete(url(&path)).bearer_auth(token).send();
+            async move { req.await.unwrap().status().as_u16() }
+        };
+        let one = format!("/npcs/radio_operator/memories/{}", dog["id"].as_str().unwrap());
+        assert_eq!(del(one.clone(), &bob).await, 404, "{b}: Bob cannot reach Ann's memory");
+        assert_eq!(del(one.clone(), &ann).await, 200, "{b}");
+        assert_eq!(del(one, &ann).await, 404, "{b}: gone");
+        let r = talk(&ann, "What is my dog called?").await;
+        let got = r["metadata"]["recalled"].as_array().cloned().unwrap_or_default();
+        assert!(!got.iter().any(|t| t == SEEDED[0].0), "{b}: forgotten: {got:?}");
+        assert_eq!(del("/npcs/radio_operator/memories".into(), &ann).await, 200, "{b}");
+        assert!(
+            common::eventually_async(|| async { memories(&ann).await["count"].as_u64().unwrap_or(0) <= 1 }).await,
+            "{b}: forgotten (the last talk's fact may land after)"
+        );
+        assert_eq!(del("/npcs/nobody/memories".into(), &ann).await, 404, "{b}");
+    }
+}

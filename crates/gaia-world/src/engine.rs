@@ -35,6 +35,10 @@ struct Inner {
     zones: std::sync::Mutex<HashMap<(String, String), BuiltZone>>,
     /// The geographic index of each experience, with the experience it was built from.
     geo: std::sync::Mutex<HashMap<String, BuiltIndex>>,
+    /// What NPCs remember, as this instance keeps it ready for recall.
+    pub(crate) recollections: crate::memory::Recollections,
+    /// Whether NPCs learn facts from talks (a background model call after each).
+    pub(crate) npc_memory: std::sync::atomic::AtomicBool,
 }
 
 /// A geographic index and the experience it was built from.
@@ -148,8 +152,41 @@ impl Worlds {
                 edited: Default::default(),
                 geo: Default::default(),
                 zones: Default::default(),
+                recollections: Default::default(),
+                npc_memory: std::sync::atomic::AtomicBool::new(true),
             }),
         }
+    }
+
+    /// Whether NPCs learn facts from each talk (on by default; a background model call after each
+    /// talk, metered as `world_memory`). What they already remember is recalled either way.
+    pub fn set_npc_memory(&self, on: bool) {
+        self.inner.npc_memory.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// What NPC `npc_id` of experience `exp` remembers of `user_id`, oldest first.
+    pub async fn npc_memories(&self, exp: &str, user_id: &str, npc_id: &str) -> Result<Vec<crate::NpcMemory>> {
+        let exp = self.experience(exp)?;
+        let world = world_id(&exp, user_id);
+        crate::memory::list(self.inner.store.storage().pool(), &world, user_id, npc_id).await
+    }
+
+    /// Makes NPC `npc_id` forget what it remembers of `user_id`: one memory (`Some(id)`) or all;
+    /// how many were forgotten.
+    pub async fn forget_npc_memories(&self, exp: &str, user_id: &str, npc_id: &str, id: Option<&str>) -> Result<u64> {
+        let exp = self.experience(exp)?;
+        let world = world_id(&exp, user_id);
+        let storage = self.inner.store.storage();
+        let space = self
+            .inner
+            .engine
+            .as_ref()
+            .and_then(|e| e.embedder(gaia_chat::Admitted::internal("world_memory"), crate::MEMORY_ENDPOINT))
+            .map(|e| gaia_core::vectors::Embedder::space(&e));
+        let vectors = space.map(|s| (storage as &dyn gaia_core::vectors::VectorStore, s));
+        let n = crate::memory::forget(storage.pool(), vectors, (&world, user_id, npc_id), id).await?;
+        self.inner.recollections.drop_kept(&world, user_id, npc_id);
+        Ok(n)
     }
 
     /// A reference that does not keep the engine alive.
@@ -550,6 +587,27 @@ impl Ctx<'_> {
     /// The conversation engine and the caller's admission, when both are there.
     pub(crate) fn model(&self) -> Option<(&gaia_chat::Engine, &gaia_chat::Admitted)> {
         Some((self.worlds.inner.engine.as_ref()?, self.caller.admitted.as_ref()?))
+    }
+
+    /// What NPC `npc` remembers of the player that matters for `message` (nothing when it cannot be
+    /// read: the talk goes on without).
+    pub(crate) async fn recall(&self, npc: &str, message: &str) -> Vec<crate::NpcMemory> {
+        let storage = self.store().storage();
+        let embedder = self.model().and_then(|(e, a)| e.embedder(a.clone(), crate::MEMORY_ENDPOINT));
+        let embedder = embedder.as_ref().map(|e| e as &dyn gaia_core::vectors::Embedder);
+        let who = (self.world, self.user_id, npc);
+        match self.worlds.inner.recollections.recall(storage.pool(), embedder, storage, who, message).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot recall what an NPC remembers");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Whether NPCs learn facts from talks here.
+    pub(crate) fn learns(&self) -> bool {
+        self.worlds.inner.npc_memory.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn place(&self, p: &PlayerState) -> Option<(&Location, &Area)> {

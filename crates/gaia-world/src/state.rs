@@ -272,6 +272,11 @@ impl WorldStore {
         WorldStore { storage }
     }
 
+    /// The database (the vector store too).
+    pub(crate) fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
     /// Makes the world of `exp` for `user_id` (and the player in it) when they do not exist yet;
     /// returns the world's id and the version of its last place edit (0: its places are the content's).
     pub(crate) async fn ensure(&self, exp: &Experience, user_id: &str) -> Result<(String, i64)> {

@@ -136,6 +136,14 @@ impl Ctx<'_> {
              (for example [happy 0.7]).",
             EMOTIONS.join(", ")
         ));
+        let memories = self.recall(&npc_id, message).await;
+        if !memories.is_empty() {
+            system.push_str("\n\nWhat you remember about this player:");
+            for m in &memories {
+                system.push_str("\n- ");
+                system.push_str(&m.text);
+            }
+        }
         let mut messages = vec![ChatMessage::system(system)];
         for e in relationship.exchanges.iter().rev().take(MAX_EXCHANGES).rev() {
             if let (Some(said), Some(answer)) = (e["player"].as_str(), e["npc"].as_str()) {
@@ -213,7 +221,15 @@ impl Ctx<'_> {
         if !reactions.speech.is_empty() {
             meta["npc_reactions"] = Value::Array(reactions.speech);
         }
+        if !memories.is_empty() {
+            meta["recalled"] = memories.iter().map(|m| Value::from(m.text.clone())).collect();
+        }
         r.metadata = Some(meta);
+        if self.learns() {
+            let who = (self.world.to_string(), self.user_id.to_string(), npc_id.clone(), name.clone());
+            let storage = self.store().storage().clone();
+            crate::memory::learn(engine.clone(), admitted.clone(), storage, who, message.to_string(), answer);
+        }
         Ok(r)
     }
 }

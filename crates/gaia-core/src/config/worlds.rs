@@ -30,6 +30,9 @@ pub struct WorldsConfig {
     /// Seconds a player whose socket dropped stays present, and may resume with the deltas missed
     /// (default 30).
     pub resume_grace_secs: u64,
+    /// Whether NPCs learn facts about each player from their talks (default true: one background
+    /// model call after each talk, metered as `world_memory`).
+    pub npc_memory: bool,
 }
 
 impl Default for WorldsConfig {
@@ -39,6 +42,7 @@ impl Default for WorldsConfig {
             gps_max_accuracy_m: 200.0,
             gps_response: GpsResponse::Refuse,
             resume_grace_secs: 30,
+            npc_memory: true,
         }
     }
 }

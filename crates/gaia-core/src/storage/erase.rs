@@ -584,8 +584,12 @@ async fn erase_in(conn: &mut AnyConnection, who: &Who, email: &str) -> Result<()
         "DELETE FROM messages WHERE conversation_id IN (SELECT id FROM conversations WHERE user_id = $1)",
         "DELETE FROM conversations WHERE user_id = $1",
         "DELETE FROM persona_memories WHERE user_id = $1",
-        // The vectors of their persona memory's facts (scope `memory:<user id>`).
+        // The vectors of their persona memory's facts (scope `memory:<user id>`), and of what NPCs
+        // remember of them (`npcmem:<user id>:<world>:<npc>`).
         "DELETE FROM embeddings WHERE scope = 'memory:' || $1",
+        "DELETE FROM embeddings WHERE scope LIKE 'npcmem:' || $1 || ':%'",
+        "DELETE FROM world_npc_memories WHERE user_id = $1",
+        "DELETE FROM world_npc_memories WHERE world_id IN (SELECT id FROM world_instances WHERE owner_id = $1)",
         // Game worlds: the player's views and NPC relationships go; what they carried leaves the
         // world with them (`gone`); their own worlds (isolated experiences) go whole.
         "DELETE FROM world_npc_relations WHERE user_id = $1",
@@ -925,6 +929,22 @@ impl Storage {
             .iter()
             .map(|i| Ok(serde_json::from_str(&i.try_get::<String, _>("data")?).unwrap_or(serde_json::Value::Null)))
             .collect::<Result<_>>()?;
+            let memories: Vec<serde_json::Value> = sqlx::query(
+                "SELECT npc_id, text, importance, created_at FROM world_npc_memories WHERE world_id = $1 AND user_id = $2 \
+                 ORDER BY npc_id, created_at LIMIT $3",
+            )
+            .bind(&world_id)
+            .bind(user_id)
+            .bind(over(MAX_EXPORT_ROWS))
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|m| {
+                Ok(serde_json::json!({"npc_id": m.try_get::<String, _>("npc_id")?, "text": m.try_get::<String, _>("text")?,
+                                      "importance": m.try_get::<i64, _>("importance")?,
+                                      "learned_at": from_ms(m.try_get::<i64, _>("created_at")?)}))
+            })
+            .collect::<Result<_>>()?;
             let relations: Vec<serde_json::Value> = sqlx::query(
                 "SELECT npc_id, trust, respect, familiarity, emotion, exchanges, facts, mind FROM world_npc_relations \
                  WHERE world_id = $1 AND user_id = $2 ORDER BY npc_id LIMIT $3",
@@ -951,7 +971,7 @@ impl Storage {
                 "current_location": r.try_get::<String, _>("location_id")?,
                 "current_area": r.try_get::<String, _>("area_id")?,
                 "stats": json("stats")?, "status_effects": json("status_effects")?, "quests": json("quests")?,
-                "inventory": items, "relationships": relations,
+                "inventory": items, "relationships": relations, "npc_memories": memories,
             }));
         }
         truncated |= cut(&mut worlds, MAX_EXPORT_ROWS);

@@ -27,7 +27,8 @@
 //!   (`max_completion_tokens` or `max_tokens`) below the reply's word count cuts it to that many words
 //!   (finish reason `length` / `max_tokens`).
 //! - Replies queued with [`MockHandle::push_reply`] answer the next requests that call no tool, in
-//!   turn, exactly (a scripted JSON answer, say).
+//!   turn, exactly (a scripted JSON answer, say); those queued with [`MockHandle::push_reply_when`]
+//!   answer the next such request whose body contains their marker.
 //! - Usage: input tokens = words in all messages (at least 1); output tokens = words in the reply.
 //! - Faults by model name (or for every request through [`MockConfig::fault`]): `mock-error-401`,
 //!   `mock-error-429` (with `retry-after: 1`), `mock-error-500`, `mock-error-503` (any `mock-error-NNN`
@@ -149,6 +150,8 @@ struct MockState {
     prompt_cache: Mutex<std::collections::HashSet<u64>>,
     /// Replies given in turn to the next requests that call no tool ([`MockHandle::push_reply`]).
     scripted: Mutex<std::collections::VecDeque<String>>,
+    /// Replies for the next request whose body contains a marker: `(marker, reply)`, in order.
+    scripted_when: Mutex<std::collections::VecDeque<(String, String)>>,
 }
 
 /// The mock server.
@@ -177,6 +180,7 @@ impl MockUpstream {
             counter: AtomicU64::new(0),
             honour_tool_choice: AtomicBool::new(false),
             scripted: Mutex::default(),
+            scripted_when: Mutex::default(),
             last: Mutex::new(None),
             per_model: Mutex::new(std::collections::HashMap::new()),
             prompt_cache: Mutex::new(std::collections::HashSet::new()),
@@ -231,6 +235,14 @@ impl MockHandle {
     /// structured answers (a JSON object, a refusal) in tests.
     pub fn push_reply(&self, text: impl Into<String>) {
         self.state.scripted.lock().unwrap_or_else(|e| e.into_inner()).push_back(text.into());
+    }
+
+    /// Queues `text` as the reply to the next request that calls no tool and whose messages contain
+    /// `marker` anywhere in its body (a background call a test scripts apart from the requests around
+    /// it); such replies
+    /// are used before those of [`MockHandle::push_reply`].
+    pub fn push_reply_when(&self, marker: impl Into<String>, text: impl Into<String>) {
+        self.state.scripted_when.lock().unwrap_or_else(|e| e.into_inner()).push_back((marker.into(), text.into()));
     }
 
     /// Number of model lists (`GET /v1/models`) requested.
@@ -704,10 +716,16 @@ fn plan(vendor: Vendor, body: &Value, honour_tool_choice: bool) -> Plan {
     }
 }
 
-/// The plan with its text replaced by the next scripted reply, when one is queued and it calls no tool.
-fn scripted(state: &MockState, mut p: Plan) -> Plan {
+/// The plan with its text replaced by the next scripted reply, when one is queued and it calls no tool:
+/// the first one whose marker the request's body contains, else the next unconditional one.
+fn scripted(state: &MockState, body: &Value, mut p: Plan) -> Plan {
     if p.tool_calls.is_empty() {
-        if let Some(text) = state.scripted.lock().unwrap_or_else(|e| e.into_inner()).pop_front() {
+        let when = {
+            let mut q = state.scripted_when.lock().unwrap_or_else(|e| e.into_inner());
+            let text = if q.is_empty() { String::new() } else { body.to_string() };
+            q.iter().position(|(m, _)| text.contains(m.as_str())).and_then(|i| q.remove(i)).map(|(_, r)| r)
+        };
+        if let Some(text) = when.or_else(|| state.scripted.lock().unwrap_or_else(|e| e.into_inner()).pop_front()) {
             p.output_tokens = words(&text).max(1);
             p.text = text;
             p.end = End::Natural;
@@ -954,7 +972,7 @@ async fn openai_chat(State(state): State<Arc<MockState>>, headers: HeaderMap, bo
         Err(r) => return r,
     };
     let model = v["model"].as_str().unwrap_or_default().to_string();
-    let mut p = scripted(&state, plan(Vendor::OpenAi, &v, false));
+    let mut p = scripted(&state, &v, plan(Vendor::OpenAi, &v, false));
     // OpenAI reports what it read from its cache, not what it wrote.
     p.cache_read = prompt_cache(&state, Vendor::OpenAi, &v).0;
     let id = format!("chatcmpl-mock-{n}");
@@ -1049,7 +1067,7 @@ async fn anthropic_messages(State(state): State<Arc<MockState>>, headers: Header
         Err(r) => return r,
     };
     let model = v["model"].as_str().unwrap_or_default().to_string();
-    let mut p = scripted(&state, plan(Vendor::Anthropic, &v, state.honour_tool_choice.load(Ordering::Relaxed)));
+    let mut p = scripted(&state, &v, plan(Vendor::Anthropic, &v, state.honour_tool_choice.load(Ordering::Relaxed)));
     (p.cache_read, p.cache_written) = prompt_cache(&state, Vendor::Anthropic, &v);
     let id = format!("msg_mock_{n}");
     let stop = match (&p.end, p.tool_calls.is_empty()) {

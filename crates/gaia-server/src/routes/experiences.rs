@@ -6,8 +6,12 @@
 //! message?}`; the answer is the command's result, `success: false` included: a command that cannot
 //! be done here is not an HTTP error).
 //!
-//! Access: `experience:read` on `/experiences/<exp>` to see one, `experience:write` to play it (the
-//! built-in `user` role has both on every experience; `viewer` reads).
+//! `GET /api/v1/experiences/{exp}/npcs/{npc}/memories` lists what an NPC remembers of the caller;
+//! `DELETE` on it (or on `…/memories/{id}`) makes the NPC forget it.
+//!
+//! Access: `experience:read` on `/experiences/<exp>` to see one (and what its NPCs remember of the
+//! caller), `experience:write` to play it and to make NPCs forget (the built-in `user` role has both
+//! on every experience; `viewer` reads).
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Auth};
@@ -97,6 +101,56 @@ pub async fn state(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<
     readable(state.worlds(), &id)?;
     let view = state.worlds().view(&id, &p.user_id).await?;
     Ok(Json(json!(view)))
+}
+
+/// The NPC `npc` of experience `id` (404 when there is none).
+fn npc_of(state: &AppState, id: &str, npc: &str) -> ApiResult<()> {
+    let exp = readable(state.worlds(), id)?;
+    if npc.len() > 256 || !(exp.npc_templates.contains_key(npc) || exp.world.npcs.contains_key(npc)) {
+        return Err(ApiError::not_found(format!("NPC {npc} not found in {id}")));
+    }
+    Ok(())
+}
+
+/// `GET /api/v1/experiences/{exp}/npcs/{npc}/memories`: what the NPC remembers of the caller (never
+/// of anyone else), oldest first: `{npc_id, memories: [{id, text, importance, created_at}], count}`.
+pub async fn memories(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path((id, npc)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    npc_of(&state, &id, &npc)?;
+    let m = state.worlds().npc_memories(&id, &p.user_id, &npc).await?;
+    Ok(Json(json!({"npc_id": npc, "count": m.len(), "memories": m})))
+}
+
+/// `DELETE /api/v1/experiences/{exp}/npcs/{npc}/memories`: the NPC forgets everything it remembers
+/// of the caller: `{forgotten: n}`.
+pub async fn forget_all(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path((id, npc)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    npc_of(&state, &id, &npc)?;
+    let n = state.worlds().forget_npc_memories(&id, &p.user_id, &npc, None).await?;
+    Ok(Json(json!({"forgotten": n})))
+}
+
+/// `DELETE /api/v1/experiences/{exp}/npcs/{npc}/memories/{memory}`: the NPC forgets one memory of
+/// the caller (404 when it has none of that id).
+pub async fn forget_one(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path((id, npc, memory)): Path<(String, String, String)>,
+) -> ApiResult<Json<Value>> {
+    npc_of(&state, &id, &npc)?;
+    if memory.len() > 128 {
+        return Err(ApiError::not_found("no such memory"));
+    }
+    match state.worlds().forget_npc_memories(&id, &p.user_id, &npc, Some(&memory)).await? {
+        0 => Err(ApiError::not_found("no such memory")),
+        n => Ok(Json(json!({"forgotten": n}))),
+    }
 }
 
 /// `POST /api/v1/experiences/{exp}/command`: runs a command as the caller. A command that may call a

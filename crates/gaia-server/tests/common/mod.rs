@@ -41,12 +41,13 @@ pub async fn start(db: TestDb, mock: Option<MockConfig>) -> TestServer {
     start_with(db, mock, test_config()).await
 }
 
-/// The configuration of [`start`]: a fixed JWT secret, no automatic titles or persona memory (they
+/// The configuration of [`start`]: a fixed JWT secret, no automatic titles, persona memory or NPC memory (they
 /// add background model calls), and administrators made explicitly.
 pub fn test_config() -> Config {
     let mut config = Config { jwt_secret: Some("integration-test-secret-0123456789".into()), ..Config::default() };
     config.chat.auto_title = false;
     config.chat.memory = false;
+    config.worlds.npc_memory = false;
     config.rbac.first_user_admin = false;
     config
 }
