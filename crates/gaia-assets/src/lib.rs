@@ -40,6 +40,7 @@ mod service;
 mod sign;
 mod store;
 pub mod tools;
+pub mod visemes;
 
 pub use error::{AssetError, Result};
 pub use service::{AssetRequest, Assets, Content, Estimate, SignedUrl, TranscriptionAsk, WeakAssets};

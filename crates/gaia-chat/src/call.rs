@@ -7,7 +7,7 @@
 use crate::admission::Admitted;
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::guardrails::Stage;
+use crate::guardrails::{RuleSet, Stage};
 use crate::meter::{metered, Meter};
 use gaia_providers::response_cache::{cacheable, replay, ResponseCache};
 use gaia_providers::{Candidate, ChatRequest, ChatResponse, ChatStream};
@@ -62,6 +62,8 @@ pub struct CallSpec<'a> {
     /// Whether the guardrails apply (all calls made for a caller; not the engine's own
     /// bookkeeping calls: titles, persona memory).
     pub guarded: bool,
+    /// Rules applied besides the caller's (a game experience's, an NPC's), when guarded.
+    pub rules: Option<&'a RuleSet>,
     /// The input was checked already (a turn checks its new message before storing it): only the
     /// answer is.
     pub input_checked: bool,
@@ -89,6 +91,7 @@ impl<'a> CallSpec<'a> {
             cache: CacheUse::Never,
             persona: None,
             guarded: true,
+            rules: None,
             input_checked: false,
         }
     }
@@ -131,7 +134,10 @@ impl Engine {
     pub async fn call(&self, admitted: &Admitted, spec: CallSpec<'_>, req: &ChatRequest) -> Result<(Answer, Called)> {
         let mut meter = Meter::start(self, admitted, spec.endpoint);
         // Guardrails: the input is checked (and redacted) before anything else; the answer below.
-        let rules = if spec.guarded { self.guard_rules(admitted, spec.persona).await } else { Default::default() };
+        let mut rules = if spec.guarded { self.guard_rules(admitted, spec.persona).await } else { Default::default() };
+        if let Some(extra) = spec.rules.filter(|_| spec.guarded) {
+            rules = self.inner.guardrails.union(&rules, extra);
+        }
         let guarded_req;
         let req = if !spec.input_checked && self.inner.guardrails.covers(&rules, Stage::Input) {
             let mut r = req.clone();

@@ -19,3 +19,6 @@ CREATE TABLE IF NOT EXISTS world_npc_memories (
     PRIMARY KEY (world_id, user_id, npc_id, id)
 );
 CREATE INDEX IF NOT EXISTS world_npc_memories_user ON world_npc_memories (user_id);
+-- Changed (to a new random value) with every change of a player's memories of an NPC: instances
+-- keeping them in memory check it with one key lookup.
+ALTER TABLE world_npc_relations ADD COLUMN memory_stamp TEXT NOT NULL DEFAULT '';

@@ -199,3 +199,56 @@ async fn an_npc_recalls_a_fact_told_200_turns_earlier_and_players_never_share_me
         assert_eq!(del("/npcs/nobody/memories".into(), &ann).await, 404, "{b}");
     }
 }
+
+#[tokio::test]
+async fn an_experience_s_guardrails_make_its_npcs_refuse_in_character() {
+    for db in database_urls().await {
+        let mut config = common::test_config();
+        config.guardrails.rules = vec![serde_json::from_value(json!({
+            "name": "no_zeppelins", "check": "words", "stage": "input", "action": "refuse", "words": ["zeppelin"]
+        }))
+        .unwrap()];
+        let s = common::start_with(db, Some(gaia_providers::mock::MockConfig::default()), config).await;
+        let b = s.backend;
+        let vault = common::with_sample_world(&s).await;
+        // The experience names the rule (and one the server does not configure: left out).
+        let file = vault.path().join("experiences/safe-house/config.json");
+        let mut c: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        c["guardrails"] = json!(["no_zeppelins", "not_configured"]);
+        std::fs::write(&file, c.to_string()).unwrap();
+        s.state.reload_worlds().await;
+        let (token, _, _) = s.register("ann@example.com").await;
+        let url = |p: &str| format!("{}/api/v1/experiences/safe-house{p}", s.url);
+        let talk = |message: &str| {
+            let body = json!({"action": "talk", "target_npc_id": "radio_operator", "message": message});
+            let req = s.http.post(url("/command")).bearer_auth(&token).json(&body).send();
+            async move { req.await.unwrap().json::<Value>().await.unwrap() }
+        };
+        let version = || async {
+            s.http.get(url("/state")).bearer_auth(&token).fetch_json::<Value>().await["snapshot_version"].as_i64()
+        };
+
+        // Refused: Sam declines in character; nothing is remembered or changed.
+        let v0 = version().await;
+        let r = talk("Tell me about the ZEPPELIN over the river").await;
+        assert_eq!(r["success"], true, "{b}: {r}");
+        assert_eq!(r["metadata"]["refused"], true, "{b}: {r}");
+        assert_eq!(r["message"], "Sam taps the mic twice. \"Not on this channel, friend.\"", "{b}: {r}");
+        assert_eq!(version().await, v0, "{b}: nothing changed");
+        // Any other talk goes on.
+        let r = talk("Copy?").await;
+        assert!(r["metadata"].get("refused").is_none(), "{b}: {r}");
+        assert_eq!(r["metadata"]["relationship"]["trust"], 51, "{b}: only this exchange counted: {r}");
+
+        // The rule is the experience's: a plain chat call with the same word is answered.
+        let r = s
+            .http
+            .post(format!("{}/v1/chat/completions", s.url))
+            .bearer_auth(&token)
+            .json(&json!({"model": "openai/mock-gpt", "messages": [{"role": "user", "content": "the zeppelin"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{b}");
+    }
+}

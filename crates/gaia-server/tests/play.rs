@@ -10,7 +10,7 @@
 
 use crate::common;
 
-use common::{start_shared, TestServer};
+use common::{start_shared, Fetch, TestServer};
 use futures::{SinkExt, StreamExt};
 use gaia_core::testing::{database_urls, redis_url, services_required, sqlite_db, unique_redis_prefix};
 use gaia_providers::mock::MockConfig;
@@ -433,4 +433,55 @@ async fn npcs_speak_with_their_emotion_and_their_goals_lines() {
     assert!(speech["text"].as_str().unwrap().starts_with("Door."), "{speech}");
     assert_eq!(speech["emotion"]["name"], "afraid", "{speech}");
     assert_eq!(s.mock.as_ref().unwrap().requests(), calls, "goals fire without the model");
+}
+
+#[tokio::test]
+async fn with_voice_npcs_lines_come_with_audio_and_timed_mouth_shapes() {
+    let mut config = common::test_config();
+    config.assets.speech_model = Some("openai/tts-1".into());
+    let s = common::start_with(sqlite_db(), Some(MockConfig::default()), config).await;
+    let _vault = common::with_sample_world(&s).await;
+    let (token, _, _) = s.register("ann@example.com").await;
+    let url =
+        format!("{}/ws/experience?token={token}&experience=safe-house&voice=true", s.url.replace("http://", "ws://"));
+    let mut ws = tokio_tungstenite::connect_async(url).await.unwrap().0;
+    assert_eq!(next(&mut ws).await["type"], "connected");
+    arrive(&mut ws).await;
+
+    s.mock.as_ref().unwrap().push_reply("[happy 0.7] Copy that. The river group answers at dusk.");
+    send(&mut ws, json!({"type": "action", "action": "talk", "target_npc_id": "radio_operator", "message": "Hello?"}))
+        .await;
+    let speech = next_of(&mut ws, "npc_speech").await;
+    assert_eq!(speech["text"], "Copy that. The river group answers at dusk.", "{speech}");
+    // The mouth shapes, timed over the audio, then the audio in order.
+    let v = loop {
+        let v = next(&mut ws).await;
+        match v["type"].as_str() {
+            Some("npc_visemes") => break v,
+            Some("npc_audio") => panic!("not spoken: {v}"),
+            _ => {}
+        }
+    };
+    let line = v["line_id"].as_str().unwrap().to_string();
+    let duration = v["duration_ms"].as_u64().expect("a WAV's length is known");
+    let shapes = v["visemes"].as_array().unwrap();
+    assert!(shapes.len() > 10, "{v}");
+    let starts: Vec<u64> = shapes.iter().map(|x| x["start_ms"].as_u64().unwrap()).collect();
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]) && *starts.last().unwrap() <= duration + 1, "{v}");
+    assert!(shapes.iter().all(|x| gaia_assets::visemes::VISEMES.contains(&x["viseme"].as_str().unwrap())), "{v}");
+    let mut audio = Vec::new();
+    for seq in 0.. {
+        let a = next_of(&mut ws, "npc_audio").await;
+        assert_eq!((a["line_id"].as_str(), a["seq"].as_u64()), (Some(line.as_str()), Some(seq)), "{a}");
+        use base64::Engine as _;
+        audio.extend(base64::engine::general_purpose::STANDARD.decode(a["data"].as_str().unwrap()).unwrap());
+        if a["last"] == true {
+            break;
+        }
+    }
+    let secs = gaia_providers::media::wav_seconds(&audio).expect("the frames make one WAV file");
+    assert_eq!((secs * 1000.0).round() as u64, duration);
+    // Spoken as the player's speech asset (metered and priced like every one).
+    let assets: Value = s.http.get(format!("{}/api/v1/assets", s.url)).bearer_auth(&token).fetch_json().await;
+    assert!(assets["assets"].as_array().unwrap().iter().any(|a| a["kind"] == "speech"), "{assets}");
 }

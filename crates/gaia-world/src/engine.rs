@@ -158,6 +158,35 @@ impl Worlds {
         }
     }
 
+    /// What NPC `npc_id` of experience `exp` remembers of the caller that matters for `message`: the
+    /// memories its next answer to that message is given (at most [`crate::PROMPT_MEMORIES`]; by
+    /// relevance with the caller's admission to the embedding model, else by importance and recency).
+    pub async fn recall_npc_memories(
+        &self,
+        exp: &str,
+        caller: impl Into<Caller>,
+        npc_id: &str,
+        message: &str,
+    ) -> Result<Vec<crate::NpcMemory>> {
+        let caller = caller.into();
+        let exp = self.experience(exp)?;
+        let world = world_id(&exp, &caller.user_id);
+        self.recall_in(&world, &caller, npc_id, message).await
+    }
+
+    async fn recall_in(&self, world: &str, caller: &Caller, npc: &str, message: &str) -> Result<Vec<crate::NpcMemory>> {
+        let storage = self.inner.store.storage();
+        let embedder = self
+            .inner
+            .engine
+            .as_ref()
+            .zip(caller.admitted.as_ref())
+            .and_then(|(e, a)| e.embedder(a.clone(), crate::MEMORY_ENDPOINT));
+        let embedder = embedder.as_ref().map(|e| e as &dyn gaia_core::vectors::Embedder);
+        let who = (world, caller.user_id.as_str(), npc);
+        self.inner.recollections.recall(storage.pool(), embedder, storage, who, message).await
+    }
+
     /// Whether NPCs learn facts from each talk (on by default; a background model call after each
     /// talk, metered as `world_memory`). What they already remember is recalled either way.
     pub fn set_npc_memory(&self, on: bool) {
@@ -592,17 +621,35 @@ impl Ctx<'_> {
     /// What NPC `npc` remembers of the player that matters for `message` (nothing when it cannot be
     /// read: the talk goes on without).
     pub(crate) async fn recall(&self, npc: &str, message: &str) -> Vec<crate::NpcMemory> {
-        let storage = self.store().storage();
-        let embedder = self.model().and_then(|(e, a)| e.embedder(a.clone(), crate::MEMORY_ENDPOINT));
-        let embedder = embedder.as_ref().map(|e| e as &dyn gaia_core::vectors::Embedder);
-        let who = (self.world, self.user_id, npc);
-        match self.worlds.inner.recollections.recall(storage.pool(), embedder, storage, who, message).await {
+        match self.worlds.recall_in(self.world, self.caller, npc, message).await {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot recall what an NPC remembers");
                 Vec::new()
             }
         }
+    }
+
+    /// The guardrail rules the experience names, and `more` (an NPC's), compiled by `engine`; a name
+    /// the server does not configure is left out (and logged).
+    pub(crate) fn guard_rules(&self, engine: &gaia_chat::Engine, more: &[String]) -> gaia_chat::guardrails::RuleSet {
+        let g = engine.guardrails();
+        let names: Vec<String> = self
+            .exp
+            .config
+            .guardrails
+            .iter()
+            .chain(more)
+            .filter(|n| {
+                let known = g.named(std::slice::from_ref(*n)).is_ok();
+                if !known {
+                    tracing::warn!(experience = %self.exp.config.id, rule = %n, "the experience names a guardrail rule the server does not configure");
+                }
+                known
+            })
+            .cloned()
+            .collect();
+        g.named(&names).unwrap_or_default()
     }
 
     /// Whether NPCs learn facts from talks here.

@@ -8,8 +8,8 @@
 //! them are forgotten. A player sees and erases what an NPC remembers of them; nobody else does.
 //!
 //! Recall reads the memories and their vectors once per instance and keeps them
-//! (`Recollections`), checked against the table by one indexed count per talk, so that another
-//! instance's additions are seen.
+//! (`Recollections`), checked by one key lookup per talk against the pair's memory stamp (a new
+//! random value with every change of its memories, on any instance).
 
 use crate::error::{Result, WorldError};
 use gaia_core::vectors::{content_hash, dot, unit, Embedder, VectorStore};
@@ -50,12 +50,13 @@ pub struct NpcMemory {
 
 /// The memories of one player and NPC as an instance keeps them, with their vectors.
 struct Recollection {
-    /// Memories in the table and their newest time when read (to notice changes).
-    stamp: (i64, i64),
+    /// The pair's memory stamp when they were read (to notice changes).
+    stamp: String,
     space: String,
     memories: Vec<NpcMemory>,
-    /// Unit vectors, by memory (empty when it has none yet).
-    vectors: Vec<Vec<f32>>,
+    /// Their unit vectors, `dims` numbers each, one after the other (zeros for a memory without).
+    rows: Vec<f32>,
+    dims: usize,
 }
 
 /// The memories instances keep ready, by scope.
@@ -95,10 +96,48 @@ pub(crate) async fn list(pool: &sqlx::AnyPool, world: &str, user: &str, npc: &st
     rows.iter().map(memory_of).collect()
 }
 
-async fn stamp(pool: &sqlx::AnyPool, world: &str, user: &str, npc: &str) -> Result<(i64, i64)> {
-    let r = sqlx::query(
-        "SELECT COUNT(*) AS n, COALESCE(MAX(created_at), 0) AS newest FROM world_npc_memories \
-         WHERE world_id = $1 AND user_id = $2 AND npc_id = $3",
+/// The pair's memory stamp: changed (to a new random value) by every change of its memories, so
+/// that an instance knows with one key lookup whether what it keeps is current.
+async fn stamp(pool: &sqlx::AnyPool, world: &str, user: &str, npc: &str) -> Result<String> {
+    let r: Option<String> = sqlx::query_scalar(
+        "SELECT memory_stamp FROM world_npc_relations WHERE world_id = $1 AND user_id = $2 AND npc_id = $3",
+    )
+    .bind(world)
+    .bind(user)
+    .bind(npc)
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
+    Ok(r.unwrap_or_default())
+}
+
+/// Gives the pair a new memory stamp (after its memories changed).
+async fn restamp<'e>(
+    exec: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    world: &str,
+    user: &str,
+    npc: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO world_npc_relations (world_id, user_id, npc_id, memory_stamp, updated_at) \
+         SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM users WHERE id = $2) \
+         ON CONFLICT (world_id, user_id, npc_id) DO UPDATE SET memory_stamp = excluded.memory_stamp",
+    )
+    .bind(world)
+    .bind(user)
+    .bind(npc)
+    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(chrono::Utc::now().timestamp_millis())
+    .execute(exec)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+/// How many memories the pair has.
+async fn count(pool: &sqlx::AnyPool, world: &str, user: &str, npc: &str) -> Result<usize> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM world_npc_memories WHERE world_id = $1 AND user_id = $2 AND npc_id = $3",
     )
     .bind(world)
     .bind(user)
@@ -106,7 +145,7 @@ async fn stamp(pool: &sqlx::AnyPool, world: &str, user: &str, npc: &str) -> Resu
     .fetch_one(pool)
     .await
     .map_err(db)?;
-    Ok((r.try_get("n").map_err(db)?, r.try_get("newest").map_err(db)?))
+    Ok(n.max(0) as usize)
 }
 
 /// Forgets one memory (`Some(id)`) or all of them, with their vectors in `space` (the embedding
@@ -131,6 +170,9 @@ pub(crate) async fn forget(
             .bind(npc),
     };
     let n = q.execute(pool).await.map_err(db)?.rows_affected();
+    if n > 0 {
+        restamp(pool, world, user, npc).await?;
+    }
     // The vectors of what is left are kept; the others go.
     if let Some((store, space)) = vectors {
         let keep: std::collections::HashSet<String> =
@@ -172,6 +214,9 @@ pub(crate) async fn add(
         if done.rows_affected() > 0 {
             out.push(m);
         }
+    }
+    if !out.is_empty() {
+        restamp(pool, world, user, npc).await?;
     }
     Ok(out)
 }
@@ -215,9 +260,14 @@ impl Recollections {
         message: &str,
     ) -> Result<Vec<NpcMemory>> {
         let key = scope(world, user, npc);
-        let now_stamp = stamp(pool, world, user, npc).await?;
-        if now_stamp.0 as usize <= PROMPT_MEMORIES {
-            return list(pool, world, user, npc).await;
+        let mut now_stamp = stamp(pool, world, user, npc).await?;
+        if now_stamp.is_empty() {
+            // No stamp: no memory, or memories whose relationship row was reset since.
+            if count(pool, world, user, npc).await? == 0 {
+                return Ok(Vec::new());
+            }
+            restamp(pool, world, user, npc).await?;
+            now_stamp = stamp(pool, world, user, npc).await?;
         }
         let space = embedder.map(|e| e.space()).unwrap_or_default();
         let kept = self.0.lock().expect("memory lock").get(&key).cloned();
@@ -234,8 +284,15 @@ impl Recollections {
                         HashMap::new()
                     })
                 };
-                let vectors = hashes.iter().map(|h| found.remove(h).unwrap_or_default()).collect();
-                let r = Arc::new(Recollection { stamp: now_stamp, space: space.clone(), memories, vectors });
+                let dims = found.values().next().map_or(0, Vec::len);
+                let mut rows = Vec::with_capacity(dims * hashes.len());
+                for h in &hashes {
+                    match found.remove(h).filter(|v| v.len() == dims) {
+                        Some(v) => rows.extend(v),
+                        None => rows.extend(std::iter::repeat_n(0.0, dims)),
+                    }
+                }
+                let r = Arc::new(Recollection { stamp: now_stamp, space: space.clone(), memories, rows, dims });
                 let mut kept = self.0.lock().expect("memory lock");
                 if kept.len() >= MAX_KEPT {
                     kept.clear();
@@ -244,6 +301,9 @@ impl Recollections {
                 r
             }
         };
+        if r.memories.len() <= PROMPT_MEMORIES {
+            return Ok(r.memories.clone());
+        }
         let query = match embedder {
             Some(e) => {
                 let text: String =
@@ -259,16 +319,13 @@ impl Recollections {
             None => None,
         };
         let now = chrono::Utc::now().timestamp_millis();
+        let query = query.filter(|q| q.len() == r.dims && r.dims > 0);
         let mut scored: Vec<(f32, usize)> = r
             .memories
             .iter()
-            .zip(&r.vectors)
             .enumerate()
-            .map(|(i, (m, v))| {
-                let relevance = match &query {
-                    Some(q) if v.len() == q.len() => dot(q, v),
-                    _ => 0.0,
-                };
+            .map(|(i, m)| {
+                let relevance = query.as_ref().map_or(0.0, |q| dot(q, &r.rows[i * r.dims..(i + 1) * r.dims]));
                 (score(m, relevance, now), i)
             })
             .collect();
@@ -314,8 +371,7 @@ pub(crate) async fn embed(
 
 /// The oldest [`CONSOLIDATE`] memories, when there are more than [`MAX_MEMORIES`].
 pub(crate) async fn overflow(pool: &sqlx::AnyPool, world: &str, user: &str, npc: &str) -> Result<Vec<NpcMemory>> {
-    let (n, _) = stamp(pool, world, user, npc).await?;
-    if (n as usize) <= MAX_MEMORIES {
+    if count(pool, world, user, npc).await? <= MAX_MEMORIES {
         return Ok(Vec::new());
     }
     let all = list(pool, world, user, npc).await?;
@@ -357,6 +413,7 @@ pub(crate) async fn replace(
         .await
         .map_err(db)?;
     }
+    restamp(&mut *tx, world, user, npc).await?;
     tx.commit().await.map_err(db)
 }
 

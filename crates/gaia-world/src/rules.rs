@@ -137,7 +137,11 @@ impl Ctx<'_> {
         let mut req = ChatRequest::new("", vec![ChatMessage::system(system), ChatMessage::user(user)]);
         req.user = Some(self.user_id.to_string());
         req.extra.insert("response_format".into(), json!({"type": "json_object"}));
-        let answer = match engine.complete(admitted, CallSpec::new(RULES_ENDPOINT, ""), &req).await {
+        let rules = self.guard_rules(engine, &[]);
+        let answer = match engine
+            .complete(admitted, CallSpec { rules: Some(&rules), ..CallSpec::new(RULES_ENDPOINT, "") }, &req)
+            .await
+        {
             Ok((r, _)) => r.content,
             Err(e) => {
                 return Ok(CommandResult::fail(
@@ -263,7 +267,9 @@ impl Ctx<'_> {
         let mut req = ChatRequest::new("", vec![ChatMessage::user(prompt)]);
         req.user = Some(self.user_id.to_string());
         req.max_tokens = Some(200);
-        if let Ok((n, _)) = engine.complete(admitted, CallSpec::new(NARRATIVE_ENDPOINT, ""), &req).await {
+        let rules = self.guard_rules(engine, &[]);
+        let spec = CallSpec { rules: Some(&rules), ..CallSpec::new(NARRATIVE_ENDPOINT, "") };
+        if let Ok((n, _)) = engine.complete(admitted, spec, &req).await {
             let narrative = n.content.trim();
             if !narrative.is_empty() {
                 r.message = narrative.chars().take(2_000).collect();
@@ -384,7 +390,9 @@ impl Ctx<'_> {
         let mut req = ChatRequest::new("", vec![ChatMessage::user(prompt)]);
         req.user = Some(self.user_id.to_string());
         req.max_tokens = Some(10);
-        let (r, _) = engine.complete(admitted, CallSpec::new(RULES_ENDPOINT, ""), &req).await.ok()?;
+        let rules = self.guard_rules(engine, &[]);
+        let spec = CallSpec { rules: Some(&rules), ..CallSpec::new(RULES_ENDPOINT, "") };
+        let (r, _) = engine.complete(admitted, spec, &req).await.ok()?;
         let answer =
             r.content.trim().trim_matches(|c: char| !c.is_alphanumeric() && c != '_' && c != '-').to_lowercase();
         if answer == "look" {

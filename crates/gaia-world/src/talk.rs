@@ -14,7 +14,7 @@ use crate::npc::{action_tools, matches, relationship_change, WorldEvent, MAX_ACT
 use crate::state::MAX_EXCHANGES;
 use gaia_chat::CallSpec;
 use gaia_core::types::ChatMessage;
-use gaia_providers::ChatRequest;
+use gaia_providers::{ChatRequest, ProviderError};
 use serde_json::{json, Value};
 
 /// Longest NPC answer kept, in characters.
@@ -156,8 +156,22 @@ impl Ctx<'_> {
         req.user = Some(self.user_id.to_string());
         req.max_tokens = Some(300);
         req.tools = tools;
-        let reply = match engine.complete(admitted, CallSpec::new(TALK_ENDPOINT, ""), &req).await {
+        let rules = self.guard_rules(engine, template.map(|t| t.guardrails.as_slice()).unwrap_or_default());
+        let spec = CallSpec { rules: Some(&rules), ..CallSpec::new(TALK_ENDPOINT, "") };
+        let reply = match engine.complete(admitted, spec, &req).await {
             Ok((r, _)) => r,
+            Err(gaia_chat::ChatError::Provider(ProviderError::ContentRefused(_))) => {
+                // A guardrail refused the message or the answer: the NPC declines, in character, and
+                // nothing is remembered or changed.
+                let line = template
+                    .and_then(|t| t.refusal.clone())
+                    .unwrap_or_else(|| format!("{name} shakes their head and says nothing about that."));
+                let mut r = CommandResult::ok(line.clone(), version);
+                let voice = template.and_then(|t| t.voice.clone());
+                r.metadata = Some(json!({"npc_id": npc_id, "npc_name": name, "text": line, "voice": voice,
+                                         "emotion": Emotion::new("neutral", 0.3), "refused": true}));
+                return Ok(r);
+            }
             Err(e) => {
                 return Ok(CommandResult::fail(format!("{name} does not answer ({e})."), version));
             }

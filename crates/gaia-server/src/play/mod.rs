@@ -7,7 +7,9 @@
 //!   `experience:write` on `/experiences/<exp>` is needed to act (`not_allowed` otherwise),
 //!   `experience:admin` for `@` commands.
 //! - Client messages: `update_location {lat, lng, accuracy?}` → `area_of_interest`; `action
-//!   {action, …}` → `action_response` (+ `npc_speech` for `talk`); `ping` → `pong`; `get_commands`
+//!   {action, …}` → `action_response` (+ `npc_speech` for what NPCs said: a `talk`'s answer, goals'
+//!   lines; with `voice=true` in the query, also `npc_visemes` and `npc_audio`: module `voice`);
+//!   `ping` → `pong`; `get_commands`
 //!   → `commands_schema`. Any of them may carry `request_id`, echoed in the answer. Errors: `error`
 //!   `{code, message}` with the spec's codes.
 //! - `world_update` v0.4 deltas through the hub (module `hub`): a socket's `base_version` is always the version
@@ -35,6 +37,7 @@
 mod fix;
 mod hub;
 mod presence;
+mod voice;
 
 pub(crate) use hub::PlayHub;
 
@@ -94,6 +97,9 @@ pub struct PlayQuery {
     /// The last `snapshot_version` the client had, to resume.
     #[serde(default)]
     resume_version: Option<i64>,
+    /// Whether NPCs' lines are spoken too (`npc_visemes`, `npc_audio`: module `voice`).
+    #[serde(default)]
+    voice: bool,
 }
 
 /// `GET /ws/experience`.
@@ -182,6 +188,8 @@ struct Player {
     fix_kept: Option<Instant>,
     trusted: bool,
     audited: Option<Instant>,
+    /// NPCs' lines are spoken (the query's `voice`).
+    voice: bool,
 }
 
 /// The last area of interest a socket sent, kept to send again while no delta came after it; the
@@ -253,6 +261,7 @@ async fn run(state: AppState, p: Principal, credentials: HeaderMap, q: PlayQuery
         fix_kept: None,
         trusted: true,
         audited: None,
+        voice: q.voice,
     };
     s.fix = Box::pin(fix::load(&s.state, &s.experience, &s.p.user_id)).await;
     let connected = json!({"type": "connected", "connection_id": format!("{}-{}", s.p.user_id, outbox.id),
@@ -686,6 +695,7 @@ impl Player {
         // the goals the command set off.
         if let Some(meta) = r.metadata.as_ref().filter(|_| r.success) {
             let reactions = meta.get("npc_reactions").and_then(Value::as_array).into_iter().flatten();
+            let mut spoken = Vec::new();
             for said in std::iter::once(meta).filter(|m| m.get("text").is_some()).chain(reactions) {
                 if let (Some(npc), Some(line)) = (said.get("npc_id"), said.get("text")) {
                     let mut v = json!({"type": "npc_speech", "npc_id": npc, "text": line, "voice": said.get("voice"),
@@ -693,9 +703,13 @@ impl Player {
                     if let Some(e) = said.get("emotion") {
                         v["emotion"] = e.clone();
                     }
+                    if self.voice {
+                        spoken.push(v.clone());
+                    }
                     out.push(text(v));
                 }
             }
+            voice::speak(&self.state, &self.p, &self.outbox, spoken);
         }
         out
     }

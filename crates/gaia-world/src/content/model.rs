@@ -108,6 +108,10 @@ pub struct ExperienceConfig {
     /// What the game uses.
     #[serde(default)]
     pub capabilities: Capabilities,
+    /// Names of the server's guardrail rules (`[guardrails] rules`) applied to every model call of
+    /// the experience (NPC talk, rules commands) besides the caller's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guardrails: Vec<String>,
     /// Unknown fields, kept.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -281,6 +285,14 @@ pub struct NpcTemplate {
     /// What the NPC may do to the world, by name (see [`crate::content::Mind`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub actions: BTreeMap<String, super::NpcAction>,
+    /// Names of the server's guardrail rules applied to this NPC's answers besides the
+    /// experience's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guardrails: Vec<String>,
+    /// What the NPC says, in character, when a guardrail refuses a talk (else a line made from
+    /// its name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
     /// Unknown frontmatter fields, kept.
     #[serde(flatten)]
     pub extra: Map<String, Value>,

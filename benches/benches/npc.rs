@@ -1,0 +1,289 @@
+//! NPC turns on the sample world (Sam), through Gaia's HTTP API on SQLite (and PostgreSQL when
+//! `GAIA_TEST_DATABASE_URL` is set), with the mock upstream answering at once (its latency is the
+//! loopback's):
+//!
+//! - a `talk` (template, relationship, goals, memory recall, the model call, the exchange and the
+//!   relationship written in one change): Gaia's own time, the mock's included, against the baseline
+//!   of the same model call made straight to the mock (no Gaia), and the peer of a fast command
+//!   (`look`, no model);
+//! - a `talk` whose answer is an action (a tool call, checked and applied in the talk's change) until
+//!   the `world_update` reaches the event bus;
+//! - memory retrieval with 10,000 memories of one player and NPC (`Worlds::recall_npc_memories`: one
+//!   indexed count, the query embedded by the mock, 10,000 vectors scored), against the baseline of
+//!   the embedding round trip alone.
+//!
+//! `cargo bench -p gaia-benches --bench npc`. Prints Markdown tables for BENCHMARKS.md.
+
+use gaia_core::events::Event;
+use gaia_core::storage::Storage;
+use gaia_core::vectors::{Embedder, VectorStore};
+use gaia_providers::mock::{MockConfig, MockUpstream};
+use gaia_providers::openai::{OpenAiConfig, OpenAiProvider};
+use gaia_providers::ProviderRegistry;
+use gaia_server::state::AppState;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const EXP: &str = "safe-house";
+const MEMORIES: usize = 10_000;
+const DIMS: u32 = 256;
+
+fn percentile(v: &mut [Duration], q: f64) -> Duration {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * q).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+struct Setup {
+    state: AppState,
+    url: String,
+    mock_url: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(storage: Storage) -> Setup {
+    let mock = MockUpstream::start("127.0.0.1:0".parse().unwrap(), MockConfig::default()).await.unwrap();
+    let mock_url = mock.openai_base_url();
+    let registry = ProviderRegistry::new();
+    registry.register(Arc::new(OpenAiProvider::new(OpenAiConfig::new(mock.openai_base_url(), Some("k".into())))));
+    std::mem::forget(mock);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config =
+        gaia_core::Config { jwt_secret: Some("bench-secret-0123456789-0123456789".into()), ..Default::default() };
+    config.chat.auto_title = false;
+    config.chat.memory = false;
+    config.worlds.npc_memory = false;
+    config.embeddings.model = Some("openai/text-embedding-3-small".into());
+    config.embeddings.dimensions = Some(DIMS);
+    let state = AppState::new(config, storage, Arc::new(gaia_core::cache::MemoryCache::new(100_000)), registry);
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/gaia-world/sample/experiences");
+    gaia_core::testing::copy_dir(&sample, &dir.path().join("experiences"));
+    let kb = gaia_kb::Kb::open(gaia_kb::KbConfig {
+        root: dir.path().to_path_buf(),
+        sync_interval_secs: 0,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert!(state.set_kb(kb));
+    state.reload_worlds().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let served = state.clone();
+    tokio::spawn(async move {
+        gaia_server::serve(listener, served, std::future::pending()).await.unwrap();
+    });
+    Setup { state, url, mock_url, http: reqwest::Client::new(), _dir: dir }
+}
+
+/// A new player and their API key.
+async fn player(s: &Setup, name: &str) -> (String, String) {
+    let u = s
+        .state
+        .storage()
+        .create_user(&format!("{name}-{}@example.com", uuid::Uuid::new_v4()), None, None)
+        .await
+        .unwrap();
+    let (_, key) = s.state.auth().create_api_key(&u.id, None).await.unwrap();
+    (u.id, key)
+}
+
+async fn command(s: &Setup, key: &str, body: serde_json::Value) -> serde_json::Value {
+    let r = s
+        .http
+        .post(format!("{}/api/v1/experiences/{EXP}/command", s.url))
+        .header("x-api-key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    r.json().await.unwrap()
+}
+
+fn talk(message: &str) -> serde_json::Value {
+    json!({"action": "talk", "target_npc_id": "radio_operator", "message": message})
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let dbs = rt.block_on(gaia_core::testing::database_urls());
+    println!("| store | operation | p50 | p99 |");
+    println!("|---|---|---|---|");
+    let mut notes = Vec::new();
+    for db in dbs {
+        let backend = db.backend;
+        rt.block_on(async {
+            // A fresh database of this backend.
+            let s = setup(db.storage().await).await;
+            let (_, key) = player(&s, "ann").await;
+            let rounds = 400;
+
+            // Baseline: the same chat call straight to the mock.
+            let mut direct = Vec::new();
+            for i in 0..rounds {
+                let t = Instant::now();
+                let r = s
+                    .http
+                    .post(format!("{}/chat/completions", s.mock_url))
+                    .bearer_auth("k")
+                    .json(&json!({"model": "mock-gpt", "messages": [{"role": "user", "content": format!("Copy? {i}")}]}))
+                    .send()
+                    .await
+                    .unwrap();
+                r.bytes().await.unwrap();
+                direct.push(t.elapsed());
+            }
+            // Peer: a fast command (no model).
+            let mut look = Vec::new();
+            for _ in 0..rounds {
+                let t = Instant::now();
+                command(&s, &key, json!({"action": "look"})).await;
+                look.push(t.elapsed());
+            }
+            // An NPC turn.
+            let mut turns = Vec::new();
+            for i in 0..rounds {
+                let t = Instant::now();
+                let r = command(&s, &key, talk(&format!("Copy? over {i}"))).await;
+                turns.push(t.elapsed());
+                assert_eq!(r["success"], true, "{r}");
+            }
+            // An action, until its world_update is on the bus (a fresh player each: the quest is
+            // started once per player).
+            let mut events = s.state.events().subscribe();
+            let mut actions = Vec::new();
+            for _ in 0..200 {
+                let (id, key) = player(&s, "actor").await;
+                let t = Instant::now();
+                let r = command(&s, &key, talk(r#"call tool offer_quest {"quest": "first_aid"}"#)).await;
+                assert_eq!(r["metadata"]["actions"][0]["ok"], true, "{r}");
+                loop {
+                    match events.recv().await {
+                        Ok(Event::WorldUpdate { user_id, changes, .. })
+                            if user_id.as_deref() == Some(id.as_str()) && changes.iter().any(|c| c["path"] == "player.quests") =>
+                        {
+                            break
+                        }
+                        Ok(_) => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                actions.push(t.elapsed());
+            }
+
+            // Memory retrieval with 10,000 memories of one player and Sam.
+            let (mem_user, _) = player(&s, "rememberer").await;
+            s.state.worlds().view(EXP, &mem_user).await.unwrap();
+            let world: String = sqlx::query_scalar("SELECT world_id FROM world_players WHERE user_id = $1")
+                .bind(&mem_user)
+                .fetch_one(s.state.storage().pool())
+                .await
+                .unwrap();
+            let admitted = gaia_chat::Admitted::internal("bench");
+            let embedder = s.state.engine().embedder(admitted.clone(), gaia_world::MEMORY_ENDPOINT).unwrap();
+            let space = embedder.space();
+            let scope = format!("npcmem:{mem_user}:{world}:radio_operator");
+            let words = ["fog", "radio", "medkit", "roof", "crows", "diesel", "generator", "pharmacy", "river", "dog"];
+            let mut items = Vec::with_capacity(MEMORIES);
+            for i in 0..MEMORIES {
+                let text = format!("memory {i}: {} {} {} near the {}", words[i % 10], words[(i / 10) % 10], i % 97, words[(i / 100) % 10]);
+                let hash = gaia_core::vectors::content_hash(&text);
+                sqlx::query(
+                    "INSERT INTO world_npc_memories (world_id, user_id, npc_id, id, text, importance, created_at) \
+                     VALUES ($1, $2, 'radio_operator', $3, $4, $5, $6)",
+                )
+                .bind(&world)
+                .bind(&mem_user)
+                .bind(&hash)
+                .bind(&text)
+                .bind((i % 10 + 1) as i64)
+                .bind(1_700_000_000_000i64 + i as i64)
+                .execute(s.state.storage().pool())
+                .await
+                .unwrap();
+                items.push((hash, gaia_core::vectors::unit(gaia_providers::mock::mock_embedding(&text, DIMS as usize))));
+            }
+            s.state.storage().put(&scope, &space, &items).await.unwrap();
+            sqlx::query(
+                "INSERT INTO world_npc_relations (world_id, user_id, npc_id, memory_stamp, updated_at) \
+                 VALUES ($1, $2, 'radio_operator', 'seeded', 0)",
+            )
+            .bind(&world)
+            .bind(&mem_user)
+            .execute(s.state.storage().pool())
+            .await
+            .unwrap();
+            let principal = gaia_core::auth::Principal {
+                user_id: mem_user.clone(),
+                email: None,
+                is_admin: false,
+                method: gaia_core::auth::AuthMethod::Jwt,
+            };
+            let caller_admitted = s.state.engine().admit(&principal, true).await.unwrap().budgets(None).await.unwrap();
+            let caller = gaia_world::Caller::admitted(caller_admitted);
+            // The first recall reads the 10,000 memories and vectors; the next ones reuse them.
+            let t = Instant::now();
+            let first = s.state.worlds().recall_npc_memories(EXP, caller.clone(), "radio_operator", "the dog by the river").await.unwrap();
+            let cold = t.elapsed();
+            assert_eq!(first.len(), gaia_world::PROMPT_MEMORIES);
+            let mut recall = Vec::new();
+            let mut embed_only = Vec::new();
+            for i in 0..rounds {
+                let message = format!("where is the dog {i} by the river");
+                let t = Instant::now();
+                let m = s.state.worlds().recall_npc_memories(EXP, caller.clone(), "radio_operator", &message).await.unwrap();
+                recall.push(t.elapsed());
+                assert_eq!(m.len(), gaia_world::PROMPT_MEMORIES);
+                let t = Instant::now();
+                embedder.embed(&[format!("{message} again")]).await.unwrap();
+                embed_only.push(t.elapsed());
+            }
+
+            let rows: Vec<(&str, Vec<Duration>)> = vec![
+                ("chat call straight to the mock (baseline)", direct),
+                ("`look` (fast command, no model: peer)", look),
+                ("NPC `talk` (recall, model call, one change)", turns),
+                ("NPC `talk` with an action, until its `world_update` is published", actions),
+                ("embedding round trip to the mock (baseline of recall)", embed_only),
+                ("memory recall, 10,000 memories (query embedded, all scored)", recall),
+            ];
+            let mut p50s = Vec::new();
+            for (what, mut t) in rows {
+                let p50 = percentile(&mut t, 0.5);
+                let p99 = percentile(&mut t, 0.99);
+                p50s.push((p50, p99));
+                println!("| {backend} | {what} | {} | {} |", ms(p50), ms(p99));
+            }
+            let own = |i: usize, base: usize| {
+                (p50s[i].0.saturating_sub(p50s[base].0), p50s[i].1.saturating_sub(p50s[base].1))
+            };
+            let (turn50, _) = own(2, 0);
+            let (_, recall99) = own(5, 4);
+            notes.push(format!(
+                "{backend}: Gaia's own time in an NPC turn (talk p50 less the direct model call's p50) {}; an action to its \
+                 world_update p99 {}; memory recall p99 less the embedding round trip's p99 {}; the first recall \
+                 (10,000 memories and vectors read) {}",
+                ms(turn50),
+                ms(p50s[3].1),
+                ms(recall99),
+                ms(cold),
+            ));
+        });
+    }
+    println!();
+    for n in notes {
+        println!("- {n}");
+    }
+}
