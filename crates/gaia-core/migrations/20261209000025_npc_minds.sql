@@ -22,3 +22,5 @@ CREATE INDEX IF NOT EXISTS world_npc_memories_user ON world_npc_memories (user_i
 -- Changed (to a new random value) with every change of a player's memories of an NPC: instances
 -- keeping them in memory check it with one key lookup.
 ALTER TABLE world_npc_relations ADD COLUMN memory_stamp TEXT NOT NULL DEFAULT '';
+-- What a pair learned since a time (instances keeping memories read only those).
+CREATE INDEX IF NOT EXISTS world_npc_memories_time ON world_npc_memories (world_id, user_id, npc_id, created_at);

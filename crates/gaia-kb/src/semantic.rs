@@ -458,7 +458,7 @@ impl Semantic {
 
     /// Whether the index is there and searched through its graph.
     pub(crate) fn has_graph(&self) -> bool {
-        self.index().is_some_and(|ix| ix.has_graph())
+        self.index().is_some_and(|ix| ix.searches_graph())
     }
 
     /// Whether the index changed since it was last saved.

@@ -225,9 +225,14 @@ impl ChunkIndex {
         m.entries.len() - m.dead
     }
 
-    /// Whether searches go through the graph.
+    /// Whether the graph is built.
     pub(crate) fn has_graph(&self) -> bool {
         self.graph.read().expect("index lock").is_some()
+    }
+
+    /// Whether searches go through the graph now (built, and the live chunks above its threshold).
+    pub(crate) fn searches_graph(&self) -> bool {
+        self.has_graph() && self.live() > self.graph_above
     }
 
     /// The hashes of the live chunks of `path`.

@@ -824,7 +824,7 @@ impl Ctx<'_> {
             json!({"current_location": location, "current_area": area}),
         )];
         // NPCs there may react to the arrival, in the same change.
-        let mut reactions = self.react(&mut c, crate::npc::WorldEvent::EntersArea { area }).await?;
+        let mut reactions = self.react(&mut c, crate::npc::WorldEvent::EntersArea { location, area }).await?;
         changes.extend(std::mem::take(&mut reactions.changes));
         let name = self.exp.world.locations.get(location).and_then(|x| x.areas.get(area)).map(|x| x.name.clone());
         let mut r =

@@ -8,8 +8,9 @@
 //! them are forgotten. A player sees and erases what an NPC remembers of them; nobody else does.
 //!
 //! Recall reads the memories and their vectors once per instance and keeps them
-//! (`Recollections`), checked by one key lookup per talk against the pair's memory stamp (a new
-//! random value with every change of its memories, on any instance).
+//! (`Recollections`, at most 256 MiB): each talk checks one key, the pair's memory stamp (a new
+//! random value whenever memories are removed, on any instance: then they are read again), and
+//! reads what was learned since (by time) and the vectors that were not stored yet.
 
 use crate::error::{Result, WorldError};
 use gaia_core::vectors::{content_hash, dot, unit, Embedder, VectorStore};
@@ -49,19 +50,62 @@ pub struct NpcMemory {
 }
 
 /// The memories of one player and NPC as an instance keeps them, with their vectors.
+#[derive(Clone)]
 struct Recollection {
-    /// The pair's memory stamp when they were read (to notice changes).
+    /// The pair's memory stamp when they were read (renewed when memories are removed).
     stamp: String,
     space: String,
     memories: Vec<NpcMemory>,
+    /// Their ids, and the newest `created_at` (memories added since are read by time).
+    ids: std::collections::HashSet<String>,
+    newest: i64,
     /// Their unit vectors, `dims` numbers each, one after the other (zeros for a memory without).
     rows: Vec<f32>,
     dims: usize,
+    /// Memories whose vector was not stored yet when read (looked for again at each recall).
+    pending: Vec<usize>,
+}
+
+impl Recollection {
+    fn bytes(&self) -> usize {
+        self.rows.len() * 4 + self.memories.iter().map(|m| m.text.len() + 80).sum::<usize>()
+    }
+
+    /// Appends `memories` (read since) and fills in the vectors `found` of pending or new ones.
+    fn extend(&mut self, memories: Vec<NpcMemory>, mut found: HashMap<String, Vec<f32>>) {
+        for m in memories {
+            self.newest = self.newest.max(m.created_at);
+            self.ids.insert(m.id.clone());
+            self.pending.push(self.memories.len());
+            self.memories.push(m);
+            self.rows.extend(std::iter::repeat_n(0.0, self.dims));
+        }
+        if self.dims == 0 {
+            if let Some(d) = found.values().next().map(Vec::len).filter(|d| *d > 0) {
+                self.dims = d;
+                self.rows = vec![0.0; d * self.memories.len()];
+                self.pending = (0..self.memories.len()).collect();
+            }
+        }
+        let d = self.dims;
+        let memories = &self.memories;
+        let rows = &mut self.rows;
+        self.pending.retain(|&i| match found.remove(&memories[i].id).filter(|v| v.len() == d && d > 0) {
+            Some(v) => {
+                rows[i * d..(i + 1) * d].copy_from_slice(&v);
+                false
+            }
+            None => true,
+        });
+    }
 }
 
 /// The memories instances keep ready, by scope.
 #[derive(Default)]
 pub(crate) struct Recollections(Mutex<HashMap<String, Arc<Recollection>>>);
+
+/// Bytes of memories an instance keeps ready at most (beyond, it starts over).
+const MAX_KEPT_BYTES: usize = 256 * 1024 * 1024;
 
 /// The vector scope of a player's memories of an NPC.
 fn scope(world: &str, user: &str, npc: &str) -> String {
@@ -132,6 +176,22 @@ async fn restamp<'e>(
     .await
     .map_err(db)?;
     Ok(())
+}
+
+/// The memories of a pair learned at or after `since` (ms), oldest first.
+async fn since(pool: &sqlx::AnyPool, world: &str, user: &str, npc: &str, since: i64) -> Result<Vec<NpcMemory>> {
+    let rows = sqlx::query(
+        "SELECT id, text, importance, created_at FROM world_npc_memories \
+         WHERE world_id = $1 AND user_id = $2 AND npc_id = $3 AND created_at >= $4 ORDER BY created_at, id",
+    )
+    .bind(world)
+    .bind(user)
+    .bind(npc)
+    .bind(since)
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter().map(memory_of).collect()
 }
 
 /// How many memories the pair has.
@@ -270,35 +330,56 @@ impl Recollections {
             now_stamp = stamp(pool, world, user, npc).await?;
         }
         let space = embedder.map(|e| e.space()).unwrap_or_default();
+        let (key_ref, space_ref) = (&key, &space);
+        let vectors_of = |ids: Vec<String>| async move {
+            let (key, space) = (key_ref, space_ref);
+            if space.is_empty() || ids.is_empty() {
+                return HashMap::new();
+            }
+            store.get(key, space, &ids).await.unwrap_or_else(|e| {
+                tracing::debug!(error = %e, "cannot read the vectors of NPC memories");
+                HashMap::new()
+            })
+        };
         let kept = self.0.lock().expect("memory lock").get(&key).cloned();
         let r = match kept.filter(|r| r.stamp == now_stamp && r.space == space) {
-            Some(r) => r,
+            // Kept and current: what was learned since, and the vectors that were missing.
+            Some(r) => {
+                let new: Vec<NpcMemory> = since(pool, world, user, npc, r.newest)
+                    .await?
+                    .into_iter()
+                    .filter(|m| !r.ids.contains(&m.id))
+                    .collect();
+                let wanted: Vec<String> = r
+                    .pending
+                    .iter()
+                    .map(|&i| r.memories[i].id.clone())
+                    .chain(new.iter().map(|m| m.id.clone()))
+                    .collect();
+                let found = vectors_of(wanted).await;
+                if new.is_empty() && found.is_empty() {
+                    r
+                } else {
+                    let mut fresh = (*r).clone();
+                    fresh.extend(new, found);
+                    self.keep(key.clone(), fresh)
+                }
+            }
             None => {
                 let memories = list(pool, world, user, npc).await?;
-                let hashes: Vec<String> = memories.iter().map(|m| m.id.clone()).collect();
-                let mut found = if space.is_empty() {
-                    HashMap::new()
-                } else {
-                    store.get(&key, &space, &hashes).await.unwrap_or_else(|e| {
-                        tracing::debug!(error = %e, "cannot read the vectors of NPC memories");
-                        HashMap::new()
-                    })
+                let found = vectors_of(memories.iter().map(|m| m.id.clone()).collect()).await;
+                let mut fresh = Recollection {
+                    stamp: now_stamp,
+                    space: space.clone(),
+                    memories: Vec::new(),
+                    ids: Default::default(),
+                    newest: 0,
+                    rows: Vec::new(),
+                    dims: found.values().next().map_or(0, Vec::len),
+                    pending: Vec::new(),
                 };
-                let dims = found.values().next().map_or(0, Vec::len);
-                let mut rows = Vec::with_capacity(dims * hashes.len());
-                for h in &hashes {
-                    match found.remove(h).filter(|v| v.len() == dims) {
-                        Some(v) => rows.extend(v),
-                        None => rows.extend(std::iter::repeat_n(0.0, dims)),
-                    }
-                }
-                let r = Arc::new(Recollection { stamp: now_stamp, space: space.clone(), memories, rows, dims });
-                let mut kept = self.0.lock().expect("memory lock");
-                if kept.len() >= MAX_KEPT {
-                    kept.clear();
-                }
-                kept.insert(key, r.clone());
-                r
+                fresh.extend(memories, found);
+                self.keep(key.clone(), fresh)
             }
         };
         if r.memories.len() <= PROMPT_MEMORIES {
@@ -337,6 +418,18 @@ impl Recollections {
         let mut chosen: Vec<usize> = scored.into_iter().map(|(_, i)| i).collect();
         chosen.sort_unstable();
         Ok(chosen.into_iter().map(|i| r.memories[i].clone()).collect())
+    }
+
+    /// Keeps `r` ready for `key` (starting over when too much is kept).
+    fn keep(&self, key: String, r: Recollection) -> Arc<Recollection> {
+        let r = Arc::new(r);
+        let mut kept = self.0.lock().expect("memory lock");
+        let bytes: usize = kept.values().map(|k| k.bytes()).sum();
+        if kept.len() >= MAX_KEPT || bytes + r.bytes() > MAX_KEPT_BYTES {
+            kept.clear();
+        }
+        kept.insert(key, r.clone());
+        r
     }
 
     /// Forgets what this instance keeps of `scope`'s pair (after a change it made).
@@ -378,23 +471,31 @@ pub(crate) async fn overflow(pool: &sqlx::AnyPool, world: &str, user: &str, npc:
     Ok(all.into_iter().take(CONSOLIDATE).collect())
 }
 
-/// Replaces `old` by `new` (their consolidation), in one transaction.
+/// Replaces `old` by `new` (their consolidation), in one transaction; `false` (nothing changed)
+/// when some of `old` are gone already (another task consolidated them).
 pub(crate) async fn replace(
     pool: &sqlx::AnyPool,
     (world, user, npc): (&str, &str, &str),
     old: &[NpcMemory],
     new: &[(String, i64)],
-) -> Result<()> {
+) -> Result<bool> {
     let mut tx = pool.begin().await.map_err(db)?;
+    let mut removed = 0;
     for m in old {
-        sqlx::query("DELETE FROM world_npc_memories WHERE world_id = $1 AND user_id = $2 AND npc_id = $3 AND id = $4")
-            .bind(world)
-            .bind(user)
-            .bind(npc)
-            .bind(&m.id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        removed += sqlx::query(
+            "DELETE FROM world_npc_memories WHERE world_id = $1 AND user_id = $2 AND npc_id = $3 AND id = $4",
+        )
+        .bind(world)
+        .bind(user)
+        .bind(npc)
+        .bind(&m.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+    }
+    if removed != old.len() as u64 {
+        return Ok(false);
     }
     let at = old.iter().map(|m| m.created_at).max().unwrap_or(0);
     for (text, importance) in new {
@@ -414,23 +515,27 @@ pub(crate) async fn replace(
         .map_err(db)?;
     }
     restamp(&mut *tx, world, user, npc).await?;
-    tx.commit().await.map_err(db)
+    tx.commit().await.map_err(db)?;
+    Ok(true)
 }
 
 /// Learns from an exchange in the background: the facts the model draws from it are added, embedded,
 /// and, past [`MAX_MEMORIES`], the oldest consolidated. Failures are logged; the talk is not touched.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn learn(
     engine: gaia_chat::Engine,
     admitted: gaia_chat::Admitted,
     storage: gaia_core::storage::Storage,
     (world, user, npc, name): (String, String, String, String),
+    rules: gaia_chat::guardrails::RuleSet,
     message: String,
     answer: String,
 ) {
     tokio::spawn(async move {
         let who = (world.as_str(), user.as_str(), npc.as_str());
         let exchange = format!("Player: {message}\n{name}: {answer}");
-        let Some(facts) = ask(&engine, &admitted, &user, learn_instructions(&name), exchange).await else { return };
+        let asked = ask(&engine, &admitted, &rules, &user, learn_instructions(&name), exchange).await;
+        let Some(facts) = asked else { return };
         let pool = storage.pool();
         let new = match add(pool, who.0, who.1, who.2, &facts).await {
             Ok(n) => n,
@@ -452,14 +557,14 @@ pub(crate) fn learn(
                 return;
             }
         };
-        let list: String = old.iter().map(|m| format!("- {} (importance {})\n", m.text, m.importance)).collect();
+        let listing: String = old.iter().map(|m| format!("- {} (importance {})\n", m.text, m.importance)).collect();
         let instructions = format!(
             "You keep what {name} remembers about a player. Condense the memories below into at most \
              {MAX_FACTS_PER_EXCHANGE} facts, keeping what matters most. Reply with JSON only: \
              {{\"facts\": [{{\"fact\": \"...\", \"importance\": 1-10}}]}}."
         );
         let (drop, keep): (Vec<NpcMemory>, Vec<(String, i64)>) =
-            match ask(&engine, &admitted, &user, instructions, list).await {
+            match ask(&engine, &admitted, &rules, &user, instructions, listing).await {
                 Some(f) if !f.is_empty() => (old, f),
                 _ => {
                     let mut by_importance = old;
@@ -467,13 +572,26 @@ pub(crate) fn learn(
                     (by_importance.into_iter().take(CONSOLIDATE / 2).collect(), Vec::new())
                 }
             };
-        if let Err(e) = replace(pool, who, &drop, &keep).await {
-            tracing::warn!(error = %e, "cannot consolidate what an NPC remembers");
-            return;
+        match replace(pool, who, &drop, &keep).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot consolidate what an NPC remembers");
+                return;
+            }
         }
         if let Some(e) = &embedder {
-            let now = list_new(&keep);
-            embed(e, &storage, who, &now).await;
+            embed(e, &storage, who, &list_new(&keep)).await;
+            // The vectors of the memories consolidated go.
+            match list(pool, who.0, who.1, who.2).await {
+                Ok(all) => {
+                    let keep: std::collections::HashSet<String> = all.into_iter().map(|m| m.id).collect();
+                    if let Err(err) = storage.retain(&scope(who.0, who.1, who.2), &e.space(), &keep).await {
+                        tracing::warn!(error = %err, "cannot remove the vectors of consolidated memories");
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "cannot list what an NPC remembers"),
+            }
         }
     });
 }
@@ -501,6 +619,7 @@ fn learn_instructions(name: &str) -> String {
 async fn ask(
     engine: &gaia_chat::Engine,
     admitted: &gaia_chat::Admitted,
+    rules: &gaia_chat::guardrails::RuleSet,
     user: &str,
     instructions: String,
     text: String,
@@ -511,7 +630,9 @@ async fn ask(
     req.temperature = Some(0.0);
     req.max_tokens = Some(400);
     req.user = Some(user.to_string());
-    let spec = gaia_chat::CallSpec { guarded: false, ..gaia_chat::CallSpec::new(MEMORY_ENDPOINT, "") };
+    // Guarded like the talk (the experience's and the NPC's rules too): what a rule would redact or
+    // refuse is not kept.
+    let spec = gaia_chat::CallSpec { rules: Some(rules), ..gaia_chat::CallSpec::new(MEMORY_ENDPOINT, "") };
     match engine.complete(admitted, spec, &req).await {
         Ok((r, _)) => {
             let facts = parse_facts(&r.content);

@@ -19,8 +19,8 @@ pub(crate) const MAX_ACTION_ARGS: usize = 4_096;
 /// A game event NPCs may react to.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum WorldEvent<'a> {
-    /// The player arrived in `area`.
-    EntersArea { area: &'a str },
+    /// The player arrived in `area` of `location`.
+    EntersArea { location: &'a str, area: &'a str },
     /// The player gave `npc` an item of `template`.
     ItemGiven { npc: &'a str, template: &'a str },
     /// The player took `quest`.
@@ -48,7 +48,7 @@ pub(crate) fn matches(t: &Trigger, ev: &WorldEvent<'_>, rel: &Relationship) -> b
     let same = |want: &Option<String>, got: &str| want.as_deref().is_none_or(|w| w == got);
     t.event == ev.kind()
         && match ev {
-            WorldEvent::EntersArea { area } => same(&t.area, area),
+            WorldEvent::EntersArea { area, .. } => same(&t.area, area),
             WorldEvent::ItemGiven { template, .. } => same(&t.item, template),
             WorldEvent::QuestAccepted { quest } | WorldEvent::QuestCompleted { quest } => same(&t.quest, quest),
             WorldEvent::PlayerSays { text, .. } => {
@@ -100,12 +100,12 @@ impl Ctx<'_> {
         let here = || self.place(&self.seen.player).map(|(_, a)| Self::npcs_here(a)).unwrap_or_default();
         let mut npcs = match ev {
             WorldEvent::ItemGiven { npc, .. } | WorldEvent::PlayerSays { npc, .. } => vec![npc.to_string()],
-            WorldEvent::EntersArea { area } => self
+            WorldEvent::EntersArea { location, area } => self
                 .exp
                 .world
                 .locations
-                .values()
-                .find_map(|l| l.areas.get(*area))
+                .get(*location)
+                .and_then(|l| l.areas.get(*area))
                 .map(Self::npcs_here)
                 .unwrap_or_default(),
             WorldEvent::QuestAccepted { quest } | WorldEvent::QuestCompleted { quest } => {
@@ -152,6 +152,8 @@ impl Ctx<'_> {
                         }
                     }
                 }
+                // What the actions before a refusal did stays (and the relationship they moved).
+                changed |= !taken.is_empty();
                 out.changes.extend(taken);
                 if let Some(why) = refused {
                     tracing::info!(npc, goal = %g.id, why, "a goal's action was refused; the goal waits");
@@ -245,10 +247,14 @@ impl Ctx<'_> {
                 let Some(def) = self.exp.quests.get(value) else {
                     return Ok(Err(format!("There is no quest {value}.")));
                 };
-                if def.giver.as_deref().is_none_or(|g| g == npc) {
-                    if let Some(why) = rel.unmet(&def.requires.relationship) {
-                        return Ok(Err(format!("{who} will not give you that quest yet ({why}).")));
-                    }
+                // The relationship the quest needs is with its giver: this NPC's (as it is now), or
+                // another's.
+                let unmet = match def.giver.as_deref() {
+                    Some(g) if g != npc => c.relationship(self.user_id, g).await?.unmet(&def.requires.relationship),
+                    _ => rel.unmet(&def.requires.relationship),
+                };
+                if let Some(why) = unmet {
+                    return Ok(Err(format!("{who} cannot give you that quest yet ({why}).")));
                 }
                 let mut p = c.player(self.user_id).await?;
                 if p.quests.contains_key(value) {

@@ -242,7 +242,7 @@ impl Ctx<'_> {
         if self.learns() {
             let who = (self.world.to_string(), self.user_id.to_string(), npc_id.clone(), name.clone());
             let storage = self.store().storage().clone();
-            crate::memory::learn(engine.clone(), admitted.clone(), storage, who, message.to_string(), answer);
+            crate::memory::learn(engine.clone(), admitted.clone(), storage, who, rules, message.to_string(), answer);
         }
         Ok(r)
     }

@@ -587,7 +587,8 @@ async fn erase_in(conn: &mut AnyConnection, who: &Who, email: &str) -> Result<()
         // The vectors of their persona memory's facts (scope `memory:<user id>`), and of what NPCs
         // remember of them (`npcmem:<user id>:<world>:<npc>`).
         "DELETE FROM embeddings WHERE scope = 'memory:' || $1",
-        "DELETE FROM embeddings WHERE scope LIKE 'npcmem:' || $1 || ':%'",
+        // (an exact prefix, not LIKE: an external user id may hold `%` or `_`)
+        "DELETE FROM embeddings WHERE substr(scope, 1, length('npcmem:' || $1 || ':')) = 'npcmem:' || $1 || ':'",
         "DELETE FROM world_npc_memories WHERE user_id = $1",
         "DELETE FROM world_npc_memories WHERE world_id IN (SELECT id FROM world_instances WHERE owner_id = $1)",
         // Game worlds: the player's views and NPC relationships go; what they carried leaves the
@@ -918,7 +919,7 @@ impl Storage {
             let json = |c: &str| -> Result<serde_json::Value> {
                 Ok(serde_json::from_str(&r.try_get::<String, _>(c)?).unwrap_or(serde_json::Value::Null))
             };
-            let items: Vec<serde_json::Value> = sqlx::query(
+            let mut items: Vec<serde_json::Value> = sqlx::query(
                 "SELECT data FROM world_items WHERE world_id = $1 AND holder = $2 ORDER BY item_id LIMIT $3",
             )
             .bind(&world_id)
@@ -929,7 +930,7 @@ impl Storage {
             .iter()
             .map(|i| Ok(serde_json::from_str(&i.try_get::<String, _>("data")?).unwrap_or(serde_json::Value::Null)))
             .collect::<Result<_>>()?;
-            let memories: Vec<serde_json::Value> = sqlx::query(
+            let mut memories: Vec<serde_json::Value> = sqlx::query(
                 "SELECT npc_id, text, importance, created_at FROM world_npc_memories WHERE world_id = $1 AND user_id = $2 \
                  ORDER BY npc_id, created_at LIMIT $3",
             )
@@ -945,7 +946,7 @@ impl Storage {
                                       "learned_at": from_ms(m.try_get::<i64, _>("created_at")?)}))
             })
             .collect::<Result<_>>()?;
-            let relations: Vec<serde_json::Value> = sqlx::query(
+            let mut relations: Vec<serde_json::Value> = sqlx::query(
                 "SELECT npc_id, trust, respect, familiarity, emotion, exchanges, facts, mind FROM world_npc_relations \
                  WHERE world_id = $1 AND user_id = $2 ORDER BY npc_id LIMIT $3",
             )
@@ -966,6 +967,9 @@ impl Storage {
                                       "facts": parse("facts")?, "mind": parse("mind")?}))
             })
             .collect::<Result<_>>()?;
+            truncated |= cut(&mut items, MAX_EXPORT_ROWS);
+            truncated |= cut(&mut memories, MAX_EXPORT_ROWS);
+            truncated |= cut(&mut relations, MAX_EXPORT_ROWS);
             worlds.push(serde_json::json!({
                 "experience": r.try_get::<String, _>("experience_id")?,
                 "current_location": r.try_get::<String, _>("location_id")?,

@@ -76,6 +76,11 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
+    /// Whether the queue is over half full (a producer of many frames waits while it is).
+    pub(crate) fn busy(&self) -> bool {
+        self.bytes.load(Ordering::Relaxed) > QUEUE_BYTES / 2
+    }
+
     pub(crate) fn push(&self, out: Out) {
         let size = out.size();
         if self.bytes.load(Ordering::Relaxed) + size > QUEUE_BYTES {

@@ -188,8 +188,9 @@ struct Player {
     fix_kept: Option<Instant>,
     trusted: bool,
     audited: Option<Instant>,
-    /// NPCs' lines are spoken (the query's `voice`).
+    /// NPCs' lines are spoken (the query's `voice`), one after another.
     voice: bool,
+    speaking: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The last area of interest a socket sent, kept to send again while no delta came after it; the
@@ -262,6 +263,7 @@ async fn run(state: AppState, p: Principal, credentials: HeaderMap, q: PlayQuery
         trusted: true,
         audited: None,
         voice: q.voice,
+        speaking: Arc::default(),
     };
     s.fix = Box::pin(fix::load(&s.state, &s.experience, &s.p.user_id)).await;
     let connected = json!({"type": "connected", "connection_id": format!("{}-{}", s.p.user_id, outbox.id),
@@ -709,7 +711,7 @@ impl Player {
                     out.push(text(v));
                 }
             }
-            voice::speak(&self.state, &self.p, &self.outbox, spoken);
+            voice::speak(&self.state, &self.p, &self.outbox, &self.speaking, spoken);
         }
         out
     }

@@ -15,6 +15,10 @@ use std::sync::Arc;
 
 /// Bytes of audio per `npc_audio` frame (16 KiB of base64 at most).
 pub(crate) const AUDIO_CHUNK: usize = 12 * 1024;
+/// Most audio sent for one line (about 90 s of 24 kHz 16-bit speech); the rest is cut.
+const MAX_LINE_AUDIO: usize = 4 * 1024 * 1024;
+/// Longest wait for the socket to take queued audio before a line's rest is dropped.
+const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Longest line spoken, in characters (the rest is not voiced).
 const MAX_SPOKEN_CHARS: usize = 2_000;
 
@@ -22,13 +26,22 @@ fn frame(v: Value) -> Out {
     Out::Frame(Arc::from(v.to_string()))
 }
 
-/// Speaks the lines of `speech` frames (`{npc_id, text, voice}`) for `p`, in order, into `outbox`.
-pub(crate) fn speak(state: &AppState, p: &Principal, outbox: &Arc<Outbox>, lines: Vec<Value>) {
+/// Speaks the lines of `speech` frames (`{npc_id, text, voice}`) for `p`, in order, into `outbox`;
+/// one socket's lines are spoken one after another (`speaking`), and the audio waits while the
+/// socket's queue is over half full (so a long line never overflows it).
+pub(crate) fn speak(
+    state: &AppState,
+    p: &Principal,
+    outbox: &Arc<Outbox>,
+    speaking: &Arc<tokio::sync::Mutex<()>>,
+    lines: Vec<Value>,
+) {
     if lines.is_empty() {
         return;
     }
-    let (state, p, outbox) = (state.clone(), p.clone(), outbox.clone());
+    let (state, p, outbox, speaking) = (state.clone(), p.clone(), outbox.clone(), speaking.clone());
     tokio::spawn(async move {
+        let _one = speaking.lock().await;
         for line in lines {
             let (Some(npc), Some(text)) = (line["npc_id"].as_str(), line["text"].as_str()) else { continue };
             let line_id = uuid::Uuid::new_v4().to_string();
@@ -58,10 +71,18 @@ pub(crate) fn speak(state: &AppState, p: &Principal, outbox: &Arc<Outbox>, lines
             let duration_ms = seconds.map(|s| (s * 1000.0).round() as u64);
             outbox.push(frame(json!({"type": "npc_visemes", "npc_id": npc, "line_id": line_id,
                                      "duration_ms": duration_ms, "visemes": visemes, "timestamp": now_ms()})));
-            let chunks: Vec<&[u8]> = audio.chunks(AUDIO_CHUNK).collect();
+            let chunks: Vec<&[u8]> = audio[..audio.len().min(MAX_LINE_AUDIO)].chunks(AUDIO_CHUNK).collect();
             let n = chunks.len();
             for (seq, chunk) in chunks.into_iter().enumerate() {
                 use base64::Engine as _;
+                let waited = std::time::Instant::now();
+                while outbox.busy() {
+                    if waited.elapsed() > DRAIN_WAIT {
+                        tracing::info!(npc, "a socket does not take an NPC's audio; the rest of the line is dropped");
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
                 let data = base64::engine::general_purpose::STANDARD.encode(chunk);
                 outbox.push(frame(json!({"type": "npc_audio", "npc_id": npc, "line_id": line_id, "seq": seq,
                                          "format": "wav", "data": data, "last": seq + 1 == n})));

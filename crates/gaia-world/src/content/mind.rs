@@ -205,7 +205,9 @@ pub enum ActionCommand {
     /// Gives the player an item of one of `items` (argument `item`): one the NPC holds, else a new
     /// one when `create` (at most `per_player` per player).
     GiveItem,
-    /// Starts one of `quests` (argument `quest`) for the player, as `accept_quest` would.
+    /// Starts one of `quests` (argument `quest`) for the player, when the relationship with the
+    /// quest's giver meets its `requires.relationship` (goals that react to a quest being taken are
+    /// not set off by an action: only by the player's `accept_quest`).
     StartQuest,
 }
 

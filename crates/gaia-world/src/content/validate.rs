@@ -297,6 +297,13 @@ impl<'a, 'p> WorldCheck<'a, 'p> {
                     }
                 }
             }
+            if quest.giver.is_none() && !quest.requires.relationship.is_empty() {
+                self.p.push(
+                    WORLD_FILE,
+                    format!("{path}.requires.relationship"),
+                    "a relationship is with the quest's giver: name one (`giver`)",
+                );
+            }
             if let Some(giver) = &quest.giver {
                 if !self.is_npc(giver) {
                     self.p.push(
