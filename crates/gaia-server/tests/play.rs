@@ -437,8 +437,10 @@ async fn npcs_speak_with_their_emotion_and_their_goals_lines() {
 
 #[tokio::test]
 async fn with_voice_npcs_lines_come_with_audio_and_timed_mouth_shapes() {
+    let files = tempfile::tempdir().unwrap();
     let mut config = common::test_config();
     config.assets.speech_model = Some("openai/tts-1".into());
+    config.assets.store = files.path().display().to_string();
     let s = common::start_with(sqlite_db(), Some(MockConfig::default()), config).await;
     let _vault = common::with_sample_world(&s).await;
     let (token, _, _) = s.register("ann@example.com").await;
