@@ -8,6 +8,10 @@
 //!   (`look`, no model);
 //! - a `talk` whose answer is an action (a tool call, checked and applied in the talk's change) until
 //!   the `world_update` reaches the event bus;
+//! - the first text and the first audio of a `talk` at a game client (a socket with `voice=true`),
+//!   the mock answering as a fast model (150 ms to its first token, 10 ms a chunk), against the
+//!   baseline of the same stream straight from the mock (to its first text; to its first sentence,
+//!   then the mock's speech call for it);
 //! - memory retrieval with 10,000 memories of one player and NPC (`Worlds::recall_npc_memories`: one
 //!   indexed count, the query embedded by the mock, 10,000 vectors scored), against the baseline of
 //!   the embedding round trip alone.
@@ -46,6 +50,7 @@ struct Setup {
     url: String,
     mock_url: String,
     http: reqwest::Client,
+    mock: gaia_providers::mock::MockHandle,
     _dir: tempfile::TempDir,
 }
 
@@ -54,7 +59,6 @@ async fn setup(storage: Storage) -> Setup {
     let mock_url = mock.openai_base_url();
     let registry = ProviderRegistry::new();
     registry.register(Arc::new(OpenAiProvider::new(OpenAiConfig::new(mock.openai_base_url(), Some("k".into())))));
-    std::mem::forget(mock);
     let dir = tempfile::tempdir().unwrap();
     let mut config =
         gaia_core::Config { jwt_secret: Some("bench-secret-0123456789-0123456789".into()), ..Default::default() };
@@ -63,6 +67,8 @@ async fn setup(storage: Storage) -> Setup {
     config.worlds.npc_memory = false;
     config.embeddings.model = Some("openai/text-embedding-3-small".into());
     config.embeddings.dimensions = Some(DIMS);
+    config.assets.speech_model = Some("openai/tts-1".into());
+    config.assets.store = dir.path().join("assets").display().to_string();
     let state = AppState::new(config, storage, Arc::new(gaia_core::cache::MemoryCache::new(100_000)), registry);
     let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/gaia-world/sample/experiences");
     gaia_core::testing::copy_dir(&sample, &dir.path().join("experiences"));
@@ -81,7 +87,7 @@ async fn setup(storage: Storage) -> Setup {
     tokio::spawn(async move {
         gaia_server::serve(listener, served, std::future::pending()).await.unwrap();
     });
-    Setup { state, url, mock_url, http: reqwest::Client::new(), _dir: dir }
+    Setup { state, url, mock_url, http: reqwest::Client::new(), mock, _dir: dir }
 }
 
 /// A new player and their API key.
@@ -107,6 +113,96 @@ async fn command(s: &Setup, key: &str, body: serde_json::Value) -> serde_json::V
         .unwrap();
     assert!(r.status().is_success(), "{}", r.status());
     r.json().await.unwrap()
+}
+
+/// The fast model the mock plays for the voice figures: its first token, and each later chunk.
+const FIRST_TOKEN: Duration = Duration::from_millis(150);
+const CHUNK: Duration = Duration::from_millis(10);
+/// The answer it streams: three sentences.
+const ANSWER: &str = "Copy that, friend. The river group answers at dusk. Keep the channel clear.";
+
+/// Times of the voice rounds.
+struct Voice {
+    direct_text: Vec<Duration>,
+    text: Vec<Duration>,
+    direct_audio: Vec<Duration>,
+    audio: Vec<Duration>,
+}
+
+async fn first_text_and_audio(s: &Setup, key: &str) -> Voice {
+    use futures::{SinkExt, StreamExt};
+    let rounds = 100;
+    s.mock.set_first_byte_delay(FIRST_TOKEN);
+    s.mock.set_chunk_delay(CHUNK);
+    let mut v = Voice { direct_text: Vec::new(), text: Vec::new(), direct_audio: Vec::new(), audio: Vec::new() };
+    for i in 0..rounds {
+        s.mock.push_reply(format!("[happy 0.6] {ANSWER}"));
+        let t = Instant::now();
+        let body = json!({"model": "mock-gpt", "stream": true, "messages": [{"role": "user", "content": format!("Copy? {i}")}]});
+        let r =
+            s.http.post(format!("{}/chat/completions", s.mock_url)).bearer_auth("k").json(&body).send().await.unwrap();
+        let mut body = r.bytes_stream();
+        let (mut seen, mut first) = (String::new(), None);
+        while let Some(chunk) = body.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            if first.is_none() && seen.contains("\"content\"") {
+                first = Some(t.elapsed());
+            }
+            if seen.contains("friend.") {
+                break;
+            }
+        }
+        v.direct_text.push(first.unwrap_or_else(|| t.elapsed()));
+        let speech =
+            json!({"model": "tts-1", "voice": "calm_low", "input": "Copy that, friend.", "response_format": "wav"});
+        s.http
+            .post(format!("{}/audio/speech", s.mock_url))
+            .bearer_auth("k")
+            .json(&speech)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        v.direct_audio.push(t.elapsed());
+    }
+    let url = format!("{}/ws/experience?token={key}&experience={EXP}&voice=true", s.url.replace("http://", "ws://"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    for i in 0..rounds {
+        s.mock.push_reply(format!("[happy 0.6] {ANSWER}"));
+        let t = Instant::now();
+        let action = json!({"type": "action", "action": "talk", "target_npc_id": "radio_operator", "message": format!("Copy? {i}")});
+        ws.send(tokio_tungstenite::tungstenite::Message::Text(action.to_string().into())).await.unwrap();
+        let (mut text, mut audio, mut lines_done, mut answered) = (None, None, 0, false);
+        while lines_done < 3 || !answered {
+            let m = ws.next().await.unwrap().unwrap();
+            let tokio_tungstenite::tungstenite::Message::Text(m) = m else { continue };
+            let f: serde_json::Value = serde_json::from_str(m.as_str()).unwrap();
+            match f["type"].as_str() {
+                Some("npc_speech_delta") if text.is_none() => text = Some(t.elapsed()),
+                Some("npc_audio") => {
+                    assert!(f.get("error").is_none(), "{f}");
+                    if audio.is_none() {
+                        audio = Some(t.elapsed());
+                    }
+                    if f["last"] == true {
+                        lines_done += 1;
+                    }
+                }
+                Some("action_response") => {
+                    assert_eq!(f["success"], true, "{f}");
+                    answered = true;
+                }
+                _ => {}
+            }
+        }
+        v.text.push(text.expect("streamed"));
+        v.audio.push(audio.expect("spoken"));
+    }
+    s.mock.set_first_byte_delay(Duration::ZERO);
+    s.mock.set_chunk_delay(Duration::ZERO);
+    v
 }
 
 fn talk(message: &str) -> serde_json::Value {
@@ -183,6 +279,11 @@ fn main() {
                 actions.push(t.elapsed());
             }
 
+            // First text and first audio at a game client (a socket with voice), the mock answering
+            // as a fast model; against the baseline of the same stream straight from the mock, until
+            // its first text and until its first sentence, plus the mock's speech call.
+            let voice = first_text_and_audio(&s, &key).await;
+
             // Memory retrieval with 10,000 memories of one player and Sam.
             let (mem_user, _) = player(&s, "rememberer").await;
             s.state.worlds().view(EXP, &mem_user).await.unwrap();
@@ -258,6 +359,10 @@ fn main() {
                 ("NPC `talk` with an action, until its `world_update` is published", actions),
                 ("embedding round trip to the mock (baseline of recall)", embed_only),
                 ("memory recall, 10,000 memories (query embedded, all scored)", recall),
+                ("model stream straight from the mock: first text (baseline)", voice.direct_text),
+                ("NPC `talk` on a voice socket: first `npc_speech_delta`", voice.text),
+                ("model stream straight from the mock to its first sentence, then its speech call (baseline)", voice.direct_audio),
+                ("NPC `talk` on a voice socket: first `npc_audio`", voice.audio),
             ];
             let mut p50s = Vec::new();
             for (what, mut t) in rows {
@@ -271,14 +376,20 @@ fn main() {
             };
             let (turn50, _) = own(2, 0);
             let (_, recall99) = own(5, 4);
+            let (text50, _) = own(7, 6);
+            let (audio50, _) = own(9, 8);
             notes.push(format!(
                 "{backend}: Gaia's own time in an NPC turn (talk p50 less the direct model call's p50) {}; an action to its \
                  world_update p99 {}; memory recall p99 less the embedding round trip's p99 {}; the first recall \
-                 (10,000 memories and vectors read) {}",
+                 (10,000 memories and vectors read) {}; Gaia's own time to the first text at the client (p50 less \
+                 the direct stream's first text) {}, to the first audio (p50 less the direct stream's first sentence \
+                 and speech call) {}",
                 ms(turn50),
                 ms(p50s[3].1),
                 ms(recall99),
                 ms(cold),
+                ms(text50),
+                ms(audio50),
             ));
         });
     }

@@ -90,6 +90,8 @@ async fn export_holds_everything_of_the_user_and_nothing_of_others() {
               VALUES ('w-export', $1, 'radio_operator', 55, 0)", vec![ann.id.clone()]),
             ("INSERT INTO world_npc_memories (world_id, user_id, npc_id, id, text, importance, created_at) \
               VALUES ('w-export', $1, 'radio_operator', 'h1', 'Ann has a dog called Biscuit', 6, 0)", vec![ann.id.clone()]),
+            ("INSERT INTO world_scene_lines (world_id, scene_id, seq, user_id, speaker, text, created_at) \
+              VALUES ('w-export', 'night_watch', 1, $1, 'player', 'I see a horde!', 0)", vec![ann.id.clone()]),
         ];
         for (sql, params) in &world {
             exec(&s, sql, &params.iter().map(String::as_str).collect::<Vec<_>>()).await;
@@ -102,6 +104,7 @@ async fn export_holds_everything_of_the_user_and_nothing_of_others() {
         assert_eq!(x.worlds[0]["inventory"][0]["instance_id"], "medkit_1");
         assert_eq!(x.worlds[0]["relationships"][0]["trust"], 55);
         assert_eq!(x.worlds[0]["npc_memories"][0]["text"], "Ann has a dog called Biscuit", "{b}: {:?}", x.worlds);
+        assert_eq!(x.worlds[0]["scene_lines"][0]["text"], "I see a horde!", "{b}: {:?}", x.worlds);
         assert_eq!((x.user.id.as_str(), x.user.email.as_str()), (ann.id.as_str(), "ann.export@example.com"), "{b}");
         assert_eq!(x.user.display_name.as_deref(), Some("Ann"));
         assert_eq!(x.settings.theme.as_deref(), Some("dark"));
@@ -350,6 +353,20 @@ async fn erasing_a_user_leaves_nothing_of_them_in_any_table() {
                 vec![id.clone()],
             ),
             (
+                "INSERT INTO world_scene_lines (world_id, scene_id, seq, user_id, speaker, text, created_at) \
+                 VALUES ('safe-house', 'night_watch', 1, $1, 'player', 'Dana, look!', 0)",
+                vec![id.clone()],
+            ),
+            (
+                "INSERT INTO world_scene_lines (world_id, scene_id, seq, user_id, speaker, text, created_at) \
+                 VALUES ($1, 'cave_talk', 1, NULL, 'narrator', 'Dark.', 0)",
+                vec![format!("solo:{id}")],
+            ),
+            (
+                "INSERT INTO world_scenes (world_id, scene_id, data, updated_at) VALUES ($1, 'cave_talk', '{}', 0)",
+                vec![format!("solo:{id}")],
+            ),
+            (
                 "INSERT INTO embeddings (scope, space, hash, dims, vector, created_at) \
                  VALUES ($1, 'mock@2', 'h1', 2, 'AACAPwAAAAA=', 0)",
                 vec![format!("npcmem:{id}:safe-house:radio_operator")],
@@ -410,6 +427,9 @@ async fn erasing_a_user_leaves_nothing_of_them_in_any_table() {
             "world_players.user_id",
             "world_npc_relations.user_id",
             "world_npc_memories.user_id",
+            "world_scene_lines.user_id",
+            "world_scene_lines.world_id",
+            "world_scenes.world_id",
             "embeddings.scope",
         ] {
             assert!(found.contains(&table.to_string()), "{b}: the setup put Ann in {table}; found in {found:?}");

@@ -202,7 +202,7 @@ impl Semantic {
     pub(crate) fn status(&self, documents: usize) -> Option<SemanticStatus> {
         let setup = self.setup()?;
         let chunks = self.index().map(|i| i.live()).unwrap_or(0);
-        let graph = self.has_graph();
+        let graph = self.searches_graph();
         let p = self.progress.lock().expect("semantic lock");
         let state = if p.last_error.is_some() {
             "failing"
@@ -457,7 +457,7 @@ impl Semantic {
     }
 
     /// Whether the index is there and searched through its graph.
-    pub(crate) fn has_graph(&self) -> bool {
+    pub(crate) fn searches_graph(&self) -> bool {
         self.index().is_some_and(|ix| ix.searches_graph())
     }
 

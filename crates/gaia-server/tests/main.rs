@@ -37,6 +37,7 @@ mod providers;
 mod quotas;
 mod rbac;
 mod scale;
+mod scenes;
 mod sdk;
 mod security;
 mod tls;

@@ -450,40 +450,173 @@ async fn with_voice_npcs_lines_come_with_audio_and_timed_mouth_shapes() {
     assert_eq!(next(&mut ws).await["type"], "connected");
     arrive(&mut ws).await;
 
-    s.mock.as_ref().unwrap().push_reply("[happy 0.7] Copy that. The river group answers at dusk.");
+    let answer = "Copy that, friend. The river group answers at dusk. Keep the channel clear.";
+    s.mock.as_ref().unwrap().push_reply(format!("[happy 0.7] {answer}"));
     send(&mut ws, json!({"type": "action", "action": "talk", "target_npc_id": "radio_operator", "message": "Hello?"}))
         .await;
-    let speech = next_of(&mut ws, "npc_speech").await;
-    assert_eq!(speech["text"], "Copy that. The river group answers at dusk.", "{speech}");
-    // The mouth shapes, timed over the audio, then the audio in order.
-    let v = loop {
+    // The answer streams as it is written (the emotion tag left out), before the response.
+    let mut streamed = String::new();
+    let mut frames = Vec::new();
+    let line_id = loop {
         let v = next(&mut ws).await;
         match v["type"].as_str() {
-            Some("npc_visemes") => break v,
-            Some("npc_audio") => panic!("not spoken: {v}"),
-            _ => {}
+            Some("npc_speech_delta") => streamed.push_str(v["delta"].as_str().unwrap()),
+            Some("action_response") => {
+                assert_eq!(v["success"], true, "{v}");
+            }
+            Some("npc_speech") => break v["line_id"].as_str().expect("the streamed line's id").to_string(),
+            _ => frames.push(v),
         }
     };
-    let line = v["line_id"].as_str().unwrap().to_string();
-    let duration = v["duration_ms"].as_u64().expect("a WAV's length is known");
-    let shapes = v["visemes"].as_array().unwrap();
-    assert!(shapes.len() > 10, "{v}");
-    let starts: Vec<u64> = shapes.iter().map(|x| x["start_ms"].as_u64().unwrap()).collect();
-    assert!(starts.windows(2).all(|w| w[0] <= w[1]) && *starts.last().unwrap() <= duration + 1, "{v}");
-    assert!(shapes.iter().all(|x| gaia_assets::visemes::VISEMES.contains(&x["viseme"].as_str().unwrap())), "{v}");
-    let mut audio = Vec::new();
-    for seq in 0.. {
-        let a = next_of(&mut ws, "npc_audio").await;
-        assert_eq!((a["line_id"].as_str(), a["seq"].as_u64()), (Some(line.as_str()), Some(seq)), "{a}");
-        use base64::Engine as _;
-        audio.extend(base64::engine::general_purpose::STANDARD.decode(a["data"].as_str().unwrap()).unwrap());
-        if a["last"] == true {
-            break;
+    assert_eq!(streamed, answer, "the deltas make the answer");
+    // Spoken sentence by sentence: each with its mouth shapes, timed over its audio, then the audio.
+    let mut sentences = Vec::new();
+    let mut frames = frames.into_iter();
+    while sentences.len() < 3 {
+        let v = match frames.next() {
+            Some(v) => v,
+            None => next(&mut ws).await,
+        };
+        if v["type"] != "npc_visemes" {
+            assert_ne!(v["type"], "npc_audio", "audio after its mouth shapes: {v}");
+            continue;
         }
+        assert_ne!(v["line_id"], line_id, "each sentence is a line of its own");
+        sentences.push(v["text"].as_str().unwrap().to_string());
+        let line = v["line_id"].as_str().unwrap().to_string();
+        let duration = v["duration_ms"].as_u64().expect("a WAV's length is known");
+        let shapes = v["visemes"].as_array().unwrap();
+        assert!(shapes.len() > 5, "{v}");
+        let starts: Vec<u64> = shapes.iter().map(|x| x["start_ms"].as_u64().unwrap()).collect();
+        assert!(starts.windows(2).all(|w| w[0] <= w[1]) && *starts.last().unwrap() <= duration + 1, "{v}");
+        assert!(shapes.iter().all(|x| gaia_assets::visemes::VISEMES.contains(&x["viseme"].as_str().unwrap())), "{v}");
+        let mut audio = Vec::new();
+        for seq in 0.. {
+            let a = match frames.next() {
+                Some(v) => v,
+                None => next_of(&mut ws, "npc_audio").await,
+            };
+            assert_eq!((a["line_id"].as_str(), a["seq"].as_u64()), (Some(line.as_str()), Some(seq)), "{a}");
+            use base64::Engine as _;
+            audio.extend(base64::engine::general_purpose::STANDARD.decode(a["data"].as_str().unwrap()).unwrap());
+            if a["last"] == true {
+                break;
+            }
+        }
+        let secs = gaia_providers::media::wav_seconds(&audio).expect("the frames make one WAV file");
+        assert_eq!((secs * 1000.0).round() as u64, duration);
     }
-    let secs = gaia_providers::media::wav_seconds(&audio).expect("the frames make one WAV file");
-    assert_eq!((secs * 1000.0).round() as u64, duration);
+    assert_eq!(
+        sentences,
+        ["Copy that, friend.", "The river group answers at dusk.", "Keep the channel clear."],
+        "in order"
+    );
     // Spoken as the player's speech asset (metered and priced like every one).
     let assets: Value = s.http.get(format!("{}/api/v1/assets", s.url)).bearer_auth(&token).fetch_json().await;
     assert!(assets["assets"].as_array().unwrap().iter().any(|a| a["kind"] == "speech"), "{assets}");
+}
+
+/// Sends `audio` as `player_speech` frames (`extra` added to each).
+async fn speak_audio(ws: &mut Ws, audio: &[u8], extra: Value) {
+    use base64::Engine as _;
+    let chunks: Vec<&[u8]> = audio.chunks(8 * 1024).collect();
+    for (seq, chunk) in chunks.iter().enumerate() {
+        let mut m = json!({"type": "player_speech", "seq": seq, "last": seq + 1 == chunks.len(), "format": "wav",
+                           "data": base64::engine::general_purpose::STANDARD.encode(chunk)});
+        for (k, v) in extra.as_object().unwrap() {
+            m[k] = v.clone();
+        }
+        send(ws, m).await;
+    }
+}
+
+#[tokio::test]
+async fn players_speak_to_npcs_and_in_scenes_on_the_socket() {
+    let files = tempfile::tempdir().unwrap();
+    let mut config = common::test_config();
+    config.assets.speech_model = Some("openai/tts-1".into());
+    config.assets.transcription_model = Some("openai/whisper-1".into());
+    config.assets.store = files.path().display().to_string();
+    let s = common::start_with(sqlite_db(), Some(MockConfig::default()), config).await;
+    let _vault = common::with_sample_world(&s).await;
+    let (ann, _, _) = s.register("ann@example.com").await;
+    let (bob, _, _) = s.register("bob@example.com").await;
+    // What Ann says, spoken (the mock's speech carries its text, which its transcription reads).
+    let spoken = |text: &'static str| {
+        let req = s
+            .http
+            .post(format!("{}/v1/audio/speech", s.url))
+            .bearer_auth(&ann)
+            .json(&json!({"model": "openai/tts-1", "voice": "alloy", "input": text, "response_format": "wav"}));
+        async move { req.send().await.unwrap().bytes().await.unwrap().to_vec() }
+    };
+    let question = spoken("Sam, is the river group on the air tonight?").await;
+    assert!(question.len() > 8 * 1024, "several frames: {}", question.len());
+    let mut a = connect(&s, &ann).await;
+    arrive(&mut a).await;
+
+    // To Sam: the transcript, then the talk's answer and Sam's line.
+    speak_audio(&mut a, &question, json!({"target_npc_id": "radio_operator", "request_id": "q1"})).await;
+    let t = next_of(&mut a, "player_transcript").await;
+    assert_eq!(
+        (t["text"].as_str(), t["request_id"].as_str()),
+        (Some("Sam, is the river group on the air tonight?"), Some("q1"))
+    );
+    let r = next_of(&mut a, "action_response").await;
+    assert_eq!((r["success"].as_bool(), r["request_id"].as_str()), (Some(true), Some("q1")), "{r}");
+    let asked = s.mock.as_ref().unwrap().last_request().unwrap();
+    let said = asked["messages"].as_array().unwrap().last().unwrap()["content"].to_string();
+    assert!(said.contains("river group"), "the model got what Ann said: {said}");
+    assert_eq!(next_of(&mut a, "npc_speech").await["npc_id"], "radio_operator");
+    // Transcribed as Ann's asset (metered like every one).
+    let assets: Value = s.http.get(format!("{}/api/v1/assets", s.url)).bearer_auth(&ann).fetch_json().await;
+    assert!(assets["assets"].as_array().unwrap().iter().any(|a| a["kind"] == "transcription"), "{assets}");
+
+    // Frames out of order, or not audio: an error, the utterance dropped, the socket open.
+    send(&mut a, json!({"type": "player_speech", "seq": 3, "data": "AAAA", "request_id": "bad"})).await;
+    let e = next_of(&mut a, "error").await;
+    assert_eq!((e["code"].as_str(), e["request_id"].as_str()), (Some("invalid_json"), Some("bad")), "{e}");
+    send(&mut a, json!({"type": "player_speech", "seq": 0, "data": "%%%", "last": true})).await;
+    assert_eq!(next_of(&mut a, "error").await["code"], "invalid_json");
+
+    // A scene on the roof: Bob, there too, sees it start and hears Ann's spoken line answered.
+    let mut b = connect(&s, &bob).await;
+    arrive(&mut b).await;
+    for ws in [&mut a, &mut b] {
+        send(ws, json!({"type": "action", "action": "go roof"})).await;
+        assert_eq!(next_of(ws, "action_response").await["success"], true);
+    }
+    send(&mut a, json!({"type": "action", "action": "start_scene"})).await;
+    assert_eq!(next_of(&mut a, "action_response").await["success"], true);
+    let scene_update = |v: &Value| {
+        v["changes"].as_array().into_iter().flatten().find(|c| c["path"] == "scene").map(|c| c["item"].clone())
+    };
+    let started = loop {
+        let u = next_of(&mut b, "world_update").await;
+        if let Some(item) = scene_update(&u) {
+            break item;
+        }
+    };
+    assert_eq!(
+        (started["section"].as_str(), started["lines"].as_array().unwrap().len()),
+        (Some("dusk"), 3),
+        "{started}"
+    );
+    let line = spoken("Dana, what moves down there?").await;
+    speak_audio(&mut a, &line, json!({})).await;
+    assert_eq!(next_of(&mut a, "player_transcript").await["text"], "Dana, what moves down there?");
+    let r = next_of(&mut a, "action_response").await;
+    assert_eq!((r["action"].as_str(), r["metadata"]["npc_id"].as_str()), (Some("scene_say"), Some("medic")), "{r}");
+    let heard = loop {
+        let u = next_of(&mut b, "world_update").await;
+        if let Some(item) = scene_update(&u) {
+            break item;
+        }
+    };
+    let lines = heard["lines"].as_array().unwrap();
+    assert_eq!(
+        (lines[0]["speaker"].as_str(), lines[0]["text"].as_str()),
+        (Some("player"), Some("Dana, what moves down there?"))
+    );
+    assert_eq!(lines[1]["speaker"], "medic", "{heard}");
 }

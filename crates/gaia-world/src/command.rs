@@ -31,6 +31,9 @@ pub struct Action {
     /// What the player says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The scene concerned (`start_scene`, `scene`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scene_id: Option<String>,
 }
 
 impl Action {
@@ -55,6 +58,7 @@ impl Action {
             ("instance_id", &self.instance_id),
             ("destination", &self.destination),
             ("target_npc_id", &self.target_npc_id),
+            ("scene_id", &self.scene_id),
             ("quest_id", &self.quest_id),
         ] {
             if v.as_deref().is_some_and(|v| v.chars().count() > MAX_ID_CHARS) {
@@ -232,6 +236,7 @@ fn field_schema(field: &str) -> Value {
         "destination" => (MAX_ID_CHARS, "An area's or location's id (or its name)"),
         "target_npc_id" => (MAX_ID_CHARS, "An NPC's id (or their name)"),
         "quest_id" => (MAX_ID_CHARS, "A quest's id"),
+        "scene_id" => (MAX_ID_CHARS, "A scene's id"),
         _ => (MAX_ID_CHARS, ""),
     };
     serde_json::json!({"type": "string", "minLength": 1, "maxLength": max, "description": description})
@@ -261,6 +266,11 @@ pub fn commands_schema(exp: &crate::content::Experience, admin: bool) -> Value {
         "talk".into(),
         command_schema("talk", "Say something to an NPC here; they answer.", &["target_npc_id", "message"], &[]),
     );
+    if !exp.scenes.is_empty() {
+        for (name, description, fields, optional) in crate::scene::SCENE_COMMANDS {
+            out.insert(name.to_string(), command_schema(name, description, fields, optional));
+        }
+    }
     for c in exp.commands.values().filter(|c| !c.requires_admin || admin) {
         out.insert(c.command.clone(), command_schema(&c.command, &c.description, &[], &["message"]));
     }

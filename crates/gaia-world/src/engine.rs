@@ -1,7 +1,7 @@
 //! The world engine: the experiences loaded from the vault, their live state, and the commands.
 
 use crate::command::{parse, Action, CommandResult, StateChange, Verb, FAST_COMMANDS};
-use crate::content::{Area, Catalog, Experience, ItemTemplate, Location};
+use crate::content::{Area, Axes, Catalog, Experience, ItemTemplate, Location};
 use crate::error::{Result, WorldError};
 use crate::geo::GeoIndex;
 use crate::state::{world_id, Change, Holder, LiveItem, LocationSnapshot, PlayerState, WorldStore};
@@ -59,24 +59,48 @@ const MAX_EDITED_WORLDS: usize = 1_024;
 /// Who runs a command: the player, whether they may use the experience's admin commands, and their
 /// admission to call models (needed by `talk` and the rules commands; without it those answer that
 /// they need a model).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Caller {
     /// The player's user id.
     pub user_id: String,
     /// May use the `@` admin commands (`experience:admin` on `/experiences/<exp>`).
     pub admin: bool,
     admitted: Option<gaia_chat::Admitted>,
+    /// Where an NPC's answer goes as it is written (a game socket), when somewhere.
+    pub(crate) speech: Option<SpeechSink>,
+}
+
+/// What an NPC says, as it is written: `(npc_id, text)` pieces of its answer, in order (the emotion
+/// tag left out), for a game client to show before the answer is complete.
+pub type SpeechSink = std::sync::Arc<dyn Fn(&str, &str) + Send + Sync>;
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller")
+            .field("user_id", &self.user_id)
+            .field("admin", &self.admin)
+            .field("admitted", &self.admitted.is_some())
+            .field("speech", &self.speech.is_some())
+            .finish()
+    }
 }
 
 impl Caller {
     /// A player without a model: the fast commands only.
     pub fn player(user_id: impl Into<String>) -> Caller {
-        Caller { user_id: user_id.into(), admin: false, admitted: None }
+        Caller { user_id: user_id.into(), admin: false, admitted: None, speech: None }
     }
 
     /// A player admitted to call models by the conversation engine (`Engine::admit`).
     pub fn admitted(admitted: gaia_chat::Admitted) -> Caller {
-        Caller { user_id: admitted.principal().user_id.clone(), admin: false, admitted: Some(admitted) }
+        Caller { user_id: admitted.principal().user_id.clone(), admin: false, admitted: Some(admitted), speech: None }
+    }
+
+    /// The same caller, whose NPC answers are also streamed to `sink` as the model writes them (the
+    /// command's result still carries the whole answer).
+    pub fn with_speech(mut self, sink: SpeechSink) -> Caller {
+        self.speech = Some(sink);
+        self
     }
 
     /// The same caller, allowed (or not) to use the admin commands.
@@ -400,7 +424,11 @@ impl Worlds {
     /// commands): a server admits the caller to call models only then ([`Caller::admitted`]).
     pub fn needs_model(action: &Action) -> bool {
         let text = action.action.trim();
-        !text.starts_with('@') && (crate::talk::is_talk(action) || parse(text).is_none())
+        !text.starts_with('@')
+            && match crate::scene::scene_kind(action) {
+                Some(turn) => turn,
+                None => crate::talk::is_talk(action) || parse(text).is_none(),
+            }
     }
 
     /// Whether `action` needs the player to be where they are said to be (collecting, giving,
@@ -408,6 +436,7 @@ impl Worlds {
     /// refused these.
     pub fn location_bound(action: &Action) -> bool {
         crate::talk::is_talk(action)
+            || crate::scene::scene_kind(action).is_some()
             || parse(&action.action).is_some_and(|p| matches!(p.verb, Verb::Collect | Verb::Give | Verb::CompleteQuest))
     }
 
@@ -432,6 +461,9 @@ impl Worlds {
             return ctx.admin_command(action).await;
         }
         if let Some(r) = ctx.talk_if_asked(action).await? {
+            return Ok(r);
+        }
+        if let Some(r) = ctx.scene_if_asked(action).await? {
             return Ok(r);
         }
         let Some(parsed) = parse(&action.action) else {
@@ -973,17 +1005,20 @@ impl Ctx<'_> {
             drop(c);
             return Ok(CommandResult::fail("You no longer carry it.", self.version().await?));
         }
-        // A gift raises the NPC's trust in the player (and their goals may react to it).
+        // A gift raises the NPC's trust in the player (by the template's `gift_effects`), and their
+        // goals may react to it.
         let mut rel = c.relationship(self.user_id, &npc_id).await?;
-        rel.trust = (rel.trust + 5).min(100);
+        let gift =
+            self.exp.npc_templates.get(&npc_id).map_or(Axes { trust: Some(5), ..Axes::default() }, |t| t.gift_effects);
+        rel.add(&gift);
         c.set_relationship(self.user_id, &npc_id, &rel).await?;
         let label = display_name(self.exp, &item.instance);
         let mut changes = vec![StateChange::in_inventory("remove", &item.instance, None)];
         let template = item.instance.template_id.clone();
         let ev = crate::npc::WorldEvent::ItemGiven { npc: &npc_id, template: &template };
-        let reactions = self.react(&mut c, ev).await?;
+        let mut reactions = self.react(&mut c, ev).await?;
         // The relationship as the gift and the goals left it, once.
-        let rel = c.relationship(self.user_id, &npc_id).await?;
+        let rel = reactions.relationship(&npc_id, rel);
         let mine = crate::npc::relationship_change(self.user_id, &npc_id, &rel);
         changes.extend(reactions.changes.into_iter().filter(|ch| ch.path != mine.path));
         changes.push(mine);

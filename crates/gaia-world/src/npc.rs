@@ -27,8 +27,9 @@ pub(crate) enum WorldEvent<'a> {
     QuestAccepted { quest: &'a str },
     /// The player completed `quest`.
     QuestCompleted { quest: &'a str },
-    /// The player said `text` to `npc`.
-    PlayerSays { npc: &'a str, text: &'a str },
+    /// The player said `text` to `npc`; `meant`: how similar it is to each `means` of the triggers
+    /// that could match ([`Ctx::meanings`]).
+    PlayerSays { npc: &'a str, text: &'a str, meant: &'a [(String, f64)] },
 }
 
 impl WorldEvent<'_> {
@@ -51,8 +52,16 @@ pub(crate) fn matches(t: &Trigger, ev: &WorldEvent<'_>, rel: &Relationship) -> b
             WorldEvent::EntersArea { area, .. } => same(&t.area, area),
             WorldEvent::ItemGiven { template, .. } => same(&t.item, template),
             WorldEvent::QuestAccepted { quest } | WorldEvent::QuestCompleted { quest } => same(&t.quest, quest),
-            WorldEvent::PlayerSays { text, .. } => {
-                t.says.as_deref().is_none_or(|w| text.to_lowercase().contains(&w.to_lowercase()))
+            WorldEvent::PlayerSays { text, meant, .. } => {
+                let by_words = t.says.as_deref().map(|w| text.to_lowercase().contains(&w.to_lowercase()));
+                let by_meaning = t.means.as_deref().map(|m| {
+                    let least = t.similarity.unwrap_or(crate::content::DEFAULT_SIMILARITY);
+                    meant.iter().any(|(phrase, sim)| phrase == m && *sim >= least)
+                });
+                match (by_words, by_meaning) {
+                    (None, None) => true,
+                    (w, m) => w.unwrap_or(false) || m.unwrap_or(false),
+                }
             }
         }
         && rel.unmet(&t.requires).is_none()
@@ -65,9 +74,19 @@ pub(crate) struct Reactions {
     pub changes: Vec<StateChange>,
     /// Lines NPCs said: `{npc_id, npc_name, text, voice, emotion, goal}`.
     pub speech: Vec<Value>,
+    /// The relationships the goals wrote, by NPC.
+    pub relations: Vec<(String, Relationship)>,
 }
 
 impl Reactions {
+    /// The relationship with `npc` as the goals left it, else `before` (what the event wrote).
+    pub(crate) fn relationship(&mut self, npc: &str, before: Relationship) -> Relationship {
+        match self.relations.iter().position(|(n, _)| n == npc) {
+            Some(i) => self.relations.swap_remove(i).1,
+            None => before,
+        }
+    }
+
     /// `metadata.npc_reactions` of a command's result, when NPCs said something.
     pub(crate) fn metadata(&self) -> Option<Value> {
         (!self.speech.is_empty()).then(|| json!({"npc_reactions": self.speech}))
@@ -121,7 +140,7 @@ impl Ctx<'_> {
     }
 
     /// Fires the goals `ev` activates (and ends those it achieves), inside `c`: their lines, emotions,
-    /// relationship effects and actions. A goal whose action is refused (the NPC no longer holds the
+    /// relationship effects and actions; then the scenes it starts or moves on. A goal whose action is refused (the NPC no longer holds the
     /// item, say) does not fire (the actions before it stay taken) and may fire later. No model call.
     pub(crate) async fn react(&self, c: &mut Change, ev: WorldEvent<'_>) -> Result<Reactions> {
         let mut out = Reactions::default();
@@ -177,9 +196,48 @@ impl Ctx<'_> {
             if changed {
                 c.set_relationship(self.user_id, &npc, &rel).await?;
                 out.changes.push(relationship_change(self.user_id, &npc, &rel));
+                out.relations.push((npc, rel));
             }
         }
+        // Scenes the event starts or moves on.
+        let (changes, speech) = self.scene_events(c, &ev).await?;
+        out.changes.extend(changes);
+        out.speech.extend(speech);
         Ok(out)
+    }
+
+    /// How similar `message` is to each `means` that a `player_says` trigger could match here (the
+    /// goals of `t`, the transitions of the scenes where the player is): one embedding call of the
+    /// message and the phrases (cached), only when there are such triggers and an embedding model;
+    /// nothing when it fails (word triggers still work).
+    pub(crate) async fn meanings(&self, t: Option<&NpcTemplate>, message: &str) -> Vec<(String, f64)> {
+        let goals = t.into_iter().flat_map(|t| &t.goals).flat_map(|g| std::iter::once(&g.when).chain(&g.until));
+        let scenes = self.scenes_here().into_iter().flat_map(|s| &s.sections).flat_map(|sec| &sec.next);
+        let mut phrases: Vec<String> = goals
+            .chain(scenes.filter_map(|tr| tr.when.as_ref()))
+            .filter(|tr| tr.event == EventKind::PlayerSays)
+            .filter_map(|tr| tr.means.clone())
+            .collect();
+        phrases.sort();
+        phrases.dedup();
+        let Some((engine, admitted)) = self.model().filter(|_| !phrases.is_empty()) else { return Vec::new() };
+        let Some(embedder) = engine.embedder(admitted.clone(), crate::talk::TALK_ENDPOINT) else { return Vec::new() };
+        let mut texts = vec![message.to_string()];
+        texts.extend(phrases.iter().cloned());
+        let vectors = match gaia_core::vectors::Embedder::embed(&embedder, &texts).await {
+            Ok(v) if v.len() == texts.len() => v,
+            Ok(_) => return Vec::new(),
+            Err(e) => {
+                tracing::info!(error = %e, "cannot judge what a player's words mean; word triggers only");
+                return Vec::new();
+            }
+        };
+        let said = gaia_core::vectors::unit(vectors[0].clone());
+        phrases
+            .into_iter()
+            .zip(&vectors[1..])
+            .map(|(p, v)| (p, f64::from(gaia_core::vectors::dot(&said, &gaia_core::vectors::unit(v.clone())))))
+            .collect()
     }
 
     /// The aims of the goals of `t` active for the player (given to the model).
@@ -213,7 +271,7 @@ impl Ctx<'_> {
             (1, Some(v)) => v,
             _ => return Ok(Err(format!("{name} takes one argument, {arg}."))),
         };
-        if !allowed.iter().any(|x| x == value) {
+        if !allowed.contains(&value) {
             return Ok(Err(format!("{who} cannot {} {value}.", name.replace('_', " "))));
         }
         if let Some(why) = rel.unmet(&a.requires) {
@@ -264,6 +322,25 @@ impl Ctx<'_> {
                 c.set_player_data(self.user_id, &p).await?;
                 let title = if def.name.is_empty() { value } else { def.name.as_str() };
                 (vec![change], format!("{who} gives you a quest: {title}."))
+            }
+            ActionCommand::MoveNpc => match self.move_npc(c, npc, value).await? {
+                Ok(changes) => {
+                    let area = value.rsplit('/').next().unwrap_or(value);
+                    let name =
+                        self.exp.world.locations.values().find_map(|l| l.areas.get(area)).map(|a| a.name.clone());
+                    (changes, format!("{who} goes to {}.", name.unwrap_or_else(|| area.to_string())))
+                }
+                Err(why) => return Ok(Err(format!("{who} cannot go there: {why}"))),
+            },
+            ActionCommand::OpenDoor | ActionCommand::CloseDoor => {
+                let open = a.command == ActionCommand::OpenDoor;
+                let (x, y) = &a.doors[value];
+                let door = value.replace('_', " ");
+                match self.link(c, x, y, open).await? {
+                    Ok(changes) => (changes, format!("{who} {} the {door}.", if open { "opens" } else { "closes" })),
+                    Err(_) if open => return Ok(Err(format!("The {door} is open already."))),
+                    Err(_) => return Ok(Err(format!("The {door} is closed already."))),
+                }
             }
         };
         rel.add(&a.effects);

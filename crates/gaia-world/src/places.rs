@@ -458,23 +458,35 @@ impl Ctx<'_> {
     /// `@connect <area> <area>` (`connect`) or `@disconnect <area> <area>`: the exits both ways.
     pub(crate) async fn connect(&self, a: &str, b: &str, connect: bool, version: i64) -> Result<CommandResult> {
         let verb = if connect { "connect" } else { "disconnect" };
+        let mut c = self.store().begin(self.world).await?;
+        match self.link(&mut c, a, b, connect).await? {
+            Ok(changes) => self.finish(c, format!("{a} and {b} are {verb}ed."), changes, None).await,
+            Err(why) => {
+                drop(c);
+                Ok(CommandResult::fail(format!("@{verb}: {why}"), version))
+            }
+        }
+    }
+
+    /// Joins areas `a` and `b` (`connect`: each an exit of the other) or parts them, inside `c`: the
+    /// changes, or why it cannot be done (nothing changed).
+    pub(crate) async fn link(
+        &self,
+        c: &mut crate::state::Change,
+        a: &str,
+        b: &str,
+        connect: bool,
+    ) -> Result<std::result::Result<Vec<StateChange>, String>> {
         let (Some(pa), Some(pb)) = (self.find_place(Kind::Area, a), self.find_place(Kind::Area, b)) else {
-            return Ok(CommandResult::fail(
-                format!("@{verb} <area> <area>: both must be areas of the world."),
-                version,
-            ));
+            return Ok(Err(format!("{a} and {b} must both be areas of the world.")));
         };
         if pa == pb {
-            return Ok(CommandResult::fail(format!("@{verb} needs two different areas."), version));
+            return Ok(Err("it needs two different areas.".into()));
         }
         if !connect && pa.location == pb.location {
-            return Ok(CommandResult::fail(
-                "Areas of one location are always reachable from each other; exits join locations.",
-                version,
-            ));
+            return Ok(Err("areas of one location are always reachable from each other; exits join locations.".into()));
         }
         let area_of = |p: &Place| -> Option<&Area> { self.exp.world.locations.get(&p.location)?.areas.get(&p.area) };
-        let mut c = self.store().begin(self.world).await?;
         let mut changes = Vec::new();
         for (from, to) in [(&pa, &pb), (&pb, &pa)] {
             let mut exits = area_of(from).map(|x| x.exits.clone()).unwrap_or_default();
@@ -484,24 +496,79 @@ impl Ctx<'_> {
             }
             if connect {
                 if exits.len() >= MAX_LINKS {
-                    drop(c);
-                    return Ok(CommandResult::fail(format!("{} has {MAX_LINKS} exits already.", from.area), version));
+                    return Ok(Err(format!("{} has {MAX_LINKS} exits already.", from.area)));
                 }
                 exits.push(to.area.clone());
             } else {
                 exits.retain(|x| *x != to.area);
             }
-            self.set_exits(&mut c, from, json!(exits)).await?;
+            self.set_exits(c, from, json!(exits)).await?;
             let mut shown = self.shown(from);
             shown["exits"] = json!(exits);
             changes.push(self.place_change("update", from, Some(shown)));
         }
         if changes.is_empty() {
-            drop(c);
             let state = if connect { "already connected" } else { "not connected" };
-            return Ok(CommandResult::fail(format!("{a} and {b} are {state}."), version));
+            return Ok(Err(format!("{a} and {b} are {state}.")));
         }
-        self.finish(c, format!("{a} and {b} are {verb}ed."), changes, None).await
+        Ok(Ok(changes))
+    }
+
+    /// Moves NPC `npc` into area `to` (`<area>` or `<location>/<area>`: the area's own NPCs), out of
+    /// every area and spot that held it, inside `c`: the changes, or why not (nothing changed).
+    pub(crate) async fn move_npc(
+        &self,
+        c: &mut crate::state::Change,
+        npc: &str,
+        to: &str,
+    ) -> Result<std::result::Result<Vec<StateChange>, String>> {
+        let Some(target) = self.find_place(Kind::Area, to) else {
+            return Ok(Err(format!("there is no area {to}.")));
+        };
+        let w = &self.exp.world;
+        let mut holders = Vec::new();
+        for (l, loc) in &w.locations {
+            for (a, area) in &loc.areas {
+                let place = |kind, spot: &str| Place { kind, location: l.clone(), area: a.clone(), spot: spot.into() };
+                if area.npcs.iter().any(|n| n == npc) {
+                    holders.push((place(Kind::Area, ""), area.npcs.clone()));
+                }
+                for (sid, spot) in &area.spots {
+                    if spot.npcs.iter().any(|n| n == npc) {
+                        holders.push((place(Kind::Spot, sid), spot.npcs.clone()));
+                    }
+                }
+            }
+        }
+        if holders.iter().any(|(p, _)| p.kind == Kind::Area && p == &target) {
+            return Ok(Err("already there.".into()));
+        }
+        let mut changes = Vec::new();
+        let mut set = |p: &Place, npcs: Vec<String>| {
+            let key = p.key();
+            let mut shown = self.shown(p);
+            if shown.is_object() {
+                shown["npcs"] = json!(npcs);
+            }
+            changes.push(self.place_change("update", p, Some(shown)));
+            (key, npcs)
+        };
+        let mut writes = Vec::new();
+        for (p, npcs) in &holders {
+            writes.push(set(p, npcs.iter().filter(|n| *n != npc).cloned().collect()));
+        }
+        let mut here = w.locations[&target.location].areas[&target.area].npcs.clone();
+        if here.len() >= MAX_LINKS {
+            return Ok(Err(format!("{to} holds {MAX_LINKS} NPCs already.")));
+        }
+        here.push(npc.to_string());
+        writes.push(set(&target, here));
+        for (key, npcs) in writes {
+            let mut edit = c.place_edit(&key).await?.filter(Value::is_object).unwrap_or_else(|| json!({}));
+            edit["npcs"] = json!(npcs);
+            c.set_place_edit(&key, Some(&edit)).await?;
+        }
+        Ok(Ok(changes))
     }
 }
 

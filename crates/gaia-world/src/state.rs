@@ -842,6 +842,9 @@ impl Change {
             "DELETE FROM world_players WHERE world_id = $1",
             "DELETE FROM world_npc_relations WHERE world_id = $1",
             "DELETE FROM world_places WHERE world_id = $1",
+            // Scenes end with a reset (they are not kept in the backup).
+            "DELETE FROM world_scene_lines WHERE world_id = $1",
+            "DELETE FROM world_scenes WHERE world_id = $1",
         ] {
             sqlx::query(sql).bind(&self.world_id).execute(&mut *self.tx).await.map_err(WorldError::db)?;
         }
@@ -855,6 +858,7 @@ impl Change {
             ("DELETE FROM world_items WHERE world_id = $1 AND holder = $2", holder.as_str()),
             ("DELETE FROM world_players WHERE world_id = $1 AND user_id = $2", user),
             ("DELETE FROM world_npc_relations WHERE world_id = $1 AND user_id = $2", user),
+            ("DELETE FROM world_scene_lines WHERE world_id = $1 AND user_id = $2", user),
         ] {
             sqlx::query(sql).bind(&self.world_id).bind(second).execute(&mut *self.tx).await.map_err(WorldError::db)?;
         }

@@ -3,7 +3,8 @@
 //! exchanges, the goals the NPC pursues), through the conversation engine (admitted, routed, metered
 //! as `world_talk`), with the template's actions as tools. Its reply starts with an emotion tag
 //! (`[happy 0.7]`); each action it proposes is checked ([`Ctx::take_action`]) and applied or refused.
-//! The exchange is remembered, trust and familiarity rise by one (at most 100), and the goals the
+//! The exchange is remembered, the relationship moves by the template's `talk_effects` (trust and
+//! familiarity +1 unless it says otherwise; each axis 0 to 100), and the goals the
 //! message sets off fire, all in one versioned change.
 
 use crate::command::{strip_articles, Action, CommandResult};
@@ -78,12 +79,26 @@ impl Ctx<'_> {
             return Ok(CommandResult::fail("You are nowhere this world knows.", version));
         };
         let want = npc.trim().to_lowercase();
-        let Some(npc_id) = Self::npcs_here(area)
-            .into_iter()
-            .find(|n| n.to_lowercase() == want || npc_name(self.exp, n).to_lowercase() == want)
-        else {
+        let named = |n: &String| n.to_lowercase() == want || npc_name(self.exp, n).to_lowercase() == want;
+        // A scene under way here makes a talk to one of its cast (wherever they are) a turn of it.
+        let scene = self.playing_here().await?.filter(|p| p.scene.npcs.iter().any(named));
+        let in_scene = scene.as_ref().and_then(|p| p.scene.npcs.iter().find(|n| named(n)).cloned());
+        let Some(npc_id) = in_scene.or_else(|| Self::npcs_here(area).into_iter().find(named)) else {
             return Ok(CommandResult::fail(format!("There is no {npc} here to talk to."), version));
         };
+        self.answer(&npc_id, message, scene).await
+    }
+
+    /// `npc_id` answers the player's `message` (in scene `scene` when one is under way): the model
+    /// call, the actions it proposes, the exchange, the goals (and scene transitions) it sets off.
+    pub(crate) async fn answer(
+        &self,
+        npc_id: &str,
+        message: &str,
+        scene: Option<crate::scene::Playing<'_>>,
+    ) -> Result<CommandResult> {
+        let version = self.seen.version;
+        let npc_id = npc_id.to_string();
         let Some((engine, admitted)) = self.model() else {
             return Ok(CommandResult::fail("Talking to characters needs a model; none is available here.", version));
         };
@@ -112,7 +127,8 @@ impl Ctx<'_> {
         ));
         // What the NPC pursues: its active goals, and those this message sets off.
         let mut aims = template.map(|t| Self::aims(t, r)).unwrap_or_default();
-        let says = WorldEvent::PlayerSays { npc: &npc_id, text: message };
+        let meant = self.meanings(template, message).await;
+        let says = WorldEvent::PlayerSays { npc: &npc_id, text: message, meant: &meant };
         aims.extend(
             template
                 .into_iter()
@@ -123,6 +139,9 @@ impl Ctx<'_> {
         aims.dedup();
         if !aims.is_empty() {
             system.push_str(&format!("\n\nWhat you are after now: {}.", aims.join("; ")));
+        }
+        if let Some(p) = &scene {
+            system.push_str(&self.scene_prompt(p, &npc_id));
         }
         let tools = template.map(action_tools).unwrap_or_default();
         if !tools.is_empty() {
@@ -158,8 +177,11 @@ impl Ctx<'_> {
         req.tools = tools;
         let rules = self.guard_rules(engine, template.map(|t| t.guardrails.as_slice()).unwrap_or_default());
         let spec = CallSpec { rules: Some(&rules), ..CallSpec::new(TALK_ENDPOINT, "") };
-        let reply = match engine.complete(admitted, spec, &req).await {
-            Ok((r, _)) => r,
+        let (reply, spent) = match self.ask(engine, admitted, spec, &req, &npc_id).await {
+            Ok((r, called)) => {
+                let spent = crate::scene::spend(engine, &called, r.usage);
+                (r, spent)
+            }
             Err(gaia_chat::ChatError::Provider(ProviderError::ContentRefused(_))) => {
                 // A guardrail refused the message or the answer: the NPC declines, in character, and
                 // nothing is remembered or changed.
@@ -215,13 +237,24 @@ impl Ctx<'_> {
             answer = if done.is_empty() { format!("{name} says nothing.") } else { done.join(" ") };
         }
         rel.exchanges.push(json!({"player": message, "npc": answer, "at": chrono::Utc::now().timestamp_millis()}));
-        rel.add(&Axes { trust: Some(1), familiarity: Some(1), ..Axes::default() });
+        rel.add(&template.map_or(Axes { trust: Some(1), familiarity: Some(1), ..Axes::default() }, |t| t.talk_effects));
         if let Some(e) = felt {
             rel.emotion = e;
         }
         c.set_relationship(self.user_id, &npc_id, &rel).await?;
-        let reactions = self.react(&mut c, says).await?;
-        let rel = c.relationship(self.user_id, &npc_id).await?;
+        // The scene's lines first, then what the message sets off (a goal, a section), then the
+        // scene's transition after turns and its caps.
+        if let Some(p) = &scene {
+            changes.push(self.scene_turn(&mut c, p, &npc_id, message, &answer, spent).await?);
+        }
+        let mut reactions = self.react(&mut c, says).await?;
+        if let Some(p) = &scene {
+            if let Some((change, speech)) = self.scene_settled(&mut c, p.scene).await? {
+                reactions.changes.push(change);
+                reactions.speech.extend(speech);
+            }
+        }
+        let rel = reactions.relationship(&npc_id, rel);
         let mine = relationship_change(self.user_id, &npc_id, &rel);
         changes.extend(reactions.changes.into_iter().filter(|ch| ch.path != mine.path));
         changes.push(mine);
@@ -235,6 +268,9 @@ impl Ctx<'_> {
         if !reactions.speech.is_empty() {
             meta["npc_reactions"] = Value::Array(reactions.speech);
         }
+        if let Some(p) = &scene {
+            meta["scene"] = Value::from(p.scene.id.clone());
+        }
         if !memories.is_empty() {
             meta["recalled"] = memories.iter().map(|m| Value::from(m.text.clone())).collect();
         }
@@ -245,6 +281,77 @@ impl Ctx<'_> {
             crate::memory::learn(engine.clone(), admitted.clone(), storage, who, rules, message.to_string(), answer);
         }
         Ok(r)
+    }
+}
+
+impl Ctx<'_> {
+    /// The model's answer to `req`: streamed to the caller's speech sink as it is written when there
+    /// is one (the emotion tag held back), else read whole.
+    async fn ask(
+        &self,
+        engine: &gaia_chat::Engine,
+        admitted: &gaia_chat::Admitted,
+        spec: CallSpec<'_>,
+        req: &ChatRequest,
+        npc_id: &str,
+    ) -> gaia_chat::Result<(gaia_providers::ChatResponse, gaia_chat::Called)> {
+        let Some(sink) = self.caller.speech.clone() else {
+            return engine.complete(admitted, spec, req).await;
+        };
+        let (answer, called) = engine.call(admitted, CallSpec { stream: true, ..spec }, req).await?;
+        let stream = match answer {
+            gaia_chat::Answer::Full(r) => return Ok((r, called)),
+            gaia_chat::Answer::Stream(s) => s,
+        };
+        let npc = npc_id.to_string();
+        let mut tag = TagFilter::default();
+        let forwarded = futures::StreamExt::inspect(stream, move |ev| {
+            if let Ok(gaia_providers::ChatEvent::TextDelta(t)) = ev {
+                if let Some(shown) = tag.push(t.as_str()) {
+                    sink(&npc, &shown);
+                }
+            }
+        });
+        let r = gaia_providers::collect_stream(Box::pin(forwarded)).await?;
+        Ok((r, called))
+    }
+}
+
+/// Holds back the emotion tag a streamed reply starts with (`[happy 0.7] `), passing the rest.
+#[derive(Default)]
+struct TagFilter {
+    held: String,
+    open: bool,
+}
+
+impl TagFilter {
+    /// The text of `delta` to show now, if any.
+    fn push(&mut self, delta: &str) -> Option<String> {
+        if self.open {
+            return (!delta.is_empty()).then(|| delta.to_string());
+        }
+        self.held.push_str(delta);
+        let t = self.held.trim_start();
+        if t.is_empty() {
+            return None;
+        }
+        let shown = if !t.starts_with('[') {
+            t.to_string()
+        } else if let Some(end) = t.find(']') {
+            if emotion_of(&t[..=end]).0.is_some() {
+                t[end + 1..].trim_start().to_string()
+            } else {
+                t.to_string()
+            }
+        } else if t.len() <= 40 {
+            // Perhaps a tag: wait for its end.
+            return None;
+        } else {
+            t.to_string()
+        };
+        self.open = !shown.is_empty() || !t.starts_with('[');
+        self.held.clear();
+        (!shown.is_empty()).then_some(shown)
     }
 }
 
@@ -285,6 +392,19 @@ mod tests {
             Some(("radio operator".into(), "Hello there".into()))
         );
         assert_eq!(talk_of(&Action::new("look")), None);
+    }
+
+    #[test]
+    fn a_streamed_reply_s_tag_is_held_back() {
+        let shown = |deltas: &[&str]| {
+            let mut f = TagFilter::default();
+            deltas.iter().filter_map(|d| f.push(d)).collect::<Vec<_>>()
+        };
+        assert_eq!(shown(&["[hap", "py 0.7] Copy", " that."]), ["Copy", " that."]);
+        assert_eq!(shown(&["[happy 0.7]", " ", "Copy"]), ["Copy"]);
+        assert_eq!(shown(&["Copy", " that."]), ["Copy", " that."]);
+        assert_eq!(shown(&["[static] crackle"]), ["[static] crackle"], "not an emotion: shown");
+        assert_eq!(shown(&["  ", "Hi"]), ["Hi"]);
     }
 
     #[test]

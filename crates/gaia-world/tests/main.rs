@@ -5,4 +5,5 @@ mod content;
 mod edits;
 mod npcs;
 mod play;
+mod scenes;
 mod support;

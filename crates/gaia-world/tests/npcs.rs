@@ -3,7 +3,8 @@
 //! line, change the emotion and the relationship's axes and take their actions in the event's own
 //! change; a goal fires once per player and ends when its `until` happens; an action is refused when
 //! the relationship does not meet what it requires (nothing changes); a quest gated on the
-//! relationship is refused below it; broken goals and actions are reported when the vault loads.
+//! relationship is refused below it; actions move the NPC and close or open doors for every player;
+//! broken goals and actions are reported when the vault loads.
 //! SQLite and PostgreSQL.
 
 use crate::support::{player, run, sample, templates, vault_with, worlds, EXP};
@@ -164,4 +165,89 @@ fn broken_goals_and_actions_are_reported_when_the_vault_loads() {
     std::fs::write(&sam, text.replace("    say: \"Door.", "    sya: \"Door.")).unwrap();
     let c = load_catalog(&vault);
     assert!(c.errors.iter().any(|e| e.to_string().contains("sya")), "{:?}", c.errors);
+}
+
+#[tokio::test]
+async fn npc_actions_move_the_npc_and_close_doors_for_every_player() {
+    for db in database_urls().await {
+        let b = db.backend;
+        let storage = db.storage().await;
+        let (w, _) = worlds(&storage);
+        // Given soup, Sam bars the street door and goes up to the roof (a goal's two actions).
+        let mut catalog = sample();
+        let exp = std::sync::Arc::make_mut(catalog.experiences.get_mut(EXP).unwrap());
+        let sam = exp.npc_templates.get_mut("radio_operator").unwrap();
+        let action = |v: Value| serde_json::from_value::<gaia_world::content::NpcAction>(v).unwrap();
+        sam.actions.insert(
+            "bar_door".into(),
+            action(serde_json::json!({"command": "close_door", "doors": {"street_door": ["main_room", "front"]}})),
+        );
+        sam.actions.insert(
+            "unbar_door".into(),
+            action(serde_json::json!({"command": "open_door", "doors": {"street_door": ["main_room", "front"]}})),
+        );
+        sam.actions.insert("climb".into(), action(serde_json::json!({"command": "move_npc", "areas": ["roof"]})));
+        sam.goals.push(
+            serde_json::from_value(serde_json::json!({
+                "id": "lock_up", "when": {"event": "item_given", "item": "canned_food"},
+                "say": "Thanks. Barring the door; I'll be on the roof.",
+                "actions": [{"action": "bar_door", "args": {"door": "street_door"}},
+                            {"action": "climb", "args": {"area": "roof"}}]
+            }))
+            .unwrap(),
+        );
+        // A goal that opens a door already open waits (its action refused, nothing changed).
+        sam.goals.push(
+            serde_json::from_value(serde_json::json!({
+                "id": "air_out", "when": {"event": "enters_area", "area": "roof"},
+                "actions": [{"action": "unbar_door", "args": {"door": "street_door"}}]
+            }))
+            .unwrap(),
+        );
+        w.set_catalog(catalog);
+        let ann = player(&storage, "ann").await;
+        let bob = player(&storage, "bob").await;
+
+        for step in ["go front", "take soup", "go main_room"] {
+            assert!(run(&w, &ann, step).await.success, "{b}: {step}");
+        }
+        let r = run(&w, &ann, "give soup to sam").await;
+        assert!(r.success, "{b}: {r:?}");
+        assert_eq!(reactions(&r.metadata)[0]["goal"], "lock_up", "{b}: {:?}", r.metadata);
+        let places: Vec<&str> = r.state_changes.iter().filter_map(|c| c.path.as_deref()).collect();
+        assert!(places.contains(&"world.areas"), "{b}: {places:?}");
+        // For everyone: the street door is shut, and Sam is on the roof.
+        for who in [&ann, &bob] {
+            let r = run(&w, who, "go front").await;
+            assert!(!r.success, "{b}: the door is barred: {r:?}");
+        }
+        assert!(!run(&w, &bob, "look").await.message.contains("Sam"), "{b}: Sam left the main room");
+        assert!(run(&w, &bob, "go roof").await.success, "{b}");
+        assert!(run(&w, &bob, "look").await.message.contains("Sam"), "{b}: Sam is on the roof");
+        // Bob's arrival on the roof set off `air_out`: the door opened again, for everyone.
+        let r = run(&w, &ann, "go roof").await;
+        assert!(r.success, "{b}: {r:?}");
+        assert!(run(&w, &ann, "go main_room").await.success, "{b}");
+        assert!(run(&w, &ann, "go front").await.success, "{b}: Bob's arrival opened the door");
+    }
+}
+
+#[tokio::test]
+async fn a_template_sets_what_a_gift_does_to_the_relationship() {
+    for db in database_urls().await {
+        let b = db.backend;
+        let storage = db.storage().await;
+        let (w, _) = worlds(&storage);
+        let mut catalog = sample();
+        let exp = std::sync::Arc::make_mut(catalog.experiences.get_mut(EXP).unwrap());
+        exp.npc_templates.get_mut("radio_operator").unwrap().gift_effects =
+            gaia_world::content::Axes { trust: Some(2), respect: Some(3), familiarity: None };
+        w.set_catalog(catalog);
+        let ann = player(&storage, "ann").await;
+        for step in ["go front", "take soup", "go main_room", "give soup to sam"] {
+            assert!(run(&w, &ann, step).await.success, "{b}: {step}");
+        }
+        let rel = w.relationship(EXP, &ann, "radio_operator").await.unwrap();
+        assert_eq!((rel.trust, rel.respect), (52, 53), "{b}");
+    }
 }

@@ -594,6 +594,10 @@ async fn erase_in(conn: &mut AnyConnection, who: &Who, email: &str) -> Result<()
         // Game worlds: the player's views and NPC relationships go; what they carried leaves the
         // world with them (`gone`); their own worlds (isolated experiences) go whole.
         "DELETE FROM world_npc_relations WHERE user_id = $1",
+        // What they said in scenes, and the NPCs' answers to them.
+        "DELETE FROM world_scene_lines WHERE user_id = $1",
+        "DELETE FROM world_scene_lines WHERE world_id IN (SELECT id FROM world_instances WHERE owner_id = $1)",
+        "DELETE FROM world_scenes WHERE world_id IN (SELECT id FROM world_instances WHERE owner_id = $1)",
         // An `@reset` backup that holds the user (theirs, or a whole world's) goes: undo is lost for it.
         "DELETE FROM world_backups WHERE user_id = $1 OR snapshot LIKE '%' || $1 || '%'",
         "DELETE FROM world_players WHERE user_id = $1",
@@ -967,7 +971,24 @@ impl Storage {
                                       "facts": parse("facts")?, "mind": parse("mind")?}))
             })
             .collect::<Result<_>>()?;
+            let mut scene_lines: Vec<serde_json::Value> = sqlx::query(
+                "SELECT scene_id, seq, speaker, text, created_at FROM world_scene_lines WHERE world_id = $1 \
+                 AND user_id = $2 ORDER BY scene_id, seq LIMIT $3",
+            )
+            .bind(&world_id)
+            .bind(user_id)
+            .bind(over(MAX_EXPORT_ROWS))
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|l| {
+                Ok(serde_json::json!({"scene_id": l.try_get::<String, _>("scene_id")?, "seq": l.try_get::<i64, _>("seq")?,
+                                      "speaker": l.try_get::<String, _>("speaker")?, "text": l.try_get::<String, _>("text")?,
+                                      "said_at": from_ms(l.try_get::<i64, _>("created_at")?)}))
+            })
+            .collect::<Result<_>>()?;
             truncated |= cut(&mut items, MAX_EXPORT_ROWS);
+            truncated |= cut(&mut scene_lines, MAX_EXPORT_ROWS);
             truncated |= cut(&mut memories, MAX_EXPORT_ROWS);
             truncated |= cut(&mut relations, MAX_EXPORT_ROWS);
             worlds.push(serde_json::json!({
@@ -976,6 +997,7 @@ impl Storage {
                 "current_area": r.try_get::<String, _>("area_id")?,
                 "stats": json("stats")?, "status_effects": json("status_effects")?, "quests": json("quests")?,
                 "inventory": items, "relationships": relations, "npc_memories": memories,
+                "scene_lines": scene_lines,
             }));
         }
         truncated |= cut(&mut worlds, MAX_EXPORT_ROWS);

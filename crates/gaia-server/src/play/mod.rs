@@ -9,6 +9,8 @@
 //! - Client messages: `update_location {lat, lng, accuracy?}` → `area_of_interest`; `action
 //!   {action, …}` → `action_response` (+ `npc_speech` for what NPCs said: a `talk`'s answer, goals'
 //!   lines; with `voice=true` in the query, also `npc_visemes` and `npc_audio`: module `voice`);
+//!   `player_speech {seq, data, last, format?, target_npc_id?}` frames → `player_transcript`, then the
+//!   transcript said as a `talk` (or a `scene_say`) with its answers (module `listen`);
 //!   `ping` → `pong`; `get_commands`
 //!   → `commands_schema`. Any of them may carry `request_id`, echoed in the answer. Errors: `error`
 //!   `{code, message}` with the spec's codes.
@@ -36,6 +38,7 @@
 
 mod fix;
 mod hub;
+mod listen;
 mod presence;
 mod voice;
 
@@ -191,6 +194,8 @@ struct Player {
     /// NPCs' lines are spoken (the query's `voice`), one after another.
     voice: bool,
     speaking: Arc<tokio::sync::Mutex<()>>,
+    /// The player's utterance being received (`player_speech`: module `listen`).
+    listening: Option<listen::Utterance>,
 }
 
 /// The last area of interest a socket sent, kept to send again while no delta came after it; the
@@ -264,6 +269,7 @@ async fn run(state: AppState, p: Principal, credentials: HeaderMap, q: PlayQuery
         audited: None,
         voice: q.voice,
         speaking: Arc::default(),
+        listening: None,
     };
     s.fix = Box::pin(fix::load(&s.state, &s.experience, &s.p.user_id)).await;
     let connected = json!({"type": "connected", "connection_id": format!("{}-{}", s.p.user_id, outbox.id),
@@ -333,7 +339,7 @@ impl Player {
                 frame = socket.recv() => match frame {
                     Some(Ok(Message::Text(t))) => {
                         if self.take_token() {
-                            Box::pin(self.handle(t.as_str())).await
+                            Box::pin(self.handle(t.as_str(), socket)).await
                         } else {
                             self.refused += 1;
                             if self.refused >= MAX_REFUSED {
@@ -545,7 +551,7 @@ impl Player {
         out
     }
 
-    async fn handle(&mut self, frame: &str) -> Vec<Message> {
+    async fn handle(&mut self, frame: &str, live: &mut WebSocket) -> Vec<Message> {
         let Ok(Value::Object(m)) = serde_json::from_str::<Value>(frame) else {
             return vec![text(error("invalid_json", "a message is a JSON object", None))];
         };
@@ -569,7 +575,8 @@ impl Player {
                 Err(e) => vec![text(error("processing_error", e.to_string(), rid))],
             },
             "update_location" => self.update_location(&m, rid).await,
-            "action" => self.action(&m, rid).await,
+            "action" => self.action(&m, rid, live).await,
+            "player_speech" => self.player_speech(&m, rid, live).await,
             other => vec![text(error(
                 "unknown_message_type",
                 format!("unknown message type `{}`", other.chars().take(64).collect::<String>()),
@@ -648,7 +655,58 @@ impl Player {
         (speed > cfg.gps_max_speed_mps).then(|| format!("{speed:.0} m/s"))
     }
 
-    async fn action(&mut self, m: &Map<String, Value>, rid: Option<&Value>) -> Vec<Message> {
+    /// A frame of the player's speech; the last one has it transcribed, then said (module `listen`).
+    async fn player_speech(
+        &mut self,
+        m: &Map<String, Value>,
+        rid: Option<&Value>,
+        live: &mut WebSocket,
+    ) -> Vec<Message> {
+        if !self.can_play {
+            return vec![text(error("not_allowed", "you may look at this experience but not play it", rid))];
+        }
+        let heard = match listen::take(&mut self.listening, m, self.state.config().assets.max_audio_bytes) {
+            Ok(None) => return Vec::new(),
+            Ok(Some(h)) => h,
+            Err(why) => return vec![text(error("invalid_json", format!("bad player_speech: {why}"), rid))],
+        };
+        let ask = gaia_assets::TranscriptionAsk {
+            audio: heard.audio.into(),
+            file_name: heard.file_name,
+            language: heard.language,
+            ..Default::default()
+        };
+        let said = match self.state.assets().transcribe(&self.p, Default::default(), ask).await {
+            Ok((_, t)) => t.text.trim().chars().take(gaia_world::command::MAX_MESSAGE_CHARS).collect::<String>(),
+            Err(e) => {
+                return vec![text(error("processing_error", format!("the speech could not be transcribed: {e}"), rid))]
+            }
+        };
+        let mut transcript = json!({"type": "player_transcript", "text": said, "timestamp": now_ms()});
+        if let Some(r) = rid {
+            transcript["request_id"] = r.clone();
+        }
+        let mut out = vec![text(transcript)];
+        if said.is_empty() {
+            return out;
+        }
+        // What was said, as the player's line: to the NPC named, else in the scene under way.
+        let mut action = Map::new();
+        match heard.target_npc_id {
+            Some(npc) => {
+                action.insert("action".into(), json!("talk"));
+                action.insert("target_npc_id".into(), json!(npc));
+            }
+            None => {
+                action.insert("action".into(), json!("scene_say"));
+            }
+        }
+        action.insert("message".into(), json!(said));
+        out.extend(Box::pin(self.action(&action, rid, live)).await);
+        out
+    }
+
+    async fn action(&mut self, m: &Map<String, Value>, rid: Option<&Value>, live: &mut WebSocket) -> Vec<Message> {
         if m.get("action").and_then(Value::as_str).is_none_or(|a| a.trim().is_empty()) {
             return vec![text(error("missing_action", "an `action` message names its `action`", rid))];
         }
@@ -674,7 +732,57 @@ impl Player {
             Ok(c) => c,
             Err(r) => return vec![text(error("not_allowed", r.message, rid))],
         };
-        let r = match self.state.worlds().command(&self.experience, caller, &action).await {
+        // A command that calls a model streams what NPCs say to the socket while it runs: the
+        // answer's text, and with voice its sentences spoken as they complete (module `voice`).
+        let streams = Worlds::needs_model(&action);
+        let (sink, mut rx) = voice::Live::channel(&self.outbox);
+        let speaker = self.voice.then(|| voice::speaker(&self.state, &self.p, sink.clone(), &self.speaking));
+        let sentences = Arc::new(std::sync::Mutex::new(voice::Sentences::default()));
+        let line_id = uuid::Uuid::new_v4().to_string();
+        let caller = if streams {
+            let voices = self.state.worlds().experience(&self.experience).ok();
+            let (sink, sentences, line_id) = (sink.clone(), sentences.clone(), line_id.clone());
+            let (speaker, rid) = (speaker.clone(), rid.cloned());
+            caller.with_speech(Arc::new(move |npc: &str, delta: &str| {
+                let mut v = json!({"type": "npc_speech_delta", "npc_id": npc, "line_id": line_id, "delta": delta,
+                                   "timestamp": now_ms()});
+                if let Some(r) = &rid {
+                    v["request_id"] = r.clone();
+                }
+                sink.push_now(v);
+                let done = sentences.lock().unwrap_or_else(|e| e.into_inner()).push(npc, delta);
+                for (npc, sentence) in done {
+                    let voice = voices.as_ref().and_then(|e| e.npc_templates.get(&npc)).and_then(|t| t.voice.clone());
+                    if let Some(speaker) = &speaker {
+                        let _ = speaker.send(json!({"npc_id": npc, "text": sentence, "voice": voice}));
+                    }
+                }
+            }))
+        } else {
+            caller
+        };
+        let result = {
+            let command = self.state.worlds().command(&self.experience, caller, &action);
+            tokio::pin!(command);
+            loop {
+                tokio::select! {
+                    r = &mut command => break r,
+                    Some(v) = rx.recv() => {
+                        let _ = live.send(text(v)).await;
+                    }
+                }
+            }
+        };
+        // Done: what is still in the live channel now, the rest through the queue.
+        rx.close();
+        while let Ok(v) = rx.try_recv() {
+            let _ = live.send(text(v)).await;
+        }
+        let (streamed, rest) = {
+            let mut s = sentences.lock().unwrap_or_else(|e| e.into_inner());
+            (s.any, s.rest())
+        };
+        let r = match result {
             Ok(r) => r,
             Err(e) => return vec![text(error("processing_error", e.to_string(), rid))],
         };
@@ -695,23 +803,33 @@ impl Player {
         let mut out = vec![text(v)];
         // What NPCs said, for the client to show or voice: the answer of a `talk`, then the lines of
         // the goals the command set off.
+        // A streamed answer's voice: its last sentence (the others were spoken as they came).
+        if let (Some((npc, sentence)), Some(speaker)) = (rest.filter(|_| r.success), &speaker) {
+            let voice = r.metadata.as_ref().and_then(|m| m.get("voice")).cloned();
+            let _ = speaker.send(json!({"npc_id": npc, "text": sentence, "voice": voice}));
+        }
         if let Some(meta) = r.metadata.as_ref().filter(|_| r.success) {
+            let answer = std::iter::once(meta).filter(|m| m.get("text").is_some());
             let reactions = meta.get("npc_reactions").and_then(Value::as_array).into_iter().flatten();
-            let mut spoken = Vec::new();
-            for said in std::iter::once(meta).filter(|m| m.get("text").is_some()).chain(reactions) {
+            for (i, said) in answer.map(|m| (true, m)).chain(reactions.map(|m| (false, m))).enumerate() {
+                let (is_answer, said) = said;
                 if let (Some(npc), Some(line)) = (said.get("npc_id"), said.get("text")) {
                     let mut v = json!({"type": "npc_speech", "npc_id": npc, "text": line, "voice": said.get("voice"),
                                        "timestamp": now_ms()});
                     if let Some(e) = said.get("emotion") {
                         v["emotion"] = e.clone();
                     }
-                    if self.voice {
-                        spoken.push(v.clone());
+                    // The streamed answer: its deltas' line, already spoken sentence by sentence.
+                    let streamed_here = is_answer && i == 0 && streamed;
+                    if streamed_here {
+                        v["line_id"] = json!(line_id);
+                    }
+                    if let Some(speaker) = speaker.as_ref().filter(|_| !streamed_here) {
+                        let _ = speaker.send(v.clone());
                     }
                     out.push(text(v));
                 }
             }
-            voice::speak(&self.state, &self.p, &self.outbox, &self.speaking, spoken);
         }
         out
     }

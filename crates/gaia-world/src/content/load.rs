@@ -146,6 +146,8 @@ pub(crate) struct Draft {
     pub(crate) admin_commands: Vec<CommandDef>,
     /// Waypoints with their files (relative to the experience's folder), by file name.
     pub(crate) waypoints: Vec<(String, Waypoint)>,
+    /// Scenes that loaded.
+    pub(crate) scenes: BTreeMap<String, super::Scene>,
 }
 
 /// Reads, checks and assembles the experience in `dir` (an existing folder, not a link).
@@ -183,6 +185,9 @@ fn load_folder(dir: &Path, id: &str) -> Result<Experience, Vec<ContentError>> {
             }
         }
     });
+    reader.markdown("scenes", &mut p, |p, stem, file, text| {
+        draft.scenes.extend(report(parse_template::<super::Scene>(stem, &text), file, p).map(|s| (stem.to_owned(), s)));
+    });
     reader.markdown("game-logic", &mut p, |p, stem, file, text| {
         draft.commands.extend(report(parse_command(stem, file, &text, false), file, p));
     });
@@ -206,6 +211,7 @@ fn load_folder(dir: &Path, id: &str) -> Result<Experience, Vec<ContentError>> {
             commands: draft.commands.into_iter().map(|c| (c.command.clone(), c)).collect(),
             admin_commands: draft.admin_commands.into_iter().map(|c| (c.command.clone(), c)).collect(),
             waypoints: draft.waypoints.into_iter().map(|(_, w)| (w.id.clone(), w)).collect(),
+            scenes: draft.scenes,
         }),
         (empty, ..) => {
             if empty {

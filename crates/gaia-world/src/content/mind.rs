@@ -16,6 +16,9 @@
 //!     command: give_item
 //!     items: [frequency_codes]
 //!     requires: {trust: 55}
+//!   bar_the_door:
+//!     command: close_door
+//!     doors: {street_door: [main_room, front]}
 //! ```
 
 use super::{ItemTemplate, NpcTemplate, Quest};
@@ -31,6 +34,9 @@ pub const MAX_ACTIONS: usize = 16;
 pub const MAX_ACTION_TARGETS: usize = 64;
 /// Longest line a goal makes the NPC say, and longest aim, in characters.
 pub const MAX_GOAL_TEXT: usize = 1_000;
+
+/// The similarity a `means` trigger needs when it sets none.
+pub const DEFAULT_SIMILARITY: f64 = 0.5;
 
 /// The emotions an NPC can show (a reply carries one, with an intensity).
 pub const EMOTIONS: &[&str] = &["neutral", "happy", "sad", "angry", "afraid", "surprised", "disgusted", "curious"];
@@ -148,9 +154,34 @@ pub struct Trigger {
     /// `player_says`: words the player's message must contain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub says: Option<String>,
+    /// `player_says`: what the player's message must mean, judged by the embedding model (the cosine
+    /// similarity of the two at least `similarity`); with `says`, either is enough.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub means: Option<String>,
+    /// The least similarity `means` needs (default [`DEFAULT_SIMILARITY`]; it depends on the
+    /// embedding model: test it with yours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<f64>,
     /// The relationship it needs (each axis at least).
     #[serde(default, skip_serializing_if = "Axes::is_empty")]
     pub requires: Axes,
+}
+
+impl Trigger {
+    /// What is wrong with its `says`, `means` and `similarity`, if anything.
+    pub(crate) fn says_problem(&self) -> Option<String> {
+        let blank = |s: &Option<String>| s.as_deref().is_none_or(|s| s.trim().is_empty());
+        if self.event == EventKind::PlayerSays && blank(&self.says) && blank(&self.means) {
+            return Some("player_says needs `says` or `means`".into());
+        }
+        if self.means.as_ref().is_some_and(|m| m.chars().count() > MAX_GOAL_TEXT) {
+            return Some(format!("`means` is at most {MAX_GOAL_TEXT} characters"));
+        }
+        if self.similarity.is_some_and(|x| !(x > 0.0 && x <= 1.0)) {
+            return Some("`similarity` is above 0 and at most 1".into());
+        }
+        None
+    }
 }
 
 /// An action a goal takes when it fires: one of the template's `actions`, with its arguments.
@@ -209,6 +240,12 @@ pub enum ActionCommand {
     /// quest's giver meets its `requires.relationship` (goals that react to a quest being taken are
     /// not set off by an action: only by the player's `accept_quest`).
     StartQuest,
+    /// Moves the NPC itself to one of `areas` (argument `area`), for every player of the world.
+    MoveNpc,
+    /// Opens one of `doors` (argument `door`): its two areas lead into each other.
+    OpenDoor,
+    /// Closes one of `doors` (argument `door`): its two areas no longer lead into each other.
+    CloseDoor,
 }
 
 /// An action an NPC may take on the world (offered to the model as a tool; also taken by goals).
@@ -232,6 +269,12 @@ pub struct NpcAction {
     /// `start_quest`: the quests it may start.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quests: Vec<String>,
+    /// `move_npc`: the areas the NPC may go to (`<area>` or `<location>/<area>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub areas: Vec<String>,
+    /// `open_door`, `close_door`: the doors it works, by name, each the two areas it joins.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub doors: BTreeMap<String, (String, String)>,
     /// The relationship it needs (each axis at least).
     #[serde(default, skip_serializing_if = "Axes::is_empty")]
     pub requires: Axes,
@@ -247,9 +290,13 @@ fn one() -> u32 {
 impl NpcAction {
     /// The JSON Schema of its arguments (offered to the model).
     pub fn parameters(&self) -> Value {
-        let (name, values, what) = match self.command {
-            ActionCommand::GiveItem => ("item", &self.items, "The item template to give"),
-            ActionCommand::StartQuest => ("quest", &self.quests, "The quest to start"),
+        let (name, values) = self.argument();
+        let what = match self.command {
+            ActionCommand::GiveItem => "The item template to give",
+            ActionCommand::StartQuest => "The quest to start",
+            ActionCommand::MoveNpc => "Where to go",
+            ActionCommand::OpenDoor => "The door to open",
+            ActionCommand::CloseDoor => "The door to close",
         };
         serde_json::json!({
             "type": "object",
@@ -259,11 +306,18 @@ impl NpcAction {
         })
     }
 
-    /// The argument it takes (`item` or `quest`) and the values it allows.
-    pub fn argument(&self) -> (&'static str, &[String]) {
+    /// The argument it takes (`item`, `quest`, `area` or `door`) and the values it allows.
+    pub fn argument(&self) -> (&'static str, Vec<&str>) {
+        fn list(v: &[String]) -> Vec<&str> {
+            v.iter().map(String::as_str).collect()
+        }
         match self.command {
-            ActionCommand::GiveItem => ("item", &self.items),
-            ActionCommand::StartQuest => ("quest", &self.quests),
+            ActionCommand::GiveItem => ("item", list(&self.items)),
+            ActionCommand::StartQuest => ("quest", list(&self.quests)),
+            ActionCommand::MoveNpc => ("area", list(&self.areas)),
+            ActionCommand::OpenDoor | ActionCommand::CloseDoor => {
+                ("door", self.doors.keys().map(String::as_str).collect())
+            }
         }
     }
 }
@@ -304,6 +358,8 @@ pub(crate) fn check_minds(
                 }
             }
         };
+        check_axes("talk_effects", &t.talk_effects, true);
+        check_axes("gift_effects", &t.gift_effects, true);
         for (name, a) in &t.actions {
             check_axes(&format!("actions.{name}.requires"), &a.requires, false);
             check_axes(&format!("actions.{name}.effects"), &a.effects, true);
@@ -323,10 +379,15 @@ pub(crate) fn check_minds(
             if values.len() > MAX_ACTION_TARGETS {
                 out.push((at.clone(), format!("action {name} lists more than {} {arg}s", MAX_ACTION_TARGETS)));
             }
-            for v in values {
+            for v in &values {
                 let known = match a.command {
-                    ActionCommand::GiveItem => items.contains_key(v),
-                    ActionCommand::StartQuest => quests.contains_key(v),
+                    ActionCommand::GiveItem => items.contains_key(*v),
+                    ActionCommand::StartQuest => quests.contains_key(*v),
+                    ActionCommand::MoveNpc => area_exists(v.rsplit('/').next().unwrap_or_default()),
+                    ActionCommand::OpenDoor | ActionCommand::CloseDoor => {
+                        let (x, y) = &a.doors[*v];
+                        x != y && area_exists(x) && area_exists(y)
+                    }
                 };
                 if !known {
                     out.push((at.clone(), format!("action {name} names the unknown {arg} {v}")));
@@ -352,8 +413,8 @@ pub(crate) fn check_minds(
                 if let Some(q) = tr.quest.as_deref().filter(|q| !quests.contains_key(*q)) {
                     out.push((at.clone(), format!("goal {} names the unknown quest {q}", g.id)));
                 }
-                if tr.event == EventKind::PlayerSays && tr.says.as_deref().is_none_or(|s| s.trim().is_empty()) {
-                    out.push((at.clone(), format!("goal {}: player_says needs `says`", g.id)));
+                if let Some(why) = tr.says_problem() {
+                    out.push((at.clone(), format!("goal {}: {why}", g.id)));
                 }
             }
             for call in &g.actions {
@@ -364,7 +425,7 @@ pub(crate) fn check_minds(
                     Some(a) => {
                         let (arg, values) = a.argument();
                         let v = call.args.get(arg).and_then(Value::as_str);
-                        if call.args.len() != 1 || !v.is_some_and(|v| values.iter().any(|x| x == v)) {
+                        if call.args.len() != 1 || !v.is_some_and(|v| values.contains(&v)) {
                             out.push((
                                 at.clone(),
                                 format!(

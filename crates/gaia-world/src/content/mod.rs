@@ -13,6 +13,8 @@
 //! game-logic/<command>.md         player commands, rules in prose
 //! admin-logic/<command>.md        admin commands (`requires_admin` defaults to true)
 //! waypoints/<id>.md               real-world anchors (one fenced ```yaml block)
+//! scenes/<id>.md                  scenes: several NPCs and the players of an area, in narrative
+//!                                 sections (see [`Scene`])
 //! ```
 //!
 //! [`load_catalog`] reads every experience, [`load_experience`] one. Everything is bounded: files of
@@ -31,9 +33,11 @@
 mod load;
 mod mind;
 mod model;
+mod scene;
 mod validate;
 
 pub use load::{load_catalog, load_experience, Catalog};
 pub use mind::*;
 pub use model::*;
+pub use scene::*;
 pub use validate::ContentError;

@@ -264,7 +264,7 @@ pub struct ItemTemplate {
 }
 
 /// `templates/npcs/<id>.md`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NpcTemplate {
     /// The file's stem.
     pub id: String,
@@ -293,9 +293,42 @@ pub struct NpcTemplate {
     /// its name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refusal: Option<String>,
+    /// Added to the relationship by each talk (default: trust and familiarity +1).
+    #[serde(default = "talk_effects")]
+    pub talk_effects: super::Axes,
+    /// Added to the relationship by each gift (default: trust +5).
+    #[serde(default = "gift_effects")]
+    pub gift_effects: super::Axes,
     /// Unknown frontmatter fields, kept.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl Default for NpcTemplate {
+    fn default() -> NpcTemplate {
+        NpcTemplate {
+            id: String::new(),
+            name: String::new(),
+            voice: None,
+            location: None,
+            body: String::new(),
+            goals: Vec::new(),
+            actions: BTreeMap::new(),
+            guardrails: Vec::new(),
+            refusal: None,
+            talk_effects: talk_effects(),
+            gift_effects: gift_effects(),
+            extra: Map::new(),
+        }
+    }
+}
+
+fn talk_effects() -> super::Axes {
+    super::Axes { trust: Some(1), familiarity: Some(1), ..super::Axes::default() }
+}
+
+fn gift_effects() -> super::Axes {
+    super::Axes { trust: Some(5), ..super::Axes::default() }
 }
 
 /// A command written as rules in prose (`game-logic/` or `admin-logic/`).
@@ -390,6 +423,8 @@ pub struct Experience {
     pub waypoints: BTreeMap<String, Waypoint>,
     /// Quests by id, as `world.json` declares them in `metadata.quests`.
     pub quests: BTreeMap<String, Quest>,
+    /// Scenes by id (`scenes/<id>.md`).
+    pub scenes: BTreeMap<String, super::Scene>,
 }
 
 /// A quest, declared in `world.json` under `metadata.quests.<id>`. A player takes it

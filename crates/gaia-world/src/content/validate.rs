@@ -142,6 +142,10 @@ pub(crate) fn validate(draft: &Draft, problems: &mut Problems) {
         for (file, message) in found {
             problems.push(&file, "goals/actions", message);
         }
+        let area_in = |l: &str, a: &str| world.locations.get(l).is_some_and(|l| l.areas.contains_key(a));
+        for (file, message) in super::scene::check_scenes(&draft.scenes, &draft.npc_templates, &area_in) {
+            problems.push(&file, "scene", message);
+        }
     }
     check_commands(&draft.commands, problems);
     check_commands(&draft.admin_commands, problems);
