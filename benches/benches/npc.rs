@@ -11,7 +11,9 @@
 //! - the first text and the first audio of a `talk` at a game client (a socket with `voice=true`),
 //!   the mock answering as a fast model (150 ms to its first token, 10 ms a chunk), against the
 //!   baseline of the same stream straight from the mock (to its first text; to its first sentence,
-//!   then the mock's speech call for it);
+//!   then the mock's speech call for it), and speech to speech (the player's utterance sent as
+//!   `player_speech` frames, transcribed, answered and spoken) against the mock's transcription,
+//!   stream and speech call in a row;
 //! - memory retrieval with 10,000 memories of one player and NPC (`Worlds::recall_npc_memories`: one
 //!   indexed count, the query embedded by the mock, 10,000 vectors scored), against the baseline of
 //!   the embedding round trip alone.
@@ -68,6 +70,7 @@ async fn setup(storage: Storage) -> Setup {
     config.embeddings.model = Some("openai/text-embedding-3-small".into());
     config.embeddings.dimensions = Some(DIMS);
     config.assets.speech_model = Some("openai/tts-1".into());
+    config.assets.transcription_model = Some("openai/whisper-1".into());
     config.assets.store = dir.path().join("assets").display().to_string();
     let state = AppState::new(config, storage, Arc::new(gaia_core::cache::MemoryCache::new(100_000)), registry);
     let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/gaia-world/sample/experiences");
@@ -127,6 +130,62 @@ struct Voice {
     text: Vec<Duration>,
     direct_audio: Vec<Duration>,
     audio: Vec<Duration>,
+    direct_speech: Vec<Duration>,
+    speech: Vec<Duration>,
+}
+
+/// What the player says, spoken: the mock's speech (its transcription reads the text back).
+const SPOKEN: &str = "Sam, is the river group on the air tonight?";
+
+/// A multipart body for the mock's transcription endpoint: `(content type, body)`.
+fn transcription_form(audio: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "gaia-bench-boundary";
+    let mut body = Vec::new();
+    body.extend(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n").as_bytes(),
+    );
+    body.extend(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"speech.wav\"\r\nContent-Type: audio/wav\r\n\r\n")
+            .as_bytes(),
+    );
+    body.extend(audio);
+    body.extend(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// Reads a socket until a talk's answer is in and its three sentences spoken: when the first
+/// `npc_speech_delta` and the first `npc_audio` came, from `t`.
+async fn answered<S>(ws: &mut S, t: Instant) -> (Duration, Duration)
+where
+    S: futures::Stream<Item = Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>>
+        + Unpin,
+{
+    use futures::StreamExt;
+    let (mut text, mut audio, mut lines_done, mut answered) = (None, None, 0, false);
+    while lines_done < 3 || !answered {
+        let m = ws.next().await.unwrap().unwrap();
+        let tokio_tungstenite::tungstenite::Message::Text(m) = m else { continue };
+        let f: serde_json::Value = serde_json::from_str(m.as_str()).unwrap();
+        match f["type"].as_str() {
+            Some("npc_speech_delta") if text.is_none() => text = Some(t.elapsed()),
+            Some("npc_audio") => {
+                assert!(f.get("error").is_none(), "{f}");
+                if audio.is_none() {
+                    audio = Some(t.elapsed());
+                }
+                if f["last"] == true {
+                    lines_done += 1;
+                }
+            }
+            Some("action_response") => {
+                assert_eq!(f["success"], true, "{f}");
+                answered = true;
+            }
+            Some("error") => panic!("{f}"),
+            _ => {}
+        }
+    }
+    (text.expect("streamed"), audio.expect("spoken"))
 }
 
 async fn first_text_and_audio(s: &Setup, key: &str) -> Voice {
@@ -134,7 +193,14 @@ async fn first_text_and_audio(s: &Setup, key: &str) -> Voice {
     let rounds = 100;
     s.mock.set_first_byte_delay(FIRST_TOKEN);
     s.mock.set_chunk_delay(CHUNK);
-    let mut v = Voice { direct_text: Vec::new(), text: Vec::new(), direct_audio: Vec::new(), audio: Vec::new() };
+    let mut v = Voice {
+        direct_text: Vec::new(),
+        text: Vec::new(),
+        direct_audio: Vec::new(),
+        audio: Vec::new(),
+        direct_speech: Vec::new(),
+        speech: Vec::new(),
+    };
     for i in 0..rounds {
         s.mock.push_reply(format!("[happy 0.6] {ANSWER}"));
         let t = Instant::now();
@@ -174,31 +240,71 @@ async fn first_text_and_audio(s: &Setup, key: &str) -> Voice {
         let t = Instant::now();
         let action = json!({"type": "action", "action": "talk", "target_npc_id": "radio_operator", "message": format!("Copy? {i}")});
         ws.send(tokio_tungstenite::tungstenite::Message::Text(action.to_string().into())).await.unwrap();
-        let (mut text, mut audio, mut lines_done, mut answered) = (None, None, 0, false);
-        while lines_done < 3 || !answered {
-            let m = ws.next().await.unwrap().unwrap();
-            let tokio_tungstenite::tungstenite::Message::Text(m) = m else { continue };
-            let f: serde_json::Value = serde_json::from_str(m.as_str()).unwrap();
-            match f["type"].as_str() {
-                Some("npc_speech_delta") if text.is_none() => text = Some(t.elapsed()),
-                Some("npc_audio") => {
-                    assert!(f.get("error").is_none(), "{f}");
-                    if audio.is_none() {
-                        audio = Some(t.elapsed());
-                    }
-                    if f["last"] == true {
-                        lines_done += 1;
-                    }
-                }
-                Some("action_response") => {
-                    assert_eq!(f["success"], true, "{f}");
-                    answered = true;
-                }
-                _ => {}
+        let (text, audio) = answered(&mut ws, t).await;
+        v.text.push(text);
+        v.audio.push(audio);
+    }
+    // Speech to speech: the player's utterance (frames of 8 KiB) transcribed, answered, spoken;
+    // against the mock's transcription, stream to its first sentence and speech call, in a row.
+    let speech = json!({"model": "tts-1", "voice": "alloy", "input": SPOKEN, "response_format": "wav"});
+    let utterance =
+        s.http.post(format!("{}/audio/speech", s.mock_url)).bearer_auth("k").json(&speech).send().await.unwrap();
+    let utterance = utterance.bytes().await.unwrap().to_vec();
+    for i in 0..rounds {
+        s.mock.push_reply(format!("[happy 0.6] {ANSWER}"));
+        let t = Instant::now();
+        let (kind, body) = transcription_form(&utterance);
+        let heard: serde_json::Value = s
+            .http
+            .post(format!("{}/audio/transcriptions", s.mock_url))
+            .bearer_auth("k")
+            .header("content-type", kind)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(heard["text"], SPOKEN, "{heard}");
+        let body = json!({"model": "mock-gpt", "stream": true, "messages": [{"role": "user", "content": format!("{SPOKEN} {i}")}]});
+        let r =
+            s.http.post(format!("{}/chat/completions", s.mock_url)).bearer_auth("k").json(&body).send().await.unwrap();
+        let mut stream = r.bytes_stream();
+        let mut seen = String::new();
+        while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            if seen.contains("friend.") {
+                break;
             }
         }
-        v.text.push(text.expect("streamed"));
-        v.audio.push(audio.expect("spoken"));
+        let line =
+            json!({"model": "tts-1", "voice": "calm_low", "input": "Copy that, friend.", "response_format": "wav"});
+        s.http
+            .post(format!("{}/audio/speech", s.mock_url))
+            .bearer_auth("k")
+            .json(&line)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        v.direct_speech.push(t.elapsed());
+    }
+    for _ in 0..rounds {
+        use base64::Engine as _;
+        s.mock.push_reply(format!("[happy 0.6] {ANSWER}"));
+        let t = Instant::now();
+        let chunks: Vec<&[u8]> = utterance.chunks(8 * 1024).collect();
+        for (seq, chunk) in chunks.iter().enumerate() {
+            let frame = json!({"type": "player_speech", "seq": seq, "last": seq + 1 == chunks.len(), "format": "wav",
+                               "target_npc_id": "radio_operator",
+                               "data": base64::engine::general_purpose::STANDARD.encode(chunk)});
+            ws.send(tokio_tungstenite::tungstenite::Message::Text(frame.to_string().into())).await.unwrap();
+        }
+        let (_, audio) = answered(&mut ws, t).await;
+        v.speech.push(audio);
     }
     s.mock.set_first_byte_delay(Duration::ZERO);
     s.mock.set_chunk_delay(Duration::ZERO);
@@ -363,6 +469,8 @@ fn main() {
                 ("NPC `talk` on a voice socket: first `npc_speech_delta`", voice.text),
                 ("model stream straight from the mock to its first sentence, then its speech call (baseline)", voice.direct_audio),
                 ("NPC `talk` on a voice socket: first `npc_audio`", voice.audio),
+                ("mock transcription, stream to its first sentence, speech call, in a row (baseline)", voice.direct_speech),
+                ("player speech (8 KiB frames) to the first `npc_audio`", voice.speech),
             ];
             let mut p50s = Vec::new();
             for (what, mut t) in rows {
@@ -378,18 +486,21 @@ fn main() {
             let (_, recall99) = own(5, 4);
             let (text50, _) = own(7, 6);
             let (audio50, _) = own(9, 8);
+            let (speech50, _) = own(11, 10);
             notes.push(format!(
                 "{backend}: Gaia's own time in an NPC turn (talk p50 less the direct model call's p50) {}; an action to its \
                  world_update p99 {}; memory recall p99 less the embedding round trip's p99 {}; the first recall \
                  (10,000 memories and vectors read) {}; Gaia's own time to the first text at the client (p50 less \
                  the direct stream's first text) {}, to the first audio (p50 less the direct stream's first sentence \
-                 and speech call) {}",
+                 and speech call) {}, speech to speech (p50 less the mock's transcription, first sentence and \
+                 speech call) {}",
                 ms(turn50),
                 ms(p50s[3].1),
                 ms(recall99),
                 ms(cold),
                 ms(text50),
                 ms(audio50),
+                ms(speech50),
             ));
         });
     }

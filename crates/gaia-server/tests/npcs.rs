@@ -2,7 +2,9 @@
 //! emotion tag is read and kept; an action the model proposes as a tool call is checked against
 //! Sam's template, the relationship and the world, then applied in the talk's change or refused
 //! with nothing changed (a gated action, an argument the template does not allow, extra
-//! arguments, arguments that are not JSON); goals fired by the talk. SQLite and PostgreSQL.
+//! arguments, arguments that are not JSON); goals fired by the talk; memories recalled after 200
+//! turns and kept per player; past 10,000 memories the oldest condensed by the model. SQLite and
+//! PostgreSQL.
 
 use crate::common;
 
@@ -250,5 +252,74 @@ async fn an_experience_s_guardrails_make_its_npcs_refuse_in_character() {
             .await
             .unwrap();
         assert_eq!(r.status(), 200, "{b}");
+    }
+}
+
+#[tokio::test]
+async fn past_10000_memories_the_oldest_are_condensed_by_the_model() {
+    for db in database_urls().await {
+        let mut config = common::test_config();
+        config.worlds.npc_memory = true;
+        let s = common::start_with(db, Some(gaia_providers::mock::MockConfig::default()), config).await;
+        let b = s.backend;
+        let _vault = common::with_sample_world(&s).await;
+        let (ann, _, user) = s.register("ann@example.com").await;
+        let mock = s.mock.as_ref().unwrap();
+        let url = |p: &str| format!("{}/api/v1/experiences/safe-house{p}", s.url);
+        let talk = |message: &str| {
+            let body = json!({"action": "talk", "target_npc_id": "radio_operator", "message": message});
+            let req = s.http.post(url("/command")).bearer_auth(&ann).json(&body).send();
+            async move { req.await.unwrap().json::<Value>().await.unwrap() }
+        };
+        assert_eq!(talk("Hello Sam").await["success"], true, "{b}");
+        let pool = s.state.storage().pool().clone();
+        let count = |sql: String| {
+            let pool = pool.clone();
+            async move { sqlx::query_scalar::<_, i64>(&sql).fetch_one(&pool).await.unwrap() }
+        };
+        // 10,000 memories of Ann, the oldest first.
+        let max = gaia_world::MAX_MEMORIES as i64;
+        for batch in 0..(max / 500) {
+            let rows: Vec<String> = (batch * 500..(batch + 1) * 500)
+                .map(|i| {
+                    format!(
+                        "('safe-house', '{user}', 'radio_operator', 'seed-{i}', 'Seeded memory {i}', 3, {})",
+                        1_000 + i
+                    )
+                })
+                .collect();
+            sqlx::query(&format!(
+                "INSERT INTO world_npc_memories (world_id, user_id, npc_id, id, text, importance, created_at) VALUES {}",
+                rows.join(", ")
+            ))
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        let mine = format!("SELECT COUNT(*) FROM world_npc_memories WHERE user_id = '{user}'");
+        // One more fact: past the bound, the oldest are condensed into one by the model.
+        mock.push_reply_when(
+            "From the exchange below",
+            json!({"facts": [{"fact": "Ann fixed the radio mast", "importance": 7}]}).to_string(),
+        );
+        mock.push_reply_when(
+            "Condense the memories below",
+            json!({"facts": [{"fact": "Ann has told Sam many small things since the first day", "importance": 4}]})
+                .to_string(),
+        );
+        assert_eq!(talk("I fixed the mast.").await["success"], true, "{b}");
+        let condensed =
+            "SELECT COUNT(*) FROM world_npc_memories WHERE text = 'Ann has told Sam many small things since the first day'"
+                .to_string();
+        assert!(
+            common::eventually_async(|| async { count(condensed.clone()).await == 1 }).await,
+            "{b}: the summary is kept"
+        );
+        let left = count(mine.clone()).await;
+        let batch = 64;
+        assert_eq!(left, max + 1 - batch + 1, "{b}: the oldest {batch} became one");
+        assert_eq!(count(format!("{mine} AND id = 'seed-0'")).await, 0, "{b}: the oldest went");
+        assert_eq!(count(format!("{mine} AND id = 'seed-{}'", max - 1)).await, 1, "{b}: the newest stay");
+        assert_eq!(count(format!("{mine} AND text = 'Ann fixed the radio mast'")).await, 1, "{b}");
     }
 }

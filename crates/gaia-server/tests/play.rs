@@ -257,6 +257,17 @@ async fn an_impossible_jump_is_not_trusted_for_location_bound_actions_even_on_a_
     send(&mut a, json!({"type": "action", "action": "collect_item", "instance_id": "canned_food_1"})).await;
     let e = next(&mut a).await;
     assert_eq!((e["type"].as_str(), e["code"].as_str()), (Some("error"), Some("not_allowed")), "{e}");
+    // Speech (a talk) and a scene's line too, before anything is transcribed or asked of a model.
+    let media = s.mock.as_ref().unwrap().media_requests();
+    send(
+        &mut a,
+        json!({"type": "player_speech", "seq": 0, "data": "UklGRg==", "last": true, "target_npc_id": "radio_operator"}),
+    )
+    .await;
+    assert_eq!(next(&mut a).await["code"], "not_allowed");
+    send(&mut a, json!({"type": "action", "action": "scene_say", "message": "Anyone?"})).await;
+    assert_eq!(next(&mut a).await["code"], "not_allowed");
+    assert_eq!(s.mock.as_ref().unwrap().media_requests(), media, "nothing transcribed");
     send(&mut a, json!({"type": "action", "action": "look"})).await;
     assert_eq!(next_of(&mut a, "action_response").await["success"], true, "looking needs no position");
     // A poor accuracy is not trusted either.
@@ -482,6 +493,7 @@ async fn with_voice_npcs_lines_come_with_audio_and_timed_mouth_shapes() {
             continue;
         }
         assert_ne!(v["line_id"], line_id, "each sentence is a line of its own");
+        assert_eq!(v["answer_id"], line_id.as_str(), "of the streamed answer: {v}");
         sentences.push(v["text"].as_str().unwrap().to_string());
         let line = v["line_id"].as_str().unwrap().to_string();
         let duration = v["duration_ms"].as_u64().expect("a WAV's length is known");

@@ -1,9 +1,9 @@
 //! Scenes over HTTP on the sample world (`scenes/night_watch.md`: Dana on the roof, Sam on the
 //! radio), with the mock model: two players speak in one scene, the NPC the scene's rule chooses
-//! answers each (named, least recently heard, in turn, or chosen by the model), each answer is
-//! given only the speaker's own memories (never the other player's), a player's words move the
-//! scene to its next section with no model call, and the caps on turns and tokens end it. SQLite
-//! and PostgreSQL.
+//! answers each (named, least recently heard, in turn, or chosen by the model), turns said at once
+//! both count, nothing private to a player (memories, facts, talks alone with an NPC) is put in a
+//! scene's prompt (it is said aloud), a player's words (or their meaning) move the scene to its next
+//! section with no model call, and the caps on turns and tokens end it. SQLite and PostgreSQL.
 
 use crate::common;
 
@@ -78,7 +78,8 @@ async fn two_players_share_a_scene_and_never_each_other_s_memories() {
         let r = say(&bob, "Sam, do you know my sister's name?").await;
         assert_eq!(r["metadata"]["npc_id"], "radio_operator", "{b}: {r}");
         assert!(r["metadata"].get("recalled").is_none(), "{b}: Bob's turn gets none of Ann's memories: {r}");
-        // Ann talks to Sam from the roof: a turn of the scene, with her own memory.
+        // Ann talks to Sam from the roof: a turn of the scene, said aloud in front of Bob, so what is
+        // private to her (her memories, facts, talks alone with Sam) stays out of it.
         let r = command(
             &ann,
             json!({"action": "talk", "target_npc_id": "radio_operator", "message": "Sam, remember my sister?"}),
@@ -89,9 +90,7 @@ async fn two_players_share_a_scene_and_never_each_other_s_memories() {
             (Some(true), Some("night_watch")),
             "{b}: {r}"
         );
-        let recalled: Vec<&str> =
-            r["metadata"]["recalled"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-        assert_eq!(recalled, [fact], "{b}: {r}");
+        assert!(r["metadata"].get("recalled").is_none(), "{b}: {r}");
         // Bob never sees what Sam remembers of Ann (his own list stays his).
         assert!(
             memories(&bob).await["memories"].as_array().unwrap().iter().all(|m| m["text"] != fact),
@@ -111,17 +110,33 @@ async fn two_players_share_a_scene_and_never_each_other_s_memories() {
         assert!(lines.contains(&"There. Twenty, thirty. Coming this way."), "{b}: {r}");
         let made = mock.requests() - calls;
         assert!((1..=2).contains(&made), "{b}: the answer (and its memory call), nothing for the section: {made}");
+        // Both speak at once: both turns count, both lines are kept.
+        let (x, y) =
+            tokio::join!(say(&ann, "Ann here: all quiet on the left."), say(&bob, "Bob here: all quiet right."));
+        assert_eq!((x["success"].as_bool(), y["success"].as_bool()), (Some(true), Some(true)), "{b}: {x} {y}");
         let shown = command(&bob, json!({"action": "scene"})).await;
         let shown = &shown["metadata"]["scene"];
-        assert_eq!((shown["section"].as_str(), shown["turns"].as_u64()), (Some("horde"), Some(5)), "{b}: {shown}");
+        assert_eq!((shown["section"].as_str(), shown["turns"].as_u64()), (Some("horde"), Some(7)), "{b}: {shown}");
+        let said: Vec<&str> = shown["lines"].as_array().unwrap().iter().filter_map(|l| l["text"].as_str()).collect();
+        assert!(said.contains(&"Ann here: all quiet on the left.") && said.contains(&"Bob here: all quiet right."));
         let speakers: Vec<&str> =
             shown["lines"].as_array().unwrap().iter().filter_map(|l| l["speaker"].as_str()).collect();
-        assert_eq!(speakers.iter().filter(|x| **x == "player").count(), 5, "{b}: both players' lines: {speakers:?}");
+        assert_eq!(speakers.iter().filter(|x| **x == "player").count(), 7, "{b}: both players' lines: {speakers:?}");
 
         // The watch ends when Ann climbs down (its closing section).
         let r = command(&ann, json!({"action": "go main_room"})).await;
         let ended = r["state_changes"].as_array().unwrap().iter().find(|c| c["path"] == "scene").unwrap().clone();
         assert_eq!(ended["item"]["status"], "ended", "{b}: {r}");
+        // Alone with Sam again, Ann's memory is there for her.
+        let r = command(
+            &ann,
+            json!({"action": "talk", "target_npc_id": "radio_operator", "message": "Do you remember my sister?"}),
+        )
+        .await;
+        assert!(r["metadata"].get("scene").is_none(), "{b}: a private talk: {r}");
+        let recalled: Vec<&str> =
+            r["metadata"]["recalled"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        assert_eq!(recalled, [fact], "{b}: {r}");
 
         // In turn, at most two turns: Dana, Sam, then the scene is over. The horde now comes when a
         // player's words mean that something moves in the street (the embedding model judges).

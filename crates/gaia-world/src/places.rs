@@ -192,50 +192,66 @@ impl Ctx<'_> {
     /// Finds a place by id: `<location>`, `<area>` or `<location>/<area>`, `<spot>`,
     /// `<area>/<spot>` or `<location>/<area>/<spot>` (a bare id: the first in id order).
     fn find_place(&self, kind: Kind, id: &str) -> Option<Place> {
-        let w = &self.exp.world;
-        let parts: Vec<&str> = id.split('/').collect();
-        let place = |l: &str, a: &str, s: &str| Place { kind, location: l.into(), area: a.into(), spot: s.into() };
-        match (kind, parts.as_slice()) {
-            (Kind::Location, [l]) => w.locations.contains_key(*l).then(|| place(l, "", "")),
-            (Kind::Area, [l, a]) => w.locations.get(*l)?.areas.contains_key(*a).then(|| place(l, a, "")),
-            (Kind::Area, [a]) => {
-                w.locations.iter().find(|(_, x)| x.areas.contains_key(*a)).map(|(l, _)| place(l, a, ""))
-            }
-            (Kind::Spot, [l, a, s]) => {
-                w.locations.get(*l)?.areas.get(*a)?.spots.contains_key(*s).then(|| place(l, a, s))
-            }
-            (Kind::Spot, [a, s]) => w
-                .locations
-                .iter()
-                .find(|(_, x)| x.areas.get(*a).is_some_and(|y| y.spots.contains_key(*s)))
-                .map(|(l, _)| place(l, a, s)),
-            (Kind::Spot, [s]) => w
-                .locations
-                .iter()
-                .find_map(|(l, x)| x.areas.iter().find(|(_, y)| y.spots.contains_key(*s)).map(|(a, _)| place(l, a, s))),
-            _ => None,
-        }
+        find_in(&self.exp.world, kind, id)
     }
+}
 
+/// Finds a place of `w` by id (see [`Ctx::find_place`]).
+fn find_in(w: &crate::content::WorldDoc, kind: Kind, id: &str) -> Option<Place> {
+    let parts: Vec<&str> = id.split('/').collect();
+    let place = |l: &str, a: &str, s: &str| Place { kind, location: l.into(), area: a.into(), spot: s.into() };
+    match (kind, parts.as_slice()) {
+        (Kind::Location, [l]) => w.locations.contains_key(*l).then(|| place(l, "", "")),
+        (Kind::Area, [l, a]) => w.locations.get(*l)?.areas.contains_key(*a).then(|| place(l, a, "")),
+        (Kind::Area, [a]) => w.locations.iter().find(|(_, x)| x.areas.contains_key(*a)).map(|(l, _)| place(l, a, "")),
+        (Kind::Spot, [l, a, s]) => w.locations.get(*l)?.areas.get(*a)?.spots.contains_key(*s).then(|| place(l, a, s)),
+        (Kind::Spot, [a, s]) => w
+            .locations
+            .iter()
+            .find(|(_, x)| x.areas.get(*a).is_some_and(|y| y.spots.contains_key(*s)))
+            .map(|(l, _)| place(l, a, s)),
+        (Kind::Spot, [s]) => w
+            .locations
+            .iter()
+            .find_map(|(l, x)| x.areas.iter().find(|(_, y)| y.spots.contains_key(*s)).map(|(a, _)| place(l, a, s))),
+        _ => None,
+    }
+}
+
+impl Ctx<'_> {
     /// The place as shown in a change (`item`): its own fields, without what it contains.
     fn shown(&self, p: &Place) -> Value {
-        let w = &self.exp.world;
-        let Some(l) = w.locations.get(&p.location) else { return Value::Null };
-        match p.kind {
-            Kind::Location => {
-                json!({"id": l.id, "name": l.name, "description": l.description, "gps": l.gps, "exits": l.exits})
-            }
-            Kind::Area => l.areas.get(&p.area).map_or(Value::Null, |a| {
-                json!({"id": a.id, "name": a.name, "description": a.description, "exits": a.exits, "npcs": a.npcs,
-                       "location_id": p.location})
-            }),
-            Kind::Spot => l.areas.get(&p.area).and_then(|a| a.spots.get(&p.spot)).map_or(Value::Null, |s| {
-                json!({"id": s.id, "name": s.name, "description": s.description, "npcs": s.npcs,
-                       "location_id": p.location, "area_id": p.area})
-            }),
-        }
+        shown_in(&self.exp.world, p)
     }
 
+    /// The world's places as change `c` sees them (the content with every edit so far, this
+    /// change's own included): what NPC actions on places start from.
+    async fn places_now(&self, c: &mut crate::state::Change) -> Result<crate::content::WorldDoc> {
+        let base = self.worlds.experience(&self.exp.config.id)?;
+        let edits = c.place_edits().await?;
+        Ok(apply(&base, &edits).world)
+    }
+}
+
+/// Place `p` of `w` as shown in a change (see [`Ctx::shown`]).
+fn shown_in(w: &crate::content::WorldDoc, p: &Place) -> Value {
+    let Some(l) = w.locations.get(&p.location) else { return Value::Null };
+    match p.kind {
+        Kind::Location => {
+            json!({"id": l.id, "name": l.name, "description": l.description, "gps": l.gps, "exits": l.exits})
+        }
+        Kind::Area => l.areas.get(&p.area).map_or(Value::Null, |a| {
+            json!({"id": a.id, "name": a.name, "description": a.description, "exits": a.exits, "npcs": a.npcs,
+                   "location_id": p.location})
+        }),
+        Kind::Spot => l.areas.get(&p.area).and_then(|a| a.spots.get(&p.spot)).map_or(Value::Null, |s| {
+            json!({"id": s.id, "name": s.name, "description": s.description, "npcs": s.npcs,
+                   "location_id": p.location, "area_id": p.area})
+        }),
+    }
+}
+
+impl Ctx<'_> {
     fn place_change(&self, operation: &str, p: &Place, shown: Option<Value>) -> StateChange {
         StateChange {
             operation: operation.into(),
@@ -468,8 +484,8 @@ impl Ctx<'_> {
         }
     }
 
-    /// Joins areas `a` and `b` (`connect`: each an exit of the other) or parts them, inside `c`: the
-    /// changes, or why it cannot be done (nothing changed).
+    /// Joins areas `a` and `b` (`connect`: each an exit of the other) or parts them, inside `c` (from
+    /// the places as `c` sees them): the changes, or why it cannot be done (nothing changed).
     pub(crate) async fn link(
         &self,
         c: &mut crate::state::Change,
@@ -477,7 +493,8 @@ impl Ctx<'_> {
         b: &str,
         connect: bool,
     ) -> Result<std::result::Result<Vec<StateChange>, String>> {
-        let (Some(pa), Some(pb)) = (self.find_place(Kind::Area, a), self.find_place(Kind::Area, b)) else {
+        let w = self.places_now(c).await?;
+        let (Some(pa), Some(pb)) = (find_in(&w, Kind::Area, a), find_in(&w, Kind::Area, b)) else {
             return Ok(Err(format!("{a} and {b} must both be areas of the world.")));
         };
         if pa == pb {
@@ -486,8 +503,9 @@ impl Ctx<'_> {
         if !connect && pa.location == pb.location {
             return Ok(Err("areas of one location are always reachable from each other; exits join locations.".into()));
         }
-        let area_of = |p: &Place| -> Option<&Area> { self.exp.world.locations.get(&p.location)?.areas.get(&p.area) };
-        let mut changes = Vec::new();
+        let area_of = |p: &Place| -> Option<&Area> { w.locations.get(&p.location)?.areas.get(&p.area) };
+        // Both ways checked before either is written.
+        let mut writes = Vec::new();
         for (from, to) in [(&pa, &pb), (&pb, &pa)] {
             let mut exits = area_of(from).map(|x| x.exits.clone()).unwrap_or_default();
             let had = exits.contains(&to.area);
@@ -502,30 +520,35 @@ impl Ctx<'_> {
             } else {
                 exits.retain(|x| *x != to.area);
             }
-            self.set_exits(c, from, json!(exits)).await?;
-            let mut shown = self.shown(from);
-            shown["exits"] = json!(exits);
-            changes.push(self.place_change("update", from, Some(shown)));
+            writes.push((from, exits));
         }
-        if changes.is_empty() {
+        if writes.is_empty() {
             let state = if connect { "already connected" } else { "not connected" };
             return Ok(Err(format!("{a} and {b} are {state}.")));
+        }
+        let mut changes = Vec::new();
+        for (from, exits) in writes {
+            self.set_exits(c, from, json!(exits)).await?;
+            let mut shown = shown_in(&w, from);
+            shown["exits"] = json!(exits);
+            changes.push(self.place_change("update", from, Some(shown)));
         }
         Ok(Ok(changes))
     }
 
     /// Moves NPC `npc` into area `to` (`<area>` or `<location>/<area>`: the area's own NPCs), out of
-    /// every area and spot that held it, inside `c`: the changes, or why not (nothing changed).
+    /// every area and spot that held it, inside `c` (from the places as `c` sees them): the changes,
+    /// or why not (nothing changed).
     pub(crate) async fn move_npc(
         &self,
         c: &mut crate::state::Change,
         npc: &str,
         to: &str,
     ) -> Result<std::result::Result<Vec<StateChange>, String>> {
-        let Some(target) = self.find_place(Kind::Area, to) else {
+        let w = self.places_now(c).await?;
+        let Some(target) = find_in(&w, Kind::Area, to) else {
             return Ok(Err(format!("there is no area {to}.")));
         };
-        let w = &self.exp.world;
         let mut holders = Vec::new();
         for (l, loc) in &w.locations {
             for (a, area) in &loc.areas {
@@ -540,33 +563,33 @@ impl Ctx<'_> {
                 }
             }
         }
-        if holders.iter().any(|(p, _)| p.kind == Kind::Area && p == &target) {
+        if holders.iter().any(|(p, _)| p == &target) {
             return Ok(Err("already there.".into()));
         }
-        let mut changes = Vec::new();
-        let mut set = |p: &Place, npcs: Vec<String>| {
-            let key = p.key();
-            let mut shown = self.shown(p);
-            if shown.is_object() {
-                shown["npcs"] = json!(npcs);
-            }
-            changes.push(self.place_change("update", p, Some(shown)));
-            (key, npcs)
-        };
-        let mut writes = Vec::new();
-        for (p, npcs) in &holders {
-            writes.push(set(p, npcs.iter().filter(|n| *n != npc).cloned().collect()));
-        }
-        let mut here = w.locations[&target.location].areas[&target.area].npcs.clone();
+        let mut here = w
+            .locations
+            .get(&target.location)
+            .and_then(|l| l.areas.get(&target.area))
+            .map(|a| a.npcs.clone())
+            .unwrap_or_default();
         if here.len() >= MAX_LINKS {
             return Ok(Err(format!("{to} holds {MAX_LINKS} NPCs already.")));
         }
         here.push(npc.to_string());
-        writes.push(set(&target, here));
-        for (key, npcs) in writes {
+        let mut writes: Vec<(Place, Vec<String>)> =
+            holders.into_iter().map(|(p, npcs)| (p, npcs.into_iter().filter(|n| n != npc).collect())).collect();
+        writes.push((target, here));
+        let mut changes = Vec::new();
+        for (p, npcs) in writes {
+            let key = p.key();
             let mut edit = c.place_edit(&key).await?.filter(Value::is_object).unwrap_or_else(|| json!({}));
             edit["npcs"] = json!(npcs);
             c.set_place_edit(&key, Some(&edit)).await?;
+            let mut shown = shown_in(&w, &p);
+            if shown.is_object() {
+                shown["npcs"] = json!(npcs);
+            }
+            changes.push(self.place_change("update", &p, Some(shown)));
         }
         Ok(Ok(changes))
     }

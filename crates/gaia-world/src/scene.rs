@@ -260,7 +260,7 @@ impl Ctx<'_> {
 
     /// Answers the command when it is a scene command; `None` when it is not one.
     pub(crate) async fn scene_if_asked(&self, action: &Action) -> Result<Option<CommandResult>> {
-        let Some((kind, id)) = scene_command(action) else { return Ok(None) };
+        let Some((kind, id)) = scene_command(action).filter(|_| !self.exp.scenes.is_empty()) else { return Ok(None) };
         let version = self.seen.version;
         let here = self.scenes_at(None);
         let scene = match id {
@@ -308,6 +308,11 @@ impl Ctx<'_> {
             return Ok(CommandResult::fail(format!("{} is already under way.", title(scene)), self.seen.version));
         }
         let mut c = self.store().begin(self.world).await?;
+        // Again in the change: two players may start it at once.
+        if read_state(&mut c, &scene.id).await?.is_some_and(|s| s.status == Status::Running) {
+            drop(c);
+            return Ok(CommandResult::fail(format!("{} is already under way.", title(scene)), self.version().await?));
+        }
         let (changes, speech) = self.begin_scene(&mut c, scene).await?;
         let mut r = self.finish(c, format!("{} begins.", title(scene)), changes, None).await?;
         r.metadata = Some(json!({"scene": scene.id, "npc_reactions": speech}));
@@ -435,10 +440,13 @@ impl Ctx<'_> {
         message: &str,
         answer: &str,
         spent: (u64, f64),
-    ) -> Result<StateChange> {
+    ) -> Result<Option<StateChange>> {
         let scene = p.scene;
-        // Read again in the change: other players' turns may have come meanwhile.
-        let mut st = read_state(c, &scene.id).await?.unwrap_or_else(|| p.state.clone());
+        // Read again in the change: other players' turns may have come meanwhile, a cap or a reset
+        // may have ended it (then the answer stands, outside the scene).
+        let Some(mut st) = read_state(c, &scene.id).await?.filter(|s| s.status == Status::Running) else {
+            return Ok(None);
+        };
         let mut said = Vec::new();
         add_line(c, self.exp, &scene.id, &mut st, Some(self.user_id), "player", message, &mut said).await?;
         add_line(c, self.exp, &scene.id, &mut st, Some(self.user_id), npc, answer, &mut said).await?;
@@ -449,7 +457,7 @@ impl Ctx<'_> {
         st.spoken.insert(npc.to_string(), st.turns);
         st.last_npc = Some(npc.to_string());
         write_state(c, &scene.id, &st).await?;
-        Ok(scene_change(scene, &st, said))
+        Ok(Some(scene_change(scene, &st, said)))
     }
 
     /// The end of a turn in `scene`, inside `c`: a transition after the section's turns, then the

@@ -581,6 +581,23 @@ impl Change {
         })
     }
 
+    /// Every place edit of the world, as this change sees it.
+    pub(crate) async fn place_edits(&mut self) -> Result<Vec<(String, Value)>> {
+        let rows = sqlx::query("SELECT place, data FROM world_places WHERE world_id = $1 ORDER BY place")
+            .bind(&self.world_id)
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(WorldError::db)?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let key: String = r.try_get("place").ok()?;
+                let data: String = r.try_get("data").ok()?;
+                Some((key, serde_json::from_str(&data).ok()?))
+            })
+            .collect())
+    }
+
     /// Writes the edit of place `key` (`None`: removes it) and marks the world's places changed.
     pub(crate) async fn set_place_edit(&mut self, key: &str, edit: Option<&Value>) -> Result<()> {
         match edit {

@@ -115,15 +115,22 @@ impl Ctx<'_> {
             system.push_str("\n\n");
         }
         let r = &relationship;
+        // In a scene, what is private to the player (facts, memories, their talks alone with the
+        // NPC) stays out: the answer is said aloud, in front of other players.
+        let private = scene.is_none();
         system.push_str(&format!(
             "Your relationship with this player: trust {}/100 (50: a stranger), respect {}/100, familiarity {}/100; \
-             you feel {} ({:.1}). Facts you know about them: {}.",
+             you feel {} ({:.1}).{}",
             r.trust,
             r.respect,
             r.familiarity,
             r.emotion.name,
             r.emotion.intensity,
-            if r.facts.is_empty() { "none yet".to_string() } else { r.facts.join("; ") }
+            match (private, r.facts.is_empty()) {
+                (false, _) => String::new(),
+                (true, true) => " Facts you know about them: none yet.".to_string(),
+                (true, false) => format!(" Facts you know about them: {}.", r.facts.join("; ")),
+            }
         ));
         // What the NPC pursues: its active goals, and those this message sets off.
         let mut aims = template.map(|t| Self::aims(t, r)).unwrap_or_default();
@@ -155,7 +162,7 @@ impl Ctx<'_> {
              (for example [happy 0.7]).",
             EMOTIONS.join(", ")
         ));
-        let memories = self.recall(&npc_id, message).await;
+        let memories = if private { self.recall(&npc_id, message).await } else { Vec::new() };
         if !memories.is_empty() {
             system.push_str("\n\nWhat you remember about this player:");
             for m in &memories {
@@ -164,7 +171,7 @@ impl Ctx<'_> {
             }
         }
         let mut messages = vec![ChatMessage::system(system)];
-        for e in relationship.exchanges.iter().rev().take(MAX_EXCHANGES).rev() {
+        for e in relationship.exchanges.iter().rev().take(if private { MAX_EXCHANGES } else { 0 }).rev() {
             if let (Some(said), Some(answer)) = (e["player"].as_str(), e["npc"].as_str()) {
                 messages.push(ChatMessage::user(said));
                 messages.push(ChatMessage::assistant(answer));
@@ -245,7 +252,7 @@ impl Ctx<'_> {
         // The scene's lines first, then what the message sets off (a goal, a section), then the
         // scene's transition after turns and its caps.
         if let Some(p) = &scene {
-            changes.push(self.scene_turn(&mut c, p, &npc_id, message, &answer, spent).await?);
+            changes.extend(self.scene_turn(&mut c, p, &npc_id, message, &answer, spent).await?);
         }
         let mut reactions = self.react(&mut c, says).await?;
         if let Some(p) = &scene {
@@ -286,7 +293,7 @@ impl Ctx<'_> {
 
 impl Ctx<'_> {
     /// The model's answer to `req`: streamed to the caller's speech sink as it is written when there
-    /// is one (the emotion tag held back), else read whole.
+    /// is one (the emotion tag held back) and no moderation model judges answers, else read whole.
     async fn ask(
         &self,
         engine: &gaia_chat::Engine,
@@ -298,6 +305,13 @@ impl Ctx<'_> {
         let Some(sink) = self.caller.speech.clone() else {
             return engine.complete(admitted, spec, req).await;
         };
+        // A moderation model judges a whole answer, at its end: with one for the answers, nothing is
+        // shown (or spoken) before it has (pattern rules check a stream as it goes).
+        let g = engine.guardrails();
+        let all = g.union(&engine.guard_rules(admitted, None).await, spec.rules.unwrap_or(&Default::default()));
+        if !g.moderation(&all, gaia_chat::guardrails::Stage::Output).is_empty() {
+            return engine.complete(admitted, spec, req).await;
+        }
         let (answer, called) = engine.call(admitted, CallSpec { stream: true, ..spec }, req).await?;
         let stream = match answer {
             gaia_chat::Answer::Full(r) => return Ok((r, called)),

@@ -227,6 +227,10 @@ async fn npc_actions_move_the_npc_and_close_doors_for_every_player() {
         // Bob's arrival on the roof set off `air_out`: the door opened again, for everyone.
         let r = run(&w, &ann, "go roof").await;
         assert!(r.success, "{b}: {r:?}");
+        // For Ann the door is open already: her `air_out` is refused, changes nothing, and waits.
+        assert!(!r.state_changes.iter().any(|c| c.path.as_deref() == Some("world.areas")), "{b}: {r:?}");
+        let rel = w.relationship(EXP, &ann, "radio_operator").await.unwrap();
+        assert!(rel.mind.goals.get("air_out").is_none_or(|g| g.fired == 0), "{b}: {:?}", rel.mind.goals);
         assert!(run(&w, &ann, "go main_room").await.success, "{b}");
         assert!(run(&w, &ann, "go front").await.success, "{b}: Bob's arrival opened the door");
     }

@@ -665,6 +665,15 @@ impl Player {
         if !self.can_play {
             return vec![text(error("not_allowed", "you may look at this experience but not play it", rid))];
         }
+        if !self.trusted {
+            // What is said is a talk (or a scene's line): refused before anything is transcribed.
+            self.listening = None;
+            return vec![text(error(
+                "not_allowed",
+                "your position is not confirmed: send a plausible update_location first",
+                rid,
+            ))];
+        }
         let heard = match listen::take(&mut self.listening, m, self.state.config().assets.max_audio_bytes) {
             Ok(None) => return Vec::new(),
             Ok(Some(h)) => h,
@@ -754,23 +763,34 @@ impl Player {
                 for (npc, sentence) in done {
                     let voice = voices.as_ref().and_then(|e| e.npc_templates.get(&npc)).and_then(|t| t.voice.clone());
                     if let Some(speaker) = &speaker {
-                        let _ = speaker.send(json!({"npc_id": npc, "text": sentence, "voice": voice}));
+                        let _ = speaker
+                            .send(json!({"npc_id": npc, "text": sentence, "voice": voice, "answer_id": line_id}));
                     }
                 }
             }))
         } else {
             caller
         };
-        let result = {
-            let command = self.state.worlds().command(&self.experience, caller, &action);
-            tokio::pin!(command);
-            loop {
-                tokio::select! {
-                    r = &mut command => break r,
-                    Some(v) = rx.recv() => {
-                        let _ = live.send(text(v)).await;
-                    }
+        // The command runs in a task of its own: a client slow to read never holds up a world's
+        // change (a send waiting on the socket does not stop the command).
+        let command = {
+            let (worlds, experience, action) = (self.state.worlds().clone(), self.experience.clone(), action.clone());
+            tokio::spawn(async move { worlds.command(&experience, caller, &action).await })
+        };
+        tokio::pin!(command);
+        let result = loop {
+            tokio::select! {
+                r = &mut command => break r,
+                Some(v) = rx.recv() => {
+                    let _ = live.send(text(v)).await;
                 }
+            }
+        };
+        let result = match result {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "a game command's task failed");
+                return vec![text(error("processing_error", "the command failed; try again", rid))];
             }
         };
         // Done: what is still in the live channel now, the rest through the queue.
@@ -786,6 +806,9 @@ impl Player {
             Ok(r) => r,
             Err(e) => return vec![text(error("processing_error", e.to_string(), rid))],
         };
+        // A guardrail refused the answer after some of it streamed: the NPC's refusal is the line.
+        let refused = r.metadata.as_ref().is_some_and(|m| m["refused"] == true);
+        let rest = rest.filter(|_| !refused);
         let mut v = json!({"type": "action_response", "action": action.action, "success": r.success,
                            "message": r.message, "timestamp": now_ms()});
         if let Some(meta) = &r.metadata {
@@ -806,7 +829,7 @@ impl Player {
         // A streamed answer's voice: its last sentence (the others were spoken as they came).
         if let (Some((npc, sentence)), Some(speaker)) = (rest.filter(|_| r.success), &speaker) {
             let voice = r.metadata.as_ref().and_then(|m| m.get("voice")).cloned();
-            let _ = speaker.send(json!({"npc_id": npc, "text": sentence, "voice": voice}));
+            let _ = speaker.send(json!({"npc_id": npc, "text": sentence, "voice": voice, "answer_id": line_id}));
         }
         if let Some(meta) = r.metadata.as_ref().filter(|_| r.success) {
             let answer = std::iter::once(meta).filter(|m| m.get("text").is_some());
@@ -819,12 +842,14 @@ impl Player {
                     if let Some(e) = said.get("emotion") {
                         v["emotion"] = e.clone();
                     }
-                    // The streamed answer: its deltas' line, already spoken sentence by sentence.
+                    // The streamed answer: its deltas' line (the final text), already spoken sentence
+                    // by sentence (unless refused: then the refusal is spoken).
                     let streamed_here = is_answer && i == 0 && streamed;
+                    let spoken_already = streamed_here && !refused;
                     if streamed_here {
                         v["line_id"] = json!(line_id);
                     }
-                    if let Some(speaker) = speaker.as_ref().filter(|_| !streamed_here) {
+                    if let Some(speaker) = speaker.as_ref().filter(|_| !spoken_already) {
                         let _ = speaker.send(v.clone());
                     }
                     out.push(text(v));

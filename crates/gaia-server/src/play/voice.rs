@@ -9,8 +9,8 @@
 //!
 //! While a command that calls a model runs, what it says reaches the client as it is made ([`Live`]):
 //! the NPC's answer as `npc_speech_delta {npc_id, line_id, delta}` frames, and with voice its
-//! sentences spoken one by one as they complete ([`Sentences`]), so the first audio does not wait
-//! for the whole answer.
+//! sentences spoken one by one as they complete ([`Sentences`]; their `npc_visemes` carry the
+//! answer's line as `answer_id`), so the first audio does not wait for the whole answer.
 
 use super::hub::{now_ms, Out, Outbox};
 use crate::state::AppState;
@@ -75,8 +75,9 @@ impl Live {
     }
 }
 
-/// Frames a live channel holds before its sender waits (or, for text, uses the queue).
-const LIVE_FRAMES: usize = 1024;
+/// Frames a live channel holds before its sender waits (or, for text, uses the queue): with audio
+/// frames of at most 16 KiB, 1 MiB, as the queue.
+const LIVE_FRAMES: usize = 64;
 
 /// The sentences of a streamed answer, as they complete.
 #[derive(Debug, Default)]
@@ -146,6 +147,8 @@ pub(crate) fn speaker(
 async fn say(state: &AppState, p: &Principal, live: &Live, line: &Value) -> bool {
     let (Some(npc), Some(text)) = (line["npc_id"].as_str(), line["text"].as_str()) else { return true };
     let line_id = uuid::Uuid::new_v4().to_string();
+    // The streamed answer a sentence is part of (its `npc_speech_delta`s' and `npc_speech`'s line).
+    let answer_id = line.get("answer_id").filter(|a| a.is_string()).cloned();
     let text: String = text.chars().take(MAX_SPOKEN_CHARS).collect();
     let mut options = serde_json::Map::new();
     options.insert("format".into(), json!("wav"));
@@ -171,11 +174,12 @@ async fn say(state: &AppState, p: &Principal, live: &Live, line: &Value) -> bool
     let seconds = gaia_providers::media::wav_seconds(&audio);
     let visemes = gaia_assets::visemes::visemes(&text, seconds);
     let duration_ms = seconds.map(|s| (s * 1000.0).round() as u64);
-    if !live
-        .push(json!({"type": "npc_visemes", "npc_id": npc, "line_id": line_id, "text": text,
-                     "duration_ms": duration_ms, "visemes": visemes, "timestamp": now_ms()}))
-        .await
-    {
+    let mut shapes = json!({"type": "npc_visemes", "npc_id": npc, "line_id": line_id, "text": text,
+                            "duration_ms": duration_ms, "visemes": visemes, "timestamp": now_ms()});
+    if let Some(a) = &answer_id {
+        shapes["answer_id"] = a.clone();
+    }
+    if !live.push(shapes).await {
         return false;
     }
     let chunks: Vec<&[u8]> = audio[..audio.len().min(MAX_LINE_AUDIO)].chunks(AUDIO_CHUNK).collect();

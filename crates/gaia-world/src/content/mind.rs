@@ -334,12 +334,14 @@ pub struct Mind {
 }
 
 /// Checks the goals and actions of NPC templates: what they name exists (`items`, `quests`,
-/// `area_exists`), their values are in range, their counts bounded. One `(file, message)` per problem.
+/// `area_exists`; a door's areas in two locations, `location_of`), their values are in range, their
+/// counts bounded. One `(file, message)` per problem.
 pub(crate) fn check_minds(
     npcs: &BTreeMap<String, NpcTemplate>,
     items: &BTreeMap<String, ItemTemplate>,
     quests: &BTreeMap<String, Quest>,
     area_exists: &dyn Fn(&str) -> bool,
+    location_of: &dyn Fn(&str) -> Option<String>,
 ) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     for (id, t) in npcs {
@@ -383,14 +385,22 @@ pub(crate) fn check_minds(
                 let known = match a.command {
                     ActionCommand::GiveItem => items.contains_key(*v),
                     ActionCommand::StartQuest => quests.contains_key(*v),
-                    ActionCommand::MoveNpc => area_exists(v.rsplit('/').next().unwrap_or_default()),
-                    ActionCommand::OpenDoor | ActionCommand::CloseDoor => {
-                        let (x, y) = &a.doors[*v];
-                        x != y && area_exists(x) && area_exists(y)
-                    }
+                    ActionCommand::MoveNpc => area_exists(v),
+                    // A door joins areas of two locations (those of one location always lead
+                    // into each other).
+                    ActionCommand::OpenDoor | ActionCommand::CloseDoor => a
+                        .doors
+                        .get(*v)
+                        .is_some_and(|(x, y)| area_exists(x) && area_exists(y) && location_of(x) != location_of(y)),
                 };
                 if !known {
-                    out.push((at.clone(), format!("action {name} names the unknown {arg} {v}")));
+                    let what = match a.command {
+                        ActionCommand::OpenDoor | ActionCommand::CloseDoor => {
+                            format!("action {name}: door {v} must join known areas of two locations")
+                        }
+                        _ => format!("action {name} names the unknown {arg} {v}"),
+                    };
+                    out.push((at.clone(), what));
                 }
             }
         }

@@ -121,7 +121,8 @@ pub struct Scene {
     /// How the NPC who answers is chosen.
     #[serde(default)]
     pub speaker: SpeakerRule,
-    /// A game event that starts it (else a player's `start_scene`); once, unless it ended.
+    /// A game event that starts it, the first time only (a player's `start_scene` starts it, and
+    /// starts it again once it ended).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<Trigger>,
     /// NPC turns after which it ends (default 40).
@@ -154,14 +155,17 @@ impl Scene {
     }
 }
 
-/// Checks scenes: what they name exists (`npcs`, `area_in`: whether an area is in a location),
+/// Checks scenes: what they name exists (`npcs`, `area_in`: whether an area is in a location,
+/// `known`: what is wrong with the areas, items and quests a trigger names),
 /// their texts and counts are bounded, every section is reachable by its id. One `(file, message)`
 /// per problem.
 pub(crate) fn check_scenes(
     scenes: &BTreeMap<String, Scene>,
     npcs: &BTreeMap<String, NpcTemplate>,
     area_in: &dyn Fn(&str, &str) -> bool,
+    known: &dyn Fn(&Trigger) -> Option<String>,
 ) -> Vec<(String, String)> {
+    let names_problem = known;
     let mut out = Vec::new();
     for (id, s) in scenes {
         let at = format!("scenes/{id}.md");
@@ -181,12 +185,18 @@ pub(crate) fn check_scenes(
         if s.max_turns == 0 || s.max_turns > MAX_SCENE_TURNS {
             bad(format!("max_turns is 1 to {MAX_SCENE_TURNS}"));
         }
+        if s.max_tokens == Some(0) {
+            bad("max_tokens is at least 1".into());
+        }
         if s.max_cost_usd.is_some_and(|c| !c.is_finite() || c <= 0.0) {
             bad("max_cost_usd is a positive number".into());
         }
         if let Some(t) = &s.start {
             if !t.requires.is_empty() {
                 bad("start: scenes do not read relationships (`requires`)".into());
+            }
+            if let Some(why) = t.says_problem().or_else(|| names_problem(t)) {
+                bad(format!("start: {why}"));
             }
         }
         let mut ids = std::collections::BTreeSet::new();
@@ -211,7 +221,7 @@ pub(crate) fn check_scenes(
                 if t.when.as_ref().is_some_and(|w| !w.requires.is_empty()) {
                     bad(format!("section {}: scenes do not read relationships (`requires`)", sec.id));
                 }
-                if let Some(why) = t.when.as_ref().and_then(|w| w.says_problem()) {
+                if let Some(why) = t.when.as_ref().and_then(|w| w.says_problem().or_else(|| names_problem(w))) {
                     bad(format!("section {}: {why}", sec.id));
                 }
                 if t.after_turns == Some(0) {

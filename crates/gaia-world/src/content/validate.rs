@@ -137,13 +137,31 @@ pub(crate) fn validate(draft: &Draft, problems: &mut Problems) {
     check_waypoints(draft, world, problems);
     if let Some(world) = world {
         let quests = quests(world);
-        let area_exists = |a: &str| world.locations.values().any(|l| l.areas.contains_key(a));
-        let found = super::mind::check_minds(&draft.npc_templates, &draft.item_templates, &quests, &area_exists);
+        // An area by id, or as `<location>/<area>`.
+        let area_exists = |a: &str| match a.split_once('/') {
+            Some((l, a)) => world.locations.get(l).is_some_and(|l| l.areas.contains_key(a)),
+            None => world.locations.values().any(|l| l.areas.contains_key(a)),
+        };
+        let location_of = |a: &str| match a.split_once('/') {
+            Some((l, _)) => Some(l.to_string()),
+            None => world.locations.iter().find(|(_, l)| l.areas.contains_key(a)).map(|(id, _)| id.clone()),
+        };
+        let found =
+            super::mind::check_minds(&draft.npc_templates, &draft.item_templates, &quests, &area_exists, &location_of);
         for (file, message) in found {
             problems.push(&file, "goals/actions", message);
         }
         let area_in = |l: &str, a: &str| world.locations.get(l).is_some_and(|l| l.areas.contains_key(a));
-        for (file, message) in super::scene::check_scenes(&draft.scenes, &draft.npc_templates, &area_in) {
+        let known = |t: &super::Trigger| -> Option<String> {
+            if let Some(a) = t.area.as_deref().filter(|a| !area_exists(a)) {
+                return Some(format!("the unknown area {a}"));
+            }
+            if let Some(i) = t.item.as_deref().filter(|i| !draft.item_templates.contains_key(*i)) {
+                return Some(format!("the unknown item {i}"));
+            }
+            t.quest.as_deref().filter(|q| !quests.contains_key(*q)).map(|q| format!("the unknown quest {q}"))
+        };
+        for (file, message) in super::scene::check_scenes(&draft.scenes, &draft.npc_templates, &area_in, &known) {
             problems.push(&file, "scene", message);
         }
     }
