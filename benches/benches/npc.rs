@@ -153,6 +153,33 @@ fn transcription_form(audio: &[u8]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
+/// The baseline of a voiced answer: the same model stream straight from the mock, read until its
+/// first sentence, then the mock's speech call for that sentence. Returns when the first text a
+/// player sees came (the answer's first word, after its emotion tag).
+async fn direct_first_sentence_spoken(s: &Setup, message: &str) -> Duration {
+    use futures::StreamExt;
+    let t = Instant::now();
+    let body = json!({"model": "mock-gpt", "stream": true, "messages": [{"role": "user", "content": message}]});
+    let r = s.http.post(format!("{}/chat/completions", s.mock_url)).bearer_auth("k").json(&body).send().await.unwrap();
+    let mut stream = r.bytes_stream();
+    let (mut seen, mut first) = (String::new(), None);
+    while let Some(chunk) = stream.next().await {
+        seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        // The first text a player would see: the answer's first word, after its emotion tag.
+        if first.is_none() && seen.contains("Copy") {
+            first = Some(t.elapsed());
+        }
+        if seen.contains("friend.") {
+            break;
+        }
+    }
+    let speech =
+        json!({"model": "tts-1", "voice": "calm_low", "input": "Copy that, friend.", "response_format": "wav"});
+    let r = s.http.post(format!("{}/audio/speech", s.mock_url)).bearer_auth("k").json(&speech).send().await.unwrap();
+    r.bytes().await.unwrap();
+    first.unwrap_or_else(|| t.elapsed())
+}
+
 /// Reads a socket until a talk's answer is in and its three sentences spoken: when the first
 /// `npc_speech_delta` and the first `npc_audio` came, from `t`.
 async fn answered<S>(ws: &mut S, t: Instant) -> (Duration, Duration)
@@ -189,7 +216,7 @@ where
 }
 
 async fn first_text_and_audio(s: &Setup, key: &str) -> Voice {
-    use futures::{SinkExt, StreamExt};
+    use futures::SinkExt;
     let rounds = 100;
     s.mock.set_first_byte_delay(FIRST_TOKEN);
     s.mock.set_chunk_delay(CHUNK);
@@ -204,37 +231,13 @@ async fn first_text_and_audio(s: &Setup, key: &str) -> Voice {
     for i in 0..rounds {
         s.mock.push_reply(format!("[happy 0.6] {ANSWER}"));
         let t = Instant::now();
-        let body = json!({"model": "mock-gpt", "stream": true, "messages": [{"role": "user", "content": format!("Copy? {i}")}]});
-        let r =
-            s.http.post(format!("{}/chat/completions", s.mock_url)).bearer_auth("k").json(&body).send().await.unwrap();
-        let mut body = r.bytes_stream();
-        let (mut seen, mut first) = (String::new(), None);
-        while let Some(chunk) = body.next().await {
-            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-            if first.is_none() && seen.contains("\"content\"") {
-                first = Some(t.elapsed());
-            }
-            if seen.contains("friend.") {
-                break;
-            }
-        }
-        v.direct_text.push(first.unwrap_or_else(|| t.elapsed()));
-        let speech =
-            json!({"model": "tts-1", "voice": "calm_low", "input": "Copy that, friend.", "response_format": "wav"});
-        s.http
-            .post(format!("{}/audio/speech", s.mock_url))
-            .bearer_auth("k")
-            .json(&speech)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let first = direct_first_sentence_spoken(s, &format!("Copy? {i}")).await;
+        v.direct_text.push(first);
         v.direct_audio.push(t.elapsed());
     }
     let url = format!("{}/ws/experience?token={key}&experience={EXP}&voice=true", s.url.replace("http://", "ws://"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    // A game client sends small frames at once (no Nagle delay), as the server does.
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await.unwrap();
     for i in 0..rounds {
         s.mock.push_reply(format!("[happy 0.6] {ANSWER}"));
         let t = Instant::now();
@@ -267,29 +270,7 @@ async fn first_text_and_audio(s: &Setup, key: &str) -> Voice {
             .await
             .unwrap();
         assert_eq!(heard["text"], SPOKEN, "{heard}");
-        let body = json!({"model": "mock-gpt", "stream": true, "messages": [{"role": "user", "content": format!("{SPOKEN} {i}")}]});
-        let r =
-            s.http.post(format!("{}/chat/completions", s.mock_url)).bearer_auth("k").json(&body).send().await.unwrap();
-        let mut stream = r.bytes_stream();
-        let mut seen = String::new();
-        while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
-            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-            if seen.contains("friend.") {
-                break;
-            }
-        }
-        let line =
-            json!({"model": "tts-1", "voice": "calm_low", "input": "Copy that, friend.", "response_format": "wav"});
-        s.http
-            .post(format!("{}/audio/speech", s.mock_url))
-            .bearer_auth("k")
-            .json(&line)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        direct_first_sentence_spoken(s, &format!("{SPOKEN} {i}")).await;
         v.direct_speech.push(t.elapsed());
     }
     for _ in 0..rounds {

@@ -114,13 +114,8 @@ const SEEDED: [(&str, &str); 10] = [
 #[tokio::test]
 async fn an_npc_recalls_a_fact_told_200_turns_earlier_and_players_never_share_memories() {
     for db in database_urls().await {
-        let mut config = common::test_config();
-        config.worlds.npc_memory = true;
-        config.embeddings.model = Some("openai/text-embedding-3-small".into());
-        config.embeddings.dimensions = Some(256);
-        let s = common::start_with(db, Some(gaia_providers::mock::MockConfig::default()), config).await;
+        let (s, _vault) = common::start_remembering(db).await;
         let b = s.backend;
-        let _vault = common::with_sample_world(&s).await;
         let (ann, _, _) = s.register("ann@example.com").await;
         let (bob, _, _) = s.register("bob@example.com").await;
         let mock = s.mock.as_ref().unwrap();
@@ -258,11 +253,8 @@ async fn an_experience_s_guardrails_make_its_npcs_refuse_in_character() {
 #[tokio::test]
 async fn past_10000_memories_the_oldest_are_condensed_by_the_model() {
     for db in database_urls().await {
-        let mut config = common::test_config();
-        config.worlds.npc_memory = true;
-        let s = common::start_with(db, Some(gaia_providers::mock::MockConfig::default()), config).await;
+        let (s, _vault) = common::start_remembering(db).await;
         let b = s.backend;
-        let _vault = common::with_sample_world(&s).await;
         let (ann, _, user) = s.register("ann@example.com").await;
         let mock = s.mock.as_ref().unwrap();
         let url = |p: &str| format!("{}/api/v1/experiences/safe-house{p}", s.url);

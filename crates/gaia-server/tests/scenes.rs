@@ -13,13 +13,8 @@ use serde_json::{json, Value};
 #[tokio::test]
 async fn two_players_share_a_scene_and_never_each_other_s_memories() {
     for db in database_urls().await {
-        let mut config = common::test_config();
-        config.worlds.npc_memory = true;
-        config.embeddings.model = Some("openai/text-embedding-3-small".into());
-        config.embeddings.dimensions = Some(256);
-        let s = common::start_with(db, Some(gaia_providers::mock::MockConfig::default()), config).await;
+        let (s, vault) = common::start_remembering(db).await;
         let b = s.backend;
-        let vault = common::with_sample_world(&s).await;
         let (ann, _, _) = s.register("ann@example.com").await;
         let (bob, _, _) = s.register("bob@example.com").await;
         let mock = s.mock.as_ref().unwrap();
@@ -161,8 +156,7 @@ async fn two_players_share_a_scene_and_never_each_other_s_memories() {
         let lines: Vec<&str> =
             r["metadata"]["npc_reactions"].as_array().unwrap().iter().filter_map(|l| l["text"].as_str()).collect();
         assert!(lines.contains(&"There. Twenty, thirty. Coming this way."), "{b}: by meaning: {r}");
-        let ended =
-            r["state_changes"].as_array().unwrap().iter().filter(|c| c["path"] == "scene").last().unwrap().clone();
+        let ended = r["state_changes"].as_array().unwrap().iter().rfind(|c| c["path"] == "scene").unwrap().clone();
         assert_eq!(
             (ended["item"]["status"].as_str(), ended["item"]["ended"].as_str()),
             (Some("ended"), Some("max_turns"))
@@ -181,8 +175,7 @@ async fn two_players_share_a_scene_and_never_each_other_s_memories() {
         mock.push_reply_when("You direct the scene", "radio_operator");
         let r = say(&ann, "Dana, is that you?").await;
         assert_eq!(r["metadata"]["npc_id"], "radio_operator", "{b}: the model's choice: {r}");
-        let ended =
-            r["state_changes"].as_array().unwrap().iter().filter(|c| c["path"] == "scene").last().unwrap().clone();
+        let ended = r["state_changes"].as_array().unwrap().iter().rfind(|c| c["path"] == "scene").unwrap().clone();
         assert_eq!(ended["item"]["ended"], "max_tokens", "{b}: {ended}");
     }
 }

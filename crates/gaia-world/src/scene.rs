@@ -169,17 +169,15 @@ async fn write_state(c: &mut Change, scene: &str, st: &SceneState) -> Result<()>
     Ok(())
 }
 
-/// Adds a line to the scene (numbered after `st.seq`), and to `said` as a client sees it.
+/// Adds a line to the scene (numbered after `st.seq`): the line.
 async fn add_line(
     c: &mut Change,
-    exp: &crate::content::Experience,
     scene: &str,
     st: &mut SceneState,
     user_id: Option<&str>,
     speaker: &str,
     text: &str,
-    said: &mut Vec<Value>,
-) -> Result<()> {
+) -> Result<Line> {
     st.seq += 1;
     sqlx::query(
         "INSERT INTO world_scene_lines (world_id, scene_id, seq, user_id, speaker, text, created_at) \
@@ -195,9 +193,7 @@ async fn add_line(
     .execute(&mut *c.tx)
     .await
     .map_err(WorldError::db)?;
-    let line = Line { seq: st.seq, user_id: user_id.map(str::to_string), speaker: speaker.into(), text: text.into() };
-    said.push(line.view(exp));
-    Ok(())
+    Ok(Line { seq: st.seq, user_id: user_id.map(str::to_string), speaker: speaker.into(), text: text.into() })
 }
 
 impl Ctx<'_> {
@@ -369,11 +365,11 @@ impl Ctx<'_> {
         st.section = sec.id.clone();
         st.section_turns = 0;
         if let Some(n) = &sec.narration {
-            add_line(c, self.exp, &scene.id, st, None, "narrator", n, said).await?;
+            said.push(add_line(c, &scene.id, st, None, "narrator", n).await?.view(self.exp));
         }
         let mut speech = Vec::new();
         for l in &sec.lines {
-            add_line(c, self.exp, &scene.id, st, None, &l.npc, &l.say, said).await?;
+            said.push(add_line(c, &scene.id, st, None, &l.npc, &l.say).await?.view(self.exp));
             let t = self.exp.npc_templates.get(&l.npc);
             speech.push(json!({"npc_id": l.npc, "npc_name": npc_name(self.exp, &l.npc), "text": l.say,
                                "voice": t.and_then(|t| t.voice.clone()), "scene": scene.id}));
@@ -448,8 +444,8 @@ impl Ctx<'_> {
             return Ok(None);
         };
         let mut said = Vec::new();
-        add_line(c, self.exp, &scene.id, &mut st, Some(self.user_id), "player", message, &mut said).await?;
-        add_line(c, self.exp, &scene.id, &mut st, Some(self.user_id), npc, answer, &mut said).await?;
+        said.push(add_line(c, &scene.id, &mut st, Some(self.user_id), "player", message).await?.view(self.exp));
+        said.push(add_line(c, &scene.id, &mut st, Some(self.user_id), npc, answer).await?.view(self.exp));
         st.turns += 1;
         st.section_turns += 1;
         st.tokens += spent.0 + p.spent.0;
@@ -491,7 +487,7 @@ impl Ctx<'_> {
             st.status = Status::Ended;
             st.ended = Some(why.into());
             let line = format!("{} draws to a close.", title(scene));
-            add_line(c, self.exp, &scene.id, &mut st, None, "narrator", &line, &mut said).await?;
+            said.push(add_line(c, &scene.id, &mut st, None, "narrator", &line).await?.view(self.exp));
         }
         if said.is_empty() {
             return Ok(None);

@@ -7,7 +7,7 @@
 //! broken goals and actions are reported when the vault loads.
 //! SQLite and PostgreSQL.
 
-use crate::support::{player, run, sample, templates, vault_with, worlds, EXP};
+use crate::support::{player, run, sample, sample_with, templates, vault_with, worlds, EXP};
 use gaia_core::testing::database_urls;
 use gaia_world::content::load_catalog;
 use serde_json::Value;
@@ -121,10 +121,9 @@ async fn a_quest_gated_on_the_relationship_is_refused_below_it() {
         let b = db.backend;
         let storage = db.storage().await;
         let (w, _) = worlds(&storage);
-        let mut catalog = sample();
-        let exp = std::sync::Arc::make_mut(catalog.experiences.get_mut(EXP).unwrap());
-        exp.quests.get_mut("first_aid").unwrap().requires.relationship.trust = Some(54);
-        w.set_catalog(catalog);
+        w.set_catalog(sample_with(|exp| {
+            exp.quests.get_mut("first_aid").unwrap().requires.relationship.trust = Some(54);
+        }));
         let ann = player(&storage, "ann").await;
         let r = run(&w, &ann, "accept quest first_aid").await;
         assert!(!r.success && r.message.contains("trust 54 needed, 50 now"), "{b}: {r:?}");
@@ -174,37 +173,36 @@ async fn npc_actions_move_the_npc_and_close_doors_for_every_player() {
         let storage = db.storage().await;
         let (w, _) = worlds(&storage);
         // Given soup, Sam bars the street door and goes up to the roof (a goal's two actions).
-        let mut catalog = sample();
-        let exp = std::sync::Arc::make_mut(catalog.experiences.get_mut(EXP).unwrap());
-        let sam = exp.npc_templates.get_mut("radio_operator").unwrap();
-        let action = |v: Value| serde_json::from_value::<gaia_world::content::NpcAction>(v).unwrap();
-        sam.actions.insert(
-            "bar_door".into(),
-            action(serde_json::json!({"command": "close_door", "doors": {"street_door": ["main_room", "front"]}})),
-        );
-        sam.actions.insert(
-            "unbar_door".into(),
-            action(serde_json::json!({"command": "open_door", "doors": {"street_door": ["main_room", "front"]}})),
-        );
-        sam.actions.insert("climb".into(), action(serde_json::json!({"command": "move_npc", "areas": ["roof"]})));
-        sam.goals.push(
-            serde_json::from_value(serde_json::json!({
-                "id": "lock_up", "when": {"event": "item_given", "item": "canned_food"},
-                "say": "Thanks. Barring the door; I'll be on the roof.",
-                "actions": [{"action": "bar_door", "args": {"door": "street_door"}},
-                            {"action": "climb", "args": {"area": "roof"}}]
-            }))
-            .unwrap(),
-        );
-        // A goal that opens a door already open waits (its action refused, nothing changed).
-        sam.goals.push(
-            serde_json::from_value(serde_json::json!({
-                "id": "air_out", "when": {"event": "enters_area", "area": "roof"},
-                "actions": [{"action": "unbar_door", "args": {"door": "street_door"}}]
-            }))
-            .unwrap(),
-        );
-        w.set_catalog(catalog);
+        w.set_catalog(sample_with(|exp| {
+            let sam = exp.npc_templates.get_mut("radio_operator").unwrap();
+            let action = |v: Value| serde_json::from_value::<gaia_world::content::NpcAction>(v).unwrap();
+            sam.actions.insert(
+                "bar_door".into(),
+                action(serde_json::json!({"command": "close_door", "doors": {"street_door": ["main_room", "front"]}})),
+            );
+            sam.actions.insert(
+                "unbar_door".into(),
+                action(serde_json::json!({"command": "open_door", "doors": {"street_door": ["main_room", "front"]}})),
+            );
+            sam.actions.insert("climb".into(), action(serde_json::json!({"command": "move_npc", "areas": ["roof"]})));
+            sam.goals.push(
+                serde_json::from_value(serde_json::json!({
+                    "id": "lock_up", "when": {"event": "item_given", "item": "canned_food"},
+                    "say": "Thanks. Barring the door; I'll be on the roof.",
+                    "actions": [{"action": "bar_door", "args": {"door": "street_door"}},
+                                {"action": "climb", "args": {"area": "roof"}}]
+                }))
+                .unwrap(),
+            );
+            // A goal that opens a door already open waits (its action refused, nothing changed).
+            sam.goals.push(
+                serde_json::from_value(serde_json::json!({
+                    "id": "air_out", "when": {"event": "enters_area", "area": "roof"},
+                    "actions": [{"action": "unbar_door", "args": {"door": "street_door"}}]
+                }))
+                .unwrap(),
+            );
+        }));
         let ann = player(&storage, "ann").await;
         let bob = player(&storage, "bob").await;
 
@@ -242,11 +240,10 @@ async fn a_template_sets_what_a_gift_does_to_the_relationship() {
         let b = db.backend;
         let storage = db.storage().await;
         let (w, _) = worlds(&storage);
-        let mut catalog = sample();
-        let exp = std::sync::Arc::make_mut(catalog.experiences.get_mut(EXP).unwrap());
-        exp.npc_templates.get_mut("radio_operator").unwrap().gift_effects =
-            gaia_world::content::Axes { trust: Some(2), respect: Some(3), familiarity: None };
-        w.set_catalog(catalog);
+        w.set_catalog(sample_with(|exp| {
+            exp.npc_templates.get_mut("radio_operator").unwrap().gift_effects =
+                gaia_world::content::Axes { trust: Some(2), respect: Some(3), familiarity: None };
+        }));
         let ann = player(&storage, "ann").await;
         for step in ["go front", "take soup", "go main_room", "give soup to sam"] {
             assert!(run(&w, &ann, step).await.success, "{b}: {step}");

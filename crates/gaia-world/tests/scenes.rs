@@ -5,7 +5,7 @@
 //! not started twice, an ended one starts again; a player's line needs a scene under way (and a
 //! model); broken scenes are reported when the vault loads. SQLite and PostgreSQL.
 
-use crate::support::{player, run, sample, vault_with, worlds, EXP};
+use crate::support::{player, run, sample_with, vault_with, worlds, EXP};
 use gaia_core::testing::database_urls;
 use gaia_world::content::{load_catalog, EventKind, Transition, Trigger};
 use gaia_world::{Action, CommandResult};
@@ -55,12 +55,11 @@ async fn a_scene_moves_through_its_sections_on_game_events_with_no_model_call() 
         let storage = db.storage().await;
         let (w, _) = worlds(&storage);
         // Taking a quest on the roof moves the watch on (an event transition besides the sample's).
-        let mut catalog = sample();
-        let exp = std::sync::Arc::make_mut(catalog.experiences.get_mut(EXP).unwrap());
-        let scene = exp.scenes.get_mut("night_watch").unwrap();
-        let quest = Trigger { quest: Some("first_aid".into()), ..trigger(EventKind::QuestAccepted) };
-        scene.sections[0].next.insert(0, Transition { to: "horde".into(), when: Some(quest), after_turns: None });
-        w.set_catalog(catalog);
+        w.set_catalog(sample_with(|exp| {
+            let scene = exp.scenes.get_mut("night_watch").unwrap();
+            let quest = Trigger { quest: Some("first_aid".into()), ..trigger(EventKind::QuestAccepted) };
+            scene.sections[0].next.insert(0, Transition { to: "horde".into(), when: Some(quest), after_turns: None });
+        }));
         let ann = player(&storage, "ann").await;
         let bob = player(&storage, "bob").await;
 
@@ -133,11 +132,10 @@ async fn a_scene_with_a_start_event_starts_once_by_itself() {
         let b = db.backend;
         let storage = db.storage().await;
         let (w, _) = worlds(&storage);
-        let mut catalog = sample();
-        let exp = std::sync::Arc::make_mut(catalog.experiences.get_mut(EXP).unwrap());
-        let scene = exp.scenes.get_mut("night_watch").unwrap();
-        scene.start = Some(Trigger { area: Some("roof".into()), ..trigger(EventKind::EntersArea) });
-        w.set_catalog(catalog);
+        w.set_catalog(sample_with(|exp| {
+            let scene = exp.scenes.get_mut("night_watch").unwrap();
+            scene.start = Some(Trigger { area: Some("roof".into()), ..trigger(EventKind::EntersArea) });
+        }));
         let ann = player(&storage, "ann").await;
         let bob = player(&storage, "bob").await;
         let r = run(&w, &ann, "go roof").await;

@@ -19,6 +19,13 @@ pub fn sample() -> gaia_world::content::Catalog {
     c
 }
 
+/// The sample vault's catalog with its experience edited by `edit` (a test's variation).
+pub fn sample_with(edit: impl FnOnce(&mut gaia_world::content::Experience)) -> gaia_world::content::Catalog {
+    let mut catalog = sample();
+    edit(std::sync::Arc::make_mut(catalog.experiences.get_mut(EXP).unwrap()));
+    catalog
+}
+
 /// An engine over `storage` playing the sample, and its event bus.
 pub fn worlds(storage: &Storage) -> (Worlds, EventBus) {
     let bus = EventBus::default();

@@ -52,6 +52,19 @@ pub fn test_config() -> Config {
     config
 }
 
+/// A server on the sample world whose NPCs remember (`worlds.npc_memory`, memories embedded with the
+/// mock's `text-embedding-3-small` in 256 numbers), with the mock model, and the sample's vault.
+#[allow(dead_code)]
+pub async fn start_remembering(db: TestDb) -> (TestServer, tempfile::TempDir) {
+    let mut config = test_config();
+    config.worlds.npc_memory = true;
+    config.embeddings.model = Some("openai/text-embedding-3-small".into());
+    config.embeddings.dimensions = Some(256);
+    let s = start_with(db, Some(MockConfig::default()), config).await;
+    let vault = with_sample_world(&s).await;
+    (s, vault)
+}
+
 /// [`start`] with a given configuration.
 #[allow(dead_code)]
 pub async fn start_with_title(db: TestDb, mock: Option<MockConfig>) -> TestServer {
