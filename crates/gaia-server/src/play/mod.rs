@@ -824,13 +824,13 @@ impl Player {
             v["request_id"] = x.clone();
         }
         let mut out = vec![text(v)];
-        // What NPCs said, for the client to show or voice: the answer of a `talk`, then the lines of
-        // the goals the command set off.
         // A streamed answer's voice: its last sentence (the others were spoken as they came).
         if let (Some((npc, sentence)), Some(speaker)) = (rest.filter(|_| r.success), &speaker) {
             let voice = r.metadata.as_ref().and_then(|m| m.get("voice")).cloned();
             let _ = speaker.send(json!({"npc_id": npc, "text": sentence, "voice": voice, "answer_id": line_id}));
         }
+        // What NPCs said, for the client to show or voice: the answer of a `talk` (or a scene's
+        // line), then the lines of the goals and scene sections the command set off.
         if let Some(meta) = r.metadata.as_ref().filter(|_| r.success) {
             let answer = std::iter::once(meta).filter(|m| m.get("text").is_some());
             let reactions = meta.get("npc_reactions").and_then(Value::as_array).into_iter().flatten();
