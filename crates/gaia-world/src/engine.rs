@@ -1,7 +1,7 @@
 //! The world engine: the experiences loaded from the vault, their live state, and the commands.
 
 use crate::command::{parse, Action, CommandResult, StateChange, Verb, FAST_COMMANDS};
-use crate::content::{Area, Axes, Catalog, Experience, ItemTemplate, Location};
+use crate::content::{Area, Catalog, Experience, ItemTemplate, Location};
 use crate::error::{Result, WorldError};
 use crate::geo::GeoIndex;
 use crate::state::{world_id, Change, Holder, LiveItem, LocationSnapshot, PlayerState, WorldStore};
@@ -1008,8 +1008,7 @@ impl Ctx<'_> {
         // A gift raises the NPC's trust in the player (by the template's `gift_effects`), and their
         // goals may react to it.
         let mut rel = c.relationship(self.user_id, &npc_id).await?;
-        let gift =
-            self.exp.npc_templates.get(&npc_id).map_or(Axes { trust: Some(5), ..Axes::default() }, |t| t.gift_effects);
+        let gift = self.exp.npc_templates.get(&npc_id).map_or_else(crate::content::gift_effects, |t| t.gift_effects);
         rel.add(&gift);
         c.set_relationship(self.user_id, &npc_id, &rel).await?;
         let label = display_name(self.exp, &item.instance);

@@ -136,14 +136,24 @@ pub(crate) fn scene_kind(action: &Action) -> Option<bool> {
     scene_command(action).map(|(k, _)| k == "say")
 }
 
-async fn read_state(c: &mut Change, scene: &str) -> Result<Option<SceneState>> {
+/// A scene's state in a world, read by `db` (a change's transaction, or the pool).
+async fn scene_state<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    world: &str,
+    scene: &str,
+) -> Result<Option<SceneState>> {
     let row = sqlx::query("SELECT data FROM world_scenes WHERE world_id = $1 AND scene_id = $2")
-        .bind(&c.world_id)
+        .bind(world)
         .bind(scene)
-        .fetch_optional(&mut *c.tx)
+        .fetch_optional(db)
         .await
         .map_err(WorldError::db)?;
     Ok(row.map(|r| serde_json::from_str(&r.try_get::<String, _>("data").unwrap_or_default()).unwrap_or_default()))
+}
+
+/// A scene's state as change `c` sees it.
+async fn read_state(c: &mut Change, scene: &str) -> Result<Option<SceneState>> {
+    scene_state(&mut *c.tx, &c.world_id, scene).await
 }
 
 async fn write_state(c: &mut Change, scene: &str, st: &SceneState) -> Result<()> {
@@ -210,13 +220,7 @@ impl Ctx<'_> {
     }
 
     async fn state_of(&self, scene: &str) -> Result<Option<SceneState>> {
-        let row = sqlx::query("SELECT data FROM world_scenes WHERE world_id = $1 AND scene_id = $2")
-            .bind(self.world)
-            .bind(scene)
-            .fetch_optional(self.store().storage().pool())
-            .await
-            .map_err(WorldError::db)?;
-        Ok(row.map(|r| serde_json::from_str(&r.try_get::<String, _>("data").unwrap_or_default()).unwrap_or_default()))
+        scene_state(self.store().storage().pool(), self.world, scene).await
     }
 
     async fn lines_of(&self, scene: &str) -> Result<Vec<Line>> {

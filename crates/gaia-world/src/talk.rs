@@ -8,7 +8,7 @@
 //! message sets off fire, all in one versioned change.
 
 use crate::command::{strip_articles, Action, CommandResult};
-use crate::content::{Axes, Emotion, EMOTIONS};
+use crate::content::{Emotion, EMOTIONS};
 use crate::engine::{npc_name, Ctx};
 use crate::error::Result;
 use crate::npc::{action_tools, matches, relationship_change, WorldEvent, MAX_ACTION_ARGS, MAX_ACTION_CALLS};
@@ -244,7 +244,7 @@ impl Ctx<'_> {
             answer = if done.is_empty() { format!("{name} says nothing.") } else { done.join(" ") };
         }
         rel.exchanges.push(json!({"player": message, "npc": answer, "at": chrono::Utc::now().timestamp_millis()}));
-        rel.add(&template.map_or(Axes { trust: Some(1), familiarity: Some(1), ..Axes::default() }, |t| t.talk_effects));
+        rel.add(&template.map_or_else(crate::content::talk_effects, |t| t.talk_effects));
         if let Some(e) = felt {
             rel.emotion = e;
         }

@@ -323,11 +323,13 @@ impl Default for NpcTemplate {
     }
 }
 
-fn talk_effects() -> super::Axes {
+/// What a talk adds to the relationship when the template says nothing (trust and familiarity +1).
+pub(crate) fn talk_effects() -> super::Axes {
     super::Axes { trust: Some(1), familiarity: Some(1), ..super::Axes::default() }
 }
 
-fn gift_effects() -> super::Axes {
+/// What a gift adds to the relationship when the template says nothing (trust +5).
+pub(crate) fn gift_effects() -> super::Axes {
     super::Axes { trust: Some(5), ..super::Axes::default() }
 }
 
